@@ -1,0 +1,149 @@
+/* authinfo.h: the auth-info record delivered with each request, and per-site auth settings. */
+#ifndef GATEHOUSE_AUTHINFO_H
+#define GATEHOUSE_AUTHINFO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <gatehouse/common.h>
+
+/*
+ * Modelled on HTTP.sys's HTTP_REQUEST_AUTH_INFO. The server runs the whole
+ * 401 handshake itself (Negotiate, NTLM, Basic, Unix peers) and delivers each
+ * request with one gh_auth_info_t:
+ *
+ *   - no Authorization header on a site that offers auth: NOT_AUTHENTICATED,
+ *     type NONE, no token; the application decides (serve or send the 401
+ *     built from the site's offered schemes);
+ *   - a failed handshake: FAILURE, with the GSSAPI major/minor or PAM code in
+ *     sec_status, no token;
+ *   - success: every field below is filled.
+ *
+ * Lifetime: the record belongs to its request and is valid until the request
+ * completes. The token handle in it is owned by the receiver, who closes it
+ * exactly once with gh_token_close(); it is unusable after its request
+ * completes. The buffers (packed context, mutual-auth data, names) are owned
+ * by the request and freed with it; the application must not free them.
+ * Thread safety: a record is read by the thread handling its request.
+ */
+
+/* A token handle of the sec layer (see gatehouse/token.h); 0 is invalid. */
+typedef uint64_t gh_token_t;
+
+typedef enum gh_auth_status {
+  GH_AUTH_STATUS_SUCCESS = 0,
+  GH_AUTH_STATUS_NOT_AUTHENTICATED = 1,
+  GH_AUTH_STATUS_FAILURE = 2,
+} gh_auth_status_t;
+
+/* The scheme attempted or established for the request. */
+typedef enum gh_auth_type {
+  GH_AUTH_TYPE_NONE = 0,
+  GH_AUTH_TYPE_BASIC = 1,
+  GH_AUTH_TYPE_NTLM = 2,      /* "NTLM" scheme (raw NTLMSSP) */
+  GH_AUTH_TYPE_NEGOTIATE = 3, /* "Negotiate" scheme (SPNEGO: Kerberos or NTLM) */
+  GH_AUTH_TYPE_KERBEROS = 4,  /* "Kerberos" scheme (raw Kerberos GSS token) */
+  GH_AUTH_TYPE_PEER = 5,      /* Unix-socket peer credentials, no header */
+} gh_auth_type_t;
+
+/* What sec_status holds. */
+typedef enum gh_auth_sec_kind {
+  GH_AUTH_SEC_NONE = 0, /* no security call failed */
+  GH_AUTH_SEC_GSS = 1,  /* major = GSS major status, minor = mech minor status */
+  GH_AUTH_SEC_PAM = 2,  /* major = PAM return code (PAM_AUTH_ERR ...) */
+  GH_AUTH_SEC_ERRNO = 3, /* major = errno or -GH_E* code of a local step */
+} gh_auth_sec_kind_t;
+
+typedef struct gh_auth_sec_status {
+  gh_auth_sec_kind_t kind;
+  uint32_t major;
+  uint32_t minor;
+} gh_auth_sec_status_t;
+
+/* flags */
+/* The token comes from the connection's cached (persisted) authentication,
+ * not from an Authorization header on this request. */
+#define GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED 0x00000001u
+/* Reserved for channel bindings (TLS): status bits. */
+#define GH_AUTH_FLAG_CBT_PRESENT 0x00000100u
+#define GH_AUTH_FLAG_CBT_VERIFIED 0x00000200u
+
+#define GH_AUTH_SEC_TEXT_MAX 160
+
+typedef struct gh_auth_info {
+  gh_auth_status_t status;
+  gh_auth_sec_status_t sec_status;
+  uint32_t flags;                  /* GH_AUTH_FLAG_* */
+  gh_auth_type_t type;
+  gh_token_t token;                /* 0 unless SUCCESS; owned by the receiver */
+  uint32_t context_attributes;     /* GSS ret_flags (GSS_C_MUTUAL_FLAG ...) */
+  uint32_t packed_context_type;    /* a gh_auth_type_t; 0 when none */
+  size_t packed_context_len;
+  const void *packed_context;      /* gss_export_sec_context bytes, or NULL */
+  size_t mutual_auth_data_len;
+  const char *mutual_auth_data;    /* exact WWW-Authenticate value, or NULL */
+  const char *package_name;        /* "Kerberos", "NTLM", "Negotiate", "Basic", "Peer"; static */
+  const char *remote_user;         /* name as authenticated (alice@REALM, DOM\alice), or NULL */
+  const char *local_user;          /* local account the token is for, or NULL */
+  time_t expiry;                   /* end of the security context (0 = none) */
+  char sec_status_text[GH_AUTH_SEC_TEXT_MAX]; /* filled on FAILURE */
+} gh_auth_info_t;
+
+/** Text for info->sec_status: the GSS major/minor or PAM message captured when
+ *  the record was filled ("" when none). Borrowed from the record. Any thread. */
+GH_EXPORT const char *gh_auth_info_sec_status_text(const gh_auth_info_t *info);
+
+/** Name of an auth status ("SUCCESS", "NOT_AUTHENTICATED", "FAILURE"); static. */
+GH_EXPORT const char *gh_auth_status_name(gh_auth_status_t status);
+
+/** Name of an auth type ("NONE", "Basic", "NTLM", "Negotiate", "Kerberos",
+ *  "Peer"); static. */
+GH_EXPORT const char *gh_auth_type_name(gh_auth_type_t type);
+
+/** Remaining lifetime in seconds of info's packed context (imports a copy
+ *  with gss_import_sec_context and queries it). GSS_C_INDEFINITE gives
+ *  UINT32_MAX. Returns 0, GH_ENOT_FOUND if the record has no packed context,
+ *  or GH_EGSS. Any thread. */
+GH_EXPORT int gh_auth_packed_context_lifetime(const gh_auth_info_t *info,
+                                              uint32_t *ret_seconds);
+
+/* ---- per-site (URL group) authentication settings ---- */
+
+/* Offered schemes (bitmask). */
+#define GH_AUTH_SCHEME_BASIC 0x01u
+#define GH_AUTH_SCHEME_NTLM 0x02u
+#define GH_AUTH_SCHEME_NEGOTIATE 0x04u
+#define GH_AUTH_SCHEME_KERBEROS 0x08u
+#define GH_AUTH_SCHEME_PEER 0x10u
+
+typedef enum gh_auth_persist {
+  GH_AUTH_PERSIST_NTLM = 0, /* default: NTLM stays authenticated on its connection */
+  GH_AUTH_PERSIST_ALL = 1,  /* also Kerberos/Negotiate (authPersistNonNTLM) */
+  GH_AUTH_PERSIST_NONE = 2, /* every request authenticates */
+} gh_auth_persist_t;
+
+#define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
+#define GH_AUTH_ORDER_MAX 5
+
+typedef struct gh_auth_settings {
+  uint32_t schemes;                 /* GH_AUTH_SCHEME_* offered */
+  /* Challenge order override: GH_AUTH_SCHEME_* values, 0-terminated; all
+   * zero = Negotiate > Kerberos > NTLM > Basic. */
+  uint32_t order[GH_AUTH_ORDER_MAX];
+  gh_auth_persist_t persist;
+  bool receive_mutual_auth;   /* the application sends the mutual-auth data */
+  const char *realm;          /* Basic realm (borrowed); NULL = "gatehouse" */
+  bool basic_over_plain_http; /* allow Basic on non-TLS TCP listeners */
+  bool allow_unmapped;        /* principal without local account: IDENTIFY token */
+  bool ntlm_keep_domain;      /* NTLM DOMAIN\user maps to "DOMAIN\user", not "user" */
+  bool no_packed_context;     /* skip gss_export_sec_context */
+  size_t max_token_size;      /* decoded bytes; 0 = GH_AUTH_MAX_TOKEN_DEFAULT */
+} gh_auth_settings_t;
+
+/** Fills *settings with the defaults: no scheme offered, persist = ntlm,
+ *  mutual-auth data sent by the server, 64 KiB token limit. */
+GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
+
+#endif
