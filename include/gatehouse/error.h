@@ -37,7 +37,10 @@
   XX(ECONFIG, "invalid configuration")                                          \
   XX(EMODULE_ABI, "module ABI version or build signature mismatch")             \
   XX(EMODULE_DUPLICATE, "module with this name already loaded")                 \
-  XX(EUNSUPPORTED, "not supported")
+  XX(EUNSUPPORTED, "not supported")                                             \
+  XX(EBORROWED, "borrowed handle: only its owner may close it")                \
+  XX(ETOKEN_EXPIRED, "token has expired")                                      \
+  XX(EPRIV_VERIFY, "process privileges differ from the required set")
 
 #define GH_E_BASE (-20000)
 #define GH_E_ERRNO_MIN (-4095)
