@@ -1,0 +1,272 @@
+/* httpapi.h: the HTTP Server API — server, listeners, URL groups, request queue, responses. */
+#ifndef GATEHOUSE_HTTPAPI_H
+#define GATEHOUSE_HTTPAPI_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include <gatehouse/common.h>
+#include <gatehouse/error.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Model (compare HTTP.sys / HTTP Server API v2):
+ *
+ *   gh_server_config_init(&cfg); cfg.max_body = ...;
+ *   gh_server_new(&cfg, &srv);                        -- the server and its request queue
+ *   gh_server_add_listener(srv, "127.0.0.1:8080");   -- "[::1]:8080", "unix:/run/gh.sock"
+ *   gh_server_add_url_group(srv, "/files", &props, ctx, &grp);
+ *   gh_server_start(srv);                             -- I/O threads start accepting
+ *   loop in any number of threads:
+ *     gh_server_receive(srv, timeout_ms, &req);       -- like HttpReceiveHttpRequest
+ *     ... gh_request_* accessors ...
+ *     gh_response_set_status / set_header / send ...  -- like HttpSendHttpResponse
+ *     gh_request_complete(req);                       -- req is gone afterwards
+ *   gh_server_shutdown(srv, grace_ms); gh_server_free(srv);
+ *
+ * Threads. I/O threads (epoll, edge-triggered) accept, read, parse, apply
+ * limits and timeouts and answer protocol errors themselves; application
+ * code never runs on them. Complete requests (body buffered) are queued;
+ * worker threads take them with gh_server_receive(). A request object is
+ * owned by exactly one thread at a time: the one that received it, or any
+ * thread it is passed to (the caller synchronises the hand-over). Per
+ * connection at most one request is in flight; a pipelined next request is
+ * queued only after the previous response completed, so responses stay in
+ * order.
+ *
+ * Memory. Strings returned by gh_request_* are borrowed from the request and
+ * live until gh_request_complete(). The gh_conn_info_t of a request lives as
+ * long as the request.
+ */
+
+/** A server: listeners, URL groups, I/O threads and the request queue. Opaque. */
+typedef struct gh_server gh_server_t;
+/** A URL group: a path prefix with properties and a user context. Owned by its server. */
+typedef struct gh_url_group gh_url_group_t;
+/** One received request and its response. Opaque; see gh_request_complete(). */
+typedef struct gh_request gh_request_t;
+
+/** Limits and tuning of a server. Initialise with gh_server_config_init();
+ *  a zero field means "default". Status codes the server answers by itself
+ *  are given per field. Timeouts are enforced with ~250 ms granularity. */
+typedef struct gh_server_config {
+  unsigned io_threads;           /**< epoll threads; default 1 */
+  unsigned max_connections;      /**< open connections; beyond, new ones get a canned
+                                      503 and are closed; default 16384 */
+  size_t max_uri;                /**< request-target bytes → 414; default 8192 */
+  size_t max_header_bytes;       /**< sum of header names+values (+4 each) → 431;
+                                      default 16384 */
+  unsigned max_header_count;     /**< header lines → 431; default 100 */
+  size_t max_body;               /**< buffered request body → 413 and close; default 1 MiB */
+  unsigned header_timeout_ms;    /**< first byte to end of headers → 408 and close;
+                                      default 10000 */
+  unsigned body_timeout_ms;      /**< end of headers to end of body → 408 and close;
+                                      default 30000 */
+  unsigned keepalive_timeout_ms; /**< idle between requests → silent close; default 60000 */
+  unsigned send_timeout_ms;      /**< a blocked response write → close; default 60000 */
+  unsigned max_queue;            /**< queued requests; beyond, 503 from the server;
+                                      default 4096 */
+  const char *server_header;     /**< Server header value; NULL = "gatehouse/VERSION",
+                                      "" = none. Copied by gh_server_new(). */
+} gh_server_config_t;
+
+/** Fills cfg with the defaults above. Any thread. */
+GH_EXPORT void gh_server_config_init(gh_server_config_t *cfg);
+
+/** Creates a stopped server. cfg may be NULL (defaults); it is copied.
+ *  Returns 0 and *ret_server, or -ENOMEM / -EINVAL. */
+GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_server);
+
+/** Binds a listener before gh_server_start(): "HOST:PORT" (IPv4 or name),
+ *  "[V6]:PORT", ":PORT" (all IPv4), "unix:/path" (an existing socket file is
+ *  unlinked first; mode 0666). Sockets are SOCK_CLOEXEC|SOCK_NONBLOCK with
+ *  SO_REUSEADDR. Returns 0, GH_EPARSE for a bad address, GH_ESTATE once started,
+ *  or -errno from socket/bind/listen. Not thread-safe against other
+ *  configuration calls on the same server. */
+GH_EXPORT int gh_server_add_listener(gh_server_t *server, const char *address);
+
+/** Local address of listener i, in order of gh_server_add_listener() (useful
+ *  after binding port 0). Returns 0, or -ENOENT for a bad index. */
+GH_EXPORT int gh_server_listener_address(gh_server_t *server, unsigned i,
+                                         struct sockaddr_storage *ret_addr,
+                                         socklen_t *ret_len);
+
+/** Per-group properties. Zero fields inherit the server configuration. */
+typedef struct gh_url_group_props {
+  size_t max_body;            /**< request body limit for this group (413) */
+  unsigned body_timeout_ms;   /**< body read timeout for this group (408) */
+} gh_url_group_props_t;
+
+/** Adds a URL group before gh_server_start(). prefix is an absolute path
+ *  ("/", "/files"); a trailing slash is ignored. A request goes to the group
+ *  with the longest prefix that matches on a segment boundary ("/a" matches
+ *  "/a", "/a/x", not "/ab"). If groups exist and none matches, the server
+ *  answers 404 itself; if no group was added every request is delivered
+ *  with group NULL. props may be NULL; it is copied. user_ctx is borrowed,
+ *  returned by gh_url_group_get_user_ctx(). The group lives until
+ *  gh_server_free(); *ret_group may be NULL. Returns 0, -EINVAL, GH_EEXISTS
+ *  (same prefix), GH_ESTATE (started) or -ENOMEM. */
+GH_EXPORT int gh_server_add_url_group(gh_server_t *server, const char *prefix,
+                                      const gh_url_group_props_t *props, void *user_ctx,
+                                      gh_url_group_t **ret_group);
+
+/** The group's prefix (normalised, no trailing slash except "/"). Lives as long as the group. */
+GH_EXPORT const char *gh_url_group_get_prefix(const gh_url_group_t *group);
+/** The user context given to gh_server_add_url_group(). Any thread. */
+GH_EXPORT void *gh_url_group_get_user_ctx(const gh_url_group_t *group);
+/** The group's effective properties (inherited values filled in). */
+GH_EXPORT const gh_url_group_props_t *gh_url_group_get_props(const gh_url_group_t *group);
+
+/** Starts the I/O threads. Call once, from the configuring thread. Returns 0,
+ *  GH_ESTATE (already started) or -errno. */
+GH_EXPORT int gh_server_start(gh_server_t *server);
+
+/** Waits for the next request. timeout_ms < 0 waits forever, 0 polls.
+ *  Returns 0 and *ret_req (owned by the caller until gh_request_complete()),
+ *  GH_ETIMEOUT, or GH_ESHUTDOWN once the server is shutting down and the queue
+ *  is empty. Any number of threads may call it concurrently; never call it on
+ *  an I/O thread (there is none in application code). */
+GH_EXPORT int gh_server_receive(gh_server_t *server, int timeout_ms, gh_request_t **ret_req);
+
+/** Application handler for gh_server_run_workers(). It owns req and must call
+ *  gh_request_complete(req) exactly once, before returning or later from any
+ *  thread. */
+typedef void (*gh_request_handler_cb)(gh_request_t *req, void *arg);
+
+/** Starts n (≥1) worker threads that loop gh_server_receive() → handler(req, arg)
+ *  until shutdown. Workers have all asynchronous signals blocked. Returns 0
+ *  immediately; the threads are joined by gh_server_shutdown(). Callable once
+ *  per server, after or before gh_server_start(). Returns -EINVAL, GH_ESTATE or -errno. */
+GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
+                                    gh_request_handler_cb handler, void *arg);
+
+/** Graceful shutdown: closes listeners (no new connections), closes idle
+ *  connections, lets requests already received or being read finish, and
+ *  waits up to grace_ms for in-flight requests to complete; then closes all
+ *  remaining connections, stops the I/O threads and joins the worker threads
+ *  of gh_server_run_workers(). gh_server_receive() returns GH_ESHUTDOWN once
+ *  the queue is drained. Returns 0, or GH_ETIMEOUT when requests were still
+ *  in flight at the deadline (they are cut off). Call once, from a
+ *  non-worker thread. */
+GH_EXPORT int gh_server_shutdown(gh_server_t *server, unsigned grace_ms);
+
+/** Frees the server (shutting it down with grace 0 if needed). All requests
+ *  must be completed before. Accepts NULL. */
+GH_EXPORT void gh_server_free(gh_server_t *server);
+
+/* ---- request ---------------------------------------------------------- */
+
+/** Transport of a connection. */
+typedef enum gh_transport { GH_TRANSPORT_TCP = 0, GH_TRANSPORT_UNIX = 1 } gh_transport_t;
+
+/** Connection flags (gh_conn_info_t.flags). */
+#define GH_CONN_UNIX 0x1u            /**< a Unix-domain socket (peer credentials valid) */
+#define GH_CONN_KEEPALIVE 0x2u       /**< the current request allows keeping the connection open */
+#define GH_CONN_HAS_CRED 0x4u        /**< peer_cred / peer_groups are set */
+
+/** Facts about the connection a request arrived on. Borrowed from the request. */
+typedef struct gh_conn_info {
+  uint64_t id;                    /**< unique per server, never reused */
+  gh_transport_t transport;
+  unsigned flags;                 /**< GH_CONN_* */
+  struct sockaddr_storage peer;   /**< peer address (AF_INET/AF_INET6/AF_UNIX) */
+  socklen_t peer_len;
+  struct sockaddr_storage local;  /**< local address */
+  socklen_t local_len;
+  pid_t peer_pid;                 /**< SO_PEERCRED, Unix sockets only */
+  uid_t peer_uid;
+  gid_t peer_gid;
+  const gid_t *peer_groups;       /**< SO_PEERGROUPS (supplementary), Unix only */
+  size_t n_peer_groups;
+} gh_conn_info_t;
+
+/** Method as sent ("GET", "HEAD", ...). */
+GH_EXPORT const char *gh_request_get_method(const gh_request_t *req);
+/** The raw request-target as sent (percent-encoded, with query). */
+GH_EXPORT const char *gh_request_get_url(const gh_request_t *req);
+/** The decoded path: percent-decoded, dot-segments removed, never contains
+ *  NUL, "..", or a query; always starts with '/' (or is "*"). */
+GH_EXPORT const char *gh_request_get_path(const gh_request_t *req);
+/** The raw query after '?' (without it), or NULL when there is none. */
+GH_EXPORT const char *gh_request_get_query(const gh_request_t *req);
+/** HTTP version as 10 or 11 (major*10+minor). */
+GH_EXPORT int gh_request_get_version(const gh_request_t *req);
+/** First value of a header (case-insensitive name), or NULL. */
+GH_EXPORT const char *gh_request_get_header(const gh_request_t *req, const char *name);
+/** Number of request headers, in the order received. */
+GH_EXPORT size_t gh_request_get_header_count(const gh_request_t *req);
+/** Header i: name and value. Returns 0 or -ENOENT. */
+GH_EXPORT int gh_request_get_header_at(const gh_request_t *req, size_t i,
+                                       const char **ret_name, const char **ret_value);
+/** Total buffered body length in bytes. The whole body is buffered (up to
+ *  max_body, else the client got 413) before the request is delivered. */
+GH_EXPORT size_t gh_request_get_body_length(const gh_request_t *req);
+/** Reads up to len body bytes from the current position. Returns the number
+ *  read, 0 at the end. */
+GH_EXPORT ssize_t gh_request_read_body(gh_request_t *req, void *buf, size_t len);
+/** The whole body (borrowed) and its length; NULL when empty. */
+GH_EXPORT const void *gh_request_get_body(const gh_request_t *req, size_t *ret_len);
+/** The matched URL group, or NULL when the server has none. */
+GH_EXPORT gh_url_group_t *gh_request_get_url_group(const gh_request_t *req);
+/** The connection this request arrived on. */
+GH_EXPORT const gh_conn_info_t *gh_request_get_conn_info(const gh_request_t *req);
+/** The server. */
+GH_EXPORT gh_server_t *gh_request_get_server(const gh_request_t *req);
+
+/* ---- response --------------------------------------------------------- */
+
+/** More body follows in later sends (default: this send ends the response). */
+#define GH_SEND_MORE_DATA 0x1u
+/** Close the connection after this response ("Connection: close" if headers
+ *  are still unsent). */
+#define GH_SEND_DISCONNECT 0x2u
+
+/** Sets status and reason (NULL = standard phrase) before headers are sent.
+ *  Default 200. Returns 0, -EINVAL (status outside 100..999 or reason with
+ *  CR/LF) or GH_ESTATE (headers already sent). */
+GH_EXPORT int gh_response_set_status(gh_request_t *req, int status, const char *reason);
+/** Sets a response header, replacing earlier values of the same name
+ *  (case-insensitive). value NULL removes it. Strings are copied. Date,
+ *  Server, Connection and framing headers are managed by the server:
+ *  Content-Length set here is honoured (body is then sent raw); setting
+ *  Transfer-Encoding/Connection/Date is refused with -EINVAL. Returns 0,
+ *  -EINVAL (CR/LF/NUL or bad name), GH_ESTATE or -ENOMEM. */
+GH_EXPORT int gh_response_set_header(gh_request_t *req, const char *name, const char *value);
+/** Appends a header line even if the name exists (e.g. several
+ *  WWW-Authenticate). Same rules and returns as gh_response_set_header(). */
+GH_EXPORT int gh_response_add_header(gh_request_t *req, const char *name, const char *value);
+
+/** Sends body bytes (len may be 0). The first send writes the headers too.
+ *  Framing: without GH_SEND_MORE_DATA on the first send, Content-Length is
+ *  len; with it and no Content-Length header, HTTP/1.1 uses chunked encoding
+ *  and HTTP/1.0 a close-delimited body. A send without GH_SEND_MORE_DATA ends
+ *  the response; later sends return GH_ESTATE. For HEAD the body is not
+ *  written. Writes go straight to the socket from the calling thread; a
+ *  final send whose tail does not fit is handed to the I/O thread, earlier
+ *  ones wait (up to send_timeout_ms). Returns 0, GH_ECLOSED (peer gone or
+ *  timed out; complete the request anyway), GH_ESTATE or -ENOMEM. */
+GH_EXPORT int gh_response_send(gh_request_t *req, const void *data, size_t len, unsigned flags);
+
+/** Like gh_response_send() with len bytes from fd at offset, sent with
+ *  sendfile(2). fd is borrowed (dup'ed if the I/O thread has to finish the
+ *  send). Returns as gh_response_send(), or -errno from the file. */
+GH_EXPORT int gh_response_send_fd(gh_request_t *req, int fd, off_t offset, size_t len,
+                                  unsigned flags);
+
+/** Ends the request: finishes the response if needed (an unsent response
+ *  goes out with its status and an empty body; if neither status nor body
+ *  was given the client gets 500), releases the request and lets the
+ *  connection continue with its next request. req is invalid afterwards.
+ *  Any thread; exactly once per received request. Returns 0 or GH_ECLOSED
+ *  (the response could not be delivered). */
+GH_EXPORT int gh_request_complete(gh_request_t *req);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
