@@ -1,0 +1,164 @@
+/* impersonate.h: per-thread impersonation, call scopes, privilege set-up and spawn-as. */
+#ifndef GATEHOUSE_IMPERSONATE_H
+#define GATEHOUSE_IMPERSONATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <gatehouse/common.h>
+#include <gatehouse/error.h>
+#include <gatehouse/token.h>
+
+/*
+ * Model (DESIGN.md §3, docs/internals/sec.md):
+ *  - The process has one "base" identity (real = effective = saved uid/gid
+ *    and supplementary groups), recorded by gh_sec_init. It is root, or a
+ *    service user holding only CAP_SETUID/CAP_SETGID (gh_privileges_drop).
+ *  - gh_impersonate changes the *effective* uid/gid and the supplementary
+ *    groups of the calling thread only, with raw syscalls (never the glibc
+ *    wrappers, which change every thread). Real and saved ids stay at base.
+ *  - gh_revert puts the thread back at base. If that fails the process
+ *    aborts: it never serves as the wrong user.
+ *  - Threads must be created at base. The first sec call on a thread checks
+ *    the kernel's view of its ids and aborts if they are not base.
+ */
+
+/** Process-wide configuration, copied by gh_sec_init. */
+typedef struct gh_sec_config {
+  uid_t min_uid;              /* tokens refuse uid < min_uid (uid 0 and the service uid always) */
+  const char *anonymous_user; /* account for ANONYMOUS/IDENTIFY impersonation; NULL = "nobody" */
+  unsigned group_cache_ttl_s; /* NSS group-list cache lifetime; 0 = no caching */
+  unsigned max_groups;        /* supplementary group cap; 0 = 1024; more -> GH_ELIMIT */
+} gh_sec_config_t;
+
+/** Initialise the sec layer: copy cfg (NULL = min_uid 1000, "nobody", 60 s,
+ *  1024), record the calling thread's ids as the base identity and its euid
+ *  as the service uid, resolve the anonymous account. If anonymous_user is
+ *  NULL and "nobody" does not resolve, 65534:65534 is used; a configured
+ *  name that does not resolve is GH_ENO_SUCH_USER. Refuses
+ *  (GH_EPRIV_VERIFY) a process whose capabilities would survive
+ *  impersonation (securebits NO_SETUID_FIXUP or non-root, with any
+ *  capability other than SETUID/SETGID/NET_BIND_SERVICE/SETPCAP).
+ *  Call once, at start-up, single-threaded, at base identity, after
+ *  gh_privileges_drop. A second call returns GH_ESTATE. */
+GH_EXPORT int gh_sec_init(const gh_sec_config_t *cfg);
+
+/** Impersonation modes, per thread (DESIGN.md item 16). */
+typedef enum {
+  /** Default. Last impersonate wins; one gh_revert restores base; a revert
+   *  at base does nothing and returns 0. */
+  GH_IMPERSONATE_TRADITIONAL = 0,
+  /** Apartment model: a stack of at most GH_IMPERSONATE_MAX_DEPTH tokens;
+   *  gh_revert pops one level and restores the outer client (or base).
+   *  Overflow and underflow (revert at base) abort the process. */
+  GH_IMPERSONATE_NESTED = 1
+} gh_impersonate_mode_t;
+
+#define GH_IMPERSONATE_MAX_DEPTH 16
+
+/** Set the calling thread's mode. Only at base (GH_ESTATE otherwise).
+ *  Calling thread only. */
+GH_EXPORT int gh_impersonate_set_mode(gh_impersonate_mode_t mode);
+/** The calling thread's mode. */
+GH_EXPORT gh_impersonate_mode_t gh_impersonate_get_mode(void);
+
+/** ImpersonateLoggedOnUser: the calling thread takes the token's identity
+ *  (effective uid, effective gid, supplementary groups). For IMPERSONATE
+ *  and DELEGATE tokens that is the client; for ANONYMOUS and IDENTIFY
+ *  tokens it is the anonymous account with no supplementary groups (the
+ *  call succeeds, gh_is_impersonating() is true, and the thread has no
+ *  access as the client). The thread keeps its own reference to the token
+ *  until it reverts, so the caller may close its handle meanwhile.
+ *  setgroups is skipped when the thread already carries the same list.
+ *  Errors (thread identity unchanged): GH_EINVALID_HANDLE,
+ *  GH_ETOKEN_EXPIRED, GH_ENO_PRIVILEGE (the process lacks
+ *  CAP_SETUID/CAP_SETGID: never continues as the service), GH_ESTATE
+ *  (gh_sec_init not called). Nested-mode overflow aborts.
+ *  Calling thread only. */
+GH_EXPORT int gh_impersonate(gh_token_t token);
+
+/** RevertToSelf: traditional mode, back to base (0 even if already at
+ *  base); nested mode, pop one level (abort at base). Aborts the process if
+ *  the kernel refuses to restore an identity. Calling thread only. */
+GH_EXPORT int gh_revert(void);
+
+/** Whether the calling thread is impersonating (any level). */
+GH_EXPORT bool gh_is_impersonating(void);
+
+/** Current nesting depth of the calling thread (0 = base). */
+GH_EXPORT unsigned gh_impersonation_depth(void);
+
+/** OpenThreadToken-like: a new owned handle to the token the calling thread
+ *  impersonates, or GH_ENOT_IMPERSONATING. Close it with gh_token_close. */
+GH_EXPORT int gh_thread_get_token(gh_token_t *ret_token);
+
+/** Abort unless the calling thread is at base: getresuid, getresgid and
+ *  getgroups must equal the base identity and no impersonation may be
+ *  recorded. For the start of every request (DESIGN.md item 17). Any thread. */
+GH_EXPORT void gh_assert_base(void);
+
+/** Call scope (IServerSecurity's auto-revert, DESIGN.md item 17). Opaque to
+ *  callers; lives on the caller's stack for one call. */
+typedef struct gh_call_scope {
+  uint32_t magic;
+  uint32_t depth;
+  int mode;
+  uint64_t thread_id;
+} gh_call_scope_t;
+
+/** Begin a call: record the calling thread's depth and mode. At depth 0 it
+ *  also verifies the kernel ids are base (aborts otherwise). Same thread as
+ *  the matching end. */
+GH_EXPORT void gh_call_scope_begin(gh_call_scope_t *scope);
+
+/** End a call: revert every impersonation the call left open (back to the
+ *  recorded depth, or base), restore the recorded mode, then verify the
+ *  kernel ids match (aborting otherwise, and on a wrong-thread or
+ *  unbegun scope). Returns how many impersonations it had to revert
+ *  (0 when the callee cleaned up after itself). */
+GH_EXPORT int gh_call_scope_end(gh_call_scope_t *scope);
+
+/** Flags for gh_privileges_drop. */
+#define GH_PRIV_KEEP_NET_BIND_SERVICE 0x1u
+
+/** Daemon privilege set-up (DESIGN.md §3). Call first thing, single-threaded
+ *  (GH_ESTATE otherwise), before gh_sec_init.
+ *  service_user == NULL: stay root (uid 0 with CAP_SETUID/CAP_SETGID,
+ *  securebits without NO_SETUID_FIXUP so effective capabilities are cleared
+ *  while impersonating) and set NO_NEW_PRIVS.
+ *  Otherwise: lock securebits KEEP_CAPS|NO_SETUID_FIXUP|NOROOT, drop every
+ *  capability but CAP_SETUID, CAP_SETGID (and CAP_NET_BIND_SERVICE with
+ *  GH_PRIV_KEEP_NET_BIND_SERVICE) from the bounding set, switch real,
+ *  effective and saved ids and groups to service_user, keep exactly those
+ *  capabilities permitted+effective (none inheritable or ambient), set
+ *  NO_NEW_PRIVS, then read everything back. Returns 0 only if the result is
+ *  exactly that; otherwise GH_EPRIV_VERIFY, GH_ENO_PRIVILEGE (not root /
+ *  lacking CAP_SETPCAP), GH_ENO_SUCH_USER or GH_EUID_REFUSED (uid 0): the
+ *  daemon must refuse to start. */
+GH_EXPORT int gh_privileges_drop(const char *service_user, unsigned flags);
+
+/** Options for gh_token_spawn_as; all borrowed for the call. */
+typedef struct gh_spawn_opts {
+  int stdin_fd;      /* dup2'ed to 0 in the child; -1 = /dev/null */
+  int stdout_fd;     /* to 1; -1 = /dev/null */
+  int stderr_fd;     /* to 2; -1 = /dev/null */
+  const char *cwd;   /* chdir (as the client) before exec; NULL = inherit */
+} gh_spawn_opts_t;
+
+/** CreateProcessAsUser-like (DESIGN.md item 19): fork a child that sets
+ *  real, effective and saved uid and gid and the supplementary groups to
+ *  the token's (raw syscalls), clears every capability, verifies with
+ *  getresuid/getresgid/getgroups, then execve(argv[0], argv, envp). argv[0]
+ *  must be an absolute path. Every other fd is closed on exec; signal mask
+ *  and dispositions are reset. Needs level IMPERSONATE or DELEGATE (any
+ *  type), else GH_EBAD_IMPERSONATION_LEVEL. A failure in the child before
+ *  or at exec is reported through a CLOEXEC pipe and returned here as
+ *  -errno (the child is reaped); GH_EPRIV_VERIFY if the ids did not verify.
+ *  On success *ret_pid is the child, which the caller must wait for.
+ *  opts may be NULL (all /dev/null). Any thread, at base or not (the child
+ *  starts from the process's real ids, not the thread's). */
+GH_EXPORT int gh_token_spawn_as(gh_token_t token, char *const argv[], char *const envp[],
+                                const gh_spawn_opts_t *opts, pid_t *ret_pid);
+
+#endif

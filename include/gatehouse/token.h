@@ -1,0 +1,202 @@
+/* token.h: access tokens (client identities) reached through generation-checked handles. */
+#ifndef GATEHOUSE_TOKEN_H
+#define GATEHOUSE_TOKEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include <gssapi/gssapi.h>
+
+#include <gatehouse/common.h>
+#include <gatehouse/error.h>
+
+/*
+ * The Linux counterpart of a Windows access token.
+ *
+ * A token is an immutable, atomically reference-counted record of one
+ * identity: user name, the name as authenticated, uid, primary gid, the
+ * supplementary groups (sorted, deduplicated, at most max_groups, always
+ * containing the primary gid), type, impersonation level, source, creation
+ * and expiry time, a unique id and an optional delegated GSS credential.
+ *
+ * Tokens are only reached through handles (gh_token_t). A handle is a slot
+ * index plus a generation: once a handle is closed, or its owner closed it,
+ * every call with it returns GH_EINVALID_HANDLE. A handle is never 0.
+ *
+ * Handle kinds (DESIGN.md items 10-12):
+ *  - owned: returned by every constructor, gh_token_open_handle and
+ *    gh_token_duplicate. The receiver must call gh_token_close exactly once;
+ *    a second close returns GH_EINVALID_HANDLE.
+ *  - borrowed: returned by gh_token_borrow. Same slot and generation as the
+ *    owned handle it came from, with a "borrowed" bit. It works in every
+ *    query and in gh_impersonate, but gh_token_close on it returns
+ *    GH_EBORROWED and changes nothing. It becomes invalid
+ *    (GH_EINVALID_HANDLE) the moment its owner closes the owned handle, so a
+ *    module can never outlive or destroy the server's token. A borrower that
+ *    needs the token longer takes its own owned handle with
+ *    gh_token_open_handle.
+ *
+ * Every function here may be called from any thread, concurrently, once
+ * gh_sec_init (impersonate.h) has returned. Every call that takes a handle
+ * borrows it for the duration of the call only. Output parameters (ret_*)
+ * are written only on success.
+ */
+
+/** A token handle. 0 (GH_TOKEN_NULL) is never a valid handle. */
+typedef uint64_t gh_token_t;
+#define GH_TOKEN_NULL ((gh_token_t)0)
+
+/** Token type: primary (a process identity, usable by gh_token_spawn_as
+ *  and gh_impersonate) or impersonation (a thread identity). */
+typedef enum { GH_TOKEN_PRIMARY = 1, GH_TOKEN_IMPERSONATION = 2 } gh_token_type_t;
+
+/** Impersonation level, lowest first (DESIGN.md item 13).
+ *  ANONYMOUS and IDENTIFY: queries, membership and access checks only;
+ *  impersonating such a token gives the thread the configured anonymous
+ *  account (uid/gid of gh_sec_config_t.anonymous_user, no supplementary
+ *  groups), never the client's rights. IMPERSONATE: the thread runs as the
+ *  client. DELEGATE: as IMPERSONATE, and the token carries the client's
+ *  delegated GSS credential. */
+typedef enum {
+  GH_LEVEL_ANONYMOUS = 0,
+  GH_LEVEL_IDENTIFY = 1,
+  GH_LEVEL_IMPERSONATE = 2,
+  GH_LEVEL_DELEGATE = 3
+} gh_token_level_t;
+
+/** Where the identity came from. GH_SOURCE_LOCAL: a service-side lookup of
+ *  a local account with no client authentication (opts == NULL). */
+typedef enum {
+  GH_SOURCE_ANONYMOUS = 0,
+  GH_SOURCE_KERBEROS,
+  GH_SOURCE_NTLM,
+  GH_SOURCE_BASIC,
+  GH_SOURCE_PEER,
+  GH_SOURCE_LOCAL
+} gh_token_source_t;
+
+/** Options for gh_token_from_user. All pointers are borrowed for the call,
+ *  except delegated_cred, which the token takes on success only (on failure
+ *  the caller still owns it). A delegated credential is kept only at level
+ *  GH_LEVEL_DELEGATE; at any lower level it is released on success. */
+typedef struct gh_token_opts {
+  gh_token_level_t level;
+  gh_token_source_t source;
+  const char *auth_name;        /* "alice@REALM", "DOM\\alice"; NULL = user name */
+  time_t expiry;                /* absolute, CLOCK_REALTIME seconds; 0 = none */
+  gss_cred_id_t delegated_cred; /* taken on success; may be GSS_C_NO_CREDENTIAL */
+} gh_token_opts_t;
+
+/** GetTokenInformation(TokenStatistics)-like snapshot. */
+typedef struct gh_token_statistics {
+  uint64_t token_id;       /* unique per token; duplicates get a new id */
+  gh_token_type_t type;
+  gh_token_level_t level;
+  gh_token_source_t source;
+  time_t created;          /* CLOCK_REALTIME seconds */
+  time_t expiry;           /* 0 = none */
+  uint32_t group_count;    /* supplementary groups, primary gid included */
+  uint32_t ref_count;      /* references at the time of the call (handles + users) */
+  bool has_delegated_cred;
+} gh_token_statistics_t;
+
+/** Build a token for the local account `user` (getpwnam_r + getgrouplist,
+ *  group list served from the NSS cache for gh_sec_config_t.group_cache_ttl_s).
+ *  opts may be NULL: level IMPERSONATE, source LOCAL, no expiry, no cred.
+ *  Type is GH_TOKEN_IMPERSONATION. Call at base identity (DESIGN.md §3: NSS
+ *  runs as the service); a thread that is impersonating gets GH_ESTATE.
+ *  Errors: GH_ENO_SUCH_USER, GH_EUID_REFUSED (uid 0, service uid, uid <
+ *  min_uid), GH_ELIMIT (more than max_groups groups), -ENOMEM, -EINVAL.
+ *  *ret_token is an owned handle; close it with gh_token_close. Any thread. */
+GH_EXPORT int gh_token_from_user(const char *user, const gh_token_opts_t *opts,
+                                 gh_token_t *ret_token);
+
+/** Build a token for the peer of a connected AF_UNIX socket from SO_PEERCRED
+ *  and SO_PEERGROUPS (the ids the peer had at connect()). Level IMPERSONATE,
+ *  source PEER, type IMPERSONATION; the user name is the NSS name of the uid
+ *  or its decimal form. unix_fd is borrowed. Same refusals as
+ *  gh_token_from_user. *ret_token is owned. Any thread. */
+GH_EXPORT int gh_token_from_peer(int unix_fd, gh_token_t *ret_token);
+
+/** A token for the anonymous account (gh_sec_config_t.anonymous_user):
+ *  level ANONYMOUS, source ANONYMOUS, no supplementary groups.
+ *  *ret_token is owned. Any thread. */
+GH_EXPORT int gh_token_anonymous(gh_token_t *ret_token);
+
+/** Close an owned handle, dropping its reference; the token is freed (and
+ *  its delegated credential released) with its last reference. Borrowed
+ *  handles from this one become invalid at once. Returns GH_EINVALID_HANDLE
+ *  for a closed, stale or unknown handle (so a second close reports it) and
+ *  GH_EBORROWED for a borrowed handle, which stays usable. Any thread. */
+GH_EXPORT int gh_token_close(gh_token_t token);
+
+/** A new owned handle to the same token (DuplicateHandle-like: same id,
+ *  same everything). token may be owned or borrowed. Close the new handle
+ *  with gh_token_close. Any thread. */
+GH_EXPORT int gh_token_open_handle(gh_token_t token, gh_token_t *ret_token);
+
+/** A borrowed handle to the token behind the owned handle `token` (see the
+ *  top of this file): usable until the owner closes `token`, and never
+ *  closable by the borrower. Borrowing a borrowed handle returns it as is.
+ *  Allocates nothing. Any thread. */
+GH_EXPORT int gh_token_borrow(gh_token_t token, gh_token_t *ret_token);
+
+/** Whether `token` is a borrowed handle (no validity check). */
+GH_EXPORT bool gh_token_is_borrowed(gh_token_t token);
+
+/** DuplicateTokenEx-like: a new token (new id) with the same identity at
+ *  `level` and `type`. The level can never be raised and a PRIMARY token
+ *  needs level IMPERSONATE or DELEGATE: both give
+ *  GH_EBAD_IMPERSONATION_LEVEL. The delegated credential is shared (by
+ *  reference) only when the new level is DELEGATE. *ret_token is owned.
+ *  Any thread. */
+GH_EXPORT int gh_token_duplicate(gh_token_t token, gh_token_level_t level,
+                                 gh_token_type_t type, gh_token_t *ret_token);
+
+/*
+ * Queries. All borrow the handle for the call and return GH_EINVALID_HANDLE
+ * for a stale one. String queries copy into the caller's buffer and return
+ * the string length (>= 0), or -ERANGE if len is too small.
+ */
+
+/** Local account name (for ANONYMOUS-level tokens: the anonymous account). */
+GH_EXPORT int gh_token_get_user(gh_token_t token, char *buf, size_t len);
+/** The name as authenticated ("alice@REALM"); the user name if none was given. */
+GH_EXPORT int gh_token_get_auth_name(gh_token_t token, char *buf, size_t len);
+GH_EXPORT int gh_token_get_uid(gh_token_t token, uid_t *ret_uid);
+GH_EXPORT int gh_token_get_gid(gh_token_t token, gid_t *ret_gid);
+/** Supplementary groups, sorted ascending, primary gid included. Returns the
+ *  count; with buf == NULL or len == 0 only counts; -ERANGE if 0 < len < count. */
+GH_EXPORT int gh_token_get_groups(gh_token_t token, gid_t *buf, size_t len);
+GH_EXPORT int gh_token_get_level(gh_token_t token, gh_token_level_t *ret_level);
+GH_EXPORT int gh_token_get_type(gh_token_t token, gh_token_type_t *ret_type);
+GH_EXPORT int gh_token_get_source(gh_token_t token, gh_token_source_t *ret_source);
+/** Absolute expiry (CLOCK_REALTIME seconds), 0 = none. */
+GH_EXPORT int gh_token_get_expiry(gh_token_t token, time_t *ret_expiry);
+GH_EXPORT int gh_token_get_id(gh_token_t token, uint64_t *ret_id);
+/** The delegated GSS credential, or GSS_C_NO_CREDENTIAL. Borrowed: valid
+ *  while `token` (or, for a borrowed handle, its owner) stays open; never
+ *  release it. Use it at base identity or under impersonation of this token. */
+GH_EXPORT int gh_token_get_delegated_cred(gh_token_t token, gss_cred_id_t *ret_cred);
+GH_EXPORT int gh_token_get_statistics(gh_token_t token, gh_token_statistics_t *ret_stats);
+
+/** CheckTokenMembership-like: whether gid is the token's primary gid or one
+ *  of its groups. Any level. */
+GH_EXPORT int gh_token_is_member(gh_token_t token, gid_t gid, bool *ret_member);
+/** As gh_token_is_member with a group name resolved through NSS
+ *  (GH_ENOT_FOUND if there is no such group). Call at base identity. */
+GH_EXPORT int gh_token_is_member_name(gh_token_t token, const char *group,
+                                      bool *ret_member);
+
+/** The kernel's own answer to "may this token access path with mode
+ *  (R_OK|W_OK|X_OK|F_OK)": the calling thread switches to the token's ids
+ *  (the client's own ids at every level, IDENTIFY included, as AccessCheck
+ *  does; the anonymous account for ANONYMOUS), runs faccessat(AT_FDCWD,
+ *  path, mode, AT_EACCESS) and switches back to whatever identity it had.
+ *  Returns 0 if allowed, -EACCES if denied, another -errno (-ENOENT...) or
+ *  GH_E* otherwise. Aborts if it cannot switch back. Any thread. */
+GH_EXPORT int gh_token_access_check(gh_token_t token, const char *path, int mode);
+
+#endif

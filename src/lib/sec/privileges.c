@@ -1,0 +1,210 @@
+/* privileges.c: daemon start-up privilege set-up: securebits, bounding set, service user, verification. */
+#include <errno.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/securebits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "sec/sec_internal.h"
+#include "util/alloc.h"
+
+#define WANT_SECUREBITS                                                            \
+  (SECBIT_KEEP_CAPS | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP |           \
+   SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NOROOT | SECBIT_NOROOT_LOCKED)
+
+/* Highest capability number the kernel knows. */
+static int cap_last(void)
+{
+  FILE *f = fopen("/proc/sys/kernel/cap_last_cap", "re");
+  int last = CAP_LAST_CAP;
+  if (f != NULL) {
+    if (fscanf(f, "%d", &last) != 1)
+      last = CAP_LAST_CAP;
+    fclose(f);
+  }
+  return last;
+}
+
+/* Threads in this process, from /proc/self/status. */
+static int thread_count(void)
+{
+  FILE *f = fopen("/proc/self/status", "re");
+  char line[256];
+  int n = -1;
+  if (f != NULL) {
+    while (fgets(line, sizeof(line), f) != NULL) {
+      if (strncmp(line, "Threads:", 8) == 0) {
+        n = atoi(line + 8);
+        break;
+      }
+    }
+    fclose(f);
+  }
+  return n;
+}
+
+/* Read back every property the drop promised. */
+static int verify(uid_t uid, gid_t gid, uint64_t keep, int last)
+{
+  uid_t ru, eu, su;
+  gid_t rg, eg, sg;
+  uint64_t eff, prm, inh;
+  int rc = GH_EPRIV_VERIFY;
+
+  if (getresuid(&ru, &eu, &su) != 0 || ru != uid || eu != uid || su != uid)
+    goto out;
+  if (getresgid(&rg, &eg, &sg) != 0 || rg != gid || eg != gid || sg != gid)
+    goto out;
+  if (gh__caps_get(&eff, &prm, &inh) != 0 || eff != keep || prm != keep || inh != 0)
+    goto out;
+  for (int c = 0; c <= last; c++) {
+    bool want = (keep >> c) & 1;
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) != (int)want)
+      goto out;
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0)
+      goto out;
+  }
+  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != WANT_SECUREBITS)
+    goto out;
+  if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+    goto out;
+  rc = 0;
+out:
+  return rc;
+}
+
+/* Stay root: check it, make sure impersonation clears effective caps
+ * (no NO_SETUID_FIXUP), and set NO_NEW_PRIVS. */
+static int stay_root(void)
+{
+  uid_t ru, eu, su;
+  uint64_t eff = 0;
+  int bits, rc = 0;
+
+  if (getresuid(&ru, &eu, &su) != 0 || ru != 0 || eu != 0 || su != 0) {
+    rc = GH_ENO_PRIVILEGE;
+    goto out;
+  }
+  if (gh__caps_get(&eff, NULL, NULL) != 0 || !(eff & (1ull << CAP_SETUID)) ||
+      !(eff & (1ull << CAP_SETGID))) {
+    rc = GH_ENO_PRIVILEGE;
+    goto out;
+  }
+  bits = prctl(PR_GET_SECUREBITS, 0, 0, 0, 0);
+  if (bits < 0 || (bits & SECBIT_NO_SETUID_FIXUP)) {
+    rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+    rc = GH_EPRIV_VERIFY;
+out:
+  return rc;
+}
+
+int gh_privileges_drop(const char *service_user, unsigned flags)
+{
+  uint64_t keep = (1ull << CAP_SETUID) | (1ull << CAP_SETGID);
+  struct passwd pw, *res = NULL;
+  char *buf = NULL;
+  size_t buflen = 16384;
+  gid_t *groups = NULL;
+  int ngroups = 256, last, e, rc = 0;
+  uint64_t eff = 0;
+
+  if (flags & ~GH_PRIV_KEEP_NET_BIND_SERVICE) {
+    rc = -EINVAL;
+    goto out;
+  }
+  if (thread_count() != 1) {
+    rc = GH_ESTATE; /* raw syscalls would change this thread only */
+    goto out;
+  }
+  if (service_user == NULL) {
+    rc = stay_root();
+    goto out;
+  }
+  if (flags & GH_PRIV_KEEP_NET_BIND_SERVICE)
+    keep |= 1ull << CAP_NET_BIND_SERVICE;
+  if (geteuid() != 0 || gh__caps_get(&eff, NULL, NULL) != 0 ||
+      (eff & ((1ull << CAP_SETPCAP) | keep)) != ((1ull << CAP_SETPCAP) | keep)) {
+    rc = GH_ENO_PRIVILEGE;
+    goto out;
+  }
+  buf = gh__malloc(buflen);
+  if (buf == NULL) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  e = getpwnam_r(service_user, &pw, buf, buflen, &res);
+  if (res == NULL) {
+    rc = (e == 0 || e == ENOENT) ? GH_ENO_SUCH_USER : -e;
+    goto out;
+  }
+  if (pw.pw_uid == 0 || pw.pw_gid == 0) {
+    rc = GH_EUID_REFUSED;
+    goto out;
+  }
+  for (;;) {
+    free(groups);
+    groups = gh__malloc((size_t)ngroups * sizeof(gid_t));
+    if (groups == NULL) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    int n = ngroups;
+    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0) {
+      ngroups = n;
+      break;
+    }
+    ngroups = n > ngroups ? n : ngroups * 2;
+    if (ngroups > GH__SEC_MAX_GROUPS_LIMIT) {
+      rc = GH_ELIMIT;
+      goto out;
+    }
+  }
+  last = cap_last();
+  /* 1. securebits: caps survive the uid change, no root magic, locked */
+  if (prctl(PR_SET_SECUREBITS, WANT_SECUREBITS, 0, 0, 0) != 0) {
+    rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  /* 2. bounding set: only what we keep (needs CAP_SETPCAP, dropped below) */
+  for (int c = 0; c <= last; c++) {
+    if (!((keep >> c) & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0) {
+      rc = GH_EPRIV_VERIFY;
+      goto out;
+    }
+  }
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
+    rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  /* 3. ids: groups, then gid, then uid (single-threaded: raw is enough) */
+  if (syscall(SYS_setgroups, (size_t)ngroups, groups) != 0 ||
+      syscall(SYS_setresgid, pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
+      syscall(SYS_setresuid, pw.pw_uid, pw.pw_uid, pw.pw_uid) != 0) {
+    rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  /* 4. capability sets: exactly `keep`, nothing inheritable */
+  if (gh__caps_set(keep, keep, 0) != 0) {
+    rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  /* 5. no privilege gain through exec */
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  rc = verify(pw.pw_uid, pw.pw_gid, keep, last);
+out:
+  free(groups);
+  free(buf);
+  return rc;
+}

@@ -1,0 +1,822 @@
+/* token.c: immutable refcounted tokens, the slot+generation handle table, constructors and queries. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sec/sec_internal.h"
+#include "util/alloc.h"
+
+/* ---- handle table --------------------------------------------------------
+ * A handle is (generation << 32) | (borrowed << 31) | slot. Slots live in
+ * fixed chunks that never move; one mutex guards the table (critical
+ * sections are a few loads and stores). Closing a slot bumps its generation,
+ * which invalidates the owned handle and every borrowed copy at once. Freed
+ * slots are reused first-in first-out so that a generation comes back as
+ * late as possible.
+ */
+#define CHUNK_SLOTS 1024u
+#define MAX_CHUNKS 1024u
+#define BORROWED_BIT (1ull << 31)
+#define SLOT_MASK (BORROWED_BIT - 1)
+
+typedef struct slot {
+  uint32_t gen;
+  uint32_t next_free; /* index + 1 of the next free slot, 0 = none */
+  gh__token_t *tok;   /* NULL when free */
+} slot_t;
+
+static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+static slot_t *chunks[MAX_CHUNKS];
+static uint32_t nslots;
+static uint32_t free_head, free_tail; /* index + 1, 0 = empty */
+static size_t nopen;
+static atomic_uint_fast64_t next_token_id = 1;
+
+static slot_t *slot_at(uint32_t idx)
+{
+  return &chunks[idx / CHUNK_SLOTS][idx % CHUNK_SLOTS];
+}
+
+/* Table lock held: the live slot a handle names, or NULL. */
+static slot_t *slot_lookup(gh_token_t h)
+{
+  uint32_t idx = (uint32_t)(h & SLOT_MASK);
+  uint32_t gen = (uint32_t)(h >> 32);
+  slot_t *s = NULL;
+
+  if (gen != 0 && idx < nslots) {
+    s = slot_at(idx);
+    if (s->gen != gen || s->tok == NULL)
+      s = NULL;
+  }
+  return s;
+}
+
+int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h)
+{
+  uint32_t idx = 0;
+  slot_t *s;
+  int rc = 0;
+
+  pthread_mutex_lock(&table_lock);
+  if (free_head != 0) {
+    idx = free_head - 1;
+    s = slot_at(idx);
+    free_head = s->next_free;
+    if (free_head == 0)
+      free_tail = 0;
+  } else if (nslots < CHUNK_SLOTS * MAX_CHUNKS) {
+    idx = nslots;
+    if (chunks[idx / CHUNK_SLOTS] == NULL) {
+      chunks[idx / CHUNK_SLOTS] = gh__calloc(CHUNK_SLOTS, sizeof(slot_t));
+      if (chunks[idx / CHUNK_SLOTS] == NULL) {
+        rc = -ENOMEM;
+        goto unlock;
+      }
+    }
+    nslots++;
+    s = slot_at(idx);
+    s->gen = 1;
+  } else {
+    rc = GH_ELIMIT;
+    goto unlock;
+  }
+  s->next_free = 0;
+  gh__token_ref(t);
+  s->tok = t;
+  nopen++;
+  *ret_h = ((uint64_t)s->gen << 32) | idx;
+unlock:
+  pthread_mutex_unlock(&table_lock);
+  return rc;
+}
+
+int gh__token_get(gh_token_t h, gh__token_t **ret_tok)
+{
+  slot_t *s;
+  int rc = 0;
+
+  pthread_mutex_lock(&table_lock);
+  s = slot_lookup(h);
+  if (s == NULL) {
+    rc = GH_EINVALID_HANDLE;
+  } else {
+    gh__token_ref(s->tok);
+    *ret_tok = s->tok;
+  }
+  pthread_mutex_unlock(&table_lock);
+  return rc;
+}
+
+size_t gh__token_handles_open(void)
+{
+  size_t n;
+  pthread_mutex_lock(&table_lock);
+  n = nopen;
+  pthread_mutex_unlock(&table_lock);
+  return n;
+}
+
+int gh_token_close(gh_token_t h)
+{
+  gh__token_t *t = NULL;
+  slot_t *s;
+  int rc = 0;
+
+  pthread_mutex_lock(&table_lock);
+  s = slot_lookup(h);
+  if (s == NULL) {
+    rc = GH_EINVALID_HANDLE;
+  } else if (h & BORROWED_BIT) {
+    rc = GH_EBORROWED;
+  } else {
+    uint32_t idx = (uint32_t)(h & SLOT_MASK);
+    t = s->tok;
+    s->tok = NULL;
+    s->gen = s->gen + 1 == 0 ? 1 : s->gen + 1;
+    s->next_free = 0;
+    if (free_tail != 0)
+      slot_at(free_tail - 1)->next_free = idx + 1;
+    else
+      free_head = idx + 1;
+    free_tail = idx + 1;
+    nopen--;
+  }
+  pthread_mutex_unlock(&table_lock);
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_open_handle(gh_token_t h, gh_token_t *ret_token)
+{
+  gh__token_t *t = NULL;
+  int rc;
+
+  if (ret_token == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  rc = gh__token_new_handle(t, ret_token);
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_borrow(gh_token_t h, gh_token_t *ret_token)
+{
+  int rc = 0;
+
+  if (ret_token == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  pthread_mutex_lock(&table_lock);
+  if (slot_lookup(h) == NULL)
+    rc = GH_EINVALID_HANDLE;
+  pthread_mutex_unlock(&table_lock);
+  if (rc == 0)
+    *ret_token = h | BORROWED_BIT;
+out:
+  return rc;
+}
+
+bool gh_token_is_borrowed(gh_token_t h)
+{
+  return (h & BORROWED_BIT) != 0;
+}
+
+/* ---- token objects ---------------------------------------------------- */
+
+static void cred_unref(gh__cred_t *c)
+{
+  OM_uint32 minor;
+  if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1) {
+    if (c->cred != GSS_C_NO_CREDENTIAL)
+      gss_release_cred(&minor, &c->cred);
+    free(c);
+  }
+}
+
+void gh__token_ref(gh__token_t *t)
+{
+  atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
+void gh__token_unref(gh__token_t *t)
+{
+  if (t != NULL && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+    cred_unref(t->cred);
+    free(t);
+  }
+}
+
+/* Fill ids from a group list, leaving out the primary gid (the egid already
+ * grants it, so setgroups gets a shorter list, often an empty one). */
+static uint32_t ids_without_primary(gid_t *dst, const gid_t *groups, uint32_t n, gid_t gid)
+{
+  uint32_t out = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    if (groups[i] != gid)
+      dst[out++] = groups[i];
+  }
+  return out;
+}
+
+typedef struct token_spec {
+  const char *user;
+  const char *auth_name;
+  uid_t uid;
+  gid_t gid;
+  const gid_t *groups; /* sorted, deduplicated */
+  size_t ngroups;
+  gh_token_type_t type;
+  gh_token_level_t level;
+  gh_token_source_t source;
+  time_t created;
+  time_t expiry;
+  gh__cred_t *cred; /* a reference the token takes on success */
+} token_spec_t;
+
+/* One allocation: struct, groups, setgroups list, own list, user, auth name. */
+static int token_build(const token_spec_t *sp, gh__token_t **ret_tok)
+{
+  size_t n = sp->ngroups, ulen, alen, size;
+  bool has_primary = false;
+  const char *auth = sp->auth_name ? sp->auth_name : sp->user;
+  gh__token_t *t = NULL;
+  gid_t *g, *imp, *own;
+  char *p;
+  int rc = 0;
+
+  if (!gh__sec_uid_allowed(sp->uid)) {
+    rc = GH_EUID_REFUSED;
+    goto out;
+  }
+  for (size_t i = 0; i < n; i++)
+    has_primary |= sp->groups[i] == sp->gid;
+  if (n + (has_primary ? 0 : 1) > gh__sec.max_groups) {
+    rc = GH_ELIMIT;
+    goto out;
+  }
+  ulen = strlen(sp->user) + 1;
+  alen = strlen(auth) + 1;
+  size = sizeof(*t) + 3 * (n + 1) * sizeof(gid_t) + ulen + alen;
+  t = gh__calloc(1, size);
+  if (t == NULL) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  g = (gid_t *)(t + 1);
+  imp = g + n + 1;
+  own = imp + n + 1;
+  p = (char *)(own + n + 1);
+  /* merge the primary gid into the sorted list */
+  {
+    size_t j = 0;
+    bool placed = has_primary;
+    for (size_t i = 0; i < n; i++) {
+      if (!placed && sp->gid < sp->groups[i]) {
+        g[j++] = sp->gid;
+        placed = true;
+      }
+      g[j++] = sp->groups[i];
+    }
+    if (!placed)
+      g[j++] = sp->gid;
+    t->ngroups = (uint32_t)j;
+  }
+  atomic_init(&t->refs, 1);
+  t->id = atomic_fetch_add_explicit(&next_token_id, 1, memory_order_relaxed);
+  t->type = sp->type;
+  t->level = sp->level;
+  t->source = sp->source;
+  t->created = sp->created;
+  t->expiry = sp->expiry;
+  t->uid = sp->uid;
+  t->gid = sp->gid;
+  t->groups = g;
+  memcpy(p, sp->user, ulen);
+  t->user = p;
+  memcpy(p + ulen, auth, alen);
+  t->auth_name = p + ulen;
+  t->cred = sp->cred;
+  /* what the thread runs as: the client from IMPERSONATE up, else anonymous */
+  t->own.uid = sp->uid;
+  t->own.gid = sp->gid;
+  t->own.groups = own;
+  t->own.ngroups = ids_without_primary(own, g, t->ngroups, sp->gid);
+  if (sp->level >= GH_LEVEL_IMPERSONATE) {
+    t->imp.uid = sp->uid;
+    t->imp.gid = sp->gid;
+    t->imp.groups = imp;
+    t->imp.ngroups = ids_without_primary(imp, g, t->ngroups, sp->gid);
+  } else {
+    t->imp.uid = gh__sec.anon_uid;
+    t->imp.gid = gh__sec.anon_gid;
+    t->imp.groups = imp;
+    t->imp.ngroups = 0;
+  }
+  *ret_tok = t;
+  t = NULL;
+out:
+  free(t);
+  return rc;
+}
+
+/* Build a token and return an owned handle to it. On failure the spec's
+ * cred reference is left to the caller. */
+static int token_publish(const token_spec_t *sp, gh_token_t *ret_token)
+{
+  gh__token_t *t = NULL;
+  int rc;
+
+  rc = token_build(sp, &t);
+  if (rc != 0)
+    goto out;
+  rc = gh__token_new_handle(t, ret_token);
+  if (rc != 0)
+    t->cred = NULL; /* not taken */
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
+static bool level_valid(gh_token_level_t l)
+{
+  return l >= GH_LEVEL_ANONYMOUS && l <= GH_LEVEL_DELEGATE;
+}
+
+static bool source_valid(gh_token_source_t s)
+{
+  return s >= GH_SOURCE_ANONYMOUS && s <= GH_SOURCE_LOCAL;
+}
+
+static void anonymous_spec(token_spec_t *sp, gid_t *one_group)
+{
+  one_group[0] = gh__sec.anon_gid;
+  sp->user = gh__sec.anon_user;
+  sp->auth_name = NULL;
+  sp->uid = gh__sec.anon_uid;
+  sp->gid = gh__sec.anon_gid;
+  sp->groups = one_group;
+  sp->ngroups = 1;
+  sp->cred = NULL;
+}
+
+int gh_token_anonymous(gh_token_t *ret_token)
+{
+  token_spec_t sp = {0};
+  gid_t one;
+  int rc;
+
+  if (!gh__sec.initialised) {
+    rc = GH_ESTATE;
+    goto out;
+  }
+  if (ret_token == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  anonymous_spec(&sp, &one);
+  sp.type = GH_TOKEN_IMPERSONATION;
+  sp.level = GH_LEVEL_ANONYMOUS;
+  sp.source = GH_SOURCE_ANONYMOUS;
+  sp.created = gh__sec_now();
+  rc = token_publish(&sp, ret_token);
+out:
+  return rc;
+}
+
+/* getpwnam_r / getpwuid_r with a growing buffer; *ret_buf is the caller's. */
+static int lookup_pw(const char *name, uid_t uid, struct passwd *pw, char **ret_buf)
+{
+  size_t buflen = 4096;
+  struct passwd *res = NULL;
+  char *buf = NULL;
+  int e, rc = 0;
+
+  for (;;) {
+    buf = gh__malloc(buflen);
+    if (buf == NULL) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    e = name ? getpwnam_r(name, pw, buf, buflen, &res) : getpwuid_r(uid, pw, buf, buflen, &res);
+    if (e != ERANGE || buflen >= (1u << 20))
+      break;
+    free(buf);
+    buf = NULL;
+    buflen *= 4;
+  }
+  if (res == NULL)
+    rc = (e == 0 || e == ENOENT || e == ESRCH) ? GH_ENO_SUCH_USER : -e;
+out:
+  if (rc == 0)
+    *ret_buf = buf;
+  else
+    free(buf);
+  return rc;
+}
+
+int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t *ret_token)
+{
+  gh_token_opts_t def = {.level = GH_LEVEL_IMPERSONATE,
+                         .source = GH_SOURCE_LOCAL,
+                         .auth_name = NULL,
+                         .expiry = 0,
+                         .delegated_cred = GSS_C_NO_CREDENTIAL};
+  token_spec_t sp = {0};
+  struct passwd pw;
+  char *pwbuf = NULL;
+  gid_t *groups = NULL;
+  size_t n = 0;
+  gh__cred_t *cred = NULL;
+  gid_t one;
+  int rc;
+
+  if (!gh__sec.initialised || gh__sec_thread_impersonating()) {
+    rc = GH_ESTATE;
+    goto out;
+  }
+  if (opts == NULL)
+    opts = &def;
+  if (user == NULL || *user == '\0' || ret_token == NULL || !level_valid(opts->level) ||
+      !source_valid(opts->source)) {
+    rc = -EINVAL;
+    goto out;
+  }
+  rc = lookup_pw(user, 0, &pw, &pwbuf);
+  if (rc != 0)
+    goto out;
+  if (!gh__sec_uid_allowed(pw.pw_uid)) {
+    rc = GH_EUID_REFUSED;
+    goto out;
+  }
+  if (opts->level == GH_LEVEL_ANONYMOUS) {
+    anonymous_spec(&sp, &one);
+    sp.auth_name = opts->auth_name;
+  } else {
+    rc = gh__groupcache_get(pw.pw_name, pw.pw_gid, &groups, &n);
+    if (rc != 0)
+      goto out;
+    sp.user = pw.pw_name;
+    sp.auth_name = opts->auth_name;
+    sp.uid = pw.pw_uid;
+    sp.gid = pw.pw_gid;
+    sp.groups = groups;
+    sp.ngroups = n;
+  }
+  if (opts->level == GH_LEVEL_DELEGATE && opts->delegated_cred != GSS_C_NO_CREDENTIAL) {
+    cred = gh__malloc(sizeof(*cred));
+    if (cred == NULL) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    atomic_init(&cred->refs, 1);
+    cred->cred = opts->delegated_cred;
+    sp.cred = cred;
+  }
+  sp.type = GH_TOKEN_IMPERSONATION;
+  sp.level = opts->level;
+  sp.source = opts->source;
+  sp.created = gh__sec_now();
+  sp.expiry = opts->expiry;
+  rc = token_publish(&sp, ret_token);
+  if (rc != 0)
+    goto out;
+  cred = NULL; /* taken */
+  if (opts->level != GH_LEVEL_DELEGATE && opts->delegated_cred != GSS_C_NO_CREDENTIAL) {
+    OM_uint32 minor;
+    gss_cred_id_t c = opts->delegated_cred;
+    gss_release_cred(&minor, &c);
+  }
+out:
+  free(cred); /* wrapper only: the credential stays the caller's on failure */
+  free(groups);
+  free(pwbuf);
+  return rc;
+}
+
+int gh_token_from_peer(int fd, gh_token_t *ret_token)
+{
+  token_spec_t sp = {0};
+  struct ucred uc;
+  socklen_t len = sizeof(uc);
+  gid_t *groups = NULL;
+  size_t n = 0;
+  struct passwd pw;
+  char *pwbuf = NULL;
+  char uidname[16];
+  int rc = 0;
+
+  if (!gh__sec.initialised) {
+    rc = GH_ESTATE;
+    goto out;
+  }
+  if (ret_token == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) != 0) {
+    rc = -errno;
+    goto out;
+  }
+  if (!gh__sec_uid_allowed(uc.uid)) {
+    rc = GH_EUID_REFUSED;
+    goto out;
+  }
+  len = 64 * sizeof(gid_t);
+  for (;;) {
+    socklen_t want = len;
+    free(groups);
+    groups = gh__malloc(len ? len : sizeof(gid_t));
+    if (groups == NULL) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+      break;
+    if (errno != ERANGE || len <= want) {
+      rc = -errno;
+      goto out;
+    }
+  }
+  n = gh__sec_sort_groups(groups, len / sizeof(gid_t));
+  if (gh__sec_thread_impersonating() || lookup_pw(NULL, uc.uid, &pw, &pwbuf) != 0) {
+    snprintf(uidname, sizeof(uidname), "%u", (unsigned)uc.uid);
+    sp.user = uidname;
+  } else {
+    sp.user = pw.pw_name;
+  }
+  sp.uid = uc.uid;
+  sp.gid = uc.gid;
+  sp.groups = groups;
+  sp.ngroups = n;
+  sp.type = GH_TOKEN_IMPERSONATION;
+  sp.level = GH_LEVEL_IMPERSONATE;
+  sp.source = GH_SOURCE_PEER;
+  sp.created = gh__sec_now();
+  rc = token_publish(&sp, ret_token);
+out:
+  free(groups);
+  free(pwbuf);
+  return rc;
+}
+
+int gh_token_duplicate(gh_token_t h, gh_token_level_t level, gh_token_type_t type,
+                       gh_token_t *ret_token)
+{
+  gh__token_t *t = NULL;
+  token_spec_t sp = {0};
+  gid_t one;
+  int rc;
+
+  if (ret_token == NULL || !level_valid(level) ||
+      (type != GH_TOKEN_PRIMARY && type != GH_TOKEN_IMPERSONATION)) {
+    rc = -EINVAL;
+    goto out;
+  }
+  rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  if (level > t->level || (type == GH_TOKEN_PRIMARY && level < GH_LEVEL_IMPERSONATE)) {
+    rc = GH_EBAD_IMPERSONATION_LEVEL;
+    goto out;
+  }
+  if (level == GH_LEVEL_ANONYMOUS) {
+    anonymous_spec(&sp, &one);
+  } else {
+    sp.user = t->user;
+    sp.auth_name = t->auth_name;
+    sp.uid = t->uid;
+    sp.gid = t->gid;
+    sp.groups = t->groups;
+    sp.ngroups = t->ngroups;
+    if (level == GH_LEVEL_DELEGATE && t->cred != NULL) {
+      atomic_fetch_add_explicit(&t->cred->refs, 1, memory_order_relaxed);
+      sp.cred = t->cred;
+    }
+  }
+  sp.type = type;
+  sp.level = level;
+  sp.source = t->source;
+  sp.created = t->created;
+  sp.expiry = t->expiry;
+  rc = token_publish(&sp, ret_token);
+  if (rc != 0)
+    cred_unref(sp.cred);
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+static int copy_string(const char *s, char *buf, size_t len)
+{
+  size_t n = strlen(s);
+  int rc;
+
+  if (buf == NULL || len <= n) {
+    rc = -ERANGE;
+  } else {
+    memcpy(buf, s, n + 1);
+    rc = (int)n;
+  }
+  return rc;
+}
+
+int gh_token_get_user(gh_token_t h, char *buf, size_t len)
+{
+  gh__token_t *t = NULL;
+  int rc = gh__token_get(h, &t);
+  if (rc == 0)
+    rc = copy_string(t->user, buf, len);
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_get_auth_name(gh_token_t h, char *buf, size_t len)
+{
+  gh__token_t *t = NULL;
+  int rc = gh__token_get(h, &t);
+  if (rc == 0)
+    rc = copy_string(t->auth_name, buf, len);
+  gh__token_unref(t);
+  return rc;
+}
+
+/* Shared body of the scalar getters. */
+#define GH__SCALAR_GETTER(fname, type, field)  \
+  int fname(gh_token_t h, type *ret)           \
+  {                                            \
+    gh__token_t *t = NULL;                     \
+    int rc = -EINVAL;                          \
+    if (ret != NULL)                           \
+      rc = gh__token_get(h, &t);               \
+    if (rc == 0)                               \
+      *ret = t->field;                         \
+    gh__token_unref(t);                        \
+    return rc;                                 \
+  }
+
+GH__SCALAR_GETTER(gh_token_get_uid, uid_t, uid)
+GH__SCALAR_GETTER(gh_token_get_gid, gid_t, gid)
+GH__SCALAR_GETTER(gh_token_get_level, gh_token_level_t, level)
+GH__SCALAR_GETTER(gh_token_get_type, gh_token_type_t, type)
+GH__SCALAR_GETTER(gh_token_get_source, gh_token_source_t, source)
+GH__SCALAR_GETTER(gh_token_get_expiry, time_t, expiry)
+GH__SCALAR_GETTER(gh_token_get_id, uint64_t, id)
+
+int gh_token_get_groups(gh_token_t h, gid_t *buf, size_t len)
+{
+  gh__token_t *t = NULL;
+  int rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  if (buf != NULL && len > 0) {
+    if (len < t->ngroups) {
+      rc = -ERANGE;
+      goto out;
+    }
+    memcpy(buf, t->groups, t->ngroups * sizeof(gid_t));
+  }
+  rc = (int)t->ngroups;
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_get_delegated_cred(gh_token_t h, gss_cred_id_t *ret_cred)
+{
+  gh__token_t *t = NULL;
+  int rc = -EINVAL;
+  if (ret_cred != NULL)
+    rc = gh__token_get(h, &t);
+  if (rc == 0)
+    *ret_cred = t->cred ? t->cred->cred : GSS_C_NO_CREDENTIAL;
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_get_statistics(gh_token_t h, gh_token_statistics_t *ret_stats)
+{
+  gh__token_t *t = NULL;
+  int rc = -EINVAL;
+  if (ret_stats != NULL)
+    rc = gh__token_get(h, &t);
+  if (rc == 0) {
+    memset(ret_stats, 0, sizeof(*ret_stats));
+    ret_stats->token_id = t->id;
+    ret_stats->type = t->type;
+    ret_stats->level = t->level;
+    ret_stats->source = t->source;
+    ret_stats->created = t->created;
+    ret_stats->expiry = t->expiry;
+    ret_stats->group_count = t->ngroups;
+    /* minus the reference this call holds */
+    ret_stats->ref_count = atomic_load_explicit(&t->refs, memory_order_relaxed) - 1;
+    ret_stats->has_delegated_cred = t->cred != NULL && t->cred->cred != GSS_C_NO_CREDENTIAL;
+  }
+  gh__token_unref(t);
+  return rc;
+}
+
+static bool token_has_gid(const gh__token_t *t, gid_t gid)
+{
+  size_t lo = 0, hi = t->ngroups;
+  bool found = gid == t->gid;
+  while (!found && lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->groups[mid] == gid)
+      found = true;
+    else if (t->groups[mid] < gid)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return found;
+}
+
+int gh_token_is_member(gh_token_t h, gid_t gid, bool *ret_member)
+{
+  gh__token_t *t = NULL;
+  int rc = -EINVAL;
+  if (ret_member != NULL)
+    rc = gh__token_get(h, &t);
+  if (rc == 0)
+    *ret_member = token_has_gid(t, gid);
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_is_member_name(gh_token_t h, const char *group, bool *ret_member)
+{
+  struct group gr, *res = NULL;
+  size_t buflen = 4096;
+  char *buf = NULL;
+  int e, rc = 0;
+
+  if (group == NULL || ret_member == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  for (;;) {
+    buf = gh__malloc(buflen);
+    if (buf == NULL) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    e = getgrnam_r(group, &gr, buf, buflen, &res);
+    if (e != ERANGE || buflen >= (1u << 22))
+      break;
+    free(buf);
+    buf = NULL;
+    buflen *= 4;
+  }
+  if (res == NULL) {
+    rc = (e == 0 || e == ENOENT) ? GH_ENOT_FOUND : -e;
+    goto out;
+  }
+  rc = gh_token_is_member(h, gr.gr_gid, ret_member);
+out:
+  free(buf);
+  return rc;
+}
+
+int gh_token_access_check(gh_token_t h, const char *path, int mode)
+{
+  gh__token_t *t = NULL;
+  gh__sec_saved_t saved;
+  int rc;
+
+  if (path == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  if (t->expiry != 0 && gh__sec_now() >= t->expiry) {
+    rc = GH_ETOKEN_EXPIRED;
+    goto out;
+  }
+  rc = gh__sec_enter(t, t->level == GH_LEVEL_ANONYMOUS ? &t->imp : &t->own, &saved);
+  if (rc != 0)
+    goto out;
+  rc = faccessat(AT_FDCWD, path, mode, AT_EACCESS) == 0 ? 0 : -errno;
+  gh__sec_leave(&saved);
+out:
+  gh__token_unref(t);
+  return rc;
+}
