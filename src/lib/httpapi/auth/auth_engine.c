@@ -1,0 +1,1011 @@
+/* auth_engine.c: the auth engine — acceptor credentials, per-connection state, the per-request step. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+#include <krb5.h>
+#include <openssl/rand.h>
+
+#include <gatehouse/error.h>
+
+#include "httpapi/auth/auth.h"
+#include "httpapi/auth/auth_internal.h"
+#include "util/alloc.h"
+
+#define NTLM_SIGNATURE "NTLMSSP"
+#define AUTH_NAME_MAX 1024
+
+static gss_OID_desc krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02" };
+static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
+static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
+
+struct gh__auth_engine {
+  gss_cred_id_t spnego_cred;
+  gss_cred_id_t krb5_cred;
+  gss_cred_id_t ntlm_cred;
+  char *pam_service;
+  char *ccache_dir;
+  char *unmapped_user;
+  gh__auth_basic_cache_t *basic_cache;
+  gh__auth_token_ops_t ops;
+  atomic_uint_fast64_t seq;
+};
+
+struct gh__auth_conn {
+  gh__auth_engine_t *engine;
+  gss_ctx_id_t ctx;                 /* half-open context of a multi-leg exchange */
+  gh__auth_scheme_id_t ctx_scheme;
+  /* persisted identity (item 8) */
+  gh_token_t token;
+  gh_auth_type_t type;
+  const char *package;
+  uint32_t ret_flags;
+  time_t expiry;
+  char *remote_user;
+  char *local_user;
+};
+
+/* Weak while the sec layer is being built in parallel: the library still
+ * links, and gh__auth_engine_new refuses to start without it. */
+#pragma weak gh_token_from_user
+#pragma weak gh_token_from_peer
+#pragma weak gh_token_open_handle
+#pragma weak gh_token_close
+#pragma weak gh_token_get_user
+
+static const gh__auth_token_ops_t sec_ops = {
+  .from_user = gh_token_from_user,
+  .from_peer = gh_token_from_peer,
+  .open_handle = gh_token_open_handle,
+  .close = gh_token_close,
+  .get_user = gh_token_get_user,
+};
+
+/* ---- GSS status text ---- */
+
+static size_t append_status(char *buf, size_t len, size_t used, OM_uint32 code, int type,
+                            gss_OID mech)
+{
+  OM_uint32 msg_ctx = 0, maj, min;
+  gss_buffer_desc text = GSS_C_EMPTY_BUFFER;
+  int rounds = 0;
+
+  do {
+    maj = gss_display_status(&min, code, type, mech, &msg_ctx, &text);
+    if (GSS_ERROR(maj))
+      break;
+    if (used < len) {
+      int n = snprintf(buf + used, len - used, "%s%.*s", used ? "; " : "", (int)text.length,
+                       (const char *)text.value);
+      if (n > 0)
+        used += (size_t)n;
+      if (used >= len)
+        used = len - 1;
+    }
+    gss_release_buffer(&min, &text);
+  } while (msg_ctx != 0 && ++rounds < 4);
+  return used;
+}
+
+static void gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, gss_OID mech)
+{
+  size_t used = 0;
+
+  if (len == 0)
+    return;
+  buf[0] = '\0';
+  used = append_status(buf, len, used, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+  if (minor)
+    used = append_status(buf, len, used, minor, GSS_C_MECH_CODE, mech);
+  (void)used;
+}
+
+/* ---- engine ---- */
+
+static int check_file(const char *what, const char *path, char *errbuf, size_t errlen)
+{
+  int fd, ret = 0;
+
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    ret = GH_ECONFIG;
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(errno));
+    goto out;
+  }
+  close(fd);
+out:
+  return ret;
+}
+
+static int acquire(const char *label, gss_name_t name, gss_OID mech,
+                   const gss_key_value_set_desc *store, gss_cred_id_t *ret_cred, char *errbuf,
+                   size_t errlen)
+{
+  gss_OID_set_desc mechs = { 1, mech };
+  OM_uint32 maj, min = 0;
+  int ret = 0;
+
+  maj = gss_acquire_cred_from(&min, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, store,
+                              ret_cred, NULL, NULL);
+  if (GSS_ERROR(maj)) {
+    char text[256];
+    gss_text(text, sizeof(text), maj, min, mech);
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "acquiring %s acceptor credentials: %s", label, text);
+    ret = GH_EGSS;
+  }
+  return ret;
+}
+
+int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
+                        gh__auth_engine_t **ret_engine)
+{
+  gh__auth_engine_t *e = NULL;
+  gss_name_t krb_name = GSS_C_NO_NAME, ntlm_name = GSS_C_NO_NAME;
+  gss_key_value_element_desc elems[2];
+  gss_key_value_set_desc store = { 0, elems };
+  OM_uint32 maj, min;
+  int ret = 0;
+
+  if (errbuf && errlen)
+    errbuf[0] = '\0';
+  e = gh__calloc(1, sizeof(*e));
+  if (!e) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  e->spnego_cred = e->krb5_cred = e->ntlm_cred = GSS_C_NO_CREDENTIAL;
+  e->ops = cfg->token_ops ? *cfg->token_ops : sec_ops;
+  if (!e->ops.from_user || !e->ops.from_peer || !e->ops.open_handle || !e->ops.close) {
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "auth engine: the sec layer (gh_token_*) is not available");
+    ret = GH_EUNSUPPORTED;
+    goto out;
+  }
+  e->pam_service = gh__strdup(cfg->pam_service ? cfg->pam_service : "gatehouse");
+  e->ccache_dir = gh__strdup(cfg->ccache_dir ? cfg->ccache_dir : "/run/gatehouse");
+  e->unmapped_user = gh__strdup(cfg->unmapped_user ? cfg->unmapped_user : "nobody");
+  e->basic_cache = gh__auth_basic_cache_new(cfg->basic_cache_entries, cfg->basic_cache_ttl_s);
+  if (!e->pam_service || !e->ccache_dir || !e->unmapped_user || !e->basic_cache) {
+    ret = -ENOMEM;
+    goto out;
+  }
+
+  if (cfg->keytab) {
+    ret = check_file("keytab", cfg->keytab, errbuf, errlen);
+    if (ret)
+      goto out;
+    elems[store.count].key = "keytab";
+    elems[store.count].value = cfg->keytab;
+    store.count++;
+  }
+  if (cfg->ntlm && cfg->ntlm_user_file) {
+    ret = check_file("ntlm_user_file", cfg->ntlm_user_file, errbuf, errlen);
+    if (ret)
+      goto out;
+    elems[store.count].key = "ntlmssp_keyfile";
+    elems[store.count].value = cfg->ntlm_user_file;
+    store.count++;
+  }
+
+  {
+    const char *sp = cfg->service_principal ? cfg->service_principal : "HTTP";
+    const char *np = cfg->ntlm_service_name ? cfg->ntlm_service_name : sp;
+    gss_buffer_desc b = { strlen(sp), (void *)sp };
+    gss_buffer_desc nb = { strlen(np), (void *)np };
+
+    maj = gss_import_name(&min, &b, GSS_C_NT_HOSTBASED_SERVICE, &krb_name);
+    if (!GSS_ERROR(maj))
+      maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &ntlm_name);
+    if (GSS_ERROR(maj)) {
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen, "service principal %s: invalid name", sp);
+      ret = GH_ECONFIG;
+      goto out;
+    }
+  }
+
+  if (cfg->keytab) {
+    ret = acquire("Kerberos", krb_name, &krb5_oid, &store, &e->krb5_cred, errbuf, errlen);
+    if (ret) {
+      if (errbuf && errlen) {
+        size_t l = strlen(errbuf);
+        snprintf(errbuf + l, errlen - l, " (keytab %s)", cfg->keytab);
+      }
+      goto out;
+    }
+  }
+  if (cfg->ntlm) {
+    ret = acquire("NTLM", ntlm_name, &ntlmssp_oid, &store, &e->ntlm_cred, errbuf, errlen);
+    if (ret)
+      goto out;
+  }
+  if (cfg->keytab || cfg->ntlm) {
+    gss_OID_desc neg[2];
+    gss_OID_set_desc negset = { 0, neg };
+
+    /* SPNEGO acquires for its sub-mechanisms with the same name and store;
+     * with a host-less name the krb5 part accepts any host in the keytab,
+     * the NTLM part is named after the local host (or ntlm_service_name). */
+    ret = acquire("SPNEGO", cfg->ntlm_service_name && !cfg->keytab ? ntlm_name : krb_name,
+                  &spnego_oid, &store, &e->spnego_cred, errbuf, errlen);
+    if (ret)
+      goto out;
+    if (cfg->keytab)
+      neg[negset.count++] = krb5_oid;
+    if (cfg->ntlm)
+      neg[negset.count++] = ntlmssp_oid;
+    maj = gss_set_neg_mechs(&min, e->spnego_cred, &negset);
+    if (GSS_ERROR(maj)) {
+      char text[256];
+      gss_text(text, sizeof(text), maj, min, GSS_C_NO_OID);
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen, "restricting SPNEGO mechanisms: %s", text);
+      ret = GH_EGSS;
+      goto out;
+    }
+  }
+  *ret_engine = e;
+  e = NULL;
+out:
+  gss_release_name(&min, &krb_name);
+  gss_release_name(&min, &ntlm_name);
+  gh__auth_engine_free(e);
+  return ret;
+}
+
+void gh__auth_engine_free(gh__auth_engine_t *e)
+{
+  OM_uint32 min;
+
+  if (!e)
+    return;
+  gss_release_cred(&min, &e->spnego_cred);
+  gss_release_cred(&min, &e->krb5_cred);
+  gss_release_cred(&min, &e->ntlm_cred);
+  gh__auth_basic_cache_free(e->basic_cache);
+  free(e->pam_service);
+  free(e->ccache_dir);
+  free(e->unmapped_user);
+  free(e);
+}
+
+/* ---- connection ---- */
+
+gh__auth_conn_t *gh__auth_conn_new(gh__auth_engine_t *engine)
+{
+  gh__auth_conn_t *c = gh__calloc(1, sizeof(*c));
+
+  if (c) {
+    c->engine = engine;
+    c->ctx = GSS_C_NO_CONTEXT;
+  }
+  return c;
+}
+
+static void conn_reset_ctx(gh__auth_conn_t *c)
+{
+  OM_uint32 min;
+
+  if (c->ctx != GSS_C_NO_CONTEXT)
+    gss_delete_sec_context(&min, &c->ctx, GSS_C_NO_BUFFER);
+  c->ctx = GSS_C_NO_CONTEXT;
+  c->ctx_scheme = GH__AUTH_SCHEME_UNKNOWN;
+}
+
+static void conn_drop_identity(gh__auth_conn_t *c)
+{
+  if (c->token)
+    c->engine->ops.close(c->token);
+  c->token = 0;
+  free(c->remote_user);
+  free(c->local_user);
+  c->remote_user = c->local_user = NULL;
+  c->type = GH_AUTH_TYPE_NONE;
+  c->package = NULL;
+  c->ret_flags = 0;
+  c->expiry = 0;
+}
+
+void gh__auth_conn_free(gh__auth_conn_t *c)
+{
+  if (!c)
+    return;
+  conn_reset_ctx(c);
+  conn_drop_identity(c);
+  free(c);
+}
+
+/* ---- result ---- */
+
+void gh__auth_result_done(gh__auth_result_t *r)
+{
+  if (!r)
+    return;
+  for (size_t i = 0; i < r->n_challenges; i++)
+    free(r->challenges[i]);
+  r->n_challenges = 0;
+  if (r->mem_ccache || r->file_ccache) {
+    krb5_context k = NULL;
+    if (krb5_init_context(&k) == 0) {
+      const char *names[2] = { r->file_ccache, r->mem_ccache };
+      for (int i = 0; i < 2; i++) {
+        krb5_ccache cc = NULL;
+        if (names[i] && krb5_cc_resolve(k, names[i], &cc) == 0)
+          krb5_cc_destroy(k, cc);
+      }
+      krb5_free_context(k);
+    }
+  }
+  if (r->file_ccache_dir) {
+    if (r->file_ccache)
+      unlink(r->file_ccache + strlen("FILE:"));
+    rmdir(r->file_ccache_dir);
+  }
+  free(r->file_ccache);
+  free(r->file_ccache_dir);
+  free(r->mem_ccache);
+  if (r->packed_buf) {
+    explicit_bzero(r->packed_buf, r->info.packed_context_len);
+    free(r->packed_buf);
+  }
+  free(r->mutual_buf);
+  free(r->remote_user_buf);
+  free(r->local_user_buf);
+  memset(r, 0, sizeof(*r));
+}
+
+const char *gh__auth_result_mem_ccache(const gh__auth_result_t *r)
+{
+  return r->mem_ccache;
+}
+
+int gh__auth_result_file_ccache(gh__auth_engine_t *e, gh__auth_result_t *r, uid_t owner_uid,
+                                gid_t owner_gid, const char **ret_ccname)
+{
+  krb5_context k = NULL;
+  krb5_ccache mem = NULL, file = NULL;
+  krb5_principal princ = NULL;
+  char *dir = NULL, *name = NULL;
+  int ret = 0;
+
+  if (r->file_ccache) {
+    *ret_ccname = r->file_ccache;
+    goto out;
+  }
+  if (!r->mem_ccache) {
+    ret = GH_ENOT_FOUND;
+    goto out;
+  }
+  if (asprintf(&dir, "%s/gh-deleg-XXXXXX", e->ccache_dir) < 0) {
+    dir = NULL;
+    ret = -ENOMEM;
+    goto out;
+  }
+  if (!mkdtemp(dir)) {
+    ret = -errno;
+    goto out;
+  }
+  if (chown(dir, owner_uid, owner_gid) != 0 && geteuid() == 0) {
+    ret = -errno;
+    rmdir(dir);
+    goto out;
+  }
+  if (asprintf(&name, "FILE:%s/ccache", dir) < 0) {
+    name = NULL;
+    rmdir(dir);
+    ret = -ENOMEM;
+    goto out;
+  }
+  r->file_ccache_dir = dir;
+  dir = NULL;
+  if (krb5_init_context(&k) != 0) {
+    ret = GH_EAUTH_INTERNAL;
+    goto out;
+  }
+  if (krb5_cc_resolve(k, r->mem_ccache, &mem) != 0 ||
+      krb5_cc_get_principal(k, mem, &princ) != 0 || krb5_cc_resolve(k, name, &file) != 0 ||
+      krb5_cc_initialize(k, file, princ) != 0 || krb5_cc_copy_creds(k, mem, file) != 0) {
+    ret = GH_EAUTH_INTERNAL;
+    goto out;
+  }
+  r->file_ccache = name;
+  name = NULL;
+  if (chmod(r->file_ccache + strlen("FILE:"), 0600) != 0 ||
+      (chown(r->file_ccache + strlen("FILE:"), owner_uid, owner_gid) != 0 && geteuid() == 0)) {
+    ret = -errno;
+    goto out;
+  }
+  *ret_ccname = r->file_ccache;
+out:
+  if (k) {
+    if (princ)
+      krb5_free_principal(k, princ);
+    if (mem)
+      krb5_cc_close(k, mem);
+    if (file)
+      krb5_cc_close(k, file);
+    krb5_free_context(k);
+  }
+  if (name)
+    free(name);
+  free(dir);
+  return ret;
+}
+
+/* ---- step helpers ---- */
+
+static int dup_into(char **dst, const char *src)
+{
+  *dst = src ? gh__strdup(src) : NULL;
+  return (src && !*dst) ? -ENOMEM : 0;
+}
+
+static void set_failure(gh__auth_result_t *r, gh_auth_type_t type, const char *package,
+                        gh_auth_sec_kind_t kind, uint32_t major, uint32_t minor, const char *text)
+{
+  r->verdict = GH__AUTH_DELIVER;
+  r->info.status = GH_AUTH_STATUS_FAILURE;
+  r->info.type = type;
+  r->info.package_name = package;
+  r->info.sec_status.kind = kind;
+  r->info.sec_status.major = major;
+  r->info.sec_status.minor = minor;
+  snprintf(r->info.sec_status_text, sizeof(r->info.sec_status_text), "%s", text ? text : "");
+}
+
+static void set_verdict(gh__auth_result_t *r, gh__auth_verdict_t v, int err)
+{
+  r->verdict = v;
+  r->error = err;
+}
+
+static bool persist_applies(const gh_auth_settings_t *site, const char *package)
+{
+  if (site->persist == GH_AUTH_PERSIST_NONE)
+    return false;
+  if (site->persist == GH_AUTH_PERSIST_ALL)
+    return true;
+  return package && strcmp(package, "NTLM") == 0;
+}
+
+static int make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
+                      const char *local, const char *remote, gh_token_source_t source,
+                      time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
+{
+  gh_token_opts_t opts = {
+    .level = GH_LEVEL_IMPERSONATE,
+    .source = source,
+    .auth_name = remote,
+    .expiry = expiry,
+    .delegated_cred = GSS_C_NO_CREDENTIAL,
+  };
+  gh_token_t tok = 0;
+  int ret;
+
+  *ret_unmapped = false;
+  if (deleg && *deleg != GSS_C_NO_CREDENTIAL) {
+    opts.level = GH_LEVEL_DELEGATE;
+    opts.delegated_cred = *deleg;
+  }
+  ret = local ? e->ops.from_user(local, &opts, &tok) : GH_ENO_SUCH_USER;
+  if (ret == 0 && deleg)
+    *deleg = GSS_C_NO_CREDENTIAL; /* taken */
+  if (ret == GH_ENO_SUCH_USER && site->allow_unmapped) {
+    opts.level = GH_LEVEL_IDENTIFY;
+    opts.delegated_cred = GSS_C_NO_CREDENTIAL;
+    ret = e->ops.from_user(e->unmapped_user, &opts, &tok);
+    *ret_unmapped = true;
+  }
+  if (ret == 0)
+    r->info.token = tok;
+  return ret;
+}
+
+/* Fills SUCCESS after the token exists; remembers the identity on the connection. */
+static int deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
+                           const gh_auth_settings_t *site, gh_auth_type_t type,
+                           const char *package, uint32_t ret_flags, time_t expiry,
+                           const char *remote, const char *local)
+{
+  int ret = 0;
+
+  r->verdict = GH__AUTH_DELIVER;
+  r->info.status = GH_AUTH_STATUS_SUCCESS;
+  r->info.type = type;
+  r->info.package_name = package;
+  r->info.context_attributes = ret_flags;
+  r->info.expiry = expiry;
+  if (dup_into(&r->remote_user_buf, remote) || dup_into(&r->local_user_buf, local)) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  r->info.remote_user = r->remote_user_buf;
+  r->info.local_user = r->local_user_buf;
+  if (persist_applies(site, package)) {
+    gh_token_t t2 = 0;
+    conn_drop_identity(c);
+    if (c->engine->ops.open_handle(r->info.token, &t2) == 0) {
+      c->token = t2;
+      c->type = type;
+      c->package = package;
+      c->ret_flags = ret_flags;
+      c->expiry = expiry;
+      if (dup_into(&c->remote_user, remote) || dup_into(&c->local_user, local))
+        conn_drop_identity(c); /* no persistence rather than a half record */
+    }
+  }
+out:
+  return ret;
+}
+
+/* ---- Basic ---- */
+
+static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                       const unsigned char *dec, size_t dec_len, gh__auth_result_t *r)
+{
+  char *buf = NULL;
+  const char *user = NULL, *password = NULL;
+  char msg[GH_AUTH_SEC_TEXT_MAX];
+  bool unmapped = false, cached;
+  int pam_code = 0, ret;
+  time_t now = time(NULL);
+
+  buf = gh__malloc(dec_len + 1);
+  if (!buf) {
+    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  memcpy(buf, dec, dec_len);
+  ret = gh__auth_basic_split(buf, dec_len, &user, &password);
+  if (ret) {
+    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    goto out;
+  }
+  cached = gh__auth_basic_cache_lookup(e->basic_cache, user, password, now);
+  if (!cached) {
+    ret = gh__auth_pam_check(e->pam_service, user, password, &pam_code, msg, sizeof(msg));
+    if (ret) {
+      set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
+      goto out;
+    }
+  }
+  ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
+  if (ret == -ENOMEM) {
+    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    goto out;
+  }
+  if (ret) {
+    set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0,
+                gh_strerror(ret));
+    goto out;
+  }
+  if (!cached)
+    gh__auth_basic_cache_insert(e->basic_cache, user, password, now);
+  /* Basic is per request by nature: never persisted on the connection */
+  {
+    gh_auth_settings_t s = *site;
+    s.persist = GH_AUTH_PERSIST_NONE;
+    ret = deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
+                          unmapped ? e->unmapped_user : user);
+  }
+  if (ret) {
+    e->ops.close(r->info.token);
+    r->info.token = 0;
+    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+  }
+out:
+  if (buf) {
+    explicit_bzero(buf, dec_len + 1);
+    free(buf);
+  }
+}
+
+/* ---- GSS (Negotiate, NTLM, Kerberos) ---- */
+
+static const char *scheme_text(gh__auth_scheme_id_t s)
+{
+  switch (s) {
+  case GH__AUTH_SCHEME_NTLM:
+    return "NTLM";
+  case GH__AUTH_SCHEME_KERBEROS:
+    return "Kerberos";
+  case GH__AUTH_SCHEME_NEGOTIATE:
+    return "Negotiate";
+  case GH__AUTH_SCHEME_BASIC:
+    return "Basic";
+  case GH__AUTH_SCHEME_UNKNOWN:
+    break;
+  }
+  return "";
+}
+
+static gh_auth_type_t scheme_type(gh__auth_scheme_id_t s)
+{
+  switch (s) {
+  case GH__AUTH_SCHEME_NTLM:
+    return GH_AUTH_TYPE_NTLM;
+  case GH__AUTH_SCHEME_KERBEROS:
+    return GH_AUTH_TYPE_KERBEROS;
+  case GH__AUTH_SCHEME_NEGOTIATE:
+    return GH_AUTH_TYPE_NEGOTIATE;
+  case GH__AUTH_SCHEME_BASIC:
+    return GH_AUTH_TYPE_BASIC;
+  case GH__AUTH_SCHEME_UNKNOWN:
+    break;
+  }
+  return GH_AUTH_TYPE_NONE;
+}
+
+/* An initial token starts a new exchange and resets any half-open context. */
+static bool is_initial_token(gh__auth_scheme_id_t s, const unsigned char *t, size_t len)
+{
+  if (s == GH__AUTH_SCHEME_NTLM)
+    return len >= 12 && memcmp(t, NTLM_SIGNATURE, 8) == 0 && t[8] == 1 && t[9] == 0 &&
+           t[10] == 0 && t[11] == 0;
+  return len > 0 && t[0] == 0x60;
+}
+
+static char *header_value(const char *scheme, const void *tok, size_t len)
+{
+  size_t sl = strlen(scheme);
+  char *v = gh__malloc(sl + 1 + gh__b64_encoded_len(len) + 1);
+
+  if (v) {
+    memcpy(v, scheme, sl);
+    v[sl] = ' ';
+    gh__b64_encode(tok, len, v + sl + 1);
+  }
+  return v;
+}
+
+/* Local account for an authenticated GSS name. NULL = unmapped. */
+static char *map_name(const gss_name_t name, gss_OID mech, const char *display,
+                      const gh_auth_settings_t *site)
+{
+  char *local = NULL;
+  OM_uint32 maj, min;
+
+  if (gss_oid_equal(mech, &krb5_oid)) {
+    gss_buffer_desc lb = GSS_C_EMPTY_BUFFER;
+    maj = gss_localname(&min, name, &krb5_oid, &lb);
+    if (!GSS_ERROR(maj) && lb.length > 0 && lb.length < AUTH_NAME_MAX &&
+        !memchr(lb.value, '\0', lb.length))
+      local = gh__strndup(lb.value, lb.length);
+    gss_release_buffer(&min, &lb);
+  } else {
+    const char *bs = strchr(display, '\\');
+    local = gh__strdup((bs && !site->ntlm_keep_domain) ? bs + 1 : display);
+    if (local && local[0] == '\0') {
+      free(local);
+      local = NULL;
+    }
+  }
+  return local;
+}
+
+static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                     gh__auth_scheme_id_t scheme, const unsigned char *tok, size_t tok_len,
+                     gh__auth_result_t *r)
+{
+  gss_cred_id_t cred;
+  gss_buffer_desc in = { tok_len, (void *)tok };
+  gss_buffer_desc out = GSS_C_EMPTY_BUFFER, dname = GSS_C_EMPTY_BUFFER;
+  gss_buffer_desc packed = GSS_C_EMPTY_BUFFER;
+  gss_name_t src = GSS_C_NO_NAME;
+  gss_OID mech = GSS_C_NO_OID, name_type = GSS_C_NO_OID;
+  gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
+  OM_uint32 maj, min = 0, min2, ret_flags = 0, time_rec = 0;
+  gh_auth_type_t type = scheme_type(scheme);
+  const char *package = scheme_text(scheme);
+  char *display = NULL, *local = NULL, text[GH_AUTH_SEC_TEXT_MAX];
+  time_t expiry = 0;
+  bool unmapped = false;
+  int ret;
+
+  cred = scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->spnego_cred
+         : scheme == GH__AUTH_SCHEME_NTLM    ? e->ntlm_cred
+                                             : e->krb5_cred;
+  if (cred == GSS_C_NO_CREDENTIAL) {
+    set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
+    goto out;
+  }
+  if (c->ctx != GSS_C_NO_CONTEXT &&
+      (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
+    conn_reset_ctx(c);
+
+  maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src, &mech,
+                               &out, &ret_flags, &time_rec, &deleg);
+  if (GSS_ERROR(maj)) {
+    gss_text(text, sizeof(text), maj, min, mech);
+    conn_reset_ctx(c);
+    set_failure(r, type, package, GH_AUTH_SEC_GSS, maj, min, text);
+    goto out;
+  }
+  if (maj & GSS_S_CONTINUE_NEEDED) {
+    if (out.length == 0) {
+      conn_reset_ctx(c);
+      set_failure(r, type, package, GH_AUTH_SEC_GSS, maj, min, "continue without a token");
+      goto out;
+    }
+    c->ctx_scheme = scheme;
+    r->challenges[0] = header_value(scheme_text(scheme), out.value, out.length);
+    if (!r->challenges[0]) {
+      conn_reset_ctx(c);
+      set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+      goto out;
+    }
+    r->n_challenges = 1;
+    set_verdict(r, GH__AUTH_CHALLENGE, 0);
+    goto out;
+  }
+
+  /* complete */
+  if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &krb5_oid))
+    package = "Kerberos";
+  else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid))
+    package = "NTLM";
+  maj = gss_display_name(&min2, src, &dname, &name_type);
+  if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= AUTH_NAME_MAX ||
+      memchr(dname.value, '\0', dname.length)) {
+    conn_reset_ctx(c);
+    set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_ERROR(maj) ? maj : GSS_S_BAD_NAME, min2,
+                "cannot display the client name");
+    goto out;
+  }
+  if ((ret_flags & GSS_C_ANON_FLAG) ||
+      (name_type != GSS_C_NO_OID && gss_oid_equal(name_type, GSS_C_NT_ANONYMOUS))) {
+    conn_reset_ctx(c);
+    set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_FAILURE, 0,
+                "anonymous (NULL session) authentication refused");
+    goto out;
+  }
+  display = gh__strndup(dname.value, dname.length);
+  if (!display) {
+    conn_reset_ctx(c);
+    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  if (time_rec != GSS_C_INDEFINITE)
+    expiry = time(NULL) + (time_t)time_rec;
+  local = map_name(src, mech, display, site);
+
+  /* delegated credentials: a per-request MEMORY ccache, then into the token */
+  if (deleg != GSS_C_NO_CREDENTIAL && (ret_flags & GSS_C_DELEG_FLAG)) {
+    char ccname[96];
+    unsigned char rnd[8] = { 0 };
+    uint64_t rv;
+    gss_key_value_element_desc el = { "ccache", ccname };
+    gss_key_value_set_desc st = { 1, &el };
+
+    RAND_bytes(rnd, sizeof(rnd));
+    memcpy(&rv, rnd, sizeof(rv));
+    snprintf(ccname, sizeof(ccname), "MEMORY:gh-deleg-%ld-%llu-%016llx", (long)getpid(),
+             (unsigned long long)atomic_fetch_add(&e->seq, 1), (unsigned long long)rv);
+    maj = gss_store_cred_into(&min2, deleg, GSS_C_INITIATE, &krb5_oid, 1, 0, &st, NULL, NULL);
+    if (!GSS_ERROR(maj))
+      r->mem_ccache = gh__strdup(ccname);
+    if (GSS_ERROR(maj) || !r->mem_ccache) {
+      /* without a ccache the delegation is useless; authenticate without it */
+      gss_release_cred(&min2, &deleg);
+    }
+  } else if (deleg != GSS_C_NO_CREDENTIAL) {
+    gss_release_cred(&min2, &deleg);
+  }
+
+  ret = make_token(e, r, site, local, display,
+                   strcmp(package, "NTLM") == 0 ? GH_SOURCE_NTLM : GH_SOURCE_KERBEROS, expiry,
+                   &deleg, &unmapped);
+  if (ret) {
+    conn_reset_ctx(c);
+    if (ret == -ENOMEM) {
+      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    } else {
+      snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
+               gh_strerror(ret));
+      set_failure(r, type, package, GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0, text);
+    }
+    goto out;
+  }
+
+  if (out.length > 0) {
+    r->mutual_buf = header_value(scheme_text(scheme), out.value, out.length);
+    if (r->mutual_buf) {
+      r->info.mutual_auth_data = r->mutual_buf;
+      r->info.mutual_auth_data_len = strlen(r->mutual_buf);
+      if (!site->receive_mutual_auth)
+        r->mutual_auth_header = r->mutual_buf;
+    }
+  }
+  if (!site->no_packed_context) {
+    maj = gss_export_sec_context(&min2, &c->ctx, &packed);
+    if (!GSS_ERROR(maj) && packed.length > 0) {
+      r->packed_buf = gh__malloc(packed.length);
+      if (r->packed_buf) {
+        memcpy(r->packed_buf, packed.value, packed.length);
+        r->info.packed_context = r->packed_buf;
+        r->info.packed_context_len = packed.length;
+        r->info.packed_context_type =
+            strcmp(package, "NTLM") == 0 ? GH_AUTH_TYPE_NTLM : GH_AUTH_TYPE_KERBEROS;
+      }
+    }
+  }
+  conn_reset_ctx(c);
+  ret = deliver_success(c, r, site, type, package, ret_flags, expiry, display,
+                        unmapped ? e->unmapped_user : local);
+  if (ret) {
+    e->ops.close(r->info.token);
+    r->info.token = 0;
+    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+  }
+out:
+  if (packed.length)
+    explicit_bzero(packed.value, packed.length);
+  gss_release_buffer(&min2, &packed);
+  gss_release_buffer(&min2, &out);
+  gss_release_buffer(&min2, &dname);
+  gss_release_name(&min2, &src);
+  gss_release_cred(&min2, &deleg);
+  free(display);
+  free(local);
+}
+
+/* ---- peer ---- */
+
+static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                      int fd, gh__auth_result_t *r)
+{
+  gh_token_t tok = 0;
+  char user[256];
+  int ret;
+
+  ret = e->ops.from_peer(fd, &tok);
+  if (ret == -ENOMEM) {
+    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    goto out;
+  }
+  if (ret) {
+    set_failure(r, GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0,
+                gh_strerror(ret));
+    goto out;
+  }
+  r->info.token = tok;
+  if (!e->ops.get_user || e->ops.get_user(tok, user, sizeof(user)) < 0)
+    snprintf(user, sizeof(user), "%s", "");
+  {
+    gh_auth_settings_t s = *site;
+    s.persist = GH_AUTH_PERSIST_NONE; /* recomputed per request: cheap and exact */
+    ret = deliver_success(c, r, &s, GH_AUTH_TYPE_PEER, "Peer", 0, 0, user[0] ? user : NULL,
+                          user[0] ? user : NULL);
+  }
+  if (ret) {
+    e->ops.close(tok);
+    r->info.token = 0;
+    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+  }
+out:
+  return;
+}
+
+/* ---- the step ---- */
+
+static bool scheme_offered(gh__auth_scheme_id_t s, const gh_auth_settings_t *site,
+                           const gh__auth_transport_t *tp)
+{
+  switch (s) {
+  case GH__AUTH_SCHEME_NEGOTIATE:
+    return site->schemes & GH_AUTH_SCHEME_NEGOTIATE;
+  case GH__AUTH_SCHEME_KERBEROS:
+    return site->schemes & GH_AUTH_SCHEME_KERBEROS;
+  case GH__AUTH_SCHEME_NTLM:
+    return (site->schemes & GH_AUTH_SCHEME_NTLM) && tp->keep_alive;
+  case GH__AUTH_SCHEME_BASIC:
+    return (site->schemes & GH_AUTH_SCHEME_BASIC) &&
+           (tp->kind != GH__AUTH_TRANSPORT_TCP || site->basic_over_plain_http);
+  case GH__AUTH_SCHEME_UNKNOWN:
+    break;
+  }
+  return false;
+}
+
+int gh__auth_step(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                  const gh__auth_transport_t *tp, const char *authz, size_t authz_len,
+                  gh__auth_result_t *r)
+{
+  size_t max_tok, cred_len = 0, scheme_len = 0, dec_len = 0;
+  const char *cred = NULL, *scheme_name = NULL;
+  gh__auth_scheme_id_t scheme = GH__AUTH_SCHEME_UNKNOWN;
+  unsigned char *dec = NULL;
+  int ret = 0;
+
+  if (!e || !c || !site || !tp || !r) {
+    ret = -EINVAL;
+    goto out;
+  }
+  memset(r, 0, sizeof(*r));
+  r->verdict = GH__AUTH_DELIVER;
+  r->info.status = GH_AUTH_STATUS_NOT_AUTHENTICATED;
+  r->info.type = GH_AUTH_TYPE_NONE;
+  max_tok = site->max_token_size ? site->max_token_size : GH_AUTH_MAX_TOKEN_DEFAULT;
+
+  if (!authz) {
+    if (tp->kind == GH__AUTH_TRANSPORT_UNIX && (site->schemes & GH_AUTH_SCHEME_PEER) &&
+        tp->unix_fd >= 0) {
+      step_peer(e, c, site, tp->unix_fd, r);
+    } else if (c->token && persist_applies(site, c->package) &&
+               (c->expiry == 0 || time(NULL) < c->expiry)) {
+      gh_token_t t = 0;
+      if (e->ops.open_handle(c->token, &t) != 0) {
+        conn_drop_identity(c);
+        goto out; /* NOT_AUTHENTICATED */
+      }
+      r->info.token = t;
+      r->info.flags |= GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED;
+      r->info.status = GH_AUTH_STATUS_SUCCESS;
+      r->info.type = c->type;
+      r->info.package_name = c->package;
+      r->info.context_attributes = c->ret_flags;
+      r->info.expiry = c->expiry;
+      if (dup_into(&r->remote_user_buf, c->remote_user) ||
+          dup_into(&r->local_user_buf, c->local_user)) {
+        e->ops.close(t);
+        memset(&r->info, 0, sizeof(r->info));
+        set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+        goto out;
+      }
+      r->info.remote_user = r->remote_user_buf;
+      r->info.local_user = r->local_user_buf;
+    } else if (c->token) {
+      conn_drop_identity(c);
+    }
+    goto out;
+  }
+
+  ret = gh__auth_parse_header(authz, authz_len, gh__b64_encoded_len(max_tok) + 4, &scheme,
+                              &scheme_name, &scheme_len, &cred, &cred_len);
+  if (ret) {
+    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    ret = 0;
+    goto out;
+  }
+  if (!scheme_offered(scheme, site, tp))
+    goto out; /* not ours (or not offered here): the application sees NOT_AUTHENTICATED */
+  if (cred_len == 0) {
+    set_verdict(r, GH__AUTH_BAD_REQUEST, GH_EPARSE);
+    goto out;
+  }
+  /* a new Authorization on a persisted connection is always verified */
+  conn_drop_identity(c);
+  dec = gh__malloc(gh__b64_decoded_max(cred_len));
+  if (!dec) {
+    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  ret = gh__b64_decode(cred, cred_len, dec, &dec_len);
+  if (ret || dec_len == 0 || dec_len > max_tok) {
+    set_verdict(r, GH__AUTH_BAD_REQUEST, ret ? ret : dec_len ? GH_ELIMIT : GH_EPARSE);
+    ret = 0;
+    goto out;
+  }
+  if (scheme == GH__AUTH_SCHEME_BASIC)
+    step_basic(e, c, site, dec, dec_len, r);
+  else
+    step_gss(e, c, site, scheme, dec, dec_len, r);
+out:
+  if (dec) {
+    explicit_bzero(dec, gh__b64_decoded_max(cred_len));
+    free(dec);
+  }
+  return ret;
+}

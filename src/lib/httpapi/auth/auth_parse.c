@@ -1,0 +1,314 @@
+/* auth_parse.c: Authorization header parsing, strict base64, Basic credentials, 401 challenge lists. */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gatehouse/error.h>
+
+#include "httpapi/auth/auth.h"
+
+#define BASIC_USER_MAX 256
+#define BASIC_PASSWORD_MAX 1024
+
+static bool is_tchar(unsigned char c)
+{
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_token68_char(unsigned char c)
+{
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+    return true;
+  return c != 0 && strchr("-._~+/", c) != NULL;
+}
+
+static gh__auth_scheme_id_t scheme_id(const char *s, size_t len)
+{
+  static const struct {
+    const char *name;
+    gh__auth_scheme_id_t id;
+  } names[] = {
+    { "Basic", GH__AUTH_SCHEME_BASIC },
+    { "NTLM", GH__AUTH_SCHEME_NTLM },
+    { "Negotiate", GH__AUTH_SCHEME_NEGOTIATE },
+    { "Kerberos", GH__AUTH_SCHEME_KERBEROS },
+  };
+  gh__auth_scheme_id_t id = GH__AUTH_SCHEME_UNKNOWN;
+
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    if (strlen(names[i].name) == len && strncasecmp(names[i].name, s, len) == 0) {
+      id = names[i].id;
+      break;
+    }
+  }
+  return id;
+}
+
+int gh__auth_parse_header(const char *value, size_t len, size_t max_b64,
+                          gh__auth_scheme_id_t *ret_scheme, const char **ret_scheme_name,
+                          size_t *ret_scheme_len, const char **ret_cred, size_t *ret_cred_len)
+{
+  size_t i = 0, s0, s1, c0, c1;
+  int ret = 0;
+
+  while (i < len && (value[i] == ' ' || value[i] == '\t'))
+    i++;
+  s0 = i;
+  while (i < len && is_tchar((unsigned char)value[i]))
+    i++;
+  s1 = i;
+  if (s1 == s0) {
+    ret = GH_EPARSE;
+    goto out;
+  }
+  if (i < len && value[i] != ' ' && value[i] != '\t') {
+    ret = GH_EPARSE;
+    goto out;
+  }
+  while (i < len && (value[i] == ' ' || value[i] == '\t'))
+    i++;
+  c0 = i;
+  while (i < len && is_token68_char((unsigned char)value[i]))
+    i++;
+  while (i < len && value[i] == '=')
+    i++;
+  c1 = i;
+  while (i < len && (value[i] == ' ' || value[i] == '\t'))
+    i++;
+  if (i != len) {
+    ret = GH_EPARSE; /* a second token, auth-params or a bad character */
+    goto out;
+  }
+  if (c1 - c0 > max_b64) {
+    ret = GH_ELIMIT;
+    goto out;
+  }
+  *ret_scheme = scheme_id(value + s0, s1 - s0);
+  *ret_scheme_name = value + s0;
+  *ret_scheme_len = s1 - s0;
+  *ret_cred = value + c0;
+  *ret_cred_len = c1 - c0;
+out:
+  return ret;
+}
+
+static int b64_val(unsigned char c)
+{
+  int v = -1;
+
+  if (c >= 'A' && c <= 'Z')
+    v = c - 'A';
+  else if (c >= 'a' && c <= 'z')
+    v = c - 'a' + 26;
+  else if (c >= '0' && c <= '9')
+    v = c - '0' + 52;
+  else if (c == '+')
+    v = 62;
+  else if (c == '/')
+    v = 63;
+  return v;
+}
+
+size_t gh__b64_decoded_max(size_t len)
+{
+  return (len / 4 + 1) * 3;
+}
+
+size_t gh__b64_encoded_len(size_t len)
+{
+  return (len + 2) / 3 * 4;
+}
+
+int gh__b64_decode(const char *in, size_t len, unsigned char *out, size_t *ret_len)
+{
+  size_t pad = 0, n = 0, data_len;
+  uint32_t acc = 0;
+  int bits = 0, ret = 0;
+
+  while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
+    pad++;
+  data_len = len - pad;
+  if (pad && len % 4 != 0) {
+    ret = GH_EPARSE;
+    goto out;
+  }
+  if (data_len % 4 == 1) {
+    ret = GH_EPARSE;
+    goto out;
+  }
+  for (size_t i = 0; i < data_len; i++) {
+    int v = b64_val((unsigned char)in[i]);
+    if (v < 0) {
+      ret = GH_EPARSE;
+      goto out;
+    }
+    acc = (acc << 6) | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (unsigned char)(acc >> bits);
+      acc &= (1u << bits) - 1;
+    }
+  }
+  if (acc != 0) { /* non-zero trailing bits: not canonical */
+    ret = GH_EPARSE;
+    goto out;
+  }
+  if (pad && (data_len + pad) % 4 != 0) {
+    ret = GH_EPARSE;
+    goto out;
+  }
+  *ret_len = n;
+out:
+  return ret;
+}
+
+void gh__b64_encode(const unsigned char *in, size_t len, char *out)
+{
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0, i = 0;
+
+  for (; i + 2 < len; i += 3) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = tab[(v >> 6) & 63];
+    out[o++] = tab[v & 63];
+  }
+  if (len - i == 1) {
+    uint32_t v = (uint32_t)in[i] << 16;
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = '=';
+    out[o++] = '=';
+  } else if (len - i == 2) {
+    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = tab[(v >> 6) & 63];
+    out[o++] = '=';
+  }
+  out[o] = '\0';
+}
+
+int gh__auth_basic_split(char *buf, size_t len, const char **ret_user, const char **ret_password)
+{
+  char *colon;
+  int ret = 0;
+
+  colon = memchr(buf, ':', len);
+  if (!colon || colon == buf) {
+    ret = GH_EPARSE;
+    goto out;
+  }
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)buf[i];
+    if (c < 0x20 || c == 0x7f) {
+      ret = GH_EPARSE;
+      goto out;
+    }
+  }
+  if ((size_t)(colon - buf) > BASIC_USER_MAX || len - (size_t)(colon - buf) - 1 > BASIC_PASSWORD_MAX) {
+    ret = GH_ELIMIT;
+    goto out;
+  }
+  *colon = '\0';
+  buf[len] = '\0';
+  *ret_user = buf;
+  *ret_password = colon + 1;
+out:
+  return ret;
+}
+
+static bool scheme_usable(uint32_t scheme, const gh_auth_settings_t *site,
+                          const gh__auth_transport_t *tp)
+{
+  bool ok = (site->schemes & scheme) != 0;
+
+  if (scheme == GH_AUTH_SCHEME_NTLM)
+    ok = ok && tp->keep_alive;
+  else if (scheme == GH_AUTH_SCHEME_BASIC)
+    ok = ok && (tp->kind != GH__AUTH_TRANSPORT_TCP || site->basic_over_plain_http);
+  else if (scheme == GH_AUTH_SCHEME_PEER)
+    ok = false;
+  return ok;
+}
+
+static size_t format_basic(char *out, size_t avail, const char *realm)
+{
+  size_t n = 0, need;
+
+  /* 'Basic realm="' + escaped + '", charset="UTF-8"' */
+  need = strlen("Basic realm=\"\", charset=\"UTF-8\"") + 1;
+  for (const char *p = realm; *p; p++)
+    need += (*p == '"' || *p == '\\') ? 2 : 1;
+  if (need > avail)
+    goto out;
+  n += (size_t)snprintf(out, avail, "Basic realm=\"");
+  for (const char *p = realm; *p; p++) {
+    if (*p == '"' || *p == '\\')
+      out[n++] = '\\';
+    out[n++] = ((unsigned char)*p < 0x20) ? ' ' : *p;
+  }
+  n += (size_t)snprintf(out + n, avail - n, "\", charset=\"UTF-8\"");
+  n += 1;
+out:
+  return n;
+}
+
+int gh__auth_challenge_list(const gh_auth_settings_t *site, const gh__auth_transport_t *tp,
+                            char *buf, size_t buflen,
+                            const char *ret_values[GH__AUTH_MAX_CHALLENGES])
+{
+  static const uint32_t default_order[] = { GH_AUTH_SCHEME_NEGOTIATE, GH_AUTH_SCHEME_KERBEROS,
+                                            GH_AUTH_SCHEME_NTLM, GH_AUTH_SCHEME_BASIC };
+  uint32_t order[GH_AUTH_ORDER_MAX + 4];
+  size_t n_order = 0, used = 0;
+  uint32_t done = 0;
+  int count = 0, ret = 0;
+
+  for (size_t i = 0; i < GH_AUTH_ORDER_MAX && site->order[i]; i++)
+    order[n_order++] = site->order[i];
+  /* schemes offered but missing from an explicit order follow in default order */
+  for (size_t i = 0; i < sizeof(default_order) / sizeof(default_order[0]); i++)
+    order[n_order++] = default_order[i];
+
+  for (size_t i = 0; i < n_order && count < GH__AUTH_MAX_CHALLENGES; i++) {
+    uint32_t s = order[i];
+    const char *lit = NULL;
+    size_t n;
+
+    if ((done & s) || !scheme_usable(s, site, tp))
+      continue;
+    done |= s;
+    if (s == GH_AUTH_SCHEME_NEGOTIATE)
+      lit = "Negotiate";
+    else if (s == GH_AUTH_SCHEME_KERBEROS)
+      lit = "Kerberos";
+    else if (s == GH_AUTH_SCHEME_NTLM)
+      lit = "NTLM";
+    if (lit) {
+      n = strlen(lit) + 1;
+      if (used + n > buflen) {
+        ret = GH_ELIMIT;
+        goto out;
+      }
+      memcpy(buf + used, lit, n);
+    } else if (s == GH_AUTH_SCHEME_BASIC) {
+      n = format_basic(buf + used, buflen - used, site->realm ? site->realm : "gatehouse");
+      if (n == 0) {
+        ret = GH_ELIMIT;
+        goto out;
+      }
+    } else {
+      continue;
+    }
+    ret_values[count++] = buf + used;
+    used += n;
+  }
+  ret = count;
+out:
+  return ret;
+}
