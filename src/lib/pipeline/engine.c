@@ -1,0 +1,658 @@
+/* engine.c: the notification engine — runs one request through the modules in IIS order. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/module.h>
+
+#include "pipeline/pipeline_int.h"
+#include "util/alloc.h"
+
+static int run(gh_http_context_t *ctx, bool resumed);
+
+/* ---- context lifetime ------------------------------------------------- */
+
+static bool word_true(const char *v)
+{
+  return v != NULL && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+                       strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
+}
+
+static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops,
+                   void *src, gh_http_context_t **ret_ctx)
+{
+  int ret = 0;
+  gh_http_context_t *ctx = gh__calloc(1, sizeof(*ctx));
+  if (ctx == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  ctx->pl = pl;
+  ctx->src_ops = ops;
+  ctx->src = src;
+  atomic_init(&ctx->state, GH__PL_RUNNING);
+  atomic_init(&ctx->pending_status, GH_REQUEST_CONTINUE);
+  ctx->pool = gh__pool_new(8192);
+  if (ctx->pool == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  ret = ops->describe(src, &ctx->info);
+  if (ret < 0)
+    goto out;
+  pthread_mutex_lock(&pl->lock);
+  ctx->cfg = pl->cfg;
+  pthread_mutex_unlock(&pl->lock);
+  if (site != NULL && strncmp(site, "site ", 5) == 0) {
+    ctx->site_section = gh__pool_strdup(ctx->pool, site);
+  } else if (site != NULL) {
+    size_t n = strlen(site) + 6;
+    char *s = gh__pool_alloc(ctx->pool, n);
+    if (s != NULL)
+      snprintf(s, n, "site %s", site);
+    ctx->site_section = s;
+  } else {
+    const char *found = gh_pipeline_find_site(pl, ctx->info.path);
+    ctx->site_section = found ? gh__pool_strdup(ctx->pool, found) : NULL;
+    if (found == NULL)
+      ctx->site_section = "";
+  }
+  if (ctx->site_section == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  ctx->site_path = ctx->site_section[0] ? ctx->site_section + 5 : "";
+  ctx->impersonate_site = word_true(gh_http_context_get_site_config(ctx, "impersonate"));
+  ctx->instances = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(void *));
+  ctx->created = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(bool));
+  ctx->modctx = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(gh__pl_modctx_t));
+  if (ctx->instances == NULL || ctx->created == NULL || ctx->modctx == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  gh__pl_response_init(&ctx->response, ctx);
+  ret = gh__pl_request_init(&ctx->request, ctx);
+  if (ret < 0)
+    goto out;
+  if (ctx->info.auth != NULL && ctx->info.auth->status == GH_AUTH_STATUS_SUCCESS)
+    ctx->auth_token = ctx->info.auth->token;
+  ret = gh__pl_user_new_server(pl, ctx->info.auth, &ctx->user);
+  if (ret < 0)
+    goto out;
+  *ret_ctx = ctx;
+  ctx = NULL;
+out:
+  if (ctx != NULL) {
+    gh__pl_response_done(&ctx->response);
+    gh__pool_free(ctx->pool);
+    free(ctx);
+  }
+  return ret;
+}
+
+/* Ends the request: disposes instances (exactly once), runs module-context
+ * cleanups, retires the user's tokens, closes the auth token, completes the
+ * source and frees everything. */
+static void ctx_end(gh_http_context_t *ctx)
+{
+  gh_pipeline_t *pl = ctx->pl;
+  if (!ctx->response.final_sent)
+    (void)gh__pl_response_send_out(&ctx->response, true);
+  for (size_t i = 0; i < pl->n_modules; i++) {
+    if (ctx->created[i]) {
+      ctx->created[i] = false;
+      if (pl->modules[i]->factory.dispose != NULL)
+        pl->modules[i]->factory.dispose(pl->modules[i]->factory.factory_data,
+                                        ctx->instances[i]);
+      ctx->instances[i] = NULL;
+    }
+  }
+  for (size_t i = 0; i < pl->n_modules; i++) {
+    if (ctx->modctx[i].cleanup != NULL)
+      ctx->modctx[i].cleanup(ctx->modctx[i].data);
+    ctx->modctx[i].cleanup = NULL;
+  }
+  if (pl->sec->is_impersonating())
+    pl->sec->revert();
+  gh__pl_user_end_request(ctx->user);
+  gh_http_user_unref(ctx->user);
+  ctx->user = NULL;
+  if (ctx->auth_token != 0)
+    (void)pl->sec->token_close(ctx->auth_token);
+  ctx->auth_token = 0;
+  gh__pl_response_done(&ctx->response);
+  (void)ctx->src_ops->complete(ctx->src);
+  gh__pool_free(ctx->pool);
+  free(ctx);
+}
+
+/* ---- calling modules -------------------------------------------------- */
+
+int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance)
+{
+  int ret = 0;
+  gh__pl_module_t *m = ctx->pl->modules[mod_index];
+  if (!ctx->created[mod_index]) {
+    void *inst = NULL;
+    if (m->factory.create != NULL) {
+      ret = m->factory.create(m->factory.factory_data, ctx, &inst);
+      if (ret < 0) {
+        gh__pl_log(ctx->pl, GH_LOG_ERROR, "module %s: create failed: %s", m->name,
+                   gh_strerror(ret));
+        goto out;
+      }
+    }
+    ctx->instances[mod_index] = inst;
+    ctx->created[mod_index] = true;
+  }
+  *ret_instance = ctx->instances[mod_index];
+out:
+  return ret;
+}
+
+gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
+                                gh_module_request_cb cb, gh_event_provider_t *prov,
+                                bool impersonate)
+{
+  gh_request_status_t st = GH_REQUEST_CONTINUE;
+  const gh__pl_sec_ops_t *sec = ctx->pl->sec;
+  int saved_depth = ctx->imp_depth;
+  gh_notification_t saved_cur = ctx->current;
+  void *inst = NULL;
+  int r = gh__pl_instance(ctx, mod_index, &inst);
+  if (r < 0) {
+    (void)gh_http_response_send_error(&ctx->response, 500, NULL);
+    st = GH_REQUEST_FINISH;
+    goto out;
+  }
+  if (impersonate && saved_depth == 0) {
+    r = gh_http_context_impersonate(ctx);
+    if (r < 0) {
+      gh__pl_log(ctx->pl, GH_LOG_ERROR, "impersonating %s for module %s failed: %s",
+                 gh_http_user_get_name(ctx->user), ctx->pl->modules[mod_index]->name,
+                 gh_strerror(r));
+      (void)gh_http_response_send_error(&ctx->response, 500, NULL);
+      st = GH_REQUEST_FINISH;
+      goto out;
+    }
+  }
+  ctx->current = prov->notification;
+  st = cb(inst, ctx, prov);
+  if ((unsigned)st > GH_REQUEST_PENDING)
+    st = GH_REQUEST_FINISH;
+  ctx->current = saved_cur;
+out:
+  /* Every call ends in the identity it started with: a top-level call at
+   * base (DESIGN item 17), a nested one (SEND_RESPONSE from a flush inside
+   * an impersonated handler) as its caller. */
+  if (saved_depth == 0) {
+    if (sec->is_impersonating())
+      sec->revert();
+    ctx->imp_depth = 0;
+  } else if (ctx->imp_depth != saved_depth || !sec->is_impersonating()) {
+    if (sec->is_impersonating())
+      sec->revert();
+    ctx->imp_depth = 0;
+    if (ctx->auth_token != 0 && sec->impersonate(ctx->auth_token) == 0)
+      ctx->imp_depth = saved_depth;
+  }
+  return st;
+}
+
+int gh__pl_raise_nested(gh_http_context_t *ctx, gh_event_provider_t *prov)
+{
+  gh_pipeline_t *pl = ctx->pl;
+  gh_notification_t n = prov->notification;
+  int ret = 0;
+  for (size_t k = 0; k < pl->n_order[n]; k++) {
+    size_t mi = pl->order[n][k];
+    gh_request_status_t st =
+        gh__pl_call(ctx, mi, pl->modules[mi]->factory.on_request[n], prov, false);
+    if (st == GH_REQUEST_FINISH) {
+      ret = 1;
+      break;
+    }
+  }
+  return ret;
+}
+
+static bool module_runs_here(gh_http_context_t *ctx, const gh__pl_module_t *m,
+                             gh_notification_t n)
+{
+  const char *h;
+  if (n != GH_NOTIFY_EXECUTE_REQUEST_HANDLER || !m->handler)
+    return true;
+  h = gh_http_context_get_site_config(ctx, "handler");
+  return h != NULL && strcmp(h, m->name) == 0;
+}
+
+/* FINISH: skip to LOG_REQUEST (true), or, from LOG/END, just end this
+ * event (false). */
+static bool apply_finish(gh_http_context_t *ctx)
+{
+  bool jumped = false;
+  if (ctx->stage < GH_NOTIFY_LOG_REQUEST) {
+    ctx->finished = true;
+    ctx->stage = GH_NOTIFY_LOG_REQUEST;
+    ctx->post = false;
+    ctx->index = 0;
+    jumped = true;
+  } else {
+    ctx->index = (size_t)-1; /* ends the current event */
+  }
+  return jumped;
+}
+
+static bool user_can_impersonate(gh_http_context_t *ctx, int *ret_status)
+{
+  if (ctx->auth_token == 0 || ctx->user == NULL || ctx->user->custom) {
+    *ret_status = 401;
+    return false;
+  }
+  if (ctx->user->level < GH__PL_LEVEL_IMPERSONATE) {
+    *ret_status = 403;
+    return false;
+  }
+  return true;
+}
+
+static void advance(gh_http_context_t *ctx)
+{
+  ctx->index = 0;
+  if (!ctx->post) {
+    ctx->post = true;
+  } else {
+    ctx->post = false;
+    ctx->stage = (gh_notification_t)(ctx->stage + 1);
+  }
+  if (ctx->finished && ctx->stage < GH_NOTIFY_LOG_REQUEST) {
+    ctx->stage = GH_NOTIFY_LOG_REQUEST;
+    ctx->post = false;
+  }
+}
+
+static void resume_cb(void *arg)
+{
+  gh_http_context_t *ctx = arg;
+  (void)run(ctx, true);
+}
+
+static int run(gh_http_context_t *ctx, bool resumed)
+{
+  gh_pipeline_t *pl = ctx->pl;
+  int ret = 0;
+
+  if (resumed) {
+    if (pl->sec->assert_base() != 0) {
+      gh__pl_log(pl, GH_LOG_ERROR, "request resumed on a thread that is impersonating");
+      if (pl->sec->is_impersonating())
+        pl->sec->revert();
+      (void)gh_http_response_send_error(&ctx->response, 500, NULL);
+      if (!apply_finish(ctx))
+        advance(ctx);
+    } else if (atomic_load(&ctx->pending_status) == GH_REQUEST_FINISH) {
+      if (!apply_finish(ctx) && ctx->index == (size_t)-1)
+        advance(ctx);
+    }
+  }
+  while (ctx->stage <= GH_NOTIFY_END_REQUEST) {
+    gh_notification_t n = ctx->stage;
+    bool jumped = false;
+    size_t *list = ctx->post ? pl->post_order[n] : pl->order[n];
+    size_t count = ctx->post ? pl->n_post_order[n] : pl->n_order[n];
+
+    if (n == GH_NOTIFY_LOG_REQUEST && !ctx->post && ctx->index == 0 &&
+        !ctx->response.final_sent) {
+      /* The response goes out before logging, so LOG_REQUEST sees the final
+       * status and size. A request no handler took is a 404. */
+      if (!ctx->handled && !ctx->response.touched && !ctx->finished)
+        (void)gh_http_response_send_error(&ctx->response, 404, NULL);
+      (void)gh__pl_response_send_out(&ctx->response, true);
+    }
+    if (n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER && !ctx->post && ctx->index == 0 &&
+        ctx->impersonate_site) {
+      int status = 0;
+      if (!user_can_impersonate(ctx, &status)) {
+        /* impersonate = yes never runs a handler at the service identity */
+        (void)gh_http_response_send_error(&ctx->response, status, NULL);
+        (void)apply_finish(ctx);
+        continue;
+      }
+    }
+    while (ctx->index < count) {
+      size_t mi = list[ctx->index];
+      gh__pl_module_t *m = pl->modules[mi];
+      gh_module_request_cb cb = ctx->post ? m->factory.on_post_request[n]
+                                          : m->factory.on_request[n];
+      gh_event_provider_t prov = {.notification = n, .post = ctx->post, .ctx = ctx};
+      gh_request_status_t st;
+      ctx->index++;
+      if (!module_runs_here(ctx, m, n))
+        continue;
+      if (n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER)
+        ctx->handled = true;
+      st = gh__pl_call(ctx, mi, cb, &prov,
+                       n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER && ctx->impersonate_site);
+      if (st == GH_REQUEST_PENDING) {
+        int expected = GH__PL_RUNNING;
+        if (atomic_compare_exchange_strong(&ctx->state, &expected, GH__PL_SUSPENDED)) {
+          /* From here on another thread may own ctx. */
+          ret = GH_REQUEST_PENDING;
+          goto out;
+        }
+        /* completed before we could suspend */
+        atomic_store(&ctx->state, GH__PL_RUNNING);
+        st = (gh_request_status_t)atomic_load(&ctx->pending_status);
+      } else {
+        /* a stray completion without PENDING is ignored */
+        int early = GH__PL_COMPLETED_EARLY;
+        atomic_compare_exchange_strong(&ctx->state, &early, GH__PL_RUNNING);
+      }
+      if (st == GH_REQUEST_FINISH) {
+        if (prov.error != 0 && !ctx->response.headers_sent)
+          (void)gh_http_response_send_error(&ctx->response, 500, NULL);
+        jumped = apply_finish(ctx);
+        break;
+      }
+    }
+    if (!jumped && (ctx->index == (size_t)-1 || ctx->index >= count))
+      advance(ctx);
+  }
+  ctx_end(ctx);
+out:
+  return ret;
+}
+
+int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site,
+                                const gh__pl_source_ops_t *ops, void *src)
+{
+  int ret = 0;
+  gh_http_context_t *ctx = NULL;
+  if (pl == NULL || ops == NULL || !pl->started || pl->stopped) {
+    ret = pl && (!pl->started || pl->stopped) ? GH_ESTATE : -EINVAL;
+    goto fail;
+  }
+  if (pl->sec->assert_base() != 0) {
+    /* DESIGN item 17: a worker never starts a request impersonating. */
+    gh__pl_log(pl, GH_LOG_ERROR, "worker thread is not at base identity at request start");
+    ret = GH_ESTATE;
+    goto fail;
+  }
+  ret = ctx_new(pl, site, ops, src, &ctx);
+  if (ret < 0) {
+    gh__pl_log(pl, GH_LOG_ERROR, "cannot set up request: %s", gh_strerror(ret));
+    goto fail;
+  }
+  ret = run(ctx, false);
+  goto out;
+fail:
+  (void)ops->set_status(src, ret == GH_ESTATE && pl && pl->stopped ? 503 : 500, NULL);
+  (void)ops->send(src, NULL, 0, 0);
+  (void)ops->complete(src);
+out:
+  return ret;
+}
+
+/* ---- context API ------------------------------------------------------ */
+
+gh_http_request_t *gh_http_context_get_request(gh_http_context_t *ctx)
+{
+  return ctx ? &ctx->request : NULL;
+}
+
+gh_http_response_t *gh_http_context_get_response(gh_http_context_t *ctx)
+{
+  return ctx ? &ctx->response : NULL;
+}
+
+gh_http_user_t *gh_http_context_get_user(gh_http_context_t *ctx)
+{
+  return ctx ? ctx->user : NULL;
+}
+
+gh_module_server_t *gh_http_context_get_server(gh_http_context_t *ctx)
+{
+  return ctx ? &ctx->pl->server : NULL;
+}
+
+gh_notification_t gh_http_context_get_notification(const gh_http_context_t *ctx)
+{
+  return ctx->current;
+}
+
+const char *gh_http_context_get_site_config(gh_http_context_t *ctx, const char *key)
+{
+  if (ctx == NULL || ctx->site_section == NULL || ctx->site_section[0] == '\0')
+    return NULL;
+  return gh__pl_config_get(ctx->cfg, ctx->site_section, key, GH__PL_LAST);
+}
+
+const char *gh_http_context_get_site_config_n(gh_http_context_t *ctx, const char *key, size_t i)
+{
+  if (ctx == NULL || ctx->site_section == NULL || ctx->site_section[0] == '\0' ||
+      i == GH__PL_LAST)
+    return NULL;
+  return gh__pl_config_get(ctx->cfg, ctx->site_section, key, i);
+}
+
+const char *gh_http_context_get_site_path(gh_http_context_t *ctx)
+{
+  return ctx ? ctx->site_path : NULL;
+}
+
+int gh_http_context_set_module_context(gh_http_context_t *ctx, int id, void *data,
+                                       void (*cleanup)(void *data))
+{
+  int ret = 0;
+  if (ctx == NULL || id < 0 || (size_t)id >= ctx->pl->n_modules) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (ctx->modctx[id].cleanup != NULL && ctx->modctx[id].data != data)
+    ctx->modctx[id].cleanup(ctx->modctx[id].data);
+  ctx->modctx[id].data = data;
+  ctx->modctx[id].cleanup = cleanup;
+out:
+  return ret;
+}
+
+void *gh_http_context_get_module_context(gh_http_context_t *ctx, int id)
+{
+  if (ctx == NULL || id < 0 || (size_t)id >= ctx->pl->n_modules)
+    return NULL;
+  return ctx->modctx[id].data;
+}
+
+void *gh_http_context_alloc(gh_http_context_t *ctx, size_t size)
+{
+  return ctx ? gh__pool_alloc(ctx->pool, size) : NULL;
+}
+
+char *gh_http_context_strdup(gh_http_context_t *ctx, const char *s)
+{
+  return (ctx && s) ? gh__pool_strdup(ctx->pool, s) : NULL;
+}
+
+int gh_http_context_impersonate(gh_http_context_t *ctx)
+{
+  int ret = 0;
+  if (ctx == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (ctx->auth_token == 0 || ctx->user == NULL || ctx->user->custom) {
+    ret = GH_ENOT_FOUND;
+    goto out;
+  }
+  if (ctx->user->level < GH__PL_LEVEL_IMPERSONATE) {
+    ret = GH_EBAD_IMPERSONATION_LEVEL;
+    goto out;
+  }
+  ret = ctx->pl->sec->impersonate(ctx->auth_token);
+  if (ret < 0)
+    goto out;
+  ctx->imp_depth++;
+out:
+  return ret;
+}
+
+int gh_http_context_revert(gh_http_context_t *ctx)
+{
+  int ret = 0;
+  if (ctx == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (!ctx->pl->sec->is_impersonating()) {
+    ret = GH_ENOT_IMPERSONATING;
+    goto out;
+  }
+  ctx->pl->sec->revert();
+  ctx->imp_depth = 0;
+out:
+  return ret;
+}
+
+int gh_http_context_complete(gh_http_context_t *ctx, gh_request_status_t status)
+{
+  int ret = 0;
+  int expected = GH__PL_SUSPENDED;
+  if (ctx == NULL || (status != GH_REQUEST_CONTINUE && status != GH_REQUEST_FINISH)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  atomic_store(&ctx->pending_status, status);
+  if (atomic_compare_exchange_strong(&ctx->state, &expected, GH__PL_RUNNING)) {
+    gh_pipeline_t *pl = ctx->pl;
+    if (pl->exec_cb != NULL)
+      pl->exec_cb(pl->exec_data, resume_cb, ctx);
+    else
+      resume_cb(ctx);
+    goto out;
+  }
+  expected = GH__PL_RUNNING;
+  if (!atomic_compare_exchange_strong(&ctx->state, &expected, GH__PL_COMPLETED_EARLY))
+    ret = -EINVAL;
+out:
+  return ret;
+}
+
+const gh_auth_info_t *gh_http_context_get_auth_info(gh_http_context_t *ctx)
+{
+  return ctx ? ctx->info.auth : NULL;
+}
+
+int gh_http_context_map_path(gh_http_context_t *ctx, const char *url, const char **ret_path)
+{
+  int ret = 0;
+  const char *root;
+  const char *rel;
+  size_t plen;
+  char *buf = NULL;
+  ssize_t n;
+  gh_event_provider_t prov = {.notification = GH_NOTIFY_MAP_PATH, .ctx = ctx};
+
+  if (ctx == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  root = gh_http_context_get_site_config(ctx, "root");
+  if (root == NULL) {
+    ret = GH_ENOT_FOUND;
+    goto out;
+  }
+  if (url == NULL)
+    url = ctx->info.path;
+  rel = url;
+  plen = strlen(ctx->site_path);
+  if (plen > 1 && strncmp(url, ctx->site_path, plen) == 0)
+    rel = url + plen;
+  buf = gh__pool_alloc(ctx->pool, 4096);
+  if (buf == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  n = gh__pl_path_join(root, rel, buf, 4096);
+  if (n < 0) {
+    ret = (int)n;
+    goto out;
+  }
+  prov.url = url;
+  prov.physical_path = buf;
+  (void)gh__pl_raise_nested(ctx, &prov);
+  *ret_path = prov.physical_path;
+out:
+  return ret;
+}
+
+/* ---- providers -------------------------------------------------------- */
+
+gh_notification_t gh_event_provider_get_notification(const gh_event_provider_t *p)
+{
+  return p->notification;
+}
+
+bool gh_event_provider_is_post(const gh_event_provider_t *p)
+{
+  return p->post;
+}
+
+void gh_event_provider_set_error_status(gh_event_provider_t *p, int err)
+{
+  if (p != NULL)
+    p->error = err;
+}
+
+int gh_event_provider_set_user(gh_event_provider_t *p, gh_http_user_t *user)
+{
+  int ret = 0;
+  if (p == NULL || user == NULL || p->notification != GH_NOTIFY_AUTHENTICATE_REQUEST) {
+    ret = -EINVAL;
+    goto out;
+  }
+  gh_http_user_ref(user);
+  gh_http_user_unref(p->ctx->user);
+  p->ctx->user = user;
+out:
+  return ret;
+}
+
+uint32_t gh_event_provider_get_send_flags(const gh_event_provider_t *p)
+{
+  return (p && p->notification == GH_NOTIFY_SEND_RESPONSE) ? p->send_flags : 0;
+}
+
+int gh_event_provider_get_entity(const gh_event_provider_t *p, const void **ret_data,
+                                 size_t *ret_len)
+{
+  if (p == NULL || p->notification != GH_NOTIFY_READ_ENTITY)
+    return -EINVAL;
+  *ret_data = p->entity;
+  *ret_len = p->entity_len;
+  return 0;
+}
+
+const char *gh_event_provider_get_url(const gh_event_provider_t *p)
+{
+  return (p && p->notification == GH_NOTIFY_MAP_PATH) ? p->url : NULL;
+}
+
+const char *gh_event_provider_get_physical_path(const gh_event_provider_t *p)
+{
+  return (p && p->notification == GH_NOTIFY_MAP_PATH) ? p->physical_path : NULL;
+}
+
+int gh_event_provider_set_physical_path(gh_event_provider_t *p, const char *path)
+{
+  char *copy;
+  if (p == NULL || path == NULL || p->notification != GH_NOTIFY_MAP_PATH)
+    return -EINVAL;
+  copy = gh__pool_strdup(p->ctx->pool, path);
+  if (copy == NULL)
+    return -ENOMEM;
+  p->physical_path = copy;
+  return 0;
+}

@@ -1,0 +1,212 @@
+/* glue_httpapi.c: runs the pipeline over an httpapi gh_request_t (gh_pipeline_process). */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/httpapi.h>
+#include <gatehouse/module.h>
+
+#include "pipeline/pipeline_int.h"
+
+/*
+ * The auth-info record and the delegated ccache of a request come from the
+ * auth engine's integration into httpapi. Until that lands these are weak
+ * references: without them every request is anonymous (NOT_AUTHENTICATED).
+ */
+const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req) __attribute__((weak));
+int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_t gid,
+                                    const char **ret_ccname) __attribute__((weak));
+
+
+/*
+ * Weak references to the HTTP core too, so that libgatehouse links while the
+ * HTTP core is being written: gh_pipeline_process() reports GH_EUNSUPPORTED
+ * until gh_request_complete exists. Once it is defined in the same library
+ * the references resolve normally.
+ */
+#pragma weak gh_request_get_method
+#pragma weak gh_request_get_url
+#pragma weak gh_request_get_path
+#pragma weak gh_request_get_query
+#pragma weak gh_request_get_version
+#pragma weak gh_request_get_header
+#pragma weak gh_request_get_header_count
+#pragma weak gh_request_get_header_at
+#pragma weak gh_request_get_body_length
+#pragma weak gh_request_read_body
+#pragma weak gh_request_get_conn_info
+#pragma weak gh_response_set_status
+#pragma weak gh_response_add_header
+#pragma weak gh_response_send
+#pragma weak gh_response_send_fd
+#pragma weak gh_request_complete
+
+typedef struct glue {
+  gh_request_t *req;
+  char remote[INET6_ADDRSTRLEN + 8];
+  char local[INET6_ADDRSTRLEN + 8];
+  char host[256];
+} glue_t;
+
+static int addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *ret_port)
+{
+  int port = 0;
+  buf[0] = '\0';
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    inet_ntop(AF_INET, &a->sin_addr, buf, (socklen_t)len);
+    port = ntohs(a->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, (socklen_t)len);
+    port = ntohs(a->sin6_port);
+  } else if (ss->ss_family == AF_UNIX) {
+    snprintf(buf, len, "unix");
+  }
+  *ret_port = port;
+  return 0;
+}
+
+static int g_describe(void *src, gh__pl_reqinfo_t *in)
+{
+  glue_t *g = src;
+  const gh_conn_info_t *ci = gh_request_get_conn_info(g->req);
+  const char *host = gh_request_get_header(g->req, "Host");
+  const char *cl;
+  memset(in, 0, sizeof(*in));
+  in->method = gh_request_get_method(g->req);
+  in->url = gh_request_get_url(g->req);
+  in->path = gh_request_get_path(g->req);
+  in->query = gh_request_get_query(g->req);
+  in->version = gh_request_get_version(g->req);
+  cl = gh_request_get_header(g->req, "Content-Length");
+  in->content_length = cl ? (int64_t)gh_request_get_body_length(g->req) : -1;
+  if (cl == NULL && gh_request_get_body_length(g->req) > 0)
+    in->content_length = (int64_t)gh_request_get_body_length(g->req);
+  if (ci != NULL) {
+    addr_text(&ci->peer, g->remote, sizeof(g->remote), &in->remote_port);
+    addr_text(&ci->local, g->local, sizeof(g->local), &in->local_port);
+    in->is_unix = ci->transport == GH_TRANSPORT_UNIX;
+    if (ci->flags & GH_CONN_HAS_CRED) {
+      in->has_peer_creds = true;
+      in->peer_pid = ci->peer_pid;
+      in->peer_uid = ci->peer_uid;
+      in->peer_gid = ci->peer_gid;
+    }
+  }
+  in->remote_addr = g->remote;
+  in->local_addr = g->local;
+  if (host != NULL) {
+    size_t n = strcspn(host, host[0] == '[' ? "]" : ":");
+    if (host[0] == '[' && host[n] == ']')
+      n++;
+    if (n >= sizeof(g->host))
+      n = sizeof(g->host) - 1;
+    memcpy(g->host, host, n);
+    g->host[n] = '\0';
+    in->host = g->host;
+  }
+  in->auth = gh_request_get_auth_info ? gh_request_get_auth_info(g->req) : NULL;
+  return 0;
+}
+
+static size_t g_header_count(void *src)
+{
+  return gh_request_get_header_count(((glue_t *)src)->req);
+}
+
+static int g_header_at(void *src, size_t i, const char **n, const char **v)
+{
+  return gh_request_get_header_at(((glue_t *)src)->req, i, n, v);
+}
+
+static ssize_t g_read_body(void *src, void *buf, size_t len)
+{
+  return gh_request_read_body(((glue_t *)src)->req, buf, len);
+}
+
+static int g_set_status(void *src, int status, const char *reason)
+{
+  return gh_response_set_status(((glue_t *)src)->req, status, reason);
+}
+
+static int g_add_header(void *src, const char *name, const char *value)
+{
+  return gh_response_add_header(((glue_t *)src)->req, name, value);
+}
+
+static unsigned g_flags(unsigned flags)
+{
+  return ((flags & GH__PL_SEND_MORE) ? GH_SEND_MORE_DATA : 0) |
+         ((flags & GH__PL_SEND_DISCONNECT) ? GH_SEND_DISCONNECT : 0);
+}
+
+static int g_send(void *src, const void *data, size_t len, unsigned flags)
+{
+  return gh_response_send(((glue_t *)src)->req, data, len, g_flags(flags));
+}
+
+static int g_send_fd(void *src, int fd, off_t off, size_t len, unsigned flags)
+{
+  return gh_response_send_fd(((glue_t *)src)->req, fd, off, len, g_flags(flags));
+}
+
+static int g_complete(void *src)
+{
+  glue_t *g = src;
+  int ret = gh_request_complete(g->req);
+  free(g);
+  return ret;
+}
+
+static const char *g_ccache(void *src, uid_t uid, gid_t gid)
+{
+  const char *name = NULL;
+  if (gh_request_get_delegated_ccache == NULL ||
+      gh_request_get_delegated_ccache(((glue_t *)src)->req, uid, gid, &name) < 0)
+    return NULL;
+  return name;
+}
+
+static const gh__pl_source_ops_t glue_ops = {
+    .describe = g_describe,
+    .header_count = g_header_count,
+    .header_at = g_header_at,
+    .read_body = g_read_body,
+    .set_status = g_set_status,
+    .add_header = g_add_header,
+    .send = g_send,
+    .send_fd = g_send_fd,
+    .complete = g_complete,
+    .delegated_ccache = g_ccache,
+};
+
+int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req)
+{
+  int ret = 0;
+  glue_t *g;
+  if (pl == NULL || req == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (gh_request_complete == NULL) {
+    ret = GH_EUNSUPPORTED;
+    goto out;
+  }
+  g = calloc(1, sizeof(*g));
+  if (g == NULL) {
+    (void)gh_response_set_status(req, 503, NULL);
+    (void)gh_request_complete(req);
+    ret = -ENOMEM;
+    goto out;
+  }
+  g->req = req;
+  ret = gh__pipeline_process_source(pl, site, &glue_ops, g);
+out:
+  return ret;
+}

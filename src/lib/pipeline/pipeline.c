@@ -1,0 +1,598 @@
+/* pipeline.c: gh_pipeline_t — module loading and registration, global notifications, sites. */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/module.h>
+
+#include "pipeline/pipeline_int.h"
+#include "util/alloc.h"
+
+#define GH__PL_MAX_MODULES 64
+
+void gh__pl_log(gh_pipeline_t *pl, gh_log_level_t level, const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  if (pl == NULL || pl->log_cb == NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  pl->log_cb(pl->log_data, level, buf);
+}
+
+int gh_pipeline_new(gh_pipeline_t **ret_pipeline)
+{
+  int ret = 0;
+  gh_pipeline_t *pl = gh__calloc(1, sizeof(*pl));
+  if (pl == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  pl->server.pl = pl;
+  pl->sec = &gh__pl_real_sec_ops;
+  pthread_mutex_init(&pl->lock, NULL);
+  ret = gh_pipeline_config_new(&pl->cfg);
+  if (ret < 0) {
+    pthread_mutex_destroy(&pl->lock);
+    free(pl);
+    goto out;
+  }
+  *ret_pipeline = pl;
+out:
+  return ret;
+}
+
+void gh__pipeline_set_sec_ops(gh_pipeline_t *pl, const gh__pl_sec_ops_t *ops)
+{
+  pl->sec = ops ? ops : &gh__pl_real_sec_ops;
+}
+
+static void module_free(gh__pl_module_t *m)
+{
+  if (m == NULL)
+    return;
+  if (m->has_factory && m->factory.terminate != NULL)
+    m->factory.terminate(m->factory.factory_data);
+  if (m->has_global && m->global.terminate != NULL)
+    m->global.terminate(m->global.global_data);
+  if (m->dl != NULL)
+    dlclose(m->dl);
+  free(m->name);
+  free(m->path);
+  free(m);
+}
+
+void gh_pipeline_free(gh_pipeline_t *pl)
+{
+  if (pl == NULL)
+    return;
+  gh_pipeline_stop(pl);
+  for (size_t i = pl->n_modules; i > 0; i--)
+    module_free(pl->modules[i - 1]);
+  free(pl->modules);
+  for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
+    free(pl->order[n]);
+    free(pl->post_order[n]);
+  }
+  gh_pipeline_config_free(pl->cfg);
+  pthread_mutex_destroy(&pl->lock);
+  free(pl);
+}
+
+void gh_pipeline_set_log(gh_pipeline_t *pl, gh_pipeline_log_cb cb, void *data)
+{
+  pl->log_cb = cb;
+  pl->log_data = data;
+}
+
+void gh_pipeline_set_executor(gh_pipeline_t *pl, gh_pipeline_executor_cb cb, void *data)
+{
+  pl->exec_cb = cb;
+  pl->exec_data = data;
+}
+
+/* ---- registration ----------------------------------------------------- */
+
+#define GH__PL_NO_POST_BITS                                                   \
+  (GH_NOTIFY_BIT(GH_NOTIFY_SEND_RESPONSE) | GH_NOTIFY_BIT(GH_NOTIFY_READ_ENTITY) | \
+   GH_NOTIFY_BIT(GH_NOTIFY_MAP_PATH))
+#define GH__PL_ALL_BITS ((1u << GH_NOTIFY_COUNT_) - 1u)
+
+int gh_module_registration_set_request_notifications(gh_module_registration_t *reg,
+                                                     const gh_module_factory_t *factory,
+                                                     uint32_t request_mask, uint32_t post_mask)
+{
+  int ret = 0;
+  gh__pl_module_t *m;
+  if (reg == NULL || factory == NULL || factory->struct_size < sizeof(gh_module_factory_t) ||
+      (request_mask & ~GH__PL_ALL_BITS) != 0 || (post_mask & ~GH__PL_ALL_BITS) != 0 ||
+      (post_mask & GH__PL_NO_POST_BITS) != 0 || (request_mask | post_mask) == 0) {
+    ret = -EINVAL;
+    goto out;
+  }
+  m = reg->mod;
+  if (m->has_factory) {
+    ret = GH_EEXISTS;
+    goto out;
+  }
+  for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
+    if ((request_mask & GH_NOTIFY_BIT(n)) && factory->on_request[n] == NULL)
+      ret = -EINVAL;
+    if ((post_mask & GH_NOTIFY_BIT(n)) && factory->on_post_request[n] == NULL)
+      ret = -EINVAL;
+  }
+  if (ret < 0)
+    goto out;
+  m->factory = *factory;
+  m->request_mask = request_mask;
+  m->post_mask = post_mask;
+  m->has_factory = true;
+out:
+  return ret;
+}
+
+int gh_module_registration_set_priority(gh_module_registration_t *reg, uint32_t mask,
+                                        gh_module_priority_t priority)
+{
+  int ret = 0;
+  if (reg == NULL || (unsigned)priority > GH_PRIORITY_LAST || (mask & ~GH__PL_ALL_BITS)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  for (int n = 0; n < GH_NOTIFY_COUNT_; n++)
+    if (mask & GH_NOTIFY_BIT(n))
+      reg->mod->priority[n] = priority;
+out:
+  return ret;
+}
+
+int gh_module_registration_set_global_notifications(gh_module_registration_t *reg,
+                                                    const gh_global_module_t *global,
+                                                    uint32_t mask)
+{
+  int ret = 0;
+  if (reg == NULL || global == NULL || global->struct_size < sizeof(gh_global_module_t) ||
+      mask == 0 || (mask & ~((1u << GH_GLOBAL_COUNT_) - 1u))) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (reg->mod->has_global) {
+    ret = GH_EEXISTS;
+    goto out;
+  }
+  for (int n = 0; n < GH_GLOBAL_COUNT_; n++)
+    if ((mask & (1u << n)) && global->on_global[n] == NULL)
+      ret = -EINVAL;
+  if (ret < 0)
+    goto out;
+  reg->mod->global = *global;
+  reg->mod->global_mask = mask;
+  reg->mod->has_global = true;
+out:
+  return ret;
+}
+
+int gh_module_registration_set_handler(gh_module_registration_t *reg)
+{
+  if (reg == NULL)
+    return -EINVAL;
+  reg->mod->handler = true;
+  return 0;
+}
+
+const char *gh_module_registration_get_name(const gh_module_registration_t *reg)
+{
+  return reg ? reg->mod->name : NULL;
+}
+
+int gh_module_registration_get_id(const gh_module_registration_t *reg)
+{
+  return reg ? reg->mod->id : -EINVAL;
+}
+
+/* ---- server ----------------------------------------------------------- */
+
+uint32_t gh_module_server_get_version(const gh_module_server_t *server)
+{
+  (void)server;
+  return GH_MODULE_SERVER_VERSION;
+}
+
+const char *gh_module_server_get_config(gh_module_server_t *server, const char *section,
+                                        const char *key)
+{
+  const char *v = NULL;
+  if (server == NULL)
+    goto out;
+  pthread_mutex_lock(&server->pl->lock);
+  v = gh__pl_config_get(server->pl->cfg, section, key, GH__PL_LAST);
+  pthread_mutex_unlock(&server->pl->lock);
+out:
+  return v;
+}
+
+void gh_module_server_log(gh_module_server_t *server, gh_log_level_t level, const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  if (server == NULL || server->pl->log_cb == NULL)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  server->pl->log_cb(server->pl->log_data, level, buf);
+}
+
+/* ---- loading ---------------------------------------------------------- */
+
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void seterr(char *errbuf, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+  if (errbuf == NULL || errlen == 0)
+    return;
+  va_start(ap, fmt);
+  vsnprintf(errbuf, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static int check_abi(gh_pipeline_t *pl, const char *what, const gh_module_abi_t *abi,
+                     char *errbuf, size_t errlen)
+{
+  int ret = 0;
+  if (abi == NULL) {
+    ret = GH_EMODULE_ABI;
+    seterr(errbuf, errlen, "%s: no %s symbol (not a gatehouse module, or built without "
+           "GH_MODULE_DEFINE)", what, GH_MODULE_ABI_SYMBOL);
+    goto out;
+  }
+  if (abi->abi_version != GH_MODULE_ABI_VERSION) {
+    ret = GH_EMODULE_ABI;
+    seterr(errbuf, errlen, "%s: module ABI version %u, server expects %u; rebuild the module "
+           "against this gatehouse", what, abi->abi_version, GH_MODULE_ABI_VERSION);
+    goto out;
+  }
+  if (abi->signature == NULL || strcmp(abi->signature, GH_MODULE_SIGNATURE) != 0) {
+    ret = GH_EMODULE_ABI;
+    seterr(errbuf, errlen, "%s: build signature \"%.100s\" does not match the server's \"%s\"",
+           what, abi->signature ? abi->signature : "(null)", GH_MODULE_SIGNATURE);
+    goto out;
+  }
+  if (abi->name == NULL || abi->name[0] == '\0' || strlen(abi->name) > 64 ||
+      strpbrk(abi->name, " \t\r\n/") != NULL) {
+    ret = GH_EMODULE_ABI;
+    seterr(errbuf, errlen, "%s: invalid module name", what);
+    goto out;
+  }
+  for (size_t i = 0; i < pl->n_modules; i++) {
+    if (strcmp(pl->modules[i]->name, abi->name) == 0) {
+      ret = GH_EMODULE_DUPLICATE;
+      seterr(errbuf, errlen, "%s: a module named \"%s\" is already loaded%s%s", what, abi->name,
+             pl->modules[i]->path ? " from " : "",
+             pl->modules[i]->path ? pl->modules[i]->path : "");
+      goto out;
+    }
+  }
+out:
+  return ret;
+}
+
+static int add_module(gh_pipeline_t *pl, const char *path, void *dl, const gh_module_abi_t *abi,
+                      gh_register_module_fn fn, char *errbuf, size_t errlen)
+{
+  int ret = 0;
+  const char *what = path ? path : (abi && abi->name ? abi->name : "(built-in)");
+  gh__pl_module_t *m = NULL;
+  gh__pl_module_t **mods;
+  gh_module_registration_t reg;
+
+  if (pl->started) {
+    ret = GH_ESTATE;
+    seterr(errbuf, errlen, "%s: modules must be loaded before the server starts", what);
+    goto out;
+  }
+  ret = check_abi(pl, what, abi, errbuf, errlen);
+  if (ret < 0)
+    goto out;
+  if (fn == NULL) {
+    ret = GH_ENOT_FOUND;
+    seterr(errbuf, errlen, "%s: no %s function", what, GH_MODULE_REGISTER_SYMBOL);
+    goto out;
+  }
+  if (pl->n_modules >= GH__PL_MAX_MODULES) {
+    ret = GH_ELIMIT;
+    seterr(errbuf, errlen, "%s: too many modules (max %d)", what, GH__PL_MAX_MODULES);
+    goto out;
+  }
+  m = gh__calloc(1, sizeof(*m));
+  mods = gh__realloc(pl->modules, (pl->n_modules + 1) * sizeof(*mods));
+  if (m == NULL || mods == NULL) {
+    if (mods != NULL)
+      pl->modules = mods;
+    ret = -ENOMEM;
+    seterr(errbuf, errlen, "%s: out of memory", what);
+    goto out;
+  }
+  pl->modules = mods;
+  m->name = gh__strdup(abi->name);
+  m->path = path ? gh__strdup(path) : NULL;
+  if (m->name == NULL || (path && m->path == NULL)) {
+    ret = -ENOMEM;
+    seterr(errbuf, errlen, "%s: out of memory", what);
+    goto out;
+  }
+  m->id = (int)pl->n_modules;
+  for (int n = 0; n < GH_NOTIFY_COUNT_; n++)
+    m->priority[n] = GH_PRIORITY_MEDIUM;
+  reg.pl = pl;
+  reg.mod = m;
+  ret = fn(GH_MODULE_SERVER_VERSION, &reg, &pl->server);
+  if (ret < 0) {
+    seterr(errbuf, errlen, "%s: gh_register_module failed: %s", what, gh_strerror(ret));
+    /* what it registered is discarded without terminate: registration failed */
+    m->has_factory = m->has_global = false;
+    goto out;
+  }
+  if (!m->has_factory && !m->has_global) {
+    ret = -EINVAL;
+    seterr(errbuf, errlen, "%s: module registered no notification", what);
+    goto out;
+  }
+  m->dl = dl;
+  pl->modules[pl->n_modules++] = m;
+  m = NULL;
+  ret = 0;
+out:
+  if (m != NULL) {
+    m->dl = NULL;
+    module_free(m);
+  }
+  return ret;
+}
+
+int gh_pipeline_add_module(gh_pipeline_t *pl, const gh_module_abi_t *abi,
+                           gh_register_module_fn fn, char *errbuf, size_t errlen)
+{
+  if (pl == NULL)
+    return -EINVAL;
+  return add_module(pl, NULL, NULL, abi, fn, errbuf, errlen);
+}
+
+int gh_pipeline_load_module(gh_pipeline_t *pl, const char *path, char *errbuf, size_t errlen)
+{
+  int ret = 0;
+  void *dl = NULL;
+  const gh_module_abi_t *abi;
+  gh_register_module_fn fn;
+  if (pl == NULL || path == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (pl->started) {
+    ret = GH_ESTATE;
+    seterr(errbuf, errlen, "%s: modules must be loaded before the server starts", path);
+    goto out;
+  }
+  dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+  if (dl == NULL) {
+    const char *e = dlerror();
+    ret = GH_ENOT_FOUND;
+    seterr(errbuf, errlen, "%s: cannot load: %s", path, e ? e : "unknown dlopen error");
+    goto out;
+  }
+  abi = dlsym(dl, GH_MODULE_ABI_SYMBOL);
+  *(void **)&fn = dlsym(dl, GH_MODULE_REGISTER_SYMBOL);
+  ret = add_module(pl, path, dl, abi, fn, errbuf, errlen);
+  if (ret == 0)
+    dl = NULL;
+out:
+  if (dl != NULL)
+    dlclose(dl);
+  return ret;
+}
+
+size_t gh_pipeline_get_module_count(gh_pipeline_t *pl)
+{
+  return pl ? pl->n_modules : 0;
+}
+
+const char *gh_pipeline_get_module_name(gh_pipeline_t *pl, size_t i)
+{
+  return (pl && i < pl->n_modules) ? pl->modules[i]->name : NULL;
+}
+
+/* ---- ordering --------------------------------------------------------- */
+
+static int build_order(gh_pipeline_t *pl)
+{
+  int ret = 0;
+  for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
+    for (int post = 0; post < 2; post++) {
+      size_t *list = gh__calloc(pl->n_modules + 1, sizeof(*list));
+      size_t k = 0;
+      if (list == NULL) {
+        ret = -ENOMEM;
+        goto out;
+      }
+      for (int prio = GH_PRIORITY_FIRST; prio <= GH_PRIORITY_LAST; prio++) {
+        for (size_t i = 0; i < pl->n_modules; i++) {
+          const gh__pl_module_t *m = pl->modules[i];
+          uint32_t mask = post ? m->post_mask : m->request_mask;
+          if (m->has_factory && (mask & GH_NOTIFY_BIT(n)) && (int)m->priority[n] == prio)
+            list[k++] = i;
+        }
+      }
+      if (n == GH_NOTIFY_SEND_RESPONSE) {
+        for (size_t a = 0, b = k; a + 1 < b; a++, b--) {
+          size_t t = list[a];
+          list[a] = list[b - 1];
+          list[b - 1] = t;
+        }
+      }
+      if (post) {
+        free(pl->post_order[n]);
+        pl->post_order[n] = list;
+        pl->n_post_order[n] = k;
+      } else {
+        free(pl->order[n]);
+        pl->order[n] = list;
+        pl->n_order[n] = k;
+      }
+    }
+  }
+out:
+  return ret;
+}
+
+static void raise_global(gh_pipeline_t *pl, gh_global_notification_t n)
+{
+  for (size_t i = 0; i < pl->n_modules; i++) {
+    gh__pl_module_t *m = pl->modules[i];
+    if (!m->has_global || !(m->global_mask & (1u << n)))
+      continue;
+    if (m->global.on_global[n](m->global.global_data, &pl->server) == GH_GLOBAL_FINISH)
+      break;
+  }
+}
+
+int gh_pipeline_start(gh_pipeline_t *pl)
+{
+  int ret = 0;
+  if (pl == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (pl->started) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  ret = build_order(pl);
+  if (ret < 0)
+    goto out;
+  pl->started = true;
+  raise_global(pl, GH_GLOBAL_START);
+out:
+  return ret;
+}
+
+void gh_pipeline_stop(gh_pipeline_t *pl)
+{
+  if (pl == NULL || !pl->started || pl->stopped)
+    return;
+  pl->stopped = true;
+  raise_global(pl, GH_GLOBAL_STOP);
+}
+
+/* ---- configuration ---------------------------------------------------- */
+
+static bool is_bool_word(const char *v)
+{
+  static const char *const words[] = {"yes", "no", "true", "false", "on", "off", "1", "0"};
+  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+    if (strcasecmp(v, words[i]) == 0)
+      return true;
+  return false;
+}
+
+int gh_pipeline_config_check(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg, char *errbuf,
+                             size_t errlen)
+{
+  int ret = 0;
+  if (pl == NULL || cfg == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  for (size_t i = 0; i < cfg->n && ret == 0; i++) {
+    const gh__pl_entry_t *e = &cfg->entries[i];
+    if (e->key == NULL || strncmp(e->section, "site ", 5) != 0)
+      continue;
+    if (e->section[5] != '/') {
+      ret = GH_ECONFIG;
+      seterr(errbuf, errlen, "[%s]: site path must start with '/'", e->section);
+    } else if (strcmp(e->key, "impersonate") == 0 && !is_bool_word(e->value)) {
+      ret = GH_ECONFIG;
+      seterr(errbuf, errlen, "[%s] impersonate = %s: expected yes or no", e->section, e->value);
+    } else if (strcmp(e->key, "handler") == 0) {
+      bool known = false;
+      for (size_t m = 0; m < pl->n_modules; m++)
+        if (strcmp(pl->modules[m]->name, e->value) == 0)
+          known = true;
+      if (!known) {
+        ret = GH_ECONFIG;
+        seterr(errbuf, errlen, "[%s] handler = %s: no module of that name is loaded",
+               e->section, e->value);
+      }
+    }
+  }
+out:
+  return ret;
+}
+
+int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
+{
+  int ret = 0;
+  if (pl == NULL || cfg == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  pthread_mutex_lock(&pl->lock);
+  /* Older configs stay allocated: running requests and modules may still
+   * hold strings from them (freed with the pipeline). */
+  cfg->older = pl->cfg;
+  pl->cfg = cfg;
+  pthread_mutex_unlock(&pl->lock);
+  if (pl->started && !pl->stopped)
+    raise_global(pl, GH_GLOBAL_CONFIG_RELOAD);
+out:
+  return ret;
+}
+
+static const char *find_site_locked(const gh_pipeline_config_t *cfg, const char *path)
+{
+  const char *best = NULL;
+  size_t best_len = 0;
+  if (path == NULL)
+    return NULL;
+  for (size_t i = 0; i < cfg->n; i++) {
+    const char *sec = cfg->entries[i].section;
+    const char *p;
+    size_t len;
+    if (strncmp(sec, "site ", 5) != 0)
+      continue;
+    p = sec + 5;
+    len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+      len--;
+    if (len == 1 && p[0] == '/') {
+      if (best == NULL) {
+        best = sec;
+        best_len = 1;
+      }
+      continue;
+    }
+    if (strncmp(path, p, len) == 0 && (path[len] == '\0' || path[len] == '/') &&
+        len > best_len) {
+      best = sec;
+      best_len = len;
+    }
+  }
+  return best;
+}
+
+const char *gh_pipeline_find_site(gh_pipeline_t *pl, const char *path)
+{
+  const char *s;
+  if (pl == NULL)
+    return NULL;
+  pthread_mutex_lock(&pl->lock);
+  s = find_site_locked(pl->cfg, path);
+  pthread_mutex_unlock(&pl->lock);
+  return s;
+}

@@ -1,0 +1,298 @@
+/* pipeline_int.h: internal structures of the module pipeline and its seams to httpapi and sec. */
+#ifndef GH_PIPELINE_INT_H
+#define GH_PIPELINE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <gatehouse/authinfo.h>
+#include <gatehouse/module.h>
+
+#include "util/pool.h"
+
+/* ---- seams ------------------------------------------------------------ */
+
+/* Facts about a request, filled once by the request source (borrowed from it
+ * for the request's lifetime). */
+typedef struct gh__pl_reqinfo {
+  const char *method;
+  const char *url;
+  const char *path;
+  const char *query; /* NULL when none */
+  int version;
+  int64_t content_length;
+  const char *remote_addr; /* text */
+  int remote_port;
+  const char *local_addr;
+  int local_port;
+  bool is_unix;
+  bool has_peer_creds;
+  pid_t peer_pid;
+  uid_t peer_uid;
+  gid_t peer_gid;
+  bool is_tls;
+  const char *host;            /* Host header without port, or NULL */
+  const gh_auth_info_t *auth;  /* NULL = anonymous, no auth configured */
+} gh__pl_reqinfo_t;
+
+/* The transport a pipeline request runs over (httpapi's gh_request_t in the
+ * library; a fake in unit tests). All calls come from the thread running the
+ * request. */
+typedef struct gh__pl_source_ops {
+  int (*describe)(void *src, gh__pl_reqinfo_t *info);
+  size_t (*header_count)(void *src);
+  int (*header_at)(void *src, size_t i, const char **ret_name, const char **ret_value);
+  ssize_t (*read_body)(void *src, void *buf, size_t len);
+  int (*set_status)(void *src, int status, const char *reason);
+  int (*add_header)(void *src, const char *name, const char *value);
+  int (*send)(void *src, const void *data, size_t len, unsigned flags);
+  int (*send_fd)(void *src, int fd, off_t offset, size_t len, unsigned flags);
+  /* ends the request; src is gone afterwards */
+  int (*complete)(void *src);
+  /* optional: a FILE ccache with the delegated credentials owned by uid/gid */
+  const char *(*delegated_ccache)(void *src, uid_t uid, gid_t gid);
+} gh__pl_source_ops_t;
+
+#define GH__PL_SEND_MORE 0x1u
+#define GH__PL_SEND_DISCONNECT 0x2u
+
+#define GH__PL_MAX_GROUPS 256
+
+typedef struct gh__pl_token_info {
+  uid_t uid;
+  gid_t gid;
+  size_t n_groups;
+  gid_t groups[GH__PL_MAX_GROUPS];
+  int level; /* GH__PL_LEVEL_* */
+  char name[256];
+} gh__pl_token_info_t;
+
+enum {
+  GH__PL_LEVEL_ANONYMOUS = 0,
+  GH__PL_LEVEL_IDENTIFY = 1,
+  GH__PL_LEVEL_IMPERSONATE = 2,
+  GH__PL_LEVEL_DELEGATE = 3,
+};
+
+/* The sec layer as the pipeline uses it (real one in secglue.c; tests
+ * install fakes with gh__pipeline_set_sec_ops). */
+typedef struct gh__pl_sec_ops {
+  int (*impersonate)(gh_token_t tok);
+  int (*revert)(void); /* aborts the process if it fails */
+  bool (*is_impersonating)(void);
+  int (*assert_base)(void); /* 0 when at base identity */
+  int (*token_close)(gh_token_t tok);
+  int (*token_borrow)(gh_token_t tok, gh_token_t *ret_borrowed);
+  bool (*token_valid)(gh_token_t tok);
+  int (*token_info)(gh_token_t tok, gh__pl_token_info_t *ret_info);
+  int (*token_is_member)(gh_token_t tok, gid_t gid, bool *ret_member);
+} gh__pl_sec_ops_t;
+
+extern const gh__pl_sec_ops_t gh__pl_real_sec_ops;
+
+void gh__pipeline_set_sec_ops(gh_pipeline_t *pl, const gh__pl_sec_ops_t *ops);
+
+/* Runs a request from any source (the httpapi glue and the tests use it). */
+int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site,
+                                const gh__pl_source_ops_t *ops, void *src);
+
+/* ---- configuration ---------------------------------------------------- */
+
+typedef struct gh__pl_entry {
+  char *section;
+  char *key;   /* NULL for a section declaration */
+  char *value;
+} gh__pl_entry_t;
+
+struct gh_pipeline_config {
+  gh__pl_entry_t *entries;
+  size_t n, cap;
+  struct gh_pipeline_config *older; /* retired configs, freed with the pipeline */
+};
+
+const char *gh__pl_config_get(const gh_pipeline_config_t *cfg, const char *section,
+                              const char *key, size_t nth_or_last);
+#define GH__PL_LAST ((size_t)-1)
+
+/* ---- modules ---------------------------------------------------------- */
+
+typedef struct gh__pl_module {
+  char *name;
+  char *path; /* NULL for built-in */
+  void *dl;
+  int id;
+  bool has_factory;
+  gh_module_factory_t factory;
+  uint32_t request_mask, post_mask;
+  gh_module_priority_t priority[GH_NOTIFY_COUNT_];
+  bool has_global;
+  gh_global_module_t global;
+  uint32_t global_mask;
+  bool handler;
+} gh__pl_module_t;
+
+struct gh_module_registration {
+  gh_pipeline_t *pl;
+  gh__pl_module_t *mod;
+};
+
+struct gh_module_server {
+  gh_pipeline_t *pl;
+};
+
+struct gh_pipeline {
+  gh_module_server_t server;
+  gh__pl_module_t **modules;
+  size_t n_modules;
+  /* per notification: module indices in call order */
+  size_t *order[GH_NOTIFY_COUNT_];
+  size_t n_order[GH_NOTIFY_COUNT_];
+  size_t *post_order[GH_NOTIFY_COUNT_];
+  size_t n_post_order[GH_NOTIFY_COUNT_];
+  pthread_mutex_t lock;
+  gh_pipeline_config_t *cfg; /* current; older ones hang off cfg->older */
+  gh_pipeline_log_cb log_cb;
+  void *log_data;
+  gh_pipeline_executor_cb exec_cb;
+  void *exec_data;
+  const gh__pl_sec_ops_t *sec;
+  bool started, stopped;
+};
+
+/* ---- request objects -------------------------------------------------- */
+
+typedef struct gh__pl_header {
+  char *name;
+  char *value;
+  struct gh__pl_header *next;
+} gh__pl_header_t;
+
+typedef struct gh__pl_chunk {
+  struct gh__pl_chunk *next;
+  int fd; /* -1 for memory */
+  off_t offset;
+  size_t len;
+  char *data;
+} gh__pl_chunk_t;
+
+struct gh_http_request {
+  gh_http_context_t *ctx;
+  gh__pl_header_t *headers; /* in order */
+  size_t n_headers;
+};
+
+struct gh_http_response {
+  gh_http_context_t *ctx;
+  int status;
+  char *reason;
+  gh__pl_header_t *headers;
+  gh__pl_chunk_t *chunks, **chunks_tail;
+  size_t buffered;     /* bytes in chunks */
+  uint64_t body_total; /* buffered + sent */
+  bool headers_sent;
+  bool final_sent;
+  bool buffering_off;
+  bool disconnect;
+  bool in_send_response;
+  bool touched; /* anything set since start (for the no-handler 404) */
+};
+
+struct gh_http_user {
+  _Atomic int refs;
+  bool custom;
+  gh_http_user_ops_t ops;
+  void *data;
+  gh_pipeline_t *pl;
+  pthread_mutex_t lock;
+  char *name;
+  char *local_name;
+  char *auth_type;
+  gh_token_t token; /* the server's (owned by the context); 0 after request end */
+  gh_token_t borrowed_imp;
+  gh_token_t borrowed_primary;
+  int level;
+  struct gh__pl_uvar {
+    char *name;
+    char *value;
+    struct gh__pl_uvar *next;
+  } *vars;
+};
+
+struct gh_event_provider {
+  gh_notification_t notification;
+  bool post;
+  int error;
+  gh_http_context_t *ctx;
+  uint32_t send_flags;
+  const void *entity;
+  size_t entity_len;
+  const char *url;
+  const char *physical_path;
+};
+
+enum { GH__PL_RUNNING = 0, GH__PL_SUSPENDED = 1, GH__PL_COMPLETED_EARLY = 2 };
+
+typedef struct gh__pl_modctx {
+  void *data;
+  void (*cleanup)(void *data);
+} gh__pl_modctx_t;
+
+struct gh_http_context {
+  gh_pipeline_t *pl;
+  gh__pool_t *pool;
+  const gh_pipeline_config_t *cfg;
+  const char *site_section; /* "site /files" or NULL */
+  const char *site_path;    /* "/files" or "" */
+  const gh__pl_source_ops_t *src_ops;
+  void *src;
+  gh__pl_reqinfo_t info;
+  struct gh_http_request request;
+  struct gh_http_response response;
+  gh_http_user_t *user;
+  gh_token_t auth_token; /* owned: closed at request end */
+  void **instances;
+  bool *created;
+  gh__pl_modctx_t *modctx;
+  /* engine position */
+  gh_notification_t stage;
+  bool post;
+  size_t index;
+  gh_notification_t current; /* for get_notification */
+  bool finished;
+  bool handled;
+  bool impersonate_site;
+  int imp_depth; /* > 0 while the context impersonates its user */
+  _Atomic int state;
+  _Atomic int pending_status;
+  char *var_cache_groups;
+};
+
+/* engine helpers shared between files */
+int gh__pl_raise_send_response(gh_http_context_t *ctx, uint32_t flags);
+int gh__pl_response_send_out(gh_http_response_t *resp, bool final);
+void gh__pl_response_init(gh_http_response_t *resp, gh_http_context_t *ctx);
+void gh__pl_response_done(gh_http_response_t *resp);
+int gh__pl_request_init(gh_http_request_t *req, gh_http_context_t *ctx);
+int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth,
+                           gh_http_user_t **ret_user);
+void gh__pl_user_end_request(gh_http_user_t *user);
+void gh__pl_log(gh_pipeline_t *pl, gh_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+const char *gh__pl_status_reason(int status);
+/* call one module callback with per-call identity handling */
+gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
+                                gh_module_request_cb cb, gh_event_provider_t *prov,
+                                bool impersonate);
+int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance);
+/* runs the modules of a nested (synchronous) event: SEND_RESPONSE, READ_ENTITY, MAP_PATH */
+int gh__pl_raise_nested(gh_http_context_t *ctx, gh_event_provider_t *prov);
+
+/* path normalisation (also used by map_path): joins root and a decoded URL
+ * path, removing "." and "//", refusing ".." above the root (-EACCES).
+ * Writes into out (outsz). Returns length or -errno. */
+ssize_t gh__pl_path_join(const char *root, const char *path, char *out, size_t outsz);
+
+#endif

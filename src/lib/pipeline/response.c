@@ -1,0 +1,453 @@
+/* response.c: gh_http_response_t — buffered status, headers and body chunks, SEND_RESPONSE. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/module.h>
+
+#include "pipeline/pipeline_int.h"
+#include "util/alloc.h"
+
+#define GH__PL_AUTOFLUSH (64u * 1024u)
+
+const char *gh__pl_status_reason(int status)
+{
+  switch (status) {
+  case 100: return "Continue";
+  case 200: return "OK";
+  case 201: return "Created";
+  case 204: return "No Content";
+  case 206: return "Partial Content";
+  case 301: return "Moved Permanently";
+  case 302: return "Found";
+  case 304: return "Not Modified";
+  case 400: return "Bad Request";
+  case 401: return "Unauthorized";
+  case 403: return "Forbidden";
+  case 404: return "Not Found";
+  case 405: return "Method Not Allowed";
+  case 413: return "Content Too Large";
+  case 416: return "Range Not Satisfiable";
+  case 500: return "Internal Server Error";
+  case 501: return "Not Implemented";
+  case 502: return "Bad Gateway";
+  case 503: return "Service Unavailable";
+  case 504: return "Gateway Timeout";
+  default: return "Unknown";
+  }
+}
+
+static void drop_chunks(gh_http_response_t *resp)
+{
+  gh__pl_chunk_t *c = resp->chunks;
+  while (c != NULL) {
+    if (c->fd >= 0)
+      close(c->fd);
+    c->fd = -1;
+    c = c->next;
+  }
+  resp->chunks = NULL;
+  resp->chunks_tail = &resp->chunks;
+  resp->body_total -= resp->buffered;
+  resp->buffered = 0;
+}
+
+void gh__pl_response_init(gh_http_response_t *resp, gh_http_context_t *ctx)
+{
+  memset(resp, 0, sizeof(*resp));
+  resp->ctx = ctx;
+  resp->status = 200;
+  resp->chunks_tail = &resp->chunks;
+}
+
+void gh__pl_response_done(gh_http_response_t *resp)
+{
+  if (resp->chunks_tail != NULL)
+    drop_chunks(resp);
+}
+
+static bool bad_text(const char *s)
+{
+  return s == NULL || strpbrk(s, "\r\n") != NULL;
+}
+
+static bool bad_name(const char *s)
+{
+  if (s == NULL || *s == '\0')
+    return true;
+  for (; *s; s++)
+    if (*s <= ' ' || *s == ':' || (unsigned char)*s >= 0x7f)
+      return true;
+  return false;
+}
+
+int gh_http_response_set_status(gh_http_response_t *resp, int status, const char *reason)
+{
+  int ret = 0;
+  char *r = NULL;
+  if (resp == NULL || status < 100 || status > 999 || (reason && bad_text(reason))) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (resp->headers_sent) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  if (reason != NULL) {
+    r = gh__pool_strdup(resp->ctx->pool, reason);
+    if (r == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+  }
+  resp->status = status;
+  resp->reason = r;
+  resp->touched = true;
+out:
+  return ret;
+}
+
+int gh_http_response_get_status(gh_http_response_t *resp)
+{
+  return resp ? resp->status : -EINVAL;
+}
+
+int gh_http_response_delete_header(gh_http_response_t *resp, const char *name)
+{
+  int ret = 0;
+  gh__pl_header_t **pp;
+  if (resp == NULL || name == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (resp->headers_sent) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  pp = &resp->headers;
+  while (*pp != NULL) {
+    if (strcasecmp((*pp)->name, name) == 0)
+      *pp = (*pp)->next;
+    else
+      pp = &(*pp)->next;
+  }
+out:
+  return ret;
+}
+
+int gh_http_response_set_header(gh_http_response_t *resp, const char *name, const char *value,
+                                gh_header_mode_t mode)
+{
+  int ret = 0;
+  gh__pl_header_t *h, **pp;
+  gh__pool_t *pool;
+  if (resp == NULL || bad_name(name) || bad_text(value) || (unsigned)mode > GH_HEADER_ADD) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (resp->headers_sent) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  pool = resp->ctx->pool;
+  if (mode == GH_HEADER_APPEND) {
+    for (h = resp->headers; h != NULL; h = h->next) {
+      if (strcasecmp(h->name, name) == 0) {
+        size_t n = strlen(h->value) + strlen(value) + 3;
+        char *v = gh__pool_alloc(pool, n);
+        if (v == NULL) {
+          ret = -ENOMEM;
+          goto out;
+        }
+        snprintf(v, n, "%s%s%s", h->value, h->value[0] ? ", " : "", value);
+        h->value = v;
+        resp->touched = true;
+        goto out;
+      }
+    }
+  } else if (mode == GH_HEADER_REPLACE) {
+    (void)gh_http_response_delete_header(resp, name);
+  }
+  h = gh__pool_calloc(pool, 1, sizeof(*h));
+  if (h == NULL || (h->name = gh__pool_strdup(pool, name)) == NULL ||
+      (h->value = gh__pool_strdup(pool, value)) == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  for (pp = &resp->headers; *pp != NULL; pp = &(*pp)->next)
+    ;
+  *pp = h;
+  resp->touched = true;
+out:
+  return ret;
+}
+
+const char *gh_http_response_get_header(gh_http_response_t *resp, const char *name)
+{
+  if (resp == NULL || name == NULL)
+    return NULL;
+  for (gh__pl_header_t *h = resp->headers; h != NULL; h = h->next)
+    if (strcasecmp(h->name, name) == 0)
+      return h->value;
+  return NULL;
+}
+
+int gh_http_response_clear(gh_http_response_t *resp)
+{
+  int ret = 0;
+  if (resp == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (resp->headers_sent) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  resp->status = 200;
+  resp->reason = NULL;
+  resp->headers = NULL;
+  drop_chunks(resp);
+out:
+  return ret;
+}
+
+int gh_http_response_clear_body(gh_http_response_t *resp)
+{
+  if (resp == NULL)
+    return -EINVAL;
+  drop_chunks(resp);
+  return 0;
+}
+
+static int append_chunk(gh_http_response_t *resp, gh__pl_chunk_t *c)
+{
+  int ret = 0;
+  *resp->chunks_tail = c;
+  resp->chunks_tail = &c->next;
+  resp->buffered += c->len;
+  resp->body_total += c->len;
+  resp->touched = true;
+  if (resp->buffering_off || (resp->buffered >= GH__PL_AUTOFLUSH && !resp->in_send_response))
+    ret = gh__pl_response_send_out(resp, false);
+  return ret;
+}
+
+int gh_http_response_write(gh_http_response_t *resp, const void *data, size_t len)
+{
+  int ret = 0;
+  gh__pl_chunk_t *c;
+  if (resp == NULL || (data == NULL && len > 0)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (resp->final_sent) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  if (len == 0)
+    goto out;
+  c = gh__pool_calloc(resp->ctx->pool, 1, sizeof(*c));
+  if (c == NULL || (c->data = gh__pool_alloc(resp->ctx->pool, len)) == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  memcpy(c->data, data, len);
+  c->fd = -1;
+  c->len = len;
+  ret = append_chunk(resp, c);
+out:
+  return ret;
+}
+
+int gh_http_response_printf(gh_http_response_t *resp, const char *fmt, ...)
+{
+  int ret = 0;
+  char small[512];
+  char *buf = small;
+  va_list ap;
+  int n;
+  va_start(ap, fmt);
+  n = vsnprintf(small, sizeof(small), fmt, ap);
+  va_end(ap);
+  if (n < 0) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if ((size_t)n >= sizeof(small)) {
+    buf = gh__pool_alloc(resp->ctx->pool, (size_t)n + 1);
+    if (buf == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    va_start(ap, fmt);
+    vsnprintf(buf, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  }
+  ret = gh_http_response_write(resp, buf, (size_t)n);
+out:
+  return ret;
+}
+
+int gh_http_response_write_fd_take(gh_http_response_t *resp, int fd, off_t offset, size_t len)
+{
+  int ret = 0;
+  gh__pl_chunk_t *c = NULL;
+  if (resp == NULL || fd < 0 || offset < 0) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (resp->final_sent) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  c = gh__pool_calloc(resp->ctx->pool, 1, sizeof(*c));
+  if (c == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  c->fd = fd;
+  fd = -1;
+  c->offset = offset;
+  c->len = len;
+  ret = append_chunk(resp, c);
+out:
+  if (fd >= 0)
+    close(fd);
+  return ret;
+}
+
+int gh__pl_raise_send_response(gh_http_context_t *ctx, uint32_t flags)
+{
+  gh_event_provider_t prov = {
+      .notification = GH_NOTIFY_SEND_RESPONSE, .ctx = ctx, .send_flags = flags};
+  int ret;
+  ctx->response.in_send_response = true;
+  ret = gh__pl_raise_nested(ctx, &prov);
+  ctx->response.in_send_response = false;
+  return ret;
+}
+
+int gh__pl_response_send_out(gh_http_response_t *resp, bool final)
+{
+  int ret = 0;
+  gh_http_context_t *ctx = resp->ctx;
+  const gh__pl_source_ops_t *ops = ctx->src_ops;
+  unsigned disc;
+  gh__pl_chunk_t *c;
+
+  if (resp->final_sent || resp->in_send_response)
+    goto out;
+  (void)gh__pl_raise_send_response(
+      ctx, (final ? GH_SEND_RESPONSE_FLAG_FINAL : 0) |
+               (resp->headers_sent ? 0 : GH_SEND_RESPONSE_FLAG_HEADERS));
+  disc = resp->disconnect ? GH__PL_SEND_DISCONNECT : 0;
+  if (!resp->headers_sent) {
+    resp->headers_sent = true;
+    ret = ops->set_status(ctx->src, resp->status, resp->reason);
+    for (gh__pl_header_t *h = resp->headers; h != NULL && ret == 0; h = h->next) {
+      if (strcasecmp(h->name, "Content-Length") == 0 && final)
+        continue; /* computed below */
+      ret = ops->add_header(ctx->src, h->name, h->value);
+    }
+    if (ret == 0 && final && resp->buffered > 0 && resp->chunks != NULL &&
+        resp->chunks->next != NULL) {
+      /* several chunks in one final send: announce the total length */
+      char len[32];
+      snprintf(len, sizeof(len), "%zu", resp->buffered);
+      ret = ops->add_header(ctx->src, "Content-Length", len);
+    }
+    if (ret < 0)
+      goto out;
+  }
+  c = resp->chunks;
+  if (c == NULL && final) {
+    ret = ops->send(ctx->src, NULL, 0, disc);
+  }
+  for (; c != NULL; c = c->next) {
+    unsigned flags = (final && c->next == NULL) ? disc : GH__PL_SEND_MORE;
+    if (c->fd >= 0) {
+      ret = ops->send_fd(ctx->src, c->fd, c->offset, c->len, flags);
+      close(c->fd);
+      c->fd = -1;
+    } else {
+      ret = ops->send(ctx->src, c->data, c->len, flags);
+    }
+    if (ret < 0)
+      break;
+  }
+  /* what was handed over is gone from the buffer either way */
+  for (c = resp->chunks; c != NULL; c = c->next)
+    if (c->fd >= 0) {
+      close(c->fd);
+      c->fd = -1;
+    }
+  resp->chunks = NULL;
+  resp->chunks_tail = &resp->chunks;
+  resp->buffered = 0;
+  if (final)
+    resp->final_sent = true;
+out:
+  return ret;
+}
+
+int gh_http_response_flush(gh_http_response_t *resp)
+{
+  if (resp == NULL)
+    return -EINVAL;
+  return gh__pl_response_send_out(resp, false);
+}
+
+int gh_http_response_disable_buffering(gh_http_response_t *resp)
+{
+  if (resp == NULL)
+    return -EINVAL;
+  resp->buffering_off = true;
+  return gh__pl_response_send_out(resp, false);
+}
+
+bool gh_http_response_headers_sent(gh_http_response_t *resp)
+{
+  return resp && resp->headers_sent;
+}
+
+uint64_t gh_http_response_get_body_length(gh_http_response_t *resp)
+{
+  return resp ? resp->body_total : 0;
+}
+
+void gh_http_response_set_disconnect(gh_http_response_t *resp)
+{
+  if (resp != NULL)
+    resp->disconnect = true;
+}
+
+int gh_http_response_send_error(gh_http_response_t *resp, int status, const char *reason)
+{
+  int ret = 0;
+  const char *r = reason ? reason : gh__pl_status_reason(status);
+  if (resp == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  ret = gh_http_response_clear(resp);
+  if (ret < 0)
+    goto out;
+  ret = gh_http_response_set_status(resp, status, reason);
+  if (ret < 0)
+    goto out;
+  ret = gh_http_response_set_header(resp, "Content-Type", "text/html; charset=utf-8",
+                                    GH_HEADER_REPLACE);
+  if (ret < 0)
+    goto out;
+  ret = gh_http_response_printf(resp,
+                                "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>"
+                                "<body><h1>%d %s</h1></body></html>\n",
+                                status, r, status, r);
+out:
+  return ret;
+}

@@ -1,0 +1,98 @@
+/* secglue.c: the sec layer (tokens, impersonation) as the pipeline calls it. */
+#include <errno.h>
+#include <string.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/impersonate.h>
+#include <gatehouse/token.h>
+
+#include "pipeline/pipeline_int.h"
+
+static int sec_impersonate(gh_token_t tok)
+{
+  return gh_impersonate(tok);
+}
+
+static int sec_revert(void)
+{
+  /* gh_revert aborts the process if the kernel refuses (DESIGN item 18);
+   * in traditional mode one call returns to base */
+  while (gh_is_impersonating())
+    (void)gh_revert();
+  return 0;
+}
+
+static bool sec_is_impersonating(void)
+{
+  return gh_is_impersonating();
+}
+
+static int sec_assert_base(void)
+{
+  if (gh_is_impersonating())
+    return GH_ESTATE;
+  gh_assert_base(); /* aborts if the kernel ids are not base */
+  return 0;
+}
+
+static int sec_token_close(gh_token_t tok)
+{
+  return gh_token_close(tok);
+}
+
+static int sec_token_borrow(gh_token_t tok, gh_token_t *ret)
+{
+  return gh_token_borrow(tok, ret);
+}
+
+static bool sec_token_valid(gh_token_t tok)
+{
+  uint64_t id;
+  return gh_token_get_id(tok, &id) == 0;
+}
+
+static int sec_token_info(gh_token_t tok, gh__pl_token_info_t *ti)
+{
+  int ret;
+  gh_token_level_t level;
+  memset(ti, 0, sizeof(*ti));
+  ret = gh_token_get_uid(tok, &ti->uid);
+  if (ret == 0)
+    ret = gh_token_get_gid(tok, &ti->gid);
+  if (ret == 0)
+    ret = gh_token_get_level(tok, &level);
+  if (ret < 0)
+    goto out;
+  ti->level = (int)level;
+  ret = gh_token_get_groups(tok, ti->groups, GH__PL_MAX_GROUPS);
+  if (ret == -ERANGE) {
+    ti->n_groups = 0;
+  } else if (ret >= 0) {
+    ti->n_groups = (size_t)ret;
+  } else {
+    goto out;
+  }
+  ret = gh_token_get_user(tok, ti->name, sizeof(ti->name));
+  if (ret < 0)
+    ti->name[0] = '\0';
+  ret = 0;
+out:
+  return ret;
+}
+
+static int sec_token_is_member(gh_token_t tok, gid_t gid, bool *ret_member)
+{
+  return gh_token_is_member(tok, gid, ret_member);
+}
+
+const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
+    .impersonate = sec_impersonate,
+    .revert = sec_revert,
+    .is_impersonating = sec_is_impersonating,
+    .assert_base = sec_assert_base,
+    .token_close = sec_token_close,
+    .token_borrow = sec_token_borrow,
+    .token_valid = sec_token_valid,
+    .token_info = sec_token_info,
+    .token_is_member = sec_token_is_member,
+};

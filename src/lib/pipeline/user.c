@@ -1,0 +1,349 @@
+/* user.c: gh_http_user_t — the request's user, borrowed tokens, is_in_role, user variables. */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/module.h>
+
+#include "pipeline/pipeline_int.h"
+#include "util/alloc.h"
+
+static const char *auth_type_text(const gh_auth_info_t *auth)
+{
+  if (auth == NULL || auth->status != GH_AUTH_STATUS_SUCCESS)
+    return "";
+  switch (auth->type) {
+  case GH_AUTH_TYPE_BASIC: return "Basic";
+  case GH_AUTH_TYPE_NTLM: return "NTLM";
+  case GH_AUTH_TYPE_NEGOTIATE: return "Negotiate";
+  case GH_AUTH_TYPE_KERBEROS: return "Kerberos";
+  case GH_AUTH_TYPE_PEER: return "Peer";
+  default: return "";
+  }
+}
+
+static gh_http_user_t *user_alloc(void)
+{
+  gh_http_user_t *u = gh__calloc(1, sizeof(*u));
+  if (u != NULL) {
+    atomic_init(&u->refs, 1);
+    pthread_mutex_init(&u->lock, NULL);
+  }
+  return u;
+}
+
+static int set_var_locked(gh_http_user_t *u, const char *name, const char *value)
+{
+  int ret = 0;
+  struct gh__pl_uvar *v;
+  char *nv = gh__strdup(value);
+  if (nv == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  for (v = u->vars; v != NULL; v = v->next) {
+    if (strcmp(v->name, name) == 0) {
+      /* the old value stays valid until the user is freed (borrowed out) */
+      struct gh__pl_uvar *old = gh__calloc(1, sizeof(*old));
+      if (old == NULL) {
+        free(nv);
+        ret = -ENOMEM;
+        goto out;
+      }
+      old->name = NULL;
+      old->value = v->value;
+      old->next = v->next;
+      v->next = old;
+      v->value = nv;
+      goto out;
+    }
+  }
+  v = gh__calloc(1, sizeof(*v));
+  if (v == NULL || (v->name = gh__strdup(name)) == NULL) {
+    free(v);
+    free(nv);
+    ret = -ENOMEM;
+    goto out;
+  }
+  v->value = nv;
+  v->next = u->vars;
+  u->vars = v;
+out:
+  return ret;
+}
+
+int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth,
+                           gh_http_user_t **ret_user)
+{
+  int ret = 0;
+  gh_http_user_t *u = user_alloc();
+  bool ok = auth != NULL && auth->status == GH_AUTH_STATUS_SUCCESS;
+  if (u == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  u->pl = pl;
+  u->name = gh__strdup(ok && auth->remote_user ? auth->remote_user : "");
+  u->local_name = gh__strdup(ok && auth->local_user ? auth->local_user : "");
+  u->auth_type = gh__strdup(auth_type_text(auth));
+  if (u->name == NULL || u->local_name == NULL || u->auth_type == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  u->level = GH__PL_LEVEL_ANONYMOUS;
+  if (ok && auth->token != 0) {
+    gh__pl_token_info_t *ti = gh__malloc(sizeof(*ti));
+    u->token = auth->token;
+    if (ti != NULL && pl->sec->token_info(auth->token, ti) == 0) {
+      char num[32];
+      char *groups = gh__malloc(ti->n_groups * 12 + 1);
+      u->level = ti->level;
+      snprintf(num, sizeof(num), "%u", (unsigned)ti->uid);
+      ret = set_var_locked(u, "uid", num);
+      snprintf(num, sizeof(num), "%u", (unsigned)ti->gid);
+      if (ret == 0)
+        ret = set_var_locked(u, "gid", num);
+      if (ret == 0)
+        ret = set_var_locked(u, "level",
+                             ti->level == GH__PL_LEVEL_DELEGATE      ? "delegate"
+                             : ti->level == GH__PL_LEVEL_IMPERSONATE ? "impersonate"
+                             : ti->level == GH__PL_LEVEL_IDENTIFY    ? "identify"
+                                                                     : "anonymous");
+      if (ret == 0 && groups != NULL) {
+        size_t off = 0;
+        groups[0] = '\0';
+        for (size_t i = 0; i < ti->n_groups; i++)
+          off += (size_t)snprintf(groups + off, 13, "%s%u", i ? "," : "",
+                                  (unsigned)ti->groups[i]);
+        ret = set_var_locked(u, "groups", groups);
+      }
+      if (ret == 0 && u->local_name[0] == '\0' && ti->name[0] != '\0') {
+        free(u->local_name);
+        u->local_name = gh__strdup(ti->name);
+        if (u->local_name == NULL)
+          ret = -ENOMEM;
+      }
+      free(groups);
+    }
+    free(ti);
+    if (ret < 0)
+      goto out;
+  }
+  *ret_user = u;
+  u = NULL;
+out:
+  if (u != NULL) {
+    u->token = 0;
+    gh_http_user_unref(u);
+  }
+  return ret;
+}
+
+void gh__pl_user_end_request(gh_http_user_t *u)
+{
+  if (u == NULL || u->custom)
+    return;
+  pthread_mutex_lock(&u->lock);
+  /* Borrowed handles die with the owner's handle; nothing to close. */
+  u->token = 0;
+  u->borrowed_imp = 0;
+  u->borrowed_primary = 0;
+  pthread_mutex_unlock(&u->lock);
+}
+
+int gh_http_user_new(const gh_http_user_ops_t *ops, void *data, gh_http_user_t **ret_user)
+{
+  int ret = 0;
+  gh_http_user_t *u;
+  if (ops == NULL || ops->struct_size < sizeof(gh_http_user_ops_t) || ret_user == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  u = user_alloc();
+  if (u == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  u->custom = true;
+  u->ops = *ops;
+  u->data = data;
+  *ret_user = u;
+out:
+  return ret;
+}
+
+gh_http_user_t *gh_http_user_ref(gh_http_user_t *user)
+{
+  if (user != NULL)
+    atomic_fetch_add(&user->refs, 1);
+  return user;
+}
+
+void gh_http_user_unref(gh_http_user_t *user)
+{
+  struct gh__pl_uvar *v, *next;
+  if (user == NULL || atomic_fetch_sub(&user->refs, 1) != 1)
+    return;
+  if (user->custom && user->ops.free != NULL)
+    user->ops.free(user->data);
+  for (v = user->vars; v != NULL; v = next) {
+    next = v->next;
+    free(v->name);
+    free(v->value);
+    free(v);
+  }
+  free(user->name);
+  free(user->local_name);
+  free(user->auth_type);
+  pthread_mutex_destroy(&user->lock);
+  free(user);
+}
+
+const char *gh_http_user_get_name(gh_http_user_t *user)
+{
+  if (user == NULL)
+    return "";
+  if (user->custom)
+    return user->ops.get_name ? user->ops.get_name(user->data) : "";
+  return user->name;
+}
+
+const char *gh_http_user_get_remote_name(gh_http_user_t *user)
+{
+  if (user != NULL && user->custom && user->ops.get_remote_name)
+    return user->ops.get_remote_name(user->data);
+  return gh_http_user_get_name(user);
+}
+
+const char *gh_http_user_get_local_name(gh_http_user_t *user)
+{
+  return (user == NULL || user->custom) ? "" : user->local_name;
+}
+
+const char *gh_http_user_get_auth_type(gh_http_user_t *user)
+{
+  if (user == NULL)
+    return "";
+  if (user->custom)
+    return user->ops.get_auth_type ? user->ops.get_auth_type(user->data) : "";
+  return user->auth_type;
+}
+
+static gh_token_t get_borrowed(gh_http_user_t *user, gh_token_t *slot, int min_level)
+{
+  gh_token_t t = 0;
+  if (user == NULL || user->custom)
+    return 0;
+  pthread_mutex_lock(&user->lock);
+  if (user->token == 0 || user->level < min_level)
+    goto out;
+  /* A borrowed handle can't be closed by the module, so one per user does;
+   * re-borrow if it was somehow invalidated. */
+  if (*slot == 0 || !user->pl->sec->token_valid(*slot)) {
+    gh_token_t b = 0;
+    if (user->pl->sec->token_borrow(user->token, &b) < 0)
+      goto out;
+    *slot = b;
+  }
+  t = *slot;
+out:
+  pthread_mutex_unlock(&user->lock);
+  return t;
+}
+
+gh_token_t gh_http_user_get_impersonation_token(gh_http_user_t *user)
+{
+  return user ? get_borrowed(user, &user->borrowed_imp, GH__PL_LEVEL_ANONYMOUS) : 0;
+}
+
+gh_token_t gh_http_user_get_primary_token(gh_http_user_t *user)
+{
+  /* a primary token cannot be made from an IDENTIFY one (DESIGN item 13) */
+  return user ? get_borrowed(user, &user->borrowed_primary, GH__PL_LEVEL_IMPERSONATE) : 0;
+}
+
+bool gh_http_user_supports_is_in_role(gh_http_user_t *user)
+{
+  if (user == NULL)
+    return false;
+  return user->custom ? user->ops.is_in_role != NULL : true;
+}
+
+int gh_http_user_is_in_role(gh_http_user_t *user, const char *role, bool *ret_in_role)
+{
+  int ret = 0;
+  gid_t gid = 0;
+  bool member = false;
+  gh_token_t tok;
+  if (user == NULL || role == NULL || *role == '\0' || ret_in_role == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (user->custom) {
+    if (user->ops.is_in_role == NULL) {
+      ret = -ENOTSUP;
+      goto out;
+    }
+    *ret_in_role = user->ops.is_in_role(user->data, role);
+    goto out;
+  }
+  pthread_mutex_lock(&user->lock);
+  tok = user->token;
+  pthread_mutex_unlock(&user->lock);
+  if (tok == 0) {
+    *ret_in_role = false; /* anonymous: member of nothing */
+    goto out;
+  }
+  if (role[0] == '#') {
+    char *end;
+    unsigned long v = strtoul(role + 1, &end, 10);
+    if (*end != '\0' || end == role + 1) {
+      ret = -EINVAL;
+      goto out;
+    }
+    gid = (gid_t)v;
+  } else {
+    struct group gr, *res = NULL;
+    char buf[4096];
+    if (getgrnam_r(role, &gr, buf, sizeof(buf), &res) != 0 || res == NULL) {
+      *ret_in_role = false; /* unknown group: nobody is in it */
+      goto out;
+    }
+    gid = gr.gr_gid;
+  }
+  ret = user->pl->sec->token_is_member(tok, gid, &member);
+  if (ret < 0)
+    goto out;
+  *ret_in_role = member;
+out:
+  return ret;
+}
+
+const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name)
+{
+  const char *val = NULL;
+  if (user == NULL || name == NULL)
+    return NULL;
+  pthread_mutex_lock(&user->lock);
+  for (struct gh__pl_uvar *v = user->vars; v != NULL; v = v->next)
+    if (v->name != NULL && strcmp(v->name, name) == 0) {
+      val = v->value;
+      break;
+    }
+  pthread_mutex_unlock(&user->lock);
+  return val;
+}
+
+int gh_http_user_set_variable(gh_http_user_t *user, const char *name, const char *value)
+{
+  int ret;
+  if (user == NULL || name == NULL || value == NULL)
+    return -EINVAL;
+  pthread_mutex_lock(&user->lock);
+  ret = set_var_locked(user, name, value);
+  pthread_mutex_unlock(&user->lock);
+  return ret;
+}
