@@ -1,0 +1,830 @@
+/* conn.c: connections — I/O thread loop (accept, read, parse, limits, timeouts, server errors) and the worker-side write/hand-back. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "httpapi/date.h"
+#include "httpapi/internal.h"
+#include "httpapi/url.h"
+#include "util/alloc.h"
+
+#define EV_BASE (EPOLLET | EPOLLONESHOT)
+
+static void conn_free(gh__conn_t *c)
+{
+  if (c->ext_state_free != NULL)
+    c->ext_state_free(c->ext_state);
+  if (c->fd >= 0)
+    close(c->fd);
+  if (c->out_fd >= 0)
+    close(c->out_fd);
+  free(c->pending);
+  free(c->out);
+  free(c->out2);
+  free(c->groups);
+  free(c);
+}
+
+void gh__conn_ref(gh__conn_t *c)
+{
+  atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+}
+
+void gh__conn_unref(gh__conn_t *c)
+{
+  if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+    conn_free(c);
+}
+
+void gh__io_wake(gh__io_t *io)
+{
+  uint64_t one = 1;
+  ssize_t n = write(io->wakefd, &one, sizeof(one));
+  (void)n;
+}
+
+static void arm(gh__conn_t *c, uint32_t events)
+{
+  struct epoll_event ev = {.events = events | EV_BASE, .data.ptr = c};
+  (void)epoll_ctl(c->io->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* I/O thread: closes now; the memory goes when the last reference drops. */
+static void conn_close(gh__io_t *io, gh__conn_t *c)
+{
+  if (c->dead)
+    return;
+  c->dead = true;
+  c->state = GH__CS_CLOSE;
+  (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->prev != NULL)
+    c->prev->next = c->next;
+  else
+    io->conns = c->next;
+  if (c->next != NULL)
+    c->next->prev = c->prev;
+  c->prev = c->next = NULL;
+  if (c->req != NULL) {
+    gh__request_recycle(c->req);
+    c->req = NULL;
+  }
+  atomic_fetch_sub(&io->srv->n_conns, 1);
+  c->defer_next = io->deferred;
+  io->deferred = c;
+}
+
+void gh__io_close_all(gh__io_t *io)
+{
+  while (io->conns != NULL)
+    conn_close(io, io->conns);
+  while (io->deferred != NULL) {
+    gh__conn_t *c = io->deferred;
+    io->deferred = c->defer_next;
+    gh__conn_unref(c);
+  }
+}
+
+/* ---- output (shared by the I/O thread and workers) ---------------------- */
+
+/* Advances an iovec array past k bytes. */
+static void iov_skip(struct iovec **iov, int *n, size_t k)
+{
+  while (*n > 0 && k >= (*iov)->iov_len) {
+    k -= (*iov)->iov_len;
+    (*iov)++;
+    (*n)--;
+  }
+  if (*n > 0 && k > 0) {
+    (*iov)->iov_base = (char *)(*iov)->iov_base + k;
+    (*iov)->iov_len -= k;
+  }
+  while (*n > 0 && (*iov)->iov_len == 0) {
+    (*iov)++;
+    (*n)--;
+  }
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+  size_t t = 0;
+  for (int i = 0; i < n; i++)
+    t += iov[i].iov_len;
+  return t;
+}
+
+static char *iov_copy(const struct iovec *iov, int n, size_t *ret_len)
+{
+  size_t t = iov_total(iov, n);
+  char *b = NULL;
+  *ret_len = 0;
+  if (t == 0)
+    return NULL;
+  b = gh__malloc(t);
+  if (b == NULL)
+    return NULL;
+  size_t o = 0;
+  for (int i = 0; i < n; i++) {
+    memcpy(b + o, iov[i].iov_base, iov[i].iov_len);
+    o += iov[i].iov_len;
+  }
+  *ret_len = t;
+  return b;
+}
+
+/* One non-blocking write step: returns bytes written (>0), 0 for EAGAIN, or
+ * a negative error. */
+static ssize_t write_iov(int fd, struct iovec *iov, int n)
+{
+  ssize_t w;
+  struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)(n > 64 ? 64 : n)};
+  do
+    w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (w < 0 && errno == EINTR);
+  if (w < 0)
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+  return w;
+}
+
+static int wait_writable(gh__conn_t *c, uint64_t deadline)
+{
+  int ret = 0;
+  for (;;) {
+    uint64_t now = gh__now_ms();
+    if (now >= deadline) {
+      ret = GH_ECLOSED;
+      break;
+    }
+    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+    int r = poll(&p, 1, (int)(deadline - now));
+    if (r > 0) {
+      if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
+        ret = GH_ECLOSED;
+      break;
+    }
+    if (r < 0 && errno != EINTR) {
+      ret = GH_ECLOSED;
+      break;
+    }
+  }
+  return ret;
+}
+
+int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
+                  struct iovec *post, int npost, bool final)
+{
+  int ret = 0;
+  uint64_t deadline = gh__now_ms() + c->srv->cfg.send_timeout_ms;
+  iov_skip(&pre, &npre, 0);
+  iov_skip(&post, &npost, 0);
+  for (;;) {
+    ssize_t w = 0;
+    if (npre > 0) {
+      w = write_iov(c->fd, pre, npre);
+      if (w > 0) {
+        iov_skip(&pre, &npre, (size_t)w);
+        continue;
+      }
+    } else if (flen > 0) {
+      do
+        w = sendfile(c->fd, fd, &foff, flen);
+      while (w < 0 && errno == EINTR);
+      if (w > 0) {
+        flen -= (size_t)w;
+        continue;
+      }
+      if (w == 0) {
+        ret = -EIO; /* file shorter than announced */
+        goto out;
+      }
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        w = 0;
+      } else {
+        /* EPIPE/ECONNRESET are the peer; anything else is the file */
+        ret = (errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN) ? GH_ECLOSED : -errno;
+        goto out;
+      }
+    } else if (npost > 0) {
+      w = write_iov(c->fd, post, npost);
+      if (w > 0) {
+        iov_skip(&post, &npost, (size_t)w);
+        continue;
+      }
+    } else {
+      break; /* all written */
+    }
+    if (w < 0) {
+      ret = GH_ECLOSED;
+      goto out;
+    }
+    /* EAGAIN */
+    if (final) {
+      c->out = iov_copy(pre, npre, &c->out_len);
+      c->out2 = iov_copy(post, npost, &c->out2_len);
+      c->out_off = c->out2_off = 0;
+      c->out_fleft = flen;
+      c->out_foff = foff;
+      if (flen > 0)
+        c->out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if ((npre > 0 && c->out == NULL) || (npost > 0 && c->out2 == NULL) ||
+          (flen > 0 && c->out_fd < 0)) {
+        ret = GH_ECLOSED;
+        goto out;
+      }
+      ret = GH__SEND_HANDOFF;
+      goto out;
+    }
+    ret = wait_writable(c, deadline);
+    if (ret != 0)
+      goto out;
+  }
+out:
+  return ret;
+}
+
+/* I/O thread: continues a handed-off write. Returns 1 when done, 0 when
+ * blocked, <0 on error. */
+static int io_flush(gh__conn_t *c)
+{
+  int ret = 1;
+  while (c->out_off < c->out_len || c->out_fleft > 0 || c->out2_off < c->out2_len) {
+    ssize_t w;
+    if (c->out_off < c->out_len) {
+      struct iovec v = {c->out + c->out_off, c->out_len - c->out_off};
+      w = write_iov(c->fd, &v, 1);
+      if (w > 0)
+        c->out_off += (size_t)w;
+    } else if (c->out_fleft > 0) {
+      do
+        w = sendfile(c->fd, c->out_fd, &c->out_foff, c->out_fleft);
+      while (w < 0 && errno == EINTR);
+      if (w > 0)
+        c->out_fleft -= (size_t)w;
+      else if (w == 0)
+        w = -EIO;
+      else if (errno == EAGAIN || errno == EWOULDBLOCK)
+        w = 0;
+      else
+        w = -errno;
+    } else {
+      struct iovec v = {c->out2 + c->out2_off, c->out2_len - c->out2_off};
+      w = write_iov(c->fd, &v, 1);
+      if (w > 0)
+        c->out2_off += (size_t)w;
+    }
+    if (w == 0) {
+      ret = 0;
+      goto out;
+    }
+    if (w < 0) {
+      ret = (int)w;
+      goto out;
+    }
+  }
+  free(c->out);
+  free(c->out2);
+  c->out = c->out2 = NULL;
+  c->out_len = c->out_off = c->out2_len = c->out2_off = 0;
+  if (c->out_fd >= 0)
+    close(c->out_fd);
+  c->out_fd = -1;
+out:
+  return ret;
+}
+
+/* ---- hand-back from workers --------------------------------------------- */
+
+static void release_to_io(gh__conn_t *c, uint32_t events)
+{
+  gh__io_t *io = c->io;
+  int fd = c->fd;
+  gh__conn_ref(c); /* keep the fd alive across the epoll_ctl below */
+  atomic_store_explicit(&c->owner, GH__OWN_IO, memory_order_release);
+  struct epoll_event ev = {.events = events | EV_BASE, .data.ptr = c};
+  (void)epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev);
+  gh__conn_unref(c);
+}
+
+static void start_linger(gh__conn_t *c, uint64_t now)
+{
+  (void)shutdown(c->fd, SHUT_WR);
+  c->state = GH__CS_LINGER;
+  c->deadline = now + GH__LINGER_MS;
+}
+
+void gh__conn_release_done(gh__conn_t *c, bool keep_alive)
+{
+  uint64_t now = gh__now_ms();
+  uint32_t events = EPOLLIN | EPOLLRDHUP;
+  if (!keep_alive || atomic_load_explicit(&c->srv->stopping, memory_order_relaxed)) {
+    start_linger(c, now);
+  } else if (c->pending != NULL) {
+    c->state = GH__CS_READING;
+    c->deadline = now + c->srv->cfg.header_timeout_ms;
+    events |= EPOLLOUT; /* fires at once: the I/O thread parses what is buffered */
+  } else {
+    c->state = GH__CS_IDLE;
+    c->deadline = now + c->srv->cfg.keepalive_timeout_ms;
+  }
+  release_to_io(c, events);
+}
+
+void gh__conn_release_writing(gh__conn_t *c, bool keep_alive)
+{
+  c->state = GH__CS_WRITING;
+  c->close_after = !keep_alive;
+  c->deadline = gh__now_ms() + c->srv->cfg.send_timeout_ms;
+  release_to_io(c, EPOLLOUT);
+}
+
+void gh__conn_release_close(gh__conn_t *c)
+{
+  c->state = GH__CS_CLOSE;
+  c->deadline = 0;
+  release_to_io(c, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+}
+
+/* ---- I/O side: server-generated responses -------------------------------- */
+
+static void io_after_write(gh__io_t *io, gh__conn_t *c);
+static void io_input(gh__io_t *io, gh__conn_t *c);
+
+static void io_write_step(gh__io_t *io, gh__conn_t *c)
+{
+  int r = io_flush(c);
+  if (r < 0)
+    conn_close(io, c);
+  else if (r == 0)
+    arm(c, EPOLLOUT);
+  else
+    io_after_write(io, c);
+}
+
+/* Answers an error itself (never reaching the application) and closes. */
+static void io_reply_error(gh__io_t *io, gh__conn_t *c, int status)
+{
+  const char *reason = gh__framing_reason(status);
+  char body[96];
+  int blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
+  gh__resp_hdr_t ct = {"Content-Type", "text/plain; charset=utf-8"};
+  gh__resp_head_t h = {
+    .status = status, .reason = reason, .hdrs = &ct, .n_hdrs = 1,
+    .frame = GH__FRAME_LENGTH, .content_length = (uint64_t)blen, .keep_alive = false,
+    .version = 11, .date = gh__http_date_now(), .server = io->srv->server_header,
+  };
+  size_t hl = gh__framing_head_len(&h);
+  if (c->req != NULL) {
+    gh__request_recycle(c->req);
+    c->req = NULL;
+  }
+  free(c->pending);
+  c->pending = NULL;
+  c->pending_len = 0;
+  c->out = gh__malloc(hl + (size_t)blen);
+  if (c->out == NULL) {
+    conn_close(io, c);
+    return;
+  }
+  gh__framing_head_write(&h, c->out);
+  memcpy(c->out + hl, body, (size_t)blen);
+  c->out_len = hl + (size_t)blen;
+  c->out_off = 0;
+  c->close_after = true;
+  c->state = GH__CS_WRITING;
+  c->deadline = io->now + io->srv->cfg.send_timeout_ms;
+  io_write_step(io, c);
+}
+
+static void io_after_write(gh__io_t *io, gh__conn_t *c)
+{
+  if (c->close_after || atomic_load(&io->srv->stopping)) {
+    start_linger(c, io->now);
+    arm(c, EPOLLIN | EPOLLRDHUP);
+  } else {
+    c->state = GH__CS_IDLE;
+    c->deadline = io->now + io->srv->cfg.keepalive_timeout_ms;
+    io_input(io, c);
+  }
+}
+
+/* ---- I/O side: input ----------------------------------------------------- */
+
+static void dispatch(gh__io_t *io, gh__conn_t *c)
+{
+  gh_request_t *r = c->req;
+  gh_server_t *s = io->srv;
+  c->req = NULL;
+  if (atomic_load_explicit(&s->qlen, memory_order_relaxed) + io->batch_n >= s->cfg.max_queue) {
+    gh__request_recycle(r);
+    io_reply_error(io, c, 503);
+    return;
+  }
+  r->conn = c;
+  r->keep_alive = r->msg.keep_alive && !atomic_load_explicit(&s->stopping, memory_order_relaxed);
+  c->info.flags = (c->info.flags & ~GH_CONN_KEEPALIVE) | (r->keep_alive ? GH_CONN_KEEPALIVE : 0);
+  c->state = GH__CS_WORKER;
+  gh__conn_ref(c);
+  atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
+  atomic_store_explicit(&c->owner, GH__OWN_WORKER, memory_order_release);
+  if (io->batch_tail != NULL)
+    io->batch_tail->next = r;
+  else
+    io->batch_head = r;
+  io->batch_tail = r;
+  io->batch_n++;
+}
+
+/* Headers are complete: path, group, body limit, 100-continue. Returns 0 or
+ * an HTTP status to answer. */
+static int on_headers(gh__io_t *io, gh__conn_t *c, bool more_buffered)
+{
+  int status = 0;
+  gh_request_t *r = c->req;
+  gh__http_msg_t *m = &r->msg;
+  int e = gh__url_split(m->url, m->url_len, r->pool, &r->path, &r->query);
+  if (e != 0) {
+    status = e == -ENOMEM ? 503 : 400;
+    goto out;
+  }
+  r->group = gh__server_match_group(io->srv, r->path);
+  size_t max_body = r->group ? r->group->props.max_body : io->srv->cfg.max_body;
+  unsigned bto = r->group ? r->group->props.body_timeout_ms : io->srv->cfg.body_timeout_ms;
+  if (gh__http_parser_set_max_body(&c->parser, max_body) != 0) {
+    status = c->parser.status;
+    goto out;
+  }
+  c->deadline = io->now + bto;
+  if (m->expect_continue && !more_buffered && (m->chunked || m->content_length > 0)) {
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    ssize_t w = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w; /* if it does not fit the client sends the body after its own timeout */
+  }
+out:
+  return status;
+}
+
+/* Feeds bytes. Returns 1 when a request was dispatched (the rest of data is
+ * saved), 0 when all was consumed, -1 when the connection was answered or closed. */
+static int feed(gh__io_t *io, gh__conn_t *c, const char *data, size_t len, size_t *ret_off)
+{
+  int ret = 0;
+  size_t off = 0;
+  while (off < len) {
+    if (c->req == NULL) {
+      c->req = gh__request_alloc(io->srv);
+      if (c->req == NULL) {
+        conn_close(io, c);
+        ret = -1;
+        goto out;
+      }
+      gh__http_parser_begin(&c->parser, &c->req->msg);
+      c->state = GH__CS_READING;
+      c->deadline = io->now + io->srv->cfg.header_timeout_ms;
+    }
+    size_t used = 0;
+    int r = gh__http_parser_feed(&c->parser, data + off, len - off, &used);
+    off += used;
+    if (r == GH__HTTP_HEADERS) {
+      int st = on_headers(io, c, off < len);
+      if (st != 0) {
+        io_reply_error(io, c, st);
+        ret = -1;
+        goto out;
+      }
+    } else if (r == GH__HTTP_DONE) {
+      ret = 1;
+      goto out;
+    } else if (r == GH__HTTP_ERROR) {
+      io_reply_error(io, c, c->parser.status);
+      ret = -1;
+      goto out;
+    } else if (used == 0) {
+      break;
+    }
+  }
+out:
+  *ret_off = off;
+  return ret;
+}
+
+static int save_pending(gh__conn_t *c, const char *data, size_t len)
+{
+  char *p = NULL;
+  if (len > 0) {
+    p = gh__malloc(len);
+    if (p == NULL)
+      return -ENOMEM;
+    memmove(p, data, len);
+  }
+  free(c->pending);
+  c->pending = p;
+  c->pending_len = len;
+  return 0;
+}
+
+static void io_input(gh__io_t *io, gh__conn_t *c)
+{
+  size_t off;
+  if (c->pending != NULL) {
+    int r = feed(io, c, c->pending, c->pending_len, &off);
+    if (r < 0)
+      return;
+    if (r == 1) {
+      if (save_pending(c, c->pending + off, c->pending_len - off) != 0) {
+        conn_close(io, c);
+        return;
+      }
+      dispatch(io, c);
+      return;
+    }
+    free(c->pending);
+    c->pending = NULL;
+    c->pending_len = 0;
+  }
+  for (;;) {
+    ssize_t n = recv(c->fd, io->rbuf, io->rbuf_size, 0);
+    if (n == 0) {
+      conn_close(io, c);
+      return;
+    }
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK)
+        arm(c, EPOLLIN | EPOLLRDHUP);
+      else
+        conn_close(io, c);
+      return;
+    }
+    int r = feed(io, c, io->rbuf, (size_t)n, &off);
+    if (r < 0)
+      return;
+    if (r == 1) {
+      if (off < (size_t)n && save_pending(c, io->rbuf + off, (size_t)n - off) != 0) {
+        conn_close(io, c);
+        return;
+      }
+      dispatch(io, c);
+      return;
+    }
+    if ((size_t)n < io->rbuf_size) {
+      arm(c, EPOLLIN | EPOLLRDHUP);
+      return;
+    }
+  }
+}
+
+static void io_linger(gh__io_t *io, gh__conn_t *c)
+{
+  for (;;) {
+    ssize_t n = recv(c->fd, io->rbuf, io->rbuf_size, 0);
+    if (n > 0)
+      continue;
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      arm(c, EPOLLIN | EPOLLRDHUP);
+    else
+      conn_close(io, c);
+    return;
+  }
+}
+
+static void conn_event(gh__io_t *io, gh__conn_t *c, uint32_t events)
+{
+  if (c->dead || atomic_load_explicit(&c->owner, memory_order_acquire) != GH__OWN_IO)
+    return;
+  switch (c->state) {
+  case GH__CS_IDLE:
+  case GH__CS_READING:
+    io_input(io, c);
+    break;
+  case GH__CS_WRITING:
+    if (events & (EPOLLERR | EPOLLHUP))
+      conn_close(io, c);
+    else
+      io_write_step(io, c);
+    break;
+  case GH__CS_LINGER:
+    io_linger(io, c);
+    break;
+  default:
+    conn_close(io, c);
+    break;
+  }
+}
+
+/* ---- accept -------------------------------------------------------------- */
+
+static void refuse(int fd, gh_server_t *s)
+{
+  char buf[256];
+  int n = snprintf(buf, sizeof(buf),
+                   "HTTP/1.1 503 Service Unavailable\r\nServer: %s\r\nDate: %s\r\n"
+                   "Content-Type: text/plain\r\nContent-Length: 21\r\nConnection: close\r\n\r\n"
+                   "too many connections\n",
+                   s->server_header, gh__http_date_now());
+  if (n > 0) {
+    ssize_t w = send(fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+  }
+  (void)shutdown(fd, SHUT_WR);
+  close(fd);
+}
+
+static void conn_setup_info(gh__conn_t *c, gh__listener_t *l)
+{
+  c->info.id = atomic_fetch_add(&c->srv->next_conn_id, 1);
+  c->info.local_len = sizeof(c->info.local);
+  if (l->addr.ss_family == AF_UNIX) {
+    c->info.transport = GH_TRANSPORT_UNIX;
+    c->info.flags |= GH_CONN_UNIX;
+    c->info.local = l->addr;
+    c->info.local_len = l->addr_len;
+    struct ucred uc;
+    socklen_t ul = sizeof(uc);
+    if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0) {
+      c->info.peer_pid = uc.pid;
+      c->info.peer_uid = uc.uid;
+      c->info.peer_gid = uc.gid;
+      c->info.flags |= GH_CONN_HAS_CRED;
+      socklen_t gl = 0;
+      if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &gl) < 0 && errno == ERANGE &&
+          gl > 0) {
+        c->groups = gh__malloc(gl);
+        if (c->groups != NULL &&
+            getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &gl) == 0) {
+          c->info.peer_groups = c->groups;
+          c->info.n_peer_groups = gl / sizeof(gid_t);
+        }
+      }
+    }
+  } else {
+    c->info.transport = GH_TRANSPORT_TCP;
+    int one = 1;
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (getsockname(c->fd, (struct sockaddr *)&c->info.local, &c->info.local_len) != 0)
+      c->info.local_len = 0;
+  }
+}
+
+static void io_accept(gh__io_t *io, gh__listener_t *l)
+{
+  gh_server_t *s = io->srv;
+  for (int i = 0; i < 64; i++) {
+    struct sockaddr_storage peer;
+    socklen_t plen = sizeof(peer);
+    int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+        continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        /* retried at the next scan */
+        (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+        io->accept_paused = true;
+      }
+      break;
+    }
+    if (atomic_load(&s->n_conns) >= s->cfg.max_connections ||
+        atomic_load(&s->stopping)) {
+      refuse(fd, s);
+      continue;
+    }
+    gh__conn_t *c = gh__calloc(1, sizeof(*c));
+    if (c == NULL) {
+      close(fd);
+      continue;
+    }
+    c->kind = GH__KIND_CONN;
+    c->fd = fd;
+    c->out_fd = -1;
+    c->io = io;
+    c->srv = s;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->owner, GH__OWN_IO);
+    gh__http_parser_init(&c->parser, &s->limits);
+    memcpy(&c->info.peer, &peer, plen);
+    c->info.peer_len = plen;
+    conn_setup_info(c, l);
+    c->state = GH__CS_IDLE;
+    c->deadline = io->now + s->cfg.header_timeout_ms;
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EV_BASE, .data.ptr = c};
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+      conn_free(c);
+      continue;
+    }
+    atomic_fetch_add(&s->n_conns, 1);
+    c->next = io->conns;
+    if (io->conns != NULL)
+      io->conns->prev = c;
+    io->conns = c;
+  }
+}
+
+/* ---- timers -------------------------------------------------------------- */
+
+static void io_scan(gh__io_t *io)
+{
+  gh_server_t *s = io->srv;
+  bool stopping = atomic_load(&s->stopping);
+  gh__conn_t *next;
+  for (gh__conn_t *c = io->conns; c != NULL; c = next) {
+    next = c->next;
+    if (atomic_load_explicit(&c->owner, memory_order_acquire) != GH__OWN_IO)
+      continue;
+    bool started = c->state == GH__CS_READING && c->req != NULL &&
+                   gh__http_parser_started(&c->parser);
+    if (stopping && (c->state == GH__CS_IDLE || (c->state == GH__CS_READING && !started &&
+                                                 c->pending == NULL))) {
+      conn_close(io, c);
+      continue;
+    }
+    if (io->now < c->deadline)
+      continue;
+    if (started)
+      io_reply_error(io, c, 408);
+    else
+      conn_close(io, c);
+  }
+  if (io->accept_paused && !stopping) {
+    io->accept_paused = false;
+    for (unsigned i = 0; i < s->n_listeners; i++) {
+      if (s->listeners[i] == NULL)
+        continue;
+      struct epoll_event lev = {.events = EPOLLIN | (s->n_ios > 1 ? EPOLLEXCLUSIVE : 0),
+                                .data.ptr = s->listeners[i]};
+      (void)epoll_ctl(io->epfd, EPOLL_CTL_ADD, s->listeners[i]->fd, &lev);
+    }
+  }
+}
+
+void *gh__io_main(void *arg)
+{
+  gh__io_t *io = arg;
+  struct epoll_event evs[256];
+  io->now = gh__now_ms();
+  io->next_scan = io->now + GH__SCAN_MS;
+  while (!atomic_load(&io->exit)) {
+    int timeout = io->next_scan > io->now ? (int)(io->next_scan - io->now) : 0;
+    int n = epoll_wait(io->epfd, evs, 256, timeout);
+    io->now = gh__now_ms();
+    bool woken = false;
+    for (int i = 0; i < n; i++) {
+      uint8_t kind = *(uint8_t *)evs[i].data.ptr;
+      if (kind == GH__KIND_CONN) {
+        conn_event(io, evs[i].data.ptr, evs[i].events);
+      } else if (kind == GH__KIND_LISTENER) {
+        if (!atomic_load(&io->srv->stopping))
+          io_accept(io, evs[i].data.ptr);
+      } else {
+        uint64_t v;
+        while (read(io->wakefd, &v, sizeof(v)) > 0)
+          ;
+        woken = true;
+      }
+    }
+    if (io->batch_n > 0) {
+      gh__queue_push_batch(io->srv, io->batch_head, io->batch_tail, io->batch_n);
+      io->batch_head = io->batch_tail = NULL;
+      io->batch_n = 0;
+    }
+    while (io->deferred != NULL) {
+      gh__conn_t *c = io->deferred;
+      io->deferred = c->defer_next;
+      gh__conn_unref(c);
+    }
+    if (woken || io->now >= io->next_scan) {
+      io_scan(io);
+      io->next_scan = io->now + GH__SCAN_MS;
+      while (io->deferred != NULL) {
+        gh__conn_t *c = io->deferred;
+        io->deferred = c->defer_next;
+        gh__conn_unref(c);
+      }
+    }
+  }
+  /* exit: close what the I/O thread owns; worker-owned connections are shut
+   * down so their writes fail, and closed by gh_server_free(). */
+  gh__conn_t *next;
+  for (gh__conn_t *c = io->conns; c != NULL; c = next) {
+    next = c->next;
+    if (atomic_load(&c->owner) == GH__OWN_IO)
+      conn_close(io, c);
+    else
+      (void)shutdown(c->fd, SHUT_RDWR);
+  }
+  while (io->deferred != NULL) {
+    gh__conn_t *c = io->deferred;
+    io->deferred = c->defer_next;
+    gh__conn_unref(c);
+  }
+  return NULL;
+}

@@ -1,0 +1,449 @@
+/* http_parse.c: HTTP/1.x request parser glue over libhttp-parser (limits, smuggling checks, storage). */
+#include "httpapi/http_parse.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/alloc.h"
+
+enum { PH_IDLE, PH_HEADERS, PH_BODY, PH_DONE };
+enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
+enum { EV_NONE, EV_HEADERS, EV_DONE };
+
+static int fail(gh__http_parser_t *p, int status)
+{
+  if (p->status == 0)
+    p->status = status;
+  return 1;
+}
+
+static int hbuf_append(gh__http_msg_t *m, const char *at, size_t len)
+{
+  if (len > SIZE_MAX / 2 - m->hlen)
+    return -ENOMEM;
+  if (m->hlen + len + 1 > m->hcap) {
+    size_t cap = m->hcap ? m->hcap : 512;
+    while (cap < m->hlen + len + 1)
+      cap *= 2;
+    char *n = gh__realloc(m->hbuf, cap);
+    if (n == NULL)
+      return -ENOMEM;
+    m->hbuf = n;
+    m->hcap = cap;
+  }
+  memcpy(m->hbuf + m->hlen, at, len);
+  m->hlen += len;
+  return 0;
+}
+
+static int hbuf_nul(gh__http_msg_t *m)
+{
+  static const char z = '\0';
+  return hbuf_append(m, &z, 1);
+}
+
+static int on_message_begin(http_parser *hp)
+{
+  gh__http_parser_t *p = hp->data;
+  p->phase = PH_HEADERS;
+  return 0;
+}
+
+static int on_url(http_parser *hp, const char *at, size_t len)
+{
+  gh__http_parser_t *p = hp->data;
+  gh__http_msg_t *m = p->msg;
+  m->url_len += len;
+  if (m->url_len > p->lim->max_uri)
+    return fail(p, 414);
+  p->last_cb = CB_URL;
+  return hbuf_append(m, at, len) ? fail(p, 503) : 0;
+}
+
+static int grow_headers(gh__http_msg_t *m)
+{
+  unsigned cap = m->hcap_n ? m->hcap_n * 2 : 16;
+  gh__http_hoff_t *o = gh__realloc(m->hoffs, cap * sizeof(*o));
+  if (o == NULL)
+    return -ENOMEM;
+  m->hoffs = o;
+  gh__http_header_t *h = gh__realloc(m->headers, cap * sizeof(*h));
+  if (h == NULL)
+    return -ENOMEM;
+  m->headers = h;
+  m->hcap_n = cap;
+  return 0;
+}
+
+static int on_header_field(http_parser *hp, const char *at, size_t len)
+{
+  gh__http_parser_t *p = hp->data;
+  gh__http_msg_t *m = p->msg;
+  p->header_bytes += len + (p->last_cb != CB_FIELD ? 4 : 0);
+  if (p->header_bytes > p->lim->max_header_bytes)
+    return fail(p, 431);
+  if (p->phase == PH_BODY) /* trailers are counted, not kept */
+    return 0;
+  if (p->last_cb != CB_FIELD) {
+    if (m->n_headers >= p->lim->max_header_count)
+      return fail(p, 431);
+    if (m->n_headers == m->hcap_n && grow_headers(m) != 0)
+      return fail(p, 503);
+    if (hbuf_nul(m) != 0) /* ends the URL or the previous value */
+      return fail(p, 503);
+    gh__http_hoff_t *o = &m->hoffs[m->n_headers++];
+    o->noff = (uint32_t)m->hlen;
+    o->nlen = 0;
+    o->voff = 0;
+    o->vlen = 0;
+    p->last_cb = CB_FIELD;
+  }
+  m->hoffs[m->n_headers - 1].nlen += (uint32_t)len;
+  return hbuf_append(m, at, len) ? fail(p, 503) : 0;
+}
+
+static int on_header_value(http_parser *hp, const char *at, size_t len)
+{
+  gh__http_parser_t *p = hp->data;
+  gh__http_msg_t *m = p->msg;
+  p->header_bytes += len;
+  if (p->header_bytes > p->lim->max_header_bytes)
+    return fail(p, 431);
+  if (p->phase == PH_BODY)
+    return 0;
+  gh__http_hoff_t *o = &m->hoffs[m->n_headers - 1];
+  if (p->last_cb != CB_VALUE) {
+    if (hbuf_nul(m) != 0)
+      return fail(p, 503);
+    o->voff = (uint32_t)m->hlen;
+    o->vlen = 0;
+    p->last_cb = CB_VALUE;
+  }
+  o->vlen += (uint32_t)len;
+  return hbuf_append(m, at, len) ? fail(p, 503) : 0;
+}
+
+static bool is_ows(char c)
+{
+  return c == ' ' || c == '\t';
+}
+
+/* Checks every comma-separated token of a Transfer-Encoding value: only one
+ * "chunked" in the whole message is understood. */
+static int check_te(gh__http_parser_t *p, const char *v, unsigned *n_chunked)
+{
+  int ret = 0;
+  while (*v != '\0') {
+    while (is_ows(*v) || *v == ',')
+      v++;
+    const char *s = v;
+    while (*v != '\0' && *v != ',')
+      v++;
+    const char *e = v;
+    while (e > s && is_ows(e[-1]))
+      e--;
+    if (e == s)
+      continue;
+    if ((size_t)(e - s) == 7 && strncasecmp(s, "chunked", 7) == 0)
+      (*n_chunked)++;
+    else
+      ret = 501;
+  }
+  return ret;
+}
+
+static int on_headers_complete(http_parser *hp)
+{
+  gh__http_parser_t *p = hp->data;
+  gh__http_msg_t *m = p->msg;
+  int status = 0;
+
+  /* returning 1 here would mean "skip body": errors must be negative */
+  if (hbuf_nul(m) != 0) {
+    fail(p, 503);
+    return -1;
+  }
+  /* hbuf no longer grows for this message: pointers are stable now */
+  m->url = m->hbuf;
+  const char *first_cl = NULL;
+  unsigned n_chunked = 0;
+  for (unsigned i = 0; i < m->n_headers; i++) {
+    gh__http_hoff_t *o = &m->hoffs[i];
+    gh__http_header_t *h = &m->headers[i];
+    char *name = m->hbuf + o->noff;
+    char *value = o->voff ? m->hbuf + o->voff : name + o->nlen; /* empty value: the NUL after the name */
+    uint32_t vlen = o->voff ? o->vlen : 0;
+    while (vlen > 0 && is_ows(value[0])) {
+      value++;
+      vlen--;
+    }
+    while (vlen > 0 && is_ows(value[vlen - 1]))
+      vlen--;
+    value[vlen] = '\0';
+    h->name = name;
+    h->name_len = o->nlen;
+    h->value = value;
+    h->value_len = vlen;
+    if (strcasecmp(name, "host") == 0) {
+      p->n_host++;
+    } else if (strcasecmp(name, "content-length") == 0) {
+      if (first_cl != NULL && strcmp(first_cl, value) != 0 && status == 0)
+        status = 400;
+      first_cl = value;
+      p->n_cl++;
+    } else if (strcasecmp(name, "transfer-encoding") == 0) {
+      int r = check_te(p, value, &n_chunked);
+      if (r != 0 && status == 0)
+        status = r;
+      p->n_te++;
+    } else if (strcasecmp(name, "expect") == 0) {
+      if (strcasecmp(value, "100-continue") == 0)
+        m->expect_continue = hp->http_major == 1 && hp->http_minor >= 1;
+      else if (status == 0)
+        status = 417;
+    }
+  }
+  m->http_major = hp->http_major;
+  m->http_minor = hp->http_minor;
+  m->method = hp->method;
+  m->method_str = http_method_str((enum http_method)hp->method);
+  m->head = hp->method == HTTP_HEAD;
+  m->chunked = (hp->flags & F_CHUNKED) != 0;
+  m->has_content_length = (hp->flags & F_CONTENTLENGTH) != 0 || p->n_cl > 0;
+  m->content_length = m->has_content_length ? hp->content_length : 0;
+  m->keep_alive = http_should_keep_alive(hp) != 0;
+
+  if (m->http_major != 1)
+    status = 505;
+  else if (p->n_te > 0 && p->n_cl > 0)
+    status = 400; /* CL + TE: request smuggling */
+  else if (status == 0 && n_chunked > 1)
+    status = 400;
+  else if (status == 0 && p->n_te > 0 && !m->chunked)
+    status = 501;
+  else if (status == 0 && (p->n_host > 1 || (m->http_minor >= 1 && p->n_host == 0)))
+    status = 400;
+  else if (status == 0 && hp->method == HTTP_CONNECT)
+    status = 501;
+  if (status == 0 && m->has_content_length && m->content_length > p->max_body)
+    status = 413;
+  if (status != 0) {
+    fail(p, status);
+    return -1;
+  }
+
+  p->phase = PH_BODY;
+  p->event = EV_HEADERS;
+  http_parser_pause(hp, 1);
+  return 0;
+}
+
+static int on_body(http_parser *hp, const char *at, size_t len)
+{
+  gh__http_parser_t *p = hp->data;
+  gh__http_msg_t *m = p->msg;
+  if (len > p->max_body - m->body_len || m->body_len + len > p->max_body)
+    return fail(p, 413);
+  if (m->body_len + len > m->body_cap) {
+    size_t cap = m->body_cap ? m->body_cap : 1024;
+    if (m->has_content_length && m->content_length > cap)
+      cap = (size_t)m->content_length;
+    while (cap < m->body_len + len)
+      cap *= 2;
+    char *n = gh__realloc(m->body, cap);
+    if (n == NULL)
+      return fail(p, 503);
+    m->body = n;
+    m->body_cap = cap;
+  }
+  memcpy(m->body + m->body_len, at, len);
+  m->body_len += len;
+  return 0;
+}
+
+static int on_message_complete(http_parser *hp)
+{
+  gh__http_parser_t *p = hp->data;
+  p->msg->keep_alive = http_should_keep_alive(hp) != 0;
+  p->phase = PH_DONE;
+  p->event = EV_DONE;
+  http_parser_pause(hp, 1);
+  return 0;
+}
+
+static const http_parser_settings settings = {
+  .on_message_begin = on_message_begin,
+  .on_url = on_url,
+  .on_header_field = on_header_field,
+  .on_header_value = on_header_value,
+  .on_headers_complete = on_headers_complete,
+  .on_body = on_body,
+  .on_message_complete = on_message_complete,
+};
+
+void gh__http_parser_init(gh__http_parser_t *p, const gh__http_limits_t *lim)
+{
+  memset(p, 0, sizeof(*p));
+  p->lim = lim;
+}
+
+void gh__http_parser_begin(gh__http_parser_t *p, gh__http_msg_t *msg)
+{
+  const gh__http_limits_t *lim = p->lim;
+  memset(p, 0, sizeof(*p));
+  p->lim = lim;
+  p->msg = msg;
+  p->max_body = lim->max_body;
+  p->scan_line_start = true;
+  http_parser_init(&p->hp, HTTP_REQUEST);
+  p->hp.data = p;
+  msg->hlen = 0;
+  msg->n_headers = 0;
+  msg->body_len = 0;
+  msg->url = NULL;
+  msg->url_len = 0;
+  msg->content_length = 0;
+  msg->has_content_length = false;
+  msg->chunked = false;
+  msg->expect_continue = false;
+  msg->keep_alive = false;
+  msg->head = false;
+}
+
+/* Finds obsolete line folding (a header line starting with SP/HT), which
+ * libhttp-parser silently accepts, in the bytes of the header section. */
+static bool scan_obs_fold(gh__http_parser_t *p, const char *data, size_t len)
+{
+  for (size_t i = 0; i < len && !p->scan_done; i++) {
+    char c = data[i];
+    if (p->scan_line_start) {
+      if (c == ' ' || c == '\t') {
+        if (p->scan_lines > 0)
+          return true;
+      } else if (c == '\r' || c == '\n') {
+        if (p->scan_lines > 0)
+          p->scan_done = true;
+        continue;
+      }
+      p->scan_line_start = false;
+    }
+    if (c == '\n') {
+      p->scan_line_start = true;
+      p->scan_lines++;
+    }
+  }
+  return false;
+}
+
+static int map_errno(enum http_errno e)
+{
+  switch (e) {
+  case HPE_HEADER_OVERFLOW:
+    return 431;
+  case HPE_INVALID_TRANSFER_ENCODING:
+    return 501;
+  case HPE_INVALID_VERSION:
+    return 400;
+  default:
+    return 400;
+  }
+}
+
+int gh__http_parser_feed(gh__http_parser_t *p, const char *data, size_t len, size_t *ret_used)
+{
+  int ret = GH__HTTP_MORE;
+  size_t used = 0;
+
+  if (p->status != 0 || p->phase == PH_DONE) {
+    ret = p->status != 0 ? GH__HTTP_ERROR : GH__HTTP_DONE;
+    goto out;
+  }
+  if (!p->scan_done && scan_obs_fold(p, data, len)) {
+    p->status = 400;
+    ret = GH__HTTP_ERROR;
+    goto out;
+  }
+  p->event = EV_NONE;
+  used = http_parser_execute(&p->hp, &settings, data, len);
+  enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
+  if (e == HPE_PAUSED) {
+    http_parser_pause(&p->hp, 0);
+    ret = p->event == EV_DONE ? GH__HTTP_DONE : GH__HTTP_HEADERS;
+  } else if (e != HPE_OK || p->status != 0) {
+    if (p->status == 0)
+      p->status = map_errno(e);
+    ret = GH__HTTP_ERROR;
+  } else if (p->event == EV_DONE || p->phase == PH_DONE) {
+    ret = GH__HTTP_DONE;
+  } else if (p->hp.upgrade) {
+    /* cannot happen without a completed message; treat as malformed */
+    p->status = 400;
+    ret = GH__HTTP_ERROR;
+  }
+out:
+  *ret_used = used;
+  return ret;
+}
+
+bool gh__http_parser_started(const gh__http_parser_t *p)
+{
+  return p->phase != PH_IDLE;
+}
+
+bool gh__http_parser_in_body(const gh__http_parser_t *p)
+{
+  return p->phase == PH_BODY;
+}
+
+int gh__http_parser_set_max_body(gh__http_parser_t *p, size_t max_body)
+{
+  int ret = 0;
+  p->max_body = max_body;
+  if (p->msg->has_content_length && p->msg->content_length > max_body) {
+    p->status = 413;
+    ret = GH__HTTP_ERROR;
+  }
+  return ret;
+}
+
+void gh__http_msg_done(gh__http_msg_t *msg)
+{
+  if (msg == NULL)
+    return;
+  free(msg->hbuf);
+  free(msg->hoffs);
+  free(msg->headers);
+  free(msg->body);
+  memset(msg, 0, sizeof(*msg));
+}
+
+void gh__http_msg_shrink(gh__http_msg_t *msg, size_t keep)
+{
+  if (msg->hcap > keep) {
+    free(msg->hbuf);
+    msg->hbuf = NULL;
+    msg->hcap = 0;
+  }
+  if (msg->body_cap > keep) {
+    free(msg->body);
+    msg->body = NULL;
+    msg->body_cap = 0;
+  }
+  if (msg->hcap_n * sizeof(gh__http_header_t) > keep) {
+    free(msg->hoffs);
+    free(msg->headers);
+    msg->hoffs = NULL;
+    msg->headers = NULL;
+    msg->hcap_n = 0;
+  }
+}
+
+const char *gh__http_msg_header(const gh__http_msg_t *msg, const char *name)
+{
+  for (unsigned i = 0; i < msg->n_headers; i++)
+    if (strcasecmp(msg->headers[i].name, name) == 0)
+      return msg->headers[i].value;
+  return NULL;
+}

@@ -1,0 +1,209 @@
+/* internal.h: structures shared by the HTTP core's files (server, I/O threads, connections, requests). */
+#ifndef GH_HTTPAPI_INTERNAL_H
+#define GH_HTTPAPI_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <gatehouse/httpapi.h>
+
+#include "httpapi/framing.h"
+#include "httpapi/hooks.h"
+#include "httpapi/http_parse.h"
+#include "util/pool.h"
+
+/* First byte of every object whose pointer is an epoll cookie. */
+enum { GH__KIND_CONN = 1, GH__KIND_LISTENER = 2, GH__KIND_WAKE = 3 };
+
+/* Who may touch a connection's mutable fields (hand-over with release/acquire). */
+enum { GH__OWN_IO = 0, GH__OWN_WORKER = 1 };
+
+/* Connection states (meaningful while the I/O thread owns it). */
+enum {
+  GH__CS_IDLE,    /* between requests, keep-alive deadline */
+  GH__CS_READING, /* reading a request; header or body deadline */
+  GH__CS_WORKER,  /* a request is in a worker's hands */
+  GH__CS_WRITING, /* the I/O thread finishes a response write */
+  GH__CS_LINGER,  /* write side shut; discarding input until EOF or deadline */
+  GH__CS_CLOSE,   /* to be closed at the next event or scan */
+};
+
+#define GH__LINGER_MS 1000
+#define GH__SCAN_MS 250
+#define GH__SEND_HANDOFF 1
+
+typedef struct gh__io gh__io_t;
+typedef struct gh__conn gh__conn_t;
+
+typedef struct gh__listener {
+  uint8_t kind;
+  int fd;
+  char *unix_path;
+  struct sockaddr_storage addr;
+  socklen_t addr_len;
+} gh__listener_t;
+
+struct gh__io {
+  uint8_t kind; /* GH__KIND_WAKE: the eventfd's cookie */
+  gh_server_t *srv;
+  unsigned idx;
+  int epfd;
+  int wakefd;
+  pthread_t thread;
+  bool started;
+  atomic_bool exit;
+  gh__conn_t *conns; /* all connections of this thread (I/O-thread only list) */
+  gh__conn_t *deferred; /* closed, unref after the event batch */
+  char *rbuf;
+  size_t rbuf_size;
+  uint64_t now;
+  uint64_t next_scan;
+  bool accept_paused;
+  gh_request_t *batch_head, *batch_tail;
+  unsigned batch_n;
+};
+
+struct gh__conn {
+  uint8_t kind;
+  uint8_t state;
+  bool dead;         /* closed by the I/O thread */
+  bool close_after;  /* WRITING: close once the output is flushed */
+  atomic_int owner;
+  atomic_int refs;   /* epoll registration + request in flight */
+  int fd;
+  gh__io_t *io;
+  gh_server_t *srv;
+  gh__conn_t *prev, *next, *defer_next;
+  uint64_t deadline; /* monotonic ms */
+  gh__http_parser_t parser;
+  gh_request_t *req;  /* request being read (I/O side) */
+  char *pending;      /* bytes after a dispatched request (pipelining) */
+  size_t pending_len;
+  /* output the I/O thread finishes: out, then file, then out2 */
+  char *out;
+  size_t out_len, out_off;
+  int out_fd;
+  off_t out_foff;
+  size_t out_fleft;
+  char *out2;
+  size_t out2_len, out2_off;
+  gh_conn_info_t info;
+  gid_t *groups;
+  void *ext_state;
+  void (*ext_state_free)(void *);
+};
+
+struct gh_url_group {
+  gh_server_t *srv;
+  char *prefix;
+  size_t prefix_len;
+  gh_url_group_props_t props;
+  void *user_ctx;
+  void *auth_slot;
+  void (*auth_slot_free)(void *);
+};
+
+struct gh_request {
+  gh_server_t *srv;
+  gh__conn_t *conn;
+  gh_request_t *next;
+  gh__pool_t *pool;
+  gh__http_msg_t msg;
+  gh_url_group_t *group;
+  char *path;
+  char *query;
+  size_t body_pos;
+  /* response */
+  int status;
+  const char *reason;
+  bool status_set;
+  bool any_send;
+  bool headers_sent;
+  bool finished;
+  bool failed;
+  bool released;     /* connection handed back to the I/O thread */
+  bool keep_alive;
+  bool app_length;
+  gh__frame_t frame;
+  gh__resp_hdr_t *rh;
+  size_t n_rh, cap_rh;
+  void *auth_slot;
+  void (*auth_slot_free)(void *);
+};
+
+struct gh_server {
+  gh_server_config_t cfg;
+  char *server_header;
+  gh__http_limits_t limits;
+  gh__listener_t **listeners;
+  unsigned n_listeners;
+  gh_url_group_t **groups;
+  const char **gprefixes;
+  size_t *glens;
+  size_t n_groups;
+  gh__io_t *ios;
+  unsigned n_ios;
+  bool started;
+  atomic_bool stopping;
+  bool shut_down;
+  /* request queue */
+  pthread_mutex_t qlock;
+  pthread_cond_t qcond;
+  gh_request_t *qhead, *qtail;
+  atomic_uint qlen;
+  unsigned qwaiters;
+  bool qclosed;
+  /* recycled request objects */
+  pthread_mutex_t flock;
+  gh_request_t *free_reqs;
+  unsigned n_free;
+  atomic_uint n_conns;
+  atomic_uint_fast64_t next_conn_id;
+  atomic_int inflight;
+  /* worker pool */
+  pthread_t *wthreads;
+  unsigned n_workers;
+  gh_request_handler_cb handler;
+  void *handler_arg;
+  /* hooks */
+  gh__request_gate_cb gate;
+  void *gate_arg;
+  gh__response_hook_cb resp_hook;
+  void *resp_hook_arg;
+};
+
+/* server.c */
+uint64_t gh__now_ms(void);
+gh_request_t *gh__request_alloc(gh_server_t *srv);
+void gh__request_recycle(gh_request_t *req);
+gh_url_group_t *gh__server_match_group(gh_server_t *srv, const char *path);
+/** Appends a batch of requests to the queue and wakes workers. */
+void gh__queue_push_batch(gh_server_t *srv, gh_request_t *head, gh_request_t *tail, unsigned n);
+/** Parses an address, creates, binds and listens (exposed for tests). */
+int gh__listener_open(const char *address, gh__listener_t **ret_listener);
+void gh__listener_close(gh__listener_t *l);
+
+/* conn.c (I/O side and the worker-side hand-back) */
+void *gh__io_main(void *arg);
+void gh__io_wake(gh__io_t *io);
+void gh__conn_ref(gh__conn_t *conn);
+void gh__conn_unref(gh__conn_t *conn);
+/** Worker side: writes pre iovecs, then flen bytes of fd from foff, then post
+ *  iovecs. Non-final writes wait for the socket; a final write whose tail
+ *  would block is copied into the connection (returns GH__SEND_HANDOFF; call
+ *  gh__conn_release_writing()). Returns 0, GH__SEND_HANDOFF, GH_ECLOSED or
+ *  -errno (file). */
+int gh__conn_send(gh__conn_t *conn, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
+                  struct iovec *post, int npost, bool final);
+/** Worker side, response fully written: keep-alive or close, hand back. */
+void gh__conn_release_done(gh__conn_t *conn, bool keep_alive);
+/** Worker side, after GH__SEND_HANDOFF. */
+void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
+/** Worker side, after a failure: the I/O thread closes it. */
+void gh__conn_release_close(gh__conn_t *conn);
+void gh__io_close_all(gh__io_t *io);
+
+#endif

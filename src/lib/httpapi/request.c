@@ -1,0 +1,425 @@
+/* request.c: gh_request_* accessors and gh_response_* (head, framing, body sends, completion). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "httpapi/date.h"
+#include "httpapi/internal.h"
+#include "util/alloc.h"
+
+GH_EXPORT const char *gh_request_get_method(const gh_request_t *r)
+{
+  return r->msg.method_str;
+}
+
+GH_EXPORT const char *gh_request_get_url(const gh_request_t *r)
+{
+  return r->msg.url;
+}
+
+GH_EXPORT const char *gh_request_get_path(const gh_request_t *r)
+{
+  return r->path;
+}
+
+GH_EXPORT const char *gh_request_get_query(const gh_request_t *r)
+{
+  return r->query;
+}
+
+GH_EXPORT int gh_request_get_version(const gh_request_t *r)
+{
+  return r->msg.http_major * 10 + r->msg.http_minor;
+}
+
+GH_EXPORT const char *gh_request_get_header(const gh_request_t *r, const char *name)
+{
+  return gh__http_msg_header(&r->msg, name);
+}
+
+GH_EXPORT size_t gh_request_get_header_count(const gh_request_t *r)
+{
+  return r->msg.n_headers;
+}
+
+GH_EXPORT int gh_request_get_header_at(const gh_request_t *r, size_t i, const char **ret_name,
+                                       const char **ret_value)
+{
+  int ret = -ENOENT;
+  if (i < r->msg.n_headers) {
+    *ret_name = r->msg.headers[i].name;
+    *ret_value = r->msg.headers[i].value;
+    ret = 0;
+  }
+  return ret;
+}
+
+GH_EXPORT size_t gh_request_get_body_length(const gh_request_t *r)
+{
+  return r->msg.body_len;
+}
+
+GH_EXPORT ssize_t gh_request_read_body(gh_request_t *r, void *buf, size_t len)
+{
+  size_t left = r->msg.body_len - r->body_pos;
+  if (len > left)
+    len = left;
+  if (len > 0)
+    memcpy(buf, r->msg.body + r->body_pos, len);
+  r->body_pos += len;
+  return (ssize_t)len;
+}
+
+GH_EXPORT const void *gh_request_get_body(const gh_request_t *r, size_t *ret_len)
+{
+  *ret_len = r->msg.body_len;
+  return r->msg.body_len ? r->msg.body : NULL;
+}
+
+GH_EXPORT gh_url_group_t *gh_request_get_url_group(const gh_request_t *r)
+{
+  return r->group;
+}
+
+GH_EXPORT const gh_conn_info_t *gh_request_get_conn_info(const gh_request_t *r)
+{
+  return &r->conn->info;
+}
+
+GH_EXPORT gh_server_t *gh_request_get_server(const gh_request_t *r)
+{
+  return r->srv;
+}
+
+/* ---- hooks.h accessors -------------------------------------------------- */
+
+int gh__response_get_status(const gh_request_t *r)
+{
+  return r->status_set ? r->status : 200;
+}
+
+bool gh__response_headers_sent(const gh_request_t *r)
+{
+  return r->headers_sent;
+}
+
+void gh__request_set_conn_state(gh_request_t *r, void *state, void (*destroy)(void *))
+{
+  gh__conn_t *c = r->conn;
+  if (c->ext_state_free != NULL && c->ext_state != state)
+    c->ext_state_free(c->ext_state);
+  c->ext_state = state;
+  c->ext_state_free = destroy;
+}
+
+void *gh__request_get_conn_state(const gh_request_t *r)
+{
+  return r->conn->ext_state;
+}
+
+void gh__request_set_auth_slot(gh_request_t *r, void *data, void (*destroy)(void *))
+{
+  if (r->auth_slot_free != NULL && r->auth_slot != data)
+    r->auth_slot_free(r->auth_slot);
+  r->auth_slot = data;
+  r->auth_slot_free = destroy;
+}
+
+void *gh__request_get_auth_slot(const gh_request_t *r)
+{
+  return r->auth_slot;
+}
+
+/* ---- response ----------------------------------------------------------- */
+
+static bool bad_text(const char *s)
+{
+  for (; *s != '\0'; s++)
+    if (*s == '\r' || *s == '\n')
+      return true;
+  return false;
+}
+
+static bool bad_name(const char *s)
+{
+  static const char tchar[] = "!#$%&'*+-.^_`|~";
+  if (*s == '\0')
+    return true;
+  for (; *s != '\0'; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          strchr(tchar, c) != NULL))
+      return true;
+  }
+  return false;
+}
+
+GH_EXPORT int gh_response_set_status(gh_request_t *r, int status, const char *reason)
+{
+  int ret = 0;
+  if (r->headers_sent || r->finished) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  if (status < 100 || status > 999 || (reason != NULL && bad_text(reason))) {
+    ret = -EINVAL;
+    goto out;
+  }
+  r->reason = NULL;
+  if (reason != NULL) {
+    r->reason = gh__pool_strdup(r->pool, reason);
+    if (r->reason == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+  }
+  r->status = status;
+  r->status_set = true;
+out:
+  return ret;
+}
+
+static int header_common(gh_request_t *r, const char *name, const char *value, bool replace)
+{
+  int ret = 0;
+  if (r->headers_sent || r->finished) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  if (name == NULL || bad_name(name) || (value != NULL && bad_text(value)) ||
+      strcasecmp(name, "transfer-encoding") == 0 || strcasecmp(name, "connection") == 0 ||
+      strcasecmp(name, "date") == 0 || (value == NULL && !replace)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  bool is_cl = strcasecmp(name, "content-length") == 0;
+  if (replace || is_cl) {
+    for (size_t i = 0; i < r->n_rh; i++)
+      if (r->rh[i].name != NULL && strcasecmp(r->rh[i].name, name) == 0)
+        r->rh[i].name = NULL;
+    if (is_cl)
+      r->app_length = false;
+  }
+  if (value == NULL)
+    goto out;
+  if (is_cl) {
+    char *end = NULL;
+    errno = 0;
+    (void)strtoull(value, &end, 10);
+    if (value[0] < '0' || value[0] > '9' || *end != '\0' || errno != 0) {
+      ret = -EINVAL;
+      goto out;
+    }
+  }
+  if (r->n_rh == r->cap_rh) {
+    size_t cap = r->cap_rh ? r->cap_rh * 2 : 8;
+    gh__resp_hdr_t *n = gh__pool_alloc(r->pool, cap * sizeof(*n));
+    if (n == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    if (r->n_rh)
+      memcpy(n, r->rh, r->n_rh * sizeof(*n));
+    r->rh = n;
+    r->cap_rh = cap;
+  }
+  gh__resp_hdr_t *h = &r->rh[r->n_rh];
+  h->name = gh__pool_strdup(r->pool, name);
+  h->value = gh__pool_strdup(r->pool, value);
+  if (h->name == NULL || h->value == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  r->n_rh++;
+  if (is_cl)
+    r->app_length = true;
+out:
+  return ret;
+}
+
+GH_EXPORT int gh_response_set_header(gh_request_t *r, const char *name, const char *value)
+{
+  return header_common(r, name, value, true);
+}
+
+GH_EXPORT int gh_response_add_header(gh_request_t *r, const char *name, const char *value)
+{
+  return header_common(r, name, value, false);
+}
+
+/* Serialises the head into pool memory. */
+static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret_iov)
+{
+  int ret = 0;
+  gh_server_t *s = r->srv;
+  if (!r->status_set) {
+    r->status = 200;
+    r->status_set = true;
+  }
+  if (s->resp_hook != NULL)
+    s->resp_hook(r, r->status, s->resp_hook_arg);
+  bool ka = r->keep_alive && !atomic_load_explicit(&s->stopping, memory_order_relaxed);
+  int version = gh_request_get_version(r);
+  r->frame = gh__framing_choose(r->status, version, final, r->app_length, &ka);
+  r->keep_alive = ka;
+  gh__resp_head_t h = {
+    .status = r->status, .reason = r->reason, .hdrs = r->rh, .n_hdrs = r->n_rh,
+    .frame = r->frame, .content_length = len, .app_length = r->app_length,
+    .keep_alive = ka, .version = version, .date = gh__http_date_now(),
+    .server = s->server_header,
+  };
+  size_t hl = gh__framing_head_len(&h);
+  char *buf = gh__pool_alloc(r->pool, hl);
+  if (buf == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  gh__framing_head_write(&h, buf);
+  ret_iov->iov_base = buf;
+  ret_iov->iov_len = hl;
+  r->headers_sent = true;
+out:
+  return ret;
+}
+
+static int send_common(gh_request_t *r, const void *data, int fd, off_t foff, size_t len,
+                       unsigned flags)
+{
+  int ret = 0;
+  struct iovec pre[3], post[2];
+  int npre = 0, npost = 0;
+  char chdr[20];
+  bool final = (flags & GH_SEND_MORE_DATA) == 0;
+
+  if (r->finished) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  if (r->failed) {
+    ret = GH_ECLOSED;
+    goto out;
+  }
+  r->any_send = true;
+  if (flags & GH_SEND_DISCONNECT)
+    r->keep_alive = false;
+  if (!r->headers_sent) {
+    ret = build_head(r, final, len, &pre[npre]);
+    if (ret != 0)
+      goto fail;
+    npre++;
+  }
+  bool body = !r->msg.head && r->frame != GH__FRAME_NOBODY;
+  if (!body)
+    len = 0;
+  if (r->frame == GH__FRAME_CHUNKED && body) {
+    if (len > 0) {
+      pre[npre].iov_base = chdr;
+      pre[npre].iov_len = gh__framing_chunk_header(len, chdr);
+      npre++;
+    }
+    if (fd < 0 && len > 0) {
+      pre[npre].iov_base = (void *)data;
+      pre[npre].iov_len = len;
+      npre++;
+    }
+    if (len > 0) {
+      post[npost].iov_base = (void *)"\r\n";
+      post[npost].iov_len = 2;
+      npost++;
+    }
+    if (final) {
+      post[npost].iov_base = (void *)"0\r\n\r\n";
+      post[npost].iov_len = 5;
+      npost++;
+    }
+  } else if (fd < 0 && len > 0) {
+    pre[npre].iov_base = (void *)data;
+    pre[npre].iov_len = len;
+    npre++;
+  }
+  ret = gh__conn_send(r->conn, pre, npre, fd, foff, fd >= 0 ? len : 0, post, npost, final);
+  if (ret == GH__SEND_HANDOFF) {
+    r->finished = true;
+    r->released = true;
+    gh__conn_release_writing(r->conn, r->keep_alive);
+    ret = 0;
+    goto out;
+  }
+  if (ret != 0)
+    goto fail;
+  if (final) {
+    r->finished = true;
+    r->released = true;
+    gh__conn_release_done(r->conn, r->keep_alive);
+  }
+  goto out;
+fail:
+  /* peer gone, or a file error that cut the response: the connection closes */
+  r->failed = true;
+  if (final)
+    r->finished = true;
+  if (!r->released) {
+    r->released = true;
+    gh__conn_release_close(r->conn);
+  }
+out:
+  return ret;
+}
+
+GH_EXPORT int gh_response_send(gh_request_t *r, const void *data, size_t len, unsigned flags)
+{
+  if (data == NULL && len > 0)
+    return -EINVAL;
+  return send_common(r, data, -1, 0, len, flags);
+}
+
+GH_EXPORT int gh_response_send_fd(gh_request_t *r, int fd, off_t offset, size_t len,
+                                  unsigned flags)
+{
+  if (fd < 0 || offset < 0)
+    return -EINVAL;
+  return send_common(r, NULL, len > 0 ? fd : -1, offset, len, flags);
+}
+
+GH_EXPORT int gh_request_complete(gh_request_t *r)
+{
+  int ret = 0;
+  gh_server_t *s = r->srv;
+  if (!r->finished && !r->failed) {
+    if (!r->any_send && !r->status_set) {
+      r->status = 500;
+      r->status_set = true;
+    }
+    ret = send_common(r, NULL, -1, 0, 0, 0);
+  } else if (r->failed) {
+    ret = GH_ECLOSED;
+  }
+  if (!r->released) {
+    r->released = true;
+    gh__conn_release_close(r->conn);
+  }
+  gh__conn_t *c = r->conn;
+  gh__request_recycle(r);
+  gh__conn_unref(c);
+  atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_release);
+  return ret;
+}
+
+int gh__request_reply(gh_request_t *r, int status, const char *reason, const char *const *hdrs,
+                      size_t n_hdrs, const char *body)
+{
+  char buf[128];
+  if (gh_response_set_status(r, status, reason) == 0) {
+    for (size_t i = 0; i < n_hdrs; i++)
+      (void)gh_response_add_header(r, hdrs[2 * i], hdrs[2 * i + 1]);
+    if (body == NULL) {
+      snprintf(buf, sizeof(buf), "%d %s\n", status, reason ? reason : gh__framing_reason(status));
+      body = buf;
+    }
+    (void)gh_response_set_header(r, "Content-Type", "text/plain; charset=utf-8");
+    (void)gh_response_send(r, body, strlen(body), 0);
+  }
+  return gh_request_complete(r);
+}

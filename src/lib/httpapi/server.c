@@ -1,0 +1,631 @@
+/* server.c: gh_server_* — configuration, listeners, URL groups, request queue, worker pool, shutdown. */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gh_config.h"
+#include "httpapi/internal.h"
+#include "httpapi/url.h"
+#include "util/alloc.h"
+
+#define GH__FREE_REQS_MAX 256
+#define GH__REQ_KEEP_BYTES 16384
+
+uint64_t gh__now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+GH_EXPORT void gh_server_config_init(gh_server_config_t *cfg)
+{
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->io_threads = 1;
+  cfg->max_connections = 16384;
+  cfg->max_uri = 8192;
+  cfg->max_header_bytes = 16384;
+  cfg->max_header_count = 100;
+  cfg->max_body = 1u << 20;
+  cfg->header_timeout_ms = 10000;
+  cfg->body_timeout_ms = 30000;
+  cfg->keepalive_timeout_ms = 60000;
+  cfg->send_timeout_ms = 60000;
+  cfg->max_queue = 4096;
+}
+
+static void fill_defaults(gh_server_config_t *c)
+{
+  gh_server_config_t d;
+  gh_server_config_init(&d);
+#define DEF(f)     \
+  if (c->f == 0)   \
+    c->f = d.f;
+  DEF(io_threads)
+  DEF(max_connections)
+  DEF(max_uri)
+  DEF(max_header_bytes)
+  DEF(max_header_count)
+  DEF(max_body)
+  DEF(header_timeout_ms)
+  DEF(body_timeout_ms)
+  DEF(keepalive_timeout_ms)
+  DEF(send_timeout_ms)
+  DEF(max_queue)
+#undef DEF
+}
+
+GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_server)
+{
+  int ret = 0;
+  gh_server_t *s = gh__calloc(1, sizeof(*s));
+  if (s == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  if (cfg != NULL)
+    s->cfg = *cfg;
+  fill_defaults(&s->cfg);
+  if (s->cfg.io_threads > 64) {
+    ret = -EINVAL;
+    goto out;
+  }
+  s->server_header = gh__strdup(cfg && cfg->server_header ? cfg->server_header
+                                                          : "gatehouse/" GH_VERSION);
+  if (s->server_header == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  s->cfg.server_header = s->server_header;
+  s->limits.max_uri = s->cfg.max_uri;
+  s->limits.max_header_bytes = s->cfg.max_header_bytes;
+  s->limits.max_header_count = s->cfg.max_header_count;
+  s->limits.max_body = s->cfg.max_body;
+  pthread_mutex_init(&s->qlock, NULL);
+  pthread_mutex_init(&s->flock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&s->qcond, &ca);
+  pthread_condattr_destroy(&ca);
+  atomic_init(&s->next_conn_id, 1);
+out:
+  if (ret == 0) {
+    *ret_server = s;
+  } else if (s != NULL) {
+    free(s->server_header);
+    free(s);
+  }
+  return ret;
+}
+
+GH_EXPORT int gh_server_add_listener(gh_server_t *s, const char *address)
+{
+  int ret = 0;
+  gh__listener_t *l = NULL;
+  if (s->started) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  gh__listener_t **nl = gh__realloc(s->listeners, (s->n_listeners + 1) * sizeof(*nl));
+  if (nl == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  s->listeners = nl;
+  ret = gh__listener_open(address, &l);
+  if (ret != 0)
+    goto out;
+  s->listeners[s->n_listeners++] = l;
+out:
+  return ret;
+}
+
+GH_EXPORT int gh_server_listener_address(gh_server_t *s, unsigned i,
+                                         struct sockaddr_storage *ret_addr, socklen_t *ret_len)
+{
+  int ret = -ENOENT;
+  if (i < s->n_listeners && s->listeners[i] != NULL) {
+    *ret_addr = s->listeners[i]->addr;
+    *ret_len = s->listeners[i]->addr_len;
+    ret = 0;
+  }
+  return ret;
+}
+
+GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
+                                      const gh_url_group_props_t *props, void *user_ctx,
+                                      gh_url_group_t **ret_group)
+{
+  int ret = 0;
+  gh_url_group_t *g = NULL;
+  if (s->started) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  g = gh__calloc(1, sizeof(*g));
+  if (g == NULL || (g->prefix = gh__strdup(prefix ? prefix : "")) == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  ret = gh__url_prefix_normalize(g->prefix);
+  if (ret != 0)
+    goto out;
+  g->prefix_len = strlen(g->prefix);
+  for (size_t i = 0; i < s->n_groups; i++) {
+    if (strcmp(s->groups[i]->prefix, g->prefix) == 0) {
+      ret = GH_EEXISTS;
+      goto out;
+    }
+  }
+  g->srv = s;
+  g->user_ctx = user_ctx;
+  if (props != NULL)
+    g->props = *props;
+  if (g->props.max_body == 0)
+    g->props.max_body = s->cfg.max_body;
+  if (g->props.body_timeout_ms == 0)
+    g->props.body_timeout_ms = s->cfg.body_timeout_ms;
+  size_t n = s->n_groups + 1;
+  gh_url_group_t **ng = gh__realloc(s->groups, n * sizeof(*ng));
+  if (ng != NULL)
+    s->groups = ng;
+  const char **np = gh__realloc(s->gprefixes, n * sizeof(*np));
+  if (np != NULL)
+    s->gprefixes = np;
+  size_t *nlens = gh__realloc(s->glens, n * sizeof(*nlens));
+  if (nlens != NULL)
+    s->glens = nlens;
+  if (ng == NULL || np == NULL || nlens == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  s->groups[s->n_groups] = g;
+  s->gprefixes[s->n_groups] = g->prefix;
+  s->glens[s->n_groups] = g->prefix_len;
+  s->n_groups = n;
+out:
+  if (ret == 0) {
+    if (ret_group != NULL)
+      *ret_group = g;
+  } else if (g != NULL) {
+    free(g->prefix);
+    free(g);
+  }
+  return ret;
+}
+
+GH_EXPORT const char *gh_url_group_get_prefix(const gh_url_group_t *g)
+{
+  return g->prefix;
+}
+
+GH_EXPORT void *gh_url_group_get_user_ctx(const gh_url_group_t *g)
+{
+  return g->user_ctx;
+}
+
+GH_EXPORT const gh_url_group_props_t *gh_url_group_get_props(const gh_url_group_t *g)
+{
+  return &g->props;
+}
+
+gh_url_group_t *gh__server_match_group(gh_server_t *s, const char *path)
+{
+  int i = gh__url_best_match(s->gprefixes, s->glens, s->n_groups, path);
+  return i < 0 ? NULL : s->groups[i];
+}
+
+void gh__url_group_set_auth_slot(gh_url_group_t *g, void *data, void (*destroy)(void *))
+{
+  if (g->auth_slot_free != NULL && g->auth_slot != data)
+    g->auth_slot_free(g->auth_slot);
+  g->auth_slot = data;
+  g->auth_slot_free = destroy;
+}
+
+void *gh__url_group_get_auth_slot(const gh_url_group_t *g)
+{
+  return g->auth_slot;
+}
+
+gh_server_t *gh__url_group_get_server(const gh_url_group_t *g)
+{
+  return g->srv;
+}
+
+void gh__server_set_request_gate(gh_server_t *s, gh__request_gate_cb gate, void *arg)
+{
+  s->gate = gate;
+  s->gate_arg = arg;
+}
+
+void gh__server_set_response_hook(gh_server_t *s, gh__response_hook_cb hook, void *arg)
+{
+  s->resp_hook = hook;
+  s->resp_hook_arg = arg;
+}
+
+/* ---- request objects ---------------------------------------------------- */
+
+gh_request_t *gh__request_alloc(gh_server_t *s)
+{
+  gh_request_t *r = NULL;
+  pthread_mutex_lock(&s->flock);
+  if (s->free_reqs != NULL) {
+    r = s->free_reqs;
+    s->free_reqs = r->next;
+    s->n_free--;
+  }
+  pthread_mutex_unlock(&s->flock);
+  if (r == NULL) {
+    r = gh__calloc(1, sizeof(*r));
+    if (r == NULL)
+      goto out;
+    r->pool = gh__pool_new(2048);
+    if (r->pool == NULL) {
+      free(r);
+      r = NULL;
+      goto out;
+    }
+  }
+  r->srv = s;
+  r->next = NULL;
+out:
+  return r;
+}
+
+static void request_destroy(gh_request_t *r)
+{
+  gh__http_msg_done(&r->msg);
+  gh__pool_free(r->pool);
+  free(r);
+}
+
+void gh__request_recycle(gh_request_t *r)
+{
+  if (r == NULL)
+    return;
+  gh_server_t *s = r->srv;
+  if (r->auth_slot_free != NULL)
+    r->auth_slot_free(r->auth_slot);
+  gh__pool_reset(r->pool);
+  gh__http_msg_shrink(&r->msg, GH__REQ_KEEP_BYTES);
+  gh__pool_t *pool = r->pool;
+  gh__http_msg_t msg = r->msg;
+  memset(r, 0, sizeof(*r));
+  r->pool = pool;
+  r->msg = msg;
+  r->srv = s;
+  bool keep = false;
+  pthread_mutex_lock(&s->flock);
+  if (s->n_free < GH__FREE_REQS_MAX) {
+    r->next = s->free_reqs;
+    s->free_reqs = r;
+    s->n_free++;
+    keep = true;
+  }
+  pthread_mutex_unlock(&s->flock);
+  if (!keep)
+    request_destroy(r);
+}
+
+/* ---- queue ------------------------------------------------------------- */
+
+void gh__queue_push_batch(gh_server_t *s, gh_request_t *head, gh_request_t *tail, unsigned n)
+{
+  pthread_mutex_lock(&s->qlock);
+  if (s->qtail != NULL)
+    s->qtail->next = head;
+  else
+    s->qhead = head;
+  s->qtail = tail;
+  atomic_fetch_add_explicit(&s->qlen, n, memory_order_relaxed);
+  unsigned w = s->qwaiters;
+  pthread_mutex_unlock(&s->qlock);
+  if (w == 0)
+    return;
+  if (n >= w)
+    pthread_cond_broadcast(&s->qcond);
+  else
+    for (unsigned i = 0; i < n; i++)
+      pthread_cond_signal(&s->qcond);
+}
+
+static int queue_pop(gh_server_t *s, int timeout_ms, const struct timespec *deadline,
+                     gh_request_t **ret_req)
+{
+  int ret = 0;
+  gh_request_t *r = NULL;
+  pthread_mutex_lock(&s->qlock);
+  while (s->qhead == NULL) {
+    if (s->qclosed) {
+      ret = GH_ESHUTDOWN;
+      goto unlock;
+    }
+    if (timeout_ms == 0) {
+      ret = GH_ETIMEOUT;
+      goto unlock;
+    }
+    s->qwaiters++;
+    int w = timeout_ms < 0 ? pthread_cond_wait(&s->qcond, &s->qlock)
+                           : pthread_cond_timedwait(&s->qcond, &s->qlock, deadline);
+    s->qwaiters--;
+    if (w == ETIMEDOUT && s->qhead == NULL) {
+      ret = s->qclosed ? GH_ESHUTDOWN : GH_ETIMEOUT;
+      goto unlock;
+    }
+  }
+  r = s->qhead;
+  s->qhead = r->next;
+  if (s->qhead == NULL)
+    s->qtail = NULL;
+  atomic_fetch_sub_explicit(&s->qlen, 1, memory_order_relaxed);
+  r->next = NULL;
+unlock:
+  pthread_mutex_unlock(&s->qlock);
+  if (ret == 0)
+    *ret_req = r;
+  return ret;
+}
+
+GH_EXPORT int gh_server_receive(gh_server_t *s, int timeout_ms, gh_request_t **ret_req)
+{
+  int ret;
+  gh_request_t *r = NULL;
+  struct timespec deadline = {0, 0};
+  if (timeout_ms > 0) {
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+      deadline.tv_sec++;
+      deadline.tv_nsec -= 1000000000L;
+    }
+  }
+  for (;;) {
+    ret = queue_pop(s, timeout_ms, &deadline, &r);
+    if (ret != 0)
+      goto out;
+    if (r->group == NULL && s->n_groups > 0) {
+      gh__request_reply(r, 404, NULL, NULL, 0, NULL);
+      continue;
+    }
+    if (s->gate != NULL) {
+      int v = s->gate(r, s->gate_arg);
+      if (v == GH__GATE_HANDLED)
+        continue;
+      if (v < 0) {
+        gh__request_reply(r, 503, NULL, NULL, 0, NULL);
+        continue;
+      }
+    }
+    break;
+  }
+out:
+  if (ret == 0)
+    *ret_req = r;
+  return ret;
+}
+
+/* ---- start, workers, shutdown ------------------------------------------ */
+
+static int io_init(gh_server_t *s, gh__io_t *io, unsigned idx)
+{
+  int ret = 0;
+  io->kind = GH__KIND_WAKE;
+  io->srv = s;
+  io->idx = idx;
+  io->epfd = -1;
+  io->wakefd = -1;
+  io->rbuf_size = 65536;
+  io->rbuf = gh__malloc(io->rbuf_size);
+  if (io->rbuf == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  io->epfd = epoll_create1(EPOLL_CLOEXEC);
+  io->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (io->epfd < 0 || io->wakefd < 0) {
+    ret = -errno;
+    goto out;
+  }
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = io};
+  if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, io->wakefd, &ev) != 0) {
+    ret = -errno;
+    goto out;
+  }
+  for (unsigned i = 0; i < s->n_listeners; i++) {
+    struct epoll_event lev = {.events = EPOLLIN | (s->n_ios > 1 ? EPOLLEXCLUSIVE : 0),
+                              .data.ptr = s->listeners[i]};
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, s->listeners[i]->fd, &lev) != 0) {
+      ret = -errno;
+      goto out;
+    }
+  }
+out:
+  return ret;
+}
+
+static void block_signals(void)
+{
+  sigset_t set;
+  sigfillset(&set);
+  sigdelset(&set, SIGSEGV);
+  sigdelset(&set, SIGBUS);
+  sigdelset(&set, SIGFPE);
+  sigdelset(&set, SIGILL);
+  sigdelset(&set, SIGABRT);
+  pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+GH_EXPORT int gh_server_start(gh_server_t *s)
+{
+  int ret = 0;
+  if (s->started) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  s->n_ios = s->cfg.io_threads;
+  s->ios = gh__calloc(s->n_ios, sizeof(*s->ios));
+  if (s->ios == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  for (unsigned i = 0; i < s->n_ios; i++) {
+    ret = io_init(s, &s->ios[i], i);
+    if (ret != 0)
+      goto out;
+  }
+  sigset_t old;
+  pthread_sigmask(SIG_SETMASK, NULL, &old);
+  block_signals();
+  for (unsigned i = 0; i < s->n_ios && ret == 0; i++) {
+    int e = pthread_create(&s->ios[i].thread, NULL, gh__io_main, &s->ios[i]);
+    if (e != 0)
+      ret = -e;
+    else
+      s->ios[i].started = true;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  s->started = true; /* even on a partial failure, so shutdown joins what runs */
+out:
+  return ret;
+}
+
+static void *worker_main(void *arg)
+{
+  gh_server_t *s = arg;
+  gh_request_t *r;
+  block_signals();
+  for (;;) {
+    int e = gh_server_receive(s, -1, &r);
+    if (e == GH_ESHUTDOWN)
+      break;
+    if (e == 0)
+      s->handler(r, s->handler_arg);
+  }
+  return NULL;
+}
+
+GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handler_cb handler,
+                                    void *arg)
+{
+  int ret = 0;
+  if (n == 0 || n > 1024 || handler == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (s->wthreads != NULL || s->shut_down) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  s->wthreads = gh__calloc(n, sizeof(pthread_t));
+  if (s->wthreads == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  s->handler = handler;
+  s->handler_arg = arg;
+  for (unsigned i = 0; i < n; i++) {
+    int e = pthread_create(&s->wthreads[i], NULL, worker_main, s);
+    if (e != 0) {
+      ret = -e;
+      break;
+    }
+    s->n_workers++;
+  }
+out:
+  return ret;
+}
+
+GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
+{
+  int ret = 0;
+  if (s->shut_down)
+    goto out;
+  s->shut_down = true;
+  atomic_store(&s->stopping, true);
+  /* no new connections */
+  for (unsigned i = 0; i < s->n_listeners; i++) {
+    for (unsigned j = 0; j < s->n_ios; j++)
+      if (s->ios[j].epfd >= 0)
+        (void)epoll_ctl(s->ios[j].epfd, EPOLL_CTL_DEL, s->listeners[i]->fd, NULL);
+    gh__listener_close(s->listeners[i]);
+    s->listeners[i] = NULL;
+  }
+  for (unsigned j = 0; j < s->n_ios; j++)
+    if (s->ios[j].started)
+      gh__io_wake(&s->ios[j]);
+  /* let in-flight requests and partially read ones finish */
+  uint64_t deadline = gh__now_ms() + grace_ms;
+  while (s->started && (atomic_load(&s->n_conns) > 0 || atomic_load(&s->inflight) > 0)) {
+    if (gh__now_ms() >= deadline) {
+      ret = GH_ETIMEOUT;
+      break;
+    }
+    struct timespec ts = {0, 10 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  pthread_mutex_lock(&s->qlock);
+  s->qclosed = true;
+  pthread_cond_broadcast(&s->qcond);
+  pthread_mutex_unlock(&s->qlock);
+  for (unsigned i = 0; i < s->n_workers; i++)
+    pthread_join(s->wthreads[i], NULL);
+  s->n_workers = 0;
+  for (unsigned j = 0; j < s->n_ios; j++) {
+    if (!s->ios[j].started)
+      continue;
+    atomic_store(&s->ios[j].exit, true);
+    gh__io_wake(&s->ios[j]);
+    pthread_join(s->ios[j].thread, NULL);
+    s->ios[j].started = false;
+  }
+out:
+  return ret;
+}
+
+GH_EXPORT void gh_server_free(gh_server_t *s)
+{
+  if (s == NULL)
+    return;
+  gh_server_shutdown(s, 0);
+  for (unsigned j = 0; j < s->n_ios; j++) {
+    gh__io_close_all(&s->ios[j]);
+    if (s->ios[j].epfd >= 0)
+      close(s->ios[j].epfd);
+    if (s->ios[j].wakefd >= 0)
+      close(s->ios[j].wakefd);
+    free(s->ios[j].rbuf);
+  }
+  free(s->ios);
+  for (unsigned i = 0; i < s->n_listeners; i++)
+    gh__listener_close(s->listeners[i]);
+  free(s->listeners);
+  for (size_t i = 0; i < s->n_groups; i++) {
+    if (s->groups[i]->auth_slot_free != NULL)
+      s->groups[i]->auth_slot_free(s->groups[i]->auth_slot);
+    free(s->groups[i]->prefix);
+    free(s->groups[i]);
+  }
+  free(s->groups);
+  free(s->gprefixes);
+  free(s->glens);
+  while (s->free_reqs != NULL) {
+    gh_request_t *r = s->free_reqs;
+    s->free_reqs = r->next;
+    request_destroy(r);
+  }
+  free(s->wthreads);
+  pthread_mutex_destroy(&s->qlock);
+  pthread_mutex_destroy(&s->flock);
+  pthread_cond_destroy(&s->qcond);
+  free(s->server_header);
+  free(s);
+}
