@@ -132,6 +132,8 @@ bool fx_status(const char *path, const char *key, char *buf, size_t len)
       while (*v == '\t' || *v == ' ')
         v++;
       v[strcspn(v, "\n")] = '\0';
+      for (size_t e = strlen(v); e > 0 && (v[e - 1] == ' ' || v[e - 1] == '\t'); e--)
+        v[e - 1] = '\0';
       snprintf(buf, len, "%s", v);
       found = true;
     }
