@@ -55,14 +55,6 @@ struct gh__auth_conn {
   char *local_user;
 };
 
-/* Weak while the sec layer is being built in parallel: the library still
- * links, and gh__auth_engine_new refuses to start without it. */
-#pragma weak gh_token_from_user
-#pragma weak gh_token_from_peer
-#pragma weak gh_token_open_handle
-#pragma weak gh_token_close
-#pragma weak gh_token_get_user
-
 static const gh__auth_token_ops_t sec_ops = {
   .from_user = gh_token_from_user,
   .from_peer = gh_token_from_peer,
@@ -757,6 +749,9 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid))
     package = "NTLM";
   maj = gss_display_name(&min2, src, &dname, &name_type);
+  /* gss-ntlmssp counts the terminating NUL in the length */
+  if (!GSS_ERROR(maj) && dname.length > 0 && ((char *)dname.value)[dname.length - 1] == '\0')
+    dname.length--;
   if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= AUTH_NAME_MAX ||
       memchr(dname.value, '\0', dname.length)) {
     conn_reset_ctx(c);
