@@ -84,14 +84,20 @@ static int group_setup(void **state)
   return 0;
 }
 
+/* Kernel enforcement needs root: say so and skip otherwise. */
+#define NEED_ROOT()                                                  \
+  do {                                                               \
+    if (!fx_root()) {                                                \
+      printf("# skip: %s needs root (kernel enforcement)\n", __func__); \
+      skip();                                                        \
+    }                                                                \
+  } while (0)
+
 static int need_root(void **state)
 {
   (void)state;
-  if (!fx_root()) {
-    fprintf(stderr, "# skipped: kernel enforcement tests need root\n");
-    skip();
-  }
-  gh_assert_base();
+  if (fx_root())
+    gh_assert_base();
   return 0;
 }
 
@@ -141,6 +147,7 @@ static void expect_thread_ids(const char *status, uid_t ruid, uid_t euid, gid_t 
 static void test_alice_reads_hers_not_bobs(void **state)
 {
   (void)state;
+  NEED_ROOT();
   char groups[128], p[400];
   struct stat st;
   int fd;
@@ -177,6 +184,7 @@ static void test_alice_reads_hers_not_bobs(void **state)
 static void test_permission_matrix(void **state)
 {
   (void)state;
+  NEED_ROOT();
   char p[400];
   for (int u = 0; u < NUSERS; u++) {
     for (size_t f = 0; f < NFILES; f++) {
@@ -198,6 +206,7 @@ static void test_permission_matrix(void **state)
 static void test_access_check_restores_identity(void **state)
 {
   (void)state;
+  NEED_ROOT();
   char p[400];
   path_of(p, sizeof(p), "a");
   assert_int_equal(gh_impersonate(tok[BOB]), 0);
@@ -233,6 +242,7 @@ static void *iso_thread(void *arg)
 static void test_thread_isolation(void **state)
 {
   (void)state;
+  NEED_ROOT();
   iso_t s;
   pthread_t th;
   char path[64];
@@ -261,6 +271,7 @@ static void test_thread_isolation(void **state)
 static void test_traditional_mode(void **state)
 {
   (void)state;
+  NEED_ROOT();
   assert_int_equal(gh_impersonate_get_mode(), GH_IMPERSONATE_TRADITIONAL);
   assert_int_equal(gh_revert(), 0); /* at base: no-op */
   assert_int_equal(gh_impersonate(tok[ALICE]), 0);
@@ -279,6 +290,7 @@ static void test_traditional_mode(void **state)
 static void test_nested_mode(void **state)
 {
   (void)state;
+  NEED_ROOT();
   assert_int_equal(gh_impersonate_set_mode(GH_IMPERSONATE_NESTED), 0);
   assert_int_equal(gh_impersonate(tok[ALICE]), 0);
   assert_int_equal(gh_impersonate_set_mode(GH_IMPERSONATE_TRADITIONAL), GH_ESTATE);
@@ -323,6 +335,7 @@ static void child_nested_overflow(void *arg)
 static void test_nested_overflow_underflow_abort(void **state)
 {
   (void)state;
+  NEED_ROOT();
   int ok_depth = GH_IMPERSONATE_MAX_DEPTH, too_deep = GH_IMPERSONATE_MAX_DEPTH + 1;
   assert_true(fx_aborted(fx_fork(child_nested_underflow, NULL)));
   assert_true(fx_exited_ok(fx_fork(child_nested_overflow, &ok_depth)));
@@ -332,6 +345,7 @@ static void test_nested_overflow_underflow_abort(void **state)
 static void test_identify_and_anonymous_levels(void **state)
 {
   (void)state;
+  NEED_ROOT();
   gh_token_t idt, anon;
   char groups[64], p[400];
 
@@ -364,6 +378,7 @@ static void test_identify_and_anonymous_levels(void **state)
 static void test_close_while_impersonating(void **state)
 {
   (void)state;
+  NEED_ROOT();
   gh_token_t h, mine;
   uint64_t id1, id2;
 
@@ -384,6 +399,7 @@ static void test_close_while_impersonating(void **state)
 static void test_borrowed_handle_impersonates(void **state)
 {
   (void)state;
+  NEED_ROOT();
   gh_token_t owner, b;
   assert_int_equal(gh_token_open_handle(tok[DAVE], &owner), 0);
   assert_int_equal(gh_token_borrow(owner, &b), 0);
@@ -399,6 +415,7 @@ static void test_borrowed_handle_impersonates(void **state)
 static void test_call_scope(void **state)
 {
   (void)state;
+  NEED_ROOT();
   gh_call_scope_t outer, inner;
 
   /* a callee that cleans up after itself */
@@ -469,6 +486,7 @@ static void child_assert_base_impersonating(void *arg)
 static void test_base_checks_abort(void **state)
 {
   (void)state;
+  NEED_ROOT();
   assert_true(fx_aborted(fx_fork(child_scope_twice, NULL)));
   assert_true(fx_aborted(fx_fork(child_scope_begin_impersonating, NULL)));
   assert_true(fx_aborted(fx_fork(child_assert_base_impersonating, NULL)));
@@ -507,6 +525,7 @@ static void child_revert_fails(void *arg)
 static void test_revert_failure_aborts(void **state)
 {
   (void)state;
+  NEED_ROOT();
   bool inject = false;
   assert_true(fx_exited_ok(fx_fork(child_revert_fails, &inject))); /* control */
   inject = true;
@@ -545,6 +564,7 @@ static void child_setgroups_skipped(void *arg)
 static void test_setgroups_skipped(void **state)
 {
   (void)state;
+  NEED_ROOT();
   assert_true(fx_exited_ok(fx_fork(child_setgroups_skipped, NULL)));
 }
 
@@ -573,6 +593,7 @@ static void child_no_privilege(void *arg)
 static void test_no_privilege_fails_clearly(void **state)
 {
   (void)state;
+  NEED_ROOT();
   assert_true(fx_exited_ok(fx_fork(child_no_privilege, NULL)));
 }
 
@@ -598,6 +619,7 @@ static void child_thread_born_impersonating(void *arg)
 static void test_thread_born_impersonating_aborts(void **state)
 {
   (void)state;
+  NEED_ROOT();
   assert_true(fx_aborted(fx_fork(child_thread_born_impersonating, NULL)));
 }
 
