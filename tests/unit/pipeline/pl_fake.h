@@ -1,0 +1,48 @@
+/* pl_fake.h: a fake request source and fake sec layer for pipeline unit tests. */
+#ifndef GH_TEST_PL_FAKE_H
+#define GH_TEST_PL_FAKE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gatehouse/module.h>
+
+#include "pipeline/pipeline_int.h"
+
+typedef struct fake_req {
+  gh__pl_reqinfo_t info;
+  const char *hdr_names[16];
+  const char *hdr_values[16];
+  size_t n_hdrs;
+  const char *body;
+  size_t body_off;
+  gh_auth_info_t auth;
+  /* captured output */
+  int status;
+  char headers[4096];
+  char out[65536];
+  size_t out_len;
+  int sends;
+  int fd_sends;
+  bool ended_ok; /* final send seen */
+  int completed;
+} fake_req_t;
+
+extern const gh__pl_source_ops_t fake_source_ops;
+
+/* fake sec: a thread is "impersonating" tok while fake_sec_current != 0 */
+extern const gh__pl_sec_ops_t fake_sec_ops;
+extern __thread gh_token_t fake_sec_current;
+extern int fake_sec_closed;      /* token_close calls */
+extern int fake_sec_impersonations;
+extern int fake_sec_reverts;
+
+void fake_req_init(fake_req_t *r, const char *method, const char *path);
+void fake_req_header(fake_req_t *r, const char *name, const char *value);
+/* SUCCESS auth with token 42 (level IMPERSONATE), remote alice@EXAMPLE.ORG, local alice */
+void fake_req_auth(fake_req_t *r);
+
+/* new pipeline with fake sec and a config holding "site /" + given site keys (NULL-terminated pairs) */
+gh_pipeline_t *fake_pipeline(const char *const *kv);
+
+#endif
