@@ -1,0 +1,308 @@
+/* negotiate_bench.c: pre-generates unique SPNEGO tokens, measures in-process gss_accept_sec_context/s and keep-alive HTTP Negotiate load. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
+#include <gssapi/gssapi_krb5.h>
+
+/*
+ * gh-negotiate-bench gen N SPN FILE        N unique "Negotiate <b64>" lines from KRB5CCNAME
+ * gh-negotiate-bench inproc FILE KEYTAB    accept every token once on one core (raw GSSAPI,
+ *                                          SPNEGO acceptor from the keytab cred store)
+ * gh-negotiate-bench http HOST PORT PATH FILE CONNS
+ *                                          each token sent once, CONNS keep-alive connections
+ * Every mode prints one "key=value ..." line.
+ */
+
+static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
+
+static double now_s(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void b64(const unsigned char *in, size_t len, char *out)
+{
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0, i = 0;
+  for (; i + 2 < len; i += 3) {
+    unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = tab[(v >> 6) & 63];
+    out[o++] = tab[v & 63];
+  }
+  if (len - i >= 1) {
+    unsigned v = (unsigned)in[i] << 16 | (len - i == 2 ? (unsigned)in[i + 1] << 8 : 0);
+    out[o++] = tab[v >> 18];
+    out[o++] = tab[(v >> 12) & 63];
+    out[o++] = len - i == 2 ? tab[(v >> 6) & 63] : '=';
+    out[o++] = '=';
+  }
+  out[o] = '\0';
+}
+
+static int unb64(const char *in, unsigned char *out, size_t *ret_len)
+{
+  size_t n = 0;
+  unsigned acc = 0;
+  int bits = 0;
+  for (const char *p = in; *p && *p != '='; p++) {
+    const char *tab = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char *q = strchr(tab, *p);
+    if (!q)
+      return -1;
+    acc = (acc << 6) | (unsigned)(q - tab);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[n++] = (unsigned char)(acc >> bits);
+    }
+  }
+  *ret_len = n;
+  return 0;
+}
+
+static void gss_fail(const char *what, OM_uint32 maj, OM_uint32 min)
+{
+  OM_uint32 c = 0, m;
+  gss_buffer_desc a = GSS_C_EMPTY_BUFFER, b = GSS_C_EMPTY_BUFFER;
+  gss_display_status(&m, maj, GSS_C_GSS_CODE, GSS_C_NO_OID, &c, &a);
+  c = 0;
+  gss_display_status(&m, min, GSS_C_MECH_CODE, GSS_C_NO_OID, &c, &b);
+  fprintf(stderr, "%s: %.*s / %.*s\n", what, (int)a.length, (char *)a.value, (int)b.length,
+          (char *)b.value);
+  exit(1);
+}
+
+static int gen(long n, const char *spn, const char *file)
+{
+  gss_buffer_desc nb = { strlen(spn), (void *)spn };
+  gss_name_t t;
+  OM_uint32 maj, min;
+  FILE *f = fopen(file, "w");
+  char *line = malloc(65536);
+  double t0 = now_s();
+
+  if (!f)
+    return perror(file), 1;
+  maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &t);
+  if (GSS_ERROR(maj))
+    gss_fail("import", maj, min);
+  for (long i = 0; i < n; i++) {
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+    maj = gss_init_sec_context(&min, GSS_C_NO_CREDENTIAL, &ctx, t, &spnego_oid,
+                               GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG, 0, GSS_C_NO_CHANNEL_BINDINGS,
+                               GSS_C_NO_BUFFER, NULL, &out, NULL, NULL);
+    if (GSS_ERROR(maj))
+      gss_fail("init", maj, min);
+    b64(out.value, out.length, line);
+    fprintf(f, "Negotiate %s\n", line);
+    gss_release_buffer(&min, &out);
+    gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+  }
+  fclose(f);
+  printf("mode=gen tokens=%ld seconds=%.2f\n", n, now_s() - t0);
+  free(line);
+  return 0;
+}
+
+static char **load(const char *file, long *ret_n)
+{
+  FILE *f = fopen(file, "r");
+  char *line = malloc(65536);
+  char **v = NULL;
+  long n = 0, cap = 0;
+
+  if (!f)
+    perror(file), exit(1);
+  while (fgets(line, 65536, f)) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (n == cap) {
+      cap = cap ? cap * 2 : 1024;
+      v = realloc(v, (size_t)cap * sizeof(char *));
+    }
+    v[n++] = strdup(line);
+  }
+  fclose(f);
+  free(line);
+  *ret_n = n;
+  return v;
+}
+
+static int inproc(const char *file, const char *keytab)
+{
+  long n;
+  char **tok = load(file, &n);
+  gss_key_value_element_desc el = { "keytab", keytab };
+  gss_key_value_set_desc st = { 1, &el };
+  gss_OID_set_desc mechs = { 1, &spnego_oid };
+  gss_buffer_desc nb = { 4, (void *)"HTTP" };
+  gss_name_t name;
+  gss_cred_id_t cred;
+  OM_uint32 maj, min;
+  unsigned char *buf = malloc(65536);
+  long ok = 0;
+  cpu_set_t cs;
+
+  CPU_ZERO(&cs);
+  CPU_SET(0, &cs);
+  sched_setaffinity(0, sizeof(cs), &cs); /* one core */
+  maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &name);
+  if (GSS_ERROR(maj))
+    gss_fail("import", maj, min);
+  maj = gss_acquire_cred_from(&min, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, &st, &cred,
+                              NULL, NULL);
+  if (GSS_ERROR(maj))
+    gss_fail("acquire", maj, min);
+  double t0 = now_s();
+  for (long i = 0; i < n; i++) {
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc in, out = GSS_C_EMPTY_BUFFER;
+    size_t len;
+    if (unb64(tok[i] + strlen("Negotiate "), buf, &len) != 0)
+      continue;
+    in.value = buf;
+    in.length = len;
+    maj = gss_accept_sec_context(&min, &ctx, cred, &in, GSS_C_NO_CHANNEL_BINDINGS, NULL, NULL,
+                                 &out, NULL, NULL, NULL);
+    ok += maj == GSS_S_COMPLETE;
+    gss_release_buffer(&min, &out);
+    gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+  }
+  double s = now_s() - t0;
+  printf("mode=inproc tokens=%ld ok=%ld seconds=%.3f accepts_per_sec_one_core=%.1f\n", n, ok, s,
+         (double)n / s);
+  return ok == n ? 0 : 1;
+}
+
+typedef struct worker {
+  const char *host, *path;
+  int port;
+  char **tok;
+  long from, to;
+  long ok, fail;
+} worker_t;
+
+static int connect_to(const char *host, int port)
+{
+  struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+  inet_pton(AF_INET, host, &sa.sin_addr);
+  setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+    close(s);
+    return -1;
+  }
+  return s;
+}
+
+/* Reads one response; returns the status, or -1. Handles Content-Length bodies only. */
+static int read_response(int s, char *buf, size_t cap)
+{
+  size_t have = 0;
+  for (;;) {
+    ssize_t r = read(s, buf + have, cap - have - 1);
+    if (r <= 0)
+      return -1;
+    have += (size_t)r;
+    buf[have] = '\0';
+    char *end = strstr(buf, "\r\n\r\n");
+    if (!end)
+      continue;
+    long clen = 0;
+    char *cl = strcasestr(buf, "\r\nContent-Length:");
+    if (cl && cl < end)
+      clen = strtol(cl + 17, NULL, 10);
+    size_t need = (size_t)(end - buf) + 4 + (size_t)clen;
+    while (have < need) {
+      r = read(s, buf + have, cap - have - 1 < need - have ? cap - have - 1 : need - have);
+      if (r <= 0)
+        return -1;
+      have += (size_t)r;
+    }
+    return atoi(buf + 9);
+  }
+}
+
+static void *run_worker(void *arg)
+{
+  worker_t *w = arg;
+  char *req = malloc(70000), *resp = malloc(1 << 20);
+  int s = connect_to(w->host, w->port);
+
+  for (long i = w->from; i < w->to; i++) {
+    if (s < 0 && (s = connect_to(w->host, w->port)) < 0) {
+      w->fail++;
+      continue;
+    }
+    int n = snprintf(req, 70000, "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: %s\r\n\r\n",
+                     w->path, w->tok[i]);
+    int st = write(s, req, (size_t)n) == n ? read_response(s, resp, 1 << 20) : -1;
+    if (st >= 200 && st < 300)
+      w->ok++;
+    else
+      w->fail++;
+    if (st < 0) {
+      close(s);
+      s = -1;
+    }
+  }
+  if (s >= 0)
+    close(s);
+  free(req);
+  free(resp);
+  return NULL;
+}
+
+static int http(const char *host, int port, const char *path, const char *file, int conns)
+{
+  long n;
+  char **tok = load(file, &n);
+  pthread_t *th = calloc((size_t)conns, sizeof(pthread_t));
+  worker_t *w = calloc((size_t)conns, sizeof(worker_t));
+  long ok = 0, fail = 0;
+
+  double t0 = now_s();
+  for (int i = 0; i < conns; i++) {
+    w[i] = (worker_t){ host, path, port, tok, n * i / conns, n * (i + 1) / conns, 0, 0 };
+    pthread_create(&th[i], NULL, run_worker, &w[i]);
+  }
+  for (int i = 0; i < conns; i++) {
+    pthread_join(th[i], NULL);
+    ok += w[i].ok;
+    fail += w[i].fail;
+  }
+  double s = now_s() - t0;
+  printf("mode=http tokens=%ld ok=%ld fail=%ld conns=%d seconds=%.3f requests_per_sec=%.1f\n", n,
+         ok, fail, conns, s, (double)ok / s);
+  return fail ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+  if (argc >= 5 && !strcmp(argv[1], "gen"))
+    return gen(atol(argv[2]), argv[3], argv[4]);
+  if (argc >= 4 && !strcmp(argv[1], "inproc"))
+    return inproc(argv[2], argv[3]);
+  if (argc >= 7 && !strcmp(argv[1], "http"))
+    return http(argv[2], atoi(argv[3]), argv[4], argv[5], atoi(argv[6]));
+  fprintf(stderr, "usage: gh-negotiate-bench gen N SPN FILE | inproc FILE KEYTAB | "
+                  "http HOST PORT PATH FILE CONNS\n");
+  return 2;
+}
