@@ -1,0 +1,268 @@
+/* test_http_parse.c: unit tests for the HTTP request parser glue (events, splits, limits, smuggling). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "httpapi/http_parse.h"
+
+static gh__http_limits_t lim = {
+  .max_uri = 64, .max_header_bytes = 256, .max_header_count = 8, .max_body = 100,
+};
+
+typedef struct result {
+  int n_done;
+  int error;          /* HTTP status of the error, 0 if none */
+  int n_headers_ev;
+  char last_url[128];
+  char last_body[256];
+  size_t last_body_len;
+  bool keep_alive, chunked, expect, head;
+} result_t;
+
+/* Feeds data in pieces of `step` bytes (0 = all at once), handling every
+ * event like the I/O thread does. */
+static void run(const char *data, size_t len, size_t step, result_t *res)
+{
+  gh__http_parser_t p;
+  gh__http_msg_t msg;
+  memset(&msg, 0, sizeof(msg));
+  memset(res, 0, sizeof(*res));
+  gh__http_parser_init(&p, &lim);
+  gh__http_parser_begin(&p, &msg);
+  size_t pos = 0;
+  while (pos < len) {
+    size_t n = step == 0 || len - pos < step ? len - pos : step;
+    size_t off = 0;
+    while (off < n) {
+      size_t used;
+      int r = gh__http_parser_feed(&p, data + pos + off, n - off, &used);
+      off += used;
+      if (r == GH__HTTP_ERROR) {
+        res->error = p.status;
+        goto out;
+      }
+      if (r == GH__HTTP_HEADERS) {
+        res->n_headers_ev++;
+        snprintf(res->last_url, sizeof(res->last_url), "%s", msg.url);
+        res->chunked = msg.chunked;
+        res->expect = msg.expect_continue;
+        res->head = msg.head;
+      } else if (r == GH__HTTP_DONE) {
+        res->n_done++;
+        res->keep_alive = msg.keep_alive;
+        res->last_body_len = msg.body_len;
+        memcpy(res->last_body, msg.body ? msg.body : "", msg.body_len < 255 ? msg.body_len : 255);
+        res->last_body[msg.body_len < 255 ? msg.body_len : 255] = '\0';
+        gh__http_parser_begin(&p, &msg);
+      } else if (used == 0) {
+        break;
+      }
+    }
+    pos += n;
+  }
+out:
+  gh__http_msg_done(&msg);
+}
+
+static void test_simple_get(void **state)
+{
+  (void)state;
+  gh__http_parser_t p;
+  gh__http_msg_t msg;
+  memset(&msg, 0, sizeof(msg));
+  gh__http_parser_init(&p, &lim);
+  gh__http_parser_begin(&p, &msg);
+  const char *req = "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Sp:  v v  \r\n\r\n";
+  size_t used;
+  assert_int_equal(gh__http_parser_feed(&p, req, strlen(req), &used), GH__HTTP_HEADERS);
+  assert_string_equal(msg.url, "/a/b?x=1");
+  assert_string_equal(msg.method_str, "GET");
+  assert_int_equal(msg.n_headers, 3);
+  assert_string_equal(msg.headers[0].name, "Host");
+  assert_string_equal(msg.headers[0].value, "h");
+  assert_string_equal(msg.headers[1].value, "");
+  assert_string_equal(msg.headers[2].value, "v v");
+  assert_string_equal(gh__http_msg_header(&msg, "x-sp"), "v v");
+  assert_null(gh__http_msg_header(&msg, "nope"));
+  assert_int_equal(msg.http_major, 1);
+  assert_int_equal(msg.http_minor, 1);
+  size_t used2;
+  assert_int_equal(gh__http_parser_feed(&p, req + used, strlen(req) - used, &used2),
+                   GH__HTTP_DONE);
+  assert_int_equal(used + used2, strlen(req));
+  assert_true(msg.keep_alive);
+  gh__http_msg_done(&msg);
+}
+
+static void test_every_split(void **state)
+{
+  (void)state;
+  const char *req = "POST /up HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
+                    "GET /next HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+  for (size_t step = 0; step < strlen(req); step++) {
+    result_t r;
+    run(req, strlen(req), step, &r);
+    assert_int_equal(r.error, 0);
+    assert_int_equal(r.n_done, 2);
+    assert_int_equal(r.n_headers_ev, 2);
+    assert_string_equal(r.last_url, "/next");
+    assert_string_equal(r.last_body, "abc");
+  }
+}
+
+static void test_pipelined(void **state)
+{
+  (void)state;
+  char buf[4096] = "";
+  for (int i = 0; i < 20; i++) {
+    char one[64];
+    snprintf(one, sizeof(one), "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i);
+    strcat(buf, one);
+  }
+  result_t r;
+  run(buf, strlen(buf), 0, &r);
+  assert_int_equal(r.n_done, 20);
+  assert_string_equal(r.last_url, "/19");
+}
+
+static void test_chunked_body(void **state)
+{
+  (void)state;
+  const char *req = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    "3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+  result_t r;
+  run(req, strlen(req), 0, &r);
+  assert_int_equal(r.error, 0);
+  assert_true(r.chunked);
+  assert_string_equal(r.last_body, "abcde");
+}
+
+static void test_head_expect_versions(void **state)
+{
+  (void)state;
+  result_t r;
+  const char *h = "HEAD / HTTP/1.1\r\nHost: h\r\n\r\n";
+  run(h, strlen(h), 0, &r);
+  assert_true(r.head);
+  const char *e = "PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+  run(e, strlen(e), 0, &r);
+  assert_true(r.expect);
+  assert_string_equal(r.last_body, "ok");
+  const char *e2 = "PUT / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n";
+  run(e2, strlen(e2), 0, &r);
+  assert_int_equal(r.error, 417);
+  const char *v10 = "GET / HTTP/1.0\r\n\r\n";
+  run(v10, strlen(v10), 0, &r);
+  assert_int_equal(r.error, 0);
+  assert_false(r.keep_alive);
+  const char *v10k = "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+  run(v10k, strlen(v10k), 0, &r);
+  assert_true(r.keep_alive);
+  const char *close = "GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+  run(close, strlen(close), 0, &r);
+  assert_false(r.keep_alive);
+}
+
+static void expect_status(const char *req, int status)
+{
+  result_t r;
+  run(req, strlen(req), 0, &r);
+  if (r.error != status)
+    fail_msg("expected %d, got %d for %s", status, r.error, req);
+  run(req, strlen(req), 1, &r);
+  if (r.error != status)
+    fail_msg("byte-wise: expected %d, got %d for %s", status, r.error, req);
+}
+
+static void test_limits(void **state)
+{
+  (void)state;
+  char buf[2048];
+  snprintf(buf, sizeof(buf), "GET /%0100d HTTP/1.1\r\nHost: h\r\n\r\n", 0);
+  expect_status(buf, 414);
+  strcpy(buf, "GET / HTTP/1.1\r\nHost: h\r\n");
+  for (int i = 0; i < 9; i++)
+    strcat(buf, "X: y\r\n");
+  strcat(buf, "\r\n");
+  expect_status(buf, 431);
+  snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nX: %0300d\r\n\r\n", 0);
+  expect_status(buf, 431);
+  expect_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n", 413);
+  snprintf(buf, sizeof(buf),
+           "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n%0100d\r\n"
+           "1\r\nx\r\n0\r\n\r\n", 0);
+  expect_status(buf, 413);
+}
+
+static void test_smuggling_and_malformed(void **state)
+{
+  (void)state;
+  expect_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+  expect_status("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", 400);
+  expect_status("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n", 400);
+  expect_status("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n\tb\r\n\r\n", 400);
+  expect_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501);
+  expect_status("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501);
+  expect_status("GET / HTTP/1.1\r\n\r\n", 400);
+  expect_status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400);
+  expect_status("GARBAGE\r\n\r\n", 400);
+  expect_status("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400);
+  expect_status("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
+  expect_status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501);
+}
+
+static void test_set_max_body(void **state)
+{
+  (void)state;
+  gh__http_parser_t p;
+  gh__http_msg_t msg;
+  memset(&msg, 0, sizeof(msg));
+  gh__http_parser_init(&p, &lim);
+  gh__http_parser_begin(&p, &msg);
+  const char *req = "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\n\r\n";
+  size_t used;
+  assert_int_equal(gh__http_parser_feed(&p, req, strlen(req), &used), GH__HTTP_HEADERS);
+  assert_true(gh__http_parser_in_body(&p));
+  assert_int_equal(gh__http_parser_set_max_body(&p, 10), GH__HTTP_ERROR);
+  assert_int_equal(p.status, 413);
+  gh__http_msg_done(&msg);
+}
+
+static void test_started_and_leading_crlf(void **state)
+{
+  (void)state;
+  gh__http_parser_t p;
+  gh__http_msg_t msg;
+  memset(&msg, 0, sizeof(msg));
+  gh__http_parser_init(&p, &lim);
+  gh__http_parser_begin(&p, &msg);
+  size_t used;
+  assert_int_equal(gh__http_parser_feed(&p, "\r\n", 2, &used), GH__HTTP_MORE);
+  assert_false(gh__http_parser_started(&p));
+  assert_int_equal(gh__http_parser_feed(&p, "GE", 2, &used), GH__HTTP_MORE);
+  assert_true(gh__http_parser_started(&p));
+  gh__http_msg_shrink(&msg, 0);
+  gh__http_msg_done(&msg);
+}
+
+int main(void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_simple_get),
+    cmocka_unit_test(test_every_split),
+    cmocka_unit_test(test_pipelined),
+    cmocka_unit_test(test_chunked_body),
+    cmocka_unit_test(test_head_expect_versions),
+    cmocka_unit_test(test_limits),
+    cmocka_unit_test(test_smuggling_and_malformed),
+    cmocka_unit_test(test_set_max_body),
+    cmocka_unit_test(test_started_and_leading_crlf),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
