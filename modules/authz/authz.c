@@ -1,0 +1,101 @@
+/* authz.c: URL authorization module — `require` rules per site and sub-path, 401 anonymous / 403 denied. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gatehouse/module.h>
+
+#include "authz_rules.h"
+
+GH_MODULE_DEFINE("authz");
+
+#define AUTHZ_MAX_LISTS 64
+
+static bool in_role(void *data, const char *group)
+{
+  bool member = false;
+  if (gh_http_user_is_in_role(data, group, &member) < 0)
+    return false;
+  return member;
+}
+
+/* Collects `require` values: the site's, then `require /sub` keys whose
+ * path is a prefix of the request path, shortest (parent) first. */
+static size_t collect(gh_http_context_t *ctx, const char *rel, const char **lists)
+{
+  size_t n = 0;
+  const char *v;
+  for (size_t i = 0; n < AUTHZ_MAX_LISTS && (v = gh_http_context_get_site_config_n(ctx, "require", i)); i++)
+    lists[n++] = v;
+  for (size_t depth = 1; depth < 4096 && n < AUTHZ_MAX_LISTS; ) {
+    /* find the next longer prefix of rel: walk segment boundaries */
+    size_t next = depth;
+    while (rel[next] != '\0' && rel[next] != '/')
+      next++;
+    if (next == depth && rel[next] == '\0')
+      break;
+    {
+      char key[4200];
+      size_t k;
+      memcpy(key, "require ", 8);
+      memcpy(key + 8, rel, next);
+      key[8 + next] = '\0';
+      for (k = 0; n < AUTHZ_MAX_LISTS && (v = gh_http_context_get_site_config_n(ctx, key, k)); k++)
+        lists[n++] = v;
+    }
+    if (rel[next] == '\0')
+      break;
+    depth = next + 1;
+  }
+  return n;
+}
+
+static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
+                                        gh_event_provider_t *prov)
+{
+  gh_http_request_t *req = gh_http_context_get_request(ctx);
+  gh_http_user_t *user = gh_http_context_get_user(ctx);
+  const char *site = gh_http_context_get_site_path(ctx);
+  const char *path = gh_http_request_get_path(req);
+  const char *lists[AUTHZ_MAX_LISTS];
+  const char *rel = path;
+  size_t n, slen = strlen(site);
+  authz_subject_t who;
+  (void)module;
+  (void)prov;
+  if (slen > 1 && strncmp(path, site, slen) == 0)
+    rel = path + slen;
+  if (*rel == '\0')
+    rel = "/";
+  if (strlen(rel) >= 4096)
+    goto deny;
+  n = collect(ctx, rel, lists);
+  if (n == 0)
+    return GH_REQUEST_CONTINUE; /* no rules: the module stays out of the way */
+  who.name = gh_http_user_get_name(user);
+  who.local = gh_http_user_get_local_name(user);
+  who.anonymous = who.name == NULL || who.name[0] == '\0';
+  who.method = gh_http_request_get_method(req);
+  who.in_role = in_role;
+  who.data = user;
+  if (authz_evaluate(lists, n, &who) == AUTHZ_ALLOW)
+    return GH_REQUEST_CONTINUE;
+deny:
+  /* 401 lets an anonymous client authenticate (the server adds the
+   * challenges of the site); an authenticated one gets 403 */
+  gh_http_response_send_error(gh_http_context_get_response(ctx),
+                              gh_http_user_get_name(user)[0] ? 403 : 401, NULL);
+  return GH_REQUEST_FINISH;
+}
+
+GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
+                                        gh_module_server_t *server)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  (void)server;
+  if ((server_version >> 16) != GH_VERSION_MAJOR)
+    return -ENOTSUP;
+  f.on_request[GH_NOTIFY_AUTHORIZE_REQUEST] = on_authorize;
+  return gh_module_registration_set_request_notifications(
+      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_AUTHORIZE_REQUEST), 0);
+}

@@ -1,0 +1,150 @@
+/* authz_rules.c: parses and evaluates URL authorization rules, deny before allow, parent before child. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "authz_rules.h"
+
+#define RULE_MAX 512
+
+typedef struct rule {
+  bool deny;
+  char who[RULE_MAX];
+  const char *verbs; /* into who, or NULL */
+} rule_t;
+
+/* Parses one rule token into r. Returns false when malformed. */
+static bool parse_rule(const char *tok, size_t len, rule_t *r)
+{
+  char *w;
+  memset(r, 0, sizeof(*r));
+  if (len == 0 || len >= RULE_MAX)
+    return false;
+  memcpy(r->who, tok, len);
+  r->who[len] = '\0';
+  w = r->who;
+  if (strncmp(w, "deny:", 5) == 0) {
+    r->deny = true;
+    memmove(w, w + 5, strlen(w + 5) + 1);
+  } else if (strncmp(w, "allow:", 6) == 0) {
+    memmove(w, w + 6, strlen(w + 6) + 1);
+  }
+  if (strncmp(w, "user:", 5) == 0 || strncmp(w, "group:", 6) == 0) {
+    char *name = strchr(w, ':') + 1;
+    char *v = strchr(name, ':');
+    if (*name == '\0' || name == v)
+      return false;
+    if (v != NULL) {
+      *v = '\0';
+      r->verbs = v + 1;
+    }
+  } else {
+    char *v = strchr(w, ':');
+    if (v != NULL) {
+      *v = '\0';
+      r->verbs = v + 1;
+    }
+    if (strcmp(w, "*") != 0 && strcmp(w, "?") != 0 && strcmp(w, "valid-user") != 0)
+      return false;
+  }
+  if (r->verbs != NULL && *r->verbs == '\0')
+    return false;
+  return true;
+}
+
+static bool verb_matches(const char *verbs, const char *method)
+{
+  const char *p = verbs;
+  size_t ml = strlen(method);
+  if (verbs == NULL)
+    return true;
+  while (*p) {
+    size_t n = strcspn(p, ",");
+    if (n == ml && strncasecmp(p, method, n) == 0)
+      return true;
+    p += n;
+    if (*p == ',')
+      p++;
+  }
+  return false;
+}
+
+static bool who_matches(const rule_t *r, const authz_subject_t *s)
+{
+  const char *w = r->who;
+  if (!verb_matches(r->verbs, s->method ? s->method : ""))
+    return false;
+  if (strcmp(w, "*") == 0)
+    return true;
+  if (strcmp(w, "?") == 0)
+    return s->anonymous;
+  if (strcmp(w, "valid-user") == 0)
+    return !s->anonymous;
+  if (s->anonymous)
+    return false;
+  if (strncmp(w, "user:", 5) == 0)
+    return (s->name && strcasecmp(w + 5, s->name) == 0) ||
+           (s->local && s->local[0] && strcmp(w + 5, s->local) == 0);
+  if (strncmp(w, "group:", 6) == 0)
+    return s->in_role != NULL && s->in_role(s->data, w + 6);
+  return false;
+}
+
+/* Walks every rule of every list; pass 0 = deny rules, 1 = allow rules.
+ * Returns 1 on a match, 0 none, -1 malformed. */
+static int pass(const char *const *lists, size_t n, const authz_subject_t *s, bool deny_pass)
+{
+  for (size_t i = 0; i < n; i++) {
+    const char *p = lists[i];
+    while (p != NULL && *p) {
+      rule_t r;
+      size_t len;
+      while (*p == ' ' || *p == '\t' || *p == ',')
+        p++;
+      len = strcspn(p, " \t");
+      if (len == 0)
+        break;
+      if (!parse_rule(p, len, &r))
+        return -1;
+      if (r.deny == deny_pass && who_matches(&r, s))
+        return 1;
+      p += len;
+    }
+  }
+  return 0;
+}
+
+authz_verdict_t authz_evaluate(const char *const *lists, size_t n, const authz_subject_t *who)
+{
+  authz_verdict_t v = AUTHZ_DENY;
+  int r = pass(lists, n, who, true);
+  if (r != 0)
+    goto out; /* a deny matched, or malformed: fail closed */
+  r = pass(lists, n, who, false);
+  if (r == 1)
+    v = AUTHZ_ALLOW;
+out:
+  return v;
+}
+
+int authz_check(const char *list, size_t *ret_bad)
+{
+  const char *p = list;
+  while (*p) {
+    rule_t r;
+    size_t len;
+    while (*p == ' ' || *p == '\t' || *p == ',')
+      p++;
+    len = strcspn(p, " \t");
+    if (len == 0)
+      break;
+    if (!parse_rule(p, len, &r)) {
+      if (ret_bad)
+        *ret_bad = (size_t)(p - list);
+      return -EINVAL;
+    }
+    p += len;
+  }
+  return 0;
+}
