@@ -1,5 +1,4 @@
 /* impersonate_bench.c: median ns of a raw-syscall identity switch vs gh_impersonate+gh_revert (0/5/50 groups). */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <stdio.h>

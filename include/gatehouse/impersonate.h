@@ -161,4 +161,46 @@ typedef struct gh_spawn_opts {
 GH_EXPORT int gh_token_spawn_as(gh_token_t token, char *const argv[], char *const envp[],
                                 const gh_spawn_opts_t *opts, pid_t *ret_pid);
 
+/** Cloaking for outbound Kerberos (DESIGN.md item 20): which identity an
+ *  outbound GSS call made from a worker uses.
+ *  NONE: always the service's own credentials.
+ *  STATIC: the identity the thread had at the first gh_cloak_identity call
+ *  (the client if it was impersonating, else the service), kept after.
+ *  DYNAMIC: the thread's current identity at every call. */
+typedef enum { GH_CLOAK_NONE = 0, GH_CLOAK_STATIC = 1, GH_CLOAK_DYNAMIC = 2 } gh_cloak_mode_t;
+
+/** Cloaking state for one outbound channel. Used by one thread at a time;
+ *  lives on the caller's side between gh_cloak_init and gh_cloak_done. */
+typedef struct gh_cloak {
+  gh_cloak_mode_t mode;
+  bool captured;
+  gh_token_t token; /* owned handle of the STATIC identity, or GH_TOKEN_NULL */
+} gh_cloak_t;
+
+/** Start a cloaking state; nothing is captured yet. */
+GH_EXPORT void gh_cloak_init(gh_cloak_t *cloak, gh_cloak_mode_t mode);
+
+/** The identity for an outbound call: *ret_token is a new owned handle the
+ *  caller closes, or GH_TOKEN_NULL for the service itself. Calling thread. */
+GH_EXPORT int gh_cloak_identity(gh_cloak_t *cloak, gh_token_t *ret_token);
+
+/** The GSS initiator credential for an outbound call: GSS_C_NO_CREDENTIAL
+ *  (service default credentials; make the call at base) when the identity
+ *  is the service, else the identity's delegated credential, valid while the
+ *  owned handle *ret_token (which the caller closes) stays open. A client
+ *  identity without a delegated credential (level below DELEGATE) gives
+ *  GH_EBAD_IMPERSONATION_LEVEL: it never falls back to the service. */
+GH_EXPORT int gh_cloak_cred(gh_cloak_t *cloak, gss_cred_id_t *ret_cred, gh_token_t *ret_token);
+
+/** Release what the cloaking state captured. Accepts a zeroed state. */
+GH_EXPORT void gh_cloak_done(gh_cloak_t *cloak);
+
+/** Store the token's delegated credential in the ccache `ccache_name`
+ *  ("FILE:/path", owned by the client: the store runs under the client's
+ *  ids) for a CGI child's KRB5CCNAME (DESIGN.md item 19). Needs level
+ *  DELEGATE with a credential (GH_EBAD_IMPERSONATION_LEVEL, GH_ENOT_FOUND);
+ *  GSS failures give GH_EGSS. The caller removes the ccache when the
+ *  request ends (DESIGN.md item 9). Any thread. */
+GH_EXPORT int gh_token_store_delegated_ccache(gh_token_t token, const char *ccache_name);
+
 #endif
