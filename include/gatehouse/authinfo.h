@@ -81,7 +81,8 @@ typedef struct gh_auth_info {
   uint32_t context_attributes;     /* GSS ret_flags (GSS_C_MUTUAL_FLAG ...) */
   uint32_t packed_context_type;    /* a gh_auth_type_t; 0 when none */
   size_t packed_context_len;
-  const void *packed_context;      /* gss_export_sec_context bytes, or NULL */
+  const void *packed_context;      /* gss_export_sec_context bytes, or NULL; only when the
+                                      site sets gh_auth_settings_t.packed_context */
   size_t mutual_auth_data_len;
   const char *mutual_auth_data;    /* exact WWW-Authenticate value, or NULL */
   const char *package_name;        /* "Kerberos", "NTLM", "Negotiate", "Basic", "Peer"; static */
@@ -138,7 +139,8 @@ typedef struct gh_auth_settings {
   bool basic_over_plain_http; /* allow Basic on non-TLS TCP listeners */
   bool allow_unmapped;        /* principal without local account: IDENTIFY token */
   bool ntlm_keep_domain;      /* NTLM DOMAIN\user maps to "DOMAIN\user", not "user" */
-  bool no_packed_context;     /* skip gss_export_sec_context */
+  bool packed_context;        /* fill packed_context (gss_export_sec_context); off by
+                                 default: exporting costs ~10% of an accept */
   size_t max_token_size;      /* decoded bytes; 0 = GH_AUTH_MAX_TOKEN_DEFAULT */
 } gh_auth_settings_t;
 

@@ -147,6 +147,22 @@ def test_kerberos_success_record(realm):
     assert out['noheader']['status'] == 'NOT_AUTHENTICATED'
 
 
+def test_packed_context_is_opt_in(realm):
+    # gh_auth_settings_t.packed_context off: no gss_export_sec_context
+    out, _, _ = drive(realm, ['krb5'], user='alice', env={'GH_NO_PACKED': '1'})
+    r = out['krb5']
+    assert r['status'] == 'SUCCESS' and r['local_user'] == 'alice'
+    assert r['packed_len'] == 0 and r['packed_type'] == 0
+
+
+def test_engine_accept_rate_close_to_raw_gss(realm):
+    # the success path adds little to gss_accept_sec_context: no per-call
+    # krb5 contexts for name mapping, no export unless asked (not a timing
+    # assertion beyond a loose floor; bench/negotiate measures properly)
+    out, _, _ = drive(realm, ['rate', '300'], user='alice', env={'GH_NO_PACKED': '1'})
+    assert out['rate']['ok'] == 300 and out['rate']['per_sec'] > 500
+
+
 def test_receive_mutual_auth(realm):
     out, _, _ = drive(realm, ['krb5'], user='bob', env={'GH_RECEIVE_MUTUAL': '1'})
     r = out['krb5']

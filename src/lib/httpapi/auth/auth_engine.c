@@ -24,6 +24,7 @@
 
 #define NTLM_SIGNATURE "NTLMSSP"
 #define AUTH_NAME_MAX 1024
+#define KPOOL_MAX 16
 
 static gss_OID_desc krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02" };
 static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
@@ -39,6 +40,12 @@ struct gh__auth_engine {
   gh__auth_basic_cache_t *basic_cache;
   gh__auth_token_ops_t ops;
   atomic_uint_fast64_t seq;
+  /* krb5 contexts for name mapping and ccache work, reused across steps:
+   * creating one reads the profile (krb5.conf) and costs more than the
+   * whole mapping. A context is used by one thread at a time. */
+  pthread_mutex_t kpool_lock;
+  krb5_context kpool[KPOOL_MAX];
+  unsigned n_kpool;
 };
 
 struct gh__auth_conn {
@@ -158,6 +165,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     goto out;
   }
   e->spnego_cred = e->krb5_cred = e->ntlm_cred = GSS_C_NO_CREDENTIAL;
+  pthread_mutex_init(&e->kpool_lock, NULL);
   e->ops = cfg->token_ops ? *cfg->token_ops : sec_ops;
   if (!e->ops.from_user || !e->ops.from_peer || !e->ops.open_handle || !e->ops.close) {
     if (errbuf && errlen)
@@ -267,10 +275,45 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
   gss_release_cred(&min, &e->krb5_cred);
   gss_release_cred(&min, &e->ntlm_cred);
   gh__auth_basic_cache_free(e->basic_cache);
+  for (unsigned i = 0; i < e->n_kpool; i++)
+    krb5_free_context(e->kpool[i]);
+  pthread_mutex_destroy(&e->kpool_lock);
   free(e->pam_service);
   free(e->ccache_dir);
   free(e->unmapped_user);
   free(e);
+}
+
+/* ---- krb5 context pool ---- */
+
+/* A krb5 context for this thread's exclusive use until kctx_put; NULL on
+ * failure. The profile is re-checked by libkrb5 itself (it stats krb5.conf
+ * at most once a second), so auth_to_local edits are still picked up. */
+static krb5_context kctx_get(gh__auth_engine_t *e)
+{
+  krb5_context k = NULL;
+
+  pthread_mutex_lock(&e->kpool_lock);
+  if (e->n_kpool > 0)
+    k = e->kpool[--e->n_kpool];
+  pthread_mutex_unlock(&e->kpool_lock);
+  if (!k && krb5_init_context(&k) != 0)
+    k = NULL;
+  return k;
+}
+
+static void kctx_put(gh__auth_engine_t *e, krb5_context k)
+{
+  if (!k)
+    return;
+  pthread_mutex_lock(&e->kpool_lock);
+  if (e->n_kpool < KPOOL_MAX) {
+    e->kpool[e->n_kpool++] = k;
+    k = NULL;
+  }
+  pthread_mutex_unlock(&e->kpool_lock);
+  if (k)
+    krb5_free_context(k);
 }
 
 /* ---- connection ---- */
@@ -662,20 +705,28 @@ static char *header_value(const char *scheme, const void *tok, size_t len)
   return v;
 }
 
-/* Local account for an authenticated GSS name. NULL = unmapped. */
-static char *map_name(const gss_name_t name, gss_OID mech, const char *display,
+/* Local account for an authenticated GSS name. NULL = unmapped.
+ * Kerberos: krb5_aname_to_localname (krb5.conf auth_to_local rules and the
+ * localauth plugins) on the principal parsed from the display name, with a
+ * pooled krb5 context. gss_localname would do the same through the mechglue
+ * but first walks the name's attributes, creating a fresh krb5 context for
+ * each query (~14 per call): it cost more than the accept itself. */
+static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
                       const gh_auth_settings_t *site)
 {
   char *local = NULL;
-  OM_uint32 maj, min;
 
   if (gss_oid_equal(mech, &krb5_oid)) {
-    gss_buffer_desc lb = GSS_C_EMPTY_BUFFER;
-    maj = gss_localname(&min, name, &krb5_oid, &lb);
-    if (!GSS_ERROR(maj) && lb.length > 0 && lb.length < AUTH_NAME_MAX &&
-        !memchr(lb.value, '\0', lb.length))
-      local = gh__strndup(lb.value, lb.length);
-    gss_release_buffer(&min, &lb);
+    krb5_context k = kctx_get(e);
+    krb5_principal princ = NULL;
+    char lname[AUTH_NAME_MAX];
+
+    if (k && krb5_parse_name_flags(k, display, KRB5_PRINCIPAL_PARSE_REQUIRE_REALM, &princ) == 0 &&
+        krb5_aname_to_localname(k, princ, sizeof(lname), lname) == 0 && lname[0] != '\0')
+      local = gh__strdup(lname);
+    if (princ)
+      krb5_free_principal(k, princ);
+    kctx_put(e, k);
   } else {
     const char *bs = strchr(display, '\\');
     local = gh__strdup((bs && !site->ntlm_keep_domain) ? bs + 1 : display);
@@ -774,7 +825,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   }
   if (time_rec != GSS_C_INDEFINITE)
     expiry = time(NULL) + (time_t)time_rec;
-  local = map_name(src, mech, display, site);
+  local = map_name(e, mech, display, site);
 
   /* delegated credentials: a per-request MEMORY ccache, then into the token */
   if (deleg != GSS_C_NO_CREDENTIAL && (ret_flags & GSS_C_DELEG_FLAG)) {
@@ -823,7 +874,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
         r->mutual_auth_header = r->mutual_buf;
     }
   }
-  if (!site->no_packed_context) {
+  if (site->packed_context) {
     maj = gss_export_sec_context(&min2, &c->ctx, &packed);
     if (!GSS_ERROR(maj) && packed.length > 0) {
       r->packed_buf = gh__malloc(packed.length);
