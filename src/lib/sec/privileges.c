@@ -50,7 +50,7 @@ static int thread_count(void)
 }
 
 /* Read back every property the drop promised. */
-static int verify(uid_t uid, gid_t gid, uint64_t keep, int last)
+static int verify(uid_t uid, gid_t gid, int ngroups, uint64_t keep, int last)
 {
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
@@ -60,6 +60,8 @@ static int verify(uid_t uid, gid_t gid, uint64_t keep, int last)
   if (getresuid(&ru, &eu, &su) != 0 || ru != uid || eu != uid || su != uid)
     goto out;
   if (getresgid(&rg, &eg, &sg) != 0 || rg != gid || eg != gid || sg != gid)
+    goto out;
+  if (getgroups(0, NULL) != ngroups)
     goto out;
   if (gh__caps_get(&eff, &prm, &inh) != 0 || eff != keep || prm != keep || inh != 0)
     goto out;
@@ -202,7 +204,7 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
     rc = GH_EPRIV_VERIFY;
     goto out;
   }
-  rc = verify(pw.pw_uid, pw.pw_gid, keep, last);
+  rc = verify(pw.pw_uid, pw.pw_gid, ngroups, keep, last);
 out:
   free(groups);
   free(buf);
