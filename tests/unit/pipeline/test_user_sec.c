@@ -1,0 +1,104 @@
+/* test_user_sec.c: the user object over the real sec layer: borrowed tokens (item 12), is_in_role, impersonation. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <gatehouse/error.h>
+#include <gatehouse/impersonate.h>
+#include <gatehouse/module.h>
+#include <gatehouse/token.h>
+
+#include "pl_fake.h"
+#include "sec_fixture.h"
+
+static gh_token_t server_token;
+static gh_token_t seen_borrowed;
+static uid_t euid_in_handler;
+
+static gh_request_status_t on_exec(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  gh_http_user_t *u = gh_http_context_get_user(ctx);
+  gh_token_t t = gh_http_user_get_impersonation_token(u);
+  uid_t uid = 0;
+  bool in = false;
+  (void)m;
+  (void)p;
+  euid_in_handler = geteuid();
+  assert_true(t != 0);
+  assert_true(t != server_token);
+  /* the module "closes" what it was handed, like IIS code calling CloseHandle */
+  assert_int_equal(gh_token_close(t), GH_EBORROWED);
+  assert_int_equal(gh_token_close(gh_http_user_get_primary_token(u)), GH_EBORROWED);
+  /* the server's token is intact */
+  assert_int_equal(gh_token_get_uid(server_token, &uid), 0);
+  assert_int_equal(uid, U_ALICE);
+  assert_int_equal(gh_http_user_get_impersonation_token(u), t);
+  assert_int_equal(gh_http_user_is_in_role(u, "shared", &in), 0);
+  assert_true(in);
+  assert_int_equal(gh_http_user_is_in_role(u, "proj", &in), 0);
+  assert_false(in);
+  assert_int_equal(gh_http_user_is_in_role(u, "no-such-group", &in), 0);
+  assert_false(in);
+  seen_borrowed = t;
+  return GH_REQUEST_CONTINUE;
+}
+
+static int reg(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  (void)v;
+  (void)s;
+  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec;
+  return gh_module_registration_set_request_notifications(
+      r, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+}
+
+static void test_borrowed_tokens_and_impersonation(void **state)
+{
+  static const char *const kv[] = {"impersonate", "yes", NULL};
+  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS,
+                       .auth_name = "alice@EXAMPLE.ORG"};
+  gh_pipeline_t *pl = fake_pipeline(kv);
+  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "t"};
+  fake_req_t r;
+  uint64_t id;
+  (void)state;
+  gh__pipeline_set_sec_ops(pl, NULL); /* the real sec layer */
+  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg, NULL, 0), 0);
+  assert_int_equal(gh_pipeline_start(pl), 0);
+  assert_int_equal(gh_token_from_user("alice", &o, &server_token), 0);
+  fake_req_init(&r, "GET", "/x");
+  fake_req_auth(&r);
+  r.auth.token = server_token;
+  assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
+  assert_int_equal(r.status, 200);
+  if (fx_root())
+    assert_int_equal(euid_in_handler, U_ALICE); /* impersonate = yes */
+  assert_false(gh_is_impersonating());
+  assert_int_equal(geteuid(), getuid());
+  /* the pipeline closed the server's token at request end: exactly once */
+  assert_int_equal(gh_token_close(server_token), GH_EINVALID_HANDLE);
+  assert_int_equal(gh_token_get_id(seen_borrowed, &id), GH_EINVALID_HANDLE);
+  gh_pipeline_free(pl);
+}
+
+int main(int argc, char **argv)
+{
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_borrowed_tokens_and_impersonation),
+  };
+  gh_sec_config_t cfg = {.min_uid = 1000, .group_cache_ttl_s = 0};
+  fx_init(argc, argv);
+  if (gh_sec_init(&cfg) != 0) {
+    printf("1..0 # SKIP gh_sec_init failed\n");
+    return 0;
+  }
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
