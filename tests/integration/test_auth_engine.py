@@ -197,6 +197,33 @@ def test_persist_all_keeps_kerberos(realm):
     assert n['package'] == 'Kerberos' and n['token_uid'] == 20001
 
 
+
+def short_skew_conf(realm, tmp_path):
+    """A copy of the realm's krb5.conf with a 1 s clock skew (the default
+    300 s would keep an expired ticket acceptable for 5 minutes)."""
+    conf = tmp_path / 'krb5-skew.conf'
+    text = open(realm.krb5_conf).read().replace('[libdefaults]\n', '[libdefaults]\n  clockskew = 1\n', 1)
+    conf.write_text(text)
+    return str(conf)
+
+
+def test_expired_ticket_is_failure(realm, tmp_path):
+    conf = short_skew_conf(realm, tmp_path)
+    cc = str(tmp_path / 'cc_short')
+    env = realm.kinit('bob', lifetime='2s', ccache=cc)
+    env = {'KRB5_CONFIG': conf, 'KRB5CCNAME': env['KRB5CCNAME']}
+    # control: the same set-up accepted at once works
+    out, _, _ = drive(realm, ['krb5'], env=env)
+    assert out['krb5']['status'] == 'SUCCESS', out
+    # token made while the ticket is valid, accepted after it expired (+ skew)
+    realm.kinit('bob', lifetime='2s', ccache=cc)
+    out, _, _ = drive(realm, ['krb5', '--delay-ms', '4500'], env=env)
+    r = out['krb5']
+    assert r['verdict'] == 'DELIVER' and r['status'] == 'FAILURE', r
+    assert r['token'] == 0 and r['sec_kind'] == 1 and r['sec_major'] != 0
+    assert 'expired' in r['sec_text'].lower(), r['sec_text']
+
+
 @pytest.mark.parametrize('raw', [False, True])
 def test_replay_is_failure(realm, raw):
     out, _, _ = drive(realm, ['replay'] + (['--raw'] if raw else []), user='bob')

@@ -328,11 +328,13 @@ static void ntlm_client_done(ntlm_client_t *nc)
 
 /* ---- scenarios ---- */
 
-/* krb5 [--raw] [--deleg] [--spn HTTP@host] [--twice]: one request, then one with no header */
+/* krb5 [--raw] [--deleg] [--spn HTTP@host] [--delay-ms N]: one request, then one with no
+ * header. --delay-ms: wait between creating the token and the step (expired tickets). */
 static int sc_krb5(int argc, char **argv)
 {
   bool raw = false, deleg = false;
   const char *spn = "HTTP@localhost";
+  long delay_ms = 0;
   gh__auth_conn_t *c = gh__auth_conn_new(engine);
   gh__auth_result_t r;
   gss_ctx_id_t ictx = GSS_C_NO_CONTEXT;
@@ -344,8 +346,14 @@ static int sc_krb5(int argc, char **argv)
       deleg = true;
     else if (!strcmp(argv[i], "--spn") && i + 1 < argc)
       spn = argv[++i];
+    else if (!strcmp(argv[i], "--delay-ms") && i + 1 < argc)
+      delay_ms = atol(argv[++i]);
   }
   char *h = krb5_header(spn, !raw, deleg, &ictx);
+  if (delay_ms > 0) {
+    struct timespec ts = { delay_ms / 1000, (delay_ms % 1000) * 1000000L };
+    nanosleep(&ts, NULL);
+  }
   step(c, h, &r);
   char extra[1200] = "\"mutual_verified\":0";
   /* the client verifies the server's mutual-auth token */
