@@ -23,10 +23,15 @@
  *                                          SPNEGO acceptor from the keytab cred store)
  * gh-negotiate-bench http HOST PORT PATH FILE CONNS
  *                                          each token sent once, CONNS keep-alive connections
+ * gh-negotiate-bench ntlm HOST PORT PATH DOM\\USER PASSWORD TARGET N CONNS
+ *                                          N raw-NTLM handshakes (NEGOTIATE -> 401 CHALLENGE ->
+ *                                          AUTHENTICATE -> 2xx), each on a fresh connection,
+ *                                          gss-ntlmssp initiator aimed at TARGET (HTTP@host)
  * Every mode prints one "key=value ..." line.
  */
 
 static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
+static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
 
 static double now_s(void)
 {
@@ -197,6 +202,7 @@ typedef struct worker {
   char **tok;
   long from, to;
   long ok, fail;
+  long st401, st4xx, st5xx, closed, reconnects;
 } worker_t;
 
 static int connect_to(const char *host, int port)
@@ -258,7 +264,18 @@ static void *run_worker(void *arg)
       w->ok++;
     else
       w->fail++;
+    if (st == 401)
+      w->st401++;
+    else if (st >= 400 && st < 500)
+      w->st4xx++;
+    else if (st >= 500)
+      w->st5xx++;
     if (st < 0) {
+      w->closed++;
+      close(s);
+      s = -1;
+    } else if (strcasestr(resp, "\r\nConnection: close")) {
+      w->reconnects++;
       close(s);
       s = -1;
     }
@@ -276,21 +293,157 @@ static int http(const char *host, int port, const char *path, const char *file, 
   char **tok = load(file, &n);
   pthread_t *th = calloc((size_t)conns, sizeof(pthread_t));
   worker_t *w = calloc((size_t)conns, sizeof(worker_t));
-  long ok = 0, fail = 0;
+  long ok = 0, fail = 0, s401 = 0, s4xx = 0, s5xx = 0, closed = 0, recon = 0;
 
   double t0 = now_s();
   for (int i = 0; i < conns; i++) {
-    w[i] = (worker_t){ host, path, port, tok, n * i / conns, n * (i + 1) / conns, 0, 0 };
+    w[i] = (worker_t){ host, path, port, tok, n * i / conns, n * (i + 1) / conns, 0, 0, 0, 0, 0, 0, 0 };
     pthread_create(&th[i], NULL, run_worker, &w[i]);
   }
   for (int i = 0; i < conns; i++) {
     pthread_join(th[i], NULL);
     ok += w[i].ok;
     fail += w[i].fail;
+    s401 += w[i].st401;
+    s4xx += w[i].st4xx;
+    s5xx += w[i].st5xx;
+    closed += w[i].closed;
+    recon += w[i].reconnects;
   }
   double s = now_s() - t0;
-  printf("mode=http tokens=%ld ok=%ld fail=%ld conns=%d seconds=%.3f requests_per_sec=%.1f\n", n,
-         ok, fail, conns, s, (double)ok / s);
+  printf("mode=http tokens=%ld ok=%ld fail=%ld status401=%ld status4xx=%ld status5xx=%ld "
+         "conn_lost=%ld server_closed=%ld conns=%d seconds=%.3f requests_per_sec=%.1f\n",
+         n, ok, fail, s401, s4xx, s5xx, closed, recon, conns, s, (double)ok / s);
+  return fail ? 1 : 0;
+}
+
+/* ---- NTLM handshakes ---- */
+
+typedef struct ntlm_worker {
+  const char *host, *path;
+  int port;
+  gss_cred_id_t cred;
+  gss_name_t target;
+  long n;
+  long ok, fail, leg_fail;
+} ntlm_worker_t;
+
+/* The token of the first "WWW-Authenticate: NTLM <b64>" in a response head. */
+static int challenge_token(const char *resp, unsigned char *out, size_t *ret_len)
+{
+  const char *end = strstr(resp, "\r\n\r\n"), *p = resp;
+  while ((p = strcasestr(p, "\r\nWWW-Authenticate: NTLM ")) != NULL && p < end) {
+    char b[65536];
+    p += strlen("\r\nWWW-Authenticate: NTLM ");
+    size_t l = strcspn(p, "\r\n");
+    if (l >= sizeof(b))
+      return -1;
+    memcpy(b, p, l);
+    b[l] = '\0';
+    return unb64(b, out, ret_len);
+  }
+  return -1;
+}
+
+static void *run_ntlm(void *arg)
+{
+  ntlm_worker_t *w = arg;
+  char *req = malloc(70000), *resp = malloc(1 << 20), *line = malloc(65536);
+  unsigned char *chal = malloc(65536);
+
+  for (long i = 0; i < w->n; i++) {
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc out = GSS_C_EMPTY_BUFFER, in;
+    OM_uint32 maj, min;
+    size_t clen;
+    int st = -1, s = connect_to(w->host, w->port);
+
+    if (s < 0)
+      goto fail;
+    maj = gss_init_sec_context(&min, w->cred, &ctx, w->target, &ntlmssp_oid, 0, 0,
+                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, &out, NULL,
+                               NULL);
+    if (GSS_ERROR(maj))
+      goto fail;
+    b64(out.value, out.length, line);
+    gss_release_buffer(&min, &out);
+    int n = snprintf(req, 70000, "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: NTLM %s\r\n\r\n",
+                     w->path, line);
+    st = write(s, req, (size_t)n) == n ? read_response(s, resp, 1 << 20) : -1;
+    if (st != 401 || challenge_token(resp, chal, &clen) != 0) {
+      w->leg_fail++;
+      goto fail;
+    }
+    in.value = chal;
+    in.length = clen;
+    maj = gss_init_sec_context(&min, w->cred, &ctx, w->target, &ntlmssp_oid, 0, 0,
+                               GSS_C_NO_CHANNEL_BINDINGS, &in, NULL, &out, NULL, NULL);
+    if (GSS_ERROR(maj)) {
+      w->leg_fail++;
+      goto fail;
+    }
+    b64(out.value, out.length, line);
+    gss_release_buffer(&min, &out);
+    n = snprintf(req, 70000, "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: NTLM %s\r\n\r\n",
+                 w->path, line);
+    st = write(s, req, (size_t)n) == n ? read_response(s, resp, 1 << 20) : -1;
+    if (st >= 200 && st < 300) {
+      w->ok++;
+      gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+      close(s);
+      continue;
+    }
+  fail:
+    w->fail++;
+    gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+    if (s >= 0)
+      close(s);
+  }
+  free(req);
+  free(resp);
+  free(line);
+  free(chal);
+  return NULL;
+}
+
+static int ntlm(const char *host, int port, const char *path, const char *user, const char *pw,
+                const char *target, long n, int conns)
+{
+  gss_buffer_desc ub = { strlen(user), (void *)user }, pb = { strlen(pw), (void *)pw };
+  gss_buffer_desc tb = { strlen(target), (void *)target };
+  gss_OID_set_desc mechs = { 1, &ntlmssp_oid };
+  gss_name_t uname, tname;
+  gss_cred_id_t cred;
+  OM_uint32 maj, min;
+  pthread_t *th = calloc((size_t)conns, sizeof(pthread_t));
+  ntlm_worker_t *w = calloc((size_t)conns, sizeof(ntlm_worker_t));
+  long ok = 0, fail = 0, leg = 0;
+
+  maj = gss_import_name(&min, &ub, GSS_C_NT_USER_NAME, &uname);
+  if (GSS_ERROR(maj))
+    gss_fail("import user", maj, min);
+  maj = gss_import_name(&min, &tb, GSS_C_NT_HOSTBASED_SERVICE, &tname);
+  if (GSS_ERROR(maj))
+    gss_fail("import target", maj, min);
+  maj = gss_acquire_cred_with_password(&min, uname, &pb, GSS_C_INDEFINITE, &mechs, GSS_C_INITIATE,
+                                       &cred, NULL, NULL);
+  if (GSS_ERROR(maj))
+    gss_fail("acquire ntlm", maj, min);
+  double t0 = now_s();
+  for (int i = 0; i < conns; i++) {
+    w[i] = (ntlm_worker_t){ host, path, port, cred, tname, n * (i + 1) / conns - n * i / conns,
+                            0, 0, 0 };
+    pthread_create(&th[i], NULL, run_ntlm, &w[i]);
+  }
+  for (int i = 0; i < conns; i++) {
+    pthread_join(th[i], NULL);
+    ok += w[i].ok;
+    fail += w[i].fail;
+    leg += w[i].leg_fail;
+  }
+  double s = now_s() - t0;
+  printf("mode=ntlm handshakes=%ld ok=%ld fail=%ld challenge_fail=%ld conns=%d seconds=%.3f "
+         "handshakes_per_sec=%.1f\n", n, ok, fail, leg, conns, s, (double)ok / s);
   return fail ? 1 : 0;
 }
 
@@ -302,7 +455,11 @@ int main(int argc, char **argv)
     return inproc(argv[2], argv[3]);
   if (argc >= 7 && !strcmp(argv[1], "http"))
     return http(argv[2], atoi(argv[3]), argv[4], argv[5], atoi(argv[6]));
+  if (argc >= 10 && !strcmp(argv[1], "ntlm"))
+    return ntlm(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7], atol(argv[8]),
+                atoi(argv[9]));
   fprintf(stderr, "usage: gh-negotiate-bench gen N SPN FILE | inproc FILE KEYTAB | "
-                  "http HOST PORT PATH FILE CONNS\n");
+                  "http HOST PORT PATH FILE CONNS | "
+                  "ntlm HOST PORT PATH DOM\\USER PASSWORD TARGET N CONNS\n");
   return 2;
 }
