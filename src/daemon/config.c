@@ -134,8 +134,10 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
       site->handler = GH_SITE_STATIC;
     else if (strcmp(v, "fixed") == 0)
       site->handler = GH_SITE_FIXED;
+    else if (strcmp(v, "echo") == 0)
+      site->handler = GH_SITE_ECHO;
     else
-      return set_err(c, section, k, "handler '%s' is not available (static | fixed)", v);
+      return set_err(c, section, k, "handler '%s' is not available (static | fixed | echo)", v);
     return 1;
   }
   char **str = NULL;
@@ -254,7 +256,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
     gh_site_t *s = &cfg->sites[i];
     const char *what = NULL;
     if (s->handler == GH_SITE_NONE)
-      what = "handler: missing (static | fixed)";
+      what = "handler: missing (static | fixed | echo)";
     else if (s->handler == GH_SITE_STATIC && s->root == NULL)
       what = "root: required for handler = static";
     else if (s->handler == GH_SITE_STATIC && access(s->root, X_OK) != 0)

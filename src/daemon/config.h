@@ -6,7 +6,12 @@
 
 #include <gatehouse/httpapi.h>
 
-typedef enum gh_site_handler { GH_SITE_NONE = 0, GH_SITE_STATIC, GH_SITE_FIXED } gh_site_handler_t;
+typedef enum gh_site_handler {
+  GH_SITE_NONE = 0,
+  GH_SITE_STATIC, /* plain files below root */
+  GH_SITE_FIXED,  /* body = text */
+  GH_SITE_ECHO,   /* test aid: answers with the request line, headers and body */
+} gh_site_handler_t;
 
 typedef struct gh_site {
   char *prefix;

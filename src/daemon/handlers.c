@@ -144,6 +144,32 @@ out:
     close(dirfd);
 }
 
+/* Test aid: the request as the application sees it, as text/plain. */
+static void handle_echo(gh_request_t *req)
+{
+  size_t blen = 0;
+  const void *body = gh_request_get_body(req, &blen);
+  const char *q = gh_request_get_query(req);
+  char head[8192];
+  int n = snprintf(head, sizeof(head), "method=%s\npath=%s\nquery=%s\nversion=%d\nbody-length=%zu\n",
+                   gh_request_get_method(req), gh_request_get_path(req), q ? q : "(none)",
+                   gh_request_get_version(req), blen);
+  for (size_t i = 0; i < gh_request_get_header_count(req) && n > 0 && (size_t)n < sizeof(head); i++) {
+    const char *hn, *hv;
+    gh_request_get_header_at(req, i, &hn, &hv);
+    n += snprintf(head + n, sizeof(head) - (size_t)n, "header=%s: %s\n", hn, hv);
+  }
+  if (n < 0 || (size_t)n >= sizeof(head))
+    n = (int)strlen(head);
+  n += snprintf(head + n, sizeof(head) - (size_t)n, "\n");
+  gh_response_set_header(req, "Content-Type", "text/plain; charset=utf-8");
+  gh_response_send(req, head, (size_t)n, blen ? GH_SEND_MORE_DATA : 0);
+  if (blen)
+    gh_response_send(req, body, blen, 0);
+  gh_accesslog_write(req, 200, (unsigned long long)n + blen);
+  gh_request_complete(req);
+}
+
 void gh_daemon_handle(gh_request_t *req, void *arg)
 {
   (void)arg;
@@ -153,6 +179,8 @@ void gh_daemon_handle(gh_request_t *req, void *arg)
     reply(req, 404, "Not Found", NULL, NULL);
   else if (site->handler == GH_SITE_FIXED)
     handle_fixed(req, site);
+  else if (site->handler == GH_SITE_ECHO)
+    handle_echo(req);
   else
     handle_static(req, site);
 }

@@ -493,7 +493,8 @@ static int feed(gh__io_t *io, gh__conn_t *c, const char *data, size_t len, size_
     int r = gh__http_parser_feed(&c->parser, data + off, len - off, &used);
     off += used;
     if (r == GH__HTTP_HEADERS) {
-      int st = on_headers(io, c, off < len);
+      /* the parser pauses before the header block's final LF */
+      int st = on_headers(io, c, len - off > 1);
       if (st != 0) {
         io_reply_error(io, c, st);
         ret = -1;
