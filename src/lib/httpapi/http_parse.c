@@ -51,10 +51,23 @@ static int on_message_begin(http_parser *hp)
   return 0;
 }
 
+/* True if s holds a control character other than HTAB (NUL included). */
+static bool has_ctl(const char *s, size_t len)
+{
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return true;
+  }
+  return false;
+}
+
 static int on_url(http_parser *hp, const char *at, size_t len)
 {
   gh__http_parser_t *p = hp->data;
   gh__http_msg_t *m = p->msg;
+  if (has_ctl(at, len))
+    return fail(p, 400);
   m->url_len += len;
   if (m->url_len > p->lim->max_uri)
     return fail(p, 414);
@@ -108,6 +121,8 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
 {
   gh__http_parser_t *p = hp->data;
   gh__http_msg_t *m = p->msg;
+  if (has_ctl(at, len)) /* a NUL would cut the C string the application sees */
+    return fail(p, 400);
   p->header_bytes += len;
   if (p->header_bytes > p->lim->max_header_bytes)
     return fail(p, 431);

@@ -215,6 +215,11 @@ static void test_smuggling_and_malformed(void **state)
   expect_status("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400);
   expect_status("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
   expect_status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501);
+  static const char nul[] = "GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n";
+  result_t r;
+  run(nul, sizeof(nul) - 1, 0, &r);
+  assert_int_equal(r.error, 400);
+  expect_status("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 400);
 }
 
 static void test_set_max_body(void **state)
