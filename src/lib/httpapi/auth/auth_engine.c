@@ -686,10 +686,83 @@ static gh_auth_type_t scheme_type(gh__auth_scheme_id_t s)
 /* An initial token starts a new exchange and resets any half-open context. */
 static bool is_initial_token(gh__auth_scheme_id_t s, const unsigned char *t, size_t len)
 {
+  bool ntlm1 = len >= 12 && memcmp(t, NTLM_SIGNATURE, 8) == 0 && t[8] == 1 && t[9] == 0 &&
+               t[10] == 0 && t[11] == 0;
   if (s == GH__AUTH_SCHEME_NTLM)
-    return len >= 12 && memcmp(t, NTLM_SIGNATURE, 8) == 0 && t[8] == 1 && t[9] == 0 &&
-           t[10] == 0 && t[11] == 0;
-  return len > 0 && t[0] == 0x60;
+    return ntlm1;
+  return (len > 0 && t[0] == 0x60) || (s == GH__AUTH_SCHEME_NEGOTIATE && ntlm1);
+}
+
+/* The mechanism OID of a GSS initial context token (RFC 2743 3.1:
+ * 0x60 <DER length> 0x06 <oid length> <oid>); false when t is not one. */
+static bool initial_token_mech(const unsigned char *t, size_t len, gss_OID_desc *ret_oid)
+{
+  size_t i = 1, n;
+
+  if (len < 2 || t[0] != 0x60)
+    return false;
+  if (t[i] < 0x80) {
+    i++;
+  } else {
+    n = t[i] & 0x7f;
+    if (n == 0 || n > 4)
+      return false;
+    i += 1 + n;
+  }
+  if (i + 2 > len || t[i] != 0x06 || t[i + 1] >= 0x80 || i + 2 + t[i + 1] > len)
+    return false;
+  ret_oid->length = t[i + 1];
+  ret_oid->elements = (void *)(t + i + 2);
+  return true;
+}
+
+/* An NTLM NEGOTIATE message without the 8-byte Version field (curl and
+ * other older clients send the 32-byte form of MS-NLMP 2.2.1.1 when
+ * NTLMSSP_NEGOTIATE_VERSION is not set): gss-ntlmssp refuses it ("Failed
+ * to decode data"). Returns a copy with a zero Version inserted and the
+ * payload offsets moved by 8, or NULL when t is not such a message (or on
+ * ENOMEM, in which case the original is used and fails as before). The
+ * MIC of the exchange is unaffected: a client that omits the Version sends
+ * no MIC. */
+static unsigned char *ntlm_negotiate_add_version(const unsigned char *t, size_t len,
+                                                 size_t *ret_len)
+{
+  unsigned char *out = NULL;
+  size_t min_off = SIZE_MAX;
+
+  if (len < 32 || len > 32 + 2 * 0xffff || memcmp(t, NTLM_SIGNATURE, 8) != 0 || t[8] != 1)
+    goto out;
+  for (int f = 0; f < 2; f++) {
+    const unsigned char *fld = t + 16 + 8 * f;
+    size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
+    size_t foff = (size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
+                  (size_t)fld[7] << 24;
+    if (flen > 0 && foff < min_off)
+      min_off = foff;
+  }
+  /* the payload starts right after the fields: no Version field present */
+  if (!(min_off == 32 || (min_off == SIZE_MAX && len == 32)))
+    goto out;
+  out = gh__malloc(len + 8);
+  if (!out)
+    goto out;
+  memcpy(out, t, 32);
+  memset(out + 32, 0, 8);
+  memcpy(out + 40, t + 32, len - 32);
+  for (int f = 0; f < 2; f++) {
+    unsigned char *fld = out + 16 + 8 * f;
+    size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
+    uint32_t foff = flen ? (uint32_t)((size_t)fld[4] | (size_t)fld[5] << 8 |
+                                      (size_t)fld[6] << 16 | (size_t)fld[7] << 24) + 8
+                         : 40;
+    fld[4] = (unsigned char)foff;
+    fld[5] = (unsigned char)(foff >> 8);
+    fld[6] = (unsigned char)(foff >> 16);
+    fld[7] = (unsigned char)(foff >> 24);
+  }
+  *ret_len = len + 8;
+out:
+  return out;
 }
 
 static char *header_value(const char *scheme, const void *tok, size_t len)
@@ -744,6 +817,8 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
 {
   gss_cred_id_t cred;
   gss_buffer_desc in = { tok_len, (void *)tok };
+  unsigned char *fixed = NULL;
+  size_t fixed_len = 0;
   gss_buffer_desc out = GSS_C_EMPTY_BUFFER, dname = GSS_C_EMPTY_BUFFER;
   gss_buffer_desc packed = GSS_C_EMPTY_BUFFER;
   gss_name_t src = GSS_C_NO_NAME;
@@ -760,6 +835,19 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   cred = scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->spnego_cred
          : scheme == GH__AUTH_SCHEME_NTLM    ? e->ntlm_cred
                                              : e->krb5_cred;
+  if (scheme == GH__AUTH_SCHEME_NEGOTIATE) {
+    /* RFC 4559 clients that skip SPNEGO: a raw Kerberos token (pykerberos,
+     * requests-kerberos, some Java/Windows clients) or a raw NTLMSSP
+     * message under "Negotiate". The SPNEGO credential cannot accept them
+     * (the mechglue dispatches on the token's mechanism), the mechanism's
+     * own credential can; the scheme (and the mutual-auth header) stays
+     * Negotiate. */
+    gss_OID_desc m;
+    if (initial_token_mech(tok, tok_len, &m) && gss_oid_equal(&m, &krb5_oid))
+      cred = e->krb5_cred;
+    else if (tok_len >= 8 && memcmp(tok, NTLM_SIGNATURE, 8) == 0)
+      cred = e->ntlm_cred;
+  }
   if (cred == GSS_C_NO_CREDENTIAL) {
     set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
     goto out;
@@ -767,6 +855,11 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (c->ctx != GSS_C_NO_CONTEXT &&
       (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
     conn_reset_ctx(c);
+  if (scheme != GH__AUTH_SCHEME_KERBEROS &&
+      (fixed = ntlm_negotiate_add_version(tok, tok_len, &fixed_len)) != NULL) {
+    in.value = fixed;
+    in.length = fixed_len;
+  }
 
   maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src, &mech,
                                &out, &ret_flags, &time_rec, &deleg);
@@ -905,6 +998,7 @@ out:
   gss_release_cred(&min2, &deleg);
   free(display);
   free(local);
+  free(fixed);
 }
 
 /* ---- peer ---- */
