@@ -755,11 +755,9 @@ static void io_scan(gh__io_t *io)
     else
       conn_close(io, c);
   }
-  if (io->accept_paused && !stopping) {
+  if (io->accept_paused && !stopping && !io->listeners_dropped) {
     io->accept_paused = false;
     for (unsigned i = 0; i < s->n_listeners; i++) {
-      if (s->listeners[i] == NULL)
-        continue;
       struct epoll_event lev = {.events = EPOLLIN | (s->n_ios > 1 ? EPOLLEXCLUSIVE : 0),
                                 .data.ptr = s->listeners[i]};
       (void)epoll_ctl(io->epfd, EPOLL_CTL_ADD, s->listeners[i]->fd, &lev);
@@ -801,6 +799,13 @@ void *gh__io_main(void *arg)
       gh__conn_t *c = io->deferred;
       io->deferred = c->defer_next;
       gh__conn_unref(c);
+    }
+    if (!io->listeners_dropped && atomic_load(&io->srv->stopping)) {
+      /* the shutting-down thread frees the listeners once every I/O thread let go */
+      for (unsigned i = 0; i < io->srv->n_listeners; i++)
+        (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, io->srv->listeners[i]->fd, NULL);
+      io->listeners_dropped = true;
+      atomic_fetch_add(&io->srv->ios_dropped_listeners, 1);
     }
     if (woken || io->now >= io->next_scan) {
       io_scan(io);

@@ -62,6 +62,7 @@ struct gh__io {
   uint64_t now;
   uint64_t next_scan;
   bool accept_paused;
+  bool listeners_dropped; /* stopping: this thread no longer touches listeners */
   gh_request_t *batch_head, *batch_tail;
   unsigned batch_n;
 };
@@ -163,6 +164,7 @@ struct gh_server {
   atomic_uint n_conns;
   atomic_uint_fast64_t next_conn_id;
   atomic_int inflight;
+  atomic_uint ios_dropped_listeners;
   /* worker pool */
   pthread_t *wthreads;
   unsigned n_workers;

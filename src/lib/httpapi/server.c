@@ -551,17 +551,25 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
     goto out;
   s->shut_down = true;
   atomic_store(&s->stopping, true);
-  /* no new connections */
+  /* no new connections: each I/O thread drops the listeners from its epoll
+   * set (see gh__io_main); then they are closed and freed here */
+  unsigned running = 0;
+  for (unsigned j = 0; j < s->n_ios; j++) {
+    if (s->ios[j].started) {
+      running++;
+      gh__io_wake(&s->ios[j]);
+    }
+  }
+  uint64_t ldeadline = gh__now_ms() + 5000;
+  while (atomic_load(&s->ios_dropped_listeners) < running && gh__now_ms() < ldeadline) {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
   for (unsigned i = 0; i < s->n_listeners; i++) {
-    for (unsigned j = 0; j < s->n_ios; j++)
-      if (s->ios[j].epfd >= 0)
-        (void)epoll_ctl(s->ios[j].epfd, EPOLL_CTL_DEL, s->listeners[i]->fd, NULL);
     gh__listener_close(s->listeners[i]);
     s->listeners[i] = NULL;
   }
-  for (unsigned j = 0; j < s->n_ios; j++)
-    if (s->ios[j].started)
-      gh__io_wake(&s->ios[j]);
+  s->n_listeners = 0;
   /* let in-flight requests and partially read ones finish */
   uint64_t deadline = gh__now_ms() + grace_ms;
   while (s->started && (atomic_load(&s->n_conns) > 0 || atomic_load(&s->inflight) > 0)) {

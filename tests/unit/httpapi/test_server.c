@@ -234,7 +234,7 @@ static void test_no_response_is_500_and_404(void **state)
 }
 
 static int gate_calls;
-static int conn_state_freed;
+static _Atomic int conn_state_freed;
 static int slot_freed;
 static void free_conn_state(void *p)
 {
