@@ -716,45 +716,55 @@ static bool initial_token_mech(const unsigned char *t, size_t len, gss_OID_desc 
   return true;
 }
 
-/* An NTLM NEGOTIATE message without the 8-byte Version field (curl and
- * other older clients send the 32-byte form of MS-NLMP 2.2.1.1 when
- * NTLMSSP_NEGOTIATE_VERSION is not set): gss-ntlmssp refuses it ("Failed
- * to decode data"). Returns a copy with a zero Version inserted and the
- * payload offsets moved by 8, or NULL when t is not such a message (or on
- * ENOMEM, in which case the original is used and fails as before). The
- * MIC of the exchange is unaffected: a client that omits the Version sends
- * no MIC. */
-static unsigned char *ntlm_negotiate_add_version(const unsigned char *t, size_t len,
-                                                 size_t *ret_len)
+/* An NTLM NEGOTIATE or AUTHENTICATE message without the 8-byte Version
+ * field (curl and other older clients send the short forms of MS-NLMP
+ * 2.2.1.1 / 2.2.1.3 when NTLMSSP_NEGOTIATE_VERSION is not negotiated):
+ * gss-ntlmssp refuses them ("Failed to decode data"). Returns a copy with a
+ * zero Version inserted after the fixed fields and every payload offset
+ * moved by 8, or NULL when t is not such a message (or on ENOMEM, in which
+ * case the original is used and fails as before). Integrity is unaffected:
+ * the short forms carry no MIC, and the NTLMv2 response does not cover the
+ * message layout. */
+static unsigned char *ntlm_add_version(const unsigned char *t, size_t len, size_t *ret_len)
 {
   unsigned char *out = NULL;
-  size_t min_off = SIZE_MAX;
+  size_t min_off = SIZE_MAX, fixed, n_fields;
 
-  if (len < 32 || len > 32 + 2 * 0xffff || memcmp(t, NTLM_SIGNATURE, 8) != 0 || t[8] != 1)
+  if (len < 32 || len > 1024 * 1024 || memcmp(t, NTLM_SIGNATURE, 8) != 0 || t[9] || t[10] ||
+      t[11])
     goto out;
-  for (int f = 0; f < 2; f++) {
-    const unsigned char *fld = t + 16 + 8 * f;
+  if (t[8] == 1) {
+    fixed = 32; /* signature, type, flags, domain, workstation */
+    n_fields = 2;
+  } else if (t[8] == 3 && len >= 64) {
+    fixed = 64; /* signature, type, 6 fields, flags */
+    n_fields = 6;
+  } else {
+    goto out;
+  }
+  for (size_t f = 0; f < n_fields; f++) {
+    const unsigned char *fld = t + (t[8] == 1 ? 16 : 12) + 8 * f;
     size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
     size_t foff = (size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
                   (size_t)fld[7] << 24;
     if (flen > 0 && foff < min_off)
       min_off = foff;
   }
-  /* the payload starts right after the fields: no Version field present */
-  if (!(min_off == 32 || (min_off == SIZE_MAX && len == 32)))
+  /* the payload starts right after the fixed part: no Version present */
+  if (!(min_off == fixed || (min_off == SIZE_MAX && len == fixed)))
     goto out;
   out = gh__malloc(len + 8);
   if (!out)
     goto out;
-  memcpy(out, t, 32);
-  memset(out + 32, 0, 8);
-  memcpy(out + 40, t + 32, len - 32);
-  for (int f = 0; f < 2; f++) {
-    unsigned char *fld = out + 16 + 8 * f;
+  memcpy(out, t, fixed);
+  memset(out + fixed, 0, 8);
+  memcpy(out + fixed + 8, t + fixed, len - fixed);
+  for (size_t f = 0; f < n_fields; f++) {
+    unsigned char *fld = out + (t[8] == 1 ? 16 : 12) + 8 * f;
     size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
-    uint32_t foff = flen ? (uint32_t)((size_t)fld[4] | (size_t)fld[5] << 8 |
-                                      (size_t)fld[6] << 16 | (size_t)fld[7] << 24) + 8
-                         : 40;
+    uint32_t foff = (uint32_t)((size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
+                               (size_t)fld[7] << 24);
+    foff = flen ? foff + 8 : (uint32_t)(fixed + 8);
     fld[4] = (unsigned char)foff;
     fld[5] = (unsigned char)(foff >> 8);
     fld[6] = (unsigned char)(foff >> 16);
@@ -856,7 +866,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
       (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
     conn_reset_ctx(c);
   if (scheme != GH__AUTH_SCHEME_KERBEROS &&
-      (fixed = ntlm_negotiate_add_version(tok, tok_len, &fixed_len)) != NULL) {
+      (fixed = ntlm_add_version(tok, tok_len, &fixed_len)) != NULL) {
     in.value = fixed;
     in.length = fixed_len;
   }
