@@ -30,10 +30,33 @@ static gss_OID_desc krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x0
 static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
 static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
 
+/* One set of acceptor credentials. MIT's krb5 mechanism holds a
+ * credential's mutex for the whole of gss_accept_sec_context (ticket
+ * decryption included), so one shared credential serialises every accept
+ * of the process on one core. The engine therefore keeps a set per
+ * concurrently accepting thread: sets[0] is acquired at start-up (and
+ * validates the configuration), more lazily, up to CREDSET_MAX; a step
+ * checks a set out for its accept and returns it. */
+typedef struct credset {
+  gss_cred_id_t spnego;
+  gss_cred_id_t krb5;
+  gss_cred_id_t ntlm;
+} credset_t;
+
+#define CREDSET_MAX 32
+
 struct gh__auth_engine {
-  gss_cred_id_t spnego_cred;
-  gss_cred_id_t krb5_cred;
-  gss_cred_id_t ntlm_cred;
+  pthread_mutex_t cred_lock;
+  credset_t sets[CREDSET_MAX];
+  unsigned n_sets;
+  unsigned free_sets[CREDSET_MAX]; /* indices of idle sets */
+  unsigned n_free;
+  atomic_uint next_shared;
+  /* what acquire_set needs */
+  gss_name_t krb_name, ntlm_name;
+  char *keytab, *ntlm_user_file;
+  bool ntlm;
+  bool spnego_ntlm_name;
   char *pam_service;
   char *ccache_dir;
   char *unmapped_user;
@@ -52,6 +75,7 @@ struct gh__auth_conn {
   gh__auth_engine_t *engine;
   gss_ctx_id_t ctx;                 /* half-open context of a multi-leg exchange */
   gh__auth_scheme_id_t ctx_scheme;
+  unsigned ctx_set;                 /* credential set the half-open context was made with */
   /* persisted identity (item 8) */
   gh_token_t token;
   gh_auth_type_t type;
@@ -147,13 +171,118 @@ static int acquire(const char *label, gss_name_t name, gss_OID mech,
   return ret;
 }
 
+static void release_set(credset_t *set)
+{
+  OM_uint32 min;
+
+  gss_release_cred(&min, &set->spnego);
+  gss_release_cred(&min, &set->krb5);
+  gss_release_cred(&min, &set->ntlm);
+}
+
+/* Acquires one credential set from the engine's names and cred store. */
+static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_t errlen)
+{
+  gss_key_value_element_desc elems[2];
+  gss_key_value_set_desc store = { 0, elems };
+  OM_uint32 maj, min;
+  int ret = 0;
+
+  set->spnego = set->krb5 = set->ntlm = GSS_C_NO_CREDENTIAL;
+  if (e->keytab) {
+    elems[store.count].key = "keytab";
+    elems[store.count].value = e->keytab;
+    store.count++;
+  }
+  if (e->ntlm && e->ntlm_user_file) {
+    elems[store.count].key = "ntlmssp_keyfile";
+    elems[store.count].value = e->ntlm_user_file;
+    store.count++;
+  }
+  if (e->keytab) {
+    ret = acquire("Kerberos", e->krb_name, &krb5_oid, &store, &set->krb5, errbuf, errlen);
+    if (ret) {
+      if (errbuf && errlen) {
+        size_t l = strlen(errbuf);
+        snprintf(errbuf + l, errlen - l, " (keytab %s)", e->keytab);
+      }
+      goto out;
+    }
+  }
+  if (e->ntlm) {
+    ret = acquire("NTLM", e->ntlm_name, &ntlmssp_oid, &store, &set->ntlm, errbuf, errlen);
+    if (ret)
+      goto out;
+  }
+  if (e->keytab || e->ntlm) {
+    gss_OID_desc neg[2];
+    gss_OID_set_desc negset = { 0, neg };
+
+    /* SPNEGO acquires for its sub-mechanisms with the same name and store;
+     * with a host-less name the krb5 part accepts any host in the keytab,
+     * the NTLM part is named after the local host (or ntlm_service_name). */
+    ret = acquire("SPNEGO", e->spnego_ntlm_name ? e->ntlm_name : e->krb_name, &spnego_oid,
+                  &store, &set->spnego, errbuf, errlen);
+    if (ret)
+      goto out;
+    if (e->keytab)
+      neg[negset.count++] = krb5_oid;
+    if (e->ntlm)
+      neg[negset.count++] = ntlmssp_oid;
+    maj = gss_set_neg_mechs(&min, set->spnego, &negset);
+    if (GSS_ERROR(maj)) {
+      char text[256];
+      gss_text(text, sizeof(text), maj, min, GSS_C_NO_OID);
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen, "restricting SPNEGO mechanisms: %s", text);
+      ret = GH_EGSS;
+      goto out;
+    }
+  }
+out:
+  if (ret)
+    release_set(set);
+  return ret;
+}
+
+/* Checks a credential set out for one accept: an idle one, a new one while
+ * fewer than CREDSET_MAX exist, else one shared round-robin (still correct:
+ * the mechanisms lock their credentials). *ret_exclusive tells credset_put
+ * whether to return it. */
+static unsigned credset_get(gh__auth_engine_t *e, bool *ret_exclusive)
+{
+  unsigned idx;
+
+  pthread_mutex_lock(&e->cred_lock);
+  if (e->n_free > 0) {
+    idx = e->free_sets[--e->n_free];
+    *ret_exclusive = true;
+  } else if (e->n_sets < CREDSET_MAX && acquire_set(e, &e->sets[e->n_sets], NULL, 0) == 0) {
+    /* at most CREDSET_MAX times in the process's life, under the lock so
+     * that no step sees a half-made set */
+    idx = e->n_sets++;
+    *ret_exclusive = true;
+  } else {
+    idx = atomic_fetch_add(&e->next_shared, 1) % e->n_sets;
+    *ret_exclusive = false;
+  }
+  pthread_mutex_unlock(&e->cred_lock);
+  return idx;
+}
+
+static void credset_put(gh__auth_engine_t *e, unsigned idx, bool exclusive)
+{
+  if (!exclusive)
+    return;
+  pthread_mutex_lock(&e->cred_lock);
+  e->free_sets[e->n_free++] = idx;
+  pthread_mutex_unlock(&e->cred_lock);
+}
+
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine)
 {
   gh__auth_engine_t *e = NULL;
-  gss_name_t krb_name = GSS_C_NO_NAME, ntlm_name = GSS_C_NO_NAME;
-  gss_key_value_element_desc elems[2];
-  gss_key_value_set_desc store = { 0, elems };
   OM_uint32 maj, min;
   int ret = 0;
 
@@ -164,8 +293,9 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     ret = -ENOMEM;
     goto out;
   }
-  e->spnego_cred = e->krb5_cred = e->ntlm_cred = GSS_C_NO_CREDENTIAL;
+  e->krb_name = e->ntlm_name = GSS_C_NO_NAME;
   pthread_mutex_init(&e->kpool_lock, NULL);
+  pthread_mutex_init(&e->cred_lock, NULL);
   e->ops = cfg->token_ops ? *cfg->token_ops : sec_ops;
   if (!e->ops.from_user || !e->ops.from_peer || !e->ops.open_handle || !e->ops.close) {
     if (errbuf && errlen)
@@ -186,18 +316,22 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     ret = check_file("keytab", cfg->keytab, errbuf, errlen);
     if (ret)
       goto out;
-    elems[store.count].key = "keytab";
-    elems[store.count].value = cfg->keytab;
-    store.count++;
+    if (!(e->keytab = gh__strdup(cfg->keytab))) {
+      ret = -ENOMEM;
+      goto out;
+    }
   }
+  e->ntlm = cfg->ntlm;
   if (cfg->ntlm && cfg->ntlm_user_file) {
     ret = check_file("ntlm_user_file", cfg->ntlm_user_file, errbuf, errlen);
     if (ret)
       goto out;
-    elems[store.count].key = "ntlmssp_keyfile";
-    elems[store.count].value = cfg->ntlm_user_file;
-    store.count++;
+    if (!(e->ntlm_user_file = gh__strdup(cfg->ntlm_user_file))) {
+      ret = -ENOMEM;
+      goto out;
+    }
   }
+  e->spnego_ntlm_name = cfg->ntlm_service_name && !cfg->keytab;
 
   {
     const char *sp = cfg->service_principal ? cfg->service_principal : "HTTP";
@@ -205,9 +339,9 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     gss_buffer_desc b = { strlen(sp), (void *)sp };
     gss_buffer_desc nb = { strlen(np), (void *)np };
 
-    maj = gss_import_name(&min, &b, GSS_C_NT_HOSTBASED_SERVICE, &krb_name);
+    maj = gss_import_name(&min, &b, GSS_C_NT_HOSTBASED_SERVICE, &e->krb_name);
     if (!GSS_ERROR(maj))
-      maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &ntlm_name);
+      maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &e->ntlm_name);
     if (GSS_ERROR(maj)) {
       if (errbuf && errlen)
         snprintf(errbuf, errlen, "service principal %s: invalid name", sp);
@@ -215,52 +349,15 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
       goto out;
     }
   }
-
-  if (cfg->keytab) {
-    ret = acquire("Kerberos", krb_name, &krb5_oid, &store, &e->krb5_cred, errbuf, errlen);
-    if (ret) {
-      if (errbuf && errlen) {
-        size_t l = strlen(errbuf);
-        snprintf(errbuf + l, errlen - l, " (keytab %s)", cfg->keytab);
-      }
-      goto out;
-    }
-  }
-  if (cfg->ntlm) {
-    ret = acquire("NTLM", ntlm_name, &ntlmssp_oid, &store, &e->ntlm_cred, errbuf, errlen);
-    if (ret)
-      goto out;
-  }
-  if (cfg->keytab || cfg->ntlm) {
-    gss_OID_desc neg[2];
-    gss_OID_set_desc negset = { 0, neg };
-
-    /* SPNEGO acquires for its sub-mechanisms with the same name and store;
-     * with a host-less name the krb5 part accepts any host in the keytab,
-     * the NTLM part is named after the local host (or ntlm_service_name). */
-    ret = acquire("SPNEGO", cfg->ntlm_service_name && !cfg->keytab ? ntlm_name : krb_name,
-                  &spnego_oid, &store, &e->spnego_cred, errbuf, errlen);
-    if (ret)
-      goto out;
-    if (cfg->keytab)
-      neg[negset.count++] = krb5_oid;
-    if (cfg->ntlm)
-      neg[negset.count++] = ntlmssp_oid;
-    maj = gss_set_neg_mechs(&min, e->spnego_cred, &negset);
-    if (GSS_ERROR(maj)) {
-      char text[256];
-      gss_text(text, sizeof(text), maj, min, GSS_C_NO_OID);
-      if (errbuf && errlen)
-        snprintf(errbuf, errlen, "restricting SPNEGO mechanisms: %s", text);
-      ret = GH_EGSS;
-      goto out;
-    }
-  }
+  /* the first set now: it validates keytab, names and user file */
+  ret = acquire_set(e, &e->sets[0], errbuf, errlen);
+  if (ret)
+    goto out;
+  e->n_sets = 1;
+  e->free_sets[e->n_free++] = 0;
   *ret_engine = e;
   e = NULL;
 out:
-  gss_release_name(&min, &krb_name);
-  gss_release_name(&min, &ntlm_name);
   gh__auth_engine_free(e);
   return ret;
 }
@@ -271,9 +368,13 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
 
   if (!e)
     return;
-  gss_release_cred(&min, &e->spnego_cred);
-  gss_release_cred(&min, &e->krb5_cred);
-  gss_release_cred(&min, &e->ntlm_cred);
+  for (unsigned i = 0; i < e->n_sets; i++)
+    release_set(&e->sets[i]);
+  gss_release_name(&min, &e->krb_name);
+  gss_release_name(&min, &e->ntlm_name);
+  free(e->keytab);
+  free(e->ntlm_user_file);
+  pthread_mutex_destroy(&e->cred_lock);
   gh__auth_basic_cache_free(e->basic_cache);
   for (unsigned i = 0; i < e->n_kpool; i++)
     krb5_free_context(e->kpool[i]);
@@ -829,6 +930,8 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   gss_buffer_desc in = { tok_len, (void *)tok };
   unsigned char *fixed = NULL;
   size_t fixed_len = 0;
+  unsigned set_idx = 0;
+  bool set_excl = false, set_held = false;
   gss_buffer_desc out = GSS_C_EMPTY_BUFFER, dname = GSS_C_EMPTY_BUFFER;
   gss_buffer_desc packed = GSS_C_EMPTY_BUFFER;
   gss_name_t src = GSS_C_NO_NAME;
@@ -842,9 +945,19 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   bool unmapped = false;
   int ret;
 
-  cred = scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->spnego_cred
-         : scheme == GH__AUTH_SCHEME_NTLM    ? e->ntlm_cred
-                                             : e->krb5_cred;
+  if (c->ctx != GSS_C_NO_CONTEXT &&
+      (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
+    conn_reset_ctx(c);
+  /* a later leg continues with the set its context was made with */
+  if (c->ctx != GSS_C_NO_CONTEXT) {
+    set_idx = c->ctx_set;
+  } else {
+    set_idx = credset_get(e, &set_excl);
+    set_held = true;
+  }
+  cred = scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->sets[set_idx].spnego
+         : scheme == GH__AUTH_SCHEME_NTLM    ? e->sets[set_idx].ntlm
+                                             : e->sets[set_idx].krb5;
   if (scheme == GH__AUTH_SCHEME_NEGOTIATE) {
     /* RFC 4559 clients that skip SPNEGO: a raw Kerberos token (pykerberos,
      * requests-kerberos, some Java/Windows clients) or a raw NTLMSSP
@@ -854,17 +967,14 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
      * Negotiate. */
     gss_OID_desc m;
     if (initial_token_mech(tok, tok_len, &m) && gss_oid_equal(&m, &krb5_oid))
-      cred = e->krb5_cred;
+      cred = e->sets[set_idx].krb5;
     else if (tok_len >= 8 && memcmp(tok, NTLM_SIGNATURE, 8) == 0)
-      cred = e->ntlm_cred;
+      cred = e->sets[set_idx].ntlm;
   }
   if (cred == GSS_C_NO_CREDENTIAL) {
     set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
     goto out;
   }
-  if (c->ctx != GSS_C_NO_CONTEXT &&
-      (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
-    conn_reset_ctx(c);
   if (scheme != GH__AUTH_SCHEME_KERBEROS &&
       (fixed = ntlm_add_version(tok, tok_len, &fixed_len)) != NULL) {
     in.value = fixed;
@@ -873,6 +983,10 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
 
   maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src, &mech,
                                &out, &ret_flags, &time_rec, &deleg);
+  if (set_held) {
+    credset_put(e, set_idx, set_excl);
+    set_held = false;
+  }
   if (GSS_ERROR(maj)) {
     gss_text(text, sizeof(text), maj, min, mech);
     conn_reset_ctx(c);
@@ -886,6 +1000,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
       goto out;
     }
     c->ctx_scheme = scheme;
+    c->ctx_set = set_idx;
     r->challenges[0] = header_value(scheme_text(scheme), out.value, out.length);
     if (!r->challenges[0]) {
       conn_reset_ctx(c);
@@ -1009,6 +1124,8 @@ out:
   free(display);
   free(local);
   free(fixed);
+  if (set_held)
+    credset_put(e, set_idx, set_excl);
 }
 
 /* ---- peer ---- */
