@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include <gatehouse/common.h>
+#include <gatehouse/httpapi.h>
 
 /*
  * Modelled on HTTP.sys's HTTP_REQUEST_AUTH_INFO. The server runs the whole
@@ -147,5 +148,106 @@ typedef struct gh_auth_settings {
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
  *  mutual-auth data sent by the server, 64 KiB token limit. */
 GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
+
+/* ---- the engine in a server (HTTP.sys-style server-side authentication) ----
+ *
+ *   gh_server_new(...);
+ *   gh_auth_config_init(&ac); ac.keytab = ...; ac.ntlm_user_file = ...;
+ *   gh_server_enable_auth(srv, &ac, err, sizeof(err));     -- before start
+ *   gh_server_add_url_group(srv, "/files", NULL, ctx, &grp);
+ *   gh_auth_settings_init(&as); as.schemes = GH_AUTH_SCHEME_NEGOTIATE | ...;
+ *   gh_url_group_set_auth(grp, &as);                        -- before start
+ *   gh_server_start(srv);
+ *   worker: gh_server_receive(srv, -1, &req);
+ *           info = gh_request_get_auth_info(req);           -- NULL: no auth on this group
+ *           ... serve, or gh_response_set_status(req, 401) (the server adds
+ *           the challenge list) ...
+ *           gh_token_close(info->token) once if the application used it;
+ *           gh_request_complete(req);                        -- closes it otherwise
+ *
+ * The server runs every handshake on the worker that dequeues a request,
+ * before gh_server_receive returns it (at base identity, never
+ * impersonating): intermediate NTLM/SPNEGO legs are answered 401 with the
+ * server's token, a malformed Authorization 400, an internal failure 503;
+ * none of those reach the application (DESIGN.md items 3, 4). Every other
+ * request on a group with auth settings is delivered with a record. On a
+ * final 2xx the server adds the mutual-auth WWW-Authenticate unless the
+ * group sets receive_mutual_auth (item 7); on a 401 without a
+ * WWW-Authenticate it adds one per offered scheme (item 2).
+ */
+
+/** Server-wide engine configuration. Strings are borrowed for the call. */
+typedef struct gh_auth_config {
+  const char *keytab;            /* acceptor keytab; NULL = no Kerberos (Negotiate = NTLM only) */
+  const char *service_principal; /* "HTTP" (any HTTP/<host> key in the keytab) or "HTTP@host";
+                                    NULL = "HTTP" */
+  const char *ntlm_service_name; /* NTLM acceptor name; NULL = service_principal (host =
+                                    gethostname()) */
+  const char *ntlm_user_file;    /* gss-ntlmssp user file (DOMAIN:user:password lines) */
+  bool ntlm;                     /* offer NTLM (raw and inside SPNEGO); without a user file
+                                    gss-ntlmssp asks winbind */
+  const char *pam_service;       /* Basic; NULL = "gatehouse" */
+  const char *ccache_dir;        /* parent of the private FILE ccache directories of
+                                    delegated credentials; NULL = "/run/gatehouse" */
+  const char *unmapped_user;     /* account of IDENTIFY tokens for unmapped principals
+                                    (allow_unmapped); NULL = "nobody" */
+  unsigned basic_cache_ttl_s;    /* Basic success cache lifetime; 0 = off; default 60 */
+  unsigned basic_cache_entries;  /* 0 = 1024 */
+} gh_auth_config_t;
+
+/** Defaults: everything NULL/off, basic_cache_ttl_s = 60. Any thread. */
+GH_EXPORT void gh_auth_config_init(gh_auth_config_t *cfg);
+
+/** Enables server-side authentication: creates the engine (checks the keytab
+ *  and user file, acquires the acceptor credentials once) and installs the
+ *  request gate and response hook. Call once, before gh_server_start(), at
+ *  base identity (after gh_sec_init). cfg NULL = defaults. On failure errbuf
+ *  (may be NULL) gets a message naming the file or the GSS error, e.g.
+ *  "keytab /etc/x.keytab: No such file or directory". Returns 0,
+ *  GH_ECONFIG, GH_EGSS, GH_EEXISTS (already enabled), -EINVAL or -ENOMEM.
+ *  The engine lives until gh_server_free(). */
+GH_EXPORT int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg,
+                                    char *errbuf, size_t errlen);
+
+/** Sets a URL group's auth settings (copied, the realm string too). A group
+ *  without settings, or with schemes == 0, has no authentication:
+ *  gh_request_get_auth_info returns NULL for its requests. Call after
+ *  gh_server_enable_auth (GH_ESTATE otherwise) and before gh_server_start().
+ *  Returns 0, -EINVAL, GH_ESTATE or -ENOMEM. */
+GH_EXPORT int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *settings);
+
+/** The group's auth settings, or NULL. Lives as long as the group. Any thread. */
+GH_EXPORT const gh_auth_settings_t *gh_url_group_get_auth(const gh_url_group_t *group);
+
+/** The auth-info record of a delivered request (HTTP_REQUEST_AUTH_INFO), or
+ *  NULL when its group has no auth settings. Borrowed from the request,
+ *  valid until gh_request_complete(). info->token is the receiver's owned
+ *  handle: close it at most once with gh_token_close() (a second close
+ *  returns GH_EINVALID_HANDLE); a token still open when the request
+ *  completes is closed by the server, so it is unusable afterwards — take
+ *  your own handle with gh_token_open_handle() or gh_token_duplicate() to
+ *  keep the identity (DESIGN.md item 11). The thread owning the request. */
+GH_EXPORT const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req);
+
+/** The request's delegated Kerberos credentials as a FILE ccache for a child
+ *  process: a 0600 file in a fresh 0700 directory under ccache_dir, owned by
+ *  uid/gid (the client). *ret_ccname ("FILE:/...") is borrowed from the
+ *  request; file and directory are removed when the request completes (item
+ *  9). Idempotent. Returns 0, GH_ENOT_FOUND (no delegated credentials or no
+ *  auth), GH_EAUTH_INTERNAL or -errno. Call at base identity. */
+GH_EXPORT int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_t gid,
+                                              const char **ret_ccname);
+
+/** Name of the request's MEMORY ccache holding delegated credentials
+ *  ("MEMORY:gh-deleg-..."), destroyed when the request completes; NULL when
+ *  none. Borrowed from the request. */
+GH_EXPORT const char *gh_request_get_delegated_mem_ccache(const gh_request_t *req);
+
+/** Adds one WWW-Authenticate per scheme the request's group offers on its
+ *  connection (order of item 2). Needed only when the application sends a
+ *  401 and wants the list before other headers; the server adds it to a 401
+ *  without WWW-Authenticate anyway. Returns 0, GH_ENOT_FOUND (no auth on the
+ *  group), GH_ESTATE (headers sent) or -ENOMEM. */
+GH_EXPORT int gh_response_add_auth_challenges(gh_request_t *req);
 
 #endif

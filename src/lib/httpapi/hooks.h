@@ -77,4 +77,17 @@ void *gh__url_group_get_auth_slot(const gh_url_group_t *group);
 /** The server a group belongs to. */
 gh_server_t *gh__url_group_get_server(const gh_url_group_t *group);
 
+/** Per-server auth state (the auth engine); destructor runs in
+ *  gh_server_free() after the workers are joined. Configure before
+ *  gh_server_start(); read-only after. */
+void gh__server_set_auth_state(gh_server_t *server, void *data, void (*destroy)(void *data));
+void *gh__server_get_auth_state(const gh_server_t *server);
+
+/** The connection's socket (e.g. for SO_PEERCRED on unix listeners).
+ *  Borrowed: valid while the caller owns the request. */
+int gh__request_get_fd(const gh_request_t *req);
+
+/** Whether the response already has a header of that name (case-insensitive). */
+bool gh__response_has_header(const gh_request_t *req, const char *name);
+
 #endif

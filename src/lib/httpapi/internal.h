@@ -175,6 +175,8 @@ struct gh_server {
   void *gate_arg;
   gh__response_hook_cb resp_hook;
   void *resp_hook_arg;
+  void *auth_state;
+  void (*auth_state_free)(void *);
 };
 
 /* server.c */

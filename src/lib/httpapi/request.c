@@ -132,6 +132,19 @@ void *gh__request_get_auth_slot(const gh_request_t *r)
   return r->auth_slot;
 }
 
+int gh__request_get_fd(const gh_request_t *r)
+{
+  return r->conn->fd;
+}
+
+bool gh__response_has_header(const gh_request_t *r, const char *name)
+{
+  for (size_t i = 0; i < r->n_rh; i++)
+    if (r->rh[i].name != NULL && strcasecmp(r->rh[i].name, name) == 0)
+      return true;
+  return false;
+}
+
 /* ---- response ----------------------------------------------------------- */
 
 static bool bad_text(const char *s)

@@ -239,6 +239,19 @@ gh_server_t *gh__url_group_get_server(const gh_url_group_t *g)
   return g->srv;
 }
 
+void gh__server_set_auth_state(gh_server_t *s, void *data, void (*destroy)(void *))
+{
+  if (s->auth_state_free != NULL && s->auth_state != data)
+    s->auth_state_free(s->auth_state);
+  s->auth_state = data;
+  s->auth_state_free = destroy;
+}
+
+void *gh__server_get_auth_state(const gh_server_t *s)
+{
+  return s->auth_state;
+}
+
 void gh__server_set_request_gate(gh_server_t *s, gh__request_gate_cb gate, void *arg)
 {
   s->gate = gate;
@@ -635,5 +648,8 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
   pthread_mutex_destroy(&s->flock);
   pthread_cond_destroy(&s->qcond);
   free(s->server_header);
+  /* last: connection and request state above may still refer to it */
+  if (s->auth_state_free != NULL)
+    s->auth_state_free(s->auth_state);
   free(s);
 }

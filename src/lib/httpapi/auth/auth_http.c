@@ -1,0 +1,354 @@
+/* auth_http.c: the auth engine wired into the HTTP core through hooks.h — request gate, response hook, public per-server/per-group/per-request API. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gatehouse/authinfo.h>
+#include <gatehouse/error.h>
+#include <gatehouse/httpapi.h>
+#include <gatehouse/token.h>
+
+#include "httpapi/auth/auth.h"
+#include "httpapi/hooks.h"
+#include "util/alloc.h"
+
+/*
+ * State, by lifetime:
+ *   server   gh__auth_server_t (engine), gh__server_set_auth_state; freed by
+ *            gh_server_free after the workers are gone.
+ *   group    gh__auth_site_t (a copy of gh_auth_settings_t), group auth slot.
+ *   conn     gh__auth_conn_t (half-open NTLM/SPNEGO context, persisted
+ *            identity), connection state; freed with the connection.
+ *   request  gh__auth_req_t (the step's result: record, challenges, mutual
+ *            header, delegated ccaches), request auth slot; freed at
+ *            gh_request_complete, which also closes a token the receiver
+ *            left open (DESIGN.md item 11: unusable after the request).
+ */
+
+typedef struct gh__auth_server {
+  gh__auth_engine_t *engine;
+} gh__auth_server_t;
+
+typedef struct gh__auth_site {
+  gh_auth_settings_t s;
+  char *realm;
+} gh__auth_site_t;
+
+typedef struct gh__auth_req {
+  gh__auth_result_t r;
+  gh__auth_engine_t *engine;
+  const gh__auth_site_t *site;
+  gh__auth_transport_t tp;
+  bool mutual_added;
+} gh__auth_req_t;
+
+void gh_auth_config_init(gh_auth_config_t *cfg)
+{
+  memset(cfg, 0, sizeof(*cfg));
+  cfg->basic_cache_ttl_s = 60;
+}
+
+static void server_state_free(void *p)
+{
+  gh__auth_server_t *as = p;
+
+  if (!as)
+    return;
+  gh__auth_engine_free(as->engine);
+  free(as);
+}
+
+static void conn_state_free(void *p)
+{
+  gh__auth_conn_free(p);
+}
+
+static void req_slot_free(void *p)
+{
+  gh__auth_req_t *rq = p;
+
+  if (!rq)
+    return;
+  /* The record's token belongs to the receiver; what it left open is closed
+   * now (a handle it already closed reports GH_EINVALID_HANDLE: ignored). */
+  if (rq->r.info.token)
+    (void)gh_token_close(rq->r.info.token);
+  rq->r.info.token = 0;
+  gh__auth_result_done(&rq->r);
+  free(rq);
+}
+
+static void site_free(void *p)
+{
+  gh__auth_site_t *site = p;
+
+  if (!site)
+    return;
+  free(site->realm);
+  free(site);
+}
+
+static void transport_of(gh_request_t *req, gh__auth_transport_t *tp)
+{
+  const gh_conn_info_t *ci = gh_request_get_conn_info(req);
+
+  tp->kind = (ci->flags & GH_CONN_UNIX) ? GH__AUTH_TRANSPORT_UNIX : GH__AUTH_TRANSPORT_TCP;
+  tp->keep_alive = (ci->flags & GH_CONN_KEEPALIVE) != 0;
+  tp->unix_fd = tp->kind == GH__AUTH_TRANSPORT_UNIX ? gh__request_get_fd(req) : -1;
+}
+
+/* The Authorization value; *ret_count = number of Authorization lines. */
+static const char *authorization(gh_request_t *req, unsigned *ret_count)
+{
+  size_t n = gh_request_get_header_count(req);
+  const char *first = NULL, *name, *value;
+  unsigned count = 0;
+
+  for (size_t i = 0; i < n; i++) {
+    if (gh_request_get_header_at(req, i, &name, &value) == 0 &&
+        strcasecmp(name, "Authorization") == 0) {
+      if (!first)
+        first = value;
+      count++;
+    }
+  }
+  *ret_count = count;
+  return first;
+}
+
+/* The request gate (hooks.h): runs on the worker that dequeued the request,
+ * at base identity, before the application sees it. */
+static int auth_gate(gh_request_t *req, void *arg)
+{
+  gh__auth_server_t *as = arg;
+  gh_url_group_t *g = gh_request_get_url_group(req);
+  gh__auth_site_t *site = g ? gh__url_group_get_auth_slot(g) : NULL;
+  gh__auth_conn_t *conn;
+  gh__auth_req_t *rq = NULL;
+  const char *authz;
+  unsigned n_authz = 0;
+  int ret = GH__GATE_DELIVER;
+
+  if (!site || site->s.schemes == 0)
+    goto out;
+  conn = gh__request_get_conn_state(req);
+  if (!conn) {
+    conn = gh__auth_conn_new(as->engine);
+    if (!conn) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    gh__request_set_conn_state(req, conn, conn_state_free);
+  }
+  rq = gh__calloc(1, sizeof(*rq));
+  if (!rq) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  rq->engine = as->engine;
+  rq->site = site;
+  transport_of(req, &rq->tp);
+  authz = authorization(req, &n_authz);
+  gh__request_set_auth_slot(req, rq, req_slot_free);
+  if (n_authz > 1) {
+    /* two credentials for one request: ambiguous, never guess (item 4) */
+    gh__request_reply(req, 400, NULL, NULL, 0, "400 Bad Request: more than one Authorization\n");
+    ret = GH__GATE_HANDLED;
+    goto out;
+  }
+  ret = gh__auth_step(as->engine, conn, &site->s, &rq->tp, authz, authz ? strlen(authz) : 0,
+                      &rq->r);
+  if (ret < 0)
+    goto out;
+  switch (rq->r.verdict) {
+  case GH__AUTH_DELIVER:
+    ret = GH__GATE_DELIVER;
+    break;
+  case GH__AUTH_CHALLENGE: {
+    /* an intermediate leg (item 3): the application never sees it */
+    const char *hdrs[2 * GH__AUTH_MAX_CHALLENGES];
+    for (size_t i = 0; i < rq->r.n_challenges; i++) {
+      hdrs[2 * i] = "WWW-Authenticate";
+      hdrs[2 * i + 1] = rq->r.challenges[i];
+    }
+    gh__request_reply(req, 401, NULL, hdrs, rq->r.n_challenges, NULL);
+    ret = GH__GATE_HANDLED;
+    break;
+  }
+  case GH__AUTH_BAD_REQUEST:
+    gh__request_reply(req, 400, NULL, NULL, 0, "400 Bad Request: malformed Authorization\n");
+    ret = GH__GATE_HANDLED;
+    break;
+  case GH__AUTH_UNAVAILABLE:
+    gh__request_reply(req, 503, NULL, NULL, 0, NULL);
+    ret = GH__GATE_HANDLED;
+    break;
+  }
+out:
+  return ret;
+}
+
+static int add_challenges(gh_request_t *req, const gh__auth_req_t *rq)
+{
+  char buf[1024];
+  const char *vals[GH__AUTH_MAX_CHALLENGES];
+  int n, ret = 0;
+
+  n = gh__auth_challenge_list(&rq->site->s, &rq->tp, buf, sizeof(buf), vals);
+  if (n < 0) {
+    ret = n;
+    goto out;
+  }
+  for (int i = 0; i < n && ret == 0; i++)
+    ret = gh_response_add_header(req, "WWW-Authenticate", vals[i]);
+out:
+  return ret;
+}
+
+/* The response hook (hooks.h): right before the head is serialised. */
+static void auth_response_hook(gh_request_t *req, int status, void *arg)
+{
+  gh__auth_req_t *rq = gh__request_get_auth_slot(req);
+
+  (void)arg;
+  if (!rq)
+    return;
+  if (status >= 200 && status < 300) {
+    /* item 7: the mutual-auth token on the final 2xx, unless the site
+     * hands it to the application (receive_mutual_auth) */
+    if (rq->r.mutual_auth_header && !rq->mutual_added &&
+        gh_response_add_header(req, "WWW-Authenticate", rq->r.mutual_auth_header) == 0)
+      rq->mutual_added = true;
+  } else if (status == 401 && !gh__response_has_header(req, "WWW-Authenticate")) {
+    /* item 2: a 401 from the application lists every offered scheme
+     * (one it wrote itself fixes the list and is left alone) */
+    (void)add_challenges(req, rq);
+  }
+}
+
+int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char *errbuf,
+                          size_t errlen)
+{
+  gh__auth_server_t *as = NULL;
+  gh__auth_engine_config_t ec = { 0 };
+  gh_auth_config_t defaults;
+  int ret = 0;
+
+  if (errbuf && errlen)
+    errbuf[0] = '\0';
+  if (!server) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (gh__server_get_auth_state(server)) {
+    ret = GH_EEXISTS;
+    goto out;
+  }
+  if (!cfg) {
+    gh_auth_config_init(&defaults);
+    cfg = &defaults;
+  }
+  as = gh__calloc(1, sizeof(*as));
+  if (!as) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  ec.keytab = cfg->keytab;
+  ec.service_principal = cfg->service_principal;
+  ec.ntlm_service_name = cfg->ntlm_service_name;
+  ec.ntlm_user_file = cfg->ntlm_user_file;
+  ec.ntlm = cfg->ntlm;
+  ec.pam_service = cfg->pam_service;
+  ec.ccache_dir = cfg->ccache_dir;
+  ec.unmapped_user = cfg->unmapped_user;
+  ec.basic_cache_ttl_s = cfg->basic_cache_ttl_s;
+  ec.basic_cache_entries = cfg->basic_cache_entries;
+  ret = gh__auth_engine_new(&ec, errbuf, errlen, &as->engine);
+  if (ret)
+    goto out;
+  gh__server_set_auth_state(server, as, server_state_free);
+  gh__server_set_request_gate(server, auth_gate, as);
+  gh__server_set_response_hook(server, auth_response_hook, as);
+  as = NULL;
+out:
+  server_state_free(as);
+  return ret;
+}
+
+int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *settings)
+{
+  gh__auth_site_t *site = NULL;
+  int ret = 0;
+
+  if (!group || !settings) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (!gh__server_get_auth_state(gh__url_group_get_server(group))) {
+    ret = GH_ESTATE; /* gh_server_enable_auth first */
+    goto out;
+  }
+  site = gh__calloc(1, sizeof(*site));
+  if (!site) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  site->s = *settings;
+  if (settings->realm) {
+    site->realm = gh__strdup(settings->realm);
+    if (!site->realm) {
+      ret = -ENOMEM;
+      goto out;
+    }
+  }
+  site->s.realm = site->realm;
+  if (site->s.max_token_size == 0)
+    site->s.max_token_size = GH_AUTH_MAX_TOKEN_DEFAULT;
+  gh__url_group_set_auth_slot(group, site, site_free);
+  site = NULL;
+out:
+  site_free(site);
+  return ret;
+}
+
+const gh_auth_settings_t *gh_url_group_get_auth(const gh_url_group_t *group)
+{
+  const gh__auth_site_t *site = group ? gh__url_group_get_auth_slot(group) : NULL;
+
+  return site ? &site->s : NULL;
+}
+
+const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req)
+{
+  const gh__auth_req_t *rq = req ? gh__request_get_auth_slot(req) : NULL;
+
+  return (rq && rq->r.verdict == GH__AUTH_DELIVER) ? &rq->r.info : NULL;
+}
+
+int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_t gid,
+                                    const char **ret_ccname)
+{
+  gh__auth_req_t *rq = req ? gh__request_get_auth_slot(req) : NULL;
+
+  if (!rq || !ret_ccname)
+    return rq ? -EINVAL : GH_ENOT_FOUND;
+  return gh__auth_result_file_ccache(rq->engine, &rq->r, uid, gid, ret_ccname);
+}
+
+const char *gh_request_get_delegated_mem_ccache(const gh_request_t *req)
+{
+  const gh__auth_req_t *rq = req ? gh__request_get_auth_slot(req) : NULL;
+
+  return rq ? gh__auth_result_mem_ccache(&rq->r) : NULL;
+}
+
+int gh_response_add_auth_challenges(gh_request_t *req)
+{
+  const gh__auth_req_t *rq = req ? gh__request_get_auth_slot(req) : NULL;
+
+  if (!rq)
+    return GH_ENOT_FOUND;
+  return add_challenges(req, rq);
+}
