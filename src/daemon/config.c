@@ -18,13 +18,13 @@ typedef struct parse_ctx {
   int err_item;
 } parse_ctx_t;
 
-/* Keys that belong to later layers (auth, pipeline): accepted and ignored here. */
+/* Keys that belong to later layers (pipeline): accepted and ignored here.
+ * The auth keys are parsed by authconf.c. */
 static const char *const later_server_keys[] = {
-  "keytab", "service_principal", "ntlm_user_file", "pam_service", "min_uid", "modules",
-  "module_dir", "realm", NULL,
+  "modules", "module_dir", "realm", NULL,
 };
 static const char *const later_site_keys[] = {
-  "auth", "persist", "require", "impersonate", "receive_mutual_auth", NULL,
+  "require", "impersonate", NULL,
 };
 
 static bool in_list(const char *const *list, const char *k)
@@ -120,6 +120,10 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
       *nums[i].z = (size_t)n;
     return 1;
   }
+  char amsg[256] = "";
+  int a = gh_daemon_auth_server_key(&cfg->auth, k, v, amsg, sizeof(amsg));
+  if (a >= 0)
+    return a ? 1 : set_err(c, section, k, "%s", amsg);
   if (in_list(later_server_keys, k))
     return 1;
   return set_err(c, section, k, "%s", "unknown key");
@@ -136,8 +140,11 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
       site->handler = GH_SITE_FIXED;
     else if (strcmp(v, "echo") == 0)
       site->handler = GH_SITE_ECHO;
+    else if (strcmp(v, "authinfo") == 0)
+      site->handler = GH_SITE_AUTHINFO;
     else
-      return set_err(c, section, k, "handler '%s' is not available (static | fixed | echo)", v);
+      return set_err(c, section, k,
+                     "handler '%s' is not available (static | fixed | echo | authinfo)", v);
     return 1;
   }
   char **str = NULL;
@@ -166,6 +173,10 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
     site->delay_ms = (unsigned)n;
     return 1;
   }
+  char amsg[256] = "";
+  int a = gh_daemon_auth_site_key(&site->auth, k, v, amsg, sizeof(amsg));
+  if (a >= 0)
+    return a ? 1 : set_err(c, section, k, "%s", amsg);
   if (in_list(later_site_keys, k))
     return 1;
   return set_err(c, section, k, "%s", "unknown key");
@@ -183,6 +194,7 @@ static gh_site_t *site_for(parse_ctx_t *c, const char *prefix)
   cfg->sites = ns;
   gh_site_t *s = &cfg->sites[cfg->n_sites];
   memset(s, 0, sizeof(*s));
+  gh_daemon_site_auth_init(&s->auth);
   s->prefix = strdup(prefix);
   if (s->prefix == NULL)
     return NULL;
@@ -223,6 +235,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   memset(cfg, 0, sizeof(*cfg));
   memset(&c, 0, sizeof(c));
   gh_server_config_init(&cfg->server);
+  gh_daemon_auth_init(&cfg->auth);
   cfg->shutdown_timeout_ms = 10000;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->workers = ncpu > 0 ? (unsigned)ncpu : 2;
@@ -255,12 +268,16 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   for (size_t i = 0; i < cfg->n_sites; i++) {
     gh_site_t *s = &cfg->sites[i];
     const char *what = NULL;
+    char amsg[256];
     if (s->handler == GH_SITE_NONE)
-      what = "handler: missing (static | fixed | echo)";
+      what = "handler: missing (static | fixed | echo | authinfo)";
     else if (s->handler == GH_SITE_STATIC && s->root == NULL)
       what = "root: required for handler = static";
     else if (s->handler == GH_SITE_STATIC && access(s->root, X_OK) != 0)
       what = "root: directory is not accessible";
+    else if (s->auth.configured && gh_daemon_auth_check(&cfg->auth, &s->auth, amsg,
+                                                        sizeof(amsg)) != 0)
+      what = amsg;
     if (what != NULL) {
       ret = GH_ECONFIG;
       snprintf(err, err_len, "%s: [site %s] %s", path, s->prefix, what);
@@ -284,7 +301,9 @@ void gh_daemon_config_done(gh_daemon_config_t *cfg)
     free(cfg->sites[i].body);
     free(cfg->sites[i].content_type);
     free(cfg->sites[i].index);
+    gh_daemon_site_auth_done(&cfg->sites[i].auth);
   }
+  gh_daemon_auth_done(&cfg->auth);
   free(cfg->sites);
   free(cfg->access_log);
   free((char *)cfg->server.server_header);

@@ -13,7 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gatehouse/authinfo.h>
+
 #include "accesslog.h"
+#include "authprobe.h"
 
 const char *gh_daemon_content_type(const char *name)
 {
@@ -175,8 +178,17 @@ void gh_daemon_handle(gh_request_t *req, void *arg)
   (void)arg;
   gh_url_group_t *g = gh_request_get_url_group(req);
   const gh_site_t *site = g ? gh_url_group_get_user_ctx(g) : NULL;
+  const gh_auth_info_t *ai = gh_request_get_auth_info(req);
+  if (ai != NULL && ai->status == GH_AUTH_STATUS_FAILURE)
+    fprintf(stderr, "gatehoused: %s authentication failed on connection %llu: %s\n",
+            gh_auth_type_name(ai->type), (unsigned long long)gh_request_get_conn_info(req)->id,
+            gh_auth_info_sec_status_text(ai));
   if (site == NULL)
     reply(req, 404, "Not Found", NULL, NULL);
+  else if (ai != NULL && !site->auth.anonymous && ai->status != GH_AUTH_STATUS_SUCCESS)
+    reply(req, 401, "Unauthorized", NULL, NULL); /* the server adds the challenge list */
+  else if (site->handler == GH_SITE_AUTHINFO)
+    gh_daemon_handle_authinfo(req, site->auth.probe_dir);
   else if (site->handler == GH_SITE_FIXED)
     handle_fixed(req, site);
   else if (site->handler == GH_SITE_ECHO)

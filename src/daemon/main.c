@@ -10,8 +10,10 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <gatehouse/authinfo.h>
 #include <gatehouse/error.h>
 #include <gatehouse/httpapi.h>
+#include <gatehouse/impersonate.h>
 
 #include "accesslog.h"
 #include "config.h"
@@ -50,10 +52,49 @@ out:
   return ret;
 }
 
+/* The auth engine (when a site offers a scheme) and the sites' settings. */
+static int setup_auth(const gh_daemon_config_t *cfg, gh_server_t *srv, gh_url_group_t **groups)
+{
+  bool needed = false, ntlm = cfg->auth.ntlm_user_file != NULL;
+  gh_auth_config_t ac;
+  char err[512];
+  int ret = 0;
+
+  for (size_t i = 0; i < cfg->n_sites; i++) {
+    needed |= cfg->sites[i].auth.s.schemes != 0;
+    ntlm |= (cfg->sites[i].auth.s.schemes & GH_AUTH_SCHEME_NTLM) != 0;
+  }
+  if (!needed)
+    goto out;
+  gh_daemon_auth_engine_config(&cfg->auth, ntlm, &ac);
+  ret = gh_server_enable_auth(srv, &ac, err, sizeof(err));
+  if (ret != 0) {
+    fprintf(stderr, "gatehoused: %s\n", err[0] ? err : gh_strerror(ret));
+    goto out;
+  }
+  for (size_t i = 0; i < cfg->n_sites; i++) {
+    if (cfg->sites[i].auth.s.schemes == 0)
+      continue;
+    ret = gh_url_group_set_auth(groups[i], &cfg->sites[i].auth.s);
+    if (ret != 0) {
+      fprintf(stderr, "gatehoused: [site %s] auth: %s\n", cfg->sites[i].prefix, gh_strerror(ret));
+      goto out;
+    }
+  }
+out:
+  return ret;
+}
+
 static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
 {
   int ret;
   gh_server_t *srv = NULL;
+  gh_url_group_t **groups = calloc(cfg->n_sites + 1, sizeof(*groups));
+  if (groups == NULL) {
+    ret = -ENOMEM;
+    fprintf(stderr, "gatehoused: out of memory\n");
+    goto out;
+  }
   ret = gh_server_new(&cfg->server, &srv);
   if (ret != 0) {
     fprintf(stderr, "gatehoused: cannot create server: %s\n", gh_strerror(ret));
@@ -67,13 +108,15 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
     }
   }
   for (size_t i = 0; i < cfg->n_sites; i++) {
-    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, NULL, &cfg->sites[i], NULL);
+    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, NULL, &cfg->sites[i], &groups[i]);
     if (ret != 0) {
       fprintf(stderr, "gatehoused: [site %s]: %s\n", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
     }
   }
+  ret = setup_auth(cfg, srv, groups);
 out:
+  free(groups);
   if (ret == 0)
     *ret_srv = srv;
   else
@@ -137,6 +180,17 @@ int main(int argc, char **argv)
   sigprocmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  /* The sec layer records this thread's ids as the base identity; before
+   * any thread exists (DESIGN.md §3). */
+  gh_sec_config_t sc = {
+    .min_uid = (uid_t)cfg.auth.min_uid,
+    .group_cache_ttl_s = cfg.auth.group_cache_ttl_s,
+  };
+  int se = gh_sec_init(&sc);
+  if (se != 0) {
+    fprintf(stderr, "gatehoused: sec layer: %s\n", gh_strerror(se));
+    goto out;
+  }
   if (setup_server(&cfg, &srv) != 0)
     goto out;
   int e = gh_accesslog_open(cfg.access_log);

@@ -1,0 +1,286 @@
+/* authconf.c: gatehoused authentication configuration — parsing of the auth keys and the engine configuration. */
+#include "authconf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <gatehouse/error.h>
+
+void gh_daemon_auth_init(gh_daemon_auth_t *a)
+{
+  memset(a, 0, sizeof(*a));
+  a->min_uid = 1000;
+  a->basic_cache_ttl_s = 60;
+  a->group_cache_ttl_s = 60;
+}
+
+void gh_daemon_auth_done(gh_daemon_auth_t *a)
+{
+  free(a->keytab);
+  free(a->service_principal);
+  free(a->ntlm_service_name);
+  free(a->ntlm_user_file);
+  free(a->pam_service);
+  free(a->ccache_dir);
+  free(a->unmapped_user);
+  memset(a, 0, sizeof(*a));
+}
+
+void gh_daemon_site_auth_init(gh_daemon_site_auth_t *sa)
+{
+  memset(sa, 0, sizeof(*sa));
+  gh_auth_settings_init(&sa->s);
+}
+
+void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
+{
+  free(sa->realm);
+  free(sa->probe_dir);
+  memset(sa, 0, sizeof(*sa));
+}
+
+static int set_str(char **dst, const char *v, char *msg, size_t msglen)
+{
+  char *n = strdup(v);
+  if (n == NULL) {
+    snprintf(msg, msglen, "out of memory");
+    return 0;
+  }
+  free(*dst);
+  *dst = n;
+  return 1;
+}
+
+static int parse_bool(const char *v, bool *ret, char *msg, size_t msglen)
+{
+  if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcmp(v, "1"))
+    *ret = true;
+  else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
+           !strcmp(v, "0"))
+    *ret = false;
+  else {
+    snprintf(msg, msglen, "'%s' is not yes or no", v);
+    return 0;
+  }
+  return 1;
+}
+
+static int parse_num(const char *v, unsigned long long max, unsigned long long *ret, char *msg,
+                     size_t msglen)
+{
+  char *end = NULL;
+  unsigned long long n;
+
+  errno = 0;
+  n = (*v >= '0' && *v <= '9') ? strtoull(v, &end, 10) : 0;
+  if (end && (*end == 'k' || *end == 'K')) {
+    n *= 1024;
+    end++;
+  }
+  if (end == NULL || *end != '\0' || errno != 0 || n > max) {
+    snprintf(msg, msglen, "'%s' is not a number up to %llu", v, max);
+    return 0;
+  }
+  *ret = n;
+  return 1;
+}
+
+int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v, char *msg,
+                              size_t msglen)
+{
+  unsigned long long n;
+  struct { const char *name; char **dst; } strs[] = {
+    { "keytab", &a->keytab },
+    { "service_principal", &a->service_principal },
+    { "ntlm_service_name", &a->ntlm_service_name },
+    { "ntlm_user_file", &a->ntlm_user_file },
+    { "pam_service", &a->pam_service },
+    { "ccache_dir", &a->ccache_dir },
+    { "unmapped_user", &a->unmapped_user },
+  };
+
+  for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+    if (strcmp(k, strs[i].name) != 0)
+      continue;
+    if (v[0] == '\0') {
+      snprintf(msg, msglen, "empty value");
+      return 0;
+    }
+    return set_str(strs[i].dst, v, msg, msglen);
+  }
+  if (strcmp(k, "min_uid") == 0) {
+    if (!parse_num(v, 0x7fffffff, &n, msg, msglen))
+      return 0;
+    a->min_uid = (unsigned)n;
+    return 1;
+  }
+  if (strcmp(k, "basic_cache_ttl") == 0) {
+    if (!parse_num(v, 86400, &n, msg, msglen))
+      return 0;
+    a->basic_cache_ttl_s = (unsigned)n;
+    return 1;
+  }
+  if (strcmp(k, "group_cache_ttl") == 0) {
+    if (!parse_num(v, 86400, &n, msg, msglen))
+      return 0;
+    a->group_cache_ttl_s = (unsigned)n;
+    return 1;
+  }
+  return -1;
+}
+
+static const struct {
+  const char *word;
+  uint32_t bit;
+} scheme_words[] = {
+  { "negotiate", GH_AUTH_SCHEME_NEGOTIATE }, { "kerberos", GH_AUTH_SCHEME_KERBEROS },
+  { "ntlm", GH_AUTH_SCHEME_NTLM },           { "basic", GH_AUTH_SCHEME_BASIC },
+  { "peer", GH_AUTH_SCHEME_PEER },
+};
+
+/* A space-separated scheme list; order[] gets the schemes in the order given. */
+static int parse_schemes(const char *v, bool allow_anonymous, uint32_t *ret_mask,
+                         bool *ret_anonymous, uint32_t order[GH_AUTH_ORDER_MAX], char *msg,
+                         size_t msglen)
+{
+  char buf[256], *save = NULL;
+  uint32_t mask = 0;
+  bool anon = false;
+  size_t n_order = 0;
+
+  if (strlen(v) >= sizeof(buf)) {
+    snprintf(msg, msglen, "value too long");
+    return 0;
+  }
+  snprintf(buf, sizeof(buf), "%s", v);
+  for (char *w = strtok_r(buf, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+    uint32_t bit = 0;
+    for (size_t i = 0; i < sizeof(scheme_words) / sizeof(scheme_words[0]); i++)
+      if (strcasecmp(w, scheme_words[i].word) == 0)
+        bit = scheme_words[i].bit;
+    if (bit == 0 && allow_anonymous && strcasecmp(w, "anonymous") == 0) {
+      anon = true;
+      continue;
+    }
+    if (bit == 0) {
+      snprintf(msg, msglen, "unknown scheme '%s' (negotiate | kerberos | ntlm | basic | peer%s)",
+               w, allow_anonymous ? " | anonymous" : "");
+      return 0;
+    }
+    if (mask & bit) {
+      snprintf(msg, msglen, "scheme '%s' given twice", w);
+      return 0;
+    }
+    mask |= bit;
+    if (order && bit != GH_AUTH_SCHEME_PEER && n_order < GH_AUTH_ORDER_MAX - 1)
+      order[n_order++] = bit;
+  }
+  *ret_mask = mask;
+  if (ret_anonymous)
+    *ret_anonymous = anon;
+  return 1;
+}
+
+int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char *v, char *msg,
+                            size_t msglen)
+{
+  unsigned long long n;
+  bool b;
+  struct { const char *name; bool *dst; } bools[] = {
+    { "receive_mutual_auth", &sa->s.receive_mutual_auth },
+    { "basic_over_plain_http", &sa->s.basic_over_plain_http },
+    { "allow_unmapped", &sa->s.allow_unmapped },
+    { "ntlm_keep_domain", &sa->s.ntlm_keep_domain },
+    { "packed_context", &sa->s.packed_context },
+  };
+
+  if (strcmp(k, "auth") == 0) {
+    sa->configured = true;
+    return parse_schemes(v, true, &sa->s.schemes, &sa->anonymous, NULL, msg, msglen);
+  }
+  if (strcmp(k, "auth_order") == 0) {
+    uint32_t mask = 0;
+    memset(sa->s.order, 0, sizeof(sa->s.order));
+    return parse_schemes(v, false, &mask, NULL, sa->s.order, msg, msglen);
+  }
+  if (strcmp(k, "persist") == 0) {
+    if (strcasecmp(v, "ntlm") == 0)
+      sa->s.persist = GH_AUTH_PERSIST_NTLM;
+    else if (strcasecmp(v, "all") == 0)
+      sa->s.persist = GH_AUTH_PERSIST_ALL;
+    else if (strcasecmp(v, "none") == 0)
+      sa->s.persist = GH_AUTH_PERSIST_NONE;
+    else {
+      snprintf(msg, msglen, "'%s' is not ntlm | all | none", v);
+      return 0;
+    }
+    return 1;
+  }
+  if (strcmp(k, "realm") == 0) {
+    if (!set_str(&sa->realm, v, msg, msglen))
+      return 0;
+    sa->s.realm = sa->realm;
+    return 1;
+  }
+  if (strcmp(k, "probe_dir") == 0)
+    return set_str(&sa->probe_dir, v, msg, msglen);
+  if (strcmp(k, "max_token_size") == 0) {
+    if (!parse_num(v, 1024 * 1024, &n, msg, msglen))
+      return 0;
+    if (n < 64) {
+      snprintf(msg, msglen, "'%s' is below 64 bytes", v);
+      return 0;
+    }
+    sa->s.max_token_size = (size_t)n;
+    return 1;
+  }
+  for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+    if (strcmp(k, bools[i].name) != 0)
+      continue;
+    if (!parse_bool(v, &b, msg, msglen))
+      return 0;
+    *bools[i].dst = b;
+    return 1;
+  }
+  return -1;
+}
+
+int gh_daemon_auth_check(const gh_daemon_auth_t *a, const gh_daemon_site_auth_t *sa,
+                         char *msg, size_t msglen)
+{
+  uint32_t s = sa->s.schemes;
+
+  if ((s & GH_AUTH_SCHEME_KERBEROS) && a->keytab == NULL) {
+    snprintf(msg, msglen, "auth = kerberos needs [server] keytab");
+    return GH_ECONFIG;
+  }
+  if ((s & GH_AUTH_SCHEME_NEGOTIATE) && a->keytab == NULL && a->ntlm_user_file == NULL) {
+    snprintf(msg, msglen, "auth = negotiate needs [server] keytab (Kerberos) or ntlm_user_file");
+    return GH_ECONFIG;
+  }
+  if (sa->s.order[0] != 0) {
+    for (size_t i = 0; i < GH_AUTH_ORDER_MAX && sa->s.order[i]; i++)
+      if (!(s & sa->s.order[i])) {
+        snprintf(msg, msglen, "auth_order names a scheme that auth does not offer");
+        return GH_ECONFIG;
+      }
+  }
+  return 0;
+}
+
+void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_config_t *ret)
+{
+  gh_auth_config_init(ret);
+  ret->keytab = a->keytab;
+  ret->service_principal = a->service_principal;
+  ret->ntlm_service_name = a->ntlm_service_name;
+  ret->ntlm_user_file = a->ntlm_user_file;
+  ret->ntlm = ntlm;
+  ret->pam_service = a->pam_service;
+  ret->ccache_dir = a->ccache_dir;
+  ret->unmapped_user = a->unmapped_user;
+  ret->basic_cache_ttl_s = a->basic_cache_ttl_s;
+}

@@ -1,0 +1,54 @@
+/* authconf.h: gatehoused authentication configuration — [server] engine keys, [site] auth keys, server set-up. */
+#ifndef GH_DAEMON_AUTHCONF_H
+#define GH_DAEMON_AUTHCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gatehouse/authinfo.h>
+#include <gatehouse/httpapi.h>
+
+/* [server] keys of the auth engine and the sec layer. */
+typedef struct gh_daemon_auth {
+  char *keytab;
+  char *service_principal;
+  char *ntlm_service_name;
+  char *ntlm_user_file;
+  char *pam_service;
+  char *ccache_dir;
+  char *unmapped_user;
+  unsigned min_uid;           /* default 1000 */
+  unsigned basic_cache_ttl_s; /* default 60 */
+  unsigned group_cache_ttl_s; /* default 60 */
+} gh_daemon_auth_t;
+
+/* [site] keys. */
+typedef struct gh_daemon_site_auth {
+  bool configured;           /* an auth key was given */
+  bool anonymous;            /* "anonymous" in auth: unauthenticated requests are served */
+  gh_auth_settings_t s;      /* s.realm points at realm */
+  char *realm;
+  char *probe_dir;           /* handler = authinfo: where the kernel-uid probe file is made */
+} gh_daemon_site_auth_t;
+
+void gh_daemon_auth_init(gh_daemon_auth_t *a);
+void gh_daemon_auth_done(gh_daemon_auth_t *a);
+void gh_daemon_site_auth_init(gh_daemon_site_auth_t *sa);
+void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa);
+
+/** One [server] key: 1 = taken, 0 = error (msg filled), -1 = not an auth key. */
+int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v, char *msg,
+                              size_t msglen);
+/** One [site] key: same returns. */
+int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char *v, char *msg,
+                            size_t msglen);
+
+/** Cross-key checks after parsing (e.g. negotiate without keytab or NTLM
+ *  user file). 0 or GH_ECONFIG with msg. */
+int gh_daemon_auth_check(const gh_daemon_auth_t *a, const gh_daemon_site_auth_t *sa,
+                         char *msg, size_t msglen);
+
+/** The engine's configuration from the [server] keys; ntlm as given. */
+void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_config_t *ret);
+
+#endif
