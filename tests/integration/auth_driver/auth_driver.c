@@ -183,6 +183,8 @@ static void finish(gh__auth_result_t *r)
 static char *header(const char *scheme, const void *tok, size_t len)
 {
   char *h = malloc(strlen(scheme) + 2 + gh__b64_encoded_len(len));
+  if (!h)
+    die("malloc", "header");
   sprintf(h, "%s ", scheme);
   gh__b64_encode(tok, len, h + strlen(h));
   return h;
@@ -640,6 +642,8 @@ static int sc_header(int argc, char **argv)
       long nb;
       sscanf(v + 5, "%31[^:]:%ld", scheme, &nb);
       big = malloc(strlen(scheme) + 2 + (size_t)nb + 1);
+      if (!big)
+        die("malloc", "big header");
       sprintf(big, "%s ", scheme);
       memset(big + strlen(big), 'A', (size_t)nb);
       big[strlen(scheme) + 1 + (size_t)nb] = '\0';
