@@ -484,12 +484,15 @@ GH_EXPORT int gh_server_start(gh_server_t *s)
     ret = GH_ESTATE;
     goto out;
   }
-  s->n_ios = s->cfg.io_threads;
-  s->ios = gh__calloc(s->n_ios, sizeof(*s->ios));
+  s->ios = gh__calloc(s->cfg.io_threads, sizeof(*s->ios));
   if (s->ios == NULL) {
     ret = -ENOMEM;
     goto out;
   }
+  /* set only now: gh_server_free walks ios[0..n_ios) even after a failure */
+  s->n_ios = s->cfg.io_threads;
+  for (unsigned i = 0; i < s->n_ios; i++)
+    s->ios[i].epfd = s->ios[i].wakefd = -1; /* not fd 0 for threads io_init never reached */
   for (unsigned i = 0; i < s->n_ios; i++) {
     ret = io_init(s, &s->ios[i], i);
     if (ret != 0)

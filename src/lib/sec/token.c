@@ -552,11 +552,17 @@ int gh_token_from_peer(int fd, gh_token_t *ret_token)
     }
   }
   n = gh__sec_sort_groups(groups, len / sizeof(gid_t));
-  if (gh__sec_thread_impersonating() || lookup_pw(NULL, uc.uid, &pw, &pwbuf) != 0) {
+  /* the decimal name only for a uid NSS does not know (or while impersonating,
+   * when NSS must not run): an ENOMEM or NSS error must not turn "carol" into
+   * "20003", which would slip past deny:user:carol rules */
+  if (!gh__sec_thread_impersonating() && (rc = lookup_pw(NULL, uc.uid, &pw, &pwbuf)) == 0) {
+    sp.user = pw.pw_name;
+  } else if (rc == 0 || rc == GH_ENO_SUCH_USER) {
+    rc = 0;
     snprintf(uidname, sizeof(uidname), "%u", (unsigned)uc.uid);
     sp.user = uidname;
   } else {
-    sp.user = pw.pw_name;
+    goto out;
   }
   sp.uid = uc.uid;
   sp.gid = uc.gid;

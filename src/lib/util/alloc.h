@@ -18,5 +18,12 @@ char *gh__strndup(const char *s, size_t n);
 /** Fault-injection builds only: after n more successful allocations, every
  *  allocation fails until reset with n < 0. No-op in normal builds. */
 void gh__alloc_fail_after(long n);
+/** Fault-injection builds only: the allocation after n more successful ones
+ *  fails, and only that one (a transient failure). Reset with
+ *  gh__alloc_fail_after(-1). No-op in normal builds. */
+void gh__alloc_fail_once_after(long n);
+/** Fault-injection builds only: failures injected since the last
+ *  gh__alloc_fail_after / gh__alloc_fail_once_after call (0 otherwise). */
+long gh__alloc_injected(void);
 
 #endif
