@@ -16,15 +16,20 @@ typedef struct parse_ctx {
   char msg[512];  /* first error, without the line */
   int n_items;    /* handler calls so far, to recover the line of the first error */
   int err_item;
+  FILE *f;
+  unsigned line;  /* line of the item being handled */
+  bool at_bol;    /* the next chunk read starts a line */
 } parse_ctx_t;
 
 /* Keys that belong to later layers (pipeline): accepted and ignored here.
  * The auth keys are parsed by authconf.c. */
 static const char *const later_server_keys[] = {
-  "modules", "module_dir", "realm", NULL,
+  "modules", "module_dir", "realm", "module", "user", "log", NULL,
 };
+/* Pipeline keys of the built-in modules (docs/internals/pipeline.md); any
+ * module's own keys are written NAME.key and checked by pipeline_host.c. */
 static const char *const later_site_keys[] = {
-  "require", "impersonate", NULL,
+  "require", "impersonate", "listing", "allow_symlinks", "cgi_timeout", NULL,
 };
 
 static bool in_list(const char *const *list, const char *k)
@@ -142,9 +147,14 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
       site->handler = GH_SITE_ECHO;
     else if (strcmp(v, "authinfo") == 0)
       site->handler = GH_SITE_AUTHINFO;
+    else if (v[0] != '\0' && strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(v))
+      site->handler = GH_SITE_MODULE; /* a module name: checked when modules are loaded */
     else
       return set_err(c, section, k,
-                     "handler '%s' is not available (static | fixed | echo | authinfo)", v);
+                     "'%s' is not a handler (static | fixed | echo | authinfo | module name)",
+                     v);
+    free(site->module);
+    site->module = gh_site_is_pipeline(site) ? strdup(v) : NULL;
     return 1;
   }
   char **str = NULL;
@@ -177,7 +187,7 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
   int a = gh_daemon_auth_site_key(&site->auth, k, v, amsg, sizeof(amsg));
   if (a >= 0)
     return a ? 1 : set_err(c, section, k, "%s", amsg);
-  if (in_list(later_site_keys, k))
+  if (in_list(later_site_keys, k) || strncmp(k, "require /", 9) == 0 || strchr(k, '.') != NULL)
     return 1;
   return set_err(c, section, k, "%s", "unknown key");
 }
@@ -198,8 +208,55 @@ static gh_site_t *site_for(parse_ctx_t *c, const char *prefix)
   s->prefix = strdup(prefix);
   if (s->prefix == NULL)
     return NULL;
+  s->line = c->line;
   cfg->n_sites++;
   return s;
+}
+
+/* fgets for inih that counts lines, so every item knows its line. */
+static char *read_line(char *str, int num, void *stream)
+{
+  parse_ctx_t *c = stream;
+  char *r = fgets(str, num, c->f);
+  if (r != NULL) {
+    if (c->at_bol)
+      c->line++;
+    size_t n = strlen(r);
+    c->at_bol = n > 0 && r[n - 1] == '\n';
+  }
+  return r;
+}
+
+/* Keeps (section, key, value, line) for the module pipeline. */
+static int add_item(parse_ctx_t *c, const char *section, const char *name, const char *value)
+{
+  gh_daemon_config_t *cfg = c->cfg;
+  gh_daemon_item_t *ni = realloc(cfg->items, (cfg->n_items + 1) * sizeof(*ni));
+  if (ni == NULL)
+    return 0;
+  cfg->items = ni;
+  gh_daemon_item_t *it = &cfg->items[cfg->n_items];
+  it->line = c->line;
+  it->key = strdup(name);
+  it->value = strdup(value);
+  if (strncmp(section, "site ", 5) == 0) {
+    const char *p = section + 5;
+    while (*p == ' ')
+      p++;
+    it->section = malloc(strlen(p) + 6);
+    if (it->section != NULL)
+      sprintf(it->section, "site %s", p);
+  } else {
+    it->section = strdup(section);
+  }
+  if (it->key == NULL || it->value == NULL || it->section == NULL) {
+    free(it->key);
+    free(it->value);
+    free(it->section);
+    return 0;
+  }
+  cfg->n_items++;
+  return 1;
 }
 
 static int on_item(void *user, const char *section, const char *name, const char *value)
@@ -207,7 +264,9 @@ static int on_item(void *user, const char *section, const char *name, const char
   parse_ctx_t *c = user;
   int ok;
   c->n_items++;
-  if (strcmp(section, "server") == 0) {
+  if (!add_item(c, section, name, value)) {
+    ok = set_err(c, section, name, "%s", "out of memory");
+  } else if (strcmp(section, "server") == 0) {
     ok = server_key(c, section, name, value);
   } else if (strncmp(section, "site ", 5) == 0) {
     const char *prefix = section + 5;
@@ -220,8 +279,11 @@ static int on_item(void *user, const char *section, const char *name, const char
       gh_site_t *s = site_for(c, prefix);
       ok = s ? site_key(c, s, section, name, value) : set_err(c, section, name, "%s", "out of memory");
     }
+  } else if (strncmp(section, "module ", 7) == 0 && section[7] != '\0') {
+    ok = 1; /* a module's own keys: the section name is checked against the loaded modules */
   } else {
-    ok = set_err(c, section, name, "unknown section '%s' (server | site /path)", section);
+    ok = set_err(c, section, name, "unknown section '%s' (server | site /path | module NAME)",
+                 section);
   }
   if (!ok && c->err_item == 0)
     c->err_item = c->n_items;
@@ -240,6 +302,8 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->workers = ncpu > 0 ? (unsigned)ncpu : 2;
   c.cfg = cfg;
+  c.at_bol = true;
+  cfg->path = strdup(path);
 
   FILE *f = fopen(path, "re");
   if (f == NULL) {
@@ -247,7 +311,8 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
     snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
     goto out;
   }
-  int line = ini_parse_file(f, on_item, &c);
+  c.f = f;
+  int line = cfg->path ? ini_parse_stream(read_line, &c, on_item, &c) : -2;
   fclose(f);
   if (line != 0) {
     ret = GH_ECONFIG;
@@ -280,7 +345,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
       what = amsg;
     if (what != NULL) {
       ret = GH_ECONFIG;
-      snprintf(err, err_len, "%s: [site %s] %s", path, s->prefix, what);
+      snprintf(err, err_len, "%s:%u: [site %s] %s", path, s->line, s->prefix, what);
       goto out;
     }
   }
@@ -301,8 +366,16 @@ void gh_daemon_config_done(gh_daemon_config_t *cfg)
     free(cfg->sites[i].body);
     free(cfg->sites[i].content_type);
     free(cfg->sites[i].index);
+    free(cfg->sites[i].module);
     gh_daemon_site_auth_done(&cfg->sites[i].auth);
   }
+  for (size_t i = 0; i < cfg->n_items; i++) {
+    free(cfg->items[i].section);
+    free(cfg->items[i].key);
+    free(cfg->items[i].value);
+  }
+  free(cfg->items);
+  free(cfg->path);
   gh_daemon_auth_done(&cfg->auth);
   free(cfg->sites);
   free(cfg->access_log);

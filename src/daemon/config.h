@@ -14,11 +14,22 @@ typedef enum gh_site_handler {
   GH_SITE_FIXED,  /* body = text */
   GH_SITE_ECHO,   /* test aid: answers with the request line, headers and body */
   GH_SITE_AUTHINFO, /* test aid: the auth record, token and kernel-seen uid as JSON */
+  GH_SITE_MODULE, /* any other name: a pipeline module (pipeline_host.c) */
 } gh_site_handler_t;
+
+/* One key = value of the file, in file order, for the module pipeline. */
+typedef struct gh_daemon_item {
+  char *section;  /* "server", "site /path" (normalised), "module NAME" */
+  char *key;
+  char *value;
+  unsigned line;
+} gh_daemon_item_t;
 
 typedef struct gh_site {
   char *prefix;
   gh_site_handler_t handler;
+  char *module;        /* handler name when it runs in the pipeline (static, whoami, ...) */
+  unsigned line;       /* first line of the section, for error messages */
   char *root;          /* static */
   char *body;          /* fixed */
   char *content_type;  /* fixed; default text/plain */
@@ -38,7 +49,16 @@ typedef struct gh_daemon_config {
   gh_site_t *sites;
   size_t n_sites;
   gh_daemon_auth_t auth;      /* [server] auth engine and sec layer keys */
+  gh_daemon_item_t *items;    /* every key in file order (the pipeline's configuration) */
+  size_t n_items;
+  char *path;                 /* the file, for error messages */
 } gh_daemon_config_t;
+
+/** True when the site's requests run through the module pipeline. */
+static inline int gh_site_is_pipeline(const gh_site_t *s)
+{
+  return s->handler == GH_SITE_STATIC || s->handler == GH_SITE_MODULE;
+}
 
 /** Parses path into *cfg. On failure returns GH_ECONFIG (or -errno when the
  *  file cannot be read) and writes "FILE:LINE: message" into err. */

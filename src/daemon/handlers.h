@@ -1,4 +1,4 @@
-/* handlers.h: gatehoused built-in handlers (fixed response, plain static files) until the module pipeline. */
+/* handlers.h: gatehoused request entry — auth gate, built-in test/bench handlers, dispatch of pipeline sites. */
 #ifndef GH_DAEMON_HANDLERS_H
 #define GH_DAEMON_HANDLERS_H
 
@@ -6,11 +6,9 @@
 
 #include "config.h"
 
-/** Worker entry for gh_server_run_workers(); arg unused. The site is the
+/** Worker entry for gh_server_run_workers(); arg is the gh_pipeline_t that
+ *  runs the module sites (static, whoami, cgi, any module). The site is the
  *  URL group's user context (a gh_site_t, borrowed from the configuration). */
 void gh_daemon_handle(gh_request_t *req, void *arg);
-
-/** Content-Type for a file name, by extension. Static string. */
-const char *gh_daemon_content_type(const char *name);
 
 #endif

@@ -1,4 +1,4 @@
-/* main.c: gatehoused entry point — options, configuration, server start, signals (signalfd), graceful exit. */
+/* main.c: gatehoused entry point — options, configuration, listeners, privilege drop, server and pipeline start, signals (reload, graceful exit). */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -8,16 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gatehouse/authinfo.h>
 #include <gatehouse/error.h>
 #include <gatehouse/httpapi.h>
 #include <gatehouse/impersonate.h>
+#include <gatehouse/module.h>
 
 #include "accesslog.h"
 #include "config.h"
+#include "daemonlog.h"
+#include "gh_config.h"
 #include "handlers.h"
+#include "pipeline_host.h"
 
 static void usage(FILE *f)
 {
@@ -69,7 +74,7 @@ static int setup_auth(const gh_daemon_config_t *cfg, gh_server_t *srv, gh_url_gr
   gh_daemon_auth_engine_config(&cfg->auth, ntlm, &ac);
   ret = gh_server_enable_auth(srv, &ac, err, sizeof(err));
   if (ret != 0) {
-    fprintf(stderr, "gatehoused: %s\n", err[0] ? err : gh_strerror(ret));
+    gh_dlog(LOG_ERR, "%s", err[0] ? err : gh_strerror(ret));
     goto out;
   }
   for (size_t i = 0; i < cfg->n_sites; i++) {
@@ -77,10 +82,56 @@ static int setup_auth(const gh_daemon_config_t *cfg, gh_server_t *srv, gh_url_gr
       continue;
     ret = gh_url_group_set_auth(groups[i], &cfg->sites[i].auth.s);
     if (ret != 0) {
-      fprintf(stderr, "gatehoused: [site %s] auth: %s\n", cfg->sites[i].prefix, gh_strerror(ret));
+      gh_dlog(LOG_ERR, "[site %s] auth: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
     }
   }
+out:
+  return ret;
+}
+
+/* [server] value of key (last one), or NULL. */
+static const char *server_value(const gh_daemon_config_t *cfg, const char *key)
+{
+  const char *v = NULL;
+  for (size_t i = 0; i < cfg->n_items; i++)
+    if (strcmp(cfg->items[i].section, "server") == 0 && strcmp(cfg->items[i].key, key) == 0)
+      v = cfg->items[i].value;
+  return v;
+}
+
+/* Privilege set-up through the sec layer, then its base identity: root
+ * stays root with CAP_SETUID/CAP_SETGID (and NO_NEW_PRIVS); `user = NAME`
+ * switches every id to NAME keeping only those capabilities; a process
+ * started as another user runs as it (no impersonation). Single-threaded,
+ * after the listeners are bound, before any thread exists. */
+static int setup_identity(const gh_daemon_config_t *cfg)
+{
+  const char *user = server_value(cfg, "user");
+  int ret = 0;
+  if (user != NULL || geteuid() == 0) {
+    bool low_port = false;
+    for (size_t i = 0; i < cfg->n_listen; i++) {
+      const char *colon = strrchr(cfg->listen[i], ':');
+      if (strncmp(cfg->listen[i], "unix:", 5) != 0 && colon != NULL && atoi(colon + 1) < 1024)
+        low_port = true;
+    }
+    ret = gh_privileges_drop(user, low_port ? GH_PRIV_KEEP_NET_BIND_SERVICE : 0);
+    if (ret != 0) {
+      gh_dlog(LOG_ERR, "%s: [server] user = %s: privilege drop failed: %s", cfg->path,
+              user ? user : "(root)", gh_strerror(ret));
+      goto out;
+    }
+  }
+  /* The sec layer records this thread's ids as the base identity; before
+   * any thread exists. */
+  gh_sec_config_t sc = {
+    .min_uid = (uid_t)cfg->auth.min_uid,
+    .group_cache_ttl_s = cfg->auth.group_cache_ttl_s,
+  };
+  ret = gh_sec_init(&sc);
+  if (ret != 0)
+    gh_dlog(LOG_ERR, "sec layer: %s", gh_strerror(ret));
 out:
   return ret;
 }
@@ -92,25 +143,29 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
   gh_url_group_t **groups = calloc(cfg->n_sites + 1, sizeof(*groups));
   if (groups == NULL) {
     ret = -ENOMEM;
-    fprintf(stderr, "gatehoused: out of memory\n");
+    gh_dlog(LOG_ERR, "out of memory");
     goto out;
   }
   ret = gh_server_new(&cfg->server, &srv);
   if (ret != 0) {
-    fprintf(stderr, "gatehoused: cannot create server: %s\n", gh_strerror(ret));
+    gh_dlog(LOG_ERR, "cannot create server: %s", gh_strerror(ret));
     goto out;
   }
   for (size_t i = 0; i < cfg->n_listen; i++) {
     ret = gh_server_add_listener(srv, cfg->listen[i]);
     if (ret != 0) {
-      fprintf(stderr, "gatehoused: listen %s: %s\n", cfg->listen[i], gh_strerror(ret));
+      gh_dlog(LOG_ERR, "listen %s: %s", cfg->listen[i], gh_strerror(ret));
       goto out;
     }
   }
+  /* listeners are bound: now drop to the service identity (DESIGN.md §3) */
+  ret = setup_identity(cfg);
+  if (ret != 0)
+    goto out;
   for (size_t i = 0; i < cfg->n_sites; i++) {
     ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, NULL, &cfg->sites[i], &groups[i]);
     if (ret != 0) {
-      fprintf(stderr, "gatehoused: [site %s]: %s\n", cfg->sites[i].prefix, gh_strerror(ret));
+      gh_dlog(LOG_ERR, "[site %s]: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
     }
   }
@@ -124,6 +179,39 @@ out:
   return ret;
 }
 
+static void notify_reloading(void)
+{
+  char msg[96];
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+           (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000);
+  gh_notify(msg);
+}
+
+/* SIGHUP: parse the file again and apply what can change live; reopen logs. */
+static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_t *pl)
+{
+  gh_daemon_config_t ncfg;
+  char err[1024];
+  int e;
+  notify_reloading();
+  if (gh_daemon_config_load(file, &ncfg, err, sizeof(err)) != 0) {
+    gh_dlog(LOG_ERR, "reload refused, configuration kept: %s", err);
+  } else {
+    e = gh_daemon_pipeline_reload(pl, cfg, &ncfg, err, sizeof(err));
+    if (e != 0)
+      gh_dlog(LOG_ERR, "reload refused, configuration kept: %s", err);
+    else
+      gh_dlog(LOG_INFO, "configuration reloaded from %s", file);
+    gh_daemon_config_done(&ncfg);
+  }
+  e = gh_accesslog_reopen();
+  if (e != 0)
+    gh_dlog(LOG_ERR, "reopening access log: %s", gh_strerror(e));
+  gh_notify("READY=1");
+}
+
 int main(int argc, char **argv)
 {
   int ret = 1, opt, sfd = -1;
@@ -131,6 +219,7 @@ int main(int argc, char **argv)
   bool test_only = false, foreground = false;
   gh_daemon_config_t cfg;
   gh_server_t *srv = NULL;
+  gh_pipeline_t *pl = NULL;
   char err[1024];
   bool have_cfg = false;
 
@@ -160,13 +249,30 @@ int main(int argc, char **argv)
     ret = 2;
     goto out;
   }
+  /* Until the configuration is read, errors go to stderr (the terminal of
+   * `gatehoused -t`, or the journal's stream under systemd). */
   if (gh_daemon_config_load(file, &cfg, err, sizeof(err)) != 0) {
     fprintf(stderr, "gatehoused: %s\n", err);
     goto out;
   }
   have_cfg = true;
+  const char *log_target = server_value(&cfg, "log");
+  if (gh_dlog_setup(test_only ? "stderr" : log_target) != 0) {
+    fprintf(stderr, "gatehoused: %s: [server] log = %s: expected auto, stderr or journald%s\n",
+            file, log_target, GH_HAVE_SYSTEMD ? "" : " (built without libsystemd: no journald)");
+    goto out;
+  }
+  /* Modules are loaded (and the pipeline keys checked) in -t mode too. */
+  if (gh_daemon_pipeline_new(&cfg, &pl, err, sizeof(err)) != 0) {
+    fprintf(stderr, "gatehoused: %s\n", err);
+    goto out;
+  }
   if (test_only) {
-    fprintf(stderr, "gatehoused: %s: configuration ok\n", file);
+    fprintf(stderr, "gatehoused: %s: configuration ok (%zu modules: ", file,
+            gh_pipeline_get_module_count(pl));
+    for (size_t i = 0; i < gh_pipeline_get_module_count(pl); i++)
+      fprintf(stderr, "%s%s", i ? " " : "", gh_pipeline_get_module_name(pl, i));
+    fprintf(stderr, ")\n");
     ret = 0;
     goto out;
   }
@@ -180,43 +286,43 @@ int main(int argc, char **argv)
   sigprocmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  /* The sec layer records this thread's ids as the base identity; before
-   * any thread exists (DESIGN.md §3). */
-  gh_sec_config_t sc = {
-    .min_uid = (uid_t)cfg.auth.min_uid,
-    .group_cache_ttl_s = cfg.auth.group_cache_ttl_s,
-  };
-  int se = gh_sec_init(&sc);
-  if (se != 0) {
-    fprintf(stderr, "gatehoused: sec layer: %s\n", gh_strerror(se));
-    goto out;
-  }
+  /* listeners, privilege drop + sec layer, sites, auth engine */
   if (setup_server(&cfg, &srv) != 0)
     goto out;
   int e = gh_accesslog_open(cfg.access_log);
   if (e != 0) {
-    fprintf(stderr, "gatehoused: access_log %s: %s\n", cfg.access_log, gh_strerror(e));
+    gh_dlog(LOG_ERR, "access_log %s: %s", cfg.access_log, gh_strerror(e));
     goto out;
   }
   if (!foreground && (e = detach()) != 0) {
-    fprintf(stderr, "gatehoused: cannot detach: %s\n", gh_strerror(e));
+    gh_dlog(LOG_ERR, "cannot detach: %s", gh_strerror(e));
     goto out;
   }
+  if (!foreground && (log_target == NULL || strcmp(log_target, "auto") == 0) &&
+      GH_HAVE_SYSTEMD && access("/run/systemd/journal/socket", W_OK) == 0)
+    gh_dlog_setup("journald"); /* detached: stderr is /dev/null now */
   sfd = signalfd(-1, &set, SFD_CLOEXEC);
   if (sfd < 0) {
-    fprintf(stderr, "gatehoused: signalfd: %s\n", strerror(errno));
+    gh_dlog(LOG_ERR, "signalfd: %s", strerror(errno));
+    goto out;
+  }
+  e = gh_pipeline_start(pl);
+  if (e != 0) {
+    gh_dlog(LOG_ERR, "module start: %s", gh_strerror(e));
     goto out;
   }
   e = gh_server_start(srv);
   if (e == 0)
-    e = gh_server_run_workers(srv, cfg.workers, gh_daemon_handle, NULL);
+    e = gh_server_run_workers(srv, cfg.workers, gh_daemon_handle, pl);
   if (e != 0) {
-    fprintf(stderr, "gatehoused: start: %s\n", gh_strerror(e));
+    gh_dlog(LOG_ERR, "start: %s", gh_strerror(e));
     goto out;
   }
   for (size_t i = 0; i < cfg.n_listen; i++)
-    fprintf(stderr, "gatehoused: listening on %s\n", cfg.listen[i]);
-  fprintf(stderr, "gatehoused: ready (pid %d, %u workers)\n", (int)getpid(), cfg.workers);
+    gh_dlog(LOG_INFO, "listening on %s", cfg.listen[i]);
+  gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
+          cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
+  gh_notify("READY=1\nSTATUS=serving");
 
   for (;;) {
     struct signalfd_siginfo si;
@@ -224,28 +330,26 @@ int main(int argc, char **argv)
     if (n < 0 && errno == EINTR)
       continue;
     if (n != sizeof(si)) {
-      fprintf(stderr, "gatehoused: signalfd read: %s\n", strerror(errno));
+      gh_dlog(LOG_ERR, "signalfd read: %s", strerror(errno));
       break;
     }
     if (si.ssi_signo == SIGHUP) {
-      e = gh_accesslog_reopen();
-      if (e != 0)
-        fprintf(stderr, "gatehoused: reopening access log: %s\n", gh_strerror(e));
-      else
-        fprintf(stderr, "gatehoused: access log reopened\n");
+      reload(file, &cfg, pl);
       continue;
     }
-    fprintf(stderr, "gatehoused: signal %d, shutting down\n", (int)si.ssi_signo);
+    gh_dlog(LOG_INFO, "signal %d, shutting down", (int)si.ssi_signo);
     break;
   }
+  gh_notify("STOPPING=1");
   e = gh_server_shutdown(srv, cfg.shutdown_timeout_ms);
   if (e != 0)
-    fprintf(stderr, "gatehoused: shutdown: %s (requests cut off)\n", gh_strerror(e));
+    gh_dlog(LOG_WARNING, "shutdown: %s (requests cut off)", gh_strerror(e));
   else
-    fprintf(stderr, "gatehoused: stopped\n");
+    gh_dlog(LOG_INFO, "stopped");
   ret = 0;
 out:
   gh_server_free(srv);
+  gh_pipeline_free(pl); /* after the workers: GH_GLOBAL_STOP, dlclose */
   gh_accesslog_close();
   if (sfd >= 0)
     close(sfd);

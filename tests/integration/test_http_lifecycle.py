@@ -102,8 +102,9 @@ def test_config_errors_name_file_line_key(tmp_path):
     assert f'{f}:3:' in err and 'workerz' in err and 'unknown key' in err
     rc, err, f = run_check(tmp_path, '[server]\nlisten = 127.0.0.1:1\n\nmax_body = lots\n')
     assert rc == 1 and f'{f}:4:' in err and 'max_body' in err
-    rc, err, f = run_check(tmp_path, '[server]\nlisten = 127.0.0.1:1\n[site /a]\nhandler = cgi\n')
-    assert rc == 1 and f'{f}:4:' in err and 'handler' in err and 'cgi' in err
+    # handlers are modules now (cgi is one): a name no module has is the error
+    rc, err, f = run_check(tmp_path, '[server]\nlisten = 127.0.0.1:1\n[site /a]\nhandler = nosuchmod\n')
+    assert rc == 1 and f'{f}:4:' in err and 'handler' in err and 'nosuchmod' in err
     rc, err, f = run_check(tmp_path, '[server]\nworkers = 2\n')
     assert rc == 1 and 'listen' in err
     rc, err, f = run_check(tmp_path, '[server]\nlisten = 127.0.0.1:1\n[site /s]\nhandler = static\n')
