@@ -7,44 +7,12 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include <gatehouse/authinfo.h>
 #include <gatehouse/error.h>
 #include <gatehouse/httpapi.h>
 #include <gatehouse/module.h>
 
 #include "pipeline/pipeline_int.h"
-
-/*
- * The auth-info record and the delegated ccache of a request come from the
- * auth engine's integration into httpapi. Until that lands these are weak
- * references: without them every request is anonymous (NOT_AUTHENTICATED).
- */
-const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req) __attribute__((weak));
-int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_t gid,
-                                    const char **ret_ccname) __attribute__((weak));
-
-
-/*
- * Weak references to the HTTP core too, so that libgatehouse links while the
- * HTTP core is being written: gh_pipeline_process() reports GH_EUNSUPPORTED
- * until gh_request_complete exists. Once it is defined in the same library
- * the references resolve normally.
- */
-#pragma weak gh_request_get_method
-#pragma weak gh_request_get_url
-#pragma weak gh_request_get_path
-#pragma weak gh_request_get_query
-#pragma weak gh_request_get_version
-#pragma weak gh_request_get_header
-#pragma weak gh_request_get_header_count
-#pragma weak gh_request_get_header_at
-#pragma weak gh_request_get_body_length
-#pragma weak gh_request_read_body
-#pragma weak gh_request_get_conn_info
-#pragma weak gh_response_set_status
-#pragma weak gh_response_add_header
-#pragma weak gh_response_send
-#pragma weak gh_response_send_fd
-#pragma weak gh_request_complete
 
 typedef struct glue {
   gh_request_t *req;
@@ -111,7 +79,7 @@ static int g_describe(void *src, gh__pl_reqinfo_t *in)
     g->host[n] = '\0';
     in->host = g->host;
   }
-  in->auth = gh_request_get_auth_info ? gh_request_get_auth_info(g->req) : NULL;
+  in->auth = gh_request_get_auth_info(g->req); /* NULL: the site has no auth */
   return 0;
 }
 
@@ -167,8 +135,7 @@ static int g_complete(void *src)
 static const char *g_ccache(void *src, uid_t uid, gid_t gid)
 {
   const char *name = NULL;
-  if (gh_request_get_delegated_ccache == NULL ||
-      gh_request_get_delegated_ccache(((glue_t *)src)->req, uid, gid, &name) < 0)
+  if (gh_request_get_delegated_ccache(((glue_t *)src)->req, uid, gid, &name) < 0)
     return NULL;
   return name;
 }
@@ -192,10 +159,6 @@ int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *
   glue_t *g;
   if (pl == NULL || req == NULL) {
     ret = -EINVAL;
-    goto out;
-  }
-  if (gh_request_complete == NULL) {
-    ret = GH_EUNSUPPORTED;
     goto out;
   }
   g = calloc(1, sizeof(*g));
