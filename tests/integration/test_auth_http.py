@@ -720,3 +720,25 @@ def test_impersonation_negotiate_alternating(gh, realm, cc):
     for t in threads:
         t.join(120)
     assert bad == []
+
+
+def test_keytab_rotation_picked_up_while_running(realm, tmp_path):
+    # the engine serves keys from memory; a new kvno written to the keytab
+    # file is merged in (checked every 5 s), old keys keep working
+    d = Gatehoused(realm, tmp_path / 'd', [('/', {'auth': 'negotiate anonymous'})])
+    d.start()
+    try:
+        old = realm.kinit('alice', ccache=str(tmp_path / 'cc_old'))
+        tok_old = gssclient(realm, old, 'token', 'HTTP@localhost')['token']
+        realm.kadmin(f'ktadd -k {realm.keytab} HTTP/localhost')      # new random key, kvno+1
+        new = realm.kinit('alice', ccache=str(tmp_path / 'cc_new'))
+        time.sleep(5.5)
+        tok_new = gssclient(realm, new, 'token', 'HTTP@localhost')['token']
+        c = Raw(d)
+        _, _, b_new = c.get('/', 'Negotiate ' + tok_new)
+        _, _, b_old = c.get('/', 'Negotiate ' + tok_old)
+        c.close()
+        assert b_new['status'] == 'SUCCESS', b_new
+        assert b_old['status'] == 'SUCCESS', b_old
+    finally:
+        d.stop()

@@ -55,6 +55,12 @@ struct gh__auth_engine {
   /* what acquire_set needs */
   gss_name_t krb_name, ntlm_name;
   char *keytab, *ntlm_user_file;
+  /* the keytab's keys in a MEMORY keytab (see load_keytab) */
+  krb5_context kt_ctx;
+  krb5_keytab mem_kt;
+  char mem_kt_name[64];
+  struct stat kt_st;
+  time_t kt_checked;
   bool ntlm;
   bool spnego_ntlm_name;
   char *pam_service;
@@ -171,6 +177,74 @@ static int acquire(const char *label, gss_name_t name, gss_OID mech,
   return ret;
 }
 
+/* Copies the keys of the keytab file into the engine's MEMORY keytab
+ * (entries already there are kept). MIT re-opens, locks and reads a FILE
+ * keytab on every accept; from memory the acceptor finds its key without
+ * a system call. Called at start-up and whenever the file changed (checked
+ * at most every KT_CHECK_S seconds from credset_get), so added keys (a new
+ * kvno after a password change) are picked up while running; removed keys
+ * stay until restart. 0, or GH_ECONFIG with a message naming the file. */
+#define KT_CHECK_S 5
+static int load_keytab(gh__auth_engine_t *e, char *errbuf, size_t errlen)
+{
+  krb5_keytab file = NULL;
+  krb5_kt_cursor cur;
+  krb5_keytab_entry ent;
+  krb5_error_code kr;
+  bool seq = false;
+  unsigned n = 0;
+  int ret = 0;
+
+  kr = krb5_kt_resolve(e->kt_ctx, e->keytab, &file);
+  if (kr == 0)
+    kr = krb5_kt_start_seq_get(e->kt_ctx, file, &cur);
+  if (kr == 0)
+    seq = true;
+  while (kr == 0 && (kr = krb5_kt_next_entry(e->kt_ctx, file, &ent, &cur)) == 0) {
+    krb5_keytab_entry have;
+    if (krb5_kt_get_entry(e->kt_ctx, e->mem_kt, ent.principal, ent.vno, ent.key.enctype,
+                          &have) == 0)
+      krb5_free_keytab_entry_contents(e->kt_ctx, &have);
+    else
+      kr = krb5_kt_add_entry(e->kt_ctx, e->mem_kt, &ent);
+    krb5_free_keytab_entry_contents(e->kt_ctx, &ent);
+    n++;
+  }
+  if (kr == KRB5_KT_END && n == 0)
+    kr = KRB5_KT_NOTFOUND;
+  if (kr != KRB5_KT_END) {
+    const char *msg = krb5_get_error_message(e->kt_ctx, kr);
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "keytab %s: %s", e->keytab, msg);
+    krb5_free_error_message(e->kt_ctx, msg);
+    ret = GH_ECONFIG;
+  }
+  if (seq)
+    krb5_kt_end_seq_get(e->kt_ctx, file, &cur);
+  if (file)
+    krb5_kt_close(e->kt_ctx, file);
+  return ret;
+}
+
+/* Under cred_lock: reload the keytab if the file changed. */
+static void check_keytab(gh__auth_engine_t *e)
+{
+  struct stat st;
+  time_t now = time(NULL);
+
+  if (!e->keytab || now - e->kt_checked < KT_CHECK_S)
+    return;
+  e->kt_checked = now;
+  if (stat(e->keytab, &st) != 0)
+    return; /* keep serving with the keys we have */
+  if (st.st_ino != e->kt_st.st_ino || st.st_size != e->kt_st.st_size ||
+      st.st_mtim.tv_sec != e->kt_st.st_mtim.tv_sec ||
+      st.st_mtim.tv_nsec != e->kt_st.st_mtim.tv_nsec) {
+    if (load_keytab(e, NULL, 0) == 0)
+      e->kt_st = st;
+  }
+}
+
 static void release_set(credset_t *set)
 {
   OM_uint32 min;
@@ -191,7 +265,7 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
   set->spnego = set->krb5 = set->ntlm = GSS_C_NO_CREDENTIAL;
   if (e->keytab) {
     elems[store.count].key = "keytab";
-    elems[store.count].value = e->keytab;
+    elems[store.count].value = e->mem_kt_name;
     store.count++;
   }
   if (e->ntlm && e->ntlm_user_file) {
@@ -254,6 +328,7 @@ static unsigned credset_get(gh__auth_engine_t *e, bool *ret_exclusive)
   unsigned idx;
 
   pthread_mutex_lock(&e->cred_lock);
+  check_keytab(e);
   if (e->n_free > 0) {
     idx = e->free_sets[--e->n_free];
     *ret_exclusive = true;
@@ -320,6 +395,24 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
       ret = -ENOMEM;
       goto out;
     }
+    if (krb5_init_context(&e->kt_ctx) != 0) {
+      e->kt_ctx = NULL;
+      ret = GH_EAUTH_INTERNAL;
+      goto out;
+    }
+    snprintf(e->mem_kt_name, sizeof(e->mem_kt_name), "MEMORY:gh-keytab-%ld-%p", (long)getpid(),
+             (void *)e);
+    if (krb5_kt_resolve(e->kt_ctx, e->mem_kt_name, &e->mem_kt) != 0) {
+      e->mem_kt = NULL;
+      ret = GH_EAUTH_INTERNAL;
+      goto out;
+    }
+    if (stat(cfg->keytab, &e->kt_st) != 0)
+      memset(&e->kt_st, 0, sizeof(e->kt_st));
+    e->kt_checked = time(NULL);
+    ret = load_keytab(e, errbuf, errlen);
+    if (ret)
+      goto out;
   }
   e->ntlm = cfg->ntlm;
   if (cfg->ntlm && cfg->ntlm_user_file) {
@@ -372,6 +465,10 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
     release_set(&e->sets[i]);
   gss_release_name(&min, &e->krb_name);
   gss_release_name(&min, &e->ntlm_name);
+  if (e->mem_kt)
+    krb5_kt_close(e->kt_ctx, e->mem_kt); /* the last handle: MIT frees the keys */
+  if (e->kt_ctx)
+    krb5_free_context(e->kt_ctx);
   free(e->keytab);
   free(e->ntlm_user_file);
   pthread_mutex_destroy(&e->cred_lock);
