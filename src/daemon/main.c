@@ -257,7 +257,7 @@ int main(int argc, char **argv)
   }
   have_cfg = true;
   const char *log_target = server_value(&cfg, "log");
-  if (gh_dlog_setup(test_only ? "stderr" : log_target) != 0) {
+  if (gh_dlog_setup(log_target) != 0 || (test_only && gh_dlog_setup("stderr") != 0)) {
     fprintf(stderr, "gatehoused: %s: [server] log = %s: expected auto, stderr or journald%s\n",
             file, log_target, GH_HAVE_SYSTEMD ? "" : " (built without libsystemd: no journald)");
     goto out;

@@ -110,14 +110,22 @@ static int load_path(gh_pipeline_t *pl, const gh_daemon_config_t *cfg, const cha
   return ret;
 }
 
+/* strict: the name was asked for explicitly (`modules =`), so one already
+ * loaded is a duplicate; otherwise a loaded module of that name serves. */
 static int load_builtin(gh_pipeline_t *pl, const gh_daemon_config_t *cfg, const char *dir,
-                        const char *name, const gh_daemon_item_t *why, char *err,
+                        const char *name, const gh_daemon_item_t *why, bool strict, char *err,
                         size_t err_len)
 {
   char path[PATH_MAX];
   int ret = 0;
-  if (is_loaded(pl, name, strlen(name)))
+  if (is_loaded(pl, name, strlen(name))) {
+    if (strict) {
+      ret = GH_EMODULE_DUPLICATE;
+      snprintf(err, err_len, "%s:%u: [%s] %s: module '%s' is already loaded (by a `module =` "
+               "line or listed twice)", cfg->path, why->line, why->section, why->key, name);
+    }
     goto out;
+  }
   if (!builtin_path(dir, name, path, sizeof(path))) {
     ret = GH_ENOT_FOUND;
     if (why != NULL)
@@ -285,21 +293,23 @@ int gh_daemon_pipeline_new(const gh_daemon_config_t *cfg, gh_pipeline_t **ret_pl
     }
     for (char *w = strtok_r(copy, " \t,", &save); w != NULL && ret == 0;
          w = strtok_r(NULL, " \t,", &save))
-      ret = load_builtin(pl, cfg, dir, w, it, err, err_len);
+      ret = load_builtin(pl, cfg, dir, w, it, true, err, err_len);
     free(copy);
   }
   /* 3. what the configuration uses */
   for (size_t a = 0; auto_order[a] != NULL && ret == 0; a++) {
     if (strcmp(auto_order[a], "authz") == 0 && uses_require(cfg))
-      ret = load_builtin(pl, cfg, dir, "authz", first_require(cfg), err, err_len);
+      ret = load_builtin(pl, cfg, dir, "authz", first_require(cfg), false, err,
+                         err_len);
     else if (strcmp(auto_order[a], "log") == 0 && cfg->access_log != NULL)
-      ret = load_builtin(pl, cfg, dir, "log", server_item(cfg, "access_log"), err, err_len);
+      ret = load_builtin(pl, cfg, dir, "log", server_item(cfg, "access_log"), false, err,
+                         err_len);
   }
   for (size_t i = 0; i < cfg->n_items && ret == 0; i++) {
     const gh_daemon_item_t *it = &cfg->items[i];
     const gh_site_t *site = site_of(cfg, it->section);
     if (site != NULL && gh_site_is_pipeline(site) && strcmp(it->key, "handler") == 0)
-      ret = load_builtin(pl, cfg, dir, it->value, it, err, err_len);
+      ret = load_builtin(pl, cfg, dir, it->value, it, false, err, err_len);
   }
   if (ret != 0)
     goto out;
