@@ -17,7 +17,7 @@ deps:
 
 # Runs the demo server (see README).
 demo: deps all
-	scripts/demo
+	scripts/demo --build $(BUILD)
 
 # Installs, builds (plain, ASan+UBSan, TSan) and runs every test; ends with "N passed, N failed".
 check: deps all sanitizers
