@@ -90,10 +90,21 @@ static int grow_headers(gh__http_msg_t *m)
   return 0;
 }
 
+/* RFC 9110 tchar: a field name is a token ("Name : v" and "X Y: v" are 400,
+ * RFC 9112 §5.1, instead of libhttp-parser's lenient reading). */
+static bool is_tchar(unsigned char c)
+{
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
   gh__http_parser_t *p = hp->data;
   gh__http_msg_t *m = p->msg;
+  for (size_t i = 0; i < len; i++)
+    if (!is_tchar((unsigned char)at[i]))
+      return fail(p, 400);
   p->header_bytes += len + (p->last_cb != CB_FIELD ? 4 : 0);
   if (p->header_bytes > p->lim->max_header_bytes)
     return fail(p, 431);
@@ -255,10 +266,29 @@ static int on_headers_complete(http_parser *hp)
   return 0;
 }
 
+/* Chunked framing (size lines, extensions, CRLFs, trailers) must end its
+ * lines with CRLF: libhttp-parser ignores a bare LF inside a chunk extension,
+ * a classic request-smuggling disagreement with other parsers. */
+static bool frame_bare_lf(gh__http_parser_t *p, const char *s, const char *e)
+{
+  for (; s < e; s++) {
+    if (*s == '\n' && !p->frame_prev_cr)
+      return true;
+    p->frame_prev_cr = *s == '\r';
+  }
+  return false;
+}
+
 static int on_body(http_parser *hp, const char *at, size_t len)
 {
   gh__http_parser_t *p = hp->data;
   gh__http_msg_t *m = p->msg;
+  if (m->chunked && p->frame_from != NULL) {
+    if (p->frame_from < at && frame_bare_lf(p, p->frame_from, at))
+      return fail(p, 400);
+    p->frame_from = at + len;
+    p->frame_prev_cr = false;
+  }
   if (len > p->max_body - m->body_len || m->body_len + len > p->max_body)
     return fail(p, 413);
   if (m->body_len + len > m->body_cap) {
@@ -327,12 +357,16 @@ void gh__http_parser_begin(gh__http_parser_t *p, gh__http_msg_t *msg)
   msg->head = false;
 }
 
-/* Finds obsolete line folding (a header line starting with SP/HT), which
- * libhttp-parser silently accepts, in the bytes of the header section. */
+/* Finds obsolete line folding (a header line starting with SP/HT) and bare
+ * LF line ends, which libhttp-parser silently accepts, in the bytes of the
+ * header section (request line included). */
 static bool scan_obs_fold(gh__http_parser_t *p, const char *data, size_t len)
 {
   for (size_t i = 0; i < len && !p->scan_done; i++) {
     char c = data[i];
+    if (c == '\n' && !p->scan_prev_cr)
+      return true;
+    p->scan_prev_cr = c == '\r';
     if (p->scan_line_start) {
       if (c == ' ' || c == '\t') {
         if (p->scan_lines > 0)
@@ -375,15 +409,25 @@ int gh__http_parser_feed(gh__http_parser_t *p, const char *data, size_t len, siz
     ret = p->status != 0 ? GH__HTTP_ERROR : GH__HTTP_DONE;
     goto out;
   }
+  if (p->phase != PH_BODY)
+    p->frame_prev_cr = p->scan_prev_cr; /* a CR at the end of the last feed */
   if (!p->scan_done && scan_obs_fold(p, data, len)) {
     p->status = 400;
     ret = GH__HTTP_ERROR;
     goto out;
   }
   p->event = EV_NONE;
+  p->frame_from = data;
   used = http_parser_execute(&p->hp, &settings, data, len);
+  /* the chunked framing after the last body bytes of this feed */
+  if (p->status == 0 && p->msg->chunked && p->phase != PH_IDLE && p->frame_from != NULL &&
+      p->frame_from < data + used && frame_bare_lf(p, p->frame_from, data + used))
+    p->status = 400;
+  p->frame_from = NULL;
   enum http_errno e = HTTP_PARSER_ERRNO(&p->hp);
-  if (e == HPE_PAUSED) {
+  if (p->status != 0) {
+    ret = GH__HTTP_ERROR; /* the framing check above, even on a completed message */
+  } else if (e == HPE_PAUSED) {
     http_parser_pause(&p->hp, 0);
     ret = p->event == EV_DONE ? GH__HTTP_DONE : GH__HTTP_HEADERS;
   } else if (e != HPE_OK || p->status != 0) {

@@ -90,6 +90,9 @@ typedef struct gh__http_parser {
   uint8_t event;
   bool scan_done;
   bool scan_line_start;
+  bool scan_prev_cr;        /* header section: the previous byte was CR (bare LF check) */
+  bool frame_prev_cr;       /* chunked framing: the same */
+  const char *frame_from;   /* chunked framing bytes not yet checked, in the current feed */
   unsigned scan_lines;
   unsigned n_host, n_cl, n_te;
 } gh__http_parser_t;
