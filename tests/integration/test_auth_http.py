@@ -742,3 +742,13 @@ def test_keytab_rotation_picked_up_while_running(realm, tmp_path):
         assert b_old['status'] == 'SUCCESS', b_old
     finally:
         d.stop()
+
+
+@pytest.mark.parametrize('uid', [0, 999])
+def test_peer_root_or_below_min_uid_gets_no_token(gh, realm, uid):
+    # item 14: never a token for uid 0, the service account or uids below min_uid
+    st, _, body = curl(['--unix-socket', gh.unix, 'http://localhost/'], client_env(realm),
+                       user=uid)
+    assert st == 200 and body['status'] == 'FAILURE' and body['type'] == 'Peer', body
+    assert body['token'] == 0 and body['sec_kind'] == 3        # a local (errno-style) refusal
+    still_serves(gh)
