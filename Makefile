@@ -2,9 +2,13 @@
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FAULT_BUILD ?= build-fault
+FAULT_ASAN_BUILD ?= build-fault-asan
+HARD_BUILD ?= build-hard
 NINJA ?= ninja
 
-.PHONY: all deps demo check sanitizers test unit integration fuzz bench clean
+.PHONY: all deps demo check sanitizers test unit integration fuzz bench clean \
+	check-faults fault-builds check-valgrind load
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -19,9 +23,9 @@ deps:
 demo: deps all
 	scripts/demo --build $(BUILD)
 
-# Installs, builds (plain, ASan+UBSan, TSan) and runs every test; ends with "N passed, N failed".
-check: deps all sanitizers
-	tests/run-all --build $(BUILD) --asan $(ASAN_BUILD) --tsan $(TSAN_BUILD)
+# Installs, builds (plain, ASan+UBSan, TSan, fault injection) and runs every test; ends with "N passed, N failed".
+check: deps all sanitizers fault-builds
+	tests/run-all --build $(BUILD) --asan $(ASAN_BUILD) --tsan $(TSAN_BUILD) --fault $(FAULT_BUILD) --fault $(FAULT_ASAN_BUILD)
 
 sanitizers: $(ASAN_BUILD)/build.ninja $(TSAN_BUILD)/build.ninja
 	$(NINJA) -C $(ASAN_BUILD)
@@ -50,3 +54,31 @@ bench: deps all
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
+
+# Allocation-failure injection (-Dfault_injection=true): the request-path walk, plain and ASan+UBSan+LSan.
+FAULT_TEST = tests/unit/fault/fault_request_walk
+fault-builds: $(FAULT_BUILD)/build.ninja $(FAULT_ASAN_BUILD)/build.ninja
+	$(NINJA) -C $(FAULT_BUILD) $(FAULT_TEST)
+	$(NINJA) -C $(FAULT_ASAN_BUILD) $(FAULT_TEST)
+
+check-faults: fault-builds
+	tests/run-all --only fault --fault $(FAULT_BUILD) --fault $(FAULT_ASAN_BUILD)
+
+$(FAULT_BUILD)/build.ninja:
+	meson setup $(FAULT_BUILD) -Dfault_injection=true
+
+$(FAULT_ASAN_BUILD)/build.ninja:
+	meson setup $(FAULT_ASAN_BUILD) -Dfault_injection=true -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+
+# The helpers.Daemon integration tests with gatehoused under valgrind memcheck: no definite leaks.
+check-valgrind: $(HARD_BUILD)/build.ninja
+	$(NINJA) -C $(HARD_BUILD)
+	tests/stress/run-valgrind --build $(HARD_BUILD)
+
+# Full load and slowloris run (10,000 connections; 1,000 dribblers, p99 <= 100 ms).
+load: $(HARD_BUILD)/build.ninja
+	$(NINJA) -C $(HARD_BUILD)
+	bench/load/run $(HARD_BUILD)
+
+$(HARD_BUILD)/build.ninja:
+	meson setup $(HARD_BUILD)
