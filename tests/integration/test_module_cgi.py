@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import (BASIC, GHUSERS, USERS, GhDaemon, needs_daemon,  # noqa: E402
+from pipeline_helpers import (BASIC, GHUSERS, USERS, GhDaemon, curl, needs_daemon,  # noqa: E402
                               needs_root, shared_dir, write_owned)
 
 pytestmark = [needs_daemon, needs_root]
@@ -22,6 +22,9 @@ echo "REQUEST_METHOD=$REQUEST_METHOD"
 echo "CONTENT_LENGTH=$CONTENT_LENGTH"
 echo "PATH_INFO=$PATH_INFO"
 echo "QUERY_STRING=$QUERY_STRING"
+echo "KRB5CCNAME=$KRB5CCNAME"
+cc=${KRB5CCNAME#FILE:}
+[ -n "$KRB5CCNAME" ] && [ -r "$cc" ] && echo "CCACHE_OWNER=$(stat -c %u "$cc")"
 echo "BODY=$(cat)"
 '''
 SLOW = r'''#!/bin/sh
@@ -45,7 +48,13 @@ def gh(realm):  # noqa: F811
     write_owned(os.path.join(bin_, 'slow'), SLOW, None, 0o755)
     write_owned(os.path.join(bin_, 'status'), STATUS, None, 0o755)
     write_owned(os.path.join(bin_, 'bobs'), IDS, 'bob', 0o700)  # only bob may run it
-    d = GhDaemon(realm, [('/cgi-bin', dict(BASIC, handler='cgi', root=bin_, cgi_timeout=2))])
+    ccdir = os.path.join(base, 'ccaches')
+    os.mkdir(ccdir)
+    os.chmod(ccdir, 0o711)
+    d = GhDaemon(realm, [('/cgi-bin', dict(BASIC, handler='cgi', root=bin_, cgi_timeout=2)),
+                         ('/krb', {'handler': 'cgi', 'root': bin_, 'auth': 'negotiate'})],
+                 # clients must be able to traverse ccache_dir to reach their own 0700 dir
+                 server={'ccache_dir': ccdir})
     d.start()
     d.base = base
     yield d
@@ -117,3 +126,18 @@ def test_timeout_kills_the_child(gh):
         time.sleep(0.05)
     assert not os.path.exists(f'/proc/{pid}'), 'the timed-out script is still running'
     assert 'killed after' in gh.log()
+
+
+def test_delegated_ticket_in_krb5ccname(gh, realm):  # noqa: F811
+    env = realm.kinit('alice', forwardable=True)
+    r = curl(f'http://localhost:{gh.port}/krb/ids', env=env,
+             extra=['--negotiate', '-u', ':', '--delegation', 'always'])
+    assert r.status == 200, r
+    v = parse(r.text)
+    assert v['REMOTE_USER'].startswith('alice') and v['LOGON_USER'] == 'alice'
+    assert v['KRB5CCNAME'].startswith('FILE:'), r.text
+    # the script (running as alice) can read its ccache: the file is hers
+    assert v.get('CCACHE_OWNER') == str(USERS['alice'][0]), r.text
+    # without delegation there is no KRB5CCNAME
+    r = curl(f'http://localhost:{gh.port}/krb/ids', env=env, extra=['--negotiate', '-u', ':'])
+    assert parse(r.text)['KRB5CCNAME'] == ''
