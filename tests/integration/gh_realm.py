@@ -131,6 +131,9 @@ class GhRealm:
             'PAM_MATRIX_PASSWD': self.pam_passdb,
             # nss_wrapper dlopens libc with RTLD_DEEPBIND, which ASan refuses
             'NSS_WRAPPER_DISABLE_DEEPBIND': '1',
+            # pam_wrapper reads this (sic) name for the same switch
+            'UID_WRAPPER_DISABLE_DEEPBIND': '1',
+            'PAM_WRAPPER_DISABLE_DEEPBIND': '1',
             # the server process must not pick up a client ccache by accident
             'KRB5CCNAME': 'FILE:' + self.path('server-ccache-must-not-exist'),
         })

@@ -26,23 +26,6 @@ needs_root = pytest.mark.skipif(
 BASIC = {'auth': 'basic anonymous', 'basic_over_plain_http': 'yes'}
 
 
-def _sanitized():
-    try:
-        with open(GATEHOUSED, 'rb') as f:
-            data = f.read()
-        return b'__asan_init' in data or b'__tsan_init' in data
-    except OSError:
-        return False
-
-
-# Basic goes through PAM, and pam_wrapper dlopens libpam with RTLD_DEEPBIND,
-# which the ASan/TSan runtimes refuse (fatal): those tests run in the plain
-# build only.
-needs_pam = pytest.mark.skipif(_sanitized(), reason='sanitizer build: pam_wrapper dlopens libpam '
-                               'with RTLD_DEEPBIND, which the sanitizer runtime refuses; the '
-                               'Basic/PAM tests run in the plain build')
-
-
 def free_port():
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))

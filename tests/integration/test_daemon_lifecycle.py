@@ -10,7 +10,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
 from helpers import Conn  # noqa: E402
-from pipeline_helpers import (BASIC, needs_pam, GhDaemon, needs_daemon, needs_root, shared_dir,  # noqa: E402
+from pipeline_helpers import (BASIC, GhDaemon, needs_daemon, needs_root, shared_dir,  # noqa: E402
                               write_owned)
 
 pytestmark = [needs_daemon]
@@ -100,7 +100,6 @@ def status_fields(pid):
 
 
 @needs_root
-@needs_pam
 def test_privilege_drop_to_service_user(realm):  # noqa: F811
     root = shared_dir('gh-drop-')
     write_owned(os.path.join(root, 'alice.txt'), 'alice secret\n', 'alice')

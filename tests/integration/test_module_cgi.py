@@ -7,10 +7,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import (needs_pam, BASIC, GHUSERS, USERS, GhDaemon, curl, needs_daemon,  # noqa: E402
+from pipeline_helpers import (BASIC, GHUSERS, USERS, GhDaemon, curl, needs_daemon,  # noqa: E402
                               needs_root, shared_dir, write_owned)
 
-pytestmark = [needs_daemon, needs_root, needs_pam]
+pytestmark = [needs_daemon, needs_root]
 
 IDS = r'''#!/bin/sh
 printf 'Content-Type: text/plain\r\n\r\n'

@@ -7,9 +7,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import needs_pam, BASIC, CLF_RE, GhDaemon, needs_daemon, needs_root, shared_dir  # noqa: E402
+from pipeline_helpers import BASIC, CLF_RE, GhDaemon, needs_daemon, needs_root, shared_dir  # noqa: E402
 
-pytestmark = [needs_daemon, needs_root, needs_pam]
+pytestmark = [needs_daemon, needs_root]
 
 
 def wait_lines(path, n, timeout=5):

@@ -6,10 +6,10 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import (needs_pam, BASIC, GhDaemon, needs_daemon, needs_root, shared_dir,  # noqa: E402
+from pipeline_helpers import (BASIC, GhDaemon, needs_daemon, needs_root, shared_dir,  # noqa: E402
                               write_owned, USERS)
 
-pytestmark = [needs_daemon, needs_root, needs_pam]
+pytestmark = [needs_daemon, needs_root]
 DATA = ''.join(chr(ord('a') + i % 26) for i in range(1000))
 
 

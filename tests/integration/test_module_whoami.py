@@ -8,9 +8,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import needs_pam, BASIC, GHUSERS, USERS, GhDaemon, needs_daemon, needs_root  # noqa: E402
+from pipeline_helpers import BASIC, GHUSERS, USERS, GhDaemon, needs_daemon, needs_root  # noqa: E402
 
-pytestmark = [needs_daemon, needs_root, needs_pam]
+pytestmark = [needs_daemon, needs_root]
 
 
 @pytest.fixture(scope='module')
