@@ -142,12 +142,12 @@ static char *iov_copy(const struct iovec *iov, int n, size_t *ret_len)
 
 /* One non-blocking write step: returns bytes written (>0), 0 for EAGAIN, or
  * a negative error. */
-static ssize_t write_iov(int fd, struct iovec *iov, int n)
+static ssize_t write_iov(int fd, struct iovec *iov, int n, int more)
 {
   ssize_t w;
   struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)(n > 64 ? 64 : n)};
   do
-    w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    w = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT | more);
   while (w < 0 && errno == EINTR);
   if (w < 0)
     return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
@@ -188,7 +188,8 @@ int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff
   for (;;) {
     ssize_t w = 0;
     if (npre > 0) {
-      w = write_iov(c->fd, pre, npre);
+      /* a file body follows: let the head share its first segment */
+      w = write_iov(c->fd, pre, npre, flen > 0 ? MSG_MORE : 0);
       if (w > 0) {
         iov_skip(&pre, &npre, (size_t)w);
         continue;
@@ -213,7 +214,7 @@ int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff
         goto out;
       }
     } else if (npost > 0) {
-      w = write_iov(c->fd, post, npost);
+      w = write_iov(c->fd, post, npost, 0);
       if (w > 0) {
         iov_skip(&post, &npost, (size_t)w);
         continue;
@@ -259,7 +260,7 @@ static int io_flush(gh__conn_t *c)
     ssize_t w;
     if (c->out_off < c->out_len) {
       struct iovec v = {c->out + c->out_off, c->out_len - c->out_off};
-      w = write_iov(c->fd, &v, 1);
+      w = write_iov(c->fd, &v, 1, c->out_fleft > 0 ? MSG_MORE : 0);
       if (w > 0)
         c->out_off += (size_t)w;
     } else if (c->out_fleft > 0) {
@@ -276,7 +277,7 @@ static int io_flush(gh__conn_t *c)
         w = -errno;
     } else {
       struct iovec v = {c->out2 + c->out2_off, c->out2_len - c->out2_off};
-      w = write_iov(c->fd, &v, 1);
+      w = write_iov(c->fd, &v, 1, 0);
       if (w > 0)
         c->out2_off += (size_t)w;
     }
