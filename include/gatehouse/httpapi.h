@@ -72,6 +72,11 @@ typedef struct gh_server_config {
                                       default 4096 */
   const char *server_header;     /**< Server header value; NULL = "gatehouse/VERSION",
                                       "" = none. Copied by gh_server_new(). */
+  const char *hsts;              /**< Strict-Transport-Security value added to every
+                                      response on a TLS connection (unless the
+                                      application set one), e.g. "max-age=31536000";
+                                      NULL = none. Never sent over plain HTTP
+                                      (RFC 6797). Copied by gh_server_new(). */
 } gh_server_config_t;
 
 /** Fills cfg with the defaults above. Any thread. */
@@ -88,6 +93,54 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
  *  or -errno from socket/bind/listen. Not thread-safe against other
  *  configuration calls on the same server. */
 GH_EXPORT int gh_server_add_listener(gh_server_t *server, const char *address);
+
+/** TLS settings of a listener (gh_server_add_tls_listener). Strings are
+ *  borrowed for the call; the file names are kept for gh_server_reload_tls(). */
+typedef struct gh_tls_config {
+  const char *const *cert_files; /**< PEM files: certificate, then its chain; n_certs of
+                                      them. The first is the default; with several, the
+                                      client's SNI name picks the one whose subjectAltName
+                                      DNS names (or CN without SANs) match, "*.x" matching
+                                      one label. */
+  const char *const *key_files;  /**< PEM private keys, one per certificate (unencrypted);
+                                      NULL, or a NULL entry = the key is in the cert file */
+  size_t n_certs;                /**< ≥ 1 */
+  const char *ciphers;           /**< TLS 1.2 cipher list (OpenSSL syntax); NULL = ECDHE with
+                                      AES-GCM or ChaCha20-Poly1305 only */
+  const char *ciphersuites;      /**< TLS 1.3 suites; NULL = OpenSSL's default */
+  unsigned handshake_timeout_ms; /**< accept to handshake done; 0 = header_timeout_ms */
+} gh_tls_config_t;
+
+/** Binds a TLS listener (OpenSSL 3): address as gh_server_add_listener()
+ *  (TCP only). TLS 1.2 and 1.3 only, ALPN "http/1.1", SNI certificate
+ *  selection, session resumption (TLS 1.3 tickets, TLS 1.2 tickets and
+ *  session cache), renegotiation off. Handshakes run non-blocking on the I/O
+ *  threads; a failed or timed-out handshake (plain HTTP on the port, a
+ *  truncated ClientHello, no shared cipher) closes the connection and is
+ *  reported through the log callback. The certificates are loaded now; on
+ *  failure errbuf (may be NULL) names the file and the OpenSSL reason.
+ *  Returns 0, GH_ECONFIG (certificate/key), GH_EPARSE, GH_ESTATE, -EINVAL or
+ *  -errno. Same threading rules as gh_server_add_listener(). */
+GH_EXPORT int gh_server_add_tls_listener(gh_server_t *server, const char *address,
+                                         const gh_tls_config_t *tls, char *errbuf,
+                                         size_t errlen);
+
+/** Re-reads every TLS listener's certificate and key files (e.g. on SIGHUP).
+ *  All or nothing: when any file fails to load, every listener keeps its
+ *  current certificates, errbuf gets the reason and GH_ECONFIG is returned.
+ *  New connections get the new certificates; established ones keep theirs.
+ *  Any thread, while the server runs. Returns 0, GH_ECONFIG or -ENOMEM. */
+GH_EXPORT int gh_server_reload_tls(gh_server_t *server, char *errbuf, size_t errlen);
+
+/** Log sink of a server: the library never prints, events of the I/O
+ *  threads (failed or timed-out TLS handshakes, ...) go here. priority is a
+ *  syslog level (LOG_WARNING, LOG_INFO...). Called on I/O threads: must not
+ *  block for long. At most 20 lines per second per I/O thread; beyond, a
+ *  count of suppressed lines follows. */
+typedef void (*gh_log_cb)(int priority, const char *message, void *arg);
+
+/** Installs the log sink (NULL = none) before gh_server_start(). arg is borrowed. */
+GH_EXPORT void gh_server_set_log(gh_server_t *server, gh_log_cb log, void *arg);
 
 /** Local address of listener i, in order of gh_server_add_listener() (useful
  *  after binding port 0). Returns 0, or -ENOENT for a bad index. */
@@ -167,6 +220,7 @@ typedef enum gh_transport { GH_TRANSPORT_TCP = 0, GH_TRANSPORT_UNIX = 1 } gh_tra
 #define GH_CONN_UNIX 0x1u            /**< a Unix-domain socket (peer credentials valid) */
 #define GH_CONN_KEEPALIVE 0x2u       /**< the current request allows keeping the connection open */
 #define GH_CONN_HAS_CRED 0x4u        /**< peer_cred / peer_groups are set */
+#define GH_CONN_TLS 0x8u             /**< TLS connection (see gh_request_get_tls_info) */
 
 /** Facts about the connection a request arrived on. Borrowed from the request. */
 typedef struct gh_conn_info {
@@ -216,6 +270,20 @@ GH_EXPORT gh_url_group_t *gh_request_get_url_group(const gh_request_t *req);
 GH_EXPORT const gh_conn_info_t *gh_request_get_conn_info(const gh_request_t *req);
 /** The server. */
 GH_EXPORT gh_server_t *gh_request_get_server(const gh_request_t *req);
+
+/** TLS facts of a request's connection. Strings are borrowed from the
+ *  connection: valid until gh_request_complete(). */
+typedef struct gh_tls_info {
+  const char *version;   /**< "TLSv1.3", "TLSv1.2" */
+  const char *cipher;    /**< OpenSSL name, e.g. "TLS_AES_256_GCM_SHA384" */
+  const char *sni;       /**< server name the client asked for, or NULL */
+  const char *alpn;      /**< negotiated protocol ("http/1.1"), or NULL */
+  int resumed;           /**< 1 when the session was resumed */
+} gh_tls_info_t;
+
+/** Fills *ret_info for a request that came over TLS. Returns 0, or
+ *  GH_ENOT_FOUND on a plain connection. The thread owning the request. */
+GH_EXPORT int gh_request_get_tls_info(const gh_request_t *req, gh_tls_info_t *ret_info);
 
 /* ---- response --------------------------------------------------------- */
 

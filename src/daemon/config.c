@@ -95,6 +95,9 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
     {"shutdown_timeout_ms", &cfg->shutdown_timeout_ms, NULL, 3600000},
   };
   if (strcmp(k, "listen") == 0) {
+    char tmsg[256];
+    if (gh_daemon_tls_check_listen(v, tmsg, sizeof(tmsg)) != 0)
+      return set_err(c, section, k, "%s", tmsg);
     char **nl = realloc(cfg->listen, (cfg->n_listen + 1) * sizeof(*nl));
     if (nl == NULL)
       return set_err(c, section, k, "%s", "out of memory");
@@ -129,6 +132,11 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
   int a = gh_daemon_auth_server_key(&cfg->auth, k, v, amsg, sizeof(amsg));
   if (a >= 0)
     return a ? 1 : set_err(c, section, k, "%s", amsg);
+  a = gh_daemon_tls_server_key(&cfg->tls, k, v, amsg, sizeof(amsg));
+  if (a >= 0) {
+    s->hsts = cfg->tls.hsts;
+    return a ? 1 : set_err(c, section, k, "%s", amsg);
+  }
   if (in_list(later_server_keys, k))
     return 1;
   return set_err(c, section, k, "%s", "unknown key");
@@ -377,6 +385,7 @@ void gh_daemon_config_done(gh_daemon_config_t *cfg)
   free(cfg->items);
   free(cfg->path);
   gh_daemon_auth_done(&cfg->auth);
+  gh_daemon_tls_done(&cfg->tls);
   free(cfg->sites);
   free(cfg->access_log);
   free((char *)cfg->server.server_header);

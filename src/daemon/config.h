@@ -7,6 +7,7 @@
 #include <gatehouse/httpapi.h>
 
 #include "authconf.h"
+#include "tlsconf.h"
 
 typedef enum gh_site_handler {
   GH_SITE_NONE = 0,
@@ -49,6 +50,7 @@ typedef struct gh_daemon_config {
   gh_site_t *sites;
   size_t n_sites;
   gh_daemon_auth_t auth;      /* [server] auth engine and sec layer keys */
+  gh_daemon_tls_t tls;        /* [server] tls_* and hsts keys (tlsconf.h) */
   gh_daemon_item_t *items;    /* every key in file order (the pipeline's configuration) */
   size_t n_items;
   char *path;                 /* the file, for error messages */

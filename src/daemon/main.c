@@ -151,12 +151,11 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
     gh_dlog(LOG_ERR, "cannot create server: %s", gh_strerror(ret));
     goto out;
   }
+  gh_daemon_tls_attach_log(srv);
   for (size_t i = 0; i < cfg->n_listen; i++) {
-    ret = gh_server_add_listener(srv, cfg->listen[i]);
-    if (ret != 0) {
-      gh_dlog(LOG_ERR, "listen %s: %s", cfg->listen[i], gh_strerror(ret));
+    ret = gh_daemon_tls_add_listener(srv, &cfg->tls, cfg->listen[i]); /* logs failures */
+    if (ret != 0)
       goto out;
-    }
   }
   /* listeners are bound: now drop to the service identity (DESIGN.md §3) */
   ret = setup_identity(cfg);
@@ -190,7 +189,8 @@ static void notify_reloading(void)
 }
 
 /* SIGHUP: parse the file again and apply what can change live; reopen logs. */
-static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_t *pl)
+static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_t *pl,
+                   gh_server_t *srv)
 {
   gh_daemon_config_t ncfg;
   char err[1024];
@@ -206,6 +206,12 @@ static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_
       gh_dlog(LOG_INFO, "configuration reloaded from %s", file);
     gh_daemon_config_done(&ncfg);
   }
+  /* certificates: the files named at start-up are read again; a broken one
+   * keeps every listener on its current certificates */
+  e = gh_server_reload_tls(srv, err, sizeof(err));
+  if (e != 0)
+    gh_dlog(LOG_ERR, "TLS certificates not reloaded, current ones kept: %s",
+            err[0] ? err : gh_strerror(e));
   e = gh_accesslog_reopen();
   if (e != 0)
     gh_dlog(LOG_ERR, "reopening access log: %s", gh_strerror(e));
@@ -334,7 +340,7 @@ int main(int argc, char **argv)
       break;
     }
     if (si.ssi_signo == SIGHUP) {
-      reload(file, &cfg, pl);
+      reload(file, &cfg, pl, srv);
       continue;
     }
     gh_dlog(LOG_INFO, "signal %d, shutting down", (int)si.ssi_signo);

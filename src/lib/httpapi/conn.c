@@ -1,14 +1,17 @@
 /* conn.c: connections — I/O thread loop (accept, read, parse, limits, timeouts, server errors) and the worker-side write/hand-back. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <fcntl.h>
 
@@ -18,11 +21,17 @@
 #include "util/alloc.h"
 
 #define EV_BASE (EPOLLET | EPOLLONESHOT)
+#define TLS_CHUNK 16384 /* one TLS record of plaintext */
+#define LOG_PER_SEC 20
 
 static void conn_free(gh__conn_t *c)
 {
   if (c->ext_state_free != NULL)
     c->ext_state_free(c->ext_state);
+  SSL_free(c->ssl);
+  gh__tls_store_unref(c->tls_store);
+  free(c->cbt);
+  free(c->alpn);
   if (c->fd >= 0)
     close(c->fd);
   if (c->out_fd >= 0)
@@ -43,6 +52,51 @@ void gh__conn_unref(gh__conn_t *c)
 {
   if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
     conn_free(c);
+}
+
+void gh__io_log(gh__io_t *io, int priority, const char *fmt, ...)
+{
+  gh_server_t *s = io->srv;
+  char msg[320];
+  va_list ap;
+  uint64_t sec = io->now / 1000;
+  if (s->log == NULL)
+    return;
+  if (sec != io->log_window) {
+    if (io->log_dropped > 0) {
+      snprintf(msg, sizeof(msg), "%u similar messages suppressed", io->log_dropped);
+      s->log(LOG_WARNING, msg, s->log_arg);
+    }
+    io->log_window = sec;
+    io->log_count = io->log_dropped = 0;
+  }
+  if (io->log_count >= LOG_PER_SEC) {
+    io->log_dropped++;
+    return;
+  }
+  io->log_count++;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  s->log(priority, msg, s->log_arg);
+}
+
+/* "ADDR:PORT" of the peer, for log lines. */
+static const char *peer_text(const gh__conn_t *c, char *buf, size_t len)
+{
+  char a[INET6_ADDRSTRLEN] = "?";
+  unsigned port = 0;
+  if (c->info.peer.ss_family == AF_INET) {
+    const struct sockaddr_in *i4 = (const struct sockaddr_in *)&c->info.peer;
+    inet_ntop(AF_INET, &i4->sin_addr, a, sizeof(a));
+    port = ntohs(i4->sin_port);
+  } else if (c->info.peer.ss_family == AF_INET6) {
+    const struct sockaddr_in6 *i6 = (const struct sockaddr_in6 *)&c->info.peer;
+    inet_ntop(AF_INET6, &i6->sin6_addr, a, sizeof(a));
+    port = ntohs(i6->sin6_port);
+  }
+  snprintf(buf, len, c->info.peer.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
+  return buf;
 }
 
 void gh__io_wake(gh__io_t *io)
@@ -154,7 +208,7 @@ static ssize_t write_iov(int fd, struct iovec *iov, int n, int more)
   return w;
 }
 
-static int wait_writable(gh__conn_t *c, uint64_t deadline)
+static int wait_writable(gh__conn_t *c, uint64_t deadline, short events)
 {
   int ret = 0;
   for (;;) {
@@ -163,7 +217,7 @@ static int wait_writable(gh__conn_t *c, uint64_t deadline)
       ret = GH_ECLOSED;
       break;
     }
-    struct pollfd p = {.fd = c->fd, .events = POLLOUT};
+    struct pollfd p = {.fd = c->fd, .events = events};
     int r = poll(&p, 1, (int)(deadline - now));
     if (r > 0) {
       if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
@@ -178,6 +232,103 @@ static int wait_writable(gh__conn_t *c, uint64_t deadline)
   return ret;
 }
 
+/* Copies up to cap bytes from the iovecs, advancing them. */
+static size_t iov_take(struct iovec **iov, int *n, char *dst, size_t cap)
+{
+  size_t got = 0;
+  while (*n > 0 && got < cap) {
+    size_t k = (*iov)->iov_len < cap - got ? (*iov)->iov_len : cap - got;
+    memcpy(dst + got, (*iov)->iov_base, k);
+    got += k;
+    iov_skip(iov, n, k);
+  }
+  return got;
+}
+
+/* Reads exactly len bytes of fd at off (pread). 0, -EIO (short) or -errno. */
+static int pread_full(int fd, char *dst, size_t len, off_t off)
+{
+  size_t got = 0;
+  while (got < len) {
+    ssize_t r = pread(fd, dst + got, len - got, off + (off_t)got);
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      return -errno;
+    if (r == 0)
+      return -EIO; /* file shorter than announced */
+    got += (size_t)r;
+  }
+  return 0;
+}
+
+/* Worker side over TLS: the output (pre, file, post) goes through one
+ * 16 KiB plaintext chunk per TLS record; a file is read with pread (no
+ * sendfile through userspace TLS; kTLS is not used). A retried SSL_write
+ * always gets the same chunk again. A final write that would block hands
+ * the unsent rest of the chunk plus what follows to the I/O thread. */
+static int tls_conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff,
+                         size_t flen, struct iovec *post, int npost, bool final, uint64_t deadline)
+{
+  static __thread char chunk[TLS_CHUNK];
+  size_t clen = 0, coff = 0;
+  int ret = 0;
+  for (;;) {
+    if (coff == clen) {
+      clen = coff = 0;
+      clen += iov_take(&pre, &npre, chunk, TLS_CHUNK);
+      if (npre == 0 && flen > 0 && clen < TLS_CHUNK) {
+        size_t k = flen < TLS_CHUNK - clen ? flen : TLS_CHUNK - clen;
+        ret = pread_full(fd, chunk + clen, k, foff);
+        if (ret != 0)
+          goto out;
+        clen += k;
+        foff += (off_t)k;
+        flen -= k;
+      }
+      if (npre == 0 && flen == 0)
+        clen += iov_take(&post, &npost, chunk + clen, TLS_CHUNK - clen);
+      if (clen == 0)
+        break; /* all written */
+    }
+    ssize_t w = gh__tls_write(c->ssl, chunk + coff, clen - coff);
+    if (w > 0) {
+      coff += (size_t)w;
+      continue;
+    }
+    if (w != GH__TLS_WANT_WRITE && w != GH__TLS_WANT_READ) {
+      ret = GH_ECLOSED;
+      goto out;
+    }
+    if (final) {
+      size_t rest = iov_total(pre, npre), tail = clen - coff;
+      c->out = gh__malloc(tail + rest);
+      c->out2 = iov_copy(post, npost, &c->out2_len);
+      if (c->out != NULL) {
+        memcpy(c->out, chunk + coff, tail);
+        (void)iov_take(&pre, &npre, c->out + tail, rest);
+        c->out_len = tail + rest;
+      }
+      c->out_off = c->out2_off = 0;
+      c->out_fleft = flen;
+      c->out_foff = foff;
+      if (flen > 0)
+        c->out_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (c->out == NULL || (npost > 0 && c->out2 == NULL) || (flen > 0 && c->out_fd < 0)) {
+        ret = GH_ECLOSED;
+        goto out;
+      }
+      ret = GH__SEND_HANDOFF;
+      goto out;
+    }
+    ret = wait_writable(c, deadline, w == GH__TLS_WANT_READ ? POLLIN : POLLOUT);
+    if (ret != 0)
+      goto out;
+  }
+out:
+  return ret;
+}
+
 int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
                   struct iovec *post, int npost, bool final)
 {
@@ -185,6 +336,8 @@ int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff
   uint64_t deadline = gh__now_ms() + c->srv->cfg.send_timeout_ms;
   iov_skip(&pre, &npre, 0);
   iov_skip(&post, &npost, 0);
+  if (c->ssl != NULL)
+    return tls_conn_send(c, pre, npre, fd, foff, flen, post, npost, final, deadline);
   for (;;) {
     ssize_t w = 0;
     if (npre > 0) {
@@ -243,7 +396,7 @@ int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff
       ret = GH__SEND_HANDOFF;
       goto out;
     }
-    ret = wait_writable(c, deadline);
+    ret = wait_writable(c, deadline, POLLOUT);
     if (ret != 0)
       goto out;
   }
@@ -253,12 +406,44 @@ out:
 
 /* I/O thread: continues a handed-off write. Returns 1 when done, 0 when
  * blocked, <0 on error. */
+/* One TLS write step of the handed-off output: bytes written (> 0), 0 when
+ * blocked, < 0 on error. The file part goes in TLS_CHUNK pieces read into
+ * the I/O thread's buffer; a blocked piece is read again, identically. */
+static ssize_t io_tls_step(gh__conn_t *c)
+{
+  ssize_t w;
+  if (c->out_off < c->out_len) {
+    w = gh__tls_write(c->ssl, c->out + c->out_off, c->out_len - c->out_off);
+    if (w > 0)
+      c->out_off += (size_t)w;
+  } else if (c->out_fleft > 0) {
+    size_t k = c->out_fleft < TLS_CHUNK ? c->out_fleft : TLS_CHUNK;
+    int e = pread_full(c->out_fd, c->io->rbuf, k, c->out_foff);
+    if (e != 0)
+      return e;
+    w = gh__tls_write(c->ssl, c->io->rbuf, k);
+    if (w > 0) {
+      c->out_foff += (off_t)w;
+      c->out_fleft -= (size_t)w;
+    }
+  } else {
+    w = gh__tls_write(c->ssl, c->out2 + c->out2_off, c->out2_len - c->out2_off);
+    if (w > 0)
+      c->out2_off += (size_t)w;
+  }
+  if (w == GH__TLS_WANT_WRITE || w == GH__TLS_WANT_READ)
+    w = 0;
+  return w;
+}
+
 static int io_flush(gh__conn_t *c)
 {
   int ret = 1;
   while (c->out_off < c->out_len || c->out_fleft > 0 || c->out2_off < c->out2_len) {
     ssize_t w;
-    if (c->out_off < c->out_len) {
+    if (c->ssl != NULL) {
+      w = io_tls_step(c);
+    } else if (c->out_off < c->out_len) {
       struct iovec v = {c->out + c->out_off, c->out_len - c->out_off};
       w = write_iov(c->fd, &v, 1, c->out_fleft > 0 ? MSG_MORE : 0);
       if (w > 0)
@@ -316,6 +501,7 @@ static void release_to_io(gh__conn_t *c, uint32_t events)
 
 static void start_linger(gh__conn_t *c, uint64_t now)
 {
+  gh__tls_shutdown(c->ssl); /* close_notify, best effort */
   (void)shutdown(c->fd, SHUT_WR);
   c->state = GH__CS_LINGER;
   c->deadline = now + GH__LINGER_MS;
@@ -327,7 +513,7 @@ void gh__conn_release_done(gh__conn_t *c, bool keep_alive)
   uint32_t events = EPOLLIN | EPOLLRDHUP;
   if (!keep_alive || atomic_load_explicit(&c->srv->stopping, memory_order_relaxed)) {
     start_linger(c, now);
-  } else if (c->pending != NULL) {
+  } else if (c->pending != NULL || (c->ssl != NULL && SSL_has_pending(c->ssl))) {
     c->state = GH__CS_READING;
     c->deadline = now + c->srv->cfg.header_timeout_ms;
     events |= EPOLLOUT; /* fires at once: the I/O thread parses what is buffered */
@@ -443,8 +629,8 @@ static void dispatch(gh__io_t *io, gh__conn_t *c)
   io->batch_n++;
 }
 
-/* Headers are complete: path, group, body limit, 100-continue. Returns 0 or
- * an HTTP status to answer. */
+/* Headers are complete: path, group, body limit, 100-continue. Returns 0, an
+ * HTTP status to answer, or -1 when the connection must just be closed. */
 static int on_headers(gh__io_t *io, gh__conn_t *c, bool more_buffered)
 {
   int status = 0;
@@ -465,8 +651,16 @@ static int on_headers(gh__io_t *io, gh__conn_t *c, bool more_buffered)
   c->deadline = io->now + bto;
   if (m->expect_continue && !more_buffered && (m->chunked || m->content_length > 0)) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    ssize_t w = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    (void)w; /* if it does not fit the client sends the body after its own timeout */
+    if (c->ssl != NULL) {
+      /* a blocked TLS record would have to be retried with these very
+       * bytes before the response: on an idle connection's empty send
+       * buffer it never blocks; if it does, give up the connection */
+      if (gh__tls_write(c->ssl, cont, sizeof(cont) - 1) != (ssize_t)sizeof(cont) - 1)
+        status = -1;
+    } else {
+      ssize_t w = send(c->fd, cont, sizeof(cont) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      (void)w; /* if it does not fit the client sends the body after its own timeout */
+    }
   }
 out:
   return status;
@@ -496,6 +690,11 @@ static int feed(gh__io_t *io, gh__conn_t *c, const char *data, size_t len, size_
     if (r == GH__HTTP_HEADERS) {
       /* the parser pauses before the header block's final LF */
       int st = on_headers(io, c, len - off > 1);
+      if (st < 0) {
+        conn_close(io, c);
+        ret = -1;
+        goto out;
+      }
       if (st != 0) {
         io_reply_error(io, c, st);
         ret = -1;
@@ -552,7 +751,25 @@ static void io_input(gh__io_t *io, gh__conn_t *c)
     c->pending_len = 0;
   }
   for (;;) {
-    ssize_t n = recv(c->fd, io->rbuf, io->rbuf_size, 0);
+    ssize_t n;
+    if (c->ssl != NULL) {
+      /* a TLS read returns one record: read until OpenSSL wants the socket */
+      n = gh__tls_read(c->ssl, io->rbuf, io->rbuf_size);
+      if (n == GH__TLS_WANT_READ) {
+        arm(c, EPOLLIN | EPOLLRDHUP);
+        return;
+      }
+      if (n == GH__TLS_WANT_WRITE) {
+        arm(c, EPOLLIN | EPOLLOUT | EPOLLRDHUP);
+        return;
+      }
+      if (n <= 0) {
+        conn_close(io, c);
+        return;
+      }
+    } else {
+      n = recv(c->fd, io->rbuf, io->rbuf_size, 0);
+    }
     if (n == 0) {
       conn_close(io, c);
       return;
@@ -577,7 +794,7 @@ static void io_input(gh__io_t *io, gh__conn_t *c)
       dispatch(io, c);
       return;
     }
-    if ((size_t)n < io->rbuf_size) {
+    if (c->ssl == NULL && (size_t)n < io->rbuf_size) {
       arm(c, EPOLLIN | EPOLLRDHUP);
       return;
     }
@@ -600,6 +817,40 @@ static void io_linger(gh__io_t *io, gh__conn_t *c)
   }
 }
 
+/* The canned answer to plain HTTP on a TLS port (the client reads it as
+ * what it is; nginx does the same). */
+static void answer_plain_http(gh__conn_t *c)
+{
+  static const char msg[] = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\n"
+                            "Content-Length: 46\r\nConnection: close\r\n\r\n"
+                            "400 Bad Request: plain HTTP sent to TLS port\r\n";
+  ssize_t w = send(c->fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+  (void)w;
+}
+
+static void io_handshake(gh__io_t *io, gh__conn_t *c)
+{
+  char why[128], peer[64];
+  int r = gh__tls_handshake(c->ssl, why, sizeof(why));
+  if (r == GH__TLS_WANT_READ) {
+    arm(c, EPOLLIN | EPOLLRDHUP);
+  } else if (r == GH__TLS_WANT_WRITE) {
+    arm(c, EPOLLOUT);
+  } else if (r == 1) {
+    c->info.flags |= GH_CONN_TLS;
+    c->state = GH__CS_IDLE;
+    c->deadline = io->now + io->srv->cfg.header_timeout_ms;
+    io_input(io, c);
+  } else {
+    bool plain = strcmp(why, "http request") == 0;
+    gh__io_log(io, LOG_INFO, "tls: %s: handshake failed: %s%s", peer_text(c, peer, sizeof(peer)),
+               why, plain ? " (plain HTTP sent to a TLS port)" : "");
+    if (plain)
+      answer_plain_http(c);
+    conn_close(io, c);
+  }
+}
+
 static void conn_event(gh__io_t *io, gh__conn_t *c, uint32_t events)
 {
   if (c->dead || atomic_load_explicit(&c->owner, memory_order_acquire) != GH__OWN_IO)
@@ -618,6 +869,9 @@ static void conn_event(gh__io_t *io, gh__conn_t *c, uint32_t events)
   case GH__CS_LINGER:
     io_linger(io, c);
     break;
+  case GH__CS_HANDSHAKE:
+    io_handshake(io, c);
+    break;
   default:
     conn_close(io, c);
     break;
@@ -626,9 +880,13 @@ static void conn_event(gh__io_t *io, gh__conn_t *c, uint32_t events)
 
 /* ---- accept -------------------------------------------------------------- */
 
-static void refuse(int fd, gh_server_t *s)
+static void refuse(int fd, gh_server_t *s, bool tls)
 {
   char buf[256];
+  if (tls) {
+    close(fd); /* no handshake for a refused connection */
+    return;
+  }
   int n = snprintf(buf, sizeof(buf),
                    "HTTP/1.1 503 Service Unavailable\r\nServer: %s\r\nDate: %s\r\n"
                    "Content-Type: text/plain\r\nContent-Length: 21\r\nConnection: close\r\n\r\n"
@@ -697,7 +955,7 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
     }
     if (atomic_load(&s->n_conns) >= s->cfg.max_connections ||
         atomic_load(&s->stopping)) {
-      refuse(fd, s);
+      refuse(fd, s, l->tls != NULL);
       continue;
     }
     gh__conn_t *c = gh__calloc(1, sizeof(*c));
@@ -718,6 +976,17 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
     conn_setup_info(c, l);
     c->state = GH__CS_IDLE;
     c->deadline = io->now + s->cfg.header_timeout_ms;
+    if (l->tls != NULL) {
+      unsigned hto = gh__tls_listener_handshake_timeout(l->tls);
+      c->tls_store = gh__tls_listener_get_store(l->tls);
+      c->ssl = gh__tls_ssl_new(c->tls_store, fd);
+      if (c->ssl == NULL) {
+        conn_free(c);
+        continue;
+      }
+      c->state = GH__CS_HANDSHAKE;
+      c->deadline = io->now + (hto ? hto : s->cfg.header_timeout_ms);
+    }
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EV_BASE, .data.ptr = c};
     if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       conn_free(c);
@@ -744,14 +1013,18 @@ static void io_scan(gh__io_t *io)
       continue;
     bool started = c->state == GH__CS_READING && c->req != NULL &&
                    gh__http_parser_started(&c->parser);
-    if (stopping && (c->state == GH__CS_IDLE || (c->state == GH__CS_READING && !started &&
-                                                 c->pending == NULL))) {
+    if (stopping && (c->state == GH__CS_IDLE || c->state == GH__CS_HANDSHAKE ||
+                     (c->state == GH__CS_READING && !started && c->pending == NULL))) {
       conn_close(io, c);
       continue;
     }
     if (io->now < c->deadline)
       continue;
-    if (started)
+    if (c->state == GH__CS_HANDSHAKE) {
+      char peer[64];
+      gh__io_log(io, LOG_INFO, "tls: %s: handshake timeout", peer_text(c, peer, sizeof(peer)));
+      conn_close(io, c);
+    } else if (started)
       io_reply_error(io, c, 408);
     else
       conn_close(io, c);

@@ -87,6 +87,12 @@ void *gh__server_get_auth_state(const gh_server_t *server);
  *  Borrowed: valid while the caller owns the request. */
 int gh__request_get_fd(const gh_request_t *req);
 
+/** The tls-server-end-point channel-binding application data of the
+ *  request's TLS connection ("tls-server-end-point:" + certificate hash,
+ *  RFC 5929), computed once per connection; NULL on plain connections.
+ *  Borrowed from the connection: valid while the caller owns the request. */
+const void *gh__request_get_channel_binding(gh_request_t *req, size_t *ret_len);
+
 /** Whether the response already has a header of that name (case-insensitive). */
 bool gh__response_has_header(const gh_request_t *req, const char *name);
 

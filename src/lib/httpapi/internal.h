@@ -13,6 +13,7 @@
 #include "httpapi/framing.h"
 #include "httpapi/hooks.h"
 #include "httpapi/http_parse.h"
+#include "httpapi/tls.h"
 #include "util/pool.h"
 
 /* First byte of every object whose pointer is an epoll cookie. */
@@ -29,6 +30,7 @@ enum {
   GH__CS_WRITING, /* the I/O thread finishes a response write */
   GH__CS_LINGER,  /* write side shut; discarding input until EOF or deadline */
   GH__CS_CLOSE,   /* to be closed at the next event or scan */
+  GH__CS_HANDSHAKE, /* TLS handshake in progress; handshake deadline */
 };
 
 #define GH__LINGER_MS 1000
@@ -44,6 +46,7 @@ typedef struct gh__listener {
   char *unix_path;
   struct sockaddr_storage addr;
   socklen_t addr_len;
+  gh__tls_listener_t *tls; /* NULL: plain */
 } gh__listener_t;
 
 struct gh__io {
@@ -65,6 +68,8 @@ struct gh__io {
   bool listeners_dropped; /* stopping: this thread no longer touches listeners */
   gh_request_t *batch_head, *batch_tail;
   unsigned batch_n;
+  uint64_t log_window; /* log rate limit: second of the current window */
+  unsigned log_count, log_dropped;
 };
 
 struct gh__conn {
@@ -95,6 +100,12 @@ struct gh__conn {
   gid_t *groups;
   void *ext_state;
   void (*ext_state_free)(void *);
+  /* TLS (owner-only, like the rest: never two threads on one SSL) */
+  SSL *ssl;
+  gh__tls_store_t *tls_store;
+  unsigned char *cbt; /* channel binding, computed on first use */
+  size_t cbt_len;
+  char *alpn;
 };
 
 struct gh_url_group {
@@ -177,6 +188,9 @@ struct gh_server {
   void *resp_hook_arg;
   void *auth_state;
   void (*auth_state_free)(void *);
+  char *hsts;
+  gh_log_cb log;
+  void *log_arg;
 };
 
 /* server.c */
@@ -209,5 +223,8 @@ void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after a failure: the I/O thread closes it. */
 void gh__conn_release_close(gh__conn_t *conn);
 void gh__io_close_all(gh__io_t *io);
+/** I/O thread: a rate-limited line to the server's log callback. */
+void gh__io_log(gh__io_t *io, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -198,6 +198,7 @@ void gh__listener_close(gh__listener_t *l)
     close(l->fd);
   if (l->unix_path != NULL)
     unlink(l->unix_path);
+  gh__tls_listener_free(l->tls);
   free(l->unix_path);
   free(l);
 }

@@ -132,6 +132,44 @@ void *gh__request_get_auth_slot(const gh_request_t *r)
   return r->auth_slot;
 }
 
+const void *gh__request_get_channel_binding(gh_request_t *r, size_t *ret_len)
+{
+  gh__conn_t *c = r->conn;
+  if (c->ssl == NULL)
+    return NULL;
+  if (c->cbt == NULL) {
+    unsigned char buf[GH__TLS_CBT_MAX];
+    size_t n = 0;
+    if (gh__tls_channel_binding(c->ssl, buf, &n) != 0)
+      return NULL;
+    c->cbt = gh__malloc(n);
+    if (c->cbt == NULL)
+      return NULL;
+    memcpy(c->cbt, buf, n);
+    c->cbt_len = n;
+  }
+  *ret_len = c->cbt_len;
+  return c->cbt;
+}
+
+GH_EXPORT int gh_request_get_tls_info(const gh_request_t *r, gh_tls_info_t *ret_info)
+{
+  gh__conn_t *c = r->conn;
+  const unsigned char *alpn = NULL;
+  unsigned alen = 0;
+  if (c->ssl == NULL)
+    return GH_ENOT_FOUND;
+  SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
+  if (alen > 0 && c->alpn == NULL)
+    c->alpn = gh__strndup((const char *)alpn, alen);
+  ret_info->version = SSL_get_version(c->ssl);
+  ret_info->cipher = SSL_get_cipher_name(c->ssl);
+  ret_info->sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+  ret_info->alpn = c->alpn;
+  ret_info->resumed = SSL_session_reused(c->ssl) ? 1 : 0;
+  return 0;
+}
+
 int gh__request_get_fd(const gh_request_t *r)
 {
   return r->conn->fd;
@@ -271,6 +309,9 @@ static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret
     r->status = 200;
     r->status_set = true;
   }
+  if (s->hsts != NULL && r->conn->ssl != NULL &&
+      !gh__response_has_header(r, "Strict-Transport-Security"))
+    (void)gh_response_set_header(r, "Strict-Transport-Security", s->hsts);
   if (s->resp_hook != NULL)
     s->resp_hook(r, r->status, s->resp_hook_arg);
   bool ka = r->keep_alive && !atomic_load_explicit(&s->stopping, memory_order_relaxed);

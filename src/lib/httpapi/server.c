@@ -82,6 +82,14 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
     goto out;
   }
   s->cfg.server_header = s->server_header;
+  if (cfg != NULL && cfg->hsts != NULL && cfg->hsts[0] != '\0') {
+    s->hsts = gh__strdup(cfg->hsts);
+    if (s->hsts == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+  }
+  s->cfg.hsts = s->hsts;
   s->limits.max_uri = s->cfg.max_uri;
   s->limits.max_header_bytes = s->cfg.max_header_bytes;
   s->limits.max_header_count = s->cfg.max_header_count;
@@ -99,6 +107,7 @@ out:
     *ret_server = s;
   } else if (s != NULL) {
     free(s->server_header);
+    free(s->hsts);
     free(s);
   }
   return ret;
@@ -124,6 +133,76 @@ GH_EXPORT int gh_server_add_listener(gh_server_t *s, const char *address)
   s->listeners[s->n_listeners++] = l;
 out:
   return ret;
+}
+
+GH_EXPORT int gh_server_add_tls_listener(gh_server_t *s, const char *address,
+                                         const gh_tls_config_t *tls, char *errbuf, size_t errlen)
+{
+  int ret = 0;
+  gh__tls_listener_t *tl = NULL;
+  unsigned idx = s->n_listeners;
+  if (errbuf != NULL && errlen > 0)
+    errbuf[0] = '\0';
+  if (address != NULL && strncmp(address, "unix:", 5) == 0) {
+    ret = -EINVAL; /* TLS over a Unix socket makes no sense here */
+    goto out;
+  }
+  if (s->started) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  ret = gh__tls_listener_new(tls, errbuf, errlen, &tl);
+  if (ret != 0)
+    goto out;
+  ret = gh_server_add_listener(s, address);
+  if (ret != 0)
+    goto out;
+  s->listeners[idx]->tls = tl;
+  tl = NULL;
+out:
+  gh__tls_listener_free(tl);
+  return ret;
+}
+
+GH_EXPORT int gh_server_reload_tls(gh_server_t *s, char *errbuf, size_t errlen)
+{
+  int ret = 0;
+  unsigned n = s->n_listeners;
+  gh__tls_store_t **fresh = gh__calloc(n ? n : 1, sizeof(*fresh));
+  if (errbuf != NULL && errlen > 0)
+    errbuf[0] = '\0';
+  if (fresh == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  /* all or nothing: load everything first, then install */
+  for (unsigned i = 0; i < n; i++) {
+    gh__listener_t *l = s->listeners[i];
+    if (l == NULL || l->tls == NULL)
+      continue;
+    ret = gh__tls_listener_load(l->tls, errbuf, errlen, &fresh[i]);
+    if (ret != 0)
+      goto out;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    if (fresh[i] != NULL) {
+      gh__tls_listener_install(s->listeners[i]->tls, fresh[i]);
+      fresh[i] = NULL;
+    }
+  }
+out:
+  if (fresh != NULL) {
+    for (unsigned i = 0; i < n; i++)
+      gh__tls_store_unref(fresh[i]);
+    free(fresh);
+  }
+  return ret;
+}
+
+GH_EXPORT void gh_server_set_log(gh_server_t *s, gh_log_cb log, void *arg)
+{
+  s->log = log;
+  s->log_arg = arg;
 }
 
 GH_EXPORT int gh_server_listener_address(gh_server_t *s, unsigned i,
@@ -651,6 +730,7 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
   pthread_mutex_destroy(&s->flock);
   pthread_cond_destroy(&s->qcond);
   free(s->server_header);
+  free(s->hsts);
   /* last: connection and request state above may still refer to it */
   if (s->auth_state_free != NULL)
     s->auth_state_free(s->auth_state);
