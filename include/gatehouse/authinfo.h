@@ -67,9 +67,16 @@ typedef struct gh_auth_sec_status {
 /* The token comes from the connection's cached (persisted) authentication,
  * not from an Authorization header on this request. */
 #define GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED 0x00000001u
-/* Reserved for channel bindings (TLS): status bits. */
+/* Channel binding (Extended Protection) status, on TLS connections of sites
+ * with channel_binding medium or strict:
+ *   CBT_PRESENT   the client's token carried channel bindings;
+ *   CBT_VERIFIED  they were checked against this connection's
+ *                 tls-server-end-point and matched (a mismatch is FAILURE).
+ * SPN_VERIFIED: the service name the client asked for is in the site's
+ * allowed_spns list. */
 #define GH_AUTH_FLAG_CBT_PRESENT 0x00000100u
 #define GH_AUTH_FLAG_CBT_VERIFIED 0x00000200u
+#define GH_AUTH_FLAG_SPN_VERIFIED 0x00000400u
 
 #define GH_AUTH_SEC_TEXT_MAX 160
 
@@ -126,6 +133,16 @@ typedef enum gh_auth_persist {
   GH_AUTH_PERSIST_NONE = 2, /* every request authenticates */
 } gh_auth_persist_t;
 
+/* Extended Protection for Authentication (HTTP.sys's hardening levels).
+ * Bindings are RFC 5929 tls-server-end-point of the connection's server
+ * certificate, passed to gss_accept_sec_context for Kerberos (krb5 and
+ * SPNEGO) and NTLM (MsvAvChannelBindings). */
+typedef enum gh_auth_channel_binding {
+  GH_AUTH_CB_LEGACY = 0, /* never check (no bindings passed) */
+  GH_AUTH_CB_MEDIUM = 1, /* check when the client sent bindings; serve clients without */
+  GH_AUTH_CB_STRICT = 2, /* require bindings on TLS: a token without them is FAILURE */
+} gh_auth_channel_binding_t;
+
 #define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
 #define GH_AUTH_ORDER_MAX 5
 
@@ -143,10 +160,18 @@ typedef struct gh_auth_settings {
   bool packed_context;        /* fill packed_context (gss_export_sec_context); off by
                                  default: exporting costs ~10% of an accept */
   size_t max_token_size;      /* decoded bytes; 0 = GH_AUTH_MAX_TOKEN_DEFAULT */
+  gh_auth_channel_binding_t channel_binding; /* default medium (see above) */
+  const char *allowed_spns;   /* service binding: space-separated names the client may
+                                 have asked for ("HTTP/www.example.com HTTP/www"), case-
+                                 insensitive, realm ignored; a Kerberos ticket or NTLM
+                                 MsvAvTargetName for another name is FAILURE. Unknown name
+                                 (NTLM without a target name): FAILURE on strict only.
+                                 NULL = no check; not applied on legacy. Copied. */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
- *  mutual-auth data sent by the server, 64 KiB token limit. */
+ *  mutual-auth data sent by the server, 64 KiB token limit, channel
+ *  binding medium, no SPN list. */
 GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
 
 /* ---- the engine in a server (HTTP.sys-style server-side authentication) ----

@@ -39,6 +39,7 @@ void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
 {
   free(sa->realm);
   free(sa->probe_dir);
+  free(sa->allowed_spns);
   memset(sa, 0, sizeof(*sa));
 }
 
@@ -227,6 +228,25 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
   }
   if (strcmp(k, "probe_dir") == 0)
     return set_str(&sa->probe_dir, v, msg, msglen);
+  if (strcmp(k, "channel_binding") == 0) { /* Extended Protection (TLS) */
+    if (strcasecmp(v, "legacy") == 0)
+      sa->s.channel_binding = GH_AUTH_CB_LEGACY;
+    else if (strcasecmp(v, "medium") == 0)
+      sa->s.channel_binding = GH_AUTH_CB_MEDIUM;
+    else if (strcasecmp(v, "strict") == 0)
+      sa->s.channel_binding = GH_AUTH_CB_STRICT;
+    else {
+      snprintf(msg, msglen, "'%s' is not legacy | medium | strict", v);
+      return 0;
+    }
+    return 1;
+  }
+  if (strcmp(k, "allowed_spns") == 0) {
+    if (!set_str(&sa->allowed_spns, v, msg, msglen))
+      return 0;
+    sa->s.allowed_spns = sa->allowed_spns[0] ? sa->allowed_spns : NULL;
+    return 1;
+  }
   if (strcmp(k, "max_token_size") == 0) {
     if (!parse_num(v, 1024 * 1024, &n, msg, msglen))
       return 0;

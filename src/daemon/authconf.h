@@ -29,6 +29,7 @@ typedef struct gh_daemon_site_auth {
   gh_auth_settings_t s;      /* s.realm points at realm */
   char *realm;
   char *probe_dir;           /* handler = authinfo: where the kernel-uid probe file is made */
+  char *allowed_spns;        /* s.allowed_spns points at it (tlsconf.c / authconf.c) */
 } gh_daemon_site_auth_t;
 
 void gh_daemon_auth_init(gh_daemon_auth_t *a);

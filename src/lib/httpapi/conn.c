@@ -845,9 +845,15 @@ static void io_handshake(gh__io_t *io, gh__conn_t *c)
     bool plain = strcmp(why, "http request") == 0;
     gh__io_log(io, LOG_INFO, "tls: %s: handshake failed: %s%s", peer_text(c, peer, sizeof(peer)),
                why, plain ? " (plain HTTP sent to a TLS port)" : "");
-    if (plain)
+    if (plain) {
+      /* answer, then discard the rest of the request before closing, so
+       * the client reads the answer instead of a reset */
       answer_plain_http(c);
-    conn_close(io, c);
+      start_linger(c, io->now);
+      arm(c, EPOLLIN | EPOLLRDHUP);
+    } else {
+      conn_close(io, c);
+    }
   }
 }
 

@@ -87,6 +87,20 @@ typedef struct gh__auth_transport {
   int unix_fd;      /* AF_UNIX socket for peer credentials; -1 otherwise */
 } gh__auth_transport_t;
 
+/** NTLM AUTHENTICATE facts for channel binding and service binding,
+ *  found in a raw NTLMSSP message or one wrapped in SPNEGO (searched by
+ *  signature). Pure parser of untrusted bytes; exposed for tests/fuzzing. */
+typedef struct gh__ntlm_auth_facts {
+  bool is_authenticate; /* an NTLMv2 AUTHENTICATE message was found */
+  bool has_cbt;         /* MsvAvChannelBindings present and not all zero */
+  char spn[256];        /* MsvAvTargetName (ASCII), "" when absent or not ASCII */
+} gh__ntlm_auth_facts_t;
+void gh__ntlm_auth_facts(const unsigned char *tok, size_t len, gh__ntlm_auth_facts_t *ret_facts);
+
+/** Whether spn ("HTTP/host" or "HTTP/host@REALM") is in the space-separated
+ *  list (case-insensitive, realms ignored on both sides). Pure. */
+bool gh__auth_spn_allowed(const char *list, const char *spn);
+
 typedef enum gh__auth_verdict {
   GH__AUTH_DELIVER = 0,     /* hand the request to the application with result->info */
   GH__AUTH_CHALLENGE = 1,   /* answer 401 with result->challenges; do not deliver */
@@ -122,6 +136,14 @@ typedef struct gh__auth_result {
 int gh__auth_step(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
                   const gh_auth_settings_t *site, const gh__auth_transport_t *transport,
                   const char *authz, size_t authz_len, gh__auth_result_t *ret_result);
+
+/** gh__auth_step on a TLS connection: cbt/cbt_len is its channel-binding
+ *  application data ("tls-server-end-point:" + hash, RFC 5929; NULL when
+ *  none), checked per site->channel_binding (authinfo.h). */
+int gh__auth_step_tls(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                      const gh_auth_settings_t *site, const gh__auth_transport_t *transport,
+                      const void *cbt, size_t cbt_len, const char *authz, size_t authz_len,
+                      gh__auth_result_t *ret_result);
 
 /** Releases everything the result holds except the token (owned by the
  *  receiver): buffers, challenge values, the request's delegated MEMORY

@@ -1019,10 +1019,90 @@ static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
   return local;
 }
 
-static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                     gh__auth_scheme_id_t scheme, const unsigned char *tok, size_t tok_len,
-                     gh__auth_result_t *r)
+/* The service name the client asked for: the ticket's server principal
+ * (Kerberos) or MsvAvTargetName (NTLM). "" when unknown. */
+static void client_spn(gh__auth_conn_t *c, bool is_krb, const gh__ntlm_auth_facts_t *nf,
+                       char *buf, size_t len)
 {
+  gss_name_t targ = GSS_C_NO_NAME;
+  gss_buffer_desc d = GSS_C_EMPTY_BUFFER;
+  OM_uint32 maj, min;
+
+  buf[0] = '\0';
+  if (!is_krb) {
+    snprintf(buf, len, "%s", nf->spn);
+    return;
+  }
+  maj = gss_inquire_context(&min, c->ctx, NULL, &targ, NULL, NULL, NULL, NULL, NULL);
+  if (!GSS_ERROR(maj) && targ != GSS_C_NO_NAME &&
+      !GSS_ERROR(gss_display_name(&min, targ, &d, NULL)) && d.length < len &&
+      !memchr(d.value, '\0', d.length)) {
+    memcpy(buf, d.value, d.length);
+    buf[d.length] = '\0';
+  }
+  gss_release_buffer(&min, &d);
+  gss_release_name(&min, &targ);
+}
+
+/* Extended Protection after a complete accept: channel-binding flags and
+ * the strict requirement, then the service-name list. Returns false after
+ * set_failure. */
+static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                          const void *tp_cbt, gss_OID mech, OM_uint32 ret_flags,
+                          bool cb_passed, const gh__ntlm_auth_facts_t *nf, gh_auth_type_t type,
+                          const char *package, gh__auth_result_t *r)
+{
+  bool is_krb = mech != GSS_C_NO_OID && gss_oid_equal(mech, &krb5_oid);
+  bool is_ntlm = mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid);
+  bool verified = false;
+  char spn[256], text[GH_AUTH_SEC_TEXT_MAX];
+
+  if (site->channel_binding == GH_AUTH_CB_LEGACY)
+    return true;
+  if (tp_cbt) {
+    if (is_krb) {
+      /* MIT (1.19+) accepts a client without bindings and sets
+       * GSS_C_CHANNEL_BOUND_FLAG only when the client's matched ours; a
+       * mismatch already failed with GSS_S_BAD_BINDINGS */
+      verified = (ret_flags & GSS_C_CHANNEL_BOUND_FLAG) != 0;
+      if (verified)
+        r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT;
+    } else if (is_ntlm) {
+      /* gss-ntlmssp checks MsvAvChannelBindings whenever it gets bindings
+       * (and fails without them), so they were passed only when present */
+      if (nf->has_cbt)
+        r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT;
+      verified = nf->has_cbt && cb_passed;
+    }
+    if (verified)
+      r->info.flags |= GH_AUTH_FLAG_CBT_VERIFIED;
+    if (!verified && site->channel_binding == GH_AUTH_CB_STRICT) {
+      set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_BINDINGS, 0,
+                  "channel binding required (channel_binding = strict): the client sent none");
+      return false;
+    }
+  }
+  if (site->allowed_spns) {
+    client_spn(c, is_krb, nf, spn, sizeof(spn));
+    if (spn[0] && gh__auth_spn_allowed(site->allowed_spns, spn)) {
+      r->info.flags |= GH_AUTH_FLAG_SPN_VERIFIED;
+    } else if (spn[0] || site->channel_binding == GH_AUTH_CB_STRICT) {
+      snprintf(text, sizeof(text), "service name %s is not in allowed_spns",
+               spn[0] ? spn : "(none sent)");
+      set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0, text);
+      return false;
+    }
+  }
+  return true;
+}
+
+static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                     const void *cbt, size_t cbt_len, gh__auth_scheme_id_t scheme,
+                     const unsigned char *tok, size_t tok_len, gh__auth_result_t *r)
+{
+  struct gss_channel_bindings_struct cbs;
+  gss_channel_bindings_t cbp = GSS_C_NO_CHANNEL_BINDINGS;
+  gh__ntlm_auth_facts_t nf;
   gss_cred_id_t cred;
   gss_buffer_desc in = { tok_len, (void *)tok };
   unsigned char *fixed = NULL;
@@ -1077,9 +1157,23 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     in.value = fixed;
     in.length = fixed_len;
   }
+  memset(&nf, 0, sizeof(nf));
+  if (site->channel_binding != GH_AUTH_CB_LEGACY && (cbt || site->allowed_spns))
+    gh__ntlm_auth_facts(tok, tok_len, &nf);
+  if (site->channel_binding != GH_AUTH_CB_LEGACY && cbt) {
+    /* tls-server-end-point as application data, no addresses (RFC 5929,
+     * what Windows and browsers send). Not for an NTLM AUTHENTICATE
+     * without MsvAvChannelBindings: gss-ntlmssp would refuse it, and
+     * medium serves such clients (strict refuses them below). */
+    memset(&cbs, 0, sizeof(cbs));
+    cbs.application_data.length = cbt_len;
+    cbs.application_data.value = (void *)cbt;
+    if (!nf.is_authenticate || nf.has_cbt)
+      cbp = &cbs;
+  }
 
-  maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, GSS_C_NO_CHANNEL_BINDINGS, &src, &mech,
-                               &out, &ret_flags, &time_rec, &deleg);
+  maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
+                               &time_rec, &deleg);
   if (set_held) {
     credset_put(e, set_idx, set_excl);
     set_held = false;
@@ -1087,6 +1181,9 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (GSS_ERROR(maj)) {
     gss_text(text, sizeof(text), maj, min, mech);
     conn_reset_ctx(c);
+    if (cbp != GSS_C_NO_CHANNEL_BINDINGS &&
+        (GSS_ROUTINE_ERROR(maj) == GSS_S_BAD_BINDINGS || nf.has_cbt))
+      r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT; /* sent, and not ours */
     set_failure(r, type, package, GH_AUTH_SEC_GSS, maj, min, text);
     goto out;
   }
@@ -1114,6 +1211,11 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     package = "Kerberos";
   else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid))
     package = "NTLM";
+  if (!check_binding(c, site, cbt, mech, ret_flags, cbp != GSS_C_NO_CHANNEL_BINDINGS, &nf, type,
+                     package, r)) {
+    conn_reset_ctx(c);
+    goto out;
+  }
   maj = gss_display_name(&min2, src, &dname, &name_type);
   /* gss-ntlmssp counts the terminating NUL in the length */
   if (!GSS_ERROR(maj) && dname.length > 0 && ((char *)dname.value)[dname.length - 1] == '\0')
@@ -1287,6 +1389,13 @@ int gh__auth_step(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settin
                   const gh__auth_transport_t *tp, const char *authz, size_t authz_len,
                   gh__auth_result_t *r)
 {
+  return gh__auth_step_tls(e, c, site, tp, NULL, 0, authz, authz_len, r);
+}
+
+int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                      const gh__auth_transport_t *tp, const void *cbt, size_t cbt_len,
+                      const char *authz, size_t authz_len, gh__auth_result_t *r)
+{
   size_t max_tok, cred_len = 0, scheme_len = 0, dec_len = 0;
   const char *cred = NULL, *scheme_name = NULL;
   gh__auth_scheme_id_t scheme = GH__AUTH_SCHEME_UNKNOWN;
@@ -1365,7 +1474,7 @@ int gh__auth_step(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settin
   if (scheme == GH__AUTH_SCHEME_BASIC)
     step_basic(e, c, site, dec, dec_len, r);
   else
-    step_gss(e, c, site, scheme, dec, dec_len, r);
+    step_gss(e, c, site, cbt, cbt_len, scheme, dec, dec_len, r);
 out:
   if (dec) {
     explicit_bzero(dec, gh__b64_decoded_max(cred_len));

@@ -34,6 +34,7 @@ typedef struct gh__auth_server {
 typedef struct gh__auth_site {
   gh_auth_settings_t s;
   char *realm;
+  char *allowed_spns;
 } gh__auth_site_t;
 
 typedef struct gh__auth_req {
@@ -87,6 +88,7 @@ static void site_free(void *p)
   if (!site)
     return;
   free(site->realm);
+  free(site->allowed_spns);
   free(site);
 }
 
@@ -94,7 +96,9 @@ static void transport_of(gh_request_t *req, gh__auth_transport_t *tp)
 {
   const gh_conn_info_t *ci = gh_request_get_conn_info(req);
 
-  tp->kind = (ci->flags & GH_CONN_UNIX) ? GH__AUTH_TRANSPORT_UNIX : GH__AUTH_TRANSPORT_TCP;
+  tp->kind = (ci->flags & GH_CONN_UNIX)  ? GH__AUTH_TRANSPORT_UNIX
+             : (ci->flags & GH_CONN_TLS) ? GH__AUTH_TRANSPORT_TLS
+                                         : GH__AUTH_TRANSPORT_TCP;
   tp->keep_alive = (ci->flags & GH_CONN_KEEPALIVE) != 0;
   tp->unix_fd = tp->kind == GH__AUTH_TRANSPORT_UNIX ? gh__request_get_fd(req) : -1;
 }
@@ -128,6 +132,8 @@ static int auth_gate(gh_request_t *req, void *arg)
   gh__auth_conn_t *conn;
   gh__auth_req_t *rq = NULL;
   const char *authz;
+  const void *cbt = NULL;
+  size_t cbt_len = 0;
   unsigned n_authz = 0;
   int ret = GH__GATE_DELIVER;
 
@@ -158,8 +164,10 @@ static int auth_gate(gh_request_t *req, void *arg)
     ret = GH__GATE_HANDLED;
     goto out;
   }
-  ret = gh__auth_step(as->engine, conn, &site->s, &rq->tp, authz, authz ? strlen(authz) : 0,
-                      &rq->r);
+  if (rq->tp.kind == GH__AUTH_TRANSPORT_TLS)
+    cbt = gh__request_get_channel_binding(req, &cbt_len);
+  ret = gh__auth_step_tls(as->engine, conn, &site->s, &rq->tp, cbt, cbt_len, authz,
+                          authz ? strlen(authz) : 0, &rq->r);
   if (ret < 0)
     goto out;
   switch (rq->r.verdict) {
@@ -304,6 +312,18 @@ int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *setti
     }
   }
   site->s.realm = site->realm;
+  if (settings->allowed_spns) {
+    site->allowed_spns = gh__strdup(settings->allowed_spns);
+    if (!site->allowed_spns) {
+      ret = -ENOMEM;
+      goto out;
+    }
+  }
+  site->s.allowed_spns = site->allowed_spns;
+  if ((unsigned)site->s.channel_binding > GH_AUTH_CB_STRICT) {
+    ret = -EINVAL;
+    goto out;
+  }
   if (site->s.max_token_size == 0)
     site->s.max_token_size = GH_AUTH_MAX_TOKEN_DEFAULT;
   gh__url_group_set_auth_slot(group, site, site_free);

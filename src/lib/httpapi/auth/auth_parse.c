@@ -312,3 +312,89 @@ int gh__auth_challenge_list(const gh_auth_settings_t *site, const gh__auth_trans
 out:
   return ret;
 }
+
+/* ---- NTLM AUTHENTICATE facts (channel and service binding) ---- */
+
+static uint16_t le16(const unsigned char *p)
+{
+  return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+void gh__ntlm_auth_facts(const unsigned char *tok, size_t len, gh__ntlm_auth_facts_t *f)
+{
+  static const unsigned char sig[12] = { 'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, 3, 0, 0, 0 };
+  const unsigned char *m = NULL;
+  size_t mlen, off, rlen, p, end;
+
+  memset(f, 0, sizeof(*f));
+  for (size_t i = 0; i + sizeof(sig) <= len; i++) {
+    if (tok[i] == 'N' && memcmp(tok + i, sig, sizeof(sig)) == 0) {
+      m = tok + i;
+      break;
+    }
+  }
+  if (!m)
+    return;
+  mlen = len - (size_t)(m - tok);
+  if (mlen < 28)
+    return;
+  rlen = le16(m + 20);
+  off = le32(m + 24);
+  /* NTLMv2: NTProofStr (16) + client challenge header (28) + AV pairs */
+  if (rlen <= 24 + 28 || off > mlen || rlen > mlen - off)
+    return;
+  f->is_authenticate = true;
+  p = off + 16 + 28;
+  end = off + rlen;
+  while (p + 4 <= end) {
+    uint16_t id = le16(m + p), alen = le16(m + p + 2);
+    const unsigned char *v = m + p + 4;
+    if (id == 0 || (size_t)alen > end - p - 4)
+      break; /* MsvAvEOL, or a pair running past the response */
+    if (id == 0x000A && alen == 16) { /* MsvAvChannelBindings */
+      for (unsigned k = 0; k < 16; k++)
+        if (v[k] != 0)
+          f->has_cbt = true;
+    } else if (id == 0x0009 && alen >= 2 && alen % 2 == 0 &&
+               (size_t)alen / 2 < sizeof(f->spn)) { /* MsvAvTargetName, UTF-16LE */
+      size_t n = alen / 2, k;
+      for (k = 0; k < n; k++) {
+        uint16_t ch = le16(v + 2 * k);
+        if (ch < 0x21 || ch > 0x7e)
+          break;
+        f->spn[k] = (char)ch;
+      }
+      f->spn[k < n ? 0 : n] = '\0';
+    }
+    p += 4 + (size_t)alen;
+  }
+}
+
+/* Length of an SPN without its "@REALM". */
+static size_t spn_base_len(const char *s, size_t len)
+{
+  const char *at = memchr(s, '@', len);
+  return at ? (size_t)(at - s) : len;
+}
+
+bool gh__auth_spn_allowed(const char *list, const char *spn)
+{
+  size_t sl;
+
+  if (!list || !spn || !*spn)
+    return false;
+  sl = spn_base_len(spn, strlen(spn));
+  while (*list) {
+    size_t n = strcspn(list, " \t,");
+    if (n > 0 && spn_base_len(list, n) == sl && strncasecmp(list, spn, sl) == 0)
+      return true;
+    list += n;
+    list += strspn(list, " \t,");
+  }
+  return false;
+}

@@ -80,4 +80,5 @@ void gh_auth_settings_init(gh_auth_settings_t *settings)
   memset(settings, 0, sizeof(*settings));
   settings->persist = GH_AUTH_PERSIST_NTLM;
   settings->max_token_size = GH_AUTH_MAX_TOKEN_DEFAULT;
+  settings->channel_binding = GH_AUTH_CB_MEDIUM;
 }
