@@ -8,7 +8,7 @@ HARD_BUILD ?= build-hard
 NINJA ?= ninja
 
 .PHONY: all deps demo check sanitizers test unit integration fuzz bench clean \
-	check-faults fault-builds check-valgrind load
+	check-faults fault-builds check-valgrind load soak
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -82,3 +82,12 @@ load: $(HARD_BUILD)/build.ninja
 
 $(HARD_BUILD)/build.ninja:
 	meson setup $(HARD_BUILD)
+
+# Identity-leak soak: 1,000,000 requests, 4 users x 64 clients x mixed schemes and sites, zero mismatches, RSS flat.
+SOAK_BUILD ?= build-soak
+soak: $(SOAK_BUILD)/build.ninja
+	$(NINJA) -C $(SOAK_BUILD) gatehoused bench/soak/gh-soak bench/soak/gh-soak-cgi bench/negotiate/gh-negotiate-bench modules/static/static.so modules/cgi/cgi.so modules/whoami/whoami.so
+	bench/soak/run --build $(SOAK_BUILD)
+
+$(SOAK_BUILD)/build.ninja:
+	meson setup $(SOAK_BUILD)

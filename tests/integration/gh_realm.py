@@ -70,12 +70,17 @@ def free_port():
 
 
 class GhRealm:
-    def __init__(self, base=None, start_kdc=True):
+    def __init__(self, base=None, start_kdc=True, extra_users=None, extra_groups=None):
+        """extra_users: {name: (uid, gid, password)} added to the KDC, NSS, PAM and NTLM
+        files (a group <name> with that gid is created); extra_groups: more group-file
+        lines, e.g. 'soak:x:30011:carol,erin'."""
         self.dir = tempfile.mkdtemp(prefix='gh-realm-', dir=base)
         os.chmod(self.dir, 0o755)
         self.realm = REALM
         self.ntlm_domain = NTLM_DOMAIN
         self.users = dict(USERS)
+        self.users.update(extra_users or {})
+        self.extra_groups = list(extra_groups or [])
         self.kdc_port = free_port()
         self.krb5_conf = self.path('krb5.conf')
         self.kdc_conf = self.path('kdc.conf')
@@ -219,6 +224,7 @@ class GhRealm:
             pw.append(f'{name}:x:{uid}:{gid}:{name.title()}:/home/{name}:/bin/sh')
             gr.append(f'{name}:x:{gid}:')
         gr.append('ghusers:x:30010:alice,bob')
+        gr += self.extra_groups
         self._write('passwd', '\n'.join(pw) + '\n')
         self._write('group', '\n'.join(gr) + '\n')
         self._write('pam_matrix.passdb', ''.join(

@@ -1,0 +1,54 @@
+"""test_hardening_soak.py: the short identity-leak soak (bench/soak/run is the 1,000,000-request one) — 4 users x 64 keep-alive clients x Negotiate (persisted and per request), NTLM, Basic, peer x impersonated static, CGI, whoami (not impersonated), authinfo kernel-uid probe for ~30 s: zero mismatches, zero errors, flat daemon RSS; and the checker itself flags a wrong identity."""
+import os
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, 'bench', 'soak'))
+import soaklib  # noqa: E402
+from pipeline_helpers import BUILD, needs_daemon, needs_root  # noqa: E402
+
+SANITIZER = any(os.environ.get(k) for k in ('ASAN_OPTIONS', 'TSAN_OPTIONS'))
+missing = [p for p in soaklib.tools(BUILD).values() if not os.path.exists(p)]
+pytestmark = [needs_daemon, needs_root,
+              pytest.mark.skipif(bool(missing), reason=f'not built: {missing}')]
+
+DURATION = 30
+
+
+@pytest.fixture(scope='module')
+def soak():
+    s = soaklib.Soak(BUILD, workers=8, log=lambda m: None)
+    try:
+        s.gen_tokens(2500)
+        yield s
+    finally:
+        s.close()
+
+
+def test_short_soak_every_response_names_its_user(soak):
+    res = soak.run(requests=400_000, duration=DURATION, progress=0)
+    summary = {k: v for k, v in res.items() if k not in ('samples', 'stderr')}
+    print(summary)
+    assert res['rc'] == 0, (summary, res['stderr'][-3000:])
+    assert res['mismatches'] == '0' and res['errors'] == '0', res['stderr'][-3000:]
+    assert res['daemon_alive']
+    assert int(res['requests']) >= (2_000 if SANITIZER else 20_000), summary
+    for k in ('scheme_neg', 'scheme_negr', 'scheme_ntlm', 'scheme_basic', 'scheme_peer',
+              'site_static', 'site_cross', 'site_probe', 'site_who', 'site_cgi'):
+        assert int(res[k]) > 0, (k, summary)
+    assert res['cross_denied'] == res['site_cross']
+    if not SANITIZER:  # ASan's quarantine grows by design
+        assert res['rss_growth_pct'] <= 10.0, summary
+
+
+def test_checker_flags_a_wrong_identity(soak):
+    """gh-soak told that alice is uid 20002: every alice response must count as a mismatch."""
+    users = dict(soaklib.SOAK_USERS)
+    uid, gid, pw, groups = users['alice']
+    users = {'alice': (20002, gid, pw, groups)}
+    res = soak.run(requests=2_000, duration=5, conns=8, progress=0, users=users)
+    assert res['rc'] == 1
+    assert int(res['mismatches']) > 0, {k: v for k, v in res.items() if k != 'samples'}
+    assert 'MISMATCH user=alice' in res['stderr']
