@@ -124,9 +124,12 @@ GH_EXPORT int gh_call_scope_end(gh_call_scope_t *scope);
 
 /** Daemon privilege set-up (DESIGN.md §3). Call first thing, single-threaded
  *  (GH_ESTATE otherwise), before gh_sec_init.
- *  service_user == NULL: stay root (uid 0 with CAP_SETUID/CAP_SETGID,
- *  securebits without NO_SETUID_FIXUP so effective capabilities are cleared
- *  while impersonating) and set NO_NEW_PRIVS.
+ *  service_user == NULL: stay root (uid 0 with CAP_SETUID/CAP_SETGID and
+ *  CAP_SETPCAP, securebits without NO_SETUID_FIXUP so effective capabilities
+ *  are cleared while impersonating); keep only CAP_SETUID, CAP_SETGID,
+ *  CAP_CHOWN, CAP_DAC_OVERRIDE (delegated ccaches) and CAP_NET_BIND_SERVICE
+ *  with the flag, in the bounding, permitted and effective sets; set
+ *  NO_NEW_PRIVS; read it back.
  *  Otherwise: lock securebits KEEP_CAPS|NO_SETUID_FIXUP|NOROOT, drop every
  *  capability but CAP_SETUID, CAP_SETGID (and CAP_NET_BIND_SERVICE with
  *  GH_PRIV_KEEP_NET_BIND_SERVICE) from the bounding set, switch real,

@@ -64,6 +64,20 @@ static gh_request_status_t fail(gh_http_context_t *ctx, int status)
   return GH_REQUEST_FINISH;
 }
 
+/* SIGKILL for the script, which runs with the client's real and saved uid:
+ * at base (a site that does not impersonate) the service may lack CAP_KILL
+ * (service-user mode, and root mode keeps no CAP_KILL), so the signal is
+ * sent as the client, who may signal its own processes. */
+static void kill_child(pid_t pid, gh_token_t tok)
+{
+  if (kill(pid, SIGKILL) == 0 || errno != EPERM || gh_is_impersonating())
+    return;
+  if (gh_impersonate(tok) == 0) {
+    (void)kill(pid, SIGKILL);
+    gh_revert();
+  }
+}
+
 /* Finds the script: the longest prefix of rel (within root) that is a
  * regular file; the rest is PATH_INFO. */
 static int find_script(gh_http_context_t *ctx, const char *root, const char *rel,
@@ -274,7 +288,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
           gh_module_server_log(gh_http_context_get_server(ctx), GH_LOG_ERROR,
                                "cgi: %s: bad response headers", script);
           ret = fail(ctx, 502);
-          kill(pid, SIGKILL);
+          kill_child(pid, tok);
           goto out;
         }
         gh_http_response_clear(resp);
@@ -293,7 +307,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     }
   }
   if (timed_out) {
-    kill(pid, SIGKILL);
+    kill_child(pid, tok);
     gh_module_server_log(gh_http_context_get_server(ctx), GH_LOG_WARNING,
                          "cgi: %s: killed after %ld ms", script, timeout_ms);
     if (!gh_http_response_headers_sent(resp))

@@ -1,4 +1,4 @@
-"""test_hardening_privileges.py: the privilege model of a running gatehoused started as root with `[server] user = ghsvc` — every thread's capability sets, bounding set, NoNewPrivs and ids from /proc, securebits (locked) as a CGI child inherits them, and an impersonated handler that cannot open root-only or service-only files."""
+"""test_hardening_privileges.py: the privilege model of a running gatehoused started as root with `[server] user = ghsvc` — every thread's capability sets, bounding set, NoNewPrivs and ids from /proc, securebits (locked) as a CGI child inherits them, and an impersonated handler that cannot open root-only or service-only files; and root mode (no user) reduced to SETUID/SETGID/CHOWN/DAC_OVERRIDE."""
 import os
 import shutil
 import sys
@@ -14,8 +14,10 @@ pytestmark = [needs_daemon, needs_root]
 NSS_WRAPPER = '/usr/lib/x86_64-linux-gnu/libnss_wrapper.so'
 SVC_UID, SVC_GID = 20100, 30100
 ALICE = (20001, 30001)
-CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE = 6, 7, 10
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE = 0, 1, 6, 7, 10
 KEPT = (1 << CAP_SETUID) | (1 << CAP_SETGID)
+# root mode (no [server] user) also keeps CHOWN + DAC_OVERRIDE for the delegated FILE ccaches
+KEPT_ROOT = KEPT | (1 << CAP_CHOWN) | (1 << CAP_DAC_OVERRIDE)
 # securebits: NOROOT(0) NOROOT_LOCKED(1) NO_SETUID_FIXUP(2) NO_SETUID_FIXUP_LOCKED(3)
 # KEEP_CAPS_LOCKED(5); KEEP_CAPS(4) itself is always cleared by execve, so a child never shows it
 SECBITS_AFTER_EXEC = 0x2f
@@ -144,3 +146,52 @@ def test_root_service_user_refused(nss, tmp_path):
     d = GhDaemon(None, [('/', {'handler': 'fixed', 'body': 'x'})], server={'user': 'root'}, env=nss)
     assert d.start(expect_fail=True) != 0
     assert 'user' in d.log()
+
+
+@pytest.fixture(scope='module')
+def gh_root(nss):
+    files = shared_dir('gh-priv-rfiles-')
+    write_owned(os.path.join(files, 'root-only'), 'root secret\n', None, 0o600)
+    write_owned(os.path.join(files, 'alice.txt'), 'alice data\n', 'alice', 0o600)
+    cgi = shared_dir('gh-priv-rcgi-')
+    write_owned(os.path.join(cgi, 'caps'), SECUREBITS_CGI.replace('@FILES@', files), None, 0o755)
+    peer = {'auth': 'peer', 'impersonate': 'yes'}
+    d = GhDaemon(None, [('/files', dict(peer, handler='static', root=files)),
+                        ('/cgi', dict(peer, handler='cgi', root=cgi))],
+                 server={'workers': 3, 'min_uid': 1000}, env=nss)
+    d.start()
+    yield d
+    d.stop()
+    shutil.rmtree(files, ignore_errors=True)
+    shutil.rmtree(cgi, ignore_errors=True)
+
+
+def test_root_mode_threads_hold_only_the_root_mode_set(gh_root):
+    """Without [server] user: uid 0, but every set (bounding included) is SETUID, SETGID,
+    CHOWN, DAC_OVERRIDE — no SYS_ADMIN, PTRACE, SYS_MODULE, NET_ADMIN, KILL, SETPCAP ..."""
+    pid = gh_root.proc.pid
+    tasks = os.listdir(f'/proc/{pid}/task')
+    assert len(tasks) >= 1 + 3
+    for tid in tasks:
+        st = status(f'/proc/{pid}/task/{tid}/status')
+        ctx = f'thread {tid} ({st.get("Name")})'
+        for k in ('CapPrm', 'CapEff', 'CapBnd'):
+            assert int(st[k], 16) == KEPT_ROOT, f'{ctx} {k} {st[k]}'
+        assert int(st['CapInh'], 16) == 0 and int(st['CapAmb'], 16) == 0, ctx
+        assert st['NoNewPrivs'] == '1', ctx
+        assert st['Uid'].split() == ['0'] * 4, ctx
+
+
+def test_root_mode_cgi_child_and_impersonated_handler_have_nothing(gh_root):
+    r = curl('http://x/cgi/caps', unix=gh_root.unix, as_user='alice')
+    assert r.status == 200, r
+    v = parse_kv(r.text)
+    for k in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb'):
+        assert int(v[k], 16) == 0, (k, v[k])
+    assert int(v['CapBnd'], 16) == KEPT_ROOT
+    assert v['Uid'].split() == [str(ALICE[0])] * 4
+    assert v['root-only'] == 'EACCES', v
+    ok = curl('http://x/files/alice.txt', unix=gh_root.unix, as_user='alice')
+    assert ok.status == 200 and ok.body == b'alice data\n', ok
+    r = curl('http://x/files/root-only', unix=gh_root.unix, as_user='alice')
+    assert r.status in (403, 404) and b'secret' not in r.body, r

@@ -14,6 +14,14 @@
 #include "sec/sec_internal.h"
 #include "util/alloc.h"
 
+/* Root mode keeps, besides CAP_SETUID/CAP_SETGID (+NET_BIND_SERVICE), only
+ * what the daemon needs at base: CAP_CHOWN and CAP_DAC_OVERRIDE for the
+ * delegated FILE ccaches (the auth engine chowns the private directory and
+ * the file to the client, writes the file into that 0700 directory and
+ * removes it when the request ends). Everything else (SYS_ADMIN, PTRACE,
+ * SYS_MODULE, NET_ADMIN, KILL, FOWNER, ...) leaves every set. */
+#define GH__ROOT_MODE_CAPS ((1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE))
+
 #define WANT_SECUREBITS                                                            \
   (SECBIT_KEEP_CAPS | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP |           \
    SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NOROOT | SECBIT_NOROOT_LOCKED)
@@ -50,7 +58,7 @@ static int thread_count(void)
 }
 
 /* Read back every property the drop promised. */
-static int verify(uid_t uid, gid_t gid, int ngroups, uint64_t keep, int last)
+static int verify(uid_t uid, gid_t gid, int ngroups, uint64_t keep, int last, bool root_mode)
 {
   uid_t ru, eu, su;
   gid_t rg, eg, sg;
@@ -61,7 +69,7 @@ static int verify(uid_t uid, gid_t gid, int ngroups, uint64_t keep, int last)
     goto out;
   if (getresgid(&rg, &eg, &sg) != 0 || rg != gid || eg != gid || sg != gid)
     goto out;
-  if (getgroups(0, NULL) != ngroups)
+  if (ngroups >= 0 && getgroups(0, NULL) != ngroups)
     goto out;
   if (gh__caps_get(&eff, &prm, &inh) != 0 || eff != keep || prm != keep || inh != 0)
     goto out;
@@ -72,7 +80,8 @@ static int verify(uid_t uid, gid_t gid, int ngroups, uint64_t keep, int last)
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, c, 0, 0) > 0)
       goto out;
   }
-  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != WANT_SECUREBITS)
+  if (root_mode ? (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) & SECBIT_NO_SETUID_FIXUP) != 0
+                : prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) != WANT_SECUREBITS)
     goto out;
   if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
     goto out;
@@ -81,9 +90,23 @@ out:
   return rc;
 }
 
-/* Stay root: check it, make sure impersonation clears effective caps
- * (no NO_SETUID_FIXUP), and set NO_NEW_PRIVS. */
-static int stay_root(void)
+/* Drops every capability outside keep from the bounding set (needs
+ * CAP_SETPCAP, which is then dropped too unless kept) and clears ambient. */
+static int drop_bounding(uint64_t keep, int last)
+{
+  for (int c = 0; c <= last; c++)
+    if (!((keep >> c) & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0)
+      return GH_EPRIV_VERIFY;
+  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL)
+    return GH_EPRIV_VERIFY;
+  return 0;
+}
+
+/* Stay root with only `keep`: uid 0, securebits without NO_SETUID_FIXUP (so
+ * the kernel clears the effective set while a thread impersonates), bounding,
+ * permitted and effective sets = keep, nothing inheritable or ambient,
+ * NO_NEW_PRIVS; then read it all back. */
+static int stay_root(uint64_t keep, int last)
 {
   uid_t ru, eu, su;
   uint64_t eff = 0;
@@ -93,8 +116,8 @@ static int stay_root(void)
     rc = GH_ENO_PRIVILEGE;
     goto out;
   }
-  if (gh__caps_get(&eff, NULL, NULL) != 0 || !(eff & (1ull << CAP_SETUID)) ||
-      !(eff & (1ull << CAP_SETGID))) {
+  if (gh__caps_get(&eff, NULL, NULL) != 0 ||
+      (eff & ((1ull << CAP_SETPCAP) | keep)) != ((1ull << CAP_SETPCAP) | keep)) {
     rc = GH_ENO_PRIVILEGE;
     goto out;
   }
@@ -103,8 +126,13 @@ static int stay_root(void)
     rc = GH_EPRIV_VERIFY;
     goto out;
   }
-  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1)
+  if ((rc = drop_bounding(keep, last)) != 0)
+    goto out;
+  if (gh__caps_set(keep, keep, 0) != 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     rc = GH_EPRIV_VERIFY;
+    goto out;
+  }
+  rc = verify(0, getgid(), -1, keep, last, true);
 out:
   return rc;
 }
@@ -127,12 +155,12 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
     rc = GH_ESTATE; /* raw syscalls would change this thread only */
     goto out;
   }
-  if (service_user == NULL) {
-    rc = stay_root();
-    goto out;
-  }
   if (flags & GH_PRIV_KEEP_NET_BIND_SERVICE)
     keep |= 1ull << CAP_NET_BIND_SERVICE;
+  if (service_user == NULL) {
+    rc = stay_root(keep | GH__ROOT_MODE_CAPS, cap_last());
+    goto out;
+  }
   if (geteuid() != 0 || gh__caps_get(&eff, NULL, NULL) != 0 ||
       (eff & ((1ull << CAP_SETPCAP) | keep)) != ((1ull << CAP_SETPCAP) | keep)) {
     rc = GH_ENO_PRIVILEGE;
@@ -177,16 +205,8 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
     goto out;
   }
   /* 2. bounding set: only what we keep (needs CAP_SETPCAP, dropped below) */
-  for (int c = 0; c <= last; c++) {
-    if (!((keep >> c) & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0) {
-      rc = GH_EPRIV_VERIFY;
-      goto out;
-    }
-  }
-  if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0 && errno != EINVAL) {
-    rc = GH_EPRIV_VERIFY;
+  if ((rc = drop_bounding(keep, last)) != 0)
     goto out;
-  }
   /* 3. ids: groups, then gid, then uid (single-threaded: raw is enough) */
   if (syscall(SYS_setgroups, (size_t)ngroups, groups) != 0 ||
       syscall(SYS_setresgid, pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
@@ -204,7 +224,7 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
     rc = GH_EPRIV_VERIFY;
     goto out;
   }
-  rc = verify(pw.pw_uid, pw.pw_gid, ngroups, keep, last);
+  rc = verify(pw.pw_uid, pw.pw_gid, ngroups, keep, last, false);
 out:
   free(groups);
   free(buf);

@@ -161,17 +161,48 @@ static void test_drop_keeps_net_bind(void **state)
     fail_msg("child exit %d", WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
 }
 
+#define CAPS_ROOT_MODE (CAPS_KEEP | (1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE))
+
+/* Root mode: uid 0 with only SETUID/SETGID/CHOWN/DAC_OVERRIDE (+NET_BIND_SERVICE)
+ * in every set, bounding included; impersonating clears the effective set
+ * (setuid fix-up) and the revert restores exactly the kept set. */
 static void child_stay_root(void *arg)
 {
-  (void)arg;
+  unsigned flags = *(unsigned *)arg;
+  uint64_t keep = CAPS_ROOT_MODE | (flags & GH_PRIV_KEEP_NET_BIND_SERVICE
+                                        ? 1ull << CAP_NET_BIND_SERVICE : 0);
+  uint64_t eff = ~0ull;
   char nnp[16];
   unsigned u[4];
-  if (gh_privileges_drop(NULL, 0) != 0)
+  gh_token_t alice;
+
+  if (gh_privileges_drop(NULL, flags) != 0)
     _exit(10);
   if (!fx_status("/proc/self/status", "NoNewPrivs", nnp, sizeof(nnp)) || strcmp(nnp, "1") != 0)
     _exit(11);
-  if (!fx_status_ids("/proc/self/status", "Uid", u) || u[0] != 0 || u[1] != 0)
+  if (!fx_status_ids("/proc/self/status", "Uid", u) || u[0] != 0 || u[1] != 0 || u[2] != 0)
     _exit(12);
+  if (!status_caps_are(keep))
+    _exit(13);
+  if (prctl(PR_GET_SECUREBITS, 0, 0, 0, 0) & SECBIT_NO_SETUID_FIXUP)
+    _exit(14);
+  /* the dropped capabilities cannot come back */
+  if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0 ||
+      prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) != 0)
+    _exit(15);
+  if (gh_sec_init(NULL) != 0)
+    _exit(16);
+  if (gh_token_from_user("alice", NULL, &alice) != 0 || gh_impersonate(alice) != 0)
+    _exit(17);
+  if (!status_hex("CapEff", &eff) || eff != 0) /* thread-local, but single-threaded here */
+    _exit(18);
+  if (readable("a") != 0 || readable("b") != EACCES || readable("x") != EACCES)
+    _exit(19);
+  if (gh_revert() != 0)
+    _exit(20);
+  gh_assert_base();
+  if (!status_caps_are(keep))
+    _exit(21);
   _exit(0);
 }
 
@@ -179,7 +210,14 @@ static void test_stay_root(void **state)
 {
   (void)state;
   NEED_ROOT();
-  assert_true(fx_exited_ok(fx_fork(child_stay_root, NULL)));
+  unsigned flags = 0;
+  int st = fx_fork(child_stay_root, &flags);
+  if (!fx_exited_ok(st))
+    fail_msg("child exit %d", WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
+  flags = GH_PRIV_KEEP_NET_BIND_SERVICE;
+  st = fx_fork(child_stay_root, &flags);
+  if (!fx_exited_ok(st))
+    fail_msg("net bind: child exit %d", WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
 }
 
 static void *sleeper(void *arg)
