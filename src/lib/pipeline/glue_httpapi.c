@@ -13,6 +13,7 @@
 #include <gatehouse/module.h>
 
 #include "pipeline/pipeline_int.h"
+#include "util/alloc.h"
 
 typedef struct glue {
   gh_request_t *req;
@@ -161,7 +162,7 @@ int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *
     ret = -EINVAL;
     goto out;
   }
-  g = calloc(1, sizeof(*g));
+  g = gh__calloc(1, sizeof(*g)); /* gh__: allocation-failure injection reaches it */
   if (g == NULL) {
     (void)gh_response_set_status(req, 503, NULL);
     (void)gh_request_complete(req);
