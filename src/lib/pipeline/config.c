@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <gatehouse/error.h>
 #include <gatehouse/module.h>
@@ -31,6 +32,9 @@ void gh_pipeline_config_free(gh_pipeline_config_t *cfg)
       free(cfg->entries[i].key);
       free(cfg->entries[i].value);
     }
+    for (size_t i = 0; i < cfg->n_sites; i++)
+      free(cfg->sites[i].items);
+    free(cfg->sites);
     free(cfg->entries);
     free(cfg);
     cfg = older;
@@ -42,7 +46,7 @@ int gh_pipeline_config_add(gh_pipeline_config_t *cfg, const char *section, const
 {
   int ret = 0;
   gh__pl_entry_t e = {0};
-  if (cfg == NULL || section == NULL || (key != NULL && value == NULL)) {
+  if (cfg == NULL || section == NULL || (key != NULL && value == NULL) || cfg->sites != NULL) {
     ret = -EINVAL;
     goto out;
   }
@@ -87,6 +91,113 @@ const char *gh__pl_config_get(const gh_pipeline_config_t *cfg, const char *secti
     } else if (seen++ == nth_or_last) {
       found = e->value;
       break;
+    }
+  }
+out:
+  return found;
+}
+
+bool gh__pl_word_true(const char *v)
+{
+  return v != NULL && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
+                       strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
+}
+
+int gh__pl_config_index(gh_pipeline_config_t *cfg)
+{
+  int ret = 0;
+  gh__pl_site_t *sites = NULL;
+  size_t n_sites = 0;
+  if (cfg->sites != NULL)
+    goto out;
+  /* at most one site per entry; the array is exact-sized below */
+  sites = gh__calloc(cfg->n + 1, sizeof(*sites));
+  if (sites == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  for (size_t i = 0; i < cfg->n; i++) {
+    const gh__pl_entry_t *e = &cfg->entries[i];
+    gh__pl_site_t *s = NULL;
+    if (strncmp(e->section, "site ", 5) != 0)
+      continue;
+    for (size_t k = 0; k < n_sites && s == NULL; k++)
+      if (strcmp(sites[k].section, e->section) == 0)
+        s = &sites[k];
+    if (s == NULL) {
+      s = &sites[n_sites++];
+      s->section = e->section;
+    }
+    if (e->key == NULL)
+      continue;
+    if (s->items == NULL) {
+      /* sized for every entry of this section */
+      size_t count = 0;
+      for (size_t j = i; j < cfg->n; j++)
+        if (cfg->entries[j].key != NULL && strcmp(cfg->entries[j].section, e->section) == 0)
+          count++;
+      s->items = gh__calloc(count, sizeof(*s->items));
+      if (s->items == NULL) {
+        ret = -ENOMEM;
+        goto out;
+      }
+    }
+    s->items[s->n_items++] = e;
+    if (strcmp(e->key, "handler") == 0)
+      s->handler = e->value;
+    else if (strcmp(e->key, "impersonate") == 0)
+      s->impersonate = gh__pl_word_true(e->value);
+  }
+  cfg->sites = sites;
+  cfg->n_sites = n_sites;
+  sites = NULL;
+out:
+  if (sites != NULL) {
+    for (size_t k = 0; k < n_sites; k++)
+      free(sites[k].items);
+    free(sites);
+  }
+  return ret;
+}
+
+const gh__pl_site_t *gh__pl_config_site(const gh_pipeline_config_t *cfg,
+                                        const char *site_or_section)
+{
+  const gh__pl_site_t *found = NULL;
+  const char *path = site_or_section;
+  if (cfg == NULL || cfg->sites == NULL || path == NULL)
+    goto out;
+  if (strncmp(path, "site ", 5) == 0)
+    path += 5;
+  for (size_t i = 0; i < cfg->n_sites; i++) {
+    if (strcmp(cfg->sites[i].section + 5, path) == 0) {
+      found = &cfg->sites[i];
+      break;
+    }
+  }
+out:
+  return found;
+}
+
+const char *gh__pl_site_get(const gh__pl_site_t *site, const char *key, size_t nth_or_last)
+{
+  const char *found = NULL;
+  if (site == NULL || key == NULL)
+    goto out;
+  if (nth_or_last == GH__PL_LAST) {
+    for (size_t i = site->n_items; i > 0; i--) {
+      if (strcmp(site->items[i - 1]->key, key) == 0) {
+        found = site->items[i - 1]->value;
+        break;
+      }
+    }
+  } else {
+    size_t seen = 0;
+    for (size_t i = 0; i < site->n_items; i++) {
+      if (strcmp(site->items[i]->key, key) == 0 && seen++ == nth_or_last) {
+        found = site->items[i]->value;
+        break;
+      }
     }
   }
 out:

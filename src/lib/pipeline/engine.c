@@ -15,12 +15,6 @@ static int run(gh_http_context_t *ctx, bool resumed);
 
 /* ---- context lifetime ------------------------------------------------- */
 
-static bool word_true(const char *v)
-{
-  return v != NULL && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
-                       strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
-}
-
 static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops,
                    void *src, gh_http_context_t **ret_ctx)
 {
@@ -46,7 +40,13 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
   pthread_mutex_lock(&pl->lock);
   ctx->cfg = pl->cfg;
   pthread_mutex_unlock(&pl->lock);
-  if (site != NULL && strncmp(site, "site ", 5) == 0) {
+  if (site == NULL)
+    site = gh_pipeline_find_site(pl, ctx->info.path);
+  ctx->site = gh__pl_config_site(ctx->cfg, site);
+  if (ctx->site != NULL) {
+    /* the config outlives the request: no copy */
+    ctx->site_section = ctx->site->section;
+  } else if (site != NULL && strncmp(site, "site ", 5) == 0) {
     ctx->site_section = gh__pool_strdup(ctx->pool, site);
   } else if (site != NULL) {
     size_t n = strlen(site) + 6;
@@ -55,17 +55,16 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
       snprintf(s, n, "site %s", site);
     ctx->site_section = s;
   } else {
-    const char *found = gh_pipeline_find_site(pl, ctx->info.path);
-    ctx->site_section = found ? gh__pool_strdup(ctx->pool, found) : NULL;
-    if (found == NULL)
-      ctx->site_section = "";
+    ctx->site_section = "";
   }
   if (ctx->site_section == NULL) {
     ret = -ENOMEM;
     goto out;
   }
   ctx->site_path = ctx->site_section[0] ? ctx->site_section + 5 : "";
-  ctx->impersonate_site = word_true(gh_http_context_get_site_config(ctx, "impersonate"));
+  ctx->impersonate_site =
+      ctx->site != NULL ? ctx->site->impersonate
+                        : gh__pl_word_true(gh_http_context_get_site_config(ctx, "impersonate"));
   ctx->instances = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(void *));
   ctx->created = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(bool));
   ctx->modctx = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(gh__pl_modctx_t));
@@ -225,7 +224,7 @@ static bool module_runs_here(gh_http_context_t *ctx, const gh__pl_module_t *m,
   const char *h;
   if (n != GH_NOTIFY_EXECUTE_REQUEST_HANDLER || !m->handler)
     return true;
-  h = gh_http_context_get_site_config(ctx, "handler");
+  h = ctx->site != NULL ? ctx->site->handler : gh_http_context_get_site_config(ctx, "handler");
   return h != NULL && strcmp(h, m->name) == 0;
 }
 
@@ -427,6 +426,8 @@ const char *gh_http_context_get_site_config(gh_http_context_t *ctx, const char *
 {
   if (ctx == NULL || ctx->site_section == NULL || ctx->site_section[0] == '\0')
     return NULL;
+  if (ctx->site != NULL)
+    return gh__pl_site_get(ctx->site, key, GH__PL_LAST);
   return gh__pl_config_get(ctx->cfg, ctx->site_section, key, GH__PL_LAST);
 }
 
@@ -435,6 +436,8 @@ const char *gh_http_context_get_site_config_n(gh_http_context_t *ctx, const char
   if (ctx == NULL || ctx->site_section == NULL || ctx->site_section[0] == '\0' ||
       i == GH__PL_LAST)
     return NULL;
+  if (ctx->site != NULL)
+    return gh__pl_site_get(ctx->site, key, i);
   return gh__pl_config_get(ctx->cfg, ctx->site_section, key, i);
 }
 

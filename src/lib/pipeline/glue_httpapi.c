@@ -17,10 +17,33 @@
 
 typedef struct glue {
   gh_request_t *req;
+  /* INET6_ADDRSTRLEN >= 16: room for ipv4_text */
   char remote[INET6_ADDRSTRLEN + 8];
   char local[INET6_ADDRSTRLEN + 8];
   char host[256];
 } glue_t;
+
+/* Dotted quad without inet_ntop's printf machinery (every request formats
+ * two addresses). buf holds at least 16 bytes. */
+static void ipv4_text(const struct in_addr *in, char *buf)
+{
+  const unsigned char *b = (const unsigned char *)&in->s_addr;
+  char *p = buf;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = b[i];
+    if (i > 0)
+      *p++ = '.';
+    if (v >= 100) {
+      *p++ = (char)('0' + v / 100);
+      v %= 100;
+      *p++ = (char)('0' + v / 10);
+    } else if (v >= 10) {
+      *p++ = (char)('0' + v / 10);
+    }
+    *p++ = (char)('0' + v % 10);
+  }
+  *p = '\0';
+}
 
 static int addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *ret_port)
 {
@@ -28,7 +51,7 @@ static int addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, i
   buf[0] = '\0';
   if (ss->ss_family == AF_INET) {
     const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    inet_ntop(AF_INET, &a->sin_addr, buf, (socklen_t)len);
+    ipv4_text(&a->sin_addr, buf);
     port = ntohs(a->sin_port);
   } else if (ss->ss_family == AF_INET6) {
     const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
@@ -162,7 +185,7 @@ int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *
     ret = -EINVAL;
     goto out;
   }
-  g = gh__calloc(1, sizeof(*g)); /* gh__: allocation-failure injection reaches it */
+  g = gh__malloc(sizeof(*g)); /* describe fills the buffers it hands out */
   if (g == NULL) {
     (void)gh_response_set_status(req, 503, NULL);
     (void)gh_request_complete(req);
@@ -170,6 +193,7 @@ int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *
     goto out;
   }
   g->req = req;
+  g->remote[0] = g->local[0] = g->host[0] = '\0';
   ret = gh__pipeline_process_source(pl, site, &glue_ops, g);
 out:
   return ret;

@@ -542,6 +542,8 @@ int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
     ret = -EINVAL;
     goto out;
   }
+  /* the site index; without it (ENOMEM) lookups scan the entries */
+  (void)gh__pl_config_index(cfg);
   pthread_mutex_lock(&pl->lock);
   /* Older configs stay allocated: running requests and modules may still
    * hold strings from them (freed with the pipeline). */

@@ -107,15 +107,40 @@ typedef struct gh__pl_entry {
   char *value;
 } gh__pl_entry_t;
 
+/* One [site P] of an installed config: its items in file order (every
+ * block with that exact section name), and the two keys the engine reads on
+ * every request. Built once by gh__pl_config_index(); pointers into the
+ * config's own entries. */
+typedef struct gh__pl_site {
+  const char *section; /* "site /files" */
+  const gh__pl_entry_t **items;
+  size_t n_items;
+  const char *handler; /* last handler = value, or NULL */
+  bool impersonate;    /* last impersonate = value is a yes word */
+} gh__pl_site_t;
+
 struct gh_pipeline_config {
   gh__pl_entry_t *entries;
   size_t n, cap;
+  gh__pl_site_t *sites; /* NULL until indexed (then the config is read-only) */
+  size_t n_sites;
   struct gh_pipeline_config *older; /* retired configs, freed with the pipeline */
 };
 
 const char *gh__pl_config_get(const gh_pipeline_config_t *cfg, const char *section,
                               const char *key, size_t nth_or_last);
 #define GH__PL_LAST ((size_t)-1)
+/* Builds cfg->sites (called when a config is installed, before other threads
+ * see it). On ENOMEM the config stays unindexed and lookups scan. */
+int gh__pl_config_index(gh_pipeline_config_t *cfg);
+/* The indexed site whose section is "site PATH" (site_or_section may be
+ * either form), or NULL. */
+const gh__pl_site_t *gh__pl_config_site(const gh_pipeline_config_t *cfg,
+                                        const char *site_or_section);
+/* A site's value of key: the nth (0-based) or the last (GH__PL_LAST). */
+const char *gh__pl_site_get(const gh__pl_site_t *site, const char *key, size_t nth_or_last);
+/* yes/true/on/1 (case-insensitive) */
+bool gh__pl_word_true(const char *v);
 
 /* ---- modules ---------------------------------------------------------- */
 
@@ -214,6 +239,13 @@ struct gh_http_user {
   gh_token_t borrowed_imp;
   gh_token_t borrowed_primary;
   int level;
+  /* The token's ids as variables "uid", "gid", "level", "groups" are made on
+   * the first variable call (most requests never read them). */
+  bool vars_pending;
+  uid_t tok_uid;
+  gid_t tok_gid;
+  size_t n_tok_groups;
+  gid_t *tok_groups; /* n_tok_groups, in the user's allocation */
   struct gh__pl_uvar {
     char *name;
     char *value;
@@ -245,6 +277,7 @@ struct gh_http_context {
   gh__pool_t *pool;
   const gh_pipeline_config_t *cfg;
   const char *site_section; /* "site /files" or NULL */
+  const gh__pl_site_t *site; /* its index entry, NULL if unindexed or unknown */
   const char *site_path;    /* "/files" or "" */
   const gh__pl_source_ops_t *src_ops;
   void *src;

@@ -25,14 +25,25 @@ static const char *auth_type_text(const gh_auth_info_t *auth)
   }
 }
 
-static gh_http_user_t *user_alloc(void)
+/* A user and `extra` bytes after it (strings, groups: freed with it). */
+static gh_http_user_t *user_alloc(size_t extra)
 {
-  gh_http_user_t *u = gh__calloc(1, sizeof(*u));
+  gh_http_user_t *u = gh__calloc(1, sizeof(*u) + extra);
   if (u != NULL) {
     atomic_init(&u->refs, 1);
     pthread_mutex_init(&u->lock, NULL);
   }
   return u;
+}
+
+/* Copies s to *p and advances it. */
+static char *put_str(char **p, const char *s, size_t len)
+{
+  char *d = *p;
+  memcpy(d, s, len);
+  d[len] = '\0';
+  *p += len + 1;
+  return d;
 }
 
 static int set_var_locked(gh_http_user_t *u, const char *name, const char *value)
@@ -75,70 +86,101 @@ out:
   return ret;
 }
 
+static const char *level_text(int level)
+{
+  return level == GH__PL_LEVEL_DELEGATE      ? "delegate"
+         : level == GH__PL_LEVEL_IMPERSONATE ? "impersonate"
+         : level == GH__PL_LEVEL_IDENTIFY    ? "identify"
+                                             : "anonymous";
+}
+
+/* Makes the token variables (uid, gid, level, groups) the first time any
+ * variable is read or set, in the order the eager version set them. */
+static int vars_make_locked(gh_http_user_t *u)
+{
+  int ret = 0;
+  char num[16];
+  char *groups = NULL;
+  if (!u->vars_pending)
+    goto out;
+  u->vars_pending = false;
+  snprintf(num, sizeof(num), "%u", (unsigned)u->tok_uid);
+  ret = set_var_locked(u, "uid", num);
+  snprintf(num, sizeof(num), "%u", (unsigned)u->tok_gid);
+  if (ret == 0)
+    ret = set_var_locked(u, "gid", num);
+  if (ret == 0)
+    ret = set_var_locked(u, "level", level_text(u->level));
+  if (ret == 0) {
+    size_t off = 0;
+    groups = gh__malloc(u->n_tok_groups * 12 + 1);
+    if (groups == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    groups[0] = '\0';
+    for (size_t i = 0; i < u->n_tok_groups; i++)
+      off += (size_t)snprintf(groups + off, 13, "%s%u", i ? "," : "",
+                              (unsigned)u->tok_groups[i]);
+    ret = set_var_locked(u, "groups", groups);
+  }
+out:
+  free(groups);
+  return ret;
+}
+
 int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth,
                            gh_http_user_t **ret_user)
 {
   int ret = 0;
-  gh_http_user_t *u = user_alloc();
+  gh_http_user_t *u = NULL;
   bool ok = auth != NULL && auth->status == GH_AUTH_STATUS_SUCCESS;
+  const char *name = ok && auth->remote_user ? auth->remote_user : "";
+  const char *local = ok && auth->local_user ? auth->local_user : "";
+  const char *type = auth_type_text(auth);
+  gh__pl_token_info_t ti;
+  bool have_ti = false;
+  size_t nlen, llen, tlen, extra;
+  char *p;
+
+  if (ok && auth->token != 0 && pl->sec->token_info(auth->token, &ti) == 0) {
+    have_ti = true;
+    if (local[0] == '\0' && ti.name[0] != '\0')
+      local = ti.name;
+  }
+  nlen = strlen(name);
+  llen = strlen(local);
+  tlen = strlen(type);
+  /* groups first (aligned), then the three strings */
+  extra = (have_ti ? ti.n_groups * sizeof(gid_t) : 0) + nlen + llen + tlen + 3;
+  u = user_alloc(extra);
   if (u == NULL) {
     ret = -ENOMEM;
     goto out;
   }
   u->pl = pl;
-  u->name = gh__strdup(ok && auth->remote_user ? auth->remote_user : "");
-  u->local_name = gh__strdup(ok && auth->local_user ? auth->local_user : "");
-  u->auth_type = gh__strdup(auth_type_text(auth));
-  if (u->name == NULL || u->local_name == NULL || u->auth_type == NULL) {
-    ret = -ENOMEM;
-    goto out;
+  p = (char *)(u + 1);
+  if (have_ti) {
+    u->tok_groups = (gid_t *)(void *)p;
+    u->n_tok_groups = ti.n_groups;
+    memcpy(u->tok_groups, ti.groups, ti.n_groups * sizeof(gid_t));
+    p += ti.n_groups * sizeof(gid_t);
   }
+  u->name = put_str(&p, name, nlen);
+  u->local_name = put_str(&p, local, llen);
+  u->auth_type = put_str(&p, type, tlen);
   u->level = GH__PL_LEVEL_ANONYMOUS;
   if (ok && auth->token != 0) {
-    gh__pl_token_info_t *ti = gh__malloc(sizeof(*ti));
     u->token = auth->token;
-    if (ti != NULL && pl->sec->token_info(auth->token, ti) == 0) {
-      char num[32];
-      char *groups = gh__malloc(ti->n_groups * 12 + 1);
-      u->level = ti->level;
-      snprintf(num, sizeof(num), "%u", (unsigned)ti->uid);
-      ret = set_var_locked(u, "uid", num);
-      snprintf(num, sizeof(num), "%u", (unsigned)ti->gid);
-      if (ret == 0)
-        ret = set_var_locked(u, "gid", num);
-      if (ret == 0)
-        ret = set_var_locked(u, "level",
-                             ti->level == GH__PL_LEVEL_DELEGATE      ? "delegate"
-                             : ti->level == GH__PL_LEVEL_IMPERSONATE ? "impersonate"
-                             : ti->level == GH__PL_LEVEL_IDENTIFY    ? "identify"
-                                                                     : "anonymous");
-      if (ret == 0 && groups != NULL) {
-        size_t off = 0;
-        groups[0] = '\0';
-        for (size_t i = 0; i < ti->n_groups; i++)
-          off += (size_t)snprintf(groups + off, 13, "%s%u", i ? "," : "",
-                                  (unsigned)ti->groups[i]);
-        ret = set_var_locked(u, "groups", groups);
-      }
-      if (ret == 0 && u->local_name[0] == '\0' && ti->name[0] != '\0') {
-        free(u->local_name);
-        u->local_name = gh__strdup(ti->name);
-        if (u->local_name == NULL)
-          ret = -ENOMEM;
-      }
-      free(groups);
+    if (have_ti) {
+      u->level = ti.level;
+      u->tok_uid = ti.uid;
+      u->tok_gid = ti.gid;
+      u->vars_pending = true;
     }
-    free(ti);
-    if (ret < 0)
-      goto out;
   }
   *ret_user = u;
-  u = NULL;
 out:
-  if (u != NULL) {
-    u->token = 0;
-    gh_http_user_unref(u);
-  }
   return ret;
 }
 
@@ -162,7 +204,7 @@ int gh_http_user_new(const gh_http_user_ops_t *ops, void *data, gh_http_user_t *
     ret = -EINVAL;
     goto out;
   }
-  u = user_alloc();
+  u = user_alloc(0);
   if (u == NULL) {
     ret = -ENOMEM;
     goto out;
@@ -195,9 +237,6 @@ void gh_http_user_unref(gh_http_user_t *user)
     free(v->value);
     free(v);
   }
-  free(user->name);
-  free(user->local_name);
-  free(user->auth_type);
   pthread_mutex_destroy(&user->lock);
   free(user);
 }
@@ -328,6 +367,7 @@ const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name)
   if (user == NULL || name == NULL)
     return NULL;
   pthread_mutex_lock(&user->lock);
+  (void)vars_make_locked(user);
   for (struct gh__pl_uvar *v = user->vars; v != NULL; v = v->next)
     if (v->name != NULL && strcmp(v->name, name) == 0) {
       val = v->value;
@@ -343,7 +383,9 @@ int gh_http_user_set_variable(gh_http_user_t *user, const char *name, const char
   if (user == NULL || name == NULL || value == NULL)
     return -EINVAL;
   pthread_mutex_lock(&user->lock);
-  ret = set_var_locked(user, name, value);
+  ret = vars_make_locked(user);
+  if (ret == 0)
+    ret = set_var_locked(user, name, value);
   pthread_mutex_unlock(&user->lock);
   return ret;
 }
