@@ -65,6 +65,8 @@ static int status_for(int err)
 static void http_date(time_t t, char *buf, size_t len)
 {
   struct tm tm;
+  if (len >= STATIC_HTTP_DATE_SIZE && static_http_date((int64_t)t, buf) > 0)
+    return;
   gmtime_r(&t, &tm);
   strftime(buf, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
@@ -162,7 +164,7 @@ static gh_request_status_t serve_fd(gh_http_context_t *ctx, int fd, const struct
 {
   gh_http_request_t *req = gh_http_context_get_request(ctx);
   gh_http_response_t *resp = gh_http_context_get_response(ctx);
-  char etag[80], lm[64];
+  char etag[STATIC_ETAG_SIZE], lm[64];
   const char *inm = gh_http_request_get_header(req, "If-None-Match");
   const char *ims = gh_http_request_get_header(req, "If-Modified-Since");
   const char *range = gh_http_request_get_header(req, "Range");
@@ -170,8 +172,7 @@ static gh_request_status_t serve_fd(gh_http_context_t *ctx, int fd, const struct
   uint64_t start = 0, len = (uint64_t)st->st_size;
   static_range_kind_t rk = STATIC_RANGE_NONE;
 
-  snprintf(etag, sizeof(etag), "\"%lx-%llx-%llx\"", (unsigned long)st->st_ino,
-           (unsigned long long)st->st_size, (unsigned long long)st->st_mtime);
+  static_etag((uint64_t)st->st_ino, (uint64_t)st->st_size, (uint64_t)st->st_mtime, etag);
   http_date(st->st_mtime, lm, sizeof(lm));
   gh_http_response_set_header(resp, "ETag", etag, GH_HEADER_REPLACE);
   gh_http_response_set_header(resp, "Last-Modified", lm, GH_HEADER_REPLACE);

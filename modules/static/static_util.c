@@ -1,6 +1,7 @@
 /* static_util.c: range parsing, URL path checks and the MIME table of the static module. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -163,13 +164,25 @@ out:
 
 /* ---- MIME ------------------------------------------------------------- */
 
+/* An immutable table: open addressing on the lower-cased extension. A reload
+ * publishes a new table; the old one stays until static_mime_free (the
+ * module's terminate), because other threads may be reading it. */
 typedef struct mime_ent {
-  char *ext;
+  char *ext; /* lower case */
   char *type;
 } mime_ent_t;
 
-static mime_ent_t *mimes;
-static size_t n_mimes;
+typedef struct mime_table {
+  mime_ent_t *ents;
+  size_t n, cap;
+  uint32_t *slots; /* nslots, each 0 (empty) or entry index + 1 */
+  size_t nslots;   /* power of two, >= 2 n */
+  struct mime_table *older;
+} mime_table_t;
+
+#define MIME_EXT_MAX 64
+
+static _Atomic(mime_table_t *) g_table;
 
 static const char *const builtin[][2] = {
     {"html", "text/html"}, {"htm", "text/html"}, {"txt", "text/plain"},
@@ -178,9 +191,90 @@ static const char *const builtin[][2] = {
     {"gif", "image/gif"}, {"svg", "image/svg+xml"}, {"pdf", "application/pdf"},
 };
 
-static int cmp_ent(const void *a, const void *b)
+/* FNV-1a of a NUL-terminated lower-case string. */
+static uint32_t ext_hash(const char *s)
 {
-  return strcasecmp(((const mime_ent_t *)a)->ext, ((const mime_ent_t *)b)->ext);
+  uint32_t h = 2166136261u;
+  for (; *s; s++)
+    h = (h ^ (unsigned char)*s) * 16777619u;
+  return h;
+}
+
+/* Lower-cases s into buf (MIME_EXT_MAX); false if too long. */
+static bool ext_lower(const char *s, char *buf)
+{
+  size_t i;
+  for (i = 0; s[i] != '\0'; i++) {
+    if (i + 1 >= MIME_EXT_MAX)
+      return false;
+    buf[i] = (char)tolower((unsigned char)s[i]);
+  }
+  buf[i] = '\0';
+  return true;
+}
+
+static void table_free(mime_table_t *t)
+{
+  if (t == NULL)
+    return;
+  for (size_t i = 0; i < t->n; i++) {
+    free(t->ents[i].ext);
+    free(t->ents[i].type);
+  }
+  free(t->ents);
+  free(t->slots);
+  free(t);
+}
+
+/* Adds ext -> type unless ext is there already (the first line wins). */
+static int table_add(mime_table_t *t, const char *ext, const char *type)
+{
+  int ret = 0;
+  char low[MIME_EXT_MAX];
+  if (!ext_lower(ext, low))
+    goto out; /* nobody names a file like that */
+  if (t->n == t->cap) {
+    size_t nc = t->cap ? t->cap * 2 : 512;
+    mime_ent_t *n = realloc(t->ents, nc * sizeof(*n));
+    if (n == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    t->ents = n;
+    t->cap = nc;
+  }
+  for (size_t i = 0; i < t->n; i++)
+    if (strcmp(t->ents[i].ext, low) == 0)
+      goto out;
+  t->ents[t->n].ext = strdup(low);
+  t->ents[t->n].type = strdup(type);
+  if (t->ents[t->n].ext == NULL || t->ents[t->n].type == NULL) {
+    free(t->ents[t->n].ext);
+    free(t->ents[t->n].type);
+    ret = -ENOMEM;
+    goto out;
+  }
+  t->n++;
+out:
+  return ret;
+}
+
+static int table_hash(mime_table_t *t)
+{
+  size_t ns = 16;
+  while (ns < t->n * 2)
+    ns *= 2;
+  t->slots = calloc(ns, sizeof(*t->slots));
+  if (t->slots == NULL)
+    return -ENOMEM;
+  t->nslots = ns;
+  for (size_t i = 0; i < t->n; i++) {
+    size_t k = ext_hash(t->ents[i].ext) & (ns - 1);
+    while (t->slots[k] != 0)
+      k = (k + 1) & (ns - 1);
+    t->slots[k] = (uint32_t)(i + 1);
+  }
+  return 0;
 }
 
 int static_mime_load(const char *path)
@@ -188,10 +282,14 @@ int static_mime_load(const char *path)
   int ret = 0;
   FILE *f = fopen(path, "re");
   char line[1024];
-  size_t cap = 0;
-  static_mime_free();
+  mime_table_t *t = NULL;
   if (f == NULL) {
     ret = -errno;
+    goto out;
+  }
+  t = calloc(1, sizeof(*t));
+  if (t == NULL) {
+    ret = -ENOMEM;
     goto out;
   }
   while (fgets(line, sizeof(line), f) != NULL) {
@@ -201,30 +299,19 @@ int static_mime_load(const char *path)
     type = strtok_r(line, " \t\r\n", &save);
     if (type == NULL)
       continue;
-    while ((ext = strtok_r(NULL, " \t\r\n", &save)) != NULL) {
-      if (n_mimes == cap) {
-        size_t nc = cap ? cap * 2 : 512;
-        mime_ent_t *n = realloc(mimes, nc * sizeof(*n));
-        if (n == NULL) {
-          ret = -ENOMEM;
-          goto out;
-        }
-        mimes = n;
-        cap = nc;
-      }
-      mimes[n_mimes].ext = strdup(ext);
-      mimes[n_mimes].type = strdup(type);
-      if (mimes[n_mimes].ext == NULL || mimes[n_mimes].type == NULL) {
-        free(mimes[n_mimes].ext);
-        free(mimes[n_mimes].type);
-        ret = -ENOMEM;
+    while ((ext = strtok_r(NULL, " \t\r\n", &save)) != NULL)
+      if ((ret = table_add(t, ext, type)) < 0)
         goto out;
-      }
-      n_mimes++;
-    }
   }
-  qsort(mimes, n_mimes, sizeof(*mimes), cmp_ent);
+  ret = table_hash(t);
+  if (ret < 0)
+    goto out;
+  /* publish; the previous table is retired, not freed (readers) */
+  t->older = atomic_load(&g_table);
+  atomic_store(&g_table, t);
+  t = NULL;
 out:
+  table_free(t);
   if (f != NULL)
     fclose(f);
   return ret;
@@ -234,28 +321,120 @@ const char *static_mime_lookup(const char *name)
 {
   const char *dot = strrchr(name, '.');
   const char *slash = strrchr(name, '/');
+  const mime_table_t *t = atomic_load(&g_table);
+  char low[MIME_EXT_MAX];
   if (dot == NULL || (slash != NULL && dot < slash) || dot[1] == '\0')
     return "application/octet-stream";
   dot++;
-  if (n_mimes > 0) {
-    mime_ent_t key = {.ext = (char *)dot};
-    mime_ent_t *e = bsearch(&key, mimes, n_mimes, sizeof(*mimes), cmp_ent);
-    if (e != NULL)
-      return e->type;
+  if (!ext_lower(dot, low))
+    return "application/octet-stream";
+  if (t != NULL && t->n > 0) {
+    size_t k = ext_hash(low) & (t->nslots - 1);
+    for (; t->slots[k] != 0; k = (k + 1) & (t->nslots - 1)) {
+      const mime_ent_t *e = &t->ents[t->slots[k] - 1];
+      if (strcmp(e->ext, low) == 0)
+        return e->type;
+    }
   }
   for (size_t i = 0; i < sizeof(builtin) / sizeof(builtin[0]); i++)
-    if (strcasecmp(builtin[i][0], dot) == 0)
+    if (strcmp(builtin[i][0], low) == 0)
       return builtin[i][1];
   return "application/octet-stream";
 }
 
 void static_mime_free(void)
 {
-  for (size_t i = 0; i < n_mimes; i++) {
-    free(mimes[i].ext);
-    free(mimes[i].type);
+  mime_table_t *t = atomic_exchange(&g_table, NULL);
+  while (t != NULL) {
+    mime_table_t *older = t->older;
+    table_free(t);
+    t = older;
   }
-  free(mimes);
-  mimes = NULL;
-  n_mimes = 0;
+}
+
+/* ---- response fields ---------------------------------------------------- */
+
+static const char wday_names[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+static const char month_names[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+static char *put2(char *p, unsigned v)
+{
+  p[0] = (char)('0' + v / 10);
+  p[1] = (char)('0' + v % 10);
+  return p + 2;
+}
+
+size_t static_http_date(int64_t t, char *out)
+{
+  int64_t days = t / 86400, secs = t % 86400;
+  int64_t era, doe, yoe, doy, mp, y;
+  unsigned d, m, wday;
+  char *p = out;
+  if (secs < 0) {
+    secs += 86400;
+    days--;
+  }
+  wday = (unsigned)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
+  /* days since 0000-03-01 in 400-year eras of 146097 days; the year starts
+   * in March so that the leap day is the last day of a year */
+  days += 719468;
+  era = (days >= 0 ? days : days - 146096) / 146097;
+  doe = days - era * 146097;
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  d = (unsigned)(doy - (153 * mp + 2) / 5 + 1);
+  m = (unsigned)(mp < 10 ? mp + 3 : mp - 9);
+  y = yoe + era * 400 + (m <= 2);
+  if (y < 0 || y > 9999) {
+    out[0] = '\0';
+    return 0;
+  }
+  memcpy(p, wday_names[wday], 3);
+  p += 3;
+  *p++ = ',';
+  *p++ = ' ';
+  p = put2(p, d);
+  *p++ = ' ';
+  memcpy(p, month_names[m - 1], 3);
+  p += 3;
+  *p++ = ' ';
+  p = put2(p, (unsigned)(y / 100));
+  p = put2(p, (unsigned)(y % 100));
+  *p++ = ' ';
+  p = put2(p, (unsigned)(secs / 3600));
+  *p++ = ':';
+  p = put2(p, (unsigned)(secs / 60 % 60));
+  *p++ = ':';
+  p = put2(p, (unsigned)(secs % 60));
+  memcpy(p, " GMT", 5);
+  return (size_t)(p + 4 - out);
+}
+
+static char *put_hex(char *p, uint64_t v)
+{
+  char tmp[16];
+  size_t n = 0;
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v != 0);
+  while (n > 0)
+    *p++ = tmp[--n];
+  return p;
+}
+
+size_t static_etag(uint64_t ino, uint64_t size, uint64_t mtime, char *out)
+{
+  char *p = out;
+  *p++ = '"';
+  p = put_hex(p, ino);
+  *p++ = '-';
+  p = put_hex(p, size);
+  *p++ = '-';
+  p = put_hex(p, mtime);
+  *p++ = '"';
+  *p = '\0';
+  return (size_t)(p - out);
 }

@@ -32,5 +32,17 @@ int static_check_path(const char *raw_url, size_t raw_len, const char *rel, size
 int static_mime_load(const char *path);
 const char *static_mime_lookup(const char *name);
 void static_mime_free(void);
+/* Loading again (config reload) publishes a new table; lookups running on
+ * other threads keep reading the one they found, which static_mime_free (at
+ * terminate, no requests running) releases with the rest. */
+
+/* IMF-fixdate of t ("Sun, 06 Nov 1994 08:49:37 GMT") into out (30 bytes);
+ * returns the length, or 0 (and "") for years outside 0..9999. */
+size_t static_http_date(int64_t t, char *out);
+#define STATIC_HTTP_DATE_SIZE 30
+
+/* "\"<ino>-<size>-<mtime>\"" in lower-case hex into out (52 bytes). */
+size_t static_etag(uint64_t ino, uint64_t size, uint64_t mtime, char *out);
+#define STATIC_ETAG_SIZE 52
 
 #endif

@@ -1,5 +1,6 @@
-/* test_static_util.c: unit tests of the static module's range parser, path checks and MIME table. */
+/* test_static_util.c: unit tests of the static module's range parser, path checks, MIME table, date and ETag. */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -86,8 +88,68 @@ static void test_mime(void **state)
   assert_string_equal(static_mime_lookup("index.html"), "text/html");
   assert_string_equal(static_mime_lookup("noext"), "application/octet-stream");
   assert_string_equal(static_mime_lookup("dir.d/noext"), "application/octet-stream");
+  /* a reload publishes a new table; the old one stays readable until free */
+  fd = open(path, O_WRONLY | O_TRUNC);
+  assert_true(fd >= 0);
+  dprintf(fd, "application/x-bar foo\nTEXT/Upper UP\n");
+  close(fd);
+  assert_int_equal(static_mime_load(path), 0);
+  assert_string_equal(static_mime_lookup("b.foo"), "application/x-bar");
+  assert_string_equal(static_mime_lookup("b.up"), "TEXT/Upper");
+  assert_string_equal(static_mime_lookup("b.tst"), "application/octet-stream");
+  assert_string_equal(static_mime_lookup("b.HTM"), "text/html");
   static_mime_free();
+  assert_string_equal(static_mime_lookup("b.foo"), "application/octet-stream");
   unlink(path);
+}
+
+/* the hand-written IMF-fixdate against gmtime_r + strftime */
+static void test_http_date(void **state)
+{
+  static const int64_t fixed[] = {0,          -1,         784111777,  951782400,
+                                  951868799,  4107542400, 253402300799, -62135596800,
+                                  1709164800, 1740787199, 86399,        -86400};
+  char mine[STATIC_HTTP_DATE_SIZE], ref[64];
+  uint64_t x = 88172645463325252ull;
+  (void)state;
+  for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]) + 20000; i++) {
+    int64_t t;
+    time_t tt;
+    struct tm tm;
+    if (i < sizeof(fixed) / sizeof(fixed[0])) {
+      t = fixed[i];
+    } else {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      t = (int64_t)(x % 253402300800ull) - (i % 3 == 0 ? 62135596800 : 0);
+    }
+    tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    /* strftime's %Y has no leading zeros; IMF-fixdate wants 4 digits */
+    strftime(ref, sizeof(ref), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    assert_int_equal(static_http_date(t, mine), 29);
+    if (tm.tm_year + 1900 >= 1000)
+      assert_string_equal(mine, ref);
+  }
+  assert_int_equal(static_http_date(253402300800, mine), 0); /* year 10000 */
+  assert_string_equal(mine, "");
+  assert_int_equal(static_http_date(-62135596800, mine), 29);
+  assert_string_equal(mine, "Mon, 01 Jan 0001 00:00:00 GMT");
+}
+
+static void test_etag(void **state)
+{
+  char out[STATIC_ETAG_SIZE], ref[80];
+  (void)state;
+  assert_int_equal(static_etag(0x1a2b, 4096, 0x65f0c3d1, out), 20);
+  assert_string_equal(out, "\"1a2b-1000-65f0c3d1\"");
+  static_etag(0, 0, 0, out);
+  assert_string_equal(out, "\"0-0-0\"");
+  static_etag(UINT64_MAX, UINT64_MAX, (uint64_t)-1, out);
+  snprintf(ref, sizeof(ref), "\"%llx-%llx-%llx\"", (unsigned long long)UINT64_MAX,
+           (unsigned long long)UINT64_MAX, (unsigned long long)-1);
+  assert_string_equal(out, ref);
 }
 
 int main(void)
@@ -96,6 +158,8 @@ int main(void)
       cmocka_unit_test(test_ranges),
       cmocka_unit_test(test_paths),
       cmocka_unit_test(test_mime),
+      cmocka_unit_test(test_http_date),
+      cmocka_unit_test(test_etag),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
