@@ -30,6 +30,7 @@
  * gh-soak --port P --unix PATH --user NAME:UID:GID:G1,G2..:PASSWORD:TOKENFILE (repeat)
  *         [--conns 64] [--requests N] [--duration S] [--ntlm-target HTTP@host]
  *         [--ntlm-domain GH] [--mix static,cross,probe,who,cgi] [--reconnect N] [--progress S]
+ *         [--schemes neg,negr,ntlm,basic,peer]
  *
  * One child process per user drops to that user (setgroups, setresgid, setresuid) and runs
  * --conns threads, each a keep-alive client with one scheme:
@@ -92,6 +93,7 @@ static struct {
   unsigned long max_requests;
   unsigned mix[ST_N];
   unsigned mix_total;
+  unsigned scheme_mask; /* --schemes: which of plan[] run (default all) */
   user_t users[MAX_USERS];
   int nusers;
 } opt = { .port = 0, .ntlm_target = "HTTP@localhost", .ntlm_domain = "GH", .conns = 64,
@@ -750,8 +752,11 @@ static int user_main(user_t *u)
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, 256 * 1024);
+  unsigned k = 0;
   for (unsigned i = 0; i < opt.conns; i++) {
-    cls[i].sc = plan[i % 32];
+    while (!(opt.scheme_mask & (1u << plan[k % 32])))
+      k++;
+    cls[i].sc = plan[k++ % 32];
     cls[i].idx = i;
     cls[i].seed = (unsigned)(u->uid * 7919u + i * 104729u + (unsigned)getpid());
     if (pthread_create(&th[i], &attr, client_main, &cls[i]) != 0) {
@@ -795,7 +800,8 @@ static int usage(void)
 {
   fprintf(stderr, "usage: gh-soak --port P --unix PATH --user NAME:UID:GID:GROUPS:PW:TOKFILE ... "
                   "[--conns N] [--requests N] [--duration S] [--ntlm-target T] "
-                  "[--ntlm-domain D] [--mix a,b,c,d,e] [--reconnect N] [--progress S]\n");
+                  "[--ntlm-domain D] [--mix a,b,c,d,e] [--reconnect N] [--progress S] "
+                  "[--schemes neg,negr,ntlm,basic,peer]\n");
   return 2;
 }
 
@@ -826,7 +832,18 @@ int main(int argc, char **argv)
       opt.progress_s = (unsigned)atoi(v);
     else if (strcmp(a, "--ntlm-target") == 0)
       opt.ntlm_target = v;
-    else if (strcmp(a, "--ntlm-domain") == 0)
+    else if (strcmp(a, "--schemes") == 0) {
+      for (int sc = 0; sc < SC_N; sc++) {
+        const char *p = strstr(v, scheme_name[sc]);
+        size_t l = strlen(scheme_name[sc]);
+        while (p && ((p != v && p[-1] != ',') || (p[l] != ',' && p[l] != '\0')))
+          p = strstr(p + 1, scheme_name[sc]);
+        if (p)
+          opt.scheme_mask |= 1u << sc;
+      }
+      if (opt.scheme_mask == 0)
+        return usage();
+    } else if (strcmp(a, "--ntlm-domain") == 0)
       opt.ntlm_domain = v;
     else if (strcmp(a, "--mix") == 0) {
       if (sscanf(v, "%u,%u,%u,%u,%u", &opt.mix[0], &opt.mix[1], &opt.mix[2], &opt.mix[3],
@@ -841,6 +858,8 @@ int main(int argc, char **argv)
   }
   for (int i = 0; i < ST_N; i++)
     opt.mix_total += opt.mix[i];
+  if (opt.scheme_mask == 0)
+    opt.scheme_mask = (1u << SC_N) - 1;
   if (opt.port <= 0 || opt.unix_path == NULL || opt.nusers == 0 || opt.conns == 0 ||
       opt.mix_total == 0 || opt.reconnect == 0 || opt.duration_s == 0)
     return usage();

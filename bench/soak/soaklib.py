@@ -92,7 +92,12 @@ class Soak:
             sites.append((f'/{sc}/who', dict(auth, handler='whoami', impersonate='no')))
             sites.append((f'/{sc}/probe', dict(auth, handler='authinfo', probe_dir=self.probe)))
         self.daemon = pipeline_helpers.GhDaemon(self.realm, sites,
-                                                server={'workers': workers, 'max_queue': 8192})
+                                                server={'workers': workers, 'max_queue': 8192,
+                                                        # short TTLs: NSS group lists and PAM
+                                                        # are re-read all through the run,
+                                                        # by many workers at once
+                                                        'group_cache_ttl': 2,
+                                                        'basic_cache_ttl': 5})
         self.daemon.start()
         self.pid = self.daemon.proc.pid
 
@@ -114,7 +119,7 @@ class Soak:
                  f'{time.monotonic() - t0:.1f} s')
 
     def run(self, requests, duration, conns=64, mix=None, reconnect=300, sample_s=1.0,
-            progress=10, users=None):
+            progress=10, users=None, schemes=None):
         """Runs gh-soak while sampling the daemon's RSS; returns a dict of figures.
         users: the expectations handed to gh-soak (default SOAK_USERS; a wrong one must
         produce mismatches)."""
@@ -125,6 +130,8 @@ class Soak:
                 '--ntlm-domain', self.realm.ntlm_domain]
         if mix:
             args += ['--mix', mix]
+        if schemes:
+            args += ['--schemes', schemes]
         for name, (uid, gid, pw, groups) in (users or SOAK_USERS).items():
             tok = os.path.join(self.tokdir, name + '.tok')
             args += ['--user', f'{name}:{uid}:{gid}:{",".join(map(str, groups))}:{pw}:'

@@ -20,6 +20,14 @@ typedef struct cache_entry {
 } cache_entry_t;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+/* getgrouplist is serialised: NSS modules that enumerate the group database
+ * with shared setgrent/getgrent state (nss_wrapper, some directory modules)
+ * return short lists when two threads ask at once — the identity soak saw
+ * alice's token without ghusers when the cache expired under 8 workers.
+ * A missing group can raise access (a 0604 file denies its group class), so
+ * a short list is an identity error, not a cosmetic one. Misses are rare
+ * (once per user per TTL), so one lock costs nothing measurable. */
+static pthread_mutex_t nss_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry_t cache[CACHE_BUCKETS];
 static uint64_t cache_hits, cache_misses;
 
@@ -62,7 +70,10 @@ static int fetch_groups(const char *user, gid_t gid, gid_t **ret_groups, size_t 
       goto out;
     }
     n = cap;
-    if (getgrouplist(user, gid, g, &n) >= 0)
+    pthread_mutex_lock(&nss_lock);
+    int got = getgrouplist(user, gid, g, &n);
+    pthread_mutex_unlock(&nss_lock);
+    if (got >= 0)
       break;
     if (n <= cap) /* no growth requested: give up rather than loop */
       n = cap * 2;
