@@ -76,16 +76,6 @@ static bool bad_text(const char *s)
   return s == NULL || strpbrk(s, "\r\n") != NULL;
 }
 
-static bool bad_name(const char *s)
-{
-  if (s == NULL || *s == '\0')
-    return true;
-  for (; *s; s++)
-    if (*s <= ' ' || *s == ':' || (unsigned char)*s >= 0x7f)
-      return true;
-  return false;
-}
-
 int gh_http_response_set_status(gh_http_response_t *resp, int status, const char *reason)
 {
   int ret = 0;
@@ -140,13 +130,33 @@ out:
   return ret;
 }
 
+/* strlen of a header value, or (size_t)-1 if it holds CR or LF. */
+static size_t text_len(const char *s)
+{
+  size_t n = strcspn(s, "\r\n");
+  return s[n] == '\0' ? n : (size_t)-1;
+}
+
+/* strlen of a header name, or 0 if it is not a token-ish name. */
+static size_t name_len(const char *s)
+{
+  size_t n = 0;
+  for (; s[n] != '\0'; n++)
+    if (s[n] <= ' ' || s[n] == ':' || (unsigned char)s[n] >= 0x7f)
+      return 0;
+  return n;
+}
+
 int gh_http_response_set_header(gh_http_response_t *resp, const char *name, const char *value,
                                 gh_header_mode_t mode)
 {
   int ret = 0;
   gh__pl_header_t *h, **pp;
   gh__pool_t *pool;
-  if (resp == NULL || bad_name(name) || bad_text(value) || (unsigned)mode > GH_HEADER_ADD) {
+  size_t nlen, vlen;
+  char *mem;
+  if (resp == NULL || name == NULL || value == NULL || (unsigned)mode > GH_HEADER_ADD ||
+      (nlen = name_len(name)) == 0 || (vlen = text_len(value)) == (size_t)-1) {
     ret = -EINVAL;
     goto out;
   }
@@ -158,7 +168,7 @@ int gh_http_response_set_header(gh_http_response_t *resp, const char *name, cons
   if (mode == GH_HEADER_APPEND) {
     for (h = resp->headers; h != NULL; h = h->next) {
       if (strcasecmp(h->name, name) == 0) {
-        size_t n = strlen(h->value) + strlen(value) + 3;
+        size_t n = strlen(h->value) + vlen + 3;
         char *v = gh__pool_alloc(pool, n);
         if (v == NULL) {
           ret = -ENOMEM;
@@ -170,17 +180,27 @@ int gh_http_response_set_header(gh_http_response_t *resp, const char *name, cons
         goto out;
       }
     }
-  } else if (mode == GH_HEADER_REPLACE) {
-    (void)gh_http_response_delete_header(resp, name);
   }
-  h = gh__pool_calloc(pool, 1, sizeof(*h));
-  if (h == NULL || (h->name = gh__pool_strdup(pool, name)) == NULL ||
-      (h->value = gh__pool_strdup(pool, value)) == NULL) {
+  /* one pass: drop same-named headers (REPLACE) and find the tail */
+  pp = &resp->headers;
+  while (*pp != NULL) {
+    if (mode == GH_HEADER_REPLACE && strcasecmp((*pp)->name, name) == 0)
+      *pp = (*pp)->next;
+    else
+      pp = &(*pp)->next;
+  }
+  /* the header, its name and its value in one pool block */
+  mem = gh__pool_alloc(pool, sizeof(*h) + nlen + vlen + 2);
+  if (mem == NULL) {
     ret = -ENOMEM;
     goto out;
   }
-  for (pp = &resp->headers; *pp != NULL; pp = &(*pp)->next)
-    ;
+  h = (gh__pl_header_t *)(void *)mem;
+  h->name = mem + sizeof(*h);
+  memcpy(h->name, name, nlen + 1);
+  h->value = h->name + nlen + 1;
+  memcpy(h->value, value, vlen + 1);
+  h->next = NULL;
   *pp = h;
   resp->touched = true;
 out:
