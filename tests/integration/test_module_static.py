@@ -1,4 +1,4 @@
-"""test_module_static.py: the static module in the real daemon, impersonating the client as root — real files owned by alice and bob, the kernel decides (403/404), listing as the client, ETag/304, Range 206/416, traversal refused."""
+"""test_module_static.py: the static module in the real daemon, impersonating the client as root — real files owned by alice and bob, the kernel decides (403/404), listing as the client, ETag/304, Range 206/416, traversal refused, a root reached through a symlink."""
 import os
 import sys
 
@@ -29,7 +29,10 @@ def tree():
     write_owned(os.path.join(outside, 'o.txt'), 'outside\n', None, 0o644)
     os.symlink(os.path.join(outside, 'o.txt'), os.path.join(root, 'escape'))
     os.symlink('public.txt', os.path.join(root, 'inside-link'))
+    # a root configured through a symlink (deploy "current -> release" style)
+    os.symlink(root, root + '-link')
     yield root
+    os.unlink(root + '-link')
     import shutil
     shutil.rmtree(root, ignore_errors=True)
     shutil.rmtree(outside, ignore_errors=True)
@@ -40,6 +43,7 @@ def gh(realm, tree):  # noqa: F811
     d = GhDaemon(realm, [
         ('/files', dict(BASIC, handler='static', root=tree, impersonate='yes', listing='yes')),
         ('/plain', {'handler': 'static', 'root': tree}),  # served as the service (root)
+        ('/linked', dict(BASIC, handler='static', root=tree + '-link', impersonate='yes')),
     ])
     d.start()
     yield d
@@ -108,6 +112,24 @@ def test_traversal_refused(gh):
     assert r.status == 403 and b'outside' not in r.body, r
     # a symlink inside the root is fine
     assert gh.get('/files/inside-link', user='alice').body == DATA.encode()
+
+
+def test_root_through_symlink(gh):
+    # the opens fall back to root + openat2 beneath it: same answers, repeatedly
+    for _ in range(3):
+        assert gh.get('/linked/public.txt', user='alice').body == DATA.encode()
+        assert gh.get('/linked/alice.txt', user='alice').body == b'alice secret\n'
+        assert gh.get('/linked/alice.txt', user='bob').status == 403
+        assert gh.get('/linked/inside-link', user='alice').body == DATA.encode()
+        r = gh.get('/linked/escape', user='alice')
+        assert r.status == 403 and b'outside' not in r.body, r
+        assert gh.get('/linked/nope.txt', user='alice').status == 404
+    # and the direct root still takes symlinks inside, refuses those out, on
+    # the same worker threads after the linked root's hint
+    assert gh.get('/files/inside-link', user='alice').body == DATA.encode()
+    assert gh.get('/files/escape', user='alice').status == 403
+    assert gh.get('/files/bob-dir/bob-only.txt', user='alice').status == 403
+    assert gh.get('/files/bob-dir/bob-only.txt', user='bob').body == b'x'
 
 
 def test_method_not_allowed(gh):
