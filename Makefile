@@ -58,7 +58,7 @@ clean:
 # Allocation-failure injection (-Dfault_injection=true): the request-path walk, plain and ASan+UBSan+LSan.
 FAULT_TEST = tests/unit/fault/fault_request_walk
 fault-builds: $(FAULT_BUILD)/build.ninja $(FAULT_ASAN_BUILD)/build.ninja
-	$(NINJA) -C $(FAULT_BUILD) $(FAULT_TEST)
+	$(NINJA) -C $(FAULT_BUILD) $(FAULT_TEST) gatehoused modules/static/static.so
 	$(NINJA) -C $(FAULT_ASAN_BUILD) $(FAULT_TEST)
 
 check-faults: fault-builds

@@ -119,7 +119,7 @@ class Soak:
                  f'{time.monotonic() - t0:.1f} s')
 
     def run(self, requests, duration, conns=64, mix=None, reconnect=300, sample_s=1.0,
-            progress=10, users=None, schemes=None):
+            progress=10, users=None, schemes=None, ntlm_reconnect=0):
         """Runs gh-soak while sampling the daemon's RSS; returns a dict of figures.
         users: the expectations handed to gh-soak (default SOAK_USERS; a wrong one must
         produce mismatches)."""
@@ -132,6 +132,8 @@ class Soak:
             args += ['--mix', mix]
         if schemes:
             args += ['--schemes', schemes]
+        if ntlm_reconnect:
+            args += ['--ntlm-reconnect', str(ntlm_reconnect)]
         for name, (uid, gid, pw, groups) in (users or SOAK_USERS).items():
             tok = os.path.join(self.tokdir, name + '.tok')
             args += ['--user', f'{name}:{uid}:{gid}:{",".join(map(str, groups))}:{pw}:'

@@ -218,6 +218,10 @@ typedef struct gh_auth_config {
                                     (allow_unmapped); NULL = "nobody" */
   unsigned basic_cache_ttl_s;    /* Basic success cache lifetime; 0 = off; default 60 */
   unsigned basic_cache_entries;  /* 0 = 1024 */
+  unsigned pam_timeout_ms;       /* Basic: a PAM conversation not done by then answers 503
+                                    (it finishes in a helper thread); 0 = 10000 */
+  unsigned pam_max_concurrent;   /* PAM conversations at once, hung ones included; beyond:
+                                    503 without calling PAM; 0 = 16 */
 } gh_auth_config_t;
 
 /** Defaults: everything NULL/off, basic_cache_ttl_s = 60. Any thread. */

@@ -124,6 +124,26 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
     a->basic_cache_ttl_s = (unsigned)n;
     return 1;
   }
+  if (strcmp(k, "pam_timeout") == 0) {
+    if (!parse_num(v, 3600, &n, msg, msglen))
+      return 0;
+    if (n == 0) {
+      snprintf(msg, msglen, "must be at least 1 (seconds)");
+      return 0;
+    }
+    a->pam_timeout_ms = (unsigned)n * 1000u;
+    return 1;
+  }
+  if (strcmp(k, "pam_max_concurrent") == 0) {
+    if (!parse_num(v, 1024, &n, msg, msglen))
+      return 0;
+    if (n == 0) {
+      snprintf(msg, msglen, "must be at least 1");
+      return 0;
+    }
+    a->pam_max_concurrent = (unsigned)n;
+    return 1;
+  }
   if (strcmp(k, "group_cache_ttl") == 0) {
     if (!parse_num(v, 86400, &n, msg, msglen))
       return 0;
@@ -303,4 +323,6 @@ void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_
   ret->ccache_dir = a->ccache_dir;
   ret->unmapped_user = a->unmapped_user;
   ret->basic_cache_ttl_s = a->basic_cache_ttl_s;
+  ret->pam_timeout_ms = a->pam_timeout_ms;
+  ret->pam_max_concurrent = a->pam_max_concurrent;
 }

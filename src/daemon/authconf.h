@@ -19,6 +19,8 @@ typedef struct gh_daemon_auth {
   char *unmapped_user;
   unsigned min_uid;           /* default 1000 */
   unsigned basic_cache_ttl_s; /* default 60 */
+  unsigned pam_timeout_ms;    /* pam_timeout (seconds in the file); 0 = library default */
+  unsigned pam_max_concurrent;
   unsigned group_cache_ttl_s; /* default 60 */
 } gh_daemon_auth_t;
 

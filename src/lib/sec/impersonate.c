@@ -1,5 +1,6 @@
 /* impersonate.c: per-thread identity switching with raw syscalls, modes, call scopes, base checks. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,6 +130,24 @@ static inline int sys_groups(const gh__ids_t *ids)
   return syscall(SYS_setgroups, (size_t)ids->ngroups, ids->groups) == 0 ? 0 : errno;
 }
 
+#ifdef GH_FAULT_INJECTION
+/* Test-only (-Dfault_injection=true builds): GH_FAULT_REVERT=N makes the Nth
+ * switch of a thread back to base (process-wide count, from 1) fail as if
+ * the kernel had refused it, so tests can prove that a failed revert aborts
+ * the process (DESIGN.md item 18) and that nothing is served after it. */
+static bool fault_revert_now(void)
+{
+  static atomic_long target = -2, count;
+  long t = atomic_load(&target);
+  if (t == -2) {
+    const char *v = getenv("GH_FAULT_REVERT");
+    t = v && *v ? strtol(v, NULL, 10) : 0;
+    atomic_store(&target, t);
+  }
+  return t > 0 && atomic_fetch_add(&count, 1) + 1 == t;
+}
+#endif
+
 /* Bring the thread from ts.cur to *to with the fewest syscalls: uid back to
  * base first if anything must change while running as a client; towards a
  * client groups, gid, uid; towards base gid, groups (DESIGN.md §3). ts.cur
@@ -148,6 +167,12 @@ static int apply(const gh__ids_t *to, bool must_succeed)
     goto out;
   }
   if (cur->uid != base_uid) {
+#ifdef GH_FAULT_INJECTION
+    if (to->uid == base_uid && fault_revert_now()) {
+      err = EPERM;
+      goto fail;
+    }
+#endif
     if ((err = sys_euid(base_uid)) != 0)
       goto fail;
     cur->uid = base_uid;

@@ -55,6 +55,8 @@ typedef struct gh__auth_engine_config {
   const char *unmapped_user;     /* account for IDENTIFY tokens of unmapped names; NULL = "nobody" */
   unsigned basic_cache_ttl_s;    /* Basic success cache lifetime; 0 = off */
   unsigned basic_cache_entries;  /* 0 = 1024 */
+  unsigned pam_timeout_ms;       /* 0 = 10000 */
+  unsigned pam_max_concurrent;   /* 0 = 16 */
   const gh__auth_token_ops_t *token_ops; /* NULL = the sec layer (gh_token_*) */
 } gh__auth_engine_config_t;
 

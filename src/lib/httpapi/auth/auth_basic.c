@@ -1,8 +1,11 @@
 /* auth_basic.c: Basic authentication against PAM, with a salted-hash success cache. */
+#include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -216,5 +219,163 @@ out:
   if (pamh)
     pam_end(pamh, rc);
   *ret_pam_code = rc;
+  return ret;
+}
+
+/* ---- PAM with a deadline ----
+ *
+ * A PAM stack can block for ever (a hung LDAP/RADIUS server, pam_exec of a
+ * stuck program), and pam_authenticate cannot be interrupted. So the
+ * conversation runs in a detached helper thread while the worker waits at
+ * most timeout_ms; on timeout the worker answers (GH_ETIMEOUT → 503) and the
+ * helper finishes whenever PAM returns, then frees the job. Helpers count
+ * against max_concurrent until they really end, so hung conversations can
+ * never take more than that many threads; beyond it the worker answers
+ * GH_ELIMIT (503) at once without calling PAM. The helper is created by the
+ * worker at base identity, so it starts at base (threads inherit ids). */
+
+typedef struct pam_job {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int refs; /* worker + helper, under lock */
+  bool done;
+  int ret, pam_code;
+  char msg[256];
+  char *service, *user, *password;
+} pam_job_t;
+
+static atomic_uint pam_running;
+
+static void pam_job_unref(pam_job_t *j)
+{
+  pthread_mutex_lock(&j->lock);
+  int left = --j->refs;
+  pthread_mutex_unlock(&j->lock);
+  if (left > 0)
+    return;
+  pthread_cond_destroy(&j->cond);
+  pthread_mutex_destroy(&j->lock);
+  if (j->password) {
+    explicit_bzero(j->password, strlen(j->password));
+    free(j->password);
+  }
+  free(j->user);
+  free(j->service);
+  free(j);
+}
+
+static void *pam_helper(void *arg)
+{
+  pam_job_t *j = arg;
+  int pam_code = 0;
+  char msg[256];
+  int ret = gh__auth_pam_check(j->service, j->user, j->password, &pam_code, msg, sizeof(msg));
+
+  pthread_mutex_lock(&j->lock);
+  j->ret = ret;
+  j->pam_code = pam_code;
+  memcpy(j->msg, msg, sizeof(msg));
+  j->done = true;
+  pthread_cond_signal(&j->cond);
+  pthread_mutex_unlock(&j->lock);
+  atomic_fetch_sub(&pam_running, 1);
+  pam_job_unref(j);
+  return NULL;
+}
+
+int gh__auth_pam_check_timed(const char *service, const char *user, const char *password,
+                             unsigned timeout_ms, unsigned max_concurrent, int *ret_pam_code,
+                             char *msg, size_t msglen)
+{
+  pam_job_t *j = NULL;
+  pthread_condattr_t ca;
+  pthread_attr_t ta;
+  pthread_t th;
+  struct timespec dl;
+  int ret = 0, rc = 0;
+  bool counted = false;
+
+  *ret_pam_code = 0;
+  if (timeout_ms == 0)
+    timeout_ms = GH__AUTH_PAM_TIMEOUT_MS_DEFAULT;
+  if (max_concurrent == 0)
+    max_concurrent = GH__AUTH_PAM_MAX_CONCURRENT_DEFAULT;
+  if (atomic_fetch_add(&pam_running, 1) >= max_concurrent) {
+    atomic_fetch_sub(&pam_running, 1);
+    if (msg && msglen)
+      snprintf(msg, msglen, "PAM: %u conversations already running (pam_max_concurrent)",
+               max_concurrent);
+    ret = GH_ELIMIT;
+    goto out;
+  }
+  counted = true;
+  j = gh__calloc(1, sizeof(*j));
+  if (j == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  j->service = gh__strdup(service);
+  j->user = gh__strdup(user);
+  j->password = gh__strdup(password);
+  if (!j->service || !j->user || !j->password) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  pthread_mutex_init(&j->lock, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&j->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  j->refs = 2;
+  pthread_attr_init(&ta);
+  pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+  rc = pthread_create(&th, &ta, pam_helper, j);
+  pthread_attr_destroy(&ta);
+  if (rc != 0) {
+    j->refs = 1;
+    ret = -rc;
+    goto out;
+  }
+  counted = false; /* the helper gives the slot back when PAM returns */
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += timeout_ms / 1000;
+  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&j->lock);
+  while (!j->done && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&j->cond, &j->lock, &dl);
+  if (j->done) {
+    ret = j->ret;
+    *ret_pam_code = j->pam_code;
+    if (msg && msglen)
+      snprintf(msg, msglen, "%s", j->msg);
+  } else {
+    ret = GH_ETIMEOUT;
+    if (msg && msglen)
+      snprintf(msg, msglen, "PAM conversation timed out after %u ms (pam_timeout)",
+               timeout_ms);
+  }
+  pthread_mutex_unlock(&j->lock);
+out:
+  if (counted)
+    atomic_fetch_sub(&pam_running, 1);
+  if (j != NULL) {
+    if (j->refs == 0) { /* never initialised */
+      if (j->password) {
+        explicit_bzero(j->password, strlen(j->password));
+        free(j->password);
+      }
+      free(j->user);
+      free(j->service);
+      free(j);
+    } else {
+      pam_job_unref(j);
+    }
+  }
+  if (ret == -ENOMEM && msg && msglen)
+    snprintf(msg, msglen, "PAM: out of memory");
   return ret;
 }

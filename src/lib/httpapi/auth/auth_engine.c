@@ -64,6 +64,7 @@ struct gh__auth_engine {
   bool ntlm;
   bool spnego_ntlm_name;
   char *pam_service;
+  unsigned pam_timeout_ms, pam_max_concurrent;
   char *ccache_dir;
   char *unmapped_user;
   gh__auth_basic_cache_t *basic_cache;
@@ -379,6 +380,8 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     goto out;
   }
   e->pam_service = gh__strdup(cfg->pam_service ? cfg->pam_service : "gatehouse");
+  e->pam_timeout_ms = cfg->pam_timeout_ms;
+  e->pam_max_concurrent = cfg->pam_max_concurrent;
   e->ccache_dir = gh__strdup(cfg->ccache_dir ? cfg->ccache_dir : "/run/gatehouse");
   e->unmapped_user = gh__strdup(cfg->unmapped_user ? cfg->unmapped_user : "nobody");
   e->basic_cache = gh__auth_basic_cache_new(cfg->basic_cache_entries, cfg->basic_cache_ttl_s);
@@ -808,7 +811,13 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
   }
   cached = gh__auth_basic_cache_lookup(e->basic_cache, user, password, now);
   if (!cached) {
-    ret = gh__auth_pam_check(e->pam_service, user, password, &pam_code, msg, sizeof(msg));
+    ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
+                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
+    if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
+      /* PAM hung or too many conversations: not the client's fault, no re-prompt */
+      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
     if (ret) {
       set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
       goto out;

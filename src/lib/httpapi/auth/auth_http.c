@@ -189,10 +189,14 @@ static int auth_gate(gh_request_t *req, void *arg)
     gh__request_reply(req, 400, NULL, NULL, 0, "400 Bad Request: malformed Authorization\n");
     ret = GH__GATE_HANDLED;
     break;
-  case GH__AUTH_UNAVAILABLE:
-    gh__request_reply(req, 503, NULL, NULL, 0, NULL);
+  case GH__AUTH_UNAVAILABLE: {
+    char body[160];
+    snprintf(body, sizeof(body), "503 Service Unavailable: authentication: %s\n",
+             gh_strerror(rq->r.error));
+    gh__request_reply(req, 503, NULL, NULL, 0, body);
     ret = GH__GATE_HANDLED;
     break;
+  }
   }
 out:
   return ret;
@@ -273,6 +277,8 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.unmapped_user = cfg->unmapped_user;
   ec.basic_cache_ttl_s = cfg->basic_cache_ttl_s;
   ec.basic_cache_entries = cfg->basic_cache_entries;
+  ec.pam_timeout_ms = cfg->pam_timeout_ms;
+  ec.pam_max_concurrent = cfg->pam_max_concurrent;
   ret = gh__auth_engine_new(&ec, errbuf, errlen, &as->engine);
   if (ret)
     goto out;
