@@ -1096,7 +1096,7 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
     if (spn[0] && gh__auth_spn_allowed(site->allowed_spns, spn)) {
       r->info.flags |= GH_AUTH_FLAG_SPN_VERIFIED;
     } else if (spn[0] || site->channel_binding == GH_AUTH_CB_STRICT) {
-      snprintf(text, sizeof(text), "service name %s is not in allowed_spns",
+      snprintf(text, sizeof(text), "service name %.100s is not in allowed_spns",
                spn[0] ? spn : "(none sent)");
       set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0, text);
       return false;
