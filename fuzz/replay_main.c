@@ -37,20 +37,21 @@ static int by_name(const struct dirent **a, const struct dirent **b)
   return strcmp((*a)->d_name, (*b)->d_name);
 }
 
+/* One TAP case per corpus: "ok" when every input ran (a crash or sanitizer
+ * report ends the process, which the runner counts as a failure), with the
+ * unreadable inputs listed as diagnostics. */
 int main(int argc, char **argv)
 {
-  int n_ok = 0, n_fail = 0, idx = 0;
+  int n_ok = 0, n_fail = 0;
   for (int i = 1; i < argc; i++) {
     struct dirent **list = NULL;
     int n = scandir(argv[i], &list, NULL, by_name);
     if (n < 0) {
       /* a single file */
-      idx++;
       if (replay_file(argv[i]) == 0) {
-        printf("ok %d - %s\n", idx, argv[i]);
         n_ok++;
       } else {
-        printf("not ok %d - %s (unreadable)\n", idx, argv[i]);
+        printf("# unreadable: %s\n", argv[i]);
         n_fail++;
       }
       continue;
@@ -59,12 +60,10 @@ int main(int argc, char **argv)
       if (list[j]->d_name[0] != '.') {
         char path[4096];
         snprintf(path, sizeof(path), "%s/%s", argv[i], list[j]->d_name);
-        idx++;
         if (replay_file(path) == 0) {
-          printf("ok %d - %s\n", idx, list[j]->d_name);
           n_ok++;
         } else {
-          printf("not ok %d - %s (unreadable)\n", idx, list[j]->d_name);
+          printf("# unreadable: %s\n", path);
           n_fail++;
         }
       }
@@ -72,10 +71,11 @@ int main(int argc, char **argv)
     }
     free(list);
   }
-  if (idx == 0) {
-    printf("not ok 1 - empty corpus\n1..1\n");
+  printf("1..1\n");
+  if (n_ok == 0 || n_fail > 0) {
+    printf("not ok 1 - %d inputs replayed, %d unreadable\n", n_ok, n_fail);
     return 1;
   }
-  printf("1..%d\n", idx);
-  return n_fail ? 1 : 0;
+  printf("ok 1 - %d inputs replayed\n", n_ok);
+  return 0;
 }
