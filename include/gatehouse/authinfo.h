@@ -222,6 +222,10 @@ typedef struct gh_auth_config {
                                     (it finishes in a helper thread); 0 = 10000 */
   unsigned pam_max_concurrent;   /* PAM conversations at once, hung ones included; beyond:
                                     503 without calling PAM; 0 = 16 */
+  bool replay_cache_file;        /* Kerberos replay detection in MIT's file replay cache
+                                    (shared by every acceptor of this euid on the host)
+                                    instead of the engine's in-memory cache, which is
+                                    faster but covers this process only; default false */
 } gh_auth_config_t;
 
 /** Defaults: everything NULL/off, basic_cache_ttl_s = 60. Any thread. */

@@ -57,6 +57,7 @@ typedef struct gh__auth_engine_config {
   unsigned basic_cache_entries;  /* 0 = 1024 */
   unsigned pam_timeout_ms;       /* 0 = 10000 */
   unsigned pam_max_concurrent;   /* 0 = 16 */
+  bool replay_cache_file;        /* MIT's file replay cache instead of the in-memory one */
   const gh__auth_token_ops_t *token_ops; /* NULL = the sec layer (gh_token_*) */
 } gh__auth_engine_config_t;
 

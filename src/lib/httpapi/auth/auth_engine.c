@@ -14,6 +14,7 @@
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 #include <krb5.h>
+#include <profile.h>
 #include <openssl/rand.h>
 
 #include <gatehouse/error.h>
@@ -58,6 +59,9 @@ struct gh__auth_engine {
   /* the keytab's keys in a MEMORY keytab (see load_keytab) */
   krb5_context kt_ctx;
   krb5_keytab mem_kt;
+  /* Kerberos replay detection in memory (NULL: MIT's file rcache); see
+   * rcache_check and auth.md "Replay" */
+  gh__auth_rcache_t *rcache;
   char mem_kt_name[64];
   struct stat kt_st;
   time_t kt_checked;
@@ -227,7 +231,29 @@ static int load_keytab(gh__auth_engine_t *e, char *errbuf, size_t errlen)
   return ret;
 }
 
-/* Under cred_lock: reload the keytab if the file changed. */
+/* How long an authenticator can be replayed past MIT's clock-skew check:
+ * accepted at t with |ctime - t| <= skew, a replay at t' passes only while
+ * t' <= ctime + skew <= t + 2 skew. Plus a minute of margin. From the
+ * current krb5.conf (libdefaults clockskew, default 300 s). */
+static unsigned rcache_window(krb5_context k)
+{
+  profile_t prof = NULL;
+  int skew = 300;
+
+  if (krb5_get_profile(k, &prof) == 0 && prof) {
+    if (profile_get_integer(prof, "libdefaults", "clockskew", NULL, 300, &skew) != 0)
+      skew = 300;
+    profile_release(prof);
+  }
+  if (skew < 300)
+    skew = 300; /* never shorter than MIT's default: a generous window costs memory only */
+  if (skew > 86400)
+    skew = 86400;
+  return 2u * (unsigned)skew + 60u;
+}
+
+/* Under cred_lock: reload the keytab if the file changed; follow a larger
+ * clockskew in krb5.conf. */
 static void check_keytab(gh__auth_engine_t *e)
 {
   struct stat st;
@@ -236,6 +262,13 @@ static void check_keytab(gh__auth_engine_t *e)
   if (!e->keytab || now - e->kt_checked < KT_CHECK_S)
     return;
   e->kt_checked = now;
+  if (e->rcache) {
+    krb5_context k;
+    if (krb5_init_context(&k) == 0) { /* a fresh one reads the current krb5.conf */
+      gh__auth_rcache_widen(e->rcache, rcache_window(k));
+      krb5_free_context(k);
+    }
+  }
   if (stat(e->keytab, &st) != 0)
     return; /* keep serving with the keys we have */
   if (st.st_ino != e->kt_st.st_ino || st.st_size != e->kt_st.st_size ||
@@ -258,8 +291,8 @@ static void release_set(credset_t *set)
 /* Acquires one credential set from the engine's names and cred store. */
 static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_t errlen)
 {
-  gss_key_value_element_desc elems[2];
-  gss_key_value_set_desc store = { 0, elems };
+  gss_key_value_element_desc elems[3];
+  gss_key_value_set_desc store = { 0, elems }, ntlm_store;
   OM_uint32 maj, min;
   int ret = 0;
 
@@ -274,6 +307,15 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
     elems[store.count].value = e->ntlm_user_file;
     store.count++;
   }
+  ntlm_store = store;
+  if (e->rcache) {
+    /* replays are caught by the engine before the accept (rcache_check):
+     * MIT's file rcache (open + OFD lock + reads + write per accept, one
+     * lock for all workers) is switched off for the krb5 parts only */
+    elems[store.count].key = "rcache";
+    elems[store.count].value = "none:";
+    store.count++;
+  }
   if (e->keytab) {
     ret = acquire("Kerberos", e->krb_name, &krb5_oid, &store, &set->krb5, errbuf, errlen);
     if (ret) {
@@ -285,7 +327,7 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
     }
   }
   if (e->ntlm) {
-    ret = acquire("NTLM", e->ntlm_name, &ntlmssp_oid, &store, &set->ntlm, errbuf, errlen);
+    ret = acquire("NTLM", e->ntlm_name, &ntlmssp_oid, &ntlm_store, &set->ntlm, errbuf, errlen);
     if (ret)
       goto out;
   }
@@ -416,6 +458,11 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     ret = load_keytab(e, errbuf, errlen);
     if (ret)
       goto out;
+    if (!cfg->replay_cache_file) {
+      ret = gh__auth_rcache_new(rcache_window(e->kt_ctx), &e->rcache);
+      if (ret)
+        goto out;
+    }
   }
   e->ntlm = cfg->ntlm;
   if (cfg->ntlm && cfg->ntlm_user_file) {
@@ -472,6 +519,7 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
     krb5_kt_close(e->kt_ctx, e->mem_kt); /* the last handle: MIT frees the keys */
   if (e->kt_ctx)
     krb5_free_context(e->kt_ctx);
+  gh__auth_rcache_free(e->rcache);
   free(e->keytab);
   free(e->ntlm_user_file);
   pthread_mutex_destroy(&e->cred_lock);
@@ -1128,7 +1176,8 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   const char *package = scheme_text(scheme);
   char *display = NULL, *local = NULL, text[GH_AUTH_SEC_TEXT_MAX];
   time_t expiry = 0;
-  bool unmapped = false;
+  bool unmapped = false, tagged = false;
+  uint8_t tag[GH__RCACHE_TAG_LEN];
   int ret;
 
   if (c->ctx != GSS_C_NO_CONTEXT &&
@@ -1181,8 +1230,49 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
       cbp = &cbs;
   }
 
+  if (e->rcache && cred != e->sets[set_idx].ntlm) {
+    /* Replay detection (item 5) for a credential whose krb5 part has no
+     * rcache: find the AP-REQ the krb5 mechanism could be given in exactly
+     * the bytes GSS gets, record its authenticator before the accept. A
+     * token the strict walker cannot read is refused (fail closed). */
+    const uint8_t *ct;
+    size_t ct_len;
+    ret = gh__krb5_find_authenticator(in.value, in.length, &ct, &ct_len);
+    if (ret < 0) {
+      conn_reset_ctx(c);
+      set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_DEFECTIVE_TOKEN, 0,
+                  "token not understood (Kerberos replay check)");
+      goto out;
+    }
+    if (ret == 1) {
+      ret = gh__auth_rcache_tag(e->rcache, ct, ct_len, tag);
+      if (ret == 0)
+        ret = gh__auth_rcache_insert(e->rcache, tag);
+      if (ret == GH__RCACHE_REPLAY) {
+        conn_reset_ctx(c);
+        /* the same status MIT's file rcache gives */
+        gss_text(text, sizeof(text), GSS_S_FAILURE, (OM_uint32)KRB5KRB_AP_ERR_REPEAT, &krb5_oid);
+        set_failure(r, type, "Kerberos", GH_AUTH_SEC_GSS, GSS_S_FAILURE,
+                    (uint32_t)KRB5KRB_AP_ERR_REPEAT, text);
+        goto out;
+      }
+      if (ret) {
+        conn_reset_ctx(c);
+        set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+        goto out;
+      }
+      tagged = true;
+    }
+  }
   maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
                                &time_rec, &deleg);
+  if (tagged && GSS_ERROR(maj)) {
+    /* nothing was authenticated with it: forget it, so that a corrupted
+     * copy sent first cannot lock the genuine token out, and garbage does
+     * not fill the table. A success keeps it (at most one success per
+     * authenticator). */
+    gh__auth_rcache_remove(e->rcache, tag);
+  }
   if (set_held) {
     credset_put(e, set_idx, set_excl);
     set_held = false;

@@ -279,6 +279,7 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.basic_cache_entries = cfg->basic_cache_entries;
   ec.pam_timeout_ms = cfg->pam_timeout_ms;
   ec.pam_max_concurrent = cfg->pam_max_concurrent;
+  ec.replay_cache_file = cfg->replay_cache_file;
   ret = gh__auth_engine_new(&ec, errbuf, errlen, &as->engine);
   if (ret)
     goto out;

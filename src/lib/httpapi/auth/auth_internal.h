@@ -24,4 +24,37 @@ int gh__auth_pam_check_timed(const char *service, const char *user, const char *
                              unsigned timeout_ms, unsigned max_concurrent, int *ret_pam_code,
                              char *msg, size_t msglen);
 
+/* ---- in-memory Kerberos replay cache (auth_rcache.c; see auth.md "Replay") ---- */
+#include <stdint.h>
+
+/** Finds the authenticator ciphertext of the Kerberos AP-REQ that the krb5
+ *  mechanism could be given for this token (raw or GSS-framed AP-REQ, or the
+ *  mechanism token of a SPNEGO NegTokenInit/NegTokenResp), walking strict
+ *  DER only. 1: found, *ret_cipher points into token; 0: provably no AP-REQ
+ *  (NTLMSSP, or SPNEGO without a Kerberos mechanism token); GH_EPARSE:
+ *  anything else — the caller must refuse the token (fail closed). Pure,
+ *  any thread; fuzzed by fuzz/fuzz_krb5_apreq.c. */
+int gh__krb5_find_authenticator(const void *token, size_t len, const uint8_t **ret_cipher,
+                                size_t *ret_cipher_len);
+
+#define GH__RCACHE_TAG_LEN 12u
+#define GH__RCACHE_REPLAY 1
+
+typedef struct gh__auth_rcache gh__auth_rcache_t;
+
+/** A replay cache keeping each entry window_s seconds. 0, -ENOMEM or GH_EAUTH_INTERNAL. */
+int gh__auth_rcache_new(unsigned window_s, gh__auth_rcache_t **ret_rc);
+void gh__auth_rcache_free(gh__auth_rcache_t *rc);
+/** Raises the window (never lowers it). Any thread. */
+void gh__auth_rcache_widen(gh__auth_rcache_t *rc, unsigned window_s);
+/** The salted tag of a ciphertext. 0 or GH_EAUTH_INTERNAL. Any thread. */
+int gh__auth_rcache_tag(gh__auth_rcache_t *rc, const uint8_t *cipher, size_t len,
+                        uint8_t ret_tag[GH__RCACHE_TAG_LEN]);
+/** Atomically records a tag unless a live entry has it: 0 recorded,
+ *  GH__RCACHE_REPLAY seen before, GH_ELIMIT full of live entries, -ENOMEM. */
+int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN]);
+/** Forgets a tag this caller recorded (its accept failed before MIT
+ *  verified anything worth remembering). Any thread. */
+void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN]);
+
 #endif
