@@ -144,6 +144,17 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
     a->pam_max_concurrent = (unsigned)n;
     return 1;
   }
+  if (strcmp(k, "replay_cache") == 0) {
+    if (strcmp(v, "memory") == 0) {
+      a->replay_cache_file = false;
+    } else if (strcmp(v, "file") == 0) {
+      a->replay_cache_file = true;
+    } else {
+      snprintf(msg, msglen, "'%s' is not memory or file", v);
+      return 0;
+    }
+    return 1;
+  }
   if (strcmp(k, "group_cache_ttl") == 0) {
     if (!parse_num(v, 86400, &n, msg, msglen))
       return 0;
@@ -325,4 +336,5 @@ void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_
   ret->basic_cache_ttl_s = a->basic_cache_ttl_s;
   ret->pam_timeout_ms = a->pam_timeout_ms;
   ret->pam_max_concurrent = a->pam_max_concurrent;
+  ret->replay_cache_file = a->replay_cache_file;
 }

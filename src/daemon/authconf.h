@@ -21,6 +21,7 @@ typedef struct gh_daemon_auth {
   unsigned basic_cache_ttl_s; /* default 60 */
   unsigned pam_timeout_ms;    /* pam_timeout (seconds in the file); 0 = library default */
   unsigned pam_max_concurrent;
+  bool replay_cache_file; /* [server] replay_cache = file: MIT's shared file cache */
   unsigned group_cache_ttl_s; /* default 60 */
 } gh_daemon_auth_t;
 

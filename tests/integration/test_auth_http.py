@@ -752,3 +752,23 @@ def test_peer_root_or_below_min_uid_gets_no_token(gh, realm, uid):
     assert st == 200 and body['status'] == 'FAILURE' and body['type'] == 'Peer', body
     assert body['token'] == 0 and body['sec_kind'] == 3        # a local (errno-style) refusal
     still_serves(gh)
+
+
+def test_replayed_ap_req_with_file_replay_cache(realm, cc, tmp_path):
+    """replay_cache = file (MIT's shared cache instead of the in-memory one)
+    must refuse a replay just the same."""
+    d = Gatehoused(realm, tmp_path, SITES, server={'replay_cache': 'file'})
+    d.start()
+    try:
+        tok = gssclient(realm, cc['alice'], 'token', 'HTTP@localhost')['token']
+        c = Raw(d)
+        _, _, b1 = c.get('/', 'Negotiate ' + tok)
+        c.close()
+        c = Raw(d)
+        _, _, b2 = c.get('/', 'Negotiate ' + tok)
+        c.close()
+        assert b1['status'] == 'SUCCESS'
+        assert b2['status'] == 'FAILURE' and b2['token'] == 0 and b2['sec_major'] != 0
+        still_serves(d)
+    finally:
+        d.stop()
