@@ -43,6 +43,6 @@ size_t static_http_date(int64_t t, char *out);
 
 /* "\"<ino>-<size>-<mtime>\"" in lower-case hex into out (52 bytes). */
 size_t static_etag(uint64_t ino, uint64_t size, uint64_t mtime, char *out);
-#define STATIC_ETAG_SIZE 52
+#define STATIC_ETAG_SIZE 56 /* 2 quotes + 3 x 16 hex digits + 2 dashes + NUL = 53 */
 
 #endif
