@@ -162,12 +162,12 @@ def test_packed_context_is_opt_in(realm):
     assert r['packed_len'] == 0 and r['packed_type'] == 0
 
 
-def test_engine_accept_rate_close_to_raw_gss(realm):
-    # the success path adds little to gss_accept_sec_context: no per-call
-    # krb5 contexts for name mapping, no export unless asked (not a timing
-    # assertion beyond a loose floor; bench/negotiate measures properly)
+def test_engine_accepts_many_fresh_tokens(realm):
+    # 300 fresh tokens through one engine in a row all succeed (replay cache,
+    # pooled krb5 contexts, no export unless asked). Speed is measured by
+    # bench/negotiate, never asserted here.
     out, _, _ = drive(realm, ['rate', '300'], user='alice', env={'GH_NO_PACKED': '1'})
-    assert out['rate']['ok'] == 300 and out['rate']['per_sec'] > 500
+    assert out['rate']['ok'] == 300
 
 
 def test_receive_mutual_auth(realm):

@@ -9,8 +9,6 @@ from helpers import BUILD
 
 GH_LOAD = os.path.join(BUILD, 'bench', 'load', 'gh-load')
 UNDER_VALGRIND = bool(os.environ.get('GH_UNDER_VALGRIND'))
-# run-all sets ASAN_OPTIONS/TSAN_OPTIONS for the sanitizer builds: slower daemon, looser latency bound
-SANITIZER = any(os.environ.get(k) for k in ('ASAN_OPTIONS', 'TSAN_OPTIONS'))
 
 pytestmark = pytest.mark.skipif(not os.path.exists(GH_LOAD), reason=f'{GH_LOAD} not built')
 
@@ -68,5 +66,7 @@ def test_slowloris_does_not_starve_clients(gatehoused):
     assert int(res['errors']) == 0
     assert int(res['slow_closed']) >= slow  # the server cut every dribbler at least once
     assert int(res['probe_requests']) > 100
-    bound = 100.0 if not (SANITIZER or UNDER_VALGRIND) else 1000.0
-    assert float(res['p99_ms']) <= bound, f"p99 {res['p99_ms']} ms with {slow} slowloris connections"
+    # Starvation check, not a speed target (bench/load measures p99 against the
+    # 100 ms goal): a probe that waited for the dribblers to be cut would take
+    # the 2 s header timeout.
+    assert float(res['p99_ms']) < 1500.0, f"p99 {res['p99_ms']} ms with {slow} slowloris connections"
