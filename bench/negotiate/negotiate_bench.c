@@ -17,6 +17,8 @@
 #include <gssapi/gssapi_ext.h>
 #include <gssapi/gssapi_krb5.h>
 
+#include "httpapi/auth/auth.h" /* gh__b64_encode */
+
 /*
  * gh-negotiate-bench gen N SPN FILE        N unique "Negotiate <b64>" lines from KRB5CCNAME
  * gh-negotiate-bench inproc FILE KEYTAB    accept every token once on one core (raw GSSAPI,
@@ -40,26 +42,6 @@ static double now_s(void)
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void b64(const unsigned char *in, size_t len, char *out)
-{
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0, i = 0;
-  for (; i + 2 < len; i += 3) {
-    unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-    out[o++] = tab[v >> 18];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = tab[(v >> 6) & 63];
-    out[o++] = tab[v & 63];
-  }
-  if (len - i >= 1) {
-    unsigned v = (unsigned)in[i] << 16 | (len - i == 2 ? (unsigned)in[i + 1] << 8 : 0);
-    out[o++] = tab[v >> 18];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = len - i == 2 ? tab[(v >> 6) & 63] : '=';
-    out[o++] = '=';
-  }
-  out[o] = '\0';
-}
 
 static int unb64(const char *in, unsigned char *out, size_t *ret_len)
 {
@@ -116,7 +98,7 @@ static int gen(long n, const char *spn, const char *file)
                                GSS_C_NO_BUFFER, NULL, &out, NULL, NULL);
     if (GSS_ERROR(maj))
       gss_fail("init", maj, min);
-    b64(out.value, out.length, line);
+    gh__b64_encode(out.value, out.length, line);
     fprintf(f, "Negotiate %s\n", line);
     gss_release_buffer(&min, &out);
     gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
@@ -365,7 +347,7 @@ static void *run_ntlm(void *arg)
                                NULL);
     if (GSS_ERROR(maj))
       goto fail;
-    b64(out.value, out.length, line);
+    gh__b64_encode(out.value, out.length, line);
     gss_release_buffer(&min, &out);
     int n = snprintf(req, 70000, "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: NTLM %s\r\n\r\n",
                      w->path, line);
@@ -382,7 +364,7 @@ static void *run_ntlm(void *arg)
       w->leg_fail++;
       goto fail;
     }
-    b64(out.value, out.length, line);
+    gh__b64_encode(out.value, out.length, line);
     gss_release_buffer(&min, &out);
     n = snprintf(req, 70000, "GET %s HTTP/1.1\r\nHost: localhost\r\nAuthorization: NTLM %s\r\n\r\n",
                  w->path, line);

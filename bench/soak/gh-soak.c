@@ -26,6 +26,8 @@
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
 
+#include "httpapi/auth/auth.h" /* gh__b64_encode */
+
 /*
  * gh-soak --port P --unix PATH --user NAME:UID:GID:G1,G2..:PASSWORD:TOKENFILE (repeat)
  *         [--conns 64] [--requests N] [--duration S] [--ntlm-target HTTP@host]
@@ -112,26 +114,6 @@ static double now_s(void)
   return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
-static void b64(const unsigned char *in, size_t len, char *out)
-{
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0, i = 0;
-  for (; i + 2 < len; i += 3) {
-    unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-    out[o++] = tab[v >> 18];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = tab[(v >> 6) & 63];
-    out[o++] = tab[v & 63];
-  }
-  if (len - i >= 1) {
-    unsigned v = (unsigned)in[i] << 16 | (len - i == 2 ? (unsigned)in[i + 1] << 8 : 0);
-    out[o++] = tab[v >> 18];
-    out[o++] = tab[(v >> 12) & 63];
-    out[o++] = len - i == 2 ? tab[(v >> 6) & 63] : '=';
-    out[o++] = '=';
-  }
-  out[o] = '\0';
-}
 
 static int unb64(const char *in, size_t inlen, unsigned char *out, size_t *ret_len)
 {
@@ -542,7 +524,7 @@ static int ntlm_handshake(client_t *cl, const char *path)
   if (GSS_ERROR(maj) || out.length > 4096)
     goto out;
   strcpy(authz, "NTLM ");
-  b64(out.value, out.length, authz + 5);
+  gh__b64_encode(out.value, out.length, authz + 5);
   gss_release_buffer(&min, &out);
   rc = roundtrip(&cl->c, cl->c.req, build_req(cl, path, authz), &cl->r);
   if (rc != 0)
@@ -560,7 +542,7 @@ static int ntlm_handshake(client_t *cl, const char *path)
   if (GSS_ERROR(maj) || out.length > 4096)
     goto out;
   strcpy(authz, "NTLM ");
-  b64(out.value, out.length, authz + 5);
+  gh__b64_encode(out.value, out.length, authz + 5);
   gss_release_buffer(&min, &out);
   atomic_fetch_add(&st->ntlm_handshakes, 1);
   rc = roundtrip(&cl->c, cl->c.req, build_req(cl, path, authz), &cl->r);
@@ -798,7 +780,7 @@ static int parse_user(const char *spec, user_t *u)
   char up[256];
   int l = snprintf(up, sizeof(up), "%s:%s", u->name, u->password);
   strcpy(u->basic, "Basic ");
-  b64((unsigned char *)up, (size_t)l, u->basic + 6);
+  gh__b64_encode((unsigned char *)up, (size_t)l, u->basic + 6);
   return 0;
 }
 
