@@ -55,8 +55,9 @@ bench: deps all
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
 
-# Allocation-failure injection (-Dfault_injection=true): the request-path walk, plain and ASan+UBSan+LSan.
-FAULT_TEST = tests/unit/fault/fault_request_walk
+# Allocation-failure injection (-Dfault_injection=true): the request-path walk and the walk through
+# the module pipeline (whoami, static, Basic/PAM, peer), plain and ASan+UBSan+LSan.
+FAULT_TEST = tests/unit/fault/fault_request_walk tests/unit/fault/fault_pipeline_walk
 fault-builds: $(FAULT_BUILD)/build.ninja $(FAULT_ASAN_BUILD)/build.ninja
 	$(NINJA) -C $(FAULT_BUILD) $(FAULT_TEST) gatehoused modules/static/static.so
 	$(NINJA) -C $(FAULT_ASAN_BUILD) $(FAULT_TEST)
