@@ -83,6 +83,24 @@ GH_EXPORT int gh_impersonate(gh_token_t token);
  *  the kernel refuses to restore an identity. Calling thread only. */
 GH_EXPORT int gh_revert(void);
 
+struct open_how;
+
+/** openat2(2) as the token: the same access decision as gh_impersonate(token)
+ *  + openat2 + gh_revert — effective uid, gid and groups of the token, the
+ *  anonymous account for ANONYMOUS and IDENTIFY tokens — but the calling
+ *  thread's identity never changes. `how` as for openat2 (size must be
+ *  sizeof(struct open_how)); O_CLOEXEC is always added. Where the kernel
+ *  allows io_uring, each thread registers one io_uring personality per
+ *  identity (once; up to 16 per thread, least recently used dropped) and the
+ *  open runs in the kernel with it; otherwise (io_uring unavailable or
+ *  filtered, GATEHOUSE_NO_IO_URING=1, more than 256 groups) the thread
+ *  switches around one openat2, aborting if the switch back fails like
+ *  gh_revert. Returns the new fd, -errno from openat2, or
+ *  GH_EINVALID_HANDLE, GH_ETOKEN_EXPIRED, GH_ENO_PRIVILEGE, GH_ESTATE,
+ *  -EINVAL. Calling thread only; works at base or impersonating. */
+GH_EXPORT int gh_token_openat2(gh_token_t token, int dirfd, const char *path,
+                               const struct open_how *how, size_t size);
+
 /** Whether the calling thread is impersonating (any level). */
 GH_EXPORT bool gh_is_impersonating(void);
 

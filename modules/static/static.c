@@ -1,4 +1,4 @@
-/* static.c: static files under the site root, opened as the client, sent with sendfile after revert. */
+/* static.c: static files under the site root, opened as the client (token-scoped), sent with sendfile. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -28,19 +28,27 @@ static bool yes(const char *v)
                        strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
 }
 
+/* Every open of a client-visible path goes through gh_http_context_openat2:
+ * on an impersonating site it opens as the client (the module registers
+ * token-scoped impersonation, so the thread itself stays at base and the
+ * kernel checks the client's ids for this one open), elsewhere as the
+ * service. Result: fd or a negative error. */
+static int ctx_open(gh_http_context_t *ctx, int dirfd, const char *path, struct open_how *how)
+{
+  /* sec-layer failures (GH_E*: expired token ...) fall to status_for's 500 */
+  return gh_http_context_openat2(ctx, dirfd, path, how, sizeof(*how));
+}
+
 /* openat2 beneath dirfd: the kernel refuses ".." and symlinks leaving the
  * root (RESOLVE_BENEATH) unless allow_symlinks = yes. */
-static int open_beneath(int dirfd, const char *rel, int flags, bool allow_out)
+static int open_beneath(gh_http_context_t *ctx, int dirfd, const char *rel, int flags,
+                        bool allow_out)
 {
   struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
                          .resolve = RESOLVE_NO_MAGICLINKS};
-  long fd;
   if (!allow_out)
     how.resolve |= RESOLVE_BENEATH;
-  fd = syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
-  if (fd < 0)
-    return -errno;
-  return (int)fd;
+  return ctx_open(ctx, dirfd, rel, &how);
 }
 
 /* Roots this thread found to hold a symlink in their own path, or not:
@@ -59,7 +67,7 @@ static bool root_symlinked(const char *root)
   return fd < 0 && errno == ELOOP;
 }
 
-/* Opens root/rel as the calling thread (the client when impersonating).
+/* Opens root/rel as the client on an impersonating site (else as the service).
  *
  * Fast path, one syscall: openat2 of "root/rel" with RESOLVE_NO_SYMLINKS.
  * rel has no ".." (static_check_path), so a walk without symlinks from root
@@ -70,7 +78,8 @@ static bool root_symlinked(const char *root)
  * Otherwise (a symlink anywhere: ELOOP; a joined path too long): open root,
  * then openat2 beneath it — symlinks that stay inside are followed, others
  * refused unless allow_out. */
-static int open_under_root(const char *root, const char *rel, int flags, bool allow_out)
+static int open_under_root(gh_http_context_t *ctx, const char *root, const char *rel, int flags,
+                           bool allow_out)
 {
   char path[4096];
   size_t rlen = strlen(root), plen = strlen(rel);
@@ -80,12 +89,10 @@ static int open_under_root(const char *root, const char *rel, int flags, bool al
   if (!symlinked && rlen + plen + 2 <= sizeof(path)) {
     struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC | O_NOCTTY),
                            .resolve = RESOLVE_NO_SYMLINKS};
-    long r;
     memcpy(path, root, rlen);
     path[rlen] = '/';
     memcpy(path + rlen + 1, rel, plen + 1);
-    r = syscall(SYS_openat2, AT_FDCWD, path, &how, sizeof(how));
-    fd = r < 0 ? -errno : (int)r;
+    fd = ctx_open(ctx, AT_FDCWD, path, &how);
     if (fd != -ELOOP && fd != -ENAMETOOLONG)
       goto out;
     if (fd == -ELOOP && hint_root != root) {
@@ -93,12 +100,15 @@ static int open_under_root(const char *root, const char *rel, int flags, bool al
       hint_root_symlinked = root_symlinked(root);
     }
   }
-  rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  {
+    struct open_how rhow = {.flags = O_PATH | O_DIRECTORY | O_CLOEXEC};
+    rootfd = ctx_open(ctx, AT_FDCWD, root, &rhow);
+  }
   if (rootfd < 0) {
-    fd = -errno;
+    fd = rootfd;
     goto out;
   }
-  fd = open_beneath(rootfd, rel, flags, allow_out);
+  fd = open_beneath(ctx, rootfd, rel, flags, allow_out);
   close(rootfd);
 out:
   return fd;
@@ -159,7 +169,7 @@ static int cmp_names(const void *a, const void *b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Listing of an open directory fd, read while impersonating. */
+/* Listing of a directory fd opened as the client (getdents needs no further check). */
 static int send_listing(gh_http_context_t *ctx, int dfd, const char *url_path)
 {
   gh_http_response_t *resp = gh_http_context_get_response(ctx);
@@ -265,7 +275,8 @@ static gh_request_status_t serve_fd(gh_http_context_t *ctx, int fd, const struct
     gh_http_response_set_status(resp, 206, NULL);
     gh_http_response_set_header(resp, "Content-Range", cr, GH_HEADER_REPLACE);
   }
-  /* The fd carries the client's rights; the bytes go out after revert. */
+  /* The fd carries the client's rights; the bytes go out at base (a no-op
+   * revert unless the handler impersonated explicitly). */
   (void)gh_http_context_revert(ctx);
   if (len == 0) {
     close(fd);
@@ -312,9 +323,9 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     ret = fail(ctx, status_for(r));
     goto out;
   }
-  /* Everything below runs as the client when the site impersonates: the
+  /* Every open below is the client's when the site impersonates: the
    * kernel decides. */
-  fd = open_under_root(root, relbuf, O_RDONLY | O_NONBLOCK, allow_out);
+  fd = open_under_root(ctx, root, relbuf, O_RDONLY | O_NONBLOCK, allow_out);
   if (fd < 0) {
     ret = fail(ctx, status_for(fd));
     goto out;
@@ -335,7 +346,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
       }
       goto out;
     }
-    ifd = open_beneath(fd, index ? index : "index.html", O_RDONLY | O_NONBLOCK, allow_out);
+    ifd = open_beneath(ctx, fd, index ? index : "index.html", O_RDONLY | O_NONBLOCK, allow_out);
     if (ifd >= 0) {
       struct stat ist;
       if (fstat(ifd, &ist) == 0 && S_ISREG(ist.st_mode)) {
@@ -406,5 +417,7 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
         reg, &g, (1u << GH_GLOBAL_START) | (1u << GH_GLOBAL_CONFIG_RELOAD));
   if (ret == 0)
     ret = gh_module_registration_set_handler(reg);
+  if (ret == 0)
+    ret = gh_module_registration_set_scoped_impersonation(reg);
   return ret;
 }

@@ -1,9 +1,13 @@
 /* engine.c: the notification engine — runs one request through the modules in IIS order. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <gatehouse/error.h>
 #include <gatehouse/module.h>
@@ -214,6 +218,7 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
   gh_request_status_t st = GH_REQUEST_CONTINUE;
   const gh__pl_sec_ops_t *sec = ctx->pl->sec;
   int saved_depth = ctx->imp_depth;
+  bool saved_scoped = ctx->scoped_call;
   gh_notification_t saved_cur = ctx->current;
   void *inst = NULL;
   int r = gh__pl_instance(ctx, mod_index, &inst);
@@ -222,6 +227,11 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
     st = GH_REQUEST_FINISH;
     goto out;
   }
+  /* A module that opens through gh_http_context_openat2 gets the client's
+   * identity per open instead of a switched thread: same kernel decisions. */
+  ctx->scoped_call = impersonate && ctx->pl->modules[mod_index]->scoped_impersonation;
+  if (ctx->scoped_call)
+    impersonate = false;
   if (impersonate && saved_depth == 0) {
     r = gh_http_context_impersonate(ctx);
     if (r < 0) {
@@ -239,6 +249,7 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
     st = GH_REQUEST_FINISH;
   ctx->current = saved_cur;
 out:
+  ctx->scoped_call = saved_scoped;
   /* Every call ends in the identity it started with: a top-level call at
    * base (DESIGN item 17), a nested one (SEND_RESPONSE from a flush inside
    * an impersonated handler) as its caller. */
@@ -553,6 +564,31 @@ int gh_http_context_impersonate(gh_http_context_t *ctx)
   if (ret < 0)
     goto out;
   ctx->imp_depth++;
+out:
+  return ret;
+}
+
+int gh_http_context_openat2(gh_http_context_t *ctx, int dirfd, const char *path,
+                            const struct open_how *how, size_t size)
+{
+  long fd;
+  int ret;
+  if (ctx == NULL || path == NULL || how == NULL || size != sizeof(*how)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (ctx->scoped_call && !ctx->pl->sec->is_impersonating()) {
+    /* the client's identity for this one open; never the service's */
+    ret = ctx->auth_token != 0 ? ctx->pl->sec->token_openat2(ctx->auth_token, dirfd, path, how)
+                               : GH_ENOT_FOUND;
+    goto out;
+  }
+  {
+    struct open_how h = *how;
+    h.flags |= O_CLOEXEC;
+    fd = syscall(SYS_openat2, dirfd, path, &h, sizeof(h));
+    ret = fd < 0 ? -errno : (int)fd;
+  }
 out:
   return ret;
 }

@@ -186,6 +186,14 @@ int gh_module_registration_set_handler(gh_module_registration_t *reg)
   return 0;
 }
 
+int gh_module_registration_set_scoped_impersonation(gh_module_registration_t *reg)
+{
+  if (reg == NULL)
+    return -EINVAL;
+  reg->mod->scoped_impersonation = true;
+  return 0;
+}
+
 const char *gh_module_registration_get_name(const gh_module_registration_t *reg)
 {
   return reg ? reg->mod->name : NULL;

@@ -79,6 +79,8 @@ enum {
 
 /* The sec layer as the pipeline uses it (real one in secglue.c; tests
  * install fakes with gh__pipeline_set_sec_ops). */
+struct open_how;
+
 typedef struct gh__pl_sec_ops {
   int (*impersonate)(gh_token_t tok);
   int (*revert)(void); /* aborts the process if it fails */
@@ -89,6 +91,8 @@ typedef struct gh__pl_sec_ops {
   bool (*token_valid)(gh_token_t tok);
   int (*token_info)(gh_token_t tok, gh__pl_token_info_t *ret_info);
   int (*token_is_member)(gh_token_t tok, gid_t gid, bool *ret_member);
+  /* openat2 as the token without switching the thread (fd or -errno/GH_E*) */
+  int (*token_openat2)(gh_token_t tok, int dirfd, const char *path, const struct open_how *how);
 } gh__pl_sec_ops_t;
 
 extern const gh__pl_sec_ops_t gh__pl_real_sec_ops;
@@ -157,6 +161,7 @@ typedef struct gh__pl_module {
   gh_global_module_t global;
   uint32_t global_mask;
   bool handler;
+  bool scoped_impersonation; /* opens as the client via gh_http_context_openat2 */
 } gh__pl_module_t;
 
 struct gh_module_registration {
@@ -298,6 +303,7 @@ struct gh_http_context {
   bool handled;
   bool impersonate_site;
   int imp_depth; /* > 0 while the context impersonates its user */
+  bool scoped_call; /* a scoped module's handler on an impersonating site is running */
   _Atomic int state;
   _Atomic int pending_status;
   char *var_cache_groups;

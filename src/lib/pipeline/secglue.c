@@ -1,5 +1,6 @@
 /* secglue.c: the sec layer (tokens, impersonation) as the pipeline calls it. */
 #include <errno.h>
+#include <linux/openat2.h>
 #include <string.h>
 
 #include <gatehouse/error.h>
@@ -85,6 +86,12 @@ static int sec_token_is_member(gh_token_t tok, gid_t gid, bool *ret_member)
   return gh_token_is_member(tok, gid, ret_member);
 }
 
+static int sec_token_openat2(gh_token_t tok, int dirfd, const char *path,
+                             const struct open_how *how)
+{
+  return gh_token_openat2(tok, dirfd, path, how, sizeof(*how));
+}
+
 const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .impersonate = sec_impersonate,
     .revert = sec_revert,
@@ -95,4 +102,5 @@ const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .token_valid = sec_token_valid,
     .token_info = sec_token_info,
     .token_is_member = sec_token_is_member,
+    .token_openat2 = sec_token_openat2,
 };

@@ -113,4 +113,9 @@ bool gh__sec_thread_impersonating(void);
 /* Map a setres*id/setgroups errno to a gatehouse code. */
 int gh__sec_map_errno(int err);
 
+/* scoped.c, for tests: force the switch path of gh_token_openat2 (true) or
+ * allow io_uring again (false); whether this thread's ring is in use. */
+void gh__sec_scoped_force_switch(bool on);
+bool gh__sec_scoped_ring_active(void);
+
 #endif

@@ -174,6 +174,19 @@ static int s_member(gh_token_t t, gid_t gid, bool *ret)
   return 0;
 }
 
+gh_token_t fake_sec_scoped_token;
+int fake_sec_scoped_opens;
+
+static int s_openat2(gh_token_t t, int dirfd, const char *path, const struct open_how *how)
+{
+  (void)dirfd;
+  (void)path;
+  (void)how;
+  fake_sec_scoped_token = t;
+  fake_sec_scoped_opens++;
+  return -ENOSYS;
+}
+
 const gh__pl_sec_ops_t fake_sec_ops = {
     .impersonate = s_imp,
     .revert = s_revert,
@@ -184,6 +197,7 @@ const gh__pl_sec_ops_t fake_sec_ops = {
     .token_valid = s_valid,
     .token_info = s_info,
     .token_is_member = s_member,
+    .token_openat2 = s_openat2,
 };
 
 void fake_req_init(fake_req_t *r, const char *method, const char *path)

@@ -36,6 +36,8 @@ extern __thread gh_token_t fake_sec_current;
 extern int fake_sec_closed;      /* token_close calls */
 extern int fake_sec_impersonations;
 extern int fake_sec_reverts;
+extern gh_token_t fake_sec_scoped_token; /* last token_openat2 */
+extern int fake_sec_scoped_opens;
 
 void fake_req_init(fake_req_t *r, const char *method, const char *path);
 void fake_req_header(fake_req_t *r, const char *name, const char *value);

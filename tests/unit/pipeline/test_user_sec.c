@@ -1,11 +1,14 @@
 /* test_user_sec.c: the user object over the real sec layer: borrowed tokens (item 12), is_in_role, impersonation. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -89,10 +92,129 @@ static void test_borrowed_tokens_and_impersonation(void **state)
   gh_pipeline_free(pl);
 }
 
+/* ---- token-scoped impersonation (gh_module_registration_set_scoped_impersonation) ---- */
+
+static char scoped_dir[300];
+static uid_t scoped_euid;
+static int scoped_err[4]; /* alice's, bob's, root's file; alice's after explicit impersonate */
+static bool scoped_explicit;
+
+static int scoped_open(gh_http_context_t *ctx, const char *name)
+{
+  char p[400];
+  struct open_how how = {.flags = O_RDONLY};
+  int fd;
+  snprintf(p, sizeof(p), "%s/%s", scoped_dir, name);
+  fd = gh_http_context_openat2(ctx, AT_FDCWD, p, &how, sizeof(how));
+  if (fd >= 0) {
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    return 0;
+  }
+  return -fd;
+}
+
+static gh_request_status_t on_exec_scoped(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  (void)m;
+  (void)p;
+  scoped_euid = geteuid();
+  scoped_err[0] = scoped_open(ctx, "alice");
+  scoped_err[1] = scoped_open(ctx, "bob");
+  scoped_err[2] = scoped_open(ctx, "root");
+  scoped_err[3] = -1;
+  if (scoped_explicit && gh_http_context_impersonate(ctx) == 0) {
+    /* the thread is alice now: the open is the thread's own */
+    scoped_err[3] = scoped_open(ctx, "bob");
+  }
+  return GH_REQUEST_CONTINUE;
+}
+
+static int reg_scoped(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  int ret;
+  (void)v;
+  (void)s;
+  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec_scoped;
+  ret = gh_module_registration_set_request_notifications(
+      r, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  if (ret == 0)
+    ret = gh_module_registration_set_scoped_impersonation(r);
+  return ret;
+}
+
+static void make_file(const char *name, uid_t uid, gid_t gid)
+{
+  char p[400];
+  int fd;
+  snprintf(p, sizeof(p), "%s/%s", scoped_dir, name);
+  fd = open(p, O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(fchown(fd, uid, gid), 0);
+  close(fd);
+}
+
+static void run_scoped(const char *const *kv, bool explicit_imp)
+{
+  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS};
+  gh_pipeline_t *pl = fake_pipeline(kv);
+  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "scoped"};
+  gh_token_t tok;
+  fake_req_t r;
+  gh__pipeline_set_sec_ops(pl, NULL);
+  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_scoped, NULL, 0), 0);
+  assert_int_equal(gh_pipeline_start(pl), 0);
+  assert_int_equal(gh_token_from_user("alice", &o, &tok), 0);
+  fake_req_init(&r, "GET", "/x");
+  fake_req_auth(&r);
+  r.auth.token = tok;
+  scoped_explicit = explicit_imp;
+  memset(scoped_err, 0xff, sizeof(scoped_err));
+  assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
+  assert_int_equal(r.status, 200);
+  assert_false(gh_is_impersonating());
+  gh_assert_base();
+  gh_pipeline_free(pl);
+}
+
+static void test_scoped_impersonation(void **state)
+{
+  static const char *const imp[] = {"impersonate", "yes", NULL};
+  static const char *const noimp[] = {NULL};
+  (void)state;
+  if (!fx_root()) {
+    printf("# skip: needs root (kernel enforcement)\n");
+    skip();
+  }
+  snprintf(scoped_dir, sizeof(scoped_dir), "%s/scoped", fx_dir());
+  assert_int_equal(mkdir(scoped_dir, 0755), 0);
+  make_file("alice", U_ALICE, G_ALICE);
+  make_file("bob", U_BOB, G_BOB);
+  make_file("root", 0, 0);
+
+  /* impersonating site: the thread stays at base, each open is alice's */
+  run_scoped(imp, false);
+  assert_int_equal(scoped_euid, geteuid());
+  assert_int_equal(scoped_err[0], 0);
+  assert_int_equal(scoped_err[1], EACCES);
+  assert_int_equal(scoped_err[2], EACCES);
+  /* explicit impersonation still works inside a scoped handler */
+  run_scoped(imp, true);
+  assert_int_equal(scoped_err[0], 0);
+  assert_int_equal(scoped_err[3], EACCES);
+  /* a site without impersonate: opens are the service's (root here) */
+  run_scoped(noimp, false);
+  assert_int_equal(scoped_err[0], 0);
+  assert_int_equal(scoped_err[1], 0);
+  assert_int_equal(scoped_err[2], 0);
+}
+
 int main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_borrowed_tokens_and_impersonation),
+      cmocka_unit_test(test_scoped_impersonation),
   };
   gh_sec_config_t cfg = {.min_uid = 1000, .group_cache_ttl_s = 0};
   fx_init(argc, argv);

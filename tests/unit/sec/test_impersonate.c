@@ -4,6 +4,7 @@
 #include <linux/audit.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -623,6 +624,183 @@ static void test_thread_born_impersonating_aborts(void **state)
   assert_true(fx_aborted(fx_fork(child_thread_born_impersonating, NULL)));
 }
 
+/* ---- gh_token_openat2: the same decisions as impersonating, thread untouched ---- */
+
+static int scoped_open(gh_token_t t, const char *name, int flags)
+{
+  char p[400];
+  struct open_how how = {.flags = (uint64_t)flags, .mode = (flags & O_CREAT) ? 0644 : 0};
+  int fd;
+  path_of(p, sizeof(p), name);
+  fd = gh_token_openat2(t, AT_FDCWD, p, &how, sizeof(how));
+  if (fd >= 0) {
+    /* always close-on-exec */
+    assert_true(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    return 0;
+  }
+  return -fd;
+}
+
+static bool uring_here(void)
+{
+  struct io_uring_params_min { uint32_t a[30]; } p;
+  long fd;
+  memset(&p, 0, sizeof(p));
+  fd = syscall(__NR_io_uring_setup, 2, &p);
+  if (fd >= 0)
+    close((int)fd);
+  return fd >= 0 && getenv("GATEHOUSE_NO_IO_URING") == NULL;
+}
+
+static void scoped_matrix(bool force_switch)
+{
+  gh__sec_scoped_force_switch(force_switch);
+  for (int round = 0; round < 2; round++) { /* second round: cached personalities */
+    for (int u = 0; u < NUSERS; u++) {
+      for (size_t f = 0; f < NFILES; f++) {
+        int want = files[f].readable[u] ? 0 : EACCES;
+        assert_int_equal(scoped_open(tok[u], files[f].name, O_RDONLY), want);
+        /* the thread itself never moved */
+        assert_false(gh_is_impersonating());
+        expect_thread_ids(NULL, 0, 0, 0, 0);
+      }
+    }
+  }
+  if (!force_switch && uring_here())
+    assert_true(gh__sec_scoped_ring_active());
+  gh__sec_scoped_force_switch(false);
+  gh_assert_base();
+}
+
+static void test_scoped_open_matrix_uring(void **state)
+{
+  (void)state;
+  NEED_ROOT();
+  if (!uring_here())
+    printf("# io_uring unavailable here: gh_token_openat2 takes the switch path\n");
+  scoped_matrix(false);
+}
+
+static void test_scoped_open_matrix_switch(void **state)
+{
+  (void)state;
+  NEED_ROOT();
+  scoped_matrix(true);
+}
+
+static void scoped_create_owner(bool force_switch)
+{
+  char p[400];
+  struct stat st;
+  gh__sec_scoped_force_switch(force_switch);
+  /* a file created through the token is the client's: the fs ids were hers */
+  assert_int_equal(scoped_open(tok[ALICE], "adir/scoped", O_CREAT | O_WRONLY | O_EXCL), 0);
+  path_of(p, sizeof(p), "adir/scoped");
+  assert_int_equal(stat(p, &st), 0);
+  assert_int_equal(st.st_uid, U_ALICE);
+  assert_int_equal(st.st_gid, G_ALICE);
+  assert_int_equal(unlink(p), 0);
+  /* bob cannot create in alice's 0750 directory */
+  assert_int_equal(scoped_open(tok[BOB], "adir/scoped", O_CREAT | O_WRONLY | O_EXCL), EACCES);
+  gh__sec_scoped_force_switch(false);
+}
+
+static void test_scoped_open_creates_as_client(void **state)
+{
+  (void)state;
+  NEED_ROOT();
+  scoped_create_owner(false);
+  scoped_create_owner(true);
+  gh_assert_base();
+}
+
+static void test_scoped_open_levels_and_errors(void **state)
+{
+  (void)state;
+  NEED_ROOT();
+  gh_token_t idt, anon;
+  struct open_how how = {.flags = O_RDONLY};
+  char p[400];
+
+  /* IDENTIFY and ANONYMOUS: the anonymous account, as gh_impersonate does */
+  assert_int_equal(gh_token_duplicate(tok[ALICE], GH_LEVEL_IDENTIFY, GH_TOKEN_IMPERSONATION, &idt), 0);
+  assert_int_equal(gh_token_anonymous(&anon), 0);
+  for (int sw = 0; sw < 2; sw++) {
+    gh__sec_scoped_force_switch(sw == 1);
+    assert_int_equal(scoped_open(idt, "a", O_RDONLY), EACCES);
+    assert_int_equal(scoped_open(idt, "s", O_RDONLY), EACCES);
+    assert_int_equal(scoped_open(idt, "d", O_RDONLY), 0);
+    assert_int_equal(scoped_open(anon, "a", O_RDONLY), EACCES);
+    assert_int_equal(scoped_open(anon, "d", O_RDONLY), 0);
+    /* the same uid as alice's IMPERSONATE token never shares her personality */
+    assert_int_equal(scoped_open(tok[ALICE], "a", O_RDONLY), 0);
+    assert_int_equal(scoped_open(idt, "a", O_RDONLY), EACCES);
+  }
+  gh__sec_scoped_force_switch(false);
+  assert_int_equal(gh_token_close(idt), 0);
+  assert_int_equal(gh_token_close(anon), 0);
+
+  /* a closed handle, a bad size, no path */
+  path_of(p, sizeof(p), "d");
+  assert_int_equal(gh_token_openat2(idt, AT_FDCWD, p, &how, sizeof(how)), GH_EINVALID_HANDLE);
+  assert_int_equal(gh_token_openat2(tok[ALICE], AT_FDCWD, p, &how, sizeof(how) - 1), -EINVAL);
+  assert_int_equal(gh_token_openat2(tok[ALICE], AT_FDCWD, NULL, &how, sizeof(how)), -EINVAL);
+  /* openat2's own errors come back as -errno */
+  how.resolve = RESOLVE_BENEATH;
+  assert_int_equal(gh_token_openat2(tok[ALICE], AT_FDCWD, "/etc/passwd", &how, sizeof(how)), -EXDEV);
+  path_of(p, sizeof(p), "missing");
+  how.resolve = 0;
+  assert_int_equal(gh_token_openat2(tok[ALICE], AT_FDCWD, p, &how, sizeof(how)), -ENOENT);
+  gh_assert_base();
+}
+
+static void test_scoped_open_while_impersonating(void **state)
+{
+  (void)state;
+  NEED_ROOT();
+  /* the token decides, not the thread's current client; the thread stays bob */
+  assert_int_equal(gh_impersonate(tok[BOB]), 0);
+  assert_int_equal(scoped_open(tok[ALICE], "a", O_RDONLY), 0);
+  assert_int_equal(scoped_open(tok[ALICE], "b", O_RDONLY), EACCES);
+  expect_thread_ids(NULL, 0, U_BOB, 0, G_BOB);
+  assert_int_equal(open_errno("a"), EACCES);
+  assert_int_equal(open_errno("b"), 0);
+  assert_int_equal(gh_revert(), 0);
+  gh_assert_base();
+}
+
+static void *scoped_thread(void *arg)
+{
+  int u = (int)(intptr_t)arg;
+  long bad = 0;
+  for (int i = 0; i < 2000; i++) {
+    for (size_t f = 0; f < NFILES; f++) {
+      int want = files[f].readable[u] ? 0 : EACCES;
+      if (scoped_open(tok[u], files[f].name, O_RDONLY) != want)
+        bad++;
+    }
+    if (gh_is_impersonating())
+      bad++;
+  }
+  return (void *)bad;
+}
+
+static void test_scoped_open_threads(void **state)
+{
+  (void)state;
+  NEED_ROOT();
+  pthread_t th[NUSERS];
+  for (int u = 0; u < NUSERS; u++)
+    assert_int_equal(pthread_create(&th[u], NULL, scoped_thread, (void *)(intptr_t)u), 0);
+  for (int u = 0; u < NUSERS; u++) {
+    void *bad;
+    assert_int_equal(pthread_join(th[u], &bad), 0);
+    assert_int_equal((intptr_t)bad, 0);
+  }
+  gh_assert_base();
+}
+
 int main(int argc, char **argv)
 {
   fx_init(argc, argv);
@@ -650,6 +828,12 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup_teardown(test_setgroups_skipped, need_root, after),
       cmocka_unit_test_setup_teardown(test_no_privilege_fails_clearly, need_root, after),
       cmocka_unit_test_setup_teardown(test_thread_born_impersonating_aborts, need_root, after),
+      cmocka_unit_test_setup_teardown(test_scoped_open_matrix_uring, need_root, after),
+      cmocka_unit_test_setup_teardown(test_scoped_open_matrix_switch, need_root, after),
+      cmocka_unit_test_setup_teardown(test_scoped_open_creates_as_client, need_root, after),
+      cmocka_unit_test_setup_teardown(test_scoped_open_levels_and_errors, need_root, after),
+      cmocka_unit_test_setup_teardown(test_scoped_open_while_impersonating, need_root, after),
+      cmocka_unit_test_setup_teardown(test_scoped_open_threads, need_root, after),
   };
   return cmocka_run_group_tests_name("sec_impersonate", tests, group_setup, NULL);
 }
