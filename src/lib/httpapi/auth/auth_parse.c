@@ -94,22 +94,28 @@ out:
   return ret;
 }
 
-static int b64_val(unsigned char c)
-{
-  int v = -1;
-
-  if (c >= 'A' && c <= 'Z')
-    v = c - 'A';
-  else if (c >= 'a' && c <= 'z')
-    v = c - 'a' + 26;
-  else if (c >= '0' && c <= '9')
-    v = c - '0' + 52;
-  else if (c == '+')
-    v = 62;
-  else if (c == '/')
-    v = 63;
-  return v;
-}
+/* Decoding table: the 6-bit value of each base64 character, 0x80 for every
+ * other byte (so that OR-ing four lookups flags any invalid one). */
+static const uint8_t b64_dec[256] = {
+#define X 0x80
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  /* 0x00 */
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  /* 0x10 */
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  62, X,  X,  X,  63, /* 0x20 + / */
+  52, 53, 54, 55, 56, 57, 58, 59, 60, 61, X,  X,  X,  X,  X,  X,  /* 0x30 0-9 */
+  X,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, /* 0x40 A-O */
+  15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, X,  X,  X,  X,  X,  /* 0x50 P-Z */
+  X,  26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, /* 0x60 a-o */
+  41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, X,  X,  X,  X,  X,  /* 0x70 p-z */
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  /* 0x80- */
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,  X,
+#undef X
+};
 
 size_t gh__b64_decoded_max(size_t len)
 {
@@ -121,44 +127,54 @@ size_t gh__b64_encoded_len(size_t len)
   return (len + 2) / 3 * 4;
 }
 
+/* Table-driven, four characters at a time. Accepts exactly what the
+ * original bit-by-bit decoder accepted: up to two '=' only at the very end
+ * and then only with a length that is a multiple of 4, no padding at all
+ * otherwise allowed (a final group of 2 or 3 characters), never a final
+ * group of 1, nothing outside the alphabet (no whitespace, no '=' inside),
+ * and the unused bits of a final short group must be zero (canonical). */
 int gh__b64_decode(const char *in, size_t len, unsigned char *out, size_t *ret_len)
 {
-  size_t pad = 0, n = 0, data_len;
-  uint32_t acc = 0;
-  int bits = 0, ret = 0;
+  const unsigned char *p = (const unsigned char *)in;
+  size_t pad = 0, n = 0, data_len, full, i;
+  int ret = 0;
 
-  while (pad < 2 && len > pad && in[len - 1 - pad] == '=')
+  while (pad < 2 && len > pad && p[len - 1 - pad] == '=')
     pad++;
   data_len = len - pad;
-  if (pad && len % 4 != 0) {
+  if ((pad && len % 4 != 0) || data_len % 4 == 1) {
     ret = GH_EPARSE;
     goto out;
   }
-  if (data_len % 4 == 1) {
-    ret = GH_EPARSE;
-    goto out;
-  }
-  for (size_t i = 0; i < data_len; i++) {
-    int v = b64_val((unsigned char)in[i]);
-    if (v < 0) {
+  full = data_len - data_len % 4;
+  for (i = 0; i < full; i += 4) {
+    uint32_t a = b64_dec[p[i]], b = b64_dec[p[i + 1]], c = b64_dec[p[i + 2]],
+             d = b64_dec[p[i + 3]];
+    if ((a | b | c | d) & 0x80) {
       ret = GH_EPARSE;
       goto out;
     }
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = (unsigned char)(acc >> bits);
-      acc &= (1u << bits) - 1;
+    uint32_t v = a << 18 | b << 12 | c << 6 | d;
+    out[n] = (unsigned char)(v >> 16);
+    out[n + 1] = (unsigned char)(v >> 8);
+    out[n + 2] = (unsigned char)v;
+    n += 3;
+  }
+  if (data_len - full == 2) {
+    uint32_t a = b64_dec[p[i]], b = b64_dec[p[i + 1]];
+    if (((a | b) & 0x80) || (b & 0x0f)) { /* invalid, or non-zero trailing bits */
+      ret = GH_EPARSE;
+      goto out;
     }
-  }
-  if (acc != 0) { /* non-zero trailing bits: not canonical */
-    ret = GH_EPARSE;
-    goto out;
-  }
-  if (pad && (data_len + pad) % 4 != 0) {
-    ret = GH_EPARSE;
-    goto out;
+    out[n++] = (unsigned char)(a << 2 | b >> 4);
+  } else if (data_len - full == 3) {
+    uint32_t a = b64_dec[p[i]], b = b64_dec[p[i + 1]], c = b64_dec[p[i + 2]];
+    if (((a | b | c) & 0x80) || (c & 0x03)) {
+      ret = GH_EPARSE;
+      goto out;
+    }
+    out[n++] = (unsigned char)(a << 2 | b >> 4);
+    out[n++] = (unsigned char)((b & 0x0f) << 4 | c >> 2);
   }
   *ret_len = n;
 out:
