@@ -130,36 +130,40 @@ static bool uring_allowed(void)
 /* IORING_REGISTER_PROBE (5.6+): whether the kernel knows opcode `op`. */
 static bool op_supported(int fd, unsigned op)
 {
-  size_t len = sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op);
-  struct io_uring_probe *probe = gh__calloc(1, len);
-  bool ok = false;
-  if (probe == NULL)
-    goto out;
-  if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_PROBE, probe, 256) < 0)
-    goto out;
-  ok = op <= probe->last_op && (probe->ops[op].flags & IO_URING_OP_SUPPORTED);
-out:
-  free(probe);
-  return ok;
+  union {
+    struct io_uring_probe probe;
+    char space[sizeof(struct io_uring_probe) + 256 * sizeof(struct io_uring_probe_op)];
+  } u;
+  memset(&u, 0, sizeof(u));
+  if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_PROBE, &u.probe, 256) < 0)
+    return false;
+  return op <= u.probe.last_op && (u.probe.ops[op].flags & IO_URING_OP_SUPPORTED);
 }
 
-static scoped_ring_t *ring_create(void)
+/* The thread's ring, or NULL. *ret_broken says whether io_uring is unusable
+ * here for good (setup refused, no OPENAT2) rather than for want of memory. */
+static scoped_ring_t *ring_create(bool *ret_broken)
 {
   struct io_uring_params p;
   scoped_ring_t *r = gh__calloc(1, sizeof(*r));
   long fd;
   char *sq, *cq;
 
+  *ret_broken = false;
   if (r == NULL)
     goto fail;
   r->fd = -1;
   memset(&p, 0, sizeof(p));
   fd = syscall(__NR_io_uring_setup, RING_ENTRIES, &p); /* always O_CLOEXEC */
-  if (fd < 0)
+  if (fd < 0) {
+    *ret_broken = errno != ENOMEM;
     goto fail;
+  }
   r->fd = (int)fd;
-  if (!op_supported(r->fd, IORING_OP_OPENAT2))
+  if (!op_supported(r->fd, IORING_OP_OPENAT2)) {
+    *ret_broken = true;
     goto fail;
+  }
   r->sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
   r->cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
   if (p.features & IORING_FEAT_SINGLE_MMAP) {
@@ -356,11 +360,12 @@ int gh_token_openat2(gh_token_t token, int dirfd, const char *path, const struct
   h.flags |= O_CLOEXEC;
   if (uring_allowed()) {
     if (tring == NULL) {
-      tring = ring_create();
-      if (tring == NULL)
+      bool broken;
+      tring = ring_create(&broken);
+      if (tring == NULL && broken)
         tring = RING_BROKEN; /* no io_uring here: do not try again on this thread */
     }
-    if (tring != RING_BROKEN && (pers = personality_for(tring, t)) >= 0) {
+    if (tring != NULL && tring != RING_BROKEN && (pers = personality_for(tring, t)) >= 0) {
       ret = ring_openat2(tring, (uint16_t)pers, dirfd, path, &h);
       if (ret == INT_MIN) {
         /* the ring broke (or io_uring_enter is filtered): never again on
