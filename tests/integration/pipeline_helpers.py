@@ -18,6 +18,8 @@ MODULES = os.path.join(BUILD, 'modules')
 USERS = {'alice': (20001, 30001), 'bob': (20002, 30002), 'carol': (20003, 30003)}
 GHUSERS = 30010
 
+# make check-valgrind: gatehoused runs under memcheck (GH_DAEMON_WRAPPER); timing checks skip
+UNDER_VALGRIND = bool(os.environ.get('GH_UNDER_VALGRIND'))
 needs_daemon = pytest.mark.skipif(not os.path.exists(GATEHOUSED), reason=f'{GATEHOUSED} not built')
 needs_root = pytest.mark.skipif(
     os.geteuid() != 0,
@@ -177,9 +179,11 @@ class GhDaemon:
 
     def start(self, expect_fail=False, timeout=20):
         self.err = open(self.errpath, 'wb')
-        self.proc = subprocess.Popen([GATEHOUSED, '-f', '-c', self.conf], env=self.env,
+        # GH_DAEMON_WRAPPER: a command prefix (make check-valgrind: valgrind ...); slower start
+        wrapper = os.environ.get('GH_DAEMON_WRAPPER', '').split()
+        self.proc = subprocess.Popen(wrapper + [GATEHOUSED, '-f', '-c', self.conf], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self.err)
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + timeout * (6 if wrapper else 1)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 if expect_fail:
@@ -228,7 +232,8 @@ class GhDaemon:
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
             try:
-                rc = self.proc.wait(15)
+                # valgrind's leak check at exit takes a while
+                rc = self.proc.wait(90 if UNDER_VALGRIND else 15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 rc = self.proc.wait()

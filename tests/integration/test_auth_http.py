@@ -90,9 +90,11 @@ class Gatehoused:
 
     def start(self, expect_fail=False):
         self.err = open(self.errpath, 'wb')
-        self.proc = subprocess.Popen([GATEHOUSED, '-c', self.conf, '-f'], env=self.env,
+        # GH_DAEMON_WRAPPER: a command prefix (make check-valgrind: valgrind ...); slower start
+        wrapper = os.environ.get('GH_DAEMON_WRAPPER', '').split()
+        self.proc = subprocess.Popen(wrapper + [GATEHOUSED, '-c', self.conf, '-f'], env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=self.err)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 15 * (6 if wrapper else 1)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 if expect_fail:
@@ -114,7 +116,8 @@ class Gatehoused:
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(15)
+                # valgrind's leak check at exit takes a while
+                self.proc.wait(90 if os.environ.get('GH_UNDER_VALGRIND') else 15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
