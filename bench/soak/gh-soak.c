@@ -25,6 +25,8 @@
 
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "httpapi/auth/auth.h" /* gh__b64_encode */
 
@@ -32,8 +34,10 @@
  * gh-soak --port P --unix PATH --user NAME:UID:GID:G1,G2..:PASSWORD:TOKENFILE (repeat)
  *         [--conns 64] [--requests N] [--duration S] [--ntlm-target HTTP@host]
  *         [--ntlm-domain GH] [--mix static,cross,probe,who,cgi] [--reconnect N] [--progress S]
- *         [--schemes neg,negr,ntlm,basic,peer] [--ntlm-reconnect N]
+ *         [--schemes neg,negr,ntlm,basic,peer] [--ntlm-reconnect N] [--tls CAFILE]
  *
+ * --tls CAFILE: every TCP connection is TLS (the port is a `tls` listener; the server's
+ * certificate must verify against CAFILE for "localhost"); peer stays on the unix socket.
  * One child process per user drops to that user (setgroups, setresgid, setresuid) and runs
  * --conns threads, each a keep-alive client with one scheme:
  *   neg    /neg/...   Negotiate once per connection (a pre-generated token), persist = all
@@ -98,11 +102,13 @@ static struct {
   unsigned scheme_mask; /* --schemes: which of plan[] run (default all) */
   user_t users[MAX_USERS];
   int nusers;
+  const char *tls_ca; /* --tls: CA file; TCP connections are TLS */
 } opt = { .port = 0, .ntlm_target = "HTTP@localhost", .ntlm_domain = "GH", .conns = 64,
           .duration_s = 600, .reconnect = 300, .progress_s = 10, .max_requests = 1000000,
           .mix = { 36, 4, 25, 27, 8 } };
 
 static stats_t *st;
+static SSL_CTX *tls_ctx;
 static user_t *me;
 static gss_name_t ntlm_target_name;
 static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
@@ -162,6 +168,7 @@ __attribute__((format(printf, 4, 5))) static void report(atomic_ulong *ctr, enum
 
 typedef struct conn {
   int fd;
+  SSL *ssl; /* --tls on TCP */
   char *buf;  /* response bytes; also request scratch in req */
   size_t len; /* bytes in buf */
   char *req;
@@ -206,11 +213,64 @@ static int conn_open(conn_t *c, bool unix_sock)
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
   c->fd = fd;
   c->len = 0;
+  c->ssl = NULL;
+  if (!unix_sock && tls_ctx != NULL) {
+    c->ssl = SSL_new(tls_ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1 ||
+        SSL_set_tlsext_host_name(c->ssl, "localhost") != 1 || SSL_set1_host(c->ssl, "localhost") != 1 ||
+        SSL_connect(c->ssl) != 1) {
+      unsigned long e = ERR_get_error();
+      char eb[256];
+      ERR_error_string_n(e, eb, sizeof(eb));
+      fprintf(stderr, "gh-soak: TLS handshake failed: %s\n", e ? eb : "(no OpenSSL error)");
+      ERR_clear_error();
+      SSL_free(c->ssl);
+      c->ssl = NULL;
+      close(fd);
+      c->fd = -1;
+      return -EPROTO;
+    }
+  }
   return 0;
+}
+
+/* send/recv or their TLS counterparts: > 0 bytes, 0 EOF, < 0 -errno */
+static ssize_t conn_send(conn_t *c, const void *p, size_t n)
+{
+  if (c->ssl == NULL) {
+    ssize_t r = send(c->fd, p, n, MSG_NOSIGNAL);
+    return r < 0 ? -errno : r;
+  }
+  int r = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+  if (r > 0)
+    return r;
+  ERR_clear_error();
+  return errno == EAGAIN ? -ETIMEDOUT : -EPIPE;
+}
+
+static ssize_t conn_recv(conn_t *c, void *p, size_t n)
+{
+  if (c->ssl == NULL) {
+    ssize_t r = recv(c->fd, p, n, 0);
+    return r < 0 ? (errno == EAGAIN ? -ETIMEDOUT : -errno) : r;
+  }
+  int r = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+  if (r > 0)
+    return r;
+  int e = SSL_get_error(c->ssl, r);
+  ERR_clear_error();
+  if (e == SSL_ERROR_ZERO_RETURN)
+    return 0;
+  if (e == SSL_ERROR_SYSCALL && errno == 0)
+    return 0; /* EOF without close_notify */
+  return errno == EAGAIN ? -ETIMEDOUT : -EPIPE;
 }
 
 static void conn_close(conn_t *c)
 {
+  if (c->ssl != NULL)
+    SSL_free(c->ssl); /* no close_notify: the server sees a plain close, as with TCP */
+  c->ssl = NULL;
   if (c->fd >= 0)
     close(c->fd);
   c->fd = -1;
@@ -221,11 +281,11 @@ static int fill(conn_t *c)
 {
   if (c->len >= BUF_CAP - 1)
     return -EMSGSIZE;
-  ssize_t n = recv(c->fd, c->buf + c->len, BUF_CAP - 1 - c->len, 0);
+  ssize_t n = conn_recv(c, c->buf + c->len, BUF_CAP - 1 - c->len);
   if (n == 0)
     return -EPIPE;
   if (n < 0)
-    return errno == EAGAIN ? -ETIMEDOUT : -errno;
+    return (int)n;
   c->len += (size_t)n;
   c->buf[c->len] = '\0';
   return 0;
@@ -258,9 +318,9 @@ static int roundtrip(conn_t *c, const char *req, size_t req_len, resp_t *r)
   r->owned = NULL;
   r->www_auth[0] = '\0';
   while (off < req_len) {
-    ssize_t n = send(c->fd, req + off, req_len - off, MSG_NOSIGNAL);
+    ssize_t n = conn_send(c, req + off, req_len - off);
     if (n <= 0)
-      return n < 0 ? -errno : -EPIPE;
+      return n < 0 ? (int)n : -EPIPE;
     off += (size_t)n;
   }
   c->len = 0;
@@ -570,6 +630,7 @@ static void *client_main(void *arg)
   char path[256], why[1024];
 
   cl->c.fd = -1;
+  cl->c.ssl = NULL;
   cl->c.buf = malloc(BUF_CAP);
   cl->c.req = malloc(BUF_CAP);
   if (cl->c.buf == NULL || cl->c.req == NULL) {
@@ -789,7 +850,7 @@ static int usage(void)
   fprintf(stderr, "usage: gh-soak --port P --unix PATH --user NAME:UID:GID:GROUPS:PW:TOKFILE ... "
                   "[--conns N] [--requests N] [--duration S] [--ntlm-target T] "
                   "[--ntlm-domain D] [--mix a,b,c,d,e] [--reconnect N] [--progress S] "
-                  "[--schemes neg,negr,ntlm,basic,peer] [--ntlm-reconnect N]\n");
+                  "[--schemes neg,negr,ntlm,basic,peer] [--ntlm-reconnect N] [--tls CAFILE]\n");
   return 2;
 }
 
@@ -820,6 +881,8 @@ int main(int argc, char **argv)
       opt.ntlm_reconnect = (unsigned)atoi(v);
     else if (strcmp(a, "--progress") == 0)
       opt.progress_s = (unsigned)atoi(v);
+    else if (strcmp(a, "--tls") == 0)
+      opt.tls_ca = v;
     else if (strcmp(a, "--ntlm-target") == 0)
       opt.ntlm_target = v;
     else if (strcmp(a, "--schemes") == 0) {
@@ -856,6 +919,15 @@ int main(int argc, char **argv)
   if (geteuid() != 0) {
     fprintf(stderr, "gh-soak: needs root (each user's clients run as that user)\n");
     return 2;
+  }
+  if (opt.tls_ca != NULL) {
+    /* loaded as root, before the per-user children drop their ids */
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (tls_ctx == NULL || SSL_CTX_load_verify_locations(tls_ctx, opt.tls_ca, NULL) != 1) {
+      fprintf(stderr, "gh-soak: cannot load CA %s\n", opt.tls_ca);
+      return 2;
+    }
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_PEER, NULL);
   }
   st = mmap(NULL, sizeof(*st), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (st == MAP_FAILED)

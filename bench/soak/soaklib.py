@@ -20,6 +20,9 @@ SOAK_USERS = {
     'erin': (20004, 30004, 'erinpw', [30004, 30011]),
 }
 EXTRA_USERS = {'erin': (20004, 30004, 'erinpw')}
+# service-user mode: gatehoused started as root with `[server] user = ghsvc` (only
+# CAP_SETUID/CAP_SETGID left); an NSS account only (no principal, no password)
+SVC_USER = ('ghsvc', 20100, 30100)
 EXTRA_GROUPS = ['soak:x:30011:carol,erin']
 SCHEMES = {
     'neg': {'auth': 'negotiate', 'persist': 'all'},
@@ -60,7 +63,9 @@ def rss_kb(pid):
 class Soak:
     """Everything a soak run needs; close() tears it down."""
 
-    def __init__(self, build, workers=8, realm=None, log=print):
+    def __init__(self, build, workers=8, realm=None, log=print, service_user=False, tls=False):
+        """service_user: the daemon runs as ghsvc (started as root, drops to CAP_SETUID|CAP_SETGID);
+        tls: TCP schemes go over a `tls` listener (a scratch CA, gh-soak --tls)."""
         os.environ['GH_BUILD_DIR'] = os.path.abspath(build)
         import gh_realm
         import pipeline_helpers
@@ -99,15 +104,48 @@ class Soak:
                                               impersonate='yes')))
             sites.append((f'/{sc}/who', dict(auth, handler='whoami', impersonate='no')))
             sites.append((f'/{sc}/probe', dict(auth, handler='authinfo', probe_dir=self.probe)))
-        self.daemon = pipeline_helpers.GhDaemon(self.realm, sites,
-                                                server={'workers': workers, 'max_queue': 8192,
-                                                        # short TTLs: NSS group lists and PAM
-                                                        # are re-read all through the run,
-                                                        # by many workers at once
-                                                        'group_cache_ttl': 2,
-                                                        'basic_cache_ttl': 5})
+        server = {'workers': workers, 'max_queue': 8192,
+                  # short TTLs: NSS group lists and PAM are re-read all through the run, by
+                  # many workers at once
+                  'group_cache_ttl': 2, 'basic_cache_ttl': 5}
+        self.mode = ('service-user' if service_user else 'root') + (' + TLS' if tls else '')
+        self.tls_ca = None
+        self.tls_port = None
+        if tls:
+            import tls_pki
+            ca = tls_pki.ScratchCA(os.path.join(self.dir, 'pki'))
+            cert, key = ca.issue('soak', ['localhost'])
+            self.tls_ca = ca.cert
+            self.tls_port = pipeline_helpers.free_port()
+            # tls_key pairs with the tls_cert before it (dict order is file order)
+            server.update({'listen': f'127.0.0.1:{self.tls_port} tls', 'tls_cert': cert,
+                           'tls_key': key})
+        if service_user:
+            server['user'] = self._service_account()
+        self.daemon = pipeline_helpers.GhDaemon(self.realm, sites, server=server)
         self.daemon.start()
         self.pid = self.daemon.proc.pid
+        if service_user:
+            with open(f'/proc/{self.pid}/status') as f:
+                st = dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
+            if st['Uid'].split()[1] != str(SVC_USER[1]) or int(st['CapEff'], 16) != 0xc0:
+                raise RuntimeError(f'daemon not in service-user mode: Uid {st["Uid"]} '
+                                   f'CapEff {st["CapEff"]}')
+
+    def _service_account(self):
+        """ghsvc in the realm's nss_wrapper files; the files the daemon reads after dropping
+        to it (NTLM user file, PAM passdb, keytab re-check) made readable by it."""
+        name, uid, gid = SVC_USER
+        with open(self.realm.passwd) as f:
+            have = any(line.startswith(name + ':') for line in f)
+        if not have:
+            with open(self.realm.passwd, 'a') as f:
+                f.write(f'{name}:x:{uid}:{gid}:gatehouse service:/nonexistent:/usr/sbin/nologin\n')
+            with open(self.realm.group, 'a') as f:
+                f.write(f'{name}:x:{gid}:\n')
+        for p in (self.realm.keytab, self.realm.ntlm_user_file, self.realm.pam_passdb):
+            os.chown(p, uid, gid)
+        return name
 
     def gen_tokens(self, per_user):
         """per_user unique SPNEGO tokens for HTTP@localhost per user, generated in parallel."""
@@ -131,11 +169,14 @@ class Soak:
         """Runs gh-soak while sampling the daemon's RSS; returns a dict of figures.
         users: the expectations handed to gh-soak (default SOAK_USERS; a wrong one must
         produce mismatches)."""
-        args = [self.t['soak'], '--port', str(self.daemon.port), '--unix', self.daemon.unix,
+        port = self.tls_port or self.daemon.port
+        args = [self.t['soak'], '--port', str(port), '--unix', self.daemon.unix,
                 '--conns', str(conns), '--requests', str(requests), '--duration', str(duration),
                 '--reconnect', str(reconnect), '--progress', str(progress),
                 '--ntlm-target', 'HTTP@' + socket.gethostname(),
                 '--ntlm-domain', self.realm.ntlm_domain]
+        if self.tls_ca:
+            args += ['--tls', self.tls_ca]
         if mix:
             args += ['--mix', mix]
         if schemes:

@@ -1,4 +1,4 @@
-"""test_hardening_soak.py: the short identity-leak soak (bench/soak/run is the 1,000,000-request one) — 4 users x 64 keep-alive clients x Negotiate (persisted and per request), NTLM, Basic, peer x impersonated static, CGI, whoami (not impersonated), authinfo kernel-uid probe for ~30 s: zero mismatches, zero errors, flat daemon RSS; and the checker itself flags a wrong identity."""
+"""test_hardening_soak.py: the short identity-leak soak (bench/soak/run is the 1,000,000-request one) — 4 users x 64 keep-alive clients x Negotiate (persisted and per request), NTLM, Basic, peer x impersonated static, CGI, whoami (not impersonated), authinfo kernel-uid probe for ~30 s: zero mismatches, zero errors, flat daemon RSS; the same mix for ~15 s with the daemon in service-user mode (root start, `user = ghsvc`, only CAP_SETUID/CAP_SETGID) and over TLS; and the checker itself flags a wrong identity."""
 import os
 import sys
 
@@ -41,6 +41,47 @@ def test_short_soak_every_response_names_its_user(soak):
     assert res['cross_denied'] == res['site_cross']
     if not SANITIZER:  # ASan's quarantine grows by design
         assert res['rss_growth_pct'] <= 10.0, summary
+
+
+MODE_DURATION = 15
+
+
+@pytest.fixture(scope='module')
+def mode_realm():
+    import gh_realm
+    r = gh_realm.GhRealm(extra_users=soaklib.EXTRA_USERS, extra_groups=soaklib.EXTRA_GROUPS)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+@pytest.mark.parametrize('service_user,tls', [(True, False), (False, True)],
+                         ids=['service-user', 'tls'])
+def test_short_soak_modes(mode_realm, service_user, tls):
+    s = soaklib.Soak(BUILD, workers=8, realm=mode_realm, log=lambda m: None,
+                     service_user=service_user, tls=tls)
+    try:
+        if service_user:  # Soak checked it at start; the workers too
+            for tid in os.listdir(f'/proc/{s.pid}/task'):
+                with open(f'/proc/{s.pid}/task/{tid}/status') as f:
+                    st = dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
+                assert st['Uid'].split()[1] == str(soaklib.SVC_USER[1]), (tid, st['Uid'])
+                assert int(st['CapPrm'], 16) == 0xc0, (tid, st['CapPrm'])
+        s.gen_tokens(1500)
+        res = s.run(requests=400_000, duration=MODE_DURATION, progress=0)
+    finally:
+        s.close()
+    summary = {k: v for k, v in res.items() if k not in ('samples', 'stderr')}
+    print(s.mode, summary)
+    assert res['rc'] == 0, (summary, res['stderr'][-3000:])
+    assert res['mismatches'] == '0' and res['errors'] == '0', res['stderr'][-3000:]
+    assert res['daemon_alive']
+    assert int(res['requests']) >= (1_000 if SANITIZER else 10_000), summary
+    for k in ('scheme_neg', 'scheme_negr', 'scheme_ntlm', 'scheme_basic', 'scheme_peer',
+              'site_static', 'site_cross', 'site_probe', 'site_who', 'site_cgi'):
+        assert int(res[k]) > 0, (k, summary)
+    assert res['cross_denied'] == res['site_cross']
 
 
 def test_checker_flags_a_wrong_identity(soak):
