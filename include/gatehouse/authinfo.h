@@ -226,9 +226,14 @@ typedef struct gh_auth_config {
                                     (shared by every acceptor of this euid on the host)
                                     instead of the engine's in-memory cache, which is
                                     faster but covers this process only; default false */
+  unsigned name_map_cache_ttl_s; /* seconds a Kerberos principal -> local account mapping
+                                    (krb5 auth_to_local) is reused; dropped at once when a
+                                    krb5 profile file changes; failures are never cached;
+                                    0 = off; default 5, at most 3600 */
 } gh_auth_config_t;
 
-/** Defaults: everything NULL/off, basic_cache_ttl_s = 60. Any thread. */
+/** Defaults: everything NULL/off, basic_cache_ttl_s = 60,
+ *  name_map_cache_ttl_s = 5. Any thread. */
 GH_EXPORT void gh_auth_config_init(gh_auth_config_t *cfg);
 
 /** Enables server-side authentication: creates the engine (checks the keytab

@@ -14,6 +14,7 @@ void gh_daemon_auth_init(gh_daemon_auth_t *a)
   memset(a, 0, sizeof(*a));
   a->min_uid = 1000;
   a->basic_cache_ttl_s = 60;
+  a->name_map_cache_ttl_s = 5;
   a->group_cache_ttl_s = 60;
 }
 
@@ -122,6 +123,12 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
     if (!parse_num(v, 86400, &n, msg, msglen))
       return 0;
     a->basic_cache_ttl_s = (unsigned)n;
+    return 1;
+  }
+  if (strcmp(k, "name_map_cache_ttl") == 0) {
+    if (!parse_num(v, 3600, &n, msg, msglen))
+      return 0;
+    a->name_map_cache_ttl_s = (unsigned)n;
     return 1;
   }
   if (strcmp(k, "pam_timeout") == 0) {
@@ -334,6 +341,7 @@ void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_
   ret->ccache_dir = a->ccache_dir;
   ret->unmapped_user = a->unmapped_user;
   ret->basic_cache_ttl_s = a->basic_cache_ttl_s;
+  ret->name_map_cache_ttl_s = a->name_map_cache_ttl_s;
   ret->pam_timeout_ms = a->pam_timeout_ms;
   ret->pam_max_concurrent = a->pam_max_concurrent;
   ret->replay_cache_file = a->replay_cache_file;

@@ -19,6 +19,7 @@ typedef struct gh_daemon_auth {
   char *unmapped_user;
   unsigned min_uid;           /* default 1000 */
   unsigned basic_cache_ttl_s; /* default 60 */
+  unsigned name_map_cache_ttl_s; /* default 5 */
   unsigned pam_timeout_ms;    /* pam_timeout (seconds in the file); 0 = library default */
   unsigned pam_max_concurrent;
   bool replay_cache_file; /* [server] replay_cache = file: MIT's shared file cache */

@@ -382,6 +382,144 @@ if [ "$1" = 1 ]; then sleep 3; fi
     assert [s['status'] for s in steps] == ['SUCCESS', 'SUCCESS', 'FAILURE']
 
 
+def test_basic_cache_keeps_the_token_and_never_serves_a_wrong_password(realm):
+    """A cached success hands out the token built at the PAM success (same
+    token id, a new handle each time, closed by the receiver without harm);
+    a wrong password after it is still a PAM FAILURE; another user gets their
+    own token."""
+    _, steps, _ = drive(realm, ['basicseq', 'alice:alicepw', 'alice:alicepw', 'alice:wrong',
+                                'alice:alicepw', 'alice:alicepw ', 'bob:bobpw', 'bob:bobpw',
+                                'alice:alicepw'])
+    st = [s['status'] for s in steps]
+    assert st == ['SUCCESS', 'SUCCESS', 'FAILURE', 'SUCCESS', 'FAILURE', 'SUCCESS', 'SUCCESS',
+                  'SUCCESS']
+    a, b = steps[0], steps[5]
+    assert a['token_uid'] == 20001 and a['token_user'] == 'alice'
+    assert a['token_source'] == SRC_BASIC and a['token_level'] == LEVEL_IMPERSONATE
+    assert b['token_uid'] == 20002 and b['token_user'] == 'bob'
+    # hits: the very token of the PAM success (the driver closed every
+    # handle it got, twice, and the cached token survived)
+    assert steps[1]['token_id'] == steps[3]['token_id'] == steps[7]['token_id'] == a['token_id']
+    assert steps[6]['token_id'] == b['token_id'] != a['token_id']
+    for i in (2, 4):
+        assert steps[i]['token'] == 0 and steps[i]['sec_kind'] == 2  # PAM said no
+    for s in steps:
+        if s['status'] == 'SUCCESS':
+            assert s['remote_user'] == s['token_user'] == s['local_user']
+
+
+def test_basic_cache_ttl_drops_the_token(realm, tmp_path):
+    """After the TTL the entry (and its token) is gone: PAM runs again and a
+    new token is built."""
+    hook = tmp_path / 'between.sh'
+    hook.write_text('#!/bin/sh\nif [ "$1" = 1 ]; then sleep 2.2; fi\n')
+    hook.chmod(0o755)
+    _, steps, _ = drive(realm, ['basicseq', 'alice:alicepw', 'alice:alicepw', 'alice:alicepw'],
+                        env={'GH_BASIC_TTL': '1', 'GH_DRIVER_BETWEEN': str(hook)})
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 3
+    assert steps[2]['token_id'] != steps[0]['token_id']
+    assert steps[2]['token_uid'] == 20001
+
+
+def test_basic_cache_off(realm):
+    _, steps, _ = drive(realm, ['basicseq', 'alice:alicepw', 'alice:alicepw'],
+                        env={'GH_BASIC_TTL': '0'})
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 2
+    assert steps[0]['token_id'] != steps[1]['token_id']
+
+
+def test_basic_cache_unmapped_user_is_not_kept(realm):
+    """A PAM user without a local account: with allow_unmapped an IDENTIFY
+    token for the unmapped account, rebuilt per request (it depends on the
+    site), never cached as the user's token."""
+    passdb = realm.pam_passdb
+    orig = open(passdb).read()
+    try:
+        with open(passdb, 'a') as f:
+            f.write('ghost:ghostpw:gatehouse\n')
+        _, steps, _ = drive(realm, ['basicseq', 'ghost:ghostpw', 'ghost:ghostpw'],
+                            env={'GH_ALLOW_UNMAPPED': '1'})
+    finally:
+        open(passdb, 'w').write(orig)
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 2
+    for s in steps:
+        assert s['token_level'] == LEVEL_IDENTIFY and s['local_user'] == 'nobody'
+    assert steps[0]['token_id'] != steps[1]['token_id']
+
+
+def test_name_map_cache_hits(realm):
+    _, steps, _ = drive(realm, ['krb5seq', '4'], user='alice')
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 4
+    assert all(s['local_user'] == 'alice' and s['token_uid'] == 20001 for s in steps)
+    assert [(s['nmap_misses'], s['nmap_hits']) for s in steps] == [(1, 0), (1, 1), (1, 2), (1, 3)]
+    # off
+    _, steps, _ = drive(realm, ['krb5seq', '2'], user='alice', env={'GH_NAME_MAP_TTL': '0'})
+    assert [s['local_user'] for s in steps] == ['alice', 'alice']
+    assert steps[-1]['nmap_hits'] == 0
+
+
+def test_name_map_cache_never_mixes_principals(realm):
+    """alice and bob in turn through one engine: each gets their own account."""
+    cc_a = realm.kinit('alice')['KRB5CCNAME']
+    cc_b = realm.kinit('bob')['KRB5CCNAME']
+    _, steps, _ = drive(realm, ['krb5seq', '6'], env={'GH_CCACHES': f'{cc_a},{cc_b}'})
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 6
+    assert [s['remote_user'] for s in steps] == ['alice@GH.TEST', 'bob@GH.TEST'] * 3
+    assert [s['local_user'] for s in steps] == ['alice', 'bob'] * 3
+    assert [s['token_uid'] for s in steps] == [20001, 20002] * 3
+    assert steps[-1]['nmap_hits'] == 4
+
+
+def test_name_map_cache_ttl(realm, tmp_path):
+    hook = tmp_path / 'between.sh'
+    hook.write_text('#!/bin/sh\nif [ "$1" = 1 ]; then sleep 2.2; fi\n')
+    hook.chmod(0o755)
+    _, steps, _ = drive(realm, ['krb5seq', '3'], user='alice',
+                        env={'GH_NAME_MAP_TTL': '1', 'GH_DRIVER_BETWEEN': str(hook)})
+    assert [s['local_user'] for s in steps] == ['alice'] * 3
+    # 0: miss, 1: hit, 2 (after the TTL): miss again
+    assert [(s['nmap_misses'], s['nmap_hits']) for s in steps] == [(1, 0), (1, 1), (2, 1)]
+
+
+def test_name_map_follows_auth_to_local_change(realm, tmp_path):
+    """A cached mapping is dropped as soon as krb5.conf changes: a new
+    auth_to_local rule applies to the next request (TTL long)."""
+    conf = realm.krb5_conf
+    orig = open(conf).read()
+    changed = orig.replace('    auth_to_local = RULE:',
+                           '    auth_to_local = RULE:[1:$1@$0](^alice@GH[.]TEST$)s/.*/bob/\n'
+                           '    auth_to_local = RULE:', 1)
+    assert changed != orig
+    (tmp_path / 'changed.conf').write_text(changed)
+    (tmp_path / 'orig.conf').write_text(orig)
+    hook = tmp_path / 'between.sh'
+    # after request 1: the new rule; after request 3: the old one again.
+    # Sleep past the second: libkrb5 itself re-reads a profile at most once
+    # per second, and so does the engine's check.
+    hook.write_text(f"""#!/bin/sh
+if [ "$1" = 1 ]; then cat {tmp_path}/changed.conf > {conf}; sleep 1.2; fi
+if [ "$1" = 3 ]; then cat {tmp_path}/orig.conf > {conf}; sleep 1.2; fi
+""")
+    hook.chmod(0o755)
+    try:
+        _, steps, _ = drive(realm, ['krb5seq', '6'], user='alice',
+                            env={'GH_NAME_MAP_TTL': '3600', 'GH_DRIVER_BETWEEN': str(hook)})
+    finally:
+        open(conf, 'w').write(orig)
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 6
+    assert [s['local_user'] for s in steps] == ['alice', 'alice', 'bob', 'bob', 'alice', 'alice']
+    assert [s['token_uid'] for s in steps] == [20001, 20001, 20002, 20002, 20001, 20001]
+    assert steps[1]['nmap_hits'] == 1 and steps[-1]['nmap_flushes'] == 2
+
+
+def test_principal_without_account_fails_every_time(realm):
+    """dave@GH.TEST maps to "dave" (that mapping may be cached) but has no
+    local account: the account is looked up on every request, never cached."""
+    _, steps, _ = drive(realm, ['krb5seq', '3'], user='dave')
+    assert [s['status'] for s in steps] == ['FAILURE'] * 3
+    assert all(s['token'] == 0 and 'dave' in s['sec_text'] for s in steps)
+
+
 # ---- peers, item 14 ----
 
 def test_peer_credentials(realm):

@@ -147,6 +147,9 @@ static void print_result(const char *step, const gh__auth_result_t *r, const cha
       json_str("token_user", user, &f);
     if (gh_token_get_auth_name(i->token, an, sizeof(an)) >= 0)
       json_str("token_auth_name", an, &f);
+    uint64_t tid = 0;
+    if (gh_token_get_id(i->token, &tid) == 0)
+      json_int("token_id", (long long)tid, &f);
     json_int("token_has_deleg", gh_token_get_delegated_cred(i->token, &dc) == 0 &&
                                     dc != GSS_C_NO_CREDENTIAL, &f);
   }
@@ -626,6 +629,72 @@ static int sc_basic(int argc, char **argv)
   return 0;
 }
 
+/* basicseq USER:PW...: Basic requests in order through one engine (fresh
+ * connection each), GH_DRIVER_BETWEEN "<cmd> <index>" between them */
+static int sc_basicseq(int argc, char **argv)
+{
+  for (int i = 0; i < argc; i++) {
+    char *h = header("Basic", argv[i], strlen(argv[i]));
+    gh__auth_conn_t *c = gh__auth_conn_new(engine);
+    gh__auth_result_t r;
+    step(c, h, &r);
+    print_result("basicseq", &r, NULL);
+    finish(&r);
+    gh__auth_conn_free(c);
+    free(h);
+    if (i + 1 < argc && getenv("GH_DRIVER_BETWEEN")) {
+      char cmd[1024];
+      snprintf(cmd, sizeof(cmd), "%s %d", getenv("GH_DRIVER_BETWEEN"), i);
+      if (system(cmd) != 0)
+        die("between", cmd);
+    }
+  }
+  return 0;
+}
+
+/* krb5seq N: N fresh Kerberos (SPNEGO) tokens through one engine, fresh
+ * connection each, GH_DRIVER_BETWEEN "<cmd> <index>" between them */
+static int sc_krb5seq(int argc, char **argv)
+{
+  int n = argc > 0 ? atoi(argv[0]) : 1;
+  /* GH_CCACHES=cc1,cc2,...: request i uses ccache i % count (several clients) */
+  char *ccs[8];
+  int n_cc = 0;
+  char *cclist = getenv("GH_CCACHES") ? strdup(getenv("GH_CCACHES")) : NULL;
+  for (char *save = NULL, *t = cclist ? strtok_r(cclist, ",", &save) : NULL; t && n_cc < 8;
+       t = strtok_r(NULL, ",", &save))
+    ccs[n_cc++] = t;
+
+  for (int i = 0; i < n; i++) {
+    gh__auth_conn_t *c = gh__auth_conn_new(engine);
+    gh__auth_result_t r;
+    gss_ctx_id_t ictx = GSS_C_NO_CONTEXT;
+    OM_uint32 min;
+    uint64_t hits, misses, flushes;
+    char extra[128];
+    if (n_cc > 0 && GSS_ERROR(gss_krb5_ccache_name(&min, ccs[i % n_cc], NULL)))
+      die("gss_krb5_ccache_name", ccs[i % n_cc]);
+    char *h = krb5_header("HTTP@localhost", true, false, &ictx);
+    step(c, h, &r);
+    gh__auth_engine_name_map_stats(engine, &hits, &misses, &flushes);
+    snprintf(extra, sizeof(extra), "\"nmap_hits\":%llu,\"nmap_misses\":%llu,\"nmap_flushes\":%llu",
+             (unsigned long long)hits, (unsigned long long)misses, (unsigned long long)flushes);
+    print_result("krb5seq", &r, extra);
+    finish(&r);
+    gh__auth_conn_free(c);
+    gss_delete_sec_context(&min, &ictx, GSS_C_NO_BUFFER);
+    free(h);
+    if (i + 1 < n && getenv("GH_DRIVER_BETWEEN")) {
+      char cmd[1024];
+      snprintf(cmd, sizeof(cmd), "%s %d", getenv("GH_DRIVER_BETWEEN"), i);
+      if (system(cmd) != 0)
+        die("between", cmd);
+    }
+  }
+  free(cclist);
+  return 0;
+}
+
 /* header VALUE...: raw Authorization values (fresh connection each) */
 static int sc_header(int argc, char **argv)
 {
@@ -771,6 +840,8 @@ int main(int argc, char **argv)
   cfg.ccache_dir = getenv("GH_CCACHE_DIR");
   cfg.service_principal = getenv("GH_SERVICE_PRINCIPAL");
   cfg.basic_cache_ttl_s = getenv("GH_BASIC_TTL") ? (unsigned)atoi(getenv("GH_BASIC_TTL")) : 60;
+  cfg.name_map_cache_ttl_s =
+      getenv("GH_NAME_MAP_TTL") ? (unsigned)atoi(getenv("GH_NAME_MAP_TTL")) : 5;
 
   /* as the daemon: NSS group lists cached by the sec layer */
   gh_sec_config_t sc = { .min_uid = 1000, .group_cache_ttl_s = 60 };
@@ -822,7 +893,8 @@ int main(int argc, char **argv)
     { "krb5", sc_krb5 },       { "replay", sc_replay },   { "ntlm", sc_ntlm },
     { "ntlm-cross", sc_ntlm_cross }, { "ntlm-anon", sc_ntlm_anon }, { "basic", sc_basic },
     { "header", sc_header },   { "challenges", sc_challenges }, { "peer", sc_peer },
-    { "engine", sc_engine },   { "rate", sc_rate },
+    { "engine", sc_engine },   { "rate", sc_rate },       { "basicseq", sc_basicseq },
+    { "krb5seq", sc_krb5seq },
   };
   ret = 2;
   for (size_t i = 0; i < sizeof(sc_tab) / sizeof(sc_tab[0]); i++)

@@ -58,6 +58,7 @@ typedef struct gh__auth_engine_config {
   unsigned pam_timeout_ms;       /* 0 = 10000 */
   unsigned pam_max_concurrent;   /* 0 = 16 */
   bool replay_cache_file;        /* MIT's file replay cache instead of the in-memory one */
+  unsigned name_map_cache_ttl_s; /* Kerberos principal -> local name cache; 0 = off (max 3600) */
   const gh__auth_token_ops_t *token_ops; /* NULL = the sec layer (gh_token_*) */
 } gh__auth_engine_config_t;
 
@@ -70,6 +71,11 @@ typedef struct gh__auth_engine_config {
  *  Call at start-up at base identity. */
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine);
+/** Counters of the Kerberos principal -> local name cache (tests): lookups
+ *  answered from it, lookups that mapped with krb5, flushes after a krb5
+ *  profile change. */
+void gh__auth_engine_name_map_stats(gh__auth_engine_t *engine, uint64_t *ret_hits,
+                                    uint64_t *ret_misses, uint64_t *ret_flushes);
 /** Releases credentials and the cache. Accepts NULL. No step may be running. */
 void gh__auth_engine_free(gh__auth_engine_t *engine);
 
@@ -213,14 +219,30 @@ size_t gh__b64_encoded_len(size_t len);
  *  1024 bytes. Pointers borrow from buf, which is modified (':' -> NUL). */
 int gh__auth_basic_split(char *buf, size_t len, const char **ret_user, const char **ret_password);
 
-/* ---- Basic success cache (auth_basic.c), exposed for unit tests ---- */
+/* ---- Basic success cache (auth_basic.c), exposed for unit tests ----
+ *
+ * Keyed by SHA-256(per-process random salt || user || NUL || password): a
+ * different password (or user) is a different key and never hits; the
+ * password itself is never stored. An entry lives ttl_s from its PAM
+ * success (a hit never extends it). With token ops an entry also holds an
+ * owned handle to the access token built for that success, so a hit costs
+ * neither PAM nor NSS: the caller gets a new owned handle to the same
+ * (immutable) token; closing it leaves the cached one alone. */
 typedef struct gh__auth_basic_cache gh__auth_basic_cache_t;
-gh__auth_basic_cache_t *gh__auth_basic_cache_new(unsigned entries, unsigned ttl_s);
+/** ops may be NULL (no tokens kept; entries only); only open_handle and
+ *  close are used. entries 0 = 1024. */
+gh__auth_basic_cache_t *gh__auth_basic_cache_new(unsigned entries, unsigned ttl_s,
+                                                 const gh__auth_token_ops_t *ops);
+/** Closes every cached token. Accepts NULL. */
 void gh__auth_basic_cache_free(gh__auth_basic_cache_t *cache);
-/** true when (user, password) succeeded within the TTL at time now. */
+/** true when (user, password) succeeded within the TTL at time now. With
+ *  ret_token: *ret_token = a new owned handle to the entry's token, or 0
+ *  when the entry holds none (the caller builds one). */
 bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *cache, const char *user,
-                                 const char *password, time_t now);
+                                 const char *password, time_t now, gh_token_t *ret_token);
+/** Records a PAM success at now. token (0 = none) is the caller's handle,
+ *  borrowed: the cache opens its own handle to the same token. */
 void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *cache, const char *user,
-                                 const char *password, time_t now);
+                                 const char *password, time_t now, gh_token_t token);
 
 #endif

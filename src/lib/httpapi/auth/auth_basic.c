@@ -20,8 +20,15 @@
 
 typedef struct cache_entry {
   unsigned char key[32];
-  time_t expiry; /* 0 = empty */
+  time_t expiry;   /* 0 = empty */
+  gh_token_t token; /* owned by the cache; 0 = none */
 } cache_entry_t;
+
+/* Hashing contexts kept for reuse: EVP_MD_CTX_new + EVP_DigestInit with
+ * EVP_sha256() (an implicit provider fetch) + free cost more per request
+ * than the hash itself. The digest is fetched once; idle contexts wait in a
+ * small pool (more concurrent lookups just make a context and free it). */
+#define MD_POOL 8
 
 struct gh__auth_basic_cache {
   pthread_mutex_t lock;
@@ -29,9 +36,15 @@ struct gh__auth_basic_cache {
   unsigned ttl_s;
   unsigned char salt[32];
   cache_entry_t *entries;
+  gh__auth_token_ops_t ops; /* open_handle + close, or both NULL */
+  EVP_MD *md;
+  pthread_mutex_t md_lock;
+  EVP_MD_CTX *md_pool[MD_POOL];
+  unsigned n_md;
 };
 
-gh__auth_basic_cache_t *gh__auth_basic_cache_new(unsigned entries, unsigned ttl_s)
+gh__auth_basic_cache_t *gh__auth_basic_cache_new(unsigned entries, unsigned ttl_s,
+                                                 const gh__auth_token_ops_t *ops)
 {
   gh__auth_basic_cache_t *c = NULL, *ret = NULL;
 
@@ -42,16 +55,25 @@ gh__auth_basic_cache_t *gh__auth_basic_cache_new(unsigned entries, unsigned ttl_
   if (c->n > 1u << 20)
     c->n = 1u << 20;
   c->ttl_s = ttl_s;
+  if (ops && ops->open_handle && ops->close) {
+    c->ops.open_handle = ops->open_handle;
+    c->ops.close = ops->close;
+  }
   c->entries = gh__calloc(c->n, sizeof(cache_entry_t));
   if (!c->entries)
     goto out;
   if (RAND_bytes(c->salt, sizeof(c->salt)) != 1)
     goto out;
+  c->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+  if (!c->md)
+    goto out;
   pthread_mutex_init(&c->lock, NULL);
+  pthread_mutex_init(&c->md_lock, NULL);
   ret = c;
   c = NULL;
 out:
   if (c) {
+    EVP_MD_free(c->md);
     free(c->entries);
     free(c);
   }
@@ -62,6 +84,14 @@ void gh__auth_basic_cache_free(gh__auth_basic_cache_t *c)
 {
   if (!c)
     return;
+  for (unsigned i = 0; i < c->n; i++) {
+    if (c->entries[i].token && c->ops.close)
+      c->ops.close(c->entries[i].token);
+  }
+  for (unsigned i = 0; i < c->n_md; i++)
+    EVP_MD_CTX_free(c->md_pool[i]);
+  EVP_MD_free(c->md);
+  pthread_mutex_destroy(&c->md_lock);
   pthread_mutex_destroy(&c->lock);
   explicit_bzero(c->entries, c->n * sizeof(cache_entry_t));
   explicit_bzero(c->salt, sizeof(c->salt));
@@ -69,17 +99,43 @@ void gh__auth_basic_cache_free(gh__auth_basic_cache_t *c)
   free(c);
 }
 
+static EVP_MD_CTX *md_get(gh__auth_basic_cache_t *c)
+{
+  EVP_MD_CTX *md = NULL;
+
+  pthread_mutex_lock(&c->md_lock);
+  if (c->n_md > 0)
+    md = c->md_pool[--c->n_md];
+  pthread_mutex_unlock(&c->md_lock);
+  return md ? md : EVP_MD_CTX_new();
+}
+
+static void md_put(gh__auth_basic_cache_t *c, EVP_MD_CTX *md)
+{
+  if (!md)
+    return;
+  pthread_mutex_lock(&c->md_lock);
+  if (c->n_md < MD_POOL) {
+    c->md_pool[c->n_md++] = md;
+    md = NULL;
+  }
+  pthread_mutex_unlock(&c->md_lock);
+  EVP_MD_CTX_free(md);
+}
+
 /* key = SHA-256(salt || user || NUL || password) */
-static bool cache_key(const gh__auth_basic_cache_t *c, const char *user, const char *password,
+static bool cache_key(gh__auth_basic_cache_t *c, const char *user, const char *password,
                       unsigned char key[32])
 {
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
+  EVP_MD_CTX *md = md_get(c);
   unsigned int len = 0;
   bool ok = false;
 
   if (!md)
     goto out;
-  if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+  /* EVP_DigestInit_ex2 with the fetched digest on a used context only
+   * re-initialises its state: no fetch, no allocation */
+  if (EVP_DigestInit_ex2(md, c->md, NULL) != 1 ||
       EVP_DigestUpdate(md, c->salt, sizeof(c->salt)) != 1 ||
       EVP_DigestUpdate(md, user, strlen(user) + 1) != 1 ||
       EVP_DigestUpdate(md, password, strlen(password)) != 1 ||
@@ -87,7 +143,11 @@ static bool cache_key(const gh__auth_basic_cache_t *c, const char *user, const c
     goto out;
   ok = true;
 out:
-  EVP_MD_CTX_free(md);
+  if (md && !ok) {
+    EVP_MD_CTX_free(md); /* never reuse a context in an unknown state */
+    md = NULL;
+  }
+  md_put(c, md);
   return ok;
 }
 
@@ -100,35 +160,57 @@ static unsigned slot_of(const gh__auth_basic_cache_t *c, const unsigned char key
 }
 
 bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *c, const char *user,
-                                 const char *password, time_t now)
+                                 const char *password, time_t now, gh_token_t *ret_token)
 {
   unsigned char key[32];
+  gh_token_t stale = 0;
   bool hit = false;
 
+  if (ret_token)
+    *ret_token = 0;
   if (!c || c->ttl_s == 0 || !cache_key(c, user, password, key))
     goto out;
   pthread_mutex_lock(&c->lock);
   cache_entry_t *e = &c->entries[slot_of(c, key)];
-  if (e->expiry != 0 && now < e->expiry && CRYPTO_memcmp(e->key, key, sizeof(key)) == 0)
-    hit = true;
+  if (e->expiry != 0 && CRYPTO_memcmp(e->key, key, sizeof(key)) == 0) {
+    if (now < e->expiry) {
+      hit = true;
+      /* under the lock: an insert cannot close the cached handle meanwhile */
+      if (ret_token && e->token && c->ops.open_handle(e->token, ret_token) != 0)
+        *ret_token = 0; /* the caller builds a token as on a miss */
+    } else {
+      /* expired: forget it now (and drop its token) */
+      stale = e->token;
+      memset(e, 0, sizeof(*e));
+    }
+  }
   pthread_mutex_unlock(&c->lock);
+  if (stale)
+    c->ops.close(stale);
 out:
   explicit_bzero(key, sizeof(key));
   return hit;
 }
 
 void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *c, const char *user,
-                                 const char *password, time_t now)
+                                 const char *password, time_t now, gh_token_t token)
 {
   unsigned char key[32];
+  gh_token_t mine = 0, old = 0;
 
   if (!c || c->ttl_s == 0 || !cache_key(c, user, password, key))
     goto out;
+  if (token && c->ops.open_handle && c->ops.open_handle(token, &mine) != 0)
+    mine = 0; /* keep the success, without a token */
   pthread_mutex_lock(&c->lock);
   cache_entry_t *e = &c->entries[slot_of(c, key)];
+  old = e->token;
   memcpy(e->key, key, sizeof(key));
   e->expiry = now + (time_t)c->ttl_s;
+  e->token = mine;
   pthread_mutex_unlock(&c->lock);
+  if (old)
+    c->ops.close(old);
 out:
   explicit_bzero(key, sizeof(key));
 }

@@ -46,6 +46,22 @@ typedef struct credset {
 
 #define CREDSET_MAX 32
 
+/* A mapped Kerberos principal (the display name, exact bytes) and the
+ * local account krb5_aname_to_localname gave for it. */
+typedef struct nmap_entry {
+  char *principal; /* NULL = empty */
+  char *local;
+  time_t expiry;   /* CLOCK_MONOTONIC seconds */
+} nmap_entry_t;
+
+#define NMAP_SLOTS 256
+/* Exported by libkrb5 (krb5_3_MIT) but declared only in MIT's private
+ * k5-int.h: the profile files krb5_init_context reads (KRB5_CONFIG or the
+ * built-in default). */
+krb5_error_code KRB5_CALLCONV krb5_get_default_config_files(char ***pfilenames);
+void KRB5_CALLCONV krb5_free_config_files(char **filenames);
+#define NMAP_CONF_MAX 8
+
 struct gh__auth_engine {
   pthread_mutex_t cred_lock;
   credset_t sets[CREDSET_MAX];
@@ -80,6 +96,18 @@ struct gh__auth_engine {
   pthread_mutex_t kpool_lock;
   krb5_context kpool[KPOOL_MAX];
   unsigned n_kpool;
+  /* principal -> local name (see nmap_lookup) */
+  pthread_mutex_t nmap_lock;
+  nmap_entry_t nmap[NMAP_SLOTS];
+  unsigned nmap_ttl_s; /* 0 = off */
+  uint64_t nmap_seed;
+  uint64_t nmap_gen;     /* bumped when a profile change flushed the cache */
+  time_t nmap_flushed_at;
+  time_t nmap_checked; /* monotonic second of the last krb5.conf check */
+  uint64_t nmap_hits, nmap_misses, nmap_flushes; /* under nmap_lock; for tests */
+  unsigned n_conf;
+  char *conf_path[NMAP_CONF_MAX];
+  struct stat conf_st[NMAP_CONF_MAX]; /* st_ino 0: did not exist */
 };
 
 struct gh__auth_conn {
@@ -397,6 +425,189 @@ static void credset_put(gh__auth_engine_t *e, unsigned idx, bool exclusive)
   pthread_mutex_unlock(&e->cred_lock);
 }
 
+/* ---- principal -> local name cache ----
+ *
+ * krb5_aname_to_localname compiles the auth_to_local RULE regex (and
+ * builds its DFA) on every call: a quarter of the CPU of a Negotiate
+ * request. Successful mappings are kept for nmap_ttl_s seconds (default 5)
+ * in NMAP_SLOTS direct-mapped slots (keyed hash of the exact principal,
+ * full string compare: a different principal never gets another's name),
+ * and all are dropped at once when one of the krb5 profile files
+ * (krb5_get_default_config_files: KRB5_CONFIG or /etc/krb5.conf) changes
+ * (inode, size or mtime; checked at most once a second). Failures (no
+ * local account) are not cached: an unmapped principal is always asked
+ * again, so a new mapping or account applies at once. Only the Kerberos
+ * path uses it (NTLM names are mapped by string rules). */
+
+static void nmap_flush(gh__auth_engine_t *e)
+{
+  for (unsigned i = 0; i < NMAP_SLOTS; i++) {
+    free(e->nmap[i].principal);
+    free(e->nmap[i].local);
+    e->nmap[i].principal = e->nmap[i].local = NULL;
+    e->nmap[i].expiry = 0;
+  }
+}
+
+static void conf_stat(const char *path, struct stat *st)
+{
+  if (stat(path, st) != 0)
+    memset(st, 0, sizeof(*st));
+}
+
+static bool conf_same(const struct stat *a, const struct stat *b)
+{
+  return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
+         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The profile files this process's krb5 contexts read, with their state
+ * now. More than NMAP_CONF_MAX files, or none known: the cache stays off. */
+static int nmap_init_conf(gh__auth_engine_t *e)
+{
+  char **files = NULL;
+  unsigned n = 0;
+
+  if (e->nmap_ttl_s == 0)
+    return 0;
+  if (krb5_get_default_config_files(&files) != 0 || !files) {
+    e->nmap_ttl_s = 0;
+    return 0;
+  }
+  while (files[n])
+    n++;
+  if (n == 0 || n > NMAP_CONF_MAX) {
+    e->nmap_ttl_s = 0;
+  } else {
+    for (unsigned i = 0; i < n; i++) {
+      e->conf_path[i] = gh__strdup(files[i]);
+      if (!e->conf_path[i]) {
+        krb5_free_config_files(files);
+        return -ENOMEM;
+      }
+      e->n_conf = i + 1;
+      conf_stat(files[i], &e->conf_st[i]);
+    }
+  }
+  krb5_free_config_files(files);
+  return 0;
+}
+
+static time_t mono_s(void)
+{
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec;
+}
+
+static unsigned nmap_slot(const gh__auth_engine_t *e, const char *principal)
+{
+  uint64_t h = 1469598103934665603ull ^ e->nmap_seed; /* FNV-1a, seeded */
+
+  for (const unsigned char *p = (const unsigned char *)principal; *p; p++) {
+    h ^= *p;
+    h *= 1099511628211ull;
+  }
+  h ^= h >> 29;
+  return (unsigned)(h % NMAP_SLOTS);
+}
+
+/* Under nmap_lock: drop everything if a profile file changed. */
+static void nmap_check_conf(gh__auth_engine_t *e, time_t now)
+{
+  bool changed = false;
+
+  if (now == e->nmap_checked)
+    return;
+  e->nmap_checked = now;
+  for (unsigned i = 0; i < e->n_conf; i++) {
+    struct stat st;
+    conf_stat(e->conf_path[i], &st);
+    if (!conf_same(&st, &e->conf_st[i])) {
+      e->conf_st[i] = st;
+      changed = true;
+    }
+  }
+  if (changed) {
+    nmap_flush(e);
+    e->nmap_flushes++;
+    e->nmap_gen++;
+    e->nmap_flushed_at = now;
+  }
+}
+
+/* A copy of the cached local name for principal, or NULL (miss); *ret_gen
+ * for nmap_insert. */
+static char *nmap_lookup(gh__auth_engine_t *e, const char *principal, uint64_t *ret_gen)
+{
+  char *local = NULL;
+  time_t now;
+
+  *ret_gen = 0;
+  if (e->nmap_ttl_s == 0)
+    return NULL;
+  now = mono_s();
+  pthread_mutex_lock(&e->nmap_lock);
+  nmap_check_conf(e, now);
+  *ret_gen = e->nmap_gen;
+  nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
+  if (en->principal && now < en->expiry && strcmp(en->principal, principal) == 0)
+    local = gh__strdup(en->local); /* NULL on ENOMEM: mapped again, as on a miss */
+  if (local)
+    e->nmap_hits++;
+  else
+    e->nmap_misses++;
+  pthread_mutex_unlock(&e->nmap_lock);
+  return local;
+}
+
+/* Remembers a successful mapping made after nmap_lookup returned gen (a
+ * newer one replaces the slot's entry). Not stored when the profile changed
+ * since (the mapping may have used the old rules), nor in the two seconds
+ * after a change: libkrb5 re-reads a profile at most once per second of
+ * time(), so a mapping made just after the change can still be the old one. */
+static void nmap_insert(gh__auth_engine_t *e, const char *principal, const char *local,
+                        uint64_t gen)
+{
+  char *p = NULL, *l = NULL;
+  time_t now;
+
+  if (e->nmap_ttl_s == 0)
+    return;
+  p = gh__strdup(principal);
+  l = gh__strdup(local);
+  if (!p || !l)
+    goto out;
+  now = mono_s();
+  pthread_mutex_lock(&e->nmap_lock);
+  nmap_check_conf(e, now);
+  if (gen == e->nmap_gen && (e->nmap_gen == 0 || now > e->nmap_flushed_at + 2)) {
+    nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
+    free(en->principal);
+    free(en->local);
+    en->principal = p;
+    en->local = l;
+    en->expiry = now + (time_t)e->nmap_ttl_s;
+    p = l = NULL;
+  }
+  pthread_mutex_unlock(&e->nmap_lock);
+out:
+  free(p);
+  free(l);
+}
+
+void gh__auth_engine_name_map_stats(gh__auth_engine_t *e, uint64_t *ret_hits,
+                                    uint64_t *ret_misses, uint64_t *ret_flushes)
+{
+  pthread_mutex_lock(&e->nmap_lock);
+  *ret_hits = e->nmap_hits;
+  *ret_misses = e->nmap_misses;
+  *ret_flushes = e->nmap_flushes;
+  pthread_mutex_unlock(&e->nmap_lock);
+}
+
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine)
 {
@@ -414,6 +625,14 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   e->krb_name = e->ntlm_name = GSS_C_NO_NAME;
   pthread_mutex_init(&e->kpool_lock, NULL);
   pthread_mutex_init(&e->cred_lock, NULL);
+  pthread_mutex_init(&e->nmap_lock, NULL);
+  e->nmap_ttl_s = cfg->name_map_cache_ttl_s;
+  if (e->nmap_ttl_s > 3600)
+    e->nmap_ttl_s = 3600;
+  if (RAND_bytes((unsigned char *)&e->nmap_seed, sizeof(e->nmap_seed)) != 1) {
+    ret = GH_EAUTH_INTERNAL;
+    goto out;
+  }
   e->ops = cfg->token_ops ? *cfg->token_ops : sec_ops;
   if (!e->ops.from_user || !e->ops.from_peer || !e->ops.open_handle || !e->ops.close) {
     if (errbuf && errlen)
@@ -426,7 +645,8 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   e->pam_max_concurrent = cfg->pam_max_concurrent;
   e->ccache_dir = gh__strdup(cfg->ccache_dir ? cfg->ccache_dir : "/run/gatehouse");
   e->unmapped_user = gh__strdup(cfg->unmapped_user ? cfg->unmapped_user : "nobody");
-  e->basic_cache = gh__auth_basic_cache_new(cfg->basic_cache_entries, cfg->basic_cache_ttl_s);
+  e->basic_cache =
+      gh__auth_basic_cache_new(cfg->basic_cache_entries, cfg->basic_cache_ttl_s, &e->ops);
   if (!e->pam_service || !e->ccache_dir || !e->unmapped_user || !e->basic_cache) {
     ret = -ENOMEM;
     goto out;
@@ -463,6 +683,9 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
       if (ret)
         goto out;
     }
+    ret = nmap_init_conf(e);
+    if (ret)
+      goto out;
   }
   e->ntlm = cfg->ntlm;
   if (cfg->ntlm && cfg->ntlm_user_file) {
@@ -527,6 +750,10 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
   for (unsigned i = 0; i < e->n_kpool; i++)
     krb5_free_context(e->kpool[i]);
   pthread_mutex_destroy(&e->kpool_lock);
+  nmap_flush(e);
+  for (unsigned i = 0; i < e->n_conf; i++)
+    free(e->conf_path[i]);
+  pthread_mutex_destroy(&e->nmap_lock);
   free(e->pam_service);
   free(e->ccache_dir);
   free(e->unmapped_user);
@@ -857,7 +1084,9 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
     set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
     goto out;
   }
-  cached = gh__auth_basic_cache_lookup(e->basic_cache, user, password, now);
+  /* a hit hands out a new handle to the token built at the PAM success
+   * (same user, same password hash, within the TTL): no PAM, no NSS */
+  cached = gh__auth_basic_cache_lookup(e->basic_cache, user, password, now, &r->info.token);
   if (!cached) {
     ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
                                    e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
@@ -871,18 +1100,24 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
       goto out;
     }
   }
-  ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
-  if (ret == -ENOMEM) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-    goto out;
+  if (!r->info.token) {
+    ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
+    if (ret == -ENOMEM) {
+      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
+    if (ret) {
+      set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0,
+                  gh_strerror(ret));
+      goto out;
+    }
   }
-  if (ret) {
-    set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0,
-                gh_strerror(ret));
-    goto out;
-  }
+  /* Only the user's own token is kept: an unmapped user's IDENTIFY token
+   * depends on the site (allow_unmapped), so it is rebuilt per request. A
+   * hit never refreshes the entry (its TTL runs from the PAM success). */
   if (!cached)
-    gh__auth_basic_cache_insert(e->basic_cache, user, password, now);
+    gh__auth_basic_cache_insert(e->basic_cache, user, password, now,
+                                unmapped ? 0 : r->info.token);
   /* Basic is per request by nature: never persisted on the connection */
   {
     gh_auth_settings_t s = *site;
@@ -1048,13 +1283,18 @@ static char *header_value(const char *scheme, const void *tok, size_t len)
  * localauth plugins) on the principal parsed from the display name, with a
  * pooled krb5 context. gss_localname would do the same through the mechglue
  * but first walks the name's attributes, creating a fresh krb5 context for
- * each query (~14 per call): it cost more than the accept itself. */
+ * each query (~14 per call): it cost more than the accept itself.
+ * Successful Kerberos mappings are cached for a few seconds (nmap_lookup). */
 static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
                       const gh_auth_settings_t *site)
 {
   char *local = NULL;
 
   if (gss_oid_equal(mech, &krb5_oid)) {
+    uint64_t gen;
+    local = nmap_lookup(e, display, &gen);
+    if (local)
+      return local;
     krb5_context k = kctx_get(e);
     krb5_principal princ = NULL;
     char lname[AUTH_NAME_MAX];
@@ -1065,6 +1305,8 @@ static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
     if (princ)
       krb5_free_principal(k, princ);
     kctx_put(e, k);
+    if (local)
+      nmap_insert(e, display, local, gen);
   } else {
     const char *bs = strchr(display, '\\');
     local = gh__strdup((bs && !site->ntlm_keep_domain) ? bs + 1 : display);

@@ -49,6 +49,7 @@ void gh_auth_config_init(gh_auth_config_t *cfg)
 {
   memset(cfg, 0, sizeof(*cfg));
   cfg->basic_cache_ttl_s = 60;
+  cfg->name_map_cache_ttl_s = 5;
 }
 
 static void server_state_free(void *p)
@@ -280,6 +281,7 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.pam_timeout_ms = cfg->pam_timeout_ms;
   ec.pam_max_concurrent = cfg->pam_max_concurrent;
   ec.replay_cache_file = cfg->replay_cache_file;
+  ec.name_map_cache_ttl_s = cfg->name_map_cache_ttl_s;
   ret = gh__auth_engine_new(&ec, errbuf, errlen, &as->engine);
   if (ret)
     goto out;

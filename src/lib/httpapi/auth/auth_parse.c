@@ -17,11 +17,27 @@ static bool is_tchar(unsigned char c)
   return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/* token68 characters before any '=' (RFC 7235): ALPHA DIGIT - . _ ~ + /
+ * A table: credentials are scanned per request, up to 64 KiB of them. */
+static const bool token68_tab[256] = {
+  ['-'] = true, ['.'] = true, ['_'] = true, ['~'] = true, ['+'] = true, ['/'] = true,
+  ['0'] = true, ['1'] = true, ['2'] = true, ['3'] = true, ['4'] = true, ['5'] = true,
+  ['6'] = true, ['7'] = true, ['8'] = true, ['9'] = true,
+  ['A'] = true, ['B'] = true, ['C'] = true, ['D'] = true, ['E'] = true, ['F'] = true,
+  ['G'] = true, ['H'] = true, ['I'] = true, ['J'] = true, ['K'] = true, ['L'] = true,
+  ['M'] = true, ['N'] = true, ['O'] = true, ['P'] = true, ['Q'] = true, ['R'] = true,
+  ['S'] = true, ['T'] = true, ['U'] = true, ['V'] = true, ['W'] = true, ['X'] = true,
+  ['Y'] = true, ['Z'] = true,
+  ['a'] = true, ['b'] = true, ['c'] = true, ['d'] = true, ['e'] = true, ['f'] = true,
+  ['g'] = true, ['h'] = true, ['i'] = true, ['j'] = true, ['k'] = true, ['l'] = true,
+  ['m'] = true, ['n'] = true, ['o'] = true, ['p'] = true, ['q'] = true, ['r'] = true,
+  ['s'] = true, ['t'] = true, ['u'] = true, ['v'] = true, ['w'] = true, ['x'] = true,
+  ['y'] = true, ['z'] = true,
+};
+
 static bool is_token68_char(unsigned char c)
 {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-    return true;
-  return c != 0 && strchr("-._~+/", c) != NULL;
+  return token68_tab[c];
 }
 
 static gh__auth_scheme_id_t scheme_id(const char *s, size_t len)

@@ -80,6 +80,24 @@ static void roundtrip(const char *plain, const char *enc)
   assert_memory_equal(dec, plain, n);
 }
 
+/* The token68 class byte by byte: exactly ALPHA DIGIT - . _ ~ + / */
+static void test_header_token68_bytes(void **state)
+{
+  (void)state;
+  for (int c = 0; c < 256; c++) {
+    char v[8] = { 'X', ' ', 'a', (char)c, 'b' };
+    gh__auth_scheme_id_t id;
+    const char *sn, *cr;
+    size_t sl, cl;
+    bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                (c != 0 && strchr("-._~+/", c) != NULL);
+    int r = gh__auth_parse_header(v, 5, 100, &id, &sn, &sl, &cr, &cl);
+    assert_int_equal(r == 0, want);
+    if (want)
+      assert_int_equal(cl, 3);
+  }
+}
+
 static void test_b64(void **state)
 {
   (void)state;
@@ -300,6 +318,7 @@ int main(void)
     cmocka_unit_test(test_header_ok),   cmocka_unit_test(test_header_bad),
     cmocka_unit_test(test_b64),         cmocka_unit_test(test_b64_bad),
     cmocka_unit_test(test_b64_same_as_reference),
+    cmocka_unit_test(test_header_token68_bytes),
     cmocka_unit_test(test_basic_split), cmocka_unit_test(test_challenge_order),
     cmocka_unit_test(test_names),
   };
