@@ -62,6 +62,12 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   char name[768], type[128], logon[384];
   (void)module;
   (void)prov;
+  if (tok != 0 && (level == NULL || uid == NULL || groups == NULL)) {
+    /* a token always has these: missing means the server ran out of
+     * memory, and a page with blank ids would be a wrong answer */
+    gh_http_response_send_error(resp, 500, NULL);
+    return GH_REQUEST_FINISH;
+  }
   esc(gh_http_user_get_name(user), json, name, sizeof(name));
   esc(gh_http_user_get_auth_type(user), json, type, sizeof(type));
   esc(gh_http_user_get_local_name(user), json, logon, sizeof(logon));

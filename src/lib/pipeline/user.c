@@ -56,7 +56,8 @@ static int set_var_locked(gh_http_user_t *u, const char *name, const char *value
     goto out;
   }
   for (v = u->vars; v != NULL; v = v->next) {
-    if (strcmp(v->name, name) == 0) {
+    /* name == NULL: a superseded value kept alive for borrowers */
+    if (v->name != NULL && strcmp(v->name, name) == 0) {
       /* the old value stays valid until the user is freed (borrowed out) */
       struct gh__pl_uvar *old = gh__calloc(1, sizeof(*old));
       if (old == NULL) {
@@ -103,7 +104,6 @@ static int vars_make_locked(gh_http_user_t *u)
   char *groups = NULL;
   if (!u->vars_pending)
     goto out;
-  u->vars_pending = false;
   snprintf(num, sizeof(num), "%u", (unsigned)u->tok_uid);
   ret = set_var_locked(u, "uid", num);
   snprintf(num, sizeof(num), "%u", (unsigned)u->tok_gid);
@@ -124,6 +124,10 @@ static int vars_make_locked(gh_http_user_t *u)
                               (unsigned)u->tok_groups[i]);
     ret = set_var_locked(u, "groups", groups);
   }
+  /* only a complete set ends the pending state: after an allocation failure
+   * the next call tries again instead of reporting the variables missing */
+  if (ret == 0)
+    u->vars_pending = false;
 out:
   free(groups);
   return ret;

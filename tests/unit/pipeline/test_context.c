@@ -197,6 +197,19 @@ static void body_user(gh_http_context_t *ctx, gh_event_provider_t *p)
   assert_string_equal(gh_http_user_get_variable(u, "level"), "impersonate");
   assert_int_equal(gh_http_user_set_variable(u, "x", "1"), 0);
   assert_string_equal(gh_http_user_get_variable(u, "x"), "1");
+  /* replacing keeps the old value readable for whoever borrowed it, and
+   * later lookups and new names step over the kept entry */
+  {
+    const char *old = gh_http_user_get_variable(u, "x");
+    assert_int_equal(gh_http_user_set_variable(u, "x", "2"), 0);
+    assert_string_equal(old, "1");
+    assert_string_equal(gh_http_user_get_variable(u, "x"), "2");
+    assert_int_equal(gh_http_user_set_variable(u, "y", "3"), 0);
+    assert_int_equal(gh_http_user_set_variable(u, "x", "4"), 0);
+    assert_string_equal(gh_http_user_get_variable(u, "y"), "3");
+    assert_string_equal(gh_http_user_get_variable(u, "x"), "4");
+    assert_null(gh_http_user_get_variable(u, "z"));
+  }
   /* a reference past the request: tokens are gone afterwards */
   gh_http_user_ref(u);
   static gh_http_user_t *kept;
