@@ -906,7 +906,10 @@ static void refuse(int fd, gh_server_t *s, bool tls)
   close(fd);
 }
 
-static void conn_setup_info(gh__conn_t *c, gh__listener_t *l)
+/* Fills info. Returns 0, or -1 when the connection must be refused: a Unix
+ * peer whose group list cannot be stored never gets GH_CONN_HAS_CRED with
+ * a partial (empty) group list, which a credential check would trust. */
+static int conn_setup_info(gh__conn_t *c, gh__listener_t *l)
 {
   c->info.id = atomic_fetch_add(&c->srv->next_conn_id, 1);
   c->info.local_len = sizeof(c->info.local);
@@ -918,20 +921,20 @@ static void conn_setup_info(gh__conn_t *c, gh__listener_t *l)
     struct ucred uc;
     socklen_t ul = sizeof(uc);
     if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &uc, &ul) == 0) {
-      c->info.peer_pid = uc.pid;
-      c->info.peer_uid = uc.uid;
-      c->info.peer_gid = uc.gid;
-      c->info.flags |= GH_CONN_HAS_CRED;
       socklen_t gl = 0;
       if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &gl) < 0 && errno == ERANGE &&
           gl > 0) {
         c->groups = gh__malloc(gl);
-        if (c->groups != NULL &&
-            getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &gl) == 0) {
-          c->info.peer_groups = c->groups;
-          c->info.n_peer_groups = gl / sizeof(gid_t);
-        }
+        if (c->groups == NULL ||
+            getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &gl) != 0)
+          return -1; /* fail closed */
+        c->info.peer_groups = c->groups;
+        c->info.n_peer_groups = gl / sizeof(gid_t);
       }
+      c->info.peer_pid = uc.pid;
+      c->info.peer_uid = uc.uid;
+      c->info.peer_gid = uc.gid;
+      c->info.flags |= GH_CONN_HAS_CRED;
     }
   } else {
     c->info.transport = GH_TRANSPORT_TCP;
@@ -940,6 +943,7 @@ static void conn_setup_info(gh__conn_t *c, gh__listener_t *l)
     if (getsockname(c->fd, (struct sockaddr *)&c->info.local, &c->info.local_len) != 0)
       c->info.local_len = 0;
   }
+  return 0;
 }
 
 static void io_accept(gh__io_t *io, gh__listener_t *l)
@@ -979,7 +983,13 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
     gh__http_parser_init(&c->parser, &s->limits);
     memcpy(&c->info.peer, &peer, plen);
     c->info.peer_len = plen;
-    conn_setup_info(c, l);
+    if (conn_setup_info(c, l) != 0) {
+      char pt[64];
+      gh__io_log(io, LOG_WARNING, "%s: peer credentials unavailable, connection refused",
+                 peer_text(c, pt, sizeof(pt)));
+      conn_free(c);
+      continue;
+    }
     c->state = GH__CS_IDLE;
     c->deadline = io->now + s->cfg.header_timeout_ms;
     if (l->tls != NULL) {
