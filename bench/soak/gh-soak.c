@@ -40,8 +40,13 @@
  * certificate must verify against CAFILE for "localhost"); peer stays on the unix socket.
  * One child process per user drops to that user (setgroups, setresgid, setresuid) and runs
  * --conns threads, each a keep-alive client with one scheme:
- *   neg    /neg/...   Negotiate once per connection (a pre-generated token), persist = all
- *   negr   /negr/...  a fresh pre-generated Negotiate token on every request, persist = none
+ *   neg    /neg/...   Negotiate once per connection (a fresh token), persist = all
+ *   negr   /negr/...  a fresh Negotiate token on every request, persist = none
+ * Negotiate tokens: TOKENFILE "ccache=PATH" makes each token when it is sent
+ * (gss_init_sec_context as the user from that credential cache, readable by the user):
+ * its authenticator is seconds old whatever the run's length. A plain file holds
+ * pre-generated "Negotiate <b64>" lines, used once each; their authenticators age, and
+ * past Kerberos' clock skew (5 min) the server rightly refuses them (401).
  *   ntlm   /ntlm/...  NTLM handshake per connection (gss-ntlmssp initiator), then persisted
  *   basic  /basic/... Basic on every request (PAM, then the server's cache)
  *   peer   /peer/...  the unix socket: the kernel's SO_PEERCRED of this process
@@ -75,6 +80,7 @@ static const enum scheme plan[32] = {
 
 typedef struct user {
   char name[64], password[128], basic[512], tokfile[1024];
+  const char *ccache; /* "ccache=PATH" tokfile: tokens made on demand from PATH */
   uid_t uid;
   gid_t gid;
   gid_t groups[MAX_GROUPS];
@@ -110,7 +116,8 @@ static struct {
 static stats_t *st;
 static SSL_CTX *tls_ctx;
 static user_t *me;
-static gss_name_t ntlm_target_name;
+static gss_name_t ntlm_target_name, http_target_name;
+static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
 static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
 
 static double now_s(void)
@@ -547,14 +554,43 @@ typedef struct client {
   resp_t r;
   bool authed;
   unsigned on_conn, conn_limit;
-  char *line; /* scratch for base64 */
+  char *line; /* a token made on demand (ccache mode) */
 } client_t;
 
-static const char *next_token(void)
+#define TOKEN_CAP (64 * 1024)
+
+/* The next Negotiate header value: made now from the user's ccache, or the next
+ * pre-generated line; NULL when the file is used up or GSS fails (reported). */
+static const char *next_token(client_t *cl)
 {
+  if (me->ccache != NULL) {
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+    OM_uint32 maj, min;
+    const char *ret = NULL;
+    maj = gss_init_sec_context(&min, GSS_C_NO_CREDENTIAL, &ctx, http_target_name, &spnego_oid,
+                               GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG, 0,
+                               GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, &out, NULL,
+                               NULL);
+    if (!GSS_ERROR(maj) && out.length <= (TOKEN_CAP - 16) / 4 * 3) {
+      strcpy(cl->line, "Negotiate ");
+      gh__b64_encode(out.value, out.length, cl->line + 10);
+      atomic_fetch_add(&st->neg_tokens, 1);
+      ret = cl->line;
+    } else {
+      report(&st->errors, cl->sc, ST_STATIC, "gss_init_sec_context (Kerberos): major %u minor %u",
+             maj, min);
+    }
+    gss_release_buffer(&min, &out);
+    gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+    return ret;
+  }
   long i = atomic_fetch_add(&me->next_token, 1);
-  if (i >= me->ntokens)
+  if (i >= me->ntokens) {
+    /* out of pre-generated tokens: this client carries on with Basic */
+    atomic_fetch_add(&st->tokens_exhausted, 1);
     return NULL;
+  }
   atomic_fetch_add(&st->neg_tokens, 1);
   return me->tokens[i];
 }
@@ -633,7 +669,8 @@ static void *client_main(void *arg)
   cl->c.ssl = NULL;
   cl->c.buf = malloc(BUF_CAP);
   cl->c.req = malloc(BUF_CAP);
-  if (cl->c.buf == NULL || cl->c.req == NULL) {
+  cl->line = malloc(TOKEN_CAP);
+  if (cl->c.buf == NULL || cl->c.req == NULL || cl->line == NULL) {
     report(&st->errors, cl->sc, ST_STATIC, "out of memory");
     return NULL;
   }
@@ -674,11 +711,14 @@ static void *client_main(void *arg)
       snprintf(path, sizeof(path), "/%s/probe", scheme_name[cl->sc]);
     }
     if (cl->sc == SC_NEGR || (cl->sc == SC_NEG && !cl->authed)) {
-      authz = next_token();
+      authz = next_token(cl);
       if (authz == NULL) {
-        /* out of pre-generated tokens: this client carries on with Basic */
-        atomic_fetch_add(&st->tokens_exhausted, 1);
-        cl->sc = SC_BASIC;
+        if (me->ccache != NULL) { /* GSS failed (reported): try again on a new connection */
+          conn_close(&cl->c);
+          usleep(100000);
+          continue;
+        }
+        cl->sc = SC_BASIC; /* out of pre-generated tokens: carry on with Basic */
         conn_close(&cl->c);
         continue;
       }
@@ -718,6 +758,7 @@ static void *client_main(void *arg)
   free(cl->r.owned);
   free(cl->c.buf);
   free(cl->c.req);
+  free(cl->line);
   return NULL;
 }
 
@@ -730,6 +771,10 @@ static int load_tokens(user_t *u)
 
   if (u->tokfile[0] == '\0' || strcmp(u->tokfile, "-") == 0)
     return 0;
+  if (strncmp(u->tokfile, "ccache=", 7) == 0) {
+    u->ccache = u->tokfile + 7;
+    return 0;
+  }
   fd = open(u->tokfile, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || fstat(fd, &sb) != 0)
     return -errno;
@@ -795,6 +840,27 @@ static int user_main(user_t *u)
   if (GSS_ERROR(maj)) {
     fprintf(stderr, "gh-soak: NTLM credential for %s: major %u minor %u\n", full, maj, min);
     return 2;
+  }
+  if (u->ccache != NULL) {
+    /* Kerberos tokens made on demand from the user's own ccache (a service ticket for
+     * HTTP@localhost is fetched once and cached there) */
+    gss_buffer_desc hb = { strlen("HTTP@localhost"), (void *)"HTTP@localhost" };
+    gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+    gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
+    setenv("KRB5CCNAME", u->ccache, 1);
+    maj = gss_import_name(&min, &hb, GSS_C_NT_HOSTBASED_SERVICE, &http_target_name);
+    if (!GSS_ERROR(maj))
+      maj = gss_init_sec_context(&min, GSS_C_NO_CREDENTIAL, &ctx, http_target_name, &spnego_oid,
+                                 GSS_C_MUTUAL_FLAG | GSS_C_INTEG_FLAG, 0,
+                                 GSS_C_NO_CHANNEL_BINDINGS, GSS_C_NO_BUFFER, NULL, &out, NULL,
+                                 NULL);
+    gss_release_buffer(&min, &out);
+    gss_delete_sec_context(&min, &ctx, GSS_C_NO_BUFFER);
+    if (GSS_ERROR(maj)) {
+      fprintf(stderr, "gh-soak: Kerberos token for %s from %s: major %u minor %u\n", u->name,
+              u->ccache, maj, min);
+      return 2;
+    }
   }
   client_t *cls = calloc(opt.conns, sizeof(client_t));
   pthread_t *th = calloc(opt.conns, sizeof(pthread_t));
@@ -953,7 +1019,7 @@ int main(int argc, char **argv)
     if (t - t0 >= opt.duration_s)
       atomic_store(&st->stop, 1);
     for (int i = 0; i < opt.nusers; i++)
-      if (waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
+      if (pids[i] > 0 && !atomic_load(&st->stop) && waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
         fprintf(stderr, "gh-soak: client process for %s exited early\n", opt.users[i].name);
         atomic_fetch_add(&st->errors, 1);
         atomic_store(&st->stop, 1);
@@ -961,9 +1027,12 @@ int main(int argc, char **argv)
       }
     if (opt.progress_s && t >= next_progress) {
       unsigned long n = atomic_load(&st->requests);
-      fprintf(stderr, "progress t=%.0f requests=%lu rate=%.0f mismatches=%lu errors=%lu\n",
+      fprintf(stderr,
+              "progress t=%.1f requests=%lu rate=%.0f mismatches=%lu errors=%lu neg_tokens=%lu "
+              "ntlm_handshakes=%lu\n",
               t - t0, n, (double)(n - last) / opt.progress_s, atomic_load(&st->mismatches),
-              atomic_load(&st->errors));
+              atomic_load(&st->errors), atomic_load(&st->neg_tokens),
+              atomic_load(&st->ntlm_handshakes));
       last = n;
       next_progress += opt.progress_s;
     }

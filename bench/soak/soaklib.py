@@ -49,6 +49,28 @@ def client_env(env=None):
     return e
 
 
+def mem_kb(pid):
+    """(VmRSS, anonymous, file-backed, threads) of pid in kB from /proc/PID/status and
+    smaps_rollup (anonymous = heap, arenas, thread stacks; file = code and mapped files)."""
+    rss = anon = threads = None
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    rss = int(line.split()[1])
+                elif line.startswith('Threads:'):
+                    threads = int(line.split()[1])
+        with open(f'/proc/{pid}/smaps_rollup') as f:
+            for line in f:
+                if line.startswith('Anonymous:'):
+                    anon = int(line.split()[1])
+    except OSError:
+        return None
+    if rss is None or anon is None:
+        return None
+    return rss, anon, rss - anon, threads
+
+
 def rss_kb(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -84,6 +106,7 @@ class Soak:
         self.cgi = os.path.join(self.dir, 'cgi')
         self.probe = os.path.join(self.dir, 'probe')
         self.tokdir = os.path.join(self.dir, 'tokens')
+        self.ccaches = {}
         for d, mode in ((self.files, 0o755), (self.cgi, 0o755), (self.probe, 0o1777),
                         (self.tokdir, 0o700)):
             os.makedirs(d)
@@ -147,6 +170,19 @@ class Soak:
             os.chown(p, uid, gid)
         return name
 
+    def live_tokens(self):
+        """Negotiate tokens made by gh-soak as they are sent (each user's clients from that
+        user's own ccache): authenticators seconds old however long the run. The ccaches
+        hold a TGT (kinit as root here), are handed to their users, and gh-soak fetches the
+        HTTP@localhost ticket into them once."""
+        os.chmod(self.tokdir, 0o711)
+        for name, (uid, gid, _, _) in SOAK_USERS.items():
+            cc = os.path.join(self.tokdir, 'cc_' + name)
+            self.realm.kinit(name, ccache=cc)
+            os.chown(cc, uid, gid)
+            os.chmod(cc, 0o600)
+            self.ccaches[name] = cc
+
     def gen_tokens(self, per_user):
         """per_user unique SPNEGO tokens for HTTP@localhost per user, generated in parallel."""
         t0 = time.monotonic()
@@ -165,7 +201,7 @@ class Soak:
                  f'{time.monotonic() - t0:.1f} s')
 
     def run(self, requests, duration, conns=64, mix=None, reconnect=300, sample_s=1.0,
-            progress=10, users=None, schemes=None, ntlm_reconnect=0):
+            progress=1, users=None, schemes=None, ntlm_reconnect=0, on_sample=None):
         """Runs gh-soak while sampling the daemon's RSS; returns a dict of figures.
         users: the expectations handed to gh-soak (default SOAK_USERS; a wrong one must
         produce mismatches)."""
@@ -185,17 +221,22 @@ class Soak:
             args += ['--ntlm-reconnect', str(ntlm_reconnect)]
         for name, (uid, gid, pw, groups) in (users or SOAK_USERS).items():
             tok = os.path.join(self.tokdir, name + '.tok')
-            args += ['--user', f'{name}:{uid}:{gid}:{",".join(map(str, groups))}:{pw}:'
-                               f'{tok if os.path.exists(tok) else "-"}']
+            if name in self.ccaches:
+                tok = 'ccache=' + self.ccaches[name]
+            elif not os.path.exists(tok):
+                tok = '-'
+            args += ['--user', f'{name}:{uid}:{gid}:{",".join(map(str, groups))}:{pw}:{tok}']
         samples = []
         stop = threading.Event()
 
         def sampler():
             t0 = time.monotonic()
             while not stop.is_set():
-                r = rss_kb(self.pid)
-                if r is not None:
-                    samples.append((time.monotonic() - t0, r))
+                m = mem_kb(self.pid)
+                if m is not None:
+                    samples.append((time.monotonic() - t0,) + m)
+                if on_sample:
+                    on_sample(time.monotonic() - t0)
                 stop.wait(sample_s)
 
         th = threading.Thread(target=sampler, daemon=True)
@@ -203,7 +244,7 @@ class Soak:
         th.start()
         with open(errlog, 'w') as ef:
             p = subprocess.run(args, stdout=subprocess.PIPE, stderr=ef, text=True,
-                               timeout=duration + 300, env=client_env())
+                               timeout=duration + 300, env=client_env(self.realm.base_env()))
         stop.set()
         th.join()
         with open(errlog) as f:
@@ -213,7 +254,13 @@ class Soak:
         res['rc'] = p.returncode
         res['stderr'] = err
         res['daemon_alive'] = self.daemon.proc.poll() is None
-        res.update(rss_figures(samples))
+        prog = parse_progress(err)
+        try:  # the final counts close the progress list
+            prog.append((float(res['seconds']), int(res['requests']), int(res['neg_tokens']),
+                         int(res['ntlm_handshakes'])))
+        except (KeyError, ValueError):
+            pass
+        res.update(rss_figures(samples, prog))
         res['samples'] = samples
         return res
 
@@ -226,23 +273,104 @@ class Soak:
                 self.realm.close()
 
 
-def rss_figures(samples, warmup_frac=0.2, window_frac=0.1):
-    """Warm-up = the first 20 % of the run. Baseline = median RSS of the 10 % after it,
-    final = median of the last 10 %, peak = max after warm-up; growth in percent."""
+def parse_progress(stderr):
+    """gh-soak's progress lines -> [(t, requests, neg_tokens, ntlm_handshakes)]."""
+    out = []
+    for line in stderr.splitlines():
+        if not line.startswith('progress '):
+            continue
+        kv = dict(x.split('=', 1) for x in line.split()[1:] if '=' in x)
+        try:
+            out.append((float(kv['t']), int(kv['requests']), int(kv.get('neg_tokens', 0)),
+                        int(kv.get('ntlm_handshakes', 0))))
+        except (KeyError, ValueError):
+            pass
+    return out
+
+
+# The daemon's Kerberos replay cache (src/lib/httpapi/auth/auth_rcache.c): 32 shards, each an
+# open-addressing table of 16-byte slots, 1024 at first, doubled when a shard reaches 3/4 load
+# with nothing expired. An entry lives for the window (2 x clockskew + 60 s, at least 660 s), so
+# a run shorter than that only ever fills it: the tables are bounded by the window, not by the run.
+RC_SHARDS, RC_SLOT, RC_MIN_CAP = 32, 16, 1024
+
+
+def rcache_bytes(tokens):
+    """Expected bytes of the replay cache's tables after `tokens` authenticators (all inside the
+    window), the shards' counts binomial(tokens, 1/32) (normal approximation)."""
+    if tokens <= 0:
+        return 0
+    import math
+    p = 1.0 / RC_SHARDS
+    mu, sd = tokens * p, math.sqrt(tokens * p * (1 - p)) or 1.0
+    cap, exp_cap = RC_MIN_CAP, float(RC_MIN_CAP)
+    while cap < (1 << 19):
+        trigger = cap * 3 // 4  # the insert that finds n + 1 > 3/4 cap doubles the table
+        pr = 0.5 * math.erfc((trigger - 0.5 - mu) / (sd * math.sqrt(2)))
+        if pr < 1e-6:
+            break
+        exp_cap += pr * cap
+        cap *= 2
+    return int(RC_SHARDS * RC_SLOT * exp_cap)
+
+
+NTLM_LEAK_BYTES = 6 * 1024  # gss-ntlmssp 1.2, per accepted handshake (security.md, open items)
+
+
+def rss_figures(samples, progress=None, warmup_frac=0.1, warmup_min_s=10.0):
+    """Warm-up = the first 10 % of the requests (from gh-soak's progress lines; 10 % of the
+    time without them), and at least the first 10 s (256 connections opening, every worker's
+    arena and buffers reaching their working size). Baseline = the RSS sampled when warm-up ended, final = the last sample,
+    peak = the highest after warm-up; growth in percent. Also the RSS at every 10 % of the
+    requests, and what the two known bounded/foreign growths account for between warm-up and
+    the end: the Kerberos replay cache filling (tokens in that span) and gss-ntlmssp's leak
+    (handshakes in that span)."""
     if len(samples) < 5:
         return {'rss_samples': len(samples)}
-    total = samples[-1][0]
-    w0, w1 = total * warmup_frac, total * (warmup_frac + window_frac)
-    base = [r for t, r in samples if w0 <= t <= w1] or [samples[len(samples) // 5][1]]
-    last = [r for t, r in samples if t >= total * (1 - window_frac)] or [samples[-1][1]]
-    after = [r for t, r in samples if t >= w0]
-    b, f = statistics.median(base), statistics.median(last)
-    curve = []
-    for i in range(11):
-        t = total * i / 10
-        curve.append(min(samples, key=lambda s: abs(s[0] - t))[1])
+    progress = progress or []
+    total_req = progress[-1][1] if progress else 0
+
+    def time_at(frac):
+        if not progress or total_req == 0:
+            return samples[-1][0] * frac
+        want = total_req * frac
+        prev = (0.0, 0, 0, 0)
+        for p in progress:
+            if p[1] >= want:
+                span = p[1] - prev[1]
+                return prev[0] + (p[0] - prev[0]) * ((want - prev[1]) / span if span else 1)
+            prev = p
+        return progress[-1][0]
+
+    def at(t):
+        after = [x for x in samples if x[0] >= t]
+        return after[0] if after else samples[-1]
+
+    def progress_at(t):
+        best = (0.0, 0, 0, 0)
+        for p in progress:
+            if p[0] <= t + 0.5:
+                best = p
+        return best
+
+    tw = min(max(time_at(warmup_frac), warmup_min_s), samples[-1][0] * 0.5)
+    base = at(tw)
+    fin = samples[-1]
+    after = [x[1] for x in samples if x[0] >= tw]
+    b, f = base[1], fin[1]
+    pw, pe = progress_at(tw), (progress[-1] if progress else (0.0, 0, 0, 0))
+    rc_kb = (rcache_bytes(pe[2]) - rcache_bytes(pw[2])) // 1024
+    ntlm_kb = max(0, pe[3] - pw[3]) * NTLM_LEAK_BYTES // 1024
+    curve = [at(time_at(i / 10))[1] for i in range(11)]
+    curve[0] = samples[0][1]
     return {'rss_samples': len(samples), 'rss_start_kb': samples[0][1],
-            'rss_baseline_kb': int(b), 'rss_final_kb': int(f), 'rss_peak_kb': max(after),
+            'warmup_s': round(tw, 1), 'warmup_requests': pw[1],
+            'rss_baseline_kb': b, 'rss_final_kb': f, 'rss_peak_kb': max(after),
+            'anon_baseline_kb': base[2], 'anon_final_kb': fin[2],
+            'file_baseline_kb': base[3], 'file_final_kb': fin[3],
             'rss_growth_pct': round((f / b - 1) * 100, 2),
             'rss_peak_growth_pct': round((max(after) / b - 1) * 100, 2),
+            'rcache_tokens_warm': pw[2], 'rcache_tokens_end': pe[2], 'rcache_growth_kb': rc_kb,
+            'ntlm_handshakes_after_warmup': max(0, pe[3] - pw[3]), 'ntlm_leak_kb': ntlm_kb,
+            'rss_growth_net_pct': round(((f - rc_kb - ntlm_kb) / b - 1) * 100, 2),
             'rss_curve_kb': ','.join(str(c) for c in curve)}

@@ -93,6 +93,7 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
     {"send_timeout_ms", &s->send_timeout_ms, NULL, 3600000},
     {"max_queue", &s->max_queue, NULL, 1000000},
     {"shutdown_timeout_ms", &cfg->shutdown_timeout_ms, NULL, 3600000},
+    {"malloc_trim_interval", &cfg->malloc_trim_interval_s, NULL, 86400},
   };
   if (strcmp(k, "listen") == 0) {
     char tmsg[256];
@@ -307,6 +308,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   gh_server_config_init(&cfg->server);
   gh_daemon_auth_init(&cfg->auth);
   cfg->shutdown_timeout_ms = 10000;
+  cfg->malloc_trim_interval_s = 10;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->workers = ncpu > 0 ? (unsigned)ncpu : 2;
   c.cfg = cfg;

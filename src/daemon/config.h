@@ -46,6 +46,7 @@ typedef struct gh_daemon_config {
   unsigned workers;
   char *access_log;    /* NULL: none; "-": stdout */
   unsigned shutdown_timeout_ms;
+  unsigned malloc_trim_interval_s; /* [server] malloc_trim_interval: 0 = never */
   gh_server_config_t server;
   gh_site_t *sites;
   size_t n_sites;

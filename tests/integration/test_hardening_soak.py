@@ -21,14 +21,14 @@ DURATION = 30
 def soak():
     s = soaklib.Soak(BUILD, workers=8, log=lambda m: None)
     try:
-        s.gen_tokens(2500)
+        s.live_tokens()
         yield s
     finally:
         s.close()
 
 
 def test_short_soak_every_response_names_its_user(soak):
-    res = soak.run(requests=400_000, duration=DURATION, progress=0)
+    res = soak.run(requests=400_000, duration=DURATION)
     summary = {k: v for k, v in res.items() if k not in ('samples', 'stderr')}
     print(summary)
     assert res['rc'] == 0, (summary, res['stderr'][-3000:])
@@ -68,8 +68,8 @@ def test_short_soak_modes(mode_realm, service_user, tls):
                     st = dict(line.rstrip('\n').split(':\t', 1) for line in f if ':\t' in line)
                 assert st['Uid'].split()[1] == str(soaklib.SVC_USER[1]), (tid, st['Uid'])
                 assert int(st['CapPrm'], 16) == 0xc0, (tid, st['CapPrm'])
-        s.gen_tokens(1500)
-        res = s.run(requests=400_000, duration=MODE_DURATION, progress=0)
+        s.live_tokens()
+        res = s.run(requests=400_000, duration=MODE_DURATION)
     finally:
         s.close()
     summary = {k: v for k, v in res.items() if k not in ('samples', 'stderr')}
