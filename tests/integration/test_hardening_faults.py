@@ -272,6 +272,31 @@ def test_pam_hang_times_out_and_others_are_served(frealm, files, pam_hang):
         d.stop()
 
 
+# ---- PAM backend unavailable ----
+
+def test_pam_backend_unavailable_is_503_not_401(frealm, files):
+    """A PAM stack that cannot decide (pam_matrix with its password database missing:
+    PAM_AUTHINFO_UNAVAIL, like an unreachable LDAP server) answers 503, never a 401 that
+    would make the browser re-prompt for a password that may be right; Negotiate is served
+    meanwhile, and the daemon keeps running."""
+    with open(os.path.join(frealm.pam_dir, 'gatehouse-nodb'), 'w') as f:
+        f.write(f'auth required {PAM_MATRIX} passdb={frealm.path("missing.passdb")}\n'
+                f'account required {PAM_MATRIX} passdb={frealm.path("missing.passdb")}\n')
+    d = realm_daemon(frealm, files, extra_server={'pam_service': 'gatehouse-nodb'})
+    d.start()
+    try:
+        r = basic(d, 'alice')
+        assert r.status == 503, r
+        assert not any(k.lower() == 'www-authenticate' for k, _ in r.headers), r
+        r = basic(d, 'alice', password='wrong')
+        assert r.status == 503, r
+        env = frealm.kinit('alice')
+        assert_identity(neg(d, frealm, env), 'alice')
+        assert d.proc.poll() is None
+    finally:
+        d.stop()
+
+
 # ---- revert forced to fail ----
 
 def test_dist_unit_restarts_on_failure():

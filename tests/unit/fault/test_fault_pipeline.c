@@ -662,7 +662,8 @@ int main(int argc, char **argv)
   fx_init(argc, argv);
   pam_init(argv);
   have_root = fx_root();
-  strict = getenv("GH_FAULT_STRICT") != NULL && strcmp(getenv("GH_FAULT_STRICT"), "0") != 0;
+  /* both bugs are fixed: strict by default, GH_FAULT_STRICT=0 only counts */
+  strict = getenv("GH_FAULT_STRICT") == NULL || strcmp(getenv("GH_FAULT_STRICT"), "0") != 0;
   if (snprintf(unix_path, sizeof(unix_path), "%s/gh.sock", fx_dir()) >= (int)sizeof(unix_path))
     return 99;
   if (have_root) {

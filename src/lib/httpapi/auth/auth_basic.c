@@ -220,12 +220,13 @@ out:
 typedef struct conv_data {
   const char *user;
   const char *password;
+  bool oom; /* our side of the conversation ran out of memory */
 } conv_data_t;
 
 static int conv_cb(int num_msg, const struct pam_message **msg, struct pam_response **resp,
                    void *appdata)
 {
-  const conv_data_t *d = appdata;
+  conv_data_t *d = appdata;
   struct pam_response *r = NULL;
   int ret = PAM_SUCCESS;
 
@@ -235,6 +236,7 @@ static int conv_cb(int num_msg, const struct pam_message **msg, struct pam_respo
   }
   r = gh__calloc((size_t)num_msg, sizeof(*r));
   if (!r) {
+    d->oom = true;
     ret = PAM_BUF_ERR;
     goto out;
   }
@@ -257,6 +259,7 @@ static int conv_cb(int num_msg, const struct pam_message **msg, struct pam_respo
     if (answer) {
       r[i].resp = gh__strdup(answer);
       if (!r[i].resp) {
+        d->oom = true;
         ret = PAM_BUF_ERR;
         goto out;
       }
@@ -287,14 +290,30 @@ int gh__auth_pam_check(const char *service, const char *user, const char *passwo
 
   rc = pam_start(service, user, &conv, &pamh);
   if (rc != PAM_SUCCESS) {
-    ret = GH_EPAM;
+    /* no PAM stack to ask (missing service file, no memory): the server's
+     * problem, never a wrong password */
+    ret = -EAGAIN;
     goto out;
   }
   rc = pam_authenticate(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
   if (rc == PAM_SUCCESS)
     rc = pam_acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
-  if (rc != PAM_SUCCESS)
+  if (rc == PAM_SUCCESS)
+    goto out;
+  if (d.oom) {
+    /* whatever the module made of our failed answer, the password was never
+     * checked: 503, not a 401 that makes the browser re-prompt */
+    ret = -ENOMEM;
+  } else if (rc == PAM_BUF_ERR || rc == PAM_AUTHINFO_UNAVAIL || rc == PAM_ABORT ||
+             rc == PAM_CONV_ERR) {
+    /* the stack could not decide (its backend is unreachable, it ran out
+     * of memory, it needs a conversation we cannot hold): unavailable, not
+     * a verdict on the password. PAM_SYSTEM_ERR stays a failure: pam_exec
+     * password checkers answer a wrong password with it. */
+    ret = -EAGAIN;
+  } else {
     ret = GH_EAUTH_FAILED;
+  }
 out:
   if (msg && msglen)
     snprintf(msg, msglen, "PAM %d: %s", rc, pamh ? pam_strerror(pamh, rc) : "pam_start failed");
