@@ -639,7 +639,7 @@ static void pipeline_walk(bool once)
          once ? "one-shot" : "persistent", n, st.iterations, st.setup_failed, st.served_ok,
          st.error_status, st.closed, st.recovered);
   if (st.bug_pam_enomem_401 || st.bug_user_vars)
-    printf("# KNOWN LIBRARY BUGS (fatal with GH_FAULT_STRICT=1): 401 for a right Basic password "
+    printf("# KNOWN LIBRARY BUGS (fatal unless GH_FAULT_STRICT=0): 401 for a right Basic password "
            "after ENOMEM in the PAM conversation: %ld; whoami 200 without uid/level/groups "
            "(user variables lost on ENOMEM): %ld\n", st.bug_pam_enomem_401, st.bug_user_vars);
   assert_true(st.served_ok > 0);
