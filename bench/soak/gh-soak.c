@@ -43,7 +43,8 @@
  *   neg    /neg/...   Negotiate once per connection (a fresh token), persist = all
  *   negr   /negr/...  a fresh Negotiate token on every request, persist = none
  * Negotiate tokens: TOKENFILE "ccache=PATH" makes each token when it is sent
- * (gss_init_sec_context as the user from that credential cache, readable by the user):
+ * (gss_init_sec_context as the user from a private copy of that credential cache, read
+ * as root before the drop; the HTTP@localhost ticket is fetched into the copy once):
  * its authenticator is seconds old whatever the run's length. A plain file holds
  * pre-generated "Negotiate <b64>" lines, used once each; their authenticators age, and
  * past Kerberos' clock skew (5 min) the server rightly refuses them (401).
@@ -80,7 +81,10 @@ static const enum scheme plan[32] = {
 
 typedef struct user {
   char name[64], password[128], basic[512], tokfile[1024];
-  const char *ccache; /* "ccache=PATH" tokfile: tokens made on demand from PATH */
+  const char *ccache; /* "ccache=PATH" tokfile: tokens made on demand from (a copy of) PATH */
+  char *cc_data;      /* PATH's bytes, read as root before the drop */
+  size_t cc_len;
+  char cc_copy[64];   /* the user's private copy, written after the drop */
   uid_t uid;
   gid_t gid;
   gid_t groups[MAX_GROUPS];
@@ -772,7 +776,19 @@ static int load_tokens(user_t *u)
   if (u->tokfile[0] == '\0' || strcmp(u->tokfile, "-") == 0)
     return 0;
   if (strncmp(u->tokfile, "ccache=", 7) == 0) {
+    /* read now, as root: the clients may run as a uid that cannot read it (the checker
+     * test gives alice bob's uid) */
     u->ccache = u->tokfile + 7;
+    fd = open(u->ccache, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &sb) != 0 || (u->cc_data = malloc((size_t)sb.st_size)) == NULL)
+      return fd < 0 ? -errno : -ENOMEM;
+    while (u->cc_len < (size_t)sb.st_size) {
+      ssize_t r = read(fd, u->cc_data + u->cc_len, (size_t)sb.st_size - u->cc_len);
+      if (r <= 0)
+        break;
+      u->cc_len += (size_t)r;
+    }
+    close(fd);
     return 0;
   }
   fd = open(u->tokfile, O_RDONLY | O_CLOEXEC);
@@ -847,7 +863,17 @@ static int user_main(user_t *u)
     gss_buffer_desc hb = { strlen("HTTP@localhost"), (void *)"HTTP@localhost" };
     gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
     gss_buffer_desc out = GSS_C_EMPTY_BUFFER;
-    setenv("KRB5CCNAME", u->ccache, 1);
+    char env[80];
+    int fd;
+    snprintf(u->cc_copy, sizeof(u->cc_copy), "/tmp/gh-soak-cc-XXXXXX");
+    fd = mkstemp(u->cc_copy);
+    if (fd < 0 || write(fd, u->cc_data, u->cc_len) != (ssize_t)u->cc_len) {
+      fprintf(stderr, "gh-soak: copy of %s for %s: %s\n", u->ccache, u->name, strerror(errno));
+      return 2;
+    }
+    close(fd);
+    snprintf(env, sizeof(env), "FILE:%s", u->cc_copy);
+    setenv("KRB5CCNAME", env, 1);
     maj = gss_import_name(&min, &hb, GSS_C_NT_HOSTBASED_SERVICE, &http_target_name);
     if (!GSS_ERROR(maj))
       maj = gss_init_sec_context(&min, GSS_C_NO_CREDENTIAL, &ctx, http_target_name, &spnego_oid,
@@ -859,6 +885,7 @@ static int user_main(user_t *u)
     if (GSS_ERROR(maj)) {
       fprintf(stderr, "gh-soak: Kerberos token for %s from %s: major %u minor %u\n", u->name,
               u->ccache, maj, min);
+      unlink(u->cc_copy);
       return 2;
     }
   }
@@ -883,6 +910,8 @@ static int user_main(user_t *u)
   }
   for (unsigned i = 0; i < opt.conns; i++)
     pthread_join(th[i], NULL);
+  if (u->cc_copy[0] != '\0')
+    unlink(u->cc_copy);
   return 0;
 }
 

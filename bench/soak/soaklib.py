@@ -1,4 +1,4 @@
-"""soaklib.py: the identity-leak soak set-up and run shared by bench/soak/run and tests/integration/test_hardening_soak.py — realm with 4 users, owned files, CGI, gatehoused with 20 sites (5 schemes x 4 site kinds), pre-generated Negotiate tokens, gh-soak, daemon RSS sampling."""
+"""soaklib.py: the identity-leak soak set-up and run shared by bench/soak/run and tests/integration/test_hardening_soak.py — realm with 4 users, owned files, CGI, gatehoused with 20 sites (5 schemes x 4 site kinds), per-user Kerberos ccaches for Negotiate tokens made as they are sent (or pre-generated token files), gh-soak, daemon RSS (anon/file) sampling and the growth figures."""
 import os
 import shutil
 import socket
@@ -172,15 +172,13 @@ class Soak:
 
     def live_tokens(self):
         """Negotiate tokens made by gh-soak as they are sent (each user's clients from that
-        user's own ccache): authenticators seconds old however long the run. The ccaches
-        hold a TGT (kinit as root here), are handed to their users, and gh-soak fetches the
-        HTTP@localhost ticket into them once."""
-        os.chmod(self.tokdir, 0o711)
-        for name, (uid, gid, _, _) in SOAK_USERS.items():
+        user's ccache): authenticators seconds old however long the run. The ccaches hold
+        a TGT (kinit as root here); each gh-soak user process reads its ccache as root, writes
+        a private copy after dropping to the user and fetches the HTTP@localhost ticket into
+        it once."""
+        for name in SOAK_USERS:
             cc = os.path.join(self.tokdir, 'cc_' + name)
             self.realm.kinit(name, ccache=cc)
-            os.chown(cc, uid, gid)
-            os.chmod(cc, 0o600)
             self.ccaches[name] = cc
 
     def gen_tokens(self, per_user):
