@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <gatehouse/httpapi.h>
@@ -369,12 +370,68 @@ static void test_header_timeout(void **state)
   close(fd);
 }
 
+static int file_fd = -1; /* /file: 4096 bytes of 'x' with sendfile */
+
 static void handler(gh_request_t *r, void *arg)
 {
   (void)arg;
   const char *p = gh_request_get_path(r);
-  gh_response_send(r, p, strlen(p), 0);
+  if (strcmp(p, "/file") == 0)
+    gh_response_send_fd(r, file_fd, 0, 4096, 0);
+  else
+    gh_response_send(r, p, strlen(p), 0);
   gh_request_complete(r);
+}
+
+static uint64_t mono_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Head (sent with MSG_MORE) and a sendfile body leave together; the final
+ * send pushes: 100 sequential keep-alive requests must not each wait for a
+ * Nagle/cork timer (200 ms each would be 20 s; the bound is generous). */
+static void keepalive_files(fixture_t *f)
+{
+  char path[] = "/tmp/gh-test-ka-XXXXXX";
+  char blk[4096];
+  file_fd = mkstemp(path);
+  assert_true(file_fd >= 0);
+  unlink(path);
+  memset(blk, 'x', sizeof(blk));
+  assert_int_equal(write(file_fd, blk, sizeof(blk)), (ssize_t)sizeof(blk));
+  int fd = connect_tcp(f);
+  uint64_t t0 = mono_ms();
+  for (int i = 0; i < 100; i++) {
+    send_all(fd, "GET /file HTTP/1.1\r\nHost: h\r\n\r\n");
+    size_t got = 0, need = 0;
+    char *buf = malloc(8192);
+    for (;;) {
+      struct pollfd p = {.fd = fd, .events = POLLIN};
+      assert_true(poll(&p, 1, 5000) == 1);
+      ssize_t n = recv(fd, buf + got, 8192 - got, 0);
+      assert_true(n > 0);
+      got += (size_t)n;
+      buf[got < 8192 ? got : 8191] = '\0';
+      char *e = strstr(buf, "\r\n\r\n");
+      if (e != NULL && need == 0) {
+        assert_non_null(strstr(buf, "Content-Length: 4096\r\n"));
+        need = (size_t)(e + 4 - buf) + 4096;
+      }
+      if (need != 0 && got >= need)
+        break;
+    }
+    assert_int_equal(got, need); /* nothing beyond the response */
+    free(buf);
+  }
+  uint64_t ms = mono_ms() - t0;
+  if (ms >= 5000)
+    fail_msg("100 keep-alive file requests took %llu ms", (unsigned long long)ms);
+  close(fd);
+  close(file_fd);
+  file_fd = -1;
 }
 
 static void test_workers_pipelined_in_order(void **state)
@@ -402,6 +459,7 @@ static void test_workers_pipelined_in_order(void **state)
   }
   free(resp);
   close(fd);
+  keepalive_files(f);
   assert_int_equal(gh_server_shutdown(f->srv, 2000), 0);
   gh_request_t *r;
   assert_int_equal(gh_server_receive(f->srv, 100, &r), GH_ESHUTDOWN);
