@@ -208,6 +208,8 @@ struct gh_server {
   /* worker pool */
   pthread_t *wthreads;
   unsigned n_workers;
+  gh__loop_t *wloops; /* inline workers' loops (read buffers), n_wloops of them */
+  unsigned n_wloops;
   gh_request_handler_cb handler;
   void *handler_arg;
   /* hooks */

@@ -654,12 +654,10 @@ static void *worker_main(void *arg)
  * the connection. No queue, no hand-off. */
 static void *worker_inline_main(void *arg)
 {
-  gh_server_t *s = arg;
-  gh__loop_t lp = {.srv = s, .worker = true, .rbuf_size = 65536};
+  gh__loop_t *w = arg; /* s->wloops[i]: its read buffer was allocated up front */
+  gh_server_t *s = w->srv;
+  gh__loop_t lp = *w;
   block_signals();
-  lp.rbuf = gh__malloc(lp.rbuf_size);
-  if (lp.rbuf == NULL)
-    return worker_main(arg); /* the I/O thread keeps reading for the queue */
   while (!atomic_load_explicit(&s->wstop, memory_order_acquire)) {
     gh_request_t *r;
     /* requests the I/O thread queued before inline mode began */
@@ -676,8 +674,17 @@ static void *worker_inline_main(void *arg)
       gh__conn_event(&lp, ev.data.ptr, ev.events);
     }
   }
-  free(lp.rbuf);
   return NULL;
+}
+
+static void free_wloops(gh_server_t *s, unsigned n)
+{
+  if (s->wloops != NULL)
+    for (unsigned i = 0; i < n; i++)
+      free(s->wloops[i].rbuf);
+  free(s->wloops);
+  s->wloops = NULL;
+  s->n_wloops = 0;
 }
 
 GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handler_cb handler,
@@ -693,10 +700,23 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
     goto out;
   }
   s->wthreads = gh__calloc(n, sizeof(pthread_t));
-  if (s->wthreads == NULL) {
+  s->wloops = gh__calloc(n, sizeof(gh__loop_t));
+  if (s->wthreads == NULL || s->wloops == NULL) {
     ret = -ENOMEM;
-    goto out;
+    goto fail;
   }
+  /* Every inline worker's read buffer before any mode change: once the I/O
+   * threads stop reading connections, a worker without a buffer would leave
+   * them unread for good. Not enough memory: fail here, cleanly. */
+  for (unsigned i = 0; i < n; i++) {
+    s->wloops[i] = (gh__loop_t){.srv = s, .worker = true, .rbuf_size = 65536};
+    s->wloops[i].rbuf = gh__malloc(s->wloops[i].rbuf_size);
+    if (s->wloops[i].rbuf == NULL) {
+      ret = -ENOMEM;
+      goto fail;
+    }
+  }
+  s->n_wloops = n;
   s->handler = handler;
   s->handler_arg = arg;
   s->wstopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -711,7 +731,8 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
       gh__io_wake(&s->ios[j]);
   bool inl = atomic_load(&s->inline_workers);
   for (unsigned i = 0; i < n; i++) {
-    int e = pthread_create(&s->wthreads[i], NULL, inl ? worker_inline_main : worker_main, s);
+    int e = pthread_create(&s->wthreads[i], NULL, inl ? worker_inline_main : worker_main,
+                           inl ? (void *)&s->wloops[i] : (void *)s);
     if (e != 0) {
       ret = -e;
       break;
@@ -719,6 +740,11 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
     s->n_workers++;
   }
 out:
+  return ret;
+fail:
+  free_wloops(s, n);
+  free(s->wthreads);
+  s->wthreads = NULL;
   return ret;
 }
 
@@ -830,6 +856,7 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
     s->free_reqs = r->next;
     request_destroy(r);
   }
+  free_wloops(s, s->n_wloops);
   free(s->wthreads);
   pthread_mutex_destroy(&s->qlock);
   pthread_mutex_destroy(&s->flock);
