@@ -58,6 +58,12 @@ def test_sighup_reopens_access_log(gatehoused, tmp_path):
     log = tmp_path / 'access.log'
     d = gatehoused(server={'access_log': str(log)})
     assert request(d.port, '/one').status == 200
+    # the access line is written after the response went out: wait for it
+    # before rotating, as logrotate would see a finished line
+    for _ in range(250):
+        if log.exists() and '/one' in log.read_text():
+            break
+        time.sleep(0.02)
     os.rename(log, str(log) + '.1')
     d.signal(signal.SIGHUP)
     for _ in range(100):

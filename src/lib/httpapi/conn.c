@@ -5,6 +5,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +41,46 @@ static void conn_free(gh__conn_t *c)
   free(c->out);
   free(c->out2);
   free(c->groups);
-  free(c);
+  /* type-stable: a late epoll event may still name this object; its CAS on
+   * owner fails on FREE */
+  gh_server_t *s = c->srv;
+  atomic_store_explicit(&c->owner, GH__OWN_FREE, memory_order_release);
+  pthread_mutex_lock(&s->cplock);
+  c->pool_next = s->conn_pool;
+  s->conn_pool = c;
+  pthread_mutex_unlock(&s->cplock);
+}
+
+static gh__conn_t *conn_alloc(gh_server_t *s)
+{
+  gh__conn_t *c;
+  pthread_mutex_lock(&s->cplock);
+  c = s->conn_pool;
+  if (c != NULL)
+    s->conn_pool = c->pool_next;
+  pthread_mutex_unlock(&s->cplock);
+  if (c == NULL) {
+    c = gh__calloc(1, sizeof(*c));
+    if (c == NULL)
+      return NULL;
+    c->kind = GH__KIND_CONN;
+    atomic_init(&c->owner, GH__OWN_BUSY);
+  } else {
+    /* everything after owner; kind and owner may be read by late events */
+    size_t off = offsetof(gh__conn_t, state);
+    memset((char *)c + off, 0, sizeof(*c) - off);
+    atomic_store_explicit(&c->owner, GH__OWN_BUSY, memory_order_relaxed);
+  }
+  return c;
+}
+
+void gh__conn_pool_free(gh_server_t *s)
+{
+  while (s->conn_pool != NULL) {
+    gh__conn_t *c = s->conn_pool;
+    s->conn_pool = c->pool_next;
+    free(c);
+  }
 }
 
 void gh__conn_ref(gh__conn_t *c)
@@ -59,9 +99,10 @@ void gh__io_log(gh__io_t *io, int priority, const char *fmt, ...)
   gh_server_t *s = io->srv;
   char msg[320];
   va_list ap;
-  uint64_t sec = io->now / 1000;
+  uint64_t sec = gh__now_ms() / 1000;
   if (s->log == NULL)
     return;
+  pthread_mutex_lock(&io->log_lock);
   if (sec != io->log_window) {
     if (io->log_dropped > 0) {
       snprintf(msg, sizeof(msg), "%u similar messages suppressed", io->log_dropped);
@@ -72,9 +113,11 @@ void gh__io_log(gh__io_t *io, int priority, const char *fmt, ...)
   }
   if (io->log_count >= LOG_PER_SEC) {
     io->log_dropped++;
+    pthread_mutex_unlock(&io->log_lock);
     return;
   }
   io->log_count++;
+  pthread_mutex_unlock(&io->log_lock);
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
@@ -106,20 +149,39 @@ void gh__io_wake(gh__io_t *io)
   (void)n;
 }
 
+/* The owner lets go: the connection is at rest (claimable) and re-armed.
+ * Always the owner's last touch. The reference keeps the fd from being
+ * closed (and reused) by a thread that claims it between the store and the
+ * epoll_ctl. A re-arm with EPOLL_CTL_MOD reports readiness again, so an
+ * event dropped by a thread whose claim failed is never lost. */
 static void arm(gh__conn_t *c, uint32_t events)
 {
+  int fd = c->fd, epfd = c->srv->cepfd;
   struct epoll_event ev = {.events = events | EV_BASE, .data.ptr = c};
-  (void)epoll_ctl(c->io->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+  c->armed = events;
+  gh__conn_ref(c);
+  atomic_store_explicit(&c->owner, GH__OWN_IO, memory_order_release);
+  (void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+  gh__conn_unref(c);
 }
 
-/* I/O thread: closes now; the memory goes when the last reference drops. */
-static void conn_close(gh__io_t *io, gh__conn_t *c)
+static bool claim(gh__conn_t *c)
 {
+  int exp = GH__OWN_IO;
+  return atomic_compare_exchange_strong_explicit(&c->owner, &exp, GH__OWN_BUSY,
+                                                 memory_order_acquire, memory_order_relaxed);
+}
+
+/* Owner: closes now; the memory goes when the last reference drops. */
+static void conn_close(gh__conn_t *c)
+{
+  gh__io_t *io = c->io;
   if (c->dead)
     return;
   c->dead = true;
   c->state = GH__CS_CLOSE;
-  (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  (void)epoll_ctl(c->srv->cepfd, EPOLL_CTL_DEL, c->fd, NULL);
+  pthread_mutex_lock(&io->lock);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -127,24 +189,20 @@ static void conn_close(gh__io_t *io, gh__conn_t *c)
   if (c->next != NULL)
     c->next->prev = c->prev;
   c->prev = c->next = NULL;
+  pthread_mutex_unlock(&io->lock);
   if (c->req != NULL) {
     gh__request_recycle(c->req);
     c->req = NULL;
   }
-  atomic_fetch_sub(&io->srv->n_conns, 1);
-  c->defer_next = io->deferred;
-  io->deferred = c;
+  atomic_fetch_sub(&c->srv->n_conns, 1);
+  gh__conn_unref(c);
 }
 
+/* gh_server_free: every event thread has stopped. */
 void gh__io_close_all(gh__io_t *io)
 {
   while (io->conns != NULL)
-    conn_close(io, io->conns);
-  while (io->deferred != NULL) {
-    gh__conn_t *c = io->deferred;
-    io->deferred = c->defer_next;
-    gh__conn_unref(c);
-  }
+    conn_close(io->conns);
 }
 
 /* ---- output (shared by the I/O thread and workers) ---------------------- */
@@ -409,7 +467,7 @@ out:
 /* One TLS write step of the handed-off output: bytes written (> 0), 0 when
  * blocked, < 0 on error. The file part goes in TLS_CHUNK pieces read into
  * the I/O thread's buffer; a blocked piece is read again, identically. */
-static ssize_t io_tls_step(gh__conn_t *c)
+static ssize_t io_tls_step(gh__loop_t *lp, gh__conn_t *c)
 {
   ssize_t w;
   if (c->out_off < c->out_len) {
@@ -418,10 +476,10 @@ static ssize_t io_tls_step(gh__conn_t *c)
       c->out_off += (size_t)w;
   } else if (c->out_fleft > 0) {
     size_t k = c->out_fleft < TLS_CHUNK ? c->out_fleft : TLS_CHUNK;
-    int e = pread_full(c->out_fd, c->io->rbuf, k, c->out_foff);
+    int e = pread_full(c->out_fd, lp->rbuf, k, c->out_foff);
     if (e != 0)
       return e;
-    w = gh__tls_write(c->ssl, c->io->rbuf, k);
+    w = gh__tls_write(c->ssl, lp->rbuf, k);
     if (w > 0) {
       c->out_foff += (off_t)w;
       c->out_fleft -= (size_t)w;
@@ -436,13 +494,13 @@ static ssize_t io_tls_step(gh__conn_t *c)
   return w;
 }
 
-static int io_flush(gh__conn_t *c)
+static int io_flush(gh__loop_t *lp, gh__conn_t *c)
 {
   int ret = 1;
   while (c->out_off < c->out_len || c->out_fleft > 0 || c->out2_off < c->out2_len) {
     ssize_t w;
     if (c->ssl != NULL) {
-      w = io_tls_step(c);
+      w = io_tls_step(lp, c);
     } else if (c->out_off < c->out_len) {
       struct iovec v = {c->out + c->out_off, c->out_len - c->out_off};
       w = write_iov(c->fd, &v, 1, c->out_fleft > 0 ? MSG_MORE : 0);
@@ -490,13 +548,7 @@ out:
 
 static void release_to_io(gh__conn_t *c, uint32_t events)
 {
-  gh__io_t *io = c->io;
-  int fd = c->fd;
-  gh__conn_ref(c); /* keep the fd alive across the epoll_ctl below */
-  atomic_store_explicit(&c->owner, GH__OWN_IO, memory_order_release);
-  struct epoll_event ev = {.events = events | EV_BASE, .data.ptr = c};
-  (void)epoll_ctl(io->epfd, EPOLL_CTL_MOD, fd, &ev);
-  gh__conn_unref(c);
+  arm(c, events);
 }
 
 static void start_linger(gh__conn_t *c, uint64_t now)
@@ -541,22 +593,22 @@ void gh__conn_release_close(gh__conn_t *c)
 
 /* ---- I/O side: server-generated responses -------------------------------- */
 
-static void io_after_write(gh__io_t *io, gh__conn_t *c);
-static void io_input(gh__io_t *io, gh__conn_t *c);
+static void io_after_write(gh__loop_t *lp, gh__conn_t *c);
+static void io_input(gh__loop_t *lp, gh__conn_t *c);
 
-static void io_write_step(gh__io_t *io, gh__conn_t *c)
+static void io_write_step(gh__loop_t *lp, gh__conn_t *c)
 {
-  int r = io_flush(c);
+  int r = io_flush(lp, c);
   if (r < 0)
-    conn_close(io, c);
+    conn_close(c);
   else if (r == 0)
     arm(c, EPOLLOUT);
   else
-    io_after_write(io, c);
+    io_after_write(lp, c);
 }
 
 /* Answers an error itself (never reaching the application) and closes. */
-static void io_reply_error(gh__io_t *io, gh__conn_t *c, int status)
+static void io_reply_error(gh__loop_t *lp, gh__conn_t *c, int status)
 {
   const char *reason = gh__framing_reason(status);
   char body[96];
@@ -565,7 +617,7 @@ static void io_reply_error(gh__io_t *io, gh__conn_t *c, int status)
   gh__resp_head_t h = {
     .status = status, .reason = reason, .hdrs = &ct, .n_hdrs = 1,
     .frame = GH__FRAME_LENGTH, .content_length = (uint64_t)blen, .keep_alive = false,
-    .version = 11, .date = gh__http_date_now(), .server = io->srv->server_header,
+    .version = 11, .date = gh__http_date_now(), .server = lp->srv->server_header,
   };
   size_t hl = gh__framing_head_len(&h);
   if (c->req != NULL) {
@@ -577,7 +629,7 @@ static void io_reply_error(gh__io_t *io, gh__conn_t *c, int status)
   c->pending_len = 0;
   c->out = gh__malloc(hl + (size_t)blen);
   if (c->out == NULL) {
-    conn_close(io, c);
+    conn_close(c);
     return;
   }
   gh__framing_head_write(&h, c->out);
@@ -586,32 +638,33 @@ static void io_reply_error(gh__io_t *io, gh__conn_t *c, int status)
   c->out_off = 0;
   c->close_after = true;
   c->state = GH__CS_WRITING;
-  c->deadline = io->now + io->srv->cfg.send_timeout_ms;
-  io_write_step(io, c);
+  c->deadline = lp->now + lp->srv->cfg.send_timeout_ms;
+  io_write_step(lp, c);
 }
 
-static void io_after_write(gh__io_t *io, gh__conn_t *c)
+static void io_after_write(gh__loop_t *lp, gh__conn_t *c)
 {
-  if (c->close_after || atomic_load(&io->srv->stopping)) {
-    start_linger(c, io->now);
+  if (c->close_after || atomic_load(&lp->srv->stopping)) {
+    start_linger(c, lp->now);
     arm(c, EPOLLIN | EPOLLRDHUP);
   } else {
     c->state = GH__CS_IDLE;
-    c->deadline = io->now + io->srv->cfg.keepalive_timeout_ms;
-    io_input(io, c);
+    c->deadline = lp->now + lp->srv->cfg.keepalive_timeout_ms;
+    io_input(lp, c);
   }
 }
 
 /* ---- I/O side: input ----------------------------------------------------- */
 
-static void dispatch(gh__io_t *io, gh__conn_t *c)
+static void dispatch(gh__loop_t *lp, gh__conn_t *c)
 {
   gh_request_t *r = c->req;
-  gh_server_t *s = io->srv;
+  gh_server_t *s = lp->srv;
   c->req = NULL;
-  if (atomic_load_explicit(&s->qlen, memory_order_relaxed) + io->batch_n >= s->cfg.max_queue) {
+  if (!lp->worker &&
+      atomic_load_explicit(&s->qlen, memory_order_relaxed) + lp->batch_n >= s->cfg.max_queue) {
     gh__request_recycle(r);
-    io_reply_error(io, c, 503);
+    io_reply_error(lp, c, 503);
     return;
   }
   r->conn = c;
@@ -621,17 +674,24 @@ static void dispatch(gh__io_t *io, gh__conn_t *c)
   gh__conn_ref(c);
   atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
   atomic_store_explicit(&c->owner, GH__OWN_WORKER, memory_order_release);
-  if (io->batch_tail != NULL)
-    io->batch_tail->next = r;
+  if (lp->worker) {
+    /* no hand-off: the request runs to its end (or PENDING) on this thread,
+     * whose next event waits until the handler returns; the connection is
+     * the request's until its response hands it back (re-armed) */
+    gh__server_run_inline(s, r);
+    return;
+  }
+  if (lp->batch_tail != NULL)
+    lp->batch_tail->next = r;
   else
-    io->batch_head = r;
-  io->batch_tail = r;
-  io->batch_n++;
+    lp->batch_head = r;
+  lp->batch_tail = r;
+  lp->batch_n++;
 }
 
 /* Headers are complete: path, group, body limit, 100-continue. Returns 0, an
  * HTTP status to answer, or -1 when the connection must just be closed. */
-static int on_headers(gh__io_t *io, gh__conn_t *c, bool more_buffered)
+static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
 {
   int status = 0;
   gh_request_t *r = c->req;
@@ -641,14 +701,14 @@ static int on_headers(gh__io_t *io, gh__conn_t *c, bool more_buffered)
     status = e == -ENOMEM ? 503 : 400;
     goto out;
   }
-  r->group = gh__server_match_group(io->srv, r->path);
-  size_t max_body = r->group ? r->group->props.max_body : io->srv->cfg.max_body;
-  unsigned bto = r->group ? r->group->props.body_timeout_ms : io->srv->cfg.body_timeout_ms;
+  r->group = gh__server_match_group(lp->srv, r->path);
+  size_t max_body = r->group ? r->group->props.max_body : lp->srv->cfg.max_body;
+  unsigned bto = r->group ? r->group->props.body_timeout_ms : lp->srv->cfg.body_timeout_ms;
   if (gh__http_parser_set_max_body(&c->parser, max_body) != 0) {
     status = c->parser.status;
     goto out;
   }
-  c->deadline = io->now + bto;
+  c->deadline = lp->now + bto;
   if (m->expect_continue && !more_buffered && (m->chunked || m->content_length > 0)) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (c->ssl != NULL) {
@@ -668,35 +728,35 @@ out:
 
 /* Feeds bytes. Returns 1 when a request was dispatched (the rest of data is
  * saved), 0 when all was consumed, -1 when the connection was answered or closed. */
-static int feed(gh__io_t *io, gh__conn_t *c, const char *data, size_t len, size_t *ret_off)
+static int feed(gh__loop_t *lp, gh__conn_t *c, const char *data, size_t len, size_t *ret_off)
 {
   int ret = 0;
   size_t off = 0;
   while (off < len) {
     if (c->req == NULL) {
-      c->req = gh__request_alloc(io->srv);
+      c->req = gh__request_alloc(lp->srv);
       if (c->req == NULL) {
-        conn_close(io, c);
+        conn_close(c);
         ret = -1;
         goto out;
       }
       gh__http_parser_begin(&c->parser, &c->req->msg);
       c->state = GH__CS_READING;
-      c->deadline = io->now + io->srv->cfg.header_timeout_ms;
+      c->deadline = lp->now + lp->srv->cfg.header_timeout_ms;
     }
     size_t used = 0;
     int r = gh__http_parser_feed(&c->parser, data + off, len - off, &used);
     off += used;
     if (r == GH__HTTP_HEADERS) {
       /* the parser pauses before the header block's final LF */
-      int st = on_headers(io, c, len - off > 1);
+      int st = on_headers(lp, c, len - off > 1);
       if (st < 0) {
-        conn_close(io, c);
+        conn_close(c);
         ret = -1;
         goto out;
       }
       if (st != 0) {
-        io_reply_error(io, c, st);
+        io_reply_error(lp, c, st);
         ret = -1;
         goto out;
       }
@@ -704,7 +764,7 @@ static int feed(gh__io_t *io, gh__conn_t *c, const char *data, size_t len, size_
       ret = 1;
       goto out;
     } else if (r == GH__HTTP_ERROR) {
-      io_reply_error(io, c, c->parser.status);
+      io_reply_error(lp, c, c->parser.status);
       ret = -1;
       goto out;
     } else if (used == 0) {
@@ -731,19 +791,19 @@ static int save_pending(gh__conn_t *c, const char *data, size_t len)
   return 0;
 }
 
-static void io_input(gh__io_t *io, gh__conn_t *c)
+static void io_input(gh__loop_t *lp, gh__conn_t *c)
 {
   size_t off;
   if (c->pending != NULL) {
-    int r = feed(io, c, c->pending, c->pending_len, &off);
+    int r = feed(lp, c, c->pending, c->pending_len, &off);
     if (r < 0)
       return;
     if (r == 1) {
       if (save_pending(c, c->pending + off, c->pending_len - off) != 0) {
-        conn_close(io, c);
+        conn_close(c);
         return;
       }
-      dispatch(io, c);
+      dispatch(lp, c);
       return;
     }
     free(c->pending);
@@ -754,7 +814,7 @@ static void io_input(gh__io_t *io, gh__conn_t *c)
     ssize_t n;
     if (c->ssl != NULL) {
       /* a TLS read returns one record: read until OpenSSL wants the socket */
-      n = gh__tls_read(c->ssl, io->rbuf, io->rbuf_size);
+      n = gh__tls_read(c->ssl, lp->rbuf, lp->rbuf_size);
       if (n == GH__TLS_WANT_READ) {
         arm(c, EPOLLIN | EPOLLRDHUP);
         return;
@@ -764,14 +824,14 @@ static void io_input(gh__io_t *io, gh__conn_t *c)
         return;
       }
       if (n <= 0) {
-        conn_close(io, c);
+        conn_close(c);
         return;
       }
     } else {
-      n = recv(c->fd, io->rbuf, io->rbuf_size, 0);
+      n = recv(c->fd, lp->rbuf, lp->rbuf_size, 0);
     }
     if (n == 0) {
-      conn_close(io, c);
+      conn_close(c);
       return;
     }
     if (n < 0) {
@@ -780,31 +840,31 @@ static void io_input(gh__io_t *io, gh__conn_t *c)
       if (errno == EAGAIN || errno == EWOULDBLOCK)
         arm(c, EPOLLIN | EPOLLRDHUP);
       else
-        conn_close(io, c);
+        conn_close(c);
       return;
     }
-    int r = feed(io, c, io->rbuf, (size_t)n, &off);
+    int r = feed(lp, c, lp->rbuf, (size_t)n, &off);
     if (r < 0)
       return;
     if (r == 1) {
-      if (off < (size_t)n && save_pending(c, io->rbuf + off, (size_t)n - off) != 0) {
-        conn_close(io, c);
+      if (off < (size_t)n && save_pending(c, lp->rbuf + off, (size_t)n - off) != 0) {
+        conn_close(c);
         return;
       }
-      dispatch(io, c);
+      dispatch(lp, c);
       return;
     }
-    if (c->ssl == NULL && (size_t)n < io->rbuf_size) {
+    if (c->ssl == NULL && (size_t)n < lp->rbuf_size) {
       arm(c, EPOLLIN | EPOLLRDHUP);
       return;
     }
   }
 }
 
-static void io_linger(gh__io_t *io, gh__conn_t *c)
+static void io_linger(gh__loop_t *lp, gh__conn_t *c)
 {
   for (;;) {
-    ssize_t n = recv(c->fd, io->rbuf, io->rbuf_size, 0);
+    ssize_t n = recv(c->fd, lp->rbuf, lp->rbuf_size, 0);
     if (n > 0)
       continue;
     if (n < 0 && errno == EINTR)
@@ -812,7 +872,7 @@ static void io_linger(gh__io_t *io, gh__conn_t *c)
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
       arm(c, EPOLLIN | EPOLLRDHUP);
     else
-      conn_close(io, c);
+      conn_close(c);
     return;
   }
 }
@@ -828,7 +888,7 @@ static void answer_plain_http(gh__conn_t *c)
   (void)w;
 }
 
-static void io_handshake(gh__io_t *io, gh__conn_t *c)
+static void io_handshake(gh__loop_t *lp, gh__conn_t *c)
 {
   char why[128], peer[64];
   int r = gh__tls_handshake(c->ssl, why, sizeof(why));
@@ -839,47 +899,50 @@ static void io_handshake(gh__io_t *io, gh__conn_t *c)
   } else if (r == 1) {
     c->info.flags |= GH_CONN_TLS;
     c->state = GH__CS_IDLE;
-    c->deadline = io->now + io->srv->cfg.header_timeout_ms;
-    io_input(io, c);
+    c->deadline = lp->now + lp->srv->cfg.header_timeout_ms;
+    io_input(lp, c);
   } else {
     bool plain = strcmp(why, "http request") == 0;
-    gh__io_log(io, LOG_INFO, "tls: %s: handshake failed: %s%s", peer_text(c, peer, sizeof(peer)),
+    gh__io_log(c->io, LOG_INFO, "tls: %s: handshake failed: %s%s", peer_text(c, peer, sizeof(peer)),
                why, plain ? " (plain HTTP sent to a TLS port)" : "");
     if (plain) {
       /* answer, then discard the rest of the request before closing, so
        * the client reads the answer instead of a reset */
       answer_plain_http(c);
-      start_linger(c, io->now);
+      start_linger(c, lp->now);
       arm(c, EPOLLIN | EPOLLRDHUP);
     } else {
-      conn_close(io, c);
+      conn_close(c);
     }
   }
 }
 
-static void conn_event(gh__io_t *io, gh__conn_t *c, uint32_t events)
+void gh__conn_event(gh__loop_t *lp, gh__conn_t *c, uint32_t events)
 {
-  if (c->dead || atomic_load_explicit(&c->owner, memory_order_acquire) != GH__OWN_IO)
+  /* EPOLLONESHOT delivers one event per arm; the CAS settles it against the
+   * timer scan (and a late event for an earlier incarnation of the object):
+   * the loser drops the event, the winner's final arm() reports it again */
+  if (!claim(c))
     return;
   switch (c->state) {
   case GH__CS_IDLE:
   case GH__CS_READING:
-    io_input(io, c);
+    io_input(lp, c);
     break;
   case GH__CS_WRITING:
     if (events & (EPOLLERR | EPOLLHUP))
-      conn_close(io, c);
+      conn_close(c);
     else
-      io_write_step(io, c);
+      io_write_step(lp, c);
     break;
   case GH__CS_LINGER:
-    io_linger(io, c);
+    io_linger(lp, c);
     break;
   case GH__CS_HANDSHAKE:
-    io_handshake(io, c);
+    io_handshake(lp, c);
     break;
   default:
-    conn_close(io, c);
+    conn_close(c);
     break;
   }
 }
@@ -968,18 +1031,16 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
       refuse(fd, s, l->tls != NULL);
       continue;
     }
-    gh__conn_t *c = gh__calloc(1, sizeof(*c));
+    gh__conn_t *c = conn_alloc(s); /* owner BUSY: ours until the arm below */
     if (c == NULL) {
       close(fd);
       continue;
     }
-    c->kind = GH__KIND_CONN;
     c->fd = fd;
     c->out_fd = -1;
     c->io = io;
     c->srv = s;
-    atomic_init(&c->refs, 1);
-    atomic_init(&c->owner, GH__OWN_IO);
+    atomic_store_explicit(&c->refs, 1, memory_order_relaxed);
     gh__http_parser_init(&c->parser, &s->limits);
     memcpy(&c->info.peer, &peer, plen);
     c->info.peer_len = plen;
@@ -1003,47 +1064,70 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
       c->state = GH__CS_HANDSHAKE;
       c->deadline = io->now + (hto ? hto : s->cfg.header_timeout_ms);
     }
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EV_BASE, .data.ptr = c};
-    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    /* registered disarmed, listed, then armed (released) like any owner */
+    struct epoll_event ev = {.events = EV_BASE, .data.ptr = c};
+    if (epoll_ctl(s->cepfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       conn_free(c);
       continue;
     }
     atomic_fetch_add(&s->n_conns, 1);
+    pthread_mutex_lock(&io->lock);
     c->next = io->conns;
     if (io->conns != NULL)
       io->conns->prev = c;
     io->conns = c;
+    pthread_mutex_unlock(&io->lock);
+    arm(c, EPOLLIN | EPOLLRDHUP);
   }
 }
 
 /* ---- timers -------------------------------------------------------------- */
 
+/* Claims, under the list lock, the connections that need the scan: expired
+ * deadlines, and while stopping every connection at rest. A connection in a
+ * worker's or another event thread's hands is skipped (its owner re-arms it
+ * and the next scan sees it). */
 static void io_scan(gh__io_t *io)
 {
   gh_server_t *s = io->srv;
   bool stopping = atomic_load(&s->stopping);
-  gh__conn_t *next;
-  for (gh__conn_t *c = io->conns; c != NULL; c = next) {
-    next = c->next;
-    if (atomic_load_explicit(&c->owner, memory_order_acquire) != GH__OWN_IO)
+  gh__conn_t *claimed = NULL;
+  gh__loop_t *lp = &io->loop;
+  lp->now = io->now;
+  pthread_mutex_lock(&io->lock);
+  for (gh__conn_t *c = io->conns; c != NULL; c = c->next) {
+    if (atomic_load_explicit(&c->owner, memory_order_relaxed) != GH__OWN_IO)
       continue;
+    if (!stopping && io->now < atomic_load_explicit(&c->deadline, memory_order_relaxed))
+      continue;
+    if (!claim(c))
+      continue;
+    c->scan_next = claimed;
+    claimed = c;
+  }
+  pthread_mutex_unlock(&io->lock);
+  gh__conn_t *next;
+  for (gh__conn_t *c = claimed; c != NULL; c = next) {
+    next = c->scan_next;
     bool started = c->state == GH__CS_READING && c->req != NULL &&
                    gh__http_parser_started(&c->parser);
     if (stopping && (c->state == GH__CS_IDLE || c->state == GH__CS_HANDSHAKE ||
                      (c->state == GH__CS_READING && !started && c->pending == NULL))) {
-      conn_close(io, c);
+      conn_close(c);
       continue;
     }
-    if (io->now < c->deadline)
+    if (io->now < c->deadline) {
+      arm(c, c->armed); /* nothing due: back at rest, events reported again */
       continue;
+    }
     if (c->state == GH__CS_HANDSHAKE) {
       char peer[64];
       gh__io_log(io, LOG_INFO, "tls: %s: handshake timeout", peer_text(c, peer, sizeof(peer)));
-      conn_close(io, c);
+      conn_close(c);
     } else if (started)
-      io_reply_error(io, c, 408);
+      io_reply_error(lp, c, 408);
     else
-      conn_close(io, c);
+      conn_close(c);
   }
   if (io->accept_paused && !stopping && !io->listeners_dropped) {
     io->accept_paused = false;
@@ -1055,23 +1139,44 @@ static void io_scan(gh__io_t *io)
   }
 }
 
+/* Queue mode: processes up to max ready connection events. */
+void gh__loop_harvest(gh__loop_t *lp, int timeout_ms, int max)
+{
+  struct epoll_event evs[64];
+  if (max > 64)
+    max = 64;
+  int n = epoll_wait(lp->srv->cepfd, evs, max, timeout_ms);
+  if (n <= 0)
+    return;
+  lp->now = gh__now_ms();
+  for (int i = 0; i < n; i++) {
+    uint8_t kind = *(uint8_t *)evs[i].data.ptr;
+    if (kind == GH__KIND_CONN)
+      gh__conn_event(lp, evs[i].data.ptr, evs[i].events);
+  }
+}
+
 void *gh__io_main(void *arg)
 {
   gh__io_t *io = arg;
-  struct epoll_event evs[256];
+  gh_server_t *s = io->srv;
+  gh__loop_t *lp = &io->loop;
+  struct epoll_event evs[64];
   io->now = gh__now_ms();
   io->next_scan = io->now + GH__SCAN_MS;
   while (!atomic_load(&io->exit)) {
     int timeout = io->next_scan > io->now ? (int)(io->next_scan - io->now) : 0;
-    int n = epoll_wait(io->epfd, evs, 256, timeout);
+    int n = epoll_wait(io->epfd, evs, 64, timeout);
     io->now = gh__now_ms();
     bool woken = false;
     for (int i = 0; i < n; i++) {
       uint8_t kind = *(uint8_t *)evs[i].data.ptr;
-      if (kind == GH__KIND_CONN) {
-        conn_event(io, evs[i].data.ptr, evs[i].events);
+      if (kind == GH__KIND_CEP) {
+        /* queue mode: this thread reads and parses, workers get the queue */
+        if (io->cep_nested && !atomic_load(&s->inline_workers))
+          gh__loop_harvest(lp, 0, 64);
       } else if (kind == GH__KIND_LISTENER) {
-        if (!atomic_load(&io->srv->stopping))
+        if (!atomic_load(&s->stopping))
           io_accept(io, evs[i].data.ptr);
       } else {
         uint64_t v;
@@ -1080,47 +1185,51 @@ void *gh__io_main(void *arg)
         woken = true;
       }
     }
-    if (io->batch_n > 0) {
-      gh__queue_push_batch(io->srv, io->batch_head, io->batch_tail, io->batch_n);
-      io->batch_head = io->batch_tail = NULL;
-      io->batch_n = 0;
+    if (lp->batch_n > 0) {
+      gh__queue_push_batch(s, lp->batch_head, lp->batch_tail, lp->batch_n);
+      lp->batch_head = lp->batch_tail = NULL;
+      lp->batch_n = 0;
     }
-    while (io->deferred != NULL) {
-      gh__conn_t *c = io->deferred;
-      io->deferred = c->defer_next;
-      gh__conn_unref(c);
+    if (io->cep_nested && atomic_load(&s->inline_workers)) {
+      /* gh_server_run_workers() started inline workers: they wait on the
+       * connection epoll themselves from now on */
+      (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, s->cepfd, NULL);
+      io->cep_nested = false;
     }
-    if (!io->listeners_dropped && atomic_load(&io->srv->stopping)) {
+    if (!io->listeners_dropped && atomic_load(&s->stopping)) {
       /* the shutting-down thread frees the listeners once every I/O thread let go */
-      for (unsigned i = 0; i < io->srv->n_listeners; i++)
-        (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, io->srv->listeners[i]->fd, NULL);
+      for (unsigned i = 0; i < s->n_listeners; i++)
+        (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, s->listeners[i]->fd, NULL);
       io->listeners_dropped = true;
-      atomic_fetch_add(&io->srv->ios_dropped_listeners, 1);
+      atomic_fetch_add(&s->ios_dropped_listeners, 1);
     }
     if (woken || io->now >= io->next_scan) {
       io_scan(io);
       io->next_scan = io->now + GH__SCAN_MS;
-      while (io->deferred != NULL) {
-        gh__conn_t *c = io->deferred;
-        io->deferred = c->defer_next;
-        gh__conn_unref(c);
-      }
     }
   }
-  /* exit: close what the I/O thread owns; worker-owned connections are shut
-   * down so their writes fail, and closed by gh_server_free(). */
-  gh__conn_t *next;
-  for (gh__conn_t *c = io->conns; c != NULL; c = next) {
-    next = c->next;
-    if (atomic_load(&c->owner) == GH__OWN_IO)
-      conn_close(io, c);
-    else
-      (void)shutdown(c->fd, SHUT_RDWR);
-  }
-  while (io->deferred != NULL) {
-    gh__conn_t *c = io->deferred;
-    io->deferred = c->defer_next;
-    gh__conn_unref(c);
-  }
   return NULL;
+}
+
+/* Every event thread has stopped (gh_server_shutdown): closes what is at
+ * rest; connections in application hands (a PENDING request) are shut down
+ * so their writes fail, and closed by gh_server_free(). */
+void gh__io_stop_conns(gh__io_t *io)
+{
+  gh__conn_t *claimed = NULL;
+  pthread_mutex_lock(&io->lock);
+  for (gh__conn_t *c = io->conns; c != NULL; c = c->next) {
+    if (claim(c)) {
+      c->scan_next = claimed;
+      claimed = c;
+    } else {
+      (void)shutdown(c->fd, SHUT_RDWR);
+    }
+  }
+  pthread_mutex_unlock(&io->lock);
+  gh__conn_t *next;
+  for (gh__conn_t *c = claimed; c != NULL; c = next) {
+    next = c->scan_next;
+    conn_close(c);
+  }
 }

@@ -17,10 +17,17 @@
 #include "util/pool.h"
 
 /* First byte of every object whose pointer is an epoll cookie. */
-enum { GH__KIND_CONN = 1, GH__KIND_LISTENER = 2, GH__KIND_WAKE = 3 };
+enum { GH__KIND_CONN = 1, GH__KIND_LISTENER = 2, GH__KIND_WAKE = 3, GH__KIND_CEP = 4,
+       GH__KIND_STOP = 5 };
 
-/* Who may touch a connection's mutable fields (hand-over with release/acquire). */
-enum { GH__OWN_IO = 0, GH__OWN_WORKER = 1 };
+/* Who may touch a connection's mutable fields (hand-over with release/acquire).
+ * IO: at rest, armed in the connection epoll; the thread that receives its
+ * event (or the timer scan) claims it with a CAS IO -> BUSY. BUSY: one loop
+ * thread reads, parses, writes. WORKER: a request is in application hands.
+ * FREE: the object sits in the server's connection pool (never freed before
+ * gh_server_free, so a late epoll event's pointer always names a connection
+ * object whose CAS simply fails). */
+enum { GH__OWN_IO = 0, GH__OWN_WORKER = 1, GH__OWN_BUSY = 2, GH__OWN_FREE = 3 };
 
 /* Connection states (meaningful while the I/O thread owns it). */
 enum {
@@ -40,6 +47,19 @@ enum {
 typedef struct gh__io gh__io_t;
 typedef struct gh__conn gh__conn_t;
 
+/* Per-thread state of a thread that processes connection events: the I/O
+ * thread (requests go to the queue) or an inline worker of
+ * gh_server_run_workers() (requests run on the same thread). */
+typedef struct gh__loop {
+  gh_server_t *srv;
+  bool worker; /* run complete requests inline */
+  char *rbuf;
+  size_t rbuf_size;
+  uint64_t now;
+  gh_request_t *batch_head, *batch_tail;
+  unsigned batch_n;
+} gh__loop_t;
+
 typedef struct gh__listener {
   uint8_t kind;
   int fd;
@@ -58,32 +78,33 @@ struct gh__io {
   pthread_t thread;
   bool started;
   atomic_bool exit;
-  gh__conn_t *conns; /* all connections of this thread (I/O-thread only list) */
-  gh__conn_t *deferred; /* closed, unref after the event batch */
-  char *rbuf;
-  size_t rbuf_size;
+  pthread_mutex_t lock; /* conns list (accept, close, scan) */
+  bool lock_init;
+  gh__conn_t *conns; /* connections this thread accepted */
+  gh__loop_t loop;   /* this thread's own event processing */
   uint64_t now;
   uint64_t next_scan;
   bool accept_paused;
   bool listeners_dropped; /* stopping: this thread no longer touches listeners */
-  gh_request_t *batch_head, *batch_tail;
-  unsigned batch_n;
+  bool cep_nested;        /* the connection epoll is in this thread's set */
+  pthread_mutex_t log_lock;
   uint64_t log_window; /* log rate limit: second of the current window */
   unsigned log_count, log_dropped;
 };
 
 struct gh__conn {
-  uint8_t kind;
+  uint8_t kind;      /* set once; never reset (late epoll events read it) */
+  atomic_int owner;  /* set once per incarnation; the rest is reset on reuse */
   uint8_t state;
-  bool dead;         /* closed by the I/O thread */
+  bool dead;         /* closed */
   bool close_after;  /* WRITING: close once the output is flushed */
-  atomic_int owner;
-  atomic_int refs;   /* epoll registration + request in flight */
+  atomic_int refs;   /* epoll registration + request in flight + releasing thread */
   int fd;
+  uint32_t armed;    /* events of the last arm (the scan re-arms with them) */
   gh__io_t *io;
   gh_server_t *srv;
-  gh__conn_t *prev, *next, *defer_next;
-  uint64_t deadline; /* monotonic ms */
+  gh__conn_t *prev, *next, *scan_next, *pool_next;
+  _Atomic uint64_t deadline; /* monotonic ms; read by the scan before claiming */
   gh__http_parser_t parser;
   gh_request_t *req;  /* request being read (I/O side) */
   char *pending;      /* bytes after a dispatched request (pipelining) */
@@ -158,6 +179,14 @@ struct gh_server {
   size_t n_groups;
   gh__io_t *ios;
   unsigned n_ios;
+  int cepfd;             /* connection epoll, shared by all event threads */
+  uint8_t cep_kind;      /* GH__KIND_CEP: cepfd's cookie in the I/O threads' sets */
+  int wstopfd;           /* eventfd in cepfd: inline workers stop */
+  uint8_t wstop_kind;    /* GH__KIND_STOP */
+  atomic_bool inline_workers; /* gh_server_run_workers(): requests run on the event thread */
+  atomic_bool wstop;
+  pthread_mutex_t cplock; /* connection pool */
+  gh__conn_t *conn_pool;
   bool started;
   atomic_bool stopping;
   bool shut_down;
@@ -179,6 +208,8 @@ struct gh_server {
   /* worker pool */
   pthread_t *wthreads;
   unsigned n_workers;
+  gh__loop_t *wloops; /* inline workers' loops (read buffers), n_wloops of them */
+  unsigned n_wloops;
   gh_request_handler_cb handler;
   void *handler_arg;
   /* hooks */
@@ -198,6 +229,8 @@ uint64_t gh__now_ms(void);
 gh_request_t *gh__request_alloc(gh_server_t *srv);
 void gh__request_recycle(gh_request_t *req);
 gh_url_group_t *gh__server_match_group(gh_server_t *srv, const char *path);
+/** Inline worker: 404/auth gate, then the handler, on the calling thread. */
+void gh__server_run_inline(gh_server_t *srv, gh_request_t *req);
 /** Appends a batch of requests to the queue and wakes workers. */
 void gh__queue_push_batch(gh_server_t *srv, gh_request_t *head, gh_request_t *tail, unsigned n);
 /** Parses an address, creates, binds and listens (exposed for tests). */
@@ -206,6 +239,12 @@ void gh__listener_close(gh__listener_t *l);
 
 /* conn.c (I/O side and the worker-side hand-back) */
 void *gh__io_main(void *arg);
+/** Claims and processes one event of the connection epoll (any event thread). */
+void gh__conn_event(gh__loop_t *lp, gh__conn_t *c, uint32_t events);
+/** Harvests the connection epoll without blocking (queue mode, I/O thread). */
+void gh__loop_harvest(gh__loop_t *lp, int timeout_ms, int max);
+/** Frees the connection pool (gh_server_free). */
+void gh__conn_pool_free(gh_server_t *srv);
 void gh__io_wake(gh__io_t *io);
 void gh__conn_ref(gh__conn_t *conn);
 void gh__conn_unref(gh__conn_t *conn);
@@ -223,6 +262,9 @@ void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after a failure: the I/O thread closes it. */
 void gh__conn_release_close(gh__conn_t *conn);
 void gh__io_close_all(gh__io_t *io);
+/** After every event thread stopped: closes connections at rest, shuts down
+ *  those in application hands. */
+void gh__io_stop_conns(gh__io_t *io);
 /** I/O thread: a rate-limited line to the server's log callback. */
 void gh__io_log(gh__io_t *io, int priority, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -102,6 +102,19 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   pthread_cond_init(&s->qcond, &ca);
   pthread_condattr_destroy(&ca);
   atomic_init(&s->next_conn_id, 1);
+  pthread_mutex_init(&s->cplock, NULL);
+  s->cep_kind = GH__KIND_CEP;
+  s->wstop_kind = GH__KIND_STOP;
+  s->wstopfd = -1;
+  s->cepfd = epoll_create1(EPOLL_CLOEXEC);
+  if (s->cepfd < 0) {
+    ret = -errno;
+    pthread_mutex_destroy(&s->qlock);
+    pthread_mutex_destroy(&s->flock);
+    pthread_mutex_destroy(&s->cplock);
+    pthread_cond_destroy(&s->qcond);
+    goto out;
+  }
 out:
   if (ret == 0) {
     *ret_server = s;
@@ -466,6 +479,31 @@ unlock:
   return ret;
 }
 
+/* Before delivery: 404 for no group, then the auth gate. true: deliver. */
+static bool gate_request(gh_server_t *s, gh_request_t *r)
+{
+  if (r->group == NULL && s->n_groups > 0) {
+    gh__request_reply(r, 404, NULL, NULL, 0, NULL);
+    return false;
+  }
+  if (s->gate != NULL) {
+    int v = s->gate(r, s->gate_arg);
+    if (v == GH__GATE_HANDLED)
+      return false;
+    if (v < 0) {
+      gh__request_reply(r, 503, NULL, NULL, 0, NULL);
+      return false;
+    }
+  }
+  return true;
+}
+
+void gh__server_run_inline(gh_server_t *s, gh_request_t *r)
+{
+  if (gate_request(s, r))
+    s->handler(r, s->handler_arg);
+}
+
 GH_EXPORT int gh_server_receive(gh_server_t *s, int timeout_ms, gh_request_t **ret_req)
 {
   int ret;
@@ -484,20 +522,8 @@ GH_EXPORT int gh_server_receive(gh_server_t *s, int timeout_ms, gh_request_t **r
     ret = queue_pop(s, timeout_ms, &deadline, &r);
     if (ret != 0)
       goto out;
-    if (r->group == NULL && s->n_groups > 0) {
-      gh__request_reply(r, 404, NULL, NULL, 0, NULL);
-      continue;
-    }
-    if (s->gate != NULL) {
-      int v = s->gate(r, s->gate_arg);
-      if (v == GH__GATE_HANDLED)
-        continue;
-      if (v < 0) {
-        gh__request_reply(r, 503, NULL, NULL, 0, NULL);
-        continue;
-      }
-    }
-    break;
+    if (gate_request(s, r))
+      break;
   }
 out:
   if (ret == 0)
@@ -515,9 +541,13 @@ static int io_init(gh_server_t *s, gh__io_t *io, unsigned idx)
   io->idx = idx;
   io->epfd = -1;
   io->wakefd = -1;
-  io->rbuf_size = 65536;
-  io->rbuf = gh__malloc(io->rbuf_size);
-  if (io->rbuf == NULL) {
+  pthread_mutex_init(&io->lock, NULL);
+  pthread_mutex_init(&io->log_lock, NULL);
+  io->lock_init = true;
+  io->loop.srv = s;
+  io->loop.rbuf_size = 65536;
+  io->loop.rbuf = gh__malloc(io->loop.rbuf_size);
+  if (io->loop.rbuf == NULL) {
     ret = -ENOMEM;
     goto out;
   }
@@ -539,6 +569,16 @@ static int io_init(gh_server_t *s, gh__io_t *io, unsigned idx)
       ret = -errno;
       goto out;
     }
+  }
+  if (!atomic_load(&s->inline_workers)) {
+    /* queue mode: this thread reads the connections (level-triggered on the
+     * connection epoll, which inline workers would wait on instead) */
+    struct epoll_event cev = {.events = EPOLLIN, .data.ptr = &s->cep_kind};
+    if (epoll_ctl(io->epfd, EPOLL_CTL_ADD, s->cepfd, &cev) != 0) {
+      ret = -errno;
+      goto out;
+    }
+    io->cep_nested = true;
   }
 out:
   return ret;
@@ -608,6 +648,45 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
+/* Inline worker (leader/followers on the connection epoll): waits for one
+ * connection event, claims the connection, reads and parses, and runs a
+ * complete request (gate + handler) on this thread; the response re-arms
+ * the connection. No queue, no hand-off. */
+static void *worker_inline_main(void *arg)
+{
+  gh__loop_t *w = arg; /* s->wloops[i]: its read buffer was allocated up front */
+  gh_server_t *s = w->srv;
+  gh__loop_t lp = *w;
+  block_signals();
+  while (!atomic_load_explicit(&s->wstop, memory_order_acquire)) {
+    gh_request_t *r;
+    /* requests the I/O thread queued before inline mode began */
+    if (atomic_load_explicit(&s->qlen, memory_order_relaxed) > 0) {
+      if (gh_server_receive(s, 0, &r) == 0)
+        s->handler(r, s->handler_arg);
+      continue;
+    }
+    struct epoll_event ev;
+    int n = epoll_wait(s->cepfd, &ev, 1, GH__SCAN_MS);
+    /* the stop eventfd stays readable: every worker sees it */
+    if (n == 1 && ev.data.ptr != &s->wstop_kind) {
+      lp.now = gh__now_ms();
+      gh__conn_event(&lp, ev.data.ptr, ev.events);
+    }
+  }
+  return NULL;
+}
+
+static void free_wloops(gh_server_t *s, unsigned n)
+{
+  if (s->wloops != NULL)
+    for (unsigned i = 0; i < n; i++)
+      free(s->wloops[i].rbuf);
+  free(s->wloops);
+  s->wloops = NULL;
+  s->n_wloops = 0;
+}
+
 GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handler_cb handler,
                                     void *arg)
 {
@@ -621,14 +700,39 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
     goto out;
   }
   s->wthreads = gh__calloc(n, sizeof(pthread_t));
-  if (s->wthreads == NULL) {
+  s->wloops = gh__calloc(n, sizeof(gh__loop_t));
+  if (s->wthreads == NULL || s->wloops == NULL) {
     ret = -ENOMEM;
-    goto out;
+    goto fail;
   }
+  /* Every inline worker's read buffer before any mode change: once the I/O
+   * threads stop reading connections, a worker without a buffer would leave
+   * them unread for good. Not enough memory: fail here, cleanly. */
+  for (unsigned i = 0; i < n; i++) {
+    s->wloops[i] = (gh__loop_t){.srv = s, .worker = true, .rbuf_size = 65536};
+    s->wloops[i].rbuf = gh__malloc(s->wloops[i].rbuf_size);
+    if (s->wloops[i].rbuf == NULL) {
+      ret = -ENOMEM;
+      goto fail;
+    }
+  }
+  s->n_wloops = n;
   s->handler = handler;
   s->handler_arg = arg;
+  s->wstopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (s->wstopfd >= 0) {
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wstop_kind};
+    if (epoll_ctl(s->cepfd, EPOLL_CTL_ADD, s->wstopfd, &ev) == 0)
+      atomic_store(&s->inline_workers, true);
+  }
+  /* the I/O threads drop the connection epoll from their sets */
+  for (unsigned j = 0; j < s->n_ios; j++)
+    if (s->ios[j].started)
+      gh__io_wake(&s->ios[j]);
+  bool inl = atomic_load(&s->inline_workers);
   for (unsigned i = 0; i < n; i++) {
-    int e = pthread_create(&s->wthreads[i], NULL, worker_main, s);
+    int e = pthread_create(&s->wthreads[i], NULL, inl ? worker_inline_main : worker_main,
+                           inl ? (void *)&s->wloops[i] : (void *)s);
     if (e != 0) {
       ret = -e;
       break;
@@ -636,6 +740,11 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
     s->n_workers++;
   }
 out:
+  return ret;
+fail:
+  free_wloops(s, n);
+  free(s->wthreads);
+  s->wthreads = NULL;
   return ret;
 }
 
@@ -679,6 +788,12 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   s->qclosed = true;
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
+  atomic_store_explicit(&s->wstop, true, memory_order_release);
+  if (s->wstopfd >= 0) {
+    uint64_t one = 1;
+    ssize_t w = write(s->wstopfd, &one, sizeof(one));
+    (void)w;
+  }
   for (unsigned i = 0; i < s->n_workers; i++)
     pthread_join(s->wthreads[i], NULL);
   s->n_workers = 0;
@@ -687,9 +802,17 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
       continue;
     atomic_store(&s->ios[j].exit, true);
     gh__io_wake(&s->ios[j]);
+  }
+  for (unsigned j = 0; j < s->n_ios; j++) {
+    if (!s->ios[j].started)
+      continue;
     pthread_join(s->ios[j].thread, NULL);
     s->ios[j].started = false;
   }
+  /* no event thread runs any more */
+  for (unsigned j = 0; j < s->n_ios; j++)
+    if (s->ios[j].lock_init)
+      gh__io_stop_conns(&s->ios[j]);
 out:
   return ret;
 }
@@ -705,9 +828,17 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
       close(s->ios[j].epfd);
     if (s->ios[j].wakefd >= 0)
       close(s->ios[j].wakefd);
-    free(s->ios[j].rbuf);
+    free(s->ios[j].loop.rbuf);
+    if (s->ios[j].lock_init) {
+      pthread_mutex_destroy(&s->ios[j].lock);
+      pthread_mutex_destroy(&s->ios[j].log_lock);
+    }
   }
   free(s->ios);
+  if (s->cepfd >= 0)
+    close(s->cepfd);
+  if (s->wstopfd >= 0)
+    close(s->wstopfd);
   for (unsigned i = 0; i < s->n_listeners; i++)
     gh__listener_close(s->listeners[i]);
   free(s->listeners);
@@ -725,10 +856,13 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
     s->free_reqs = r->next;
     request_destroy(r);
   }
+  free_wloops(s, s->n_wloops);
   free(s->wthreads);
   pthread_mutex_destroy(&s->qlock);
   pthread_mutex_destroy(&s->flock);
   pthread_cond_destroy(&s->qcond);
+  gh__conn_pool_free(s);
+  pthread_mutex_destroy(&s->cplock);
   free(s->server_header);
   free(s->hsts);
   /* last: connection and request state above may still refer to it */
