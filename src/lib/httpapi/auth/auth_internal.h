@@ -56,5 +56,9 @@ int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_T
 /** Forgets a tag this caller recorded (its accept failed before MIT
  *  verified anything worth remembering). Any thread. */
 void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN]);
+/* Tests: insert as if the wall clock read `now`; table slots and entries in all shards. */
+int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN],
+                              uint32_t now);
+size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries);
 
 #endif

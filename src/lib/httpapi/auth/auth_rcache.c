@@ -257,12 +257,19 @@ out:
  * is SHA-256(salt || ciphertext), the salt random per process, so nobody
  * can aim entries at one bucket. An entry is dropped once it is older than
  * the window (2 x clockskew + 60 s): by then MIT's clock-skew check refuses
- * the authenticator on its own. */
+ * the authenticator on its own.
+ *
+ * Memory follows the live entries both ways: a shard grows (doubling) when
+ * it is 3/4 full of live entries, and at most every RC_SWEEP_S seconds an
+ * insert sweeps its shard, dropping expired entries and shrinking the table
+ * to fit what is left (at least twice the live count), so after a burst the
+ * tables return to their size at rest within one window. */
 
 #define RC_SHARDS 32u
 #define RC_TAG 12u
 #define RC_MIN_CAP 1024u
 #define RC_MAX_CAP (1u << 19) /* slots per shard: 32 x 512 Ki x 16 B = 256 MiB at most */
+#define RC_SWEEP_S 30u
 
 typedef struct rc_ent {
   uint8_t tag[RC_TAG];
@@ -273,6 +280,7 @@ typedef struct rc_shard {
   pthread_mutex_t lock;
   rc_ent_t *tab;
   size_t cap, n;
+  uint32_t last_sweep; /* wall-clock second of the last sweep */
 } rc_shard_t;
 
 struct gh__auth_rcache {
@@ -384,15 +392,39 @@ static int rebuild(rc_shard_t *s, size_t new_cap, uint32_t now, unsigned window)
   return 0;
 }
 
-int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN])
+/* The smallest table that holds `live` entries at most half full. */
+static size_t fit_cap(size_t live)
+{
+  size_t cap = RC_MIN_CAP;
+  while (cap < RC_MAX_CAP && (live + 1) * 2 > cap)
+    cap *= 2;
+  return cap;
+}
+
+/* Drops expired entries and shrinks the shard when it is at most a quarter
+ * used by live ones. A failed allocation keeps the old table (still correct). */
+static void sweep(rc_shard_t *s, uint32_t now, unsigned window)
+{
+  size_t live = 0;
+  s->last_sweep = now;
+  if (s->cap == 0)
+    return;
+  for (size_t i = 0; i < s->cap; i++)
+    live += s->tab[i].t != 0 && !expired(&s->tab[i], now, window);
+  if (fit_cap(live) < s->cap || live * 4 < s->n * 3)
+    (void)rebuild(s, fit_cap(live) < s->cap ? fit_cap(live) : s->cap, now, window);
+}
+
+int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN],
+                              uint32_t now)
 {
   rc_shard_t *s = &rc->sh[tag[0] % RC_SHARDS];
   unsigned window = atomic_load(&rc->window_s);
-  time_t wall = time(NULL);
-  uint32_t now = wall > 0 ? (uint32_t)wall : 1;
   int ret = 0;
 
   pthread_mutex_lock(&s->lock);
+  if (s->cap != 0 && now - s->last_sweep >= RC_SWEEP_S)
+    sweep(s, now, window);
   if (s->cap == 0 || (s->n + 1) * 4 > s->cap * 3) {
     size_t cap = s->cap ? s->cap : RC_MIN_CAP;
     if (s->cap) {
@@ -405,6 +437,7 @@ int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_T
       }
     } else {
       ret = rebuild(s, cap, now, window);
+      s->last_sweep = now;
     }
     if (ret)
       goto out;
@@ -429,6 +462,26 @@ int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_T
 out:
   pthread_mutex_unlock(&s->lock);
   return ret;
+}
+
+int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN])
+{
+  time_t wall = time(NULL);
+  return gh__auth_rcache_insert_at(rc, tag, wall > 0 ? (uint32_t)wall : 1);
+}
+
+size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries)
+{
+  size_t slots = 0, n = 0;
+  for (unsigned i = 0; i < RC_SHARDS; i++) {
+    pthread_mutex_lock(&rc->sh[i].lock);
+    slots += rc->sh[i].cap;
+    n += rc->sh[i].n;
+    pthread_mutex_unlock(&rc->sh[i].lock);
+  }
+  if (ret_entries)
+    *ret_entries = n;
+  return slots;
 }
 
 void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN])
