@@ -199,7 +199,8 @@ class Soak:
                  f'{time.monotonic() - t0:.1f} s')
 
     def run(self, requests, duration, conns=64, mix=None, reconnect=300, sample_s=1.0,
-            progress=1, users=None, schemes=None, ntlm_reconnect=0, on_sample=None):
+            progress=1, users=None, schemes=None, ntlm_reconnect=0, on_sample=None,
+            warmup_min_s=10.0):
         """Runs gh-soak while sampling the daemon's RSS; returns a dict of figures.
         users: the expectations handed to gh-soak (default SOAK_USERS; a wrong one must
         produce mismatches)."""
@@ -258,7 +259,7 @@ class Soak:
                          int(res['ntlm_handshakes'])))
         except (KeyError, ValueError):
             pass
-        res.update(rss_figures(samples, prog))
+        res.update(rss_figures(samples, prog, warmup_min_s=warmup_min_s))
         res['samples'] = samples
         return res
 
@@ -351,7 +352,7 @@ def rss_figures(samples, progress=None, warmup_frac=0.1, warmup_min_s=10.0):
                 best = p
         return best
 
-    tw = min(max(time_at(warmup_frac), warmup_min_s), samples[-1][0] * 0.5)
+    tw = min(max(time_at(warmup_frac), warmup_min_s), samples[-1][0] * 0.8)
     base = at(tw)
     fin = samples[-1]
     after = [x[1] for x in samples if x[0] >= tw]
