@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -205,11 +206,19 @@ void gh_daemon_handle_authinfo(gh_request_t *req, const char *probe_dir)
       struct stat st;
       jstr(&b, "deleg_rc", gh_err_name(rc));
       jstr(&b, "deleg_mem", gh_request_get_delegated_mem_ccache(req));
-      if (rc == 0 && stat(cc + strlen("FILE:"), &st) == 0) {
+      /* the ccache is the client's, in its 0700 directory: looked at as the
+       * client (root mode holds no CAP_DAC_OVERRIDE) */
+      struct open_how how = { .flags = O_RDONLY | O_NOFOLLOW };
+      int fd = rc == 0 ? gh_token_openat2(ai->token, AT_FDCWD, cc + strlen("FILE:"), &how,
+                                          sizeof(how))
+                       : -1;
+      if (fd >= 0 && fstat(fd, &st) == 0) {
         jstr(&b, "deleg_file", cc + strlen("FILE:"));
         jint(&b, "deleg_file_mode", st.st_mode & 07777);
         jint(&b, "deleg_file_uid", (long long)st.st_uid);
       }
+      if (fd >= 0)
+        close(fd);
     }
     if (q && has_flag(q, "close")) {
       int rc1 = gh_token_close(ai->token);

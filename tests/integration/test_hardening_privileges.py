@@ -1,4 +1,4 @@
-"""test_hardening_privileges.py: the privilege model of a running gatehoused started as root with `[server] user = ghsvc` — every thread's capability sets, bounding set, NoNewPrivs and ids from /proc, securebits (locked) as a CGI child inherits them, and an impersonated handler that cannot open root-only or service-only files; and root mode (no user) reduced to SETUID/SETGID/CHOWN/DAC_OVERRIDE."""
+"""test_hardening_privileges.py: the privilege model of a running gatehoused started as root with `[server] user = ghsvc` — every thread's capability sets, bounding set, NoNewPrivs and ids from /proc, securebits (locked) as a CGI child inherits them, and an impersonated handler that cannot open root-only or service-only files; and root mode (no user) reduced to the same SETUID/SETGID (no CHOWN, no DAC_OVERRIDE)."""
 import os
 import shutil
 import sys
@@ -16,8 +16,9 @@ SVC_UID, SVC_GID = 20100, 30100
 ALICE = (20001, 30001)
 CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_SETGID, CAP_SETUID, CAP_NET_BIND_SERVICE = 0, 1, 6, 7, 10
 KEPT = (1 << CAP_SETUID) | (1 << CAP_SETGID)
-# root mode (no [server] user) also keeps CHOWN + DAC_OVERRIDE for the delegated FILE ccaches
-KEPT_ROOT = KEPT | (1 << CAP_CHOWN) | (1 << CAP_DAC_OVERRIDE)
+# root mode (no [server] user) keeps the same set: the delegated FILE ccaches are made and
+# removed as the client, so neither CHOWN nor DAC_OVERRIDE is needed (DESIGN.md §3)
+KEPT_ROOT = KEPT
 # securebits: NOROOT(0) NOROOT_LOCKED(1) NO_SETUID_FIXUP(2) NO_SETUID_FIXUP_LOCKED(3)
 # KEEP_CAPS_LOCKED(5); KEEP_CAPS(4) itself is always cleared by execve, so a child never shows it
 SECBITS_AFTER_EXEC = 0x2f
@@ -167,8 +168,8 @@ def gh_root(nss):
 
 
 def test_root_mode_threads_hold_only_the_root_mode_set(gh_root):
-    """Without [server] user: uid 0, but every set (bounding included) is SETUID, SETGID,
-    CHOWN, DAC_OVERRIDE — no SYS_ADMIN, PTRACE, SYS_MODULE, NET_ADMIN, KILL, SETPCAP ..."""
+    """Without [server] user: uid 0, but every set (bounding included) is only SETUID and
+    SETGID — no CHOWN, DAC_OVERRIDE, SYS_ADMIN, PTRACE, SYS_MODULE, NET_ADMIN, KILL, SETPCAP ..."""
     pid = gh_root.proc.pid
     tasks = os.listdir(f'/proc/{pid}/task')
     assert len(tasks) >= 1 + 3
@@ -177,6 +178,7 @@ def test_root_mode_threads_hold_only_the_root_mode_set(gh_root):
         ctx = f'thread {tid} ({st.get("Name")})'
         for k in ('CapPrm', 'CapEff', 'CapBnd'):
             assert int(st[k], 16) == KEPT_ROOT, f'{ctx} {k} {st[k]}'
+            assert not int(st[k], 16) & ((1 << CAP_CHOWN) | (1 << CAP_DAC_OVERRIDE)), ctx
         assert int(st['CapInh'], 16) == 0 and int(st['CapAmb'], 16) == 0, ctx
         assert st['NoNewPrivs'] == '1', ctx
         assert st['Uid'].split() == ['0'] * 4, ctx

@@ -1,6 +1,9 @@
 """test_module_cgi.py: the cgi module in the real daemon — the script runs as the client (real, effective, saved, fs ids and groups from /proc/self/status), CGI variables, body streamed in, timeout kills the child (DESIGN.md §2 item 19)."""
 import os
+import shutil
+import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -32,6 +35,26 @@ echo $$ > "$(dirname "$SCRIPT_FILENAME")/../pids/slow.pid"
 exec sleep 30
 printf 'Content-Type: text/plain\r\n\r\nlate\n'
 '''
+# The delegated ccache as the script (the client) sees it; then it publishes the path and
+# waits (up to 10 s) for the test to say it has tried the ccache as another user.
+DELEG = r'''#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+echo "UID=$(id -u)"
+echo "KRB5CCNAME=$KRB5CCNAME"
+cc=${KRB5CCNAME#FILE:}
+if [ -n "$KRB5CCNAME" ]; then
+  echo "FILE_STAT=$(stat -c '%u %a' "$cc" 2>&1)"
+  echo "DIR_STAT=$(stat -c '%u %a' "$(dirname "$cc")" 2>&1)"
+  if klist -s "$KRB5CCNAME"; then echo "KLIST=ok"; else echo "KLIST=fail"; fi
+  echo "PRINCIPAL=$(klist "$KRB5CCNAME" 2>/dev/null | sed -n 's/^Default principal: //p')"
+  pids="$(dirname "$SCRIPT_FILENAME")/../pids"
+  if [ -n "$QUERY_STRING" ]; then
+    echo "$cc" > "$pids/$QUERY_STRING.path"
+    i=0
+    while [ ! -e "$pids/$QUERY_STRING.done" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+  fi
+fi
+'''
 STATUS = r'''#!/bin/sh
 printf 'Status: 201 Created\r\nX-Made-By: cgi\r\nContent-Type: text/plain\r\n\r\nmade\n'
 '''
@@ -47,16 +70,15 @@ def gh(realm):  # noqa: F811
     write_owned(os.path.join(bin_, 'ids'), IDS, None, 0o755)
     write_owned(os.path.join(bin_, 'slow'), SLOW, None, 0o755)
     write_owned(os.path.join(bin_, 'status'), STATUS, None, 0o755)
+    write_owned(os.path.join(bin_, 'deleg'), DELEG, None, 0o755)
     write_owned(os.path.join(bin_, 'bobs'), IDS, 'bob', 0o700)  # only bob may run it
+    # created by the daemon (1733: clients make their private directories in it)
     ccdir = os.path.join(base, 'ccaches')
-    os.mkdir(ccdir)
-    os.chmod(ccdir, 0o711)
     d = GhDaemon(realm, [('/cgi-bin', dict(BASIC, handler='cgi', root=bin_, cgi_timeout=2)),
                          ('/krb', {'handler': 'cgi', 'root': bin_, 'auth': 'negotiate'})],
-                 # clients must be able to traverse ccache_dir to reach their own 0700 dir
                  server={'ccache_dir': ccdir})
     d.start()
-    d.base = base
+    d.base, d.ccdir = base, ccdir
     yield d
     d.stop()
     import shutil
@@ -141,3 +163,146 @@ def test_delegated_ticket_in_krb5ccname(gh, realm):  # noqa: F811
     # without delegation there is no KRB5CCNAME
     r = curl(f'http://localhost:{gh.port}/krb/ids', env=env, extra=['--negotiate', '-u', ':'])
     assert parse(r.text)['KRB5CCNAME'] == ''
+
+
+# ---- delegated credentials: a FILE ccache made, read and removed as the client ----
+
+SVC_UID, SVC_GID = 20100, 30100
+
+
+def deleg_request(d, realm, tag):  # noqa: F811
+    """curl --negotiate --delegation always to the deleg script; while the script (alice)
+    waits, bob tries to read the ccache and to list ccache_dir. Returns (result, ccache path,
+    bob's outcome)."""
+    env = realm.kinit('alice', forwardable=True)
+    pids = os.path.join(d.base, 'pids')
+    box = {}
+
+    def run():
+        box['r'] = curl(f'http://localhost:{d.port}/krb/deleg?{tag}', env=env,
+                        extra=['--negotiate', '-u', ':', '--delegation', 'always'])
+    t = threading.Thread(target=run)
+    t.start()
+    path_file = os.path.join(pids, tag + '.path')
+    cc, other = None, None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and t.is_alive():
+        if os.path.exists(path_file):
+            text = open(path_file).read()
+            if text.endswith('\n'):
+                cc = text.strip()
+                break
+        time.sleep(0.05)
+    if cc:
+        bob = USERS['bob']
+        p = subprocess.run(['/bin/sh', '-c', 'cat "$1" >/dev/null 2>&1 && echo READ || echo DENIED;'
+                            ' ls "$2" >/dev/null 2>&1 && echo LISTED || echo NOLIST;'
+                            ' ls "$(dirname "$1")" >/dev/null 2>&1 && echo DIRLISTED || echo NODIR',
+                            'sh', cc, d.ccdir], user=bob[0], group=bob[1], extra_groups=[],
+                           capture_output=True, text=True, timeout=10)
+        other = p.stdout.split()
+    open(os.path.join(pids, tag + '.done'), 'w').close()
+    t.join(30)
+    return box.get('r'), cc, other
+
+
+def check_delegation(d, realm, tag):  # noqa: F811
+    r, cc, other = deleg_request(d, realm, tag)
+    assert r is not None and r.status == 200, (r, d.log())
+    v = parse(r.text)
+    alice = USERS['alice'][0]
+    assert v['UID'] == str(alice), r.text
+    assert v['KRB5CCNAME'] == 'FILE:' + cc and cc.startswith(d.ccdir + '/'), r.text
+    # the ccache is the client's own: file 0600 and its private directory 0700, owner alice
+    assert v['FILE_STAT'] == f'{alice} 600', r.text
+    assert v['DIR_STAT'] == f'{alice} 700', r.text
+    assert v['KLIST'] == 'ok' and v['PRINCIPAL'] == 'alice@' + realm.realm, r.text
+    # another user can neither read it, nor list its directory, nor list ccache_dir
+    assert other == ['DENIED', 'NOLIST', 'NODIR'], other
+    # the request is over: file and directory are gone
+    deadline = time.monotonic() + 5
+    while os.path.exists(os.path.dirname(cc)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not os.path.exists(cc) and not os.path.exists(os.path.dirname(cc))
+    assert os.listdir(d.ccdir) == []
+    st = os.stat(d.ccdir)
+    assert st.st_mode & 0o7777 == 0o1733, oct(st.st_mode)
+
+
+def test_delegated_ccache_is_the_clients_and_removed_root_mode(gh, realm):  # noqa: F811
+    # root mode: every thread holds only CAP_SETUID/CAP_SETGID (no CHOWN, no DAC_OVERRIDE)
+    for tid in os.listdir(f'/proc/{gh.proc.pid}/task'):
+        st = dict(line.split(':', 1) for line in open(f'/proc/{gh.proc.pid}/task/{tid}/status'))
+        assert st['Uid'].split() == ['0'] * 4
+        for k in ('CapPrm', 'CapEff', 'CapBnd'):
+            assert int(st[k], 16) == 0xc0, (tid, k, st[k])
+    check_delegation(gh, realm, 'root')
+    assert 'ccache' not in gh.log(), gh.log()   # no cleanup failure logged
+
+
+@pytest.fixture(scope='module')
+def gh_svc(realm, gh):  # noqa: F811
+    """The daemon started as root with [server] user = ghsvc (only CAP_SETUID/CAP_SETGID):
+    keytab and ccache_dir belong to ghsvc."""
+    base = shared_dir('gh-cgi-svc-')
+    shutil.copytree(os.path.join(gh.base, 'bin'), os.path.join(base, 'bin'), symlinks=True)
+    os.mkdir(os.path.join(base, 'pids'))
+    os.chmod(os.path.join(base, 'pids'), 0o1777)
+    pw, gr = os.path.join(base, 'passwd'), os.path.join(base, 'group')
+    with open(pw, 'w') as f:
+        f.write(open(realm.passwd).read() + f'ghsvc:x:{SVC_UID}:{SVC_GID}:svc:/:/bin/false\n')
+    with open(gr, 'w') as f:
+        f.write(open(realm.group).read() + f'ghsvc:x:{SVC_GID}:\n')
+    kt = os.path.join(base, 'http.keytab')
+    shutil.copy(realm.keytab, kt)
+    os.chown(kt, SVC_UID, SVC_GID)
+    os.chmod(kt, 0o600)
+    ccdir = os.path.join(base, 'ccaches')
+    os.mkdir(ccdir, 0o700)
+    os.chown(ccdir, SVC_UID, SVC_GID)
+    d = GhDaemon(realm, [('/krb', {'handler': 'cgi', 'root': os.path.join(base, 'bin'),
+                                   'auth': 'negotiate'})],
+                 server={'user': 'ghsvc', 'keytab': kt, 'ntlm_user_file': None,
+                         'ccache_dir': ccdir},
+                 env={'NSS_WRAPPER_PASSWD': pw, 'NSS_WRAPPER_GROUP': gr})
+    d.start()
+    d.base, d.ccdir = base, ccdir
+    yield d
+    d.stop()
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def test_delegated_ccache_is_the_clients_and_removed_service_user_mode(gh_svc, realm):  # noqa: F811
+    st = [line for line in open(f'/proc/{gh_svc.proc.pid}/status') if line.startswith('Uid')]
+    assert st[0].split()[1:] == [str(SVC_UID)] * 4, st
+    check_delegation(gh_svc, realm, 'svc')
+    assert 'ccache' not in gh_svc.log(), gh_svc.log()
+
+
+@pytest.mark.parametrize('case', ['world-writable', 'group-writable', 'other-owner', 'symlink'])
+def test_unsafe_ccache_dir_refused_at_start(realm, case):  # noqa: F811
+    base = shared_dir('gh-cgi-ccdir-')
+    ccdir = os.path.join(base, 'ccaches')
+    if case == 'symlink':
+        os.mkdir(os.path.join(base, 'real'), 0o700)
+        os.chmod(os.path.join(base, 'real'), 0o1733)
+        os.symlink(os.path.join(base, 'real'), ccdir)
+    else:
+        os.mkdir(ccdir)
+        os.chmod(ccdir, {'world-writable': 0o777, 'group-writable': 0o770,
+                         'other-owner': 0o1733}[case])
+        if case == 'other-owner':
+            os.chown(ccdir, *USERS['bob'][:2])
+    d = GhDaemon(realm, [('/krb', {'handler': 'fixed', 'body': 'x', 'auth': 'negotiate'})],
+                 server={'ccache_dir': ccdir})
+    try:
+        assert d.start(expect_fail=True) != 0
+        log = d.log()
+        assert f'ccache_dir {ccdir}:' in log, log
+        assert {'world-writable': 'without the sticky bit', 'group-writable': 'without the sticky bit',
+                'other-owner': f'owned by uid {USERS["bob"][0]}',
+                'symlink': 'not a directory'}[case] in log, log
+        # refused, never "repaired"
+        assert os.lstat(ccdir).st_mode & 0o7777 != 0o1733 or case in ('other-owner', 'symlink')
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

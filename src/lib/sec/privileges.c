@@ -14,13 +14,13 @@
 #include "sec/sec_internal.h"
 #include "util/alloc.h"
 
-/* Root mode keeps, besides CAP_SETUID/CAP_SETGID (+NET_BIND_SERVICE), only
- * what the daemon needs at base: CAP_CHOWN and CAP_DAC_OVERRIDE for the
- * delegated FILE ccaches (the auth engine chowns the private directory and
- * the file to the client, writes the file into that 0700 directory and
- * removes it when the request ends). Everything else (SYS_ADMIN, PTRACE,
- * SYS_MODULE, NET_ADMIN, KILL, FOWNER, ...) leaves every set. */
-#define GH__ROOT_MODE_CAPS ((1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE))
+/* Root mode keeps exactly what service-user mode keeps: CAP_SETUID and
+ * CAP_SETGID (+NET_BIND_SERVICE). Nothing the daemon does at base needs
+ * more: the delegated FILE ccaches are created, written and removed while
+ * impersonating the client (auth engine, gh__token_run_as), so neither
+ * CAP_CHOWN nor CAP_DAC_OVERRIDE is kept (DESIGN.md §3). Everything else
+ * (SYS_ADMIN, PTRACE, SYS_MODULE, NET_ADMIN, KILL, FOWNER, ...) leaves every
+ * set. */
 
 #define WANT_SECUREBITS                                                            \
   (SECBIT_KEEP_CAPS | SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP |           \
@@ -158,7 +158,7 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
   if (flags & GH_PRIV_KEEP_NET_BIND_SERVICE)
     keep |= 1ull << CAP_NET_BIND_SERVICE;
   if (service_user == NULL) {
-    rc = stay_root(keep | GH__ROOT_MODE_CAPS, cap_last());
+    rc = stay_root(keep, cap_last());
     goto out;
   }
   if (geteuid() != 0 || gh__caps_get(&eff, NULL, NULL) != 0 ||

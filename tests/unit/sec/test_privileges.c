@@ -161,11 +161,13 @@ static void test_drop_keeps_net_bind(void **state)
     fail_msg("child exit %d", WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st));
 }
 
-#define CAPS_ROOT_MODE (CAPS_KEEP | (1ull << CAP_CHOWN) | (1ull << CAP_DAC_OVERRIDE))
+/* Root mode keeps what service-user mode keeps: no CHOWN, no DAC_OVERRIDE. */
+#define CAPS_ROOT_MODE CAPS_KEEP
 
-/* Root mode: uid 0 with only SETUID/SETGID/CHOWN/DAC_OVERRIDE (+NET_BIND_SERVICE)
- * in every set, bounding included; impersonating clears the effective set
- * (setuid fix-up) and the revert restores exactly the kept set. */
+/* Root mode: uid 0 with only SETUID/SETGID (+NET_BIND_SERVICE) in every set,
+ * bounding included — no DAC override: root at base cannot read alice's
+ * 0600 file, only its own; impersonating clears the effective set (setuid
+ * fix-up) and the revert restores exactly the kept set. */
 static void child_stay_root(void *arg)
 {
   unsigned flags = *(unsigned *)arg;
@@ -188,8 +190,12 @@ static void child_stay_root(void *arg)
     _exit(14);
   /* the dropped capabilities cannot come back */
   if (prctl(PR_CAPBSET_READ, CAP_SYS_ADMIN, 0, 0, 0) != 0 ||
-      prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) != 0)
+      prctl(PR_CAPBSET_READ, CAP_SETPCAP, 0, 0, 0) != 0 ||
+      prctl(PR_CAPBSET_READ, CAP_CHOWN, 0, 0, 0) != 0 ||
+      prctl(PR_CAPBSET_READ, CAP_DAC_OVERRIDE, 0, 0, 0) != 0)
     _exit(15);
+  if (readable("x") != 0 || readable("a") != EACCES)
+    _exit(22);
   if (gh_sec_init(NULL) != 0)
     _exit(16);
   if (gh_token_from_user("alice", NULL, &alice) != 0 || gh_impersonate(alice) != 0)

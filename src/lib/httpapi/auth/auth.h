@@ -51,7 +51,8 @@ typedef struct gh__auth_engine_config {
   const char *ntlm_user_file;    /* gss-ntlmssp user file; NULL = winbind */
   bool ntlm;                     /* enable NTLM (raw and inside SPNEGO) */
   const char *pam_service;       /* NULL = "gatehouse" */
-  const char *ccache_dir;        /* parent of private FILE ccache dirs; NULL = "/run/gatehouse" */
+  const char *ccache_dir;        /* parent of private FILE ccache dirs; NULL = "/run/gatehouse";
+                                    with a keytab: created/checked (1733) by gh__auth_engine_new */
   const char *unmapped_user;     /* account for IDENTIFY tokens of unmapped names; NULL = "nobody" */
   unsigned basic_cache_ttl_s;    /* Basic success cache lifetime; 0 = off */
   unsigned basic_cache_entries;  /* 0 = 1024 */
@@ -134,7 +135,8 @@ typedef struct gh__auth_result {
   char *local_user_buf;
   char *mem_ccache;                 /* "MEMORY:gh-deleg-..." holding delegated creds */
   char *file_ccache_dir;            /* private dir of a materialised FILE ccache */
-  char *file_ccache;                /* its path */
+  char *file_ccache;                /* its name ("FILE:<dir>/ccache") */
+  gh_token_t file_ccache_token;     /* own handle to the client that made them (removal) */
 } gh__auth_result_t;
 
 /** The step function: run once per request, at base identity.
@@ -156,16 +158,27 @@ int gh__auth_step_tls(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
 
 /** Releases everything the result holds except the token (owned by the
  *  receiver): buffers, challenge values, the request's delegated MEMORY
- *  ccache and any materialised FILE ccache (file and private dir removed).
- *  Call when the request ends. Accepts a zeroed result. */
+ *  ccache and any materialised FILE ccache (file and private dir removed
+ *  while impersonating the client, through the result's own token handle;
+ *  a failure is written to stderr, never ignored). Call when the request
+ *  ends, on any thread whose identity the sec layer manages (base or
+ *  impersonating: it is restored). Accepts a zeroed result. */
 void gh__auth_result_done(gh__auth_result_t *result);
 
 /** Materialises the request's delegated credentials as a 0600 FILE ccache in
- *  a fresh 0700 private directory under the engine's ccache_dir, owned by
- *  owner_uid/owner_gid (the client, so a child running as the client can
- *  read it). Idempotent. *ret_ccname ("FILE:/...") is borrowed from the
- *  result and valid until gh__auth_result_done, which removes it.
- *  GH_ENOT_FOUND when the request has no delegated credentials. */
+ *  a fresh 0700 private directory under the engine's ccache_dir. Directory
+ *  and file are created and written while impersonating the request's
+ *  client (gh__token_run_as on result->info.token), so they are the
+ *  client's without any chown and the service needs no CAP_CHOWN or
+ *  CAP_DAC_OVERRIDE; ccache_dir must let clients create directories (1733,
+ *  checked at gh__auth_engine_new). owner_uid/owner_gid must be the token's
+ *  uid and primary gid (-EPERM otherwise). Idempotent. *ret_ccname
+ *  ("FILE:/...") is borrowed from the result and valid until
+ *  gh__auth_result_done, which removes it (as the client again). The calling
+ *  thread may be at base or impersonating; its identity is restored.
+ *  GH_ENOT_FOUND when the request has no delegated credentials;
+ *  GH_EBAD_IMPERSONATION_LEVEL for an IDENTIFY token (unmapped principal);
+ *  GH_EAUTH_INTERNAL (krb5), -errno (mkdtemp: e.g. -EACCES), sec errors. */
 int gh__auth_result_file_ccache(gh__auth_engine_t *engine, gh__auth_result_t *result,
                                 uid_t owner_uid, gid_t owner_gid, const char **ret_ccname);
 
