@@ -596,6 +596,19 @@ static int sc_ntlm_anon(int argc, char **argv)
   return 0;
 }
 
+/* The test hook between requests i and i + 1 of n: GH_DRIVER_BETWEEN
+ * "<cmd> <index>" (nothing after the last one). */
+static void between(int i, int n)
+{
+  const char *hook = getenv("GH_DRIVER_BETWEEN");
+  char cmd[1024];
+  if (i + 1 >= n || hook == NULL)
+    return;
+  snprintf(cmd, sizeof(cmd), "%s %d", hook, i);
+  if (system(cmd) != 0)
+    die("between", cmd);
+}
+
 /* basic USER PW [N]: N requests (default 1), each a fresh connection */
 static int sc_basic(int argc, char **argv)
 {
@@ -617,13 +630,7 @@ static int sc_basic(int argc, char **argv)
     print_result("basic", &r, extra);
     finish(&r);
     gh__auth_conn_free(c);
-    if (i + 1 < n && getenv("GH_DRIVER_BETWEEN")) {
-      /* a test hook between requests: "<cmd> <index>" */
-      char cmd[1024];
-      snprintf(cmd, sizeof(cmd), "%s %d", getenv("GH_DRIVER_BETWEEN"), i);
-      if (system(cmd) != 0)
-        die("between", cmd);
-    }
+    between(i, n);
   }
   free(h);
   return 0;
@@ -642,12 +649,7 @@ static int sc_basicseq(int argc, char **argv)
     finish(&r);
     gh__auth_conn_free(c);
     free(h);
-    if (i + 1 < argc && getenv("GH_DRIVER_BETWEEN")) {
-      char cmd[1024];
-      snprintf(cmd, sizeof(cmd), "%s %d", getenv("GH_DRIVER_BETWEEN"), i);
-      if (system(cmd) != 0)
-        die("between", cmd);
-    }
+    between(i, argc);
   }
   return 0;
 }
@@ -684,12 +686,7 @@ static int sc_krb5seq(int argc, char **argv)
     gh__auth_conn_free(c);
     gss_delete_sec_context(&min, &ictx, GSS_C_NO_BUFFER);
     free(h);
-    if (i + 1 < n && getenv("GH_DRIVER_BETWEEN")) {
-      char cmd[1024];
-      snprintf(cmd, sizeof(cmd), "%s %d", getenv("GH_DRIVER_BETWEEN"), i);
-      if (system(cmd) != 0)
-        die("between", cmd);
-    }
+    between(i, n);
   }
   free(cclist);
   return 0;

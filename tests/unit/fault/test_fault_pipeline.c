@@ -9,17 +9,7 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <gatehouse/authinfo.h>
@@ -29,7 +19,7 @@
 #include <gatehouse/token.h>
 
 #include "../sec/sec_fixture.h"
-#include "util/alloc.h"
+#include "fault_common.h"
 
 /*
  * The walk: for N = 0, 1, 2, ... every library allocation after the first N
@@ -60,8 +50,6 @@
  * job and its conversation replies, tokens, group lists), not theirs.
  */
 
-#define CLIENT_TIMEOUT_MS 3000
-#define MAX_N 20000
 #define PAM_WRAPPER_SO "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so"
 #define PAM_MATRIX_SO "/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so"
 #define NSS_WRAPPER_SO "/usr/lib/x86_64-linux-gnu/libnss_wrapper.so"
@@ -71,45 +59,7 @@ extern const gh_module_abi_t fault_whoami_abi, fault_static_abi;
 int fault_whoami_register(uint32_t v, gh_module_registration_t *reg, gh_module_server_t *s);
 int fault_static_register(uint32_t v, gh_module_registration_t *reg, gh_module_server_t *s);
 
-typedef struct walk_stats {
-  long iterations;
-  long setup_failed; /* the server/pipeline API refused cleanly (-ENOMEM) */
-  long served_ok;    /* exactly the right response */
-  long error_status; /* 400/500/503 */
-  long closed;       /* connection closed before a full response */
-  long recovered;
-  /* library bugs this walk found (counted, printed; fatal with GH_FAULT_STRICT=1) */
-  long bug_pam_enomem_401; /* right Basic password, 401 after an ENOMEM inside the PAM conversation */
-  long bug_user_vars;      /* whoami 200 with the right user but uid/level/groups missing */
-} walk_stats_t;
-
 static bool strict;
-
-static bool have_root;
-static char unix_path[100];
-static char files_dir[300];
-
-static const struct { const char *name; uid_t uid; gid_t gid; } users[] = {
-  {"alice", U_ALICE, G_ALICE},
-  {"bob", U_BOB, G_BOB},
-  {"carol", U_CAROL, G_CAROL},
-};
-
-static uid_t uid_of(const char *user)
-{
-  for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
-    if (strcmp(users[i].name, user) == 0)
-      return users[i].uid;
-  return (uid_t)-1;
-}
-
-static gid_t gid_of(const char *user)
-{
-  for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
-    if (strcmp(users[i].name, user) == 0)
-      return users[i].gid;
-  return (gid_t)-1;
-}
 
 /* The value of attribute key="..." in whoami's XML, into out. */
 static bool attr(const char *body, const char *key, char *out, size_t len)
@@ -128,16 +78,6 @@ static bool attr(const char *body, const char *key, char *out, size_t len)
   return true;
 }
 
-static void write_text(const char *path, const char *text, mode_t mode)
-{
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0 || dprintf(fd, "%s", text) < 0) {
-    perror(path);
-    exit(99);
-  }
-  close(fd);
-}
-
 /* After fx_init (nss_wrapper): one more re-exec with pam_wrapper preloaded
  * and a "gatehouse" PAM service using pam_matrix over a passdb in the
  * fixture directory. */
@@ -149,15 +89,15 @@ static void pam_init(char **argv)
   snprintf(path, sizeof(path), "%s/pam.d", fx_dir());
   mkdir(path, 0755);
   snprintf(path, sizeof(path), "%s/passdb", fx_dir());
-  write_text(path, "alice:alice-pw:gatehouse\nbob:bob-pw:gatehouse\ncarol:carol-pw:gatehouse\n",
+  fault_write_text(path, "alice:alice-pw:gatehouse\nbob:bob-pw:gatehouse\ncarol:carol-pw:gatehouse\n",
              0600);
   snprintf(text, sizeof(text), "auth required %s passdb=%s\naccount required %s passdb=%s\n",
            PAM_MATRIX_SO, path, PAM_MATRIX_SO, path);
   setenv("PAM_MATRIX_PASSWD", path, 1);
   snprintf(path, sizeof(path), "%s/pam.d/gatehouse", fx_dir());
-  write_text(path, text, 0644);
+  fault_write_text(path, text, 0644);
   snprintf(path, sizeof(path), "%s/pam.d/other", fx_dir()); /* libpam looks for it */
-  write_text(path, "auth required pam_deny.so\naccount required pam_deny.so\n", 0644);
+  fault_write_text(path, "auth required pam_deny.so\naccount required pam_deny.so\n", 0644);
   snprintf(path, sizeof(path), "%s/pam.d", fx_dir());
   setenv("PAM_WRAPPER_SERVICE_DIR", path, 1);
   setenv("PAM_WRAPPER", "1", 1);
@@ -170,22 +110,6 @@ static void pam_init(char **argv)
   execv("/proc/self/exe", argv);
   perror("fault: re-exec with pam_wrapper");
   exit(99);
-}
-
-static void make_files(void)
-{
-  char path[512], text[64];
-  snprintf(files_dir, sizeof(files_dir), "%s/files", fx_dir());
-  mkdir(files_dir, 0755);
-  for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
-    snprintf(path, sizeof(path), "%s/%s.txt", files_dir, users[i].name);
-    snprintf(text, sizeof(text), "secret-of-%s", users[i].name);
-    write_text(path, text, 0600);
-    if (chown(path, users[i].uid, users[i].gid) != 0) {
-      perror("fault: chown");
-      exit(99);
-    }
-  }
 }
 
 /* ---- the server side ---------------------------------------------------- */
@@ -235,7 +159,7 @@ static int make_pipeline(gh_pipeline_t **ret)
     {"site /peer", "root", NULL},
   };
   for (size_t i = 0; rc == 0 && i < sizeof(items) / sizeof(items[0]); i++)
-    rc = gh_pipeline_config_add(pc, items[i][0], items[i][1], items[i][2] ? items[i][2] : files_dir);
+    rc = gh_pipeline_config_add(pc, items[i][0], items[i][1], items[i][2] ? items[i][2] : fault_files_dir);
   if (rc == 0)
     rc = gh_pipeline_config_check(pl, pc, NULL, 0);
   if (rc == 0) {
@@ -279,64 +203,6 @@ static int add_groups(gh_server_t *srv)
 
 /* ---- the client side ---------------------------------------------------- */
 
-typedef struct resp {
-  int status;
-  char body[1024];
-} resp_t;
-
-/* Reads until want responses were parsed, EOF, or the deadline. */
-static int read_responses(int fd, resp_t *out, int want, bool *ret_eof, bool *ret_timeout)
-{
-  static __thread char buf[65536];
-  size_t len = 0;
-  int got = 0;
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  *ret_eof = *ret_timeout = false;
-  while (got < want) {
-    for (;;) {
-      buf[len] = '\0';
-      char *end = strstr(buf, "\r\n\r\n");
-      if (end == NULL)
-        break;
-      int status = 0;
-      if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-        fail_msg("unparsable response: %.80s", buf);
-      char *cl = strcasestr(buf, "\r\nContent-Length:");
-      if (cl == NULL || cl > end)
-        fail_msg("response without Content-Length: %.300s", buf);
-      size_t clen = strtoul(cl + 17, NULL, 10);
-      size_t head = (size_t)(end + 4 - buf);
-      if (len < head + clen)
-        break;
-      out[got].status = status;
-      snprintf(out[got].body, sizeof(out[got].body), "%.*s", (int)clen, end + 4);
-      got++;
-      memmove(buf, buf + head + clen, len - head - clen);
-      len -= head + clen;
-      if (got == want)
-        break;
-    }
-    if (got == want)
-      break;
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long left = CLIENT_TIMEOUT_MS - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
-      *ret_timeout = true;
-      break;
-    }
-    ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-    if (n <= 0) {
-      *ret_eof = true;
-      break;
-    }
-    len += (size_t)n;
-  }
-  return got;
-}
-
 /* What one request expects: kind 'W' whoami naming user, 'F' the user's own
  * file, 'X' another user's file (must be refused). */
 typedef struct want {
@@ -345,8 +211,9 @@ typedef struct want {
   const char *path;
 } want_t;
 
-static void judge(const resp_t *r, const want_t *w, walk_stats_t *st, long n)
+static void judge(const resp_t *r, int i, const void *ws, walk_stats_t *st, long n)
 {
+  const want_t *w = (const want_t *)ws + i;
   char exp[256];
   if (r->status == 400 || r->status == 500 || r->status == 503) {
     st->error_status++;
@@ -380,8 +247,8 @@ static void judge(const resp_t *r, const want_t *w, walk_stats_t *st, long n)
     if (strcmp(name, w->user) != 0 || strcmp(logon, w->user) != 0 || strcmp(type, auth_type) != 0 ||
         strcmp(tok, "valid") != 0)
       fail_msg("N=%ld: %s as %s: 200 naming someone else: '%s'", n, w->path, w->user, r->body);
-    snprintf(exp, sizeof(exp), "%u", (unsigned)uid_of(w->user));
-    snprintf(gid0, sizeof(gid0), "%u", (unsigned)gid_of(w->user));
+    snprintf(exp, sizeof(exp), "%u", (unsigned)fault_uid_of(w->user));
+    snprintf(gid0, sizeof(gid0), "%u", (unsigned)fault_gid_of(w->user));
     bool uid_ok = strcmp(uid, exp) == 0, level_ok = strcmp(level, "impersonate") == 0;
     bool groups_ok = strncmp(groups, gid0, strlen(gid0)) == 0 &&
                      (groups[strlen(gid0)] == '\0' || groups[strlen(gid0)] == ',');
@@ -432,13 +299,16 @@ static const char *basic_auth(const char *user)
   return "Basic Y2Fyb2w6Y2Fyb2wtcHc=";
 }
 
+static const char *label(int i, const void *ws)
+{
+  return ((const want_t *)ws)[i].path;
+}
+
 /* Sends the requests pipelined (one write), reads and judges the answers. */
 static void exchange(int fd, const want_t *ws, int nw, bool basic, walk_stats_t *st, long n)
 {
   char raw[4096];
   size_t off = 0;
-  resp_t rs[8];
-  bool eof = false, timeout = false;
   for (int i = 0; i < nw; i++) {
     if (basic)
       off += (size_t)snprintf(raw + off, sizeof(raw) - off,
@@ -448,31 +318,7 @@ static void exchange(int fd, const want_t *ws, int nw, bool basic, walk_stats_t 
       off += (size_t)snprintf(raw + off, sizeof(raw) - off, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n",
                               ws[i].path);
   }
-  if (send(fd, raw, off, MSG_NOSIGNAL) < 0) {
-    st->closed++;
-    return;
-  }
-  int got = read_responses(fd, rs, nw, &eof, &timeout);
-  for (int i = 0; i < got; i++)
-    judge(&rs[i], &ws[i], st, n);
-  if (got < nw) {
-    if (timeout)
-      fail_msg("N=%ld: no response and no close within %d ms (%d of %d responses, first %s)", n,
-               CLIENT_TIMEOUT_MS, got, nw, ws[got].path);
-    st->closed++;
-  }
-}
-
-static int connect_tcp(int port)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-    close(fd);
-    fd = -1;
-  }
-  return fd;
+  fault_exchange(fd, raw, off, nw, judge, label, ws, st, n);
 }
 
 static const want_t alice_reqs[] = {
@@ -493,7 +339,7 @@ static const want_t carol_reqs[] = {
 
 static void client_basic(int port, const want_t *ws, int nw, walk_stats_t *st, long n)
 {
-  int fd = connect_tcp(port);
+  int fd = fault_connect_tcp(port);
   if (fd < 0) {
     st->closed++;
     return;
@@ -502,33 +348,10 @@ static void client_basic(int port, const want_t *ws, int nw, walk_stats_t *st, l
   close(fd);
 }
 
-/* Connects to the Unix listener with carol's euid (SO_PEERCRED records the
- * connecting thread's credentials). */
-static void *peer_thread(void *arg)
-{
-  long *res = arg;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", unix_path);
-  if (syscall(SYS_setresgid, -1, G_CAROL, -1) != 0 || syscall(SYS_setresuid, -1, U_CAROL, -1) != 0)
-    abort();
-  int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-  if (syscall(SYS_setresuid, -1, 0, -1) != 0 || syscall(SYS_setresgid, -1, 0, -1) != 0)
-    abort();
-  res[0] = rc == 0 ? fd : -1;
-  if (rc != 0)
-    close(fd);
-  return NULL;
-}
-
+/* Peer auth on a connection made with carol's euid. */
 static void client_peer(walk_stats_t *st, long n)
 {
-  long res[1] = {-1};
-  pthread_t t;
-  if (pthread_create(&t, NULL, peer_thread, res) != 0)
-    fail_msg("pthread_create");
-  pthread_join(t, NULL);
-  int fd = (int)res[0];
+  int fd = fault_connect_peer();
   if (fd < 0) {
     st->closed++;
     return;
@@ -546,93 +369,44 @@ static void clients(int port, walk_stats_t *st, long n)
 
 /* ---- one iteration ------------------------------------------------------ */
 
-static bool run_once(long n, bool once, walk_stats_t *st)
+static int setup(void **arg)
 {
-  gh_server_t *srv = NULL;
-  gh_pipeline_t *pl = NULL;
-  gh_server_config_t cfg;
-  bool started = false, clean;
-  int port = 0, rc;
-  char addr[160];
-  gh_server_config_init(&cfg);
-  cfg.header_timeout_ms = 2000;
-
-  st->iterations++;
-  if (once)
-    gh__alloc_fail_once_after(n);
-  else
-    gh__alloc_fail_after(n);
-  rc = make_pipeline(&pl);
-  if (rc == 0)
-    rc = gh_server_new(&cfg, &srv);
-  if (rc == 0)
-    rc = gh_server_add_listener(srv, "127.0.0.1:0");
-  snprintf(addr, sizeof(addr), "unix:%s", unix_path);
-  if (rc == 0)
-    rc = gh_server_add_listener(srv, addr);
-  if (rc == 0)
-    rc = add_groups(srv);
-  if (rc == 0 && (rc = gh_server_start(srv)) == 0)
-    started = true;
-  if (rc == 0)
-    rc = gh_server_run_workers(srv, 2, handler, pl);
-  if (rc == 0) {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    assert_int_equal(gh_server_listener_address(srv, 0, &ss, &len), 0);
-    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    clients(port, st, n);
-  } else {
-    if (rc != -ENOMEM)
-      fail_msg("N=%ld: set-up failed with %d (%s), not -ENOMEM", n, rc, gh_strerror(rc));
-    st->setup_failed++;
-  }
-  clean = gh__alloc_injected() == 0;
-  gh__alloc_fail_after(-1);
-
-  if (port != 0) {
-    /* the failures are over: fresh connections must be served exactly */
-    walk_stats_t r = {0};
-    clients(port, &r, n);
-    if (r.served_ok != N_WANT)
-      fail_msg("N=%ld: server did not recover after the failures (%ld ok, %ld errors, %ld closed)",
-               n, r.served_ok, r.error_status, r.closed);
-    st->recovered++;
-  }
-  if (srv != NULL) {
-    if (started)
-      gh_server_shutdown(srv, 2000);
-    gh_server_free(srv);
-  }
-  if (pl != NULL) {
-    gh_pipeline_stop(pl);
-    gh_pipeline_free(pl);
-  }
-  gh_assert_base();
-  return clean;
+  return make_pipeline((gh_pipeline_t **)arg);
 }
+
+static void teardown(void *arg)
+{
+  gh_pipeline_stop(arg);
+  gh_pipeline_free(arg);
+}
+
+static long recover_want(void)
+{
+  return N_WANT;
+}
+
+static const fault_walk_t walk = {
+  .setup = setup,
+  .teardown = teardown,
+  .add_groups = add_groups,
+  .handler = handler,
+  .clients = clients,
+  .recover_want = recover_want,
+};
 
 static void pipeline_walk(bool once)
 {
   walk_stats_t st = {0};
-  long n;
-  const char *lim = getenv("GH_FAULT_MAX_N");
-  long max_n = lim ? atol(lim) : MAX_N;
-  const char *first = getenv("GH_FAULT_START_N"); /* debugging aid */
   const char *only = getenv("GH_FAULT_ONLY"); /* debugging aid: "once" or "persistent" */
   if (only != NULL && strcmp(only, once ? "once" : "persistent") != 0) {
     skip();
     return;
   }
-  if (!have_root) {
+  if (!fault_have_root) {
     skip(); /* impersonation, chown and SO_PEERCRED as carol need root */
     return;
   }
-  for (n = first ? atol(first) : 0; n < max_n; n++)
-    if (run_once(n, once, &st))
-      break;
-  if (n >= max_n)
-    fail_msg("no clean pass within N < %ld", max_n);
+  long n = fault_walk(&walk, once, &st);
   printf("# pipeline walk (%s failure): N=0..%ld (%ld iterations): set-up refused %ld, "
          "served exactly %ld, error status %ld, closed %ld, recovered %ld "
          "(whoami + impersonating static, Basic/PAM on TCP, peer on unix)\n",
@@ -661,19 +435,10 @@ int main(int argc, char **argv)
 {
   fx_init(argc, argv);
   pam_init(argv);
-  have_root = fx_root();
   /* both bugs are fixed: strict by default, GH_FAULT_STRICT=0 only counts */
   strict = getenv("GH_FAULT_STRICT") == NULL || strcmp(getenv("GH_FAULT_STRICT"), "0") != 0;
-  if (snprintf(unix_path, sizeof(unix_path), "%s/gh.sock", fx_dir()) >= (int)sizeof(unix_path))
+  if (fault_setup() != 0)
     return 99;
-  if (have_root) {
-    make_files();
-    gh_sec_config_t sc = {.min_uid = 1000, .group_cache_ttl_s = 0};
-    if (gh_sec_init(&sc) != 0) {
-      fprintf(stderr, "gh_sec_init failed\n");
-      return 99;
-    }
-  }
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_pipeline_walk_persistent),
     cmocka_unit_test(test_pipeline_walk_one_shot),

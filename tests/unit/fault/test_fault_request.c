@@ -9,17 +9,10 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <gatehouse/httpapi.h>
@@ -30,6 +23,7 @@
 #endif
 
 #include "../sec/sec_fixture.h"
+#include "fault_common.h"
 #include "util/alloc.h"
 
 /*
@@ -51,60 +45,13 @@
  * stops at the first N whose iteration never hit an injected failure.
  */
 
-#define CLIENT_TIMEOUT_MS 3000
-#define MAX_N 20000
-
-typedef struct walk_stats {
-  long iterations;
-  long setup_failed;  /* the server API refused cleanly (-ENOMEM) before serving */
-  long served_ok;     /* 200 with the right identity */
-  long error_status;  /* 400/500/503 */
-  long closed;        /* connection closed before a full response */
-  long recovered;     /* post-failure request served correctly */
-} walk_stats_t;
-
-static bool have_root;
-static char unix_path[100];
-
-/* ---- fixture files: /<dir>/files/<user>.txt 0600 owned by the user ---- */
-
-static const struct { const char *name; uid_t uid; gid_t gid; } users[] = {
-  {"alice", U_ALICE, G_ALICE},
-  {"bob", U_BOB, G_BOB},
-  {"carol", U_CAROL, G_CAROL},
-};
-
-static void make_files(void)
-{
-  char path[512];
-  snprintf(path, sizeof(path), "%s/files", fx_dir());
-  mkdir(path, 0755);
-  for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++) {
-    snprintf(path, sizeof(path), "%s/files/%s.txt", fx_dir(), users[i].name);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || dprintf(fd, "secret-of-%s", users[i].name) < 0) {
-      perror("fault: fixture file");
-      exit(99);
-    }
-    if (fchown(fd, users[i].uid, users[i].gid) != 0 && have_root) {
-      perror("fault: chown");
-      exit(99);
-    }
-    close(fd);
-  }
-}
-
 /* The body a correctly served request for `user` carries. */
 static void expected_body(const char *user, char *buf, size_t len)
 {
   const char *other = strcmp(user, "bob") == 0 ? "alice" : "bob";
-  if (have_root) {
-    uid_t uid = 0;
-    for (size_t i = 0; i < sizeof(users) / sizeof(users[0]); i++)
-      if (strcmp(users[i].name, user) == 0)
-        uid = users[i].uid;
-    snprintf(buf, len, "user=%s euid=%u file=secret-of-%s %s=EACCES", user, (unsigned)uid, user,
-             other);
+  if (fault_have_root) {
+    snprintf(buf, len, "user=%s euid=%u file=secret-of-%s %s=EACCES", user,
+             (unsigned)fault_uid_of(user), user, other);
   } else {
     snprintf(buf, len, "user=%s", user);
   }
@@ -129,14 +76,14 @@ static int probe_as(gh_token_t tok, const char *user, char *body, size_t len)
   if (ret < 0)
     return ret;
   syscall(SYS_getresuid, &r, &e, &s);
-  snprintf(path, sizeof(path), "%s/files/%s.txt", fx_dir(), user);
+  snprintf(path, sizeof(path), "%s/%s.txt", fault_files_dir, user);
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd >= 0) {
     ssize_t n = read(fd, content, sizeof(content) - 1);
     content[n > 0 ? n : 0] = '\0';
     close(fd);
   }
-  snprintf(path, sizeof(path), "%s/files/%s.txt", fx_dir(), other);
+  snprintf(path, sizeof(path), "%s/%s.txt", fault_files_dir, other);
   int ofd = open(path, O_RDONLY | O_CLOEXEC);
   int oerr = ofd < 0 ? errno : 0;
   if (ofd >= 0)
@@ -155,7 +102,7 @@ static void handler(gh_request_t *req, void *arg)
   const char *path = gh_request_get_path(req);
   gh_token_t tok = GH_TOKEN_NULL;
   bool own_tok = false;
-  if (have_root)
+  if (fault_have_root)
     gh_assert_base(); /* a worker never starts a request impersonating */
   const char *user = NULL;
   if (path != NULL && strncmp(path, "/as/", 4) == 0)
@@ -183,7 +130,7 @@ static void handler(gh_request_t *req, void *arg)
     tok = info->token;
   }
 #endif
-  if (!have_root) {
+  if (!fault_have_root) {
     snprintf(body, sizeof(body), "user=%s", user);
     reply(req, 200, body);
     return;
@@ -206,83 +153,10 @@ static void handler(gh_request_t *req, void *arg)
 
 /* ---- the client side ---------------------------------------------------- */
 
-typedef struct resp {
-  int status;
-  char body[256];
-} resp_t;
-
-/* Reads from fd until want responses were parsed, EOF, or the deadline.
- * Returns the number of complete responses; *ret_eof tells whether the
- * server closed; *ret_timeout whether the deadline passed first. */
-static int read_responses(int fd, resp_t *out, int want, bool *ret_eof, bool *ret_timeout)
+/* Judges response i against who[i]; counts it. A 200 must be exactly right. */
+static void judge(const resp_t *r, int i, const void *who, walk_stats_t *st, long n)
 {
-  static __thread char buf[65536];
-  size_t len = 0;
-  int got = 0;
-  struct timespec t0;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
-  *ret_eof = *ret_timeout = false;
-  while (got < want) {
-    /* parse what we have */
-    for (;;) {
-      buf[len] = '\0';
-      char *end = strstr(buf, "\r\n\r\n");
-      if (end == NULL)
-        break;
-      int status = 0;
-      if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
-        fail_msg("unparsable response: %.80s", buf);
-      size_t clen = 0;
-      char *cl = strcasestr(buf, "\r\nContent-Length:");
-      if (cl == NULL || cl > end)
-        fail_msg("response without Content-Length: %.200s", buf);
-      clen = strtoul(cl + 17, NULL, 10);
-      size_t head = (size_t)(end + 4 - buf);
-      if (len < head + clen)
-        break;
-      out[got].status = status;
-      snprintf(out[got].body, sizeof(out[got].body), "%.*s", (int)clen, end + 4);
-      got++;
-      memmove(buf, buf + head + clen, len - head - clen);
-      len -= head + clen;
-      if (got == want)
-        break;
-    }
-    if (got == want)
-      break;
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    long left = CLIENT_TIMEOUT_MS - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (left <= 0 || poll(&p, 1, (int)left) <= 0) {
-      *ret_timeout = true;
-      break;
-    }
-    ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
-    if (n <= 0) {
-      *ret_eof = true;
-      break;
-    }
-    len += (size_t)n;
-  }
-  return got;
-}
-
-static int connect_tcp(int port)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-    close(fd);
-    fd = -1;
-  }
-  return fd;
-}
-
-/* Judges one response for `user`; counts it. A 200 must be exactly right. */
-static void judge(const resp_t *r, const char *user, walk_stats_t *st, long n)
-{
+  const char *user = ((const char *const *)who)[i];
   char want[256];
   expected_body(user, want, sizeof(want));
   if (r->status == 200) {
@@ -296,30 +170,16 @@ static void judge(const resp_t *r, const char *user, walk_stats_t *st, long n)
   }
 }
 
-/* Sends raw bytes, reads `want` responses and judges them against users[]. */
+/* Sends raw bytes, reads `want` responses and judges them against who[]. */
 static void exchange(int fd, const char *raw, const char *const *who, int want, walk_stats_t *st,
                      long n)
 {
-  resp_t rs[8];
-  bool eof = false, timeout = false;
-  if (send(fd, raw, strlen(raw), MSG_NOSIGNAL) < 0) {
-    st->closed++;
-    return;
-  }
-  int got = read_responses(fd, rs, want, &eof, &timeout);
-  for (int i = 0; i < got; i++)
-    judge(&rs[i], who[i], st, n);
-  if (got < want) {
-    if (timeout)
-      fail_msg("N=%ld: no response and no close within %d ms (%d of %d responses)", n,
-               CLIENT_TIMEOUT_MS, got, want);
-    st->closed++;
-  }
+  fault_exchange(fd, raw, strlen(raw), want, judge, NULL, who, st, n);
 }
 
 static void client_tcp(int port, walk_stats_t *st, long n)
 {
-  int fd = connect_tcp(port);
+  int fd = fault_connect_tcp(port);
   if (fd < 0) {
     st->closed++;
     return;
@@ -338,33 +198,10 @@ static void client_tcp(int port, walk_stats_t *st, long n)
 }
 
 #if GH_FAULT_HAVE_AUTH
-/* Connects to the Unix listener with carol's euid (SO_PEERCRED records the
- * connecting thread's credentials) and asks as carol, then claims to be alice. */
-static void *peer_thread(void *arg)
-{
-  long *res = arg;
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", unix_path);
-  if (syscall(SYS_setresgid, -1, G_CAROL, -1) != 0 || syscall(SYS_setresuid, -1, U_CAROL, -1) != 0)
-    abort();
-  int rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-  if (syscall(SYS_setresuid, -1, 0, -1) != 0 || syscall(SYS_setresgid, -1, 0, -1) != 0)
-    abort();
-  res[0] = rc == 0 ? fd : -1;
-  if (rc != 0)
-    close(fd);
-  return NULL;
-}
-
+/* Asks as carol on a connection made with carol's euid, then claims to be alice. */
 static void client_peer(walk_stats_t *st, long n)
 {
-  long res[1] = {-1};
-  pthread_t t;
-  if (pthread_create(&t, NULL, peer_thread, res) != 0)
-    fail_msg("pthread_create");
-  pthread_join(t, NULL);
-  int fd = (int)res[0];
+  int fd = fault_connect_peer();
   if (fd < 0) {
     st->closed++;
     return;
@@ -381,7 +218,7 @@ static void client_peer(walk_stats_t *st, long n)
   bool eof = false, timeout = false;
   static const char claim[] = "GET /peer/alice HTTP/1.1\r\nHost: t\r\n\r\n";
   if (send(fd, claim, sizeof(claim) - 1, MSG_NOSIGNAL) > 0 &&
-      read_responses(fd, &r, 1, &eof, &timeout) == 1) {
+      fault_read_responses(fd, &r, 1, &eof, &timeout) == 1) {
     if (r.status == 200)
       fail_msg("N=%ld: carol's peer connection was served as alice: %s", n, r.body);
   } else if (timeout) {
@@ -393,7 +230,6 @@ static void client_peer(walk_stats_t *st, long n)
 
 /* ---- one iteration ------------------------------------------------------ */
 
-
 static int add_groups(gh_server_t *srv)
 {
   int rc = gh_server_add_url_group(srv, "/", NULL, NULL, NULL);
@@ -403,7 +239,7 @@ static int add_groups(gh_server_t *srv)
   if (rc == 0)
     rc = gh_server_add_url_group(srv, "/peer", NULL, NULL, &g);
 #if GH_FAULT_HAVE_AUTH
-  if (rc == 0 && have_root) {
+  if (rc == 0 && fault_have_root) {
     gh_auth_config_t ac;
     gh_auth_config_init(&ac);
     rc = gh_server_enable_auth(srv, &ac, NULL, 0);
@@ -417,97 +253,42 @@ static int add_groups(gh_server_t *srv)
   return rc;
 }
 
-/* Returns true when the iteration ran without any injected failure. */
-static bool run_once(long n, bool once, walk_stats_t *st)
+/* One round: pipelined and chunked requests on TCP, peer auth on Unix. */
+static void clients(int port, walk_stats_t *st, long n)
 {
-  gh_server_t *srv = NULL;
-  gh_server_config_t cfg;
-  bool started = false, clean;
-  int port = 0, rc;
-  gh_server_config_init(&cfg);
-  cfg.header_timeout_ms = 2000;
-
-  st->iterations++;
-  if (once)
-    gh__alloc_fail_once_after(n);
-  else
-    gh__alloc_fail_after(n);
-  rc = gh_server_new(&cfg, &srv);
-  if (rc == 0)
-    rc = gh_server_add_listener(srv, "127.0.0.1:0");
-  if (rc == 0 && have_root) {
-    char addr[160];
-    snprintf(addr, sizeof(addr), "unix:%s", unix_path);
-    rc = gh_server_add_listener(srv, addr);
-  }
-  if (rc == 0)
-    rc = add_groups(srv);
-  if (rc == 0 && (rc = gh_server_start(srv)) == 0)
-    started = true;
-  if (rc == 0)
-    rc = gh_server_run_workers(srv, 2, handler, NULL);
-  if (rc == 0) {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    assert_int_equal(gh_server_listener_address(srv, 0, &ss, &len), 0);
-    port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    client_tcp(port, st, n);
+  client_tcp(port, st, n);
 #if GH_FAULT_HAVE_AUTH
-    if (have_root)
-      client_peer(st, n);
+  if (fault_have_root)
+    client_peer(st, n);
 #endif
-  } else {
-    if (rc != -ENOMEM)
-      fail_msg("N=%ld: set-up failed with %d (%s), not -ENOMEM", n, rc, gh_strerror(rc));
-    st->setup_failed++;
-  }
-  clean = gh__alloc_injected() == 0;
-  gh__alloc_fail_after(-1);
-
-  if (port != 0) {
-    /* the failures are over: a fresh connection must be served correctly */
-    walk_stats_t r = {0};
-    long want = 3;
-    client_tcp(port, &r, n);
-#if GH_FAULT_HAVE_AUTH
-    if (have_root) {
-      client_peer(&r, n);
-      want++;
-    }
-#endif
-    if (r.served_ok != want)
-      fail_msg("N=%ld: server did not recover after the failures (%ld ok, %ld errors, %ld closed)",
-               n, r.served_ok, r.error_status, r.closed);
-    st->recovered++;
-  }
-  if (srv != NULL) {
-    if (started)
-      gh_server_shutdown(srv, 2000);
-    gh_server_free(srv);
-  }
-  if (have_root)
-    gh_assert_base();
-  return clean;
 }
+
+static long recover_want(void)
+{
+#if GH_FAULT_HAVE_AUTH
+  if (fault_have_root)
+    return 4;
+#endif
+  return 3;
+}
+
+static const fault_walk_t walk = {
+  .add_groups = add_groups,
+  .handler = handler,
+  .clients = clients,
+  .recover_want = recover_want,
+};
 
 static void request_walk(bool once)
 {
   walk_stats_t st = {0};
-  long n;
-  const char *lim = getenv("GH_FAULT_MAX_N");
-  long max_n = lim ? atol(lim) : MAX_N;
-  const char *first = getenv("GH_FAULT_START_N"); /* debugging aid */
-  for (n = first ? atol(first) : 0; n < max_n; n++)
-    if (run_once(n, once, &st))
-      break;
-  if (n >= max_n)
-    fail_msg("no clean pass within N < %ld", max_n);
+  long n = fault_walk(&walk, once, &st);
   printf("# request walk (%s failure): N=0..%ld (%ld iterations): set-up refused %ld, served ok %ld, "
          "error status %ld, closed %ld, recovered %ld%s\n",
          once ? "one-shot" : "persistent", n, st.iterations, st.setup_failed, st.served_ok, st.error_status, st.closed,
          st.recovered,
 #if GH_FAULT_HAVE_AUTH
-         have_root ? " (auth: peer on unix)" : " (auth skipped: not root)"
+         fault_have_root ? " (auth: peer on unix)" : " (auth skipped: not root)"
 #else
          " (auth engine not wired in this build)"
 #endif
@@ -535,7 +316,7 @@ static void test_request_walk_one_shot(void **state)
 static void test_token_walk(void **state)
 {
   (void)state;
-  if (!have_root) {
+  if (!fault_have_root) {
     skip();
     return;
   }
@@ -576,17 +357,8 @@ static void test_token_walk(void **state)
 int main(int argc, char **argv)
 {
   fx_init(argc, argv);
-  have_root = fx_root();
-  if (snprintf(unix_path, sizeof(unix_path), "%s/gh.sock", fx_dir()) >= (int)sizeof(unix_path))
+  if (fault_setup() != 0)
     return 99;
-  make_files();
-  if (have_root) {
-    gh_sec_config_t sc = {.min_uid = 1000, .group_cache_ttl_s = 0};
-    if (gh_sec_init(&sc) != 0) {
-      fprintf(stderr, "gh_sec_init failed\n");
-      return 99;
-    }
-  }
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_token_walk),
     cmocka_unit_test(test_request_walk_persistent),
