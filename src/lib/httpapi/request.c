@@ -8,6 +8,7 @@
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
 #include "util/alloc.h"
+#include "util/str.h"
 
 GH_EXPORT const char *gh_request_get_method(const gh_request_t *r)
 {
@@ -178,7 +179,7 @@ int gh__request_get_fd(const gh_request_t *r)
 bool gh__response_has_header(const gh_request_t *r, const char *name)
 {
   for (size_t i = 0; i < r->n_rh; i++)
-    if (r->rh[i].name != NULL && strcasecmp(r->rh[i].name, name) == 0)
+    if (r->rh[i].name != NULL && gh__name_eq(r->rh[i].name, name))
       return true;
   return false;
 }
@@ -240,15 +241,15 @@ static int header_common(gh_request_t *r, const char *name, const char *value, b
     goto out;
   }
   if (name == NULL || bad_name(name) || (value != NULL && bad_text(value)) ||
-      strcasecmp(name, "transfer-encoding") == 0 || strcasecmp(name, "connection") == 0 ||
-      strcasecmp(name, "date") == 0 || (value == NULL && !replace)) {
+      gh__name_eq(name, "transfer-encoding") || gh__name_eq(name, "connection") ||
+      gh__name_eq(name, "date") || (value == NULL && !replace)) {
     ret = -EINVAL;
     goto out;
   }
-  bool is_cl = strcasecmp(name, "content-length") == 0;
+  bool is_cl = gh__name_eq(name, "content-length");
   if (replace || is_cl) {
     for (size_t i = 0; i < r->n_rh; i++)
-      if (r->rh[i].name != NULL && strcasecmp(r->rh[i].name, name) == 0)
+      if (r->rh[i].name != NULL && gh__name_eq(r->rh[i].name, name))
         r->rh[i].name = NULL;
     if (is_cl)
       r->app_length = false;

@@ -8,6 +8,7 @@
 #include <gatehouse/module.h>
 
 #include "pipeline/pipeline_int.h"
+#include "util/str.h"
 
 int gh__pl_request_init(gh_http_request_t *req, gh_http_context_t *ctx)
 {
@@ -66,7 +67,7 @@ const char *gh_http_request_get_header(gh_http_request_t *req, const char *name)
   if (req == NULL || name == NULL)
     return NULL;
   for (gh__pl_header_t *h = req->headers; h != NULL; h = h->next)
-    if (strcasecmp(h->name, name) == 0)
+    if (gh__name_eq(h->name, name))
       return h->value;
   return NULL;
 }
@@ -104,7 +105,7 @@ int gh_http_request_set_header(gh_http_request_t *req, const char *name, const c
   pool = req->ctx->pool;
   pp = &req->headers;
   while (*pp != NULL) {
-    if (strcasecmp((*pp)->name, name) == 0) {
+    if (gh__name_eq((*pp)->name, name)) {
       *pp = (*pp)->next;
       req->n_headers--;
     } else {

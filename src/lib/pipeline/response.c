@@ -12,6 +12,7 @@
 
 #include "pipeline/pipeline_int.h"
 #include "util/alloc.h"
+#include "util/str.h"
 
 #define GH__PL_AUTOFLUSH (64u * 1024u)
 
@@ -121,7 +122,7 @@ int gh_http_response_delete_header(gh_http_response_t *resp, const char *name)
   }
   pp = &resp->headers;
   while (*pp != NULL) {
-    if (strcasecmp((*pp)->name, name) == 0)
+    if (gh__name_eq((*pp)->name, name))
       *pp = (*pp)->next;
     else
       pp = &(*pp)->next;
@@ -167,7 +168,7 @@ int gh_http_response_set_header(gh_http_response_t *resp, const char *name, cons
   pool = resp->ctx->pool;
   if (mode == GH_HEADER_APPEND) {
     for (h = resp->headers; h != NULL; h = h->next) {
-      if (strcasecmp(h->name, name) == 0) {
+      if (gh__name_eq(h->name, name)) {
         size_t n = strlen(h->value) + vlen + 3;
         char *v = gh__pool_alloc(pool, n);
         if (v == NULL) {
@@ -184,7 +185,7 @@ int gh_http_response_set_header(gh_http_response_t *resp, const char *name, cons
   /* one pass: drop same-named headers (REPLACE) and find the tail */
   pp = &resp->headers;
   while (*pp != NULL) {
-    if (mode == GH_HEADER_REPLACE && strcasecmp((*pp)->name, name) == 0)
+    if (mode == GH_HEADER_REPLACE && gh__name_eq((*pp)->name, name))
       *pp = (*pp)->next;
     else
       pp = &(*pp)->next;
@@ -212,7 +213,7 @@ const char *gh_http_response_get_header(gh_http_response_t *resp, const char *na
   if (resp == NULL || name == NULL)
     return NULL;
   for (gh__pl_header_t *h = resp->headers; h != NULL; h = h->next)
-    if (strcasecmp(h->name, name) == 0)
+    if (gh__name_eq(h->name, name))
       return h->value;
   return NULL;
 }
@@ -370,7 +371,7 @@ int gh__pl_response_send_out(gh_http_response_t *resp, bool final)
     resp->headers_sent = true;
     ret = ops->set_status(ctx->src, resp->status, resp->reason);
     for (gh__pl_header_t *h = resp->headers; h != NULL && ret == 0; h = h->next) {
-      if (strcasecmp(h->name, "Content-Length") == 0 && final)
+      if (gh__name_eq(h->name, "Content-Length") && final)
         continue; /* computed below */
       ret = ops->add_header(ctx->src, h->name, h->value);
     }
