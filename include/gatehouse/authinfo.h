@@ -268,11 +268,16 @@ GH_EXPORT const gh_auth_settings_t *gh_url_group_get_auth(const gh_url_group_t *
 GH_EXPORT const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req);
 
 /** The request's delegated Kerberos credentials as a FILE ccache for a child
- *  process: a 0600 file in a fresh 0700 directory under ccache_dir, owned by
- *  uid/gid (the client). *ret_ccname ("FILE:/...") is borrowed from the
- *  request; file and directory are removed when the request completes (item
- *  9). Idempotent. Returns 0, GH_ENOT_FOUND (no delegated credentials or no
- *  auth), GH_EAUTH_INTERNAL or -errno. Call at base identity. */
+ *  process: a 0600 file in a fresh 0700 directory under ccache_dir (1733),
+ *  both made, written and later removed *as the client* (the sec layer
+ *  switches to the request token's own ids for those calls and back), so
+ *  they belong to the client without any chown. uid/gid must be the
+ *  token's (-EPERM otherwise). *ret_ccname ("FILE:/...") is borrowed from
+ *  the request; file and directory are removed when the request completes
+ *  (item 9). Idempotent. Returns 0, GH_ENOT_FOUND (no delegated credentials
+ *  or no auth), GH_EBAD_IMPERSONATION_LEVEL (IDENTIFY token),
+ *  GH_EAUTH_INTERNAL or -errno. At base or while impersonating; the
+ *  thread's identity is the same afterwards. */
 GH_EXPORT int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_t gid,
                                               const char **ret_ccname);
 
