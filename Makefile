@@ -59,7 +59,7 @@ clean:
 # the module pipeline (whoami, static, Basic/PAM, peer), plain and ASan+UBSan+LSan.
 FAULT_TEST = tests/unit/fault/fault_request_walk tests/unit/fault/fault_pipeline_walk
 fault-builds: $(FAULT_BUILD)/build.ninja $(FAULT_ASAN_BUILD)/build.ninja
-	$(NINJA) -C $(FAULT_BUILD) $(FAULT_TEST) gatehoused modules/static/static.so
+	$(NINJA) -C $(FAULT_BUILD) $(FAULT_TEST) gatehoused modules/static/static.so modules/whoami/whoami.so
 	$(NINJA) -C $(FAULT_ASAN_BUILD) $(FAULT_TEST)
 
 check-faults: fault-builds
