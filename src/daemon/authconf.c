@@ -1,5 +1,6 @@
 /* authconf.c: gatehoused authentication configuration — parsing of the auth keys and the engine configuration. */
 #include "authconf.h"
+#include "confval.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -44,49 +45,13 @@ void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
   memset(sa, 0, sizeof(*sa));
 }
 
-static int set_str(char **dst, const char *v, char *msg, size_t msglen)
-{
-  char *n = strdup(v);
-  if (n == NULL) {
-    snprintf(msg, msglen, "out of memory");
-    return 0;
-  }
-  free(*dst);
-  *dst = n;
-  return 1;
-}
-
-static int parse_bool(const char *v, bool *ret, char *msg, size_t msglen)
-{
-  if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "on") || !strcmp(v, "1"))
-    *ret = true;
-  else if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcasecmp(v, "off") ||
-           !strcmp(v, "0"))
-    *ret = false;
-  else {
-    snprintf(msg, msglen, "'%s' is not yes or no", v);
-    return 0;
-  }
-  return 1;
-}
-
 static int parse_num(const char *v, unsigned long long max, unsigned long long *ret, char *msg,
                      size_t msglen)
 {
-  char *end = NULL;
-  unsigned long long n;
-
-  errno = 0;
-  n = (*v >= '0' && *v <= '9') ? strtoull(v, &end, 10) : 0;
-  if (end && (*end == 'k' || *end == 'K')) {
-    n *= 1024;
-    end++;
-  }
-  if (end == NULL || *end != '\0' || errno != 0 || n > max) {
+  if (!gh_daemon_parse_uint(v, max, GH_CONF_SUFFIX_K, ret)) {
     snprintf(msg, msglen, "'%s' is not a number up to %llu", v, max);
     return 0;
   }
-  *ret = n;
   return 1;
 }
 
@@ -111,7 +76,7 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
       snprintf(msg, msglen, "empty value");
       return 0;
     }
-    return set_str(strs[i].dst, v, msg, msglen);
+    return gh_daemon_set_str(strs[i].dst, v, msg, msglen);
   }
   if (strcmp(k, "min_uid") == 0) {
     if (!parse_num(v, 0x7fffffff, &n, msg, msglen))
@@ -259,13 +224,13 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
     return 1;
   }
   if (strcmp(k, "realm") == 0) {
-    if (!set_str(&sa->realm, v, msg, msglen))
+    if (!gh_daemon_set_str(&sa->realm, v, msg, msglen))
       return 0;
     sa->s.realm = sa->realm;
     return 1;
   }
   if (strcmp(k, "probe_dir") == 0)
-    return set_str(&sa->probe_dir, v, msg, msglen);
+    return gh_daemon_set_str(&sa->probe_dir, v, msg, msglen);
   if (strcmp(k, "channel_binding") == 0) { /* Extended Protection (TLS) */
     if (strcasecmp(v, "legacy") == 0)
       sa->s.channel_binding = GH_AUTH_CB_LEGACY;
@@ -280,7 +245,7 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
     return 1;
   }
   if (strcmp(k, "allowed_spns") == 0) {
-    if (!set_str(&sa->allowed_spns, v, msg, msglen))
+    if (!gh_daemon_set_str(&sa->allowed_spns, v, msg, msglen))
       return 0;
     sa->s.allowed_spns = sa->allowed_spns[0] ? sa->allowed_spns : NULL;
     return 1;
@@ -298,7 +263,7 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
   for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
     if (strcmp(k, bools[i].name) != 0)
       continue;
-    if (!parse_bool(v, &b, msg, msglen))
+    if (!gh_daemon_parse_bool(v, &b, msg, msglen))
       return 0;
     *bools[i].dst = b;
     return 1;

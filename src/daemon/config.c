@@ -1,5 +1,6 @@
 /* config.c: gatehoused configuration parser (libinih): [server] and [site /path] sections. */
 #include "config.h"
+#include "confval.h"
 
 #include <errno.h>
 #include <ini.h>
@@ -54,26 +55,6 @@ __attribute__((format(printf, 4, 5))) static int set_err(parse_ctx_t *c, const c
   return 0;
 }
 
-static bool parse_uint(const char *v, unsigned long long max, unsigned long long *ret)
-{
-  char *end = NULL;
-  if (*v < '0' || *v > '9')
-    return false;
-  errno = 0;
-  unsigned long long n = strtoull(v, &end, 10);
-  if (errno != 0 || n > max)
-    return false;
-  /* optional size suffix */
-  if (*end == 'k' || *end == 'K')
-    n *= 1024, end++;
-  else if (*end == 'm' || *end == 'M')
-    n *= 1024 * 1024, end++;
-  if (*end != '\0' || n > max)
-    return false;
-  *ret = n;
-  return true;
-}
-
 static int server_key(parse_ctx_t *c, const char *section, const char *k, const char *v)
 {
   gh_daemon_config_t *cfg = c->cfg;
@@ -121,7 +102,7 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
   for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
     if (strcmp(k, nums[i].name) != 0)
       continue;
-    if (!parse_uint(v, nums[i].max, &n) || n == 0)
+    if (!gh_daemon_parse_uint(v, nums[i].max, GH_CONF_SUFFIX_K | GH_CONF_SUFFIX_M, &n) || n == 0)
       return set_err(c, section, k, "'%s' is not a positive number in range", v);
     if (nums[i].u != NULL)
       *nums[i].u = (unsigned)n;
@@ -181,13 +162,13 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
     return 1;
   }
   if (strcmp(k, "status") == 0) {
-    if (!parse_uint(v, 999, &n) || n < 100)
+    if (!gh_daemon_parse_uint(v, 999, GH_CONF_SUFFIX_K | GH_CONF_SUFFIX_M, &n) || n < 100)
       return set_err(c, section, k, "'%s' is not a status code", v);
     site->status = (int)n;
     return 1;
   }
   if (strcmp(k, "delay_ms") == 0) {
-    if (!parse_uint(v, 600000, &n))
+    if (!gh_daemon_parse_uint(v, 600000, GH_CONF_SUFFIX_K | GH_CONF_SUFFIX_M, &n))
       return set_err(c, section, k, "'%s' is not a number", v);
     site->delay_ms = (unsigned)n;
     return 1;

@@ -1,5 +1,6 @@
 /* tlsconf.c: gatehoused TLS configuration — [server] tls_* and hsts keys, "listen = ADDR tls" lines, the library's log callback into gh_dlog. */
 #include "tlsconf.h"
+#include "confval.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -26,18 +27,6 @@ void gh_daemon_tls_done(gh_daemon_tls_t *t)
   memset(t, 0, sizeof(*t));
 }
 
-static int set_str(char **dst, const char *v, char *msg, size_t msglen)
-{
-  char *n = strdup(v);
-  if (n == NULL) {
-    snprintf(msg, msglen, "out of memory");
-    return 0;
-  }
-  free(*dst);
-  *dst = n;
-  return 1;
-}
-
 int gh_daemon_tls_server_key(gh_daemon_tls_t *t, const char *k, const char *v, char *msg,
                              size_t msglen)
 {
@@ -62,25 +51,23 @@ int gh_daemon_tls_server_key(gh_daemon_tls_t *t, const char *k, const char *v, c
                             "tls_key = FILE)");
       return 0;
     }
-    return set_str(&t->keys[t->n - 1], v, msg, msglen);
+    return gh_daemon_set_str(&t->keys[t->n - 1], v, msg, msglen);
   }
   if (strcmp(k, "tls_ciphers") == 0)
-    return set_str(&t->ciphers, v, msg, msglen);
+    return gh_daemon_set_str(&t->ciphers, v, msg, msglen);
   if (strcmp(k, "tls_ciphersuites") == 0)
-    return set_str(&t->ciphersuites, v, msg, msglen);
+    return gh_daemon_set_str(&t->ciphersuites, v, msg, msglen);
   if (strcmp(k, "hsts") == 0) {
     if (strncmp(v, "max-age=", 8) != 0 || v[8] < '0' || v[8] > '9' || strpbrk(v, "\r\n")) {
       snprintf(msg, msglen, "'%s' is not a Strict-Transport-Security value (max-age=SECONDS "
                             "[; includeSubDomains])", v);
       return 0;
     }
-    return set_str(&t->hsts, v, msg, msglen);
+    return gh_daemon_set_str(&t->hsts, v, msg, msglen);
   }
   if (strcmp(k, "tls_handshake_timeout_ms") == 0) {
-    char *end = NULL;
-    errno = 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n == 0 || n > 3600000) {
+    unsigned long long n = 0;
+    if (!gh_daemon_parse_uint(v, 3600000, 0, &n) || n == 0) {
       snprintf(msg, msglen, "'%s' is not a positive number in range", v);
       return 0;
     }
