@@ -14,6 +14,7 @@ CB: none | right (the connection's certificate) | wrong (--cb-cert's certificate
 import base64
 import hashlib
 import json
+import os
 import socket
 import ssl
 import sys
@@ -21,9 +22,9 @@ import sys
 import gssapi
 import gssapi.raw as graw
 
-SPNEGO = gssapi.OID.from_int_seq('1.3.6.1.5.5.2')
-KRB5 = gssapi.OID.from_int_seq('1.2.840.113554.1.2.2')
-NTLMSSP = gssapi.OID.from_int_seq('1.3.6.1.4.1.311.2.2.10')
+# the plain-HTTP client's connection, OIDs and header parsing
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), 'auth_driver'))
+from gss_http_client import KRB5, NTLMSSP, SPNEGO, Conn, ntlm_cred, www_auth  # noqa: E402
 
 
 def end_point(der):
@@ -36,8 +37,10 @@ def pem_der(path):
     return ssl.PEM_cert_to_DER_cert(first)
 
 
-class TlsConn:
-    def __init__(self, port, ca):
+class TlsConn(Conn):
+    """Conn over TLS (verified against ca, SNI localhost); der = the server certificate."""
+
+    def __init__(self, port, ca):  # noqa: super().__init__ would open a plain socket
         ctx = ssl.create_default_context(cafile=ca)
         raw = socket.create_connection(('127.0.0.1', int(port)), timeout=10)
         self.s = ctx.wrap_socket(raw, server_hostname='localhost')
@@ -45,42 +48,12 @@ class TlsConn:
         self.buf = b''
 
     def request(self, path, authz=None):
-        h = f'GET {path} HTTP/1.1\r\nHost: localhost\r\n'
-        if authz:
-            h += f'Authorization: {authz}\r\n'
-        self.s.sendall((h + '\r\n').encode())
-        while b'\r\n\r\n' not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError('closed')
-            self.buf += d
-        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        status = int(lines[0].split()[1])
-        hdrs = [tuple(x.split(': ', 1)) for x in lines[1:]]
-        clen = int(next((v for k, v in hdrs if k.lower() == 'content-length'), '0'))
-        while len(self.buf) < clen:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError('closed')
-            self.buf += d
-        body, self.buf = self.buf[:clen], self.buf[clen:]
+        status, hdrs, body = super().request(path, authz)
         try:
             body = json.loads(body)
         except ValueError:
-            body = body.decode('utf-8', 'replace')
+            pass
         return status, hdrs, body
-
-    def close(self):
-        self.s.close()
-
-
-def www_auth(hdrs, scheme):
-    for k, v in hdrs:
-        if k.lower() == 'www-authenticate' and v.split(' ')[0].lower() == scheme.lower():
-            parts = v.split(' ', 1)
-            return base64.b64decode(parts[1]) if len(parts) > 1 else b''
-    return None
 
 
 def bindings(mode, conn_der, args):
@@ -101,8 +74,7 @@ def krb5_ctx(spn, cb, raw=False):
 
 
 def ntlm_ctx(user, pw, target, cb):
-    cred = graw.acquire_cred_with_password(gssapi.Name(user, gssapi.NameType.user), pw.encode(),
-                                           usage='initiate', mechs=[NTLMSSP]).creds
+    cred = ntlm_cred(user, pw)
     return gssapi.SecurityContext(name=gssapi.Name(target, gssapi.NameType.hostbased_service),
                                   mech=NTLMSSP, creds=gssapi.Credentials(cred),
                                   usage='initiate', channel_bindings=cb)
