@@ -226,6 +226,11 @@ typedef struct gh_auth_config {
                                     (shared by every acceptor of this euid on the host)
                                     instead of the engine's in-memory cache, which is
                                     faster but covers this process only; default false */
+  bool replay_cache_shared;      /* the in-memory replay cache lives in shared memory, one
+                                    cache for every process forked after
+                                    gh_server_enable_auth (see gh_server_atfork_child):
+                                    an AP-REQ accepted by one is a replay in all; default
+                                    false */
   unsigned name_map_cache_ttl_s; /* seconds a Kerberos principal -> local account mapping
                                     (krb5 auth_to_local) is reused; dropped at once when a
                                     krb5 profile file changes; failures are never cached;

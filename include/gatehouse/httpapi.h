@@ -178,6 +178,16 @@ GH_EXPORT const gh_url_group_props_t *gh_url_group_get_props(const gh_url_group_
  *  GH_ESTATE (already started) or -errno. */
 GH_EXPORT int gh_server_start(gh_server_t *server);
 
+/** Worker processes: a process may configure a server (listeners, groups,
+ *  auth with replay_cache_shared), fork(), and run it in each child. The
+ *  parent must still be single-threaded (never started) when it forks. A
+ *  child calls this once, before gh_server_start(): it gives the child its
+ *  own connection epoll instance (the listeners stay shared, the kernel
+ *  hands each connection to one process; everything else a server makes
+ *  before start is memory, copied by the fork). Returns 0, GH_ESTATE
+ *  (already started) or -errno. */
+GH_EXPORT int gh_server_atfork_child(gh_server_t *server);
+
 /** Waits for the next request. timeout_ms < 0 waits forever, 0 polls.
  *  Returns 0 and *ret_req (owned by the caller until gh_request_complete()),
  *  GH_ETIMEOUT, or GH_ESHUTDOWN once the server is shutting down and the queue

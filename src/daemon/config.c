@@ -89,6 +89,17 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
     cfg->n_listen++;
     return 1;
   }
+  if (strcmp(k, "processes") == 0) {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (strcmp(v, "auto") == 0) {
+      cfg->processes = ncpu > 0 ? (unsigned)ncpu : 1;
+    } else if (gh_daemon_parse_uint(v, 256, 0, &n) && n > 0) {
+      cfg->processes = (unsigned)n;
+    } else {
+      return set_err(c, section, k, "'%s' is not auto or a number from 1 to 256", v);
+    }
+    return 1;
+  }
   if (strcmp(k, "access_log") == 0) {
     free(cfg->access_log);
     cfg->access_log = v[0] ? strdup(v) : NULL;
@@ -290,6 +301,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   gh_daemon_auth_init(&cfg->auth);
   cfg->shutdown_timeout_ms = 10000;
   cfg->malloc_trim_interval_s = 10;
+  cfg->processes = 1;
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   cfg->workers = ncpu > 0 ? (unsigned)ncpu : 2;
   c.cfg = cfg;

@@ -43,7 +43,8 @@ typedef struct gh_site {
 typedef struct gh_daemon_config {
   char **listen;
   size_t n_listen;
-  unsigned workers;
+  unsigned workers;    /* threads per process */
+  unsigned processes;  /* [server] processes: 1 = no worker processes (default) */
   char *access_log;    /* NULL: none; "-": stdout */
   unsigned shutdown_timeout_ms;
   unsigned malloc_trim_interval_s; /* [server] malloc_trim_interval: 0 = never */

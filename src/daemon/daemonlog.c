@@ -21,6 +21,12 @@
 #endif
 
 static bool g_journal;
+static bool g_pid; /* worker processes: stderr lines say which process */
+
+void gh_dlog_with_pid(void)
+{
+  g_pid = true;
+}
 
 /* systemd sets JOURNAL_STREAM=DEV:INO for a stderr connected to the journal. */
 static bool stderr_is_journal(void)
@@ -75,7 +81,8 @@ void gh_dlog(int priority, const char *fmt, ...)
   (void)priority;
   /* one write per line so lines from several threads never interleave */
   char line[2100];
-  int n = snprintf(line, sizeof(line), "gatehoused: %s\n", msg);
+  int n = g_pid ? snprintf(line, sizeof(line), "gatehoused[%d]: %s\n", (int)getpid(), msg)
+                : snprintf(line, sizeof(line), "gatehoused: %s\n", msg);
   if (n > (int)sizeof(line) - 1) {
     n = (int)sizeof(line) - 1;
     line[n - 1] = '\n';

@@ -11,6 +11,10 @@
  *  thread, before any worker starts. */
 int gh_dlog_setup(const char *target);
 
+/** From now on stderr lines are "gatehoused[PID]: <msg>" (worker
+ *  processes; journald records the pid anyway). Before any thread. */
+void gh_dlog_with_pid(void);
+
 /** Name of the sink in use ("stderr" or "journald"); static. */
 const char *gh_dlog_target(void);
 

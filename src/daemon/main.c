@@ -25,6 +25,7 @@
 #include "gh_config.h"
 #include "handlers.h"
 #include "pipeline_host.h"
+#include "procs.h"
 
 static void usage(FILE *f)
 {
@@ -74,6 +75,9 @@ static int setup_auth(const gh_daemon_config_t *cfg, gh_server_t *srv, gh_url_gr
   if (!needed)
     goto out;
   gh_daemon_auth_engine_config(&cfg->auth, ntlm, &ac);
+  /* worker processes: one replay cache for all (an AP-REQ accepted by one
+   * process is a replay in every other) */
+  ac.replay_cache_shared = cfg->processes > 1;
   ret = gh_server_enable_auth(srv, &ac, err, sizeof(err));
   if (ret != 0) {
     gh_dlog(LOG_ERR, "%s", err[0] ? err : gh_strerror(ret));
@@ -369,6 +373,8 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
 
   malloc_policy(&cfg); /* before any thread exists */
+  if (cfg.processes > 1) /* max_connections bounds the whole daemon */
+    cfg.server.max_connections = (cfg.server.max_connections + cfg.processes - 1) / cfg.processes;
   /* listeners, privilege drop + sec layer, sites, auth engine */
   if (setup_server(&cfg, &srv) != 0)
     goto out;
@@ -384,6 +390,18 @@ int main(int argc, char **argv)
   if (!foreground && (log_target == NULL || strcmp(log_target, "auto") == 0) &&
       GH_HAVE_SYSTEMD && access("/run/systemd/journal/socket", W_OK) == 0)
     gh_dlog_setup("journald"); /* detached: stderr is /dev/null now */
+  if (cfg.processes > 1) {
+    bool child = false;
+    ret = gh_daemon_run_master(&cfg, &set, &child);
+    if (!child)
+      goto out; /* the master's life is over: its children are gone */
+    ret = 1;
+    e = gh_server_atfork_child(srv);
+    if (e != 0) {
+      gh_dlog(LOG_ERR, "worker process: %s", gh_strerror(e));
+      goto out;
+    }
+  }
   sfd = signalfd(-1, &set, SFD_CLOEXEC);
   if (sfd < 0) {
     gh_dlog(LOG_ERR, "signalfd: %s", strerror(errno));

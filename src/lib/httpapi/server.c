@@ -596,6 +596,19 @@ static void block_signals(void)
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+GH_EXPORT int gh_server_atfork_child(gh_server_t *s)
+{
+  int fd;
+  if (s->started)
+    return GH_ESTATE;
+  fd = epoll_create1(EPOLL_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  close(s->cepfd); /* the parent's instance: empty before start */
+  s->cepfd = fd;
+  return 0;
+}
+
 GH_EXPORT int gh_server_start(gh_server_t *s)
 {
   int ret = 0;

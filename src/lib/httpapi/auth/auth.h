@@ -59,6 +59,7 @@ typedef struct gh__auth_engine_config {
   unsigned pam_timeout_ms;       /* 0 = 10000 */
   unsigned pam_max_concurrent;   /* 0 = 16 */
   bool replay_cache_file;        /* MIT's file replay cache instead of the in-memory one */
+  bool replay_cache_shared;      /* the in-memory one in shared memory (worker processes) */
   unsigned name_map_cache_ttl_s; /* Kerberos principal -> local name cache; 0 = off (max 3600) */
   const gh__auth_token_ops_t *token_ops; /* NULL = the sec layer (gh_token_*) */
 } gh__auth_engine_config_t;

@@ -780,7 +780,9 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     if (ret)
       goto out;
     if (!cfg->replay_cache_file) {
-      ret = gh__auth_rcache_new(rcache_window(e->kt_ctx), &e->rcache);
+      ret = cfg->replay_cache_shared
+                ? gh__auth_rcache_new_shared(rcache_window(e->kt_ctx), &e->rcache)
+                : gh__auth_rcache_new(rcache_window(e->kt_ctx), &e->rcache);
       if (ret)
         goto out;
     }

@@ -281,6 +281,7 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.pam_timeout_ms = cfg->pam_timeout_ms;
   ec.pam_max_concurrent = cfg->pam_max_concurrent;
   ec.replay_cache_file = cfg->replay_cache_file;
+  ec.replay_cache_shared = cfg->replay_cache_shared;
   ec.name_map_cache_ttl_s = cfg->name_map_cache_ttl_s;
   ret = gh__auth_engine_new(&ec, errbuf, errlen, &as->engine);
   if (ret)

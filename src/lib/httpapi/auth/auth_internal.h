@@ -2,6 +2,7 @@
 #ifndef GH_HTTPAPI_AUTH_INTERNAL_H
 #define GH_HTTPAPI_AUTH_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** PAM authenticate + acct_mgmt for user/password with a conversation
@@ -44,6 +45,13 @@ typedef struct gh__auth_rcache gh__auth_rcache_t;
 
 /** A replay cache keeping each entry window_s seconds. 0, -ENOMEM or GH_EAUTH_INTERNAL. */
 int gh__auth_rcache_new(unsigned window_s, gh__auth_rcache_t **ret_rc);
+/** The same in shared memory, for processes forked after it is made: one
+ *  cache for all of them (process-shared robust locks; tables in a reserved
+ *  MAP_NORESERVE region, 512 MiB of address space). 0, -ENOMEM or
+ *  GH_EAUTH_INTERNAL. */
+int gh__auth_rcache_new_shared(unsigned window_s, gh__auth_rcache_t **ret_rc);
+/** Frees it (shared: unmaps it in this process; the creator also destroys
+ *  the locks, so it must be the last user). */
 void gh__auth_rcache_free(gh__auth_rcache_t *rc);
 /** Raises the window (never lowers it). Any thread. */
 void gh__auth_rcache_widen(gh__auth_rcache_t *rc, unsigned window_s);
@@ -60,5 +68,7 @@ void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_
 int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN],
                               uint32_t now);
 size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries);
+void gh__auth_rcache_die_locked_for_test(gh__auth_rcache_t *rc);
+bool gh__auth_rcache_spare_clean_for_test(gh__auth_rcache_t *rc, unsigned shard);
 
 #endif

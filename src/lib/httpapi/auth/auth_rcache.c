@@ -7,7 +7,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gatehouse/error.h"
 #include "httpapi/auth/auth_internal.h"
@@ -263,7 +265,18 @@ out:
  * it is 3/4 full of live entries, and at most every RC_SWEEP_S seconds an
  * insert sweeps its shard, dropping expired entries and shrinking the table
  * to fit what is left (at least twice the live count), so after a burst the
- * tables return to their size at rest within one window. */
+ * tables return to their size at rest within one window.
+ *
+ * Shared mode (gh__auth_rcache_new_shared, for a server whose worker
+ * processes are forked after the engine is made): the struct lives in a
+ * MAP_SHARED mapping, its locks are process-shared and robust, and each
+ * shard's table is one of two halves of a reserved MAP_SHARED|MAP_NORESERVE
+ * region of RC_MAX_CAP slots each (a rebuild writes the other half, then
+ * gives the old one's pages back with MADV_REMOVE). Every process sees the
+ * tables at the same addresses because they were mapped before the fork.
+ * A process that dies holding a shard lock leaves the table consistent: an
+ * insert writes its tag before making the slot live, a rebuild switches
+ * tables only after the new one is complete. */
 
 #define RC_SHARDS 32u
 #define RC_TAG 12u
@@ -286,9 +299,34 @@ typedef struct rc_shard {
 struct gh__auth_rcache {
   rc_shard_t sh[RC_SHARDS];
   uint8_t salt[32];
-  EVP_MD *md;
+  EVP_MD *md; /* each process's own copy, at the same address after fork */
   atomic_uint window_s;
+  rc_ent_t *pool; /* shared mode: RC_SHARDS x 2 halves x RC_MAX_CAP slots */
+  pid_t creator;  /* shared mode: the process that may destroy it */
 };
+
+#define RC_HALF_BYTES ((size_t)RC_MAX_CAP * sizeof(rc_ent_t))
+#define RC_POOL_BYTES ((size_t)RC_SHARDS * 2 * RC_HALF_BYTES)
+
+static int rc_init(gh__auth_rcache_t *rc, unsigned window_s)
+{
+  pthread_mutexattr_t ma;
+  int ret = 0;
+
+  pthread_mutexattr_init(&ma);
+  if (rc->pool != NULL) {
+    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED);
+    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST);
+  }
+  for (unsigned i = 0; i < RC_SHARDS; i++)
+    pthread_mutex_init(&rc->sh[i].lock, &ma);
+  pthread_mutexattr_destroy(&ma);
+  atomic_init(&rc->window_s, window_s);
+  rc->md = EVP_MD_fetch(NULL, "SHA256", NULL);
+  if (!rc->md || RAND_bytes(rc->salt, sizeof(rc->salt)) != 1)
+    ret = GH_EAUTH_INTERNAL;
+  return ret;
+}
 
 int gh__auth_rcache_new(unsigned window_s, gh__auth_rcache_t **ret_rc)
 {
@@ -299,14 +337,9 @@ int gh__auth_rcache_new(unsigned window_s, gh__auth_rcache_t **ret_rc)
     ret = -ENOMEM;
     goto out;
   }
-  for (unsigned i = 0; i < RC_SHARDS; i++)
-    pthread_mutex_init(&rc->sh[i].lock, NULL);
-  atomic_init(&rc->window_s, window_s);
-  rc->md = EVP_MD_fetch(NULL, "SHA256", NULL);
-  if (!rc->md || RAND_bytes(rc->salt, sizeof(rc->salt)) != 1) {
-    ret = GH_EAUTH_INTERNAL;
+  ret = rc_init(rc, window_s);
+  if (ret)
     goto out;
-  }
   *ret_rc = rc;
   rc = NULL;
 out:
@@ -314,17 +347,94 @@ out:
   return ret;
 }
 
+int gh__auth_rcache_new_shared(unsigned window_s, gh__auth_rcache_t **ret_rc)
+{
+  gh__auth_rcache_t *rc = MAP_FAILED;
+  void *pool = MAP_FAILED;
+  int ret = 0;
+
+  rc = mmap(NULL, sizeof(*rc), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  pool = mmap(NULL, RC_POOL_BYTES, PROT_READ | PROT_WRITE,
+              MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (rc == MAP_FAILED || pool == MAP_FAILED) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  rc->pool = pool; /* zero-filled, like calloc */
+  pool = MAP_FAILED;
+  rc->creator = getpid();
+  ret = rc_init(rc, window_s);
+  if (ret)
+    goto out;
+  *ret_rc = rc;
+  rc = MAP_FAILED;
+out:
+  if (pool != MAP_FAILED)
+    munmap(pool, RC_POOL_BYTES);
+  if (rc != MAP_FAILED)
+    gh__auth_rcache_free(rc);
+  return ret;
+}
+
 void gh__auth_rcache_free(gh__auth_rcache_t *rc)
 {
   if (!rc)
     return;
+  EVP_MD_free(rc->md);
+  if (rc->pool != NULL) {
+    /* Other processes may still use it: only the creator destroys the
+     * locks (after its children are gone); everyone unmaps. */
+    if (rc->creator == getpid()) {
+      for (unsigned i = 0; i < RC_SHARDS; i++)
+        pthread_mutex_destroy(&rc->sh[i].lock);
+      explicit_bzero(rc->salt, sizeof(rc->salt));
+    }
+    munmap(rc->pool, RC_POOL_BYTES);
+    munmap(rc, sizeof(*rc));
+    return;
+  }
   for (unsigned i = 0; i < RC_SHARDS; i++) {
     free(rc->sh[i].tab);
     pthread_mutex_destroy(&rc->sh[i].lock);
   }
-  EVP_MD_free(rc->md);
   explicit_bzero(rc->salt, sizeof(rc->salt));
   free(rc);
+}
+
+/* A zeroed table of cap slots for shard s: heap, or in shared mode the half
+ * of the shard's reservation that the current table does not use. */
+static rc_ent_t *tab_alloc(gh__auth_rcache_t *rc, rc_shard_t *s, size_t cap)
+{
+  if (rc->pool == NULL)
+    return gh__calloc(cap, sizeof(rc_ent_t));
+  rc_ent_t *h0 = rc->pool + (size_t)(s - rc->sh) * 2 * RC_MAX_CAP;
+  return s->tab == h0 ? h0 + RC_MAX_CAP : h0;
+}
+
+/* Gives a table's memory back. In shared mode the half reads as zeroes
+ * again afterwards, ready for the next rebuild. */
+static void tab_free(gh__auth_rcache_t *rc, rc_ent_t *tab, size_t cap)
+{
+  if (rc->pool == NULL) {
+    free(tab);
+  } else if (tab != NULL) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    size_t len = (cap * sizeof(rc_ent_t) + pg - 1) / pg * pg;
+    if (madvise(tab, len, MADV_REMOVE) != 0)
+      memset(tab, 0, cap * sizeof(rc_ent_t));
+  }
+}
+
+static void shard_lock(gh__auth_rcache_t *rc, rc_shard_t *s)
+{
+  /* EOWNERDEAD: a process died holding it. The live table is consistent
+   * (see above; the entry count at worst one off until the next sweep);
+   * the other half may hold a rebuild cut short: zero it. */
+  if (pthread_mutex_lock(&s->lock) == EOWNERDEAD) {
+    rc_ent_t *h0 = rc->pool + (size_t)(s - rc->sh) * 2 * RC_MAX_CAP;
+    tab_free(rc, s->tab == h0 ? h0 + RC_MAX_CAP : h0, RC_MAX_CAP);
+    pthread_mutex_consistent(&s->lock);
+  }
 }
 
 void gh__auth_rcache_widen(gh__auth_rcache_t *rc, unsigned window_s)
@@ -368,9 +478,11 @@ static bool expired(const rc_ent_t *e, uint32_t now, unsigned window)
 }
 
 /* Rebuilds the shard into a table of new_cap slots, dropping expired entries. */
-static int rebuild(rc_shard_t *s, size_t new_cap, uint32_t now, unsigned window)
+static int rebuild(gh__auth_rcache_t *rc, rc_shard_t *s, size_t new_cap, uint32_t now,
+                   unsigned window)
 {
-  rc_ent_t *t = gh__calloc(new_cap, sizeof(*t));
+  rc_ent_t *t = tab_alloc(rc, s, new_cap);
+  rc_ent_t *old = s->tab;
   size_t n = 0;
 
   if (!t)
@@ -385,10 +497,11 @@ static int rebuild(rc_shard_t *s, size_t new_cap, uint32_t now, unsigned window)
     t[j] = *e;
     n++;
   }
-  free(s->tab);
+  size_t old_cap = s->cap;
   s->tab = t;
   s->cap = new_cap;
   s->n = n;
+  tab_free(rc, old, old_cap);
   return 0;
 }
 
@@ -403,7 +516,7 @@ static size_t fit_cap(size_t live)
 
 /* Drops expired entries and shrinks the shard when it is at most a quarter
  * used by live ones. A failed allocation keeps the old table (still correct). */
-static void sweep(rc_shard_t *s, uint32_t now, unsigned window)
+static void sweep(gh__auth_rcache_t *rc, rc_shard_t *s, uint32_t now, unsigned window)
 {
   size_t live = 0;
   s->last_sweep = now;
@@ -412,7 +525,7 @@ static void sweep(rc_shard_t *s, uint32_t now, unsigned window)
   for (size_t i = 0; i < s->cap; i++)
     live += s->tab[i].t != 0 && !expired(&s->tab[i], now, window);
   if (fit_cap(live) < s->cap || live * 4 < s->n * 3)
-    (void)rebuild(s, fit_cap(live) < s->cap ? fit_cap(live) : s->cap, now, window);
+    (void)rebuild(rc, s, fit_cap(live) < s->cap ? fit_cap(live) : s->cap, now, window);
 }
 
 int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN],
@@ -422,21 +535,21 @@ int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACH
   unsigned window = atomic_load(&rc->window_s);
   int ret = 0;
 
-  pthread_mutex_lock(&s->lock);
+  shard_lock(rc, s);
   if (s->cap != 0 && now - s->last_sweep >= RC_SWEEP_S)
-    sweep(s, now, window);
+    sweep(rc, s, now, window);
   if (s->cap == 0 || (s->n + 1) * 4 > s->cap * 3) {
     size_t cap = s->cap ? s->cap : RC_MIN_CAP;
     if (s->cap) {
-      ret = rebuild(s, cap, now, window); /* drop the expired first */
+      ret = rebuild(rc, s, cap, now, window); /* drop the expired first */
       if (ret == 0 && (s->n + 1) * 2 > cap) {
         if (cap < RC_MAX_CAP)
-          ret = rebuild(s, cap * 2, now, window);
+          ret = rebuild(rc, s, cap * 2, now, window);
         else if ((s->n + 1) * 4 > cap * 3)
           ret = GH_ELIMIT; /* full of live entries: refuse rather than forget */
       }
     } else {
-      ret = rebuild(s, cap, now, window);
+      ret = rebuild(rc, s, cap, now, window);
       s->last_sweep = now;
     }
     if (ret)
@@ -445,7 +558,8 @@ int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACH
   for (size_t i = slot_of(tag, s->cap);; i = (i + 1) & (s->cap - 1)) {
     rc_ent_t *e = &s->tab[i];
     if (e->t == 0) {
-      memcpy(e->tag, tag, RC_TAG);
+      memcpy(e->tag, tag, RC_TAG); /* the tag first: t != 0 makes it live */
+      atomic_signal_fence(memory_order_release);
       e->t = now;
       s->n++;
       break;
@@ -474,7 +588,7 @@ size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries)
 {
   size_t slots = 0, n = 0;
   for (unsigned i = 0; i < RC_SHARDS; i++) {
-    pthread_mutex_lock(&rc->sh[i].lock);
+    shard_lock(rc, &rc->sh[i]);
     slots += rc->sh[i].cap;
     n += rc->sh[i].n;
     pthread_mutex_unlock(&rc->sh[i].lock);
@@ -489,7 +603,7 @@ void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_
   rc_shard_t *s = &rc->sh[tag[0] % RC_SHARDS];
   size_t i;
 
-  pthread_mutex_lock(&s->lock);
+  shard_lock(rc, s);
   if (s->cap == 0)
     goto out;
   for (i = slot_of(tag, s->cap); s->tab[i].t != 0; i = (i + 1) & (s->cap - 1)) {
@@ -512,4 +626,33 @@ void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_
   s->n--;
 out:
   pthread_mutex_unlock(&s->lock);
+}
+
+/* Tests: stands for a process killed in the middle of rebuilds, holding
+ * every shard lock with a half-written spare table. */
+void gh__auth_rcache_die_locked_for_test(gh__auth_rcache_t *rc)
+{
+  for (unsigned i = 0; i < RC_SHARDS; i++) {
+    rc_shard_t *s = &rc->sh[i];
+    shard_lock(rc, s);
+    if (rc->pool != NULL) {
+      rc_ent_t *spare = tab_alloc(rc, s, RC_MIN_CAP);
+      memset(spare, 0xa5, 4 * sizeof(*spare));
+    }
+  }
+}
+
+/* Tests: whether shard i's spare half reads as zeroes. */
+bool gh__auth_rcache_spare_clean_for_test(gh__auth_rcache_t *rc, unsigned i)
+{
+  rc_shard_t *s = &rc->sh[i % RC_SHARDS];
+  bool clean = true;
+  shard_lock(rc, s);
+  if (rc->pool != NULL) {
+    const rc_ent_t *spare = tab_alloc(rc, s, RC_MIN_CAP);
+    for (size_t k = 0; k < RC_MIN_CAP && clean; k++)
+      clean = spare[k].t == 0 && spare[k].tag[0] == 0;
+  }
+  pthread_mutex_unlock(&s->lock);
+  return clean;
 }

@@ -1,0 +1,19 @@
+/* procs.h: worker processes ([server] processes = N > 1). */
+#ifndef GH_DAEMON_PROCS_H
+#define GH_DAEMON_PROCS_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include "config.h"
+
+/** Runs the master of cfg->processes worker processes. Call with the server
+ *  configured but not started, single-threaded, with sigs (the daemon's
+ *  signals) blocked and no signalfd yet. In a child it returns 0 at once
+ *  with *ret_child true: carry on as a single-process daemon (after
+ *  gh_server_atfork_child). In the master it returns when every child is
+ *  gone after SIGTERM/SIGINT (0), or after a failure to start children or a
+ *  child that keeps dying right after its start (1). */
+int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bool *ret_child);
+
+#endif
