@@ -359,6 +359,62 @@ def test_failed_revert_aborts_and_nothing_is_served_after(frealm, files):
         d.stop()
 
 
+@pytest.mark.skipif(fault_daemon_path() is None,
+                    reason='needs a -Dfault_injection=true gatehoused (GH_FAULT_BUILD_DIR)')
+def test_failed_revert_in_a_worker_process_aborts_it_and_the_master_replaces_it(frealm, files):
+    """processes = 2: the worker process whose revert fails aborts (SIGABRT) before
+    the response leaves; the master logs it and starts a fresh copy, which serves
+    the right user. (GH_FAULT_REVERT counts per process: the fresh copy fails its
+    third revert again, later.)"""
+    d = GhDaemon(frealm, [('/files', {'auth': 'basic', 'basic_over_plain_http': 'yes',
+                                      'handler': 'whoami', 'impersonate': 'yes'})],
+                 server={'workers': 2, 'processes': 2,
+                         'module_dir': os.path.join(FAULT_BUILD, 'modules')},
+                 env={'GH_FAULT_REVERT': '3'})
+    import pipeline_helpers
+    saved = pipeline_helpers.GATEHOUSED
+    pipeline_helpers.GATEHOUSED = fault_daemon_path()
+    try:
+        d.start()
+    finally:
+        pipeline_helpers.GATEHOUSED = saved
+    auth = 'Basic ' + __import__('base64').b64encode(b'alice:alicepw').decode()
+
+    def one():
+        c = Conn(d.port, timeout=10)
+        c.send(f'GET /files/alice.txt HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n'
+               'Connection: close\r\n\r\n')
+        raw = c.read_all()
+        c.close()
+        return raw
+    try:
+        failed_raw = None
+        for i in range(20):
+            raw = one()
+            if raw.startswith(b'HTTP/1.1 200'):
+                assert b'name="alice"' in raw and b'uid="20001"' in raw, raw[:300]
+                continue
+            failed_raw = raw
+            break
+        assert failed_raw is not None, 'the injected revert failure never fired'
+        assert not failed_raw.startswith(b'HTTP/1.1 2'), failed_raw[:200]
+        deadline = time.monotonic() + 15
+        while 'signal 6' not in d.log() or 'starting a new one' not in d.log():
+            assert time.monotonic() < deadline, d.log()[-2000:]
+            time.sleep(0.05)
+        assert d.proc.poll() is None, 'the master died with its worker process'
+        # the daemon serves on: a fresh process answers as alice
+        deadline = time.monotonic() + 15
+        while True:
+            raw = one()
+            if raw.startswith(b'HTTP/1.1 200'):
+                assert b'name="alice"' in raw and b'uid="20001"' in raw, raw[:300]
+                break
+            assert time.monotonic() < deadline, (raw[:200], d.log()[-2000:])
+    finally:
+        d.stop()
+
+
 # ---- a module crashing in a handler ----
 
 CRASH = r'''/* crashy.c: test module — its handler dereferences NULL on /crash, else answers "ok". */
