@@ -28,8 +28,18 @@
  *         response, close; each request's latency (connect to last byte) is
  *         recorded and reported as percentiles.
  * Errors: a failed connect, a non-200 status, an unexpected close on an
- * IDLE/ACTIVE/PROBE connection, or a response slower than 10 s.
- * Output: one line of key=value pairs (parsed by the tests).
+ * IDLE/ACTIVE/PROBE connection, a response slower than 10 s, or (with
+ * --expect-length N) a response whose Content-Length is not N. Bodies are
+ * read to their Content-Length and counted, not kept; extra bytes after a
+ * response (nothing is pipelined) are a framing error.
+ * --first-headers FILE: one header line per ACTIVE connection (the first
+ * line to the first connection ...), sent in that connection's first
+ * request only; later requests carry no extra header (persisted
+ * authentication: "Authorization: Negotiate <token>" lines, each token
+ * used once). Fewer lines than active connections is a usage error.
+ * Output: one line of key=value pairs (parsed by the tests); rps is the
+ * responses received while the run was timed (the first requests included)
+ * per second of it.
  */
 
 enum kind { K_IDLE, K_ACTIVE, K_SLOW, K_PROBE };
@@ -45,8 +55,14 @@ typedef struct conn {
   size_t out_len, out_off;
   char in[2048];
   size_t in_len;
+  bool in_body;       /* the head is parsed; body_left bytes to come */
+  uint64_t body_left;
+  int status;         /* of the response being read */
   unsigned slow_sent;
   bool final_check;   /* IDLE: the end-of-run request */
+  const char *first;  /* ACTIVE with --first-headers: the first request */
+  size_t first_len;
+  bool first_sent;
 } conn_t;
 
 static struct {
@@ -55,11 +71,14 @@ static struct {
   unsigned conns, active, slow, probes;
   unsigned duration_s, slow_interval_ms, ramp_per_tick;
   bool quiet;
+  const char *first_headers;
+  long long expect_length; /* -1: any */
 } opt = {.path = "/", .conns = 1000, .active = 50, .duration_s = 10, .slow_interval_ms = 1000,
-         .ramp_per_tick = 200};
+         .ramp_per_tick = 200, .expect_length = -1};
 
 static struct {
-  uint64_t requests, errors, connect_errors, bad_status, unexpected_close, timeouts;
+  uint64_t requests, timed_requests, errors, connect_errors, bad_status, bad_length;
+  uint64_t unexpected_close, timeouts;
   uint64_t slow_closed, slow_bytes, idle_verified;
   unsigned open_now, open_peak;
   double *lat;
@@ -124,6 +143,7 @@ static bool conn_open(conn_t *c)
   if (st.open_now > st.open_peak)
     st.open_peak = st.open_now;
   c->in_len = 0;
+  c->in_body = false;
   c->slow_sent = 0;
   c->t_start = now_ms();
   if (connect(c->fd, (struct sockaddr *)&opt.addr, sizeof(opt.addr)) != 0 && errno != EINPROGRESS) {
@@ -140,8 +160,14 @@ static void start_request(conn_t *c)
 {
   c->out = request_buf;
   c->out_len = request_len;
+  if (c->first != NULL && !c->first_sent) {
+    c->out = c->first;
+    c->out_len = c->first_len;
+    c->first_sent = true;
+  }
   c->out_off = 0;
   c->in_len = 0;
+  c->in_body = false;
   c->state = S_SENDING;
   if (c->kind != K_PROBE)
     c->t_start = now_ms();
@@ -165,23 +191,37 @@ static bool flush_out(conn_t *c)
   return true;
 }
 
-/* Parses a complete response in c->in: 1 done (status in *status), 0 need more, -1 bad. */
-static int parse_response(conn_t *c, int *status)
+/* Consumes the bytes in c->in: 1 a response is complete (status in
+ * c->status), 0 need more, -1 bad. The head must fit c->in; the body is
+ * counted down and dropped. */
+static int parse_response(conn_t *c)
 {
+  if (c->in_body) {
+    if (c->in_len > c->body_left)
+      return -1; /* nothing pipelined: extra bytes are a framing error */
+    c->body_left -= c->in_len;
+    c->in_len = 0;
+    return c->body_left == 0 ? 1 : 0;
+  }
   c->in[c->in_len < sizeof(c->in) ? c->in_len : sizeof(c->in) - 1] = '\0';
   char *end = strstr(c->in, "\r\n\r\n");
   if (end == NULL)
     return c->in_len >= sizeof(c->in) - 1 ? -1 : 0;
-  if (sscanf(c->in, "HTTP/1.%*d %d", status) != 1)
+  if (sscanf(c->in, "HTTP/1.%*d %d", &c->status) != 1)
     return -1;
   char *cl = strcasestr(c->in, "\r\nContent-Length:");
-  size_t clen = cl && cl < end ? strtoul(cl + 17, NULL, 10) : 0;
-  size_t need = (size_t)(end + 4 - c->in) + clen;
-  if (c->in_len < need)
-    return 0;
-  if (c->in_len > need)
-    return -1; /* nothing pipelined: extra bytes are a framing error */
-  return 1;
+  if (cl != NULL && cl >= end)
+    cl = NULL;
+  uint64_t clen = cl ? strtoull(cl + 17, NULL, 10) : 0;
+  size_t head = (size_t)(end + 4 - c->in);
+  if (opt.expect_length >= 0 && (cl == NULL || clen != (uint64_t)opt.expect_length))
+    error_at(c, &st.bad_length, "body length");
+  if (c->in_len - head > clen)
+    return -1;
+  c->body_left = clen - (c->in_len - head);
+  c->in_len = 0;
+  c->in_body = c->body_left > 0;
+  return c->in_body ? 0 : 1;
 }
 
 static void record_latency(double ms)
@@ -198,13 +238,24 @@ static void record_latency(double ms)
 static void on_response(conn_t *c, int status, bool running)
 {
   st.requests++;
+  if (running)
+    st.timed_requests++;
   if (status != 200)
     error_at(c, &st.bad_status, "status");
   switch (c->kind) {
   case K_ACTIVE:
     if (running) {
+      /* the next request goes out at once; epoll only if the socket is full */
       start_request(c);
-      watch(c, EPOLLOUT | EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+      if (!flush_out(c)) {
+        error_at(c, &st.unexpected_close, "send");
+        conn_close(c);
+        c->state = S_DONE;
+      } else if (c->out_off == c->out_len) {
+        c->state = S_READING;
+      } else {
+        watch(c, EPOLLOUT | EPOLLIN | EPOLLRDHUP, EPOLL_CTL_MOD);
+      }
     } else {
       c->state = S_DONE;
     }
@@ -218,6 +269,66 @@ static void on_response(conn_t *c, int status, bool running)
   default:
     break;
   }
+}
+
+/* Reads --first-headers: line i (without its line end) goes into active
+ * connection i's first request. All requests live in *ret_mem. */
+static int load_first_headers(conn_t *cs, char **ret_mem)
+{
+  FILE *f = fopen(opt.first_headers, "re");
+  char *line = NULL, *mem = NULL;
+  size_t cap = 0, used = 0, mcap = 0, *offs = NULL;
+  unsigned n = 0;
+  int ret = -1;
+  if (f == NULL) {
+    fprintf(stderr, "gh-load: %s: %s\n", opt.first_headers, strerror(errno));
+    goto out;
+  }
+  offs = calloc(opt.active ? opt.active : 1, sizeof(*offs));
+  if (offs == NULL)
+    goto out;
+  while (n < opt.active) {
+    ssize_t len = getline(&line, &cap, f);
+    if (len < 0)
+      break;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+      line[--len] = '\0';
+    if (len == 0 || memchr(line, '\r', (size_t)len) != NULL || strchr(line, ':') == NULL) {
+      fprintf(stderr, "gh-load: %s: line %u is not a header line\n", opt.first_headers, n + 1);
+      goto out;
+    }
+    size_t need = strlen(opt.path) + (size_t)len + 64;
+    if (used + need > mcap) {
+      mcap = (used + need) * 2;
+      char *m = realloc(mem, mcap);
+      if (m == NULL)
+        goto out;
+      mem = m;
+    }
+    offs[n] = used;
+    used += (size_t)sprintf(mem + used, "GET %s HTTP/1.1\r\nHost: load\r\n%s\r\n\r\n", opt.path, line);
+    used++; /* the NUL */
+    n++;
+  }
+  if (n < opt.active) {
+    fprintf(stderr, "gh-load: %s: %u header lines for %u active connections\n", opt.first_headers,
+            n, opt.active);
+    goto out;
+  }
+  for (unsigned i = 0; i < n; i++) {
+    cs[i].first = mem + offs[i];
+    cs[i].first_len = strlen(cs[i].first);
+  }
+  *ret_mem = mem;
+  mem = NULL;
+  ret = 0;
+out:
+  if (f != NULL)
+    fclose(f);
+  free(line);
+  free(mem);
+  free(offs);
+  return ret;
 }
 
 static int cmp(const void *a, const void *b)
@@ -247,7 +358,13 @@ int main(int argc, char **argv)
     OPT("--slow-interval-ms", slow_interval_ms)
     OPT("--ramp", ramp_per_tick)
 #undef OPT
-    if (strcmp(a, "--path") == 0 && v) {
+    if (strcmp(a, "--first-headers") == 0 && v) {
+      opt.first_headers = v;
+      i++;
+    } else if (strcmp(a, "--expect-length") == 0 && v) {
+      opt.expect_length = atoll(v);
+      i++;
+    } else if (strcmp(a, "--path") == 0 && v) {
       opt.path = v;
       i++;
     } else if (strcmp(a, "--host") == 0 && v) {
@@ -260,7 +377,8 @@ int main(int argc, char **argv)
       opt.quiet = true;
     } else {
       fprintf(stderr, "usage: gh-load --port P [--host 127.0.0.1] [--conns N] [--active N] [--slow N]\n"
-                      "       [--probes N] [--duration S] [--slow-interval-ms M] [--ramp N] [--path /] [-q]\n");
+                      "       [--probes N] [--duration S] [--slow-interval-ms M] [--ramp N] [--path /]\n"
+                      "       [--first-headers FILE] [--expect-length N] [-q]\n");
       return 2;
     }
   }
@@ -298,9 +416,13 @@ int main(int argc, char **argv)
     cs[i].kind = i < opt.active ? K_ACTIVE : i < opt.conns ? K_IDLE
                  : i < (size_t)opt.conns + opt.slow ? K_SLOW : K_PROBE;
   }
+  char *first_reqs = NULL;
+  if (opt.first_headers != NULL && load_first_headers(cs, &first_reqs) != 0)
+    return 2;
   double *pt0 = calloc(total, sizeof(double));
 
   uint64_t t0 = now_ms(), end = t0 + (uint64_t)opt.duration_s * 1000u, last_report = t0;
+  double timed_from = now_msf(), timed_ms = 0;
   size_t next_open = 0;
   bool running = true, final_phase = false;
   uint64_t final_deadline = 0;
@@ -318,6 +440,7 @@ int main(int argc, char **argv)
     }
     if (running && now >= end) {
       running = false;
+      timed_ms = now_msf() - timed_from;
       final_phase = true;
       final_deadline = now + 15000;
       /* every idle connection proves it is still served */
@@ -425,7 +548,8 @@ int main(int argc, char **argv)
             c->in_len = 0; /* the 408: read and forget */
             continue;
           }
-          int status = 0, p = parse_response(c, &status);
+          int p = parse_response(c);
+          int status = c->status;
           if (p < 0) {
             error_at(c, &st.bad_status, "unparsable response");
             conn_close(c);
@@ -443,8 +567,11 @@ int main(int argc, char **argv)
               c->next_send = now_ms();
               break;
             }
-            on_response(c, status, running);
             c->in_len = 0;
+            c->in_body = false;
+            on_response(c, status, running);
+            if (c->fd < 0)
+              break;
           }
           continue;
         }
@@ -472,10 +599,14 @@ int main(int argc, char **argv)
     pmax = st.lat[st.n_lat - 1];
   }
   printf("conns=%u active=%u slow=%u probes=%u duration_s=%u open_peak=%u requests=%llu errors=%llu "
+         "timed_requests=%llu rps=%.0f bad_length=%llu "
          "connect_errors=%llu bad_status=%llu unexpected_close=%llu timeouts=%llu idle_verified=%llu "
          "slow_closed=%llu slow_bytes=%llu probe_requests=%zu p50_ms=%.2f p99_ms=%.2f max_ms=%.2f\n",
          opt.conns, opt.active, opt.slow, opt.probes, opt.duration_s, st.open_peak,
          (unsigned long long)st.requests, (unsigned long long)st.errors,
+         (unsigned long long)st.timed_requests,
+         timed_ms > 0 ? (double)st.timed_requests * 1000.0 / timed_ms : 0.0,
+         (unsigned long long)st.bad_length,
          (unsigned long long)st.connect_errors, (unsigned long long)st.bad_status,
          (unsigned long long)st.unexpected_close, (unsigned long long)st.timeouts,
          (unsigned long long)st.idle_verified, (unsigned long long)st.slow_closed,
@@ -483,6 +614,7 @@ int main(int argc, char **argv)
   for (size_t i = 0; i < total; i++)
     conn_close(&cs[i]);
   free(cs);
+  free(first_reqs);
   free(pt0);
   free(st.lat);
   close(epfd);

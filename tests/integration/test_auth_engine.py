@@ -421,6 +421,82 @@ def test_basic_cache_ttl_drops_the_token(realm, tmp_path):
     assert steps[2]['token_uid'] == 20001
 
 
+def test_basic_memo_same_header_same_connection(realm):
+    """The same Basic header again on a connection is answered from the
+    connection's memo (no decode, no hash) with the cached token; a different
+    header (wrong password, another user) takes the full path: PAM says no
+    to the wrong one, and the memo does not survive it."""
+    _, steps, _ = drive(realm, ['basicconn', 'alice:alicepw', 'alice:alicepw', 'alice:alicepw',
+                                'alice:wrong', 'alice:alicepw', 'alice:alicepw', 'bob:bobpw',
+                                'bob:bobpw', 'alice:alicepw'])
+    st = [s['status'] for s in steps]
+    assert st == ['SUCCESS', 'SUCCESS', 'SUCCESS', 'FAILURE', 'SUCCESS', 'SUCCESS', 'SUCCESS',
+                  'SUCCESS', 'SUCCESS']
+    memo = [s['memo_hits'] for s in steps]
+    # 0: PAM; 1, 2: memo; 3: PAM failure; 4: full path (cache hit); 5: memo;
+    # 6: bob, full path; 7: memo; 8: alice again, full path (cache hit)
+    assert memo == [0, 1, 2, 2, 2, 3, 3, 4, 4]
+    assert steps[3]['token'] == 0 and steps[3]['sec_kind'] == 2  # PAM said no
+    a, b = steps[0], steps[6]
+    for i in (1, 2, 4, 5, 8):
+        assert steps[i]['token_id'] == a['token_id'] and steps[i]['token_uid'] == 20001
+        assert steps[i]['remote_user'] == steps[i]['local_user'] == 'alice'
+    assert steps[7]['token_id'] == b['token_id'] != a['token_id']
+    assert steps[7]['token_uid'] == 20002 and steps[7]['remote_user'] == 'bob'
+
+
+def test_basic_memo_expired_entry_asks_pam(realm, tmp_path):
+    """The memo only stands for a valid cache entry: after the TTL the same
+    header on the same connection goes to PAM again (which now refuses the
+    old password)."""
+    passdb = realm.pam_passdb
+    orig = open(passdb).read()
+    hook = tmp_path / 'between.sh'
+    hook.write_text(f"""#!/bin/sh
+if [ "$1" = 0 ]; then sed -i 's/^bob:bobpw:/bob:changed:/' {passdb}; fi
+if [ "$1" = 1 ]; then sleep 3; fi
+""")
+    hook.chmod(0o755)
+    try:
+        _, steps, _ = drive(realm, ['basicconn', 'bob:bobpw', 'bob:bobpw', 'bob:bobpw'],
+                            env={'GH_BASIC_TTL': '2', 'GH_DRIVER_BETWEEN': str(hook)})
+    finally:
+        open(passdb, 'w').write(orig)
+    assert [s['status'] for s in steps] == ['SUCCESS', 'SUCCESS', 'FAILURE']
+    assert [s['memo_hits'] for s in steps] == [0, 1, 1]
+
+
+def test_basic_memo_replaced_entry_asks_pam(realm, tmp_path):
+    """A one-slot cache: bob's success (another connection) replaces alice's
+    entry, so alice's memo no longer stands for anything and her next
+    request on her connection goes to PAM (which refuses the password changed
+    meanwhile)."""
+    passdb = realm.pam_passdb
+    orig = open(passdb).read()
+    hook = tmp_path / 'between.sh'
+    hook.write_text(f"""#!/bin/sh
+if [ "$1" = 1 ]; then sed -i 's/^alice:alicepw:/alice:changed:/' {passdb}; fi
+""")
+    hook.chmod(0o755)
+    try:
+        _, steps, _ = drive(realm, ['basicconn', 'alice:alicepw', 'alice:alicepw', '+bob:bobpw',
+                                    'alice:alicepw'],
+                            env={'GH_BASIC_ENTRIES': '1', 'GH_DRIVER_BETWEEN': str(hook)})
+    finally:
+        open(passdb, 'w').write(orig)
+    assert [s['status'] for s in steps] == ['SUCCESS', 'SUCCESS', 'SUCCESS', 'FAILURE']
+    assert [s['memo_hits'] for s in steps] == [0, 1, 1, 1]
+
+
+def test_basic_memo_cache_off(realm):
+    """No success cache, no memo: every request asks PAM."""
+    _, steps, _ = drive(realm, ['basicconn', 'alice:alicepw', 'alice:alicepw'],
+                        env={'GH_BASIC_TTL': '0'})
+    assert [s['status'] for s in steps] == ['SUCCESS'] * 2
+    assert [s['memo_hits'] for s in steps] == [0, 0]
+    assert steps[0]['token_id'] != steps[1]['token_id']
+
+
 def test_basic_cache_off(realm):
     _, steps, _ = drive(realm, ['basicseq', 'alice:alicepw', 'alice:alicepw'],
                         env={'GH_BASIC_TTL': '0'})

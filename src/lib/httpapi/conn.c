@@ -613,7 +613,8 @@ static void io_reply_error(gh__loop_t *lp, gh__conn_t *c, int status)
   const char *reason = gh__framing_reason(status);
   char body[96];
   int blen = snprintf(body, sizeof(body), "%d %s\n", status, reason);
-  gh__resp_hdr_t ct = {"Content-Type", "text/plain; charset=utf-8"};
+  static const char ct_name[] = "Content-Type", ct_value[] = "text/plain; charset=utf-8";
+  gh__resp_hdr_t ct = {ct_name, ct_value, sizeof(ct_name) - 1, sizeof(ct_value) - 1};
   gh__resp_head_t h = {
     .status = status, .reason = reason, .hdrs = &ct, .n_hdrs = 1,
     .frame = GH__FRAME_LENGTH, .content_length = (uint64_t)blen, .keep_alive = false,

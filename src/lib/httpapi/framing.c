@@ -80,7 +80,7 @@ size_t gh__framing_head_len(const gh__resp_head_t *h)
     n += sizeof("Date: \r\n") - 1 + strlen(h->date);
   for (size_t i = 0; i < h->n_hdrs; i++)
     if (h->hdrs[i].name != NULL)
-      n += strlen(h->hdrs[i].name) + 4 + strlen(h->hdrs[i].value);
+      n += h->hdrs[i].name_len + 4 + h->hdrs[i].value_len;
   if (h->frame == GH__FRAME_LENGTH && !h->app_length)
     n += sizeof("Content-Length: \r\n") - 1 + ulen(h->content_length);
   else if (h->frame == GH__FRAME_CHUNKED)
@@ -115,9 +115,9 @@ size_t gh__framing_head_write(const gh__resp_head_t *h, char *buf)
   for (size_t i = 0; i < h->n_hdrs; i++) {
     if (h->hdrs[i].name == NULL)
       continue;
-    p = put(p, h->hdrs[i].name, strlen(h->hdrs[i].name));
+    p = put(p, h->hdrs[i].name, h->hdrs[i].name_len);
     p = PUTS(p, ": ");
-    p = put(p, h->hdrs[i].value, strlen(h->hdrs[i].value));
+    p = put(p, h->hdrs[i].value, h->hdrs[i].value_len);
     p = PUTS(p, "\r\n");
   }
   if (h->frame == GH__FRAME_LENGTH && !h->app_length) {

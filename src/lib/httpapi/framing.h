@@ -16,6 +16,8 @@ typedef enum gh__frame {
 typedef struct gh__resp_hdr {
   const char *name;  /* NULL: removed */
   const char *value;
+  size_t name_len;   /* strlen(name), strlen(value) */
+  size_t value_len;
 } gh__resp_hdr_t;
 
 typedef struct gh__resp_head {

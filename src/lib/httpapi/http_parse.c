@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "util/alloc.h"
+#include "util/str.h"
 
 enum { PH_IDLE, PH_HEADERS, PH_BODY, PH_DONE };
 enum { CB_NONE, CB_URL, CB_FIELD, CB_VALUE };
@@ -51,14 +52,28 @@ static int on_message_begin(http_parser *hp)
   return 0;
 }
 
-/* True if s holds a control character other than HTAB (NUL included). */
+static bool is_ctl(unsigned char c)
+{
+  return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/* True if s holds a control character other than HTAB (NUL included).
+ * Eight bytes per step; a word with a byte below 0x20 or a DEL is looked at
+ * byte by byte (HTAB is allowed). */
 static bool has_ctl(const char *s, size_t len)
 {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && c != '\t') || c == 0x7f)
-      return true;
+  size_t i = 0;
+  for (; i + 8 <= len; i += 8) {
+    uint64_t w = gh__load64(s + i);
+    if (gh__bytes_below(w, 0x20) | gh__bytes_zero(w ^ (GH__BYTES_ONES * 0x7f))) {
+      for (size_t k = i; k < i + 8; k++)
+        if (is_ctl((unsigned char)s[k]))
+          return true;
+    }
   }
+  for (; i < len; i++)
+    if (is_ctl((unsigned char)s[i]))
+      return true;
   return false;
 }
 
@@ -90,20 +105,14 @@ static int grow_headers(gh__http_msg_t *m)
   return 0;
 }
 
-/* RFC 9110 tchar: a field name is a token ("Name : v" and "X Y: v" are 400,
- * RFC 9112 §5.1, instead of libhttp-parser's lenient reading). */
-static bool is_tchar(unsigned char c)
-{
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
   gh__http_parser_t *p = hp->data;
   gh__http_msg_t *m = p->msg;
+  /* RFC 9110 tchar: a field name is a token ("Name : v" and "X Y: v" are
+   * 400, RFC 9112 §5.1, instead of libhttp-parser's lenient reading) */
   for (size_t i = 0; i < len; i++)
-    if (!is_tchar((unsigned char)at[i]))
+    if (!gh__is_tchar((unsigned char)at[i]))
       return fail(p, 400);
   p->header_bytes += len + (p->last_cb != CB_FIELD ? 4 : 0);
   if (p->header_bytes > p->lim->max_header_bytes)
@@ -359,31 +368,61 @@ void gh__http_parser_begin(gh__http_parser_t *p, gh__http_msg_t *msg)
 
 /* Finds obsolete line folding (a header line starting with SP/HT) and bare
  * LF line ends, which libhttp-parser silently accepts, in the bytes of the
- * header section (request line included). */
+ * header section (request line included).
+ *
+ * Only two places matter: the first byte of a line (fold, or the empty line
+ * that ends the section) and every LF (a CR before it). The first byte of
+ * a line is looked at alone; the rest of the line is skipped with memchr to
+ * its LF. State carried between feeds: scan_line_start, scan_prev_cr (was
+ * the last byte looked at a CR), scan_lines, scan_done. */
 static bool scan_obs_fold(gh__http_parser_t *p, const char *data, size_t len)
 {
-  for (size_t i = 0; i < len && !p->scan_done; i++) {
-    char c = data[i];
-    if (c == '\n' && !p->scan_prev_cr)
-      return true;
-    p->scan_prev_cr = c == '\r';
+  const char *s = data, *end = data + len;
+  bool prev_cr = p->scan_prev_cr;
+  bool ret = false;
+
+  while (s < end && !p->scan_done) {
     if (p->scan_line_start) {
+      char c = *s++;
+      if (c == '\n' && !prev_cr) {
+        ret = true;
+        goto out;
+      }
+      prev_cr = c == '\r';
       if (c == ' ' || c == '\t') {
-        if (p->scan_lines > 0)
-          return true;
+        if (p->scan_lines > 0) {
+          ret = true;
+          goto out;
+        }
       } else if (c == '\r' || c == '\n') {
         if (p->scan_lines > 0)
           p->scan_done = true;
         continue;
       }
       p->scan_line_start = false;
+      continue;
     }
-    if (c == '\n') {
-      p->scan_line_start = true;
-      p->scan_lines++;
+    /* inside a line: nothing but its LF (and the byte before it) counts */
+    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    if (nl == NULL) {
+      prev_cr = end[-1] == '\r';
+      s = end;
+      break;
     }
+    if (nl > s)
+      prev_cr = nl[-1] == '\r';
+    if (!prev_cr) {
+      ret = true;
+      goto out;
+    }
+    prev_cr = false;
+    p->scan_line_start = true;
+    p->scan_lines++;
+    s = nl + 1;
   }
-  return false;
+out:
+  p->scan_prev_cr = prev_cr;
+  return ret;
 }
 
 static int map_errno(enum http_errno e)

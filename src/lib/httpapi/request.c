@@ -194,18 +194,25 @@ static bool bad_text(const char *s)
   return false;
 }
 
-static bool bad_name(const char *s)
+/* Length of a field name (one or more tchar), or 0 if s is not one. */
+static size_t name_len(const char *s)
 {
-  static const char tchar[] = "!#$%&'*+-.^_`|~";
-  if (*s == '\0')
-    return true;
-  for (; *s != '\0'; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          strchr(tchar, c) != NULL))
-      return true;
+  size_t n = 0;
+  while (gh__is_tchar((unsigned char)s[n])) /* NUL is no tchar */
+    n++;
+  return s[n] == '\0' ? n : 0;
+}
+
+/* Names only the server writes (framing, Date), and Content-Length, which
+ * the application may set: by length first, most names never compare. */
+static bool reserved_name(const char *name, size_t len)
+{
+  switch (len) {
+  case 4: return strcasecmp(name, "date") == 0;
+  case 10: return strcasecmp(name, "connection") == 0;
+  case 17: return strcasecmp(name, "transfer-encoding") == 0;
+  default: return false;
   }
-  return false;
 }
 
 GH_EXPORT int gh_response_set_status(gh_request_t *r, int status, const char *reason)
@@ -236,17 +243,19 @@ out:
 static int header_common(gh_request_t *r, const char *name, const char *value, bool replace)
 {
   int ret = 0;
+  size_t nlen = 0, vlen = 0;
   if (r->headers_sent || r->finished) {
     ret = GH_ESTATE;
     goto out;
   }
-  if (name == NULL || bad_name(name) || (value != NULL && bad_text(value)) ||
-      gh__name_eq(name, "transfer-encoding") || gh__name_eq(name, "connection") ||
-      gh__name_eq(name, "date") || (value == NULL && !replace)) {
+  if (value != NULL)
+    vlen = strlen(value);
+  if (name == NULL || (nlen = name_len(name)) == 0 || reserved_name(name, nlen) ||
+      (value != NULL && gh__has_crlf_nul(value, vlen)) || (value == NULL && !replace)) {
     ret = -EINVAL;
     goto out;
   }
-  bool is_cl = gh__name_eq(name, "content-length");
+  bool is_cl = nlen == 14 && strcasecmp(name, "content-length") == 0;
   if (replace || is_cl) {
     for (size_t i = 0; i < r->n_rh; i++)
       if (r->rh[i].name != NULL && gh__name_eq(r->rh[i].name, name))
@@ -278,12 +287,17 @@ static int header_common(gh_request_t *r, const char *name, const char *value, b
     r->cap_rh = cap;
   }
   gh__resp_hdr_t *h = &r->rh[r->n_rh];
-  h->name = gh__pool_strdup(r->pool, name);
-  h->value = gh__pool_strdup(r->pool, value);
-  if (h->name == NULL || h->value == NULL) {
+  char *mem = gh__pool_alloc(r->pool, nlen + vlen + 2); /* name and value in one block */
+  if (mem == NULL) {
     ret = -ENOMEM;
     goto out;
   }
+  memcpy(mem, name, nlen + 1);
+  memcpy(mem + nlen + 1, value, vlen + 1);
+  h->name = mem;
+  h->value = mem + nlen + 1;
+  h->name_len = nlen;
+  h->value_len = vlen;
   r->n_rh++;
   if (is_cl)
     r->app_length = true;

@@ -134,16 +134,17 @@ out:
 /* strlen of a header value, or (size_t)-1 if it holds CR or LF. */
 static size_t text_len(const char *s)
 {
-  size_t n = strcspn(s, "\r\n");
-  return s[n] == '\0' ? n : (size_t)-1;
+  size_t n = strlen(s);
+  return gh__has_crlf_nul(s, n) ? (size_t)-1 : n;
 }
 
-/* strlen of a header name, or 0 if it is not a token-ish name. */
+/* strlen of a header name, or 0 if it is not a token-ish name (visible
+ * ASCII but ':'). */
 static size_t name_len(const char *s)
 {
   size_t n = 0;
-  for (; s[n] != '\0'; n++)
-    if (s[n] <= ' ' || s[n] == ':' || (unsigned char)s[n] >= 0x7f)
+  for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++)
+    if ((unsigned char)(c - 0x21) > 0x7e - 0x21 || c == ':')
       return 0;
   return n;
 }

@@ -3,6 +3,9 @@
 #define GH_UTIL_STR_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 #include <strings.h>
 
 /** ASCII case-insensitive equality of two NUL-terminated field names, as
@@ -13,6 +16,54 @@
 static inline bool gh__name_eq(const char *a, const char *b)
 {
   return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) && strcasecmp(a, b) == 0;
+}
+
+/** RFC 9110 tchar (the bytes of a token, e.g. a field name): 1, else 0. */
+extern const unsigned char gh__tchar[256];
+
+static inline bool gh__is_tchar(unsigned char c)
+{
+  return gh__tchar[c] != 0;
+}
+
+/* Word-at-a-time helpers over bytes the caller owns (len given: no read
+ * past the end). gh__bytes_zero(w) is nonzero iff some byte of w is 0x00
+ * (exact as a yes/no; which bits are set past the first hit is not). */
+#define GH__BYTES_ONES UINT64_C(0x0101010101010101)
+#define GH__BYTES_HIGH UINT64_C(0x8080808080808080)
+
+static inline uint64_t gh__bytes_zero(uint64_t w)
+{
+  return (w - GH__BYTES_ONES) & ~w & GH__BYTES_HIGH;
+}
+
+/** Nonzero iff some byte of w is below n (n <= 128; exact as a yes/no). */
+static inline uint64_t gh__bytes_below(uint64_t w, unsigned n)
+{
+  return (w - GH__BYTES_ONES * n) & ~w & GH__BYTES_HIGH;
+}
+
+static inline uint64_t gh__load64(const char *p)
+{
+  uint64_t w;
+  memcpy(&w, p, sizeof(w));
+  return w;
+}
+
+/** True if s[0..len) holds CR, LF or NUL (a header value that would end or
+ *  cut the line). Eight bytes per step. */
+static inline bool gh__has_crlf_nul(const char *s, size_t len)
+{
+  for (; len >= 8; s += 8, len -= 8) {
+    uint64_t w = gh__load64(s);
+    if (gh__bytes_zero(w) | gh__bytes_zero(w ^ (GH__BYTES_ONES * '\r')) |
+        gh__bytes_zero(w ^ (GH__BYTES_ONES * '\n')))
+      return true;
+  }
+  for (; len > 0; s++, len--)
+    if (*s == '\r' || *s == '\n' || *s == '\0')
+      return true;
+  return false;
 }
 
 #endif

@@ -654,6 +654,34 @@ static int sc_basicseq(int argc, char **argv)
   return 0;
 }
 
+/* basicconn [+]USER:PW...: Basic requests in order on ONE connection (the
+ * engine's per-connection memo of the last verified header); a "+" item
+ * goes over a fresh connection of its own. GH_DRIVER_BETWEEN as basicseq;
+ * each result carries the engine's memo hit count so far. */
+static int sc_basicconn(int argc, char **argv)
+{
+  gh__auth_conn_t *shared = gh__auth_conn_new(engine);
+  for (int i = 0; i < argc; i++) {
+    bool own = argv[i][0] == '+';
+    const char *cred = argv[i] + (own ? 1 : 0);
+    char *h = header("Basic", cred, strlen(cred));
+    gh__auth_conn_t *c = own ? gh__auth_conn_new(engine) : shared;
+    gh__auth_result_t r;
+    char extra[64];
+    step(c, h, &r);
+    snprintf(extra, sizeof(extra), "\"memo_hits\":%llu",
+             (unsigned long long)gh__auth_engine_basic_memo_hits(engine));
+    print_result("basicconn", &r, extra);
+    finish(&r);
+    if (own)
+      gh__auth_conn_free(c);
+    free(h);
+    between(i, argc);
+  }
+  gh__auth_conn_free(shared);
+  return 0;
+}
+
 /* krb5seq N: N fresh Kerberos (SPNEGO) tokens through one engine, fresh
  * connection each, GH_DRIVER_BETWEEN "<cmd> <index>" between them */
 static int sc_krb5seq(int argc, char **argv)
@@ -837,6 +865,8 @@ int main(int argc, char **argv)
   cfg.ccache_dir = getenv("GH_CCACHE_DIR");
   cfg.service_principal = getenv("GH_SERVICE_PRINCIPAL");
   cfg.basic_cache_ttl_s = getenv("GH_BASIC_TTL") ? (unsigned)atoi(getenv("GH_BASIC_TTL")) : 60;
+  cfg.basic_cache_entries =
+      getenv("GH_BASIC_ENTRIES") ? (unsigned)atoi(getenv("GH_BASIC_ENTRIES")) : 0;
   cfg.name_map_cache_ttl_s =
       getenv("GH_NAME_MAP_TTL") ? (unsigned)atoi(getenv("GH_NAME_MAP_TTL")) : 5;
 
@@ -891,6 +921,7 @@ int main(int argc, char **argv)
     { "ntlm-cross", sc_ntlm_cross }, { "ntlm-anon", sc_ntlm_anon }, { "basic", sc_basic },
     { "header", sc_header },   { "challenges", sc_challenges }, { "peer", sc_peer },
     { "engine", sc_engine },   { "rate", sc_rate },       { "basicseq", sc_basicseq },
+    { "basicconn", sc_basicconn },
     { "krb5seq", sc_krb5seq },
   };
   ret = 2;

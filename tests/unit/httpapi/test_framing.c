@@ -36,11 +36,13 @@ static char *render(const gh__resp_head_t *h)
   return buf;
 }
 
+#define HDR(n, v) {n, v, sizeof(n) - 1, sizeof(v) - 1}
+
 static void test_head(void **state)
 {
   (void)state;
-  gh__resp_hdr_t hdrs[] = {{"Content-Type", "text/plain"}, {NULL, "removed"},
-                           {"WWW-Authenticate", "Negotiate"}, {"WWW-Authenticate", "Basic"}};
+  gh__resp_hdr_t hdrs[] = {HDR("Content-Type", "text/plain"), {NULL, "removed", 0, 7},
+                           HDR("WWW-Authenticate", "Negotiate"), HDR("WWW-Authenticate", "Basic")};
   gh__resp_head_t h = {.status = 200, .hdrs = hdrs, .n_hdrs = 4, .frame = GH__FRAME_LENGTH,
                        .content_length = 12345, .keep_alive = true, .version = 11,
                        .date = "Sun, 06 Nov 1994 08:49:37 GMT", .server = "gh"};
@@ -60,7 +62,7 @@ static void test_head(void **state)
   s = render(&h3);
   assert_string_equal(s, "HTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n");
   free(s);
-  gh__resp_hdr_t cl[] = {{"Content-Length", "5"}};
+  gh__resp_hdr_t cl[] = {HDR("Content-Length", "5")};
   gh__resp_head_t h4 = {.status = 200, .hdrs = cl, .n_hdrs = 1, .frame = GH__FRAME_LENGTH,
                         .content_length = 99, .app_length = true, .keep_alive = true,
                         .version = 11};

@@ -76,6 +76,9 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
 /** Counters of the Kerberos principal -> local name cache (tests): lookups
  *  answered from it, lookups that mapped with krb5, flushes after a krb5
  *  profile change. */
+/** Basic requests answered from the connection's memo of its last verified
+ *  Authorization header (tests). */
+uint64_t gh__auth_engine_basic_memo_hits(gh__auth_engine_t *engine);
 void gh__auth_engine_name_map_stats(gh__auth_engine_t *engine, uint64_t *ret_hits,
                                     uint64_t *ret_misses, uint64_t *ret_flushes);
 /** Releases credentials and the cache. Accepts NULL. No step may be running. */
@@ -258,5 +261,19 @@ bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *cache, const char *user
  *  borrowed: the cache opens its own handle to the same token. */
 void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *cache, const char *user,
                                  const char *password, time_t now, gh_token_t token);
+/** The entry key of (user, password): SHA-256 over the cache's random salt,
+ *  user, NUL, password. false when the cache is off (NULL, TTL 0) or the
+ *  hash failed. The key is a secret's digest: wipe it after use. The _key
+ *  calls below are lookup/insert with a key made once (by this cache: the
+ *  salt is its own). */
+#define GH__AUTH_BASIC_KEY_SIZE 32
+bool gh__auth_basic_cache_key(gh__auth_basic_cache_t *cache, const char *user,
+                              const char *password, unsigned char ret_key[GH__AUTH_BASIC_KEY_SIZE]);
+bool gh__auth_basic_cache_lookup_key(gh__auth_basic_cache_t *cache,
+                                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
+                                     gh_token_t *ret_token);
+void gh__auth_basic_cache_insert_key(gh__auth_basic_cache_t *cache,
+                                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
+                                     gh_token_t token);
 
 #endif

@@ -159,20 +159,42 @@ static unsigned slot_of(const gh__auth_basic_cache_t *c, const unsigned char key
   return (unsigned)(v % c->n);
 }
 
+bool gh__auth_basic_cache_key(gh__auth_basic_cache_t *c, const char *user, const char *password,
+                              unsigned char ret_key[GH__AUTH_BASIC_KEY_SIZE])
+{
+  return c && c->ttl_s != 0 && cache_key(c, user, password, ret_key);
+}
+
 bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *c, const char *user,
                                  const char *password, time_t now, gh_token_t *ret_token)
 {
   unsigned char key[32];
+  bool hit = false;
+
+  if (ret_token)
+    *ret_token = 0;
+  if (!gh__auth_basic_cache_key(c, user, password, key))
+    goto out;
+  hit = gh__auth_basic_cache_lookup_key(c, key, now, ret_token);
+out:
+  explicit_bzero(key, sizeof(key));
+  return hit;
+}
+
+bool gh__auth_basic_cache_lookup_key(gh__auth_basic_cache_t *c,
+                                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
+                                     gh_token_t *ret_token)
+{
   gh_token_t stale = 0;
   bool hit = false;
 
   if (ret_token)
     *ret_token = 0;
-  if (!c || c->ttl_s == 0 || !cache_key(c, user, password, key))
+  if (!c || c->ttl_s == 0)
     goto out;
   pthread_mutex_lock(&c->lock);
   cache_entry_t *e = &c->entries[slot_of(c, key)];
-  if (e->expiry != 0 && CRYPTO_memcmp(e->key, key, sizeof(key)) == 0) {
+  if (e->expiry != 0 && CRYPTO_memcmp(e->key, key, GH__AUTH_BASIC_KEY_SIZE) == 0) {
     if (now < e->expiry) {
       hit = true;
       /* under the lock: an insert cannot close the cached handle meanwhile */
@@ -188,7 +210,6 @@ bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *c, const char *user,
   if (stale)
     c->ops.close(stale);
 out:
-  explicit_bzero(key, sizeof(key));
   return hit;
 }
 
@@ -196,23 +217,33 @@ void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *c, const char *user,
                                  const char *password, time_t now, gh_token_t token)
 {
   unsigned char key[32];
+
+  if (gh__auth_basic_cache_key(c, user, password, key))
+    gh__auth_basic_cache_insert_key(c, key, now, token);
+  explicit_bzero(key, sizeof(key));
+}
+
+void gh__auth_basic_cache_insert_key(gh__auth_basic_cache_t *c,
+                                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
+                                     gh_token_t token)
+{
   gh_token_t mine = 0, old = 0;
 
-  if (!c || c->ttl_s == 0 || !cache_key(c, user, password, key))
+  if (!c || c->ttl_s == 0)
     goto out;
   if (token && c->ops.open_handle && c->ops.open_handle(token, &mine) != 0)
     mine = 0; /* keep the success, without a token */
   pthread_mutex_lock(&c->lock);
   cache_entry_t *e = &c->entries[slot_of(c, key)];
   old = e->token;
-  memcpy(e->key, key, sizeof(key));
+  memcpy(e->key, key, GH__AUTH_BASIC_KEY_SIZE);
   e->expiry = now + (time_t)c->ttl_s;
   e->token = mine;
   pthread_mutex_unlock(&c->lock);
   if (old)
     c->ops.close(old);
 out:
-  explicit_bzero(key, sizeof(key));
+  return;
 }
 
 /* ---- PAM ---- */

@@ -16,6 +16,7 @@
 #include <gssapi/gssapi_krb5.h>
 #include <krb5.h>
 #include <profile.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include <gatehouse/error.h>
@@ -107,6 +108,7 @@ struct gh__auth_engine {
   time_t nmap_flushed_at;
   time_t nmap_checked; /* monotonic second of the last krb5.conf check */
   uint64_t nmap_hits, nmap_misses, nmap_flushes; /* under nmap_lock; for tests */
+  atomic_uint_fast64_t basic_memo_hits;          /* for tests */
   unsigned n_conf;
   char *conf_path[NMAP_CONF_MAX];
   struct stat conf_st[NMAP_CONF_MAX]; /* st_ino 0: did not exist */
@@ -125,7 +127,22 @@ struct gh__auth_conn {
   time_t expiry;
   char *remote_user;
   char *local_user;
+  /* Basic memo: the credentials of the last Authorization: Basic this
+   * connection verified (the base64 text, compared byte for byte), its
+   * cache key and user. The same header again is looked up in the success
+   * cache by that key: no base64 decode, no SHA-256. Only a cache hit
+   * counts (TTL, entry not replaced); anything else clears the memo and the
+   * request takes the full path. Wiped when replaced and with the
+   * connection. */
+  char *memo_cred;
+  size_t memo_cred_len;
+  size_t memo_dec_len;
+  unsigned char memo_key[GH__AUTH_BASIC_KEY_SIZE];
+  char *memo_user;
 };
+
+/* Basic memo entries above this many base64 bytes are not kept. */
+#define BASIC_MEMO_MAX 512
 
 static const gh__auth_token_ops_t sec_ops = {
   .from_user = gh_token_from_user,
@@ -695,6 +712,11 @@ out:
   free(l);
 }
 
+uint64_t gh__auth_engine_basic_memo_hits(gh__auth_engine_t *e)
+{
+  return atomic_load_explicit(&e->basic_memo_hits, memory_order_relaxed);
+}
+
 void gh__auth_engine_name_map_stats(gh__auth_engine_t *e, uint64_t *ret_hits,
                                     uint64_t *ret_misses, uint64_t *ret_flushes)
 {
@@ -918,6 +940,37 @@ static void conn_reset_ctx(gh__auth_conn_t *c)
   c->ctx_scheme = GH__AUTH_SCHEME_UNKNOWN;
 }
 
+static void memo_clear(gh__auth_conn_t *c)
+{
+  if (c->memo_cred) {
+    explicit_bzero(c->memo_cred, c->memo_cred_len);
+    free(c->memo_cred);
+  }
+  free(c->memo_user);
+  c->memo_cred = c->memo_user = NULL;
+  c->memo_cred_len = c->memo_dec_len = 0;
+  explicit_bzero(c->memo_key, sizeof(c->memo_key));
+}
+
+/* Remembers a verified Basic header (no memo on allocation failure). */
+static void memo_set(gh__auth_conn_t *c, const char *cred, size_t cred_len, size_t dec_len,
+                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], const char *user)
+{
+  memo_clear(c);
+  if (cred_len > BASIC_MEMO_MAX)
+    return;
+  c->memo_cred = gh__malloc(cred_len);
+  c->memo_user = gh__strdup(user);
+  if (!c->memo_cred || !c->memo_user) {
+    memo_clear(c);
+    return;
+  }
+  memcpy(c->memo_cred, cred, cred_len);
+  c->memo_cred_len = cred_len;
+  c->memo_dec_len = dec_len;
+  memcpy(c->memo_key, key, sizeof(c->memo_key));
+}
+
 static void conn_drop_identity(gh__auth_conn_t *c)
 {
   if (c->token)
@@ -938,6 +991,7 @@ void gh__auth_conn_free(gh__auth_conn_t *c)
     return;
   conn_reset_ctx(c);
   conn_drop_identity(c);
+  memo_clear(c);
   free(c);
 }
 
@@ -1236,43 +1290,15 @@ out:
 
 /* ---- Basic ---- */
 
-static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                       const unsigned char *dec, size_t dec_len, gh__auth_result_t *r)
+/* After the password check (a cache hit or PAM): the token, the cache
+ * entry, SUCCESS. key: the entry key, or NULL with the cache off. */
+static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c,
+                          const gh_auth_settings_t *site, const char *user, bool cached,
+                          const unsigned char *key, time_t now, gh__auth_result_t *r)
 {
-  char *buf = NULL;
-  const char *user = NULL, *password = NULL;
-  char msg[GH_AUTH_SEC_TEXT_MAX];
-  bool unmapped = false, cached;
-  int pam_code = 0, ret;
-  time_t now = time(NULL);
+  bool unmapped = false;
+  int ret;
 
-  buf = gh__malloc(dec_len + 1);
-  if (!buf) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-    goto out;
-  }
-  memcpy(buf, dec, dec_len);
-  ret = gh__auth_basic_split(buf, dec_len, &user, &password);
-  if (ret) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
-    goto out;
-  }
-  /* a hit hands out a new handle to the token built at the PAM success
-   * (same user, same password hash, within the TTL): no PAM, no NSS */
-  cached = gh__auth_basic_cache_lookup(e->basic_cache, user, password, now, &r->info.token);
-  if (!cached) {
-    ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
-                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
-    if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
-      /* PAM hung or too many conversations: not the client's fault, no re-prompt */
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
-    if (ret) {
-      set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
-      goto out;
-    }
-  }
   if (!r->info.token) {
     ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
     if (ret == -ENOMEM) {
@@ -1288,9 +1314,8 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
   /* Only the user's own token is kept: an unmapped user's IDENTIFY token
    * depends on the site (allow_unmapped), so it is rebuilt per request. A
    * hit never refreshes the entry (its TTL runs from the PAM success). */
-  if (!cached)
-    gh__auth_basic_cache_insert(e->basic_cache, user, password, now,
-                                unmapped ? 0 : r->info.token);
+  if (!cached && key)
+    gh__auth_basic_cache_insert_key(e->basic_cache, key, now, unmapped ? 0 : r->info.token);
   /* Basic is per request by nature: never persisted on the connection */
   {
     gh_auth_settings_t s = *site;
@@ -1304,6 +1329,89 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
     set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
   }
 out:
+  return;
+}
+
+static bool basic_succeeded(const gh__auth_result_t *r)
+{
+  return r->verdict == GH__AUTH_DELIVER && r->info.status == GH_AUTH_STATUS_SUCCESS;
+}
+
+/* The connection's memo: the same credentials as its last verified Basic
+ * header and their cache entry still valid (within the TTL, not replaced):
+ * handled as the cache hit the full path would find. Otherwise false (the
+ * memo is gone) and the caller takes the full path. */
+static bool step_basic_memo(gh__auth_engine_t *e, gh__auth_conn_t *c,
+                            const gh_auth_settings_t *site, const char *cred, size_t cred_len,
+                            size_t max_tok, gh__auth_result_t *r)
+{
+  time_t now;
+
+  if (!c->memo_cred || c->memo_cred_len != cred_len ||
+      CRYPTO_memcmp(c->memo_cred, cred, cred_len) != 0)
+    return false;
+  if (c->memo_dec_len > max_tok) /* this site's limit: the full path answers */
+    return false;
+  now = time(NULL);
+  if (!gh__auth_basic_cache_lookup_key(e->basic_cache, c->memo_key, now, &r->info.token)) {
+    memo_clear(c);
+    return false;
+  }
+  atomic_fetch_add_explicit(&e->basic_memo_hits, 1, memory_order_relaxed);
+  basic_success(e, c, site, c->memo_user, true, NULL, now, r);
+  if (!basic_succeeded(r))
+    memo_clear(c);
+  return true;
+}
+
+static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                       const char *cred, size_t cred_len, const unsigned char *dec,
+                       size_t dec_len, gh__auth_result_t *r)
+{
+  char *buf = NULL;
+  const char *user = NULL, *password = NULL;
+  char msg[GH_AUTH_SEC_TEXT_MAX];
+  unsigned char key[GH__AUTH_BASIC_KEY_SIZE];
+  bool cached = false, have_key;
+  int pam_code = 0, ret;
+  time_t now = time(NULL);
+
+  memo_clear(c);
+  buf = gh__malloc(dec_len + 1);
+  if (!buf) {
+    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  memcpy(buf, dec, dec_len);
+  ret = gh__auth_basic_split(buf, dec_len, &user, &password);
+  if (ret) {
+    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    goto out;
+  }
+  /* a hit hands out a new handle to the token built at the PAM success
+   * (same user, same password hash, within the TTL): no PAM, no NSS */
+  have_key = gh__auth_basic_cache_key(e->basic_cache, user, password, key);
+  if (have_key)
+    cached = gh__auth_basic_cache_lookup_key(e->basic_cache, key, now, &r->info.token);
+  if (!cached) {
+    ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
+                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
+    if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
+      /* PAM hung or too many conversations: not the client's fault, no re-prompt */
+      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
+    if (ret) {
+      set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
+      goto out;
+    }
+  }
+  basic_success(e, c, site, user, cached, have_key ? key : NULL, now, r);
+  /* the next request with this header on this connection: see step_basic_memo */
+  if (have_key && basic_succeeded(r))
+    memo_set(c, cred, cred_len, dec_len, key, user);
+out:
+  explicit_bzero(key, sizeof(key));
   if (buf) {
     explicit_bzero(buf, dec_len + 1);
     free(buf);
@@ -1974,6 +2082,10 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   }
   /* a new Authorization on a persisted connection is always verified */
   conn_drop_identity(c);
+  if (scheme == GH__AUTH_SCHEME_BASIC && step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
+    goto out;
+  if (scheme != GH__AUTH_SCHEME_BASIC)
+    memo_clear(c);
   dec = gh__malloc(gh__b64_decoded_max(cred_len));
   if (!dec) {
     set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
@@ -1986,7 +2098,7 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
     goto out;
   }
   if (scheme == GH__AUTH_SCHEME_BASIC)
-    step_basic(e, c, site, dec, dec_len, r);
+    step_basic(e, c, site, cred, cred_len, dec, dec_len, r);
   else
     step_gss(e, c, site, cbt, cbt_len, scheme, dec, dec_len, r);
 out:
