@@ -42,6 +42,11 @@ CASES_400 = [
     ('bare_lf_smuggles_cl', 'GET / HTTP/1.1\r\n' + H + f'X-A: a\nContent-Length: {len(SMUGGLED)}\r\n\r\n' + SMUGGLED),
     ('bare_cr', 'GET / HTTP/1.1\r' + H + '\r\n'),
     ('cr_in_value', 'GET / HTTP/1.1\r\n' + H + 'X-A: a\rb\r\n\r\n'),
+    # a bare CR where libhttp-parser ends the section / the line whatever follows
+    ('bare_cr_ends_headers', 'GET / HTTP/1.1\r\n' + H + '\r' + SMUGGLED),
+    ('bare_cr_ends_headers_junk', 'GET / HTTP/1.1\r\n' + H + 'X: a\r\n\r\x1f' + SMUGGLED),
+    ('bare_cr_smuggles_cl', 'GET / HTTP/1.1\r\n' + H + f'X-A: a\rContent-Length: {len(SMUGGLED)}\r\n\r\n' + SMUGGLED),
+    ('bare_cr_line_start', 'GET / HTTP/1.1\r\n' + H + '\rX-A: b\r\n\r\n'),
     # chunk framing
     ('chunk_bare_lf', 'POST / HTTP/1.1\r\n' + H + 'Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n'),
     ('chunk_ext_bare_lf', 'POST / HTTP/1.1\r\n' + H + 'Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n' + SMUGGLED),
@@ -122,7 +127,8 @@ def test_smuggling_rejected(d, name, raw):
     assert r.status == 200 and b'path=/after' in r.body
 
 
-@pytest.mark.parametrize('name', ['bare_lf_header', 'chunk_ext_bare_lf', 'te_space_before_colon',
+@pytest.mark.parametrize('name', ['bare_lf_header', 'bare_cr_ends_headers_junk', 'chunk_ext_bare_lf',
+                                  'te_space_before_colon',
                                   'dup_cl_zero_then_len', 'chunk_last_bare_lf'])
 def test_smuggling_rejected_bytewise(d, name):
     """Split across reads (one byte per segment): the checks keep state between feeds."""

@@ -366,15 +366,18 @@ void gh__http_parser_begin(gh__http_parser_t *p, gh__http_msg_t *msg)
   msg->head = false;
 }
 
-/* Finds obsolete line folding (a header line starting with SP/HT) and bare
- * LF line ends, which libhttp-parser silently accepts, in the bytes of the
- * header section (request line included).
+/* Finds obsolete line folding (a header line starting with SP/HT), bare LF
+ * line ends and bare CRs, which libhttp-parser (not built strict) silently
+ * accepts, in the bytes of the header section (request line included). A
+ * bare CR is the dangerous one: libhttp-parser ends the header line (or the
+ * whole section) at "\r" whatever follows, where a proxy in front may read
+ * the bytes as one value: a request-smuggling mismatch. So every CR must be
+ * followed by its LF and every LF preceded by its CR (RFC 9112 2.2).
  *
- * Only two places matter: the first byte of a line (fold, or the empty line
- * that ends the section) and every LF (a CR before it). The first byte of
- * a line is looked at alone; the rest of the line is skipped with memchr to
- * its LF. State carried between feeds: scan_line_start, scan_prev_cr (was
- * the last byte looked at a CR), scan_lines, scan_done. */
+ * Per line only its first byte (fold, or the empty line that ends the
+ * section) and its CR/LF matter: the rest is skipped with memchr. State
+ * carried between feeds: scan_line_start, scan_prev_cr (the last byte was
+ * a CR: an LF must come next), scan_lines, scan_done. */
 static bool scan_obs_fold(gh__http_parser_t *p, const char *data, size_t len)
 {
   const char *s = data, *end = data + len;
@@ -382,43 +385,50 @@ static bool scan_obs_fold(gh__http_parser_t *p, const char *data, size_t len)
   bool ret = false;
 
   while (s < end && !p->scan_done) {
-    if (p->scan_line_start) {
-      char c = *s++;
-      if (c == '\n' && !prev_cr) {
+    if (prev_cr) {
+      if (*s++ != '\n') { /* bare CR */
         ret = true;
         goto out;
       }
-      prev_cr = c == '\r';
-      if (c == ' ' || c == '\t') {
-        if (p->scan_lines > 0) {
-          ret = true;
-          goto out;
-        }
-      } else if (c == '\r' || c == '\n') {
-        if (p->scan_lines > 0)
-          p->scan_done = true;
+      prev_cr = false;
+      if (!p->scan_line_start) {
+        p->scan_line_start = true;
+        p->scan_lines++;
+      } else if (p->scan_lines > 0) {
+        p->scan_done = true; /* the empty line: the body is not ours to scan */
+      } /* else an empty line before the request line: skipped, as RFC 9112 allows */
+      continue;
+    }
+    if (p->scan_line_start) {
+      char c = *s++;
+      if (c == '\n') { /* bare LF */
+        ret = true;
+        goto out;
+      }
+      if (c == '\r') {
+        prev_cr = true;
         continue;
+      }
+      if ((c == ' ' || c == '\t') && p->scan_lines > 0) { /* obs-fold */
+        ret = true;
+        goto out;
       }
       p->scan_line_start = false;
       continue;
     }
-    /* inside a line: nothing but its LF (and the byte before it) counts */
-    const char *nl = memchr(s, '\n', (size_t)(end - s));
-    if (nl == NULL) {
-      prev_cr = end[-1] == '\r';
-      s = end;
-      break;
-    }
-    if (nl > s)
-      prev_cr = nl[-1] == '\r';
-    if (!prev_cr) {
+    /* inside a line: its CR ends it, and no LF may come before that */
+    const char *cr = memchr(s, '\r', (size_t)(end - s));
+    const char *lim = cr != NULL ? cr : end;
+    if (memchr(s, '\n', (size_t)(lim - s)) != NULL) {
       ret = true;
       goto out;
     }
-    prev_cr = false;
-    p->scan_line_start = true;
-    p->scan_lines++;
-    s = nl + 1;
+    if (cr == NULL) {
+      s = end;
+      break;
+    }
+    prev_cr = true;
+    s = cr + 1;
   }
 out:
   p->scan_prev_cr = prev_cr;
