@@ -179,14 +179,25 @@ GH_EXPORT const gh_url_group_props_t *gh_url_group_get_props(const gh_url_group_
 GH_EXPORT int gh_server_start(gh_server_t *server);
 
 /** Worker processes: a process may configure a server (listeners, groups,
- *  auth with replay_cache_shared), fork(), and run it in each child. The
- *  parent must still be single-threaded (never started) when it forks. A
- *  child calls this once, before gh_server_start(): it gives the child its
- *  own connection epoll instance (the listeners stay shared, the kernel
- *  hands each connection to one process; everything else a server makes
- *  before start is memory, copied by the fork). Returns 0, GH_ESTATE
- *  (already started) or -errno. */
-GH_EXPORT int gh_server_atfork_child(gh_server_t *server);
+ *  auth with replay_cache_shared), fork() n children, and run it in each.
+ *  The parent must still be single-threaded (never started) when it forks,
+ *  and keeps its copy unstarted (it holds the listening sockets, so
+ *  connections wait in the backlog while a child is replaced).
+ *
+ *  gh_server_set_processes, before any listener is added: every TCP
+ *  listener is n sockets on the same address with SO_REUSEPORT, so the
+ *  kernel spreads connections evenly over the processes (one shared socket
+ *  would let whichever process wakes first take a whole burst). Unix
+ *  listeners stay one shared socket. Returns 0, GH_ESTATE or -EINVAL.
+ *
+ *  gh_server_atfork_child, once in child `index` (0..n-1), before
+ *  gh_server_start(): the child keeps socket `index` of each TCP listener
+ *  and closes the others, gets its own connection epoll instance (one is
+ *  shared across fork), and never unlinks a unix socket's file (the
+ *  parent's). Everything else a server makes before start is memory,
+ *  copied by the fork. Returns 0, GH_ESTATE (already started) or -errno. */
+GH_EXPORT int gh_server_set_processes(gh_server_t *server, unsigned n);
+GH_EXPORT int gh_server_atfork_child(gh_server_t *server, unsigned index);
 
 /** Waits for the next request. timeout_ms < 0 waits forever, 0 polls.
  *  Returns 0 and *ret_req (owned by the caller until gh_request_complete()),

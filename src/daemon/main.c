@@ -158,6 +158,10 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
     goto out;
   }
   gh_daemon_tls_attach_log(srv);
+  if (cfg->processes > 1 && (ret = gh_server_set_processes(srv, cfg->processes)) != 0) {
+    gh_dlog(LOG_ERR, "processes = %u: %s", cfg->processes, gh_strerror(ret));
+    goto out;
+  }
   for (size_t i = 0; i < cfg->n_listen; i++) {
     ret = gh_daemon_tls_add_listener(srv, &cfg->tls, cfg->listen[i]); /* logs failures */
     if (ret != 0)
@@ -392,11 +396,12 @@ int main(int argc, char **argv)
     gh_dlog_setup("journald"); /* detached: stderr is /dev/null now */
   if (cfg.processes > 1) {
     bool child = false;
-    ret = gh_daemon_run_master(&cfg, &set, &child);
+    unsigned index = 0;
+    ret = gh_daemon_run_master(&cfg, &set, &child, &index);
     if (!child)
       goto out; /* the master's life is over: its children are gone */
     ret = 1;
-    e = gh_server_atfork_child(srv);
+    e = gh_server_atfork_child(srv, index);
     if (e != 0) {
       gh_dlog(LOG_ERR, "worker process: %s", gh_strerror(e));
       goto out;

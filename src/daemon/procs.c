@@ -143,7 +143,8 @@ static void begin_stop(slot_t *slots, unsigned n, const gh_daemon_config_t *cfg,
   deadline->tv_sec += cfg->shutdown_timeout_ms / 1000 + 5;
 }
 
-int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bool *ret_child)
+int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bool *ret_child,
+                         unsigned *ret_index)
 {
   sigset_t mset = *sigs;
   slot_t *slots = calloc(cfg->processes, sizeof(*slots));
@@ -170,6 +171,7 @@ int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bo
     int r = spawn(&slots[i], master, sfd);
     if (r == 0) {
       *ret_child = true;
+      *ret_index = i;
       ret = 0;
       goto out;
     }
@@ -213,6 +215,7 @@ int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bo
         int r = spawn(&slots[i], master, sfd);
         if (r == 0) {
           *ret_child = true;
+          *ret_index = i; /* the dead one's listening sockets */
           ret = 0;
           goto out;
         }

@@ -165,6 +165,12 @@ def test_dead_worker_process_is_replaced(gh3):
             break
     else:
         raise AssertionError('the new worker process never served a connection')
+    # the unix listener survived the death (only the master owns its file)
+    assert os.path.exists(gh3.unix)
+    c = Raw(gh3, unix=True)
+    st, _, body = c.get('/')
+    c.close()
+    assert st == 200 and body['type'] == 'Peer', body
 
 
 def test_sighup_reaches_every_process_and_sigterm_stops_them_all():

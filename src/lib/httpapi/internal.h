@@ -63,7 +63,9 @@ typedef struct gh__loop {
 typedef struct gh__listener {
   uint8_t kind;
   int fd;
-  char *unix_path;
+  int *copies;       /* worker processes: n_copies SO_REUSEPORT sockets (fd is one) */
+  unsigned n_copies; /* until gh_server_atfork_child keeps this process's one */
+  char *unix_path;   /* unlinked at close (NULL in a worker process: not its path) */
   struct sockaddr_storage addr;
   socklen_t addr_len;
   gh__tls_listener_t *tls; /* NULL: plain */
@@ -173,6 +175,7 @@ struct gh_server {
   gh__http_limits_t limits;
   gh__listener_t **listeners;
   unsigned n_listeners;
+  unsigned listener_copies; /* gh_server_set_processes: sockets per TCP listener */
   gh_url_group_t **groups;
   const char **gprefixes;
   size_t *glens;
@@ -234,8 +237,15 @@ void gh__server_run_inline(gh_server_t *srv, gh_request_t *req);
 /** Appends a batch of requests to the queue and wakes workers. */
 void gh__queue_push_batch(gh_server_t *srv, gh_request_t *head, gh_request_t *tail, unsigned n);
 /** Parses an address, creates, binds and listens (exposed for tests). */
-int gh__listener_open(const char *address, gh__listener_t **ret_listener);
+/** Binds and listens. copies > 1 (TCP only): that many sockets on the same
+ *  address with SO_REUSEPORT (the kernel spreads connections over them),
+ *  one per worker process; fd is the first. */
+int gh__listener_open(const char *address, unsigned copies, gh__listener_t **ret_listener);
 void gh__listener_close(gh__listener_t *l);
+/** In worker process `index`: keeps that copy of a TCP listener, closes
+ *  the others, and forgets a unix socket's path (not unlinked by this
+ *  process). */
+void gh__listener_keep_copy(gh__listener_t *l, unsigned index);
 
 /* conn.c (I/O side and the worker-side hand-back) */
 void *gh__io_main(void *arg);

@@ -119,7 +119,27 @@ out:
   return ret;
 }
 
-int gh__listener_open(const char *address, gh__listener_t **ret_listener)
+/* One more socket in the SO_REUSEPORT group of l (bound to l's address). */
+static int open_copy(gh__listener_t *l, int *ret_fd)
+{
+  int one = 1, ret = 0;
+  int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    return -errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+      (l->addr.ss_family == AF_INET6 &&
+       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+      bind(fd, (struct sockaddr *)&l->addr, l->addr_len) != 0 || listen(fd, 4096) != 0) {
+    ret = -errno;
+    close(fd);
+    return ret;
+  }
+  *ret_fd = fd;
+  return 0;
+}
+
+int gh__listener_open(const char *address, unsigned copies, gh__listener_t **ret_listener)
 {
   int ret, fd = -1;
   gh__listener_t *l = NULL;
@@ -153,7 +173,8 @@ int gh__listener_open(const char *address, gh__listener_t **ret_listener)
       goto out;
     }
   } else {
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0) {
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        (copies > 1 && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)) {
       ret = -errno;
       goto out;
     }
@@ -177,6 +198,21 @@ int gh__listener_open(const char *address, gh__listener_t **ret_listener)
   }
   l->fd = fd;
   fd = -1;
+  if (copies > 1 && l->unix_path == NULL) {
+    /* the others bind the port the first one got (port 0: an ephemeral one) */
+    l->copies = gh__calloc(copies, sizeof(*l->copies));
+    if (l->copies == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    l->copies[0] = l->fd;
+    l->n_copies = 1;
+    for (; l->n_copies < copies; l->n_copies++) {
+      ret = open_copy(l, &l->copies[l->n_copies]);
+      if (ret != 0)
+        goto out;
+    }
+  }
   ret = 0;
 out:
   if (fd >= 0)
@@ -184,16 +220,41 @@ out:
   if (ret == 0) {
     *ret_listener = l;
   } else if (l != NULL) {
+    for (unsigned i = 1; i < l->n_copies; i++)
+      close(l->copies[i]);
+    if (l->fd >= 0)
+      close(l->fd);
+    free(l->copies);
     free(l->unix_path);
     free(l);
   }
   return ret;
 }
 
+void gh__listener_keep_copy(gh__listener_t *l, unsigned index)
+{
+  if (l->n_copies > 1) {
+    l->fd = l->copies[index % l->n_copies];
+    for (unsigned i = 0; i < l->n_copies; i++)
+      if (l->copies[i] != l->fd)
+        close(l->copies[i]);
+  }
+  free(l->copies);
+  l->copies = NULL;
+  l->n_copies = 0;
+  /* the socket file belongs to the process that made it */
+  free(l->unix_path);
+  l->unix_path = NULL;
+}
+
 void gh__listener_close(gh__listener_t *l)
 {
   if (l == NULL)
     return;
+  for (unsigned i = 0; i < l->n_copies; i++)
+    if (l->copies[i] != l->fd)
+      close(l->copies[i]);
+  free(l->copies);
   if (l->fd >= 0)
     close(l->fd);
   if (l->unix_path != NULL)

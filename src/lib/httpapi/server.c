@@ -126,6 +126,16 @@ out:
   return ret;
 }
 
+GH_EXPORT int gh_server_set_processes(gh_server_t *s, unsigned n)
+{
+  if (s->started || s->n_listeners > 0)
+    return GH_ESTATE;
+  if (n == 0 || n > 1024)
+    return -EINVAL;
+  s->listener_copies = n;
+  return 0;
+}
+
 GH_EXPORT int gh_server_add_listener(gh_server_t *s, const char *address)
 {
   int ret = 0;
@@ -140,7 +150,7 @@ GH_EXPORT int gh_server_add_listener(gh_server_t *s, const char *address)
     goto out;
   }
   s->listeners = nl;
-  ret = gh__listener_open(address, &l);
+  ret = gh__listener_open(address, s->listener_copies, &l);
   if (ret != 0)
     goto out;
   s->listeners[s->n_listeners++] = l;
@@ -596,7 +606,7 @@ static void block_signals(void)
   pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-GH_EXPORT int gh_server_atfork_child(gh_server_t *s)
+GH_EXPORT int gh_server_atfork_child(gh_server_t *s, unsigned index)
 {
   int fd;
   if (s->started)
@@ -606,6 +616,8 @@ GH_EXPORT int gh_server_atfork_child(gh_server_t *s)
     return -errno;
   close(s->cepfd); /* the parent's instance: empty before start */
   s->cepfd = fd;
+  for (unsigned i = 0; i < s->n_listeners; i++)
+    gh__listener_keep_copy(s->listeners[i], index);
   return 0;
 }
 
