@@ -8,27 +8,14 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gh_realm import GhRealm  # noqa: E402
 from pipeline_helpers import GhDaemon, build_module, shared_dir, write_owned  # noqa: E402
-from test_auth_http import (GATEHOUSED, SITES, UIDS, Gatehoused, Raw, basic,  # noqa: E402
-                            gssclient)
+from test_auth_http import (GATEHOUSED, SITES, UIDS, Gatehoused, Raw, basic,  # noqa: E402,F401
+                            cc, gssclient, realm)
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(GATEHOUSED), reason=f'{GATEHOUSED} not built'),
     pytest.mark.skipif(os.geteuid() != 0, reason='needs root: impersonation at uids 20001-20003'),
 ]
-
-
-@pytest.fixture(scope='module')
-def realm():
-    r = GhRealm()
-    yield r
-    r.close()
-
-
-@pytest.fixture(scope='module')
-def cc(realm):
-    return {u: realm.kinit(u) for u in UIDS}
 
 
 def children(pid):

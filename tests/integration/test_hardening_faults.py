@@ -312,6 +312,24 @@ def fault_daemon_path():
     return p if os.path.exists(p) else None
 
 
+def start_revert_fault_daemon(frealm, processes=1):
+    """The fault build's gatehoused with GH_FAULT_REVERT=3 (its third switch back
+    to base fails) serving whoami on an impersonating Basic site."""
+    d = GhDaemon(frealm, [('/files', {'auth': 'basic', 'basic_over_plain_http': 'yes',
+                                      'handler': 'whoami', 'impersonate': 'yes'})],
+                 server={'workers': 2, 'processes': processes,
+                         'module_dir': os.path.join(FAULT_BUILD, 'modules')},
+                 env={'GH_FAULT_REVERT': '3'})
+    import pipeline_helpers
+    saved = pipeline_helpers.GATEHOUSED
+    pipeline_helpers.GATEHOUSED = fault_daemon_path()
+    try:
+        d.start()
+    finally:
+        pipeline_helpers.GATEHOUSED = saved
+    return d
+
+
 @pytest.mark.skipif(fault_daemon_path() is None,
                     reason='needs a -Dfault_injection=true gatehoused (GH_FAULT_BUILD_DIR)')
 def test_failed_revert_aborts_and_nothing_is_served_after(frealm, files):
@@ -321,17 +339,7 @@ def test_failed_revert_aborts_and_nothing_is_served_after(frealm, files):
     # whoami on an impersonating site: the pipeline switches the thread around the
     # handler on every request (static opens through token-scoped personalities and
     # reverts only once per thread and identity)
-    d = GhDaemon(frealm, [('/files', {'auth': 'basic', 'basic_over_plain_http': 'yes',
-                                      'handler': 'whoami', 'impersonate': 'yes'})],
-                 server={'workers': 2, 'module_dir': os.path.join(FAULT_BUILD, 'modules')},
-                 env={'GH_FAULT_REVERT': '3'})
-    import pipeline_helpers
-    saved = pipeline_helpers.GATEHOUSED
-    pipeline_helpers.GATEHOUSED = fault_daemon_path()
-    try:
-        d.start()
-    finally:
-        pipeline_helpers.GATEHOUSED = saved
+    d = start_revert_fault_daemon(frealm)
     try:
         auth = 'Basic ' + __import__('base64').b64encode(b'alice:alicepw').decode()
         served, failed_raw = 0, None
@@ -366,18 +374,7 @@ def test_failed_revert_in_a_worker_process_aborts_it_and_the_master_replaces_it(
     the response leaves; the master logs it and starts a fresh copy, which serves
     the right user. (GH_FAULT_REVERT counts per process: the fresh copy fails its
     third revert again, later.)"""
-    d = GhDaemon(frealm, [('/files', {'auth': 'basic', 'basic_over_plain_http': 'yes',
-                                      'handler': 'whoami', 'impersonate': 'yes'})],
-                 server={'workers': 2, 'processes': 2,
-                         'module_dir': os.path.join(FAULT_BUILD, 'modules')},
-                 env={'GH_FAULT_REVERT': '3'})
-    import pipeline_helpers
-    saved = pipeline_helpers.GATEHOUSED
-    pipeline_helpers.GATEHOUSED = fault_daemon_path()
-    try:
-        d.start()
-    finally:
-        pipeline_helpers.GATEHOUSED = saved
+    d = start_revert_fault_daemon(frealm, processes=2)
     auth = 'Basic ' + __import__('base64').b64encode(b'alice:alicepw').decode()
 
     def one():
