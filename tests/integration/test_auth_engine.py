@@ -364,8 +364,9 @@ def test_basic_success_and_wrong_password(realm):
     assert out['basic']['status'] == 'FAILURE'
 
 
-def test_basic_success_cache_ttl(realm, tmp_path):
-    """Within the TTL a changed PAM password is not consulted; after it, PAM decides."""
+def drive_ttl_2s_password_changed(realm, tmp_path, args):
+    """Runs the driver with a 2 s Basic cache TTL; after step 0 bob's PAM
+    password changes, after step 1 the TTL runs out. Returns the steps."""
     passdb = realm.pam_passdb
     orig = open(passdb).read()
     hook = tmp_path / 'between.sh'
@@ -375,10 +376,16 @@ if [ "$1" = 1 ]; then sleep 3; fi
 """)
     hook.chmod(0o755)
     try:
-        _, steps, _ = drive(realm, ['basic', 'bob', 'bobpw', '3'],
+        _, steps, _ = drive(realm, args,
                             env={'GH_BASIC_TTL': '2', 'GH_DRIVER_BETWEEN': str(hook)})
     finally:
         open(passdb, 'w').write(orig)
+    return steps
+
+
+def test_basic_success_cache_ttl(realm, tmp_path):
+    """Within the TTL a changed PAM password is not consulted; after it, PAM decides."""
+    steps = drive_ttl_2s_password_changed(realm, tmp_path, ['basic', 'bob', 'bobpw', '3'])
     assert [s['status'] for s in steps] == ['SUCCESS', 'SUCCESS', 'FAILURE']
 
 
@@ -449,19 +456,8 @@ def test_basic_memo_expired_entry_asks_pam(realm, tmp_path):
     """The memo only stands for a valid cache entry: after the TTL the same
     header on the same connection goes to PAM again (which now refuses the
     old password)."""
-    passdb = realm.pam_passdb
-    orig = open(passdb).read()
-    hook = tmp_path / 'between.sh'
-    hook.write_text(f"""#!/bin/sh
-if [ "$1" = 0 ]; then sed -i 's/^bob:bobpw:/bob:changed:/' {passdb}; fi
-if [ "$1" = 1 ]; then sleep 3; fi
-""")
-    hook.chmod(0o755)
-    try:
-        _, steps, _ = drive(realm, ['basicconn', 'bob:bobpw', 'bob:bobpw', 'bob:bobpw'],
-                            env={'GH_BASIC_TTL': '2', 'GH_DRIVER_BETWEEN': str(hook)})
-    finally:
-        open(passdb, 'w').write(orig)
+    steps = drive_ttl_2s_password_changed(
+        realm, tmp_path, ['basicconn', 'bob:bobpw', 'bob:bobpw', 'bob:bobpw'])
     assert [s['status'] for s in steps] == ['SUCCESS', 'SUCCESS', 'FAILURE']
     assert [s['memo_hits'] for s in steps] == [0, 1, 1]
 
