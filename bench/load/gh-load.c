@@ -417,8 +417,11 @@ int main(int argc, char **argv)
                  : i < (size_t)opt.conns + opt.slow ? K_SLOW : K_PROBE;
   }
   char *first_reqs = NULL;
-  if (opt.first_headers != NULL && load_first_headers(cs, &first_reqs) != 0)
+  if (opt.first_headers != NULL && load_first_headers(cs, &first_reqs) != 0) {
+    free(cs);
+    close(epfd);
     return 2;
+  }
   double *pt0 = calloc(total, sizeof(double));
 
   uint64_t t0 = now_ms(), end = t0 + (uint64_t)opt.duration_s * 1000u, last_report = t0;
