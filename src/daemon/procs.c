@@ -167,27 +167,11 @@ int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bo
     gh_dlog(LOG_ERR, "signalfd: %s", strerror(errno));
     goto out;
   }
-  for (unsigned i = 0; i < n; i++) {
-    int r = spawn(&slots[i], master, sfd);
-    if (r == 0) {
-      *ret_child = true;
-      *ret_index = i;
-      ret = 0;
-      goto out;
-    }
-    if (r < 0) {
-      gh_dlog(LOG_ERR, "cannot start worker process: %s", strerror(-r));
-      stopping = true;
-      code = 1;
-      begin_stop(slots, n, cfg, &deadline);
-      break;
-    }
-  }
-  if (!stopping) {
-    gh_dlog(LOG_INFO, "master process %d: %u worker processes of %u workers each", (int)master,
-            n, cfg->workers);
-    gh_notify("READY=1\nSTATUS=serving");
-  }
+  /* every slot starts empty and due (due = 0): the loop below forks them
+   * all at once, and later replaces any that dies */
+  gh_dlog(LOG_INFO, "master process %d: %u worker processes of %u workers each", (int)master, n,
+          cfg->workers);
+  gh_notify("READY=1\nSTATUS=serving");
   for (;;) {
     int timeout = -1;
     clock_gettime(CLOCK_MONOTONIC, &now);
@@ -215,7 +199,7 @@ int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bo
         int r = spawn(&slots[i], master, sfd);
         if (r == 0) {
           *ret_child = true;
-          *ret_index = i; /* the dead one's listening sockets */
+          *ret_index = i; /* a replacement takes the dead one's listening sockets */
           ret = 0;
           goto out;
         }
