@@ -24,19 +24,35 @@
  *    the kernel's view of its ids and aborts if they are not base.
  */
 
+/** Where the groups of a peer token (gh_token_from_peer) come from. */
+typedef enum gh_peer_groups {
+  /** Default. The kernel's: the uid, gid and supplementary groups the peer
+   *  process had at connect() (SO_PEERCRED, SO_PEERGROUPS), whatever NSS
+   *  says; a process that dropped a group (newgrp, setgroups) has dropped it
+   *  for gatehouse too. */
+  GH_PEER_GROUPS_KERNEL = 0,
+  /** NSS's, as for Basic and Negotiate tokens: the uid from SO_PEERCRED,
+   *  primary gid and groups of that account from NSS (cached as for
+   *  gh_token_from_user); a uid NSS does not know is refused
+   *  (GH_ENO_SUCH_USER). */
+  GH_PEER_GROUPS_NSS = 1,
+} gh_peer_groups_t;
+
 /** Process-wide configuration, copied by gh_sec_init. */
 typedef struct gh_sec_config {
   uid_t min_uid;              /* tokens refuse uid < min_uid (uid 0 and the service uid always) */
   const char *anonymous_user; /* account for ANONYMOUS/IDENTIFY impersonation; NULL = "nobody" */
-  unsigned group_cache_ttl_s; /* NSS group-list cache lifetime; 0 = no caching */
+  unsigned group_cache_ttl_s; /* NSS group-list and group-name cache lifetime; 0 = no caching */
   unsigned max_groups;        /* supplementary group cap; 0 = 1024; more -> GH_ELIMIT */
+  gh_peer_groups_t peer_groups; /* groups of peer tokens; default (0) the kernel's */
 } gh_sec_config_t;
 
 /** Initialise the sec layer: copy cfg (NULL = min_uid 1000, "nobody", 60 s,
- *  1024), record the calling thread's ids as the base identity and its euid
+ *  1024, kernel peer groups), record the calling thread's ids as the base identity and its euid
  *  as the service uid, resolve the anonymous account. If anonymous_user is
  *  NULL and "nobody" does not resolve, 65534:65534 is used; a configured
- *  name that does not resolve is GH_ENO_SUCH_USER. Refuses
+ *  name that does not resolve is GH_ENO_SUCH_USER; max_groups above 65536
+ *  or an unknown peer_groups is GH_ECONFIG. Refuses
  *  (GH_EPRIV_VERIFY) a process whose capabilities would survive
  *  impersonation (securebits NO_SETUID_FIXUP or non-root, with any
  *  capability other than SETUID/SETGID/NET_BIND_SERVICE/SETPCAP).

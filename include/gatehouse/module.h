@@ -47,8 +47,10 @@
 /* ABI                                                                     */
 /* ---------------------------------------------------------------------- */
 
-/** Bumped on any incompatible change of this header. */
-#define GH_MODULE_ABI_VERSION 1u
+/** Bumped on any incompatible change of this header (2: membership is
+ *  tri-state, gh_http_user_ops_t.is_in_role and gh_http_user_is_in_role
+ *  take a gh_membership_t). */
+#define GH_MODULE_ABI_VERSION 2u
 
 /** Server version passed to gh_register_module(): major << 16 | minor. */
 #define GH_MODULE_SERVER_VERSION ((uint32_t)((GH_VERSION_MAJOR << 16) | GH_VERSION_MINOR))
@@ -535,7 +537,13 @@ typedef struct gh_http_user_ops {
   const char *(*get_name)(void *data);
   const char *(*get_remote_name)(void *data);
   const char *(*get_auth_type)(void *data);
-  bool (*is_in_role)(void *data, const char *role);
+  /** Membership, with the contract of gh_http_user_is_in_role: return 0 (or
+   *  GH_MEMBER_NO_SUCH_GROUP) with *ret_membership GH_MEMBER_YES or
+   *  GH_MEMBER_NO, or a negative code when the answer cannot be known
+   *  (a directory that does not answer...): never guess "no". The caller
+   *  has set *ret_membership to GH_MEMBER_UNKNOWN; a success that leaves it
+   *  there is turned into -EPROTO. Called on the caller's thread. */
+  int (*is_in_role)(void *data, const char *role, gh_membership_t *ret_membership);
   void (*free)(void *data); /* last unref */
 } gh_http_user_ops_t;
 
@@ -565,10 +573,28 @@ GH_EXPORT gh_token_t gh_http_user_get_impersonation_token(gh_http_user_t *user);
 GH_EXPORT gh_token_t gh_http_user_get_primary_token(gh_http_user_t *user);
 /** true: is_in_role is implemented (unlike IIS's default). */
 GH_EXPORT bool gh_http_user_supports_is_in_role(gh_http_user_t *user);
-/** Whether the user is in role: a group name (or "#gid") the token is a
- *  member of. 0 with *ret_in_role set, or an error (-ENOTSUP for a custom
- *  user without is_in_role). */
-GH_EXPORT int gh_http_user_is_in_role(gh_http_user_t *user, const char *role, bool *ret_in_role);
+/** IsInRole, tri-state (DESIGN.md §2 item 26): whether the user is in role,
+ *  a group name or "#gid". For a server user the token's own groups answer
+ *  (a token is the identity the kernel checks), the name resolved to a gid
+ *  by the sec layer (gh_token_is_member_name: NSS, cached per
+ *  group_cache_ttl); an anonymous user is in no role. A custom user answers
+ *  through its is_in_role op.
+ *  Returns
+ *   - 0: decided, *ret_membership is GH_MEMBER_YES or GH_MEMBER_NO;
+ *   - GH_MEMBER_NO_SUCH_GROUP (1): decided GH_MEMBER_NO, no group has that
+ *     name (worth a log line: a rule may name a misspelt group);
+ *   - negative: could not decide, *ret_membership is GH_MEMBER_UNKNOWN: the
+ *     NSS error (-EACCES, -EIO ...), GH_ELIMIT, -ENOMEM,
+ *     GH_EINVALID_HANDLE (the request ended), -EINVAL (bad "#gid"),
+ *     -ENOTSUP (custom user without is_in_role).
+ *  *ret_membership is written on failure too (GH_MEMBER_UNKNOWN). A caller
+ *  deciding access must treat UNKNOWN as neither yes nor no: deny, and
+ *  answer 503 (the authz module does). From the thread running a
+ *  notification of the request (module.h lifetime rules), at base identity
+ *  or impersonating (NSS itself always runs at base). May block on a
+ *  directory on a cache miss. */
+GH_EXPORT int gh_http_user_is_in_role(gh_http_user_t *user, const char *role,
+                                      gh_membership_t *ret_membership);
 /** User variables (GetUserVariable): "uid", "gid", "level", "groups"
  *  (comma separated gids) for token users. Borrowed while the user lives. */
 GH_EXPORT const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name);

@@ -113,11 +113,15 @@ typedef struct gh_token_statistics {
 GH_EXPORT int gh_token_from_user(const char *user, const gh_token_opts_t *opts,
                                  gh_token_t *ret_token);
 
-/** Build a token for the peer of a connected AF_UNIX socket from SO_PEERCRED
- *  and SO_PEERGROUPS (the ids the peer had at connect()). Level IMPERSONATE,
- *  source PEER, type IMPERSONATION; the user name is the NSS name of the uid
- *  or its decimal form. unix_fd is borrowed. Same refusals as
- *  gh_token_from_user. *ret_token is owned. Any thread. */
+/** Build a token for the peer of a connected AF_UNIX socket. The uid is
+ *  SO_PEERCRED's (the peer's at connect()); gid and groups follow
+ *  gh_sec_config_t.peer_groups: by default the kernel's (SO_PEERCRED gid,
+ *  SO_PEERGROUPS), with GH_PEER_GROUPS_NSS the account's from NSS, as
+ *  gh_token_from_user (then GH_ENO_SUCH_USER for a uid NSS does not know,
+ *  GH_ESTATE on an impersonating thread). Level IMPERSONATE, source PEER,
+ *  type IMPERSONATION; the user name is the NSS name of the uid or (kernel
+ *  groups only) its decimal form when NSS has none. unix_fd is borrowed.
+ *  Same refusals as gh_token_from_user. *ret_token is owned. Any thread. */
 GH_EXPORT int gh_token_from_peer(int unix_fd, gh_token_t *ret_token);
 
 /** A token for the anonymous account (gh_sec_config_t.anonymous_user):
@@ -185,10 +189,27 @@ GH_EXPORT int gh_token_get_statistics(gh_token_t token, gh_token_statistics_t *r
 /** CheckTokenMembership-like: whether gid is the token's primary gid or one
  *  of its groups. Any level. */
 GH_EXPORT int gh_token_is_member(gh_token_t token, gid_t gid, bool *ret_member);
-/** As gh_token_is_member with a group name resolved through NSS
- *  (GH_ENOT_FOUND if there is no such group). Call at base identity. */
+/** Whether the token is a member of the group called `group` (DESIGN.md §2
+ *  item 26). NSS resolves the name to a gid and the token's own groups
+ *  answer, as gh_token_is_member: the token is the identity, exactly what
+ *  the kernel checks while impersonating. Names are resolved once per
+ *  gh_sec_config_t.group_cache_ttl_s (answers, "no such group" included,
+ *  are cached; errors never are); groups of any size are read (up to 32
+ *  MiB of entry).
+ *  Returns
+ *   - 0: decided, *ret_membership is GH_MEMBER_YES or GH_MEMBER_NO;
+ *   - GH_MEMBER_NO_SUCH_GROUP (positive): decided, GH_MEMBER_NO, because
+ *     NSS has no such group;
+ *   - negative: could not decide, *ret_membership is GH_MEMBER_UNKNOWN and
+ *     the return says why: the NSS error (-EACCES, -EIO, -EAGAIN ...),
+ *     GH_ELIMIT (entry past the cap), -ENOMEM, GH_EINVALID_HANDLE, -EINVAL.
+ *  Unlike other ret_ parameters, *ret_membership is written on failure too
+ *  (GH_MEMBER_UNKNOWN), so a caller that drops the return still decides
+ *  nothing. Any thread and any identity: a lookup that must ask NSS runs
+ *  at base identity (an impersonating thread is switched to base for the
+ *  call and back). May block on a directory on a cache miss. */
 GH_EXPORT int gh_token_is_member_name(gh_token_t token, const char *group,
-                                      bool *ret_member);
+                                      gh_membership_t *ret_membership);
 
 /** The kernel's own answer to "may this token access path with mode
  *  (R_OK|W_OK|X_OK|F_OK)": the calling thread switches to the token's ids

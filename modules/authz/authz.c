@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gatehouse/error.h>
 #include <gatehouse/module.h>
 
 #include "authz_rules.h"
@@ -11,12 +12,33 @@ GH_MODULE_DEFINE("authz");
 
 #define AUTHZ_MAX_LISTS 64
 
-static bool in_role(void *data, const char *group)
+/* What in_role needs to answer and to log. */
+typedef struct authz_who {
+  gh_http_user_t *user;
+  gh_http_context_t *ctx;
+} authz_who_t;
+
+/* Group membership through the server (the sec layer asks NSS, cached).
+ * Each doubtful answer gets a log line: "no such group" (a rule may name a
+ * misspelt or deleted group) and "could not decide" (the request then gets
+ * 503, never a silent yes or no). */
+static authz_member_t in_role(void *data, const char *group)
 {
-  bool member = false;
-  if (gh_http_user_is_in_role(data, group, &member) < 0)
-    return false;
-  return member;
+  authz_who_t *w = data;
+  gh_membership_t m = GH_MEMBER_UNKNOWN;
+  int rc = gh_http_user_is_in_role(w->user, group, &m);
+  if (rc < 0) {
+    gh_module_server_log(gh_http_context_get_server(w->ctx), GH_LOG_ERROR,
+                         "authz: cannot decide whether %s is in group '%s': %s; "
+                         "the request is refused (503)",
+                         gh_http_user_get_name(w->user), group, gh_strerror(rc));
+    return AUTHZ_UNKNOWN;
+  }
+  if (rc == GH_MEMBER_NO_SUCH_GROUP)
+    gh_module_server_log(gh_http_context_get_server(w->ctx), GH_LOG_WARNING,
+                         "authz: no group named '%s': %s is not a member", group,
+                         gh_http_user_get_name(w->user));
+  return m == GH_MEMBER_YES ? AUTHZ_YES : m == GH_MEMBER_NO ? AUTHZ_NO : AUTHZ_UNKNOWN;
 }
 
 /* Collects `require` values: the site's, then `require /sub` keys whose
@@ -61,6 +83,9 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
   const char *rel = path;
   size_t n, slen = strlen(site);
   authz_subject_t who;
+  authz_who_t w = {.user = user, .ctx = ctx};
+  authz_verdict_t v;
+  int status;
   (void)module;
   (void)prov;
   if (slen > 1 && strncmp(path, site, slen) == 0)
@@ -77,14 +102,22 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
   who.anonymous = who.name == NULL || who.name[0] == '\0';
   who.method = gh_http_request_get_method(req);
   who.in_role = in_role;
-  who.data = user;
-  if (authz_evaluate(lists, n, &who) == AUTHZ_ALLOW)
+  who.data = &w;
+  v = authz_evaluate(lists, n, &who);
+  if (v == AUTHZ_ALLOW)
     return GH_REQUEST_CONTINUE;
+  if (v == AUTHZ_UNDECIDED) {
+    /* the server could not decide (logged in in_role): not the client's
+     * fault, and not a yes */
+    status = 503;
+    goto send;
+  }
 deny:
   /* 401 lets an anonymous client authenticate (the server adds the
    * challenges of the site); an authenticated one gets 403 */
-  gh_http_response_send_error(gh_http_context_get_response(ctx),
-                              gh_http_user_get_name(user)[0] ? 403 : 401, NULL);
+  status = gh_http_user_get_name(user)[0] ? 403 : 401;
+send:
+  gh_http_response_send_error(gh_http_context_get_response(ctx), status, NULL);
   return GH_REQUEST_FINISH;
 }
 

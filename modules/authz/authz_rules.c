@@ -70,31 +70,41 @@ static bool verb_matches(const char *verbs, const char *method)
   return false;
 }
 
-static bool who_matches(const rule_t *r, const authz_subject_t *s)
+static authz_member_t yes_no(bool b)
+{
+  return b ? AUTHZ_YES : AUTHZ_NO;
+}
+
+static authz_member_t who_matches(const rule_t *r, const authz_subject_t *s)
 {
   const char *w = r->who;
   if (!verb_matches(r->verbs, s->method ? s->method : ""))
-    return false;
+    return AUTHZ_NO;
   if (strcmp(w, "*") == 0)
-    return true;
+    return AUTHZ_YES;
   if (strcmp(w, "?") == 0)
-    return s->anonymous;
+    return yes_no(s->anonymous);
   if (strcmp(w, "valid-user") == 0)
-    return !s->anonymous;
+    return yes_no(!s->anonymous);
   if (s->anonymous)
-    return false;
+    return AUTHZ_NO;
   if (strncmp(w, "user:", 5) == 0)
-    return (s->name && strcasecmp(w + 5, s->name) == 0) ||
-           (s->local && s->local[0] && strcmp(w + 5, s->local) == 0);
-  if (strncmp(w, "group:", 6) == 0)
-    return s->in_role != NULL && s->in_role(s->data, w + 6);
-  return false;
+    return yes_no((s->name && strcasecmp(w + 5, s->name) == 0) ||
+                  (s->local && s->local[0] && strcmp(w + 5, s->local) == 0));
+  if (strncmp(w, "group:", 6) == 0) {
+    authz_member_t m = s->in_role != NULL ? s->in_role(s->data, w + 6) : AUTHZ_UNKNOWN;
+    return m == AUTHZ_YES || m == AUTHZ_NO ? m : AUTHZ_UNKNOWN;
+  }
+  return AUTHZ_NO;
 }
 
-/* Walks every rule of every list; pass 0 = deny rules, 1 = allow rules.
- * Returns 1 on a match, 0 none, -1 malformed. */
-static int pass(const char *const *lists, size_t n, const authz_subject_t *s, bool deny_pass)
+/* Walks every rule of every list of one kind (deny or allow): AUTHZ_YES at
+ * the first rule that surely matches, else AUTHZ_UNKNOWN if a rule could
+ * not be decided, else AUTHZ_NO. *ret_malformed on a bad rule. */
+static authz_member_t pass(const char *const *lists, size_t n, const authz_subject_t *s,
+                           bool deny_pass, bool *ret_malformed)
 {
+  authz_member_t res = AUTHZ_NO;
   for (size_t i = 0; i < n; i++) {
     const char *p = lists[i];
     while (p != NULL && *p) {
@@ -105,24 +115,37 @@ static int pass(const char *const *lists, size_t n, const authz_subject_t *s, bo
       len = strcspn(p, " \t");
       if (len == 0)
         break;
-      if (!parse_rule(p, len, &r))
-        return -1;
-      if (r.deny == deny_pass && who_matches(&r, s))
-        return 1;
+      if (!parse_rule(p, len, &r)) {
+        *ret_malformed = true;
+        return AUTHZ_YES;
+      }
+      if (r.deny == deny_pass) {
+        authz_member_t m = who_matches(&r, s);
+        if (m == AUTHZ_YES)
+          return AUTHZ_YES;
+        if (m == AUTHZ_UNKNOWN)
+          res = AUTHZ_UNKNOWN;
+      }
       p += len;
     }
   }
-  return 0;
+  return res;
 }
 
 authz_verdict_t authz_evaluate(const char *const *lists, size_t n, const authz_subject_t *who)
 {
   authz_verdict_t v = AUTHZ_DENY;
-  int r = pass(lists, n, who, true);
-  if (r != 0)
+  bool malformed = false;
+  authz_member_t deny = pass(lists, n, who, true, &malformed);
+  authz_member_t allow;
+  if (malformed || deny == AUTHZ_YES)
     goto out; /* a deny matched, or malformed: fail closed */
-  r = pass(lists, n, who, false);
-  if (r == 1)
+  allow = pass(lists, n, who, false, &malformed);
+  if (malformed || allow == AUTHZ_NO)
+    goto out; /* nothing can let this request in */
+  if (deny == AUTHZ_UNKNOWN || allow == AUTHZ_UNKNOWN)
+    v = AUTHZ_UNDECIDED; /* could be either: never a yes */
+  else
     v = AUTHZ_ALLOW;
 out:
   return v;

@@ -16,17 +16,33 @@
  * Rules from several `require` values (parent path first, then child) are
  * evaluated IIS-style: every deny rule in order, first match denies; then
  * every allow rule in order, first match allows; nothing matched denies.
+ *
+ * Group membership is tri-state (DESIGN.md §2 item 26): a group rule whose
+ * membership could not be decided (NSS failed) matches neither way, and the
+ * verdict is worked out in three-valued logic: a deny rule that surely
+ * matches denies; else no allow rule surely matching denies; else any
+ * undecided rule on the way makes the verdict UNDECIDED (the module answers
+ * 503) — so an undecided rule never lets a request through, and never
+ * blames the client for the server's failure when a decided rule would have
+ * let it in.
  */
 
-typedef enum authz_verdict { AUTHZ_ALLOW = 0, AUTHZ_DENY = 1 } authz_verdict_t;
+typedef enum authz_verdict {
+  AUTHZ_ALLOW = 0,
+  AUTHZ_DENY = 1,
+  AUTHZ_UNDECIDED = 2, /* the verdict hangs on a membership nobody could decide */
+} authz_verdict_t;
+
+/* One membership answer. */
+typedef enum authz_member { AUTHZ_NO = 0, AUTHZ_YES = 1, AUTHZ_UNKNOWN = 2 } authz_member_t;
 
 typedef struct authz_subject {
   bool anonymous;
   const char *name;    /* as authenticated */
   const char *local;   /* local account */
   const char *method;
-  /* group membership; returns true when member */
-  bool (*in_role)(void *data, const char *group);
+  /* group membership (never called for an anonymous subject) */
+  authz_member_t (*in_role)(void *data, const char *group);
   void *data;
 } authz_subject_t;
 

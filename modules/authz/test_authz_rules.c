@@ -1,4 +1,4 @@
-/* test_authz_rules.c: unit tests of URL authorization rule evaluation (DESIGN item 24). */
+/* test_authz_rules.c: unit tests of URL authorization rule evaluation (DESIGN items 24, 26). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,10 +10,19 @@
 
 #include "authz_rules.h"
 
-static bool roles(void *data, const char *g)
+static int role_calls;
+
+/* staff: member; nss-down: NSS failed; garbage: an out-of-range answer;
+ * any other group: not a member */
+static authz_member_t roles(void *data, const char *g)
 {
   (void)data;
-  return strcmp(g, "staff") == 0;
+  role_calls++;
+  if (strcmp(g, "nss-down") == 0)
+    return AUTHZ_UNKNOWN;
+  if (strcmp(g, "garbage") == 0)
+    return (authz_member_t)7;
+  return strcmp(g, "staff") == 0 ? AUTHZ_YES : AUTHZ_NO;
 }
 
 static authz_verdict_t E1(const char *list, const char *user, const char *method)
@@ -88,6 +97,57 @@ static void test_malformed_fails_closed(void **state)
   assert_int_equal(bad, 11);
 }
 
+static void test_undecided_deny_never_admits(void **state)
+{
+  (void)state;
+  /* the finding: a deny rule whose membership NSS could not answer */
+  assert_int_equal(E1("valid-user deny:group:nss-down", "alice", "GET"), AUTHZ_UNDECIDED);
+  assert_int_equal(E1("* deny:group:nss-down", "alice", "GET"), AUTHZ_UNDECIDED);
+  /* parent deny undecided, child allow: still undecided */
+  assert_int_equal(E2("deny:group:nss-down", "user:alice", "alice"), AUTHZ_UNDECIDED);
+  /* a deny that surely matches wins over an undecided one, in any order */
+  assert_int_equal(E1("valid-user deny:group:nss-down deny:user:alice", "alice", "GET"),
+                   AUTHZ_DENY);
+  assert_int_equal(E1("valid-user deny:user:alice deny:group:nss-down", "alice", "GET"),
+                   AUTHZ_DENY);
+  /* nothing would admit alice anyway: a plain deny, not the server's fault */
+  assert_int_equal(E1("user:bob deny:group:nss-down", "alice", "GET"), AUTHZ_DENY);
+  /* an answer outside the three states counts as undecided */
+  assert_int_equal(E1("valid-user deny:group:garbage", "alice", "GET"), AUTHZ_UNDECIDED);
+  /* decided no: the deny rule does not apply */
+  assert_int_equal(E1("valid-user deny:group:other", "alice", "GET"), AUTHZ_ALLOW);
+  /* a deny rule for another verb is not consulted at all */
+  assert_int_equal(E1("valid-user deny:group:nss-down:POST", "alice", "GET"), AUTHZ_ALLOW);
+}
+
+static void test_undecided_allow_never_admits(void **state)
+{
+  (void)state;
+  assert_int_equal(E1("group:nss-down", "alice", "GET"), AUTHZ_UNDECIDED);
+  assert_int_equal(E1("group:garbage", "alice", "GET"), AUTHZ_UNDECIDED);
+  assert_int_equal(E1("group:nss-down group:other", "alice", "GET"), AUTHZ_UNDECIDED);
+  /* another allow rule that surely matches admits: the undecided one cannot
+   * change that */
+  assert_int_equal(E1("group:nss-down user:alice", "alice", "GET"), AUTHZ_ALLOW);
+  assert_int_equal(E1("group:nss-down group:staff", "alice", "GET"), AUTHZ_ALLOW);
+}
+
+static void test_anonymous_never_asks_membership(void **state)
+{
+  (void)state;
+  role_calls = 0;
+  assert_int_equal(E1("group:nss-down", NULL, "GET"), AUTHZ_DENY);
+  assert_int_equal(E1("* deny:group:nss-down", NULL, "GET"), AUTHZ_ALLOW);
+  assert_int_equal(role_calls, 0);
+  /* and a subject without a membership callback decides nothing */
+  {
+    const char *l = "valid-user deny:group:staff";
+    authz_subject_t s = {
+        .anonymous = false, .name = "alice", .local = "alice", .method = "GET", .in_role = NULL};
+    assert_int_equal(authz_evaluate(&l, 1, &s), AUTHZ_UNDECIDED);
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -96,6 +156,9 @@ int main(void)
       cmocka_unit_test(test_verbs),
       cmocka_unit_test(test_parent_before_child),
       cmocka_unit_test(test_malformed_fails_closed),
+      cmocka_unit_test(test_undecided_deny_never_admits),
+      cmocka_unit_test(test_undecided_allow_never_admits),
+      cmocka_unit_test(test_anonymous_never_asks_membership),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -72,10 +72,11 @@ class Result:
 
 
 def curl(url, user=None, password=None, unix=None, as_user=None, method=None, data=None,
-         headers=None, extra=None, env=None, timeout=30):
+         headers=None, extra=None, env=None, timeout=30, groups=None):
     """curl once; Basic auth with user/password (password defaults to the
     realm's <user>pw); over a unix socket with unix=PATH; run as a realm
-    user (peer credentials) with as_user=NAME."""
+    user (peer credentials) with as_user=NAME, with the supplementary gids
+    `groups` (none by default)."""
     args = ['curl', '-sS', '--path-as-is', '-D', '-', '--max-time', str(timeout)]
     if user:
         args += ['-u', f'{user}:{password if password is not None else user + "pw"}']
@@ -91,7 +92,7 @@ def curl(url, user=None, password=None, unix=None, as_user=None, method=None, da
     kw = {}
     if as_user:
         uid, gid = USERS[as_user]
-        kw = {'user': uid, 'group': gid, 'extra_groups': []}
+        kw = {'user': uid, 'group': gid, 'extra_groups': list(groups or [])}
     e = dict(env or os.environ)
     e.pop('LD_PRELOAD', None)
     p = subprocess.run(args, input=data if isinstance(data, bytes) else (data or '').encode(),

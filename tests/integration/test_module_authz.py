@@ -1,12 +1,13 @@
 """test_module_authz.py: the authz module in the real daemon — 401 anonymous, 403 denied, deny before allow, groups through is_in_role, parent before child, verbs (DESIGN.md §2 item 24)."""
 import os
+import shutil
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import BASIC, GhDaemon, needs_daemon, needs_root  # noqa: E402
+from pipeline_helpers import BASIC, GhDaemon, curl, needs_daemon, needs_root, shared_dir  # noqa: E402
 
 pytestmark = [needs_daemon, needs_root]
 
@@ -63,3 +64,123 @@ def test_star_allows_anonymous_but_deny_still_applies(gh):
     assert gh.get('/anon-ok').status == 200
     assert gh.get('/anon-ok', user='alice').status == 200
     assert gh.get('/anon-ok', user='bob').status == 403
+
+
+# ---- group rules against large groups and a failing NSS (DESIGN.md §2 item 26) ----
+# carol is the last member of each group, after the fillers; alice is in none.
+# A Basic or Negotiate token gets carol's groups from NSS; a peer token gets
+# the kernel's, so the peer client runs with these gids.
+BIG_GROUPS = {'members10': (40010, 10), 'members2k': (40020, 2000), 'members20k': (40030, 20000)}
+GROUP_AUTH = {'auth': 'negotiate basic peer anonymous', 'basic_over_plain_http': 'yes'}
+SCHEMES = ('basic', 'negotiate', 'peer')
+
+
+def write_group_file(realm, path, mode=0o644):  # noqa: F811
+    """The realm's group file plus BIG_GROUPS, for NSS_WRAPPER_GROUP."""
+    with open(realm.group) as f:
+        lines = [f.read().rstrip('\n')]
+    for name, (gid, n) in BIG_GROUPS.items():
+        lines.append(f'{name}:x:{gid}:' + ','.join([f'm{i:05d}' for i in range(n - 1)] + ['carol']))
+    with open(path, 'w') as f:
+        f.write('\n'.join(lines) + '\n')
+    os.chmod(path, mode)
+    return path
+
+
+def group_sites():
+    sites = [('/valid', dict(GROUP_AUTH, handler='whoami', require='valid-user'))]
+    for g in list(BIG_GROUPS) + ['no-such-group']:
+        sites.append((f'/deny-{g}', dict(GROUP_AUTH, handler='whoami',
+                                         require=f'valid-user deny:group:{g}')))
+        sites.append((f'/allow-{g}', dict(GROUP_AUTH, handler='whoami', require=f'group:{g}')))
+    return sites
+
+
+class Clients:
+    """One request as a realm user through Basic, Negotiate (curl
+    --negotiate with a ticket) or peer credentials (curl on the unix socket
+    running as the user)."""
+
+    def __init__(self, realm, d, ccdir):  # noqa: F811
+        self.d = d
+        self.env = {u: realm.kinit(u, ccache=os.path.join(ccdir, f'cc_{u}')) for u in ('alice', 'carol')}
+
+    def status(self, scheme, user, path):
+        if scheme == 'basic':
+            return self.d.get(path, user=user).status
+        if scheme == 'negotiate':
+            return curl(f'http://localhost:{self.d.port}{path}', extra=['--negotiate', '-u', ':'],
+                        env=self.env[user]).status
+        gids = [gid for gid, _ in BIG_GROUPS.values()] if user == 'carol' else []
+        return self.d.get(path, unix=True, as_user=user, groups=gids).status
+
+
+def group_daemon(realm, mode):  # noqa: F811
+    tmp = shared_dir('gh-groups-')
+    path = write_group_file(realm, os.path.join(tmp, 'group'), mode)
+    d = GhDaemon(realm, group_sites(), env={'NSS_WRAPPER_GROUP': path})
+    d.start()
+    return d, Clients(realm, d, tmp), tmp
+
+
+@pytest.fixture(scope='module')
+def big(realm):  # noqa: F811
+    d, c, tmp = group_daemon(realm, 0o644)
+    yield d, c
+    d.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def nss_down(realm):  # noqa: F811
+    """NSS_WRAPPER_GROUP is unreadable: the workers (no CAP_DAC_OVERRIDE)
+    get EACCES from every group lookup."""
+    d, c, tmp = group_daemon(realm, 0o000)
+    yield d, c
+    d.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.mark.parametrize('scheme', SCHEMES)
+@pytest.mark.parametrize('group', list(BIG_GROUPS))
+def test_deny_group_of_any_size(big, scheme, group):
+    """deny:group: denies a member whatever the size of the group (a
+    2,000-member group used to overflow a fixed NSS buffer: 200)."""
+    d, c = big
+    assert c.status(scheme, 'carol', f'/deny-{group}') == 403
+    assert c.status(scheme, 'alice', f'/deny-{group}') == 200
+
+
+@pytest.mark.parametrize('scheme', SCHEMES)
+@pytest.mark.parametrize('group', list(BIG_GROUPS))
+def test_allow_group_of_any_size(big, scheme, group):
+    d, c = big
+    assert c.status(scheme, 'carol', f'/allow-{group}') == 200
+    assert c.status(scheme, 'alice', f'/allow-{group}') == 403
+
+
+def test_unknown_group_is_not_a_member_and_logged(big):
+    d, c = big
+    assert c.status('basic', 'carol', '/deny-no-such-group') == 200
+    assert c.status('basic', 'carol', '/allow-no-such-group') == 403
+    assert "no group named 'no-such-group'" in d.log(), d.log()
+
+
+@pytest.mark.parametrize('scheme', SCHEMES)
+def test_nss_failure_never_admits(nss_down, scheme):
+    """An NSS error on a group rule is "could not decide": 503 through a
+    deny rule and through an allow rule, for members and non-members alike;
+    rules without groups are unaffected."""
+    d, c = nss_down
+    for user in ('carol', 'alice'):
+        assert c.status(scheme, user, '/valid') == 200
+        for g in BIG_GROUPS:
+            assert c.status(scheme, user, f'/deny-{g}') == 503, (user, g, d.log()[-2000:])
+            assert c.status(scheme, user, f'/allow-{g}') == 503, (user, g)
+
+
+def test_nss_failure_log_names_group_and_error(nss_down):
+    d, c = nss_down
+    assert c.status('basic', 'carol', '/deny-members2k') == 503
+    lines = [ln for ln in d.log().splitlines() if "'members2k'" in ln]
+    assert lines and 'Permission denied' in lines[-1], d.log()[-2000:]

@@ -91,6 +91,9 @@ typedef struct gh__pl_sec_ops {
   bool (*token_valid)(gh_token_t tok);
   int (*token_info)(gh_token_t tok, gh__pl_token_info_t *ret_info);
   int (*token_is_member)(gh_token_t tok, gid_t gid, bool *ret_member);
+  /* gh_token_is_member_name: the only way the pipeline learns about a
+   * group name (no NSS call in this layer) */
+  int (*token_is_member_name)(gh_token_t tok, const char *group, gh_membership_t *ret);
   /* openat2 as the token without switching the thread (fd or -errno/GH_E*) */
   int (*token_openat2)(gh_token_t tok, int dirfd, const char *path, const struct open_how *how);
 } gh__pl_sec_ops_t;

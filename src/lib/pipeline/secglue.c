@@ -86,6 +86,11 @@ static int sec_token_is_member(gh_token_t tok, gid_t gid, bool *ret_member)
   return gh_token_is_member(tok, gid, ret_member);
 }
 
+static int sec_token_is_member_name(gh_token_t tok, const char *group, gh_membership_t *ret)
+{
+  return gh_token_is_member_name(tok, group, ret);
+}
+
 static int sec_token_openat2(gh_token_t tok, int dirfd, const char *path,
                              const struct open_how *how)
 {
@@ -102,5 +107,6 @@ const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .token_valid = sec_token_valid,
     .token_info = sec_token_info,
     .token_is_member = sec_token_is_member,
+    .token_is_member_name = sec_token_is_member_name,
     .token_openat2 = sec_token_openat2,
 };

@@ -1,6 +1,6 @@
 /* user.c: gh_http_user_t — the request's user, borrowed tokens, is_in_role, user variables. */
 #include <errno.h>
-#include <grp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,13 +315,12 @@ bool gh_http_user_supports_is_in_role(gh_http_user_t *user)
   return user->custom ? user->ops.is_in_role != NULL : true;
 }
 
-int gh_http_user_is_in_role(gh_http_user_t *user, const char *role, bool *ret_in_role)
+int gh_http_user_is_in_role(gh_http_user_t *user, const char *role, gh_membership_t *ret_membership)
 {
   int ret = 0;
-  gid_t gid = 0;
-  bool member = false;
+  gh_membership_t m = GH_MEMBER_UNKNOWN;
   gh_token_t tok;
-  if (user == NULL || role == NULL || *role == '\0' || ret_in_role == NULL) {
+  if (user == NULL || role == NULL || *role == '\0' || ret_membership == NULL) {
     ret = -EINVAL;
     goto out;
   }
@@ -330,38 +329,38 @@ int gh_http_user_is_in_role(gh_http_user_t *user, const char *role, bool *ret_in
       ret = -ENOTSUP;
       goto out;
     }
-    *ret_in_role = user->ops.is_in_role(user->data, role);
+    ret = user->ops.is_in_role(user->data, role, &m);
+    /* a custom answer is a yes or a no, or it is no answer at all */
+    if (ret >= 0 && m != GH_MEMBER_YES && m != GH_MEMBER_NO)
+      ret = -EPROTO;
     goto out;
   }
   pthread_mutex_lock(&user->lock);
   tok = user->token;
   pthread_mutex_unlock(&user->lock);
   if (tok == 0) {
-    *ret_in_role = false; /* anonymous: member of nothing */
+    m = GH_MEMBER_NO; /* anonymous: member of nothing */
     goto out;
   }
   if (role[0] == '#') {
     char *end;
-    unsigned long v = strtoul(role + 1, &end, 10);
-    if (*end != '\0' || end == role + 1) {
+    bool member = false;
+    unsigned long v;
+    errno = 0;
+    v = strtoul(role + 1, &end, 10);
+    if (*end != '\0' || end == role + 1 || role[1] == '-' || errno != 0 || v > UINT32_MAX - 1) {
       ret = -EINVAL;
       goto out;
     }
-    gid = (gid_t)v;
+    ret = user->pl->sec->token_is_member(tok, (gid_t)v, &member);
+    m = member ? GH_MEMBER_YES : GH_MEMBER_NO;
   } else {
-    struct group gr, *res = NULL;
-    char buf[4096];
-    if (getgrnam_r(role, &gr, buf, sizeof(buf), &res) != 0 || res == NULL) {
-      *ret_in_role = false; /* unknown group: nobody is in it */
-      goto out;
-    }
-    gid = gr.gr_gid;
+    /* the sec layer resolves the name (NSS, cached): never this layer */
+    ret = user->pl->sec->token_is_member_name(tok, role, &m);
   }
-  ret = user->pl->sec->token_is_member(tok, gid, &member);
-  if (ret < 0)
-    goto out;
-  *ret_in_role = member;
 out:
+  if (ret_membership != NULL)
+    *ret_membership = ret < 0 ? GH_MEMBER_UNKNOWN : m;
   return ret;
 }
 

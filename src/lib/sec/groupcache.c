@@ -1,4 +1,4 @@
-/* groupcache.c: NSS group-list lookups (getgrouplist) behind a small direct-mapped cache with a TTL. */
+/* groupcache.c: NSS group lists by user and gids by group name, behind small TTL caches. */
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
@@ -20,14 +20,6 @@ typedef struct cache_entry {
 } cache_entry_t;
 
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-/* getgrouplist is serialised: NSS modules that enumerate the group database
- * with shared setgrent/getgrent state (nss_wrapper, some directory modules)
- * return short lists when two threads ask at once — the identity soak saw
- * alice's token without ghusers when the cache expired under 8 workers.
- * A missing group can raise access (a 0604 file denies its group class), so
- * a short list is an identity error, not a cosmetic one. Misses are rare
- * (once per user per TTL), so one lock costs nothing measurable. */
-static pthread_mutex_t nss_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry_t cache[CACHE_BUCKETS];
 static uint64_t cache_hits, cache_misses;
 
@@ -53,42 +45,6 @@ static gid_t *dup_groups(const gid_t *g, size_t n)
   if (copy != NULL && n > 0)
     memcpy(copy, g, n * sizeof(gid_t));
   return copy;
-}
-
-/* Ask NSS; result sorted and deduplicated. */
-static int fetch_groups(const char *user, gid_t gid, gid_t **ret_groups, size_t *ret_n)
-{
-  int cap = 64, n;
-  gid_t *g = NULL;
-  int rc = 0;
-
-  for (;;) {
-    free(g);
-    g = gh__malloc((size_t)cap * sizeof(gid_t));
-    if (g == NULL) {
-      rc = -ENOMEM;
-      goto out;
-    }
-    n = cap;
-    pthread_mutex_lock(&nss_lock);
-    int got = getgrouplist(user, gid, g, &n);
-    pthread_mutex_unlock(&nss_lock);
-    if (got >= 0)
-      break;
-    if (n <= cap) /* no growth requested: give up rather than loop */
-      n = cap * 2;
-    if (n > GH__SEC_MAX_GROUPS_LIMIT * 2) {
-      rc = GH_ELIMIT;
-      goto out;
-    }
-    cap = n;
-  }
-  *ret_n = gh__sec_sort_groups(g, (size_t)n);
-  *ret_groups = g;
-  g = NULL;
-out:
-  free(g);
-  return rc;
 }
 
 int gh__groupcache_get(const char *user, gid_t gid, gid_t **ret_groups, size_t *ret_n)
@@ -121,7 +77,7 @@ int gh__groupcache_get(const char *user, gid_t gid, gid_t **ret_groups, size_t *
       goto out;
     }
   }
-  rc = fetch_groups(user, gid, &g, &n);
+  rc = gh__nss_grouplist(user, gid, GH__SEC_MAX_GROUPS_LIMIT * 2, &g, &n);
   if (rc != 0)
     goto out;
   if (ttl > 0) {
@@ -158,11 +114,99 @@ out:
   return rc;
 }
 
+/* ---- gids by group name ------------------------------------------------
+ * What a group rule needs: the token already carries its gids, so the only
+ * NSS question is name -> gid, asked once per name per TTL instead of once
+ * per request. "No such group" is an answer and is cached; an NSS error is
+ * not an answer and is never cached. */
+typedef struct gid_entry {
+  char name[NAME_MAX_LEN]; /* "" = empty slot */
+  bool found;
+  gid_t gid;
+  time_t fetched;
+} gid_entry_t;
+
+static gid_entry_t gid_cache[CACHE_BUCKETS];
+static uint64_t gid_hits, gid_misses;
+
+/* Cache lock held: a fresh entry for name, or NULL. */
+static gid_entry_t *gid_fresh_locked(const char *name, time_t now, unsigned ttl)
+{
+  gid_entry_t *e = &gid_cache[bucket_of(name, 0)];
+  if (e->name[0] == '\0' || strcmp(e->name, name) != 0 || now < e->fetched ||
+      now - e->fetched >= (time_t)ttl)
+    e = NULL;
+  return e;
+}
+
+int gh__groupcache_gid(const char *name, gid_t *ret_gid)
+{
+  unsigned ttl = gh__sec.ttl_s;
+  bool cacheable = ttl > 0 && strlen(name) < NAME_MAX_LEN;
+  time_t now = gh__sec_now();
+  gh__sec_saved_t saved;
+  gid_entry_t *e;
+  struct group gr;
+  char *buf = NULL;
+  gid_t gid = 0;
+  int rc = 0;
+
+  if (cacheable) {
+    pthread_mutex_lock(&cache_lock);
+    e = gid_fresh_locked(name, now, ttl);
+    if (e != NULL) {
+      gid_hits++;
+      gid = e->gid;
+      rc = e->found ? 0 : GH_ENOT_FOUND;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (e != NULL)
+      goto out;
+  }
+  /* NSS runs at base identity (DESIGN.md §3): a handler that impersonates
+   * gets the same answer as one that does not */
+  if (gh__sec_thread_impersonating()) {
+    rc = gh__sec_enter(NULL, &gh__sec.base, &saved);
+    if (rc != 0)
+      goto out;
+    rc = gh__nss_lookup(GH__NSS_GRNAM, name, 0, &gr, &buf);
+    gh__sec_leave(&saved);
+  } else {
+    rc = gh__nss_lookup(GH__NSS_GRNAM, name, 0, &gr, &buf);
+  }
+  if (rc == 0)
+    gid = gr.gr_gid;
+  pthread_mutex_lock(&cache_lock);
+  gid_misses++;
+  if (cacheable && (rc == 0 || rc == GH_ENOT_FOUND)) {
+    e = &gid_cache[bucket_of(name, 0)];
+    strcpy(e->name, name);
+    e->found = rc == 0;
+    e->gid = gid;
+    e->fetched = now;
+  }
+  pthread_mutex_unlock(&cache_lock);
+out:
+  free(buf);
+  if (rc == 0)
+    *ret_gid = gid;
+  return rc;
+}
+
+void gh__groupcache_gid_stats(uint64_t *ret_hits, uint64_t *ret_misses)
+{
+  pthread_mutex_lock(&cache_lock);
+  *ret_hits = gid_hits;
+  *ret_misses = gid_misses;
+  pthread_mutex_unlock(&cache_lock);
+}
+
 void gh__groupcache_flush(void)
 {
   pthread_mutex_lock(&cache_lock);
   for (unsigned i = 0; i < CACHE_BUCKETS; i++)
     entry_clear(&cache[i]);
+  memset(gid_cache, 0, sizeof(gid_cache));
   pthread_mutex_unlock(&cache_lock);
 }
 

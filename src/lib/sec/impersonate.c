@@ -226,7 +226,8 @@ int gh__sec_enter(gh__token_t *t, const gh__ids_t *ids, gh__sec_saved_t *saved)
   }
   saved->prev = ts.cur;
   saved->hold = t;
-  gh__token_ref(t);
+  if (t != NULL)
+    gh__token_ref(t);
   err = apply(ids, false);
   if (err != 0) {
     gh__token_unref(t);

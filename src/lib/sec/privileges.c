@@ -1,6 +1,5 @@
 /* privileges.c: daemon start-up privilege set-up: securebits, bounding set, service user, verification. */
 #include <errno.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/securebits.h>
 #include <pwd.h>
@@ -140,11 +139,11 @@ out:
 int gh_privileges_drop(const char *service_user, unsigned flags)
 {
   uint64_t keep = (1ull << CAP_SETUID) | (1ull << CAP_SETGID);
-  struct passwd pw, *res = NULL;
+  struct passwd pw;
   char *buf = NULL;
-  size_t buflen = 16384;
   gid_t *groups = NULL;
-  int ngroups = 256, last, e, rc = 0;
+  size_t ngroups = 0;
+  int last, rc = 0;
   uint64_t eff = 0;
 
   if (flags & ~GH_PRIV_KEEP_NET_BIND_SERVICE) {
@@ -166,38 +165,16 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
     rc = GH_ENO_PRIVILEGE;
     goto out;
   }
-  buf = gh__malloc(buflen);
-  if (buf == NULL) {
-    rc = -ENOMEM;
+  rc = gh__nss_lookup(GH__NSS_PWNAM, service_user, 0, &pw, &buf);
+  if (rc != 0)
     goto out;
-  }
-  e = getpwnam_r(service_user, &pw, buf, buflen, &res);
-  if (res == NULL) {
-    rc = (e == 0 || e == ENOENT) ? GH_ENO_SUCH_USER : -e;
-    goto out;
-  }
   if (pw.pw_uid == 0 || pw.pw_gid == 0) {
     rc = GH_EUID_REFUSED;
     goto out;
   }
-  for (;;) {
-    free(groups);
-    groups = gh__malloc((size_t)ngroups * sizeof(gid_t));
-    if (groups == NULL) {
-      rc = -ENOMEM;
-      goto out;
-    }
-    int n = ngroups;
-    if (getgrouplist(pw.pw_name, pw.pw_gid, groups, &n) >= 0) {
-      ngroups = n;
-      break;
-    }
-    ngroups = n > ngroups ? n : ngroups * 2;
-    if (ngroups > GH__SEC_MAX_GROUPS_LIMIT) {
-      rc = GH_ELIMIT;
-      goto out;
-    }
-  }
+  rc = gh__nss_grouplist(pw.pw_name, pw.pw_gid, GH__SEC_MAX_GROUPS_LIMIT, &groups, &ngroups);
+  if (rc != 0)
+    goto out;
   last = cap_last();
   /* 1. securebits: caps survive the uid change, no root magic, locked */
   if (prctl(PR_SET_SECUREBITS, WANT_SECUREBITS, 0, 0, 0) != 0) {
@@ -208,7 +185,7 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
   if ((rc = drop_bounding(keep, last)) != 0)
     goto out;
   /* 3. ids: groups, then gid, then uid (single-threaded: raw is enough) */
-  if (syscall(SYS_setgroups, (size_t)ngroups, groups) != 0 ||
+  if (syscall(SYS_setgroups, ngroups, groups) != 0 ||
       syscall(SYS_setresgid, pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
       syscall(SYS_setresuid, pw.pw_uid, pw.pw_uid, pw.pw_uid) != 0) {
     rc = GH_EPRIV_VERIFY;
@@ -224,7 +201,7 @@ int gh_privileges_drop(const char *service_user, unsigned flags)
     rc = GH_EPRIV_VERIFY;
     goto out;
   }
-  rc = verify(pw.pw_uid, pw.pw_gid, ngroups, keep, last, false);
+  rc = verify(pw.pw_uid, pw.pw_gid, (int)ngroups, keep, last, false);
 out:
   free(groups);
   free(buf);

@@ -103,39 +103,25 @@ int gh__caps_set(uint64_t eff, uint64_t prm, uint64_t inh)
 static int resolve_anonymous(const char *name)
 {
   const char *want = name ? name : "nobody";
-  size_t buflen = 4096;
   char *buf = NULL;
-  struct passwd pw, *res = NULL;
-  int rc = 0, e;
+  struct passwd pw;
+  int rc = 0;
 
   if (strlen(want) >= sizeof(gh__sec.anon_user)) {
     rc = GH_ECONFIG;
     goto out;
   }
-  for (;;) {
-    buf = gh__malloc(buflen);
-    if (buf == NULL) {
-      rc = -ENOMEM;
-      goto out;
-    }
-    e = getpwnam_r(want, &pw, buf, buflen, &res);
-    if (e != ERANGE || buflen >= (1u << 20))
-      break;
-    free(buf);
-    buf = NULL;
-    buflen *= 4;
-  }
-  if (res == NULL) {
-    if (name != NULL) {
-      rc = GH_ENO_SUCH_USER;
-      goto out;
-    }
+  rc = gh__nss_lookup(GH__NSS_PWNAM, want, 0, &pw, &buf);
+  if (rc == GH_ENO_SUCH_USER && name == NULL) {
     /* default account missing from NSS: the kernel's overflow ids */
+    rc = 0;
     gh__sec.anon_uid = GH__SEC_OVERFLOW_ID;
     gh__sec.anon_gid = GH__SEC_OVERFLOW_ID;
-  } else {
+  } else if (rc == 0) {
     gh__sec.anon_uid = pw.pw_uid;
     gh__sec.anon_gid = pw.pw_gid;
+  } else {
+    goto out;
   }
   strcpy(gh__sec.anon_user, want);
   if (!gh__sec_uid_allowed(gh__sec.anon_uid) || gh__sec.anon_gid == 0)
@@ -150,7 +136,8 @@ static int apply_config(const gh_sec_config_t *cfg)
   gh_sec_config_t def = {.min_uid = GH__SEC_DEFAULT_MIN_UID,
                          .anonymous_user = NULL,
                          .group_cache_ttl_s = GH__SEC_DEFAULT_TTL,
-                         .max_groups = 0};
+                         .max_groups = 0,
+                         .peer_groups = GH_PEER_GROUPS_KERNEL};
   int rc;
 
   if (cfg == NULL)
@@ -158,7 +145,9 @@ static int apply_config(const gh_sec_config_t *cfg)
   gh__sec.min_uid = cfg->min_uid;
   gh__sec.ttl_s = cfg->group_cache_ttl_s;
   gh__sec.max_groups = cfg->max_groups ? cfg->max_groups : GH__SEC_DEFAULT_MAX_GROUPS;
-  if (gh__sec.max_groups > GH__SEC_MAX_GROUPS_LIMIT) {
+  gh__sec.peer_groups = cfg->peer_groups;
+  if (gh__sec.max_groups > GH__SEC_MAX_GROUPS_LIMIT ||
+      (cfg->peer_groups != GH_PEER_GROUPS_KERNEL && cfg->peer_groups != GH_PEER_GROUPS_NSS)) {
     rc = GH_ECONFIG;
     goto out;
   }

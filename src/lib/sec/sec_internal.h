@@ -58,6 +58,7 @@ typedef struct gh__sec_state {
   uid_t min_uid;
   unsigned ttl_s;
   unsigned max_groups;
+  gh_peer_groups_t peer_groups;
   uid_t service_uid;
   gh__ids_t base;      /* base identity; base.groups owned here */
   char anon_user[64];
@@ -91,12 +92,39 @@ int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h);
 /* Number of open handles (tests). */
 size_t gh__token_handles_open(void);
 
+/* nss.c: every NSS call of the sec layer (and so of the library).
+ * gh__nss_lookup is getpwnam_r / getpwuid_r / getgrnam_r with a buffer that
+ * grows on ERANGE up to a cap: ret_ent is a struct passwd (PWNAM, PWUID) or
+ * a struct group (GRNAM); its strings live in *ret_buf, gh__malloc'ed, the
+ * caller's to free (both written only on success). name is used for PWNAM
+ * and GRNAM, id for PWUID. Returns 0; GH_ENO_SUCH_USER (passwd) or
+ * GH_ENOT_FOUND (group) when NSS says there is no such entry; GH_ELIMIT
+ * when the entry does not fit the cap; -ENOMEM; or the NSS error (-EACCES,
+ * -EIO ...): callers must not read an error as "no such entry". Base
+ * identity (DESIGN.md §3); any thread. */
+typedef enum gh__nss_db { GH__NSS_PWNAM, GH__NSS_PWUID, GH__NSS_GRNAM } gh__nss_db_t;
+int gh__nss_lookup(gh__nss_db_t db, const char *name, uint32_t id, void *ret_ent, char **ret_buf);
+/* Tests only: cap group entries at max bytes instead of 32 MiB (0 = back
+ * to the default). */
+void gh__nss_set_buf_max(size_t max);
+/* getgrouplist of user with primary gid, sorted and deduplicated, growing
+ * up to limit entries (GH_ELIMIT past it); *ret_groups gh__malloc'ed. */
+int gh__nss_grouplist(const char *user, gid_t gid, size_t limit, gid_t **ret_groups, size_t *ret_n);
+
 /* groupcache.c: group list of user (primary gid included), sorted,
  * deduplicated; *ret_groups is gh__malloc'ed, caller frees. */
 int gh__groupcache_get(const char *user, gid_t gid, gid_t **ret_groups, size_t *ret_n);
+/* The gid of the group called name: 0, GH_ENOT_FOUND (NSS has no such
+ * group: cached like an answer), or the error that kept NSS from answering
+ * (never cached). Served from a cache for group_cache_ttl_s; a miss asks
+ * NSS at base identity (a thread that impersonates switches to base for
+ * the call and back). Any thread. */
+int gh__groupcache_gid(const char *name, gid_t *ret_gid);
 void gh__groupcache_flush(void);
-/* Cache statistics for tests: lookups served from cache / from NSS. */
+/* Cache statistics for tests: lookups served from cache / from NSS (group
+ * lists, and gids by name). */
 void gh__groupcache_stats(uint64_t *ret_hits, uint64_t *ret_misses);
+void gh__groupcache_gid_stats(uint64_t *ret_hits, uint64_t *ret_misses);
 
 /* impersonate.c */
 /* Switch the calling thread to ids for one access check and back.
@@ -106,6 +134,8 @@ typedef struct gh__sec_saved {
   gh__ids_t prev;
   gh__token_t *hold;
 } gh__sec_saved_t;
+/* t (kept referenced until leave) may be NULL for ids that need no token
+ * kept alive, such as &gh__sec.base. */
 int gh__sec_enter(gh__token_t *t, const gh__ids_t *ids, gh__sec_saved_t *saved);
 void gh__sec_leave(gh__sec_saved_t *saved);
 /* Whether the calling thread is impersonating (no kernel check). */

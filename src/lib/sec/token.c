@@ -1,7 +1,6 @@
 /* token.c: immutable refcounted tokens, the slot+generation handle table, constructors and queries. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -397,37 +396,6 @@ out:
   return rc;
 }
 
-/* getpwnam_r / getpwuid_r with a growing buffer; *ret_buf is the caller's. */
-static int lookup_pw(const char *name, uid_t uid, struct passwd *pw, char **ret_buf)
-{
-  size_t buflen = 4096;
-  struct passwd *res = NULL;
-  char *buf = NULL;
-  int e, rc = 0;
-
-  for (;;) {
-    buf = gh__malloc(buflen);
-    if (buf == NULL) {
-      rc = -ENOMEM;
-      goto out;
-    }
-    e = name ? getpwnam_r(name, pw, buf, buflen, &res) : getpwuid_r(uid, pw, buf, buflen, &res);
-    if (e != ERANGE || buflen >= (1u << 20))
-      break;
-    free(buf);
-    buf = NULL;
-    buflen *= 4;
-  }
-  if (res == NULL)
-    rc = (e == 0 || e == ENOENT || e == ESRCH) ? GH_ENO_SUCH_USER : -e;
-out:
-  if (rc == 0)
-    *ret_buf = buf;
-  else
-    free(buf);
-  return rc;
-}
-
 int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t *ret_token)
 {
   gh_token_opts_t def = {.level = GH_LEVEL_IMPERSONATE,
@@ -455,7 +423,7 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
     rc = -EINVAL;
     goto out;
   }
-  rc = lookup_pw(user, 0, &pw, &pwbuf);
+  rc = gh__nss_lookup(GH__NSS_PWNAM, user, 0, &pw, &pwbuf);
   if (rc != 0)
     goto out;
   if (!gh__sec_uid_allowed(pw.pw_uid)) {
@@ -507,6 +475,37 @@ out:
   return rc;
 }
 
+/* The peer's supplementary groups as the kernel holds them (SO_PEERGROUPS:
+ * the ids of the process at connect()), sorted and deduplicated. */
+static int peer_kernel_groups(int fd, gid_t **ret_groups, size_t *ret_n)
+{
+  socklen_t len = 64 * sizeof(gid_t);
+  gid_t *groups = NULL;
+  int rc = 0;
+
+  for (;;) {
+    socklen_t want = len;
+    free(groups);
+    groups = gh__malloc(len ? len : sizeof(gid_t));
+    if (groups == NULL) {
+      rc = -ENOMEM;
+      goto out;
+    }
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+      break;
+    if (errno != ERANGE || len <= want) {
+      rc = -errno;
+      goto out;
+    }
+  }
+  *ret_n = gh__sec_sort_groups(groups, len / sizeof(gid_t));
+  *ret_groups = groups;
+  groups = NULL;
+out:
+  free(groups);
+  return rc;
+}
+
 int gh_token_from_peer(int fd, gh_token_t *ret_token)
 {
   token_spec_t sp = {0};
@@ -535,37 +534,40 @@ int gh_token_from_peer(int fd, gh_token_t *ret_token)
     rc = GH_EUID_REFUSED;
     goto out;
   }
-  len = 64 * sizeof(gid_t);
-  for (;;) {
-    socklen_t want = len;
-    free(groups);
-    groups = gh__malloc(len ? len : sizeof(gid_t));
-    if (groups == NULL) {
-      rc = -ENOMEM;
+  if (gh__sec.peer_groups == GH_PEER_GROUPS_NSS) {
+    /* the account's NSS view, as for Basic and Negotiate: primary gid and
+     * groups from NSS; a uid NSS does not know has no NSS groups to give */
+    if (gh__sec_thread_impersonating()) {
+      rc = GH_ESTATE;
       goto out;
     }
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
-      break;
-    if (errno != ERANGE || len <= want) {
-      rc = -errno;
+    rc = gh__nss_lookup(GH__NSS_PWUID, NULL, uc.uid, &pw, &pwbuf);
+    if (rc == 0)
+      rc = gh__groupcache_get(pw.pw_name, pw.pw_gid, &groups, &n);
+    if (rc != 0)
       goto out;
-    }
-  }
-  n = gh__sec_sort_groups(groups, len / sizeof(gid_t));
-  /* the decimal name only for a uid NSS does not know (or while impersonating,
-   * when NSS must not run): an ENOMEM or NSS error must not turn "carol" into
-   * "20003", which would slip past deny:user:carol rules */
-  if (!gh__sec_thread_impersonating() && (rc = lookup_pw(NULL, uc.uid, &pw, &pwbuf)) == 0) {
     sp.user = pw.pw_name;
-  } else if (rc == 0 || rc == GH_ENO_SUCH_USER) {
-    rc = 0;
-    snprintf(uidname, sizeof(uidname), "%u", (unsigned)uc.uid);
-    sp.user = uidname;
+    sp.gid = pw.pw_gid;
   } else {
-    goto out;
+    rc = peer_kernel_groups(fd, &groups, &n);
+    if (rc != 0)
+      goto out;
+    /* the decimal name only for a uid NSS does not know (or while
+     * impersonating, when NSS must not run): an ENOMEM or NSS error must not
+     * turn "carol" into "20003", which would slip past deny:user:carol */
+    if (!gh__sec_thread_impersonating() &&
+        (rc = gh__nss_lookup(GH__NSS_PWUID, NULL, uc.uid, &pw, &pwbuf)) == 0) {
+      sp.user = pw.pw_name;
+    } else if (rc == 0 || rc == GH_ENO_SUCH_USER) {
+      rc = 0;
+      snprintf(uidname, sizeof(uidname), "%u", (unsigned)uc.uid);
+      sp.user = uidname;
+    } else {
+      goto out;
+    }
+    sp.gid = uc.gid;
   }
   sp.uid = uc.uid;
-  sp.gid = uc.gid;
   sp.groups = groups;
   sp.ngroups = n;
   sp.type = GH_TOKEN_IMPERSONATION;
@@ -766,37 +768,31 @@ int gh_token_is_member(gh_token_t h, gid_t gid, bool *ret_member)
   return rc;
 }
 
-int gh_token_is_member_name(gh_token_t h, const char *group, bool *ret_member)
+int gh_token_is_member_name(gh_token_t h, const char *group, gh_membership_t *ret_membership)
 {
-  struct group gr, *res = NULL;
-  size_t buflen = 4096;
-  char *buf = NULL;
-  int e, rc = 0;
+  gh_membership_t m = GH_MEMBER_UNKNOWN;
+  gh__token_t *t = NULL;
+  gid_t gid = 0;
+  int rc;
 
-  if (group == NULL || ret_member == NULL) {
+  if (group == NULL || *group == '\0' || ret_membership == NULL) {
     rc = -EINVAL;
     goto out;
   }
-  for (;;) {
-    buf = gh__malloc(buflen);
-    if (buf == NULL) {
-      rc = -ENOMEM;
-      goto out;
-    }
-    e = getgrnam_r(group, &gr, buf, buflen, &res);
-    if (e != ERANGE || buflen >= (1u << 22))
-      break;
-    free(buf);
-    buf = NULL;
-    buflen *= 4;
-  }
-  if (res == NULL) {
-    rc = (e == 0 || e == ENOENT) ? GH_ENOT_FOUND : -e;
+  rc = gh__token_get(h, &t);
+  if (rc != 0)
     goto out;
+  rc = gh__groupcache_gid(group, &gid);
+  if (rc == 0) {
+    m = token_has_gid(t, gid) ? GH_MEMBER_YES : GH_MEMBER_NO;
+  } else if (rc == GH_ENOT_FOUND) {
+    m = GH_MEMBER_NO; /* nobody is in a group that does not exist */
+    rc = GH_MEMBER_NO_SUCH_GROUP;
   }
-  rc = gh_token_is_member(h, gr.gr_gid, ret_member);
 out:
-  free(buf);
+  if (ret_membership != NULL)
+    *ret_membership = rc < 0 ? GH_MEMBER_UNKNOWN : m;
+  gh__token_unref(t);
   return rc;
 }
 

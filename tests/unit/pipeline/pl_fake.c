@@ -174,6 +174,24 @@ static int s_member(gh_token_t t, gid_t gid, bool *ret)
   return 0;
 }
 
+/* names: "ghusers" (30010) member, "nosuch" unknown, "nss-down" an NSS
+ * error; any other name is a group the token is not in */
+static int s_member_name(gh_token_t t, const char *name, gh_membership_t *ret)
+{
+  int rc = 0;
+  (void)t;
+  *ret = GH_MEMBER_NO;
+  if (strcmp(name, "ghusers") == 0) {
+    *ret = GH_MEMBER_YES;
+  } else if (strcmp(name, "nosuch") == 0) {
+    rc = GH_MEMBER_NO_SUCH_GROUP;
+  } else if (strcmp(name, "nss-down") == 0) {
+    *ret = GH_MEMBER_UNKNOWN;
+    rc = -EACCES;
+  }
+  return rc;
+}
+
 gh_token_t fake_sec_scoped_token;
 int fake_sec_scoped_opens;
 
@@ -197,6 +215,7 @@ const gh__pl_sec_ops_t fake_sec_ops = {
     .token_valid = s_valid,
     .token_info = s_info,
     .token_is_member = s_member,
+    .token_is_member_name = s_member_name,
     .token_openat2 = s_openat2,
 };
 

@@ -169,6 +169,12 @@ static void body_vars_anon(gh_http_context_t *ctx, gh_event_provider_t *p)
   assert_int_equal(gh_http_context_get_server_variable(ctx, "LOGON_USER", &v), 0);
   assert_string_equal(v, "");
   assert_int_equal(gh_http_user_get_impersonation_token(gh_http_context_get_user(ctx)), 0);
+  {
+    /* anonymous: a member of nothing, decided */
+    gh_membership_t in = GH_MEMBER_UNKNOWN;
+    assert_int_equal(gh_http_user_is_in_role(gh_http_context_get_user(ctx), "ghusers", &in), 0);
+    assert_int_equal(in, GH_MEMBER_NO);
+  }
 }
 
 static void test_server_variables_anonymous(void **state)
@@ -180,7 +186,7 @@ static void test_server_variables_anonymous(void **state)
 static void body_user(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
   gh_http_user_t *u = gh_http_context_get_user(ctx);
-  bool in = false;
+  gh_membership_t in = GH_MEMBER_UNKNOWN;
   (void)p;
   assert_string_equal(gh_http_user_get_name(u), "alice@EXAMPLE.ORG");
   assert_string_equal(gh_http_user_get_auth_type(u), "Negotiate");
@@ -189,9 +195,29 @@ static void body_user(gh_http_context_t *ctx, gh_event_provider_t *p)
   assert_true(t != 0 && t != 42); /* a borrowed handle, not the server's */
   assert_true(gh_http_user_get_primary_token(u) != 0);
   assert_int_equal(gh_http_user_is_in_role(u, "#30010", &in), 0);
-  assert_true(in);
+  assert_int_equal(in, GH_MEMBER_YES);
   assert_int_equal(gh_http_user_is_in_role(u, "#999", &in), 0);
-  assert_false(in);
+  assert_int_equal(in, GH_MEMBER_NO);
+  /* names go to the sec layer (fake: ghusers, nosuch, nss-down) */
+  assert_int_equal(gh_http_user_is_in_role(u, "ghusers", &in), 0);
+  assert_int_equal(in, GH_MEMBER_YES);
+  assert_int_equal(gh_http_user_is_in_role(u, "staff", &in), 0);
+  assert_int_equal(in, GH_MEMBER_NO);
+  in = GH_MEMBER_UNKNOWN;
+  assert_int_equal(gh_http_user_is_in_role(u, "nosuch", &in), GH_MEMBER_NO_SUCH_GROUP);
+  assert_int_equal(in, GH_MEMBER_NO);
+  in = GH_MEMBER_YES;
+  assert_int_equal(gh_http_user_is_in_role(u, "nss-down", &in), -EACCES);
+  assert_int_equal(in, GH_MEMBER_UNKNOWN);
+  /* a malformed "#gid" decides nothing */
+  for (size_t i = 0; i < 4; i++) {
+    static const char *const bad[] = {"#", "#12x", "#-1", "#99999999999"};
+    in = GH_MEMBER_NO;
+    assert_int_equal(gh_http_user_is_in_role(u, bad[i], &in), -EINVAL);
+    assert_int_equal(in, GH_MEMBER_UNKNOWN);
+  }
+  assert_int_equal(gh_http_user_is_in_role(u, "", &in), -EINVAL);
+  assert_int_equal(gh_http_user_is_in_role(u, "ghusers", NULL), -EINVAL);
   assert_string_equal(gh_http_user_get_variable(u, "uid"), "20001");
   assert_string_equal(gh_http_user_get_variable(u, "groups"), "30001,30010");
   assert_string_equal(gh_http_user_get_variable(u, "level"), "impersonate");
@@ -258,7 +284,7 @@ static void authn_custom(gh_http_context_t *ctx, gh_event_provider_t *p)
 static void exec_custom(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
   const char *v;
-  bool in;
+  gh_membership_t in = GH_MEMBER_NO;
   gh_http_user_t *u = gh_http_context_get_user(ctx);
   (void)p;
   assert_string_equal(gh_http_user_get_name(u), "custom-bob");
@@ -266,7 +292,42 @@ static void exec_custom(gh_http_context_t *ctx, gh_event_provider_t *p)
   assert_string_equal(v, "Custom");
   assert_int_equal(gh_http_user_get_impersonation_token(u), 0);
   assert_int_equal(gh_http_user_is_in_role(u, "x", &in), -ENOTSUP);
+  assert_int_equal(in, GH_MEMBER_UNKNOWN);
   assert_int_equal(gh_http_context_impersonate(ctx), GH_ENOT_FOUND);
+}
+
+/* A custom user's is_in_role: "admins" yes, "down" cannot decide, "liar"
+ * claims success without an answer, anything else no. */
+static int c_role(void *d, const char *role, gh_membership_t *ret)
+{
+  (void)d;
+  assert_int_equal(*ret, GH_MEMBER_UNKNOWN); /* the caller's preset */
+  if (strcmp(role, "down") == 0)
+    return -EIO;
+  if (strcmp(role, "liar") == 0)
+    return 0;
+  *ret = strcmp(role, "admins") == 0 ? GH_MEMBER_YES : GH_MEMBER_NO;
+  return 0;
+}
+
+static void custom_roles(void **state)
+{
+  gh_http_user_ops_t ops = {.struct_size = sizeof(ops), .get_name = c_name, .is_in_role = c_role};
+  gh_http_user_t *u = NULL;
+  gh_membership_t in = GH_MEMBER_UNKNOWN;
+  (void)state;
+  assert_int_equal(gh_http_user_new(&ops, NULL, &u), 0);
+  assert_true(gh_http_user_supports_is_in_role(u));
+  assert_int_equal(gh_http_user_is_in_role(u, "admins", &in), 0);
+  assert_int_equal(in, GH_MEMBER_YES);
+  assert_int_equal(gh_http_user_is_in_role(u, "staff", &in), 0);
+  assert_int_equal(in, GH_MEMBER_NO);
+  assert_int_equal(gh_http_user_is_in_role(u, "down", &in), -EIO);
+  assert_int_equal(in, GH_MEMBER_UNKNOWN);
+  in = GH_MEMBER_NO;
+  assert_int_equal(gh_http_user_is_in_role(u, "liar", &in), -EPROTO);
+  assert_int_equal(in, GH_MEMBER_UNKNOWN);
+  gh_http_user_unref(u);
 }
 
 static void test_custom_user_from_authenticate(void **state)
@@ -349,6 +410,7 @@ int main(void)
       cmocka_unit_test(test_server_variables_anonymous),
       cmocka_unit_test(test_user_object),
       cmocka_unit_test(test_custom_user_from_authenticate),
+      cmocka_unit_test(custom_roles),
       cmocka_unit_test(test_map_path_and_site_config),
       cmocka_unit_test(test_path_join),
       cmocka_unit_test(test_site_lookup),

@@ -354,12 +354,25 @@ static void test_membership(void **state)
   assert_false(m);
   assert_int_equal(gh_token_is_member(t, 0, &m), 0);
   assert_false(m);
-  assert_int_equal(gh_token_is_member_name(t, "shared", &m), 0);
-  assert_true(m);
-  assert_int_equal(gh_token_is_member_name(t, "proj", &m), 0);
-  assert_false(m);
-  assert_int_equal(gh_token_is_member_name(t, "no-such-group", &m), GH_ENOT_FOUND);
+  gh_membership_t mm = GH_MEMBER_UNKNOWN;
+  assert_int_equal(gh_token_is_member_name(t, "shared", &mm), 0);
+  assert_int_equal(mm, GH_MEMBER_YES);
+  assert_int_equal(gh_token_is_member_name(t, "alice", &mm), 0);
+  assert_int_equal(mm, GH_MEMBER_YES); /* the primary group */
+  assert_int_equal(gh_token_is_member_name(t, "proj", &mm), 0);
+  assert_int_equal(mm, GH_MEMBER_NO);
+  mm = GH_MEMBER_UNKNOWN;
+  assert_int_equal(gh_token_is_member_name(t, "no-such-group", &mm), GH_MEMBER_NO_SUCH_GROUP);
+  assert_int_equal(mm, GH_MEMBER_NO);
+  assert_int_equal(gh_token_is_member_name(t, "", &mm), -EINVAL);
+  assert_int_equal(mm, GH_MEMBER_UNKNOWN);
+  assert_int_equal(gh_token_is_member_name(t, NULL, &mm), -EINVAL);
+  assert_int_equal(gh_token_is_member_name(t, "shared", NULL), -EINVAL);
   assert_int_equal(gh_token_close(t), 0);
+  /* a closed handle decides nothing */
+  mm = GH_MEMBER_YES;
+  assert_int_equal(gh_token_is_member_name(t, "shared", &mm), GH_EINVALID_HANDLE);
+  assert_int_equal(mm, GH_MEMBER_UNKNOWN);
 }
 
 static void test_expiry(void **state)
