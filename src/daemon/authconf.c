@@ -133,6 +133,17 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
     a->group_cache_ttl_s = (unsigned)n;
     return 1;
   }
+  if (strcmp(k, "peer_groups") == 0) { /* where a peer token's groups come from */
+    if (strcmp(v, "kernel") == 0) {
+      a->peer_groups_nss = false;
+    } else if (strcmp(v, "nss") == 0) {
+      a->peer_groups_nss = true;
+    } else {
+      snprintf(msg, msglen, "'%s' is not kernel or nss", v);
+      return 0;
+    }
+    return 1;
+  }
   return -1;
 }
 

@@ -24,6 +24,7 @@ typedef struct gh_daemon_auth {
   unsigned pam_max_concurrent;
   bool replay_cache_file; /* [server] replay_cache = file: MIT's shared file cache */
   unsigned group_cache_ttl_s; /* default 60 */
+  bool peer_groups_nss;       /* peer_groups = nss (default kernel) */
 } gh_daemon_auth_t;
 
 /* [site] keys. */

@@ -134,6 +134,7 @@ static int setup_identity(const gh_daemon_config_t *cfg)
   gh_sec_config_t sc = {
     .min_uid = (uid_t)cfg->auth.min_uid,
     .group_cache_ttl_s = cfg->auth.group_cache_ttl_s,
+    .peer_groups = cfg->auth.peer_groups_nss ? GH_PEER_GROUPS_NSS : GH_PEER_GROUPS_KERNEL,
   };
   ret = gh_sec_init(&sc);
   if (ret != 0)

@@ -1,4 +1,4 @@
-"""test_module_authz.py: the authz module in the real daemon — 401 anonymous, 403 denied, deny before allow, groups through is_in_role, parent before child, verbs (DESIGN.md §2 item 24)."""
+"""test_module_authz.py: the authz module in the real daemon — 401 anonymous, 403 denied, deny before allow, groups through is_in_role (large groups, NSS failures, peer_groups), parent before child, verbs (DESIGN.md §2 items 24, 26)."""
 import os
 import shutil
 import sys
@@ -184,3 +184,45 @@ def test_nss_failure_log_names_group_and_error(nss_down):
     assert c.status('basic', 'carol', '/deny-members2k') == 503
     lines = [ln for ln in d.log().splitlines() if "'members2k'" in ln]
     assert lines and 'Permission denied' in lines[-1], d.log()[-2000:]
+
+
+# ---- peer_groups = kernel | nss (issue 12 item 10) ----
+@pytest.fixture(scope='module')
+def peer_nss(realm):  # noqa: F811
+    tmp = shared_dir('gh-groups-')
+    path = write_group_file(realm, os.path.join(tmp, 'group'))
+    d = GhDaemon(realm, group_sites(), server={'peer_groups': 'nss'},
+                 env={'NSS_WRAPPER_GROUP': path})
+    d.start()
+    yield d
+    d.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_peer_groups_are_the_kernels_by_default(big):
+    """A peer is what its process holds (SO_PEERGROUPS), not what NSS lists:
+    carol without the gid is not a member, alice holding it is."""
+    d, _ = big
+    assert d.get('/allow-members10', unix=True, as_user='carol').status == 403
+    assert d.get('/deny-members10', unix=True, as_user='carol').status == 200
+    assert d.get('/allow-members10', unix=True, as_user='alice', groups=[40010]).status == 200
+
+
+def test_peer_groups_nss(peer_nss):
+    """peer_groups = nss: a peer's groups come from NSS, as for Basic and
+    Negotiate, whatever its process holds."""
+    d = peer_nss
+    assert d.get('/allow-members10', unix=True, as_user='carol').status == 200
+    assert d.get('/deny-members2k', unix=True, as_user='carol').status == 403
+    assert d.get('/deny-members20k', unix=True, as_user='carol', groups=[40030]).status == 403
+    assert d.get('/allow-members10', unix=True, as_user='alice', groups=[40010]).status == 403
+    assert d.get('/deny-members10', unix=True, as_user='alice', groups=[40010]).status == 200
+
+
+def test_peer_groups_bad_value_is_refused(realm):  # noqa: F811
+    d = GhDaemon(realm, [('/', {'handler': 'whoami'})], server={'peer_groups': 'both'})
+    try:
+        rc, err = d.check()
+    finally:
+        d.stop()
+    assert rc != 0 and 'peer_groups' in err and "'both' is not kernel or nss" in err, err

@@ -145,12 +145,12 @@ static int apply_config(const gh_sec_config_t *cfg)
   gh__sec.min_uid = cfg->min_uid;
   gh__sec.ttl_s = cfg->group_cache_ttl_s;
   gh__sec.max_groups = cfg->max_groups ? cfg->max_groups : GH__SEC_DEFAULT_MAX_GROUPS;
-  gh__sec.peer_groups = cfg->peer_groups;
   if (gh__sec.max_groups > GH__SEC_MAX_GROUPS_LIMIT ||
       (cfg->peer_groups != GH_PEER_GROUPS_KERNEL && cfg->peer_groups != GH_PEER_GROUPS_NSS)) {
     rc = GH_ECONFIG;
     goto out;
   }
+  gh__sec.peer_groups = cfg->peer_groups;
   rc = resolve_anonymous(cfg->anonymous_user);
   gh__groupcache_flush();
 out:

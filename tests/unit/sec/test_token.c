@@ -521,6 +521,104 @@ static void test_peer_credentials(void **state)
   assert_int_equal(gh_token_close(t), 0);
 }
 
+/* Peer socket server side: a child connects as uid/gid with groups g[0..n). */
+static gh_token_t peer_token_as(uid_t uid, gid_t gid, const gid_t *g, size_t n, int *ret_rc)
+{
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int lfd, cfd, status;
+  gh_token_t t = GH_TOKEN_NULL;
+  pid_t pid;
+
+  snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/peer2.sock", fx_dir());
+  unlink(sa.sun_path);
+  lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_true(lfd >= 0);
+  assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  chmod(sa.sun_path, 0777);
+  assert_int_equal(listen(lfd, 1), 0);
+  pid = fork();
+  if (pid == 0) {
+    int fd;
+    char c;
+    if (setgroups(n, g) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
+      _exit(2);
+    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+      _exit(3);
+    if (read(fd, &c, 1) < 0)
+      _exit(4);
+    _exit(0);
+  }
+  cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  assert_true(cfd >= 0);
+  *ret_rc = gh_token_from_peer(cfd, &t);
+  close(cfd);
+  waitpid(pid, &status, 0);
+  assert_true(fx_exited_ok(status));
+  close(lfd);
+  unlink(sa.sun_path);
+  return t;
+}
+
+static void test_peer_groups_kernel_or_nss(void **state)
+{
+  (void)state;
+  gh_sec_config_t cfg = base_cfg;
+  /* carol as the kernel sees her: shared kept, proj dropped, 30099 added
+   * (a group NSS does not give her); NSS says carol, shared, proj */
+  const gid_t kernel[] = {G_SHARED, 30099};
+  gid_t g[8];
+  gid_t gid;
+  char name[32];
+  gh_token_t t;
+  int rc;
+
+  if (!fx_root())
+    skip(); /* needs root to connect as another uid */
+  /* default: the kernel's */
+  t = peer_token_as(U_CAROL, G_CAROL, kernel, 2, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(gh_token_get_groups(t, g, 8), 3);
+  assert_int_equal(g[0], G_CAROL);
+  assert_int_equal(g[1], G_SHARED);
+  assert_int_equal(g[2], 30099);
+  assert_int_equal(gh_token_close(t), 0);
+
+  /* peer_groups = nss: the account's, whatever the process holds; the
+   * primary gid is NSS's too */
+  cfg.peer_groups = GH_PEER_GROUPS_NSS;
+  assert_int_equal(gh__sec_reconfigure(&cfg), 0);
+  t = peer_token_as(U_CAROL, G_SHARED, kernel, 2, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(gh_token_get_gid(t, &gid), 0);
+  assert_int_equal(gid, G_CAROL);
+  assert_int_equal(gh_token_get_groups(t, g, 8), 3);
+  assert_int_equal(g[0], G_CAROL);
+  assert_int_equal(g[1], G_SHARED);
+  assert_int_equal(g[2], G_PROJ);
+  assert_int_equal(gh_token_get_user(t, name, sizeof(name)), 5);
+  assert_string_equal(name, "carol");
+  assert_int_equal(gh_token_close(t), 0);
+  /* a uid NSS does not know has no NSS groups: refused, not guessed */
+  t = peer_token_as(20050, 30050, NULL, 0, &rc);
+  assert_int_equal(rc, GH_ENO_SUCH_USER);
+  assert_int_equal(t, GH_TOKEN_NULL);
+
+  /* kernel mode keeps the decimal name for it */
+  cfg.peer_groups = GH_PEER_GROUPS_KERNEL;
+  assert_int_equal(gh__sec_reconfigure(&cfg), 0);
+  t = peer_token_as(20050, 30050, NULL, 0, &rc);
+  assert_int_equal(rc, 0);
+  assert_int_equal(gh_token_get_user(t, name, sizeof(name)), 5);
+  assert_string_equal(name, "20050");
+  assert_int_equal(gh_token_close(t), 0);
+
+  /* an unknown mode is a configuration error */
+  cfg.peer_groups = (gh_peer_groups_t)7;
+  assert_int_equal(gh__sec_reconfigure(&cfg), GH_ECONFIG);
+  assert_int_equal(gh__sec_reconfigure(&base_cfg), 0);
+}
+
 static void *handle_churn(void *arg)
 {
   gh_token_t shared = *(gh_token_t *)arg;
@@ -609,6 +707,7 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup(test_group_cache_ttl, reset),
       cmocka_unit_test_setup(test_peer_self_refused_or_ok, reset),
       cmocka_unit_test_setup(test_peer_credentials, reset),
+      cmocka_unit_test_setup(test_peer_groups_kernel_or_nss, reset),
       cmocka_unit_test_setup(test_handles_concurrent, reset),
       cmocka_unit_test_setup(test_alloc_failures, reset),
   };
