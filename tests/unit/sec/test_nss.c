@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -319,6 +320,57 @@ static void test_member_name_while_impersonating(void **state)
   assert_int_equal(gh_token_close(alice), 0);
 }
 
+/* Worker: carol's answers for four names, again and again. */
+static void *member_churn(void *arg)
+{
+  gh_token_t carol = *(gh_token_t *)arg;
+  static const struct {
+    const char *name;
+    int rc;
+    gh_membership_t m;
+  } want[] = {{"g10", 0, GH_MEMBER_YES},
+              {"g2k", 0, GH_MEMBER_YES},
+              {"proj", 0, GH_MEMBER_YES},
+              {"bob", 0, GH_MEMBER_NO},
+              {"no-such-group", GH_MEMBER_NO_SUCH_GROUP, GH_MEMBER_NO}};
+  for (int i = 0; i < 1500; i++) {
+    size_t k = (size_t)i % 5;
+    gh_membership_t m = GH_MEMBER_UNKNOWN;
+    if (gh_token_is_member_name(carol, want[k].name, &m) != want[k].rc || m != want[k].m)
+      return (void *)(uintptr_t)(k + 1);
+  }
+  return NULL;
+}
+
+static void test_member_name_concurrent(void **state)
+{
+  gh_sec_config_t cfg = base_cfg;
+  gh_token_t carol = user_token("carol");
+  pthread_t th[4];
+  (void)state;
+  /* no cache: every call is an NSS call, four threads at once */
+  cfg.group_cache_ttl_s = 0;
+  assert_int_equal(gh__sec_reconfigure(&cfg), 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, member_churn, &carol), 0);
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    assert_null(r);
+  }
+  /* cached, one second TTL: hits and misses interleave */
+  cfg.group_cache_ttl_s = 1;
+  assert_int_equal(gh__sec_reconfigure(&cfg), 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&th[i], NULL, member_churn, &carol), 0);
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(th[i], &r);
+    assert_null(r);
+  }
+  assert_int_equal(gh_token_close(carol), 0);
+}
+
 int main(int argc, char **argv)
 {
   fx_init(argc, argv);
@@ -335,6 +387,7 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup_teardown(test_member_name_nss_down, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gid_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_while_impersonating, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_member_name_concurrent, setup, teardown),
   };
   return cmocka_run_group_tests_name("sec_nss", tests, NULL, NULL);
 }
