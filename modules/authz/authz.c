@@ -29,8 +29,8 @@ static authz_member_t in_role(void *data, const char *group)
   int rc = gh_http_user_is_in_role(w->user, group, &m);
   if (rc < 0) {
     gh_module_server_log(gh_http_context_get_server(w->ctx), GH_LOG_ERROR,
-                         "authz: cannot decide whether %s is in group '%s': %s; "
-                         "the request is refused (503)",
+                         "authz: cannot decide whether %s is in group '%s': %s "
+                         "(fails closed: 503 unless another rule settles the request)",
                          gh_http_user_get_name(w->user), group, gh_strerror(rc));
     return AUTHZ_UNKNOWN;
   }

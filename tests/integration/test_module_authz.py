@@ -93,6 +93,11 @@ def group_sites():
         sites.append((f'/deny-{g}', dict(GROUP_AUTH, handler='whoami',
                                          require=f'valid-user deny:group:{g}')))
         sites.append((f'/allow-{g}', dict(GROUP_AUTH, handler='whoami', require=f'group:{g}')))
+    # an undecided group rule next to rules that settle some requests anyway
+    sites.append(('/mixed-deny', dict(GROUP_AUTH, handler='whoami',
+                                      require='valid-user deny:group:members2k deny:user:alice')))
+    sites.append(('/mixed-allow', dict(GROUP_AUTH, handler='whoami',
+                                       require='group:members2k user:alice')))
     return sites
 
 
@@ -177,6 +182,23 @@ def test_nss_failure_never_admits(nss_down, scheme):
         for g in BIG_GROUPS:
             assert c.status(scheme, user, f'/deny-{g}') == 503, (user, g, d.log()[-2000:])
             assert c.status(scheme, user, f'/allow-{g}') == 503, (user, g)
+
+
+def test_nss_failure_other_rules_still_decide(nss_down, big):
+    """Three-valued: a deny rule that surely matches still gives 403, an
+    allow rule that surely matches still admits; only a request whose answer
+    hangs on the undecided rule gets 503."""
+    d, c = nss_down
+    assert c.status('basic', 'alice', '/mixed-deny') == 403
+    assert c.status('basic', 'carol', '/mixed-deny') == 503
+    assert c.status('basic', 'alice', '/mixed-allow') == 200
+    assert c.status('basic', 'carol', '/mixed-allow') == 503
+    # the same sites with NSS working
+    d, c = big
+    assert c.status('basic', 'alice', '/mixed-deny') == 403
+    assert c.status('basic', 'carol', '/mixed-deny') == 403
+    assert c.status('basic', 'alice', '/mixed-allow') == 200
+    assert c.status('basic', 'carol', '/mixed-allow') == 200
 
 
 def test_nss_failure_log_names_group_and_error(nss_down):
