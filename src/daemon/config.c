@@ -148,6 +148,14 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
     cfg->access_log = v[0] ? strdup(v) : NULL;
     return 1;
   }
+  if (strcmp(k, "pid_file") == 0) {
+    char pmsg[64];
+    if (v[0] != '/')
+      return set_err(c, section, k, "'%s' is not an absolute path", v);
+    return gh_daemon_set_str(&cfg->pid_file, v, pmsg, sizeof(pmsg))
+               ? 1
+               : set_err(c, section, k, "%s", pmsg);
+  }
   if (strcmp(k, "server_header") == 0) {
     free((char *)s->server_header);
     s->server_header = strdup(v);
