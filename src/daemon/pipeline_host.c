@@ -58,7 +58,7 @@ static bool is_dir(const char *p)
 
 const char *gh_daemon_module_dir(const gh_daemon_config_t *cfg)
 {
-  static char build_dir[PATH_MAX];
+  static char build_dir[PATH_MAX], installed[PATH_MAX];
   const gh_daemon_item_t *it = server_item(cfg, "module_dir");
   char exe[PATH_MAX], probe[PATH_MAX + 32];
   ssize_t n;
@@ -79,6 +79,14 @@ const char *gh_daemon_module_dir(const gh_daemon_config_t *cfg)
           memcpy(build_dir, probe, strlen(probe) + 1);
           return build_dir;
         }
+      }
+      /* an installed tree, wherever it is (staged with DESTDIR, moved):
+       * the modules installed with this binary, found from it */
+      char rel[PATH_MAX + sizeof(GH_MODULE_DIR_FROM_SBIN) + 1];
+      if (GH_MODULE_DIR_FROM_SBIN[0] != '\0') {
+        snprintf(rel, sizeof(rel), "%s/%s", exe, GH_MODULE_DIR_FROM_SBIN);
+        if (realpath(rel, installed) != NULL && is_dir(installed))
+          return installed;
       }
     }
   }
