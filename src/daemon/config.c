@@ -448,6 +448,8 @@ static int on_item(void *user, const char *section, const char *name, const char
   char msg[256];
   char *sec = NULL;
   int ok = 0;
+  if (c->err_line != 0)
+    goto out; /* only the first error is reported: no more work (bounded on any input) */
   if (section[0] == '\0') {
     set_err_at(c, c->line, "%s: key before any [section]", name);
     goto out;
