@@ -106,6 +106,7 @@ class Firefox:
         self._read()                                   # {"marionetteProtocol": 3, ...}
         self.cmd('WebDriver:NewSession', {'capabilities': {'alwaysMatch': {
             'pageLoadStrategy': 'normal'}}})
+        self.cmd('WebDriver:SetWindowRect', {'width': 900, 'height': 400})
 
     def _read(self):
         while b':' not in self.buf:
