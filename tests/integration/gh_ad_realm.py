@@ -29,6 +29,7 @@ GhAdRealm, beside GhRealm (gh_realm.py, an MIT realm), owns a temp dir with:
                                      delegation (what `samba-tool delegation
                                      for-any-service ghsvc on` sets)
     and the keytab of both SPNs exported (samba-tool domain exportkeytab's code);
+  - a local service account `gatehouse` (uid 990) for daemons started with `user =`;
   - winbind for the host's NSS without touching /etc: nss_wrapper in module mode
     (libnss_winbind.so.2) with SELFTEST_WINBINDD_SOCKET_DIR pointing at the DC's
     private socket (Samba honours it only when nss_wrapper is preloaded); passwd and
@@ -48,6 +49,8 @@ If the DC cannot be provisioned or started, the constructor raises RuntimeError 
 DC's logs; the AD tests then fail (never skip) with that message.
 """
 import argparse
+import hashlib
+import json
 import os
 import random
 import shutil
@@ -77,11 +80,13 @@ GROUPS = {'gh-inner': 31001, 'gh-outer': 31002, 'gh-big': 31003, 'gh-big-a': 310
 BIG_MEMBERS = 2000          # gh-big, counted after expansion
 BULK_UID = 40000            # ghm0000.. get uids 40000..
 SERVICE = 'ghsvc'
+SERVICE_USER, SERVICE_UID = 'gatehouse', 990      # local account (nss_wrapper files)
 SPNS = ['HTTP/localhost', 'HTTP/www.ad.test']
 DC_PORTS = [88, 135, 464, 49152, 49153, 49154]
 LIBDIR = '/usr/lib/x86_64-linux-gnu'
 NSS_WRAPPER = LIBDIR + '/libnss_wrapper.so'
 NSS_WINBIND = LIBDIR + '/libnss_winbind.so.2'
+TEMPLATE_MAX_AGE = 30 * 86400
 PY = '/usr/bin/python3'     # Debian's python, which has the samba bindings
 
 
@@ -134,11 +139,15 @@ class GhAdRealm:
             self.address = pick_address()
             self._write_files()
             t = time.monotonic()
-            self._provision()
-            self.timings['provision'] = time.monotonic() - t
-            t = time.monotonic()
-            self._populate()
-            self.timings['populate'] = time.monotonic() - t
+            if not self._from_template():
+                self._provision()
+                self.timings['provision'] = time.monotonic() - t
+                t = time.monotonic()
+                self._populate()
+                self.timings['populate'] = time.monotonic() - t
+                self._save_template()
+            else:
+                self.timings['template copy'] = time.monotonic() - t
             if start:
                 self.start()
         except Exception:
@@ -267,9 +276,13 @@ class GhAdRealm:
   .{DNS_DOMAIN} = {REALM}
   {DNS_DOMAIN} = {REALM}
 """)
+        # root, nobody and a local service account for `user =`; every other name goes to
+        # winbind
         self._write('passwd', 'root:x:0:0:root:/root:/bin/sh\n'
-                    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n')
-        self._write('group', 'root:x:0:\nnogroup:x:65534:\n')
+                    'nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n'
+                    f'{SERVICE_USER}:x:{SERVICE_UID}:{SERVICE_UID}:gatehoused:/nonexistent:'
+                    '/usr/sbin/nologin\n')
+        self._write('group', f'root:x:0:\nnogroup:x:65534:\n{SERVICE_USER}:x:{SERVICE_UID}:\n')
 
     def _provision(self):
         d = self.dc
@@ -296,6 +309,65 @@ class GhAdRealm:
     def _populate(self):
         self._write('bulk.ldif', bulk_ldif())
         self.run([PY, os.path.abspath(__file__), '--populate', self.dir], timeout=300)
+
+    # ---- the provisioned, populated DC kept for the next runs ----
+    # Provisioning and the 2,000 bulk users take 10-40 s on 2 loaded cores; the DC's files
+    # hold no absolute path but smb.conf's, so a copy of a DC that was never started is
+    # reused, with smb.conf's directory and address rewritten. The template is keyed by
+    # this file and the Samba version, and rebuilt after 30 days (the domain's passwords
+    # expire after 42). GH_AD_FRESH=1 provisions anew; GH_AD_TEMPLATE_DIR moves it.
+    def _template_path(self):
+        h = hashlib.sha256()
+        with open(os.path.abspath(__file__), 'rb') as f:
+            h.update(f.read())
+        h.update(subprocess.run(['samba', '-V'], capture_output=True).stdout)
+        root = os.environ.get('GH_AD_TEMPLATE_DIR', '/var/tmp')
+        return os.path.join(root, f'gatehouse-ad-dc-{h.hexdigest()[:16]}')
+
+    def _from_template(self):
+        if os.environ.get('GH_AD_FRESH'):
+            return False
+        tpl = self._template_path()
+        try:
+            with open(os.path.join(tpl, 'template.json')) as f:
+                meta = json.load(f)
+        except (OSError, ValueError):
+            return False
+        if time.time() - meta['created'] > TEMPLATE_MAX_AGE:
+            shutil.rmtree(tpl, ignore_errors=True)
+            return False
+        subprocess.run(['cp', '-a', os.path.join(tpl, 'dc'), self.dc], check=True)
+        shutil.copy2(os.path.join(tpl, 'http.keytab'), self.keytab)
+        with open(self.smb_conf) as f:
+            conf = f.read()
+        conf = conf.replace(meta['dir'] + '/', self.dir + '/').replace(
+            f'interfaces = {meta["address"]}/8', f'interfaces = {self.address}/8')
+        with open(self.smb_conf, 'w') as f:
+            f.write(conf)
+        return True
+
+    def _save_template(self):
+        if os.environ.get('GH_AD_FRESH'):
+            return
+        tpl = self._template_path()
+        parent, me = os.path.dirname(tpl), os.path.basename(tpl)
+        for old in os.listdir(parent):     # templates of other versions, unused for a day
+            p = os.path.join(parent, old)
+            if (old.startswith('gatehouse-ad-dc-') and not old.startswith(me)
+                    and time.time() - os.path.getmtime(p) > 86400):
+                shutil.rmtree(p, ignore_errors=True)
+        tmp = tempfile.mkdtemp(prefix=os.path.basename(tpl) + '.tmp-', dir=os.path.dirname(tpl))
+        try:
+            subprocess.run(['cp', '-a', self.dc, os.path.join(tmp, 'dc')], check=True)
+            shutil.copy2(self.keytab, os.path.join(tmp, 'http.keytab'))
+            with open(os.path.join(tmp, 'template.json'), 'w') as f:
+                json.dump({'dir': self.dir, 'address': self.address, 'created': time.time()}, f)
+            os.chmod(tmp, 0o700)
+            os.rename(tmp, tpl)        # another run may have saved one first: keep that
+        except OSError:
+            pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def start(self, timeout=60):
         """samba -i; ready when winbindd answers, the KDC issues a ticket and the DC
@@ -331,33 +403,49 @@ class GhAdRealm:
         except OSError:
             return False
 
+    def dc_pids(self):
+        """Processes of this DC: samba's tree, and winbindd, which runs in a session of
+        its own (found by this DC's smb.conf on its command line)."""
+        pids = []
+        for p in os.listdir('/proc'):
+            if not p.isdigit():
+                continue
+            try:
+                with open(f'/proc/{p}/cmdline', 'rb') as f:
+                    cmd = f.read()
+                with open(f'/proc/{p}/stat') as f:
+                    pgid = int(f.read().rsplit(')', 1)[1].split()[2])
+            except (OSError, ValueError, IndexError):
+                continue
+            if self.smb_conf.encode() in cmd or (self.proc and pgid == self.proc.pid):
+                pids.append(int(p))
+        return pids
+
     def stop(self):
-        """SIGTERM to the DC's process group (samba and its winbindd), SIGKILL after 15 s."""
+        """SIGTERM to samba (it stops its winbindd), SIGKILL to what is left after 15 s.
+        start() may follow (e.g. a test that takes winbind away and brings it back)."""
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self.proc.terminate()
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.kill()
                 self.proc.wait()
-        # children (winbindd, its domain children) leave with the parent; reap stragglers
         deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
+        while True:
+            left = [p for p in self.dc_pids() if p != self.proc.pid]
+            if not left:
                 break
+            if time.monotonic() > deadline:
+                for p in left:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                deadline = time.monotonic() + 5
             time.sleep(0.05)
-        else:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.proc = None
 
     def close(self, keep=False):
@@ -498,7 +586,7 @@ def main():
                 except KeyboardInterrupt:
                     break
     finally:
-        r.close(keep=not args.shell)
+        r.close()
     return 0
 
 
