@@ -1,6 +1,6 @@
 """ad_helpers.py: gatehoused against the Samba AD DC of gh_ad_realm.py — the daemon fixture, files owned by domain users, curl and python-gssapi clients.
 
-The daemon (fixture `ad_gh`, one per test module) runs in the DC's environment
+The daemon (fixture `ad_gh` of conftest.py, one per test module) runs in the DC's environment
 (winbind NSS through nss_wrapper, the exported HTTP/localhost + HTTP/www.ad.test
 keytab, no ntlm_user_file: NTLM is checked by the DC through winbind) with the sites
   /info    authinfo (the auth record as JSON)      negotiate ntlm
@@ -17,8 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-
-import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_ad_realm import GROUPS  # noqa: E402
@@ -87,19 +85,6 @@ class AdDaemon:
         shutil.rmtree(self.files, ignore_errors=True)
         shutil.rmtree(self.probe, ignore_errors=True)
         return rc
-
-
-@pytest.fixture(scope='module')
-def ad_gh(ad_realm):
-    d = AdDaemon(ad_realm).start()
-    yield d
-    d.stop()
-
-
-@pytest.fixture(scope='module')
-def ad_cc(ad_realm):
-    """Client environments with a forwardable TGT from the Samba KDC, per user."""
-    return {u: ad_realm.kinit(u) for u in ('carla', 'dmitri')}
 
 
 def negotiate(url, env, extra=None):

@@ -66,6 +66,21 @@ def ad_realm():
     r.close()
 
 
+@pytest.fixture(scope='module')
+def ad_gh(ad_realm):
+    """gatehoused with the AD sites of ad_helpers.py, one per test module."""
+    from ad_helpers import AdDaemon
+    d = AdDaemon(ad_realm).start()
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope='module')
+def ad_cc(ad_realm):
+    """Client environments with a forwardable TGT from the Samba KDC, per user."""
+    return {u: ad_realm.kinit(u) for u in ('carla', 'dmitri')}
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item, nextitem):
     """Stops the DC after the last test that needs it (not at the end of the session)."""

@@ -493,7 +493,7 @@ def populate(realm_dir):
     from samba.net import Net
     from samba.param import LoadParm
     from samba.samdb import SamDB
-    import samba.dckeytab  # noqa: F401 - adds Net.export_keytab
+    import samba.dckeytab  # noqa: F401 (adds Net.export_keytab)
 
     dc = os.path.join(realm_dir, 'dc')
     lp = LoadParm()

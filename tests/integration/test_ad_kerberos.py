@@ -8,7 +8,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ad_helpers import (LEVEL_DELEGATE, LEVEL_IMPERSONATE, AdDaemon, ad_cc, ad_gh, body,  # noqa: E402,F401
+from ad_helpers import (LEVEL_DELEGATE, LEVEL_IMPERSONATE, AdDaemon, body,  # noqa: E402
                         gssclient, negotiate)
 from pipeline_helpers import GATEHOUSED  # noqa: E402
 

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ad_helpers import ad_gh, body, gssclient, ntlm  # noqa: E402,F401
+from ad_helpers import body, gssclient, ntlm  # noqa: E402
 from gh_ad_realm import DISABLED, EXPIRED  # noqa: E402
 from pipeline_helpers import GATEHOUSED  # noqa: E402
 
