@@ -10,6 +10,7 @@ keytab, no ntlm_user_file: NTLM is checked by the DC through winbind) with the s
   /outer   whoami, require = group:ADTEST\\gh-outer (nested: carla through gh-inner)
   /big     whoami, require = group:ADTEST\\gh-big (2,000 members: dmitri)
   /big-gid whoami, require = group:#31003 (the same group by gid)
+  /cgi-bin cgi: /cgi-bin/klist prints its uid and `klist -f` of the delegated ccache
 Files: /files/carla.txt (uid 21001, 0600), /files/dmitri.txt (uid 21002, 0600).
 """
 import json
@@ -40,7 +41,26 @@ def ad_files(ad):
     return d
 
 
-def ad_sites(files, probe):
+KLIST_CGI = """#!/bin/sh
+# the delegated credential as the client's CGI script sees it
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo "UID=$(id -u)"
+echo "REMOTE_USER=$REMOTE_USER"
+echo "KRB5CCNAME=$KRB5CCNAME"
+[ -n "$KRB5CCNAME" ] && klist -f "$KRB5CCNAME" 2>&1
+"""
+
+
+def ad_cgi_bin():
+    d = shared_dir('gh-adcgi-')
+    p = os.path.join(d, 'klist')
+    with open(p, 'w') as f:
+        f.write(KLIST_CGI)
+    os.chmod(p, 0o755)
+    return d
+
+
+def ad_sites(files, probe, cgi_bin):
     return [
         ('/info', {'handler': 'authinfo', 'auth': STRICT, 'probe_dir': probe}),
         ('/anon', {'handler': 'authinfo', 'auth': STRICT + ' anonymous', 'probe_dir': probe}),
@@ -52,6 +72,7 @@ def ad_sites(files, probe):
         ('/big', {'handler': 'whoami', 'auth': STRICT, 'require': 'group:ADTEST\\gh-big'}),
         ('/big-gid', {'handler': 'whoami', 'auth': STRICT,
                       'require': f'group:#{GROUPS["gh-big"]}'}),
+        ('/cgi-bin', {'handler': 'cgi', 'root': cgi_bin, 'auth': STRICT}),
     ]
 
 
@@ -61,12 +82,13 @@ class AdDaemon:
     def __init__(self, ad, server=None, sites=None):
         self.ad = ad
         self.files = ad_files(ad)
+        self.cgi_bin = ad_cgi_bin()
         self.probe = shared_dir('gh-adprobe-')
         os.chmod(self.probe, 0o1777)
         srv = {'keytab': ad.keytab, 'ccache_dir': ad.ccache_dir, 'min_uid': 1000,
                'max_header_bytes': '64k', 'workers': 4}
         srv.update(server or {})
-        self.gh = GhDaemon(ad, sites if sites is not None else ad_sites(self.files, self.probe),
+        self.gh = GhDaemon(ad, sites if sites is not None else ad_sites(self.files, self.probe, self.cgi_bin),
                            server=srv, unix=False, realm_keys=False)
         self.port = self.gh.port
 
@@ -84,6 +106,7 @@ class AdDaemon:
         rc = self.gh.stop()
         shutil.rmtree(self.files, ignore_errors=True)
         shutil.rmtree(self.probe, ignore_errors=True)
+        shutil.rmtree(self.cgi_bin, ignore_errors=True)
         return rc
 
 

@@ -193,3 +193,20 @@ def test_processes_2(ad_realm, ad_cc):
     finally:
         d.stop()
 
+
+
+def test_delegated_credential_reaches_the_cgi_script(ad_gh, ad_realm, tmp_path):
+    # the script runs as carla with KRB5CCNAME: her forwarded TGT from the Samba KDC
+    env = ad_realm.kinit('carla', ccache=str(tmp_path / 'cc'))
+    r = negotiate(ad_gh.url('/cgi-bin/klist'), env, extra=['--delegation', 'policy'])
+    assert r.status == 200, (r, ad_gh.log())
+    out = r.text
+    assert 'UID=21001' in out and 'REMOTE_USER=carla@AD.TEST' in out, out
+    assert 'Default principal: carla@AD.TEST' in out, out
+    tgt = [ln for ln in out.splitlines() if 'krbtgt/AD.TEST@AD.TEST' in ln]
+    assert tgt, out
+    flags = out[out.index(tgt[0]):].split('Flags: ', 1)[1].split()[0]
+    assert 'F' in flags, out                                 # forwarded
+    # without delegation the script has no credential
+    r = negotiate(ad_gh.url('/cgi-bin/klist'), env)
+    assert 'UID=21001' in r.text and 'KRB5CCNAME=\n' in r.text, r.text
