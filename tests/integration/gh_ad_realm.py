@@ -37,12 +37,20 @@ GhAdRealm, beside GhRealm (gh_realm.py, an MIT realm), owns a temp dir with:
     winbind (`winbind enum groups` and `winbind expand groups = 2` make nss_wrapper's
     enumerating getgrouplist see the domain groups, nested ones included).
 
+A DC provisioned and populated once is kept under /var/tmp (see _template_path) and
+copied by later runs: about 1 s instead of 10-40 s.
+
 Use:
-  from tests: the session fixture `ad_realm` of conftest.py (one DC per pytest run);
+  from tests: the session fixture `ad_realm` of conftest.py (one DC per pytest run; the
+  tests that use it run together and the DC stops after the last), `ad_gh` (gatehoused
+  with the AD sites of ad_helpers.py) and `ad_cc` (tickets for carla and dmitri);
   ad.env()             environment of a server process (krb5.conf, wrappers, winbind)
   ad.client_env(cc)    environment of a client (krb5.conf, KRB5CCNAME, no wrappers)
   ad.kinit(user)       a client env with a ticket (forwardable) in a ccache of its own
   ad.log_tail()        the DC's logs, for failure messages
+  ad.stop(); ad.start()  the whole DC, winbind included, away and back (~1 s): Samba's
+                       root process exits when its winbindd dies, so winbind cannot be
+                       stopped alone; SIGSTOP to winbindd (ad.dc_pids()) hangs it instead
   from a shell: `/usr/bin/python3 tests/integration/gh_ad_realm.py --shell` prints export
   lines and keeps the DC running until killed.
 If the DC cannot be provisioned or started, the constructor raises RuntimeError with the
