@@ -252,6 +252,8 @@ static int on_headers_complete(http_parser *hp)
 
   if (m->http_major != 1)
     status = 505;
+  else if (p->n_te > 0 && m->http_minor == 0)
+    status = 400; /* HTTP/1.0 + Transfer-Encoding: faulty framing (RFC 9112 6.1), see security.md */
   else if (p->n_te > 0 && p->n_cl > 0)
     status = 400; /* CL + TE: request smuggling */
   else if (status == 0 && n_chunked > 1)

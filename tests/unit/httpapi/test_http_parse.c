@@ -214,6 +214,14 @@ static void test_smuggling_and_malformed(void **state)
   expect_status("GARBAGE\r\n\r\n", 400);
   expect_status("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400);
   expect_status("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
+  /* HTTP/1.0 with Transfer-Encoding: faulty framing, refused whatever else it says */
+  static const char ka_te[] =
+      "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  expect_status(ka_te, 400);
+  expect_status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+  expect_status("POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
+  expect_status("POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+  expect_status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
   expect_status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501);
   static const char nul[] = "GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n";
   result_t r;
