@@ -96,6 +96,7 @@ def gh(realm):  # noqa: F811
     os.chmod(bobdir, 0o710)
     write_owned(os.path.join(bobdir, 'pwd'), PWD, None, 0o755)
     write_owned(os.path.join(bobdir, 'data.txt'), 'bob only\n', 'bob', 0o600)
+    write_owned(os.path.join(bin_, 'badinterp'), '#!/nonexistent/sh\necho never\n', None, 0o755)
     # created by the daemon (1733: clients make their private directories in it)
     ccdir = os.path.join(base, 'ccaches')
     d = GhDaemon(realm, [('/cgi-bin', dict(BASIC, handler='cgi', root=bin_, cgi_timeout=2)),
@@ -182,6 +183,19 @@ def test_script_directory_entered_as_the_client(gh):
         time.sleep(0.05)
     line = [ln for ln in gh.log().splitlines() if 'bobdir/pwd' in ln and 'as alice' in ln]
     assert line and 'bobdir' in line[-1] and 'denied' in line[-1].lower(), gh.log()[-2000:]
+
+
+def test_script_that_cannot_start_is_500_with_a_log_line(gh):
+    """A failure in the child that is not the kernel refusing the client (here execve ENOENT:
+    the interpreter is missing) is the server's: 500, and the log names script, client,
+    directory and error."""
+    r = gh.get('/cgi-bin/badinterp', user='carol')
+    assert r.status == 500, r
+    deadline = time.monotonic() + 5
+    while 'badinterp' not in gh.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = [ln for ln in gh.log().splitlines() if 'badinterp' in ln and 'as carol' in ln]
+    assert line and f'in {gh.bin}' in line[-1] and 'No such file' in line[-1], gh.log()[-2000:]
 
 
 def test_anonymous_never_runs_a_script(gh):
