@@ -81,8 +81,11 @@ def rootfs(log=print):
         cmd = ['debootstrap', '--variant=minbase', '--include=' + ','.join(INCLUDE), SUITE,
                tmp, mirror]
         log(f'debootstrap: building {final} from {mirror} (cached for the next runs)')
+        # dpkg without an fsync per file (the tree is only used once it is complete and
+        # synced below): about a fifth less time; security-mac and downgrade are dpkg's defaults
+        env = dict(os.environ, DPKG_FORCE='unsafe-io,security-mac,downgrade')
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           errors='replace', timeout=900)
+                           errors='replace', timeout=900, env=env)
         if p.returncode != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise SetupError(f'{" ".join(cmd)} failed ({p.returncode}):\n{p.stdout[-3000:]}')
@@ -95,6 +98,7 @@ def rootfs(log=print):
         for pat in ('var/cache/apt/archives/*.deb', 'var/cache/apt/*.bin', 'var/lib/apt/lists/*_*'):
             for f in glob.glob(os.path.join(tmp, pat)):
                 os.unlink(f)
+        os.sync()
         open(os.path.join(tmp, '.gatehouse-ready'), 'w').close()
         os.rename(tmp, final)
         log(f'debootstrap: done in {time.monotonic() - t0:.0f} s')
