@@ -144,6 +144,11 @@ static int kt_read(gh__auth_keytab_t *kt, unsigned *ret_added, char *first, size
     ret = GH_ECONFIG;
     goto out;
   }
+  if (kt->st.st_size == 0) { /* MIT calls it an unsupported format version */
+    snprintf(err, err_len, "the file is empty (caught while being written?)");
+    ret = GH_ECONFIG;
+    goto out;
+  }
   kr = krb5_kt_resolve(kt->k, kt->path, &file);
   if (kr == 0)
     kr = krb5_kt_start_seq_get(kt->k, file, &cur);
@@ -192,8 +197,8 @@ static void kt_read_logged(gh__auth_keytab_t *kt, const char *why)
   int ret = kt_read(kt, &added, first, sizeof(first), err, sizeof(err));
 
   if (added > 0)
-    kt_log(kt, LOG_INFO, "keytab %s re-read (%s): %u new keys (%s%s), %u held", kt->path, why,
-           added, first, added > 1 ? ", ..." : "", kt->n_keys);
+    kt_log(kt, LOG_INFO, "keytab %s re-read (%s): %u new key%s (%s%s), %u held", kt->path,
+           why, added, added > 1 ? "s" : "", first, added > 1 ? ", ..." : "", kt->n_keys);
   if (ret != 0)
     kt_problem(kt, why, err);
   else
@@ -320,8 +325,8 @@ int gh__auth_keytab_reload(gh__auth_keytab_t *kt, char *msg, size_t msglen)
   if (ret == 0) {
     kt->last_problem[0] = '\0';
     if (added)
-      snprintf(msg, msglen, "keytab %s re-read: %u new keys (%s%s), %u held", kt->path, added,
-               first, added > 1 ? ", ..." : "", kt->n_keys);
+      snprintf(msg, msglen, "keytab %s re-read: %u new key%s (%s%s), %u held", kt->path, added,
+               added > 1 ? "s" : "", first, added > 1 ? ", ..." : "", kt->n_keys);
     else
       snprintf(msg, msglen, "keytab %s re-read: no new keys, %u held", kt->path, kt->n_keys);
   } else {
