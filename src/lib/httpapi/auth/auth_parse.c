@@ -402,8 +402,9 @@ void gh__ntlm_auth_facts(const unsigned char *tok, size_t len, gh__ntlm_auth_fac
     if (f->user[0])
       strcat(f->user, "\\");
     ntlm_name_field(m, mlen, 36, unicode, f->user, sizeof(f->user));
-    if (strcmp(f->user, "\\") == 0 || f->user[strlen(f->user) - 1] == '\\')
-      f->user[0] = '\0'; /* no user name: nothing to show */
+    size_t ul = strlen(f->user);
+    if (ul > 0 && f->user[ul - 1] == '\\')
+      f->user[0] = '\0'; /* a domain without a user name: nothing to show */
   }
   rlen = le16(m + 20);
   off = le32(m + 24);
