@@ -997,9 +997,11 @@ void gh__auth_result_done(gh__auth_result_t *r)
   free(r->mutual_buf);
   free(r->remote_user_buf);
   free(r->local_user_buf);
-  free(r->fail_client_buf);
-  free(r->fail_service_buf);
-  free(r->fail_detail_buf);
+  if (r->fail_client_buf || r->fail_service_buf || r->fail_detail_buf) { /* failures only */
+    free(r->fail_client_buf);
+    free(r->fail_service_buf);
+    free(r->fail_detail_buf);
+  }
   memset(r, 0, sizeof(*r));
 }
 
