@@ -1,6 +1,7 @@
 /* auth_keytab.c: the acceptor keys — the keytab file copied into a MEMORY keytab and re-read when
  * it changed (an accept that found no key, SIGHUP, a 5 s poll); a bad file never costs a key. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -118,6 +119,49 @@ static bool have_entry(gh__auth_keytab_t *kt, const krb5_keytab_entry *ent)
   return found;
 }
 
+/* The number of complete records in the keytab file (format 0x0502: a
+ * 4-byte big-endian length before each record, negative for a hole, 0 or
+ * the end of the file after the last), so that MIT is never asked to read
+ * a record cut short: its reader leaks the realm and the key of one
+ * (krb5 1.20 kt_file.c, the fail: path of internal_read_entry). -1 when
+ * the file is not in that format (MIT then says what is wrong).
+ * *ret_cut: the records end in one that runs past the end of the file. */
+static long complete_records(const char *path, bool *ret_cut)
+{
+  unsigned char b[4];
+  struct stat st;
+  off_t pos = 2;
+  long n = -1;
+  int fd;
+
+  *ret_cut = false;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -1;
+  if (fstat(fd, &st) != 0 || pread(fd, b, 2, 0) != 2 || b[0] != 5 || b[1] != 2)
+    goto out;
+  n = 0;
+  while (pread(fd, b, 4, pos) == 4) {
+    int32_t len = (int32_t)((uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 |
+                            (uint32_t)b[3]);
+    pos += 4;
+    if (len == 0)
+      break;
+    if (len == INT32_MIN)
+      break; /* MIT refuses it */
+    if ((len < 0 ? -(off_t)len : (off_t)len) > st.st_size - pos) {
+      *ret_cut = len > 0;
+      break;
+    }
+    if (len > 0)
+      n++;
+    pos += len < 0 ? -(off_t)len : (off_t)len;
+  }
+out:
+  close(fd);
+  return n;
+}
+
 /* Under lock: reads the file and adds the keys mem lacks. Entries are added
  * as they are read, each one complete (MIT's reader never returns half an
  * entry; a truncated tail reads as the end), so a file caught half-written
@@ -132,8 +176,9 @@ static int kt_read(gh__auth_keytab_t *kt, unsigned *ret_added, char *first, size
   krb5_kt_cursor cur;
   krb5_keytab_entry ent;
   krb5_error_code kr;
-  bool seq = false;
+  bool seq = false, cut = false;
   unsigned n = 0, added = 0;
+  long limit;
   int ret = 0;
 
   first[0] = '\0';
@@ -149,12 +194,14 @@ static int kt_read(gh__auth_keytab_t *kt, unsigned *ret_added, char *first, size
     ret = GH_ECONFIG;
     goto out;
   }
+  limit = complete_records(kt->path, &cut);
   kr = krb5_kt_resolve(kt->k, kt->path, &file);
   if (kr == 0)
     kr = krb5_kt_start_seq_get(kt->k, file, &cur);
   if (kr == 0)
     seq = true;
-  while (kr == 0 && (kr = krb5_kt_next_entry(kt->k, file, &ent, &cur)) == 0) {
+  while (kr == 0 && (limit < 0 || n < (unsigned long)limit) &&
+         (kr = krb5_kt_next_entry(kt->k, file, &ent, &cur)) == 0) {
     n++;
     if (!have_entry(kt, &ent)) {
       kr = krb5_kt_add_entry(kt->k, kt->mem, &ent);
@@ -168,8 +215,16 @@ static int kt_read(gh__auth_keytab_t *kt, unsigned *ret_added, char *first, size
     }
     krb5_free_keytab_entry_contents(kt->k, &ent);
   }
+  if (kr == 0)
+    kr = KRB5_KT_END; /* stopped before a record cut short */
   if (kr == KRB5_KT_END && n == 0) {
     snprintf(err, err_len, "no keys in it (empty, or caught while being written)");
+    ret = GH_ECONFIG;
+  } else if (kr == KRB5_KT_END && cut) {
+    snprintf(err, err_len,
+             "its last entry is cut short (caught while being written?); the %u complete "
+             "entries before it were read",
+             n);
     ret = GH_ECONFIG;
   } else if (kr != KRB5_KT_END) {
     const char *msg = krb5_get_error_message(kt->k, kr);

@@ -189,6 +189,8 @@ static void test_bad_files_keep_the_keys(void **state)
   assert_int_equal(truncate(f->path, st.st_size - 10), 0);
   touch_later(f);
   assert_true(gh__auth_keytab_refresh(kt, gen));
+  assert_non_null(strstr(f->last_log, "its last entry is cut short"));
+  assert_non_null(strstr(f->last_log, "the 2 complete entries before it were read"));
   assert_true(holds(f, kt, 3));
   assert_false(holds(f, kt, 4));
   assert_true(holds(f, kt, 2)); /* the old key (and the new kvno-2 key) */
