@@ -107,12 +107,14 @@ def test_new_kvno_under_load_no_request_fails(krealm, tmp_path, processes):
             if load.p.poll() is None:
                 load.p.kill()
                 load.p.wait()
-        if processes > 1 and d.proc.poll() is None:
-            # SIGHUP reaches every worker process: each re-reads its keytab
-            lines = hup(d, n_lines=2)
-            assert all('re-read: no new keys' in x for x in lines), lines
-            assert len({x.split(']')[0] for x in lines}) == 2, lines  # two pids
-        d.stop()
+        try:
+            if processes > 1 and d.proc.poll() is None:
+                # SIGHUP reaches every worker process: each re-reads its keytab
+                lines = hup(d, n_lines=2)
+                assert all('re-read: no new keys' in x for x in lines), lines
+                assert len({x.split(']')[0] for x in lines}) == 2, lines  # two pids
+        finally:
+            d.stop()
     for kind, spn, r in results:
         assert r['n_failed'] == 0, (kind, spn, r, d.log())
         assert r['ok'] > 0, (kind, spn, r)
