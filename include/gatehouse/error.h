@@ -40,7 +40,8 @@
   XX(EUNSUPPORTED, "not supported")                                             \
   XX(EBORROWED, "borrowed handle: only its owner may close it")                \
   XX(ETOKEN_EXPIRED, "token has expired")                                      \
-  XX(EPRIV_VERIFY, "process privileges differ from the required set")
+  XX(EPRIV_VERIFY, "process privileges differ from the required set")         \
+  XX(EREPLAY_CACHE, "replay cache unreachable")
 
 #define GH_E_BASE (-20000)
 #define GH_E_ERRNO_MIN (-4095)
