@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gatehouse/error.h>
@@ -70,15 +71,21 @@ static int read_password_file(gh_daemon_auth_t *a, const char *path, char *msg, 
 {
   char buf[1025];
   ssize_t n = 0, got;
+  struct stat st;
   int fd = -1, ok = 0;
 
   if (path[0] != '/') {
     snprintf(msg, msglen, "'%s' is not an absolute path", path);
     goto out;
   }
-  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  /* O_NONBLOCK: a FIFO must not hang the parser (nor the config fuzzer) */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
   if (fd < 0) {
     snprintf(msg, msglen, "cannot read '%s': %s", path, strerror(errno));
+    goto out;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(msg, msglen, "'%s' is not a regular file", path);
     goto out;
   }
   while (n < (ssize_t)sizeof(buf) && (got = read(fd, buf + n, sizeof(buf) - (size_t)n)) != 0) {

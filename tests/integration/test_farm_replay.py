@@ -383,6 +383,8 @@ def test_password_file(realm, cc, tmp_path):
     ('replay_cache', 'unix:/run/r.sock?database=1', 'only ?db=N'),
     ('replay_cache', 'memcached://host', 'is not memory | file | redis://'),
     ('replay_cache_password_file', '/nonexistent/pw', "cannot read '/nonexistent/pw'"),
+    ('replay_cache_password_file', '/dev/null', 'is not a regular file'),
+    ('replay_cache_password_file', 'relative/pw', 'is not an absolute path'),
     ('replay_cache_unavailable', 'maybe', 'is not fail or local'),
     ('replay_cache_timeout_ms', '5', 'at least 10'),
 ])
