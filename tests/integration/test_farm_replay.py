@@ -39,10 +39,11 @@ class Redis:
     """redis-server in the foreground: a unix socket (0700, owner root) and optionally a
     loopback port; no persistence, so a restart forgets everything (the worst case)."""
 
-    def __init__(self, tmp, password=None, tcp=False):
+    def __init__(self, tmp, password=None, tcp=False, bind=('127.0.0.1',)):
         self.dir = tempfile.mkdtemp(prefix='gh-redis-', dir=tmp)
         self.sock = os.path.join(self.dir, 'redis.sock')
         self.password = password
+        self.bind = list(bind)
         self.port = 0
         if tcp:
             with socket.socket() as s:
@@ -60,7 +61,7 @@ class Redis:
         return f'redis://127.0.0.1:{self.port}'
 
     def start(self):
-        args = [REDIS, '--port', str(self.port), '--bind', '127.0.0.1', '--unixsocket', self.sock,
+        args = [REDIS, '--port', str(self.port), '--bind', *self.bind, '--unixsocket', self.sock,
                 '--unixsocketperm', '700', '--save', '', '--appendonly', 'no', '--dir', self.dir,
                 '--logfile', self.logpath, '--daemonize', 'no']
         if self.password:
