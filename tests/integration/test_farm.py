@@ -26,7 +26,9 @@ sys.path.insert(0, HERE)
 UIDS = {'alice': 20001, 'bob': 20002, 'carol': 20003}
 SPN = 'HTTP@www.gh.test'
 CLIENTS = 64
-REQUESTS = int(os.environ.get('GH_FARM_REQUESTS', '10000'))
+# per haproxy mode; a sanitizer build serves ~20 times slower: a quarter of the load there
+SANITIZED = bool(os.environ.get('ASAN_OPTIONS') or os.environ.get('TSAN_OPTIONS'))
+REQUESTS = int(os.environ.get('GH_FARM_REQUESTS', '2500' if SANITIZED else '10000'))
 NODE_PORT = 8080
 
 
@@ -424,6 +426,7 @@ defaults
     timeout connect 2s
     timeout client 30s
     timeout server 30s
+    timeout check 2s        # a busy node is slow, not down (a dead one refuses at once)
     retries 3
     option redispatch
 
@@ -926,8 +929,9 @@ def check_load(mode, recs, t, total, killed):
     # never more of them than there are clients. In TCP mode each was on a connection to
     # that node (haproxy pins a client connection to one server); in HTTP mode haproxy
     # balances every request, so the node of the connection's previous answer says nothing.
+    slack = 3.0 if SANITIZED else 0.5
     for f in fails:
-        assert f['t'] < t['down'] + 0.1 and t['kill'] - 0.05 <= f['t1'] < t['down'] + 0.5, \
+        assert f['t'] < t['down'] + 0.1 and t['kill'] - 0.05 <= f['t1'] < t['down'] + slack, \
             (f, t, summary)
         if mode == 'tcp':   # (a connection opened as the node died has not seen it answer)
             assert f['node'] == killed or (f['fresh'] and f['node'] is None), (f, summary)
