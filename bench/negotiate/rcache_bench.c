@@ -1,4 +1,6 @@
-/* rcache_bench.c: replay-cache inserts per second with T threads — the in-memory table, the Redis backend (a pooled connection per thread), and two alternatives measured against it (one mutex-guarded connection, one connection with requests of all threads pipelined). */
+/* rcache_bench.c: replay-cache inserts per second with T threads — the in-memory table, the Redis
+ * backend (a pooled connection per thread), and two alternatives measured against it (one
+ * mutex-guarded connection, one connection with requests of all threads pipelined). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -73,7 +75,7 @@ static int mutex_insert(shared_t *sh, const char *key)
  * request in one write and reads all replies; the others wait. */
 static int pipe_insert(shared_t *sh, const char *key)
 {
-  pl_req_t me = { .result = -1 };
+  pl_req_t me = {.result = -1};
   snprintf(me.key, sizeof(me.key), "%s", key);
   pthread_mutex_lock(&sh->m);
   *sh->tail = &me;
@@ -155,7 +157,7 @@ static void run(shared_t *sh, strategy_t s, long n, int threads, const char *nam
   atomic_store(&sh->fails, 0);
   t0 = now_s();
   for (int i = 0; i < threads; i++) {
-    ta[i] = (targ_t){ sh, i };
+    ta[i] = (targ_t){sh, i};
     pthread_create(&tid[i], NULL, worker, &ta[i]);
   }
   for (int i = 0; i < threads; i++)
@@ -172,7 +174,7 @@ static void run(shared_t *sh, strategy_t s, long n, int threads, const char *nam
 int gh_bench_rcache(const char *url, long n, int threads)
 {
   shared_t sh;
-  gh__rcache_redis_config_t cfg = { url, NULL, false, 1000, NULL, NULL };
+  gh__rcache_redis_config_t cfg = {url, NULL, false, 1000, NULL, NULL};
 
   if (threads < 1 || threads > 256 || strncmp(url, "unix:", 5) != 0) {
     fprintf(stderr, "rcache: URL must be unix:/PATH, 1..256 threads\n");

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -343,6 +344,50 @@ static void test_silent_server_times_out(void **state)
   unlink(silent);
 }
 
+typedef struct th_arg {
+  gh__rcache_redis_t *r;
+  uint32_t base;
+  int bad;
+} th_arg_t;
+
+static void *inserter(void *p)
+{
+  th_arg_t *a = p;
+  uint8_t t[GH__RCACHE_TAG_LEN];
+  for (uint32_t i = 0; i < 300; i++) {
+    tag_of(a->base + i, t);
+    if (gh__rcache_redis_insert(a->r, t, 660) != 0)
+      a->bad++;
+    if (gh__rcache_redis_insert(a->r, t, 660) != GH__RCACHE_REPLAY)
+      a->bad++;
+    if (i % 50 == 0)
+      gh__rcache_redis_remove(a->r, t);
+  }
+  return NULL;
+}
+
+/* 8 threads at once: every insert answered right, at most one connection
+ * per thread (the pool), none left busy. */
+static void test_threads_share_the_pool(void **state)
+{
+  pthread_t th[8];
+  th_arg_t a[8];
+  if (!redis_up() && !redis_start())
+    skip();
+  gh__rcache_redis_t *r = backend(false);
+  for (int i = 0; i < 8; i++) {
+    a[i] = (th_arg_t){r, 10000u * (uint32_t)(i + 1), 0};
+    assert_int_equal(pthread_create(&th[i], NULL, inserter, &a[i]), 0);
+  }
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(pthread_join(th[i], NULL), 0);
+    assert_int_equal(a[i].bad, 0);
+  }
+  unsigned n = gh__rcache_redis_conns(r);
+  assert_true(n >= 1 && n <= 8);
+  gh__rcache_redis_free(r);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -352,6 +397,7 @@ int main(void)
       cmocka_unit_test(test_down_fails_closed_then_recovers),
       cmocka_unit_test(test_attached_rcache_is_farm_wide),
       cmocka_unit_test(test_silent_server_times_out),
+      cmocka_unit_test(test_threads_share_the_pool),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
