@@ -519,12 +519,16 @@ static take_t take(gh__rcache_redis_t *r, rr_conn_t **ret_c, char *why, size_t w
     return TAKE_POOLED;
   }
   if (r->down) {
-    if (r->probing || mono_ms() < r->next_try_ms) {
+    int64_t now = mono_ms();
+    if (r->probing || now < r->next_try_ms) {
       snprintf(why, whylen, "%s", r->why);
       pthread_mutex_unlock(&r->lock);
       return TAKE_SKIPPED;
     }
+    /* this request tries; the others wait for the next period whatever the outcome
+     * (a failure then doubles the period in mark_down) */
     r->probing = probe = true;
+    r->next_try_ms = now + r->backoff_ms;
   }
   pthread_mutex_unlock(&r->lock);
 
