@@ -98,8 +98,11 @@ typedef struct gh_http_user gh_http_user_t;
 typedef struct gh_event_provider gh_event_provider_t;
 
 /** The entry point each module exports (RegisterModule). Called once, at
- *  load, on the loading thread, before the server starts. server_version is
- *  GH_MODULE_SERVER_VERSION of the server. reg and server are borrowed: reg
+ *  load, on the loading thread, before the server starts, and only after the
+ *  loader has checked the module's gh_module_abi (ABI version, build
+ *  signature, name): a module need not check versions itself.
+ *  server_version is GH_MODULE_SERVER_VERSION of the server (for messages
+ *  or optional features). reg and server are borrowed: reg
  *  is valid only during the call; server lives as long as the module is
  *  loaded. Return 0 or an error (the module is then unloaded and the server
  *  reports the error with the module's path). */
@@ -185,16 +188,43 @@ typedef enum gh_global_notification {
 typedef gh_request_status_t (*gh_module_request_cb)(void *module, gh_http_context_t *ctx,
                                                     gh_event_provider_t *provider);
 
-/** A request-level module (IHttpModuleFactory + CHttpModule). The pipeline
- *  copies the struct at registration; factory_data is borrowed until
- *  terminate. */
+/*
+ * Growth of the registration structs (gh_module_factory_t,
+ * gh_global_module_t, gh_http_user_ops_t), as MIT krb5's plugin vtables:
+ * each starts with struct_size, which the module sets to sizeof() of the
+ * struct it was compiled with, and each grows only at its tail, a minor
+ * version at a time ("ABI 2.N ends here" below). The server reads the
+ * fields within struct_size:
+ *   - a module built for an older minor version (smaller struct_size) keeps
+ *     working: the fields it did not have count as NULL;
+ *   - a module built for a newer minor version (larger struct_size) loads
+ *     as long as every field this server does not know is zero (NULL);
+ *     otherwise registration fails with GH_EMODULE_ABI, naming the struct;
+ *   - a struct_size smaller than the first version of the struct, or not a
+ *     multiple of the pointer size, is refused with GH_EMODULE_ABI.
+ * Only GH_MODULE_ABI_VERSION changes say that a module must be rebuilt.
+ * Modules built against the first ABI 2 header (request callbacks in
+ * on_request[] / on_post_request[] arrays, registered with explicit masks)
+ * keep loading: the library still exports the calls they were linked with.
+ */
+
+/** Minor version of the registration structs in this header (see above). */
+#define GH_MODULE_ABI_MINOR 1u
+
+/** A request-level module (IHttpModuleFactory + CHttpModule). The module
+ *  gets exactly the notifications whose callback is non-NULL (CHttpModule's
+ *  On* methods; there is no separate mask). The pipeline copies the struct
+ *  at registration; factory_data is borrowed until terminate. */
 typedef struct gh_module_factory {
-  /** sizeof(gh_module_factory_t): lets later versions grow the struct. */
+  /** sizeof(gh_module_factory_t) as the module was compiled (see above). */
   size_t struct_size;
+  /** Handed to create, dispose and terminate. */
+  void *factory_data;
   /** Creates the per-request instance the first time the request reaches
    *  this module (GetHttpModule). Memory may come from
    *  gh_http_context_alloc(). Return 0 and *ret_module (may be NULL), or an
-   *  error: the request then fails with 500. Worker thread, base identity. */
+   *  error: the request then fails with 500. Worker thread, base identity.
+   *  May be NULL: the instance is then NULL. */
   int (*create)(void *factory_data, gh_http_context_t *ctx, void **ret_module);
   /** Disposes the instance: called exactly once per created instance, at the
    *  end of the request (after END_REQUEST), also when the request was
@@ -202,13 +232,38 @@ typedef struct gh_module_factory {
   void (*dispose)(void *factory_data, void *module);
   /** Called once when the module is unloaded (Terminate). May be NULL. */
   void (*terminate)(void *factory_data);
-  /** Per-notification callbacks (index gh_notification_t). Only the ones set
-   *  in the request mask are called; a NULL entry in the mask is an error at
-   *  registration. */
-  gh_module_request_cb on_request[GH_NOTIFY_COUNT_];
-  /** Post-notification callbacks (index gh_notification_t, first twelve). */
-  gh_module_request_cb on_post_request[GH_NOTIFY_COUNT_];
-  void *factory_data;
+  /** Request notifications in IIS order, each followed by its post event. */
+  gh_module_request_cb on_begin_request;
+  gh_module_request_cb on_post_begin_request;
+  gh_module_request_cb on_authenticate_request;
+  gh_module_request_cb on_post_authenticate_request;
+  gh_module_request_cb on_authorize_request;
+  gh_module_request_cb on_post_authorize_request;
+  gh_module_request_cb on_resolve_request_cache;
+  gh_module_request_cb on_post_resolve_request_cache;
+  gh_module_request_cb on_map_request_handler;
+  gh_module_request_cb on_post_map_request_handler;
+  gh_module_request_cb on_acquire_request_state;
+  gh_module_request_cb on_post_acquire_request_state;
+  gh_module_request_cb on_pre_execute_request_handler;
+  gh_module_request_cb on_post_pre_execute_request_handler;
+  gh_module_request_cb on_execute_request_handler;
+  gh_module_request_cb on_post_execute_request_handler;
+  gh_module_request_cb on_release_request_state;
+  gh_module_request_cb on_post_release_request_state;
+  gh_module_request_cb on_update_request_cache;
+  gh_module_request_cb on_post_update_request_cache;
+  gh_module_request_cb on_log_request;
+  gh_module_request_cb on_post_log_request;
+  gh_module_request_cb on_end_request;
+  gh_module_request_cb on_post_end_request;
+  /** Nested events (no post event). */
+  gh_module_request_cb on_send_response;
+  gh_module_request_cb on_read_entity;
+  gh_module_request_cb on_map_path;
+  /* ABI 2.1 ends here. New fields (a new notification, a new factory
+   * callback) are added below this line, never above, with the next minor
+   * version's marker. */
 } gh_module_factory_t;
 
 /** Status of a global notification callback. */
@@ -217,35 +272,42 @@ typedef enum gh_global_status {
   GH_GLOBAL_FINISH = 1, /* later modules do not get this global event */
 } gh_global_status_t;
 
-/** A global module (CGlobalModule). Callbacks run on the thread that starts,
- *  stops or reloads the server, never concurrently with each other, but
- *  possibly concurrently with requests (reload). */
+/** Callback for one global notification. */
+typedef gh_global_status_t (*gh_global_cb)(void *global_data, gh_module_server_t *server);
+
+/** A global module (CGlobalModule): it gets the global notifications whose
+ *  callback is non-NULL. Callbacks run on the thread that starts, stops or
+ *  reloads the server, never concurrently with each other, but possibly
+ *  concurrently with requests (reload). The struct is copied; global_data
+ *  is borrowed until terminate. */
 typedef struct gh_global_module {
-  size_t struct_size; /* sizeof(gh_global_module_t) */
-  gh_global_status_t (*on_global[GH_GLOBAL_COUNT_])(void *global_data,
-                                                   gh_module_server_t *server);
+  size_t struct_size;                   /* sizeof(gh_global_module_t) as compiled (see above) */
+  void *global_data;                    /* handed to every callback */
   void (*terminate)(void *global_data); /* at unload; may be NULL */
-  void *global_data;
+  gh_global_cb on_start;                /* GH_GLOBAL_START */
+  gh_global_cb on_stop;                 /* GH_GLOBAL_STOP */
+  gh_global_cb on_config_reload;        /* GH_GLOBAL_CONFIG_RELOAD */
+  /* ABI 2.1 ends here (new fields below, never above). */
 } gh_global_module_t;
 
-/** Registers the request-level module: factory (copied), which notifications
- *  it wants (masks of GH_NOTIFY_BIT) and post notifications. Once per
- *  registration. GH_EEXISTS if called twice, -EINVAL on a mask bit without a
- *  callback or a post bit for SEND_RESPONSE/READ_ENTITY/MAP_PATH. */
-GH_EXPORT int gh_module_registration_set_request_notifications(gh_module_registration_t *reg,
-                                                               const gh_module_factory_t *factory,
-                                                               uint32_t request_mask,
-                                                               uint32_t post_mask);
+/** Registers the request-level module (SetRequestNotifications): factory is
+ *  copied; the notifications are its non-NULL callbacks. Once per
+ *  registration. Errors: GH_EEXISTS if called twice; -EINVAL when no
+ *  callback is set; GH_EMODULE_ABI for a struct_size this server cannot
+ *  read (see above; the loader's message names it). */
+GH_EXPORT int gh_module_registration_set_factory(gh_module_registration_t *reg,
+                                                 const gh_module_factory_t *factory);
 
-/** Sets the priority of the module for the notifications in mask (default
- *  MEDIUM). Applies to pre and post events. */
+/** Sets the priority of the module for the notifications in mask (masks of
+ *  GH_NOTIFY_BIT; default MEDIUM). Applies to pre and post events. */
 GH_EXPORT int gh_module_registration_set_priority(gh_module_registration_t *reg, uint32_t mask,
                                                   gh_module_priority_t priority);
 
-/** Registers global notifications (mask of 1u << gh_global_notification_t). */
-GH_EXPORT int gh_module_registration_set_global_notifications(gh_module_registration_t *reg,
-                                                              const gh_global_module_t *global,
-                                                              uint32_t mask);
+/** Registers global notifications (SetGlobalNotifications): global is
+ *  copied; the notifications are its non-NULL callbacks. Errors as
+ *  gh_module_registration_set_factory. */
+GH_EXPORT int gh_module_registration_set_global(gh_module_registration_t *reg,
+                                                const gh_global_module_t *global);
 
 /** Marks the module as a handler: its EXECUTE_REQUEST_HANDLER (and post) run
  *  only for sites whose `handler` key names it. Modules without this flag get
@@ -531,9 +593,10 @@ GH_EXPORT int gh_http_response_send_error(gh_http_response_t *resp, int status,
  * referenced. A custom user (gh_http_user_new) has no token unless given one.
  */
 
-/** Ops of a custom user object, for gh_http_user_new(). Any may be NULL. */
+/** Ops of a custom user object, for gh_http_user_new(). Any may be NULL.
+ *  Grows at its tail like the registration structs (see "Growth" above). */
 typedef struct gh_http_user_ops {
-  size_t struct_size;
+  size_t struct_size; /* sizeof(gh_http_user_ops_t) as compiled */
   const char *(*get_name)(void *data);
   const char *(*get_remote_name)(void *data);
   const char *(*get_auth_type)(void *data);
@@ -545,11 +608,13 @@ typedef struct gh_http_user_ops {
    *  there is turned into -EPROTO. Called on the caller's thread. */
   int (*is_in_role)(void *data, const char *role, gh_membership_t *ret_membership);
   void (*free)(void *data); /* last unref */
+  /* ABI 2.1 ends here (new fields below, never above). */
 } gh_http_user_ops_t;
 
 /** Creates a custom user (IHttpUser implementation by a module, for
  *  gh_event_provider_set_user). ops is copied; data is handed to ops. The
- *  user starts with one reference owned by the caller. */
+ *  user starts with one reference owned by the caller. GH_EMODULE_ABI for a
+ *  struct_size this server cannot read. */
 GH_EXPORT int gh_http_user_new(const gh_http_user_ops_t *ops, void *data,
                                gh_http_user_t **ret_user);
 /** ReferenceUser / DereferenceUser (atomic). The last unref frees the user

@@ -124,11 +124,8 @@ send:
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_authorize_request = on_authorize};
+  (void)server_version;
   (void)server;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
-  f.on_request[GH_NOTIFY_AUTHORIZE_REQUEST] = on_authorize;
-  return gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_AUTHORIZE_REQUEST), 0);
+  return gh_module_registration_set_factory(reg, &f);
 }

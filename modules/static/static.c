@@ -401,20 +401,17 @@ static void on_terminate(void *data)
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
-  gh_global_module_t g = {.struct_size = sizeof(g), .terminate = on_terminate};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_execute};
+  gh_global_module_t g = {.struct_size = sizeof(g),
+                          .terminate = on_terminate,
+                          .on_start = on_start,
+                          .on_config_reload = on_start};
   int ret;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
+  (void)server_version;
   g_server = server;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_execute;
-  g.on_global[GH_GLOBAL_START] = on_start;
-  g.on_global[GH_GLOBAL_CONFIG_RELOAD] = on_start;
-  ret = gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  ret = gh_module_registration_set_factory(reg, &f);
   if (ret == 0)
-    ret = gh_module_registration_set_global_notifications(
-        reg, &g, (1u << GH_GLOBAL_START) | (1u << GH_GLOBAL_CONFIG_RELOAD));
+    ret = gh_module_registration_set_global(reg, &g);
   if (ret == 0)
     ret = gh_module_registration_set_handler(reg);
   if (ret == 0)

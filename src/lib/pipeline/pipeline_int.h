@@ -3,6 +3,7 @@
 #define GH_PIPELINE_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -157,15 +158,41 @@ typedef struct gh__pl_module {
   void *dl;
   int id;
   bool has_factory;
-  gh_module_factory_t factory;
-  uint32_t request_mask, post_mask;
+  gh_module_factory_t factory; /* as this library knows it (gh__pl_struct_in) */
+  /* the factory's callbacks by notification: the one record of what the
+   * module gets (NULL: not registered) */
+  gh_module_request_cb on_request[GH_NOTIFY_COUNT_];
+  gh_module_request_cb on_post[GH_NOTIFY_COUNT_];
   gh_module_priority_t priority[GH_NOTIFY_COUNT_];
   bool has_global;
   gh_global_module_t global;
-  uint32_t global_mask;
+  gh_global_cb on_global[GH_GLOBAL_COUNT_];
   bool handler;
   bool scoped_impersonation; /* opens as the client via gh_http_context_openat2 */
+  /* the first failed registration call: the loader refuses the module even
+   * if gh_register_module ignored the error, with this reason */
+  int reg_error;
+  char reg_why[256];
 } gh__pl_module_t;
+
+/* Reads a module's registration struct (src, whose first field is its
+ * size_t struct_size) into dst (dst_size bytes, this library's sizeof) by
+ * the growth rules of module.h: a smaller struct_size (older minor version)
+ * leaves the rest of dst zero; a larger one is read if every byte this
+ * library does not know is zero. min_size is the struct's first version.
+ * Returns 0 or GH_EMODULE_ABI with the reason in why. */
+int gh__pl_struct_in(void *dst, size_t dst_size, const void *src, size_t min_size, char *why,
+                     size_t whylen);
+/* Records a failed registration call of the module (first one wins). */
+int gh__pl_reg_fail(gh_module_registration_t *reg, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The factory field of notification n (post: its post event), or NULL
+ * when n has no such event. */
+gh_module_request_cb *gh__pl_factory_slot(gh_module_factory_t *f, gh_notification_t n, bool post);
+/* Sizes of the first version (ABI 2.1) of each registration struct. */
+#define GH__PL_FACTORY_SIZE_2_1 (offsetof(gh_module_factory_t, on_map_path) + sizeof(void *))
+#define GH__PL_GLOBAL_SIZE_2_1 (offsetof(gh_global_module_t, on_config_reload) + sizeof(void *))
+#define GH__PL_USER_OPS_SIZE_2_1 (offsetof(gh_http_user_ops_t, free) + sizeof(void *))
 
 struct gh_module_registration {
   gh_pipeline_t *pl;
