@@ -35,6 +35,28 @@ static void clf_esc(const char *s, char *out, size_t len)
   out[o] = '\0';
 }
 
+/* The user field, readable: a backslash is no hazard in a log line, so
+ * GH\alice (NTLM) stays GH\alice. Escaped as \xHH: control bytes, bytes
+ * outside printable ASCII, '"', the space (the field separator of the
+ * format) and a backslash before an 'x', so that every \xHH in the field
+ * is an escape and nothing else is. */
+static void user_esc(const char *s, char *out, size_t len)
+{
+  size_t o = 0;
+  if (s == NULL || *s == '\0') {
+    snprintf(out, len, "-");
+    return;
+  }
+  for (; *s && o + 5 < len; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c <= 0x20 || c >= 0x7f || c == '"' || (c == '\\' && s[1] == 'x'))
+      o += (size_t)snprintf(out + o, len - o, "\\x%02x", c);
+    else
+      out[o++] = (char)c;
+  }
+  out[o] = '\0';
+}
+
 static void open_log(gh_module_server_t *server)
 {
   const char *path = gh_module_server_get_config(server, "server", "access_log");
@@ -91,7 +113,7 @@ static gh_request_status_t on_log(void *module, gh_http_context_t *ctx, gh_event
   int n, ver = gh_http_request_get_version(req);
   (void)module;
   (void)p;
-  clf_esc(gh_http_user_get_name(gh_http_context_get_user(ctx)), user, sizeof(user));
+  user_esc(gh_http_user_get_name(gh_http_context_get_user(ctx)), user, sizeof(user));
   clf_esc(gh_http_request_get_method(req), method, sizeof(method));
   clf_esc(gh_http_request_get_url(req), url, sizeof(url));
   snprintf(reqline, sizeof(reqline), "%s %s HTTP/%d.%d", method, url, ver / 10, ver % 10);

@@ -2,6 +2,7 @@
 #include "config.h"
 #include "confval.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -14,12 +15,16 @@
 
 typedef struct parse_ctx {
   gh_daemon_config_t *cfg;
-  char msg[512];  /* first error, without the line */
-  int n_items;    /* handler calls so far, to recover the line of the first error */
-  int err_item;
+  char msg[512];     /* first error in file order, without file and line */
+  unsigned err_line; /* its line (0: none yet) */
   FILE *f;
-  unsigned line;  /* line of the item being handled */
-  bool at_bol;    /* the next chunk read starts a line */
+  unsigned line;      /* line being read (and of the item being handled) */
+  bool at_bol;        /* the next chunk read starts a line */
+  bool after_key;     /* a key line was seen since the last [section] line */
+  bool continued;     /* this line continues the key before it (indented) */
+  unsigned key_line;  /* line of that key */
+  unsigned long_line; /* first line longer than inih's buffer */
+  int long_max;       /* the longest line inih takes */
 } parse_ctx_t;
 
 /* Keys that belong to later layers (pipeline): accepted and ignored here.
@@ -41,17 +46,55 @@ static bool in_list(const char *const *list, const char *k)
   return false;
 }
 
+/* Keys that may be given more than once, one table per section kind: each
+ * line adds a value. Every other key of the daemon is set once, so a second
+ * line would silently replace the first: an error. A name ending in a space
+ * is a prefix ("require /sub"). Modules declare their own keys. */
+static const char *const server_repeat[] = {"listen",   "module",  "modules",
+                                            "tls_cert", "tls_key", NULL};
+static const char *const site_repeat[] = {"require", "require ", NULL};
+
+static bool in_repeat(const char *const *list, const char *k)
+{
+  for (; *list != NULL; list++) {
+    size_t n = strlen(*list);
+    if ((*list)[n - 1] == ' ' ? strncmp(*list, k, n) == 0 : strcmp(*list, k) == 0)
+      return true;
+  }
+  return false;
+}
+
+gh_daemon_key_kind_t gh_daemon_key_kind(const char *section, const char *key)
+{
+  if (strcmp(section, "server") == 0)
+    return in_repeat(server_repeat, key) ? GH_DAEMON_KEY_REPEAT : GH_DAEMON_KEY_ONCE;
+  if (strncmp(section, "site ", 5) == 0 && strchr(key, '.') == NULL)
+    return in_repeat(site_repeat, key) ? GH_DAEMON_KEY_REPEAT : GH_DAEMON_KEY_ONCE;
+  return GH_DAEMON_KEY_MODULE;
+}
+
+/* Records the first error in file order: "[section] key: what" at line. */
+__attribute__((format(printf, 3, 4))) static void set_err_at(parse_ctx_t *c, unsigned line,
+                                                             const char *fmt, ...)
+{
+  if (c->err_line != 0 && c->err_line <= line)
+    return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(c->msg, sizeof(c->msg), fmt, ap);
+  va_end(ap);
+  c->err_line = line;
+}
+
 __attribute__((format(printf, 4, 5))) static int set_err(parse_ctx_t *c, const char *section,
                                                          const char *key, const char *fmt, ...)
 {
-  if (c->msg[0] == '\0') {
-    char what[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    snprintf(c->msg, sizeof(c->msg), "[%s] %s: %s", section, key, what);
-  }
+  char what[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof(what), fmt, ap);
+  va_end(ap);
+  set_err_at(c, c->line, "[%s] %s: %s", section, key, what);
   return 0;
 }
 
@@ -104,6 +147,14 @@ static int server_key(parse_ctx_t *c, const char *section, const char *k, const 
     free(cfg->access_log);
     cfg->access_log = v[0] ? strdup(v) : NULL;
     return 1;
+  }
+  if (strcmp(k, "pid_file") == 0) {
+    char pmsg[64];
+    if (v[0] != '/')
+      return set_err(c, section, k, "'%s' is not an absolute path", v);
+    return gh_daemon_set_str(&cfg->pid_file, v, pmsg, sizeof(pmsg))
+               ? 1
+               : set_err(c, section, k, "%s", pmsg);
   }
   if (strcmp(k, "server_header") == 0) {
     free((char *)s->server_header);
@@ -193,7 +244,7 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
   return set_err(c, section, k, "%s", "unknown key");
 }
 
-static gh_site_t *site_for(parse_ctx_t *c, const char *prefix)
+static gh_site_t *site_for(parse_ctx_t *c, const char *prefix, unsigned line)
 {
   gh_daemon_config_t *cfg = c->cfg;
   for (size_t i = 0; i < cfg->n_sites; i++)
@@ -209,9 +260,131 @@ static gh_site_t *site_for(parse_ctx_t *c, const char *prefix)
   s->prefix = strdup(prefix);
   if (s->prefix == NULL)
     return NULL;
-  s->line = c->line;
+  s->line = line;
   cfg->n_sites++;
   return s;
+}
+
+/* The normalised name of a section ("site  /a/ " -> "site /a"), or NULL with
+ * the reason in msg: an unknown kind, a site path that is not absolute, a
+ * module section without a name, out of memory. */
+static char *section_name(const char *raw, char *msg, size_t msglen)
+{
+  const char *kind = NULL, *arg = NULL;
+  char *ret = NULL;
+  size_t n = strlen(raw);
+  while (n > 0 && (raw[n - 1] == ' ' || raw[n - 1] == '\t'))
+    n--;
+  if (n == 6 && strncmp(raw, "server", 6) == 0) {
+    ret = strdup("server");
+    goto done;
+  }
+  if (strncmp(raw, "site", 4) == 0 && (raw[4] == ' ' || raw[4] == '\t'))
+    kind = "site", arg = raw + 4;
+  else if (strncmp(raw, "module", 6) == 0 && (raw[6] == ' ' || raw[6] == '\t'))
+    kind = "module", arg = raw + 6;
+  if (kind == NULL) {
+    snprintf(msg, msglen, "unknown section (server | site /path | module NAME)");
+    goto out;
+  }
+  arg += strspn(arg, " \t");
+  n -= (size_t)(arg - raw);
+  if (kind[1] == 'i') {
+    if (arg[0] != '/') {
+      snprintf(msg, msglen, "section needs an absolute path: [site /path], got '%.*s'", (int)n,
+               arg);
+      goto out;
+    }
+    while (n > 1 && arg[n - 1] == '/') /* [site /a/] is [site /a], as for the server */
+      n--;
+  }
+  ret = malloc(strlen(kind) + n + 2);
+  if (ret != NULL)
+    snprintf(ret, strlen(kind) + n + 2, "%s %.*s", kind, (int)n, arg);
+done:
+  if (ret == NULL)
+    snprintf(msg, msglen, "out of memory");
+out:
+  return ret;
+}
+
+/* A [section] line: its kind must be known, its name new. Sections are
+ * recorded here, not from their keys, so that one without keys is checked
+ * too (libinih never reports it). */
+static void section_line(parse_ctx_t *c, const char *raw, size_t len)
+{
+  gh_daemon_config_t *cfg = c->cfg;
+  char buf[64], msg[256];
+  char *name = NULL;
+  if (len >= 50) { /* libinih keeps 49 characters of a section name */
+    set_err_at(c, c->line, "[%.*s...]: section name longer than 49 characters", 40, raw);
+    goto out;
+  }
+  memcpy(buf, raw, len);
+  buf[len] = '\0';
+  name = section_name(buf, msg, sizeof(msg));
+  if (name == NULL) {
+    set_err_at(c, c->line, "[%s]: %s", buf, msg);
+    goto out;
+  }
+  for (size_t i = 0; i < cfg->n_sections; i++) {
+    if (strcmp(cfg->sections[i].name, name) == 0) {
+      set_err_at(c, c->line,
+                 "[%s]: section given twice, first at line %u (give its keys in one "
+                 "section)",
+                 name, cfg->sections[i].line);
+      goto out;
+    }
+  }
+  gh_daemon_section_t *ns = realloc(cfg->sections, (cfg->n_sections + 1) * sizeof(*ns));
+  if (ns == NULL) {
+    set_err_at(c, c->line, "[%s]: out of memory", name);
+    goto out;
+  }
+  cfg->sections = ns;
+  ns[cfg->n_sections].name = name;
+  ns[cfg->n_sections].line = c->line;
+  cfg->n_sections++;
+  if (strncmp(name, "site ", 5) == 0 && site_for(c, name + 5, c->line) == NULL)
+    set_err_at(c, c->line, "[%s]: out of memory", name);
+  name = NULL;
+out:
+  free(name);
+}
+
+/* Reads one line the way libinih's ini_parse_stream() does (BOM, leading
+ * blanks, comment, indented continuation of the key before, [section],
+ * key = value) for what inih does not report: section lines and
+ * continuation lines. */
+static void scan_line(parse_ctx_t *c, const char *chunk)
+{
+  const char *start = chunk, *end;
+  bool was_space = false;
+  c->continued = false;
+  if (c->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
+    start += 3;
+  while (*start != '\0' && isspace((unsigned char)*start))
+    start++;
+  if (*start == '\0' || *start == ';' || *start == '#')
+    return;
+  if (c->after_key && start > chunk) {
+    c->continued = true;
+    return;
+  }
+  /* up to the first of chars, or an inline comment (";" after a blank) */
+  const char *chars = *start == '[' ? "]" : "=:";
+  for (end = start + (*start == '['); *end != '\0' && strchr(chars, *end) == NULL; end++) {
+    if (was_space && *end == ';')
+      break;
+    was_space = isspace((unsigned char)*end);
+  }
+  if (*start == '[' && *end == ']') {
+    c->after_key = false;
+    section_line(c, start + 1, (size_t)(end - start - 1));
+  } else if (*start != '[' && (*end == '=' || *end == ':')) {
+    c->after_key = true;
+    c->key_line = c->line;
+  }
 }
 
 /* fgets for inih that counts lines, so every item knows its line. */
@@ -220,9 +393,13 @@ static char *read_line(char *str, int num, void *stream)
   parse_ctx_t *c = stream;
   char *r = fgets(str, num, c->f);
   if (r != NULL) {
-    if (c->at_bol)
-      c->line++;
     size_t n = strlen(r);
+    if (c->at_bol) {
+      c->line++;
+      scan_line(c, r);
+      if (n == (size_t)num - 1 && r[n - 1] != '\n' && c->long_line == 0)
+        c->long_line = c->line, c->long_max = num - 2; /* refused unless it ends the file */
+    }
     c->at_bol = n > 0 && r[n - 1] == '\n';
   }
   return r;
@@ -240,16 +417,7 @@ static int add_item(parse_ctx_t *c, const char *section, const char *name, const
   it->line = c->line;
   it->key = strdup(name);
   it->value = strdup(value);
-  if (strncmp(section, "site ", 5) == 0) {
-    const char *p = section + 5;
-    while (*p == ' ')
-      p++;
-    it->section = malloc(strlen(p) + 6);
-    if (it->section != NULL)
-      sprintf(it->section, "site %s", p);
-  } else {
-    it->section = strdup(section);
-  }
+  it->section = strdup(section);
   if (it->key == NULL || it->value == NULL || it->section == NULL) {
     free(it->key);
     free(it->value);
@@ -260,34 +428,62 @@ static int add_item(parse_ctx_t *c, const char *section, const char *name, const
   return 1;
 }
 
+/* The first earlier line of the last item's key in its section, when the
+ * key may be given only once. */
+static const gh_daemon_item_t *given_before(const gh_daemon_config_t *cfg)
+{
+  const gh_daemon_item_t *it = &cfg->items[cfg->n_items - 1];
+  if (gh_daemon_key_kind(it->section, it->key) != GH_DAEMON_KEY_ONCE)
+    return NULL;
+  for (size_t i = 0; i + 1 < cfg->n_items; i++)
+    if (strcmp(cfg->items[i].key, it->key) == 0 && strcmp(cfg->items[i].section, it->section) == 0)
+      return &cfg->items[i];
+  return NULL;
+}
+
 static int on_item(void *user, const char *section, const char *name, const char *value)
 {
   parse_ctx_t *c = user;
-  int ok;
-  c->n_items++;
-  if (!add_item(c, section, name, value)) {
-    ok = set_err(c, section, name, "%s", "out of memory");
-  } else if (strcmp(section, "server") == 0) {
-    ok = server_key(c, section, name, value);
-  } else if (strncmp(section, "site ", 5) == 0) {
-    const char *prefix = section + 5;
-    while (*prefix == ' ')
-      prefix++;
-    if (prefix[0] != '/') {
-      ok = set_err(c, section, name, "section needs an absolute path: [site /path], got '%s'",
-                   prefix);
-    } else {
-      gh_site_t *s = site_for(c, prefix);
-      ok = s ? site_key(c, s, section, name, value) : set_err(c, section, name, "%s", "out of memory");
-    }
-  } else if (strncmp(section, "module ", 7) == 0 && section[7] != '\0') {
-    ok = 1; /* a module's own keys: the section name is checked against the loaded modules */
-  } else {
-    ok = set_err(c, section, name, "unknown section '%s' (server | site /path | module NAME)",
-                 section);
+  const gh_daemon_item_t *first;
+  char msg[256];
+  char *sec = NULL;
+  int ok = 0;
+  if (c->err_line != 0)
+    goto out; /* only the first error is reported: no more work (bounded on any input) */
+  if (section[0] == '\0') {
+    set_err_at(c, c->line, "%s: key before any [section]", name);
+    goto out;
   }
-  if (!ok && c->err_item == 0)
-    c->err_item = c->n_items;
+  sec = section_name(section, msg, sizeof(msg)); /* an unknown one: its line said so already */
+  if (sec == NULL) {
+    set_err(c, section, name, "%s", msg);
+    goto out;
+  }
+  if (!add_item(c, sec, name, value)) {
+    set_err(c, sec, name, "%s", "out of memory");
+    goto out;
+  }
+  if ((first = given_before(c->cfg)) != NULL) {
+    if (c->continued)
+      set_err(c, sec, name,
+              "this indented line continues the key of line %u, which takes one "
+              "value",
+              c->key_line);
+    else
+      set_err(c, sec, name, "given twice, first at line %u (this key takes one value)",
+              first->line);
+    goto out;
+  }
+  if (strcmp(sec, "server") == 0) {
+    ok = server_key(c, sec, name, value);
+  } else if (strncmp(sec, "site ", 5) == 0) {
+    gh_site_t *s = site_for(c, sec + 5, c->line);
+    ok = s ? site_key(c, s, sec, name, value) : set_err(c, sec, name, "%s", "out of memory");
+  } else {
+    ok = 1; /* [module NAME]: the name is checked against the loaded modules */
+  }
+out:
+  free(sec);
   return ok;
 }
 
@@ -316,16 +512,28 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   }
   c.f = f;
   int line = cfg->path ? ini_parse_stream(read_line, &c, on_item, &c) : -2;
+  bool rerr = ferror(f) != 0;
   fclose(f);
-  if (line != 0) {
+  if (line < 0 || rerr) {
     ret = GH_ECONFIG;
-    if (line < 0)
-      snprintf(err, err_len, "%s: cannot read", path);
-    else if (c.msg[0] != '\0')
-      snprintf(err, err_len, "%s:%d: %s", path, line, c.msg);
+    snprintf(err, err_len, "%s: cannot read", path);
+    goto out;
+  }
+  /* inih's line is the first line it refused: a syntax error (or a line
+   * cut short) unless it is the line of an error of ours */
+  unsigned ul = line > 0 ? (unsigned)line : 0;
+  if (ul > 0 && (c.err_line == 0 || ul < c.err_line || (ul == c.err_line && ul == c.long_line))) {
+    ret = GH_ECONFIG;
+    if (ul == c.long_line)
+      snprintf(err, err_len, "%s:%d: line longer than %d characters", path, line, c.long_max);
     else
       snprintf(err, err_len, "%s:%d: syntax error (expected [section] or key = value)", path,
                line);
+    goto out;
+  }
+  if (c.err_line != 0) {
+    ret = GH_ECONFIG;
+    snprintf(err, err_len, "%s:%u: %s", path, c.err_line, c.msg);
     goto out;
   }
   if (cfg->n_listen == 0) {
@@ -378,7 +586,11 @@ void gh_daemon_config_done(gh_daemon_config_t *cfg)
     free(cfg->items[i].value);
   }
   free(cfg->items);
+  for (size_t i = 0; i < cfg->n_sections; i++)
+    free(cfg->sections[i].name);
+  free(cfg->sections);
   free(cfg->path);
+  free(cfg->pid_file);
   gh_daemon_auth_done(&cfg->auth);
   gh_daemon_tls_done(&cfg->tls);
   free(cfg->sites);

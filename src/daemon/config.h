@@ -26,11 +26,24 @@ typedef struct gh_daemon_item {
   unsigned line;
 } gh_daemon_item_t;
 
+/* One [section] line of the file, in file order (sections without keys too). */
+typedef struct gh_daemon_section {
+  char *name; /* normalised: "server", "site /path", "module NAME" */
+  unsigned line;
+} gh_daemon_section_t;
+
+/* How often a key may be given in its section. */
+typedef enum gh_daemon_key_kind {
+  GH_DAEMON_KEY_ONCE = 0, /* a second line is an error naming both lines */
+  GH_DAEMON_KEY_REPEAT,   /* every line adds a value (listen, require ...) */
+  GH_DAEMON_KEY_MODULE,   /* a module's own key ([module NAME], NAME.key): the module decides */
+} gh_daemon_key_kind_t;
+
 typedef struct gh_site {
   char *prefix;
   gh_site_handler_t handler;
   char *module;        /* handler name when it runs in the pipeline (static, whoami, ...) */
-  unsigned line;       /* first line of the section, for error messages */
+  unsigned line;       /* the [site] line, for error messages */
   char *root;          /* static */
   char *body;          /* fixed */
   char *content_type;  /* fixed; default text/plain */
@@ -55,6 +68,9 @@ typedef struct gh_daemon_config {
   gh_daemon_tls_t tls;        /* [server] tls_* and hsts keys (tlsconf.h) */
   gh_daemon_item_t *items;    /* every key in file order (the pipeline's configuration) */
   size_t n_items;
+  gh_daemon_section_t *sections; /* every [section] line in file order, each name once */
+  size_t n_sections;
+  char *pid_file;             /* [server] pid_file, or NULL */
   char *path;                 /* the file, for error messages */
 } gh_daemon_config_t;
 
@@ -64,8 +80,16 @@ static inline int gh_site_is_pipeline(const gh_site_t *s)
   return s->handler == GH_SITE_STATIC || s->handler == GH_SITE_MODULE;
 }
 
+/** How often key may appear in section (a normalised section name, as in
+ *  gh_daemon_item_t). The daemon's own keys are in one table per section
+ *  kind (config.c); keys of modules are GH_DAEMON_KEY_MODULE. Any thread. */
+gh_daemon_key_kind_t gh_daemon_key_kind(const char *section, const char *key);
+
 /** Parses path into *cfg. On failure returns GH_ECONFIG (or -errno when the
- *  file cannot be read) and writes "FILE:LINE: message" into err. */
+ *  file cannot be read) and writes "FILE:LINE: message" into err: the first
+ *  error in file order. Refused: an unknown section name (with or without
+ *  keys), a section given twice, a key of the daemon given twice unless it
+ *  repeats (gh_daemon_key_kind), both lines named. */
 int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, size_t err_len);
 void gh_daemon_config_done(gh_daemon_config_t *cfg);
 

@@ -1,4 +1,5 @@
-/* daemonlog.c: gatehoused's log sink (stderr or journald) and service-manager notifications (NOTIFY_SOCKET). */
+/* daemonlog.c: gatehoused's log sink (stderr, journald or syslog) and service-manager notifications
+ * (NOTIFY_SOCKET). */
 #include "daemonlog.h"
 
 #include <errno.h>
@@ -20,7 +21,10 @@
 #include <systemd/sd-journal.h>
 #endif
 
-static bool g_journal;
+typedef enum sink { SINK_STDERR, SINK_JOURNAL, SINK_SYSLOG } sink_t;
+
+static sink_t g_sink;
+static bool g_serving; /* until then syslog lines go to stderr too (start-up errors) */
 static bool g_pid; /* worker processes: stderr lines say which process */
 
 void gh_dlog_with_pid(void)
@@ -41,27 +45,64 @@ static bool stderr_is_journal(void)
   return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+static void use(sink_t sink)
+{
+  if (g_sink == SINK_SYSLOG && sink != SINK_SYSLOG)
+    closelog();
+  if (sink == SINK_SYSLOG && g_sink != SINK_SYSLOG)
+    /* connected now, on the main thread at base identity; the socket is
+     * SOCK_CLOEXEC (glibc) and glibc reconnects if the log daemon restarts */
+    openlog("gatehoused", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+  g_sink = sink;
+}
+
 int gh_dlog_setup(const char *target)
 {
   int ret = 0;
   if (target == NULL || strcmp(target, "auto") == 0) {
-    g_journal = GH_HAVE_SYSTEMD && stderr_is_journal();
+    use(GH_HAVE_SYSTEMD && stderr_is_journal() ? SINK_JOURNAL : SINK_STDERR);
   } else if (strcmp(target, "stderr") == 0) {
-    g_journal = false;
+    use(SINK_STDERR);
+  } else if (strcmp(target, "syslog") == 0) {
+    use(SINK_SYSLOG);
   } else if (strcmp(target, "journald") == 0 || strcmp(target, "journal") == 0) {
     if (!GH_HAVE_SYSTEMD)
       ret = GH_ECONFIG;
     else
-      g_journal = true;
+      use(SINK_JOURNAL);
   } else {
     ret = GH_ECONFIG;
   }
   return ret;
 }
 
+void gh_dlog_detached(const char *target)
+{
+  if (target != NULL && strcmp(target, "auto") != 0)
+    return;
+  if (g_sink == SINK_JOURNAL)
+    return; /* stderr was the journal's stream: journald is there */
+  if (GH_HAVE_SYSTEMD && access("/run/systemd/journal/socket", W_OK) == 0)
+    use(SINK_JOURNAL);
+  else
+    use(SINK_SYSLOG);
+}
+
+void gh_dlog_serving(void)
+{
+  g_serving = true;
+}
+
 const char *gh_dlog_target(void)
 {
-  return g_journal ? "journald" : "stderr";
+  switch (g_sink) {
+  case SINK_JOURNAL:
+    return "journald";
+  case SINK_SYSLOG:
+    return "syslog";
+  default:
+    return "stderr";
+  }
 }
 
 void gh_dlog(int priority, const char *fmt, ...)
@@ -71,14 +112,19 @@ void gh_dlog(int priority, const char *fmt, ...)
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
+  priority &= LOG_PRIMASK; /* gh_dlog levels are syslog's (LOG_ERR ... LOG_DEBUG) */
 #if GH_HAVE_SYSTEMD
-  if (g_journal) {
+  if (g_sink == SINK_JOURNAL) {
     sd_journal_send("MESSAGE=%s", msg, "PRIORITY=%d", priority, "SYSLOG_IDENTIFIER=gatehoused",
                     NULL);
     return;
   }
 #endif
-  (void)priority;
+  if (g_sink == SINK_SYSLOG) {
+    syslog(LOG_DAEMON | priority, "%s", msg);
+    if (g_serving)
+      return;
+  }
   /* one write per line so lines from several threads never interleave */
   char line[2100];
   int n = g_pid ? snprintf(line, sizeof(line), "gatehoused[%d]: %s\n", (int)getpid(), msg)

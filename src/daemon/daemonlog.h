@@ -1,21 +1,34 @@
-/* daemonlog.h: gatehoused's own log (stderr or journald) and sd_notify-style readiness messages. */
+/* daemonlog.h: gatehoused's own log (stderr, journald or syslog) and sd_notify-style readiness
+ * messages. */
 #ifndef GH_DAEMON_DAEMONLOG_H
 #define GH_DAEMON_DAEMONLOG_H
 
 #include <syslog.h>
 
-/** Chooses the sink: "stderr", "journald", or "auto"/NULL (journald when
- *  stderr is already connected to the journal, i.e. JOURNAL_STREAM names
- *  it, and libsystemd was found at build time; stderr otherwise). Returns 0
- *  or GH_ECONFIG (unknown word, or journald without libsystemd). Main
- *  thread, before any worker starts. */
+/** Chooses the sink: "stderr", "journald", "syslog" (syslog(3): ident
+ *  gatehoused, LOG_PID, facility LOG_DAEMON, the message's level), or
+ *  "auto"/NULL (journald when stderr is already connected to the journal,
+ *  i.e. JOURNAL_STREAM names it, and libsystemd was found at build time;
+ *  stderr otherwise). Returns 0 or GH_ECONFIG (unknown word, or journald
+ *  without libsystemd). Main thread, before any worker starts. */
 int gh_dlog_setup(const char *target);
+
+/** After detaching (stderr is /dev/null): with target "auto"/NULL, the
+ *  journal when it was already chosen or its socket is writable (and
+ *  libsystemd was found at build time), syslog otherwise. Other targets are
+ *  kept. Main thread, before any worker starts. */
+void gh_dlog_detached(const char *target);
 
 /** From now on stderr lines are "gatehoused[PID]: <msg>" (worker
  *  processes; journald records the pid anyway). Before any thread. */
 void gh_dlog_with_pid(void);
 
-/** Name of the sink in use ("stderr" or "journald"); static. */
+/** The daemon serves: from now on syslog lines go to syslog only (before,
+ *  they are written to stderr too, so that a start-up failure shows on the
+ *  terminal or the supervisor's log as well). */
+void gh_dlog_serving(void);
+
+/** Name of the sink in use ("stderr", "journald" or "syslog"); static. */
 const char *gh_dlog_target(void);
 
 /** One line (no newline needed) at a syslog priority (LOG_ERR ...). On

@@ -24,6 +24,7 @@
 #include "daemonlog.h"
 #include "gh_config.h"
 #include "handlers.h"
+#include "pidfile.h"
 #include "pipeline_host.h"
 #include "procs.h"
 
@@ -96,14 +97,19 @@ out:
   return ret;
 }
 
-/* [server] value of key (last one), or NULL. */
-static const char *server_value(const gh_daemon_config_t *cfg, const char *key)
+/* The [server] line of key (given once), or NULL. */
+static const gh_daemon_item_t *server_item(const gh_daemon_config_t *cfg, const char *key)
 {
-  const char *v = NULL;
   for (size_t i = 0; i < cfg->n_items; i++)
     if (strcmp(cfg->items[i].section, "server") == 0 && strcmp(cfg->items[i].key, key) == 0)
-      v = cfg->items[i].value;
-  return v;
+      return &cfg->items[i];
+  return NULL;
+}
+
+static const char *server_value(const gh_daemon_config_t *cfg, const char *key)
+{
+  const gh_daemon_item_t *it = server_item(cfg, key);
+  return it != NULL ? it->value : NULL;
 }
 
 /* Privilege set-up through the sec layer, then its base identity: root
@@ -310,6 +316,7 @@ int main(int argc, char **argv)
   gh_pipeline_t *pl = NULL;
   char err[1024];
   bool have_cfg = false;
+  int e;
 
   while ((opt = getopt(argc, argv, "c:tfh")) != -1) {
     switch (opt) {
@@ -344,10 +351,13 @@ int main(int argc, char **argv)
     goto out;
   }
   have_cfg = true;
-  const char *log_target = server_value(&cfg, "log");
+  const gh_daemon_item_t *log_item = server_item(&cfg, "log");
+  const char *log_target = log_item != NULL ? log_item->value : NULL;
   if (gh_dlog_setup(log_target) != 0 || (test_only && gh_dlog_setup("stderr") != 0)) {
-    fprintf(stderr, "gatehoused: %s: [server] log = %s: expected auto, stderr or journald%s\n",
-            file, log_target, GH_HAVE_SYSTEMD ? "" : " (built without libsystemd: no journald)");
+    fprintf(stderr,
+            "gatehoused: %s:%u: [server] log: '%s' is not auto, stderr, syslog or journald%s\n",
+            file, log_item->line, log_target,
+            GH_HAVE_SYSTEMD ? "" : " (built without libsystemd: no journald)");
     goto out;
   }
   /* Modules are loaded (and the pipeline keys checked) in -t mode too. */
@@ -377,13 +387,19 @@ int main(int argc, char **argv)
   sigprocmask(SIG_BLOCK, &set, NULL);
   signal(SIGPIPE, SIG_IGN);
 
+  /* a running daemon holding the pid file: refused before anything is
+   * bound, on the terminal */
+  if (cfg.pid_file != NULL && (e = gh_pidfile_check(cfg.pid_file, err, sizeof(err))) != 0) {
+    gh_dlog(LOG_ERR, "%s", err);
+    goto out;
+  }
   malloc_policy(&cfg); /* before any thread exists */
   if (cfg.processes > 1) /* max_connections bounds the whole daemon */
     cfg.server.max_connections = (cfg.server.max_connections + cfg.processes - 1) / cfg.processes;
   /* listeners, privilege drop + sec layer, sites, auth engine */
   if (setup_server(&cfg, &srv) != 0)
     goto out;
-  int e = gh_accesslog_open(cfg.access_log);
+  e = gh_accesslog_open(cfg.access_log);
   if (e != 0) {
     gh_dlog(LOG_ERR, "access_log %s: %s", cfg.access_log, gh_strerror(e));
     goto out;
@@ -392,12 +408,18 @@ int main(int argc, char **argv)
     gh_dlog(LOG_ERR, "cannot detach: %s", gh_strerror(e));
     goto out;
   }
-  if (!foreground && (log_target == NULL || strcmp(log_target, "auto") == 0) &&
-      GH_HAVE_SYSTEMD && access("/run/systemd/journal/socket", W_OK) == 0)
-    gh_dlog_setup("journald"); /* detached: stderr is /dev/null now */
+  if (!foreground)
+    gh_dlog_detached(log_target); /* stderr is /dev/null now: journald or syslog */
   if (cfg.processes > 1) {
     bool child = false;
     unsigned index = 0;
+    /* the master is the daemon: its pid goes into the file, before it
+     * forks the worker processes */
+    if (cfg.pid_file != NULL && (e = gh_pidfile_write(cfg.pid_file, err, sizeof(err))) != 0) {
+      gh_dlog(LOG_ERR, "%s", err);
+      goto out;
+    }
+    gh_dlog_serving();
     ret = gh_daemon_run_master(&cfg, &set, &child, &index);
     if (!child)
       goto out; /* the master's life is over: its children are gone */
@@ -425,13 +447,22 @@ int main(int argc, char **argv)
     gh_dlog(LOG_ERR, "start: %s", gh_strerror(e));
     goto out;
   }
-  for (size_t i = 0; i < cfg.n_listen; i++)
+  bool serve = true;
+  if (cfg.processes == 1 && cfg.pid_file != NULL &&
+      (e = gh_pidfile_write(cfg.pid_file, err, sizeof(err))) != 0) {
+    gh_dlog(LOG_ERR, "%s; stopping", err);
+    serve = false;
+  }
+  for (size_t i = 0; i < cfg.n_listen && serve; i++)
     gh_dlog(LOG_INFO, "listening on %s", cfg.listen[i]);
-  gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
-          cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
-  gh_notify("READY=1\nSTATUS=serving");
+  if (serve) {
+    gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
+            cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
+    gh_notify("READY=1\nSTATUS=serving");
+    gh_dlog_serving();
+  }
 
-  for (;;) {
+  while (serve) {
     struct signalfd_siginfo si;
     struct pollfd pfd = { .fd = sfd, .events = POLLIN };
     int pr = poll(&pfd, 1, trim_wait_ms(cfg.malloc_trim_interval_s));
@@ -461,8 +492,9 @@ int main(int argc, char **argv)
     gh_dlog(LOG_WARNING, "shutdown: %s (requests cut off)", gh_strerror(e));
   else
     gh_dlog(LOG_INFO, "stopped");
-  ret = 0;
+  ret = serve ? 0 : 1;
 out:
+  gh_pidfile_remove(); /* the process that wrote it, when it still names it */
   gh_server_free(srv);
   gh_pipeline_free(pl); /* after the workers: GH_GLOBAL_STOP, dlclose */
   gh_accesslog_close();

@@ -58,7 +58,7 @@ static bool is_dir(const char *p)
 
 const char *gh_daemon_module_dir(const gh_daemon_config_t *cfg)
 {
-  static char build_dir[PATH_MAX];
+  static char build_dir[PATH_MAX], installed[PATH_MAX];
   const gh_daemon_item_t *it = server_item(cfg, "module_dir");
   char exe[PATH_MAX], probe[PATH_MAX + 32];
   ssize_t n;
@@ -79,6 +79,14 @@ const char *gh_daemon_module_dir(const gh_daemon_config_t *cfg)
           memcpy(build_dir, probe, strlen(probe) + 1);
           return build_dir;
         }
+      }
+      /* an installed tree, wherever it is (staged with DESTDIR, moved):
+       * the modules installed with this binary, found from it */
+      char rel[PATH_MAX + sizeof(GH_MODULE_DIR_FROM_SBIN) + 1];
+      if (GH_MODULE_DIR_FROM_SBIN[0] != '\0') {
+        snprintf(rel, sizeof(rel), "%s/%s", exe, GH_MODULE_DIR_FROM_SBIN);
+        if (realpath(rel, installed) != NULL && is_dir(installed))
+          return installed;
       }
     }
   }
@@ -151,22 +159,28 @@ static bool bool_word(const char *v)
   return false;
 }
 
-/* Keys of the pipeline and the built-in modules, each with its line. */
+/* Keys of the pipeline and the built-in modules, each with its line; a
+ * [module NAME] section (with or without keys) needs its module. */
 static int check_items(gh_pipeline_t *pl, const gh_daemon_config_t *cfg, char *err,
                        size_t err_len)
 {
   int ret = 0;
+  for (size_t i = 0; i < cfg->n_sections; i++) {
+    const gh_daemon_section_t *sec = &cfg->sections[i];
+    if (strncmp(sec->name, "module ", 7) == 0 &&
+        !is_loaded(pl, sec->name + 7, strlen(sec->name + 7))) {
+      ret = GH_ECONFIG;
+      snprintf(err, err_len, "%s:%u: [%s]: no module '%s' is loaded", cfg->path, sec->line,
+               sec->name, sec->name + 7);
+      break;
+    }
+  }
   for (size_t i = 0; i < cfg->n_items && ret == 0; i++) {
     const gh_daemon_item_t *it = &cfg->items[i];
     const gh_site_t *site = site_of(cfg, it->section);
     const char *why = NULL, *dot;
     char what[300];
-    if (strncmp(it->section, "module ", 7) == 0) {
-      if (!is_loaded(pl, it->section + 7, strlen(it->section + 7))) {
-        snprintf(what, sizeof(what), "no module '%s' is loaded", it->section + 7);
-        why = what;
-      }
-    } else if (site != NULL) {
+    if (site != NULL) {
       if (strcmp(it->key, "handler") == 0 && gh_site_is_pipeline(site) &&
           !is_loaded(pl, it->value, strlen(it->value))) {
         snprintf(what, sizeof(what), "no module '%s' is loaded (loading one needs a restart)",

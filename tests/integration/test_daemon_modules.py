@@ -128,7 +128,10 @@ def test_duplicate_of_a_builtin(mods):
     ([('/a', {'handler': 'whoami', 'other.key': '1'})], None, 8, ['other.key', "no module 'other'"]),
     ([('/a', {'handler': 'whoami', 'colour': 'red'})], None, 8, ['colour', 'unknown key']),
     ([('/a', {'handler': 'cgi', 'root': '/tmp', 'cgi_timeout': 'soon'})], None, 9, ['cgi_timeout']),
-    ([('/a', {'handler': 'whoami'})], {'module nosuch': {'x': '1'}}, 10, ['[module nosuch]', 'x']),
+    # the section line names it, with or without keys
+    ([('/a', {'handler': 'whoami'})], {'module nosuch': {'x': '1'}}, 9,
+     ['[module nosuch]', "no module 'nosuch'"]),
+    ([('/a', {'handler': 'whoami'})], {'module nosuch': {}}, 9, ['[module nosuch]']),
     ([('/a', {'handler': 'whoami'})], None, 4, ['[server] log', 'bogus']),
 ])
 def test_config_check_names_file_line_key(sites, sections, line, words):

@@ -116,7 +116,7 @@ def test_config_errors_name_file_line_key(tmp_path):
     rc, err, f = run_check(tmp_path, '[server]\nlisten = 127.0.0.1:1\n[site /s]\nhandler = static\n')
     assert rc == 1 and '[site /s]' in err and 'root' in err
     rc, err, f = run_check(tmp_path, '[bogus]\nx = 1\n')
-    assert rc == 1 and f'{f}:2:' in err and 'bogus' in err
+    assert rc == 1 and f'{f}:1:' in err and 'bogus' in err
     rc, err, f = run_check(tmp_path, '[server]\nthis is not ini\n')
     assert rc == 1 and f'{f}:2:' in err
     p = subprocess.run([GATEHOUSED, '-t', '-c', str(tmp_path / 'missing.conf')], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""test_module_log.py: the log module in the real daemon — one Combined Log Format line per request with the authenticated user, reopened on SIGHUP (log rotation)."""
+"""test_module_log.py: the log module in the real daemon — one Combined Log Format line per request with the authenticated user (as authenticated, readable: GH\\alice, alice@GH.TEST, alice), reopened on SIGHUP (log rotation)."""
 import os
 import sys
 import time
@@ -7,7 +7,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from pipeline_helpers import BASIC, CLF_RE, GhDaemon, needs_daemon, needs_root, shared_dir  # noqa: E402
+from pipeline_helpers import (BASIC, CLF_RE, GhDaemon, curl, needs_daemon, needs_root,  # noqa: E402
+                              shared_dir)
 
 pytestmark = [needs_daemon, needs_root]
 
@@ -27,7 +28,9 @@ def wait_lines(path, n, timeout=5):
 @pytest.fixture
 def gh(realm):  # noqa: F811
     logdir = shared_dir('gh-log-')
-    d = GhDaemon(realm, [('/w', dict(BASIC, handler='whoami'))],
+    d = GhDaemon(realm, [('/w', dict(BASIC, handler='whoami')),
+                         ('/n', {'handler': 'whoami', 'auth': 'ntlm'}),
+                         ('/k', {'handler': 'whoami', 'auth': 'negotiate'})],
                  server={'access_log': os.path.join(logdir, 'access.log')})
     d.start()
     d.logfile = os.path.join(logdir, 'access.log')
@@ -67,3 +70,16 @@ def test_sighup_reopens(gh):
     lines = wait_lines(gh.logfile, 1)
     assert len(lines) == 1 and '/w/two' in lines[0] and ' bob ' in lines[0], lines
     assert '/w/one' in open(gh.logfile + '.1').read()
+
+
+def test_user_field_is_the_name_as_authenticated_and_readable(gh, realm):  # noqa: F811
+    """NTLM's DOMAIN\\user is written as it is (no \\x5c), Negotiate's principal and
+    Basic's name too: the REMOTE_USER of each scheme."""
+    assert gh.get('/n/', user='GH\\alice', password='alicepw', extra=['--ntlm']).status == 200
+    env = realm.kinit('bob')
+    r = curl(f'http://localhost:{gh.port}/k/', env=env, extra=['--negotiate', '-u', ':'])
+    assert r.status == 200, r
+    assert gh.get('/w/', user='carol').status == 200
+    lines = wait_lines(gh.logfile, 3)
+    users = [CLF_RE.match(line).group(2) for line in lines]
+    assert users == ['GH\\alice', f'bob@{realm.realm}', 'carol'], lines

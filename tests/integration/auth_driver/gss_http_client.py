@@ -12,6 +12,10 @@ apply (the caller passes the client environment). Prints one JSON object.
                                        --cross sends AUTHENTICATE on a second connection,
                                        --anon sends an anonymous AUTHENTICATE,
                                        --then-noheader adds a request with no Authorization
+  spnego-ntlm HOST PORT PATH USER PW TARGET
+                                       NTLM inside Negotiate (SPNEGO) with password
+                                       credentials and no Kerberos ticket, on one keep-alive
+                                       connection; the client checks the server's last token
 """
 import base64
 import json
@@ -160,9 +164,42 @@ def cmd_ntlm(args):
     return out
 
 
+def cmd_spnego_ntlm(args):
+    host, port, path, user, pw, target = args[:6]
+    name = gssapi.Name(target, gssapi.NameType.hostbased_service)
+    # SPNEGO credentials from the password, limited to NTLM (no Kerberos AS exchange)
+    cred = graw.acquire_cred_with_password(gssapi.Name(user, gssapi.NameType.user), pw.encode(),
+                                           usage='initiate', mechs=[SPNEGO]).creds
+    graw.set_neg_mechs(cred, [NTLMSSP])
+    ctx = gssapi.SecurityContext(name=name, mech=SPNEGO, creds=cred, usage='initiate')
+    out = {'legs': []}
+    c = Conn(host, port)
+    tok = ctx.step()
+    while True:
+        status, hdrs, body = c.request(path, 'Negotiate ' + base64.b64encode(tok).decode())
+        out['legs'].append(status)
+        srv = www_auth(hdrs, 'Negotiate')
+        if status != 401 or not srv or len(out['legs']) > 4:
+            break
+        tok = ctx.step(srv)
+    out['status'] = status
+    out['body'] = body_json(body)
+    try:
+        if srv and not ctx.complete:
+            ctx.step(srv)          # the server's final SPNEGO token (mechListMIC)
+        out['complete'] = bool(ctx.complete)
+        out['mech_ntlm'] = ctx.mech == NTLMSSP
+    except gssapi.exceptions.GSSError as e:
+        out['complete'] = False
+        out['client_error'] = str(e)
+    c.close()
+    return out
+
+
 def main():
     cmd, args = sys.argv[1], sys.argv[2:]
-    fn = {'token': cmd_token, 'krb5': cmd_krb5, 'ntlm': cmd_ntlm}[cmd]
+    fn = {'token': cmd_token, 'krb5': cmd_krb5, 'ntlm': cmd_ntlm,
+          'spnego-ntlm': cmd_spnego_ntlm}[cmd]
     print(json.dumps(fn(args)))
     return 0
 
