@@ -11,6 +11,10 @@
 #include <gatehouse/authinfo.h>
 #include <gatehouse/common.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * The C counterpart of the IIS native module API (httpserv.h).
  *
@@ -459,7 +463,7 @@ struct open_how;
 GH_EXPORT int gh_http_context_openat2(gh_http_context_t *ctx, int dirfd, const char *path,
                                       const struct open_how *how, size_t size);
 /** Reverts the calling thread to base identity (aborts the process if the
- *  revert fails, DESIGN item 18). Returns 0 or GH_ENOT_IMPERSONATING. */
+ *  revert fails: it never serves as the wrong user). Returns 0 or GH_ENOT_IMPERSONATING. */
 GH_EXPORT int gh_http_context_revert(gh_http_context_t *ctx);
 
 /** Maps url (NULL = the request path) to a file under the site's `root`,
@@ -518,7 +522,7 @@ GH_EXPORT int gh_http_request_get_peer_creds(gh_http_request_t *req, pid_t *ret_
 /** true when the request came over TLS. */
 GH_EXPORT bool gh_http_request_is_tls(gh_http_request_t *req);
 /** Path of the delegated Kerberos ccache of this request ("FILE:/..."),
- *  or NULL. Destroyed when the request ends (DESIGN item 9). */
+ *  or NULL. Destroyed when the request ends. */
 GH_EXPORT const char *gh_http_request_get_delegated_ccache(gh_http_request_t *req);
 
 /* ---------------------------------------------------------------------- */
@@ -638,7 +642,7 @@ GH_EXPORT gh_token_t gh_http_user_get_impersonation_token(gh_http_user_t *user);
 GH_EXPORT gh_token_t gh_http_user_get_primary_token(gh_http_user_t *user);
 /** true: is_in_role is implemented (unlike IIS's default). */
 GH_EXPORT bool gh_http_user_supports_is_in_role(gh_http_user_t *user);
-/** IsInRole, tri-state (DESIGN.md §2 item 26): whether the user is in role,
+/** IsInRole, tri-state: whether the user is in role,
  *  a group name or "#gid". For a server user the token's own groups answer
  *  (a token is the identity the kernel checks), the name resolved to a gid
  *  by the sec layer (gh_token_is_member_name: NSS, cached per
@@ -746,5 +750,9 @@ GH_EXPORT const char *gh_pipeline_find_site(gh_pipeline_t *pl, const char *path)
  *  pipeline completes it later), or an error (the request was answered with
  *  a 500 or dropped). */
 GH_EXPORT int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -440,7 +440,9 @@ int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site,
   }
   if (pl->sec->assert_base() != 0) {
     /* DESIGN item 17: a worker never starts a request impersonating. */
-    gh__pl_log(pl, GH_LOG_ERROR, "worker thread is not at base identity at request start");
+    gh__pl_log(pl, GH_LOG_ERROR,
+               "worker thread is not at base identity at request start "
+               "(impersonating, or gh_sec_init was never called)");
     ret = GH_ESTATE;
     goto fail;
   }

@@ -12,6 +12,7 @@
 
 #include "httpapi/auth/auth.h"
 #include "httpapi/hooks.h"
+#include "sec/runas.h"
 #include "util/alloc.h"
 
 /*
@@ -230,8 +231,10 @@ static void auth_response_hook(gh_request_t *req, int status, void *arg)
     return;
   if (status >= 200 && status < 300) {
     /* item 7: the mutual-auth token on the final 2xx, unless the site
-     * hands it to the application (receive_mutual_auth) */
+     * hands it to the application (receive_mutual_auth) or the
+     * application sent a WWW-Authenticate itself (never two) */
     if (rq->r.mutual_auth_header && !rq->mutual_added &&
+        !gh__response_has_header(req, "WWW-Authenticate") &&
         gh_response_add_header(req, "WWW-Authenticate", rq->r.mutual_auth_header) == 0)
       rq->mutual_added = true;
   } else if (status == 401 && !gh__response_has_header(req, "WWW-Authenticate")) {
@@ -257,6 +260,16 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   }
   if (gh__server_get_auth_state(server)) {
     ret = GH_EEXISTS;
+    goto out;
+  }
+  if (!gh__sec_is_initialised()) {
+    /* the engine makes tokens: without the sec layer every request would
+     * fail later with GH_ESTATE, so the order is refused here */
+    ret = GH_ESTATE;
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen,
+               "gh_server_enable_auth: call gh_sec_init() first "
+               "(after gh_privileges_drop(), before enabling authentication)");
     goto out;
   }
   if (!cfg) {
