@@ -8,7 +8,7 @@ HARD_BUILD ?= build-hard
 NINJA ?= ninja
 
 .PHONY: all deps demo check sanitizers test unit integration fuzz bench clean \
-	check-faults fault-builds check-valgrind load soak
+	check-faults fault-builds check-valgrind load soak deb check-systemd
 
 all: $(BUILD)/build.ninja
 	$(NINJA) -C $(BUILD)
@@ -23,9 +23,9 @@ deps:
 demo: deps all
 	scripts/demo --build $(BUILD)
 
-# Installs, builds (plain, ASan+UBSan, TSan, fault injection) and runs every test; ends with "N passed, N failed".
-check: deps all sanitizers fault-builds
-	tests/run-all --build $(BUILD) --asan $(ASAN_BUILD) --tsan $(TSAN_BUILD) --fault $(FAULT_BUILD) --fault $(FAULT_ASAN_BUILD)
+# Installs, builds (plain, ASan+UBSan, TSan, fault injection, .debs) and runs every test (systemd ones included); ends with "N passed, N failed".
+check: deps all sanitizers fault-builds deb
+	tests/run-all --build $(BUILD) --asan $(ASAN_BUILD) --tsan $(TSAN_BUILD) --fault $(FAULT_BUILD) --fault $(FAULT_ASAN_BUILD) --deb $(DEB_BUILD)
 
 sanitizers: $(ASAN_BUILD)/build.ninja $(TSAN_BUILD)/build.ninja
 	$(NINJA) -C $(ASAN_BUILD)
@@ -53,7 +53,7 @@ bench: deps all
 	bench/run-all
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) build-fuzz $(DEB_BUILD)
 
 # Allocation-failure injection (-Dfault_injection=true): the request-path walk and the walk through
 # the module pipeline (whoami, static, Basic/PAM, peer), plain and ASan+UBSan+LSan.
@@ -92,3 +92,18 @@ soak: $(SOAK_BUILD)/build.ninja
 
 $(SOAK_BUILD)/build.ninja:
 	meson setup $(SOAK_BUILD)
+
+# Debian packages (gatehouse, libgatehouse0, libgatehouse-dev) with dpkg-buildpackage from a copy
+# of the tree in $(DEB_BUILD)/src (the .debs land in $(DEB_BUILD)), then lintian: errors fail.
+DEB_BUILD ?= build-deb
+deb: deps
+	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/src
+	tar -c --exclude=./.git --exclude='./build*' --exclude=./.cache --exclude=__pycache__ \
+	    --exclude=./fuzz/out --exclude=./bench/results . | tar -x -C $(DEB_BUILD)/src
+	cd $(DEB_BUILD)/src && dpkg-buildpackage -us -uc -b -jauto
+	lintian --fail-on error --tag-display-limit 0 $(DEB_BUILD)/*.changes
+
+# systemd as PID 1: a cached Debian 12 tree booted with systemd-nspawn, the .debs installed in it
+# (tests/systemd; the fault build's gatehoused for the forced-revert case).
+check-systemd: deb fault-builds
+	tests/run-all --only systemd --deb $(DEB_BUILD) --fault $(FAULT_BUILD)

@@ -10,7 +10,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
- * Input: byte 0 picks the split pattern and limits, byte 1 the body limit
+ * Input: byte 0 picks the split pattern and limits (bit 1 also a small
+ * Authorization budget), byte 1 the body limit
  * after headers; the rest is the byte stream of one connection (pipelined
  * requests, chunked bodies, garbage). The stream is fed in pieces of varying
  * size, like reads from a socket, and every event is handled the way the I/O
@@ -28,6 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     .max_header_bytes = (ctl & 2) ? 128 : 16384,
     .max_header_count = (ctl & 4) ? 4 : 100,
     .max_body = (ctl & 8) ? 16 : 1 << 20,
+    /* the Authorization budget of the default 64 KiB token, or a small one */
+    .max_authz_bytes = (ctl & 2) ? 96 : 87448,
   };
   size_t step = (ctl >> 4) == 0 ? len : (size_t)(ctl >> 4);
   gh__http_parser_t p;

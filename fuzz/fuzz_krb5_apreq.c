@@ -1,4 +1,4 @@
-/* fuzz_krb5_apreq.c: libFuzzer target for the strict DER walker that finds the AP-REQ authenticator for the in-memory Kerberos replay cache, and for the cache table. */
+/* fuzz_krb5_apreq.c: libFuzzer target for the strict DER walker that finds the AP-REQ authenticator for the in-memory Kerberos replay cache, for the cache table, and for the failure diagnosis that decodes the AP-REQ it found. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +28,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   r2 = gh__krb5_find_authenticator(copy, size, &ct2, &ct2_len);
   if (r != r2 || (r != 0 && r != 1 && r != GH_EPARSE))
     abort();
+  if (r == 1) {
+    static krb5_context k;
+    gh__krb5_ap_req_t ap;
+    gh__krb5_diag_t d;
+    /* the spans nest: authenticator in AP-REQ in mechanism token in input */
+    if (gh__krb5_find_ap_req(copy, size, &ap) != 1 || ap.cipher != ct || ap.mech < copy ||
+        ap.mech_len > size || (size_t)(ap.mech - copy) > size - ap.mech_len ||
+        ap.ap_req < ap.mech || (size_t)(ap.ap_req - ap.mech) > ap.mech_len - ap.ap_req_len ||
+        ap.cipher < ap.ap_req || (size_t)(ap.cipher - ap.ap_req) > ap.ap_req_len - ct_len)
+      abort();
+    /* what a failed accept does with it (no keytab: decode only) */
+    if (!k && krb5_init_context(&k) != 0)
+      abort();
+    gh__krb5_diagnose(k, NULL, ap.ap_req, ap.ap_req_len, &d);
+    if (strnlen(d.service, sizeof(d.service)) == sizeof(d.service) || d.decrypted)
+      abort();
+  }
   if (r == 1) {
     uint8_t tag[GH__RCACHE_TAG_LEN];
     if (ct != ct2 || ct_len != ct2_len || ct < copy || ct_len > size ||

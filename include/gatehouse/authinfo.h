@@ -86,10 +86,68 @@ typedef struct gh_auth_sec_status {
 
 #define GH_AUTH_SEC_TEXT_MAX 160
 
+/* Why an authentication failed, for the operator: one cause per record,
+ * decided by the server from the GSS major/minor (Kerberos error codes and
+ * gss-ntlmssp minor codes), the PAM code or the local step that refused,
+ * and, for Kerberos, what the AP-REQ itself shows (the ticket's service,
+ * key version and, when the keytab can decrypt it, client and times).
+ * XX(NAME, text, fix): gh_auth_failure_name / _text / _fix. */
+#define GH_AUTH_FAILURE_MAP(XX)                                                                    \
+  XX(NONE, "no failure", "")                                                                       \
+  XX(REPLAY, "replayed Kerberos token: this authenticator was already accepted once",              \
+     "one-off: a client or proxy re-sent an old Authorization header (it needs a fresh "           \
+     "token); repeated from one address: captured traffic is being replayed")                      \
+  XX(CLOCK_SKEW,                                                                                   \
+     "clock skew: the client's clock and this server's differ by more than the "                   \
+     "allowed skew",                                                                               \
+     "synchronise both clocks (NTP, chrony, w32time); krb5.conf [libdefaults] clockskew sets "     \
+     "the limit (300 s by default)")                                                               \
+  XX(WRONG_KVNO, "the ticket's key version is not in the keytab",                                  \
+     "the service password changed and the keytab lacks the new key: export it again "             \
+     "(kadmin ktadd, adcli update, net ads keytab create, msktutil); if the keytab is newer "      \
+     "than the ticket, the client holds an old ticket (kdestroy, klist purge)")                    \
+  XX(NO_KEY, "the keytab has no key for the service principal the ticket is for",                  \
+     "add that principal's key to the keytab (kadmin ktadd, setspn + keytab export), or have "     \
+     "the client use a name this server has keys for")                                             \
+  XX(WRONG_SPN, "the client asked for a service name this server or site does not accept",         \
+     "use the configured name, or add this one to service_principal / allowed_spns")               \
+  XX(BAD_KEY, "the keytab's key for this version does not decrypt the ticket",                     \
+     "the keytab is stale or belongs to another account (a re-created account reuses key "         \
+     "versions): export the key again")                                                            \
+  XX(TICKET_EXPIRED, "the client's Kerberos ticket has expired",                                   \
+     "the client must get a new ticket (kinit; on Windows lock and unlock or log on again)")       \
+  XX(MALFORMED_TOKEN, "malformed token: not a valid Kerberos, SPNEGO or NTLM message",             \
+     "a broken client or proxy altered the Authorization header, or it is not an "                 \
+     "authentication attempt at all")                                                              \
+  XX(BAD_PASSWORD, "wrong password", "the user must enter the right password")                     \
+  XX(UNKNOWN_ACCOUNT, "unknown account",                                                           \
+     "create the account, or map the name to one (auth_to_local, ntlm_user_file, NSS)")            \
+  XX(ACCOUNT_REFUSED,                                                                              \
+     "the local account is refused: uid 0, the service account, or a uid "                         \
+     "below min_uid",                                                                              \
+     "use an ordinary account; lower [server] min_uid only if this account should log in")         \
+  XX(ACCOUNT_DISABLED,                                                                             \
+     "the account may not log in now (expired, locked, password change "                           \
+     "required, or not permitted by PAM's account check)",                                         \
+     "unlock, renew or re-enable the account")                                                     \
+  XX(CHANNEL_BINDING, "channel binding (Extended Protection) failed",                              \
+     "the client talks through a TLS-terminating proxy or sends no bindings: connect "             \
+     "directly, or relax channel_binding for this site")                                           \
+  XX(ANONYMOUS, "anonymous (NULL session) logon refused",                                          \
+     "the client must log on with an account")                                                     \
+  XX(OTHER, "authentication failed", "")
+
+typedef enum gh_auth_failure {
+#define GH_AUTH_FAILURE_ENUM_(name, text, fix) GH_AUTH_FAILURE_##name,
+  GH_AUTH_FAILURE_MAP(GH_AUTH_FAILURE_ENUM_)
+#undef GH_AUTH_FAILURE_ENUM_
+} gh_auth_failure_t;
+
 /*
  * The fields by scheme, on SUCCESS. NOT_AUTHENTICATED: type NONE, the rest
- * zero or NULL. FAILURE: status, type, package_name, sec_status and
- * sec_status_text (flags may say CBT_PRESENT); no token, no names.
+ * zero or NULL. FAILURE: status, type, package_name, sec_status,
+ * sec_status_text and the failure fields (flags may say CBT_PRESENT); no
+ * token, no remote_user or local_user.
  *
  *   field               Negotiate/Kerberos/NTLM        Basic, Peer
  *   token               owned handle                   owned handle
@@ -133,11 +191,41 @@ typedef struct gh_auth_info {
   const char *local_user;          /* local account the token is for, or NULL */
   time_t expiry;                   /* end of the security context (0 = none) */
   char sec_status_text[GH_AUTH_SEC_TEXT_MAX]; /* filled on FAILURE */
+  /* FAILURE only (NONE / NULL otherwise); see gh_auth_info_failure_message */
+  gh_auth_failure_t failure;   /* the cause */
+  const char *failure_client;  /* who the client is or claimed to be, when known: the
+                                  ticket's client (when the keytab decrypts it), the
+                                  NTLM DOMAIN\user, the Basic user name */
+  const char *failure_service; /* the service name the client asked for, when known:
+                                  the ticket's server principal, the NTLM target name */
+  const char *failure_detail;  /* facts for the cause ("ticket kvno 3; the keytab holds
+                                  kvno 2 of HTTP/www@R"), or NULL */
 } gh_auth_info_t;
 
 /** Text for info->sec_status: the GSS major/minor or PAM message captured when
  *  the record was filled ("" when none). Borrowed from the record. Any thread. */
 GH_EXPORT const char *gh_auth_info_sec_status_text(const gh_auth_info_t *info);
+
+/** Name of a failure cause ("REPLAY", "CLOCK_SKEW", ...; "UNKNOWN" out of range);
+ *  static. Any thread. */
+GH_EXPORT const char *gh_auth_failure_name(gh_auth_failure_t failure);
+
+/** One-line description of a failure cause ("replayed Kerberos token: ..."); static. */
+GH_EXPORT const char *gh_auth_failure_text(gh_auth_failure_t failure);
+
+/** What an operator can do about it, or "" when there is nothing to do; static. */
+GH_EXPORT const char *gh_auth_failure_fix(gh_auth_failure_t failure);
+
+/** The failure of a FAILURE record as one line for a log: the cause's text,
+ *  the detail, client and service when known, the fix, then the GSS/PAM
+ *  text as reported ("clock skew: ...: the client's clock is 412 s ahead of
+ *  this server's; client alice@R; service HTTP/www@R; fix: synchronise
+ *  ...; reported: Clock skew too great"). Without the client address,
+ *  which the record does not hold (gh_conn_info_t.peer). Writes at most
+ *  len bytes, NUL-terminated; returns the length snprintf would (0 for a
+ *  record that is not FAILURE). The library never logs it: the
+ *  application does. Any thread. */
+GH_EXPORT int gh_auth_info_failure_message(const gh_auth_info_t *info, char *buf, size_t len);
 
 /** Name of an auth status ("SUCCESS", "NOT_AUTHENTICATED", "FAILURE"); static. */
 GH_EXPORT const char *gh_auth_status_name(gh_auth_status_t status);
@@ -238,6 +326,11 @@ GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
  * offered scheme.
  */
 
+/** A line for the application's log: priority is a syslog(3) level
+ *  (LOG_ERR, LOG_WARNING, LOG_INFO), msg one line without a newline,
+ *  borrowed for the call. Must be thread-safe and must not block long. */
+typedef void gh_auth_log_cb(void *arg, int priority, const char *msg);
+
 /** Server-wide engine configuration. Strings are borrowed for the call. */
 typedef struct gh_auth_config {
   const char *keytab;            /* acceptor keytab; NULL = no Kerberos (Negotiate = NTLM only) */
@@ -272,6 +365,12 @@ typedef struct gh_auth_config {
                                     (krb5 auth_to_local) is reused; dropped at once when a
                                     krb5 profile file changes; failures are never cached;
                                     0 = off; default 5, at most 3600 */
+  gh_auth_log_cb *log_cb;        /* where the engine's own lines go (the keytab re-read, a
+                                    keytab that cannot be read and whose keys are kept, a
+                                    delegated ccache that could not be removed); called
+                                    from any worker thread, at most a few times a second.
+                                    NULL: stderr, "gatehouse: auth: <msg>" */
+  void *log_arg;                 /* passed to log_cb */
 } gh_auth_config_t;
 
 /** Defaults: everything NULL/off, basic_cache_ttl_s = 60,
@@ -289,6 +388,21 @@ GH_EXPORT void gh_auth_config_init(gh_auth_config_t *cfg);
  *  -ENOMEM. The engine lives until gh_server_free(). */
 GH_EXPORT int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg,
                                     char *errbuf, size_t errlen);
+
+/** Re-reads the keytab file now (SIGHUP): keys it holds that the server
+ *  lacks are added; keys are never removed while running. A missing,
+ *  unreadable, empty or damaged file keeps every key already loaded (its
+ *  complete entries are still taken). The server also re-reads the file on
+ *  its own: when an accept finds no key for a ticket (at once if the file
+ *  changed, else at most once a second, then the accept is retried once),
+ *  and when a 5 s check sees the file changed. msg (may be NULL) gets one
+ *  line for the log either way ("keytab /x re-read: 2 new keys (HTTP/w@R
+ *  kvno 3, ...), 6 held" or "keytab /x not re-read: ...; keeping the 4 keys
+ *  already loaded"). Returns 0, GH_ECONFIG (file not read, keys kept) or
+ *  GH_ENOT_FOUND (no auth, or no keytab configured). Any thread; in a
+ *  process forked after gh_server_enable_auth, it re-reads that process's
+ *  copy. */
+GH_EXPORT int gh_server_reload_keytab(gh_server_t *server, char *msg, size_t msglen);
 
 /** Sets a URL group's auth settings (copied, the realm string too). A group
  *  without settings, or with schemes == 0, has no authentication:

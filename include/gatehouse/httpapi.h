@@ -59,7 +59,11 @@ typedef struct gh_server_config {
                                       503 and are closed; default 16384 */
   size_t max_uri;                /**< request-target bytes → 414; default 8192 */
   size_t max_header_bytes;       /**< sum of header names+values (+4 each) → 431;
-                                      default 16384 */
+                                      default 16384. Authorization values are not
+                                      counted: they are held to the base64 of the
+                                      largest max_token_size of any URL group
+                                      (gh_auth_settings_t; 64 KiB default) + 64,
+                                      → 400 and close */
   unsigned max_header_count;     /**< header lines → 431; default 100 */
   size_t max_body;               /**< buffered request body → 413 and close; default 1 MiB */
   unsigned header_timeout_ms;    /**< first byte to end of headers → 408 and close;

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gatehouse/error.h>
 #include <gatehouse/impersonate.h>
 #include <gatehouse/module.h>
 #include <gatehouse/token.h>
@@ -112,6 +113,20 @@ static int find_script(gh_http_context_t *ctx, const char *root, const char *rel
     }
   }
   return ret;
+}
+
+/* The directory that holds the script (its path up to the last '/'), from
+ * the request's pool; NULL when out of memory. */
+static const char *script_dir(gh_http_context_t *ctx, const char *script)
+{
+  const char *slash = strrchr(script, '/');
+  size_t n = slash != NULL && slash != script ? (size_t)(slash - script) : 1;
+  char *dir = gh_http_context_alloc(ctx, n + 1);
+  if (dir != NULL) {
+    memcpy(dir, slash != NULL && slash != script ? script : "/", n);
+    dir[n] = '\0';
+  }
+  return dir;
 }
 
 static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
@@ -219,7 +234,13 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   opts.stdin_fd = in_pipe[0];
   opts.stdout_fd = out_pipe[1];
   opts.stderr_fd = -1;
-  opts.cwd = NULL;
+  /* the script's own directory (RFC 3875 §7.2, as Apache): the child
+   * changes to it as the client, after the identity switch */
+  opts.cwd = script_dir(ctx, script);
+  if (opts.cwd == NULL) {
+    ret = fail(ctx, 500);
+    goto out;
+  }
   /* real, effective and saved ids and groups set and verified in the child
    * before exec (DESIGN item 19) */
   r = gh_token_spawn_as(tok, argv, env.v, &opts, &pid);
@@ -227,8 +248,15 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   close(out_pipe[1]);
   in_pipe[0] = out_pipe[1] = -1;
   if (r < 0) {
+    /* EACCES/EPERM: the kernel refused the client the directory or the
+     * script (chdir and execve need the same search rights): 403; any
+     * other failure, in chdir, exec or before, is the server's: 500 */
+    bool refused = r == -EACCES || r == -EPERM;
     pid = -1;
-    ret = fail(ctx, r == -EACCES || r == -EPERM ? 403 : 500);
+    gh_module_server_log(gh_http_context_get_server(ctx), refused ? GH_LOG_WARNING : GH_LOG_ERROR,
+                         "cgi: %s: cannot run it as %s in %s: %s", script,
+                         gh_http_user_get_name(user), opts.cwd, gh_strerror(r));
+    ret = fail(ctx, refused ? 403 : 500);
     goto out;
   }
   fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);

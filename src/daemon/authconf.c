@@ -1,6 +1,7 @@
 /* authconf.c: gatehoused authentication configuration — parsing of the auth keys and the engine configuration. */
 #include "authconf.h"
 #include "confval.h"
+#include "daemonlog.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -305,9 +306,17 @@ int gh_daemon_auth_check(const gh_daemon_auth_t *a, const gh_daemon_site_auth_t 
   return 0;
 }
 
+/* The engine's own lines (keytab re-read, keys kept, ccache cleanup). */
+static void auth_log(void *arg, int priority, const char *msg)
+{
+  (void)arg;
+  gh_dlog(priority, "auth: %s", msg);
+}
+
 void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_config_t *ret)
 {
   gh_auth_config_init(ret);
+  ret->log_cb = auth_log;
   ret->keytab = a->keytab;
   ret->service_principal = a->service_principal;
   ret->ntlm_service_name = a->ntlm_service_name;

@@ -38,6 +38,35 @@ static const char *const later_site_keys[] = {
   "require", "impersonate", "listing", "allow_symlinks", "cgi_timeout", NULL,
 };
 
+/* The first key of site s that only the module pipeline honours (require,
+ * require /sub, impersonate), or NULL. */
+static const gh_daemon_item_t *pipeline_key_in(const gh_daemon_config_t *cfg, const gh_site_t *s)
+{
+  for (size_t i = 0; i < cfg->n_items; i++) {
+    const gh_daemon_item_t *it = &cfg->items[i];
+    if (strncmp(it->section, "site ", 5) != 0 || strcmp(it->section + 5, s->prefix) != 0)
+      continue;
+    if (strcmp(it->key, "require") == 0 || strncmp(it->key, "require ", 8) == 0 ||
+        strcmp(it->key, "impersonate") == 0)
+      return it;
+  }
+  return NULL;
+}
+
+static const char *handler_name(gh_site_handler_t h)
+{
+  switch (h) {
+  case GH_SITE_FIXED:
+    return "fixed";
+  case GH_SITE_ECHO:
+    return "echo";
+  case GH_SITE_AUTHINFO:
+    return "authinfo";
+  default:
+    return "?";
+  }
+}
+
 static bool in_list(const char *const *list, const char *k)
 {
   for (; *list != NULL; list++)
@@ -544,6 +573,8 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   for (size_t i = 0; i < cfg->n_sites; i++) {
     gh_site_t *s = &cfg->sites[i];
     const char *what = NULL;
+    const gh_daemon_item_t *bad;
+    unsigned eline = s->line;
     char amsg[256];
     if (s->handler == GH_SITE_NONE)
       what = "handler: missing (static | fixed | echo | authinfo)";
@@ -551,12 +582,22 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
       what = "root: required for handler = static";
     else if (s->handler == GH_SITE_STATIC && access(s->root, X_OK) != 0)
       what = "root: directory is not accessible";
-    else if (s->auth.configured && gh_daemon_auth_check(&cfg->auth, &s->auth, amsg,
+    else if (!gh_site_is_pipeline(s) && (bad = pipeline_key_in(cfg, s)) != NULL) {
+      /* fixed, echo and authinfo answer without the module pipeline, so a
+       * require (authz) or impersonate there would be silently ignored:
+       * refuse it rather than serve everyone */
+      snprintf(amsg, sizeof(amsg),
+               "%s: has no effect with handler = %s (built-in handlers skip the module "
+               "pipeline and its authorization); use a module handler such as whoami",
+               bad->key, handler_name(s->handler));
+      what = amsg;
+      eline = bad->line;
+    } else if (s->auth.configured && gh_daemon_auth_check(&cfg->auth, &s->auth, amsg,
                                                         sizeof(amsg)) != 0)
       what = amsg;
     if (what != NULL) {
       ret = GH_ECONFIG;
-      snprintf(err, err_len, "%s:%u: [site %s] %s", path, s->line, s->prefix, what);
+      snprintf(err, err_len, "%s:%u: [site %s] %s", path, eline, s->prefix, what);
       goto out;
     }
   }

@@ -1,6 +1,7 @@
 /* handlers.c: gatehoused request entry — auth gate, built-in test/bench handlers (fixed, echo, authinfo), pipeline sites. */
 #include "handlers.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,15 +74,41 @@ static void handle_echo(gh_request_t *req)
   gh_request_complete(req);
 }
 
+/* A failed authentication, once, with who tried and why (the cause, the
+ * facts, the fix and the GSS/PAM text, from the library). */
+static void log_auth_failure(gh_request_t *req, const gh_auth_info_t *ai)
+{
+  const gh_conn_info_t *ci = gh_request_get_conn_info(req);
+  char who[INET6_ADDRSTRLEN + 64] = "?", host[INET6_ADDRSTRLEN] = "", why[1024];
+  const struct sockaddr *sa = (const struct sockaddr *)&ci->peer;
+
+  if (sa->sa_family == AF_INET) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)&ci->peer;
+    inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+    snprintf(who, sizeof(who), "%s:%u", host, (unsigned)ntohs(in->sin_port));
+  } else if (sa->sa_family == AF_INET6) {
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ci->peer;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    snprintf(who, sizeof(who), "[%s]:%u", host, (unsigned)ntohs(in6->sin6_port));
+  } else if (sa->sa_family == AF_UNIX && (ci->flags & GH_CONN_HAS_CRED)) {
+    snprintf(who, sizeof(who), "unix peer pid %d uid %u", (int)ci->peer_pid,
+             (unsigned)ci->peer_uid);
+  } else if (sa->sa_family == AF_UNIX) {
+    snprintf(who, sizeof(who), "unix peer");
+  }
+  gh_auth_info_failure_message(ai, why, sizeof(why));
+  gh_dlog(LOG_WARNING, "%s authentication failed from %s (connection %llu): %s [%s]",
+          gh_auth_type_name(ai->type), who, (unsigned long long)ci->id, why,
+          gh_auth_failure_name(ai->failure));
+}
+
 void gh_daemon_handle(gh_request_t *req, void *arg)
 {
   gh_url_group_t *g = gh_request_get_url_group(req);
   const gh_site_t *site = g ? gh_url_group_get_user_ctx(g) : NULL;
   const gh_auth_info_t *ai = gh_request_get_auth_info(req);
   if (ai != NULL && ai->status == GH_AUTH_STATUS_FAILURE)
-    gh_dlog(LOG_WARNING, "%s authentication failed on connection %llu: %s",
-            gh_auth_type_name(ai->type), (unsigned long long)gh_request_get_conn_info(req)->id,
-            gh_auth_info_sec_status_text(ai));
+    log_auth_failure(req, ai);
   if (site == NULL)
     reply(req, 404, "Not Found", NULL, NULL);
   else if (ai != NULL && !site->auth.anonymous && ai->status != GH_AUTH_STATUS_SUCCESS)

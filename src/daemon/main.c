@@ -300,6 +300,9 @@ static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_
   if (e != 0)
     gh_dlog(LOG_ERR, "TLS certificates not reloaded, current ones kept: %s",
             err[0] ? err : gh_strerror(e));
+  e = gh_server_reload_keytab(srv, err, sizeof(err)); /* a bad file keeps the keys */
+  if (e != GH_ENOT_FOUND)
+    gh_dlog(e == 0 ? LOG_INFO : LOG_ERR, "auth: %s", err);
   e = gh_accesslog_reopen();
   if (e != 0)
     gh_dlog(LOG_ERR, "reopening access log: %s", gh_strerror(e));

@@ -160,10 +160,8 @@ def test_2000_member_group_in_the_token(ad_gh, ad_cc, ad_realm):
     assert negotiate(ad_gh.url('/big-gid'), ad_cc['carla']).status == 403
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    'server: gh_http_user_is_in_role (src/lib/pipeline/user.c) resolves group:NAME with '
-    'getgrnam_r into a 4 KiB stack buffer; the 2,000-member entry does not fit, ERANGE is '
-    'taken as "unknown group: nobody is in it", so members get 403'))
+# members of the 2,000-member group by name (was a 403: a 4 KiB getgrnam_r buffer, ERANGE taken
+# as "unknown group"; fixed by the sec layer's growing NSS lookup, issue 12 item 1)
 def test_require_2000_member_group_by_name(ad_gh, ad_cc):
     assert negotiate(ad_gh.url('/big'), ad_cc['carla']).status == 403
     r = negotiate(ad_gh.url('/big'), ad_cc['dmitri'])

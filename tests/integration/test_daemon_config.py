@@ -33,6 +33,13 @@ BAD = [
      ['[sight /x]', 'unknown section']),
     ('continued-one-value-key', GOOD + '  echo\n', 8,
      ['[site /a] body', 'indented line continues the key of line 7']),
+    # built-in handlers skip the module pipeline: a require there was silently ignored (served everyone)
+    ('require-on-fixed', GOOD + 'require = user:nobody\n', 8,
+     ['[site /a] require', 'no effect with handler = fixed']),
+    ('require-sub-on-echo', GOOD.replace('handler = fixed\nbody = A\n', 'handler = echo\n') +
+     'require /x = deny:*\n', 7, ['[site /a] require /x', 'no effect with handler = echo']),
+    ('impersonate-on-authinfo', GOOD.replace('handler = fixed\nbody = A\n', 'handler = authinfo\n') +
+     'impersonate = yes\n', 7, ['[site /a] impersonate', 'no effect with handler = authinfo']),
     ('empty-site', GOOD + '\n[site /b]\n', 9, ['[site /b]', 'handler: missing']),
     ('long-section-name', GOOD + '\n[site /' + 'x' * 60 + ']\nhandler = fixed\n', 9,
      ['section name longer than 49 characters']),
@@ -84,7 +91,7 @@ def test_start_refuses_naming_file_and_lines(case, conf):
 def test_repeatable_keys_still_repeat(conf):
     port, port2 = free_port(), free_port()
     write(conf, f'[server]\nlisten = 127.0.0.1:{port}\nlisten = 127.0.0.1:{port2}\n'
-                '[site /a]\nhandler = fixed\nbody = A\nrequire = *\nrequire = valid-user\n'
+                '[site /a]\nhandler = static\nroot = /tmp\nrequire = *\nrequire = valid-user\n'
                 'require /x = *\nrequire /x = ?\n')
     p = subprocess.run([GATEHOUSED, '-t', '-c', conf], capture_output=True, text=True,
                        timeout=30)

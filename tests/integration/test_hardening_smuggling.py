@@ -1,4 +1,4 @@
-"""test_hardening_smuggling.py: request-smuggling attempts (CL+TE, duplicate CL, obs-fold, bare LF, bad field names, chunk framing) get 400 and a close, the smuggled request is never served, and the same framings done right (also byte by byte) still work."""
+"""test_hardening_smuggling.py: request-smuggling attempts (CL+TE, duplicate CL, obs-fold, bare LF, bad field names, chunk framing, HTTP/1.0 with Transfer-Encoding) get 400 and a close, the smuggled request is never served, and the same framings done right (also byte by byte) still work."""
 import socket
 import time
 
@@ -59,6 +59,19 @@ CASES_400 = [
     ('nul_in_target', 'GET /\x00 HTTP/1.1\r\n' + H + '\r\n'),
     ('junk_after_version', 'GET / HTTP/1.1 x\r\n' + H + '\r\n'),
     ('two_hosts', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n'),
+    # HTTP/1.0 with Transfer-Encoding: faulty framing (RFC 9112 6.1). An HTTP/1.0 intermediary
+    # does not know chunked: for it the message has no body and the chunk bytes are the next
+    # request. Refused (not served and closed after), so the body never reaches the application.
+    ('http10_te_keep_alive', 'POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n'
+     f'{len(SMUGGLED):x}\r\n' + SMUGGLED + '\r\n0\r\n\r\n' + SMUGGLED),
+    ('http10_te_then_request', 'POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n'
+     '0\r\n\r\n' + SMUGGLED),
+    ('http10_te_host', 'POST / HTTP/1.0\r\n' + H + 'Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n'
+     '0\r\n\r\n' + SMUGGLED),
+    ('http10_te_with_cl', 'POST / HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 5\r\n'
+     'Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n' + SMUGGLED),
+    ('http10_te_gzip', 'POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: gzip\r\n\r\n' + SMUGGLED),
+    ('http10_get_te', 'GET / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' + SMUGGLED),
 ]
 
 # The same framings, done right: must be served (no false positives from the stricter checks).
@@ -128,7 +141,7 @@ def test_smuggling_rejected(d, name, raw):
 
 
 @pytest.mark.parametrize('name', ['bare_lf_header', 'bare_cr_ends_headers_junk', 'chunk_ext_bare_lf',
-                                  'te_space_before_colon',
+                                  'te_space_before_colon', 'http10_te_keep_alive',
                                   'dup_cl_zero_then_len', 'chunk_last_bare_lf'])
 def test_smuggling_rejected_bytewise(d, name):
     """Split across reads (one byte per segment): the checks keep state between feeds."""
@@ -161,7 +174,21 @@ def test_valid_framing_still_served(d, name, raw, want, bytewise):
 
 
 def test_http10_with_te_closes(d):
-    """HTTP/1.0 with Transfer-Encoding: faulty framing, the connection is closed after it (RFC 9112 6.1)."""
+    """HTTP/1.0 with Transfer-Encoding and no keep-alive: refused the same way (400, closed)."""
     out = send_raw(d.port, 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n' + SMUGGLED)
+    assert out.startswith(b'HTTP/1.1 400 '), out[:120]
     assert b'path=/smuggled' not in out
     assert out.count(b'HTTP/1.') == 1
+
+
+def test_http10_keep_alive_without_te_still_persists(d):
+    """HTTP/1.0 keep-alive without Transfer-Encoding is not affected: the connection persists."""
+    c = Conn(d.port)
+    c.send('GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n')
+    r = c.read_response()
+    assert r.status == 200 and b'path=/a' in r.body
+    assert (r.header('Connection') or '').lower() == 'keep-alive', r.headers
+    c.send('GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n')
+    r = c.read_response()
+    assert r.status == 200 and b'path=/b' in r.body
+    c.close()

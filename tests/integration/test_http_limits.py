@@ -1,10 +1,18 @@
-"""test_http_limits.py: every bad input gets its exact status from the server (and a close where stated), and the server keeps answering."""
+"""test_http_limits.py: every bad input gets its exact status from the server (and a close where stated), and the server keeps answering; with the default limits a real 48 KiB Kerberos token is accepted and one above max_token_size is 400."""
+import base64
+import json
+import os
 import socket
+import subprocess
 import time
 
 import pytest
 
+from gh_realm import realm  # noqa: F401
 from helpers import Conn, request
+from pipeline_helpers import GhDaemon
+
+GSSCLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'auth_driver', 'gss_http_client.py')
 
 LIMITS = {
     'max_uri': 256,
@@ -141,3 +149,105 @@ def test_max_connections_refused(gatehoused):
     assert request(d.port, '/').status == 200
     for c in held:
         c.close()
+
+
+# ---- a large Kerberos token with the default limits (max_header_bytes 16 KiB, max_token_size 64 KiB) ----
+# An Authorization value is counted against max_token_size (its base64), not max_header_bytes: a
+# token the auth engine would take never gets 431, a larger one gets the engine's 400.
+
+def big_ticket_env(realm, n_addresses):
+    """alice's ccache from a krb5.conf with noaddresses = false and n extra (IPv6) addresses:
+    the KDC copies them into every ticket (caddr), so the AP-REQ grows about 27 bytes each, as
+    an AD PAC grows with the user's groups. MIT's acceptor does not check ticket addresses, so
+    the token is accepted like any other. 127.0.0.1 is listed so the KDC issues service tickets."""
+    addrs = ['127.0.0.1'] + [f'fd00::{i >> 16:x}:{i & 0xffff:x}' for i in range(1, n_addresses + 1)]
+    lines = ''.join('  extra_addresses = ' + ' '.join(addrs[k:k + 40]) + '\n'
+                    for k in range(0, len(addrs), 40))
+    conf = realm.path(f'krb5-addr{n_addresses}.conf')
+    with open(conf, 'w') as f:
+        f.write(open(realm.krb5_conf).read().replace(
+            '[libdefaults]\n', '[libdefaults]\n  noaddresses = false\n' + lines, 1))
+    env = realm.base_env()
+    env['KRB5_CONFIG'] = conf
+    env['KRB5CCNAME'] = 'FILE:' + realm.path(f'cc_alice_addr{n_addresses}')
+    subprocess.run(['kinit', 'alice@' + realm.realm], input='alicepw\n', env=env, text=True,
+                   check=True, capture_output=True)
+    return env
+
+
+def negotiate_token(env):
+    p = subprocess.run(['/usr/bin/python3', GSSCLIENT, 'token', 'HTTP@localhost'], env=env,
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)['token']
+
+
+@pytest.fixture(scope='module')
+def gh_auth(realm):  # noqa: F811
+    d = GhDaemon(realm, [('/', {'handler': 'authinfo', 'auth': 'negotiate anonymous'}),
+                         ('/small', {'handler': 'authinfo', 'auth': 'negotiate anonymous',
+                                     'max_token_size': '1000'})])
+    for k in ('max_header_bytes', 'max_token_size'):
+        assert k not in d.server  # the defaults are what is tested
+    d.start()
+    yield d
+    d.stop()
+
+
+def authz_get(port, path, value, conn=None):
+    c = conn or Conn(port)
+    c.send(f'GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: {value}\r\n\r\n')
+    r = c.read_response()
+    return c, r
+
+
+def test_48k_kerberos_token_with_default_limits(gh_auth, realm):  # noqa: F811
+    """A real Kerberos token of more than 48 KiB (Windows' MaxTokenSize default is 48,000) is
+    accepted with the default limits; the connection stays usable."""
+    tok = negotiate_token(big_ticket_env(realm, 1800))
+    assert len(base64.b64decode(tok)) >= 48 * 1024
+    assert len(tok) > 4 * 16384  # far above max_header_bytes: counted against max_token_size
+    c, r = authz_get(gh_auth.port, '/', 'Negotiate ' + tok)
+    assert r.status == 200, (r.status, r.body[:200])
+    body = json.loads(r.body)
+    assert body['status'] == 'SUCCESS' and body['remote_user'] == 'alice@' + realm.realm, body
+    c.send('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n')
+    r = c.read_response()
+    assert r.status == 200 and json.loads(r.body)['status'] == 'NOT_AUTHENTICATED'
+    c.close()
+
+
+def test_48k_negotiate_blob_reaches_the_engine(gh_auth):
+    """48 KiB of SPNEGO-looking bytes: the auth engine's answer (FAILURE), not 431."""
+    blob = base64.b64encode(b'\x60\x83\x00\xc0\x00\x06\x06\x2b\x06\x01\x05\x05\x02'
+                            + os.urandom(48 * 1024 - 13)).decode()
+    c, r = authz_get(gh_auth.port, '/', 'Negotiate ' + blob)
+    assert r.status == 200, (r.status, r.body[:200])
+    assert json.loads(r.body)['status'] == 'FAILURE'
+    c.close()
+
+
+def test_token_above_max_token_size_is_400(gh_auth, realm):  # noqa: F811
+    """Above max_token_size the documented 400, never 431: a real 66 KiB Kerberos token (the
+    engine refuses it before GSSAPI), a blob far above (the parser refuses it and closes), and a
+    site's own smaller limit. Other fields keep max_header_bytes: 431."""
+    tok = negotiate_token(big_ticket_env(realm, 2500))
+    assert len(base64.b64decode(tok)) > 64 * 1024
+    c, r = authz_get(gh_auth.port, '/', 'Negotiate ' + tok)
+    assert r.status == 400, (r.status, r.body[:200])
+    c.close()
+    huge = base64.b64encode(b'\x60' + os.urandom(200 * 1024)).decode()
+    c, r = authz_get(gh_auth.port, '/', 'Negotiate ' + huge)
+    assert r.status == 400 and r.header('Connection') == 'close'
+    assert c.is_closed()
+    small = base64.b64encode(b'\x60' + os.urandom(2000)).decode()
+    c, r = authz_get(gh_auth.port, '/small', 'Negotiate ' + small)
+    assert r.status == 400
+    c.close()
+    c = Conn(gh_auth.port)
+    c.send('GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ' + 'v' * 17000 + '\r\n\r\n')
+    assert c.read_response().status == 431
+    c.close()
+    c, r = authz_get(gh_auth.port, '/', 'Negotiate YWJj')
+    assert r.status == 200  # still serving
+    c.close()

@@ -1,4 +1,4 @@
-"""test_module_cgi.py: the cgi module in the real daemon — the script runs as the client (real, effective, saved, fs ids and groups from /proc/self/status), CGI variables, body streamed in, timeout kills the child (DESIGN.md §2 item 19)."""
+"""test_module_cgi.py: the cgi module in the real daemon — the script runs as the client (real, effective, saved, fs ids and groups from /proc/self/status), CGI variables, the script's own directory as working directory (entered as the client), body streamed in, timeout kills the child (DESIGN.md §2 item 19)."""
 import os
 import shutil
 import subprocess
@@ -55,6 +55,14 @@ if [ -n "$KRB5CCNAME" ]; then
   fi
 fi
 '''
+# Where the script runs (RFC 3875 7.2: its own directory) and what relative paths reach from there.
+PWD = r'''#!/bin/sh
+printf 'Content-Type: text/plain\r\n\r\n'
+echo "PWD=$(pwd -P)"
+echo "DATA=$(cat data.txt 2>&1)"
+echo "SUB=$(cat sub/more.txt 2>&1)"
+echo "UP=$(cat ../up.txt 2>&1)"
+'''
 STATUS = r'''#!/bin/sh
 printf 'Status: 201 Created\r\nX-Made-By: cgi\r\nContent-Type: text/plain\r\n\r\nmade\n'
 '''
@@ -72,13 +80,30 @@ def gh(realm):  # noqa: F811
     write_owned(os.path.join(bin_, 'status'), STATUS, None, 0o755)
     write_owned(os.path.join(bin_, 'deleg'), DELEG, None, 0o755)
     write_owned(os.path.join(bin_, 'bobs'), IDS, 'bob', 0o700)  # only bob may run it
+    # app/pwd reads files next to it, below it and above it (relative paths)
+    app = os.path.join(bin_, 'app')
+    os.makedirs(os.path.join(app, 'sub'), 0o755)
+    write_owned(os.path.join(app, 'pwd'), PWD, None, 0o755)
+    write_owned(os.path.join(app, 'data.txt'), 'next to the script\n', None, 0o644)
+    write_owned(os.path.join(app, 'sub', 'more.txt'), 'below the script\n', None, 0o644)
+    write_owned(os.path.join(bin_, 'up.txt'), 'above the script\n', None, 0o644)
+    write_owned(os.path.join(bin_, 'data.txt'), 'the site root, not the script directory\n', None, 0o644)
+    # a directory the service (root without CAP_DAC_OVERRIDE: the owner) and bob's group may
+    # enter, alice may not, holding a script anybody could run
+    bobdir = os.path.join(bin_, 'bobdir')
+    os.mkdir(bobdir)
+    os.chown(bobdir, 0, USERS['bob'][1])
+    os.chmod(bobdir, 0o710)
+    write_owned(os.path.join(bobdir, 'pwd'), PWD, None, 0o755)
+    write_owned(os.path.join(bobdir, 'data.txt'), 'bob only\n', 'bob', 0o600)
+    write_owned(os.path.join(bin_, 'badinterp'), '#!/nonexistent/sh\necho never\n', None, 0o755)
     # created by the daemon (1733: clients make their private directories in it)
     ccdir = os.path.join(base, 'ccaches')
     d = GhDaemon(realm, [('/cgi-bin', dict(BASIC, handler='cgi', root=bin_, cgi_timeout=2)),
                          ('/krb', {'handler': 'cgi', 'root': bin_, 'auth': 'negotiate'})],
                  server={'ccache_dir': ccdir})
     d.start()
-    d.base, d.ccdir = base, ccdir
+    d.base, d.ccdir, d.bin = base, ccdir, bin_
     yield d
     d.stop()
     import shutil
@@ -127,6 +152,50 @@ def test_output_headers_parsed(gh):
 def test_kernel_refuses_script_of_another_user(gh):
     assert gh.get('/cgi-bin/bobs', user='alice').status == 403
     assert gh.get('/cgi-bin/bobs', user='bob').status == 200
+
+
+@pytest.mark.parametrize('path', ['/cgi-bin/app/pwd', '/cgi-bin/app/pwd/extra/path?x=1'])
+def test_script_runs_in_its_own_directory(gh, path):
+    """RFC 3875 7.2 (and Apache): the working directory is the script's, whatever the PATH_INFO;
+    relative paths resolve from there, not from the daemon's or the site root's directory."""
+    r = gh.get(path, user='alice')
+    assert r.status == 200, r
+    v = parse(r.text)
+    assert v['PWD'] == os.path.realpath(os.path.join(gh.bin, 'app')), r.text
+    assert v['DATA'] == 'next to the script', r.text
+    assert v['SUB'] == 'below the script', r.text
+    assert v['UP'] == 'above the script', r.text
+
+
+def test_script_directory_entered_as_the_client(gh):
+    """The chdir happens as the client, after the identity switch: a directory only bob may
+    enter is bob's working directory, and alice is refused (403) with a log line naming it."""
+    r = gh.get('/cgi-bin/bobdir/pwd', user='bob')
+    assert r.status == 200, r
+    v = parse(r.text)
+    assert v['PWD'] == os.path.realpath(os.path.join(gh.bin, 'bobdir')), r.text
+    assert v['DATA'] == 'bob only', r.text
+    before = gh.log().count('cgi: ')
+    r = gh.get('/cgi-bin/bobdir/pwd', user='alice')
+    assert r.status == 403, r
+    deadline = time.monotonic() + 5
+    while gh.log().count('cgi: ') == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = [ln for ln in gh.log().splitlines() if 'bobdir/pwd' in ln and 'as alice' in ln]
+    assert line and 'bobdir' in line[-1] and 'denied' in line[-1].lower(), gh.log()[-2000:]
+
+
+def test_script_that_cannot_start_is_500_with_a_log_line(gh):
+    """A failure in the child that is not the kernel refusing the client (here execve ENOENT:
+    the interpreter is missing) is the server's: 500, and the log names script, client,
+    directory and error."""
+    r = gh.get('/cgi-bin/badinterp', user='carol')
+    assert r.status == 500, r
+    deadline = time.monotonic() + 5
+    while 'badinterp' not in gh.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = [ln for ln in gh.log().splitlines() if 'badinterp' in ln and 'as carol' in ln]
+    assert line and f'in {gh.bin}' in line[-1] and 'No such file' in line[-1], gh.log()[-2000:]
 
 
 def test_anonymous_never_runs_a_script(gh):

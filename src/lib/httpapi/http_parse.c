@@ -2,6 +2,7 @@
 #include "httpapi/http_parse.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -105,10 +106,18 @@ static int grow_headers(gh__http_msg_t *m)
   return 0;
 }
 
+/* A byte limit as the 32-bit per-message counters can hold it (4 GiB of
+ * header section is never a sane limit). */
+static size_t cap32(size_t limit)
+{
+  return limit < UINT32_MAX ? limit : UINT32_MAX;
+}
+
 static int on_header_field(http_parser *hp, const char *at, size_t len)
 {
   gh__http_parser_t *p = hp->data;
   gh__http_msg_t *m = p->msg;
+  p->in_authz = false;
   /* RFC 9110 tchar: a field name is a token ("Name : v" and "X Y: v" are
    * 400, RFC 9112 §5.1, instead of libhttp-parser's lenient reading) */
   for (size_t i = 0; i < len; i++)
@@ -143,12 +152,24 @@ static int on_header_value(http_parser *hp, const char *at, size_t len)
   gh__http_msg_t *m = p->msg;
   if (has_ctl(at, len)) /* a NUL would cut the C string the application sees */
     return fail(p, 400);
-  p->header_bytes += len;
-  if (p->header_bytes > p->lim->max_header_bytes)
-    return fail(p, 431);
-  if (p->phase == PH_BODY)
+  gh__http_hoff_t *o = p->phase == PH_BODY ? NULL : &m->hoffs[m->n_headers - 1];
+  /* the first value bytes of a field (its name is complete): an
+   * Authorization value has its own budget, the token limit's (a Kerberos
+   * token with a large AD PAC is far above any other field) */
+  if (o != NULL && p->last_cb == CB_FIELD)
+    p->in_authz = p->lim->max_authz_bytes != 0 && o->nlen == 13 &&
+                  strncasecmp(m->hbuf + o->noff, "authorization", 13) == 0;
+  if (p->in_authz) {
+    if (len > cap32(p->lim->max_authz_bytes) - p->authz_bytes)
+      return fail(p, 400);
+    p->authz_bytes += (uint32_t)len;
+  } else {
+    p->header_bytes += len;
+    if (p->header_bytes > p->lim->max_header_bytes)
+      return fail(p, 431);
+  }
+  if (o == NULL) /* trailers are counted, not kept */
     return 0;
-  gh__http_hoff_t *o = &m->hoffs[m->n_headers - 1];
   if (p->last_cb != CB_VALUE) {
     if (hbuf_nul(m) != 0)
       return fail(p, 503);
@@ -252,6 +273,8 @@ static int on_headers_complete(http_parser *hp)
 
   if (m->http_major != 1)
     status = 505;
+  else if (p->n_te > 0 && m->http_minor == 0)
+    status = 400; /* HTTP/1.0 + Transfer-Encoding: faulty framing (RFC 9112 6.1), see security.md */
   else if (p->n_te > 0 && p->n_cl > 0)
     status = 400; /* CL + TE: request smuggling */
   else if (status == 0 && n_chunked > 1)
@@ -337,8 +360,26 @@ static const http_parser_settings settings = {
   .on_message_complete = on_message_complete,
 };
 
+size_t gh__http_section_max(const gh__http_limits_t *lim)
+{
+  /* request line and empty lines around the fields: 1 KiB over the URL */
+  return lim->max_uri + lim->max_header_bytes + lim->max_authz_bytes + 1024;
+}
+
+/* libhttp-parser's own cap on a header section (80 KiB, one process-wide
+ * value) is below an Authorization field of the default token limit (a
+ * 64 KiB token is 87,384 base64 bytes): lifted once; gatehouse's own counts
+ * (fields, Authorization, and the section, gh__http_section_max) are the
+ * limits. */
+static void lift_libhttp_cap(void)
+{
+  http_parser_set_max_header_size(0x7fffffffu);
+}
+
 void gh__http_parser_init(gh__http_parser_t *p, const gh__http_limits_t *lim)
 {
+  static pthread_once_t once = PTHREAD_ONCE_INIT;
+  pthread_once(&once, lift_libhttp_cap);
   memset(p, 0, sizeof(*p));
   p->lim = lim;
 }
@@ -467,7 +508,15 @@ int gh__http_parser_feed(gh__http_parser_t *p, const char *data, size_t len, siz
   }
   p->event = EV_NONE;
   p->frame_from = data;
+  bool in_section = p->phase == PH_IDLE || p->phase == PH_HEADERS;
   used = http_parser_execute(&p->hp, &settings, data, len);
+  /* the parser pauses at the end of the section: used stops there */
+  if (in_section && p->status == 0) {
+    if (used > cap32(gh__http_section_max(p->lim)) - p->section_bytes)
+      p->status = 431;
+    else
+      p->section_bytes += (uint32_t)used;
+  }
   /* the chunked framing after the last body bytes of this feed */
   if (p->status == 0 && p->msg->chunked && p->phase != PH_IDLE && p->frame_from != NULL &&
       p->frame_from < data + used && frame_bare_lf(p, p->frame_from, data + used))

@@ -33,7 +33,15 @@ typedef struct gh__http_limits {
   size_t max_header_bytes;  /* sum of name+value+4 per header (431) */
   unsigned max_header_count;/* header lines (431) */
   size_t max_body;          /* default body limit (413); see set_max_body */
+  size_t max_authz_bytes;   /* Authorization values (all of them) are counted here,
+                               not in max_header_bytes (400 beyond: an oversize token,
+                               as the auth engine answers); 0 = counted as any field */
 } gh__http_limits_t;
+
+/** Bytes the header section (request line, fields, CRLFs, leading empty
+ *  lines) may take in all under these limits; more is 431. It bounds what
+ *  the per-field counts do not see (whitespace around values). */
+size_t gh__http_section_max(const gh__http_limits_t *lim);
 
 typedef struct gh__http_header {
   const char *name;   /* NUL-terminated, as sent */
@@ -92,9 +100,12 @@ typedef struct gh__http_parser {
   bool scan_line_start;
   bool scan_prev_cr;        /* header section: the previous byte was CR (bare LF check) */
   bool frame_prev_cr;       /* chunked framing: the same */
+  bool in_authz;            /* the current field value is an Authorization value */
   const char *frame_from;   /* chunked framing bytes not yet checked, in the current feed */
   unsigned scan_lines;
   unsigned n_host, n_cl, n_te;
+  uint32_t authz_bytes;     /* Authorization value bytes of this message */
+  uint32_t section_bytes;   /* header-section bytes of this message so far */
 } gh__http_parser_t;
 
 /** Prepares a parser; lim is borrowed for the parser's lifetime. */

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gatehouse/authinfo.h>
+
 #include "gh_config.h"
 #include "httpapi/internal.h"
 #include "httpapi/url.h"
@@ -60,6 +62,15 @@ static void fill_defaults(gh_server_config_t *c)
 #undef DEF
 }
 
+/* Authorization value bytes for a decoded token of max_token bytes: its
+ * base64 plus 64 for the scheme name and spaces. The field is counted here
+ * instead of in max_header_bytes, so a token the auth engine would take
+ * (max_token_size) is never a 431; a larger one is 400 either way. */
+static size_t authz_budget(size_t max_token)
+{
+  return 4 * ((max_token + 2) / 3) + 64;
+}
+
 GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_server)
 {
   int ret = 0;
@@ -94,6 +105,7 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   s->limits.max_header_bytes = s->cfg.max_header_bytes;
   s->limits.max_header_count = s->cfg.max_header_count;
   s->limits.max_body = s->cfg.max_body;
+  s->limits.max_authz_bytes = authz_budget(GH_AUTH_MAX_TOKEN_DEFAULT);
   pthread_mutex_init(&s->qlock, NULL);
   pthread_mutex_init(&s->flock, NULL);
   pthread_condattr_t ca;
@@ -627,6 +639,16 @@ GH_EXPORT int gh_server_start(gh_server_t *s)
   if (s->started) {
     ret = GH_ESTATE;
     goto out;
+  }
+  /* the Authorization budget follows the largest max_token_size of any
+   * group (groups without auth settings: the default); settings are fixed
+   * from now on (gh_url_group_set_auth is before start only) */
+  for (size_t i = 0; i < s->n_groups; i++) {
+    const gh_auth_settings_t *as = gh_url_group_get_auth(s->groups[i]);
+    size_t b = authz_budget(as != NULL && as->max_token_size != 0 ? as->max_token_size
+                                                                  : GH_AUTH_MAX_TOKEN_DEFAULT);
+    if (b > s->limits.max_authz_bytes)
+      s->limits.max_authz_bytes = b;
   }
   s->ios = gh__calloc(s->cfg.io_threads, sizeof(*s->ios));
   if (s->ios == NULL) {

@@ -214,12 +214,100 @@ static void test_smuggling_and_malformed(void **state)
   expect_status("GARBAGE\r\n\r\n", 400);
   expect_status("GET / HTTP/1.1\r\nBad Header: x\r\n\r\n", 400);
   expect_status("GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505);
+  /* HTTP/1.0 with Transfer-Encoding: faulty framing, refused whatever else it says */
+  static const char ka_te[] =
+      "POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  expect_status(ka_te, 400);
+  expect_status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
+  expect_status("POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 400);
+  expect_status("POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
+  expect_status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
   expect_status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501);
   static const char nul[] = "GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n";
   result_t r;
   run(nul, sizeof(nul) - 1, 0, &r);
   assert_int_equal(r.error, 400);
   expect_status("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", 400);
+}
+
+/* Authorization values are counted against max_authz_bytes instead of
+ * max_header_bytes (a Kerberos token with a large PAC is no 431); above it
+ * they are 400, the auth engine's status for an oversize token. */
+static void test_authorization_budget(void **state)
+{
+  (void)state;
+  char buf[4096], tok[512], tok2[320], big[300];
+  result_t r;
+  memset(tok, 'A', 380);
+  tok[380] = '\0'; /* "Negotiate " + 380 = 390 value bytes */
+  memset(tok2, 'B', 300);
+  tok2[300] = '\0';
+  memset(big, 'v', 200);
+  big[200] = '\0';
+  lim.max_authz_bytes = 390;
+
+  /* above max_header_bytes (256), within the budget: whole and byte-wise */
+  snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Negotiate %s\r\n\r\n",
+           tok);
+  expect_status(buf, 0);
+  run(buf, strlen(buf), 7, &r);
+  assert_int_equal(r.n_done, 1);
+  /* the other fields keep their own budget next to it */
+  snprintf(buf, sizeof(buf),
+           "GET / HTTP/1.1\r\nHost: h\r\nauthorization: Negotiate %s\r\nX: %s\r\n\r\n", tok, big);
+  expect_status(buf, 0);
+  /* one byte over: 400 */
+  snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Negotiate %sA\r\n\r\n",
+           tok);
+  expect_status(buf, 400);
+  /* two fields share the budget */
+  snprintf(buf, sizeof(buf),
+           "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: %s\r\nAuthorization: %s\r\n\r\n", tok2,
+           tok2);
+  expect_status(buf, 400);
+  /* another name, a longer one, a trailer: ordinary fields */
+  snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nX-Authorization: %s\r\n\r\n", tok2);
+  expect_status(buf, 431);
+  snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nAuthorizations: %s\r\n\r\n", tok2);
+  expect_status(buf, 431);
+  snprintf(buf, sizeof(buf),
+           "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n"
+           "Authorization: %s\r\n\r\n",
+           tok2);
+  expect_status(buf, 431);
+  /* without a budget it is an ordinary field */
+  lim.max_authz_bytes = 0;
+  snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Negotiate %s\r\n\r\n",
+           tok);
+  expect_status(buf, 431);
+}
+
+/* The header section as a whole is bounded (gh__http_section_max): the
+ * whitespace around values and empty lines before the request line, which
+ * no field count sees. */
+static void test_section_bound(void **state)
+{
+  (void)state;
+  char buf[4096];
+  size_t max, n;
+  lim.max_authz_bytes = 0;
+  max = gh__http_section_max(&lim);
+  assert_int_equal(max, 64 + 256 + 1024);
+  /* spaces before a value: libhttp-parser drops them before the callback */
+  n = (size_t)snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: h\r\nX:");
+  memset(buf + n, ' ', max);
+  snprintf(buf + n + max, sizeof(buf) - n - max, "v\r\n\r\n");
+  expect_status(buf, 431);
+  /* the same section at exactly the bound is served */
+  memset(buf + n, ' ', max - n - 5);
+  memcpy(buf + max - 5, "v\r\n\r\n", 6);
+  assert_int_equal(strlen(buf), max);
+  expect_status(buf, 0);
+  /* empty lines before the request line */
+  for (n = 0; n + 2 <= max + 2; n += 2)
+    memcpy(buf + n, "\r\n", 2);
+  snprintf(buf + n, sizeof(buf) - n, "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  expect_status(buf, 431);
 }
 
 static void test_set_max_body(void **state)
@@ -346,6 +434,8 @@ int main(void)
     cmocka_unit_test(test_head_expect_versions),
     cmocka_unit_test(test_limits),
     cmocka_unit_test(test_smuggling_and_malformed),
+    cmocka_unit_test(test_authorization_budget),
+    cmocka_unit_test(test_section_bound),
     cmocka_unit_test(test_set_max_body),
     cmocka_unit_test(test_started_and_leading_crlf),
     cmocka_unit_test(test_random_sections),

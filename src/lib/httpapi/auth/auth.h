@@ -62,6 +62,8 @@ typedef struct gh__auth_engine_config {
   bool replay_cache_shared;      /* the in-memory one in shared memory (worker processes) */
   unsigned name_map_cache_ttl_s; /* Kerberos principal -> local name cache; 0 = off (max 3600) */
   const gh__auth_token_ops_t *token_ops; /* NULL = the sec layer (gh_token_*) */
+  gh_auth_log_cb *log_cb;                /* the engine's own lines; NULL = stderr */
+  void *log_arg;
 } gh__auth_engine_config_t;
 
 /** Creates the engine: checks that the keytab exists and is readable,
@@ -73,6 +75,9 @@ typedef struct gh__auth_engine_config {
  *  Call at start-up at base identity. */
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine);
+/** Re-reads the keytab now (gh_server_reload_keytab): 0, GH_ECONFIG (keys
+ *  kept) or GH_ENOT_FOUND (no keytab); msg gets one line. Any thread. */
+int gh__auth_engine_reload_keytab(gh__auth_engine_t *engine, char *msg, size_t msglen);
 /** Counters of the Kerberos principal -> local name cache (tests): lookups
  *  answered from it, lookups that mapped with krb5, flushes after a krb5
  *  profile change. */
@@ -105,9 +110,12 @@ typedef struct gh__auth_transport {
  *  found in a raw NTLMSSP message or one wrapped in SPNEGO (searched by
  *  signature). Pure parser of untrusted bytes; exposed for tests/fuzzing. */
 typedef struct gh__ntlm_auth_facts {
+  bool is_type3;        /* an AUTHENTICATE message was found (any NTLM version) */
   bool is_authenticate; /* an NTLMv2 AUTHENTICATE message was found */
   bool has_cbt;         /* MsvAvChannelBindings present and not all zero */
   char spn[256];        /* MsvAvTargetName (ASCII), "" when absent or not ASCII */
+  char user[256];       /* "DOMAIN\\user" (or "user") of an AUTHENTICATE message, printable
+                           ASCII ('?' for anything else), "" when none */
 } gh__ntlm_auth_facts_t;
 void gh__ntlm_auth_facts(const unsigned char *tok, size_t len, gh__ntlm_auth_facts_t *ret_facts);
 
@@ -141,6 +149,11 @@ typedef struct gh__auth_result {
   char *file_ccache_dir;            /* private dir of a materialised FILE ccache */
   char *file_ccache;                /* its name ("FILE:<dir>/ccache") */
   gh_token_t file_ccache_token;     /* own handle to the client that made them (removal) */
+  char *fail_client_buf;            /* FAILURE: info.failure_client / _service / _detail */
+  char *fail_service_buf;
+  char *fail_detail_buf;
+  gh_auth_log_cb *log_cb; /* the engine's sink, for result_done's complaints */
+  void *log_arg;
 } gh__auth_result_t;
 
 /** The step function: run once per request, at base identity.

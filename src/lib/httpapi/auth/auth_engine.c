@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,15 +76,16 @@ struct gh__auth_engine {
   /* what acquire_set needs */
   gss_name_t krb_name, ntlm_name;
   char *keytab, *ntlm_user_file;
-  /* the keytab's keys in a MEMORY keytab (see load_keytab) */
-  krb5_context kt_ctx;
-  krb5_keytab mem_kt;
+  /* the keytab's keys in a MEMORY keytab, re-read when the file changes
+   * (auth_keytab.c) */
+  gh__auth_keytab_t *kt;
+  char *acceptor; /* "HTTP/host" with service_principal = HTTP@host; NULL: any HTTP/<host> */
   /* Kerberos replay detection in memory (NULL: MIT's file rcache); see
    * rcache_check and auth.md "Replay" */
   gh__auth_rcache_t *rcache;
-  char mem_kt_name[64];
-  struct stat kt_st;
-  time_t kt_checked;
+  atomic_llong polled; /* time() of the last 5 s check (keytab file, krb5.conf clockskew) */
+  gh_auth_log_cb *log_cb;
+  void *log_arg;
   bool ntlm;
   bool spnego_ntlm_name;
   char *pam_service;
@@ -152,6 +154,9 @@ static const gh__auth_token_ops_t sec_ops = {
   .get_user = gh_token_get_user,
 };
 
+static krb5_context kctx_get(gh__auth_engine_t *e);
+static void kctx_put(gh__auth_engine_t *e, krb5_context k);
+
 /* ---- GSS status text ---- */
 
 static size_t append_status(char *buf, size_t len, size_t used, OM_uint32 code, int type,
@@ -185,10 +190,14 @@ static void gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, gs
   if (len == 0)
     return;
   buf[0] = '\0';
-  used = append_status(buf, len, used, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
+  /* "Unspecified GSS failure.  Minor code may provide more information"
+   * says nothing when the minor text follows */
+  if (!(GSS_ROUTINE_ERROR(major) == GSS_S_FAILURE && GSS_SUPPLEMENTARY_INFO(major) == 0 && minor))
+    used = append_status(buf, len, used, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
   if (minor)
     used = append_status(buf, len, used, minor, GSS_C_MECH_CODE, mech);
-  (void)used;
+  if (used == 0 && minor)
+    append_status(buf, len, used, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
 }
 
 /* ---- engine ---- */
@@ -209,23 +218,20 @@ out:
   return ret;
 }
 
-/* One line on stderr (the daemon's stderr is its log: journal or terminal),
- * for what goes wrong outside any request's answer (cleanup at request end). */
-static void engine_log(const char *fmt, ...)
+/* One line for the application's log (gh_auth_config_t.log_cb; stderr
+ * without one), for what goes wrong outside any request's answer (cleanup at
+ * request end, a keytab that cannot be re-read). */
+static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *fmt, ...)
 {
-  char msg[512], line[560];
+  char msg[512];
   va_list ap;
-  int n;
 
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
-  n = snprintf(line, sizeof(line), "gatehouse: auth: %s\n", msg);
-  if (n > (int)sizeof(line) - 1)
-    n = (int)sizeof(line) - 1;
-  if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-    /* nowhere else to report it */
-  }
+  gh__auth_log(fn, arg, priority, msg);
 }
 
 /* ccache_dir holds the clients' private directories of delegated FILE
@@ -240,7 +246,7 @@ static void engine_log(const char *fmt, ...)
  * bit. Root's directory (with a service user) that clients cannot write
  * into is safe but unusable for delegation: a warning on stderr. Runs at
  * base identity. */
-static int ccache_dir_prepare(const char *path, char *errbuf, size_t errlen)
+static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errbuf, size_t errlen)
 {
   const mode_t want = S_ISVTX | S_IRWXU | S_IWGRP | S_IXGRP | S_IWOTH | S_IXOTH; /* 1733 */
   const uid_t me = geteuid();
@@ -288,7 +294,8 @@ static int ccache_dir_prepare(const char *path, char *errbuf, size_t errlen)
   if (st.st_uid != me) {
     /* safe but unusable for delegation, and not ours to change: sites
      * without CGI delegation work; a delegated FILE ccache fails (EACCES) */
-    engine_log("ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
+    engine_log(e->log_cb, e->log_arg, LOG_WARNING,
+               "ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
                "ccache directories in it, delegated credentials cannot be handed to CGI "
                "scripts; make it mode 1733",
                path, (unsigned)mode);
@@ -324,55 +331,6 @@ static int acquire(const char *label, gss_name_t name, gss_OID mech,
   return ret;
 }
 
-/* Copies the keys of the keytab file into the engine's MEMORY keytab
- * (entries already there are kept). MIT re-opens, locks and reads a FILE
- * keytab on every accept; from memory the acceptor finds its key without
- * a system call. Called at start-up and whenever the file changed (checked
- * at most every KT_CHECK_S seconds from credset_get), so added keys (a new
- * kvno after a password change) are picked up while running; removed keys
- * stay until restart. 0, or GH_ECONFIG with a message naming the file. */
-#define KT_CHECK_S 5
-static int load_keytab(gh__auth_engine_t *e, char *errbuf, size_t errlen)
-{
-  krb5_keytab file = NULL;
-  krb5_kt_cursor cur;
-  krb5_keytab_entry ent;
-  krb5_error_code kr;
-  bool seq = false;
-  unsigned n = 0;
-  int ret = 0;
-
-  kr = krb5_kt_resolve(e->kt_ctx, e->keytab, &file);
-  if (kr == 0)
-    kr = krb5_kt_start_seq_get(e->kt_ctx, file, &cur);
-  if (kr == 0)
-    seq = true;
-  while (kr == 0 && (kr = krb5_kt_next_entry(e->kt_ctx, file, &ent, &cur)) == 0) {
-    krb5_keytab_entry have;
-    if (krb5_kt_get_entry(e->kt_ctx, e->mem_kt, ent.principal, ent.vno, ent.key.enctype,
-                          &have) == 0)
-      krb5_free_keytab_entry_contents(e->kt_ctx, &have);
-    else
-      kr = krb5_kt_add_entry(e->kt_ctx, e->mem_kt, &ent);
-    krb5_free_keytab_entry_contents(e->kt_ctx, &ent);
-    n++;
-  }
-  if (kr == KRB5_KT_END && n == 0)
-    kr = KRB5_KT_NOTFOUND;
-  if (kr != KRB5_KT_END) {
-    const char *msg = krb5_get_error_message(e->kt_ctx, kr);
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "keytab %s: %s", e->keytab, msg);
-    krb5_free_error_message(e->kt_ctx, msg);
-    ret = GH_ECONFIG;
-  }
-  if (seq)
-    krb5_kt_end_seq_get(e->kt_ctx, file, &cur);
-  if (file)
-    krb5_kt_close(e->kt_ctx, file);
-  return ret;
-}
-
 /* How long an authenticator can be replayed past MIT's clock-skew check:
  * accepted at t with |ctime - t| <= skew, a replay at t' passes only while
  * t' <= ctime + skew <= t + 2 skew. Plus a minute of margin. From the
@@ -394,16 +352,17 @@ static unsigned rcache_window(krb5_context k)
   return 2u * (unsigned)skew + 60u;
 }
 
-/* Under cred_lock: reload the keytab if the file changed; follow a larger
- * clockskew in krb5.conf. */
-static void check_keytab(gh__auth_engine_t *e)
+/* At most every KT_CHECK_S seconds, from any step (never waiting for a
+ * read in progress): merge new keys of a changed keytab file, follow a
+ * larger clockskew in krb5.conf. */
+#define KT_CHECK_S 5
+static void engine_poll(gh__auth_engine_t *e)
 {
-  struct stat st;
-  time_t now = time(NULL);
+  long long now = (long long)time(NULL);
+  long long last = atomic_load_explicit(&e->polled, memory_order_relaxed);
 
-  if (!e->keytab || now - e->kt_checked < KT_CHECK_S)
+  if (!e->kt || now - last < KT_CHECK_S || !atomic_compare_exchange_strong(&e->polled, &last, now))
     return;
-  e->kt_checked = now;
   if (e->rcache) {
     krb5_context k;
     if (krb5_init_context(&k) == 0) { /* a fresh one reads the current krb5.conf */
@@ -411,14 +370,7 @@ static void check_keytab(gh__auth_engine_t *e)
       krb5_free_context(k);
     }
   }
-  if (stat(e->keytab, &st) != 0)
-    return; /* keep serving with the keys we have */
-  if (st.st_ino != e->kt_st.st_ino || st.st_size != e->kt_st.st_size ||
-      st.st_mtim.tv_sec != e->kt_st.st_mtim.tv_sec ||
-      st.st_mtim.tv_nsec != e->kt_st.st_mtim.tv_nsec) {
-    if (load_keytab(e, NULL, 0) == 0)
-      e->kt_st = st;
-  }
+  gh__auth_keytab_poll(e->kt);
 }
 
 static void release_set(credset_t *set)
@@ -441,7 +393,7 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
   set->spnego = set->krb5 = set->ntlm = GSS_C_NO_CREDENTIAL;
   if (e->keytab) {
     elems[store.count].key = "keytab";
-    elems[store.count].value = e->mem_kt_name;
+    elems[store.count].value = gh__auth_keytab_mem_name(e->kt);
     store.count++;
   }
   if (e->ntlm && e->ntlm_user_file) {
@@ -512,8 +464,8 @@ static unsigned credset_get(gh__auth_engine_t *e, bool *ret_exclusive)
 {
   unsigned idx;
 
+  engine_poll(e);
   pthread_mutex_lock(&e->cred_lock);
-  check_keytab(e);
   if (e->n_free > 0) {
     idx = e->free_sets[--e->n_free];
     *ret_exclusive = true;
@@ -727,6 +679,22 @@ void gh__auth_engine_name_map_stats(gh__auth_engine_t *e, uint64_t *ret_hits,
   pthread_mutex_unlock(&e->nmap_lock);
 }
 
+int gh__auth_engine_reload_keytab(gh__auth_engine_t *e, char *msg, size_t msglen)
+{
+  char tmp[8];
+
+  if (!msg || msglen == 0) {
+    msg = tmp;
+    msglen = sizeof(tmp);
+  }
+  msg[0] = '\0';
+  if (!e || !e->kt) {
+    snprintf(msg, msglen, "no keytab configured");
+    return GH_ENOT_FOUND;
+  }
+  return gh__auth_keytab_reload(e->kt, msg, msglen);
+}
+
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine)
 {
@@ -753,6 +721,8 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     goto out;
   }
   e->ops = cfg->token_ops ? *cfg->token_ops : sec_ops;
+  e->log_cb = cfg->log_cb;
+  e->log_arg = cfg->log_arg;
   if (!e->ops.from_user || !e->ops.from_peer || !e->ops.open_handle || !e->ops.close) {
     if (errbuf && errlen)
       snprintf(errbuf, errlen, "auth engine: the sec layer (gh_token_*) is not available");
@@ -776,35 +746,23 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     if (ret)
       goto out;
     /* Kerberos can delegate: the clients' FILE ccaches go below ccache_dir */
-    ret = ccache_dir_prepare(e->ccache_dir, errbuf, errlen);
+    ret = ccache_dir_prepare(e, e->ccache_dir, errbuf, errlen);
     if (ret)
       goto out;
     if (!(e->keytab = gh__strdup(cfg->keytab))) {
       ret = -ENOMEM;
       goto out;
     }
-    if (krb5_init_context(&e->kt_ctx) != 0) {
-      e->kt_ctx = NULL;
-      ret = GH_EAUTH_INTERNAL;
-      goto out;
-    }
-    snprintf(e->mem_kt_name, sizeof(e->mem_kt_name), "MEMORY:gh-keytab-%ld-%p", (long)getpid(),
-             (void *)e);
-    if (krb5_kt_resolve(e->kt_ctx, e->mem_kt_name, &e->mem_kt) != 0) {
-      e->mem_kt = NULL;
-      ret = GH_EAUTH_INTERNAL;
-      goto out;
-    }
-    if (stat(cfg->keytab, &e->kt_st) != 0)
-      memset(&e->kt_st, 0, sizeof(e->kt_st));
-    e->kt_checked = time(NULL);
-    ret = load_keytab(e, errbuf, errlen);
+    ret = gh__auth_keytab_new(cfg->keytab, e->log_cb, e->log_arg, errbuf, errlen, &e->kt);
     if (ret)
       goto out;
+    atomic_store(&e->polled, (long long)time(NULL));
     if (!cfg->replay_cache_file) {
-      ret = cfg->replay_cache_shared
-                ? gh__auth_rcache_new_shared(rcache_window(e->kt_ctx), &e->rcache)
-                : gh__auth_rcache_new(rcache_window(e->kt_ctx), &e->rcache);
+      krb5_context k = kctx_get(e);
+      unsigned window = k ? rcache_window(k) : 660u;
+      kctx_put(e, k);
+      ret = cfg->replay_cache_shared ? gh__auth_rcache_new_shared(window, &e->rcache)
+                                     : gh__auth_rcache_new(window, &e->rcache);
       if (ret)
         goto out;
     }
@@ -830,6 +788,12 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     gss_buffer_desc b = { strlen(sp), (void *)sp };
     gss_buffer_desc nb = { strlen(np), (void *)np };
 
+    const char *at = strchr(sp, '@');
+    if (at && at[1] && asprintf(&e->acceptor, "%.*s/%s", (int)(at - sp), sp, at + 1) < 0) {
+      e->acceptor = NULL;
+      ret = -ENOMEM;
+      goto out;
+    }
     maj = gss_import_name(&min, &b, GSS_C_NT_HOSTBASED_SERVICE, &e->krb_name);
     if (!GSS_ERROR(maj))
       maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &e->ntlm_name);
@@ -863,12 +827,10 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
     release_set(&e->sets[i]);
   gss_release_name(&min, &e->krb_name);
   gss_release_name(&min, &e->ntlm_name);
-  if (e->mem_kt)
-    krb5_kt_close(e->kt_ctx, e->mem_kt); /* the last handle: MIT frees the keys */
-  if (e->kt_ctx)
-    krb5_free_context(e->kt_ctx);
+  gh__auth_keytab_free(e->kt);
   gh__auth_rcache_free(e->rcache);
   free(e->keytab);
+  free(e->acceptor);
   free(e->ntlm_user_file);
   pthread_mutex_destroy(&e->cred_lock);
   gh__auth_basic_cache_free(e->basic_cache);
@@ -1010,7 +972,8 @@ void gh__auth_result_done(gh__auth_result_t *r)
     /* made by the client, in its own 0700 directory: removed as the client */
     int rc = gh__token_run_as(r->file_ccache_token, fcc_remove, r);
     if (rc != 0)
-      engine_log("delegated ccache %s: not removed: %s", r->file_ccache_dir, gh_strerror(rc));
+      engine_log(r->log_cb, r->log_arg, LOG_ERR, "delegated ccache %s: not removed: %s",
+                 r->file_ccache_dir, gh_strerror(rc));
   }
   if (r->file_ccache_token)
     (void)gh_token_close(r->file_ccache_token);
@@ -1034,6 +997,11 @@ void gh__auth_result_done(gh__auth_result_t *r)
   free(r->mutual_buf);
   free(r->remote_user_buf);
   free(r->local_user_buf);
+  if (r->fail_client_buf || r->fail_service_buf || r->fail_detail_buf) { /* failures only */
+    free(r->fail_client_buf);
+    free(r->fail_service_buf);
+    free(r->fail_detail_buf);
+  }
   memset(r, 0, sizeof(*r));
 }
 
@@ -1051,6 +1019,8 @@ typedef struct fcc_job {
   char *name; /* in: buffer for "FILE:<dir>/ccache" */
   size_t name_len;
   bool made;  /* the directory exists */
+  gh_auth_log_cb *log_cb;
+  void *log_arg;
 } fcc_job_t;
 
 /* Runs as the client (gh__token_run_as): the private directory (mkdtemp:
@@ -1084,7 +1054,8 @@ out:
     krb5_cc_close(j->k, file);
   if (ret != 0 && j->made) {
     if ((unlink(j->name + strlen("FILE:")) != 0 && errno != ENOENT) || rmdir(j->dir) != 0)
-      engine_log("delegated ccache %s: not removed after a failure: %s", j->dir, strerror(errno));
+      engine_log(j->log_cb, j->log_arg, LOG_ERR,
+                 "delegated ccache %s: not removed after a failure: %s", j->dir, strerror(errno));
     j->made = false;
   }
   return ret;
@@ -1158,6 +1129,8 @@ int gh__auth_result_file_ccache(gh__auth_engine_t *e, gh__auth_result_t *r, uid_
     ret = GH_EAUTH_INTERNAL;
     goto out;
   }
+  j.log_cb = e->log_cb;
+  j.log_arg = e->log_arg;
   ret = gh__token_run_as(tok, fcc_make, &j);
   if (ret != 0)
     goto out;
@@ -1190,17 +1163,32 @@ static int dup_into(char **dst, const char *src)
   return (src && !*dst) ? -ENOMEM : 0;
 }
 
-static void set_failure(gh__auth_result_t *r, gh_auth_type_t type, const char *package,
-                        gh_auth_sec_kind_t kind, uint32_t major, uint32_t minor, const char *text)
+static void set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth_type_t type,
+                        const char *package, gh_auth_sec_kind_t kind, uint32_t major,
+                        uint32_t minor, const char *text)
 {
   r->verdict = GH__AUTH_DELIVER;
   r->info.status = GH_AUTH_STATUS_FAILURE;
+  r->info.failure = cause;
   r->info.type = type;
   r->info.package_name = package;
   r->info.sec_status.kind = kind;
   r->info.sec_status.major = major;
   r->info.sec_status.minor = minor;
   snprintf(r->info.sec_status_text, sizeof(r->info.sec_status_text), "%s", text ? text : "");
+}
+
+/* The facts of a FAILURE record (each may be NULL or ""): copied into the
+ * result; on ENOMEM a fact is left out. */
+static void set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
+                              const char *detail)
+{
+  if (client && client[0] && !r->fail_client_buf && (r->fail_client_buf = gh__strdup(client)))
+    r->info.failure_client = r->fail_client_buf;
+  if (service && service[0] && !r->fail_service_buf && (r->fail_service_buf = gh__strdup(service)))
+    r->info.failure_service = r->fail_service_buf;
+  if (detail && detail[0] && !r->fail_detail_buf && (r->fail_detail_buf = gh__strdup(detail)))
+    r->info.failure_detail = r->fail_detail_buf;
 }
 
 static void set_verdict(gh__auth_result_t *r, gh__auth_verdict_t v, int err)
@@ -1306,8 +1294,9 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c,
       goto out;
     }
     if (ret) {
-      set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0,
-                  gh_strerror(ret));
+      set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO,
+                  (uint32_t)-ret, 0, gh_strerror(ret));
+      set_failure_facts(r, user, NULL, NULL);
       goto out;
     }
   }
@@ -1402,7 +1391,9 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
       goto out;
     }
     if (ret) {
-      set_failure(r, GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
+      set_failure(r, gh__auth_failure_of_pam(pam_code), GH_AUTH_TYPE_BASIC, "Basic",
+                  GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
+      set_failure_facts(r, user, NULL, NULL);
       goto out;
     }
   }
@@ -1657,7 +1648,8 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
     if (verified)
       r->info.flags |= GH_AUTH_FLAG_CBT_VERIFIED;
     if (!verified && site->channel_binding == GH_AUTH_CB_STRICT) {
-      set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_BINDINGS, 0,
+      set_failure(r, GH_AUTH_FAILURE_CHANNEL_BINDING, type, package, GH_AUTH_SEC_GSS,
+                  GSS_S_BAD_BINDINGS, 0,
                   "channel binding required (channel_binding = strict): the client sent none");
       return false;
     }
@@ -1669,11 +1661,87 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
     } else if (spn[0] || site->channel_binding == GH_AUTH_CB_STRICT) {
       snprintf(text, sizeof(text), "service name %.100s is not in allowed_spns",
                spn[0] ? spn : "(none sent)");
-      set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0, text);
+      set_failure(r, GH_AUTH_FAILURE_WRONG_SPN, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0,
+                  text);
+      set_failure_facts(r, NULL, spn, "not in this site's allowed_spns");
       return false;
     }
   }
   return true;
+}
+
+/* The krb5 mechanism's own error code for a failed accept of a token that
+ * holds an AP-REQ (ap). The minor itself when the krb5 credential took the
+ * token. Through SPNEGO the mechglue renumbers minor codes (a SPNEGO minor
+ * is an arbitrary number standing for the pair (SPNEGO, inner code), and
+ * differs from process to process), so the AP-REQ is given once more to
+ * the krb5 credential alone, its context and output discarded: MIT fails
+ * it at the same step and returns the real code. 0 when that accept
+ * succeeds (SPNEGO itself refused the token). Failure path only. */
+static long krb5_code(gh__auth_engine_t *e, unsigned set_idx, gss_cred_id_t cred, OM_uint32 minor,
+                      const gh__krb5_ap_req_t *ap, gss_channel_bindings_t cbp)
+{
+  gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
+  gss_buffer_desc in = {ap->mech_len, (void *)ap->mech}, out = GSS_C_EMPTY_BUFFER;
+  OM_uint32 maj, min = 0, min2;
+
+  if (cred == e->sets[set_idx].krb5)
+    return (long)(int32_t)minor;
+  if (e->sets[set_idx].krb5 == GSS_C_NO_CREDENTIAL)
+    return 0;
+  maj = gss_accept_sec_context(&min, &ctx, e->sets[set_idx].krb5, &in, cbp, NULL, NULL, &out, NULL,
+                               NULL, NULL);
+  gss_release_buffer(&min2, &out);
+  if (ctx != GSS_C_NO_CONTEXT)
+    gss_delete_sec_context(&min2, &ctx, GSS_C_NO_BUFFER);
+  return GSS_ERROR(maj) ? (long)(int32_t)min : 0;
+}
+
+/* A failed Kerberos accept: the cause refined with what the AP-REQ shows,
+ * and its client (when the keytab decrypts the ticket), service and facts. */
+static void fail_krb5(gh__auth_engine_t *e, gh__auth_result_t *r, gh_auth_failure_t cause,
+                      const gh__krb5_ap_req_t *ap)
+{
+  gh__krb5_diag_t d;
+  char detail[400];
+  krb5_context k = kctx_get(e);
+
+  gh__krb5_diagnose(k, e->kt ? gh__auth_keytab_mem_name(e->kt) : NULL, ap->ap_req, ap->ap_req_len,
+                    &d);
+  kctx_put(e, k);
+  r->info.failure = gh__krb5_explain(cause, &d, e->acceptor, detail, sizeof(detail));
+  set_failure_facts(r, d.client, d.service, detail);
+}
+
+/* The text of a mechanism minor code alone (first message). */
+static void mech_text(OM_uint32 minor, char *buf, size_t len)
+{
+  OM_uint32 msg_ctx = 0, min;
+  gss_buffer_desc t = GSS_C_EMPTY_BUFFER;
+
+  buf[0] = '\0';
+  if (minor == 0 ||
+      GSS_ERROR(gss_display_status(&min, minor, GSS_C_MECH_CODE, GSS_C_NO_OID, &msg_ctx, &t)))
+    return;
+  snprintf(buf, len, "%.*s", (int)t.length, (const char *)t.value);
+  gss_release_buffer(&min, &t);
+}
+
+/* A failed NTLM accept (raw or in SPNEGO): the cause from gss-ntlmssp's
+ * minor, the user and target name from the AUTHENTICATE message. */
+static void fail_ntlm(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
+                      const unsigned char *tok, size_t tok_len, gh__ntlm_auth_facts_t *nf)
+{
+  char mt[160];
+  gh_auth_failure_t cause;
+
+  (void)maj;
+  mech_text(minor, mt, sizeof(mt));
+  gh__ntlm_auth_facts(tok, tok_len, nf);
+  cause = gh__auth_failure_of_ntlm(minor, mt, nf->is_type3);
+  if (cause != GH_AUTH_FAILURE_OTHER)
+    r->info.failure = cause;
+  set_failure_facts(r, nf->user, nf->spn, NULL);
 }
 
 static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
@@ -1699,8 +1767,11 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   const char *package = scheme_text(scheme);
   char *display = NULL, *local = NULL, text[GH_AUTH_SEC_TEXT_MAX];
   time_t expiry = 0;
-  bool unmapped = false, tagged = false;
+  bool unmapped = false, tagged = false, walked = false, have_ap = false;
   uint8_t tag[GH__RCACHE_TAG_LEN];
+  gh__krb5_ap_req_t ap;
+  unsigned kt_gen = 0;
+  long kcode = 0;
   int ret;
 
   if (c->ctx != GSS_C_NO_CONTEXT &&
@@ -1758,25 +1829,28 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
      * rcache: find the AP-REQ the krb5 mechanism could be given in exactly
      * the bytes GSS gets, record its authenticator before the accept. A
      * token the strict walker cannot read is refused (fail closed). */
-    const uint8_t *ct;
-    size_t ct_len;
-    ret = gh__krb5_find_authenticator(in.value, in.length, &ct, &ct_len);
+    ret = gh__krb5_find_ap_req(in.value, in.length, &ap);
+    walked = true;
     if (ret < 0) {
       conn_reset_ctx(c);
-      set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_DEFECTIVE_TOKEN, 0,
-                  "token not understood (Kerberos replay check)");
+      set_failure(r, GH_AUTH_FAILURE_MALFORMED_TOKEN, type, package, GH_AUTH_SEC_GSS,
+                  GSS_S_DEFECTIVE_TOKEN, 0,
+                  "not strict DER Kerberos or SPNEGO, nor NTLMSSP: refused before GSS");
       goto out;
     }
     if (ret == 1) {
-      ret = gh__auth_rcache_tag(e->rcache, ct, ct_len, tag);
+      have_ap = true;
+      ret = gh__auth_rcache_tag(e->rcache, ap.cipher, ap.cipher_len, tag);
       if (ret == 0)
         ret = gh__auth_rcache_insert(e->rcache, tag);
       if (ret == GH__RCACHE_REPLAY) {
         conn_reset_ctx(c);
-        /* the same status MIT's file rcache gives */
-        gss_text(text, sizeof(text), GSS_S_FAILURE, (OM_uint32)KRB5KRB_AP_ERR_REPEAT, &krb5_oid);
-        set_failure(r, type, "Kerberos", GH_AUTH_SEC_GSS, GSS_S_FAILURE,
+        /* the same status MIT's file rcache gives, with krb5's own text
+         * (the mechglue knows no mechanism for a minor it did not return) */
+        snprintf(text, sizeof(text), "%s", error_message(KRB5KRB_AP_ERR_REPEAT));
+        set_failure(r, GH_AUTH_FAILURE_REPLAY, type, "Kerberos", GH_AUTH_SEC_GSS, GSS_S_FAILURE,
                     (uint32_t)KRB5KRB_AP_ERR_REPEAT, text);
+        fail_krb5(e, r, GH_AUTH_FAILURE_REPLAY, &ap);
         goto out;
       }
       if (ret) {
@@ -1787,8 +1861,34 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
       tagged = true;
     }
   }
+  kt_gen = e->kt ? gh__auth_keytab_gen(e->kt) : 0;
   maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
                                &time_rec, &deleg);
+  if (GSS_ERROR(maj) && set_held && e->kt && cred != e->sets[set_idx].ntlm) {
+    /* Keytab rotation: a ticket for a key this process does not hold yet
+     * (a new kvno, a new service name) re-reads the keytab file at once
+     * when it changed, and the accept is tried once more. Failure path
+     * only: a success costs nothing here. */
+    if (!walked) {
+      have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
+      walked = true;
+    }
+    if (have_ap) {
+      kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
+      if (gh__auth_krb5_key_error(kcode) && gh__auth_keytab_refresh(e->kt, kt_gen)) {
+        gss_release_buffer(&min2, &out);
+        gss_release_name(&min2, &src);
+        gss_release_cred(&min2, &deleg);
+        conn_reset_ctx(c);
+        mech = GSS_C_NO_OID;
+        ret_flags = time_rec = 0;
+        maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
+                                     &time_rec, &deleg);
+        if (GSS_ERROR(maj))
+          kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
+      }
+    }
+  }
   if (tagged && GSS_ERROR(maj)) {
     /* nothing was authenticated with it: forget it, so that a corrupted
      * copy sent first cannot lock the genuine token out, and garbage does
@@ -1796,23 +1896,41 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
      * authenticator). */
     gh__auth_rcache_remove(e->rcache, tag);
   }
-  if (set_held) {
-    credset_put(e, set_idx, set_excl);
-    set_held = false;
-  }
   if (GSS_ERROR(maj)) {
     gss_text(text, sizeof(text), maj, min, mech);
     conn_reset_ctx(c);
     if (cbp != GSS_C_NO_CHANNEL_BINDINGS &&
         (GSS_ROUTINE_ERROR(maj) == GSS_S_BAD_BINDINGS || nf.has_cbt))
       r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT; /* sent, and not ours */
-    set_failure(r, type, package, GH_AUTH_SEC_GSS, maj, min, text);
+    set_failure(r, gh__auth_failure_of_gss_major(maj), type, package, GH_AUTH_SEC_GSS, maj, min,
+                text);
+    if (e->kt && cred != e->sets[set_idx].ntlm && !walked) {
+      have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
+      walked = true;
+    }
+    if (have_ap) {
+      gh_auth_failure_t cause = r->info.failure;
+      if (kcode == 0)
+        kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
+      if (kcode != 0 && gh__auth_failure_of_krb5(kcode) != GH_AUTH_FAILURE_OTHER)
+        cause = gh__auth_failure_of_krb5(kcode);
+      fail_krb5(e, r, cause, &ap);
+    } else if (cred == e->sets[set_idx].ntlm ||
+               (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid)) ||
+               memmem(tok, tok_len, NTLM_SIGNATURE, 8) != NULL) {
+      fail_ntlm(r, maj, min, tok, tok_len, &nf);
+    }
     goto out;
+  }
+  if (set_held) {
+    credset_put(e, set_idx, set_excl);
+    set_held = false;
   }
   if (maj & GSS_S_CONTINUE_NEEDED) {
     if (out.length == 0) {
       conn_reset_ctx(c);
-      set_failure(r, type, package, GH_AUTH_SEC_GSS, maj, min, "continue without a token");
+      set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS, maj, min,
+                  "continue without a token");
       goto out;
     }
     c->ctx_scheme = scheme;
@@ -1845,14 +1963,14 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= AUTH_NAME_MAX ||
       memchr(dname.value, '\0', dname.length)) {
     conn_reset_ctx(c);
-    set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_ERROR(maj) ? maj : GSS_S_BAD_NAME, min2,
-                "cannot display the client name");
+    set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS,
+                GSS_ERROR(maj) ? maj : GSS_S_BAD_NAME, min2, "cannot display the client name");
     goto out;
   }
   if ((ret_flags & GSS_C_ANON_FLAG) ||
       (name_type != GSS_C_NO_OID && gss_oid_equal(name_type, GSS_C_NT_ANONYMOUS))) {
     conn_reset_ctx(c);
-    set_failure(r, type, package, GH_AUTH_SEC_GSS, GSS_S_FAILURE, 0,
+    set_failure(r, GH_AUTH_FAILURE_ANONYMOUS, type, package, GH_AUTH_SEC_GSS, GSS_S_FAILURE, 0,
                 "anonymous (NULL session) authentication refused");
     goto out;
   }
@@ -1897,9 +2015,16 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     if (ret == -ENOMEM) {
       set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
     } else {
+      char detail[AUTH_NAME_MAX + 64];
       snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
                gh_strerror(ret));
-      set_failure(r, type, package, GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0, text);
+      set_failure(r, gh__auth_failure_of_local(ret), type, package, GH_AUTH_SEC_ERRNO,
+                  (uint32_t)-ret, 0, text);
+      if (local)
+        snprintf(detail, sizeof(detail), "the name maps to the local account '%s'", local);
+      else
+        snprintf(detail, sizeof(detail), "no local name for it (auth_to_local)");
+      set_failure_facts(r, display, NULL, detail);
     }
     goto out;
   }
@@ -1964,8 +2089,8 @@ static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
     goto out;
   }
   if (ret) {
-    set_failure(r, GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0,
-                gh_strerror(ret));
+    set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO,
+                (uint32_t)-ret, 0, gh_strerror(ret));
     goto out;
   }
   r->info.token = tok;
@@ -2029,6 +2154,8 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
     goto out;
   }
   memset(r, 0, sizeof(*r));
+  r->log_cb = e->log_cb;
+  r->log_arg = e->log_arg;
   r->verdict = GH__AUTH_DELIVER;
   r->info.status = GH_AUTH_STATUS_NOT_AUTHENTICATED;
   r->info.type = GH_AUTH_TYPE_NONE;

@@ -296,6 +296,8 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.replay_cache_file = cfg->replay_cache_file;
   ec.replay_cache_shared = cfg->replay_cache_shared;
   ec.name_map_cache_ttl_s = cfg->name_map_cache_ttl_s;
+  ec.log_cb = cfg->log_cb;
+  ec.log_arg = cfg->log_arg;
   ret = gh__auth_engine_new(&ec, errbuf, errlen, &as->engine);
   if (ret)
     goto out;
@@ -306,6 +308,18 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
 out:
   server_state_free(as);
   return ret;
+}
+
+int gh_server_reload_keytab(gh_server_t *server, char *msg, size_t msglen)
+{
+  gh__auth_server_t *as = server ? gh__server_get_auth_state(server) : NULL;
+
+  if (!as) {
+    if (msg && msglen)
+      snprintf(msg, msglen, "no authentication on this server");
+    return GH_ENOT_FOUND;
+  }
+  return gh__auth_engine_reload_keytab(as->engine, msg, msglen);
 }
 
 int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *settings)

@@ -71,4 +71,95 @@ size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries);
 void gh__auth_rcache_die_locked_for_test(gh__auth_rcache_t *rc);
 bool gh__auth_rcache_spare_clean_for_test(gh__auth_rcache_t *rc, unsigned shard);
 
+/** The token the krb5 mechanism would be given, found in a Negotiate or
+ *  Kerberos token as gh__krb5_find_authenticator walks it: mech/mech_len
+ *  the mechanism token (the raw or GSS-framed AP-REQ, at top level or as
+ *  the SPNEGO mechToken), ap_req/ap_req_len the AP-REQ DER in it, cipher
+ *  the authenticator ciphertext. All point into the token. */
+typedef struct gh__krb5_ap_req {
+  const uint8_t *mech, *ap_req, *cipher;
+  size_t mech_len, ap_req_len, cipher_len;
+} gh__krb5_ap_req_t;
+/** As gh__krb5_find_authenticator, filling *ret on 1. */
+int gh__krb5_find_ap_req(const void *token, size_t len, gh__krb5_ap_req_t *ret);
+
+/* ---- the acceptor keys (auth_keytab.c; see auth.md "Keytab") ---- */
+#include <gatehouse/authinfo.h>
+
+/** A line for the application's log (gh_auth_config_t.log_cb), or stderr
+ *  ("gatehouse: auth: <msg>") when fn is NULL. Any thread. */
+void gh__auth_log(gh_auth_log_cb *fn, void *arg, int priority, const char *msg);
+
+typedef struct gh__auth_keytab gh__auth_keytab_t;
+
+/** Reads the keytab file at path into a new MEMORY keytab. 0; GH_ECONFIG
+ *  with "keytab <path>: <reason>" in errbuf when the file cannot be read or
+ *  holds no key; GH_EAUTH_INTERNAL, -ENOMEM. log/log_arg: where later
+ *  re-reads report (NULL: stderr). Start-up, one thread. */
+int gh__auth_keytab_new(const char *path, gh_auth_log_cb *log, void *log_arg, char *errbuf,
+                        size_t errlen, gh__auth_keytab_t **ret_kt);
+void gh__auth_keytab_free(gh__auth_keytab_t *kt);
+/** "MEMORY:gh-keytab-..." for a cred store; lives as long as kt. */
+const char *gh__auth_keytab_mem_name(const gh__auth_keytab_t *kt);
+/** Bumped each time keys are added; read it before an accept. Any thread. */
+unsigned gh__auth_keytab_gen(gh__auth_keytab_t *kt);
+/** After an accept (begun at generation gen) found no key that decrypts its
+ *  ticket: re-reads the file if it changed since the last read (stat:
+ *  inode, size, mtime, ctime), or if that read is more than a second old;
+ *  concurrent callers wait for one read. true when keys were added since
+ *  gen (by this call or another thread's): retrying the accept can now
+ *  succeed. A missing or bad file is logged once and keeps every key. Any
+ *  thread, at base identity. */
+bool gh__auth_keytab_refresh(gh__auth_keytab_t *kt, unsigned gen);
+/** At most every 5 s (cheap check otherwise; never waits for a read in
+ *  progress): re-reads the file if it changed. Any thread. */
+void gh__auth_keytab_poll(gh__auth_keytab_t *kt);
+/** Re-reads the file now (SIGHUP); msg gets one line saying what happened.
+ *  0 or GH_ECONFIG (not read; keys kept). Any thread. */
+int gh__auth_keytab_reload(gh__auth_keytab_t *kt, char *msg, size_t msglen);
+
+/* ---- failure causes (auth_errors.c) ---- */
+#include <time.h>
+
+#include <krb5.h>
+
+/** A krb5 error meaning "no key that decrypts this ticket" (no such kvno,
+ *  no key for the service, a key of that kvno that fails): what a keytab
+ *  re-read can cure. */
+bool gh__auth_krb5_key_error(long code);
+gh_auth_failure_t gh__auth_failure_of_krb5(long code);
+gh_auth_failure_t gh__auth_failure_of_gss_major(uint32_t major);
+gh_auth_failure_t gh__auth_failure_of_pam(int pam_code);
+/** A local step's GH_E* code (GH_ENO_SUCH_USER, GH_EUID_REFUSED ...). */
+gh_auth_failure_t gh__auth_failure_of_local(int gh_code);
+/** gss-ntlmssp: minor as returned (possibly renumbered by the mechglue) and
+ *  its text from gss_display_status (GSS_C_MECH_CODE), which is what
+ *  identifies it; authenticate: the token was an AUTHENTICATE message. */
+gh_auth_failure_t gh__auth_failure_of_ntlm(uint32_t minor, const char *mech_text,
+                                           bool authenticate);
+
+#define GH__KRB5_DIAG_KVNOS 8
+/** What a failed AP-REQ shows: the ticket's service and key version (clear
+ *  text), the versions the keytab holds for that service, and when the
+ *  keytab decrypts the ticket, its client, end time and the client's clock
+ *  offset (from the authenticator). */
+typedef struct gh__krb5_diag {
+  bool decoded, service_held, decrypted, have_skew;
+  char service[256], client[256];
+  unsigned kvno, held[GH__KRB5_DIAG_KVNOS], n_held;
+  int32_t etype;
+  time_t endtime;
+  long skew; /* authenticator time - now: > 0 the client is ahead */
+} gh__krb5_diag_t;
+/** Fills *d from the AP-REQ DER (ap_req/len) with the keys of the MEMORY
+ *  keytab mem_kt_name. k: a context for this thread's use. Failure path
+ *  only (decrypts the ticket). */
+void gh__krb5_diagnose(krb5_context k, const char *mem_kt_name, const void *ap_req, size_t len,
+                       gh__krb5_diag_t *d);
+/** Refines cause with d and writes the facts for it into detail ("" when
+ *  none). acceptor: the one principal the server accepts ("HTTP/www"), or
+ *  NULL when it accepts any HTTP/<host> in the keytab. */
+gh_auth_failure_t gh__krb5_explain(gh_auth_failure_t cause, const gh__krb5_diag_t *d,
+                                   const char *acceptor, char *detail, size_t len);
+
 #endif

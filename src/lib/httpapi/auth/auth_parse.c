@@ -357,6 +357,26 @@ static uint32_t le32(const unsigned char *p)
   return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
 }
 
+/* Appends an AUTHENTICATE name field (len16, maxlen16, offset32 at fld) to
+ * out as printable ASCII ('?' for anything else); UTF-16LE when unicode. */
+static void ntlm_name_field(const unsigned char *m, size_t mlen, size_t fld, bool unicode,
+                            char *out, size_t outlen)
+{
+  size_t used = strlen(out), flen, foff, step = unicode ? 2 : 1;
+
+  if (fld + 8 > mlen)
+    return;
+  flen = le16(m + fld);
+  foff = le32(m + fld + 4);
+  if (foff > mlen || flen > mlen - foff)
+    return;
+  for (size_t i = 0; i + step <= flen && used + 1 < outlen; i += step) {
+    unsigned ch = unicode ? le16(m + foff + i) : m[foff + i];
+    out[used++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+  }
+  out[used] = '\0';
+}
+
 void gh__ntlm_auth_facts(const unsigned char *tok, size_t len, gh__ntlm_auth_facts_t *f)
 {
   static const unsigned char sig[12] = { 'N', 'T', 'L', 'M', 'S', 'S', 'P', 0, 3, 0, 0, 0 };
@@ -375,6 +395,17 @@ void gh__ntlm_auth_facts(const unsigned char *tok, size_t len, gh__ntlm_auth_fac
   mlen = len - (size_t)(m - tok);
   if (mlen < 28)
     return;
+  f->is_type3 = true;
+  if (mlen >= 64) { /* DomainNameFields at 28, UserNameFields at 36, NegotiateFlags at 60 */
+    bool unicode = (le32(m + 60) & 0x1u) != 0;
+    ntlm_name_field(m, mlen, 28, unicode, f->user, sizeof(f->user) / 2);
+    if (f->user[0])
+      strcat(f->user, "\\");
+    ntlm_name_field(m, mlen, 36, unicode, f->user, sizeof(f->user));
+    size_t ul = strlen(f->user);
+    if (ul > 0 && f->user[ul - 1] == '\\')
+      f->user[0] = '\0'; /* a domain without a user name: nothing to show */
+  }
   rlen = le16(m + 20);
   off = le32(m + 24);
   /* NTLMv2: NTProofStr (16) + client challenge header (28) + AV pairs */

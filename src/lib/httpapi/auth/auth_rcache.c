@@ -86,13 +86,20 @@ static bool der_optional(const der_t *d, uint8_t tag)
   return d->p < d->end && d->p[0] == tag;
 }
 
+/* What the walk found: the authenticator ciphertext, the AP-REQ around
+ * it, and the token the krb5 mechanism is given. */
+typedef struct spans {
+  der_t cipher, ap_req, mech;
+} spans_t;
+
 /* AP-REQ ::= [APPLICATION 14] SEQUENCE { [0] pvno, [1] msg-type, [2] ap-options,
  *   [3] ticket, [4] authenticator EncryptedData }; EncryptedData ::= SEQUENCE {
  *   [0] etype, [1] kvno OPTIONAL, [2] cipher OCTET STRING }. The whole input. */
-static int walk_ap_req(der_t d, der_t *ret_cipher)
+static int walk_ap_req(der_t d, der_t *ret_cipher, der_t *ret_ap_req)
 {
   der_t app, seq, f, ed, x;
 
+  *ret_ap_req = d;
   if (der_expect(&d, 0x6e, &app) != 0 || d.p != d.end)
     return -1;
   if (der_expect(&app, 0x30, &seq) != 0 || app.p != app.end)
@@ -136,12 +143,13 @@ static bool is_ntlmssp(der_t d)
 /* A token that the krb5 mechanism may be given (top level, or a SPNEGO
  * mechanism token): a raw AP-REQ, or one in the GSS framing with a krb5
  * OID and TOK_ID 01 00. 1 with the ciphertext, or -1. */
-static int walk_krb5(der_t d, der_t *ret_cipher)
+static int walk_krb5(der_t d, spans_t *sp)
 {
   der_t outer, oid;
 
+  sp->mech = d;
   if (d.p < d.end && d.p[0] == 0x6e)
-    return walk_ap_req(d, ret_cipher) == 0 ? 1 : -1;
+    return walk_ap_req(d, &sp->cipher, &sp->ap_req) == 0 ? 1 : -1;
   if (der_expect(&d, 0x60, &outer) != 0 || d.p != d.end)
     return -1;
   if (der_expect(&outer, 0x06, &oid) != 0 || !oid_is_krb5(oid))
@@ -149,21 +157,21 @@ static int walk_krb5(der_t d, der_t *ret_cipher)
   if (outer.end - outer.p < 2 || outer.p[0] != 0x01 || outer.p[1] != 0x00)
     return -1;
   outer.p += 2;
-  return walk_ap_req(outer, ret_cipher) == 0 ? 1 : -1;
+  return walk_ap_req(outer, &sp->cipher, &sp->ap_req) == 0 ? 1 : -1;
 }
 
 /* A SPNEGO mechanism token: NTLMSSP (never an AP-REQ, see auth.md) → 0,
  * a Kerberos token → 1, anything else → -1. */
-static int walk_mech_token(der_t m, der_t *ret_cipher)
+static int walk_mech_token(der_t m, spans_t *sp)
 {
   if (is_ntlmssp(m))
     return 0;
-  return walk_krb5(m, ret_cipher);
+  return walk_krb5(m, sp);
 }
 
 /* NegTokenInit ::= SEQUENCE { [0] mechTypes, [1] reqFlags OPTIONAL,
  *   [2] mechToken OCTET STRING OPTIONAL, [3] mechListMIC OPTIONAL }. */
-static int walk_neg_init(der_t d, der_t *ret_cipher)
+static int walk_neg_init(der_t d, spans_t *sp)
 {
   der_t seq, f, tok;
 
@@ -189,12 +197,12 @@ static int walk_neg_init(der_t d, der_t *ret_cipher)
     return -1;
   if (seq.p != seq.end)
     return -1;
-  return walk_mech_token(tok, ret_cipher);
+  return walk_mech_token(tok, sp);
 }
 
 /* NegTokenResp ::= [1] SEQUENCE { [0] negState OPTIONAL, [1] supportedMech
  *   OPTIONAL, [2] responseToken OPTIONAL, [3] mechListMIC OPTIONAL }. */
-static int walk_neg_resp(der_t d, der_t *ret_cipher)
+static int walk_neg_resp(der_t d, spans_t *sp)
 {
   der_t seq, f, tok = { NULL, NULL };
   bool have = false;
@@ -214,43 +222,61 @@ static int walk_neg_resp(der_t d, der_t *ret_cipher)
     return -1;
   if (seq.p != seq.end)
     return -1;
-  return have ? walk_mech_token(tok, ret_cipher) : 0;
+  return have ? walk_mech_token(tok, sp) : 0;
 }
 
-int gh__krb5_find_authenticator(const void *token, size_t len, const uint8_t **ret_cipher,
-                                size_t *ret_cipher_len)
+int gh__krb5_find_ap_req(const void *token, size_t len, gh__krb5_ap_req_t *ret)
 {
-  der_t d = { token, (const uint8_t *)token + len }, outer, oid, cipher = { NULL, NULL };
-  int ret = -1;
+  der_t d = {token, (const uint8_t *)token + len}, outer, oid;
+  spans_t sp;
+  int ret_code = -1;
 
+  memset(&sp, 0, sizeof(sp));
   if (len == 0)
     goto out;
   if (is_ntlmssp(d)) {
-    ret = 0;
+    ret_code = 0;
   } else if (d.p[0] == 0x6e) {
-    ret = walk_krb5(d, &cipher);
+    ret_code = walk_krb5(d, &sp);
   } else if (d.p[0] == 0xa1) {
-    ret = walk_neg_resp(d, &cipher);
+    ret_code = walk_neg_resp(d, &sp);
   } else if (d.p[0] == 0x60) {
     der_t t = d;
     if (der_expect(&t, 0x60, &outer) != 0 || t.p != t.end ||
         der_expect(&outer, 0x06, &oid) != 0)
       goto out;
     if (oid_is_krb5(oid)) {
-      ret = walk_krb5(d, &cipher);
+      ret_code = walk_krb5(d, &sp);
     } else if (oid_is(oid, oid_spnego, sizeof(oid_spnego))) {
       der_t init;
       if (der_expect(&outer, 0xa0, &init) != 0 || outer.p != outer.end)
         goto out;
-      ret = walk_neg_init(init, &cipher);
+      ret_code = walk_neg_init(init, &sp);
     }
   }
-  if (ret == 1) {
-    *ret_cipher = cipher.p;
-    *ret_cipher_len = (size_t)(cipher.end - cipher.p);
+  if (ret_code == 1) {
+    ret->cipher = sp.cipher.p;
+    ret->cipher_len = (size_t)(sp.cipher.end - sp.cipher.p);
+    ret->ap_req = sp.ap_req.p;
+    ret->ap_req_len = (size_t)(sp.ap_req.end - sp.ap_req.p);
+    ret->mech = sp.mech.p;
+    ret->mech_len = (size_t)(sp.mech.end - sp.mech.p);
   }
 out:
-  return ret < 0 ? GH_EPARSE : ret;
+  return ret_code < 0 ? GH_EPARSE : ret_code;
+}
+
+int gh__krb5_find_authenticator(const void *token, size_t len, const uint8_t **ret_cipher,
+                                size_t *ret_cipher_len)
+{
+  gh__krb5_ap_req_t ap;
+  int ret = gh__krb5_find_ap_req(token, len, &ap);
+
+  if (ret == 1) {
+    *ret_cipher = ap.cipher;
+    *ret_cipher_len = ap.cipher_len;
+  }
+  return ret;
 }
 
 /* ---- the table ----
