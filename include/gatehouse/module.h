@@ -318,6 +318,16 @@ GH_EXPORT int gh_module_registration_set_global(gh_module_registration_t *reg,
  *  EXECUTE_REQUEST_HANDLER on every site. */
 GH_EXPORT int gh_module_registration_set_handler(gh_module_registration_t *reg);
 
+/** The registration of a plain handler module in one call (whoami, cgi):
+ *  a factory whose only callback is on_execute (EXECUTE_REQUEST_HANDLER, no
+ *  per-request instance: module is NULL in the callback), marked as a
+ *  handler (gh_module_registration_set_handler). A module may register
+ *  more afterwards (global notifications, priorities, scoped
+ *  impersonation). Errors as gh_module_registration_set_factory; -EINVAL
+ *  for a NULL on_execute. */
+GH_EXPORT int gh_module_registration_set_execute_handler(gh_module_registration_t *reg,
+                                                         gh_module_request_cb on_execute);
+
 /** Token-scoped impersonation for the module's EXECUTE_REQUEST_HANDLER on
  *  sites with impersonate = yes: the pipeline does not switch the thread to
  *  the client around the handler; instead every gh_http_context_openat2 in

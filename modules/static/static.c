@@ -401,7 +401,6 @@ static void on_terminate(void *data)
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_execute};
   gh_global_module_t g = {.struct_size = sizeof(g),
                           .terminate = on_terminate,
                           .on_start = on_start,
@@ -409,11 +408,9 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   int ret;
   (void)server_version;
   g_server = server;
-  ret = gh_module_registration_set_factory(reg, &f);
+  ret = gh_module_registration_set_execute_handler(reg, on_execute);
   if (ret == 0)
     ret = gh_module_registration_set_global(reg, &g);
-  if (ret == 0)
-    ret = gh_module_registration_set_handler(reg);
   if (ret == 0)
     ret = gh_module_registration_set_scoped_impersonation(reg);
   return ret;

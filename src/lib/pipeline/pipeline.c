@@ -298,6 +298,16 @@ int gh_module_registration_set_handler(gh_module_registration_t *reg)
   return 0;
 }
 
+int gh_module_registration_set_execute_handler(gh_module_registration_t *reg,
+                                               gh_module_request_cb on_execute)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_execute};
+  int ret = gh_module_registration_set_factory(reg, &f);
+  if (ret == 0)
+    ret = gh_module_registration_set_handler(reg);
+  return ret;
+}
+
 int gh_module_registration_set_scoped_impersonation(gh_module_registration_t *reg)
 {
   if (reg == NULL)

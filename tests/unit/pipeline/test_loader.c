@@ -225,6 +225,13 @@ static int other_reg(uint32_t v, gh_module_registration_t *reg, gh_module_server
   return ret;
 }
 
+static int null_handler_reg(uint32_t v, gh_module_registration_t *reg, gh_module_server_t *s)
+{
+  (void)v;
+  (void)s;
+  return gh_module_registration_set_execute_handler(reg, NULL);
+}
+
 static void test_global_struct_size_and_empty_factory(void **state)
 {
   char err[512];
@@ -239,6 +246,10 @@ static void test_global_struct_size_and_empty_factory(void **state)
   assert_int_equal(gh_pipeline_add_module(pl, &sizes_abi, other_reg, err, sizeof(err)), -EINVAL);
   assert_non_null(strstr(err, "the request factory sets no notification callback"));
   factory_empty = false;
+  /* the one-call handler registration needs its callback */
+  assert_int_equal(gh_pipeline_add_module(pl, &sizes_abi, null_handler_reg, err, sizeof(err)),
+                   -EINVAL);
+  assert_non_null(strstr(err, "sets no notification callback"));
   assert_int_equal(gh_pipeline_add_module(pl, &sizes_abi, other_reg, err, sizeof(err)), 0);
   assert_int_equal(gh_pipeline_get_module_count(pl), 1);
   gh_pipeline_free(pl);
