@@ -328,6 +328,78 @@ GH_EXPORT int gh_module_registration_set_handler(gh_module_registration_t *reg);
 GH_EXPORT int gh_module_registration_set_execute_handler(gh_module_registration_t *reg,
                                                          gh_module_request_cb on_execute);
 
+/* ---------------------------------------------------------------------- */
+/* Configuration keys (nginx's per-module directive table)                */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A module declares its configuration keys at registration: name, type,
+ * where the key is given, default, whether it repeats, and an optional
+ * check. The host's configuration is then checked once, when it is loaded
+ * and at every reload (gh_pipeline_config_check: "FILE:LINE: [section]
+ * key = value: why"), never per request, and the module reads typed values
+ * (gh_http_context_get_config_*, gh_module_server_get_config_*). The host
+ * (gatehoused) knows nothing of a module's keys; gatehouse.conf(5) lists the
+ * built-in modules' keys under each module. A module without a table keeps
+ * the untyped gh_http_context_get_site_config and NAME.key site keys.
+ */
+
+/** Type of a key's value. */
+typedef enum gh_config_type {
+  GH_CONFIG_STRING = 1,   /**< any text */
+  GH_CONFIG_BOOL = 2,     /**< yes/no, true/false, on/off, 1/0 (any case) */
+  GH_CONFIG_UINT = 3,     /**< a decimal number; a k, m or g suffix multiplies by
+                               1024, 1024^2, 1024^3 */
+  GH_CONFIG_DURATION = 4, /**< a number with a unit ms, s, m or h (no unit: seconds);
+                               read in milliseconds */
+  GH_CONFIG_PATH = 5,     /**< an absolute path */
+  GH_CONFIG_LIST = 6,     /**< words separated by blanks or commas */
+} gh_config_type_t;
+
+/* gh_module_key_t.flags:
+ *   GH_CONFIG_SITE        given in [site /path] sections, read per request;
+ *   GH_CONFIG_MODULE      given in the module's own [module NAME] section;
+ *   GH_CONFIG_REPEATABLE  every line adds a value (STRING, PATH, LIST only);
+ *                         otherwise a second line is an error;
+ *   GH_CONFIG_SUBPATH     site keys: also written "NAME /sub/path", each such
+ *                         key a key of its own (authz's require /hr). */
+#define GH_CONFIG_SITE 0x1u
+#define GH_CONFIG_MODULE 0x2u
+#define GH_CONFIG_REPEATABLE 0x4u
+#define GH_CONFIG_SUBPATH 0x8u
+
+/** One entry of a module's key table. Strings are borrowed for as long as
+ *  the module is loaded. Grows at its tail like the registration structs:
+ *  the table's entry size is given to gh_module_registration_set_config_keys. */
+typedef struct gh_module_key {
+  const char *name; /* as written in the file: letters, digits, '_', '-', '.' */
+  gh_config_type_t type;
+  uint32_t flags;            /* GH_CONFIG_SITE and/or GH_CONFIG_MODULE, plus
+                                GH_CONFIG_REPEATABLE, GH_CONFIG_SUBPATH */
+  const char *default_value; /* as it would be written, checked at registration; NULL:
+                                none (a getter then returns GH_ENOT_FOUND) */
+  uint64_t min, max;         /* UINT, DURATION (in ms): the range; max 0 = no limit */
+  /** Optional further check of a value that passed its type's (and of the
+   *  default): 0, or a negative code with a one-line reason in why. Loading
+   *  thread, at load and reload. */
+  int (*check)(const char *key, const char *value, char *why, size_t whylen);
+  /* ABI 2.1 ends here (new fields below, never above). */
+} gh_module_key_t;
+
+/** Declares the module's configuration keys: n entries of key_size bytes
+ *  (sizeof(keys[0]); use GH_MODULE_CONFIG_KEYS). Copied. Once per
+ *  registration. Errors (the loader's message names the key): -EINVAL for
+ *  a bad name, type, flags or range, or a default that fails its own
+ *  checks; GH_EEXISTS when called twice or for a site key the pipeline or
+ *  another loaded module declared (site keys share the [site] sections);
+ *  GH_EMODULE_ABI for a key_size this server cannot read. */
+GH_EXPORT int gh_module_registration_set_config_keys(gh_module_registration_t *reg,
+                                                     const gh_module_key_t *keys, size_t n,
+                                                     size_t key_size);
+#define GH_MODULE_CONFIG_KEYS(reg, table)                                                          \
+  gh_module_registration_set_config_keys((reg), (table), sizeof(table) / sizeof((table)[0]),       \
+                                         sizeof((table)[0]))
+
 /** Token-scoped impersonation for the module's EXECUTE_REQUEST_HANDLER on
  *  sites with impersonate = yes: the pipeline does not switch the thread to
  *  the client around the handler; instead every gh_http_context_openat2 in
@@ -367,6 +439,17 @@ GH_EXPORT uint32_t gh_module_server_get_version(const gh_module_server_t *server
  *  GH_GLOBAL_CONFIG_RELOAD callback. */
 GH_EXPORT const char *gh_module_server_get_config(gh_module_server_t *server,
                                                   const char *section, const char *key);
+
+/** Typed value of a declared key of the [module NAME] section of module
+ *  (GH_CONFIG_MODULE), as gh_http_context_get_config_* (same returns).
+ *  Strings are borrowed until the next configuration reload: read them
+ *  again in the GH_GLOBAL_CONFIG_RELOAD callback. Any thread. */
+GH_EXPORT int gh_module_server_get_config_bool(gh_module_server_t *server, const char *module,
+                                               const char *key, bool *ret_value);
+GH_EXPORT int gh_module_server_get_config_uint(gh_module_server_t *server, const char *module,
+                                               const char *key, uint64_t *ret_value);
+GH_EXPORT int gh_module_server_get_config_string(gh_module_server_t *server, const char *module,
+                                                 const char *key, size_t i, const char **ret_value);
 
 /** Logs through the host's log function (the daemon: stderr or journald).
  *  The library itself never prints. Any thread. */
@@ -442,6 +525,24 @@ GH_EXPORT const char *gh_http_context_get_site_config(gh_http_context_t *ctx, co
  *  NULL past the end. */
 GH_EXPORT const char *gh_http_context_get_site_config_n(gh_http_context_t *ctx, const char *key,
                                                         size_t i);
+/** Typed value of a declared site key (GH_CONFIG_SITE) for the request's
+ *  site: the site's value, or the key's default. Checked when the
+ *  configuration was loaded: no parsing here. _bool for BOOL; _uint for
+ *  UINT and DURATION (milliseconds); _string for STRING, PATH and LIST,
+ *  where i is the i-th line of a repeatable key, the i-th word of a LIST
+ *  (every line's words in order when both), else 0. Returns 0;
+ *  GH_ENOT_FOUND when there is no value and no default, or i is past the
+ *  end; -EINVAL for an undeclared key or another type; GH_ECONFIG when the
+ *  value failed its check (a host that installed an unchecked
+ *  configuration: fail the request). Strings are borrowed until the
+ *  request ends. The thread running the request. */
+GH_EXPORT int gh_http_context_get_config_bool(gh_http_context_t *ctx, const char *key,
+                                              bool *ret_value);
+GH_EXPORT int gh_http_context_get_config_uint(gh_http_context_t *ctx, const char *key,
+                                              uint64_t *ret_value);
+GH_EXPORT int gh_http_context_get_config_string(gh_http_context_t *ctx, const char *key, size_t i,
+                                                const char **ret_value);
+
 /** The site's URL prefix ("/files"), borrowed until the request ends. */
 GH_EXPORT const char *gh_http_context_get_site_path(gh_http_context_t *ctx);
 
@@ -730,13 +831,40 @@ GH_EXPORT const char *gh_pipeline_get_module_name(gh_pipeline_t *pl, size_t i);
 GH_EXPORT int gh_pipeline_config_new(gh_pipeline_config_t **ret_config);
 GH_EXPORT void gh_pipeline_config_free(gh_pipeline_config_t *cfg);
 /** Appends key = value to section (all copied). Declares the section even
- *  when key is NULL. */
+ *  when key is NULL. Same as gh_pipeline_config_add_at(cfg, section, key,
+ *  value, NULL, 0, GH_PIPELINE_CONFIG_HOST). */
 GH_EXPORT int gh_pipeline_config_add(gh_pipeline_config_t *cfg, const char *section,
                                      const char *key, const char *value);
-/** Checks the pipeline-level keys (impersonate, handler names known) and
- *  returns GH_ECONFIG with a message naming section and key. */
+/** The key is the host's own (gatehoused's auth, listen ... keys): never
+ *  "unknown" to gh_pipeline_config_check, which checks it only when the
+ *  pipeline or a module declares it too. */
+#define GH_PIPELINE_CONFIG_HOST 0x1u
+/** gh_pipeline_config_add with where the line came from (file, copied, and
+ *  line; NULL, 0 when unknown) for the messages of gh_pipeline_config_check,
+ *  and flags (GH_PIPELINE_CONFIG_HOST). A key added without
+ *  GH_PIPELINE_CONFIG_HOST must be declared: by the pipeline (impersonate),
+ *  by a loaded module's key table, or be NAME.key of a loaded module that
+ *  has no table. */
+GH_EXPORT int gh_pipeline_config_add_at(gh_pipeline_config_t *cfg, const char *section,
+                                        const char *key, const char *value, const char *file,
+                                        unsigned line, unsigned flags);
+/** Checks cfg against the loaded modules, in file order, and returns the
+ *  first error as GH_ECONFIG with errbuf "FILE:LINE: [section] key = value:
+ *  why" (without "FILE:LINE: " for entries added without a place): a value
+ *  that fails its key's type, range or check; a one-value key given twice
+ *  in a section (both lines named); a key nobody declared (above); a site
+ *  path not starting with '/'; a handler no loaded module has. Loading
+ *  thread. Call it at load and before every reload: gh_pipeline_set_config_take
+ *  does not refuse a configuration (typed getters then fail with
+ *  GH_ECONFIG on what did not pass). */
 GH_EXPORT int gh_pipeline_config_check(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg,
                                        char *errbuf, size_t errlen);
+/** Who declared key in section ("site /x" or "module NAME"): the module's
+ *  name, "pipeline" for the pipeline's own keys, NAME for a NAME.key of a
+ *  loaded module without a table; NULL when nobody did. Borrowed while the
+ *  pipeline lives. For a host telling an unknown key from one that has no
+ *  effect where it is. */
+GH_EXPORT const char *gh_pipeline_find_key(gh_pipeline_t *pl, const char *section, const char *key);
 /** Installs cfg (takes ownership). Requests already running keep the config
  *  they started with; new requests use cfg. After gh_pipeline_start this
  *  raises GH_GLOBAL_CONFIG_RELOAD. */

@@ -386,11 +386,10 @@ static int pump(cgi_run_t *run)
 static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
                                       gh_event_provider_t *prov)
 {
-  const char *tmo_s = gh_http_context_get_site_config(ctx, "cgi_timeout");
+  uint64_t timeout_ms = 0;
   cgi_run_t run = {.ctx = ctx,
                    .resp = gh_http_context_get_response(ctx),
                    .tok = gh_http_user_get_primary_token(gh_http_context_get_user(ctx)),
-                   .timeout_ms = (tmo_s ? atol(tmo_s) : 30) * 1000L,
                    .path_info = "",
                    .pid = -1,
                    .to_script = -1,
@@ -400,9 +399,11 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   (void)module;
   (void)prov;
 
-  if (run.timeout_ms <= 0)
-    run.timeout_ms = 30000;
-  status = locate(&run);
+  /* checked when the configuration was loaded (keys below) */
+  status = gh_http_context_get_config_uint(ctx, "cgi_timeout", &timeout_ms) == 0 ? 0 : 500;
+  run.timeout_ms = (long)timeout_ms;
+  if (status == 0)
+    status = locate(&run);
   if (status != 0)
     goto out;
   build_env(&run, &env);
@@ -425,10 +426,24 @@ out:
   return GH_REQUEST_FINISH;
 }
 
+/* [site] cgi_timeout: how long a script may run (default 30 s, at most a day) */
+static const gh_module_key_t keys[] = {
+    {.name = "cgi_timeout",
+     .type = GH_CONFIG_DURATION,
+     .flags = GH_CONFIG_SITE,
+     .default_value = "30s",
+     .min = 1,
+     .max = 24 * 3600 * 1000},
+};
+
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
+  int ret;
   (void)server_version;
   (void)server;
-  return gh_module_registration_set_execute_handler(reg, on_execute);
+  ret = gh_module_registration_set_execute_handler(reg, on_execute);
+  if (ret == 0)
+    ret = GH_MODULE_CONFIG_KEYS(reg, keys);
+  return ret;
 }

@@ -61,6 +61,7 @@ static void module_free(gh__pl_module_t *m)
     m->factory.terminate(m->factory.factory_data);
   if (m->has_global && m->global.terminate != NULL)
     m->global.terminate(m->global.global_data);
+  gh__pl_keys_free(m->keys, m->n_keys);
   if (m->dl != NULL)
     dlclose(m->dl);
   free(m->name);
@@ -99,19 +100,16 @@ void gh_pipeline_set_executor(gh_pipeline_t *pl, gh_pipeline_executor_cb cb, voi
 
 /* ---- registration ----------------------------------------------------- */
 
-int gh__pl_struct_in(void *dst, size_t dst_size, const void *src, size_t min_size, char *why,
-                     size_t whylen)
+int gh__pl_struct_in_sized(void *dst, size_t dst_size, const void *src, size_t size,
+                           size_t min_size, char *why, size_t whylen)
 {
   int ret = 0;
-  size_t size;
   memset(dst, 0, dst_size);
-  memcpy(&size, src, sizeof(size));
   if (size < min_size || size % sizeof(void *) != 0) {
     ret = GH_EMODULE_ABI;
     snprintf(why, whylen,
-             "struct_size %zu is not a size of this struct (at least %zu, a "
-             "multiple of %zu)",
-             size, min_size, sizeof(void *));
+             "struct_size %zu is not a size of this struct (at least %zu, a multiple of %zu)", size,
+             min_size, sizeof(void *));
     goto out;
   }
   /* a newer module: what this library does not know must be unset */
@@ -119,15 +117,26 @@ int gh__pl_struct_in(void *dst, size_t dst_size, const void *src, size_t min_siz
     if (((const unsigned char *)src)[i] != 0) {
       ret = GH_EMODULE_ABI;
       snprintf(why, whylen,
-               "struct_size %zu sets fields past the %zu bytes this server "
-               "knows (built for a newer gatehouse)",
+               "struct_size %zu sets fields past the %zu bytes this server knows (built for a "
+               "newer gatehouse)",
                size, dst_size);
       goto out;
     }
   }
   memcpy(dst, src, size < dst_size ? size : dst_size);
-  memcpy(dst, &dst_size, sizeof(dst_size));
 out:
+  return ret;
+}
+
+int gh__pl_struct_in(void *dst, size_t dst_size, const void *src, size_t min_size, char *why,
+                     size_t whylen)
+{
+  size_t size;
+  int ret;
+  memcpy(&size, src, sizeof(size));
+  ret = gh__pl_struct_in_sized(dst, dst_size, src, size, min_size, why, whylen);
+  if (ret == 0)
+    memcpy(dst, &dst_size, sizeof(dst_size)); /* struct_size: as this library knows it */
   return ret;
 }
 
@@ -475,6 +484,7 @@ static int add_module(gh_pipeline_t *pl, const char *path, void *dl, const gh_mo
     ret = ret < 0 ? ret : m->reg_error;
     /* what it registered is discarded without terminate: registration failed */
     m->has_factory = m->has_global = false;
+    m->has_keys = false;
     goto out;
   }
   if (!m->has_factory && !m->has_global) {
@@ -486,6 +496,8 @@ static int add_module(gh_pipeline_t *pl, const char *path, void *dl, const gh_mo
   pl->modules[pl->n_modules++] = m;
   m = NULL;
   ret = 0;
+  /* a configuration installed before this module declared its keys */
+  gh__pl_config_bind(pl, pl->cfg);
 out:
   if (m != NULL) {
     m->dl = NULL;
@@ -629,47 +641,12 @@ void gh_pipeline_stop(gh_pipeline_t *pl)
 
 /* ---- configuration ---------------------------------------------------- */
 
-static bool is_bool_word(const char *v)
-{
-  static const char *const words[] = {"yes", "no", "true", "false", "on", "off", "1", "0"};
-  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-    if (strcasecmp(v, words[i]) == 0)
-      return true;
-  return false;
-}
-
 int gh_pipeline_config_check(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg, char *errbuf,
                              size_t errlen)
 {
-  int ret = 0;
-  if (pl == NULL || cfg == NULL) {
-    ret = -EINVAL;
-    goto out;
-  }
-  for (size_t i = 0; i < cfg->n && ret == 0; i++) {
-    const gh__pl_entry_t *e = &cfg->entries[i];
-    if (e->key == NULL || strncmp(e->section, "site ", 5) != 0)
-      continue;
-    if (e->section[5] != '/') {
-      ret = GH_ECONFIG;
-      seterr(errbuf, errlen, "[%s]: site path must start with '/'", e->section);
-    } else if (strcmp(e->key, "impersonate") == 0 && !is_bool_word(e->value)) {
-      ret = GH_ECONFIG;
-      seterr(errbuf, errlen, "[%s] impersonate = %s: expected yes or no", e->section, e->value);
-    } else if (strcmp(e->key, "handler") == 0) {
-      bool known = false;
-      for (size_t m = 0; m < pl->n_modules; m++)
-        if (strcmp(pl->modules[m]->name, e->value) == 0)
-          known = true;
-      if (!known) {
-        ret = GH_ECONFIG;
-        seterr(errbuf, errlen, "[%s] handler = %s: no module of that name is loaded",
-               e->section, e->value);
-      }
-    }
-  }
-out:
-  return ret;
+  if (pl == NULL || cfg == NULL)
+    return -EINVAL;
+  return gh__pl_config_validate(pl, cfg, errbuf, errlen);
 }
 
 int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
@@ -679,7 +656,9 @@ int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
     ret = -EINVAL;
     goto out;
   }
-  /* the site index; without it (ENOMEM) lookups scan the entries */
+  /* typed values of declared keys, parsed once here; then the site index
+   * (without it, on ENOMEM, lookups scan the entries) */
+  gh__pl_config_bind(pl, cfg);
   (void)gh__pl_config_index(cfg);
   pthread_mutex_lock(&pl->lock);
   /* Older configs stay allocated: running requests and modules may still
