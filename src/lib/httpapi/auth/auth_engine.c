@@ -239,8 +239,10 @@ static void engine_log(const char *fmt, ...)
  * owned by another user, or group- or world-writable without the sticky
  * bit. Root's directory (with a service user) that clients cannot write
  * into is safe but unusable for delegation: a warning on stderr. Runs at
- * base identity. */
-static int ccache_dir_prepare(const char *path, char *errbuf, size_t errlen)
+ * base identity. Without repair (gh_auth_check_ccache_dir, authinfo.h) it
+ * changes nothing: errbuf tells what start-up would do and that warning is
+ * returned as 1 with its text. */
+static int ccache_dir_prepare(const char *path, bool repair, char *errbuf, size_t errlen)
 {
   const mode_t want = S_ISVTX | S_IRWXU | S_IWGRP | S_IXGRP | S_IWOTH | S_IXOTH; /* 1733 */
   const uid_t me = geteuid();
@@ -249,7 +251,12 @@ static int ccache_dir_prepare(const char *path, char *errbuf, size_t errlen)
   int ret = 0;
 
   if (lstat(path, &st) != 0) {
-    if (errno != ENOENT || mkdir(path, S_IRWXU) != 0 || chmod(path, want) != 0 ||
+    if (!repair && errno == ENOENT) { /* gh_auth_check_ccache_dir */
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen, "ccache_dir %s: missing; created with mode 1733 at start", path);
+      goto out;
+    }
+    if (!repair || errno != ENOENT || mkdir(path, S_IRWXU) != 0 || chmod(path, want) != 0 ||
         lstat(path, &st) != 0) {
       ret = GH_ECONFIG;
       if (errbuf && errlen)
@@ -288,10 +295,26 @@ static int ccache_dir_prepare(const char *path, char *errbuf, size_t errlen)
   if (st.st_uid != me) {
     /* safe but unusable for delegation, and not ours to change: sites
      * without CGI delegation work; a delegated FILE ccache fails (EACCES) */
+    if (!repair) {
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen,
+                 "ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
+                 "ccache directories in it, delegated credentials cannot be handed to CGI "
+                 "scripts; make it mode 1733",
+                 path, (unsigned)mode);
+      ret = 1;
+      goto out;
+    }
     engine_log("ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
                "ccache directories in it, delegated credentials cannot be handed to CGI "
                "scripts; make it mode 1733",
                path, (unsigned)mode);
+    goto out;
+  }
+  if (!repair) {
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "ccache_dir %s: mode %04o: set to 1733 at start", path,
+               (unsigned)mode);
     goto out;
   }
   if (chmod(path, want) != 0) {
@@ -302,6 +325,13 @@ static int ccache_dir_prepare(const char *path, char *errbuf, size_t errlen)
   }
 out:
   return ret;
+}
+
+int gh_auth_check_ccache_dir(const char *path, char *msg, size_t msglen)
+{
+  if (msg && msglen)
+    msg[0] = '\0';
+  return ccache_dir_prepare(path ? path : "/run/gatehouse", false, msg, msglen);
 }
 
 static int acquire(const char *label, gss_name_t name, gss_OID mech,
@@ -776,7 +806,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     if (ret)
       goto out;
     /* Kerberos can delegate: the clients' FILE ccaches go below ccache_dir */
-    ret = ccache_dir_prepare(e->ccache_dir, errbuf, errlen);
+    ret = ccache_dir_prepare(e->ccache_dir, true, errbuf, errlen);
     if (ret)
       goto out;
     if (!(e->keytab = gh__strdup(cfg->keytab))) {
