@@ -241,7 +241,10 @@ static void collect_hosts(doctor_t *d)
     struct addrinfo hints = {.ai_flags = AI_NUMERICHOST}, *ai = NULL;
     if (getaddrinfo(host, NULL, &hints, &ai) == 0) {
       char name[NI_MAXHOST];
-      if (getnameinfo(ai->ai_addr, ai->ai_addrlen, name, sizeof(name), NULL, 0, NI_NAMEREQD) == 0)
+      if (is_loopback(ai->ai_addr)) /* local clients say localhost (::1 may be ip6-localhost) */
+        add_host(d, "localhost", strlen("localhost"));
+      else if (getnameinfo(ai->ai_addr, ai->ai_addrlen, name, sizeof(name), NULL, 0, NI_NAMEREQD) ==
+               0)
         add_host(d, name, strlen(name));
       freeaddrinfo(ai);
     } else {
@@ -442,9 +445,8 @@ static void check_identity(doctor_t *d)
   const char *user = server_value(cfg, "user");
   struct passwd *pw;
   char fix[512];
-  int e;
-
   bool ok = true;
+  int e;
 
   if (geteuid() == 0) {
     e = gh_privileges_drop(user, 0);
@@ -457,7 +459,8 @@ static void check_identity(doctor_t *d)
              user ? user : "(root)", gh_strerror(e));
   } else if (user != NULL) {
     pw = getpwuid(geteuid());
-    if (pw == NULL || strcmp(pw->pw_name, user) != 0)
+    ok = pw != NULL && strcmp(pw->pw_name, user) == 0;
+    if (!ok)
       report(d, LV_WARN, "identity", "run gatehoused --doctor as root",
              "running as uid %u, not root: the checks run as uid %u, not as the service "
              "user %s, and gatehoused itself must start as root to switch to it",
@@ -472,11 +475,12 @@ static void check_identity(doctor_t *d)
       .peer_groups = cfg->auth.peer_groups_nss ? GH_PEER_GROUPS_NSS : GH_PEER_GROUPS_KERNEL,
   };
   e = gh_sec_init(&sc);
-  if (e != 0) {
-    report(d, LV_FAIL, "identity", NULL, "sec layer: %s (gatehoused would refuse to start)",
-           gh_strerror(e));
+  if (e != 0 && ok) /* (one line per check: a failed drop was reported already) */
+    report(d, LV_FAIL, "identity", NULL,
+           "as %s (uid %u): sec layer: %s (gatehoused would refuse to start)", d->user_name,
+           (unsigned)d->uid, gh_strerror(e));
+  if (e != 0)
     return;
-  }
   if (ok)
     report(d, LV_OK, "identity", NULL, "checks run as %s (uid %u)%s", d->user_name,
            (unsigned)d->uid,
@@ -488,7 +492,7 @@ static void check_identity(doctor_t *d)
 static void check_keytab(doctor_t *d)
 {
   const char *path = d->cfg->auth.keytab;
-  char fix[1024], ktname[PATH_MAX + 8];
+  char fix[1024] = "", ktname[PATH_MAX + 8], warn[1024] = "";
   krb5_keytab kt = NULL;
   krb5_kt_cursor cur;
   krb5_keytab_entry ent;
@@ -520,13 +524,13 @@ static void check_keytab(doctor_t *d)
            strerror(en), d->user_name);
     return;
   }
-  if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH))
-    report(
-        d, LV_WARN, "keytab",
-        fmt_fix(fix, sizeof(fix), "chmod o-r %s (0640, group of %s, or 0600)", path, d->user_name),
-        "%s: mode %04o: every local user can read the service's keys and impersonate the "
-        "service",
-        path, (unsigned)(st.st_mode & 07777));
+  if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH)) {
+    snprintf(warn, sizeof(warn),
+             "; mode %04o: every local user can read the service's keys and impersonate the "
+             "service",
+             (unsigned)(st.st_mode & 07777));
+    fmt_fix(fix, sizeof(fix), "chmod o-r %s (0640, group of %s, or 0600)", path, d->user_name);
+  }
   close(fd);
   snprintf(ktname, sizeof(ktname), "FILE:%s", path);
   kr = krb5_kt_resolve(d->k, ktname, &kt);
@@ -573,17 +577,20 @@ static void check_keytab(doctor_t *d)
     for (size_t j = i; j < d->n_keys; j++)
       if (strcmp(d->keys[j].princ, d->keys[i].princ) == 0)
         all_weak &= weak_enctype(d->keys[j].enctype);
-    if (all_weak)
-      report(d, LV_WARN, "keytab",
-             "give the account AES keys (Active Directory: msDS-SupportedEncryptionTypes = 24, "
-             "'This account supports Kerberos AES 256 bit encryption'; then export the keytab "
-             "again)",
-             "%s has only RC4/DES keys (%s): current Windows and MIT clients refuse or warn about "
-             "them",
-             d->keys[i].princ, desc);
+    if (all_weak && strlen(warn) < sizeof(warn) - 200) {
+      snprintf(warn + strlen(warn), sizeof(warn) - strlen(warn),
+               "; %s has only RC4/DES keys: current Windows and MIT clients refuse or warn "
+               "about them",
+               d->keys[i].princ);
+      if (!fix[0])
+        fmt_fix(fix, sizeof(fix),
+                "give the account AES keys (Active Directory: msDS-SupportedEncryptionTypes = "
+                "24), then export the keytab again");
+    }
   }
-  report(d, LV_OK, "keytab", NULL, "%s: readable by %s, %zu keys of %zu principals: %s", path,
-         d->user_name, d->n_keys, n_princ, list);
+  report(d, warn[0] ? LV_WARN : LV_OK, "keytab", warn[0] ? fix : NULL,
+         "%s: readable by %s, %zu keys of %zu principals: %s%s", path, d->user_name, d->n_keys,
+         n_princ, list, warn);
 out:
   if (kt)
     krb5_kt_close(d->k, kt);
@@ -812,7 +819,7 @@ static krb5_error_code as_exchange(doctor_t *d, krb5_keytab kt, const char *prin
     if (kr == 0 && krb5_init_creds_get_creds(d->k, ic, &creds) == 0) {
       d->kdc_answered = d->have_kdc_time = true;
       d->clock_offset = (long long)creds.times.authtime - (long long)now;
-      if (krb5_cc_new_unique(d->k, "MEMORY", NULL, &cc) == 0 &&
+      if (d->tgt_cc == NULL && krb5_cc_new_unique(d->k, "MEMORY", NULL, &cc) == 0 &&
           krb5_cc_initialize(d->k, cc, p) == 0 && krb5_cc_store_cred(d->k, cc, &creds) == 0) {
         d->tgt_cc = cc;
         cc = NULL;
@@ -844,7 +851,8 @@ static void check_kdc(doctor_t *d)
   krb5_keytab kt = NULL;
   krb5_error_code kr = 0;
   const char *unknown = NULL, *got = NULL;
-  bool bad_key = false;
+  char bad[1536] = "";
+  size_t n_host;
 
   if (!d->krb || !d->keytab_ok) {
     report(d, LV_INFO, "kdc", NULL, "not checked: %s",
@@ -860,6 +868,7 @@ static void check_kdc(doctor_t *d)
     if (p && !dup)
       order[n++] = p;
   }
+  n_host = n;
   for (size_t i = 0; i < d->n_keys; i++) {
     bool dup = false;
     for (size_t j = 0; j < n; j++)
@@ -872,43 +881,48 @@ static void check_kdc(doctor_t *d)
   snprintf(ktname, sizeof(ktname), "FILE:%s", d->cfg->auth.keytab);
   if (krb5_kt_resolve(d->k, ktname, &kt) != 0)
     return;
+  /* every host name's key (each is checked against the KDC's), then the
+   * other names until one gets a ticket */
   krb5_set_trace_callback(d->k, kdc_trace, d);
-  for (size_t i = 0; i < n && !got; i++) {
-    kr = as_exchange(d, kt, order[i]);
-    if (kr == 0) {
-      got = order[i];
-    } else if (kr == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN || kr == KRB5KDC_ERR_CLIENT_REVOKED ||
-               kr == KRB5KDC_ERR_POLICY) {
+  for (size_t i = 0; i < n; i++) {
+    krb5_error_code r;
+    if (got && i >= n_host)
+      break;
+    r = as_exchange(d, kt, order[i]);
+    if (r == 0) {
+      if (!got)
+        got = order[i];
+    } else if (r == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN || r == KRB5KDC_ERR_CLIENT_REVOKED ||
+               r == KRB5KDC_ERR_POLICY) {
       if (!unknown)
         unknown = order[i];
-      continue; /* the KDC answered: try the next name */
-    } else if (bad_key_code(kr)) {
-      const char *msg = krb5_get_error_message(d->k, kr);
+    } else if (bad_key_code(r)) {
+      const char *msg = krb5_get_error_message(d->k, r);
       char desc[512];
       describe_keys(d, order[i], desc, sizeof(desc));
-      report(d, LV_FAIL, "kdc",
-             fmt_fix(fix, sizeof(fix),
-                     "the account's keys changed after %s was written (password change, "
-                     "rejoin): export the keytab again",
-                     d->cfg->auth.keytab),
-             "%s: the KDC%s%s refused the keytab's key for %s (%s): %s", realm,
-             d->kdc_addr[0] ? " at " : "", d->kdc_addr, order[i], desc, msg);
+      snprintf(bad + strlen(bad), sizeof(bad) - strlen(bad), "%s%s (%s): %s", bad[0] ? "; " : "",
+               order[i], desc, msg);
       krb5_free_error_message(d->k, msg);
-      bad_key = true;
-      continue; /* the KDC answered: another name may still get a ticket */
     } else {
+      kr = r; /* unreachable, or something else: the same for every name */
       break;
     }
   }
   krb5_set_trace_callback(d->k, NULL, NULL);
   krb5_kt_close(d->k, kt);
-  if (got) {
+  if (bad[0]) {
+    d->bad_key = !got;
+    report(d, LV_FAIL, "kdc",
+           fmt_fix(fix, sizeof(fix),
+                   "the account's keys changed after %s was written (password change, rejoin): "
+                   "export the keytab again",
+                   d->cfg->auth.keytab),
+           "%s: the KDC%s%s refused the keytab's key for %s", realm, d->kdc_addr[0] ? " at " : "",
+           d->kdc_addr, bad);
+  } else if (got) {
     report(d, LV_OK, "kdc", NULL, "%s: the KDC%s%s issued a ticket to %s for the keytab's key",
            realm, d->kdc_addr[0] ? " at " : "", d->kdc_addr, got);
-  } else if (bad_key && (bad_key_code(kr) || kr == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN)) {
-    d->bad_key = true; /* reported above */
-  } else if (unknown && (kr == KRB5KDC_ERR_C_PRINCIPAL_UNKNOWN ||
-                         kr == KRB5KDC_ERR_CLIENT_REVOKED || kr == KRB5KDC_ERR_POLICY)) {
+  } else if (unknown && kr == 0) {
     report(d, LV_OK, "kdc", NULL,
            "%s: the KDC%s%s answers; it issues no ticket to the keytab's names as clients "
            "(normal for Active Directory, where an SPN is not a logon name), so the keys are "
@@ -1434,11 +1448,12 @@ static void check_min_uid(doctor_t *d)
   unsigned n_local = 0, n_refused = 0, lowest_ok = UINT32_MAX;
   bool domain_refused = false;
 
+  char sys_part[200] = "";
   if (min < 1000)
-    report(d, LV_WARN, "min_uid", "min_uid = 1000 (or the first uid of your people's accounts)",
-           "min_uid = %u: system accounts (uids %u-999: daemons, databases) can sign in and be "
-           "impersonated",
-           min, min ? min : 1);
+    snprintf(sys_part, sizeof(sys_part),
+             "; system accounts (uids %u-999: daemons, databases) can sign in and be "
+             "impersonated",
+             min ? min : 1);
 #if GH_HAVE_WBCLIENT
   if (g_winbind_up || WBC_ERROR_IS_OK(wbcPing())) {
     struct wbcInterfaceDetails *det = NULL;
@@ -1513,13 +1528,16 @@ static void check_min_uid(doctor_t *d)
              n_refused > 3 ? ", ...)"
              : n_refused   ? ")"
                            : "");
-  if (n_refused || domain_refused)
+  if (n_refused || domain_refused || sys_part[0])
     report(d, LV_WARN, "min_uid",
-           fmt_fix(fix, sizeof(fix),
-                   "lower min_uid if these accounts should sign in (Active Directory: at most "
-                   "the bottom of winbind's idmap range)"),
-           "min_uid = %u: %s%s: they get 401 (account refused) whatever their password", min,
-           local_part, domain_part);
+           fmt_fix(fix, sizeof(fix), "%s",
+                   sys_part[0] && !n_refused && !domain_refused
+                       ? "min_uid = 1000 (or the first uid of your people's accounts)"
+                       : "lower min_uid if these accounts should sign in (Active Directory: at "
+                         "most the bottom of winbind's idmap range)"),
+           "min_uid = %u: %s%s%s%s", min, local_part, domain_part,
+           n_refused || domain_refused ? ": refused accounts get 401 whatever their password" : "",
+           sys_part);
   else
     report(d, LV_OK, "min_uid", NULL, "min_uid = %u: %s%s", min, local_part, domain_part);
 }
