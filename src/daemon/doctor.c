@@ -1269,7 +1269,7 @@ static void check_winbind(doctor_t *d)
     report(d, LV_FAIL, "winbind",
            "start winbind (systemctl start winbind; on a Samba DC: samba); then check "
            "wbinfo -p and wbinfo -P",
-           "winbindd does not answer: %s: NTLM without ntlm_user_file answers 503 until it is "
+           "winbindd does not answer: %s: NTLM logons without ntlm_user_file fail until it is "
            "back",
            wbcErrorString(we));
     report(d, LV_INFO, "winbind-pipe", NULL, "not checked: winbindd does not answer");
