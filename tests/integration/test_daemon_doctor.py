@@ -152,6 +152,21 @@ def test_world_readable_keytab_warns(drealm, tmp):
     assert 'every local user can read' in d.text('keytab') and 'chmod o-r' in d.text('keytab')
 
 
+def test_rc4_only_keytab_warns(drealm, tmp):
+    """A keytab with only an RC4 key (an AD service account without
+    msDS-SupportedEncryptionTypes exports that)."""
+    kt = os.path.join(tmp, 'rc4.keytab')
+    subprocess.run(['ktutil'], input='addent -password -p HTTP/localhost@GH.TEST -k 2 -e '
+                   f'arcfour-hmac\nsome-password\nwkt {kt}\nquit\n', text=True, check=True,
+                   capture_output=True, env=drealm.base_env())
+    d = doctor(drealm, tmp, server={'keytab': kt})
+    assert d.level('keytab') == 'WARN', d
+    assert 'only RC4/DES keys' in d.text('keytab') and 'msDS-SupportedEncryptionTypes' in \
+        d.text('keytab'), d
+    # the KDC has AES keys for the name: the engine can never use this key
+    assert d.level('kdc') == 'FAIL' or d.level('selftest HTTP/localhost') == 'FAIL', d
+
+
 def test_keytab_without_the_spn_key(drealm, tmp):
     """A keytab of another name only: no key for HTTP/localhost, the name clients use."""
     kt = os.path.join(tmp, 'other.keytab')
