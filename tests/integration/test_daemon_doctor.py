@@ -268,6 +268,17 @@ def test_dns_reverse_name_without_a_key_warns(drealm, tmp):
     assert 'does not resolve' in d.text('dns nowhere.invalid')
 
 
+def test_pinned_service_principal_warns_for_other_names(drealm, tmp):
+    d = doctor(drealm, tmp, server={'service_principal': 'HTTP@localhost'},
+               sites=[('/', dict(NEGOTIATE, allowed_spns='HTTP/localhost HTTP/www.gh.test'))])
+    assert d.level('spn HTTP/localhost') == 'OK', d
+    assert d.level('spn HTTP/www.gh.test') == 'WARN', d
+    assert 'accepts tickets for HTTP/localhost only' in d.text('spn HTTP/www.gh.test'), d
+    assert 'service_principal = HTTP ' in d.text('spn HTTP/www.gh.test'), d
+    assert d.level('selftest HTTP/localhost') == 'OK', d
+    assert 'selftest HTTP/www.gh.test' not in d.lines, d
+
+
 def test_ipv6_loopback_listener_is_localhost(drealm, tmp):
     d = doctor(drealm, tmp, listen=['[::1]:18443'])
     assert d.level('spn HTTP/localhost') == 'OK', d
