@@ -452,6 +452,62 @@ GH_EXPORT const char *gh_request_get_delegated_mem_ccache(const gh_request_t *re
  *  group), GH_ESTATE (headers sent) or -ENOMEM. */
 GH_EXPORT int gh_response_add_auth_challenges(gh_request_t *req);
 
+/* ---- checking a configuration (gatehoused --doctor) ---- */
+
+/** What gh_server_auth_selftest found: the parts of the record a request
+ *  carrying that Authorization header would have been delivered with,
+ *  copied (nothing in it points into the library). */
+typedef struct gh_auth_selftest {
+  gh_auth_status_t status;          /* SUCCESS or FAILURE */
+  gh_auth_sec_status_t sec_status;  /* as in gh_auth_info_t */
+  gh_auth_type_t type;
+  uint32_t flags;                   /* GH_AUTH_FLAG_* */
+  uint32_t context_attributes;      /* GSS ret_flags */
+  char package_name[16];            /* "Kerberos", "NTLM", ...; "" when none */
+  char remote_user[256];            /* name as authenticated; "" when none */
+  char local_user[256];             /* account the token was made for; "" when none */
+  char mutual_auth_data[4096];      /* the WWW-Authenticate value the server would send
+                                       on the final 2xx (e.g. "Negotiate oYG..."); "" when
+                                       none */
+  char sec_status_text[GH_AUTH_SEC_TEXT_MAX];
+} gh_auth_selftest_t;
+
+/** Runs one Authorization header value through the server's auth engine
+ *  exactly as a request to a site with these settings would (the same step
+ *  the request gate runs: acceptor credentials from the keytab, replay
+ *  cache, channel and service binding, name mapping, token creation), on a
+ *  fresh plain-TCP keep-alive connection, and reports the outcome; the
+ *  token made for it is closed before returning and no request reaches any
+ *  application. For health checks and `gatehoused --doctor`: a service
+ *  ticket for the server's own SPN sent through here proves keytab, KDC,
+ *  clock and name mapping together. A multi-leg exchange (NTLM) stops at
+ *  its first leg. settings are borrowed for the call (as for
+ *  gh_url_group_set_auth; max_token_size 0 = the default).
+ *  Returns 0 with *ret_result filled (status SUCCESS or FAILURE, as the
+ *  application would have seen it); GH_EAUTH_CONTINUE when the server would
+ *  have answered 401 with another leg; GH_EPARSE when it would have
+ *  answered 400 (malformed header); the engine's error when it would have
+ *  answered 503; GH_ESTATE before gh_server_enable_auth; -EINVAL.
+ *  *ret_result is written only on success. Any thread, at base identity
+ *  (not impersonating), before or after gh_server_start. */
+GH_EXPORT int gh_server_auth_selftest(gh_server_t *server, const gh_auth_settings_t *settings,
+                                      const char *authorization,
+                                      gh_auth_selftest_t *ret_result);
+
+/** Checks a ccache_dir (gh_auth_config_t) the way gh_server_enable_auth
+ *  will, changing nothing: it must be a real directory (no symlink) owned
+ *  by the calling process's euid or root, and not group- or
+ *  world-writable without the sticky bit; clients need to create their
+ *  private directories in it (mode 1733). Returns 0 when it is safe and
+ *  usable (msg, when not empty, tells what gh_server_enable_auth will do:
+ *  create a missing directory, set mode 1733 on one of ours); 1 when it is
+ *  safe but clients cannot create their ccache directories in it (root's,
+ *  not writable by them: delegated credentials cannot be handed to CGI
+ *  scripts; msg says so); GH_ECONFIG when gh_server_enable_auth would
+ *  refuse it (msg says why and what to do). path NULL = the default
+ *  "/run/gatehouse". msg may be NULL. Any thread, at base identity. */
+GH_EXPORT int gh_auth_check_ccache_dir(const char *path, char *msg, size_t msglen);
+
 #ifdef __cplusplus
 }
 #endif

@@ -71,7 +71,7 @@ def test_installed_files(staged):
         sbin = o['prefix'] + '/' + o['sbindir']
         assert (f'ExecStart={sbin}/gatehoused -f -c {sysconf}/gatehouse/gatehouse.conf'
                 in unit), unit
-        assert '@' not in unit and 'Type=notify' in unit
+        assert '@sbindir@' not in unit and '@sysconfdir@' not in unit and 'Type=notify' in unit
     pam = open(dest + sysconf + '/pam.d/gatehouse').read()
     assert '@include common-auth' in pam
 

@@ -245,8 +245,11 @@ static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *
  * owned by another user, or group- or world-writable without the sticky
  * bit. Root's directory (with a service user) that clients cannot write
  * into is safe but unusable for delegation: a warning on stderr. Runs at
- * base identity. */
-static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errbuf, size_t errlen)
+ * base identity. Without repair (gh_auth_check_ccache_dir, authinfo.h) it
+ * changes nothing (e may be NULL): errbuf tells what start-up would do and
+ * that warning is returned as 1 with its text. */
+static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, bool repair, char *errbuf,
+                              size_t errlen)
 {
   const mode_t want = S_ISVTX | S_IRWXU | S_IWGRP | S_IXGRP | S_IWOTH | S_IXOTH; /* 1733 */
   const uid_t me = geteuid();
@@ -255,7 +258,12 @@ static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errb
   int ret = 0;
 
   if (lstat(path, &st) != 0) {
-    if (errno != ENOENT || mkdir(path, S_IRWXU) != 0 || chmod(path, want) != 0 ||
+    if (!repair && errno == ENOENT) { /* gh_auth_check_ccache_dir */
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen, "ccache_dir %s: missing; created with mode 1733 at start", path);
+      goto out;
+    }
+    if (!repair || errno != ENOENT || mkdir(path, S_IRWXU) != 0 || chmod(path, want) != 0 ||
         lstat(path, &st) != 0) {
       ret = GH_ECONFIG;
       if (errbuf && errlen)
@@ -294,11 +302,25 @@ static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errb
   if (st.st_uid != me) {
     /* safe but unusable for delegation, and not ours to change: sites
      * without CGI delegation work; a delegated FILE ccache fails (EACCES) */
-    engine_log(e->log_cb, e->log_arg, LOG_WARNING,
-               "ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
-               "ccache directories in it, delegated credentials cannot be handed to CGI "
-               "scripts; make it mode 1733",
-               path, (unsigned)mode);
+    char warn[512];
+    snprintf(warn, sizeof(warn),
+             "ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
+             "ccache directories in it, delegated credentials cannot be handed to CGI "
+             "scripts; make it mode 1733",
+             path, (unsigned)mode);
+    if (!repair) {
+      if (errbuf && errlen)
+        snprintf(errbuf, errlen, "%s", warn);
+      ret = 1;
+      goto out;
+    }
+    engine_log(e->log_cb, e->log_arg, LOG_WARNING, "%s", warn);
+    goto out;
+  }
+  if (!repair) {
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "ccache_dir %s: mode %04o: set to 1733 at start", path,
+               (unsigned)mode);
     goto out;
   }
   if (chmod(path, want) != 0) {
@@ -309,6 +331,13 @@ static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errb
   }
 out:
   return ret;
+}
+
+int gh_auth_check_ccache_dir(const char *path, char *msg, size_t msglen)
+{
+  if (msg && msglen)
+    msg[0] = '\0';
+  return ccache_dir_prepare(NULL, path ? path : "/run/gatehouse", false, msg, msglen);
 }
 
 static int acquire(const char *label, gss_name_t name, gss_OID mech,
@@ -746,7 +775,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     if (ret)
       goto out;
     /* Kerberos can delegate: the clients' FILE ccaches go below ccache_dir */
-    ret = ccache_dir_prepare(e, e->ccache_dir, errbuf, errlen);
+    ret = ccache_dir_prepare(e, e->ccache_dir, true, errbuf, errlen);
     if (ret)
       goto out;
     if (!(e->keytab = gh__strdup(cfg->keytab))) {
