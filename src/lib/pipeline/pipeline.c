@@ -204,28 +204,37 @@ gh_module_request_cb *gh__pl_factory_slot(gh_module_factory_t *f, gh_notificatio
   return off != 0 ? (gh_module_request_cb *)(void *)((char *)f + off) : NULL;
 }
 
+/* The start of a registration call that takes a struct: once only, and
+ * read by the growth rule; a failure is recorded for the loader. */
+static int take_struct(gh_module_registration_t *reg, bool twice, const char *type, void *dst,
+                       size_t dst_size, const void *src, size_t min_size)
+{
+  char why[160];
+  int ret;
+  if (twice)
+    return gh__pl_reg_fail(reg, GH_EEXISTS, "%s registered twice", type);
+  ret = gh__pl_struct_in(dst, dst_size, src, min_size, why, sizeof(why));
+  if (ret < 0)
+    (void)gh__pl_reg_fail(reg, ret, "%s: %s", type, why);
+  return ret;
+}
+
 int gh_module_registration_set_factory(gh_module_registration_t *reg,
                                        const gh_module_factory_t *factory)
 {
   int ret = 0;
   gh__pl_module_t *m;
   gh_module_factory_t f;
-  char why[160];
   bool any = false;
   if (reg == NULL || factory == NULL) {
     ret = -EINVAL;
     goto out;
   }
   m = reg->mod;
-  if (m->has_factory) {
-    ret = gh__pl_reg_fail(reg, GH_EEXISTS, "the request factory is registered twice");
+  ret = take_struct(reg, m->has_factory, "gh_module_factory_t", &f, sizeof(f), factory,
+                    GH__PL_FACTORY_SIZE_2_1);
+  if (ret < 0)
     goto out;
-  }
-  ret = gh__pl_struct_in(&f, sizeof(f), factory, GH__PL_FACTORY_SIZE_2_1, why, sizeof(why));
-  if (ret < 0) {
-    (void)gh__pl_reg_fail(reg, ret, "gh_module_factory_t: %s", why);
-    goto out;
-  }
   for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
     gh_module_request_cb *pre = gh__pl_factory_slot(&f, (gh_notification_t)n, false);
     gh_module_request_cb *post = gh__pl_factory_slot(&f, (gh_notification_t)n, true);
@@ -271,21 +280,15 @@ int gh_module_registration_set_global(gh_module_registration_t *reg,
   int ret = 0;
   gh__pl_module_t *m;
   gh_global_module_t g;
-  char why[160];
   if (reg == NULL || global == NULL) {
     ret = -EINVAL;
     goto out;
   }
   m = reg->mod;
-  if (m->has_global) {
-    ret = gh__pl_reg_fail(reg, GH_EEXISTS, "the global module is registered twice");
+  ret = take_struct(reg, m->has_global, "gh_global_module_t", &g, sizeof(g), global,
+                    GH__PL_GLOBAL_SIZE_2_1);
+  if (ret < 0)
     goto out;
-  }
-  ret = gh__pl_struct_in(&g, sizeof(g), global, GH__PL_GLOBAL_SIZE_2_1, why, sizeof(why));
-  if (ret < 0) {
-    (void)gh__pl_reg_fail(reg, ret, "gh_global_module_t: %s", why);
-    goto out;
-  }
   if (g.on_start == NULL && g.on_stop == NULL && g.on_config_reload == NULL) {
     ret = gh__pl_reg_fail(reg, -EINVAL, "the global module sets no notification callback");
     goto out;
