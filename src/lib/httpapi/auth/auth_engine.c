@@ -23,125 +23,20 @@
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth.h"
+#include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_internal.h"
 #include "sec/runas.h"
 #include "util/alloc.h"
 
-#define NTLM_SIGNATURE "NTLMSSP"
-#define AUTH_NAME_MAX 1024
-#define KPOOL_MAX 16
+gss_OID_desc gh__auth_krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02" };
+gss_OID_desc gh__auth_spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
+gss_OID_desc gh__auth_ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
 
-static gss_OID_desc krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02" };
-static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
-static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
-
-/* One set of acceptor credentials. MIT's krb5 mechanism holds a
- * credential's mutex for the whole of gss_accept_sec_context (ticket
- * decryption included), so one shared credential serialises every accept
- * of the process on one core. The engine therefore keeps a set per
- * concurrently accepting thread: sets[0] is acquired at start-up (and
- * validates the configuration), more lazily, up to CREDSET_MAX; a step
- * checks a set out for its accept and returns it. */
-typedef struct credset {
-  gss_cred_id_t spnego;
-  gss_cred_id_t krb5;
-  gss_cred_id_t ntlm;
-} credset_t;
-
-#define CREDSET_MAX 32
-
-/* A mapped Kerberos principal (the display name, exact bytes) and the
- * local account krb5_aname_to_localname gave for it. */
-typedef struct nmap_entry {
-  char *principal; /* NULL = empty */
-  char *local;
-  time_t expiry;   /* CLOCK_MONOTONIC seconds */
-} nmap_entry_t;
-
-#define NMAP_SLOTS 256
 /* Exported by libkrb5 (krb5_3_MIT) but declared only in MIT's private
  * k5-int.h: the profile files krb5_init_context reads (KRB5_CONFIG or the
  * built-in default). */
 krb5_error_code KRB5_CALLCONV krb5_get_default_config_files(char ***pfilenames);
 void KRB5_CALLCONV krb5_free_config_files(char **filenames);
-#define NMAP_CONF_MAX 8
-
-struct gh__auth_engine {
-  pthread_mutex_t cred_lock;
-  credset_t sets[CREDSET_MAX];
-  unsigned n_sets;
-  unsigned free_sets[CREDSET_MAX]; /* indices of idle sets */
-  unsigned n_free;
-  atomic_uint next_shared;
-  /* what acquire_set needs */
-  gss_name_t krb_name, ntlm_name;
-  char *keytab, *ntlm_user_file;
-  /* the keytab's keys in a MEMORY keytab, re-read when the file changes
-   * (auth_keytab.c) */
-  gh__auth_keytab_t *kt;
-  char *acceptor; /* "HTTP/host" with service_principal = HTTP@host; NULL: any HTTP/<host> */
-  /* Kerberos replay detection in memory (NULL: MIT's file rcache); see
-   * rcache_check and auth.md "Replay" */
-  gh__auth_rcache_t *rcache;
-  atomic_llong polled; /* time() of the last 5 s check (keytab file, krb5.conf clockskew) */
-  gh_auth_log_cb *log_cb;
-  void *log_arg;
-  bool ntlm;
-  bool spnego_ntlm_name;
-  char *pam_service;
-  unsigned pam_timeout_ms, pam_max_concurrent;
-  char *ccache_dir;
-  char *unmapped_user;
-  gh__auth_basic_cache_t *basic_cache;
-  gh__auth_token_ops_t ops;
-  atomic_uint_fast64_t seq;
-  /* krb5 contexts for name mapping and ccache work, reused across steps:
-   * creating one reads the profile (krb5.conf) and costs more than the
-   * whole mapping. A context is used by one thread at a time. */
-  pthread_mutex_t kpool_lock;
-  krb5_context kpool[KPOOL_MAX];
-  unsigned n_kpool;
-  /* principal -> local name (see nmap_lookup) */
-  pthread_mutex_t nmap_lock;
-  nmap_entry_t nmap[NMAP_SLOTS];
-  unsigned nmap_ttl_s; /* 0 = off */
-  uint64_t nmap_seed;
-  uint64_t nmap_gen;     /* bumped when a profile change flushed the cache */
-  time_t nmap_flushed_at;
-  time_t nmap_checked; /* monotonic second of the last krb5.conf check */
-  uint64_t nmap_hits, nmap_misses, nmap_flushes; /* under nmap_lock; for tests */
-  atomic_uint_fast64_t basic_memo_hits;          /* for tests */
-  unsigned n_conf;
-  char *conf_path[NMAP_CONF_MAX];
-  struct stat conf_st[NMAP_CONF_MAX]; /* st_ino 0: did not exist */
-};
-
-struct gh__auth_conn {
-  gh__auth_engine_t *engine;
-  gss_ctx_id_t ctx;                 /* half-open context of a multi-leg exchange */
-  gh__auth_scheme_id_t ctx_scheme;
-  unsigned ctx_set;                 /* credential set the half-open context was made with */
-  /* persisted identity (item 8) */
-  gh_token_t token;
-  gh_auth_type_t type;
-  const char *package;
-  uint32_t ret_flags;
-  time_t expiry;
-  char *remote_user;
-  char *local_user;
-  /* Basic memo: the credentials of the last Authorization: Basic this
-   * connection verified (the base64 text, compared byte for byte), its
-   * cache key and user. The same header again is looked up in the success
-   * cache by that key: no base64 decode, no SHA-256. Only a cache hit
-   * counts (TTL, entry not replaced); anything else clears the memo and the
-   * request takes the full path. Wiped when replaced and with the
-   * connection. */
-  char *memo_cred;
-  size_t memo_cred_len;
-  size_t memo_dec_len;
-  unsigned char memo_key[GH__AUTH_BASIC_KEY_SIZE];
-  char *memo_user;
-};
 
 /* Basic memo entries above this many base64 bytes are not kept. */
 #define BASIC_MEMO_MAX 512
@@ -373,7 +268,7 @@ static void engine_poll(gh__auth_engine_t *e)
   gh__auth_keytab_poll(e->kt);
 }
 
-static void release_set(credset_t *set)
+static void release_set(gh__auth_credset_t *set)
 {
   OM_uint32 min;
 
@@ -383,7 +278,7 @@ static void release_set(credset_t *set)
 }
 
 /* Acquires one credential set from the engine's names and cred store. */
-static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_t errlen)
+static int acquire_set(gh__auth_engine_t *e, gh__auth_credset_t *set, char *errbuf, size_t errlen)
 {
   gss_key_value_element_desc elems[3];
   gss_key_value_set_desc store = { 0, elems }, ntlm_store;
@@ -411,7 +306,7 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
     store.count++;
   }
   if (e->keytab) {
-    ret = acquire("Kerberos", e->krb_name, &krb5_oid, &store, &set->krb5, errbuf, errlen);
+    ret = acquire("Kerberos", e->krb_name, &gh__auth_krb5_oid, &store, &set->krb5, errbuf, errlen);
     if (ret) {
       if (errbuf && errlen) {
         size_t l = strlen(errbuf);
@@ -421,7 +316,7 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
     }
   }
   if (e->ntlm) {
-    ret = acquire("NTLM", e->ntlm_name, &ntlmssp_oid, &ntlm_store, &set->ntlm, errbuf, errlen);
+    ret = acquire("NTLM", e->ntlm_name, &gh__auth_ntlmssp_oid, &ntlm_store, &set->ntlm, errbuf, errlen);
     if (ret)
       goto out;
   }
@@ -432,14 +327,14 @@ static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_
     /* SPNEGO acquires for its sub-mechanisms with the same name and store;
      * with a host-less name the krb5 part accepts any host in the keytab,
      * the NTLM part is named after the local host (or ntlm_service_name). */
-    ret = acquire("SPNEGO", e->spnego_ntlm_name ? e->ntlm_name : e->krb_name, &spnego_oid,
+    ret = acquire("SPNEGO", e->spnego_ntlm_name ? e->ntlm_name : e->krb_name, &gh__auth_spnego_oid,
                   &store, &set->spnego, errbuf, errlen);
     if (ret)
       goto out;
     if (e->keytab)
-      neg[negset.count++] = krb5_oid;
+      neg[negset.count++] = gh__auth_krb5_oid;
     if (e->ntlm)
-      neg[negset.count++] = ntlmssp_oid;
+      neg[negset.count++] = gh__auth_ntlmssp_oid;
     maj = gss_set_neg_mechs(&min, set->spnego, &negset);
     if (GSS_ERROR(maj)) {
       char text[256];
@@ -457,7 +352,7 @@ out:
 }
 
 /* Checks a credential set out for one accept: an idle one, a new one while
- * fewer than CREDSET_MAX exist, else one shared round-robin (still correct:
+ * fewer than GH__AUTH_CREDSET_MAX exist, else one shared round-robin (still correct:
  * the mechanisms lock their credentials). *ret_exclusive tells credset_put
  * whether to return it. */
 static unsigned credset_get(gh__auth_engine_t *e, bool *ret_exclusive)
@@ -469,8 +364,8 @@ static unsigned credset_get(gh__auth_engine_t *e, bool *ret_exclusive)
   if (e->n_free > 0) {
     idx = e->free_sets[--e->n_free];
     *ret_exclusive = true;
-  } else if (e->n_sets < CREDSET_MAX && acquire_set(e, &e->sets[e->n_sets], NULL, 0) == 0) {
-    /* at most CREDSET_MAX times in the process's life, under the lock so
+  } else if (e->n_sets < GH__AUTH_CREDSET_MAX && acquire_set(e, &e->sets[e->n_sets], NULL, 0) == 0) {
+    /* at most GH__AUTH_CREDSET_MAX times in the process's life, under the lock so
      * that no step sees a half-made set */
     idx = e->n_sets++;
     *ret_exclusive = true;
@@ -496,7 +391,7 @@ static void credset_put(gh__auth_engine_t *e, unsigned idx, bool exclusive)
  * krb5_aname_to_localname compiles the auth_to_local RULE regex (and
  * builds its DFA) on every call: a quarter of the CPU of a Negotiate
  * request. Successful mappings are kept for nmap_ttl_s seconds (default 5)
- * in NMAP_SLOTS direct-mapped slots (keyed hash of the exact principal,
+ * in GH__AUTH_NMAP_SLOTS direct-mapped slots (keyed hash of the exact principal,
  * full string compare: a different principal never gets another's name),
  * and all are dropped at once when one of the krb5 profile files
  * (krb5_get_default_config_files: KRB5_CONFIG or /etc/krb5.conf) changes
@@ -507,7 +402,7 @@ static void credset_put(gh__auth_engine_t *e, unsigned idx, bool exclusive)
 
 static void nmap_flush(gh__auth_engine_t *e)
 {
-  for (unsigned i = 0; i < NMAP_SLOTS; i++) {
+  for (unsigned i = 0; i < GH__AUTH_NMAP_SLOTS; i++) {
     free(e->nmap[i].principal);
     free(e->nmap[i].local);
     e->nmap[i].principal = e->nmap[i].local = NULL;
@@ -529,7 +424,7 @@ static bool conf_same(const struct stat *a, const struct stat *b)
 }
 
 /* The profile files this process's krb5 contexts read, with their state
- * now. More than NMAP_CONF_MAX files, or none known: the cache stays off. */
+ * now. More than GH__AUTH_NMAP_CONF_MAX files, or none known: the cache stays off. */
 static int nmap_init_conf(gh__auth_engine_t *e)
 {
   char **files = NULL;
@@ -543,7 +438,7 @@ static int nmap_init_conf(gh__auth_engine_t *e)
   }
   while (files[n])
     n++;
-  if (n == 0 || n > NMAP_CONF_MAX) {
+  if (n == 0 || n > GH__AUTH_NMAP_CONF_MAX) {
     e->nmap_ttl_s = 0;
   } else {
     for (unsigned i = 0; i < n; i++) {
@@ -577,7 +472,7 @@ static unsigned nmap_slot(const gh__auth_engine_t *e, const char *principal)
     h *= 1099511628211ull;
   }
   h ^= h >> 29;
-  return (unsigned)(h % NMAP_SLOTS);
+  return (unsigned)(h % GH__AUTH_NMAP_SLOTS);
 }
 
 /* Under nmap_lock: drop everything if a profile file changed. */
@@ -618,7 +513,7 @@ static char *nmap_lookup(gh__auth_engine_t *e, const char *principal, uint64_t *
   pthread_mutex_lock(&e->nmap_lock);
   nmap_check_conf(e, now);
   *ret_gen = e->nmap_gen;
-  nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
+  gh__auth_nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
   if (en->principal && now < en->expiry && strcmp(en->principal, principal) == 0)
     local = gh__strdup(en->local); /* NULL on ENOMEM: mapped again, as on a miss */
   if (local)
@@ -650,7 +545,7 @@ static void nmap_insert(gh__auth_engine_t *e, const char *principal, const char 
   pthread_mutex_lock(&e->nmap_lock);
   nmap_check_conf(e, now);
   if (gen == e->nmap_gen && (e->nmap_gen == 0 || now > e->nmap_flushed_at + 2)) {
-    nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
+    gh__auth_nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
     free(en->principal);
     free(en->local);
     en->principal = p;
@@ -870,7 +765,7 @@ static void kctx_put(gh__auth_engine_t *e, krb5_context k)
   if (!k)
     return;
   pthread_mutex_lock(&e->kpool_lock);
-  if (e->n_kpool < KPOOL_MAX) {
+  if (e->n_kpool < GH__AUTH_KPOOL_MAX) {
     e->kpool[e->n_kpool++] = k;
     k = NULL;
   }
@@ -1448,7 +1343,7 @@ static gh_auth_type_t scheme_type(gh__auth_scheme_id_t s)
 /* An initial token starts a new exchange and resets any half-open context. */
 static bool is_initial_token(gh__auth_scheme_id_t s, const unsigned char *t, size_t len)
 {
-  bool ntlm1 = len >= 12 && memcmp(t, NTLM_SIGNATURE, 8) == 0 && t[8] == 1 && t[9] == 0 &&
+  bool ntlm1 = len >= 12 && memcmp(t, GH__NTLM_SIGNATURE, 8) == 0 && t[8] == 1 && t[9] == 0 &&
                t[10] == 0 && t[11] == 0;
   if (s == GH__AUTH_SCHEME_NTLM)
     return ntlm1;
@@ -1492,7 +1387,7 @@ static unsigned char *ntlm_add_version(const unsigned char *t, size_t len, size_
   unsigned char *out = NULL;
   size_t min_off = SIZE_MAX, fixed, n_fields;
 
-  if (len < 32 || len > 1024 * 1024 || memcmp(t, NTLM_SIGNATURE, 8) != 0 || t[9] || t[10] ||
+  if (len < 32 || len > 1024 * 1024 || memcmp(t, GH__NTLM_SIGNATURE, 8) != 0 || t[9] || t[10] ||
       t[11])
     goto out;
   if (t[8] == 1) {
@@ -1562,14 +1457,14 @@ static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
 {
   char *local = NULL;
 
-  if (gss_oid_equal(mech, &krb5_oid)) {
+  if (gss_oid_equal(mech, &gh__auth_krb5_oid)) {
     uint64_t gen;
     local = nmap_lookup(e, display, &gen);
     if (local)
       return local;
     krb5_context k = kctx_get(e);
     krb5_principal princ = NULL;
-    char lname[AUTH_NAME_MAX];
+    char lname[GH__AUTH_NAME_MAX];
 
     if (k && krb5_parse_name_flags(k, display, KRB5_PRINCIPAL_PARSE_REQUIRE_REALM, &princ) == 0 &&
         krb5_aname_to_localname(k, princ, sizeof(lname), lname) == 0 && lname[0] != '\0')
@@ -1623,8 +1518,8 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
                           bool cb_passed, const gh__ntlm_auth_facts_t *nf, gh_auth_type_t type,
                           const char *package, gh__auth_result_t *r)
 {
-  bool is_krb = mech != GSS_C_NO_OID && gss_oid_equal(mech, &krb5_oid);
-  bool is_ntlm = mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid);
+  bool is_krb = mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_krb5_oid);
+  bool is_ntlm = mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_ntlmssp_oid);
   bool verified = false;
   char spn[256], text[GH_AUTH_SEC_TEXT_MAX];
 
@@ -1795,9 +1690,9 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
      * own credential can; the scheme (and the mutual-auth header) stays
      * Negotiate. */
     gss_OID_desc m;
-    if (initial_token_mech(tok, tok_len, &m) && gss_oid_equal(&m, &krb5_oid))
+    if (initial_token_mech(tok, tok_len, &m) && gss_oid_equal(&m, &gh__auth_krb5_oid))
       cred = e->sets[set_idx].krb5;
-    else if (tok_len >= 8 && memcmp(tok, NTLM_SIGNATURE, 8) == 0)
+    else if (tok_len >= 8 && memcmp(tok, GH__NTLM_SIGNATURE, 8) == 0)
       cred = e->sets[set_idx].ntlm;
   }
   if (cred == GSS_C_NO_CREDENTIAL) {
@@ -1916,8 +1811,8 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
         cause = gh__auth_failure_of_krb5(kcode);
       fail_krb5(e, r, cause, &ap);
     } else if (cred == e->sets[set_idx].ntlm ||
-               (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid)) ||
-               memmem(tok, tok_len, NTLM_SIGNATURE, 8) != NULL) {
+               (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_ntlmssp_oid)) ||
+               memmem(tok, tok_len, GH__NTLM_SIGNATURE, 8) != NULL) {
       fail_ntlm(r, maj, min, tok, tok_len, &nf);
     }
     goto out;
@@ -1947,9 +1842,9 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   }
 
   /* complete */
-  if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &krb5_oid))
+  if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_krb5_oid))
     package = "Kerberos";
-  else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid))
+  else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_ntlmssp_oid))
     package = "NTLM";
   if (!check_binding(c, site, cbt, mech, ret_flags, cbp != GSS_C_NO_CHANNEL_BINDINGS, &nf, type,
                      package, r)) {
@@ -1960,7 +1855,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   /* gss-ntlmssp counts the terminating NUL in the length */
   if (!GSS_ERROR(maj) && dname.length > 0 && ((char *)dname.value)[dname.length - 1] == '\0')
     dname.length--;
-  if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= AUTH_NAME_MAX ||
+  if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= GH__AUTH_NAME_MAX ||
       memchr(dname.value, '\0', dname.length)) {
     conn_reset_ctx(c);
     set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS,
@@ -1996,7 +1891,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     memcpy(&rv, rnd, sizeof(rv));
     snprintf(ccname, sizeof(ccname), "MEMORY:gh-deleg-%ld-%llu-%016llx", (long)getpid(),
              (unsigned long long)atomic_fetch_add(&e->seq, 1), (unsigned long long)rv);
-    maj = gss_store_cred_into(&min2, deleg, GSS_C_INITIATE, &krb5_oid, 1, 0, &st, NULL, NULL);
+    maj = gss_store_cred_into(&min2, deleg, GSS_C_INITIATE, &gh__auth_krb5_oid, 1, 0, &st, NULL, NULL);
     if (!GSS_ERROR(maj))
       r->mem_ccache = gh__strdup(ccname);
     if (GSS_ERROR(maj) || !r->mem_ccache) {
@@ -2015,7 +1910,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     if (ret == -ENOMEM) {
       set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
     } else {
-      char detail[AUTH_NAME_MAX + 64];
+      char detail[GH__AUTH_NAME_MAX + 64];
       snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
                gh_strerror(ret));
       set_failure(r, gh__auth_failure_of_local(ret), type, package, GH_AUTH_SEC_ERRNO,

@@ -1,0 +1,132 @@
+/* auth_engine.h: the engine and connection state, and the calls the engine's files share. */
+#ifndef GH_HTTPAPI_AUTH_ENGINE_H
+#define GH_HTTPAPI_AUTH_ENGINE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <gssapi/gssapi.h>
+#include <krb5.h>
+
+#include "httpapi/auth/auth.h"
+#include "httpapi/auth/auth_internal.h"
+
+/* Which file owns what: docs/internals/auth.md, "File map". */
+
+#define GH__NTLM_SIGNATURE "NTLMSSP"
+#define GH__AUTH_NAME_MAX 1024 /* a client's GSS display name, with its NUL */
+#define GH__AUTH_KPOOL_MAX 16
+#define GH__AUTH_CREDSET_MAX 32
+#define GH__AUTH_NMAP_SLOTS 256
+#define GH__AUTH_NMAP_CONF_MAX 8
+
+/* The mechanisms the engine accepts (defined in auth_gss.c). */
+extern gss_OID_desc gh__auth_krb5_oid;
+extern gss_OID_desc gh__auth_spnego_oid;
+extern gss_OID_desc gh__auth_ntlmssp_oid;
+
+/* One set of acceptor credentials. MIT's krb5 mechanism holds a
+ * credential's mutex for the whole of gss_accept_sec_context (ticket
+ * decryption included), so one shared credential serialises every accept
+ * of the process on one core. The engine therefore keeps a set per
+ * concurrently accepting thread: sets[0] is acquired at start-up (and
+ * validates the configuration), more lazily, up to GH__AUTH_CREDSET_MAX; a
+ * step checks a set out for its accept and returns it (auth_cred.c). */
+typedef struct gh__auth_credset {
+  gss_cred_id_t spnego;
+  gss_cred_id_t krb5;
+  gss_cred_id_t ntlm;
+} gh__auth_credset_t;
+
+/* A mapped Kerberos principal (the display name, exact bytes) and the
+ * local account krb5_aname_to_localname gave for it (auth_namemap.c). */
+typedef struct gh__auth_nmap_entry {
+  char *principal; /* NULL = empty */
+  char *local;
+  time_t expiry; /* CLOCK_MONOTONIC seconds */
+} gh__auth_nmap_entry_t;
+
+struct gh__auth_engine {
+  /* credential sets (auth_cred.c) */
+  pthread_mutex_t cred_lock;
+  gh__auth_credset_t sets[GH__AUTH_CREDSET_MAX];
+  unsigned n_sets;
+  unsigned free_sets[GH__AUTH_CREDSET_MAX]; /* indices of idle sets */
+  unsigned n_free;
+  atomic_uint next_shared;
+  /* what acquiring a set needs */
+  gss_name_t krb_name, ntlm_name;
+  char *keytab, *ntlm_user_file;
+  /* the keytab's keys in a MEMORY keytab, re-read when the file changes
+   * (auth_keytab.c) */
+  gh__auth_keytab_t *kt;
+  char *acceptor; /* "HTTP/host" with service_principal = HTTP@host; NULL: any HTTP/<host> */
+  /* Kerberos replay detection in memory (NULL: MIT's file rcache); see
+   * the replay check (auth_krb5.c) and auth.md "Replay" */
+  gh__auth_rcache_t *rcache;
+  atomic_llong polled;    /* time() of the last 5 s check (keytab file, krb5.conf clockskew) */
+  gh_auth_log_cb *log_cb; /* the engine's own lines */
+  void *log_arg;
+  bool ntlm;
+  bool spnego_ntlm_name;
+  char *pam_service; /* Basic (auth_basic.c) */
+  unsigned pam_timeout_ms, pam_max_concurrent;
+  char *ccache_dir; /* delegated FILE ccaches (auth_result.c) */
+  char *unmapped_user;
+  gh__auth_basic_cache_t *basic_cache;
+  gh__auth_token_ops_t ops;
+  atomic_uint_fast64_t seq; /* delegated MEMORY ccache names */
+  /* krb5 contexts for name mapping and ccache work, reused across steps:
+   * creating one reads the profile (krb5.conf) and costs more than the
+   * whole mapping. A context is used by one thread at a time
+   * (auth_kpool.c). */
+  pthread_mutex_t kpool_lock;
+  krb5_context kpool[GH__AUTH_KPOOL_MAX];
+  unsigned n_kpool;
+  /* principal -> local name (auth_namemap.c) */
+  pthread_mutex_t nmap_lock;
+  gh__auth_nmap_entry_t nmap[GH__AUTH_NMAP_SLOTS];
+  unsigned nmap_ttl_s; /* 0 = off */
+  uint64_t nmap_seed;
+  uint64_t nmap_gen; /* bumped when a profile change flushed the cache */
+  time_t nmap_flushed_at;
+  time_t nmap_checked;                           /* monotonic second of the last krb5.conf check */
+  uint64_t nmap_hits, nmap_misses, nmap_flushes; /* under nmap_lock; for tests */
+  atomic_uint_fast64_t basic_memo_hits;          /* for tests (auth_basic.c) */
+  unsigned n_conf;
+  char *conf_path[GH__AUTH_NMAP_CONF_MAX];
+  struct stat conf_st[GH__AUTH_NMAP_CONF_MAX]; /* st_ino 0: did not exist */
+};
+
+struct gh__auth_conn {
+  gh__auth_engine_t *engine;
+  gss_ctx_id_t ctx; /* half-open context of a multi-leg exchange (auth_gss.c) */
+  gh__auth_scheme_id_t ctx_scheme;
+  unsigned ctx_set; /* credential set the half-open context was made with */
+  /* persisted identity (item 8; auth_engine.c) */
+  gh_token_t token;
+  gh_auth_type_t type;
+  const char *package;
+  uint32_t ret_flags;
+  time_t expiry;
+  char *remote_user;
+  char *local_user;
+  /* Basic memo (auth_basic.c): the credentials of the last Authorization:
+   * Basic this connection verified (the base64 text, compared byte for
+   * byte), its cache key and user. The same header again is looked up in
+   * the success cache by that key: no base64 decode, no SHA-256. Only a
+   * cache hit counts (TTL, entry not replaced); anything else clears the
+   * memo and the request takes the full path. Wiped when replaced and with
+   * the connection. */
+  char *memo_cred;
+  size_t memo_cred_len;
+  size_t memo_dec_len;
+  unsigned char memo_key[GH__AUTH_BASIC_KEY_SIZE];
+  char *memo_user;
+};
+
+#endif
