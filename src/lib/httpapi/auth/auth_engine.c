@@ -49,9 +49,6 @@ static const gh__auth_token_ops_t sec_ops = {
   .get_user = gh_token_get_user,
 };
 
-static krb5_context kctx_get(gh__auth_engine_t *e);
-static void kctx_put(gh__auth_engine_t *e, krb5_context k);
-
 /* ---- GSS status text ---- */
 
 static size_t append_status(char *buf, size_t len, size_t used, OM_uint32 code, int type,
@@ -605,7 +602,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     goto out;
   }
   e->krb_name = e->ntlm_name = GSS_C_NO_NAME;
-  pthread_mutex_init(&e->kpool_lock, NULL);
+  gh__auth_kpool_init(e);
   pthread_mutex_init(&e->cred_lock, NULL);
   pthread_mutex_init(&e->nmap_lock, NULL);
   e->nmap_ttl_s = cfg->name_map_cache_ttl_s;
@@ -653,9 +650,9 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
       goto out;
     atomic_store(&e->polled, (long long)time(NULL));
     if (!cfg->replay_cache_file) {
-      krb5_context k = kctx_get(e);
+      krb5_context k = gh__auth_kctx_get(e);
       unsigned window = k ? rcache_window(k) : 660u;
-      kctx_put(e, k);
+      gh__auth_kctx_put(e, k);
       ret = cfg->replay_cache_shared ? gh__auth_rcache_new_shared(window, &e->rcache)
                                      : gh__auth_rcache_new(window, &e->rcache);
       if (ret)
@@ -729,9 +726,7 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
   free(e->ntlm_user_file);
   pthread_mutex_destroy(&e->cred_lock);
   gh__auth_basic_cache_free(e->basic_cache);
-  for (unsigned i = 0; i < e->n_kpool; i++)
-    krb5_free_context(e->kpool[i]);
-  pthread_mutex_destroy(&e->kpool_lock);
+  gh__auth_kpool_done(e);
   nmap_flush(e);
   for (unsigned i = 0; i < e->n_conf; i++)
     free(e->conf_path[i]);
@@ -740,38 +735,6 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
   free(e->ccache_dir);
   free(e->unmapped_user);
   free(e);
-}
-
-/* ---- krb5 context pool ---- */
-
-/* A krb5 context for this thread's exclusive use until kctx_put; NULL on
- * failure. The profile is re-checked by libkrb5 itself (it stats krb5.conf
- * at most once a second), so auth_to_local edits are still picked up. */
-static krb5_context kctx_get(gh__auth_engine_t *e)
-{
-  krb5_context k = NULL;
-
-  pthread_mutex_lock(&e->kpool_lock);
-  if (e->n_kpool > 0)
-    k = e->kpool[--e->n_kpool];
-  pthread_mutex_unlock(&e->kpool_lock);
-  if (!k && krb5_init_context(&k) != 0)
-    k = NULL;
-  return k;
-}
-
-static void kctx_put(gh__auth_engine_t *e, krb5_context k)
-{
-  if (!k)
-    return;
-  pthread_mutex_lock(&e->kpool_lock);
-  if (e->n_kpool < GH__AUTH_KPOOL_MAX) {
-    e->kpool[e->n_kpool++] = k;
-    k = NULL;
-  }
-  pthread_mutex_unlock(&e->kpool_lock);
-  if (k)
-    krb5_free_context(k);
 }
 
 /* ---- connection ---- */
@@ -1462,7 +1425,7 @@ static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
     local = nmap_lookup(e, display, &gen);
     if (local)
       return local;
-    krb5_context k = kctx_get(e);
+    krb5_context k = gh__auth_kctx_get(e);
     krb5_principal princ = NULL;
     char lname[GH__AUTH_NAME_MAX];
 
@@ -1471,7 +1434,7 @@ static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
       local = gh__strdup(lname);
     if (princ)
       krb5_free_principal(k, princ);
-    kctx_put(e, k);
+    gh__auth_kctx_put(e, k);
     if (local)
       nmap_insert(e, display, local, gen);
   } else {
@@ -1599,11 +1562,11 @@ static void fail_krb5(gh__auth_engine_t *e, gh__auth_result_t *r, gh_auth_failur
 {
   gh__krb5_diag_t d;
   char detail[400];
-  krb5_context k = kctx_get(e);
+  krb5_context k = gh__auth_kctx_get(e);
 
   gh__krb5_diagnose(k, e->kt ? gh__auth_keytab_mem_name(e->kt) : NULL, ap->ap_req, ap->ap_req_len,
                     &d);
-  kctx_put(e, k);
+  gh__auth_kctx_put(e, k);
   r->info.failure = gh__krb5_explain(cause, &d, e->acceptor, detail, sizeof(detail));
   set_failure_facts(r, d.client, d.service, detail);
 }

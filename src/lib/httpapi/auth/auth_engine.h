@@ -129,4 +129,15 @@ struct gh__auth_conn {
   char *memo_user;
 };
 
+/* ---- krb5 context pool (auth_kpool.c) ---- */
+
+void gh__auth_kpool_init(gh__auth_engine_t *engine);
+/** Frees the pooled contexts. No step may be running. */
+void gh__auth_kpool_done(gh__auth_engine_t *engine);
+/** A krb5 context for this thread's exclusive use until gh__auth_kctx_put
+ *  (a pooled one or a new one); NULL on failure. Any thread. */
+krb5_context gh__auth_kctx_get(gh__auth_engine_t *engine);
+/** Returns k to the pool (freed when the pool is full). Accepts NULL. */
+void gh__auth_kctx_put(gh__auth_engine_t *engine, krb5_context k);
+
 #endif
