@@ -140,4 +140,22 @@ krb5_context gh__auth_kctx_get(gh__auth_engine_t *engine);
 /** Returns k to the pool (freed when the pool is full). Accepts NULL. */
 void gh__auth_kctx_put(gh__auth_engine_t *engine, krb5_context k);
 
+/* ---- GSS name -> local account (auth_namemap.c) ---- */
+
+/** Mutex, TTL (0 = no cache, at most 3600 s) and hash seed of the
+ *  principal cache: 0 or GH_EAUTH_INTERNAL. Start-up. */
+int gh__auth_nmap_init(gh__auth_engine_t *engine, unsigned ttl_s);
+/** Records the krb5 profile files whose change flushes the cache (more
+ *  than GH__AUTH_NMAP_CONF_MAX, or none known: the cache stays off). 0 or
+ *  -ENOMEM. Start-up, with a keytab. */
+int gh__auth_nmap_init_conf(gh__auth_engine_t *engine);
+/** Empties the cache and frees it. No step may be running. */
+void gh__auth_nmap_done(gh__auth_engine_t *engine);
+/** The local account of an authenticated GSS name (display: its display
+ *  name; mech: the mechanism that authenticated it), malloc'd; NULL when
+ *  it maps to none (or ENOMEM). Kerberos: krb5 auth_to_local, cached;
+ *  NTLM: DOMAIN\user -> user unless site->ntlm_keep_domain. Any thread. */
+char *gh__auth_map_name(gh__auth_engine_t *engine, gss_OID mech, const char *display,
+                        const gh_auth_settings_t *site);
+
 #endif
