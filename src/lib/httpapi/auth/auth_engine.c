@@ -104,99 +104,6 @@ out:
   return ret;
 }
 
-/* One line for the application's log (gh_auth_config_t.log_cb; stderr
- * without one), for what goes wrong outside any request's answer (cleanup at
- * request end, a keytab that cannot be re-read). */
-static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  gh__auth_log(fn, arg, priority, msg);
-}
-
-/* ccache_dir holds the clients' private directories of delegated FILE
- * ccaches, which each client creates itself (gh__auth_result_file_ccache
- * runs as the client). It must be a real directory owned by the base
- * identity or root, writable and searchable by everyone but sticky (so no
- * client can remove or rename another's directory) and best not listable:
- * mode 1733. Created (1733) when missing; a directory of ours that clients
- * cannot write into (e.g. 0700, 0711) is set to 1733; refused (GH_ECONFIG,
- * message naming the path) when it is not a directory (symlinks included),
- * owned by another user, or group- or world-writable without the sticky
- * bit. Root's directory (with a service user) that clients cannot write
- * into is safe but unusable for delegation: a warning on stderr. Runs at
- * base identity. */
-static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errbuf, size_t errlen)
-{
-  const mode_t want = S_ISVTX | S_IRWXU | S_IWGRP | S_IXGRP | S_IWOTH | S_IXOTH; /* 1733 */
-  const uid_t me = geteuid();
-  struct stat st;
-  mode_t mode;
-  int ret = 0;
-
-  if (lstat(path, &st) != 0) {
-    if (errno != ENOENT || mkdir(path, S_IRWXU) != 0 || chmod(path, want) != 0 ||
-        lstat(path, &st) != 0) {
-      ret = GH_ECONFIG;
-      if (errbuf && errlen)
-        snprintf(errbuf, errlen, "ccache_dir %s: %s", path, strerror(errno));
-      goto out;
-    }
-  }
-  mode = st.st_mode & 07777;
-  if (!S_ISDIR(st.st_mode)) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "ccache_dir %s: not a directory (symlinks are refused)", path);
-    goto out;
-  }
-  if (st.st_uid != me && st.st_uid != 0) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen,
-               "ccache_dir %s: owned by uid %u, not by the service (uid %u) or root: "
-               "refused (it holds the delegated credentials)",
-               path, (unsigned)st.st_uid, (unsigned)me);
-    goto out;
-  }
-  if ((mode & (S_IWGRP | S_IWOTH)) && !(mode & S_ISVTX)) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen,
-               "ccache_dir %s: mode %04o is group- or world-writable without the sticky bit "
-               "(users could remove or replace each other's ccache directories): refused; "
-               "use mode 1733",
-               path, (unsigned)mode);
-    goto out;
-  }
-  if ((mode & (S_IWOTH | S_IXOTH)) == (S_IWOTH | S_IXOTH))
-    goto out; /* sticky, clients can create their directories (1733, 1777, ...) */
-  if (st.st_uid != me) {
-    /* safe but unusable for delegation, and not ours to change: sites
-     * without CGI delegation work; a delegated FILE ccache fails (EACCES) */
-    engine_log(e->log_cb, e->log_arg, LOG_WARNING,
-               "ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
-               "ccache directories in it, delegated credentials cannot be handed to CGI "
-               "scripts; make it mode 1733",
-               path, (unsigned)mode);
-    goto out;
-  }
-  if (chmod(path, want) != 0) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "ccache_dir %s: chmod 1733: %s", path, strerror(errno));
-    goto out;
-  }
-out:
-  return ret;
-}
-
 static int acquire(const char *label, gss_name_t name, gss_OID mech,
                    const gss_key_value_set_desc *store, gss_cred_id_t *ret_cred, char *errbuf,
                    size_t errlen)
@@ -444,7 +351,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     if (ret)
       goto out;
     /* Kerberos can delegate: the clients' FILE ccaches go below ccache_dir */
-    ret = ccache_dir_prepare(e, e->ccache_dir, errbuf, errlen);
+    ret = gh__auth_ccache_dir_prepare(e, e->ccache_dir, errbuf, errlen);
     if (ret)
       goto out;
     if (!(e->keytab = gh__strdup(cfg->keytab))) {
@@ -618,244 +525,12 @@ void gh__auth_conn_free(gh__auth_conn_t *c)
   free(c);
 }
 
-/* ---- result ---- */
-
-static int fcc_remove(void *arg);
-
-void gh__auth_result_done(gh__auth_result_t *r)
-{
-  if (!r)
-    return;
-  for (size_t i = 0; i < r->n_challenges; i++)
-    free(r->challenges[i]);
-  r->n_challenges = 0;
-  if (r->file_ccache_dir) {
-    /* made by the client, in its own 0700 directory: removed as the client */
-    int rc = gh__token_run_as(r->file_ccache_token, fcc_remove, r);
-    if (rc != 0)
-      engine_log(r->log_cb, r->log_arg, LOG_ERR, "delegated ccache %s: not removed: %s",
-                 r->file_ccache_dir, gh_strerror(rc));
-  }
-  if (r->file_ccache_token)
-    (void)gh_token_close(r->file_ccache_token);
-  r->file_ccache_token = 0;
-  if (r->mem_ccache) {
-    krb5_context k = NULL;
-    krb5_ccache cc = NULL;
-    if (krb5_init_context(&k) == 0) {
-      if (krb5_cc_resolve(k, r->mem_ccache, &cc) == 0)
-        krb5_cc_destroy(k, cc);
-      krb5_free_context(k);
-    }
-  }
-  free(r->file_ccache);
-  free(r->file_ccache_dir);
-  free(r->mem_ccache);
-  if (r->packed_buf) {
-    explicit_bzero(r->packed_buf, r->info.packed_context_len);
-    free(r->packed_buf);
-  }
-  free(r->mutual_buf);
-  free(r->remote_user_buf);
-  free(r->local_user_buf);
-  if (r->fail_client_buf || r->fail_service_buf || r->fail_detail_buf) { /* failures only */
-    free(r->fail_client_buf);
-    free(r->fail_service_buf);
-    free(r->fail_detail_buf);
-  }
-  memset(r, 0, sizeof(*r));
-}
-
-const char *gh__auth_result_mem_ccache(const gh__auth_result_t *r)
-{
-  return r->mem_ccache;
-}
-
-/* What the client's side of gh__auth_result_file_ccache needs. */
-typedef struct fcc_job {
-  krb5_context k;
-  krb5_ccache mem;
-  krb5_principal princ;
-  char *dir;  /* in: "<ccache_dir>/gh-deleg-XXXXXX"; out: the directory made */
-  char *name; /* in: buffer for "FILE:<dir>/ccache" */
-  size_t name_len;
-  bool made;  /* the directory exists */
-  gh_auth_log_cb *log_cb;
-  void *log_arg;
-} fcc_job_t;
-
-/* Runs as the client (gh__token_run_as): the private directory (mkdtemp:
- * 0700, the client's) and the ccache file in it (0600, the client's). On
- * failure removes what it made. */
-static int fcc_make(void *arg)
-{
-  fcc_job_t *j = arg;
-  krb5_ccache file = NULL;
-  const char *path;
-  int ret = 0;
-
-  if (!mkdtemp(j->dir)) {
-    ret = -errno;
-    goto out;
-  }
-  j->made = true;
-  snprintf(j->name, j->name_len, "FILE:%s/ccache", j->dir);
-  path = j->name + strlen("FILE:");
-  if (krb5_cc_resolve(j->k, j->name, &file) != 0 || krb5_cc_initialize(j->k, file, j->princ) != 0 ||
-      krb5_cc_copy_creds(j->k, j->mem, file) != 0) {
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  if (chmod(path, 0600) != 0) {
-    ret = -errno;
-    goto out;
-  }
-out:
-  if (file)
-    krb5_cc_close(j->k, file);
-  if (ret != 0 && j->made) {
-    if ((unlink(j->name + strlen("FILE:")) != 0 && errno != ENOENT) || rmdir(j->dir) != 0)
-      engine_log(j->log_cb, j->log_arg, LOG_ERR,
-                 "delegated ccache %s: not removed after a failure: %s", j->dir, strerror(errno));
-    j->made = false;
-  }
-  return ret;
-}
-
-/* Runs as the client at the end of the request: the file, then its
- * directory. A file the client's program already removed (kdestroy) is fine. */
-static int fcc_remove(void *arg)
-{
-  gh__auth_result_t *r = arg;
-
-  if (r->file_ccache && unlink(r->file_ccache + strlen("FILE:")) != 0 && errno != ENOENT)
-    return -errno;
-  if (rmdir(r->file_ccache_dir) != 0)
-    return -errno;
-  return 0;
-}
-
-int gh__auth_result_file_ccache(gh__auth_engine_t *e, gh__auth_result_t *r, uid_t owner_uid,
-                                gid_t owner_gid, const char **ret_ccname)
-{
-  fcc_job_t j = { 0 };
-  gh_token_t tok = 0;
-  uid_t uid;
-  gid_t gid;
-  int ret = 0;
-
-  if (r->file_ccache) {
-    *ret_ccname = r->file_ccache;
-    goto out;
-  }
-  if (!r->mem_ccache) {
-    ret = GH_ENOT_FOUND;
-    goto out;
-  }
-  /* The ccache is made by the client itself: it must be the request's own */
-  if ((ret = gh_token_get_uid(r->info.token, &uid)) != 0 ||
-      (ret = gh_token_get_gid(r->info.token, &gid)) != 0)
-    goto out;
-  if (uid != owner_uid || gid != owner_gid) {
-    ret = -EPERM;
-    goto out;
-  }
-  /* our own handle: the receiver may close its token before the request ends */
-  if ((ret = gh_token_open_handle(r->info.token, &tok)) != 0)
-    goto out;
-  if (asprintf(&j.dir, "%s/gh-deleg-XXXXXX", e->ccache_dir) < 0) {
-    j.dir = NULL;
-    ret = -ENOMEM;
-    goto out;
-  }
-  j.name_len = strlen(j.dir) + sizeof("FILE:/ccache");
-  j.name = gh__malloc(j.name_len);
-  if (!j.name) {
-    ret = -ENOMEM;
-    goto out;
-  }
-  /* krb5 work that needs no identity at base: the profile is read here */
-  if (krb5_init_context(&j.k) != 0) {
-    j.k = NULL;
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  if (krb5_cc_resolve(j.k, r->mem_ccache, &j.mem) != 0) {
-    j.mem = NULL;
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  if (krb5_cc_get_principal(j.k, j.mem, &j.princ) != 0) {
-    j.princ = NULL;
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  j.log_cb = e->log_cb;
-  j.log_arg = e->log_arg;
-  ret = gh__token_run_as(tok, fcc_make, &j);
-  if (ret != 0)
-    goto out;
-  r->file_ccache_dir = j.dir;
-  r->file_ccache = j.name;
-  r->file_ccache_token = tok;
-  j.dir = j.name = NULL;
-  tok = 0;
-  *ret_ccname = r->file_ccache;
-out:
-  if (j.k) {
-    if (j.princ)
-      krb5_free_principal(j.k, j.princ);
-    if (j.mem)
-      krb5_cc_close(j.k, j.mem);
-    krb5_free_context(j.k);
-  }
-  if (tok)
-    (void)gh_token_close(tok);
-  free(j.name);
-  free(j.dir);
-  return ret;
-}
-
 /* ---- step helpers ---- */
 
 static int dup_into(char **dst, const char *src)
 {
   *dst = src ? gh__strdup(src) : NULL;
   return (src && !*dst) ? -ENOMEM : 0;
-}
-
-static void set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth_type_t type,
-                        const char *package, gh_auth_sec_kind_t kind, uint32_t major,
-                        uint32_t minor, const char *text)
-{
-  r->verdict = GH__AUTH_DELIVER;
-  r->info.status = GH_AUTH_STATUS_FAILURE;
-  r->info.failure = cause;
-  r->info.type = type;
-  r->info.package_name = package;
-  r->info.sec_status.kind = kind;
-  r->info.sec_status.major = major;
-  r->info.sec_status.minor = minor;
-  snprintf(r->info.sec_status_text, sizeof(r->info.sec_status_text), "%s", text ? text : "");
-}
-
-/* The facts of a FAILURE record (each may be NULL or ""): copied into the
- * result; on ENOMEM a fact is left out. */
-static void set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
-                              const char *detail)
-{
-  if (client && client[0] && !r->fail_client_buf && (r->fail_client_buf = gh__strdup(client)))
-    r->info.failure_client = r->fail_client_buf;
-  if (service && service[0] && !r->fail_service_buf && (r->fail_service_buf = gh__strdup(service)))
-    r->info.failure_service = r->fail_service_buf;
-  if (detail && detail[0] && !r->fail_detail_buf && (r->fail_detail_buf = gh__strdup(detail)))
-    r->info.failure_detail = r->fail_detail_buf;
-}
-
-static void set_verdict(gh__auth_result_t *r, gh__auth_verdict_t v, int err)
-{
-  r->verdict = v;
-  r->error = err;
 }
 
 static bool persist_applies(const gh_auth_settings_t *site, const char *package)
@@ -951,13 +626,13 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c,
   if (!r->info.token) {
     ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
     if (ret == -ENOMEM) {
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
       goto out;
     }
     if (ret) {
-      set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO,
+      gh__auth_set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO,
                   (uint32_t)-ret, 0, gh_strerror(ret));
-      set_failure_facts(r, user, NULL, NULL);
+      gh__auth_set_failure_facts(r, user, NULL, NULL);
       goto out;
     }
   }
@@ -976,7 +651,7 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c,
   if (ret) {
     e->ops.close(r->info.token);
     r->info.token = 0;
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
   }
 out:
   return;
@@ -1029,13 +704,13 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
   memo_clear(c);
   buf = gh__malloc(dec_len + 1);
   if (!buf) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
   memcpy(buf, dec, dec_len);
   ret = gh__auth_basic_split(buf, dec_len, &user, &password);
   if (ret) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
     goto out;
   }
   /* a hit hands out a new handle to the token built at the PAM success
@@ -1048,13 +723,13 @@ static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
                                    e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
     if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
       /* PAM hung or too many conversations: not the client's fault, no re-prompt */
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
       goto out;
     }
     if (ret) {
-      set_failure(r, gh__auth_failure_of_pam(pam_code), GH_AUTH_TYPE_BASIC, "Basic",
+      gh__auth_set_failure(r, gh__auth_failure_of_pam(pam_code), GH_AUTH_TYPE_BASIC, "Basic",
                   GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
-      set_failure_facts(r, user, NULL, NULL);
+      gh__auth_set_failure_facts(r, user, NULL, NULL);
       goto out;
     }
   }
@@ -1269,7 +944,7 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
     if (verified)
       r->info.flags |= GH_AUTH_FLAG_CBT_VERIFIED;
     if (!verified && site->channel_binding == GH_AUTH_CB_STRICT) {
-      set_failure(r, GH_AUTH_FAILURE_CHANNEL_BINDING, type, package, GH_AUTH_SEC_GSS,
+      gh__auth_set_failure(r, GH_AUTH_FAILURE_CHANNEL_BINDING, type, package, GH_AUTH_SEC_GSS,
                   GSS_S_BAD_BINDINGS, 0,
                   "channel binding required (channel_binding = strict): the client sent none");
       return false;
@@ -1282,9 +957,9 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
     } else if (spn[0] || site->channel_binding == GH_AUTH_CB_STRICT) {
       snprintf(text, sizeof(text), "service name %.100s is not in allowed_spns",
                spn[0] ? spn : "(none sent)");
-      set_failure(r, GH_AUTH_FAILURE_WRONG_SPN, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0,
+      gh__auth_set_failure(r, GH_AUTH_FAILURE_WRONG_SPN, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0,
                   text);
-      set_failure_facts(r, NULL, spn, "not in this site's allowed_spns");
+      gh__auth_set_failure_facts(r, NULL, spn, "not in this site's allowed_spns");
       return false;
     }
   }
@@ -1331,7 +1006,7 @@ static void fail_krb5(gh__auth_engine_t *e, gh__auth_result_t *r, gh_auth_failur
                     &d);
   gh__auth_kctx_put(e, k);
   r->info.failure = gh__krb5_explain(cause, &d, e->acceptor, detail, sizeof(detail));
-  set_failure_facts(r, d.client, d.service, detail);
+  gh__auth_set_failure_facts(r, d.client, d.service, detail);
 }
 
 /* The text of a mechanism minor code alone (first message). */
@@ -1362,7 +1037,7 @@ static void fail_ntlm(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
   cause = gh__auth_failure_of_ntlm(minor, mt, nf->is_type3);
   if (cause != GH_AUTH_FAILURE_OTHER)
     r->info.failure = cause;
-  set_failure_facts(r, nf->user, nf->spn, NULL);
+  gh__auth_set_failure_facts(r, nf->user, nf->spn, NULL);
 }
 
 static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
@@ -1422,7 +1097,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
       cred = e->sets[set_idx].ntlm;
   }
   if (cred == GSS_C_NO_CREDENTIAL) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
     goto out;
   }
   if (scheme != GH__AUTH_SCHEME_KERBEROS &&
@@ -1454,7 +1129,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     walked = true;
     if (ret < 0) {
       conn_reset_ctx(c);
-      set_failure(r, GH_AUTH_FAILURE_MALFORMED_TOKEN, type, package, GH_AUTH_SEC_GSS,
+      gh__auth_set_failure(r, GH_AUTH_FAILURE_MALFORMED_TOKEN, type, package, GH_AUTH_SEC_GSS,
                   GSS_S_DEFECTIVE_TOKEN, 0,
                   "not strict DER Kerberos or SPNEGO, nor NTLMSSP: refused before GSS");
       goto out;
@@ -1469,14 +1144,14 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
         /* the same status MIT's file rcache gives, with krb5's own text
          * (the mechglue knows no mechanism for a minor it did not return) */
         snprintf(text, sizeof(text), "%s", error_message(KRB5KRB_AP_ERR_REPEAT));
-        set_failure(r, GH_AUTH_FAILURE_REPLAY, type, "Kerberos", GH_AUTH_SEC_GSS, GSS_S_FAILURE,
+        gh__auth_set_failure(r, GH_AUTH_FAILURE_REPLAY, type, "Kerberos", GH_AUTH_SEC_GSS, GSS_S_FAILURE,
                     (uint32_t)KRB5KRB_AP_ERR_REPEAT, text);
         fail_krb5(e, r, GH_AUTH_FAILURE_REPLAY, &ap);
         goto out;
       }
       if (ret) {
         conn_reset_ctx(c);
-        set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+        gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
         goto out;
       }
       tagged = true;
@@ -1523,7 +1198,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     if (cbp != GSS_C_NO_CHANNEL_BINDINGS &&
         (GSS_ROUTINE_ERROR(maj) == GSS_S_BAD_BINDINGS || nf.has_cbt))
       r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT; /* sent, and not ours */
-    set_failure(r, gh__auth_failure_of_gss_major(maj), type, package, GH_AUTH_SEC_GSS, maj, min,
+    gh__auth_set_failure(r, gh__auth_failure_of_gss_major(maj), type, package, GH_AUTH_SEC_GSS, maj, min,
                 text);
     if (e->kt && cred != e->sets[set_idx].ntlm && !walked) {
       have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
@@ -1550,7 +1225,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (maj & GSS_S_CONTINUE_NEEDED) {
     if (out.length == 0) {
       conn_reset_ctx(c);
-      set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS, maj, min,
+      gh__auth_set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS, maj, min,
                   "continue without a token");
       goto out;
     }
@@ -1559,11 +1234,11 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     r->challenges[0] = header_value(scheme_text(scheme), out.value, out.length);
     if (!r->challenges[0]) {
       conn_reset_ctx(c);
-      set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
       goto out;
     }
     r->n_challenges = 1;
-    set_verdict(r, GH__AUTH_CHALLENGE, 0);
+    gh__auth_set_verdict(r, GH__AUTH_CHALLENGE, 0);
     goto out;
   }
 
@@ -1584,21 +1259,21 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= GH__AUTH_NAME_MAX ||
       memchr(dname.value, '\0', dname.length)) {
     conn_reset_ctx(c);
-    set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS,
+    gh__auth_set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS,
                 GSS_ERROR(maj) ? maj : GSS_S_BAD_NAME, min2, "cannot display the client name");
     goto out;
   }
   if ((ret_flags & GSS_C_ANON_FLAG) ||
       (name_type != GSS_C_NO_OID && gss_oid_equal(name_type, GSS_C_NT_ANONYMOUS))) {
     conn_reset_ctx(c);
-    set_failure(r, GH_AUTH_FAILURE_ANONYMOUS, type, package, GH_AUTH_SEC_GSS, GSS_S_FAILURE, 0,
+    gh__auth_set_failure(r, GH_AUTH_FAILURE_ANONYMOUS, type, package, GH_AUTH_SEC_GSS, GSS_S_FAILURE, 0,
                 "anonymous (NULL session) authentication refused");
     goto out;
   }
   display = gh__strndup(dname.value, dname.length);
   if (!display) {
     conn_reset_ctx(c);
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
   if (time_rec != GSS_C_INDEFINITE)
@@ -1634,18 +1309,18 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (ret) {
     conn_reset_ctx(c);
     if (ret == -ENOMEM) {
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
     } else {
       char detail[GH__AUTH_NAME_MAX + 64];
       snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
                gh_strerror(ret));
-      set_failure(r, gh__auth_failure_of_local(ret), type, package, GH_AUTH_SEC_ERRNO,
+      gh__auth_set_failure(r, gh__auth_failure_of_local(ret), type, package, GH_AUTH_SEC_ERRNO,
                   (uint32_t)-ret, 0, text);
       if (local)
         snprintf(detail, sizeof(detail), "the name maps to the local account '%s'", local);
       else
         snprintf(detail, sizeof(detail), "no local name for it (auth_to_local)");
-      set_failure_facts(r, display, NULL, detail);
+      gh__auth_set_failure_facts(r, display, NULL, detail);
     }
     goto out;
   }
@@ -1678,7 +1353,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
   if (ret) {
     e->ops.close(r->info.token);
     r->info.token = 0;
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
   }
 out:
   if (packed.length)
@@ -1706,11 +1381,11 @@ static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
 
   ret = e->ops.from_peer(fd, &tok);
   if (ret == -ENOMEM) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
     goto out;
   }
   if (ret) {
-    set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO,
+    gh__auth_set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO,
                 (uint32_t)-ret, 0, gh_strerror(ret));
     goto out;
   }
@@ -1726,7 +1401,7 @@ static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   if (ret) {
     e->ops.close(tok);
     r->info.token = 0;
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
   }
 out:
   return;
@@ -1804,7 +1479,7 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
           dup_into(&r->local_user_buf, c->local_user)) {
         e->ops.close(t);
         memset(&r->info, 0, sizeof(r->info));
-        set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+        gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
         goto out;
       }
       r->info.remote_user = r->remote_user_buf;
@@ -1818,14 +1493,14 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   ret = gh__auth_parse_header(authz, authz_len, gh__b64_encoded_len(max_tok) + 4, &scheme,
                               &scheme_name, &scheme_len, &cred, &cred_len);
   if (ret) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
     ret = 0;
     goto out;
   }
   if (!scheme_offered(scheme, site, tp))
     goto out; /* not ours (or not offered here): the application sees NOT_AUTHENTICATED */
   if (cred_len == 0) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, GH_EPARSE);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, GH_EPARSE);
     goto out;
   }
   /* a new Authorization on a persisted connection is always verified */
@@ -1836,12 +1511,12 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
     memo_clear(c);
   dec = gh__malloc(gh__b64_decoded_max(cred_len));
   if (!dec) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
   ret = gh__b64_decode(cred, cred_len, dec, &dec_len);
   if (ret || dec_len == 0 || dec_len > max_tok) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret ? ret : dec_len ? GH_ELIMIT : GH_EPARSE);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret ? ret : dec_len ? GH_ELIMIT : GH_EPARSE);
     ret = 0;
     goto out;
   }

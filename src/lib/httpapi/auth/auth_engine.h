@@ -158,4 +158,26 @@ void gh__auth_nmap_done(gh__auth_engine_t *engine);
 char *gh__auth_map_name(gh__auth_engine_t *engine, gss_OID mech, const char *display,
                         const gh_auth_settings_t *site);
 
+/* ---- the result (auth_result.c) ---- */
+
+static inline void gh__auth_set_verdict(gh__auth_result_t *r, gh__auth_verdict_t v, int err)
+{
+  r->verdict = v;
+  r->error = err;
+}
+/** A FAILURE record delivered to the application: cause, the scheme's type
+ *  and package, the GSS/PAM/errno status and its text (NULL = ""). */
+void gh__auth_set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth_type_t type,
+                          const char *package, gh_auth_sec_kind_t kind, uint32_t major,
+                          uint32_t minor, const char *text);
+/** The facts of a FAILURE record (each may be NULL or ""): copied into the
+ *  result, the first value of each kept; on ENOMEM a fact is left out. */
+void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
+                                const char *detail);
+/** Checks (creates, fixes) ccache_dir, the parent of the clients' private
+ *  FILE ccache directories: 0, or GH_ECONFIG with a message naming the
+ *  path. Start-up, at base identity. */
+int gh__auth_ccache_dir_prepare(gh__auth_engine_t *engine, const char *path, char *errbuf,
+                                size_t errlen);
+
 #endif
