@@ -180,4 +180,35 @@ void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const 
 int gh__auth_ccache_dir_prepare(gh__auth_engine_t *engine, const char *path, char *errbuf,
                                 size_t errlen);
 
+/* ---- acceptor credentials (auth_cred.c) ---- */
+
+/** Start-up: no names yet, the lock. */
+void gh__auth_cred_init(gh__auth_engine_t *engine);
+/** With a keytab, after its file check: the keys in memory (auth_keytab.c)
+ *  and, unless cfg->replay_cache_file, the in-memory replay cache. 0,
+ *  GH_ECONFIG (message in errbuf), GH_EAUTH_INTERNAL, -ENOMEM. */
+int gh__auth_cred_keytab(gh__auth_engine_t *engine, const gh__auth_engine_config_t *cfg,
+                         char *errbuf, size_t errlen);
+/** The NTLM user file, the acceptor names and the first credential set
+ *  (which validates keytab, names and user file): 0, GH_ECONFIG, GH_EGSS
+ *  or -ENOMEM, with a message in errbuf. */
+int gh__auth_cred_acquire(gh__auth_engine_t *engine, const gh__auth_engine_config_t *cfg,
+                          char *errbuf, size_t errlen);
+/** Releases the sets, names, keys and replay cache. No step may be running. */
+void gh__auth_cred_done(gh__auth_engine_t *engine);
+/** 0 when path can be opened for reading; GH_ECONFIG and "<what> <path>:
+ *  <reason>" in errbuf otherwise. */
+int gh__auth_check_file(const char *what, const char *path, char *errbuf, size_t errlen);
+/** Checks a credential set out for one accept (after the 5 s poll of the
+ *  keytab file and krb5.conf): its index into engine->sets; *ret_exclusive
+ *  says whether gh__auth_credset_put must return it. Any thread. */
+unsigned gh__auth_credset_get(gh__auth_engine_t *engine, bool *ret_exclusive);
+void gh__auth_credset_put(gh__auth_engine_t *engine, unsigned idx, bool exclusive);
+
+/* ---- GSS (auth_gss.c) ---- */
+
+/** The GSS major and minor texts ("major; minor"), the generic major text
+ *  left out when a minor text follows. */
+void gh__auth_gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, gss_OID mech);
+
 #endif
