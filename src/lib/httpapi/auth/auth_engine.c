@@ -32,9 +32,6 @@ gss_OID_desc gh__auth_krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\
 gss_OID_desc gh__auth_spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
 gss_OID_desc gh__auth_ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
 
-/* Basic memo entries above this many base64 bytes are not kept. */
-#define BASIC_MEMO_MAX 512
-
 static const gh__auth_token_ops_t sec_ops = {
   .from_user = gh_token_from_user,
   .from_peer = gh_token_from_peer,
@@ -87,11 +84,6 @@ void gh__auth_gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, 
 }
 
 /* ---- engine ---- */
-
-uint64_t gh__auth_engine_basic_memo_hits(gh__auth_engine_t *e)
-{
-  return atomic_load_explicit(&e->basic_memo_hits, memory_order_relaxed);
-}
 
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine)
@@ -194,37 +186,6 @@ static void conn_reset_ctx(gh__auth_conn_t *c)
   c->ctx_scheme = GH__AUTH_SCHEME_UNKNOWN;
 }
 
-static void memo_clear(gh__auth_conn_t *c)
-{
-  if (c->memo_cred) {
-    explicit_bzero(c->memo_cred, c->memo_cred_len);
-    free(c->memo_cred);
-  }
-  free(c->memo_user);
-  c->memo_cred = c->memo_user = NULL;
-  c->memo_cred_len = c->memo_dec_len = 0;
-  explicit_bzero(c->memo_key, sizeof(c->memo_key));
-}
-
-/* Remembers a verified Basic header (no memo on allocation failure). */
-static void memo_set(gh__auth_conn_t *c, const char *cred, size_t cred_len, size_t dec_len,
-                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], const char *user)
-{
-  memo_clear(c);
-  if (cred_len > BASIC_MEMO_MAX)
-    return;
-  c->memo_cred = gh__malloc(cred_len);
-  c->memo_user = gh__strdup(user);
-  if (!c->memo_cred || !c->memo_user) {
-    memo_clear(c);
-    return;
-  }
-  memcpy(c->memo_cred, cred, cred_len);
-  c->memo_cred_len = cred_len;
-  c->memo_dec_len = dec_len;
-  memcpy(c->memo_key, key, sizeof(c->memo_key));
-}
-
 static void conn_drop_identity(gh__auth_conn_t *c)
 {
   if (c->token)
@@ -245,7 +206,7 @@ void gh__auth_conn_free(gh__auth_conn_t *c)
     return;
   conn_reset_ctx(c);
   conn_drop_identity(c);
-  memo_clear(c);
+  gh__auth_basic_memo_clear(c);
   free(c);
 }
 
@@ -266,7 +227,7 @@ static bool persist_applies(const gh_auth_settings_t *site, const char *package)
   return package && strcmp(package, "NTLM") == 0;
 }
 
-static int make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
+int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
                       const char *local, const char *remote, gh_token_source_t source,
                       time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
 {
@@ -300,7 +261,7 @@ static int make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_
 }
 
 /* Fills SUCCESS after the token exists; remembers the identity on the connection. */
-static int deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
+int gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
                            const gh_auth_settings_t *site, gh_auth_type_t type,
                            const char *package, uint32_t ret_flags, time_t expiry,
                            const char *remote, const char *local)
@@ -334,139 +295,6 @@ static int deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
   }
 out:
   return ret;
-}
-
-/* ---- Basic ---- */
-
-/* After the password check (a cache hit or PAM): the token, the cache
- * entry, SUCCESS. key: the entry key, or NULL with the cache off. */
-static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c,
-                          const gh_auth_settings_t *site, const char *user, bool cached,
-                          const unsigned char *key, time_t now, gh__auth_result_t *r)
-{
-  bool unmapped = false;
-  int ret;
-
-  if (!r->info.token) {
-    ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
-    if (ret == -ENOMEM) {
-      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
-    if (ret) {
-      gh__auth_set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO,
-                  (uint32_t)-ret, 0, gh_strerror(ret));
-      gh__auth_set_failure_facts(r, user, NULL, NULL);
-      goto out;
-    }
-  }
-  /* Only the user's own token is kept: an unmapped user's IDENTIFY token
-   * depends on the site (allow_unmapped), so it is rebuilt per request. A
-   * hit never refreshes the entry (its TTL runs from the PAM success). */
-  if (!cached && key)
-    gh__auth_basic_cache_insert_key(e->basic_cache, key, now, unmapped ? 0 : r->info.token);
-  /* Basic is per request by nature: never persisted on the connection */
-  {
-    gh_auth_settings_t s = *site;
-    s.persist = GH_AUTH_PERSIST_NONE;
-    ret = deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
-                          unmapped ? e->unmapped_user : user);
-  }
-  if (ret) {
-    e->ops.close(r->info.token);
-    r->info.token = 0;
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-  }
-out:
-  return;
-}
-
-static bool basic_succeeded(const gh__auth_result_t *r)
-{
-  return r->verdict == GH__AUTH_DELIVER && r->info.status == GH_AUTH_STATUS_SUCCESS;
-}
-
-/* The connection's memo: the same credentials as its last verified Basic
- * header and their cache entry still valid (within the TTL, not replaced):
- * handled as the cache hit the full path would find. Otherwise false (the
- * memo is gone) and the caller takes the full path. */
-static bool step_basic_memo(gh__auth_engine_t *e, gh__auth_conn_t *c,
-                            const gh_auth_settings_t *site, const char *cred, size_t cred_len,
-                            size_t max_tok, gh__auth_result_t *r)
-{
-  time_t now;
-
-  if (!c->memo_cred || c->memo_cred_len != cred_len ||
-      CRYPTO_memcmp(c->memo_cred, cred, cred_len) != 0)
-    return false;
-  if (c->memo_dec_len > max_tok) /* this site's limit: the full path answers */
-    return false;
-  now = time(NULL);
-  if (!gh__auth_basic_cache_lookup_key(e->basic_cache, c->memo_key, now, &r->info.token)) {
-    memo_clear(c);
-    return false;
-  }
-  atomic_fetch_add_explicit(&e->basic_memo_hits, 1, memory_order_relaxed);
-  basic_success(e, c, site, c->memo_user, true, NULL, now, r);
-  if (!basic_succeeded(r))
-    memo_clear(c);
-  return true;
-}
-
-static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                       const char *cred, size_t cred_len, const unsigned char *dec,
-                       size_t dec_len, gh__auth_result_t *r)
-{
-  char *buf = NULL;
-  const char *user = NULL, *password = NULL;
-  char msg[GH_AUTH_SEC_TEXT_MAX];
-  unsigned char key[GH__AUTH_BASIC_KEY_SIZE];
-  bool cached = false, have_key;
-  int pam_code = 0, ret;
-  time_t now = time(NULL);
-
-  memo_clear(c);
-  buf = gh__malloc(dec_len + 1);
-  if (!buf) {
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-    goto out;
-  }
-  memcpy(buf, dec, dec_len);
-  ret = gh__auth_basic_split(buf, dec_len, &user, &password);
-  if (ret) {
-    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
-    goto out;
-  }
-  /* a hit hands out a new handle to the token built at the PAM success
-   * (same user, same password hash, within the TTL): no PAM, no NSS */
-  have_key = gh__auth_basic_cache_key(e->basic_cache, user, password, key);
-  if (have_key)
-    cached = gh__auth_basic_cache_lookup_key(e->basic_cache, key, now, &r->info.token);
-  if (!cached) {
-    ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
-                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
-    if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
-      /* PAM hung or too many conversations: not the client's fault, no re-prompt */
-      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
-    if (ret) {
-      gh__auth_set_failure(r, gh__auth_failure_of_pam(pam_code), GH_AUTH_TYPE_BASIC, "Basic",
-                  GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
-      gh__auth_set_failure_facts(r, user, NULL, NULL);
-      goto out;
-    }
-  }
-  basic_success(e, c, site, user, cached, have_key ? key : NULL, now, r);
-  /* the next request with this header on this connection: see step_basic_memo */
-  if (have_key && basic_succeeded(r))
-    memo_set(c, cred, cred_len, dec_len, key, user);
-out:
-  explicit_bzero(key, sizeof(key));
-  if (buf) {
-    explicit_bzero(buf, dec_len + 1);
-    free(buf);
-  }
 }
 
 /* ---- GSS (Negotiate, NTLM, Kerberos) ---- */
@@ -1027,7 +855,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     gss_release_cred(&min2, &deleg);
   }
 
-  ret = make_token(e, r, site, local, display,
+  ret = gh__auth_make_token(e, r, site, local, display,
                    strcmp(package, "NTLM") == 0 ? GH_SOURCE_NTLM : GH_SOURCE_KERBEROS, expiry,
                    &deleg, &unmapped);
   if (ret) {
@@ -1072,7 +900,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     }
   }
   conn_reset_ctx(c);
-  ret = deliver_success(c, r, site, type, package, ret_flags, expiry, display,
+  ret = gh__auth_deliver_success(c, r, site, type, package, ret_flags, expiry, display,
                         unmapped ? e->unmapped_user : local);
   if (ret) {
     e->ops.close(r->info.token);
@@ -1119,7 +947,7 @@ static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   {
     gh_auth_settings_t s = *site;
     s.persist = GH_AUTH_PERSIST_NONE; /* recomputed per request: cheap and exact */
-    ret = deliver_success(c, r, &s, GH_AUTH_TYPE_PEER, "Peer", 0, 0, user[0] ? user : NULL,
+    ret = gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_PEER, "Peer", 0, 0, user[0] ? user : NULL,
                           user[0] ? user : NULL);
   }
   if (ret) {
@@ -1229,10 +1057,10 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   }
   /* a new Authorization on a persisted connection is always verified */
   conn_drop_identity(c);
-  if (scheme == GH__AUTH_SCHEME_BASIC && step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
+  if (scheme == GH__AUTH_SCHEME_BASIC && gh__auth_step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
     goto out;
   if (scheme != GH__AUTH_SCHEME_BASIC)
-    memo_clear(c);
+    gh__auth_basic_memo_clear(c);
   dec = gh__malloc(gh__b64_decoded_max(cred_len));
   if (!dec) {
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
@@ -1245,7 +1073,7 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
     goto out;
   }
   if (scheme == GH__AUTH_SCHEME_BASIC)
-    step_basic(e, c, site, cred, cred_len, dec, dec_len, r);
+    gh__auth_step_basic(e, c, site, cred, cred_len, dec, dec_len, r);
   else
     step_gss(e, c, site, cbt, cbt_len, scheme, dec, dec_len, r);
 out:

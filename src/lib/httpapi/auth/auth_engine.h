@@ -129,6 +129,39 @@ struct gh__auth_conn {
   char *memo_user;
 };
 
+/* ---- the step's common parts (auth_engine.c) ---- */
+
+/** The access token of an authenticated client: local account local
+ *  (NULL: none) at IMPERSONATE, DELEGATE with *deleg (taken on success:
+ *  set to GSS_C_NO_CREDENTIAL); with site->allow_unmapped and no local
+ *  account, an IDENTIFY token of the engine's unmapped_user
+ *  (*ret_unmapped). Stored in r->info.token. 0 or the sec layer's error. */
+int gh__auth_make_token(gh__auth_engine_t *engine, gh__auth_result_t *r,
+                        const gh_auth_settings_t *site, const char *local, const char *remote,
+                        gh_token_source_t source, time_t expiry, gss_cred_id_t *deleg,
+                        bool *ret_unmapped);
+/** SUCCESS after the token exists; the identity stays on the connection
+ *  when site->persist covers package. 0 or -ENOMEM. */
+int gh__auth_deliver_success(gh__auth_conn_t *conn, gh__auth_result_t *r,
+                             const gh_auth_settings_t *site, gh_auth_type_t type,
+                             const char *package, uint32_t ret_flags, time_t expiry,
+                             const char *remote, const char *local);
+
+/* ---- Basic (auth_basic.c) ---- */
+
+/** Forgets the connection's Basic memo (wiped). */
+void gh__auth_basic_memo_clear(gh__auth_conn_t *conn);
+/** The connection's memo answers a repeated Basic header (cred: its
+ *  base64) as the success cache would: true with *r filled; false, and the
+ *  caller takes the full path. */
+bool gh__auth_step_basic_memo(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                              const gh_auth_settings_t *site, const char *cred, size_t cred_len,
+                              size_t max_tok, gh__auth_result_t *r);
+/** Basic with decoded credentials dec: the success cache, else PAM. */
+void gh__auth_step_basic(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                         const gh_auth_settings_t *site, const char *cred, size_t cred_len,
+                         const unsigned char *dec, size_t dec_len, gh__auth_result_t *r);
+
 /* ---- krb5 context pool (auth_kpool.c) ---- */
 
 void gh__auth_kpool_init(gh__auth_engine_t *engine);
