@@ -922,43 +922,6 @@ out:
     gh__auth_credset_put(e, set_idx, set_excl);
 }
 
-/* ---- peer ---- */
-
-static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                      int fd, gh__auth_result_t *r)
-{
-  gh_token_t tok = 0;
-  char user[256];
-  int ret;
-
-  ret = e->ops.from_peer(fd, &tok);
-  if (ret == -ENOMEM) {
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-    goto out;
-  }
-  if (ret) {
-    gh__auth_set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO,
-                (uint32_t)-ret, 0, gh_strerror(ret));
-    goto out;
-  }
-  r->info.token = tok;
-  if (!e->ops.get_user || e->ops.get_user(tok, user, sizeof(user)) < 0)
-    snprintf(user, sizeof(user), "%s", "");
-  {
-    gh_auth_settings_t s = *site;
-    s.persist = GH_AUTH_PERSIST_NONE; /* recomputed per request: cheap and exact */
-    ret = gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_PEER, "Peer", 0, 0, user[0] ? user : NULL,
-                          user[0] ? user : NULL);
-  }
-  if (ret) {
-    e->ops.close(tok);
-    r->info.token = 0;
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-  }
-out:
-  return;
-}
-
 /* ---- the step ---- */
 
 static bool scheme_offered(gh__auth_scheme_id_t s, const gh_auth_settings_t *site,
@@ -1012,7 +975,7 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   if (!authz) {
     if (tp->kind == GH__AUTH_TRANSPORT_UNIX && (site->schemes & GH_AUTH_SCHEME_PEER) &&
         tp->unix_fd >= 0) {
-      step_peer(e, c, site, tp->unix_fd, r);
+      gh__auth_step_peer(e, c, site, tp->unix_fd, r);
     } else if (c->token && persist_applies(site, c->package) &&
                (c->expiry == 0 || time(NULL) < c->expiry)) {
       gh_token_t t = 0;

@@ -162,6 +162,13 @@ void gh__auth_step_basic(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
                          const gh_auth_settings_t *site, const char *cred, size_t cred_len,
                          const unsigned char *dec, size_t dec_len, gh__auth_result_t *r);
 
+/* ---- Peer (auth_peer.c) ---- */
+
+/** A request without Authorization on a unix socket (fd) of a site that
+ *  offers Peer: SUCCESS with the peer's token, never persisted. */
+void gh__auth_step_peer(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                        const gh_auth_settings_t *site, int fd, gh__auth_result_t *r);
+
 /* ---- krb5 context pool (auth_kpool.c) ---- */
 
 void gh__auth_kpool_init(gh__auth_engine_t *engine);
