@@ -366,65 +366,6 @@ static bool initial_token_mech(const unsigned char *t, size_t len, gss_OID_desc 
   return true;
 }
 
-/* An NTLM NEGOTIATE or AUTHENTICATE message without the 8-byte Version
- * field (curl and other older clients send the short forms of MS-NLMP
- * 2.2.1.1 / 2.2.1.3 when NTLMSSP_NEGOTIATE_VERSION is not negotiated):
- * gss-ntlmssp refuses them ("Failed to decode data"). Returns a copy with a
- * zero Version inserted after the fixed fields and every payload offset
- * moved by 8, or NULL when t is not such a message (or on ENOMEM, in which
- * case the original is used and fails as before). Integrity is unaffected:
- * the short forms carry no MIC, and the NTLMv2 response does not cover the
- * message layout. */
-static unsigned char *ntlm_add_version(const unsigned char *t, size_t len, size_t *ret_len)
-{
-  unsigned char *out = NULL;
-  size_t min_off = SIZE_MAX, fixed, n_fields;
-
-  if (len < 32 || len > 1024 * 1024 || memcmp(t, GH__NTLM_SIGNATURE, 8) != 0 || t[9] || t[10] ||
-      t[11])
-    goto out;
-  if (t[8] == 1) {
-    fixed = 32; /* signature, type, flags, domain, workstation */
-    n_fields = 2;
-  } else if (t[8] == 3 && len >= 64) {
-    fixed = 64; /* signature, type, 6 fields, flags */
-    n_fields = 6;
-  } else {
-    goto out;
-  }
-  for (size_t f = 0; f < n_fields; f++) {
-    const unsigned char *fld = t + (t[8] == 1 ? 16 : 12) + 8 * f;
-    size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
-    size_t foff = (size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
-                  (size_t)fld[7] << 24;
-    if (flen > 0 && foff < min_off)
-      min_off = foff;
-  }
-  /* the payload starts right after the fixed part: no Version present */
-  if (!(min_off == fixed || (min_off == SIZE_MAX && len == fixed)))
-    goto out;
-  out = gh__malloc(len + 8);
-  if (!out)
-    goto out;
-  memcpy(out, t, fixed);
-  memset(out + fixed, 0, 8);
-  memcpy(out + fixed + 8, t + fixed, len - fixed);
-  for (size_t f = 0; f < n_fields; f++) {
-    unsigned char *fld = out + (t[8] == 1 ? 16 : 12) + 8 * f;
-    size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
-    uint32_t foff = (uint32_t)((size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
-                               (size_t)fld[7] << 24);
-    foff = flen ? foff + 8 : (uint32_t)(fixed + 8);
-    fld[4] = (unsigned char)foff;
-    fld[5] = (unsigned char)(foff >> 8);
-    fld[6] = (unsigned char)(foff >> 16);
-    fld[7] = (unsigned char)(foff >> 24);
-  }
-  *ret_len = len + 8;
-out:
-  return out;
-}
-
 static char *header_value(const char *scheme, const void *tok, size_t len)
 {
   size_t sl = strlen(scheme);
@@ -561,37 +502,6 @@ static void fail_krb5(gh__auth_engine_t *e, gh__auth_result_t *r, gh_auth_failur
   gh__auth_set_failure_facts(r, d.client, d.service, detail);
 }
 
-/* The text of a mechanism minor code alone (first message). */
-static void mech_text(OM_uint32 minor, char *buf, size_t len)
-{
-  OM_uint32 msg_ctx = 0, min;
-  gss_buffer_desc t = GSS_C_EMPTY_BUFFER;
-
-  buf[0] = '\0';
-  if (minor == 0 ||
-      GSS_ERROR(gss_display_status(&min, minor, GSS_C_MECH_CODE, GSS_C_NO_OID, &msg_ctx, &t)))
-    return;
-  snprintf(buf, len, "%.*s", (int)t.length, (const char *)t.value);
-  gss_release_buffer(&min, &t);
-}
-
-/* A failed NTLM accept (raw or in SPNEGO): the cause from gss-ntlmssp's
- * minor, the user and target name from the AUTHENTICATE message. */
-static void fail_ntlm(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
-                      const unsigned char *tok, size_t tok_len, gh__ntlm_auth_facts_t *nf)
-{
-  char mt[160];
-  gh_auth_failure_t cause;
-
-  (void)maj;
-  mech_text(minor, mt, sizeof(mt));
-  gh__ntlm_auth_facts(tok, tok_len, nf);
-  cause = gh__auth_failure_of_ntlm(minor, mt, nf->is_type3);
-  if (cause != GH_AUTH_FAILURE_OTHER)
-    r->info.failure = cause;
-  gh__auth_set_failure_facts(r, nf->user, nf->spn, NULL);
-}
-
 static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
                      const void *cbt, size_t cbt_len, gh__auth_scheme_id_t scheme,
                      const unsigned char *tok, size_t tok_len, gh__auth_result_t *r)
@@ -653,7 +563,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     goto out;
   }
   if (scheme != GH__AUTH_SCHEME_KERBEROS &&
-      (fixed = ntlm_add_version(tok, tok_len, &fixed_len)) != NULL) {
+      (fixed = gh__ntlm_add_version(tok, tok_len, &fixed_len)) != NULL) {
     in.value = fixed;
     in.length = fixed_len;
   }
@@ -766,7 +676,7 @@ static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_set
     } else if (cred == e->sets[set_idx].ntlm ||
                (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_ntlmssp_oid)) ||
                memmem(tok, tok_len, GH__NTLM_SIGNATURE, 8) != NULL) {
-      fail_ntlm(r, maj, min, tok, tok_len, &nf);
+      gh__ntlm_fail(r, maj, min, tok, tok_len, &nf);
     }
     goto out;
   }

@@ -169,6 +169,18 @@ void gh__auth_step_basic(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
 void gh__auth_step_peer(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
                         const gh_auth_settings_t *site, int fd, gh__auth_result_t *r);
 
+/* ---- NTLM (auth_ntlm.c) ---- */
+
+/** An NTLM NEGOTIATE or AUTHENTICATE message in its short form (no
+ *  Version field), as a malloc'd copy in the long form (*ret_len); NULL
+ *  when t is not one (or ENOMEM). */
+unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *ret_len);
+/** A failed NTLM accept (raw or in SPNEGO; maj/minor from it, tok the
+ *  client's token): the cause from gss-ntlmssp's minor, the user and
+ *  target name from the AUTHENTICATE message (*nf filled). */
+void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
+                   size_t tok_len, gh__ntlm_auth_facts_t *nf);
+
 /* ---- krb5 context pool (auth_kpool.c) ---- */
 
 void gh__auth_kpool_init(gh__auth_engine_t *engine);
