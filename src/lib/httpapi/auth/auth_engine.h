@@ -131,6 +131,9 @@ struct gh__auth_conn {
 
 /* ---- the step's common parts (auth_engine.c) ---- */
 
+/** Deletes the connection's half-open GSS context. */
+void gh__auth_conn_reset_ctx(gh__auth_conn_t *conn);
+
 /** The access token of an authenticated client: local account local
  *  (NULL: none) at IMPERSONATE, DELEGATE with *deleg (taken on success:
  *  set to GSS_C_NO_CREDENTIAL); with site->allow_unmapped and no local
@@ -262,5 +265,12 @@ void gh__auth_credset_put(gh__auth_engine_t *engine, unsigned idx, bool exclusiv
 /** The GSS major and minor texts ("major; minor"), the generic major text
  *  left out when a minor text follows. */
 void gh__auth_gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, gss_OID mech);
+/** Negotiate, Kerberos or NTLM with the decoded token tok (cbt: the TLS
+ *  channel-binding data, NULL none): CHALLENGE with the next leg, or
+ *  DELIVER with SUCCESS or FAILURE, or UNAVAILABLE. */
+void gh__auth_step_gss(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                       const gh_auth_settings_t *site, const void *cbt, size_t cbt_len,
+                       gh__auth_scheme_id_t scheme, const unsigned char *tok, size_t tok_len,
+                       gh__auth_result_t *r);
 
 #endif
