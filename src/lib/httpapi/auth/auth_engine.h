@@ -150,39 +150,30 @@ int gh__auth_deliver_success(gh__auth_conn_t *conn, gh__auth_result_t *r,
                              const char *package, uint32_t ret_flags, time_t expiry,
                              const char *remote, const char *local);
 
-/* ---- Basic (auth_basic.c) ---- */
+/* ---- acceptor credentials (auth_cred.c) ---- */
 
-/** Forgets the connection's Basic memo (wiped). */
-void gh__auth_basic_memo_clear(gh__auth_conn_t *conn);
-/** The connection's memo answers a repeated Basic header (cred: its
- *  base64) as the success cache would: true with *r filled; false, and the
- *  caller takes the full path. */
-bool gh__auth_step_basic_memo(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
-                              const gh_auth_settings_t *site, const char *cred, size_t cred_len,
-                              size_t max_tok, gh__auth_result_t *r);
-/** Basic with decoded credentials dec: the success cache, else PAM. */
-void gh__auth_step_basic(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
-                         const gh_auth_settings_t *site, const char *cred, size_t cred_len,
-                         const unsigned char *dec, size_t dec_len, gh__auth_result_t *r);
-
-/* ---- Peer (auth_peer.c) ---- */
-
-/** A request without Authorization on a unix socket (fd) of a site that
- *  offers Peer: SUCCESS with the peer's token, never persisted. */
-void gh__auth_step_peer(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
-                        const gh_auth_settings_t *site, int fd, gh__auth_result_t *r);
-
-/* ---- NTLM (auth_ntlm.c) ---- */
-
-/** An NTLM NEGOTIATE or AUTHENTICATE message in its short form (no
- *  Version field), as a malloc'd copy in the long form (*ret_len); NULL
- *  when t is not one (or ENOMEM). */
-unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *ret_len);
-/** A failed NTLM accept (raw or in SPNEGO; maj/minor from it, tok the
- *  client's token): the cause from gss-ntlmssp's minor, the user and
- *  target name from the AUTHENTICATE message (*nf filled). */
-void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
-                   size_t tok_len, gh__ntlm_auth_facts_t *nf);
+/** Start-up: no names yet, the lock. */
+void gh__auth_cred_init(gh__auth_engine_t *engine);
+/** With a keytab, after its file check: the keys in memory (auth_keytab.c)
+ *  and, unless cfg->replay_cache_file, the in-memory replay cache. 0,
+ *  GH_ECONFIG (message in errbuf), GH_EAUTH_INTERNAL, -ENOMEM. */
+int gh__auth_cred_keytab(gh__auth_engine_t *engine, const gh__auth_engine_config_t *cfg,
+                         char *errbuf, size_t errlen);
+/** The NTLM user file, the acceptor names and the first credential set
+ *  (which validates keytab, names and user file): 0, GH_ECONFIG, GH_EGSS
+ *  or -ENOMEM, with a message in errbuf. */
+int gh__auth_cred_acquire(gh__auth_engine_t *engine, const gh__auth_engine_config_t *cfg,
+                          char *errbuf, size_t errlen);
+/** Releases the sets, names, keys and replay cache. No step may be running. */
+void gh__auth_cred_done(gh__auth_engine_t *engine);
+/** 0 when path can be opened for reading; GH_ECONFIG and "<what> <path>:
+ *  <reason>" in errbuf otherwise. */
+int gh__auth_check_file(const char *what, const char *path, char *errbuf, size_t errlen);
+/** Checks a credential set out for one accept (after the 5 s poll of the
+ *  keytab file and krb5.conf): its index into engine->sets; *ret_exclusive
+ *  says whether gh__auth_credset_put must return it. Any thread. */
+unsigned gh__auth_credset_get(gh__auth_engine_t *engine, bool *ret_exclusive);
+void gh__auth_credset_put(gh__auth_engine_t *engine, unsigned idx, bool exclusive);
 
 /* ---- krb5 context pool (auth_kpool.c) ---- */
 
@@ -232,39 +223,61 @@ void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const 
 /** Checks (creates, fixes) ccache_dir, the parent of the clients' private
  *  FILE ccache directories: 0, or GH_ECONFIG with a message naming the
  *  path. Start-up, at base identity. */
+/** Delegated credentials of a complete accept (*deleg, with
+ *  GSS_C_DELEG_FLAG in ret_flags): stored in a new MEMORY ccache named in
+ *  r (removed by gh__auth_result_done) and left in *deleg for the token;
+ *  released instead when not flagged or not storable. */
+void gh__auth_store_delegation(gh__auth_engine_t *engine, gh__auth_result_t *r,
+                               gss_cred_id_t *deleg, OM_uint32 ret_flags);
 int gh__auth_ccache_dir_prepare(gh__auth_engine_t *engine, const char *path, char *errbuf,
                                 size_t errlen);
-
-/* ---- acceptor credentials (auth_cred.c) ---- */
-
-/** Start-up: no names yet, the lock. */
-void gh__auth_cred_init(gh__auth_engine_t *engine);
-/** With a keytab, after its file check: the keys in memory (auth_keytab.c)
- *  and, unless cfg->replay_cache_file, the in-memory replay cache. 0,
- *  GH_ECONFIG (message in errbuf), GH_EAUTH_INTERNAL, -ENOMEM. */
-int gh__auth_cred_keytab(gh__auth_engine_t *engine, const gh__auth_engine_config_t *cfg,
-                         char *errbuf, size_t errlen);
-/** The NTLM user file, the acceptor names and the first credential set
- *  (which validates keytab, names and user file): 0, GH_ECONFIG, GH_EGSS
- *  or -ENOMEM, with a message in errbuf. */
-int gh__auth_cred_acquire(gh__auth_engine_t *engine, const gh__auth_engine_config_t *cfg,
-                          char *errbuf, size_t errlen);
-/** Releases the sets, names, keys and replay cache. No step may be running. */
-void gh__auth_cred_done(gh__auth_engine_t *engine);
-/** 0 when path can be opened for reading; GH_ECONFIG and "<what> <path>:
- *  <reason>" in errbuf otherwise. */
-int gh__auth_check_file(const char *what, const char *path, char *errbuf, size_t errlen);
-/** Checks a credential set out for one accept (after the 5 s poll of the
- *  keytab file and krb5.conf): its index into engine->sets; *ret_exclusive
- *  says whether gh__auth_credset_put must return it. Any thread. */
-unsigned gh__auth_credset_get(gh__auth_engine_t *engine, bool *ret_exclusive);
-void gh__auth_credset_put(gh__auth_engine_t *engine, unsigned idx, bool exclusive);
 
 /* ---- GSS (auth_gss.c) ---- */
 
 /** The GSS major and minor texts ("major; minor"), the generic major text
  *  left out when a minor text follows. */
 void gh__auth_gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, gss_OID mech);
+
+/* One GSS leg of gh__auth_step_gss: what its stages share (auth_gss.c), the
+ * Kerberos stages (auth_krb5.c) included. Lives on the step's stack. */
+typedef struct gh__gss_leg {
+  gh__auth_engine_t *e;
+  gh__auth_conn_t *c;
+  const gh_auth_settings_t *site;
+  gh__auth_result_t *r;
+  gh__auth_scheme_id_t scheme;
+  gh_auth_type_t type;      /* the scheme's */
+  const char *package;      /* the scheme's name; the mechanism's once complete */
+  const unsigned char *tok; /* the client's token, decoded */
+  size_t tok_len;
+  const void *cbt; /* the TLS channel-binding data; NULL: none */
+  size_t cbt_len;
+  /* the credential: a set checked out (set_held) or the half-open
+   * context's (auth_cred.c), and the mechanism's credential in it */
+  unsigned set_idx;
+  bool set_excl, set_held;
+  gss_cred_id_t cred;
+  /* what GSS is given */
+  gss_buffer_desc in;   /* tok, or fixed */
+  unsigned char *fixed; /* an NTLM short form made long (auth_ntlm.c) */
+  gh__ntlm_auth_facts_t nf;
+  struct gss_channel_bindings_struct cbs;
+  gss_channel_bindings_t cbp;
+  /* Kerberos (auth_krb5.c) */
+  bool walked;  /* in was searched for an AP-REQ */
+  bool have_ap; /* ... and one was found: ap */
+  bool tagged;  /* its authenticator is in the replay cache: tag */
+  gh__krb5_ap_req_t ap;
+  uint8_t tag[GH__RCACHE_TAG_LEN];
+  long kcode; /* the krb5 mechanism's code for the failed accept; 0: not known */
+  /* what the accept gave */
+  OM_uint32 maj, min, ret_flags, time_rec;
+  gss_buffer_desc out;
+  gss_name_t src;
+  gss_OID mech;
+  gss_cred_id_t deleg;
+} gh__gss_leg_t;
+
 /** Negotiate, Kerberos or NTLM with the decoded token tok (cbt: the TLS
  *  channel-binding data, NULL none): CHALLENGE with the next leg, or
  *  DELIVER with SUCCESS or FAILURE, or UNAVAILABLE. */
@@ -272,5 +285,60 @@ void gh__auth_step_gss(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
                        const gh_auth_settings_t *site, const void *cbt, size_t cbt_len,
                        gh__auth_scheme_id_t scheme, const unsigned char *tok, size_t tok_len,
                        gh__auth_result_t *r);
+
+/* ---- Kerberos in the GSS step (auth_krb5.c) ---- */
+
+/** The replay check before the accept (engine with the in-memory replay
+ *  cache, a credential with a krb5 part): records the authenticator of the
+ *  AP-REQ in g->in. false when the step ends here, with the result filled
+ *  (a replay, a token the strict walker refuses, a full cache) and the
+ *  half-open context deleted. */
+bool gh__krb5_replay_check(gh__gss_leg_t *g);
+/** After a failed accept begun at keytab generation kt_gen: whether the
+ *  token holds an AP-REQ that failed for want of a key and the keytab
+ *  file, re-read, gave keys since (a retry can succeed). Sets g->kcode. */
+bool gh__krb5_keys_added(gh__gss_leg_t *g, unsigned kt_gen);
+/** The krb5 mechanism's own code for the failed accept of g->ap. */
+long gh__krb5_code(gh__gss_leg_t *g);
+/** The accept failed: forgets the authenticator the replay check recorded. */
+void gh__krb5_accept_failed(gh__gss_leg_t *g);
+/** A failed accept's FAILURE record refined with what the AP-REQ in the
+ *  token shows (cause, client, service, facts); false when the token holds
+ *  no AP-REQ. Failure path only. */
+bool gh__krb5_explain_failure(gh__gss_leg_t *g);
+
+/* ---- NTLM (auth_ntlm.c) ---- */
+
+/** An NTLM NEGOTIATE or AUTHENTICATE message in its short form (no
+ *  Version field), as a malloc'd copy in the long form (*ret_len); NULL
+ *  when t is not one (or ENOMEM). */
+unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *ret_len);
+/** A failed NTLM accept (raw or in SPNEGO; maj/minor from it, tok the
+ *  client's token): the cause from gss-ntlmssp's minor, the user and
+ *  target name from the AUTHENTICATE message (*nf filled). */
+void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
+                   size_t tok_len, gh__ntlm_auth_facts_t *nf);
+
+/* ---- Basic (auth_basic.c) ---- */
+
+/** Forgets the connection's Basic memo (wiped). */
+void gh__auth_basic_memo_clear(gh__auth_conn_t *conn);
+/** The connection's memo answers a repeated Basic header (cred: its
+ *  base64) as the success cache would: true with *r filled; false, and the
+ *  caller takes the full path. */
+bool gh__auth_step_basic_memo(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                              const gh_auth_settings_t *site, const char *cred, size_t cred_len,
+                              size_t max_tok, gh__auth_result_t *r);
+/** Basic with decoded credentials dec: the success cache, else PAM. */
+void gh__auth_step_basic(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                         const gh_auth_settings_t *site, const char *cred, size_t cred_len,
+                         const unsigned char *dec, size_t dec_len, gh__auth_result_t *r);
+
+/* ---- Peer (auth_peer.c) ---- */
+
+/** A request without Authorization on a unix socket (fd) of a site that
+ *  offers Peer: SUCCESS with the peer's token, never persisted. */
+void gh__auth_step_peer(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                        const gh_auth_settings_t *site, int fd, gh__auth_result_t *r);
 
 #endif

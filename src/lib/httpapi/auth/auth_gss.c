@@ -223,93 +223,33 @@ static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site, co
   return true;
 }
 
-/* The krb5 mechanism's own error code for a failed accept of a token that
- * holds an AP-REQ (ap). The minor itself when the krb5 credential took the
- * token. Through SPNEGO the mechglue renumbers minor codes (a SPNEGO minor
- * is an arbitrary number standing for the pair (SPNEGO, inner code), and
- * differs from process to process), so the AP-REQ is given once more to
- * the krb5 credential alone, its context and output discarded: MIT fails
- * it at the same step and returns the real code. 0 when that accept
- * succeeds (SPNEGO itself refused the token). Failure path only. */
-static long krb5_code(gh__auth_engine_t *e, unsigned set_idx, gss_cred_id_t cred, OM_uint32 minor,
-                      const gh__krb5_ap_req_t *ap, gss_channel_bindings_t cbp)
+static bool uses_ntlm_cred(const gh__gss_leg_t *g)
 {
-  gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
-  gss_buffer_desc in = {ap->mech_len, (void *)ap->mech}, out = GSS_C_EMPTY_BUFFER;
-  OM_uint32 maj, min = 0, min2;
-
-  if (cred == e->sets[set_idx].krb5)
-    return (long)(int32_t)minor;
-  if (e->sets[set_idx].krb5 == GSS_C_NO_CREDENTIAL)
-    return 0;
-  maj = gss_accept_sec_context(&min, &ctx, e->sets[set_idx].krb5, &in, cbp, NULL, NULL, &out, NULL,
-                               NULL, NULL);
-  gss_release_buffer(&min2, &out);
-  if (ctx != GSS_C_NO_CONTEXT)
-    gss_delete_sec_context(&min2, &ctx, GSS_C_NO_BUFFER);
-  return GSS_ERROR(maj) ? (long)(int32_t)min : 0;
+  return g->cred == g->e->sets[g->set_idx].ntlm;
 }
 
-/* A failed Kerberos accept: the cause refined with what the AP-REQ shows,
- * and its client (when the keytab decrypts the ticket), service and facts. */
-static void fail_krb5(gh__auth_engine_t *e, gh__auth_result_t *r, gh_auth_failure_t cause,
-                      const gh__krb5_ap_req_t *ap)
+/* The credential: a new exchange (an initial token, another scheme) drops
+ * the half-open context; a later leg continues with the set its context was
+ * made with, a first leg checks one out; then the scheme's credential in
+ * it. */
+static bool choose_credential(gh__gss_leg_t *g)
 {
-  gh__krb5_diag_t d;
-  char detail[400];
-  krb5_context k = gh__auth_kctx_get(e);
-
-  gh__krb5_diagnose(k, e->kt ? gh__auth_keytab_mem_name(e->kt) : NULL, ap->ap_req, ap->ap_req_len,
-                    &d);
-  gh__auth_kctx_put(e, k);
-  r->info.failure = gh__krb5_explain(cause, &d, e->acceptor, detail, sizeof(detail));
-  gh__auth_set_failure_facts(r, d.client, d.service, detail);
-}
-
-void gh__auth_step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                       const void *cbt, size_t cbt_len, gh__auth_scheme_id_t scheme,
-                       const unsigned char *tok, size_t tok_len, gh__auth_result_t *r)
-{
-  struct gss_channel_bindings_struct cbs;
-  gss_channel_bindings_t cbp = GSS_C_NO_CHANNEL_BINDINGS;
-  gh__ntlm_auth_facts_t nf;
-  gss_cred_id_t cred;
-  gss_buffer_desc in = {tok_len, (void *)tok};
-  unsigned char *fixed = NULL;
-  size_t fixed_len = 0;
-  unsigned set_idx = 0;
-  bool set_excl = false, set_held = false;
-  gss_buffer_desc out = GSS_C_EMPTY_BUFFER, dname = GSS_C_EMPTY_BUFFER;
-  gss_buffer_desc packed = GSS_C_EMPTY_BUFFER;
-  gss_name_t src = GSS_C_NO_NAME;
-  gss_OID mech = GSS_C_NO_OID, name_type = GSS_C_NO_OID;
-  gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
-  OM_uint32 maj, min = 0, min2, ret_flags = 0, time_rec = 0;
-  gh_auth_type_t type = scheme_type(scheme);
-  const char *package = scheme_text(scheme);
-  char *display = NULL, *local = NULL, text[GH_AUTH_SEC_TEXT_MAX];
-  time_t expiry = 0;
-  bool unmapped = false, tagged = false, walked = false, have_ap = false;
-  uint8_t tag[GH__RCACHE_TAG_LEN];
-  gh__krb5_ap_req_t ap;
-  unsigned kt_gen = 0;
-  long kcode = 0;
-  int ret;
+  gh__auth_engine_t *e = g->e;
+  gh__auth_conn_t *c = g->c;
 
   if (c->ctx != GSS_C_NO_CONTEXT &&
-      (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
+      (c->ctx_scheme != g->scheme || is_initial_token(g->scheme, g->tok, g->tok_len)))
     gh__auth_conn_reset_ctx(c);
-  /* a later leg continues with the set its context was made with */
   if (c->ctx != GSS_C_NO_CONTEXT) {
-    set_idx = c->ctx_set;
+    g->set_idx = c->ctx_set;
   } else {
-    set_idx = gh__auth_credset_get(e, &set_excl);
-    set_held = true;
+    g->set_idx = gh__auth_credset_get(e, &g->set_excl);
+    g->set_held = true;
   }
-  cred = scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->sets[set_idx].spnego
-         : scheme == GH__AUTH_SCHEME_NTLM    ? e->sets[set_idx].ntlm
-                                             : e->sets[set_idx].krb5;
-  if (scheme == GH__AUTH_SCHEME_NEGOTIATE) {
+  g->cred = g->scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->sets[g->set_idx].spnego
+            : g->scheme == GH__AUTH_SCHEME_NTLM    ? e->sets[g->set_idx].ntlm
+                                                   : e->sets[g->set_idx].krb5;
+  if (g->scheme == GH__AUTH_SCHEME_NEGOTIATE) {
     /* RFC 4559 clients that skip SPNEGO: a raw Kerberos token (pykerberos,
      * requests-kerberos, some Java/Windows clients) or a raw NTLMSSP
      * message under "Negotiate". The SPNEGO credential cannot accept them
@@ -317,253 +257,211 @@ void gh__auth_step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
      * own credential can; the scheme (and the mutual-auth header) stays
      * Negotiate. */
     gss_OID_desc m;
-    if (initial_token_mech(tok, tok_len, &m) && gss_oid_equal(&m, &gh__auth_krb5_oid))
-      cred = e->sets[set_idx].krb5;
-    else if (tok_len >= 8 && memcmp(tok, GH__NTLM_SIGNATURE, 8) == 0)
-      cred = e->sets[set_idx].ntlm;
+    if (initial_token_mech(g->tok, g->tok_len, &m) && gss_oid_equal(&m, &gh__auth_krb5_oid))
+      g->cred = e->sets[g->set_idx].krb5;
+    else if (g->tok_len >= 8 && memcmp(g->tok, GH__NTLM_SIGNATURE, 8) == 0)
+      g->cred = e->sets[g->set_idx].ntlm;
   }
-  if (cred == GSS_C_NO_CREDENTIAL) {
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
-    goto out;
+  if (g->cred == GSS_C_NO_CREDENTIAL) {
+    gh__auth_set_verdict(g->r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
+    return false;
   }
-  if (scheme != GH__AUTH_SCHEME_KERBEROS &&
-      (fixed = gh__ntlm_add_version(tok, tok_len, &fixed_len)) != NULL) {
-    in.value = fixed;
-    in.length = fixed_len;
+  return true;
+}
+
+/* What GSS is given: the token (an NTLM short form made long), the channel
+ * bindings; the NTLM AUTHENTICATE facts when Extended Protection needs
+ * them. */
+static void prepare_input(gh__gss_leg_t *g)
+{
+  const gh_auth_settings_t *site = g->site;
+  size_t fixed_len = 0;
+
+  if (g->scheme != GH__AUTH_SCHEME_KERBEROS &&
+      (g->fixed = gh__ntlm_add_version(g->tok, g->tok_len, &fixed_len)) != NULL) {
+    g->in.value = g->fixed;
+    g->in.length = fixed_len;
   }
-  memset(&nf, 0, sizeof(nf));
-  if (site->channel_binding != GH_AUTH_CB_LEGACY && (cbt || site->allowed_spns))
-    gh__ntlm_auth_facts(tok, tok_len, &nf);
-  if (site->channel_binding != GH_AUTH_CB_LEGACY && cbt) {
+  if (site->channel_binding != GH_AUTH_CB_LEGACY && (g->cbt || site->allowed_spns))
+    gh__ntlm_auth_facts(g->tok, g->tok_len, &g->nf);
+  if (site->channel_binding != GH_AUTH_CB_LEGACY && g->cbt) {
     /* tls-server-end-point as application data, no addresses (RFC 5929,
      * what Windows and browsers send). Not for an NTLM AUTHENTICATE
      * without MsvAvChannelBindings: gss-ntlmssp would refuse it, and
      * medium serves such clients (strict refuses them below). */
-    memset(&cbs, 0, sizeof(cbs));
-    cbs.application_data.length = cbt_len;
-    cbs.application_data.value = (void *)cbt;
-    if (!nf.is_authenticate || nf.has_cbt)
-      cbp = &cbs;
+    memset(&g->cbs, 0, sizeof(g->cbs));
+    g->cbs.application_data.length = g->cbt_len;
+    g->cbs.application_data.value = (void *)g->cbt;
+    if (!g->nf.is_authenticate || g->nf.has_cbt)
+      g->cbp = &g->cbs;
   }
+}
 
-  if (e->rcache && cred != e->sets[set_idx].ntlm) {
-    /* Replay detection (item 5) for a credential whose krb5 part has no
-     * rcache: find the AP-REQ the krb5 mechanism could be given in exactly
-     * the bytes GSS gets, record its authenticator before the accept. A
-     * token the strict walker cannot read is refused (fail closed). */
-    ret = gh__krb5_find_ap_req(in.value, in.length, &ap);
-    walked = true;
-    if (ret < 0) {
-      gh__auth_conn_reset_ctx(c);
-      gh__auth_set_failure(r, GH_AUTH_FAILURE_MALFORMED_TOKEN, type, package, GH_AUTH_SEC_GSS,
-                           GSS_S_DEFECTIVE_TOKEN, 0,
-                           "not strict DER Kerberos or SPNEGO, nor NTLMSSP: refused before GSS");
-      goto out;
-    }
-    if (ret == 1) {
-      have_ap = true;
-      ret = gh__auth_rcache_tag(e->rcache, ap.cipher, ap.cipher_len, tag);
-      if (ret == 0)
-        ret = gh__auth_rcache_insert(e->rcache, tag);
-      if (ret == GH__RCACHE_REPLAY) {
-        gh__auth_conn_reset_ctx(c);
-        /* the same status MIT's file rcache gives, with krb5's own text
-         * (the mechglue knows no mechanism for a minor it did not return) */
-        snprintf(text, sizeof(text), "%s", error_message(KRB5KRB_AP_ERR_REPEAT));
-        gh__auth_set_failure(r, GH_AUTH_FAILURE_REPLAY, type, "Kerberos", GH_AUTH_SEC_GSS,
-                             GSS_S_FAILURE, (uint32_t)KRB5KRB_AP_ERR_REPEAT, text);
-        fail_krb5(e, r, GH_AUTH_FAILURE_REPLAY, &ap);
-        goto out;
-      }
-      if (ret) {
-        gh__auth_conn_reset_ctx(c);
-        gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-        goto out;
-      }
-      tagged = true;
-    }
-  }
-  kt_gen = e->kt ? gh__auth_keytab_gen(e->kt) : 0;
-  maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
-                               &time_rec, &deleg);
-  if (GSS_ERROR(maj) && set_held && e->kt && cred != e->sets[set_idx].ntlm) {
-    /* Keytab rotation: a ticket for a key this process does not hold yet
-     * (a new kvno, a new service name) re-reads the keytab file at once
-     * when it changed, and the accept is tried once more. Failure path
-     * only: a success costs nothing here. */
-    if (!walked) {
-      have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
-      walked = true;
-    }
-    if (have_ap) {
-      kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
-      if (gh__auth_krb5_key_error(kcode) && gh__auth_keytab_refresh(e->kt, kt_gen)) {
-        gss_release_buffer(&min2, &out);
-        gss_release_name(&min2, &src);
-        gss_release_cred(&min2, &deleg);
-        gh__auth_conn_reset_ctx(c);
-        mech = GSS_C_NO_OID;
-        ret_flags = time_rec = 0;
-        maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
-                                     &time_rec, &deleg);
-        if (GSS_ERROR(maj))
-          kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
-      }
-    }
-  }
-  if (tagged && GSS_ERROR(maj)) {
-    /* nothing was authenticated with it: forget it, so that a corrupted
-     * copy sent first cannot lock the genuine token out, and garbage does
-     * not fill the table. A success keeps it (at most one success per
-     * authenticator). */
-    gh__auth_rcache_remove(e->rcache, tag);
-  }
-  if (GSS_ERROR(maj)) {
-    gh__auth_gss_text(text, sizeof(text), maj, min, mech);
-    gh__auth_conn_reset_ctx(c);
-    if (cbp != GSS_C_NO_CHANNEL_BINDINGS &&
-        (GSS_ROUTINE_ERROR(maj) == GSS_S_BAD_BINDINGS || nf.has_cbt))
-      r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT; /* sent, and not ours */
-    gh__auth_set_failure(r, gh__auth_failure_of_gss_major(maj), type, package, GH_AUTH_SEC_GSS, maj,
-                         min, text);
-    if (e->kt && cred != e->sets[set_idx].ntlm && !walked) {
-      have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
-      walked = true;
-    }
-    if (have_ap) {
-      gh_auth_failure_t cause = r->info.failure;
-      if (kcode == 0)
-        kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
-      if (kcode != 0 && gh__auth_failure_of_krb5(kcode) != GH_AUTH_FAILURE_OTHER)
-        cause = gh__auth_failure_of_krb5(kcode);
-      fail_krb5(e, r, cause, &ap);
-    } else if (cred == e->sets[set_idx].ntlm ||
-               (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_ntlmssp_oid)) ||
-               memmem(tok, tok_len, GH__NTLM_SIGNATURE, 8) != NULL) {
-      gh__ntlm_fail(r, maj, min, tok, tok_len, &nf);
-    }
-    goto out;
-  }
-  if (set_held) {
-    gh__auth_credset_put(e, set_idx, set_excl);
-    set_held = false;
-  }
-  if (maj & GSS_S_CONTINUE_NEEDED) {
-    if (out.length == 0) {
-      gh__auth_conn_reset_ctx(c);
-      gh__auth_set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS, maj, min,
-                           "continue without a token");
-      goto out;
-    }
-    c->ctx_scheme = scheme;
-    c->ctx_set = set_idx;
-    r->challenges[0] = header_value(scheme_text(scheme), out.value, out.length);
-    if (!r->challenges[0]) {
-      gh__auth_conn_reset_ctx(c);
-      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-      goto out;
-    }
-    r->n_challenges = 1;
-    gh__auth_set_verdict(r, GH__AUTH_CHALLENGE, 0);
-    goto out;
-  }
+static void accept_once(gh__gss_leg_t *g)
+{
+  g->maj = gss_accept_sec_context(&g->min, &g->c->ctx, g->cred, &g->in, g->cbp, &g->src, &g->mech,
+                                  &g->out, &g->ret_flags, &g->time_rec, &g->deleg);
+}
 
-  /* complete */
-  if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_krb5_oid))
-    package = "Kerberos";
-  else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &gh__auth_ntlmssp_oid))
-    package = "NTLM";
-  if (!check_binding(c, site, cbt, mech, ret_flags, cbp != GSS_C_NO_CHANNEL_BINDINGS, &nf, type,
-                     package, r)) {
-    gh__auth_conn_reset_ctx(c);
-    goto out;
+/* The accept; once more when it failed for want of a key that a re-read
+ * of the keytab file just added (auth_krb5.c). */
+static void accept_token(gh__gss_leg_t *g)
+{
+  unsigned kt_gen = g->e->kt ? gh__auth_keytab_gen(g->e->kt) : 0;
+  OM_uint32 min2;
+
+  accept_once(g);
+  if (GSS_ERROR(g->maj) && g->set_held && g->e->kt && !uses_ntlm_cred(g) &&
+      gh__krb5_keys_added(g, kt_gen)) {
+    gss_release_buffer(&min2, &g->out);
+    gss_release_name(&min2, &g->src);
+    gss_release_cred(&min2, &g->deleg);
+    gh__auth_conn_reset_ctx(g->c);
+    g->mech = GSS_C_NO_OID;
+    g->ret_flags = g->time_rec = 0;
+    accept_once(g);
+    if (GSS_ERROR(g->maj))
+      g->kcode = gh__krb5_code(g);
   }
-  maj = gss_display_name(&min2, src, &dname, &name_type);
+  if (GSS_ERROR(g->maj))
+    gh__krb5_accept_failed(g);
+}
+
+/* A failed accept: FAILURE with the GSS status, the cause and facts from
+ * the Kerberos AP-REQ or the NTLM message in the token. */
+static void record_failure(gh__gss_leg_t *g)
+{
+  gh__auth_result_t *r = g->r;
+  char text[GH_AUTH_SEC_TEXT_MAX];
+
+  gh__auth_gss_text(text, sizeof(text), g->maj, g->min, g->mech);
+  gh__auth_conn_reset_ctx(g->c);
+  if (g->cbp != GSS_C_NO_CHANNEL_BINDINGS &&
+      (GSS_ROUTINE_ERROR(g->maj) == GSS_S_BAD_BINDINGS || g->nf.has_cbt))
+    r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT; /* sent, and not ours */
+  gh__auth_set_failure(r, gh__auth_failure_of_gss_major(g->maj), g->type, g->package,
+                       GH_AUTH_SEC_GSS, g->maj, g->min, text);
+  if (g->e->kt && !uses_ntlm_cred(g) && gh__krb5_explain_failure(g))
+    return;
+  if (uses_ntlm_cred(g) ||
+      (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_ntlmssp_oid)) ||
+      memmem(g->tok, g->tok_len, GH__NTLM_SIGNATURE, 8) != NULL)
+    gh__ntlm_fail(r, g->maj, g->min, g->tok, g->tok_len, &g->nf);
+}
+
+/* GSS_S_CONTINUE_NEEDED: a 401 with the server's token; the half-open
+ * context stays on the connection for the next leg. */
+static void continue_exchange(gh__gss_leg_t *g)
+{
+  gh__auth_result_t *r = g->r;
+
+  if (g->out.length == 0) {
+    gh__auth_conn_reset_ctx(g->c);
+    gh__auth_set_failure(r, GH_AUTH_FAILURE_OTHER, g->type, g->package, GH_AUTH_SEC_GSS, g->maj,
+                         g->min, "continue without a token");
+    return;
+  }
+  g->c->ctx_scheme = g->scheme;
+  g->c->ctx_set = g->set_idx;
+  r->challenges[0] = header_value(scheme_text(g->scheme), g->out.value, g->out.length);
+  if (!r->challenges[0]) {
+    gh__auth_conn_reset_ctx(g->c);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    return;
+  }
+  r->n_challenges = 1;
+  gh__auth_set_verdict(r, GH__AUTH_CHALLENGE, 0);
+}
+
+/* The authenticated client's display name (malloc'd into *ret_display);
+ * false for none that can be shown or an anonymous client. */
+static bool client_name(gh__gss_leg_t *g, char **ret_display)
+{
+  gss_buffer_desc dname = GSS_C_EMPTY_BUFFER;
+  gss_OID name_type = GSS_C_NO_OID;
+  OM_uint32 maj, min2;
+  bool ok = false;
+
+  maj = gss_display_name(&min2, g->src, &dname, &name_type);
   /* gss-ntlmssp counts the terminating NUL in the length */
   if (!GSS_ERROR(maj) && dname.length > 0 && ((char *)dname.value)[dname.length - 1] == '\0')
     dname.length--;
   if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= GH__AUTH_NAME_MAX ||
       memchr(dname.value, '\0', dname.length)) {
-    gh__auth_conn_reset_ctx(c);
-    gh__auth_set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS,
+    gh__auth_conn_reset_ctx(g->c);
+    gh__auth_set_failure(g->r, GH_AUTH_FAILURE_OTHER, g->type, g->package, GH_AUTH_SEC_GSS,
                          GSS_ERROR(maj) ? maj : GSS_S_BAD_NAME, min2,
                          "cannot display the client name");
     goto out;
   }
-  if ((ret_flags & GSS_C_ANON_FLAG) ||
+  if ((g->ret_flags & GSS_C_ANON_FLAG) ||
       (name_type != GSS_C_NO_OID && gss_oid_equal(name_type, GSS_C_NT_ANONYMOUS))) {
-    gh__auth_conn_reset_ctx(c);
-    gh__auth_set_failure(r, GH_AUTH_FAILURE_ANONYMOUS, type, package, GH_AUTH_SEC_GSS,
+    gh__auth_conn_reset_ctx(g->c);
+    gh__auth_set_failure(g->r, GH_AUTH_FAILURE_ANONYMOUS, g->type, g->package, GH_AUTH_SEC_GSS,
                          GSS_S_FAILURE, 0, "anonymous (NULL session) authentication refused");
     goto out;
   }
-  display = gh__strndup(dname.value, dname.length);
-  if (!display) {
-    gh__auth_conn_reset_ctx(c);
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+  *ret_display = gh__strndup(dname.value, dname.length);
+  if (!*ret_display) {
+    gh__auth_conn_reset_ctx(g->c);
+    gh__auth_set_verdict(g->r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
-  if (time_rec != GSS_C_INDEFINITE)
-    expiry = time(NULL) + (time_t)time_rec;
-  local = gh__auth_map_name(e, mech, display, site);
+  ok = true;
+out:
+  gss_release_buffer(&min2, &dname);
+  return ok;
+}
 
-  /* delegated credentials: a per-request MEMORY ccache, then into the token */
-  if (deleg != GSS_C_NO_CREDENTIAL && (ret_flags & GSS_C_DELEG_FLAG)) {
-    char ccname[96];
-    unsigned char rnd[8] = {0};
-    uint64_t rv;
-    gss_key_value_element_desc el = {"ccache", ccname};
-    gss_key_value_set_desc st = {1, &el};
+/* The client's token (the delegated credentials taken into it); FAILURE
+ * naming the local account (or its absence) when there is none. */
+static bool client_token(gh__gss_leg_t *g, const char *display, const char *local, time_t expiry,
+                         bool *ret_unmapped)
+{
+  char text[GH_AUTH_SEC_TEXT_MAX], detail[GH__AUTH_NAME_MAX + 64];
+  int ret;
 
-    RAND_bytes(rnd, sizeof(rnd));
-    memcpy(&rv, rnd, sizeof(rv));
-    snprintf(ccname, sizeof(ccname), "MEMORY:gh-deleg-%ld-%llu-%016llx", (long)getpid(),
-             (unsigned long long)atomic_fetch_add(&e->seq, 1), (unsigned long long)rv);
-    maj = gss_store_cred_into(&min2, deleg, GSS_C_INITIATE, &gh__auth_krb5_oid, 1, 0, &st, NULL,
-                              NULL);
-    if (!GSS_ERROR(maj))
-      r->mem_ccache = gh__strdup(ccname);
-    if (GSS_ERROR(maj) || !r->mem_ccache) {
-      /* without a ccache the delegation is useless; authenticate without it */
-      gss_release_cred(&min2, &deleg);
-    }
-  } else if (deleg != GSS_C_NO_CREDENTIAL) {
-    gss_release_cred(&min2, &deleg);
+  ret = gh__auth_make_token(g->e, g->r, g->site, local, display,
+                            strcmp(g->package, "NTLM") == 0 ? GH_SOURCE_NTLM : GH_SOURCE_KERBEROS,
+                            expiry, &g->deleg, ret_unmapped);
+  if (ret == 0)
+    return true;
+  gh__auth_conn_reset_ctx(g->c);
+  if (ret == -ENOMEM) {
+    gh__auth_set_verdict(g->r, GH__AUTH_UNAVAILABLE, ret);
+    return false;
   }
+  snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
+           gh_strerror(ret));
+  gh__auth_set_failure(g->r, gh__auth_failure_of_local(ret), g->type, g->package, GH_AUTH_SEC_ERRNO,
+                       (uint32_t)-ret, 0, text);
+  if (local)
+    snprintf(detail, sizeof(detail), "the name maps to the local account '%s'", local);
+  else
+    snprintf(detail, sizeof(detail), "no local name for it (auth_to_local)");
+  gh__auth_set_failure_facts(g->r, display, NULL, detail);
+  return false;
+}
 
-  ret = gh__auth_make_token(e, r, site, local, display,
-                            strcmp(package, "NTLM") == 0 ? GH_SOURCE_NTLM : GH_SOURCE_KERBEROS,
-                            expiry, &deleg, &unmapped);
-  if (ret) {
-    gh__auth_conn_reset_ctx(c);
-    if (ret == -ENOMEM) {
-      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-    } else {
-      char detail[GH__AUTH_NAME_MAX + 64];
-      snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
-               gh_strerror(ret));
-      gh__auth_set_failure(r, gh__auth_failure_of_local(ret), type, package, GH_AUTH_SEC_ERRNO,
-                           (uint32_t)-ret, 0, text);
-      if (local)
-        snprintf(detail, sizeof(detail), "the name maps to the local account '%s'", local);
-      else
-        snprintf(detail, sizeof(detail), "no local name for it (auth_to_local)");
-      gh__auth_set_failure_facts(r, display, NULL, detail);
-    }
-    goto out;
-  }
+/* The mutual-auth header from the last output token, and the packed
+ * (exported) context when the site asks for it. */
+static void fill_outputs(gh__gss_leg_t *g)
+{
+  gh__auth_result_t *r = g->r;
+  gss_buffer_desc packed = GSS_C_EMPTY_BUFFER;
+  OM_uint32 maj, min2;
 
-  if (out.length > 0) {
-    r->mutual_buf = header_value(scheme_text(scheme), out.value, out.length);
+  if (g->out.length > 0) {
+    r->mutual_buf = header_value(scheme_text(g->scheme), g->out.value, g->out.length);
     if (r->mutual_buf) {
       r->info.mutual_auth_data = r->mutual_buf;
       r->info.mutual_auth_data_len = strlen(r->mutual_buf);
-      if (!site->receive_mutual_auth)
+      if (!g->site->receive_mutual_auth)
         r->mutual_auth_header = r->mutual_buf;
     }
   }
-  if (site->packed_context) {
-    maj = gss_export_sec_context(&min2, &c->ctx, &packed);
+  if (g->site->packed_context) {
+    maj = gss_export_sec_context(&min2, &g->c->ctx, &packed);
     if (!GSS_ERROR(maj) && packed.length > 0) {
       r->packed_buf = gh__malloc(packed.length);
       if (r->packed_buf) {
@@ -571,29 +469,121 @@ void gh__auth_step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
         r->info.packed_context = r->packed_buf;
         r->info.packed_context_len = packed.length;
         r->info.packed_context_type =
-            strcmp(package, "NTLM") == 0 ? GH_AUTH_TYPE_NTLM : GH_AUTH_TYPE_KERBEROS;
+            strcmp(g->package, "NTLM") == 0 ? GH_AUTH_TYPE_NTLM : GH_AUTH_TYPE_KERBEROS;
       }
     }
   }
-  gh__auth_conn_reset_ctx(c);
-  ret = gh__auth_deliver_success(c, r, site, type, package, ret_flags, expiry, display,
-                                 unmapped ? e->unmapped_user : local);
+  if (packed.length)
+    explicit_bzero(packed.value, packed.length);
+  gss_release_buffer(&min2, &packed);
+}
+
+/* GSS_S_COMPLETE: Extended Protection, the client's name, its local
+ * account, the delegated credentials, the token, SUCCESS. */
+static void complete(gh__gss_leg_t *g)
+{
+  gh__auth_engine_t *e = g->e;
+  gh__auth_result_t *r = g->r;
+  char *display = NULL, *local = NULL;
+  time_t expiry = 0;
+  bool unmapped = false;
+  int ret;
+
+  if (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_krb5_oid))
+    g->package = "Kerberos";
+  else if (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_ntlmssp_oid))
+    g->package = "NTLM";
+  if (!check_binding(g->c, g->site, g->cbt, g->mech, g->ret_flags,
+                     g->cbp != GSS_C_NO_CHANNEL_BINDINGS, &g->nf, g->type, g->package, r)) {
+    gh__auth_conn_reset_ctx(g->c);
+    goto out;
+  }
+  if (!client_name(g, &display))
+    goto out;
+  if (g->time_rec != GSS_C_INDEFINITE)
+    expiry = time(NULL) + (time_t)g->time_rec;
+  local = gh__auth_map_name(e, g->mech, display, g->site);
+  gh__auth_store_delegation(e, r, &g->deleg, g->ret_flags);
+  if (!client_token(g, display, local, expiry, &unmapped))
+    goto out;
+  fill_outputs(g);
+  gh__auth_conn_reset_ctx(g->c);
+  ret = gh__auth_deliver_success(g->c, r, g->site, g->type, g->package, g->ret_flags, expiry,
+                                 display, unmapped ? e->unmapped_user : local);
   if (ret) {
     e->ops.close(r->info.token);
     r->info.token = 0;
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
   }
 out:
-  if (packed.length)
-    explicit_bzero(packed.value, packed.length);
-  gss_release_buffer(&min2, &packed);
-  gss_release_buffer(&min2, &out);
-  gss_release_buffer(&min2, &dname);
-  gss_release_name(&min2, &src);
-  gss_release_cred(&min2, &deleg);
   free(display);
   free(local);
-  free(fixed);
-  if (set_held)
-    gh__auth_credset_put(e, set_idx, set_excl);
+}
+
+/* The step in stages:
+ *
+ *   choose_credential      the set and the scheme's credential in it
+ *   prepare_input          the bytes GSS gets, channel bindings, NTLM facts
+ *   gh__krb5_replay_check  the authenticator recorded (auth_krb5.c)
+ *   accept_token           gss_accept_sec_context, again after a keytab re-read
+ *   then one of
+ *   record_failure         FAILURE, its cause (auth_krb5.c, auth_ntlm.c)
+ *   continue_exchange      CHALLENGE with the next leg
+ *   complete               check_binding, client_name, gh__auth_map_name,
+ *                          gh__auth_store_delegation, client_token,
+ *                          fill_outputs, SUCCESS
+ *
+ * A stage that ends the step fills the result (those that can end it early
+ * return false). A CHALLENGE keeps the half-open context for the next leg;
+ * a FAILURE deletes it. */
+void gh__auth_step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                       const void *cbt, size_t cbt_len, gh__auth_scheme_id_t scheme,
+                       const unsigned char *tok, size_t tok_len, gh__auth_result_t *r)
+{
+  gh__gss_leg_t g = {
+      .e = e,
+      .c = c,
+      .site = site,
+      .r = r,
+      .scheme = scheme,
+      .type = scheme_type(scheme),
+      .package = scheme_text(scheme),
+      .tok = tok,
+      .tok_len = tok_len,
+      .cbt = cbt,
+      .cbt_len = cbt_len,
+      .in = {tok_len, (void *)tok},
+      .cbp = GSS_C_NO_CHANNEL_BINDINGS,
+      .out = GSS_C_EMPTY_BUFFER,
+      .src = GSS_C_NO_NAME,
+      .mech = GSS_C_NO_OID,
+      .deleg = GSS_C_NO_CREDENTIAL,
+  };
+  OM_uint32 min2;
+
+  if (!choose_credential(&g))
+    goto out;
+  prepare_input(&g);
+  if (e->rcache && !uses_ntlm_cred(&g) && !gh__krb5_replay_check(&g))
+    goto out;
+  accept_token(&g);
+  if (GSS_ERROR(g.maj)) {
+    record_failure(&g);
+    goto out;
+  }
+  if (g.set_held) {
+    gh__auth_credset_put(e, g.set_idx, g.set_excl);
+    g.set_held = false;
+  }
+  if (g.maj & GSS_S_CONTINUE_NEEDED)
+    continue_exchange(&g);
+  else
+    complete(&g);
+out:
+  gss_release_buffer(&min2, &g.out);
+  gss_release_name(&min2, &g.src);
+  gss_release_cred(&min2, &g.deleg);
+  free(g.fixed);
+  if (g.set_held)
+    gh__auth_credset_put(e, g.set_idx, g.set_excl);
 }

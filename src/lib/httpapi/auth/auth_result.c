@@ -1,5 +1,7 @@
 /* auth_result.c: the per-request result — verdicts, failure records, delegated ccaches. */
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +10,10 @@
 #include <syslog.h>
 #include <unistd.h>
 
+#include <gssapi/gssapi.h>
+#include <gssapi/gssapi_ext.h>
 #include <krb5.h>
+#include <openssl/rand.h>
 
 #include <gatehouse/error.h>
 
@@ -60,6 +65,37 @@ void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const 
     r->info.failure_service = r->fail_service_buf;
   if (detail && detail[0] && !r->fail_detail_buf && (r->fail_detail_buf = gh__strdup(detail)))
     r->info.failure_detail = r->fail_detail_buf;
+}
+
+/* Delegated credentials: a per-request MEMORY ccache (named uniquely:
+ * pid, sequence, random), then into the token (DELEGATE level). */
+void gh__auth_store_delegation(gh__auth_engine_t *e, gh__auth_result_t *r, gss_cred_id_t *deleg,
+                               OM_uint32 ret_flags)
+{
+  OM_uint32 maj, min2;
+
+  if (*deleg != GSS_C_NO_CREDENTIAL && (ret_flags & GSS_C_DELEG_FLAG)) {
+    char ccname[96];
+    unsigned char rnd[8] = {0};
+    uint64_t rv;
+    gss_key_value_element_desc el = {"ccache", ccname};
+    gss_key_value_set_desc st = {1, &el};
+
+    RAND_bytes(rnd, sizeof(rnd));
+    memcpy(&rv, rnd, sizeof(rv));
+    snprintf(ccname, sizeof(ccname), "MEMORY:gh-deleg-%ld-%llu-%016llx", (long)getpid(),
+             (unsigned long long)atomic_fetch_add(&e->seq, 1), (unsigned long long)rv);
+    maj = gss_store_cred_into(&min2, *deleg, GSS_C_INITIATE, &gh__auth_krb5_oid, 1, 0, &st, NULL,
+                              NULL);
+    if (!GSS_ERROR(maj))
+      r->mem_ccache = gh__strdup(ccname);
+    if (GSS_ERROR(maj) || !r->mem_ccache) {
+      /* without a ccache the delegation is useless; authenticate without it */
+      gss_release_cred(&min2, deleg);
+    }
+  } else if (*deleg != GSS_C_NO_CREDENTIAL) {
+    gss_release_cred(&min2, deleg);
+  }
 }
 
 /* ccache_dir holds the clients' private directories of delegated FILE
