@@ -1,39 +1,25 @@
-/* auth_engine.c: the auth engine — acceptor credentials, per-connection state, the per-request step. */
+/* auth_engine.c: the auth engine — creation, connection state, the step's dispatch and success. */
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <syslog.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <gssapi/gssapi.h>
-#include <gssapi/gssapi_ext.h>
-#include <gssapi/gssapi_krb5.h>
-#include <krb5.h>
-#include <profile.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_engine.h"
-#include "httpapi/auth/auth_internal.h"
-#include "sec/runas.h"
 #include "util/alloc.h"
 
 static const gh__auth_token_ops_t sec_ops = {
-  .from_user = gh_token_from_user,
-  .from_peer = gh_token_from_peer,
-  .open_handle = gh_token_open_handle,
-  .close = gh_token_close,
-  .get_user = gh_token_get_user,
+    .from_user = gh_token_from_user,
+    .from_peer = gh_token_from_peer,
+    .open_handle = gh_token_open_handle,
+    .close = gh_token_close,
+    .get_user = gh_token_get_user,
 };
 
 /* ---- engine ---- */
@@ -163,7 +149,7 @@ void gh__auth_conn_free(gh__auth_conn_t *c)
   free(c);
 }
 
-/* ---- step helpers ---- */
+/* ---- the success path, the persisted identity ---- */
 
 static int dup_into(char **dst, const char *src)
 {
@@ -181,15 +167,15 @@ static bool persist_applies(const gh_auth_settings_t *site, const char *package)
 }
 
 int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
-                      const char *local, const char *remote, gh_token_source_t source,
-                      time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
+                        const char *local, const char *remote, gh_token_source_t source,
+                        time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
 {
   gh_token_opts_t opts = {
-    .level = GH_LEVEL_IMPERSONATE,
-    .source = source,
-    .auth_name = remote,
-    .expiry = expiry,
-    .delegated_cred = GSS_C_NO_CREDENTIAL,
+      .level = GH_LEVEL_IMPERSONATE,
+      .source = source,
+      .auth_name = remote,
+      .expiry = expiry,
+      .delegated_cred = GSS_C_NO_CREDENTIAL,
   };
   gh_token_t tok = 0;
   int ret;
@@ -215,9 +201,9 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
 
 /* Fills SUCCESS after the token exists; remembers the identity on the connection. */
 int gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
-                           const gh_auth_settings_t *site, gh_auth_type_t type,
-                           const char *package, uint32_t ret_flags, time_t expiry,
-                           const char *remote, const char *local)
+                             const gh_auth_settings_t *site, gh_auth_type_t type,
+                             const char *package, uint32_t ret_flags, time_t expiry,
+                             const char *remote, const char *local)
 {
   int ret = 0;
 
@@ -271,6 +257,52 @@ static bool scheme_offered(gh__auth_scheme_id_t s, const gh_auth_settings_t *sit
   return false;
 }
 
+/* The identity persisted on the connection (item 8): SUCCESS with a new
+ * handle of its token, flagged TOKEN_FOR_CACHED_CRED. */
+static void deliver_persisted(gh__auth_engine_t *e, gh__auth_conn_t *c, gh__auth_result_t *r)
+{
+  gh_token_t t = 0;
+
+  if (e->ops.open_handle(c->token, &t) != 0) {
+    conn_drop_identity(c);
+    goto out; /* NOT_AUTHENTICATED */
+  }
+  r->info.token = t;
+  r->info.flags |= GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED;
+  r->info.status = GH_AUTH_STATUS_SUCCESS;
+  r->info.type = c->type;
+  r->info.package_name = c->package;
+  r->info.context_attributes = c->ret_flags;
+  r->info.expiry = c->expiry;
+  if (dup_into(&r->remote_user_buf, c->remote_user) ||
+      dup_into(&r->local_user_buf, c->local_user)) {
+    e->ops.close(t);
+    memset(&r->info, 0, sizeof(r->info));
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  r->info.remote_user = r->remote_user_buf;
+  r->info.local_user = r->local_user_buf;
+out:
+  return;
+}
+
+/* No Authorization (item 1): Peer on a unix socket of a site that offers
+ * it, else the persisted identity while the site's persist covers it and it
+ * has not expired (dropped otherwise); else NOT_AUTHENTICATED, as *r is. */
+static void step_no_header(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                           const gh__auth_transport_t *tp, gh__auth_result_t *r)
+{
+  if (tp->kind == GH__AUTH_TRANSPORT_UNIX && (site->schemes & GH_AUTH_SCHEME_PEER) &&
+      tp->unix_fd >= 0)
+    gh__auth_step_peer(e, c, site, tp->unix_fd, r);
+  else if (c->token && persist_applies(site, c->package) &&
+           (c->expiry == 0 || time(NULL) < c->expiry))
+    deliver_persisted(e, c, r);
+  else if (c->token)
+    conn_drop_identity(c);
+}
+
 int gh__auth_step(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
                   const gh__auth_transport_t *tp, const char *authz, size_t authz_len,
                   gh__auth_result_t *r)
@@ -301,35 +333,7 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   max_tok = site->max_token_size ? site->max_token_size : GH_AUTH_MAX_TOKEN_DEFAULT;
 
   if (!authz) {
-    if (tp->kind == GH__AUTH_TRANSPORT_UNIX && (site->schemes & GH_AUTH_SCHEME_PEER) &&
-        tp->unix_fd >= 0) {
-      gh__auth_step_peer(e, c, site, tp->unix_fd, r);
-    } else if (c->token && persist_applies(site, c->package) &&
-               (c->expiry == 0 || time(NULL) < c->expiry)) {
-      gh_token_t t = 0;
-      if (e->ops.open_handle(c->token, &t) != 0) {
-        conn_drop_identity(c);
-        goto out; /* NOT_AUTHENTICATED */
-      }
-      r->info.token = t;
-      r->info.flags |= GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED;
-      r->info.status = GH_AUTH_STATUS_SUCCESS;
-      r->info.type = c->type;
-      r->info.package_name = c->package;
-      r->info.context_attributes = c->ret_flags;
-      r->info.expiry = c->expiry;
-      if (dup_into(&r->remote_user_buf, c->remote_user) ||
-          dup_into(&r->local_user_buf, c->local_user)) {
-        e->ops.close(t);
-        memset(&r->info, 0, sizeof(r->info));
-        gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-        goto out;
-      }
-      r->info.remote_user = r->remote_user_buf;
-      r->info.local_user = r->local_user_buf;
-    } else if (c->token) {
-      conn_drop_identity(c);
-    }
+    step_no_header(e, c, site, tp, r);
     goto out;
   }
 
@@ -348,7 +352,8 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   }
   /* a new Authorization on a persisted connection is always verified */
   conn_drop_identity(c);
-  if (scheme == GH__AUTH_SCHEME_BASIC && gh__auth_step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
+  if (scheme == GH__AUTH_SCHEME_BASIC &&
+      gh__auth_step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
     goto out;
   if (scheme != GH__AUTH_SCHEME_BASIC)
     gh__auth_basic_memo_clear(c);

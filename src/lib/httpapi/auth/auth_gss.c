@@ -1,17 +1,12 @@
 /* auth_gss.c: the GSS step (Negotiate, Kerberos, NTLM) — credential, accept, continue, complete. */
 #include <errno.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
-#include <gssapi/gssapi_krb5.h>
-#include <krb5.h>
-#include <openssl/rand.h>
 
 #include <gatehouse/error.h>
 
