@@ -206,6 +206,8 @@ char *gh__auth_map_name(gh__auth_engine_t *engine, gss_OID mech, const char *dis
 
 /* ---- the result (auth_result.c) ---- */
 
+/** A verdict without a record: CHALLENGE, BAD_REQUEST or UNAVAILABLE with
+ *  err (DELIVER is set by the calls below). */
 static inline void gh__auth_set_verdict(gh__auth_result_t *r, gh__auth_verdict_t v, int err)
 {
   r->verdict = v;
@@ -220,15 +222,15 @@ void gh__auth_set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth
  *  result, the first value of each kept; on ENOMEM a fact is left out. */
 void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
                                 const char *detail);
-/** Checks (creates, fixes) ccache_dir, the parent of the clients' private
- *  FILE ccache directories: 0, or GH_ECONFIG with a message naming the
- *  path. Start-up, at base identity. */
 /** Delegated credentials of a complete accept (*deleg, with
  *  GSS_C_DELEG_FLAG in ret_flags): stored in a new MEMORY ccache named in
  *  r (removed by gh__auth_result_done) and left in *deleg for the token;
  *  released instead when not flagged or not storable. */
 void gh__auth_store_delegation(gh__auth_engine_t *engine, gh__auth_result_t *r,
                                gss_cred_id_t *deleg, OM_uint32 ret_flags);
+/** Checks (creates, fixes) ccache_dir, the parent of the clients' private
+ *  FILE ccache directories: 0, or GH_ECONFIG with a message naming the
+ *  path. Start-up, at base identity. */
 int gh__auth_ccache_dir_prepare(gh__auth_engine_t *engine, const char *path, char *errbuf,
                                 size_t errlen);
 
