@@ -564,14 +564,8 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_aut
 
   if (!r->info.token) {
     ret = gh__auth_make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
-    if (ret == -ENOMEM) {
-      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
     if (ret) {
-      gh__auth_set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_BASIC, "Basic",
-                           GH_AUTH_SEC_ERRNO, (uint32_t)-ret, 0, gh_strerror(ret));
-      gh__auth_set_failure_facts(r, user, NULL, NULL);
+      gh__auth_set_local_failure(r, ret, GH_AUTH_TYPE_BASIC, "Basic", user);
       goto out;
     }
   }
@@ -584,13 +578,8 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_aut
   {
     gh_auth_settings_t s = *site;
     s.persist = GH_AUTH_PERSIST_NONE;
-    ret = gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
-                                   unmapped ? e->unmapped_user : user);
-  }
-  if (ret) {
-    e->ops.close(r->info.token);
-    r->info.token = 0;
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+    gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
+                             unmapped ? e->unmapped_user : user);
   }
 out:
   return;

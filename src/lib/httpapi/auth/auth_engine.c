@@ -199,14 +199,11 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
   return ret;
 }
 
-/* Fills SUCCESS after the token exists; remembers the identity on the connection. */
-int gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
-                             const gh_auth_settings_t *site, gh_auth_type_t type,
-                             const char *package, uint32_t ret_flags, time_t expiry,
-                             const char *remote, const char *local)
+void gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
+                              const gh_auth_settings_t *site, gh_auth_type_t type,
+                              const char *package, uint32_t ret_flags, time_t expiry,
+                              const char *remote, const char *local)
 {
-  int ret = 0;
-
   r->verdict = GH__AUTH_DELIVER;
   r->info.status = GH_AUTH_STATUS_SUCCESS;
   r->info.type = type;
@@ -214,7 +211,9 @@ int gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
   r->info.context_attributes = ret_flags;
   r->info.expiry = expiry;
   if (dup_into(&r->remote_user_buf, remote) || dup_into(&r->local_user_buf, local)) {
-    ret = -ENOMEM;
+    c->engine->ops.close(r->info.token);
+    r->info.token = 0;
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
   r->info.remote_user = r->remote_user_buf;
@@ -233,7 +232,7 @@ int gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
     }
   }
 out:
-  return ret;
+  return;
 }
 
 /* ---- the step ---- */

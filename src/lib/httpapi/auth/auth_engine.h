@@ -143,12 +143,13 @@ int gh__auth_make_token(gh__auth_engine_t *engine, gh__auth_result_t *r,
                         const gh_auth_settings_t *site, const char *local, const char *remote,
                         gh_token_source_t source, time_t expiry, gss_cred_id_t *deleg,
                         bool *ret_unmapped);
-/** SUCCESS after the token exists; the identity stays on the connection
- *  when site->persist covers package. 0 or -ENOMEM. */
-int gh__auth_deliver_success(gh__auth_conn_t *conn, gh__auth_result_t *r,
-                             const gh_auth_settings_t *site, gh_auth_type_t type,
-                             const char *package, uint32_t ret_flags, time_t expiry,
-                             const char *remote, const char *local);
+/** SUCCESS after the token exists (r->info.token); the identity stays on
+ *  the connection when site->persist covers package. On ENOMEM the token
+ *  is closed and the verdict is UNAVAILABLE. */
+void gh__auth_deliver_success(gh__auth_conn_t *conn, gh__auth_result_t *r,
+                              const gh_auth_settings_t *site, gh_auth_type_t type,
+                              const char *package, uint32_t ret_flags, time_t expiry,
+                              const char *remote, const char *local);
 
 /* ---- acceptor credentials (auth_cred.c) ---- */
 
@@ -222,6 +223,11 @@ void gh__auth_set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth
  *  result, the first value of each kept; on ENOMEM a fact is left out. */
 void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
                                 const char *detail);
+/** A local step's error err (the sec layer's: no such user, uid refused):
+ *  FAILURE with its cause and text, client as its fact (may be NULL);
+ *  -ENOMEM is UNAVAILABLE instead. */
+void gh__auth_set_local_failure(gh__auth_result_t *r, int err, gh_auth_type_t type,
+                                const char *package, const char *client);
 /** Delegated credentials of a complete accept (*deleg, with
  *  GSS_C_DELEG_FLAG in ret_flags): stored in a new MEMORY ccache named in
  *  r (removed by gh__auth_result_done) and left in *deleg for the token;

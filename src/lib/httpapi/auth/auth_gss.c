@@ -482,7 +482,6 @@ static void complete(gh__gss_leg_t *g)
   char *display = NULL, *local = NULL;
   time_t expiry = 0;
   bool unmapped = false;
-  int ret;
 
   if (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_krb5_oid))
     g->package = "Kerberos";
@@ -503,13 +502,8 @@ static void complete(gh__gss_leg_t *g)
     goto out;
   fill_outputs(g);
   gh__auth_conn_reset_ctx(g->c);
-  ret = gh__auth_deliver_success(g->c, r, g->site, g->type, g->package, g->ret_flags, expiry,
-                                 display, unmapped ? e->unmapped_user : local);
-  if (ret) {
-    e->ops.close(r->info.token);
-    r->info.token = 0;
-    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-  }
+  gh__auth_deliver_success(g->c, r, g->site, g->type, g->package, g->ret_flags, expiry, display,
+                           unmapped ? e->unmapped_user : local);
 out:
   free(display);
   free(local);

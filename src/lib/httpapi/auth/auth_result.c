@@ -54,6 +54,18 @@ void gh__auth_set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth
   snprintf(r->info.sec_status_text, sizeof(r->info.sec_status_text), "%s", text ? text : "");
 }
 
+void gh__auth_set_local_failure(gh__auth_result_t *r, int err, gh_auth_type_t type,
+                                const char *package, const char *client)
+{
+  if (err == -ENOMEM) {
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, err);
+  } else {
+    gh__auth_set_failure(r, gh__auth_failure_of_local(err), type, package, GH_AUTH_SEC_ERRNO,
+                         (uint32_t)-err, 0, gh_strerror(err));
+    gh__auth_set_failure_facts(r, client, NULL, NULL);
+  }
+}
+
 /* The facts of a FAILURE record (each may be NULL or ""): copied into the
  * result; on ENOMEM a fact is left out. */
 void gh__auth_set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
