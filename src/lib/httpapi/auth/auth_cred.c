@@ -127,9 +127,10 @@ static int acquire_set(gh__auth_engine_t *e, gh__auth_credset_t *set, char *errb
   }
   ntlm_store = store;
   if (e->rcache) {
-    /* replays are caught by the engine before the accept (rcache_check):
-     * MIT's file rcache (open + OFD lock + reads + write per accept, one
-     * lock for all workers) is switched off for the krb5 parts only */
+    /* replays are caught by the engine before the accept
+     * (gh__krb5_replay_check): MIT's file rcache (open + OFD lock + reads +
+     * write per accept, one lock for all workers) is switched off for the
+     * krb5 parts only */
     elems[store.count].key = "rcache";
     elems[store.count].value = "none:";
     store.count++;

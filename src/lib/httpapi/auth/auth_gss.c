@@ -164,8 +164,8 @@ static void client_spn(gh__auth_conn_t *c, bool is_krb, const gh__ntlm_auth_fact
 }
 
 /* Extended Protection after a complete accept: channel-binding flags and
- * the strict requirement, then the service-name list. Returns false after
- * set_failure. */
+ * the strict requirement, then the service-name list. Returns false with
+ * the FAILURE recorded. */
 static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site, const void *tp_cbt,
                           gss_OID mech, OM_uint32 ret_flags, bool cb_passed,
                           const gh__ntlm_auth_facts_t *nf, gh_auth_type_t type, const char *package,
