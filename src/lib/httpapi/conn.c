@@ -20,6 +20,7 @@
 #include "httpapi/internal.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 
 #define EV_BASE (EPOLLET | EPOLLONESHOT)
 #define TLS_CHUNK 16384 /* one TLS record of plaintext */
@@ -702,7 +703,7 @@ static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
     status = e == -ENOMEM ? 503 : 400;
     goto out;
   }
-  r->group = gh__server_match_group(lp->srv, r->path);
+  r->group = gh__url_group_match(lp->srv, r->path);
   size_t max_body = r->group ? r->group->props.max_body : lp->srv->cfg.max_body;
   unsigned bto = r->group ? r->group->props.body_timeout_ms : lp->srv->cfg.body_timeout_ms;
   if (gh__http_parser_set_max_body(&c->parser, max_body) != 0) {

@@ -227,11 +227,16 @@ struct gh_server {
   void *log_arg;
 };
 
-/* server.c */
-uint64_t gh__now_ms(void);
+/* request.c (request objects; the accessors are public or in hooks.h) */
+/** A request object for srv from its free list, or a new one; NULL: no memory. */
 gh_request_t *gh__request_alloc(gh_server_t *srv);
+/** Releases the per-request slot, resets the pool and keeps the object on the
+ *  free list (at most 256; larger buffers dropped). NULL is a no-op. */
 void gh__request_recycle(gh_request_t *req);
-gh_url_group_t *gh__server_match_group(gh_server_t *srv, const char *path);
+/** Frees the request free list (gh_server_free). */
+void gh__request_pool_free(gh_server_t *srv);
+
+/* server.c */
 /** Inline worker: 404/auth gate, then the handler, on the calling thread. */
 void gh__server_run_inline(gh_server_t *srv, gh_request_t *req);
 /** Appends a batch of requests to the queue and wakes workers. */
