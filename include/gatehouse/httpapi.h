@@ -215,10 +215,21 @@ GH_EXPORT int gh_server_receive(gh_server_t *server, int timeout_ms, gh_request_
  *  thread. */
 typedef void (*gh_request_handler_cb)(gh_request_t *req, void *arg);
 
-/** Starts n (≥1) worker threads that loop gh_server_receive() → handler(req, arg)
- *  until shutdown. Workers have all asynchronous signals blocked. Returns 0
- *  immediately; the threads are joined by gh_server_shutdown(). Callable once
- *  per server, after or before gh_server_start(). Returns -EINVAL, GH_ESTATE or -errno. */
+/** Serves requests on n (≥1) library threads that call handler(req, arg).
+ *  They are inline workers (leader/followers on the server's connection
+ *  epoll): each waits for one connection event, reads and parses on its own
+ *  thread and runs a complete request there (404 when no URL group matches,
+ *  the auth gate, then handler), with no queue and no hand-off; the I/O
+ *  threads then only accept and run the timer scan. Requests queued before
+ *  the call are drained by the workers; gh_server_receive() has nothing left
+ *  to return. Only when the workers' stop eventfd cannot be set up do the n
+ *  threads loop gh_server_receive() → handler instead. A handler may block:
+ *  it holds its own connection only, the other workers take the other
+ *  events. Workers have all asynchronous signals blocked. Returns 0 at once;
+ *  the threads run until gh_server_shutdown() joins them. Callable once per
+ *  server, before or after gh_server_start(). Returns -EINVAL (n is 0 or
+ *  over 1024, handler NULL), GH_ESTATE (second call, or after shutdown) or
+ *  -errno (threads that did start keep running until shutdown). */
 GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
                                     gh_request_handler_cb handler, void *arg);
 
