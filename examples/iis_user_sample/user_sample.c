@@ -55,11 +55,11 @@ static gh_request_status_t on_send_response(void *module, gh_http_context_t *ctx
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t factory = {.struct_size = sizeof(factory)};
+  /* the callbacks set are the notifications registered for (CHttpModule's
+   * overridden On* methods); the loader has checked the module's ABI */
+  gh_module_factory_t factory = {.struct_size = sizeof(factory),
+                                 .on_send_response = on_send_response};
+  (void)server_version;
   (void)server;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
-  factory.on_request[GH_NOTIFY_SEND_RESPONSE] = on_send_response;
-  return gh_module_registration_set_request_notifications(
-      reg, &factory, GH_NOTIFY_BIT(GH_NOTIFY_SEND_RESPONSE), 0);
+  return gh_module_registration_set_factory(reg, &factory);
 }

@@ -9,6 +9,11 @@
 
 #include <gatehouse/common.h>
 #include <gatehouse/httpapi.h>
+#include <gatehouse/token.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
 
 /*
  * Modelled on HTTP.sys's HTTP_REQUEST_AUTH_INFO. The server runs the whole
@@ -20,18 +25,19 @@
  *     built from the site's offered schemes);
  *   - a failed handshake: FAILURE, with the GSSAPI major/minor or PAM code in
  *     sec_status, no token;
- *   - success: every field below is filled.
+ *   - success: status, type, token, package_name, remote_user and local_user
+ *     always; the rest as the scheme provides it (see the fields: Basic and
+ *     Peer have no context attributes, packed context, mutual-auth data or
+ *     expiry).
  *
  * Lifetime: the record belongs to its request and is valid until the request
  * completes. The token handle in it is owned by the receiver, who closes it
- * exactly once with gh_token_close(); it is unusable after its request
- * completes. The buffers (packed context, mutual-auth data, names) are owned
+ * at most once with gh_token_close() (gatehouse/token.h); a token still open
+ * when the request completes is closed by the server, so it is unusable
+ * after its request completes. The buffers (packed context, mutual-auth data, names) are owned
  * by the request and freed with it; the application must not free them.
  * Thread safety: a record is read by the thread handling its request.
  */
-
-/* A token handle of the sec layer (see gatehouse/token.h); 0 is invalid. */
-typedef uint64_t gh_token_t;
 
 typedef enum gh_auth_status {
   GH_AUTH_STATUS_SUCCESS = 0,
@@ -137,20 +143,50 @@ typedef enum gh_auth_failure {
 #undef GH_AUTH_FAILURE_ENUM_
 } gh_auth_failure_t;
 
+/*
+ * The fields by scheme, on SUCCESS. NOT_AUTHENTICATED: type NONE, the rest
+ * zero or NULL. FAILURE: status, type, package_name, sec_status,
+ * sec_status_text and the failure fields (flags may say CBT_PRESENT); no
+ * token, no remote_user or local_user.
+ *
+ *   field               Negotiate/Kerberos/NTLM        Basic, Peer
+ *   token               owned handle                   owned handle
+ *   package_name        mechanism (see below)          "Basic", "Peer"
+ *   remote_user         as authenticated               the name as typed (Basic),
+ *                                                      the uid's account (Peer)
+ *   local_user          mapped local account           the same account
+ *   flags               TOKEN_FOR_CACHED_CRED, CBT_*,  0 (never cached on a
+ *                       SPN_VERIFIED                   connection)
+ *   context_attributes  GSS ret_flags                  0
+ *   packed_context      with settings.packed_context   NULL
+ *   mutual_auth_data    when the mechanism sent one    NULL
+ *   expiry              end of the GSS context         0
+ */
 typedef struct gh_auth_info {
   gh_auth_status_t status;
   gh_auth_sec_status_t sec_status;
   uint32_t flags;                  /* GH_AUTH_FLAG_* */
-  gh_auth_type_t type;
+  gh_auth_type_t type;             /* the scheme of the Authorization header */
   gh_token_t token;                /* 0 unless SUCCESS; owned by the receiver */
-  uint32_t context_attributes;     /* GSS ret_flags (GSS_C_MUTUAL_FLAG ...) */
-  uint32_t packed_context_type;    /* a gh_auth_type_t; 0 when none */
+  uint32_t context_attributes;     /* GSS ret_flags (GSS_C_MUTUAL_FLAG ...); 0 for Basic/Peer */
+  uint32_t packed_context_type;    /* the mechanism whose context is packed, as a
+                                      gh_auth_type_t: GH_AUTH_TYPE_KERBEROS or
+                                      GH_AUTH_TYPE_NTLM (for a Negotiate request, the
+                                      mechanism SPNEGO chose, never NEGOTIATE); 0 when
+                                      packed_context is NULL */
   size_t packed_context_len;
   const void *packed_context;      /* gss_export_sec_context bytes, or NULL; only when the
                                       site sets gh_auth_settings_t.packed_context */
   size_t mutual_auth_data_len;
   const char *mutual_auth_data;    /* exact WWW-Authenticate value, or NULL */
-  const char *package_name;        /* "Kerberos", "NTLM", "Negotiate", "Basic", "Peer"; static */
+  const char *package_name;        /* static. SUCCESS: the security package that
+                                      authenticated: "Kerberos" or "NTLM" (for Negotiate,
+                                      the mechanism inside SPNEGO), "Basic", "Peer".
+                                      FAILURE: the same when the mechanism was known when
+                                      it failed (a replayed authenticator, an unmapped
+                                      principal, a binding mismatch), else the scheme's
+                                      name ("Negotiate" when SPNEGO failed before choosing).
+                                      NULL for NOT_AUTHENTICATED. */
   const char *remote_user;         /* name as authenticated (alice@REALM, DOM\alice), or NULL */
   const char *local_user;          /* local account the token is for, or NULL */
   time_t expiry;                   /* end of the security context (0 = none) */
@@ -263,6 +299,7 @@ GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
 
 /* ---- the engine in a server (HTTP.sys-style server-side authentication) ----
  *
+ *   gh_sec_init(&sc);                                       -- first: tokens need it
  *   gh_server_new(...);
  *   gh_auth_config_init(&ac); ac.keytab = ...; ac.ntlm_user_file = ...;
  *   gh_server_enable_auth(srv, &ac, err, sizeof(err));     -- before start
@@ -281,11 +318,12 @@ GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
  * before gh_server_receive returns it (at base identity, never
  * impersonating): intermediate NTLM/SPNEGO legs are answered 401 with the
  * server's token, a malformed Authorization 400, an internal failure 503;
- * none of those reach the application (DESIGN.md items 3, 4). Every other
- * request on a group with auth settings is delivered with a record. On a
- * final 2xx the server adds the mutual-auth WWW-Authenticate unless the
- * group sets receive_mutual_auth (item 7); on a 401 without a
- * WWW-Authenticate it adds one per offered scheme (item 2).
+ * none of those reach the application. Every other request on a group with
+ * auth settings is delivered with a record. On a final 2xx the server adds
+ * the mutual-auth WWW-Authenticate unless the group sets
+ * receive_mutual_auth or the response already has a WWW-Authenticate (the
+ * application sent it); on a 401 without a WWW-Authenticate it adds one per
+ * offered scheme.
  */
 
 /** A line for the application's log: priority is a syslog(3) level
@@ -357,11 +395,12 @@ GH_EXPORT void gh_auth_config_init(gh_auth_config_t *cfg);
 /** Enables server-side authentication: creates the engine (checks the keytab
  *  and user file, acquires the acceptor credentials once) and installs the
  *  request gate and response hook. Call once, before gh_server_start(), at
- *  base identity (after gh_sec_init). cfg NULL = defaults. On failure errbuf
- *  (may be NULL) gets a message naming the file or the GSS error, e.g.
- *  "keytab /etc/x.keytab: No such file or directory". Returns 0,
- *  GH_ECONFIG, GH_EGSS, GH_EEXISTS (already enabled), -EINVAL or -ENOMEM.
- *  The engine lives until gh_server_free(). */
+ *  base identity, after gh_sec_init (the engine makes tokens). cfg NULL =
+ *  defaults. On failure errbuf (may be NULL) gets a message naming the file
+ *  or the GSS error, e.g. "keytab /etc/x.keytab: No such file or
+ *  directory". Returns 0, GH_ESTATE (gh_sec_init not called yet: errbuf
+ *  says so), GH_ECONFIG, GH_EGSS, GH_EEXISTS (already enabled), -EINVAL or
+ *  -ENOMEM. The engine lives until gh_server_free(). */
 GH_EXPORT int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg,
                                     char *errbuf, size_t errlen);
 
@@ -397,7 +436,7 @@ GH_EXPORT const gh_auth_settings_t *gh_url_group_get_auth(const gh_url_group_t *
  *  returns GH_EINVALID_HANDLE); a token still open when the request
  *  completes is closed by the server, so it is unusable afterwards — take
  *  your own handle with gh_token_open_handle() or gh_token_duplicate() to
- *  keep the identity (DESIGN.md item 11). The thread owning the request. */
+ *  keep the identity. The thread owning the request. */
 GH_EXPORT const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req);
 
 /** The request's delegated Kerberos credentials as a FILE ccache for a child
@@ -407,8 +446,9 @@ GH_EXPORT const gh_auth_info_t *gh_request_get_auth_info(const gh_request_t *req
  *  they belong to the client without any chown. uid/gid must be the
  *  token's (-EPERM otherwise). *ret_ccname ("FILE:/...") is borrowed from
  *  the request; file and directory are removed when the request completes
- *  (item 9). Idempotent. Returns 0, GH_ENOT_FOUND (no delegated credentials
- *  or no auth), GH_EBAD_IMPERSONATION_LEVEL (IDENTIFY token),
+ *  (delegated credentials never outlive their request). Idempotent.
+ *  Returns 0, GH_ENOT_FOUND (no delegated credentials or no auth),
+ *  GH_EBAD_IMPERSONATION_LEVEL (IDENTIFY token),
  *  GH_EAUTH_INTERNAL or -errno. At base or while impersonating; the
  *  thread's identity is the same afterwards. */
 GH_EXPORT int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_t gid,
@@ -420,10 +460,71 @@ GH_EXPORT int gh_request_get_delegated_ccache(gh_request_t *req, uid_t uid, gid_
 GH_EXPORT const char *gh_request_get_delegated_mem_ccache(const gh_request_t *req);
 
 /** Adds one WWW-Authenticate per scheme the request's group offers on its
- *  connection (order of item 2). Needed only when the application sends a
+ *  connection (Negotiate > Kerberos > NTLM > Basic, or the group's order).
+ *  Needed only when the application sends a
  *  401 and wants the list before other headers; the server adds it to a 401
  *  without WWW-Authenticate anyway. Returns 0, GH_ENOT_FOUND (no auth on the
  *  group), GH_ESTATE (headers sent) or -ENOMEM. */
 GH_EXPORT int gh_response_add_auth_challenges(gh_request_t *req);
+
+/* ---- checking a configuration (gatehoused --doctor) ---- */
+
+/** What gh_server_auth_selftest found: the parts of the record a request
+ *  carrying that Authorization header would have been delivered with,
+ *  copied (nothing in it points into the library). */
+typedef struct gh_auth_selftest {
+  gh_auth_status_t status;          /* SUCCESS or FAILURE */
+  gh_auth_sec_status_t sec_status;  /* as in gh_auth_info_t */
+  gh_auth_type_t type;
+  uint32_t flags;                   /* GH_AUTH_FLAG_* */
+  uint32_t context_attributes;      /* GSS ret_flags */
+  char package_name[16];            /* "Kerberos", "NTLM", ...; "" when none */
+  char remote_user[256];            /* name as authenticated; "" when none */
+  char local_user[256];             /* account the token was made for; "" when none */
+  char mutual_auth_data[4096];      /* the WWW-Authenticate value the server would send
+                                       on the final 2xx (e.g. "Negotiate oYG..."); "" when
+                                       none */
+  char sec_status_text[GH_AUTH_SEC_TEXT_MAX];
+} gh_auth_selftest_t;
+
+/** Runs one Authorization header value through the server's auth engine
+ *  exactly as a request to a site with these settings would (the same step
+ *  the request gate runs: acceptor credentials from the keytab, replay
+ *  cache, channel and service binding, name mapping, token creation), on a
+ *  fresh plain-TCP keep-alive connection, and reports the outcome; the
+ *  token made for it is closed before returning and no request reaches any
+ *  application. For health checks and `gatehoused --doctor`: a service
+ *  ticket for the server's own SPN sent through here proves keytab, KDC,
+ *  clock and name mapping together. A multi-leg exchange (NTLM) stops at
+ *  its first leg. settings are borrowed for the call (as for
+ *  gh_url_group_set_auth; max_token_size 0 = the default).
+ *  Returns 0 with *ret_result filled (status SUCCESS or FAILURE, as the
+ *  application would have seen it); GH_EAUTH_CONTINUE when the server would
+ *  have answered 401 with another leg; GH_EPARSE when it would have
+ *  answered 400 (malformed header); the engine's error when it would have
+ *  answered 503; GH_ESTATE before gh_server_enable_auth; -EINVAL.
+ *  *ret_result is written only on success. Any thread, at base identity
+ *  (not impersonating), before or after gh_server_start. */
+GH_EXPORT int gh_server_auth_selftest(gh_server_t *server, const gh_auth_settings_t *settings,
+                                      const char *authorization,
+                                      gh_auth_selftest_t *ret_result);
+
+/** Checks a ccache_dir (gh_auth_config_t) the way gh_server_enable_auth
+ *  will, changing nothing: it must be a real directory (no symlink) owned
+ *  by the calling process's euid or root, and not group- or
+ *  world-writable without the sticky bit; clients need to create their
+ *  private directories in it (mode 1733). Returns 0 when it is safe and
+ *  usable (msg, when not empty, tells what gh_server_enable_auth will do:
+ *  create a missing directory, set mode 1733 on one of ours); 1 when it is
+ *  safe but clients cannot create their ccache directories in it (root's,
+ *  not writable by them: delegated credentials cannot be handed to CGI
+ *  scripts; msg says so); GH_ECONFIG when gh_server_enable_auth would
+ *  refuse it (msg says why and what to do). path NULL = the default
+ *  "/run/gatehouse". msg may be NULL. Any thread, at base identity. */
+GH_EXPORT int gh_auth_check_ccache_dir(const char *path, char *msg, size_t msglen);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -5,6 +5,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #if defined(GH_BUILDING_LIBRARY)
 #define GH_EXPORT __attribute__((visibility("default")))
 #else
@@ -16,7 +20,7 @@
 #define GH_VERSION_PATCH 0
 #define GH_VERSION_STRING "0.1.0"
 
-/** A membership answer (DESIGN.md §2 item 26), from gh_token_is_member_name
+/** A membership answer, from gh_token_is_member_name
  *  (token.h) and gh_http_user_is_in_role (module.h). Three states, because
  *  "not a member" and "could not find out" lead to different decisions: a
  *  deny rule must never read the second as the first. Zero is UNKNOWN, so a
@@ -31,5 +35,9 @@ typedef enum gh_membership {
  *  GH_MEMBER_NO because NSS has no group of that name, so that a caller can
  *  tell a misspelt or deleted group from an ordinary "no". */
 #define GH_MEMBER_NO_SUCH_GROUP 1
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -4,6 +4,10 @@
 
 #include <gatehouse/common.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * Functions return int: 0 (or a positive count) on success, and on failure
  * either -errno (a negated system error) or one of the GH_E* codes below.
@@ -61,5 +65,9 @@ GH_EXPORT const char *gh_strerror(int err);
 /** Symbolic name ("GH_EINVALID_HANDLE", "ENOENT") of an error code.
  *  Returns a static string; thread-safe. */
 GH_EXPORT const char *gh_err_name(int err);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

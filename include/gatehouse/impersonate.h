@@ -10,8 +10,12 @@
 #include <gatehouse/error.h>
 #include <gatehouse/token.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
- * Model (DESIGN.md §3, docs/internals/sec.md):
+ * Model (in full: docs/internals/sec.md, installed in share/doc/gatehouse):
  *  - The process has one "base" identity (real = effective = saved uid/gid
  *    and supplementary groups), recorded by gh_sec_init. It is root, or a
  *    service user holding only CAP_SETUID/CAP_SETGID (gh_privileges_drop).
@@ -60,7 +64,7 @@ typedef struct gh_sec_config {
  *  gh_privileges_drop. A second call returns GH_ESTATE. */
 GH_EXPORT int gh_sec_init(const gh_sec_config_t *cfg);
 
-/** Impersonation modes, per thread (DESIGN.md item 16). */
+/** Impersonation modes, per thread. */
 typedef enum {
   /** Default. Last impersonate wins; one gh_revert restores base; a revert
    *  at base does nothing and returns 0. */
@@ -127,12 +131,17 @@ GH_EXPORT unsigned gh_impersonation_depth(void);
  *  impersonates, or GH_ENOT_IMPERSONATING. Close it with gh_token_close. */
 GH_EXPORT int gh_thread_get_token(gh_token_t *ret_token);
 
-/** Abort unless the calling thread is at base: getresuid, getresgid and
- *  getgroups must equal the base identity and no impersonation may be
- *  recorded. For the start of every request (DESIGN.md item 17). Any thread. */
-GH_EXPORT void gh_assert_base(void);
+/** Checks that the calling thread is at base, for the start of every
+ *  request (a worker never starts a request impersonating): getresuid,
+ *  getresgid and getgroups must equal the base identity and no
+ *  impersonation may be recorded, or the process aborts (it never serves
+ *  as the wrong user). Returns 0, or GH_ESTATE without checking anything
+ *  when gh_sec_init has not been called (there is no base identity to
+ *  compare with: call gh_sec_init at start-up). Any thread. */
+GH_EXPORT int gh_assert_base(void);
 
-/** Call scope (IServerSecurity's auto-revert, DESIGN.md item 17). Opaque to
+/** Call scope (IServerSecurity's auto-revert: a call ends at the identity
+ *  it began with, whatever the callee left). Opaque to
  *  callers; lives on the caller's stack for one call. */
 typedef struct gh_call_scope {
   uint32_t magic;
@@ -156,14 +165,18 @@ GH_EXPORT int gh_call_scope_end(gh_call_scope_t *scope);
 /** Flags for gh_privileges_drop. */
 #define GH_PRIV_KEEP_NET_BIND_SERVICE 0x1u
 
-/** Daemon privilege set-up (DESIGN.md §3). Call first thing, single-threaded
- *  (GH_ESTATE otherwise), before gh_sec_init.
- *  service_user == NULL: stay root (uid 0 with CAP_SETUID/CAP_SETGID and
- *  CAP_SETPCAP, securebits without NO_SETUID_FIXUP so effective capabilities
- *  are cleared while impersonating); keep only CAP_SETUID, CAP_SETGID,
- *  CAP_CHOWN, CAP_DAC_OVERRIDE (delegated ccaches) and CAP_NET_BIND_SERVICE
- *  with the flag, in the bounding, permitted and effective sets; set
- *  NO_NEW_PRIVS; read it back.
+/** Daemon privilege set-up (docs/internals/sec.md, "Privilege set-up").
+ *  Call first thing, single-threaded (GH_ESTATE otherwise), before
+ *  gh_sec_init.
+ *  service_user == NULL: stay root. The process must be uid 0 holding
+ *  CAP_SETUID, CAP_SETGID and CAP_SETPCAP (needed to shrink the bounding
+ *  set), with securebits without NO_SETUID_FIXUP (so the kernel clears the
+ *  effective capabilities while a thread impersonates). Keeps only
+ *  CAP_SETUID and CAP_SETGID (plus CAP_NET_BIND_SERVICE with
+ *  GH_PRIV_KEEP_NET_BIND_SERVICE) in the bounding, permitted and effective
+ *  sets, none inheritable or ambient (CAP_SETPCAP, CAP_CHOWN,
+ *  CAP_DAC_OVERRIDE and every other capability are dropped: delegated
+ *  ccaches are written as the client); sets NO_NEW_PRIVS; reads it back.
  *  Otherwise: lock securebits KEEP_CAPS|NO_SETUID_FIXUP|NOROOT, drop every
  *  capability but CAP_SETUID, CAP_SETGID (and CAP_NET_BIND_SERVICE with
  *  GH_PRIV_KEEP_NET_BIND_SERVICE) from the bounding set, switch real,
@@ -183,7 +196,7 @@ typedef struct gh_spawn_opts {
   const char *cwd;   /* chdir (as the client) before exec; NULL = inherit */
 } gh_spawn_opts_t;
 
-/** CreateProcessAsUser-like (DESIGN.md item 19): fork a child that sets
+/** CreateProcessAsUser-like: fork a child that sets
  *  real, effective and saved uid and gid and the supplementary groups to
  *  the token's (raw syscalls), clears every capability, verifies with
  *  getresuid/getresgid/getgroups, then execve(argv[0], argv, envp). argv[0]
@@ -198,7 +211,7 @@ typedef struct gh_spawn_opts {
 GH_EXPORT int gh_token_spawn_as(gh_token_t token, char *const argv[], char *const envp[],
                                 const gh_spawn_opts_t *opts, pid_t *ret_pid);
 
-/** Cloaking for outbound Kerberos (DESIGN.md item 20): which identity an
+/** Cloaking for outbound Kerberos: which identity an
  *  outbound GSS call made from a worker uses.
  *  NONE: always the service's own credentials.
  *  STATIC: the identity the thread had at the first gh_cloak_identity call
@@ -234,10 +247,15 @@ GH_EXPORT void gh_cloak_done(gh_cloak_t *cloak);
 
 /** Store the token's delegated credential in the ccache `ccache_name`
  *  ("FILE:/path", owned by the client: the store runs under the client's
- *  ids) for a CGI child's KRB5CCNAME (DESIGN.md item 19). Needs level
+ *  ids) for a CGI child's KRB5CCNAME. Needs level
  *  DELEGATE with a credential (GH_EBAD_IMPERSONATION_LEVEL, GH_ENOT_FOUND);
  *  GSS failures give GH_EGSS. The caller removes the ccache when the
- *  request ends (DESIGN.md item 9). Any thread. */
+ *  request ends (delegated credentials never outlive their request). Any
+ *  thread. */
 GH_EXPORT int gh_token_store_delegated_ccache(gh_token_t token, const char *ccache_name);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

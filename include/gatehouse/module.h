@@ -11,6 +11,10 @@
 #include <gatehouse/authinfo.h>
 #include <gatehouse/common.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * The C counterpart of the IIS native module API (httpserv.h).
  *
@@ -98,8 +102,11 @@ typedef struct gh_http_user gh_http_user_t;
 typedef struct gh_event_provider gh_event_provider_t;
 
 /** The entry point each module exports (RegisterModule). Called once, at
- *  load, on the loading thread, before the server starts. server_version is
- *  GH_MODULE_SERVER_VERSION of the server. reg and server are borrowed: reg
+ *  load, on the loading thread, before the server starts, and only after the
+ *  loader has checked the module's gh_module_abi (ABI version, build
+ *  signature, name): a module need not check versions itself.
+ *  server_version is GH_MODULE_SERVER_VERSION of the server (for messages
+ *  or optional features). reg and server are borrowed: reg
  *  is valid only during the call; server lives as long as the module is
  *  loaded. Return 0 or an error (the module is then unloaded and the server
  *  reports the error with the module's path). */
@@ -185,16 +192,43 @@ typedef enum gh_global_notification {
 typedef gh_request_status_t (*gh_module_request_cb)(void *module, gh_http_context_t *ctx,
                                                     gh_event_provider_t *provider);
 
-/** A request-level module (IHttpModuleFactory + CHttpModule). The pipeline
- *  copies the struct at registration; factory_data is borrowed until
- *  terminate. */
+/*
+ * Growth of the registration structs (gh_module_factory_t,
+ * gh_global_module_t, gh_http_user_ops_t), as MIT krb5's plugin vtables:
+ * each starts with struct_size, which the module sets to sizeof() of the
+ * struct it was compiled with, and each grows only at its tail, a minor
+ * version at a time ("ABI 2.N ends here" below). The server reads the
+ * fields within struct_size:
+ *   - a module built for an older minor version (smaller struct_size) keeps
+ *     working: the fields it did not have count as NULL;
+ *   - a module built for a newer minor version (larger struct_size) loads
+ *     as long as every field this server does not know is zero (NULL);
+ *     otherwise registration fails with GH_EMODULE_ABI, naming the struct;
+ *   - a struct_size smaller than the first version of the struct, or not a
+ *     multiple of the pointer size, is refused with GH_EMODULE_ABI.
+ * Only GH_MODULE_ABI_VERSION changes say that a module must be rebuilt.
+ * Modules built against the first ABI 2 header (request callbacks in
+ * on_request[] / on_post_request[] arrays, registered with explicit masks)
+ * keep loading: the library still exports the calls they were linked with.
+ */
+
+/** Minor version of the registration structs in this header (see above). */
+#define GH_MODULE_ABI_MINOR 1u
+
+/** A request-level module (IHttpModuleFactory + CHttpModule). The module
+ *  gets exactly the notifications whose callback is non-NULL (CHttpModule's
+ *  On* methods; there is no separate mask). The pipeline copies the struct
+ *  at registration; factory_data is borrowed until terminate. */
 typedef struct gh_module_factory {
-  /** sizeof(gh_module_factory_t): lets later versions grow the struct. */
+  /** sizeof(gh_module_factory_t) as the module was compiled (see above). */
   size_t struct_size;
+  /** Handed to create, dispose and terminate. */
+  void *factory_data;
   /** Creates the per-request instance the first time the request reaches
    *  this module (GetHttpModule). Memory may come from
    *  gh_http_context_alloc(). Return 0 and *ret_module (may be NULL), or an
-   *  error: the request then fails with 500. Worker thread, base identity. */
+   *  error: the request then fails with 500. Worker thread, base identity.
+   *  May be NULL: the instance is then NULL. */
   int (*create)(void *factory_data, gh_http_context_t *ctx, void **ret_module);
   /** Disposes the instance: called exactly once per created instance, at the
    *  end of the request (after END_REQUEST), also when the request was
@@ -202,13 +236,38 @@ typedef struct gh_module_factory {
   void (*dispose)(void *factory_data, void *module);
   /** Called once when the module is unloaded (Terminate). May be NULL. */
   void (*terminate)(void *factory_data);
-  /** Per-notification callbacks (index gh_notification_t). Only the ones set
-   *  in the request mask are called; a NULL entry in the mask is an error at
-   *  registration. */
-  gh_module_request_cb on_request[GH_NOTIFY_COUNT_];
-  /** Post-notification callbacks (index gh_notification_t, first twelve). */
-  gh_module_request_cb on_post_request[GH_NOTIFY_COUNT_];
-  void *factory_data;
+  /** Request notifications in IIS order, each followed by its post event. */
+  gh_module_request_cb on_begin_request;
+  gh_module_request_cb on_post_begin_request;
+  gh_module_request_cb on_authenticate_request;
+  gh_module_request_cb on_post_authenticate_request;
+  gh_module_request_cb on_authorize_request;
+  gh_module_request_cb on_post_authorize_request;
+  gh_module_request_cb on_resolve_request_cache;
+  gh_module_request_cb on_post_resolve_request_cache;
+  gh_module_request_cb on_map_request_handler;
+  gh_module_request_cb on_post_map_request_handler;
+  gh_module_request_cb on_acquire_request_state;
+  gh_module_request_cb on_post_acquire_request_state;
+  gh_module_request_cb on_pre_execute_request_handler;
+  gh_module_request_cb on_post_pre_execute_request_handler;
+  gh_module_request_cb on_execute_request_handler;
+  gh_module_request_cb on_post_execute_request_handler;
+  gh_module_request_cb on_release_request_state;
+  gh_module_request_cb on_post_release_request_state;
+  gh_module_request_cb on_update_request_cache;
+  gh_module_request_cb on_post_update_request_cache;
+  gh_module_request_cb on_log_request;
+  gh_module_request_cb on_post_log_request;
+  gh_module_request_cb on_end_request;
+  gh_module_request_cb on_post_end_request;
+  /** Nested events (no post event). */
+  gh_module_request_cb on_send_response;
+  gh_module_request_cb on_read_entity;
+  gh_module_request_cb on_map_path;
+  /* ABI 2.1 ends here. New fields (a new notification, a new factory
+   * callback) are added below this line, never above, with the next minor
+   * version's marker. */
 } gh_module_factory_t;
 
 /** Status of a global notification callback. */
@@ -217,40 +276,129 @@ typedef enum gh_global_status {
   GH_GLOBAL_FINISH = 1, /* later modules do not get this global event */
 } gh_global_status_t;
 
-/** A global module (CGlobalModule). Callbacks run on the thread that starts,
- *  stops or reloads the server, never concurrently with each other, but
- *  possibly concurrently with requests (reload). */
+/** Callback for one global notification. */
+typedef gh_global_status_t (*gh_global_cb)(void *global_data, gh_module_server_t *server);
+
+/** A global module (CGlobalModule): it gets the global notifications whose
+ *  callback is non-NULL. Callbacks run on the thread that starts, stops or
+ *  reloads the server, never concurrently with each other, but possibly
+ *  concurrently with requests (reload). The struct is copied; global_data
+ *  is borrowed until terminate. */
 typedef struct gh_global_module {
-  size_t struct_size; /* sizeof(gh_global_module_t) */
-  gh_global_status_t (*on_global[GH_GLOBAL_COUNT_])(void *global_data,
-                                                   gh_module_server_t *server);
+  size_t struct_size;                   /* sizeof(gh_global_module_t) as compiled (see above) */
+  void *global_data;                    /* handed to every callback */
   void (*terminate)(void *global_data); /* at unload; may be NULL */
-  void *global_data;
+  gh_global_cb on_start;                /* GH_GLOBAL_START */
+  gh_global_cb on_stop;                 /* GH_GLOBAL_STOP */
+  gh_global_cb on_config_reload;        /* GH_GLOBAL_CONFIG_RELOAD */
+  /* ABI 2.1 ends here (new fields below, never above). */
 } gh_global_module_t;
 
-/** Registers the request-level module: factory (copied), which notifications
- *  it wants (masks of GH_NOTIFY_BIT) and post notifications. Once per
- *  registration. GH_EEXISTS if called twice, -EINVAL on a mask bit without a
- *  callback or a post bit for SEND_RESPONSE/READ_ENTITY/MAP_PATH. */
-GH_EXPORT int gh_module_registration_set_request_notifications(gh_module_registration_t *reg,
-                                                               const gh_module_factory_t *factory,
-                                                               uint32_t request_mask,
-                                                               uint32_t post_mask);
+/** Registers the request-level module (SetRequestNotifications): factory is
+ *  copied; the notifications are its non-NULL callbacks. Once per
+ *  registration. Errors: GH_EEXISTS if called twice; -EINVAL when no
+ *  callback is set; GH_EMODULE_ABI for a struct_size this server cannot
+ *  read (see above; the loader's message names it). */
+GH_EXPORT int gh_module_registration_set_factory(gh_module_registration_t *reg,
+                                                 const gh_module_factory_t *factory);
 
-/** Sets the priority of the module for the notifications in mask (default
- *  MEDIUM). Applies to pre and post events. */
+/** Sets the priority of the module for the notifications in mask (masks of
+ *  GH_NOTIFY_BIT; default MEDIUM). Applies to pre and post events. */
 GH_EXPORT int gh_module_registration_set_priority(gh_module_registration_t *reg, uint32_t mask,
                                                   gh_module_priority_t priority);
 
-/** Registers global notifications (mask of 1u << gh_global_notification_t). */
-GH_EXPORT int gh_module_registration_set_global_notifications(gh_module_registration_t *reg,
-                                                              const gh_global_module_t *global,
-                                                              uint32_t mask);
+/** Registers global notifications (SetGlobalNotifications): global is
+ *  copied; the notifications are its non-NULL callbacks. Errors as
+ *  gh_module_registration_set_factory. */
+GH_EXPORT int gh_module_registration_set_global(gh_module_registration_t *reg,
+                                                const gh_global_module_t *global);
 
 /** Marks the module as a handler: its EXECUTE_REQUEST_HANDLER (and post) run
  *  only for sites whose `handler` key names it. Modules without this flag get
  *  EXECUTE_REQUEST_HANDLER on every site. */
 GH_EXPORT int gh_module_registration_set_handler(gh_module_registration_t *reg);
+
+/** The registration of a plain handler module in one call (whoami, cgi):
+ *  a factory whose only callback is on_execute (EXECUTE_REQUEST_HANDLER, no
+ *  per-request instance: module is NULL in the callback), marked as a
+ *  handler (gh_module_registration_set_handler). A module may register
+ *  more afterwards (global notifications, priorities, scoped
+ *  impersonation). Errors as gh_module_registration_set_factory; -EINVAL
+ *  for a NULL on_execute. */
+GH_EXPORT int gh_module_registration_set_execute_handler(gh_module_registration_t *reg,
+                                                         gh_module_request_cb on_execute);
+
+/* ---------------------------------------------------------------------- */
+/* Configuration keys (nginx's per-module directive table)                */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * A module declares its configuration keys at registration: name, type,
+ * where the key is given, default, whether it repeats, and an optional
+ * check. The host's configuration is then checked once, when it is loaded
+ * and at every reload (gh_pipeline_config_check: "FILE:LINE: [section]
+ * key = value: why"), never per request, and the module reads typed values
+ * (gh_http_context_get_config_*, gh_module_server_get_config_*). The host
+ * (gatehoused) knows nothing of a module's keys; gatehouse.conf(5) lists the
+ * built-in modules' keys under each module. A module without a table keeps
+ * the untyped gh_http_context_get_site_config and NAME.key site keys.
+ */
+
+/** Type of a key's value. */
+typedef enum gh_config_type {
+  GH_CONFIG_STRING = 1,   /**< any text */
+  GH_CONFIG_BOOL = 2,     /**< yes/no, true/false, on/off, 1/0 (any case) */
+  GH_CONFIG_UINT = 3,     /**< a decimal number; a k, m or g suffix multiplies by
+                               1024, 1024^2, 1024^3 */
+  GH_CONFIG_DURATION = 4, /**< a number with a unit ms, s, m or h (no unit: seconds);
+                               read in milliseconds */
+  GH_CONFIG_PATH = 5,     /**< an absolute path */
+  GH_CONFIG_LIST = 6,     /**< words separated by blanks or commas */
+} gh_config_type_t;
+
+/* gh_module_key_t.flags:
+ *   GH_CONFIG_SITE        given in [site /path] sections, read per request;
+ *   GH_CONFIG_MODULE      given in the module's own [module NAME] section;
+ *   GH_CONFIG_REPEATABLE  every line adds a value (STRING, PATH, LIST only);
+ *                         otherwise a second line is an error;
+ *   GH_CONFIG_SUBPATH     site keys: also written "NAME /sub/path", each such
+ *                         key a key of its own (authz's require /hr). */
+#define GH_CONFIG_SITE 0x1u
+#define GH_CONFIG_MODULE 0x2u
+#define GH_CONFIG_REPEATABLE 0x4u
+#define GH_CONFIG_SUBPATH 0x8u
+
+/** One entry of a module's key table. Strings are borrowed for as long as
+ *  the module is loaded. Grows at its tail like the registration structs:
+ *  the table's entry size is given to gh_module_registration_set_config_keys. */
+typedef struct gh_module_key {
+  const char *name; /* as written in the file: letters, digits, '_', '-', '.' */
+  gh_config_type_t type;
+  uint32_t flags;            /* GH_CONFIG_SITE and/or GH_CONFIG_MODULE, plus
+                                GH_CONFIG_REPEATABLE, GH_CONFIG_SUBPATH */
+  const char *default_value; /* as it would be written, checked at registration; NULL:
+                                none (a getter then returns GH_ENOT_FOUND) */
+  uint64_t min, max;         /* UINT, DURATION (in ms): the range; max 0 = no limit */
+  /** Optional further check of a value that passed its type's (and of the
+   *  default): 0, or a negative code with a one-line reason in why. Loading
+   *  thread, at load and reload. */
+  int (*check)(const char *key, const char *value, char *why, size_t whylen);
+  /* ABI 2.1 ends here (new fields below, never above). */
+} gh_module_key_t;
+
+/** Declares the module's configuration keys: n entries of key_size bytes
+ *  (sizeof(keys[0]); use GH_MODULE_CONFIG_KEYS). Copied. Once per
+ *  registration. Errors (the loader's message names the key): -EINVAL for
+ *  a bad name, type, flags or range, or a default that fails its own
+ *  checks; GH_EEXISTS when called twice or for a site key the pipeline or
+ *  another loaded module declared (site keys share the [site] sections);
+ *  GH_EMODULE_ABI for a key_size this server cannot read. */
+GH_EXPORT int gh_module_registration_set_config_keys(gh_module_registration_t *reg,
+                                                     const gh_module_key_t *keys, size_t n,
+                                                     size_t key_size);
+#define GH_MODULE_CONFIG_KEYS(reg, table)                                                          \
+  gh_module_registration_set_config_keys((reg), (table), sizeof(table) / sizeof((table)[0]),       \
+                                         sizeof((table)[0]))
 
 /** Token-scoped impersonation for the module's EXECUTE_REQUEST_HANDLER on
  *  sites with impersonate = yes: the pipeline does not switch the thread to
@@ -291,6 +439,17 @@ GH_EXPORT uint32_t gh_module_server_get_version(const gh_module_server_t *server
  *  GH_GLOBAL_CONFIG_RELOAD callback. */
 GH_EXPORT const char *gh_module_server_get_config(gh_module_server_t *server,
                                                   const char *section, const char *key);
+
+/** Typed value of a declared key of the [module NAME] section of module
+ *  (GH_CONFIG_MODULE), as gh_http_context_get_config_* (same returns).
+ *  Strings are borrowed until the next configuration reload: read them
+ *  again in the GH_GLOBAL_CONFIG_RELOAD callback. Any thread. */
+GH_EXPORT int gh_module_server_get_config_bool(gh_module_server_t *server, const char *module,
+                                               const char *key, bool *ret_value);
+GH_EXPORT int gh_module_server_get_config_uint(gh_module_server_t *server, const char *module,
+                                               const char *key, uint64_t *ret_value);
+GH_EXPORT int gh_module_server_get_config_string(gh_module_server_t *server, const char *module,
+                                                 const char *key, size_t i, const char **ret_value);
 
 /** Logs through the host's log function (the daemon: stderr or journald).
  *  The library itself never prints. Any thread. */
@@ -366,6 +525,24 @@ GH_EXPORT const char *gh_http_context_get_site_config(gh_http_context_t *ctx, co
  *  NULL past the end. */
 GH_EXPORT const char *gh_http_context_get_site_config_n(gh_http_context_t *ctx, const char *key,
                                                         size_t i);
+/** Typed value of a declared site key (GH_CONFIG_SITE) for the request's
+ *  site: the site's value, or the key's default. Checked when the
+ *  configuration was loaded: no parsing here. _bool for BOOL; _uint for
+ *  UINT and DURATION (milliseconds); _string for STRING, PATH and LIST,
+ *  where i is the i-th line of a repeatable key, the i-th word of a LIST
+ *  (every line's words in order when both), else 0. Returns 0;
+ *  GH_ENOT_FOUND when there is no value and no default, or i is past the
+ *  end; -EINVAL for an undeclared key or another type; GH_ECONFIG when the
+ *  value failed its check (a host that installed an unchecked
+ *  configuration: fail the request). Strings are borrowed until the
+ *  request ends. The thread running the request. */
+GH_EXPORT int gh_http_context_get_config_bool(gh_http_context_t *ctx, const char *key,
+                                              bool *ret_value);
+GH_EXPORT int gh_http_context_get_config_uint(gh_http_context_t *ctx, const char *key,
+                                              uint64_t *ret_value);
+GH_EXPORT int gh_http_context_get_config_string(gh_http_context_t *ctx, const char *key, size_t i,
+                                                const char **ret_value);
+
 /** The site's URL prefix ("/files"), borrowed until the request ends. */
 GH_EXPORT const char *gh_http_context_get_site_path(gh_http_context_t *ctx);
 
@@ -397,7 +574,7 @@ struct open_how;
 GH_EXPORT int gh_http_context_openat2(gh_http_context_t *ctx, int dirfd, const char *path,
                                       const struct open_how *how, size_t size);
 /** Reverts the calling thread to base identity (aborts the process if the
- *  revert fails, DESIGN item 18). Returns 0 or GH_ENOT_IMPERSONATING. */
+ *  revert fails: it never serves as the wrong user). Returns 0 or GH_ENOT_IMPERSONATING. */
 GH_EXPORT int gh_http_context_revert(gh_http_context_t *ctx);
 
 /** Maps url (NULL = the request path) to a file under the site's `root`,
@@ -456,7 +633,7 @@ GH_EXPORT int gh_http_request_get_peer_creds(gh_http_request_t *req, pid_t *ret_
 /** true when the request came over TLS. */
 GH_EXPORT bool gh_http_request_is_tls(gh_http_request_t *req);
 /** Path of the delegated Kerberos ccache of this request ("FILE:/..."),
- *  or NULL. Destroyed when the request ends (DESIGN item 9). */
+ *  or NULL. Destroyed when the request ends. */
 GH_EXPORT const char *gh_http_request_get_delegated_ccache(gh_http_request_t *req);
 
 /* ---------------------------------------------------------------------- */
@@ -531,9 +708,10 @@ GH_EXPORT int gh_http_response_send_error(gh_http_response_t *resp, int status,
  * referenced. A custom user (gh_http_user_new) has no token unless given one.
  */
 
-/** Ops of a custom user object, for gh_http_user_new(). Any may be NULL. */
+/** Ops of a custom user object, for gh_http_user_new(). Any may be NULL.
+ *  Grows at its tail like the registration structs (see "Growth" above). */
 typedef struct gh_http_user_ops {
-  size_t struct_size;
+  size_t struct_size; /* sizeof(gh_http_user_ops_t) as compiled */
   const char *(*get_name)(void *data);
   const char *(*get_remote_name)(void *data);
   const char *(*get_auth_type)(void *data);
@@ -545,11 +723,13 @@ typedef struct gh_http_user_ops {
    *  there is turned into -EPROTO. Called on the caller's thread. */
   int (*is_in_role)(void *data, const char *role, gh_membership_t *ret_membership);
   void (*free)(void *data); /* last unref */
+  /* ABI 2.1 ends here (new fields below, never above). */
 } gh_http_user_ops_t;
 
 /** Creates a custom user (IHttpUser implementation by a module, for
  *  gh_event_provider_set_user). ops is copied; data is handed to ops. The
- *  user starts with one reference owned by the caller. */
+ *  user starts with one reference owned by the caller. GH_EMODULE_ABI for a
+ *  struct_size this server cannot read. */
 GH_EXPORT int gh_http_user_new(const gh_http_user_ops_t *ops, void *data,
                                gh_http_user_t **ret_user);
 /** ReferenceUser / DereferenceUser (atomic). The last unref frees the user
@@ -573,7 +753,7 @@ GH_EXPORT gh_token_t gh_http_user_get_impersonation_token(gh_http_user_t *user);
 GH_EXPORT gh_token_t gh_http_user_get_primary_token(gh_http_user_t *user);
 /** true: is_in_role is implemented (unlike IIS's default). */
 GH_EXPORT bool gh_http_user_supports_is_in_role(gh_http_user_t *user);
-/** IsInRole, tri-state (DESIGN.md §2 item 26): whether the user is in role,
+/** IsInRole, tri-state: whether the user is in role,
  *  a group name or "#gid". For a server user the token's own groups answer
  *  (a token is the identity the kernel checks), the name resolved to a gid
  *  by the sec layer (gh_token_is_member_name: NSS, cached per
@@ -651,13 +831,40 @@ GH_EXPORT const char *gh_pipeline_get_module_name(gh_pipeline_t *pl, size_t i);
 GH_EXPORT int gh_pipeline_config_new(gh_pipeline_config_t **ret_config);
 GH_EXPORT void gh_pipeline_config_free(gh_pipeline_config_t *cfg);
 /** Appends key = value to section (all copied). Declares the section even
- *  when key is NULL. */
+ *  when key is NULL. Same as gh_pipeline_config_add_at(cfg, section, key,
+ *  value, NULL, 0, GH_PIPELINE_CONFIG_HOST). */
 GH_EXPORT int gh_pipeline_config_add(gh_pipeline_config_t *cfg, const char *section,
                                      const char *key, const char *value);
-/** Checks the pipeline-level keys (impersonate, handler names known) and
- *  returns GH_ECONFIG with a message naming section and key. */
+/** The key is the host's own (gatehoused's auth, listen ... keys): never
+ *  "unknown" to gh_pipeline_config_check, which checks it only when the
+ *  pipeline or a module declares it too. */
+#define GH_PIPELINE_CONFIG_HOST 0x1u
+/** gh_pipeline_config_add with where the line came from (file, copied, and
+ *  line; NULL, 0 when unknown) for the messages of gh_pipeline_config_check,
+ *  and flags (GH_PIPELINE_CONFIG_HOST). A key added without
+ *  GH_PIPELINE_CONFIG_HOST must be declared: by the pipeline (impersonate),
+ *  by a loaded module's key table, or be NAME.key of a loaded module that
+ *  has no table. */
+GH_EXPORT int gh_pipeline_config_add_at(gh_pipeline_config_t *cfg, const char *section,
+                                        const char *key, const char *value, const char *file,
+                                        unsigned line, unsigned flags);
+/** Checks cfg against the loaded modules, in file order, and returns the
+ *  first error as GH_ECONFIG with errbuf "FILE:LINE: [section] key = value:
+ *  why" (without "FILE:LINE: " for entries added without a place): a value
+ *  that fails its key's type, range or check; a one-value key given twice
+ *  in a section (both lines named); a key nobody declared (above); a site
+ *  path not starting with '/'; a handler no loaded module has. Loading
+ *  thread. Call it at load and before every reload: gh_pipeline_set_config_take
+ *  does not refuse a configuration (typed getters then fail with
+ *  GH_ECONFIG on what did not pass). */
 GH_EXPORT int gh_pipeline_config_check(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg,
                                        char *errbuf, size_t errlen);
+/** Who declared key in section ("site /x" or "module NAME"): the module's
+ *  name, "pipeline" for the pipeline's own keys, NAME for a NAME.key of a
+ *  loaded module without a table; NULL when nobody did. Borrowed while the
+ *  pipeline lives. For a host telling an unknown key from one that has no
+ *  effect where it is. */
+GH_EXPORT const char *gh_pipeline_find_key(gh_pipeline_t *pl, const char *section, const char *key);
 /** Installs cfg (takes ownership). Requests already running keep the config
  *  they started with; new requests use cfg. After gh_pipeline_start this
  *  raises GH_GLOBAL_CONFIG_RELOAD. */
@@ -681,5 +888,9 @@ GH_EXPORT const char *gh_pipeline_find_site(gh_pipeline_t *pl, const char *path)
  *  pipeline completes it later), or an error (the request was answered with
  *  a 500 or dropped). */
 GH_EXPORT int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

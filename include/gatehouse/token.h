@@ -12,6 +12,10 @@
 #include <gatehouse/common.h>
 #include <gatehouse/error.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /*
  * The Linux counterpart of a Windows access token.
  *
@@ -25,10 +29,13 @@
  * index plus a generation: once a handle is closed, or its owner closed it,
  * every call with it returns GH_EINVALID_HANDLE. A handle is never 0.
  *
- * Handle kinds (DESIGN.md items 10-12):
+ * Handle kinds:
  *  - owned: returned by every constructor, gh_token_open_handle and
- *    gh_token_duplicate. The receiver must call gh_token_close exactly once;
- *    a second close returns GH_EINVALID_HANDLE.
+ *    gh_token_duplicate. The receiver closes it with gh_token_close at most
+ *    once: a second close returns GH_EINVALID_HANDLE. A handle never closed
+ *    keeps its token alive (a leak), except the token of a request's
+ *    auth-info record (authinfo.h), which the server closes when the
+ *    request completes if the receiver did not.
  *  - borrowed: returned by gh_token_borrow. Same slot and generation as the
  *    owned handle it came from, with a "borrowed" bit. It works in every
  *    query and in gh_impersonate, but gh_token_close on it returns
@@ -52,7 +59,8 @@ typedef uint64_t gh_token_t;
  *  and gh_impersonate) or impersonation (a thread identity). */
 typedef enum { GH_TOKEN_PRIMARY = 1, GH_TOKEN_IMPERSONATION = 2 } gh_token_type_t;
 
-/** Impersonation level, lowest first (DESIGN.md item 13).
+/** Impersonation level, lowest first. A duplicate never has a higher level
+ *  than its source.
  *  ANONYMOUS and IDENTIFY: queries, membership and access checks only;
  *  impersonating such a token gives the thread the configured anonymous
  *  account (uid/gid of gh_sec_config_t.anonymous_user, no supplementary
@@ -105,8 +113,8 @@ typedef struct gh_token_statistics {
 /** Build a token for the local account `user` (getpwnam_r + getgrouplist,
  *  group list served from the NSS cache for gh_sec_config_t.group_cache_ttl_s).
  *  opts may be NULL: level IMPERSONATE, source LOCAL, no expiry, no cred.
- *  Type is GH_TOKEN_IMPERSONATION. Call at base identity (DESIGN.md §3: NSS
- *  runs as the service); a thread that is impersonating gets GH_ESTATE.
+ *  Type is GH_TOKEN_IMPERSONATION. Call at base identity (NSS runs as the
+ *  service, never as a client); a thread that is impersonating gets GH_ESTATE.
  *  Errors: GH_ENO_SUCH_USER, GH_EUID_REFUSED (uid 0, service uid, uid <
  *  min_uid), GH_ELIMIT (more than max_groups groups), -ENOMEM, -EINVAL.
  *  *ret_token is an owned handle; close it with gh_token_close. Any thread. */
@@ -189,10 +197,11 @@ GH_EXPORT int gh_token_get_statistics(gh_token_t token, gh_token_statistics_t *r
 /** CheckTokenMembership-like: whether gid is the token's primary gid or one
  *  of its groups. Any level. */
 GH_EXPORT int gh_token_is_member(gh_token_t token, gid_t gid, bool *ret_member);
-/** Whether the token is a member of the group called `group` (DESIGN.md §2
- *  item 26). NSS resolves the name to a gid and the token's own groups
- *  answer, as gh_token_is_member: the token is the identity, exactly what
- *  the kernel checks while impersonating. Names are resolved once per
+/** Whether the token is a member of the group called `group`, tri-state
+ *  (gh_membership_t: "could not decide" is never "no"). NSS resolves the
+ *  name to a gid and the token's own groups answer, as gh_token_is_member:
+ *  the token is the identity, exactly what the kernel checks while
+ *  impersonating. Names are resolved once per
  *  gh_sec_config_t.group_cache_ttl_s (answers, "no such group" included,
  *  are cached; errors never are); groups of any size are read (up to 32
  *  MiB of entry).
@@ -219,5 +228,9 @@ GH_EXPORT int gh_token_is_member_name(gh_token_t token, const char *group,
  *  Returns 0 if allowed, -EACCES if denied, another -errno (-ENOENT...) or
  *  GH_E* otherwise. Aborts if it cannot switch back. Any thread. */
 GH_EXPORT int gh_token_access_check(gh_token_t token, const char *path, int mode);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

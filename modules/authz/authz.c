@@ -1,7 +1,9 @@
 /* authz.c: URL authorization module — `require` rules per site and sub-path, 401 anonymous / 403 denied. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <gatehouse/error.h>
 #include <gatehouse/module.h>
@@ -41,14 +43,26 @@ static authz_member_t in_role(void *data, const char *group)
   return m == GH_MEMBER_YES ? AUTHZ_YES : m == GH_MEMBER_NO ? AUTHZ_NO : AUTHZ_UNKNOWN;
 }
 
+/* The values of key (each checked at load), appended to lists; false when
+ * one cannot be read (the request must then fail: never fewer rules). */
+static bool append(gh_http_context_t *ctx, const char *key, const char **lists, size_t *n)
+{
+  const char *v;
+  int rc = 0;
+  for (size_t i = 0;
+       *n < AUTHZ_MAX_LISTS && (rc = gh_http_context_get_config_string(ctx, key, i, &v)) == 0; i++)
+    lists[(*n)++] = v;
+  return rc == 0 || rc == GH_ENOT_FOUND;
+}
+
 /* Collects `require` values: the site's, then `require /sub` keys whose
- * path is a prefix of the request path, shortest (parent) first. */
-static size_t collect(gh_http_context_t *ctx, const char *rel, const char **lists)
+ * path is a prefix of the request path, shortest (parent) first. Returns
+ * the count, or -1 when a value cannot be read. */
+static ssize_t collect(gh_http_context_t *ctx, const char *rel, const char **lists)
 {
   size_t n = 0;
-  const char *v;
-  for (size_t i = 0; n < AUTHZ_MAX_LISTS && (v = gh_http_context_get_site_config_n(ctx, "require", i)); i++)
-    lists[n++] = v;
+  if (!append(ctx, "require", lists, &n))
+    return -1;
   for (size_t depth = 1; depth < 4096 && n < AUTHZ_MAX_LISTS; ) {
     /* find the next longer prefix of rel: walk segment boundaries */
     size_t next = depth;
@@ -58,18 +72,17 @@ static size_t collect(gh_http_context_t *ctx, const char *rel, const char **list
       break;
     {
       char key[4200];
-      size_t k;
       memcpy(key, "require ", 8);
       memcpy(key + 8, rel, next);
       key[8 + next] = '\0';
-      for (k = 0; n < AUTHZ_MAX_LISTS && (v = gh_http_context_get_site_config_n(ctx, key, k)); k++)
-        lists[n++] = v;
+      if (!append(ctx, key, lists, &n))
+        return -1;
     }
     if (rel[next] == '\0')
       break;
     depth = next + 1;
   }
-  return n;
+  return (ssize_t)n;
 }
 
 static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
@@ -81,7 +94,8 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
   const char *path = gh_http_request_get_path(req);
   const char *lists[AUTHZ_MAX_LISTS];
   const char *rel = path;
-  size_t n, slen = strlen(site);
+  size_t slen = strlen(site);
+  ssize_t n;
   authz_subject_t who;
   authz_who_t w = {.user = user, .ctx = ctx};
   authz_verdict_t v;
@@ -97,13 +111,17 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
   n = collect(ctx, rel, lists);
   if (n == 0)
     return GH_REQUEST_CONTINUE; /* no rules: the module stays out of the way */
+  if (n < 0) {
+    status = 500; /* a rule that did not pass its check at load: refuse */
+    goto send;
+  }
   who.name = gh_http_user_get_name(user);
   who.local = gh_http_user_get_local_name(user);
   who.anonymous = who.name == NULL || who.name[0] == '\0';
   who.method = gh_http_request_get_method(req);
   who.in_role = in_role;
   who.data = &w;
-  v = authz_evaluate(lists, n, &who);
+  v = authz_evaluate(lists, (size_t)n, &who);
   if (v == AUTHZ_ALLOW)
     return GH_REQUEST_CONTINUE;
   if (v == AUTHZ_UNDECIDED) {
@@ -121,14 +139,38 @@ send:
   return GH_REQUEST_FINISH;
 }
 
+/* A require value's rules must all parse: checked when the configuration
+ * is loaded, so a typo is an error naming its line, not a silent deny. */
+static int check_rules(const char *key, const char *value, char *why, size_t whylen)
+{
+  size_t bad = 0;
+  (void)key;
+  if (authz_check(value, &bad) == 0)
+    return 0;
+  snprintf(why, whylen,
+           "malformed rule '%.*s' (expected [allow:|deny:]WHO[:VERBS], WHO one of * ? "
+           "valid-user user:NAME group:NAME)",
+           (int)strcspn(value + bad, " \t,"), value + bad);
+  return -EINVAL;
+}
+
+/* require = RULES and require /sub/path = RULES in [site] sections */
+static const gh_module_key_t keys[] = {
+    {.name = "require",
+     .type = GH_CONFIG_STRING,
+     .flags = GH_CONFIG_SITE | GH_CONFIG_REPEATABLE | GH_CONFIG_SUBPATH,
+     .check = check_rules},
+};
+
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_authorize_request = on_authorize};
+  int ret;
+  (void)server_version;
   (void)server;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
-  f.on_request[GH_NOTIFY_AUTHORIZE_REQUEST] = on_authorize;
-  return gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_AUTHORIZE_REQUEST), 0);
+  ret = gh_module_registration_set_factory(reg, &f);
+  if (ret == 0)
+    ret = GH_MODULE_CONFIG_KEYS(reg, keys);
+  return ret;
 }

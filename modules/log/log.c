@@ -141,22 +141,19 @@ static gh_request_status_t on_log(void *module, gh_http_context_t *ctx, gh_event
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
-  gh_global_module_t g = {.struct_size = sizeof(g)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_log_request = on_log};
+  gh_global_module_t g = {.struct_size = sizeof(g),
+                          .on_start = on_global,
+                          .on_stop = on_stop,
+                          .on_config_reload = on_global};
   int ret;
+  (void)server_version;
   (void)server;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
-  f.on_request[GH_NOTIFY_LOG_REQUEST] = on_log;
-  g.on_global[GH_GLOBAL_START] = on_global;
-  g.on_global[GH_GLOBAL_CONFIG_RELOAD] = on_global;
-  g.on_global[GH_GLOBAL_STOP] = on_stop;
-  ret = gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST), 0);
+  ret = gh_module_registration_set_factory(reg, &f);
   if (ret == 0)
     ret = gh_module_registration_set_priority(reg, GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST),
                                               GH_PRIORITY_LAST);
   if (ret == 0)
-    ret = gh_module_registration_set_global_notifications(reg, &g, 0x7u);
+    ret = gh_module_registration_set_global(reg, &g);
   return ret;
 }

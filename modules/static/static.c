@@ -22,12 +22,6 @@ GH_MODULE_DEFINE("static");
 
 static gh_module_server_t *g_server;
 
-static bool yes(const char *v)
-{
-  return v != NULL && (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 ||
-                       strcasecmp(v, "on") == 0 || strcmp(v, "1") == 0);
-}
-
 /* Every open of a client-visible path goes through gh_http_context_openat2:
  * on an impersonating site it opens as the client (the module registers
  * token-scoped impersonation, so the thread itself stays at base and the
@@ -286,6 +280,16 @@ static gh_request_status_t serve_fd(gh_http_context_t *ctx, int fd, const struct
   return GH_REQUEST_FINISH;
 }
 
+/* The site's values of the module's keys (the table below), checked when
+ * the configuration was loaded; false if one is unusable. */
+static bool site_keys(gh_http_context_t *ctx, bool *ret_allow_out, bool *ret_listing,
+                      const char **ret_index)
+{
+  return gh_http_context_get_config_bool(ctx, "allow_symlinks", ret_allow_out) == 0 &&
+         gh_http_context_get_config_bool(ctx, "listing", ret_listing) == 0 &&
+         gh_http_context_get_config_string(ctx, "index", 0, ret_index) == 0;
+}
+
 static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
                                       gh_event_provider_t *prov)
 {
@@ -296,7 +300,8 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   const char *site = gh_http_context_get_site_path(ctx);
   const char *path = gh_http_request_get_path(req);
   const char *url = gh_http_request_get_url(req);
-  bool allow_out = yes(gh_http_context_get_site_config(ctx, "allow_symlinks"));
+  bool allow_out = false, listing = false;
+  const char *index = NULL;
   const char *rel = path;
   size_t slen = strlen(site);
   char relbuf[4096];
@@ -314,6 +319,10 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   if (root == NULL) {
     ret = fail(ctx, 500);
     gh_module_server_log(g_server, GH_LOG_ERROR, "static: site %s has no root", site);
+    goto out;
+  }
+  if (!site_keys(ctx, &allow_out, &listing, &index)) {
+    ret = fail(ctx, 500);
     goto out;
   }
   if (slen > 1 && strncmp(path, site, slen) == 0)
@@ -335,7 +344,6 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     goto out;
   }
   if (S_ISDIR(st.st_mode)) {
-    const char *index = gh_http_context_get_site_config(ctx, "index");
     int ifd;
     if (path[strlen(path) - 1] != '/') {
       char *loc = gh_http_context_alloc(ctx, strlen(path) + 2);
@@ -346,13 +354,13 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
       }
       goto out;
     }
-    ifd = open_beneath(ctx, fd, index ? index : "index.html", O_RDONLY | O_NONBLOCK, allow_out);
+    ifd = open_beneath(ctx, fd, index, O_RDONLY | O_NONBLOCK, allow_out);
     if (ifd >= 0) {
       struct stat ist;
       if (fstat(ifd, &ist) == 0 && S_ISREG(ist.st_mode)) {
         close(fd);
         fd = -1;
-        ret = serve_fd(ctx, ifd, &ist, index ? index : "index.html");
+        ret = serve_fd(ctx, ifd, &ist, index);
         goto out;
       }
       close(ifd);
@@ -360,7 +368,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
       ret = fail(ctx, status_for(ifd));
       goto out;
     }
-    if (!yes(gh_http_context_get_site_config(ctx, "listing"))) {
+    if (!listing) {
       ret = fail(ctx, 403);
       goto out;
     }
@@ -384,11 +392,11 @@ out:
 
 static gh_global_status_t on_start(void *data, gh_module_server_t *server)
 {
-  const char *p = gh_module_server_get_config(server, "module static", "mime_types");
+  const char *p = "/etc/mime.types";
   (void)data;
-  if (static_mime_load(p ? p : "/etc/mime.types") < 0)
-    gh_module_server_log(server, GH_LOG_WARNING, "static: cannot read %s, using built-in types",
-                         p ? p : "/etc/mime.types");
+  (void)gh_module_server_get_config_string(server, "static", "mime_types", 0, &p);
+  if (static_mime_load(p) < 0)
+    gh_module_server_log(server, GH_LOG_WARNING, "static: cannot read %s, using built-in types", p);
   return GH_GLOBAL_CONTINUE;
 }
 
@@ -398,26 +406,39 @@ static void on_terminate(void *data)
   static_mime_free();
 }
 
+/* The module's keys: in [site] sections, and mime_types in [module static] */
+static const gh_module_key_t keys[] = {
+    {.name = "index",
+     .type = GH_CONFIG_STRING,
+     .flags = GH_CONFIG_SITE,
+     .default_value = "index.html"},
+    {.name = "listing", .type = GH_CONFIG_BOOL, .flags = GH_CONFIG_SITE, .default_value = "no"},
+    {.name = "allow_symlinks",
+     .type = GH_CONFIG_BOOL,
+     .flags = GH_CONFIG_SITE,
+     .default_value = "no"},
+    {.name = "mime_types",
+     .type = GH_CONFIG_PATH,
+     .flags = GH_CONFIG_MODULE,
+     .default_value = "/etc/mime.types"},
+};
+
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
-  gh_global_module_t g = {.struct_size = sizeof(g), .terminate = on_terminate};
+  gh_global_module_t g = {.struct_size = sizeof(g),
+                          .terminate = on_terminate,
+                          .on_start = on_start,
+                          .on_config_reload = on_start};
   int ret;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
+  (void)server_version;
   g_server = server;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_execute;
-  g.on_global[GH_GLOBAL_START] = on_start;
-  g.on_global[GH_GLOBAL_CONFIG_RELOAD] = on_start;
-  ret = gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  ret = gh_module_registration_set_execute_handler(reg, on_execute);
   if (ret == 0)
-    ret = gh_module_registration_set_global_notifications(
-        reg, &g, (1u << GH_GLOBAL_START) | (1u << GH_GLOBAL_CONFIG_RELOAD));
-  if (ret == 0)
-    ret = gh_module_registration_set_handler(reg);
+    ret = gh_module_registration_set_global(reg, &g);
   if (ret == 0)
     ret = gh_module_registration_set_scoped_impersonation(reg);
+  if (ret == 0)
+    ret = GH_MODULE_CONFIG_KEYS(reg, keys);
   return ret;
 }

@@ -97,15 +97,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
-  int ret;
+  (void)server_version;
   (void)server;
-  if ((server_version >> 16) != GH_VERSION_MAJOR)
-    return -ENOTSUP;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_execute;
-  ret = gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
-  if (ret == 0)
-    ret = gh_module_registration_set_handler(reg);
-  return ret;
+  return gh_module_registration_set_execute_handler(reg, on_execute);
 }

@@ -27,45 +27,16 @@ typedef struct parse_ctx {
   int long_max;       /* the longest line inih takes */
 } parse_ctx_t;
 
-/* Keys that belong to later layers (pipeline): accepted and ignored here.
- * The auth keys are parsed by authconf.c. */
+/* [server] keys that belong to later stages (module loading, privileges):
+ * accepted here. The auth keys are parsed by authconf.c. */
 static const char *const later_server_keys[] = {
-  "modules", "module_dir", "realm", "module", "user", "log", NULL,
-};
-/* Pipeline keys of the built-in modules (docs/internals/pipeline.md); any
- * module's own keys are written NAME.key and checked by pipeline_host.c. */
-static const char *const later_site_keys[] = {
-  "require", "impersonate", "listing", "allow_symlinks", "cgi_timeout", NULL,
+    "modules", "module_dir", "realm", "module", "user", "log", NULL,
 };
 
-/* The first key of site s that only the module pipeline honours (require,
- * require /sub, impersonate), or NULL. */
-static const gh_daemon_item_t *pipeline_key_in(const gh_daemon_config_t *cfg, const gh_site_t *s)
-{
-  for (size_t i = 0; i < cfg->n_items; i++) {
-    const gh_daemon_item_t *it = &cfg->items[i];
-    if (strncmp(it->section, "site ", 5) != 0 || strcmp(it->section + 5, s->prefix) != 0)
-      continue;
-    if (strcmp(it->key, "require") == 0 || strncmp(it->key, "require ", 8) == 0 ||
-        strcmp(it->key, "impersonate") == 0)
-      return it;
-  }
-  return NULL;
-}
-
-static const char *handler_name(gh_site_handler_t h)
-{
-  switch (h) {
-  case GH_SITE_FIXED:
-    return "fixed";
-  case GH_SITE_ECHO:
-    return "echo";
-  case GH_SITE_AUTHINFO:
-    return "authinfo";
-  default:
-    return "?";
-  }
-}
+/* What site_key() returns for a key that is not the daemon's: the
+ * pipeline's or a module's, checked by the pipeline once modules are
+ * loaded (pipeline_host.c: unknown keys, types, repeats, file and line). */
+#define NOT_MINE 2
 
 static bool in_list(const char *const *list, const char *k)
 {
@@ -78,10 +49,11 @@ static bool in_list(const char *const *list, const char *k)
 /* Keys that may be given more than once, one table per section kind: each
  * line adds a value. Every other key of the daemon is set once, so a second
  * line would silently replace the first: an error. A name ending in a space
- * is a prefix ("require /sub"). Modules declare their own keys. */
+ * is a prefix. The daemon's own site keys are all one-value; modules declare
+ * their keys, repeatable or not, in their key tables (module.h). */
 static const char *const server_repeat[] = {"listen",   "module",  "modules",
                                             "tls_cert", "tls_key", NULL};
-static const char *const site_repeat[] = {"require", "require ", NULL};
+static const char *const site_repeat[] = {NULL};
 
 static bool in_repeat(const char *const *list, const char *k)
 {
@@ -97,7 +69,7 @@ gh_daemon_key_kind_t gh_daemon_key_kind(const char *section, const char *key)
 {
   if (strcmp(section, "server") == 0)
     return in_repeat(server_repeat, key) ? GH_DAEMON_KEY_REPEAT : GH_DAEMON_KEY_ONCE;
-  if (strncmp(section, "site ", 5) == 0 && strchr(key, '.') == NULL)
+  if (strncmp(section, "site ", 5) == 0)
     return in_repeat(site_repeat, key) ? GH_DAEMON_KEY_REPEAT : GH_DAEMON_KEY_ONCE;
   return GH_DAEMON_KEY_MODULE;
 }
@@ -245,8 +217,6 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
     str = &site->body;
   else if (strcmp(k, "content_type") == 0)
     str = &site->content_type;
-  else if (strcmp(k, "index") == 0)
-    str = &site->index;
   if (str != NULL) {
     free(*str);
     *str = strdup(v);
@@ -268,9 +238,7 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
   int a = gh_daemon_auth_site_key(&site->auth, k, v, amsg, sizeof(amsg));
   if (a >= 0)
     return a ? 1 : set_err(c, section, k, "%s", amsg);
-  if (in_list(later_site_keys, k) || strncmp(k, "require /", 9) == 0 || strchr(k, '.') != NULL)
-    return 1;
-  return set_err(c, section, k, "%s", "unknown key");
+  return NOT_MINE;
 }
 
 static gh_site_t *site_for(parse_ctx_t *c, const char *prefix, unsigned line)
@@ -444,6 +412,7 @@ static int add_item(parse_ctx_t *c, const char *section, const char *name, const
   cfg->items = ni;
   gh_daemon_item_t *it = &cfg->items[cfg->n_items];
   it->line = c->line;
+  it->own = false;
   it->key = strdup(name);
   it->value = strdup(value);
   it->section = strdup(section);
@@ -458,11 +427,11 @@ static int add_item(parse_ctx_t *c, const char *section, const char *name, const
 }
 
 /* The first earlier line of the last item's key in its section, when the
- * key may be given only once. */
+ * key is the daemon's and may be given only once. */
 static const gh_daemon_item_t *given_before(const gh_daemon_config_t *cfg)
 {
   const gh_daemon_item_t *it = &cfg->items[cfg->n_items - 1];
-  if (gh_daemon_key_kind(it->section, it->key) != GH_DAEMON_KEY_ONCE)
+  if (!it->own || gh_daemon_key_kind(it->section, it->key) != GH_DAEMON_KEY_ONCE)
     return NULL;
   for (size_t i = 0; i + 1 < cfg->n_items; i++)
     if (strcmp(cfg->items[i].key, it->key) == 0 && strcmp(cfg->items[i].section, it->section) == 0)
@@ -470,10 +439,24 @@ static const gh_daemon_item_t *given_before(const gh_daemon_config_t *cfg)
   return NULL;
 }
 
+/* A one-value key of the daemon given again (the last item): the error,
+ * naming the first line. */
+static bool report_twice(parse_ctx_t *c, const char *sec, const char *name)
+{
+  const gh_daemon_item_t *first = given_before(c->cfg);
+  if (first == NULL)
+    return false;
+  if (c->continued)
+    set_err(c, sec, name, "this indented line continues the key of line %u, which takes one value",
+            c->key_line);
+  else
+    set_err(c, sec, name, "given twice, first at line %u (this key takes one value)", first->line);
+  return true;
+}
+
 static int on_item(void *user, const char *section, const char *name, const char *value)
 {
   parse_ctx_t *c = user;
-  const gh_daemon_item_t *first;
   char msg[256];
   char *sec = NULL;
   int ok = 0;
@@ -492,24 +475,21 @@ static int on_item(void *user, const char *section, const char *name, const char
     set_err(c, sec, name, "%s", "out of memory");
     goto out;
   }
-  if ((first = given_before(c->cfg)) != NULL) {
-    if (c->continued)
-      set_err(c, sec, name,
-              "this indented line continues the key of line %u, which takes one "
-              "value",
-              c->key_line);
-    else
-      set_err(c, sec, name, "given twice, first at line %u (this key takes one value)",
-              first->line);
-    goto out;
-  }
   if (strcmp(sec, "server") == 0) {
-    ok = server_key(c, sec, name, value);
+    c->cfg->items[c->cfg->n_items - 1].own = true;
+    if (!report_twice(c, sec, name))
+      ok = server_key(c, sec, name, value);
   } else if (strncmp(sec, "site ", 5) == 0) {
     gh_site_t *s = site_for(c, sec + 5, c->line);
     ok = s ? site_key(c, s, sec, name, value) : set_err(c, sec, name, "%s", "out of memory");
+    /* the pipeline's and the modules' keys are theirs to check (pipeline_host.c) */
+    c->cfg->items[c->cfg->n_items - 1].own = ok != NOT_MINE;
+    if (ok == NOT_MINE)
+      ok = 1;
+    else if (report_twice(c, sec, name))
+      ok = 0;
   } else {
-    ok = 1; /* [module NAME]: the name is checked against the loaded modules */
+    ok = 1; /* [module NAME]: the module's keys, checked once it is loaded */
   }
 out:
   free(sec);
@@ -573,7 +553,6 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
   for (size_t i = 0; i < cfg->n_sites; i++) {
     gh_site_t *s = &cfg->sites[i];
     const char *what = NULL;
-    const gh_daemon_item_t *bad;
     unsigned eline = s->line;
     char amsg[256];
     if (s->handler == GH_SITE_NONE)
@@ -582,18 +561,8 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
       what = "root: required for handler = static";
     else if (s->handler == GH_SITE_STATIC && access(s->root, X_OK) != 0)
       what = "root: directory is not accessible";
-    else if (!gh_site_is_pipeline(s) && (bad = pipeline_key_in(cfg, s)) != NULL) {
-      /* fixed, echo and authinfo answer without the module pipeline, so a
-       * require (authz) or impersonate there would be silently ignored:
-       * refuse it rather than serve everyone */
-      snprintf(amsg, sizeof(amsg),
-               "%s: has no effect with handler = %s (built-in handlers skip the module "
-               "pipeline and its authorization); use a module handler such as whoami",
-               bad->key, handler_name(s->handler));
-      what = amsg;
-      eline = bad->line;
-    } else if (s->auth.configured && gh_daemon_auth_check(&cfg->auth, &s->auth, amsg,
-                                                        sizeof(amsg)) != 0)
+    else if (s->auth.configured &&
+             gh_daemon_auth_check(&cfg->auth, &s->auth, amsg, sizeof(amsg)) != 0)
       what = amsg;
     if (what != NULL) {
       ret = GH_ECONFIG;
@@ -617,7 +586,6 @@ void gh_daemon_config_done(gh_daemon_config_t *cfg)
     free(cfg->sites[i].root);
     free(cfg->sites[i].body);
     free(cfg->sites[i].content_type);
-    free(cfg->sites[i].index);
     free(cfg->sites[i].module);
     gh_daemon_site_auth_done(&cfg->sites[i].auth);
   }

@@ -2,6 +2,7 @@
 #ifndef GH_DAEMON_CONFIG_H
 #define GH_DAEMON_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <gatehouse/httpapi.h>
@@ -24,6 +25,8 @@ typedef struct gh_daemon_item {
   char *key;
   char *value;
   unsigned line;
+  bool own; /* a key of the daemon's (parsed by config.c); the others belong to
+               the pipeline or a module, which check them (pipeline_host.c) */
 } gh_daemon_item_t;
 
 /* One [section] line of the file, in file order (sections without keys too). */
@@ -35,8 +38,8 @@ typedef struct gh_daemon_section {
 /* How often a key may be given in its section. */
 typedef enum gh_daemon_key_kind {
   GH_DAEMON_KEY_ONCE = 0, /* a second line is an error naming both lines */
-  GH_DAEMON_KEY_REPEAT,   /* every line adds a value (listen, require ...) */
-  GH_DAEMON_KEY_MODULE,   /* a module's own key ([module NAME], NAME.key): the module decides */
+  GH_DAEMON_KEY_REPEAT,   /* every line adds a value (listen, module ...) */
+  GH_DAEMON_KEY_MODULE,   /* [module NAME] sections: the module's key table decides */
 } gh_daemon_key_kind_t;
 
 typedef struct gh_site {
@@ -49,7 +52,6 @@ typedef struct gh_site {
   char *content_type;  /* fixed; default text/plain */
   int status;          /* fixed; default 200 */
   unsigned delay_ms;   /* fixed; test aid: sleep before answering */
-  char *index;         /* static; default index.html */
   gh_daemon_site_auth_t auth; /* auth keys (authconf.h) */
 } gh_site_t;
 
@@ -80,16 +82,20 @@ static inline int gh_site_is_pipeline(const gh_site_t *s)
   return s->handler == GH_SITE_STATIC || s->handler == GH_SITE_MODULE;
 }
 
-/** How often key may appear in section (a normalised section name, as in
- *  gh_daemon_item_t). The daemon's own keys are in one table per section
- *  kind (config.c); keys of modules are GH_DAEMON_KEY_MODULE. Any thread. */
+/** How often a key of the daemon may appear in section (a normalised
+ *  section name, as in gh_daemon_item_t): one table per section kind
+ *  (config.c); [module NAME] sections are GH_DAEMON_KEY_MODULE. Site keys
+ *  that are not the daemon's (own = false) are counted by the pipeline
+ *  against the key tables of the loaded modules. Any thread. */
 gh_daemon_key_kind_t gh_daemon_key_kind(const char *section, const char *key);
 
 /** Parses path into *cfg. On failure returns GH_ECONFIG (or -errno when the
  *  file cannot be read) and writes "FILE:LINE: message" into err: the first
  *  error in file order. Refused: an unknown section name (with or without
  *  keys), a section given twice, a key of the daemon given twice unless it
- *  repeats (gh_daemon_key_kind), both lines named. */
+ *  repeats (gh_daemon_key_kind), both lines named. Site keys the daemon does
+ *  not know are kept (own = false) for gh_daemon_pipeline_new to check
+ *  once the modules that declare them are loaded. */
 int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, size_t err_len);
 void gh_daemon_config_done(gh_daemon_config_t *cfg);
 

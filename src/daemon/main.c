@@ -22,6 +22,7 @@
 #include "accesslog.h"
 #include "config.h"
 #include "daemonlog.h"
+#include "doctor.h"
 #include "gh_config.h"
 #include "handlers.h"
 #include "pidfile.h"
@@ -31,21 +32,45 @@
 static void usage(FILE *f)
 {
   fprintf(f, "usage: gatehoused -c FILE [-t] [-f]\n"
+             "       gatehoused --doctor -c FILE\n"
              "  -c FILE  configuration file (INI, see gatehouse.conf(5))\n"
              "  -t       check the configuration and exit\n"
-             "  -f       stay in the foreground (default: detach)\n");
+             "  -f       stay in the foreground (default: detach)\n"
+             "  --doctor check what single sign-on needs (keytab, SPNs, KDC, clock, DNS,\n"
+             "           winbind, PAM, ccache_dir, min_uid), one line each, and exit\n");
 }
 
+/* Forks; the parent stays until the daemon is ready (the first READY=1,
+ * gh_notify) and exits 0, or exits 1 with a line on stderr when the daemon
+ * ends before that (its reason is in its log: syslog or the journal), so a
+ * start script sees a failure after the detach too. */
 static int detach(void)
 {
-  int ret = 0;
+  int ret = 0, p[2];
+  if (pipe2(p, O_CLOEXEC) != 0)
+    return -errno;
   pid_t pid = fork();
   if (pid < 0) {
     ret = -errno;
+    close(p[0]);
+    close(p[1]);
     goto out;
   }
-  if (pid > 0)
-    _exit(0);
+  if (pid > 0) {
+    char c;
+    ssize_t n;
+    close(p[1]);
+    do
+      n = read(p[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1)
+      _exit(0);
+    fprintf(stderr, "gatehoused: the daemon (pid %d) stopped before it was ready; its log "
+                    "(syslog or the journal) says why\n", (int)pid);
+    _exit(1);
+  }
+  close(p[0]);
+  gh_notify_set_ready_fd(p[1]);
   if (setsid() < 0) {
     ret = -errno;
     goto out;
@@ -313,7 +338,12 @@ int main(int argc, char **argv)
 {
   int ret = 1, opt, sfd = -1;
   const char *file = NULL;
-  bool test_only = false, foreground = false;
+  bool test_only = false, foreground = false, doctor = false;
+  static const struct option long_opts[] = {
+    { "doctor", no_argument, NULL, 'D' },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
+  };
   gh_daemon_config_t cfg;
   gh_server_t *srv = NULL;
   gh_pipeline_t *pl = NULL;
@@ -321,8 +351,11 @@ int main(int argc, char **argv)
   bool have_cfg = false;
   int e;
 
-  while ((opt = getopt(argc, argv, "c:tfh")) != -1) {
+  while ((opt = getopt_long(argc, argv, "c:tfh", long_opts, NULL)) != -1) {
     switch (opt) {
+    case 'D':
+      doctor = true;
+      break;
     case 'c':
       file = optarg;
       break;
@@ -342,9 +375,21 @@ int main(int argc, char **argv)
       goto out;
     }
   }
-  if (file == NULL || optind != argc) {
+  if (file == NULL || optind != argc || (doctor && test_only)) {
     usage(stderr);
     ret = 2;
+    goto out;
+  }
+  if (doctor) { /* one line per check on stdout; the exit status says whether any failed */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (gh_daemon_config_load(file, &cfg, err, sizeof(err)) != 0) {
+      printf("FAIL config: %s -- fix: correct the line named (gatehoused -t -c %s)\n"
+             "doctor: 0 OK, 0 WARN, 1 FAIL, 0 INFO\n", err, file);
+      goto out;
+    }
+    have_cfg = true;
+    gh_dlog_setup("stderr");
+    ret = gh_daemon_doctor(&cfg, stdout);
     goto out;
   }
   /* Until the configuration is read, errors go to stderr (the terminal of
@@ -427,6 +472,7 @@ int main(int argc, char **argv)
     if (!child)
       goto out; /* the master's life is over: its children are gone */
     ret = 1;
+    gh_notify_set_ready_fd(-1); /* the master tells the starter, not a worker */
     e = gh_server_atfork_child(srv, index);
     if (e != 0) {
       gh_dlog(LOG_ERR, "worker process: %s", gh_strerror(e));

@@ -16,9 +16,22 @@
 #include "daemonlog.h"
 #include "gh_config.h"
 
-/* Built-in modules loaded on demand, in this order (order matters only
- * between modules of the same priority). */
-static const char *const auto_order[] = {"authz", "log", NULL};
+/* Built-in modules loaded when the configuration uses them, in this order
+ * (order matters only between modules of the same priority): by a site key
+ * (also as "KEY /sub/path") or a [server] key. Only the trigger is here:
+ * each module declares and checks its keys itself (its key table). An
+ * `always` module is also loaded without its trigger when it is installed
+ * (authz: rules a reload adds are then enforced, never ignored; with no
+ * rules it lets every request through). */
+static const struct {
+  const char *module;
+  const char *site_key;
+  const char *server_key;
+  bool always;
+} autoload[] = {
+    {"authz", "require", NULL, true},
+    {"log", NULL, "access_log", false},
+};
 
 static const gh_site_t *site_of(const gh_daemon_config_t *cfg, const char *section)
 {
@@ -150,17 +163,26 @@ out:
   return ret;
 }
 
-static bool bool_word(const char *v)
+static const char *builtin_name(gh_site_handler_t h)
 {
-  static const char *const w[] = {"yes", "no", "true", "false", "on", "off", "1", "0", NULL};
-  for (size_t i = 0; w[i] != NULL; i++)
-    if (strcasecmp(v, w[i]) == 0)
-      return true;
-  return false;
+  switch (h) {
+  case GH_SITE_FIXED:
+    return "fixed";
+  case GH_SITE_ECHO:
+    return "echo";
+  case GH_SITE_AUTHINFO:
+    return "authinfo";
+  default:
+    return "?";
+  }
 }
 
-/* Keys of the pipeline and the built-in modules, each with its line; a
- * [module NAME] section (with or without keys) needs its module. */
+/* The daemon's part of checking, before the pipeline's (values, repeats,
+ * unknown keys of pipeline sites: gh_pipeline_config_check): a [module
+ * NAME] section needs its module; a pipeline site's handler must be
+ * loaded; a site of a built-in handler (fixed, echo, authinfo: no module
+ * pipeline) takes only the daemon's keys: any other there would be
+ * silently ignored (a require would serve everyone), so it is refused. */
 static int check_items(gh_pipeline_t *pl, const gh_daemon_config_t *cfg, char *err,
                        size_t err_len)
 {
@@ -178,29 +200,24 @@ static int check_items(gh_pipeline_t *pl, const gh_daemon_config_t *cfg, char *e
   for (size_t i = 0; i < cfg->n_items && ret == 0; i++) {
     const gh_daemon_item_t *it = &cfg->items[i];
     const gh_site_t *site = site_of(cfg, it->section);
-    const char *why = NULL, *dot;
-    char what[300];
-    if (site != NULL) {
-      if (strcmp(it->key, "handler") == 0 && gh_site_is_pipeline(site) &&
-          !is_loaded(pl, it->value, strlen(it->value))) {
-        snprintf(what, sizeof(what), "no module '%s' is loaded (loading one needs a restart)",
-                 it->value);
-        why = what;
-      } else if ((strcmp(it->key, "impersonate") == 0 || strcmp(it->key, "listing") == 0 ||
-                  strcmp(it->key, "allow_symlinks") == 0) &&
-                 !bool_word(it->value)) {
-        snprintf(what, sizeof(what), "'%s' is not yes or no", it->value);
-        why = what;
-      } else if (strcmp(it->key, "cgi_timeout") == 0 &&
-                 (strspn(it->value, "0123456789") != strlen(it->value) || atoi(it->value) <= 0)) {
-        snprintf(what, sizeof(what), "'%s' is not a positive number of seconds", it->value);
-        why = what;
-      } else if ((dot = strchr(it->key, '.')) != NULL &&
-                 !is_loaded(pl, it->key, (size_t)(dot - it->key))) {
-        snprintf(what, sizeof(what), "unknown key (no module '%.*s' is loaded)",
-                 (int)(dot - it->key), it->key);
-        why = what;
-      }
+    const char *why = NULL;
+    char what[400];
+    if (site == NULL)
+      continue;
+    if (strcmp(it->key, "handler") == 0 && gh_site_is_pipeline(site) &&
+        !is_loaded(pl, it->value, strlen(it->value))) {
+      snprintf(what, sizeof(what), "no module '%s' is loaded (loading one needs a restart)",
+               it->value);
+      why = what;
+    } else if (!it->own && !gh_site_is_pipeline(site)) {
+      /* whoever's key it is (a module's, maybe one not loaded), it would
+       * be ignored here */
+      snprintf(what, sizeof(what),
+               "has no effect with handler = %s (built-in handlers take only the daemon's "
+               "own keys and skip the module pipeline and its authorization); use a module "
+               "handler such as whoami",
+               builtin_name(site->handler));
+      why = what;
     }
     if (why != NULL) {
       ret = GH_ECONFIG;
@@ -212,7 +229,9 @@ static int check_items(gh_pipeline_t *pl, const gh_daemon_config_t *cfg, char *e
 }
 
 /* The pipeline's view: every item except the handler of built-in sites
- * (fixed, echo, authinfo are not modules). */
+ * (fixed, echo, authinfo are not modules), each with its line and whether
+ * it is the daemon's own (the pipeline then checks it only if a module
+ * declares it too); then the pipeline's check of everything else. */
 static int build_config(gh_pipeline_t *pl, const gh_daemon_config_t *cfg,
                         gh_pipeline_config_t **ret_pc, char *err, size_t err_len)
 {
@@ -225,23 +244,27 @@ static int build_config(gh_pipeline_t *pl, const gh_daemon_config_t *cfg,
   for (size_t i = 0; i < cfg->n_sites && ret == 0; i++) {
     char sec[4200];
     snprintf(sec, sizeof(sec), "site %s", cfg->sites[i].prefix);
-    ret = gh_pipeline_config_add(pc, sec, NULL, NULL);
+    ret = gh_pipeline_config_add_at(pc, sec, NULL, NULL, cfg->path, cfg->sites[i].line,
+                                    GH_PIPELINE_CONFIG_HOST);
   }
   for (size_t i = 0; i < cfg->n_items && ret == 0; i++) {
     const gh_daemon_item_t *it = &cfg->items[i];
     const gh_site_t *site = site_of(cfg, it->section);
     if (site != NULL && !gh_site_is_pipeline(site) && strcmp(it->key, "handler") == 0)
       continue;
-    ret = gh_pipeline_config_add(pc, it->section, it->key, it->value);
+    ret = gh_pipeline_config_add_at(pc, it->section, it->key, it->value, cfg->path, it->line,
+                                    it->own ? GH_PIPELINE_CONFIG_HOST : 0);
   }
   if (ret != 0) {
     snprintf(err, err_len, "%s: %s", cfg->path, gh_strerror(ret));
     goto out;
   }
+  /* values, repeats and unknown keys, against the loaded modules' key
+   * tables; the message has the file and line */
   perr[0] = '\0';
   ret = gh_pipeline_config_check(pl, pc, perr, sizeof(perr));
   if (ret != 0) {
-    snprintf(err, err_len, "%s: %s", cfg->path, perr[0] ? perr : gh_strerror(ret));
+    snprintf(err, err_len, "%s", perr[0] ? perr : gh_strerror(ret));
     goto out;
   }
   *ret_pc = pc;
@@ -257,22 +280,21 @@ static void on_pipeline_log(void *data, gh_log_level_t level, const char *msg)
   gh_dlog((int)level, "%s", msg);
 }
 
-static bool uses_require(const gh_daemon_config_t *cfg)
+/* The first line that loads an autoload module: a site key (KEY or
+ * "KEY /sub") or a [server] key with a value; NULL when none. */
+static const gh_daemon_item_t *autoload_trigger(const gh_daemon_config_t *cfg, size_t a)
 {
-  for (size_t i = 0; i < cfg->n_items; i++)
-    if (site_of(cfg, cfg->items[i].section) != NULL &&
-        (strcmp(cfg->items[i].key, "require") == 0 ||
-         strncmp(cfg->items[i].key, "require ", 8) == 0))
-      return true;
-  return false;
-}
-
-static const gh_daemon_item_t *first_require(const gh_daemon_config_t *cfg)
-{
-  for (size_t i = 0; i < cfg->n_items; i++)
-    if (site_of(cfg, cfg->items[i].section) != NULL &&
-        strncmp(cfg->items[i].key, "require", 7) == 0)
-      return &cfg->items[i];
+  const char *sk = autoload[a].site_key, *vk = autoload[a].server_key;
+  for (size_t i = 0; i < cfg->n_items; i++) {
+    const gh_daemon_item_t *it = &cfg->items[i];
+    size_t n = sk != NULL ? strlen(sk) : 0;
+    if (sk != NULL && site_of(cfg, it->section) != NULL && strncmp(it->key, sk, n) == 0 &&
+        (it->key[n] == '\0' || (it->key[n] == ' ' && it->key[n + 1] == '/')))
+      return it;
+    if (vk != NULL && strcmp(it->section, "server") == 0 && strcmp(it->key, vk) == 0 &&
+        it->value[0] != '\0')
+      return it;
+  }
   return NULL;
 }
 
@@ -311,13 +333,12 @@ int gh_daemon_pipeline_new(const gh_daemon_config_t *cfg, gh_pipeline_t **ret_pl
     free(copy);
   }
   /* 3. what the configuration uses */
-  for (size_t a = 0; auto_order[a] != NULL && ret == 0; a++) {
-    if (strcmp(auto_order[a], "authz") == 0 && uses_require(cfg))
-      ret = load_builtin(pl, cfg, dir, "authz", first_require(cfg), false, err,
-                         err_len);
-    else if (strcmp(auto_order[a], "log") == 0 && cfg->access_log != NULL)
-      ret = load_builtin(pl, cfg, dir, "log", server_item(cfg, "access_log"), false, err,
-                         err_len);
+  for (size_t a = 0; a < sizeof(autoload) / sizeof(autoload[0]) && ret == 0; a++) {
+    const gh_daemon_item_t *why = autoload_trigger(cfg, a);
+    char path[PATH_MAX];
+    if (why != NULL ||
+        (autoload[a].always && builtin_path(dir, autoload[a].module, path, sizeof(path))))
+      ret = load_builtin(pl, cfg, dir, autoload[a].module, why, false, err, err_len);
   }
   for (size_t i = 0; i < cfg->n_items && ret == 0; i++) {
     const gh_daemon_item_t *it = &cfg->items[i];
@@ -344,11 +365,10 @@ out:
   return ret;
 }
 
-/* Keys applied by a reload; everything else needs a restart. */
+/* Keys applied by a reload; everything else needs a restart. The keys of
+ * the pipeline and of modules are read per request or at CONFIG_RELOAD. */
 static bool live_key(const gh_daemon_config_t *cfg, const gh_daemon_item_t *it)
 {
-  static const char *const site_live[] = {"root", "index", "listing", "allow_symlinks",
-                                          "cgi_timeout", "impersonate", "require", NULL};
   const gh_site_t *site = site_of(cfg, it->section);
   if (strncmp(it->section, "module ", 7) == 0)
     return true;
@@ -356,13 +376,7 @@ static bool live_key(const gh_daemon_config_t *cfg, const gh_daemon_item_t *it)
     return strcmp(it->key, "access_log") == 0;
   if (site == NULL || !gh_site_is_pipeline(site))
     return false;
-  if (strcmp(it->key, "handler") == 0 || strchr(it->key, '.') != NULL ||
-      strncmp(it->key, "require ", 8) == 0)
-    return true;
-  for (size_t i = 0; site_live[i] != NULL; i++)
-    if (strcmp(it->key, site_live[i]) == 0)
-      return true;
-  return false;
+  return !it->own || strcmp(it->key, "handler") == 0 || strcmp(it->key, "root") == 0;
 }
 
 static const gh_daemon_item_t *next_fixed(const gh_daemon_config_t *cfg, size_t *i)

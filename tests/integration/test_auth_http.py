@@ -23,6 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import GhRealm  # noqa: E402
+from pipeline_helpers import build_module  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get('GH_BUILD_DIR', os.path.join(ROOT, 'build'))
@@ -332,6 +333,47 @@ def test_receive_mutual_auth_left_to_app(gh, realm, cc):
     assert out['status'] == 200 and out['body']['status'] == 'SUCCESS'
     assert out['body']['mutual'].startswith('Negotiate ')
     assert not out['mutual_header']          # the application must send it
+
+
+MUTUAL_APP = r'''/* mutualapp.c: an application that sends the mutual-auth header itself. */
+#include <gatehouse/module.h>
+GH_MODULE_DEFINE("mutualapp");
+static gh_request_status_t on_exec(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  const gh_auth_info_t *ai = gh_http_context_get_auth_info(ctx);
+  gh_http_response_t *r = gh_http_context_get_response(ctx);
+  const char *mutual = ai != NULL ? ai->mutual_auth_data : NULL;
+  (void)m; (void)p;
+  if (mutual != NULL)
+    gh_http_response_set_header(r, "WWW-Authenticate", mutual, GH_HEADER_ADD);
+  gh_http_response_printf(r, "%s\n", mutual != NULL ? mutual : "none");
+  return GH_REQUEST_FINISH;
+}
+GH_MODULE_EXPORT int gh_register_module(uint32_t v, gh_module_registration_t *reg,
+                                        gh_module_server_t *s)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec};
+  (void)v; (void)s;
+  int r = gh_module_registration_set_factory(reg, &f);
+  return r ? r : gh_module_registration_set_handler(reg);
+}
+'''
+
+
+def test_mutual_auth_sent_once_when_the_application_sends_it(realm, cc, tmp_path):
+    """Item 7 on a site without receive_mutual_auth whose application also sends
+    the mutual-auth header: the final 200 carries it once, not twice."""
+    so = build_module(MUTUAL_APP, 'mutualapp', str(tmp_path))
+    d = Gatehoused(realm, tmp_path / 'gh', [('/', {'auth': 'negotiate', 'handler': 'mutualapp'})],
+                   server={'module': so})
+    d.start()
+    try:
+        st, hdrs, body = curl(['--negotiate', '-u', ':', d.url('/')], cc['alice'])
+        assert st == 200, body
+        assert body.startswith('Negotiate ')
+        assert hdr_all(hdrs, 'WWW-Authenticate') == [body.strip()]
+    finally:
+        d.stop()
 
 
 def test_delegation_curl(gh, realm, cc):

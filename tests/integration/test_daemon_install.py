@@ -108,7 +108,8 @@ def test_staged_gatehoused_runs_without_ld_library_path(staged, tmp_path):
     env = clean_env()
     p = subprocess.run([exe, '-t', '-c', str(conf)], capture_output=True, text=True, env=env,
                        timeout=30)
-    assert p.returncode == 0 and 'configuration ok (1 modules: whoami)' in p.stderr, p.stderr
+    # authz is loaded whenever it is installed (rules a reload adds are enforced)
+    assert p.returncode == 0 and 'configuration ok (2 modules: authz whoami)' in p.stderr, p.stderr
     err = open(tmp_path / 'err', 'wb')
     proc = subprocess.Popen([exe, '-f', '-c', str(conf)], stdout=subprocess.DEVNULL, stderr=err,
                             env=env)

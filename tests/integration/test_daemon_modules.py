@@ -1,10 +1,11 @@
-"""test_daemon_modules.py: gatehoused module loading and config checking — `module = PATH` external modules (built here against the headers), bad ABI, duplicate, missing file, `-t` output and file:line:key errors."""
+"""test_daemon_modules.py: gatehoused module loading and config checking — `module = PATH` external modules (built here against the headers), bad ABI, duplicate, missing file, `-t` output, file:line:key errors, modules' key tables at load and reload."""
 import os
 import sys
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from helpers import Conn  # noqa: E402
 from pipeline_helpers import (MODULES, GhDaemon, build_module, curl, needs_daemon,  # noqa: E402
                               shared_dir)
 
@@ -28,12 +29,10 @@ static gh_request_status_t on_exec(void *m, gh_http_context_t *ctx, gh_event_pro
 GH_MODULE_EXPORT int gh_register_module(uint32_t v, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec};
   (void)v;
   srv = server;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec;
-  int r = gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  int r = gh_module_registration_set_factory(reg, &f);
   return r ? r : gh_module_registration_set_handler(reg);
 }
 '''
@@ -135,6 +134,22 @@ def test_duplicate_of_a_builtin(mods):
      ['[module nosuch]', "no module 'nosuch'"]),
     ([('/a', {'handler': 'whoami'})], {'module nosuch': {}}, 9, ['[module nosuch]']),
     ([('/a', {'handler': 'whoami'})], None, 4, ['[server] log', 'bogus']),
+    # issue 13 item 2: each module's key table, checked once at load with file and line
+    ([('/a', {'handler': 'static', 'root': '/tmp', 'listing': 'perhaps'})], None, 9,
+     ['[site /a] listing = perhaps', 'not yes or no']),
+    ([('/a', {'handler': 'static', 'root': '/tmp', 'listing': ['yes', 'no']})], None, 10,
+     ['[site /a] listing', 'given twice, first at line 9']),
+    ([('/a', {'handler': 'cgi', 'root': '/tmp', 'cgi_timeout': '0'})], None, 9,
+     ['[site /a] cgi_timeout = 0', 'out of range']),
+    ([('/a', {'handler': 'cgi', 'root': '/tmp', 'cgi_timeout': '1500ms'}),
+      ('/b', {'handler': 'cgi', 'root': '/tmp', 'cgi_timeout': '2 hours'})], None, 14,
+     ['[site /b] cgi_timeout = 2 hours', 'not a duration']),
+    ([('/a', {'handler': 'whoami', 'require': 'valid-user wat'})], None, 8,
+     ['[site /a] require = valid-user wat', "malformed rule 'wat'"]),
+    ([('/a', {'handler': 'static', 'root': '/tmp'})], {'module static': {'mime_types': 'm.types'}},
+     11, ['[module static] mime_types = m.types', 'not an absolute path']),
+    ([('/a', {'handler': 'static', 'root': '/tmp'})], {'module static': {'colour': 'red'}}, 11,
+     ['[module static] colour', 'unknown key of module static']),
 ])
 def test_config_check_names_file_line_key(sites, sections, line, words):
     server = {'log': 'bogus'} if '[server] log' in words else None
@@ -146,6 +161,52 @@ def test_config_check_names_file_line_key(sites, sections, line, words):
             assert f'{d.conf}:{line}:' in err, (line, err, open(d.conf).read())
         for w in words:
             assert w in err, (w, err)
+    finally:
+        d.stop()
+
+
+def test_module_key_error_refuses_a_reload_and_keeps_serving():
+    """A module's key checked at reload too: the reload is refused naming the
+    line, the old configuration keeps serving; a good value then applies."""
+    root = shared_dir('gh-keys-')
+    os.makedirs(os.path.join(root, 'd'))
+    d = daemon([('/s', {'handler': 'static', 'root': root})])
+    try:
+        d.start()
+        c = Conn(d.port)
+        c.send('GET /s/d/ HTTP/1.1\r\nHost: t\r\n\r\n')
+        assert c.read_response().status == 403          # listing defaults to no
+        out = d.reload([('/s', {'handler': 'static', 'root': root, 'listing': 'perhaps'})])
+        assert 'reload refused' in out and f'{d.conf}:9: [site /s] listing = perhaps' in out, out
+        c.send('GET /s/d/ HTTP/1.1\r\nHost: t\r\n\r\n')
+        assert c.read_response().status == 403
+        out = d.reload([('/s', {'handler': 'static', 'root': root, 'listing': 'yes'})])
+        assert 'configuration reloaded' in out, out
+        c.send('GET /s/d/ HTTP/1.1\r\nHost: t\r\n\r\n')
+        assert c.read_response().status == 200
+        c.close()
+    finally:
+        d.stop()
+        import shutil
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_require_added_by_a_reload_is_enforced():
+    """A site without rules at start; a reload adds require = deny:*. The
+    rules are enforced at once (authz is loaded whenever it is installed);
+    they used to be accepted and ignored, serving everyone, when no site
+    had rules at start."""
+    d = daemon([('/w', {'handler': 'whoami'})])
+    try:
+        d.start()
+        c = Conn(d.port)
+        c.send('GET /w HTTP/1.1\r\nHost: t\r\n\r\n')
+        assert c.read_response().status == 200
+        out = d.reload([('/w', {'handler': 'whoami', 'require': 'deny:*'})])
+        assert 'configuration reloaded' in out, out
+        c.send('GET /w HTTP/1.1\r\nHost: t\r\n\r\n')
+        assert c.read_response().status == 401       # anonymous, denied
+        c.close()
     finally:
         d.stop()
 

@@ -223,10 +223,9 @@ static gh_global_status_t on_start(void *d, gh_module_server_t *s)
 GH_MODULE_EXPORT int gh_register_module(uint32_t v, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_global_module_t g = {.struct_size = sizeof(g)};
+  gh_global_module_t g = {.struct_size = sizeof(g), .on_start = on_start};
   (void)v; (void)server;
-  g.on_global[GH_GLOBAL_START] = on_start;
-  return gh_module_registration_set_global_notifications(reg, &g, 1u << GH_GLOBAL_START);
+  return gh_module_registration_set_global(reg, &g);
 }
 '''
 

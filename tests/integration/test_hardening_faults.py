@@ -433,11 +433,9 @@ static gh_request_status_t on_exec(void *m, gh_http_context_t *ctx, gh_event_pro
 GH_MODULE_EXPORT int gh_register_module(uint32_t v, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec};
   (void)v; (void)server;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec;
-  int r = gh_module_registration_set_request_notifications(
-      reg, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  int r = gh_module_registration_set_factory(reg, &f);
   return r ? r : gh_module_registration_set_handler(reg);
 }
 '''

@@ -31,6 +31,8 @@ void gh_pipeline_config_free(gh_pipeline_config_t *cfg)
       free(cfg->entries[i].section);
       free(cfg->entries[i].key);
       free(cfg->entries[i].value);
+      free(cfg->entries[i].file);
+      gh__pl_value_done(&cfg->entries[i].v);
     }
     for (size_t i = 0; i < cfg->n_sites; i++)
       free(cfg->sites[i].items);
@@ -44,9 +46,16 @@ void gh_pipeline_config_free(gh_pipeline_config_t *cfg)
 int gh_pipeline_config_add(gh_pipeline_config_t *cfg, const char *section, const char *key,
                            const char *value)
 {
+  return gh_pipeline_config_add_at(cfg, section, key, value, NULL, 0, GH_PIPELINE_CONFIG_HOST);
+}
+
+int gh_pipeline_config_add_at(gh_pipeline_config_t *cfg, const char *section, const char *key,
+                              const char *value, const char *file, unsigned line, unsigned flags)
+{
   int ret = 0;
   gh__pl_entry_t e = {0};
-  if (cfg == NULL || section == NULL || (key != NULL && value == NULL) || cfg->sites != NULL) {
+  if (cfg == NULL || section == NULL || (key != NULL && value == NULL) || cfg->sites != NULL ||
+      (flags & ~GH_PIPELINE_CONFIG_HOST) != 0) {
     ret = -EINVAL;
     goto out;
   }
@@ -63,10 +72,15 @@ int gh_pipeline_config_add(gh_pipeline_config_t *cfg, const char *section, const
   e.section = gh__strdup(section);
   e.key = key ? gh__strdup(key) : NULL;
   e.value = value ? gh__strdup(value) : NULL;
-  if (e.section == NULL || (key && e.key == NULL) || (value && e.value == NULL)) {
+  e.file = file ? gh__strdup(file) : NULL;
+  e.line = line;
+  e.host = (flags & GH_PIPELINE_CONFIG_HOST) != 0;
+  if (e.section == NULL || (key && e.key == NULL) || (value && e.value == NULL) ||
+      (file && e.file == NULL)) {
     free(e.section);
     free(e.key);
     free(e.value);
+    free(e.file);
     ret = -ENOMEM;
     goto out;
   }

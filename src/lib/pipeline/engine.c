@@ -274,8 +274,7 @@ int gh__pl_raise_nested(gh_http_context_t *ctx, gh_event_provider_t *prov)
   int ret = 0;
   for (size_t k = 0; k < pl->n_order[n]; k++) {
     size_t mi = pl->order[n][k];
-    gh_request_status_t st =
-        gh__pl_call(ctx, mi, pl->modules[mi]->factory.on_request[n], prov, false);
+    gh_request_status_t st = gh__pl_call(ctx, mi, pl->modules[mi]->on_request[n], prov, false);
     if (st == GH_REQUEST_FINISH) {
       ret = 1;
       break;
@@ -390,8 +389,7 @@ static int run(gh_http_context_t *ctx, bool resumed)
     while (ctx->index < count) {
       size_t mi = list[ctx->index];
       gh__pl_module_t *m = pl->modules[mi];
-      gh_module_request_cb cb = ctx->post ? m->factory.on_post_request[n]
-                                          : m->factory.on_request[n];
+      gh_module_request_cb cb = ctx->post ? m->on_post[n] : m->on_request[n];
       gh_event_provider_t prov = {.notification = n, .post = ctx->post, .ctx = ctx};
       gh_request_status_t st;
       ctx->index++;
@@ -442,7 +440,9 @@ int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site,
   }
   if (pl->sec->assert_base() != 0) {
     /* DESIGN item 17: a worker never starts a request impersonating. */
-    gh__pl_log(pl, GH_LOG_ERROR, "worker thread is not at base identity at request start");
+    gh__pl_log(pl, GH_LOG_ERROR,
+               "worker thread is not at base identity at request start "
+               "(impersonating, or gh_sec_init was never called)");
     ret = GH_ESTATE;
     goto fail;
   }

@@ -61,6 +61,7 @@ static void module_free(gh__pl_module_t *m)
     m->factory.terminate(m->factory.factory_data);
   if (m->has_global && m->global.terminate != NULL)
     m->global.terminate(m->global.global_data);
+  gh__pl_keys_free(m->keys, m->n_keys);
   if (m->dl != NULL)
     dlclose(m->dl);
   free(m->name);
@@ -99,39 +100,153 @@ void gh_pipeline_set_executor(gh_pipeline_t *pl, gh_pipeline_executor_cb cb, voi
 
 /* ---- registration ----------------------------------------------------- */
 
-#define GH__PL_NO_POST_BITS                                                   \
-  (GH_NOTIFY_BIT(GH_NOTIFY_SEND_RESPONSE) | GH_NOTIFY_BIT(GH_NOTIFY_READ_ENTITY) | \
-   GH_NOTIFY_BIT(GH_NOTIFY_MAP_PATH))
+int gh__pl_struct_in_sized(void *dst, size_t dst_size, const void *src, size_t size,
+                           size_t min_size, char *why, size_t whylen)
+{
+  int ret = 0;
+  memset(dst, 0, dst_size);
+  if (size < min_size || size % sizeof(void *) != 0) {
+    ret = GH_EMODULE_ABI;
+    snprintf(why, whylen,
+             "struct_size %zu is not a size of this struct (at least %zu, a multiple of %zu)", size,
+             min_size, sizeof(void *));
+    goto out;
+  }
+  /* a newer module: what this library does not know must be unset */
+  for (size_t i = dst_size; i < size; i++) {
+    if (((const unsigned char *)src)[i] != 0) {
+      ret = GH_EMODULE_ABI;
+      snprintf(why, whylen,
+               "struct_size %zu sets fields past the %zu bytes this server knows (built for a "
+               "newer gatehouse)",
+               size, dst_size);
+      goto out;
+    }
+  }
+  memcpy(dst, src, size < dst_size ? size : dst_size);
+out:
+  return ret;
+}
+
+int gh__pl_struct_in(void *dst, size_t dst_size, const void *src, size_t min_size, char *why,
+                     size_t whylen)
+{
+  size_t size;
+  int ret;
+  memcpy(&size, src, sizeof(size));
+  ret = gh__pl_struct_in_sized(dst, dst_size, src, size, min_size, why, whylen);
+  if (ret == 0)
+    memcpy(dst, &dst_size, sizeof(dst_size)); /* struct_size: as this library knows it */
+  return ret;
+}
+
+int gh__pl_reg_fail(gh_module_registration_t *reg, int err, const char *fmt, ...)
+{
+  va_list ap;
+  if (reg->mod->reg_error == 0) {
+    reg->mod->reg_error = err;
+    va_start(ap, fmt);
+    vsnprintf(reg->mod->reg_why, sizeof(reg->mod->reg_why), fmt, ap);
+    va_end(ap);
+  }
+  return err;
+}
+
 #define GH__PL_ALL_BITS ((1u << GH_NOTIFY_COUNT_) - 1u)
 
-int gh_module_registration_set_request_notifications(gh_module_registration_t *reg,
-                                                     const gh_module_factory_t *factory,
-                                                     uint32_t request_mask, uint32_t post_mask)
+#define PRE(n, field) [GH_NOTIFY_##n] = offsetof(gh_module_factory_t, on_##field)
+#define POST(n, field) [GH_NOTIFY_##n] = offsetof(gh_module_factory_t, on_post_##field)
+/* where each notification's callbacks are in the factory (0: no such event) */
+static const size_t pre_offset[GH_NOTIFY_COUNT_] = {
+    PRE(BEGIN_REQUEST, begin_request),
+    PRE(AUTHENTICATE_REQUEST, authenticate_request),
+    PRE(AUTHORIZE_REQUEST, authorize_request),
+    PRE(RESOLVE_REQUEST_CACHE, resolve_request_cache),
+    PRE(MAP_REQUEST_HANDLER, map_request_handler),
+    PRE(ACQUIRE_REQUEST_STATE, acquire_request_state),
+    PRE(PRE_EXECUTE_REQUEST_HANDLER, pre_execute_request_handler),
+    PRE(EXECUTE_REQUEST_HANDLER, execute_request_handler),
+    PRE(RELEASE_REQUEST_STATE, release_request_state),
+    PRE(UPDATE_REQUEST_CACHE, update_request_cache),
+    PRE(LOG_REQUEST, log_request),
+    PRE(END_REQUEST, end_request),
+    PRE(SEND_RESPONSE, send_response),
+    PRE(READ_ENTITY, read_entity),
+    PRE(MAP_PATH, map_path),
+};
+static const size_t post_offset[GH_NOTIFY_COUNT_] = {
+    POST(BEGIN_REQUEST, begin_request),
+    POST(AUTHENTICATE_REQUEST, authenticate_request),
+    POST(AUTHORIZE_REQUEST, authorize_request),
+    POST(RESOLVE_REQUEST_CACHE, resolve_request_cache),
+    POST(MAP_REQUEST_HANDLER, map_request_handler),
+    POST(ACQUIRE_REQUEST_STATE, acquire_request_state),
+    POST(PRE_EXECUTE_REQUEST_HANDLER, pre_execute_request_handler),
+    POST(EXECUTE_REQUEST_HANDLER, execute_request_handler),
+    POST(RELEASE_REQUEST_STATE, release_request_state),
+    POST(UPDATE_REQUEST_CACHE, update_request_cache),
+    POST(LOG_REQUEST, log_request),
+    POST(END_REQUEST, end_request),
+};
+#undef PRE
+#undef POST
+/* a notification added to the enum needs its field(s) at the factory's tail */
+_Static_assert(sizeof(gh_module_factory_t) == GH__PL_FACTORY_SIZE_2_1,
+               "gh_module_factory_t grew: add the new minor version's fields to the tables");
+_Static_assert(GH_NOTIFY_COUNT_ == 15, "a new notification needs its factory field");
+
+gh_module_request_cb *gh__pl_factory_slot(gh_module_factory_t *f, gh_notification_t n, bool post)
+{
+  size_t off;
+  if ((unsigned)n >= GH_NOTIFY_COUNT_)
+    return NULL;
+  off = post ? post_offset[n] : pre_offset[n];
+  return off != 0 ? (gh_module_request_cb *)(void *)((char *)f + off) : NULL;
+}
+
+/* The start of a registration call that takes a struct: once only, and
+ * read by the growth rule; a failure is recorded for the loader. */
+static int take_struct(gh_module_registration_t *reg, bool twice, const char *type, void *dst,
+                       size_t dst_size, const void *src, size_t min_size)
+{
+  char why[160];
+  int ret;
+  if (twice)
+    return gh__pl_reg_fail(reg, GH_EEXISTS, "%s registered twice", type);
+  ret = gh__pl_struct_in(dst, dst_size, src, min_size, why, sizeof(why));
+  if (ret < 0)
+    (void)gh__pl_reg_fail(reg, ret, "%s: %s", type, why);
+  return ret;
+}
+
+int gh_module_registration_set_factory(gh_module_registration_t *reg,
+                                       const gh_module_factory_t *factory)
 {
   int ret = 0;
   gh__pl_module_t *m;
-  if (reg == NULL || factory == NULL || factory->struct_size < sizeof(gh_module_factory_t) ||
-      (request_mask & ~GH__PL_ALL_BITS) != 0 || (post_mask & ~GH__PL_ALL_BITS) != 0 ||
-      (post_mask & GH__PL_NO_POST_BITS) != 0 || (request_mask | post_mask) == 0) {
+  gh_module_factory_t f;
+  bool any = false;
+  if (reg == NULL || factory == NULL) {
     ret = -EINVAL;
     goto out;
   }
   m = reg->mod;
-  if (m->has_factory) {
-    ret = GH_EEXISTS;
-    goto out;
-  }
-  for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
-    if ((request_mask & GH_NOTIFY_BIT(n)) && factory->on_request[n] == NULL)
-      ret = -EINVAL;
-    if ((post_mask & GH_NOTIFY_BIT(n)) && factory->on_post_request[n] == NULL)
-      ret = -EINVAL;
-  }
+  ret = take_struct(reg, m->has_factory, "gh_module_factory_t", &f, sizeof(f), factory,
+                    GH__PL_FACTORY_SIZE_2_1);
   if (ret < 0)
     goto out;
-  m->factory = *factory;
-  m->request_mask = request_mask;
-  m->post_mask = post_mask;
+  for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
+    gh_module_request_cb *pre = gh__pl_factory_slot(&f, (gh_notification_t)n, false);
+    gh_module_request_cb *post = gh__pl_factory_slot(&f, (gh_notification_t)n, true);
+    m->on_request[n] = *pre;
+    m->on_post[n] = post != NULL ? *post : NULL;
+    any = any || m->on_request[n] != NULL || m->on_post[n] != NULL;
+  }
+  if (!any) {
+    ret = gh__pl_reg_fail(reg, -EINVAL, "the request factory sets no notification callback");
+    goto out;
+  }
+  m->factory = f;
   m->has_factory = true;
 out:
   return ret;
@@ -141,8 +256,15 @@ int gh_module_registration_set_priority(gh_module_registration_t *reg, uint32_t 
                                         gh_module_priority_t priority)
 {
   int ret = 0;
-  if (reg == NULL || (unsigned)priority > GH_PRIORITY_LAST || (mask & ~GH__PL_ALL_BITS)) {
+  if (reg == NULL) {
     ret = -EINVAL;
+    goto out;
+  }
+  if ((unsigned)priority > GH_PRIORITY_LAST || (mask & ~GH__PL_ALL_BITS)) {
+    ret = gh__pl_reg_fail(reg, -EINVAL,
+                          "priority %d for mask 0x%x: no such priority or "
+                          "notification",
+                          (int)priority, (unsigned)mask);
     goto out;
   }
   for (int n = 0; n < GH_NOTIFY_COUNT_; n++)
@@ -152,28 +274,30 @@ out:
   return ret;
 }
 
-int gh_module_registration_set_global_notifications(gh_module_registration_t *reg,
-                                                    const gh_global_module_t *global,
-                                                    uint32_t mask)
+int gh_module_registration_set_global(gh_module_registration_t *reg,
+                                      const gh_global_module_t *global)
 {
   int ret = 0;
-  if (reg == NULL || global == NULL || global->struct_size < sizeof(gh_global_module_t) ||
-      mask == 0 || (mask & ~((1u << GH_GLOBAL_COUNT_) - 1u))) {
+  gh__pl_module_t *m;
+  gh_global_module_t g;
+  if (reg == NULL || global == NULL) {
     ret = -EINVAL;
     goto out;
   }
-  if (reg->mod->has_global) {
-    ret = GH_EEXISTS;
-    goto out;
-  }
-  for (int n = 0; n < GH_GLOBAL_COUNT_; n++)
-    if ((mask & (1u << n)) && global->on_global[n] == NULL)
-      ret = -EINVAL;
+  m = reg->mod;
+  ret = take_struct(reg, m->has_global, "gh_global_module_t", &g, sizeof(g), global,
+                    GH__PL_GLOBAL_SIZE_2_1);
   if (ret < 0)
     goto out;
-  reg->mod->global = *global;
-  reg->mod->global_mask = mask;
-  reg->mod->has_global = true;
+  if (g.on_start == NULL && g.on_stop == NULL && g.on_config_reload == NULL) {
+    ret = gh__pl_reg_fail(reg, -EINVAL, "the global module sets no notification callback");
+    goto out;
+  }
+  m->global = g;
+  m->on_global[GH_GLOBAL_START] = g.on_start;
+  m->on_global[GH_GLOBAL_STOP] = g.on_stop;
+  m->on_global[GH_GLOBAL_CONFIG_RELOAD] = g.on_config_reload;
+  m->has_global = true;
 out:
   return ret;
 }
@@ -184,6 +308,16 @@ int gh_module_registration_set_handler(gh_module_registration_t *reg)
     return -EINVAL;
   reg->mod->handler = true;
   return 0;
+}
+
+int gh_module_registration_set_execute_handler(gh_module_registration_t *reg,
+                                               gh_module_request_cb on_execute)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_execute};
+  int ret = gh_module_registration_set_factory(reg, &f);
+  if (ret == 0)
+    ret = gh_module_registration_set_handler(reg);
+  return ret;
 }
 
 int gh_module_registration_set_scoped_impersonation(gh_module_registration_t *reg)
@@ -342,10 +476,18 @@ static int add_module(gh_pipeline_t *pl, const char *path, void *dl, const gh_mo
   reg.pl = pl;
   reg.mod = m;
   ret = fn(GH_MODULE_SERVER_VERSION, &reg, &pl->server);
-  if (ret < 0) {
-    seterr(errbuf, errlen, "%s: gh_register_module failed: %s", what, gh_strerror(ret));
+  if (ret < 0 || m->reg_error < 0) {
+    /* a failed registration call fails the module even if
+     * gh_register_module went on as if it had worked */
+    if (m->reg_error < 0)
+      seterr(errbuf, errlen, "%s: gh_register_module failed: %s: %s", what,
+             gh_strerror(m->reg_error), m->reg_why);
+    else
+      seterr(errbuf, errlen, "%s: gh_register_module failed: %s", what, gh_strerror(ret));
+    ret = ret < 0 ? ret : m->reg_error;
     /* what it registered is discarded without terminate: registration failed */
     m->has_factory = m->has_global = false;
+    m->has_keys = false;
     goto out;
   }
   if (!m->has_factory && !m->has_global) {
@@ -357,6 +499,8 @@ static int add_module(gh_pipeline_t *pl, const char *path, void *dl, const gh_mo
   pl->modules[pl->n_modules++] = m;
   m = NULL;
   ret = 0;
+  /* a configuration installed before this module declared its keys */
+  gh__pl_config_bind(pl, pl->cfg);
 out:
   if (m != NULL) {
     m->dl = NULL;
@@ -432,8 +576,8 @@ static int build_order(gh_pipeline_t *pl)
       for (int prio = GH_PRIORITY_FIRST; prio <= GH_PRIORITY_LAST; prio++) {
         for (size_t i = 0; i < pl->n_modules; i++) {
           const gh__pl_module_t *m = pl->modules[i];
-          uint32_t mask = post ? m->post_mask : m->request_mask;
-          if (m->has_factory && (mask & GH_NOTIFY_BIT(n)) && (int)m->priority[n] == prio)
+          gh_module_request_cb cb = post ? m->on_post[n] : m->on_request[n];
+          if (cb != NULL && (int)m->priority[n] == prio)
             list[k++] = i;
         }
       }
@@ -463,9 +607,9 @@ static void raise_global(gh_pipeline_t *pl, gh_global_notification_t n)
 {
   for (size_t i = 0; i < pl->n_modules; i++) {
     gh__pl_module_t *m = pl->modules[i];
-    if (!m->has_global || !(m->global_mask & (1u << n)))
+    if (m->on_global[n] == NULL)
       continue;
-    if (m->global.on_global[n](m->global.global_data, &pl->server) == GH_GLOBAL_FINISH)
+    if (m->on_global[n](m->global.global_data, &pl->server) == GH_GLOBAL_FINISH)
       break;
   }
 }
@@ -500,47 +644,12 @@ void gh_pipeline_stop(gh_pipeline_t *pl)
 
 /* ---- configuration ---------------------------------------------------- */
 
-static bool is_bool_word(const char *v)
-{
-  static const char *const words[] = {"yes", "no", "true", "false", "on", "off", "1", "0"};
-  for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-    if (strcasecmp(v, words[i]) == 0)
-      return true;
-  return false;
-}
-
 int gh_pipeline_config_check(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg, char *errbuf,
                              size_t errlen)
 {
-  int ret = 0;
-  if (pl == NULL || cfg == NULL) {
-    ret = -EINVAL;
-    goto out;
-  }
-  for (size_t i = 0; i < cfg->n && ret == 0; i++) {
-    const gh__pl_entry_t *e = &cfg->entries[i];
-    if (e->key == NULL || strncmp(e->section, "site ", 5) != 0)
-      continue;
-    if (e->section[5] != '/') {
-      ret = GH_ECONFIG;
-      seterr(errbuf, errlen, "[%s]: site path must start with '/'", e->section);
-    } else if (strcmp(e->key, "impersonate") == 0 && !is_bool_word(e->value)) {
-      ret = GH_ECONFIG;
-      seterr(errbuf, errlen, "[%s] impersonate = %s: expected yes or no", e->section, e->value);
-    } else if (strcmp(e->key, "handler") == 0) {
-      bool known = false;
-      for (size_t m = 0; m < pl->n_modules; m++)
-        if (strcmp(pl->modules[m]->name, e->value) == 0)
-          known = true;
-      if (!known) {
-        ret = GH_ECONFIG;
-        seterr(errbuf, errlen, "[%s] handler = %s: no module of that name is loaded",
-               e->section, e->value);
-      }
-    }
-  }
-out:
-  return ret;
+  if (pl == NULL || cfg == NULL)
+    return -EINVAL;
+  return gh__pl_config_validate(pl, cfg, errbuf, errlen);
 }
 
 int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
@@ -550,7 +659,9 @@ int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
     ret = -EINVAL;
     goto out;
   }
-  /* the site index; without it (ENOMEM) lookups scan the entries */
+  /* typed values of declared keys, parsed once here; then the site index
+   * (without it, on ENOMEM, lookups scan the entries) */
+  gh__pl_config_bind(pl, cfg);
   (void)gh__pl_config_index(cfg);
   pthread_mutex_lock(&pl->lock);
   /* Older configs stay allocated: running requests and modules may still

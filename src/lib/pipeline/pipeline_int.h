@@ -3,6 +3,7 @@
 #define GH_PIPELINE_INT_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -108,10 +109,35 @@ int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site,
 
 /* ---- configuration ---------------------------------------------------- */
 
+/* A value parsed by its key's declaration (keys.c), once per configuration. */
+typedef struct gh__pl_value {
+  bool ok;       /* parsed and checked */
+  bool b;        /* BOOL */
+  uint64_t u;    /* UINT; DURATION in ms */
+  const char *s; /* STRING, PATH: the text */
+  char **words;  /* LIST: one allocation, the array then the words */
+  size_t n_words;
+} gh__pl_value_t;
+
+/* A declared key: the module's table entry (copied by the growth rule),
+ * who declared it, and its parsed default. */
+typedef struct gh__pl_key {
+  gh_module_key_t k;
+  const char *owner; /* the module's name, or "pipeline" */
+  bool has_default;
+  gh__pl_value_t def;
+} gh__pl_key_t;
+
 typedef struct gh__pl_entry {
   char *section;
   char *key;   /* NULL for a section declaration */
   char *value;
+  char *file; /* where it came from (gh_pipeline_config_add_at), or NULL */
+  unsigned line;
+  bool host; /* GH_PIPELINE_CONFIG_HOST */
+  /* bound when installed (and when a module declares keys later) */
+  const gh__pl_key_t *decl;
+  gh__pl_value_t v;
 } gh__pl_entry_t;
 
 /* One [site P] of an installed config: its items in file order (every
@@ -149,6 +175,25 @@ const char *gh__pl_site_get(const gh__pl_site_t *site, const char *key, size_t n
 /* yes/true/on/1 (case-insensitive) */
 bool gh__pl_word_true(const char *v);
 
+/* keys.c: the declared key of key in section ("site /x", "module NAME"),
+ * or NULL; *ret_owner (may be NULL) also names the module of a NAME.key
+ * without a table. */
+const gh__pl_key_t *gh__pl_find_key(const gh_pipeline_t *pl, const char *section, const char *key,
+                                    const char **ret_owner);
+/* Parses text by d (type, range, check): 0 or -EINVAL with why. out is
+ * cleared first; free it with gh__pl_value_done. */
+int gh__pl_parse_value(const gh__pl_key_t *d, const char *key, const char *text,
+                       gh__pl_value_t *out, char *why, size_t whylen);
+void gh__pl_value_done(gh__pl_value_t *v);
+/* The checks of gh_pipeline_config_check, in file order. */
+int gh__pl_config_validate(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg, char *errbuf,
+                           size_t errlen);
+/* Binds and parses the entries of cfg that have a declaration and are not
+ * bound yet (install, and after a module declared keys). */
+void gh__pl_config_bind(gh_pipeline_t *pl, gh_pipeline_config_t *cfg);
+/* Frees a module's key declarations. */
+void gh__pl_keys_free(gh__pl_key_t *keys, size_t n);
+
 /* ---- modules ---------------------------------------------------------- */
 
 typedef struct gh__pl_module {
@@ -157,15 +202,49 @@ typedef struct gh__pl_module {
   void *dl;
   int id;
   bool has_factory;
-  gh_module_factory_t factory;
-  uint32_t request_mask, post_mask;
+  gh_module_factory_t factory; /* as this library knows it (gh__pl_struct_in) */
+  /* the factory's callbacks by notification: the one record of what the
+   * module gets (NULL: not registered) */
+  gh_module_request_cb on_request[GH_NOTIFY_COUNT_];
+  gh_module_request_cb on_post[GH_NOTIFY_COUNT_];
   gh_module_priority_t priority[GH_NOTIFY_COUNT_];
   bool has_global;
   gh_global_module_t global;
-  uint32_t global_mask;
+  gh_global_cb on_global[GH_GLOBAL_COUNT_];
   bool handler;
   bool scoped_impersonation; /* opens as the client via gh_http_context_openat2 */
+  /* its configuration keys (gh_module_registration_set_config_keys) */
+  bool has_keys;
+  gh__pl_key_t *keys;
+  size_t n_keys;
+  /* the first failed registration call: the loader refuses the module even
+   * if gh_register_module ignored the error, with this reason */
+  int reg_error;
+  char reg_why[256];
 } gh__pl_module_t;
+
+/* Reads a module's registration struct (src, whose first field is its
+ * size_t struct_size) into dst (dst_size bytes, this library's sizeof) by
+ * the growth rules of module.h: a smaller struct_size (older minor version)
+ * leaves the rest of dst zero; a larger one is read if every byte this
+ * library does not know is zero. min_size is the struct's first version.
+ * Returns 0 or GH_EMODULE_ABI with the reason in why. */
+int gh__pl_struct_in(void *dst, size_t dst_size, const void *src, size_t min_size, char *why,
+                     size_t whylen);
+/* The same rule for a struct without a struct_size field, whose size is
+ * given (the entries of a key table). */
+int gh__pl_struct_in_sized(void *dst, size_t dst_size, const void *src, size_t size,
+                           size_t min_size, char *why, size_t whylen);
+/* Records a failed registration call of the module (first one wins). */
+int gh__pl_reg_fail(gh_module_registration_t *reg, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The factory field of notification n (post: its post event), or NULL
+ * when n has no such event. */
+gh_module_request_cb *gh__pl_factory_slot(gh_module_factory_t *f, gh_notification_t n, bool post);
+/* Sizes of the first version (ABI 2.1) of each registration struct. */
+#define GH__PL_FACTORY_SIZE_2_1 (offsetof(gh_module_factory_t, on_map_path) + sizeof(void *))
+#define GH__PL_GLOBAL_SIZE_2_1 (offsetof(gh_global_module_t, on_config_reload) + sizeof(void *))
+#define GH__PL_USER_OPS_SIZE_2_1 (offsetof(gh_http_user_ops_t, free) + sizeof(void *))
 
 struct gh_module_registration {
   gh_pipeline_t *pl;

@@ -32,8 +32,8 @@ static int sec_assert_base(void)
 {
   if (gh_is_impersonating())
     return GH_ESTATE;
-  gh_assert_base(); /* aborts if the kernel ids are not base */
-  return 0;
+  /* aborts if the kernel ids are not base; GH_ESTATE without gh_sec_init */
+  return gh_assert_base();
 }
 
 static int sec_token_close(gh_token_t tok)

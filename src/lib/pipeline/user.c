@@ -204,17 +204,22 @@ int gh_http_user_new(const gh_http_user_ops_t *ops, void *data, gh_http_user_t *
 {
   int ret = 0;
   gh_http_user_t *u;
-  if (ops == NULL || ops->struct_size < sizeof(gh_http_user_ops_t) || ret_user == NULL) {
+  gh_http_user_ops_t o;
+  char why[160];
+  if (ops == NULL || ret_user == NULL) {
     ret = -EINVAL;
     goto out;
   }
+  ret = gh__pl_struct_in(&o, sizeof(o), ops, GH__PL_USER_OPS_SIZE_2_1, why, sizeof(why));
+  if (ret < 0)
+    goto out;
   u = user_alloc(0);
   if (u == NULL) {
     ret = -ENOMEM;
     goto out;
   }
   u->custom = true;
-  u->ops = *ops;
+  u->ops = o;
   u->data = data;
   *ret_user = u;
 out:

@@ -352,11 +352,19 @@ int gh_thread_get_token(gh_token_t *ret_token)
   return rc;
 }
 
-void gh_assert_base(void)
+int gh_assert_base(void)
 {
+  int rc = 0;
+
+  if (!gh__sec.initialised) {
+    rc = GH_ESTATE; /* no base identity yet: gh_sec_init was not called */
+    goto out;
+  }
   if (!thread_ready() || ts.depth != 0 || ts.cur.uid != gh__sec.base.uid ||
       !kernel_matches(&gh__sec.base))
     abort();
+out:
+  return rc;
 }
 
 void gh_call_scope_begin(gh_call_scope_t *scope)
@@ -369,7 +377,7 @@ void gh_call_scope_begin(gh_call_scope_t *scope)
     goto out; /* sec layer not in use: nothing to guard */
   scope->depth = ts.depth;
   if (ts.depth == 0)
-    gh_assert_base();
+    (void)gh_assert_base(); /* thread_ready(): gh_sec_init has run */
 out:
   return;
 }

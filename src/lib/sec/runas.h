@@ -1,6 +1,8 @@
-/* runas.h: run a callback under a token's own ids — the sec-layer entry point for other layers (the auth engine's delegated FILE ccaches). */
+/* runas.h: sec entry points for other layers: run as a token's own ids, gh_sec_init done? */
 #ifndef GH_SEC_RUNAS_H
 #define GH_SEC_RUNAS_H
+
+#include <stdbool.h>
 
 #include <gatehouse/token.h>
 
@@ -16,5 +18,9 @@
  *  GH_ENO_PRIVILEGE, GH_ESTATE, -EINVAL without running fn. Aborts if the
  *  switch back fails (like gh_revert). Calling thread only. */
 int gh__token_run_as(gh_token_t token, int (*fn)(void *arg), void *arg);
+
+/** Whether gh_sec_init has succeeded: a layer that will need tokens checks
+ *  its start-up order with it (gh_server_enable_auth). Any thread. */
+bool gh__sec_is_initialised(void);
 
 #endif

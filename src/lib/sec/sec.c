@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "sec/runas.h"
 #include "sec/sec_internal.h"
 #include "util/alloc.h"
 
@@ -180,6 +181,11 @@ static int check_caps_safe(uid_t euid)
     rc = GH_EPRIV_VERIFY;
 out:
   return rc;
+}
+
+bool gh__sec_is_initialised(void)
+{
+  return gh__sec.initialised;
 }
 
 int gh_sec_init(const gh_sec_config_t *cfg)

@@ -36,16 +36,12 @@ static gh_request_status_t on_authn(void *m, gh_http_context_t *ctx, gh_event_pr
 
 static int reg(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f),
+                           .on_authenticate_request = on_authn,
+                           .on_execute_request_handler = on_exec};
   (void)v;
   (void)s;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec;
-  f.on_request[GH_NOTIFY_AUTHENTICATE_REQUEST] = on_authn;
-  return gh_module_registration_set_request_notifications(
-      r, &f,
-      GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER) |
-          GH_NOTIFY_BIT(GH_NOTIFY_AUTHENTICATE_REQUEST),
-      0);
+  return gh_module_registration_set_factory(r, &f);
 }
 
 static fake_req_t R;

@@ -127,13 +127,15 @@ static int reg_fn(uint32_t v, gh_module_registration_t *reg, gh_module_server_t 
                            .factory_data = s};
   (void)v;
   (void)srv;
+  /* the callbacks set are the notifications the module gets */
   for (int n = 0; n < GH_NOTIFY_COUNT_; n++) {
-    f.on_request[n] = on_any;
-    f.on_post_request[n] = on_any;
+    if (s->mask & GH_NOTIFY_BIT(n))
+      *gh__pl_factory_slot(&f, (gh_notification_t)n, false) = on_any;
+    if (s->post_mask & GH_NOTIFY_BIT(n))
+      *gh__pl_factory_slot(&f, (gh_notification_t)n, true) = on_any;
   }
   s->id = gh_module_registration_get_id(reg);
-  assert_int_equal(gh_module_registration_set_request_notifications(reg, &f, s->mask,
-                                                                     s->post_mask), 0);
+  assert_int_equal(gh_module_registration_set_factory(reg, &f), 0);
   assert_int_equal(gh_module_registration_set_priority(reg, s->mask | s->post_mask, s->prio),
                    0);
   if (s->handler)

@@ -57,12 +57,10 @@ static gh_request_status_t on_exec(void *m, gh_http_context_t *ctx, gh_event_pro
 
 static int reg(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec};
   (void)v;
   (void)s;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec;
-  return gh_module_registration_set_request_notifications(
-      r, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  return gh_module_registration_set_factory(r, &f);
 }
 
 static void test_borrowed_tokens_and_impersonation(void **state)
@@ -134,13 +132,11 @@ static gh_request_status_t on_exec_scoped(void *m, gh_http_context_t *ctx, gh_ev
 
 static int reg_scoped(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
 {
-  gh_module_factory_t f = {.struct_size = sizeof(f)};
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec_scoped};
   int ret;
   (void)v;
   (void)s;
-  f.on_request[GH_NOTIFY_EXECUTE_REQUEST_HANDLER] = on_exec_scoped;
-  ret = gh_module_registration_set_request_notifications(
-      r, &f, GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER), 0);
+  ret = gh_module_registration_set_factory(r, &f);
   if (ret == 0)
     ret = gh_module_registration_set_scoped_impersonation(r);
   return ret;

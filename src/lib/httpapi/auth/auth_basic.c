@@ -1,4 +1,4 @@
-/* auth_basic.c: Basic authentication against PAM, with a salted-hash success cache. */
+/* auth_basic.c: Basic — the step, the connection memo, the salted-hash success cache, PAM. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -15,12 +15,13 @@
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth.h"
+#include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_internal.h"
 #include "util/alloc.h"
 
 typedef struct cache_entry {
   unsigned char key[32];
-  time_t expiry;   /* 0 = empty */
+  time_t expiry;    /* 0 = empty */
   gh_token_t token; /* owned by the cache; 0 = none */
 } cache_entry_t;
 
@@ -165,8 +166,8 @@ bool gh__auth_basic_cache_key(gh__auth_basic_cache_t *c, const char *user, const
   return c && c->ttl_s != 0 && cache_key(c, user, password, ret_key);
 }
 
-bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *c, const char *user,
-                                 const char *password, time_t now, gh_token_t *ret_token)
+bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *c, const char *user, const char *password,
+                                 time_t now, gh_token_t *ret_token)
 {
   unsigned char key[32];
   bool hit = false;
@@ -213,8 +214,8 @@ out:
   return hit;
 }
 
-void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *c, const char *user,
-                                 const char *password, time_t now, gh_token_t token)
+void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *c, const char *user, const char *password,
+                                 time_t now, gh_token_t token)
 {
   unsigned char key[32];
 
@@ -314,8 +315,8 @@ out:
 int gh__auth_pam_check(const char *service, const char *user, const char *password,
                        int *ret_pam_code, char *msg, size_t msglen)
 {
-  conv_data_t d = { .user = user, .password = password };
-  struct pam_conv conv = { .conv = conv_cb, .appdata_ptr = &d };
+  conv_data_t d = {.user = user, .password = password};
+  struct pam_conv conv = {.conv = conv_cb, .appdata_ptr = &d};
   pam_handle_t *pamh = NULL;
   int rc, ret = 0;
 
@@ -487,8 +488,7 @@ int gh__auth_pam_check_timed(const char *service, const char *user, const char *
   } else {
     ret = GH_ETIMEOUT;
     if (msg && msglen)
-      snprintf(msg, msglen, "PAM conversation timed out after %u ms (pam_timeout)",
-               timeout_ms);
+      snprintf(msg, msglen, "PAM conversation timed out after %u ms (pam_timeout)", timeout_ms);
   }
   pthread_mutex_unlock(&j->lock);
 out:
@@ -510,4 +510,165 @@ out:
   if (ret == -ENOMEM && msg && msglen)
     snprintf(msg, msglen, "PAM: out of memory");
   return ret;
+}
+
+/* ---- the Basic step ---- */
+
+/* Basic memo entries above this many base64 bytes are not kept. */
+#define BASIC_MEMO_MAX 512
+
+void gh__auth_basic_memo_clear(gh__auth_conn_t *c)
+{
+  if (c->memo_cred) {
+    explicit_bzero(c->memo_cred, c->memo_cred_len);
+    free(c->memo_cred);
+  }
+  free(c->memo_user);
+  c->memo_cred = c->memo_user = NULL;
+  c->memo_cred_len = c->memo_dec_len = 0;
+  explicit_bzero(c->memo_key, sizeof(c->memo_key));
+}
+
+/* Remembers a verified Basic header (no memo on allocation failure). */
+static void memo_set(gh__auth_conn_t *c, const char *cred, size_t cred_len, size_t dec_len,
+                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], const char *user)
+{
+  gh__auth_basic_memo_clear(c);
+  if (cred_len > BASIC_MEMO_MAX)
+    return;
+  c->memo_cred = gh__malloc(cred_len);
+  c->memo_user = gh__strdup(user);
+  if (!c->memo_cred || !c->memo_user) {
+    gh__auth_basic_memo_clear(c);
+    return;
+  }
+  memcpy(c->memo_cred, cred, cred_len);
+  c->memo_cred_len = cred_len;
+  c->memo_dec_len = dec_len;
+  memcpy(c->memo_key, key, sizeof(c->memo_key));
+}
+
+uint64_t gh__auth_engine_basic_memo_hits(gh__auth_engine_t *e)
+{
+  return atomic_load_explicit(&e->basic_memo_hits, memory_order_relaxed);
+}
+
+/* After the password check (a cache hit or PAM): the token, the cache
+ * entry, SUCCESS. key: the entry key, or NULL with the cache off. */
+static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                          const char *user, bool cached, const unsigned char *key, time_t now,
+                          gh__auth_result_t *r)
+{
+  bool unmapped = false;
+  int ret;
+
+  if (!r->info.token) {
+    ret = gh__auth_make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
+    if (ret) {
+      gh__auth_set_local_failure(r, ret, GH_AUTH_TYPE_BASIC, "Basic", user);
+      goto out;
+    }
+  }
+  /* Only the user's own token is kept: an unmapped user's IDENTIFY token
+   * depends on the site (allow_unmapped), so it is rebuilt per request. A
+   * hit never refreshes the entry (its TTL runs from the PAM success). */
+  if (!cached && key)
+    gh__auth_basic_cache_insert_key(e->basic_cache, key, now, unmapped ? 0 : r->info.token);
+  /* Basic is per request by nature: never persisted on the connection */
+  {
+    gh_auth_settings_t s = *site;
+    s.persist = GH_AUTH_PERSIST_NONE;
+    gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
+                             unmapped ? e->unmapped_user : user);
+  }
+out:
+  return;
+}
+
+static bool basic_succeeded(const gh__auth_result_t *r)
+{
+  return r->verdict == GH__AUTH_DELIVER && r->info.status == GH_AUTH_STATUS_SUCCESS;
+}
+
+/* The connection's memo: the same credentials as its last verified Basic
+ * header and their cache entry still valid (within the TTL, not replaced):
+ * handled as the cache hit the full path would find. Otherwise false (the
+ * memo is gone) and the caller takes the full path. */
+bool gh__auth_step_basic_memo(gh__auth_engine_t *e, gh__auth_conn_t *c,
+                              const gh_auth_settings_t *site, const char *cred, size_t cred_len,
+                              size_t max_tok, gh__auth_result_t *r)
+{
+  time_t now;
+
+  if (!c->memo_cred || c->memo_cred_len != cred_len ||
+      CRYPTO_memcmp(c->memo_cred, cred, cred_len) != 0)
+    return false;
+  if (c->memo_dec_len > max_tok) /* this site's limit: the full path answers */
+    return false;
+  now = time(NULL);
+  if (!gh__auth_basic_cache_lookup_key(e->basic_cache, c->memo_key, now, &r->info.token)) {
+    gh__auth_basic_memo_clear(c);
+    return false;
+  }
+  atomic_fetch_add_explicit(&e->basic_memo_hits, 1, memory_order_relaxed);
+  basic_success(e, c, site, c->memo_user, true, NULL, now, r);
+  if (!basic_succeeded(r))
+    gh__auth_basic_memo_clear(c);
+  return true;
+}
+
+void gh__auth_step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                         const char *cred, size_t cred_len, const unsigned char *dec,
+                         size_t dec_len, gh__auth_result_t *r)
+{
+  char *buf = NULL;
+  const char *user = NULL, *password = NULL;
+  char msg[GH_AUTH_SEC_TEXT_MAX];
+  unsigned char key[GH__AUTH_BASIC_KEY_SIZE];
+  bool cached = false, have_key;
+  int pam_code = 0, ret;
+  time_t now = time(NULL);
+
+  gh__auth_basic_memo_clear(c);
+  buf = gh__malloc(dec_len + 1);
+  if (!buf) {
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  memcpy(buf, dec, dec_len);
+  ret = gh__auth_basic_split(buf, dec_len, &user, &password);
+  if (ret) {
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    goto out;
+  }
+  /* a hit hands out a new handle to the token built at the PAM success
+   * (same user, same password hash, within the TTL): no PAM, no NSS */
+  have_key = gh__auth_basic_cache_key(e->basic_cache, user, password, key);
+  if (have_key)
+    cached = gh__auth_basic_cache_lookup_key(e->basic_cache, key, now, &r->info.token);
+  if (!cached) {
+    ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
+                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
+    if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
+      /* PAM hung or too many conversations: not the client's fault, no re-prompt */
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
+    if (ret) {
+      gh__auth_set_failure(r, gh__auth_failure_of_pam(pam_code), GH_AUTH_TYPE_BASIC, "Basic",
+                           GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
+      gh__auth_set_failure_facts(r, user, NULL, NULL);
+      goto out;
+    }
+  }
+  basic_success(e, c, site, user, cached, have_key ? key : NULL, now, r);
+  /* the next request with this header on this connection: see gh__auth_step_basic_memo */
+  if (have_key && basic_succeeded(r))
+    memo_set(c, cred, cred_len, dec_len, key, user);
+out:
+  explicit_bzero(key, sizeof(key));
+  if (buf) {
+    explicit_bzero(buf, dec_len + 1);
+    free(buf);
+  }
 }

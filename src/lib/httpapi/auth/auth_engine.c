@@ -1,705 +1,33 @@
-/* auth_engine.c: the auth engine — acceptor credentials, per-connection state, the per-request step. */
+/* auth_engine.c: the auth engine — creation, connection state, the step's dispatch and success. */
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <syslog.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <gssapi/gssapi.h>
-#include <gssapi/gssapi_ext.h>
-#include <gssapi/gssapi_krb5.h>
-#include <krb5.h>
-#include <profile.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth.h"
-#include "httpapi/auth/auth_internal.h"
-#include "sec/runas.h"
+#include "httpapi/auth/auth_engine.h"
 #include "util/alloc.h"
 
-#define NTLM_SIGNATURE "NTLMSSP"
-#define AUTH_NAME_MAX 1024
-#define KPOOL_MAX 16
-
-static gss_OID_desc krb5_oid = { 9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02" };
-static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
-static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
-
-/* One set of acceptor credentials. MIT's krb5 mechanism holds a
- * credential's mutex for the whole of gss_accept_sec_context (ticket
- * decryption included), so one shared credential serialises every accept
- * of the process on one core. The engine therefore keeps a set per
- * concurrently accepting thread: sets[0] is acquired at start-up (and
- * validates the configuration), more lazily, up to CREDSET_MAX; a step
- * checks a set out for its accept and returns it. */
-typedef struct credset {
-  gss_cred_id_t spnego;
-  gss_cred_id_t krb5;
-  gss_cred_id_t ntlm;
-} credset_t;
-
-#define CREDSET_MAX 32
-
-/* A mapped Kerberos principal (the display name, exact bytes) and the
- * local account krb5_aname_to_localname gave for it. */
-typedef struct nmap_entry {
-  char *principal; /* NULL = empty */
-  char *local;
-  time_t expiry;   /* CLOCK_MONOTONIC seconds */
-} nmap_entry_t;
-
-#define NMAP_SLOTS 256
-/* Exported by libkrb5 (krb5_3_MIT) but declared only in MIT's private
- * k5-int.h: the profile files krb5_init_context reads (KRB5_CONFIG or the
- * built-in default). */
-krb5_error_code KRB5_CALLCONV krb5_get_default_config_files(char ***pfilenames);
-void KRB5_CALLCONV krb5_free_config_files(char **filenames);
-#define NMAP_CONF_MAX 8
-
-struct gh__auth_engine {
-  pthread_mutex_t cred_lock;
-  credset_t sets[CREDSET_MAX];
-  unsigned n_sets;
-  unsigned free_sets[CREDSET_MAX]; /* indices of idle sets */
-  unsigned n_free;
-  atomic_uint next_shared;
-  /* what acquire_set needs */
-  gss_name_t krb_name, ntlm_name;
-  char *keytab, *ntlm_user_file;
-  /* the keytab's keys in a MEMORY keytab, re-read when the file changes
-   * (auth_keytab.c) */
-  gh__auth_keytab_t *kt;
-  char *acceptor; /* "HTTP/host" with service_principal = HTTP@host; NULL: any HTTP/<host> */
-  /* Kerberos replay detection in memory (NULL: MIT's file rcache); see
-   * rcache_check and auth.md "Replay" */
-  gh__auth_rcache_t *rcache;
-  atomic_llong polled; /* time() of the last 5 s check (keytab file, krb5.conf clockskew) */
-  gh_auth_log_cb *log_cb;
-  void *log_arg;
-  bool ntlm;
-  bool spnego_ntlm_name;
-  char *pam_service;
-  unsigned pam_timeout_ms, pam_max_concurrent;
-  char *ccache_dir;
-  char *unmapped_user;
-  gh__auth_basic_cache_t *basic_cache;
-  gh__auth_token_ops_t ops;
-  atomic_uint_fast64_t seq;
-  /* krb5 contexts for name mapping and ccache work, reused across steps:
-   * creating one reads the profile (krb5.conf) and costs more than the
-   * whole mapping. A context is used by one thread at a time. */
-  pthread_mutex_t kpool_lock;
-  krb5_context kpool[KPOOL_MAX];
-  unsigned n_kpool;
-  /* principal -> local name (see nmap_lookup) */
-  pthread_mutex_t nmap_lock;
-  nmap_entry_t nmap[NMAP_SLOTS];
-  unsigned nmap_ttl_s; /* 0 = off */
-  uint64_t nmap_seed;
-  uint64_t nmap_gen;     /* bumped when a profile change flushed the cache */
-  time_t nmap_flushed_at;
-  time_t nmap_checked; /* monotonic second of the last krb5.conf check */
-  uint64_t nmap_hits, nmap_misses, nmap_flushes; /* under nmap_lock; for tests */
-  atomic_uint_fast64_t basic_memo_hits;          /* for tests */
-  unsigned n_conf;
-  char *conf_path[NMAP_CONF_MAX];
-  struct stat conf_st[NMAP_CONF_MAX]; /* st_ino 0: did not exist */
-};
-
-struct gh__auth_conn {
-  gh__auth_engine_t *engine;
-  gss_ctx_id_t ctx;                 /* half-open context of a multi-leg exchange */
-  gh__auth_scheme_id_t ctx_scheme;
-  unsigned ctx_set;                 /* credential set the half-open context was made with */
-  /* persisted identity (item 8) */
-  gh_token_t token;
-  gh_auth_type_t type;
-  const char *package;
-  uint32_t ret_flags;
-  time_t expiry;
-  char *remote_user;
-  char *local_user;
-  /* Basic memo: the credentials of the last Authorization: Basic this
-   * connection verified (the base64 text, compared byte for byte), its
-   * cache key and user. The same header again is looked up in the success
-   * cache by that key: no base64 decode, no SHA-256. Only a cache hit
-   * counts (TTL, entry not replaced); anything else clears the memo and the
-   * request takes the full path. Wiped when replaced and with the
-   * connection. */
-  char *memo_cred;
-  size_t memo_cred_len;
-  size_t memo_dec_len;
-  unsigned char memo_key[GH__AUTH_BASIC_KEY_SIZE];
-  char *memo_user;
-};
-
-/* Basic memo entries above this many base64 bytes are not kept. */
-#define BASIC_MEMO_MAX 512
-
 static const gh__auth_token_ops_t sec_ops = {
-  .from_user = gh_token_from_user,
-  .from_peer = gh_token_from_peer,
-  .open_handle = gh_token_open_handle,
-  .close = gh_token_close,
-  .get_user = gh_token_get_user,
+    .from_user = gh_token_from_user,
+    .from_peer = gh_token_from_peer,
+    .open_handle = gh_token_open_handle,
+    .close = gh_token_close,
+    .get_user = gh_token_get_user,
 };
-
-static krb5_context kctx_get(gh__auth_engine_t *e);
-static void kctx_put(gh__auth_engine_t *e, krb5_context k);
-
-/* ---- GSS status text ---- */
-
-static size_t append_status(char *buf, size_t len, size_t used, OM_uint32 code, int type,
-                            gss_OID mech)
-{
-  OM_uint32 msg_ctx = 0, maj, min;
-  gss_buffer_desc text = GSS_C_EMPTY_BUFFER;
-  int rounds = 0;
-
-  do {
-    maj = gss_display_status(&min, code, type, mech, &msg_ctx, &text);
-    if (GSS_ERROR(maj))
-      break;
-    if (used < len) {
-      int n = snprintf(buf + used, len - used, "%s%.*s", used ? "; " : "", (int)text.length,
-                       (const char *)text.value);
-      if (n > 0)
-        used += (size_t)n;
-      if (used >= len)
-        used = len - 1;
-    }
-    gss_release_buffer(&min, &text);
-  } while (msg_ctx != 0 && ++rounds < 4);
-  return used;
-}
-
-static void gss_text(char *buf, size_t len, OM_uint32 major, OM_uint32 minor, gss_OID mech)
-{
-  size_t used = 0;
-
-  if (len == 0)
-    return;
-  buf[0] = '\0';
-  /* "Unspecified GSS failure.  Minor code may provide more information"
-   * says nothing when the minor text follows */
-  if (!(GSS_ROUTINE_ERROR(major) == GSS_S_FAILURE && GSS_SUPPLEMENTARY_INFO(major) == 0 && minor))
-    used = append_status(buf, len, used, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
-  if (minor)
-    used = append_status(buf, len, used, minor, GSS_C_MECH_CODE, mech);
-  if (used == 0 && minor)
-    append_status(buf, len, used, major, GSS_C_GSS_CODE, GSS_C_NO_OID);
-}
 
 /* ---- engine ---- */
-
-static int check_file(const char *what, const char *path, char *errbuf, size_t errlen)
-{
-  int fd, ret = 0;
-
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "%s %s: %s", what, path, strerror(errno));
-    goto out;
-  }
-  close(fd);
-out:
-  return ret;
-}
-
-/* One line for the application's log (gh_auth_config_t.log_cb; stderr
- * without one), for what goes wrong outside any request's answer (cleanup at
- * request end, a keytab that cannot be re-read). */
-static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void engine_log(gh_auth_log_cb *fn, void *arg, int priority, const char *fmt, ...)
-{
-  char msg[512];
-  va_list ap;
-
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof(msg), fmt, ap);
-  va_end(ap);
-  gh__auth_log(fn, arg, priority, msg);
-}
-
-/* ccache_dir holds the clients' private directories of delegated FILE
- * ccaches, which each client creates itself (gh__auth_result_file_ccache
- * runs as the client). It must be a real directory owned by the base
- * identity or root, writable and searchable by everyone but sticky (so no
- * client can remove or rename another's directory) and best not listable:
- * mode 1733. Created (1733) when missing; a directory of ours that clients
- * cannot write into (e.g. 0700, 0711) is set to 1733; refused (GH_ECONFIG,
- * message naming the path) when it is not a directory (symlinks included),
- * owned by another user, or group- or world-writable without the sticky
- * bit. Root's directory (with a service user) that clients cannot write
- * into is safe but unusable for delegation: a warning on stderr. Runs at
- * base identity. */
-static int ccache_dir_prepare(gh__auth_engine_t *e, const char *path, char *errbuf, size_t errlen)
-{
-  const mode_t want = S_ISVTX | S_IRWXU | S_IWGRP | S_IXGRP | S_IWOTH | S_IXOTH; /* 1733 */
-  const uid_t me = geteuid();
-  struct stat st;
-  mode_t mode;
-  int ret = 0;
-
-  if (lstat(path, &st) != 0) {
-    if (errno != ENOENT || mkdir(path, S_IRWXU) != 0 || chmod(path, want) != 0 ||
-        lstat(path, &st) != 0) {
-      ret = GH_ECONFIG;
-      if (errbuf && errlen)
-        snprintf(errbuf, errlen, "ccache_dir %s: %s", path, strerror(errno));
-      goto out;
-    }
-  }
-  mode = st.st_mode & 07777;
-  if (!S_ISDIR(st.st_mode)) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "ccache_dir %s: not a directory (symlinks are refused)", path);
-    goto out;
-  }
-  if (st.st_uid != me && st.st_uid != 0) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen,
-               "ccache_dir %s: owned by uid %u, not by the service (uid %u) or root: "
-               "refused (it holds the delegated credentials)",
-               path, (unsigned)st.st_uid, (unsigned)me);
-    goto out;
-  }
-  if ((mode & (S_IWGRP | S_IWOTH)) && !(mode & S_ISVTX)) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen,
-               "ccache_dir %s: mode %04o is group- or world-writable without the sticky bit "
-               "(users could remove or replace each other's ccache directories): refused; "
-               "use mode 1733",
-               path, (unsigned)mode);
-    goto out;
-  }
-  if ((mode & (S_IWOTH | S_IXOTH)) == (S_IWOTH | S_IXOTH))
-    goto out; /* sticky, clients can create their directories (1733, 1777, ...) */
-  if (st.st_uid != me) {
-    /* safe but unusable for delegation, and not ours to change: sites
-     * without CGI delegation work; a delegated FILE ccache fails (EACCES) */
-    engine_log(e->log_cb, e->log_arg, LOG_WARNING,
-               "ccache_dir %s: mode %04o, owned by root: clients cannot create their private "
-               "ccache directories in it, delegated credentials cannot be handed to CGI "
-               "scripts; make it mode 1733",
-               path, (unsigned)mode);
-    goto out;
-  }
-  if (chmod(path, want) != 0) {
-    ret = GH_ECONFIG;
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "ccache_dir %s: chmod 1733: %s", path, strerror(errno));
-    goto out;
-  }
-out:
-  return ret;
-}
-
-static int acquire(const char *label, gss_name_t name, gss_OID mech,
-                   const gss_key_value_set_desc *store, gss_cred_id_t *ret_cred, char *errbuf,
-                   size_t errlen)
-{
-  gss_OID_set_desc mechs = { 1, mech };
-  OM_uint32 maj, min = 0;
-  int ret = 0;
-
-  maj = gss_acquire_cred_from(&min, name, GSS_C_INDEFINITE, &mechs, GSS_C_ACCEPT, store,
-                              ret_cred, NULL, NULL);
-  if (GSS_ERROR(maj)) {
-    char text[256];
-    gss_text(text, sizeof(text), maj, min, mech);
-    if (errbuf && errlen)
-      snprintf(errbuf, errlen, "acquiring %s acceptor credentials: %s", label, text);
-    ret = GH_EGSS;
-  }
-  return ret;
-}
-
-/* How long an authenticator can be replayed past MIT's clock-skew check:
- * accepted at t with |ctime - t| <= skew, a replay at t' passes only while
- * t' <= ctime + skew <= t + 2 skew. Plus a minute of margin. From the
- * current krb5.conf (libdefaults clockskew, default 300 s). */
-static unsigned rcache_window(krb5_context k)
-{
-  profile_t prof = NULL;
-  int skew = 300;
-
-  if (krb5_get_profile(k, &prof) == 0 && prof) {
-    if (profile_get_integer(prof, "libdefaults", "clockskew", NULL, 300, &skew) != 0)
-      skew = 300;
-    profile_release(prof);
-  }
-  if (skew < 300)
-    skew = 300; /* never shorter than MIT's default: a generous window costs memory only */
-  if (skew > 86400)
-    skew = 86400;
-  return 2u * (unsigned)skew + 60u;
-}
-
-/* At most every KT_CHECK_S seconds, from any step (never waiting for a
- * read in progress): merge new keys of a changed keytab file, follow a
- * larger clockskew in krb5.conf. */
-#define KT_CHECK_S 5
-static void engine_poll(gh__auth_engine_t *e)
-{
-  long long now = (long long)time(NULL);
-  long long last = atomic_load_explicit(&e->polled, memory_order_relaxed);
-
-  if (!e->kt || now - last < KT_CHECK_S || !atomic_compare_exchange_strong(&e->polled, &last, now))
-    return;
-  if (e->rcache) {
-    krb5_context k;
-    if (krb5_init_context(&k) == 0) { /* a fresh one reads the current krb5.conf */
-      gh__auth_rcache_widen(e->rcache, rcache_window(k));
-      krb5_free_context(k);
-    }
-  }
-  gh__auth_keytab_poll(e->kt);
-}
-
-static void release_set(credset_t *set)
-{
-  OM_uint32 min;
-
-  gss_release_cred(&min, &set->spnego);
-  gss_release_cred(&min, &set->krb5);
-  gss_release_cred(&min, &set->ntlm);
-}
-
-/* Acquires one credential set from the engine's names and cred store. */
-static int acquire_set(gh__auth_engine_t *e, credset_t *set, char *errbuf, size_t errlen)
-{
-  gss_key_value_element_desc elems[3];
-  gss_key_value_set_desc store = { 0, elems }, ntlm_store;
-  OM_uint32 maj, min;
-  int ret = 0;
-
-  set->spnego = set->krb5 = set->ntlm = GSS_C_NO_CREDENTIAL;
-  if (e->keytab) {
-    elems[store.count].key = "keytab";
-    elems[store.count].value = gh__auth_keytab_mem_name(e->kt);
-    store.count++;
-  }
-  if (e->ntlm && e->ntlm_user_file) {
-    elems[store.count].key = "ntlmssp_keyfile";
-    elems[store.count].value = e->ntlm_user_file;
-    store.count++;
-  }
-  ntlm_store = store;
-  if (e->rcache) {
-    /* replays are caught by the engine before the accept (rcache_check):
-     * MIT's file rcache (open + OFD lock + reads + write per accept, one
-     * lock for all workers) is switched off for the krb5 parts only */
-    elems[store.count].key = "rcache";
-    elems[store.count].value = "none:";
-    store.count++;
-  }
-  if (e->keytab) {
-    ret = acquire("Kerberos", e->krb_name, &krb5_oid, &store, &set->krb5, errbuf, errlen);
-    if (ret) {
-      if (errbuf && errlen) {
-        size_t l = strlen(errbuf);
-        snprintf(errbuf + l, errlen - l, " (keytab %s)", e->keytab);
-      }
-      goto out;
-    }
-  }
-  if (e->ntlm) {
-    ret = acquire("NTLM", e->ntlm_name, &ntlmssp_oid, &ntlm_store, &set->ntlm, errbuf, errlen);
-    if (ret)
-      goto out;
-  }
-  if (e->keytab || e->ntlm) {
-    gss_OID_desc neg[2];
-    gss_OID_set_desc negset = { 0, neg };
-
-    /* SPNEGO acquires for its sub-mechanisms with the same name and store;
-     * with a host-less name the krb5 part accepts any host in the keytab,
-     * the NTLM part is named after the local host (or ntlm_service_name). */
-    ret = acquire("SPNEGO", e->spnego_ntlm_name ? e->ntlm_name : e->krb_name, &spnego_oid,
-                  &store, &set->spnego, errbuf, errlen);
-    if (ret)
-      goto out;
-    if (e->keytab)
-      neg[negset.count++] = krb5_oid;
-    if (e->ntlm)
-      neg[negset.count++] = ntlmssp_oid;
-    maj = gss_set_neg_mechs(&min, set->spnego, &negset);
-    if (GSS_ERROR(maj)) {
-      char text[256];
-      gss_text(text, sizeof(text), maj, min, GSS_C_NO_OID);
-      if (errbuf && errlen)
-        snprintf(errbuf, errlen, "restricting SPNEGO mechanisms: %s", text);
-      ret = GH_EGSS;
-      goto out;
-    }
-  }
-out:
-  if (ret)
-    release_set(set);
-  return ret;
-}
-
-/* Checks a credential set out for one accept: an idle one, a new one while
- * fewer than CREDSET_MAX exist, else one shared round-robin (still correct:
- * the mechanisms lock their credentials). *ret_exclusive tells credset_put
- * whether to return it. */
-static unsigned credset_get(gh__auth_engine_t *e, bool *ret_exclusive)
-{
-  unsigned idx;
-
-  engine_poll(e);
-  pthread_mutex_lock(&e->cred_lock);
-  if (e->n_free > 0) {
-    idx = e->free_sets[--e->n_free];
-    *ret_exclusive = true;
-  } else if (e->n_sets < CREDSET_MAX && acquire_set(e, &e->sets[e->n_sets], NULL, 0) == 0) {
-    /* at most CREDSET_MAX times in the process's life, under the lock so
-     * that no step sees a half-made set */
-    idx = e->n_sets++;
-    *ret_exclusive = true;
-  } else {
-    idx = atomic_fetch_add(&e->next_shared, 1) % e->n_sets;
-    *ret_exclusive = false;
-  }
-  pthread_mutex_unlock(&e->cred_lock);
-  return idx;
-}
-
-static void credset_put(gh__auth_engine_t *e, unsigned idx, bool exclusive)
-{
-  if (!exclusive)
-    return;
-  pthread_mutex_lock(&e->cred_lock);
-  e->free_sets[e->n_free++] = idx;
-  pthread_mutex_unlock(&e->cred_lock);
-}
-
-/* ---- principal -> local name cache ----
- *
- * krb5_aname_to_localname compiles the auth_to_local RULE regex (and
- * builds its DFA) on every call: a quarter of the CPU of a Negotiate
- * request. Successful mappings are kept for nmap_ttl_s seconds (default 5)
- * in NMAP_SLOTS direct-mapped slots (keyed hash of the exact principal,
- * full string compare: a different principal never gets another's name),
- * and all are dropped at once when one of the krb5 profile files
- * (krb5_get_default_config_files: KRB5_CONFIG or /etc/krb5.conf) changes
- * (inode, size or mtime; checked at most once a second). Failures (no
- * local account) are not cached: an unmapped principal is always asked
- * again, so a new mapping or account applies at once. Only the Kerberos
- * path uses it (NTLM names are mapped by string rules). */
-
-static void nmap_flush(gh__auth_engine_t *e)
-{
-  for (unsigned i = 0; i < NMAP_SLOTS; i++) {
-    free(e->nmap[i].principal);
-    free(e->nmap[i].local);
-    e->nmap[i].principal = e->nmap[i].local = NULL;
-    e->nmap[i].expiry = 0;
-  }
-}
-
-static void conf_stat(const char *path, struct stat *st)
-{
-  if (stat(path, st) != 0)
-    memset(st, 0, sizeof(*st));
-}
-
-static bool conf_same(const struct stat *a, const struct stat *b)
-{
-  return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-         a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-         a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
-/* The profile files this process's krb5 contexts read, with their state
- * now. More than NMAP_CONF_MAX files, or none known: the cache stays off. */
-static int nmap_init_conf(gh__auth_engine_t *e)
-{
-  char **files = NULL;
-  unsigned n = 0;
-
-  if (e->nmap_ttl_s == 0)
-    return 0;
-  if (krb5_get_default_config_files(&files) != 0 || !files) {
-    e->nmap_ttl_s = 0;
-    return 0;
-  }
-  while (files[n])
-    n++;
-  if (n == 0 || n > NMAP_CONF_MAX) {
-    e->nmap_ttl_s = 0;
-  } else {
-    for (unsigned i = 0; i < n; i++) {
-      e->conf_path[i] = gh__strdup(files[i]);
-      if (!e->conf_path[i]) {
-        krb5_free_config_files(files);
-        return -ENOMEM;
-      }
-      e->n_conf = i + 1;
-      conf_stat(files[i], &e->conf_st[i]);
-    }
-  }
-  krb5_free_config_files(files);
-  return 0;
-}
-
-static time_t mono_s(void)
-{
-  struct timespec ts;
-
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec;
-}
-
-static unsigned nmap_slot(const gh__auth_engine_t *e, const char *principal)
-{
-  uint64_t h = 1469598103934665603ull ^ e->nmap_seed; /* FNV-1a, seeded */
-
-  for (const unsigned char *p = (const unsigned char *)principal; *p; p++) {
-    h ^= *p;
-    h *= 1099511628211ull;
-  }
-  h ^= h >> 29;
-  return (unsigned)(h % NMAP_SLOTS);
-}
-
-/* Under nmap_lock: drop everything if a profile file changed. */
-static void nmap_check_conf(gh__auth_engine_t *e, time_t now)
-{
-  bool changed = false;
-
-  if (now == e->nmap_checked)
-    return;
-  e->nmap_checked = now;
-  for (unsigned i = 0; i < e->n_conf; i++) {
-    struct stat st;
-    conf_stat(e->conf_path[i], &st);
-    if (!conf_same(&st, &e->conf_st[i])) {
-      e->conf_st[i] = st;
-      changed = true;
-    }
-  }
-  if (changed) {
-    nmap_flush(e);
-    e->nmap_flushes++;
-    e->nmap_gen++;
-    e->nmap_flushed_at = now;
-  }
-}
-
-/* A copy of the cached local name for principal, or NULL (miss); *ret_gen
- * for nmap_insert. */
-static char *nmap_lookup(gh__auth_engine_t *e, const char *principal, uint64_t *ret_gen)
-{
-  char *local = NULL;
-  time_t now;
-
-  *ret_gen = 0;
-  if (e->nmap_ttl_s == 0)
-    return NULL;
-  now = mono_s();
-  pthread_mutex_lock(&e->nmap_lock);
-  nmap_check_conf(e, now);
-  *ret_gen = e->nmap_gen;
-  nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
-  if (en->principal && now < en->expiry && strcmp(en->principal, principal) == 0)
-    local = gh__strdup(en->local); /* NULL on ENOMEM: mapped again, as on a miss */
-  if (local)
-    e->nmap_hits++;
-  else
-    e->nmap_misses++;
-  pthread_mutex_unlock(&e->nmap_lock);
-  return local;
-}
-
-/* Remembers a successful mapping made after nmap_lookup returned gen (a
- * newer one replaces the slot's entry). Not stored when the profile changed
- * since (the mapping may have used the old rules), nor in the two seconds
- * after a change: libkrb5 re-reads a profile at most once per second of
- * time(), so a mapping made just after the change can still be the old one. */
-static void nmap_insert(gh__auth_engine_t *e, const char *principal, const char *local,
-                        uint64_t gen)
-{
-  char *p = NULL, *l = NULL;
-  time_t now;
-
-  if (e->nmap_ttl_s == 0)
-    return;
-  p = gh__strdup(principal);
-  l = gh__strdup(local);
-  if (!p || !l)
-    goto out;
-  now = mono_s();
-  pthread_mutex_lock(&e->nmap_lock);
-  nmap_check_conf(e, now);
-  if (gen == e->nmap_gen && (e->nmap_gen == 0 || now > e->nmap_flushed_at + 2)) {
-    nmap_entry_t *en = &e->nmap[nmap_slot(e, principal)];
-    free(en->principal);
-    free(en->local);
-    en->principal = p;
-    en->local = l;
-    en->expiry = now + (time_t)e->nmap_ttl_s;
-    p = l = NULL;
-  }
-  pthread_mutex_unlock(&e->nmap_lock);
-out:
-  free(p);
-  free(l);
-}
-
-uint64_t gh__auth_engine_basic_memo_hits(gh__auth_engine_t *e)
-{
-  return atomic_load_explicit(&e->basic_memo_hits, memory_order_relaxed);
-}
-
-void gh__auth_engine_name_map_stats(gh__auth_engine_t *e, uint64_t *ret_hits,
-                                    uint64_t *ret_misses, uint64_t *ret_flushes)
-{
-  pthread_mutex_lock(&e->nmap_lock);
-  *ret_hits = e->nmap_hits;
-  *ret_misses = e->nmap_misses;
-  *ret_flushes = e->nmap_flushes;
-  pthread_mutex_unlock(&e->nmap_lock);
-}
-
-int gh__auth_engine_reload_keytab(gh__auth_engine_t *e, char *msg, size_t msglen)
-{
-  char tmp[8];
-
-  if (!msg || msglen == 0) {
-    msg = tmp;
-    msglen = sizeof(tmp);
-  }
-  msg[0] = '\0';
-  if (!e || !e->kt) {
-    snprintf(msg, msglen, "no keytab configured");
-    return GH_ENOT_FOUND;
-  }
-  return gh__auth_keytab_reload(e->kt, msg, msglen);
-}
 
 int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_t errlen,
                         gh__auth_engine_t **ret_engine)
 {
   gh__auth_engine_t *e = NULL;
-  OM_uint32 maj, min;
   int ret = 0;
 
   if (errbuf && errlen)
@@ -709,17 +37,11 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     ret = -ENOMEM;
     goto out;
   }
-  e->krb_name = e->ntlm_name = GSS_C_NO_NAME;
-  pthread_mutex_init(&e->kpool_lock, NULL);
-  pthread_mutex_init(&e->cred_lock, NULL);
-  pthread_mutex_init(&e->nmap_lock, NULL);
-  e->nmap_ttl_s = cfg->name_map_cache_ttl_s;
-  if (e->nmap_ttl_s > 3600)
-    e->nmap_ttl_s = 3600;
-  if (RAND_bytes((unsigned char *)&e->nmap_seed, sizeof(e->nmap_seed)) != 1) {
-    ret = GH_EAUTH_INTERNAL;
+  gh__auth_cred_init(e);
+  gh__auth_kpool_init(e);
+  ret = gh__auth_nmap_init(e, cfg->name_map_cache_ttl_s);
+  if (ret)
     goto out;
-  }
   e->ops = cfg->token_ops ? *cfg->token_ops : sec_ops;
   e->log_cb = cfg->log_cb;
   e->log_arg = cfg->log_arg;
@@ -742,83 +64,23 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   }
 
   if (cfg->keytab) {
-    ret = check_file("keytab", cfg->keytab, errbuf, errlen);
+    ret = gh__auth_check_file("keytab", cfg->keytab, errbuf, errlen);
     if (ret)
       goto out;
     /* Kerberos can delegate: the clients' FILE ccaches go below ccache_dir */
-    ret = ccache_dir_prepare(e, e->ccache_dir, errbuf, errlen);
+    ret = gh__auth_ccache_dir_prepare(e, e->ccache_dir, true, errbuf, errlen);
     if (ret)
       goto out;
-    if (!(e->keytab = gh__strdup(cfg->keytab))) {
-      ret = -ENOMEM;
-      goto out;
-    }
-    ret = gh__auth_keytab_new(cfg->keytab, e->log_cb, e->log_arg, errbuf, errlen, &e->kt);
+    ret = gh__auth_cred_keytab(e, cfg, errbuf, errlen);
     if (ret)
       goto out;
-    atomic_store(&e->polled, (long long)time(NULL));
-    if (!cfg->replay_cache_file) {
-      krb5_context k = kctx_get(e);
-      unsigned window = k ? rcache_window(k) : 660u;
-      kctx_put(e, k);
-      ret = cfg->replay_cache_shared ? gh__auth_rcache_new_shared(window, &e->rcache)
-                                     : gh__auth_rcache_new(window, &e->rcache);
-      if (ret)
-        goto out;
-      if (cfg->replay_cache_url) { /* the farm's store (auth_rcache_redis.c) */
-        gh__rcache_redis_config_t rcfg = {
-          cfg->replay_cache_url, cfg->replay_cache_password, cfg->replay_cache_fallback_local,
-          cfg->replay_cache_timeout_ms, e->log_cb, e->log_arg,
-        };
-        ret = gh__auth_rcache_attach_redis(e->rcache, &rcfg, errbuf, errlen);
-        if (ret)
-          goto out;
-      }
-    }
-    ret = nmap_init_conf(e);
+    ret = gh__auth_nmap_init_conf(e);
     if (ret)
       goto out;
   }
-  e->ntlm = cfg->ntlm;
-  if (cfg->ntlm && cfg->ntlm_user_file) {
-    ret = check_file("ntlm_user_file", cfg->ntlm_user_file, errbuf, errlen);
-    if (ret)
-      goto out;
-    if (!(e->ntlm_user_file = gh__strdup(cfg->ntlm_user_file))) {
-      ret = -ENOMEM;
-      goto out;
-    }
-  }
-  e->spnego_ntlm_name = cfg->ntlm_service_name && !cfg->keytab;
-
-  {
-    const char *sp = cfg->service_principal ? cfg->service_principal : "HTTP";
-    const char *np = cfg->ntlm_service_name ? cfg->ntlm_service_name : sp;
-    gss_buffer_desc b = { strlen(sp), (void *)sp };
-    gss_buffer_desc nb = { strlen(np), (void *)np };
-
-    const char *at = strchr(sp, '@');
-    if (at && at[1] && asprintf(&e->acceptor, "%.*s/%s", (int)(at - sp), sp, at + 1) < 0) {
-      e->acceptor = NULL;
-      ret = -ENOMEM;
-      goto out;
-    }
-    maj = gss_import_name(&min, &b, GSS_C_NT_HOSTBASED_SERVICE, &e->krb_name);
-    if (!GSS_ERROR(maj))
-      maj = gss_import_name(&min, &nb, GSS_C_NT_HOSTBASED_SERVICE, &e->ntlm_name);
-    if (GSS_ERROR(maj)) {
-      if (errbuf && errlen)
-        snprintf(errbuf, errlen, "service principal %s: invalid name", sp);
-      ret = GH_ECONFIG;
-      goto out;
-    }
-  }
-  /* the first set now: it validates keytab, names and user file */
-  ret = acquire_set(e, &e->sets[0], errbuf, errlen);
+  ret = gh__auth_cred_acquire(e, cfg, errbuf, errlen);
   if (ret)
     goto out;
-  e->n_sets = 1;
-  e->free_sets[e->n_free++] = 0;
   *ret_engine = e;
   e = NULL;
 out:
@@ -828,64 +90,16 @@ out:
 
 void gh__auth_engine_free(gh__auth_engine_t *e)
 {
-  OM_uint32 min;
-
   if (!e)
     return;
-  for (unsigned i = 0; i < e->n_sets; i++)
-    release_set(&e->sets[i]);
-  gss_release_name(&min, &e->krb_name);
-  gss_release_name(&min, &e->ntlm_name);
-  gh__auth_keytab_free(e->kt);
-  gh__auth_rcache_free(e->rcache);
-  free(e->keytab);
-  free(e->acceptor);
-  free(e->ntlm_user_file);
-  pthread_mutex_destroy(&e->cred_lock);
+  gh__auth_cred_done(e);
   gh__auth_basic_cache_free(e->basic_cache);
-  for (unsigned i = 0; i < e->n_kpool; i++)
-    krb5_free_context(e->kpool[i]);
-  pthread_mutex_destroy(&e->kpool_lock);
-  nmap_flush(e);
-  for (unsigned i = 0; i < e->n_conf; i++)
-    free(e->conf_path[i]);
-  pthread_mutex_destroy(&e->nmap_lock);
+  gh__auth_kpool_done(e);
+  gh__auth_nmap_done(e);
   free(e->pam_service);
   free(e->ccache_dir);
   free(e->unmapped_user);
   free(e);
-}
-
-/* ---- krb5 context pool ---- */
-
-/* A krb5 context for this thread's exclusive use until kctx_put; NULL on
- * failure. The profile is re-checked by libkrb5 itself (it stats krb5.conf
- * at most once a second), so auth_to_local edits are still picked up. */
-static krb5_context kctx_get(gh__auth_engine_t *e)
-{
-  krb5_context k = NULL;
-
-  pthread_mutex_lock(&e->kpool_lock);
-  if (e->n_kpool > 0)
-    k = e->kpool[--e->n_kpool];
-  pthread_mutex_unlock(&e->kpool_lock);
-  if (!k && krb5_init_context(&k) != 0)
-    k = NULL;
-  return k;
-}
-
-static void kctx_put(gh__auth_engine_t *e, krb5_context k)
-{
-  if (!k)
-    return;
-  pthread_mutex_lock(&e->kpool_lock);
-  if (e->n_kpool < KPOOL_MAX) {
-    e->kpool[e->n_kpool++] = k;
-    k = NULL;
-  }
-  pthread_mutex_unlock(&e->kpool_lock);
-  if (k)
-    krb5_free_context(k);
 }
 
 /* ---- connection ---- */
@@ -901,7 +115,7 @@ gh__auth_conn_t *gh__auth_conn_new(gh__auth_engine_t *engine)
   return c;
 }
 
-static void conn_reset_ctx(gh__auth_conn_t *c)
+void gh__auth_conn_reset_ctx(gh__auth_conn_t *c)
 {
   OM_uint32 min;
 
@@ -909,37 +123,6 @@ static void conn_reset_ctx(gh__auth_conn_t *c)
     gss_delete_sec_context(&min, &c->ctx, GSS_C_NO_BUFFER);
   c->ctx = GSS_C_NO_CONTEXT;
   c->ctx_scheme = GH__AUTH_SCHEME_UNKNOWN;
-}
-
-static void memo_clear(gh__auth_conn_t *c)
-{
-  if (c->memo_cred) {
-    explicit_bzero(c->memo_cred, c->memo_cred_len);
-    free(c->memo_cred);
-  }
-  free(c->memo_user);
-  c->memo_cred = c->memo_user = NULL;
-  c->memo_cred_len = c->memo_dec_len = 0;
-  explicit_bzero(c->memo_key, sizeof(c->memo_key));
-}
-
-/* Remembers a verified Basic header (no memo on allocation failure). */
-static void memo_set(gh__auth_conn_t *c, const char *cred, size_t cred_len, size_t dec_len,
-                     const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], const char *user)
-{
-  memo_clear(c);
-  if (cred_len > BASIC_MEMO_MAX)
-    return;
-  c->memo_cred = gh__malloc(cred_len);
-  c->memo_user = gh__strdup(user);
-  if (!c->memo_cred || !c->memo_user) {
-    memo_clear(c);
-    return;
-  }
-  memcpy(c->memo_cred, cred, cred_len);
-  c->memo_cred_len = cred_len;
-  c->memo_dec_len = dec_len;
-  memcpy(c->memo_key, key, sizeof(c->memo_key));
 }
 
 static void conn_drop_identity(gh__auth_conn_t *c)
@@ -960,250 +143,18 @@ void gh__auth_conn_free(gh__auth_conn_t *c)
 {
   if (!c)
     return;
-  conn_reset_ctx(c);
+  gh__auth_conn_reset_ctx(c);
   conn_drop_identity(c);
-  memo_clear(c);
+  gh__auth_basic_memo_clear(c);
   free(c);
 }
 
-/* ---- result ---- */
-
-static int fcc_remove(void *arg);
-
-void gh__auth_result_done(gh__auth_result_t *r)
-{
-  if (!r)
-    return;
-  for (size_t i = 0; i < r->n_challenges; i++)
-    free(r->challenges[i]);
-  r->n_challenges = 0;
-  if (r->file_ccache_dir) {
-    /* made by the client, in its own 0700 directory: removed as the client */
-    int rc = gh__token_run_as(r->file_ccache_token, fcc_remove, r);
-    if (rc != 0)
-      engine_log(r->log_cb, r->log_arg, LOG_ERR, "delegated ccache %s: not removed: %s",
-                 r->file_ccache_dir, gh_strerror(rc));
-  }
-  if (r->file_ccache_token)
-    (void)gh_token_close(r->file_ccache_token);
-  r->file_ccache_token = 0;
-  if (r->mem_ccache) {
-    krb5_context k = NULL;
-    krb5_ccache cc = NULL;
-    if (krb5_init_context(&k) == 0) {
-      if (krb5_cc_resolve(k, r->mem_ccache, &cc) == 0)
-        krb5_cc_destroy(k, cc);
-      krb5_free_context(k);
-    }
-  }
-  free(r->file_ccache);
-  free(r->file_ccache_dir);
-  free(r->mem_ccache);
-  if (r->packed_buf) {
-    explicit_bzero(r->packed_buf, r->info.packed_context_len);
-    free(r->packed_buf);
-  }
-  free(r->mutual_buf);
-  free(r->remote_user_buf);
-  free(r->local_user_buf);
-  if (r->fail_client_buf || r->fail_service_buf || r->fail_detail_buf) { /* failures only */
-    free(r->fail_client_buf);
-    free(r->fail_service_buf);
-    free(r->fail_detail_buf);
-  }
-  memset(r, 0, sizeof(*r));
-}
-
-const char *gh__auth_result_mem_ccache(const gh__auth_result_t *r)
-{
-  return r->mem_ccache;
-}
-
-/* What the client's side of gh__auth_result_file_ccache needs. */
-typedef struct fcc_job {
-  krb5_context k;
-  krb5_ccache mem;
-  krb5_principal princ;
-  char *dir;  /* in: "<ccache_dir>/gh-deleg-XXXXXX"; out: the directory made */
-  char *name; /* in: buffer for "FILE:<dir>/ccache" */
-  size_t name_len;
-  bool made;  /* the directory exists */
-  gh_auth_log_cb *log_cb;
-  void *log_arg;
-} fcc_job_t;
-
-/* Runs as the client (gh__token_run_as): the private directory (mkdtemp:
- * 0700, the client's) and the ccache file in it (0600, the client's). On
- * failure removes what it made. */
-static int fcc_make(void *arg)
-{
-  fcc_job_t *j = arg;
-  krb5_ccache file = NULL;
-  const char *path;
-  int ret = 0;
-
-  if (!mkdtemp(j->dir)) {
-    ret = -errno;
-    goto out;
-  }
-  j->made = true;
-  snprintf(j->name, j->name_len, "FILE:%s/ccache", j->dir);
-  path = j->name + strlen("FILE:");
-  if (krb5_cc_resolve(j->k, j->name, &file) != 0 || krb5_cc_initialize(j->k, file, j->princ) != 0 ||
-      krb5_cc_copy_creds(j->k, j->mem, file) != 0) {
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  if (chmod(path, 0600) != 0) {
-    ret = -errno;
-    goto out;
-  }
-out:
-  if (file)
-    krb5_cc_close(j->k, file);
-  if (ret != 0 && j->made) {
-    if ((unlink(j->name + strlen("FILE:")) != 0 && errno != ENOENT) || rmdir(j->dir) != 0)
-      engine_log(j->log_cb, j->log_arg, LOG_ERR,
-                 "delegated ccache %s: not removed after a failure: %s", j->dir, strerror(errno));
-    j->made = false;
-  }
-  return ret;
-}
-
-/* Runs as the client at the end of the request: the file, then its
- * directory. A file the client's program already removed (kdestroy) is fine. */
-static int fcc_remove(void *arg)
-{
-  gh__auth_result_t *r = arg;
-
-  if (r->file_ccache && unlink(r->file_ccache + strlen("FILE:")) != 0 && errno != ENOENT)
-    return -errno;
-  if (rmdir(r->file_ccache_dir) != 0)
-    return -errno;
-  return 0;
-}
-
-int gh__auth_result_file_ccache(gh__auth_engine_t *e, gh__auth_result_t *r, uid_t owner_uid,
-                                gid_t owner_gid, const char **ret_ccname)
-{
-  fcc_job_t j = { 0 };
-  gh_token_t tok = 0;
-  uid_t uid;
-  gid_t gid;
-  int ret = 0;
-
-  if (r->file_ccache) {
-    *ret_ccname = r->file_ccache;
-    goto out;
-  }
-  if (!r->mem_ccache) {
-    ret = GH_ENOT_FOUND;
-    goto out;
-  }
-  /* The ccache is made by the client itself: it must be the request's own */
-  if ((ret = gh_token_get_uid(r->info.token, &uid)) != 0 ||
-      (ret = gh_token_get_gid(r->info.token, &gid)) != 0)
-    goto out;
-  if (uid != owner_uid || gid != owner_gid) {
-    ret = -EPERM;
-    goto out;
-  }
-  /* our own handle: the receiver may close its token before the request ends */
-  if ((ret = gh_token_open_handle(r->info.token, &tok)) != 0)
-    goto out;
-  if (asprintf(&j.dir, "%s/gh-deleg-XXXXXX", e->ccache_dir) < 0) {
-    j.dir = NULL;
-    ret = -ENOMEM;
-    goto out;
-  }
-  j.name_len = strlen(j.dir) + sizeof("FILE:/ccache");
-  j.name = gh__malloc(j.name_len);
-  if (!j.name) {
-    ret = -ENOMEM;
-    goto out;
-  }
-  /* krb5 work that needs no identity at base: the profile is read here */
-  if (krb5_init_context(&j.k) != 0) {
-    j.k = NULL;
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  if (krb5_cc_resolve(j.k, r->mem_ccache, &j.mem) != 0) {
-    j.mem = NULL;
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  if (krb5_cc_get_principal(j.k, j.mem, &j.princ) != 0) {
-    j.princ = NULL;
-    ret = GH_EAUTH_INTERNAL;
-    goto out;
-  }
-  j.log_cb = e->log_cb;
-  j.log_arg = e->log_arg;
-  ret = gh__token_run_as(tok, fcc_make, &j);
-  if (ret != 0)
-    goto out;
-  r->file_ccache_dir = j.dir;
-  r->file_ccache = j.name;
-  r->file_ccache_token = tok;
-  j.dir = j.name = NULL;
-  tok = 0;
-  *ret_ccname = r->file_ccache;
-out:
-  if (j.k) {
-    if (j.princ)
-      krb5_free_principal(j.k, j.princ);
-    if (j.mem)
-      krb5_cc_close(j.k, j.mem);
-    krb5_free_context(j.k);
-  }
-  if (tok)
-    (void)gh_token_close(tok);
-  free(j.name);
-  free(j.dir);
-  return ret;
-}
-
-/* ---- step helpers ---- */
+/* ---- the success path, the persisted identity ---- */
 
 static int dup_into(char **dst, const char *src)
 {
   *dst = src ? gh__strdup(src) : NULL;
   return (src && !*dst) ? -ENOMEM : 0;
-}
-
-static void set_failure(gh__auth_result_t *r, gh_auth_failure_t cause, gh_auth_type_t type,
-                        const char *package, gh_auth_sec_kind_t kind, uint32_t major,
-                        uint32_t minor, const char *text)
-{
-  r->verdict = GH__AUTH_DELIVER;
-  r->info.status = GH_AUTH_STATUS_FAILURE;
-  r->info.failure = cause;
-  r->info.type = type;
-  r->info.package_name = package;
-  r->info.sec_status.kind = kind;
-  r->info.sec_status.major = major;
-  r->info.sec_status.minor = minor;
-  snprintf(r->info.sec_status_text, sizeof(r->info.sec_status_text), "%s", text ? text : "");
-}
-
-/* The facts of a FAILURE record (each may be NULL or ""): copied into the
- * result; on ENOMEM a fact is left out. */
-static void set_failure_facts(gh__auth_result_t *r, const char *client, const char *service,
-                              const char *detail)
-{
-  if (client && client[0] && !r->fail_client_buf && (r->fail_client_buf = gh__strdup(client)))
-    r->info.failure_client = r->fail_client_buf;
-  if (service && service[0] && !r->fail_service_buf && (r->fail_service_buf = gh__strdup(service)))
-    r->info.failure_service = r->fail_service_buf;
-  if (detail && detail[0] && !r->fail_detail_buf && (r->fail_detail_buf = gh__strdup(detail)))
-    r->info.failure_detail = r->fail_detail_buf;
-}
-
-static void set_verdict(gh__auth_result_t *r, gh__auth_verdict_t v, int err)
-{
-  r->verdict = v;
-  r->error = err;
 }
 
 static bool persist_applies(const gh_auth_settings_t *site, const char *package)
@@ -1215,16 +166,16 @@ static bool persist_applies(const gh_auth_settings_t *site, const char *package)
   return package && strcmp(package, "NTLM") == 0;
 }
 
-static int make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
-                      const char *local, const char *remote, gh_token_source_t source,
-                      time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
+int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
+                        const char *local, const char *remote, gh_token_source_t source,
+                        time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
 {
   gh_token_opts_t opts = {
-    .level = GH_LEVEL_IMPERSONATE,
-    .source = source,
-    .auth_name = remote,
-    .expiry = expiry,
-    .delegated_cred = GSS_C_NO_CREDENTIAL,
+      .level = GH_LEVEL_IMPERSONATE,
+      .source = source,
+      .auth_name = remote,
+      .expiry = expiry,
+      .delegated_cred = GSS_C_NO_CREDENTIAL,
   };
   gh_token_t tok = 0;
   int ret;
@@ -1248,14 +199,11 @@ static int make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_
   return ret;
 }
 
-/* Fills SUCCESS after the token exists; remembers the identity on the connection. */
-static int deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
-                           const gh_auth_settings_t *site, gh_auth_type_t type,
-                           const char *package, uint32_t ret_flags, time_t expiry,
-                           const char *remote, const char *local)
+void gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
+                              const gh_auth_settings_t *site, gh_auth_type_t type,
+                              const char *package, uint32_t ret_flags, time_t expiry,
+                              const char *remote, const char *local)
 {
-  int ret = 0;
-
   r->verdict = GH__AUTH_DELIVER;
   r->info.status = GH_AUTH_STATUS_SUCCESS;
   r->info.type = type;
@@ -1263,7 +211,9 @@ static int deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
   r->info.context_attributes = ret_flags;
   r->info.expiry = expiry;
   if (dup_into(&r->remote_user_buf, remote) || dup_into(&r->local_user_buf, local)) {
-    ret = -ENOMEM;
+    c->engine->ops.close(r->info.token);
+    r->info.token = 0;
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
   r->info.remote_user = r->remote_user_buf;
@@ -1280,841 +230,6 @@ static int deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
       if (dup_into(&c->remote_user, remote) || dup_into(&c->local_user, local))
         conn_drop_identity(c); /* no persistence rather than a half record */
     }
-  }
-out:
-  return ret;
-}
-
-/* ---- Basic ---- */
-
-/* After the password check (a cache hit or PAM): the token, the cache
- * entry, SUCCESS. key: the entry key, or NULL with the cache off. */
-static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c,
-                          const gh_auth_settings_t *site, const char *user, bool cached,
-                          const unsigned char *key, time_t now, gh__auth_result_t *r)
-{
-  bool unmapped = false;
-  int ret;
-
-  if (!r->info.token) {
-    ret = make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
-    if (ret == -ENOMEM) {
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
-    if (ret) {
-      set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_BASIC, "Basic", GH_AUTH_SEC_ERRNO,
-                  (uint32_t)-ret, 0, gh_strerror(ret));
-      set_failure_facts(r, user, NULL, NULL);
-      goto out;
-    }
-  }
-  /* Only the user's own token is kept: an unmapped user's IDENTIFY token
-   * depends on the site (allow_unmapped), so it is rebuilt per request. A
-   * hit never refreshes the entry (its TTL runs from the PAM success). */
-  if (!cached && key)
-    gh__auth_basic_cache_insert_key(e->basic_cache, key, now, unmapped ? 0 : r->info.token);
-  /* Basic is per request by nature: never persisted on the connection */
-  {
-    gh_auth_settings_t s = *site;
-    s.persist = GH_AUTH_PERSIST_NONE;
-    ret = deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
-                          unmapped ? e->unmapped_user : user);
-  }
-  if (ret) {
-    e->ops.close(r->info.token);
-    r->info.token = 0;
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-  }
-out:
-  return;
-}
-
-static bool basic_succeeded(const gh__auth_result_t *r)
-{
-  return r->verdict == GH__AUTH_DELIVER && r->info.status == GH_AUTH_STATUS_SUCCESS;
-}
-
-/* The connection's memo: the same credentials as its last verified Basic
- * header and their cache entry still valid (within the TTL, not replaced):
- * handled as the cache hit the full path would find. Otherwise false (the
- * memo is gone) and the caller takes the full path. */
-static bool step_basic_memo(gh__auth_engine_t *e, gh__auth_conn_t *c,
-                            const gh_auth_settings_t *site, const char *cred, size_t cred_len,
-                            size_t max_tok, gh__auth_result_t *r)
-{
-  time_t now;
-
-  if (!c->memo_cred || c->memo_cred_len != cred_len ||
-      CRYPTO_memcmp(c->memo_cred, cred, cred_len) != 0)
-    return false;
-  if (c->memo_dec_len > max_tok) /* this site's limit: the full path answers */
-    return false;
-  now = time(NULL);
-  if (!gh__auth_basic_cache_lookup_key(e->basic_cache, c->memo_key, now, &r->info.token)) {
-    memo_clear(c);
-    return false;
-  }
-  atomic_fetch_add_explicit(&e->basic_memo_hits, 1, memory_order_relaxed);
-  basic_success(e, c, site, c->memo_user, true, NULL, now, r);
-  if (!basic_succeeded(r))
-    memo_clear(c);
-  return true;
-}
-
-static void step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                       const char *cred, size_t cred_len, const unsigned char *dec,
-                       size_t dec_len, gh__auth_result_t *r)
-{
-  char *buf = NULL;
-  const char *user = NULL, *password = NULL;
-  char msg[GH_AUTH_SEC_TEXT_MAX];
-  unsigned char key[GH__AUTH_BASIC_KEY_SIZE];
-  bool cached = false, have_key;
-  int pam_code = 0, ret;
-  time_t now = time(NULL);
-
-  memo_clear(c);
-  buf = gh__malloc(dec_len + 1);
-  if (!buf) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-    goto out;
-  }
-  memcpy(buf, dec, dec_len);
-  ret = gh__auth_basic_split(buf, dec_len, &user, &password);
-  if (ret) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
-    goto out;
-  }
-  /* a hit hands out a new handle to the token built at the PAM success
-   * (same user, same password hash, within the TTL): no PAM, no NSS */
-  have_key = gh__auth_basic_cache_key(e->basic_cache, user, password, key);
-  if (have_key)
-    cached = gh__auth_basic_cache_lookup_key(e->basic_cache, key, now, &r->info.token);
-  if (!cached) {
-    ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
-                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
-    if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
-      /* PAM hung or too many conversations: not the client's fault, no re-prompt */
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
-    if (ret) {
-      set_failure(r, gh__auth_failure_of_pam(pam_code), GH_AUTH_TYPE_BASIC, "Basic",
-                  GH_AUTH_SEC_PAM, (uint32_t)pam_code, 0, msg);
-      set_failure_facts(r, user, NULL, NULL);
-      goto out;
-    }
-  }
-  basic_success(e, c, site, user, cached, have_key ? key : NULL, now, r);
-  /* the next request with this header on this connection: see step_basic_memo */
-  if (have_key && basic_succeeded(r))
-    memo_set(c, cred, cred_len, dec_len, key, user);
-out:
-  explicit_bzero(key, sizeof(key));
-  if (buf) {
-    explicit_bzero(buf, dec_len + 1);
-    free(buf);
-  }
-}
-
-/* ---- GSS (Negotiate, NTLM, Kerberos) ---- */
-
-static const char *scheme_text(gh__auth_scheme_id_t s)
-{
-  switch (s) {
-  case GH__AUTH_SCHEME_NTLM:
-    return "NTLM";
-  case GH__AUTH_SCHEME_KERBEROS:
-    return "Kerberos";
-  case GH__AUTH_SCHEME_NEGOTIATE:
-    return "Negotiate";
-  case GH__AUTH_SCHEME_BASIC:
-    return "Basic";
-  case GH__AUTH_SCHEME_UNKNOWN:
-    break;
-  }
-  return "";
-}
-
-static gh_auth_type_t scheme_type(gh__auth_scheme_id_t s)
-{
-  switch (s) {
-  case GH__AUTH_SCHEME_NTLM:
-    return GH_AUTH_TYPE_NTLM;
-  case GH__AUTH_SCHEME_KERBEROS:
-    return GH_AUTH_TYPE_KERBEROS;
-  case GH__AUTH_SCHEME_NEGOTIATE:
-    return GH_AUTH_TYPE_NEGOTIATE;
-  case GH__AUTH_SCHEME_BASIC:
-    return GH_AUTH_TYPE_BASIC;
-  case GH__AUTH_SCHEME_UNKNOWN:
-    break;
-  }
-  return GH_AUTH_TYPE_NONE;
-}
-
-/* An initial token starts a new exchange and resets any half-open context. */
-static bool is_initial_token(gh__auth_scheme_id_t s, const unsigned char *t, size_t len)
-{
-  bool ntlm1 = len >= 12 && memcmp(t, NTLM_SIGNATURE, 8) == 0 && t[8] == 1 && t[9] == 0 &&
-               t[10] == 0 && t[11] == 0;
-  if (s == GH__AUTH_SCHEME_NTLM)
-    return ntlm1;
-  return (len > 0 && t[0] == 0x60) || (s == GH__AUTH_SCHEME_NEGOTIATE && ntlm1);
-}
-
-/* The mechanism OID of a GSS initial context token (RFC 2743 3.1:
- * 0x60 <DER length> 0x06 <oid length> <oid>); false when t is not one. */
-static bool initial_token_mech(const unsigned char *t, size_t len, gss_OID_desc *ret_oid)
-{
-  size_t i = 1, n;
-
-  if (len < 2 || t[0] != 0x60)
-    return false;
-  if (t[i] < 0x80) {
-    i++;
-  } else {
-    n = t[i] & 0x7f;
-    if (n == 0 || n > 4)
-      return false;
-    i += 1 + n;
-  }
-  if (i + 2 > len || t[i] != 0x06 || t[i + 1] >= 0x80 || i + 2 + t[i + 1] > len)
-    return false;
-  ret_oid->length = t[i + 1];
-  ret_oid->elements = (void *)(t + i + 2);
-  return true;
-}
-
-/* An NTLM NEGOTIATE or AUTHENTICATE message without the 8-byte Version
- * field (curl and other older clients send the short forms of MS-NLMP
- * 2.2.1.1 / 2.2.1.3 when NTLMSSP_NEGOTIATE_VERSION is not negotiated):
- * gss-ntlmssp refuses them ("Failed to decode data"). Returns a copy with a
- * zero Version inserted after the fixed fields and every payload offset
- * moved by 8, or NULL when t is not such a message (or on ENOMEM, in which
- * case the original is used and fails as before). Integrity is unaffected:
- * the short forms carry no MIC, and the NTLMv2 response does not cover the
- * message layout. */
-static unsigned char *ntlm_add_version(const unsigned char *t, size_t len, size_t *ret_len)
-{
-  unsigned char *out = NULL;
-  size_t min_off = SIZE_MAX, fixed, n_fields;
-
-  if (len < 32 || len > 1024 * 1024 || memcmp(t, NTLM_SIGNATURE, 8) != 0 || t[9] || t[10] ||
-      t[11])
-    goto out;
-  if (t[8] == 1) {
-    fixed = 32; /* signature, type, flags, domain, workstation */
-    n_fields = 2;
-  } else if (t[8] == 3 && len >= 64) {
-    fixed = 64; /* signature, type, 6 fields, flags */
-    n_fields = 6;
-  } else {
-    goto out;
-  }
-  for (size_t f = 0; f < n_fields; f++) {
-    const unsigned char *fld = t + (t[8] == 1 ? 16 : 12) + 8 * f;
-    size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
-    size_t foff = (size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
-                  (size_t)fld[7] << 24;
-    if (flen > 0 && foff < min_off)
-      min_off = foff;
-  }
-  /* the payload starts right after the fixed part: no Version present */
-  if (!(min_off == fixed || (min_off == SIZE_MAX && len == fixed)))
-    goto out;
-  out = gh__malloc(len + 8);
-  if (!out)
-    goto out;
-  memcpy(out, t, fixed);
-  memset(out + fixed, 0, 8);
-  memcpy(out + fixed + 8, t + fixed, len - fixed);
-  for (size_t f = 0; f < n_fields; f++) {
-    unsigned char *fld = out + (t[8] == 1 ? 16 : 12) + 8 * f;
-    size_t flen = (size_t)fld[0] | (size_t)fld[1] << 8;
-    uint32_t foff = (uint32_t)((size_t)fld[4] | (size_t)fld[5] << 8 | (size_t)fld[6] << 16 |
-                               (size_t)fld[7] << 24);
-    foff = flen ? foff + 8 : (uint32_t)(fixed + 8);
-    fld[4] = (unsigned char)foff;
-    fld[5] = (unsigned char)(foff >> 8);
-    fld[6] = (unsigned char)(foff >> 16);
-    fld[7] = (unsigned char)(foff >> 24);
-  }
-  *ret_len = len + 8;
-out:
-  return out;
-}
-
-static char *header_value(const char *scheme, const void *tok, size_t len)
-{
-  size_t sl = strlen(scheme);
-  char *v = gh__malloc(sl + 1 + gh__b64_encoded_len(len) + 1);
-
-  if (v) {
-    memcpy(v, scheme, sl);
-    v[sl] = ' ';
-    gh__b64_encode(tok, len, v + sl + 1);
-  }
-  return v;
-}
-
-/* Local account for an authenticated GSS name. NULL = unmapped.
- * Kerberos: krb5_aname_to_localname (krb5.conf auth_to_local rules and the
- * localauth plugins) on the principal parsed from the display name, with a
- * pooled krb5 context. gss_localname would do the same through the mechglue
- * but first walks the name's attributes, creating a fresh krb5 context for
- * each query (~14 per call): it cost more than the accept itself.
- * Successful Kerberos mappings are cached for a few seconds (nmap_lookup). */
-static char *map_name(gh__auth_engine_t *e, gss_OID mech, const char *display,
-                      const gh_auth_settings_t *site)
-{
-  char *local = NULL;
-
-  if (gss_oid_equal(mech, &krb5_oid)) {
-    uint64_t gen;
-    local = nmap_lookup(e, display, &gen);
-    if (local)
-      return local;
-    krb5_context k = kctx_get(e);
-    krb5_principal princ = NULL;
-    char lname[AUTH_NAME_MAX];
-
-    if (k && krb5_parse_name_flags(k, display, KRB5_PRINCIPAL_PARSE_REQUIRE_REALM, &princ) == 0 &&
-        krb5_aname_to_localname(k, princ, sizeof(lname), lname) == 0 && lname[0] != '\0')
-      local = gh__strdup(lname);
-    if (princ)
-      krb5_free_principal(k, princ);
-    kctx_put(e, k);
-    if (local)
-      nmap_insert(e, display, local, gen);
-  } else {
-    const char *bs = strchr(display, '\\');
-    local = gh__strdup((bs && !site->ntlm_keep_domain) ? bs + 1 : display);
-    if (local && local[0] == '\0') {
-      free(local);
-      local = NULL;
-    }
-  }
-  return local;
-}
-
-/* The service name the client asked for: the ticket's server principal
- * (Kerberos) or MsvAvTargetName (NTLM). "" when unknown. */
-static void client_spn(gh__auth_conn_t *c, bool is_krb, const gh__ntlm_auth_facts_t *nf,
-                       char *buf, size_t len)
-{
-  gss_name_t targ = GSS_C_NO_NAME;
-  gss_buffer_desc d = GSS_C_EMPTY_BUFFER;
-  OM_uint32 maj, min;
-
-  buf[0] = '\0';
-  if (!is_krb) {
-    snprintf(buf, len, "%s", nf->spn);
-    return;
-  }
-  maj = gss_inquire_context(&min, c->ctx, NULL, &targ, NULL, NULL, NULL, NULL, NULL);
-  if (!GSS_ERROR(maj) && targ != GSS_C_NO_NAME &&
-      !GSS_ERROR(gss_display_name(&min, targ, &d, NULL)) && d.length < len &&
-      !memchr(d.value, '\0', d.length)) {
-    memcpy(buf, d.value, d.length);
-    buf[d.length] = '\0';
-  }
-  gss_release_buffer(&min, &d);
-  gss_release_name(&min, &targ);
-}
-
-/* Extended Protection after a complete accept: channel-binding flags and
- * the strict requirement, then the service-name list. Returns false after
- * set_failure. */
-static bool check_binding(gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                          const void *tp_cbt, gss_OID mech, OM_uint32 ret_flags,
-                          bool cb_passed, const gh__ntlm_auth_facts_t *nf, gh_auth_type_t type,
-                          const char *package, gh__auth_result_t *r)
-{
-  bool is_krb = mech != GSS_C_NO_OID && gss_oid_equal(mech, &krb5_oid);
-  bool is_ntlm = mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid);
-  bool verified = false;
-  char spn[256], text[GH_AUTH_SEC_TEXT_MAX];
-
-  if (site->channel_binding == GH_AUTH_CB_LEGACY)
-    return true;
-  if (tp_cbt) {
-    if (is_krb) {
-      /* MIT (1.19+) accepts a client without bindings and sets
-       * GSS_C_CHANNEL_BOUND_FLAG only when the client's matched ours; a
-       * mismatch already failed with GSS_S_BAD_BINDINGS */
-      verified = (ret_flags & GSS_C_CHANNEL_BOUND_FLAG) != 0;
-      if (verified)
-        r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT;
-    } else if (is_ntlm) {
-      /* gss-ntlmssp checks MsvAvChannelBindings whenever it gets bindings
-       * (and fails without them), so they were passed only when present */
-      if (nf->has_cbt)
-        r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT;
-      verified = nf->has_cbt && cb_passed;
-    }
-    if (verified)
-      r->info.flags |= GH_AUTH_FLAG_CBT_VERIFIED;
-    if (!verified && site->channel_binding == GH_AUTH_CB_STRICT) {
-      set_failure(r, GH_AUTH_FAILURE_CHANNEL_BINDING, type, package, GH_AUTH_SEC_GSS,
-                  GSS_S_BAD_BINDINGS, 0,
-                  "channel binding required (channel_binding = strict): the client sent none");
-      return false;
-    }
-  }
-  if (site->allowed_spns) {
-    client_spn(c, is_krb, nf, spn, sizeof(spn));
-    if (spn[0] && gh__auth_spn_allowed(site->allowed_spns, spn)) {
-      r->info.flags |= GH_AUTH_FLAG_SPN_VERIFIED;
-    } else if (spn[0] || site->channel_binding == GH_AUTH_CB_STRICT) {
-      snprintf(text, sizeof(text), "service name %.100s is not in allowed_spns",
-               spn[0] ? spn : "(none sent)");
-      set_failure(r, GH_AUTH_FAILURE_WRONG_SPN, type, package, GH_AUTH_SEC_GSS, GSS_S_BAD_NAME, 0,
-                  text);
-      set_failure_facts(r, NULL, spn, "not in this site's allowed_spns");
-      return false;
-    }
-  }
-  return true;
-}
-
-/* The krb5 mechanism's own error code for a failed accept of a token that
- * holds an AP-REQ (ap). The minor itself when the krb5 credential took the
- * token. Through SPNEGO the mechglue renumbers minor codes (a SPNEGO minor
- * is an arbitrary number standing for the pair (SPNEGO, inner code), and
- * differs from process to process), so the AP-REQ is given once more to
- * the krb5 credential alone, its context and output discarded: MIT fails
- * it at the same step and returns the real code. 0 when that accept
- * succeeds (SPNEGO itself refused the token). Failure path only. */
-static long krb5_code(gh__auth_engine_t *e, unsigned set_idx, gss_cred_id_t cred, OM_uint32 minor,
-                      const gh__krb5_ap_req_t *ap, gss_channel_bindings_t cbp)
-{
-  gss_ctx_id_t ctx = GSS_C_NO_CONTEXT;
-  gss_buffer_desc in = {ap->mech_len, (void *)ap->mech}, out = GSS_C_EMPTY_BUFFER;
-  OM_uint32 maj, min = 0, min2;
-
-  if (cred == e->sets[set_idx].krb5)
-    return (long)(int32_t)minor;
-  if (e->sets[set_idx].krb5 == GSS_C_NO_CREDENTIAL)
-    return 0;
-  maj = gss_accept_sec_context(&min, &ctx, e->sets[set_idx].krb5, &in, cbp, NULL, NULL, &out, NULL,
-                               NULL, NULL);
-  gss_release_buffer(&min2, &out);
-  if (ctx != GSS_C_NO_CONTEXT)
-    gss_delete_sec_context(&min2, &ctx, GSS_C_NO_BUFFER);
-  return GSS_ERROR(maj) ? (long)(int32_t)min : 0;
-}
-
-/* A failed Kerberos accept: the cause refined with what the AP-REQ shows,
- * and its client (when the keytab decrypts the ticket), service and facts. */
-static void fail_krb5(gh__auth_engine_t *e, gh__auth_result_t *r, gh_auth_failure_t cause,
-                      const gh__krb5_ap_req_t *ap)
-{
-  gh__krb5_diag_t d;
-  char detail[400];
-  krb5_context k = kctx_get(e);
-
-  gh__krb5_diagnose(k, e->kt ? gh__auth_keytab_mem_name(e->kt) : NULL, ap->ap_req, ap->ap_req_len,
-                    &d);
-  kctx_put(e, k);
-  r->info.failure = gh__krb5_explain(cause, &d, e->acceptor, detail, sizeof(detail));
-  set_failure_facts(r, d.client, d.service, detail);
-}
-
-/* The text of a mechanism minor code alone (first message). */
-static void mech_text(OM_uint32 minor, char *buf, size_t len)
-{
-  OM_uint32 msg_ctx = 0, min;
-  gss_buffer_desc t = GSS_C_EMPTY_BUFFER;
-
-  buf[0] = '\0';
-  if (minor == 0 ||
-      GSS_ERROR(gss_display_status(&min, minor, GSS_C_MECH_CODE, GSS_C_NO_OID, &msg_ctx, &t)))
-    return;
-  snprintf(buf, len, "%.*s", (int)t.length, (const char *)t.value);
-  gss_release_buffer(&min, &t);
-}
-
-/* A failed NTLM accept (raw or in SPNEGO): the cause from gss-ntlmssp's
- * minor, the user and target name from the AUTHENTICATE message. */
-static void fail_ntlm(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
-                      const unsigned char *tok, size_t tok_len, gh__ntlm_auth_facts_t *nf)
-{
-  char mt[160];
-  gh_auth_failure_t cause;
-
-  (void)maj;
-  mech_text(minor, mt, sizeof(mt));
-  gh__ntlm_auth_facts(tok, tok_len, nf);
-  cause = gh__auth_failure_of_ntlm(minor, mt, nf->is_type3);
-  if (cause != GH_AUTH_FAILURE_OTHER)
-    r->info.failure = cause;
-  set_failure_facts(r, nf->user, nf->spn, NULL);
-}
-
-static void step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                     const void *cbt, size_t cbt_len, gh__auth_scheme_id_t scheme,
-                     const unsigned char *tok, size_t tok_len, gh__auth_result_t *r)
-{
-  struct gss_channel_bindings_struct cbs;
-  gss_channel_bindings_t cbp = GSS_C_NO_CHANNEL_BINDINGS;
-  gh__ntlm_auth_facts_t nf;
-  gss_cred_id_t cred;
-  gss_buffer_desc in = { tok_len, (void *)tok };
-  unsigned char *fixed = NULL;
-  size_t fixed_len = 0;
-  unsigned set_idx = 0;
-  bool set_excl = false, set_held = false;
-  gss_buffer_desc out = GSS_C_EMPTY_BUFFER, dname = GSS_C_EMPTY_BUFFER;
-  gss_buffer_desc packed = GSS_C_EMPTY_BUFFER;
-  gss_name_t src = GSS_C_NO_NAME;
-  gss_OID mech = GSS_C_NO_OID, name_type = GSS_C_NO_OID;
-  gss_cred_id_t deleg = GSS_C_NO_CREDENTIAL;
-  OM_uint32 maj, min = 0, min2, ret_flags = 0, time_rec = 0;
-  gh_auth_type_t type = scheme_type(scheme);
-  const char *package = scheme_text(scheme);
-  char *display = NULL, *local = NULL, text[GH_AUTH_SEC_TEXT_MAX];
-  time_t expiry = 0;
-  bool unmapped = false, tagged = false, walked = false, have_ap = false;
-  uint8_t tag[GH__RCACHE_TAG_LEN];
-  gh__krb5_ap_req_t ap;
-  unsigned kt_gen = 0;
-  long kcode = 0;
-  int ret;
-
-  if (c->ctx != GSS_C_NO_CONTEXT &&
-      (c->ctx_scheme != scheme || is_initial_token(scheme, tok, tok_len)))
-    conn_reset_ctx(c);
-  /* a later leg continues with the set its context was made with */
-  if (c->ctx != GSS_C_NO_CONTEXT) {
-    set_idx = c->ctx_set;
-  } else {
-    set_idx = credset_get(e, &set_excl);
-    set_held = true;
-  }
-  cred = scheme == GH__AUTH_SCHEME_NEGOTIATE ? e->sets[set_idx].spnego
-         : scheme == GH__AUTH_SCHEME_NTLM    ? e->sets[set_idx].ntlm
-                                             : e->sets[set_idx].krb5;
-  if (scheme == GH__AUTH_SCHEME_NEGOTIATE) {
-    /* RFC 4559 clients that skip SPNEGO: a raw Kerberos token (pykerberos,
-     * requests-kerberos, some Java/Windows clients) or a raw NTLMSSP
-     * message under "Negotiate". The SPNEGO credential cannot accept them
-     * (the mechglue dispatches on the token's mechanism), the mechanism's
-     * own credential can; the scheme (and the mutual-auth header) stays
-     * Negotiate. */
-    gss_OID_desc m;
-    if (initial_token_mech(tok, tok_len, &m) && gss_oid_equal(&m, &krb5_oid))
-      cred = e->sets[set_idx].krb5;
-    else if (tok_len >= 8 && memcmp(tok, NTLM_SIGNATURE, 8) == 0)
-      cred = e->sets[set_idx].ntlm;
-  }
-  if (cred == GSS_C_NO_CREDENTIAL) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_INTERNAL);
-    goto out;
-  }
-  if (scheme != GH__AUTH_SCHEME_KERBEROS &&
-      (fixed = ntlm_add_version(tok, tok_len, &fixed_len)) != NULL) {
-    in.value = fixed;
-    in.length = fixed_len;
-  }
-  memset(&nf, 0, sizeof(nf));
-  if (site->channel_binding != GH_AUTH_CB_LEGACY && (cbt || site->allowed_spns))
-    gh__ntlm_auth_facts(tok, tok_len, &nf);
-  if (site->channel_binding != GH_AUTH_CB_LEGACY && cbt) {
-    /* tls-server-end-point as application data, no addresses (RFC 5929,
-     * what Windows and browsers send). Not for an NTLM AUTHENTICATE
-     * without MsvAvChannelBindings: gss-ntlmssp would refuse it, and
-     * medium serves such clients (strict refuses them below). */
-    memset(&cbs, 0, sizeof(cbs));
-    cbs.application_data.length = cbt_len;
-    cbs.application_data.value = (void *)cbt;
-    if (!nf.is_authenticate || nf.has_cbt)
-      cbp = &cbs;
-  }
-
-  if (e->rcache && cred != e->sets[set_idx].ntlm) {
-    /* Replay detection (item 5) for a credential whose krb5 part has no
-     * rcache: find the AP-REQ the krb5 mechanism could be given in exactly
-     * the bytes GSS gets, record its authenticator before the accept. A
-     * token the strict walker cannot read is refused (fail closed). */
-    ret = gh__krb5_find_ap_req(in.value, in.length, &ap);
-    walked = true;
-    if (ret < 0) {
-      conn_reset_ctx(c);
-      set_failure(r, GH_AUTH_FAILURE_MALFORMED_TOKEN, type, package, GH_AUTH_SEC_GSS,
-                  GSS_S_DEFECTIVE_TOKEN, 0,
-                  "not strict DER Kerberos or SPNEGO, nor NTLMSSP: refused before GSS");
-      goto out;
-    }
-    if (ret == 1) {
-      have_ap = true;
-      ret = gh__auth_rcache_tag(e->rcache, ap.cipher, ap.cipher_len, tag);
-      if (ret == 0)
-        ret = gh__auth_rcache_insert(e->rcache, tag);
-      if (ret == GH__RCACHE_REPLAY) {
-        conn_reset_ctx(c);
-        /* the same status MIT's file rcache gives, with krb5's own text
-         * (the mechglue knows no mechanism for a minor it did not return) */
-        snprintf(text, sizeof(text), "%s", error_message(KRB5KRB_AP_ERR_REPEAT));
-        set_failure(r, GH_AUTH_FAILURE_REPLAY, type, "Kerberos", GH_AUTH_SEC_GSS, GSS_S_FAILURE,
-                    (uint32_t)KRB5KRB_AP_ERR_REPEAT, text);
-        fail_krb5(e, r, GH_AUTH_FAILURE_REPLAY, &ap);
-        goto out;
-      }
-      if (ret) {
-        conn_reset_ctx(c);
-        set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-        goto out;
-      }
-      tagged = true;
-    }
-  }
-  kt_gen = e->kt ? gh__auth_keytab_gen(e->kt) : 0;
-  maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
-                               &time_rec, &deleg);
-  if (GSS_ERROR(maj) && set_held && e->kt && cred != e->sets[set_idx].ntlm) {
-    /* Keytab rotation: a ticket for a key this process does not hold yet
-     * (a new kvno, a new service name) re-reads the keytab file at once
-     * when it changed, and the accept is tried once more. Failure path
-     * only: a success costs nothing here. */
-    if (!walked) {
-      have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
-      walked = true;
-    }
-    if (have_ap) {
-      kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
-      if (gh__auth_krb5_key_error(kcode) && gh__auth_keytab_refresh(e->kt, kt_gen)) {
-        gss_release_buffer(&min2, &out);
-        gss_release_name(&min2, &src);
-        gss_release_cred(&min2, &deleg);
-        conn_reset_ctx(c);
-        mech = GSS_C_NO_OID;
-        ret_flags = time_rec = 0;
-        maj = gss_accept_sec_context(&min, &c->ctx, cred, &in, cbp, &src, &mech, &out, &ret_flags,
-                                     &time_rec, &deleg);
-        if (GSS_ERROR(maj))
-          kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
-      }
-    }
-  }
-  if (tagged && GSS_ERROR(maj)) {
-    /* nothing was authenticated with it: forget it, so that a corrupted
-     * copy sent first cannot lock the genuine token out, and garbage does
-     * not fill the table. A success keeps it (at most one success per
-     * authenticator). */
-    gh__auth_rcache_remove(e->rcache, tag);
-  }
-  if (GSS_ERROR(maj)) {
-    gss_text(text, sizeof(text), maj, min, mech);
-    conn_reset_ctx(c);
-    if (cbp != GSS_C_NO_CHANNEL_BINDINGS &&
-        (GSS_ROUTINE_ERROR(maj) == GSS_S_BAD_BINDINGS || nf.has_cbt))
-      r->info.flags |= GH_AUTH_FLAG_CBT_PRESENT; /* sent, and not ours */
-    set_failure(r, gh__auth_failure_of_gss_major(maj), type, package, GH_AUTH_SEC_GSS, maj, min,
-                text);
-    if (e->kt && cred != e->sets[set_idx].ntlm && !walked) {
-      have_ap = gh__krb5_find_ap_req(in.value, in.length, &ap) == 1;
-      walked = true;
-    }
-    if (have_ap) {
-      gh_auth_failure_t cause = r->info.failure;
-      if (kcode == 0)
-        kcode = krb5_code(e, set_idx, cred, min, &ap, cbp);
-      if (kcode != 0 && gh__auth_failure_of_krb5(kcode) != GH_AUTH_FAILURE_OTHER)
-        cause = gh__auth_failure_of_krb5(kcode);
-      fail_krb5(e, r, cause, &ap);
-    } else if (cred == e->sets[set_idx].ntlm ||
-               (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid)) ||
-               memmem(tok, tok_len, NTLM_SIGNATURE, 8) != NULL) {
-      fail_ntlm(r, maj, min, tok, tok_len, &nf);
-    }
-    goto out;
-  }
-  if (set_held) {
-    credset_put(e, set_idx, set_excl);
-    set_held = false;
-  }
-  if (maj & GSS_S_CONTINUE_NEEDED) {
-    if (out.length == 0) {
-      conn_reset_ctx(c);
-      set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS, maj, min,
-                  "continue without a token");
-      goto out;
-    }
-    c->ctx_scheme = scheme;
-    c->ctx_set = set_idx;
-    r->challenges[0] = header_value(scheme_text(scheme), out.value, out.length);
-    if (!r->challenges[0]) {
-      conn_reset_ctx(c);
-      set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-      goto out;
-    }
-    r->n_challenges = 1;
-    set_verdict(r, GH__AUTH_CHALLENGE, 0);
-    goto out;
-  }
-
-  /* complete */
-  if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &krb5_oid))
-    package = "Kerberos";
-  else if (mech != GSS_C_NO_OID && gss_oid_equal(mech, &ntlmssp_oid))
-    package = "NTLM";
-  if (!check_binding(c, site, cbt, mech, ret_flags, cbp != GSS_C_NO_CHANNEL_BINDINGS, &nf, type,
-                     package, r)) {
-    conn_reset_ctx(c);
-    goto out;
-  }
-  maj = gss_display_name(&min2, src, &dname, &name_type);
-  /* gss-ntlmssp counts the terminating NUL in the length */
-  if (!GSS_ERROR(maj) && dname.length > 0 && ((char *)dname.value)[dname.length - 1] == '\0')
-    dname.length--;
-  if (GSS_ERROR(maj) || dname.length == 0 || dname.length >= AUTH_NAME_MAX ||
-      memchr(dname.value, '\0', dname.length)) {
-    conn_reset_ctx(c);
-    set_failure(r, GH_AUTH_FAILURE_OTHER, type, package, GH_AUTH_SEC_GSS,
-                GSS_ERROR(maj) ? maj : GSS_S_BAD_NAME, min2, "cannot display the client name");
-    goto out;
-  }
-  if ((ret_flags & GSS_C_ANON_FLAG) ||
-      (name_type != GSS_C_NO_OID && gss_oid_equal(name_type, GSS_C_NT_ANONYMOUS))) {
-    conn_reset_ctx(c);
-    set_failure(r, GH_AUTH_FAILURE_ANONYMOUS, type, package, GH_AUTH_SEC_GSS, GSS_S_FAILURE, 0,
-                "anonymous (NULL session) authentication refused");
-    goto out;
-  }
-  display = gh__strndup(dname.value, dname.length);
-  if (!display) {
-    conn_reset_ctx(c);
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-    goto out;
-  }
-  if (time_rec != GSS_C_INDEFINITE)
-    expiry = time(NULL) + (time_t)time_rec;
-  local = map_name(e, mech, display, site);
-
-  /* delegated credentials: a per-request MEMORY ccache, then into the token */
-  if (deleg != GSS_C_NO_CREDENTIAL && (ret_flags & GSS_C_DELEG_FLAG)) {
-    char ccname[96];
-    unsigned char rnd[8] = { 0 };
-    uint64_t rv;
-    gss_key_value_element_desc el = { "ccache", ccname };
-    gss_key_value_set_desc st = { 1, &el };
-
-    RAND_bytes(rnd, sizeof(rnd));
-    memcpy(&rv, rnd, sizeof(rv));
-    snprintf(ccname, sizeof(ccname), "MEMORY:gh-deleg-%ld-%llu-%016llx", (long)getpid(),
-             (unsigned long long)atomic_fetch_add(&e->seq, 1), (unsigned long long)rv);
-    maj = gss_store_cred_into(&min2, deleg, GSS_C_INITIATE, &krb5_oid, 1, 0, &st, NULL, NULL);
-    if (!GSS_ERROR(maj))
-      r->mem_ccache = gh__strdup(ccname);
-    if (GSS_ERROR(maj) || !r->mem_ccache) {
-      /* without a ccache the delegation is useless; authenticate without it */
-      gss_release_cred(&min2, &deleg);
-    }
-  } else if (deleg != GSS_C_NO_CREDENTIAL) {
-    gss_release_cred(&min2, &deleg);
-  }
-
-  ret = make_token(e, r, site, local, display,
-                   strcmp(package, "NTLM") == 0 ? GH_SOURCE_NTLM : GH_SOURCE_KERBEROS, expiry,
-                   &deleg, &unmapped);
-  if (ret) {
-    conn_reset_ctx(c);
-    if (ret == -ENOMEM) {
-      set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-    } else {
-      char detail[AUTH_NAME_MAX + 64];
-      snprintf(text, sizeof(text), "%s -> %s: %s", display, local ? local : "(unmapped)",
-               gh_strerror(ret));
-      set_failure(r, gh__auth_failure_of_local(ret), type, package, GH_AUTH_SEC_ERRNO,
-                  (uint32_t)-ret, 0, text);
-      if (local)
-        snprintf(detail, sizeof(detail), "the name maps to the local account '%s'", local);
-      else
-        snprintf(detail, sizeof(detail), "no local name for it (auth_to_local)");
-      set_failure_facts(r, display, NULL, detail);
-    }
-    goto out;
-  }
-
-  if (out.length > 0) {
-    r->mutual_buf = header_value(scheme_text(scheme), out.value, out.length);
-    if (r->mutual_buf) {
-      r->info.mutual_auth_data = r->mutual_buf;
-      r->info.mutual_auth_data_len = strlen(r->mutual_buf);
-      if (!site->receive_mutual_auth)
-        r->mutual_auth_header = r->mutual_buf;
-    }
-  }
-  if (site->packed_context) {
-    maj = gss_export_sec_context(&min2, &c->ctx, &packed);
-    if (!GSS_ERROR(maj) && packed.length > 0) {
-      r->packed_buf = gh__malloc(packed.length);
-      if (r->packed_buf) {
-        memcpy(r->packed_buf, packed.value, packed.length);
-        r->info.packed_context = r->packed_buf;
-        r->info.packed_context_len = packed.length;
-        r->info.packed_context_type =
-            strcmp(package, "NTLM") == 0 ? GH_AUTH_TYPE_NTLM : GH_AUTH_TYPE_KERBEROS;
-      }
-    }
-  }
-  conn_reset_ctx(c);
-  ret = deliver_success(c, r, site, type, package, ret_flags, expiry, display,
-                        unmapped ? e->unmapped_user : local);
-  if (ret) {
-    e->ops.close(r->info.token);
-    r->info.token = 0;
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-  }
-out:
-  if (packed.length)
-    explicit_bzero(packed.value, packed.length);
-  gss_release_buffer(&min2, &packed);
-  gss_release_buffer(&min2, &out);
-  gss_release_buffer(&min2, &dname);
-  gss_release_name(&min2, &src);
-  gss_release_cred(&min2, &deleg);
-  free(display);
-  free(local);
-  free(fixed);
-  if (set_held)
-    credset_put(e, set_idx, set_excl);
-}
-
-/* ---- peer ---- */
-
-static void step_peer(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                      int fd, gh__auth_result_t *r)
-{
-  gh_token_t tok = 0;
-  char user[256];
-  int ret;
-
-  ret = e->ops.from_peer(fd, &tok);
-  if (ret == -ENOMEM) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-    goto out;
-  }
-  if (ret) {
-    set_failure(r, gh__auth_failure_of_local(ret), GH_AUTH_TYPE_PEER, "Peer", GH_AUTH_SEC_ERRNO,
-                (uint32_t)-ret, 0, gh_strerror(ret));
-    goto out;
-  }
-  r->info.token = tok;
-  if (!e->ops.get_user || e->ops.get_user(tok, user, sizeof(user)) < 0)
-    snprintf(user, sizeof(user), "%s", "");
-  {
-    gh_auth_settings_t s = *site;
-    s.persist = GH_AUTH_PERSIST_NONE; /* recomputed per request: cheap and exact */
-    ret = deliver_success(c, r, &s, GH_AUTH_TYPE_PEER, "Peer", 0, 0, user[0] ? user : NULL,
-                          user[0] ? user : NULL);
-  }
-  if (ret) {
-    e->ops.close(tok);
-    r->info.token = 0;
-    set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
   }
 out:
   return;
@@ -2139,6 +254,52 @@ static bool scheme_offered(gh__auth_scheme_id_t s, const gh_auth_settings_t *sit
     break;
   }
   return false;
+}
+
+/* The identity persisted on the connection (item 8): SUCCESS with a new
+ * handle of its token, flagged TOKEN_FOR_CACHED_CRED. */
+static void deliver_persisted(gh__auth_engine_t *e, gh__auth_conn_t *c, gh__auth_result_t *r)
+{
+  gh_token_t t = 0;
+
+  if (e->ops.open_handle(c->token, &t) != 0) {
+    conn_drop_identity(c);
+    goto out; /* NOT_AUTHENTICATED */
+  }
+  r->info.token = t;
+  r->info.flags |= GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED;
+  r->info.status = GH_AUTH_STATUS_SUCCESS;
+  r->info.type = c->type;
+  r->info.package_name = c->package;
+  r->info.context_attributes = c->ret_flags;
+  r->info.expiry = c->expiry;
+  if (dup_into(&r->remote_user_buf, c->remote_user) ||
+      dup_into(&r->local_user_buf, c->local_user)) {
+    e->ops.close(t);
+    memset(&r->info, 0, sizeof(r->info));
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    goto out;
+  }
+  r->info.remote_user = r->remote_user_buf;
+  r->info.local_user = r->local_user_buf;
+out:
+  return;
+}
+
+/* No Authorization (item 1): Peer on a unix socket of a site that offers
+ * it, else the persisted identity while the site's persist covers it and it
+ * has not expired (dropped otherwise); else NOT_AUTHENTICATED, as *r is. */
+static void step_no_header(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
+                           const gh__auth_transport_t *tp, gh__auth_result_t *r)
+{
+  if (tp->kind == GH__AUTH_TRANSPORT_UNIX && (site->schemes & GH_AUTH_SCHEME_PEER) &&
+      tp->unix_fd >= 0)
+    gh__auth_step_peer(e, c, site, tp->unix_fd, r);
+  else if (c->token && persist_applies(site, c->package) &&
+           (c->expiry == 0 || time(NULL) < c->expiry))
+    deliver_persisted(e, c, r);
+  else if (c->token)
+    conn_drop_identity(c);
 }
 
 int gh__auth_step(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
@@ -2171,72 +332,45 @@ int gh__auth_step_tls(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_se
   max_tok = site->max_token_size ? site->max_token_size : GH_AUTH_MAX_TOKEN_DEFAULT;
 
   if (!authz) {
-    if (tp->kind == GH__AUTH_TRANSPORT_UNIX && (site->schemes & GH_AUTH_SCHEME_PEER) &&
-        tp->unix_fd >= 0) {
-      step_peer(e, c, site, tp->unix_fd, r);
-    } else if (c->token && persist_applies(site, c->package) &&
-               (c->expiry == 0 || time(NULL) < c->expiry)) {
-      gh_token_t t = 0;
-      if (e->ops.open_handle(c->token, &t) != 0) {
-        conn_drop_identity(c);
-        goto out; /* NOT_AUTHENTICATED */
-      }
-      r->info.token = t;
-      r->info.flags |= GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED;
-      r->info.status = GH_AUTH_STATUS_SUCCESS;
-      r->info.type = c->type;
-      r->info.package_name = c->package;
-      r->info.context_attributes = c->ret_flags;
-      r->info.expiry = c->expiry;
-      if (dup_into(&r->remote_user_buf, c->remote_user) ||
-          dup_into(&r->local_user_buf, c->local_user)) {
-        e->ops.close(t);
-        memset(&r->info, 0, sizeof(r->info));
-        set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
-        goto out;
-      }
-      r->info.remote_user = r->remote_user_buf;
-      r->info.local_user = r->local_user_buf;
-    } else if (c->token) {
-      conn_drop_identity(c);
-    }
+    step_no_header(e, c, site, tp, r);
     goto out;
   }
 
   ret = gh__auth_parse_header(authz, authz_len, gh__b64_encoded_len(max_tok) + 4, &scheme,
                               &scheme_name, &scheme_len, &cred, &cred_len);
   if (ret) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret);
     ret = 0;
     goto out;
   }
   if (!scheme_offered(scheme, site, tp))
     goto out; /* not ours (or not offered here): the application sees NOT_AUTHENTICATED */
   if (cred_len == 0) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, GH_EPARSE);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, GH_EPARSE);
     goto out;
   }
   /* a new Authorization on a persisted connection is always verified */
   conn_drop_identity(c);
-  if (scheme == GH__AUTH_SCHEME_BASIC && step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
+  if (scheme == GH__AUTH_SCHEME_BASIC &&
+      gh__auth_step_basic_memo(e, c, site, cred, cred_len, max_tok, r))
     goto out;
   if (scheme != GH__AUTH_SCHEME_BASIC)
-    memo_clear(c);
+    gh__auth_basic_memo_clear(c);
   dec = gh__malloc(gh__b64_decoded_max(cred_len));
   if (!dec) {
-    set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
   ret = gh__b64_decode(cred, cred_len, dec, &dec_len);
   if (ret || dec_len == 0 || dec_len > max_tok) {
-    set_verdict(r, GH__AUTH_BAD_REQUEST, ret ? ret : dec_len ? GH_ELIMIT : GH_EPARSE);
+    gh__auth_set_verdict(r, GH__AUTH_BAD_REQUEST, ret ? ret : dec_len ? GH_ELIMIT : GH_EPARSE);
     ret = 0;
     goto out;
   }
   if (scheme == GH__AUTH_SCHEME_BASIC)
-    step_basic(e, c, site, cred, cred_len, dec, dec_len, r);
+    gh__auth_step_basic(e, c, site, cred, cred_len, dec, dec_len, r);
   else
-    step_gss(e, c, site, cbt, cbt_len, scheme, dec, dec_len, r);
+    gh__auth_step_gss(e, c, site, cbt, cbt_len, scheme, dec, dec_len, r);
 out:
   if (dec) {
     explicit_bzero(dec, gh__b64_decoded_max(cred_len));

@@ -12,6 +12,7 @@
 
 #include "httpapi/auth/auth.h"
 #include "httpapi/hooks.h"
+#include "sec/runas.h"
 #include "util/alloc.h"
 
 /*
@@ -230,8 +231,10 @@ static void auth_response_hook(gh_request_t *req, int status, void *arg)
     return;
   if (status >= 200 && status < 300) {
     /* item 7: the mutual-auth token on the final 2xx, unless the site
-     * hands it to the application (receive_mutual_auth) */
+     * hands it to the application (receive_mutual_auth) or the
+     * application sent a WWW-Authenticate itself (never two) */
     if (rq->r.mutual_auth_header && !rq->mutual_added &&
+        !gh__response_has_header(req, "WWW-Authenticate") &&
         gh_response_add_header(req, "WWW-Authenticate", rq->r.mutual_auth_header) == 0)
       rq->mutual_added = true;
   } else if (status == 401 && !gh__response_has_header(req, "WWW-Authenticate")) {
@@ -257,6 +260,16 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   }
   if (gh__server_get_auth_state(server)) {
     ret = GH_EEXISTS;
+    goto out;
+  }
+  if (!gh__sec_is_initialised()) {
+    /* the engine makes tokens: without the sec layer every request would
+     * fail later with GH_ESTATE, so the order is refused here */
+    ret = GH_ESTATE;
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen,
+               "gh_server_enable_auth: call gh_sec_init() first "
+               "(after gh_privileges_drop(), before enabling authentication)");
     goto out;
   }
   if (!cfg) {
@@ -405,4 +418,78 @@ int gh_response_add_auth_challenges(gh_request_t *req)
   if (!rq)
     return GH_ENOT_FOUND;
   return add_challenges(req, rq);
+}
+
+int gh_server_auth_selftest(gh_server_t *server, const gh_auth_settings_t *settings,
+                            const char *authorization, gh_auth_selftest_t *ret_result)
+{
+  gh__auth_server_t *as = server ? gh__server_get_auth_state(server) : NULL;
+  gh__auth_transport_t tp = { .kind = GH__AUTH_TRANSPORT_TCP, .keep_alive = true, .unix_fd = -1 };
+  gh__auth_conn_t *conn = NULL;
+  gh__auth_result_t r;
+  gh_auth_settings_t s;
+  gh_auth_selftest_t *out = NULL;
+  int ret = 0;
+
+  memset(&r, 0, sizeof(r));
+  if (!server || !settings || !authorization || !ret_result ||
+      (unsigned)settings->channel_binding > GH_AUTH_CB_STRICT) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (!as) {
+    ret = GH_ESTATE; /* gh_server_enable_auth first */
+    goto out;
+  }
+  s = *settings;
+  if (s.max_token_size == 0)
+    s.max_token_size = GH_AUTH_MAX_TOKEN_DEFAULT;
+  conn = gh__auth_conn_new(as->engine);
+  out = gh__calloc(1, sizeof(*out));
+  if (!conn || !out) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  /* the gate's own step (auth_gate), on a connection of its own */
+  ret = gh__auth_step(as->engine, conn, &s, &tp, authorization, strlen(authorization), &r);
+  if (ret < 0)
+    goto out;
+  switch (r.verdict) {
+  case GH__AUTH_DELIVER:
+    ret = 0;
+    break;
+  case GH__AUTH_CHALLENGE:
+    ret = GH_EAUTH_CONTINUE;
+    goto out;
+  case GH__AUTH_BAD_REQUEST:
+    ret = GH_EPARSE;
+    goto out;
+  case GH__AUTH_UNAVAILABLE:
+    ret = r.error ? r.error : GH_EAUTH_INTERNAL;
+    goto out;
+  }
+  out->status = r.info.status;
+  out->sec_status = r.info.sec_status;
+  out->type = r.info.type;
+  out->flags = r.info.flags;
+  out->context_attributes = r.info.context_attributes;
+  snprintf(out->package_name, sizeof(out->package_name), "%s",
+           r.info.package_name ? r.info.package_name : "");
+  snprintf(out->remote_user, sizeof(out->remote_user), "%s",
+           r.info.remote_user ? r.info.remote_user : "");
+  snprintf(out->local_user, sizeof(out->local_user), "%s",
+           r.info.local_user ? r.info.local_user : "");
+  if (r.info.mutual_auth_data && r.info.mutual_auth_data_len < sizeof(out->mutual_auth_data))
+    memcpy(out->mutual_auth_data, r.info.mutual_auth_data, r.info.mutual_auth_data_len);
+  snprintf(out->sec_status_text, sizeof(out->sec_status_text), "%s",
+           gh_auth_info_sec_status_text(&r.info));
+  *ret_result = *out;
+out:
+  if (r.info.token)
+    (void)gh_token_close(r.info.token); /* ours: nobody receives this record */
+  r.info.token = 0;
+  gh__auth_result_done(&r);
+  gh__auth_conn_free(conn);
+  free(out);
+  return ret;
 }

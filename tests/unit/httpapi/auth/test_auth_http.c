@@ -1,4 +1,4 @@
-/* test_auth_http.c: the auth engine wired into an in-process server — records per group, Unix peers, token ownership (item 11), 401 challenge lists, gate answers. */
+/* test_auth_http.c: the auth engine wired into an in-process server — records per group, Unix peers, token ownership (item 11), 401 challenge lists, gate answers, the self-test and ccache_dir check entry points. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -270,6 +271,89 @@ static void test_gate_answers_bad_requests(void **state)
   free(out);
 }
 
+/* gh_server_auth_selftest: the gate's verdicts as return codes (the
+ * Kerberos SUCCESS path needs a KDC: test_daemon_doctor.py) */
+static void test_selftest_verdicts(void **state)
+{
+  fixture_t *f = *state;
+  gh_auth_settings_t as;
+  gh_auth_selftest_t res;
+  gh_server_t *bare = NULL;
+
+  gh_auth_settings_init(&as);
+  as.schemes = GH_AUTH_SCHEME_BASIC | GH_AUTH_SCHEME_NEGOTIATE;
+  as.basic_over_plain_http = true;
+  assert_int_equal(gh_server_auth_selftest(NULL, &as, "Basic Zm9v", &res), -EINVAL);
+  assert_int_equal(gh_server_auth_selftest(f->srv, NULL, "Basic Zm9v", &res), -EINVAL);
+  assert_int_equal(gh_server_auth_selftest(f->srv, &as, NULL, &res), -EINVAL);
+  assert_int_equal(gh_server_new(NULL, &bare), 0);
+  assert_int_equal(gh_server_auth_selftest(bare, &as, "Basic Zm9v", &res), GH_ESTATE);
+  gh_server_free(bare);
+  /* 400: a malformed header */
+  memset(&res, 0x5a, sizeof(res));
+  assert_int_equal(gh_server_auth_selftest(f->srv, &as, "Basic Zg=", &res), GH_EPARSE);
+  assert_int_equal(((unsigned char *)&res)[0], 0x5a); /* written only on success */
+  /* 503: Negotiate on an engine without keytab or NTLM has no credential */
+  assert_int_equal(gh_server_auth_selftest(f->srv, &as, "Negotiate YIIBAA==", &res),
+                   GH_EAUTH_INTERNAL);
+}
+
+/* gh_auth_check_ccache_dir: the engine's rules, changing nothing */
+static void test_check_ccache_dir(void **state)
+{
+  char base[64], p[128], msg[512];
+  struct stat st;
+
+  (void)state;
+  snprintf(base, sizeof(base), "/tmp/gh-test-ccdir-%d", (int)getpid());
+  assert_int_equal(mkdir(base, 0755), 0);
+  snprintf(p, sizeof(p), "%s/missing", base);
+  assert_int_equal(gh_auth_check_ccache_dir(p, msg, sizeof(msg)), 0);
+  assert_non_null(strstr(msg, "missing; created with mode 1733 at start"));
+  assert_int_not_equal(lstat(p, &st), 0); /* not created */
+  assert_int_equal(mkdir(p, 0700), 0);
+  assert_int_equal(gh_auth_check_ccache_dir(p, msg, sizeof(msg)), 0);
+  assert_non_null(strstr(msg, "mode 0700: set to 1733 at start"));
+  assert_int_equal(lstat(p, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0700); /* not changed */
+  assert_int_equal(chmod(p, 01733), 0);
+  assert_int_equal(gh_auth_check_ccache_dir(p, msg, sizeof(msg)), 0);
+  assert_string_equal(msg, "");
+  assert_int_equal(chmod(p, 0777), 0);
+  assert_int_equal(gh_auth_check_ccache_dir(p, msg, sizeof(msg)), GH_ECONFIG);
+  assert_non_null(strstr(msg, "without the sticky bit"));
+  assert_int_equal(chmod(p, 01733), 0);
+  assert_int_equal(chown(p, PEER_UID, PEER_GID), 0);
+  assert_int_equal(gh_auth_check_ccache_dir(p, msg, sizeof(msg)), GH_ECONFIG);
+  assert_non_null(strstr(msg, "owned by uid 20001"));
+  char link[160];
+  snprintf(link, sizeof(link), "%s/link", base);
+  assert_int_equal(symlink(p, link), 0);
+  assert_int_equal(gh_auth_check_ccache_dir(link, msg, sizeof(msg)), GH_ECONFIG);
+  assert_non_null(strstr(msg, "symlinks are refused"));
+  /* root's 0755 seen by a service user: safe but unusable (1) */
+  char rootdir[160];
+  snprintf(rootdir, sizeof(rootdir), "%s/root", base);
+  assert_int_equal(mkdir(rootdir, 0755), 0);
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (setresuid(PEER_UID, PEER_UID, PEER_UID) != 0)
+      _exit(9);
+    _exit(gh_auth_check_ccache_dir(rootdir, msg, sizeof(msg)) == 1 &&
+                  strstr(msg, "make it mode 1733") != NULL
+              ? 0
+              : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  unlink(link);
+  rmdir(rootdir);
+  rmdir(p);
+  rmdir(base);
+}
+
 int main(void)
 {
   if (geteuid() != 0) {
@@ -287,6 +371,8 @@ int main(void)
     cmocka_unit_test(test_token_ownership),
     cmocka_unit_test(test_401_challenges),
     cmocka_unit_test(test_gate_answers_bad_requests),
+    cmocka_unit_test(test_selftest_verdicts),
+    cmocka_unit_test(test_check_ccache_dir),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

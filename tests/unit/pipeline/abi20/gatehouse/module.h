@@ -1,0 +1,685 @@
+/* module.h as of module ABI 2.0 (commit 5173bb7), verbatim but this line: the header that modules built before issue 13 were compiled with (test fixture). */
+#ifndef GATEHOUSE_MODULE_H
+#define GATEHOUSE_MODULE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <gatehouse/authinfo.h>
+#include <gatehouse/common.h>
+
+/*
+ * The C counterpart of the IIS native module API (httpserv.h).
+ *
+ *   IIS                              gatehouse
+ *   RegisterModule                   gh_register_module (exported by the .so)
+ *   IHttpModuleRegistrationInfo      gh_module_registration_t
+ *   IHttpServer                      gh_module_server_t
+ *   IHttpModuleFactory + CHttpModule gh_module_factory_t (create/dispose + callbacks)
+ *   CGlobalModule                    gh_global_module_t
+ *   IHttpContext                     gh_http_context_t
+ *   IHttpRequest / IHttpResponse     gh_http_request_t / gh_http_response_t
+ *   IHttpUser                        gh_http_user_t
+ *   IHttpEventProvider (+ subtypes)  gh_event_provider_t
+ *   REQUEST_NOTIFICATION_STATUS      gh_request_status_t
+ *
+ * Lifetime rules, written once (they hold for every object below):
+ *   - Everything a module gets through a callback parameter or a _get_
+ *     function is borrowed. Objects reachable from a gh_http_context_t live
+ *     until the request ends (after END_REQUEST and the disposal of every
+ *     module instance), except where a function says otherwise.
+ *   - Strings returned are NUL-terminated and must not be freed or modified.
+ *   - gh_http_user_ref() keeps a user object alive past its request; the
+ *     user's tokens do not outlive the request (see gh_http_user_t).
+ *   - Calls on one request's objects must come from the thread currently
+ *     running a notification of that request, or, while the request is
+ *     PENDING, from the thread that will call gh_http_context_complete().
+ *     gh_http_context_complete() itself may be called from any thread.
+ *   - Functions return 0 (or a positive count) on success, -errno or a GH_E*
+ *     code (gatehouse/error.h) on failure. Pipeline control is the separate
+ *     gh_request_status_t.
+ */
+
+/* ---------------------------------------------------------------------- */
+/* ABI                                                                     */
+/* ---------------------------------------------------------------------- */
+
+/** Bumped on any incompatible change of this header (2: membership is
+ *  tri-state, gh_http_user_ops_t.is_in_role and gh_http_user_is_in_role
+ *  take a gh_membership_t). */
+#define GH_MODULE_ABI_VERSION 2u
+
+/** Server version passed to gh_register_module(): major << 16 | minor. */
+#define GH_MODULE_SERVER_VERSION ((uint32_t)((GH_VERSION_MAJOR << 16) | GH_VERSION_MINOR))
+
+#define GH__MOD_STR2(x) #x
+#define GH__MOD_STR(x) GH__MOD_STR2(x)
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define GH__MOD_ENDIAN "BE"
+#else
+#define GH__MOD_ENDIAN "LE"
+#endif
+
+/** Build signature: what must match between the server and a module beyond
+ *  the ABI version (pointer/long size, byte order). Checked at load time. */
+#define GH_MODULE_SIGNATURE                                                    \
+  "gatehouse-module/" GH__MOD_STR(GH_MODULE_ABI_VERSION) "/P" GH__MOD_STR(  \
+      __SIZEOF_POINTER__) "/L" GH__MOD_STR(__SIZEOF_LONG__) "/" GH__MOD_ENDIAN
+
+/** The symbol every module exports next to gh_register_module, read by the
+ *  loader before anything in the module runs. Use GH_MODULE_DEFINE(). */
+typedef struct gh_module_abi {
+  uint32_t abi_version; /* GH_MODULE_ABI_VERSION the module was built with */
+  const char *signature; /* GH_MODULE_SIGNATURE the module was built with */
+  const char *name;      /* unique module name ("static", "whoami" ...) */
+} gh_module_abi_t;
+
+#define GH_MODULE_ABI_SYMBOL "gh_module_abi"
+#define GH_MODULE_REGISTER_SYMBOL "gh_register_module"
+
+/** Put once in each module source: defines the ABI record for NAME (a string
+ *  literal). The loader refuses a module without it, with another ABI version
+ *  or signature, or with a name already loaded. */
+#define GH_MODULE_DEFINE(NAME)                                                 \
+  __attribute__((visibility("default"))) const gh_module_abi_t gh_module_abi = { \
+      GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, NAME}
+
+#define GH_MODULE_EXPORT __attribute__((visibility("default")))
+
+typedef struct gh_module_registration gh_module_registration_t;
+typedef struct gh_module_server gh_module_server_t;
+typedef struct gh_http_context gh_http_context_t;
+typedef struct gh_http_request gh_http_request_t;
+typedef struct gh_http_response gh_http_response_t;
+typedef struct gh_http_user gh_http_user_t;
+typedef struct gh_event_provider gh_event_provider_t;
+
+/** The entry point each module exports (RegisterModule). Called once, at
+ *  load, on the loading thread, before the server starts. server_version is
+ *  GH_MODULE_SERVER_VERSION of the server. reg and server are borrowed: reg
+ *  is valid only during the call; server lives as long as the module is
+ *  loaded. Return 0 or an error (the module is then unloaded and the server
+ *  reports the error with the module's path). */
+typedef int (*gh_register_module_fn)(uint32_t server_version, gh_module_registration_t *reg,
+                                     gh_module_server_t *server);
+GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
+                                        gh_module_server_t *server);
+
+/* ---------------------------------------------------------------------- */
+/* Notifications                                                           */
+/* ---------------------------------------------------------------------- */
+
+/** Request notifications, in the order they are raised (IIS order). Each of
+ *  the first twelve also has a post event, raised after the event for every
+ *  module. SEND_RESPONSE is raised each time headers/body are about to go out
+ *  (first flush, end of request); READ_ENTITY when the request body is read
+ *  through gh_http_request_read_body(); MAP_PATH when a module calls
+ *  gh_http_context_map_path(). The last three have no post event. */
+typedef enum gh_notification {
+  GH_NOTIFY_BEGIN_REQUEST = 0,
+  GH_NOTIFY_AUTHENTICATE_REQUEST,
+  GH_NOTIFY_AUTHORIZE_REQUEST,
+  GH_NOTIFY_RESOLVE_REQUEST_CACHE,
+  GH_NOTIFY_MAP_REQUEST_HANDLER,
+  GH_NOTIFY_ACQUIRE_REQUEST_STATE,
+  GH_NOTIFY_PRE_EXECUTE_REQUEST_HANDLER,
+  GH_NOTIFY_EXECUTE_REQUEST_HANDLER,
+  GH_NOTIFY_RELEASE_REQUEST_STATE,
+  GH_NOTIFY_UPDATE_REQUEST_CACHE,
+  GH_NOTIFY_LOG_REQUEST,
+  GH_NOTIFY_END_REQUEST,
+  GH_NOTIFY_SEND_RESPONSE,
+  GH_NOTIFY_READ_ENTITY,
+  GH_NOTIFY_MAP_PATH,
+  GH_NOTIFY_COUNT_
+} gh_notification_t;
+
+/** Bit for a notification in the masks of gh_module_registration_set_*. */
+#define GH_NOTIFY_BIT(n) (1u << (unsigned)(n))
+#define GH_NOTIFY_ALL_REQUEST_BITS ((1u << GH_NOTIFY_SEND_RESPONSE) - 1u)
+
+/** Returned by every request notification callback. */
+typedef enum gh_request_status {
+  /** Go on with the next module / notification. */
+  GH_REQUEST_CONTINUE = 0,
+  /** Stop this request's notifications: no other module gets this event or
+   *  its post event, and the stages up to UPDATE_REQUEST_CACHE are skipped.
+   *  LOG_REQUEST and END_REQUEST (and their posts) still run, and the
+   *  response is sent. Returned from SEND_RESPONSE, READ_ENTITY or MAP_PATH
+   *  it only stops the remaining modules of that event. */
+  GH_REQUEST_FINISH = 1,
+  /** The module has started asynchronous work and will call
+   *  gh_http_context_complete() (from any thread). The pipeline suspends the
+   *  request after this callback returns and resumes with the next module. */
+  GH_REQUEST_PENDING = 2,
+} gh_request_status_t;
+
+/** Priorities (IIS PRIORITY_ALIAS_*). Within a notification modules run
+ *  FIRST → LAST, in load order inside one priority; for SEND_RESPONSE the
+ *  order is reversed (LAST → FIRST, reverse load order). */
+typedef enum gh_module_priority {
+  GH_PRIORITY_FIRST = 0,
+  GH_PRIORITY_HIGH = 1,
+  GH_PRIORITY_MEDIUM = 2, /* default */
+  GH_PRIORITY_LOW = 3,
+  GH_PRIORITY_LAST = 4,
+} gh_module_priority_t;
+
+/** Global (server-wide) notifications. */
+typedef enum gh_global_notification {
+  GH_GLOBAL_START = 0,         /* after every module is loaded, before requests */
+  GH_GLOBAL_STOP = 1,          /* server stopping; no request runs any more */
+  GH_GLOBAL_CONFIG_RELOAD = 2, /* SIGHUP: configuration re-read */
+  GH_GLOBAL_COUNT_
+} gh_global_notification_t;
+
+/** Callback for one request notification. module is the instance the factory
+ *  created for this request; provider carries event-specific data (see the
+ *  gh_event_provider_* functions) and is valid during the call only. Runs on
+ *  a worker thread at base identity, or impersonating the client when the
+ *  site says impersonate = yes and this is EXECUTE_REQUEST_HANDLER. Whatever
+ *  the callback does, the thread is reverted when it returns. */
+typedef gh_request_status_t (*gh_module_request_cb)(void *module, gh_http_context_t *ctx,
+                                                    gh_event_provider_t *provider);
+
+/** A request-level module (IHttpModuleFactory + CHttpModule). The pipeline
+ *  copies the struct at registration; factory_data is borrowed until
+ *  terminate. */
+typedef struct gh_module_factory {
+  /** sizeof(gh_module_factory_t): lets later versions grow the struct. */
+  size_t struct_size;
+  /** Creates the per-request instance the first time the request reaches
+   *  this module (GetHttpModule). Memory may come from
+   *  gh_http_context_alloc(). Return 0 and *ret_module (may be NULL), or an
+   *  error: the request then fails with 500. Worker thread, base identity. */
+  int (*create)(void *factory_data, gh_http_context_t *ctx, void **ret_module);
+  /** Disposes the instance: called exactly once per created instance, at the
+   *  end of the request (after END_REQUEST), also when the request was
+   *  aborted. May be NULL. */
+  void (*dispose)(void *factory_data, void *module);
+  /** Called once when the module is unloaded (Terminate). May be NULL. */
+  void (*terminate)(void *factory_data);
+  /** Per-notification callbacks (index gh_notification_t). Only the ones set
+   *  in the request mask are called; a NULL entry in the mask is an error at
+   *  registration. */
+  gh_module_request_cb on_request[GH_NOTIFY_COUNT_];
+  /** Post-notification callbacks (index gh_notification_t, first twelve). */
+  gh_module_request_cb on_post_request[GH_NOTIFY_COUNT_];
+  void *factory_data;
+} gh_module_factory_t;
+
+/** Status of a global notification callback. */
+typedef enum gh_global_status {
+  GH_GLOBAL_CONTINUE = 0,
+  GH_GLOBAL_FINISH = 1, /* later modules do not get this global event */
+} gh_global_status_t;
+
+/** A global module (CGlobalModule). Callbacks run on the thread that starts,
+ *  stops or reloads the server, never concurrently with each other, but
+ *  possibly concurrently with requests (reload). */
+typedef struct gh_global_module {
+  size_t struct_size; /* sizeof(gh_global_module_t) */
+  gh_global_status_t (*on_global[GH_GLOBAL_COUNT_])(void *global_data,
+                                                   gh_module_server_t *server);
+  void (*terminate)(void *global_data); /* at unload; may be NULL */
+  void *global_data;
+} gh_global_module_t;
+
+/** Registers the request-level module: factory (copied), which notifications
+ *  it wants (masks of GH_NOTIFY_BIT) and post notifications. Once per
+ *  registration. GH_EEXISTS if called twice, -EINVAL on a mask bit without a
+ *  callback or a post bit for SEND_RESPONSE/READ_ENTITY/MAP_PATH. */
+GH_EXPORT int gh_module_registration_set_request_notifications(gh_module_registration_t *reg,
+                                                               const gh_module_factory_t *factory,
+                                                               uint32_t request_mask,
+                                                               uint32_t post_mask);
+
+/** Sets the priority of the module for the notifications in mask (default
+ *  MEDIUM). Applies to pre and post events. */
+GH_EXPORT int gh_module_registration_set_priority(gh_module_registration_t *reg, uint32_t mask,
+                                                  gh_module_priority_t priority);
+
+/** Registers global notifications (mask of 1u << gh_global_notification_t). */
+GH_EXPORT int gh_module_registration_set_global_notifications(gh_module_registration_t *reg,
+                                                              const gh_global_module_t *global,
+                                                              uint32_t mask);
+
+/** Marks the module as a handler: its EXECUTE_REQUEST_HANDLER (and post) run
+ *  only for sites whose `handler` key names it. Modules without this flag get
+ *  EXECUTE_REQUEST_HANDLER on every site. */
+GH_EXPORT int gh_module_registration_set_handler(gh_module_registration_t *reg);
+
+/** Token-scoped impersonation for the module's EXECUTE_REQUEST_HANDLER on
+ *  sites with impersonate = yes: the pipeline does not switch the thread to
+ *  the client around the handler; instead every gh_http_context_openat2 in
+ *  it opens as the client (gh_token_openat2: the kernel checks the client's
+ *  uid, gid and groups, the thread never changes identity). The module
+ *  promises that it touches client-owned resources only through
+ *  gh_http_context_openat2 or after gh_http_context_impersonate (which
+ *  still works). Users who cannot be impersonated are refused before the
+ *  handler exactly as without the flag. Saves the six credential syscalls of
+ *  a switch and revert per request; the static module uses it. */
+GH_EXPORT int gh_module_registration_set_scoped_impersonation(gh_module_registration_t *reg);
+
+/** The module's name (from its GH_MODULE_DEFINE), borrowed for the call. */
+GH_EXPORT const char *gh_module_registration_get_name(const gh_module_registration_t *reg);
+
+/** The module's id: index for gh_http_context_{get,set}_module_context. */
+GH_EXPORT int gh_module_registration_get_id(const gh_module_registration_t *reg);
+
+/* ---------------------------------------------------------------------- */
+/* Server (IHttpServer)                                                    */
+/* ---------------------------------------------------------------------- */
+
+typedef enum gh_log_level {
+  GH_LOG_ERROR = 3,
+  GH_LOG_WARNING = 4,
+  GH_LOG_NOTICE = 5,
+  GH_LOG_INFO = 6,
+  GH_LOG_DEBUG = 7,
+} gh_log_level_t;
+
+/** Server version (GH_MODULE_SERVER_VERSION). Any thread. */
+GH_EXPORT uint32_t gh_module_server_get_version(const gh_module_server_t *server);
+
+/** Value of key in a server-wide config section ("server" or the module's
+ *  own "[module NAME]" section, which is given as "module NAME"), or NULL.
+ *  Borrowed until the next config reload; read it again in the
+ *  GH_GLOBAL_CONFIG_RELOAD callback. */
+GH_EXPORT const char *gh_module_server_get_config(gh_module_server_t *server,
+                                                  const char *section, const char *key);
+
+/** Logs through the host's log function (the daemon: stderr or journald).
+ *  The library itself never prints. Any thread. */
+GH_EXPORT void gh_module_server_log(gh_module_server_t *server, gh_log_level_t level,
+                                    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---------------------------------------------------------------------- */
+/* Event providers                                                         */
+/* ---------------------------------------------------------------------- */
+
+/** Which notification the provider belongs to. */
+GH_EXPORT gh_notification_t gh_event_provider_get_notification(const gh_event_provider_t *p);
+/** true for a post event. */
+GH_EXPORT bool gh_event_provider_is_post(const gh_event_provider_t *p);
+/** Records an error status for the event (SetErrorStatus). The pipeline fails
+ *  the request with 500 if the callback then returns FINISH. */
+GH_EXPORT void gh_event_provider_set_error_status(gh_event_provider_t *p, int err);
+
+/** AUTHENTICATE_REQUEST only (IAuthenticationProvider::SetUser): replaces the
+ *  request's user with user, taking one reference (the caller keeps its own).
+ *  -EINVAL in other notifications. */
+GH_EXPORT int gh_event_provider_set_user(gh_event_provider_t *p, gh_http_user_t *user);
+
+/** SEND_RESPONSE only: GH_SEND_RESPONSE_FLAG_* for this send. */
+#define GH_SEND_RESPONSE_FLAG_FINAL 0x1u  /* last send of the request */
+#define GH_SEND_RESPONSE_FLAG_HEADERS 0x2u /* headers go out with this send */
+GH_EXPORT uint32_t gh_event_provider_get_send_flags(const gh_event_provider_t *p);
+
+/** READ_ENTITY only: the bytes just read (borrowed for the call). A module
+ *  may inspect them; FINISH makes the read fail with -EPERM. */
+GH_EXPORT int gh_event_provider_get_entity(const gh_event_provider_t *p, const void **ret_data,
+                                           size_t *ret_len);
+
+/** MAP_PATH only: the URL being mapped and the physical path computed so far;
+ *  a module may replace the path (copied). */
+GH_EXPORT const char *gh_event_provider_get_url(const gh_event_provider_t *p);
+GH_EXPORT const char *gh_event_provider_get_physical_path(const gh_event_provider_t *p);
+GH_EXPORT int gh_event_provider_set_physical_path(gh_event_provider_t *p, const char *path);
+
+/* ---------------------------------------------------------------------- */
+/* Context (IHttpContext)                                                  */
+/* ---------------------------------------------------------------------- */
+
+/** The request (borrowed, lives with the context). */
+GH_EXPORT gh_http_request_t *gh_http_context_get_request(gh_http_context_t *ctx);
+/** The response (borrowed, lives with the context). */
+GH_EXPORT gh_http_response_t *gh_http_context_get_response(gh_http_context_t *ctx);
+/** The request's user (borrowed): never NULL — an anonymous request has a
+ *  user with empty name and auth type "". Take gh_http_user_ref() to keep it
+ *  past the request. */
+GH_EXPORT gh_http_user_t *gh_http_context_get_user(gh_http_context_t *ctx);
+/** The server object (borrowed, lives as long as the pipeline). */
+GH_EXPORT gh_module_server_t *gh_http_context_get_server(gh_http_context_t *ctx);
+
+/** The notification currently running for this request. */
+GH_EXPORT gh_notification_t gh_http_context_get_notification(const gh_http_context_t *ctx);
+
+/** Server variable (GetServerVariable) as a NUL-terminated string borrowed
+ *  until the request ends: AUTH_TYPE, AUTH_USER, REMOTE_USER (= AUTH_USER,
+ *  the name as sent), LOGON_USER (the local account impersonated), AUTH_PACKAGE,
+ *  REMOTE_ADDR, REMOTE_PORT, LOCAL_ADDR, SERVER_PORT, SERVER_NAME,
+ *  SERVER_PROTOCOL, SERVER_SOFTWARE, REQUEST_METHOD, URL, PATH_INFO,
+ *  QUERY_STRING, SCRIPT_NAME, CONTENT_TYPE, CONTENT_LENGTH, HTTPS,
+ *  GATEWAY_INTERFACE, SITE_PATH, and HTTP_<NAME> for any request header.
+ *  Returns 0, or GH_ENOT_FOUND (*ret_value untouched). */
+GH_EXPORT int gh_http_context_get_server_variable(gh_http_context_t *ctx, const char *name,
+                                                  const char **ret_value);
+
+/** Per-site configuration: the value of key in the request's [site] section
+ *  (last occurrence), or NULL. Borrowed until the request ends. */
+GH_EXPORT const char *gh_http_context_get_site_config(gh_http_context_t *ctx, const char *key);
+/** The i-th (0-based) occurrence of a repeatable key (require = ...), or
+ *  NULL past the end. */
+GH_EXPORT const char *gh_http_context_get_site_config_n(gh_http_context_t *ctx, const char *key,
+                                                        size_t i);
+/** The site's URL prefix ("/files"), borrowed until the request ends. */
+GH_EXPORT const char *gh_http_context_get_site_path(gh_http_context_t *ctx);
+
+/** Per-module request context (IHttpModuleContextContainer). id is
+ *  gh_module_registration_get_id(). cleanup (may be NULL) runs once at the
+ *  end of the request, after dispose. Replacing runs the old cleanup. */
+GH_EXPORT int gh_http_context_set_module_context(gh_http_context_t *ctx, int id, void *data,
+                                                 void (*cleanup)(void *data));
+GH_EXPORT void *gh_http_context_get_module_context(gh_http_context_t *ctx, int id);
+
+/** Request-lifetime memory (IModuleAllocator): freed when the request ends.
+ *  NULL on ENOMEM. */
+GH_EXPORT void *gh_http_context_alloc(gh_http_context_t *ctx, size_t size);
+GH_EXPORT char *gh_http_context_strdup(gh_http_context_t *ctx, const char *s);
+
+/** Impersonates the request's user on the calling thread (only with a token
+ *  of level IMPERSONATE or DELEGATE). The pipeline reverts at the end of the
+ *  current notification call if the module does not. Returns 0,
+ *  GH_ENOT_FOUND for an anonymous user, or the sec layer's error. */
+GH_EXPORT int gh_http_context_impersonate(gh_http_context_t *ctx);
+struct open_how;
+/** openat2(2) with the identity the handler's file access must have: the
+ *  client, through gh_token_openat2, in the handler of a module registered
+ *  with gh_module_registration_set_scoped_impersonation on an impersonating
+ *  site (unless the thread already impersonates); otherwise the calling
+ *  thread's own identity. O_CLOEXEC is always added; size must be
+ *  sizeof(struct open_how). Returns the fd, -errno from openat2,
+ *  GH_ENOT_FOUND (scoped call without a token) or the sec layer's error. */
+GH_EXPORT int gh_http_context_openat2(gh_http_context_t *ctx, int dirfd, const char *path,
+                                      const struct open_how *how, size_t size);
+/** Reverts the calling thread to base identity (aborts the process if the
+ *  revert fails, DESIGN item 18). Returns 0 or GH_ENOT_IMPERSONATING. */
+GH_EXPORT int gh_http_context_revert(gh_http_context_t *ctx);
+
+/** Maps url (NULL = the request path) to a file under the site's `root`,
+ *  raising MAP_PATH. The result is normalised (no "." or ".." segments, no
+ *  "//"); GH_ENOT_FOUND when the site has no root, -EACCES when the URL
+ *  escapes the root. Request memory. */
+GH_EXPORT int gh_http_context_map_path(gh_http_context_t *ctx, const char *url,
+                                       const char **ret_path);
+
+/** Resumes a request whose module returned PENDING (IndicateCompletion /
+ *  PostCompletion). status is how the pending notification ended (CONTINUE
+ *  or FINISH). Any thread, exactly once per PENDING. The remaining pipeline
+ *  runs on the calling thread (which must be at base identity) unless the
+ *  host installed an executor, in which case it is queued there. May be
+ *  called before the PENDING callback has returned. -EINVAL if the request
+ *  is not pending. */
+GH_EXPORT int gh_http_context_complete(gh_http_context_t *ctx, gh_request_status_t status);
+
+/** The auth-info record the server delivered with the request (borrowed,
+ *  valid until the request ends). Its token belongs to the pipeline. */
+GH_EXPORT const gh_auth_info_t *gh_http_context_get_auth_info(gh_http_context_t *ctx);
+
+/* ---------------------------------------------------------------------- */
+/* Request (IHttpRequest)                                                  */
+/* ---------------------------------------------------------------------- */
+
+/** Method ("GET"), raw URL as sent ("/a%20b?x=1"), decoded path without the
+ *  query ("/a b"), query without '?' ("" if none). Borrowed for the request. */
+GH_EXPORT const char *gh_http_request_get_method(gh_http_request_t *req);
+GH_EXPORT const char *gh_http_request_get_url(gh_http_request_t *req);
+GH_EXPORT const char *gh_http_request_get_path(gh_http_request_t *req);
+GH_EXPORT const char *gh_http_request_get_query(gh_http_request_t *req);
+/** HTTP version as major*10+minor (11 for HTTP/1.1). */
+GH_EXPORT int gh_http_request_get_version(gh_http_request_t *req);
+/** Value of the first header named name (case-insensitive), or NULL. */
+GH_EXPORT const char *gh_http_request_get_header(gh_http_request_t *req, const char *name);
+/** Number of request headers; i-th header name/value (borrowed). */
+GH_EXPORT size_t gh_http_request_get_header_count(gh_http_request_t *req);
+GH_EXPORT int gh_http_request_get_header_at(gh_http_request_t *req, size_t i,
+                                            const char **ret_name, const char **ret_value);
+/** Replaces (or, with value NULL, removes) a request header as seen by later
+ *  modules (SetHeader on IHttpRequest). Copied. */
+GH_EXPORT int gh_http_request_set_header(gh_http_request_t *req, const char *name,
+                                         const char *value);
+/** Content-Length of the body, or -1 when unknown (chunked). */
+GH_EXPORT int64_t gh_http_request_get_content_length(gh_http_request_t *req);
+/** Reads up to len bytes of the request body (ReadEntityBody), raising
+ *  READ_ENTITY. Returns the byte count, 0 at the end, or an error. */
+GH_EXPORT ssize_t gh_http_request_read_body(gh_http_request_t *req, void *buf, size_t len);
+/** Peer address as text ("127.0.0.1", "::1", "unix") and port (0 for unix). */
+GH_EXPORT const char *gh_http_request_get_remote_addr(gh_http_request_t *req);
+GH_EXPORT int gh_http_request_get_remote_port(gh_http_request_t *req);
+/** Unix-socket peer credentials: 0 and ids, or GH_ENOT_FOUND on TCP. */
+GH_EXPORT int gh_http_request_get_peer_creds(gh_http_request_t *req, pid_t *ret_pid,
+                                             uid_t *ret_uid, gid_t *ret_gid);
+/** true when the request came over TLS. */
+GH_EXPORT bool gh_http_request_is_tls(gh_http_request_t *req);
+/** Path of the delegated Kerberos ccache of this request ("FILE:/..."),
+ *  or NULL. Destroyed when the request ends (DESIGN item 9). */
+GH_EXPORT const char *gh_http_request_get_delegated_ccache(gh_http_request_t *req);
+
+/* ---------------------------------------------------------------------- */
+/* Response (IHttpResponse)                                                */
+/* ---------------------------------------------------------------------- */
+
+/** How gh_http_response_set_header treats an existing header. */
+typedef enum gh_header_mode {
+  GH_HEADER_REPLACE = 0, /* remove all of that name, then set */
+  GH_HEADER_APPEND = 1,  /* append ", value" to the existing one (or set) */
+  GH_HEADER_ADD = 2,     /* add another header line (Set-Cookie) */
+} gh_header_mode_t;
+
+/** Status code and reason (NULL = standard text). -EINVAL outside 100..999,
+ *  GH_ESTATE once headers were sent. Copied. */
+GH_EXPORT int gh_http_response_set_status(gh_http_response_t *resp, int status,
+                                          const char *reason);
+GH_EXPORT int gh_http_response_get_status(gh_http_response_t *resp);
+/** Sets a header (names case-insensitive). -EINVAL on CR/LF/NUL in either,
+ *  GH_ESTATE once headers were sent. Copied into request memory. */
+GH_EXPORT int gh_http_response_set_header(gh_http_response_t *resp, const char *name,
+                                          const char *value, gh_header_mode_t mode);
+/** Value of the first header of that name (borrowed until it changes), or
+ *  NULL. */
+GH_EXPORT const char *gh_http_response_get_header(gh_http_response_t *resp, const char *name);
+/** Removes every header of that name. 0 even when there was none. */
+GH_EXPORT int gh_http_response_delete_header(gh_http_response_t *resp, const char *name);
+/** Clear (IHttpResponse::Clear): status back to 200, all headers removed,
+ *  buffered body discarded. GH_ESTATE once headers were sent. */
+GH_EXPORT int gh_http_response_clear(gh_http_response_t *resp);
+/** Discards the buffered body only (ClearBody-like). */
+GH_EXPORT int gh_http_response_clear_body(gh_http_response_t *resp);
+/** Appends len bytes (copied) to the body. With buffering on (default) the
+ *  body is kept until flush or end of request; past 64 KiB buffered it is
+ *  flushed automatically. */
+GH_EXPORT int gh_http_response_write(gh_http_response_t *resp, const void *data, size_t len);
+/** printf into the body. */
+GH_EXPORT int gh_http_response_printf(gh_http_response_t *resp, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/** Appends len bytes of fd from offset as a body chunk, sent with sendfile.
+ *  Takes ownership of fd (closed after sending or when the response is
+ *  cleared). The fd keeps the rights it was opened with: open while
+ *  impersonating, send after revert. */
+GH_EXPORT int gh_http_response_write_fd_take(gh_http_response_t *resp, int fd, off_t offset,
+                                             size_t len);
+/** Sends headers (raising SEND_RESPONSE first) and the buffered body now;
+ *  later writes stream as chunks (or raw with a Content-Length). */
+GH_EXPORT int gh_http_response_flush(gh_http_response_t *resp);
+/** Turns buffering off: each write is sent at once (implies a flush). */
+GH_EXPORT int gh_http_response_disable_buffering(gh_http_response_t *resp);
+/** true once the status line and headers were sent. */
+GH_EXPORT bool gh_http_response_headers_sent(gh_http_response_t *resp);
+/** Bytes of body buffered or sent so far. */
+GH_EXPORT uint64_t gh_http_response_get_body_length(gh_http_response_t *resp);
+/** Closes the connection after this response. */
+GH_EXPORT void gh_http_response_set_disconnect(gh_http_response_t *resp);
+/** Convenience: clear, set status, text/html body with reason. */
+GH_EXPORT int gh_http_response_send_error(gh_http_response_t *resp, int status,
+                                          const char *reason);
+
+/* ---------------------------------------------------------------------- */
+/* User (IHttpUser)                                                        */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The request's user. For an authenticated request it wraps the auth-info
+ * record's token; the token belongs to the server and is closed when the
+ * request ends. The token handles a module gets from
+ * gh_http_user_get_impersonation_token / _get_primary_token are borrowed
+ * handles: a module may close them (the server's token survives), and they
+ * stop working when the request ends even if the user object is still
+ * referenced. A custom user (gh_http_user_new) has no token unless given one.
+ */
+
+/** Ops of a custom user object, for gh_http_user_new(). Any may be NULL. */
+typedef struct gh_http_user_ops {
+  size_t struct_size;
+  const char *(*get_name)(void *data);
+  const char *(*get_remote_name)(void *data);
+  const char *(*get_auth_type)(void *data);
+  /** Membership, with the contract of gh_http_user_is_in_role: return 0 (or
+   *  GH_MEMBER_NO_SUCH_GROUP) with *ret_membership GH_MEMBER_YES or
+   *  GH_MEMBER_NO, or a negative code when the answer cannot be known
+   *  (a directory that does not answer...): never guess "no". The caller
+   *  has set *ret_membership to GH_MEMBER_UNKNOWN; a success that leaves it
+   *  there is turned into -EPROTO. Called on the caller's thread. */
+  int (*is_in_role)(void *data, const char *role, gh_membership_t *ret_membership);
+  void (*free)(void *data); /* last unref */
+} gh_http_user_ops_t;
+
+/** Creates a custom user (IHttpUser implementation by a module, for
+ *  gh_event_provider_set_user). ops is copied; data is handed to ops. The
+ *  user starts with one reference owned by the caller. */
+GH_EXPORT int gh_http_user_new(const gh_http_user_ops_t *ops, void *data,
+                               gh_http_user_t **ret_user);
+/** ReferenceUser / DereferenceUser (atomic). The last unref frees the user
+ *  (on the calling thread). Both accept NULL. */
+GH_EXPORT gh_http_user_t *gh_http_user_ref(gh_http_user_t *user);
+GH_EXPORT void gh_http_user_unref(gh_http_user_t *user);
+/** Name as authenticated ("alice@EXAMPLE.ORG", "" when anonymous). */
+GH_EXPORT const char *gh_http_user_get_name(gh_http_user_t *user);
+/** Remote name: same as the name for server users (IIS GetRemoteUserName). */
+GH_EXPORT const char *gh_http_user_get_remote_name(gh_http_user_t *user);
+/** Local account the token is for ("alice"), or "" without a token. */
+GH_EXPORT const char *gh_http_user_get_local_name(gh_http_user_t *user);
+/** Authentication type ("Negotiate", "NTLM", "Basic", "Peer", "" when
+ *  anonymous). */
+GH_EXPORT const char *gh_http_user_get_auth_type(gh_http_user_t *user);
+/** Borrowed impersonation token handle, or 0 when none (anonymous, custom
+ *  user, request ended). Closing it does not close the server's token. */
+GH_EXPORT gh_token_t gh_http_user_get_impersonation_token(gh_http_user_t *user);
+/** Borrowed primary token handle (for spawning), or 0 (also for an IDENTIFY
+ *  level token). Closing it does not close the server's token. */
+GH_EXPORT gh_token_t gh_http_user_get_primary_token(gh_http_user_t *user);
+/** true: is_in_role is implemented (unlike IIS's default). */
+GH_EXPORT bool gh_http_user_supports_is_in_role(gh_http_user_t *user);
+/** IsInRole, tri-state (DESIGN.md §2 item 26): whether the user is in role,
+ *  a group name or "#gid". For a server user the token's own groups answer
+ *  (a token is the identity the kernel checks), the name resolved to a gid
+ *  by the sec layer (gh_token_is_member_name: NSS, cached per
+ *  group_cache_ttl); an anonymous user is in no role. A custom user answers
+ *  through its is_in_role op.
+ *  Returns
+ *   - 0: decided, *ret_membership is GH_MEMBER_YES or GH_MEMBER_NO;
+ *   - GH_MEMBER_NO_SUCH_GROUP (1): decided GH_MEMBER_NO, no group has that
+ *     name (worth a log line: a rule may name a misspelt group);
+ *   - negative: could not decide, *ret_membership is GH_MEMBER_UNKNOWN: the
+ *     NSS error (-EACCES, -EIO ...), GH_ELIMIT, -ENOMEM,
+ *     GH_EINVALID_HANDLE (the request ended), -EINVAL (bad "#gid"),
+ *     -ENOTSUP (custom user without is_in_role).
+ *  *ret_membership is written on failure too (GH_MEMBER_UNKNOWN). A caller
+ *  deciding access must treat UNKNOWN as neither yes nor no: deny, and
+ *  answer 503 (the authz module does). From the thread running a
+ *  notification of the request (module.h lifetime rules), at base identity
+ *  or impersonating (NSS itself always runs at base). May block on a
+ *  directory on a cache miss. */
+GH_EXPORT int gh_http_user_is_in_role(gh_http_user_t *user, const char *role,
+                                      gh_membership_t *ret_membership);
+/** User variables (GetUserVariable): "uid", "gid", "level", "groups"
+ *  (comma separated gids) for token users. Borrowed while the user lives. */
+GH_EXPORT const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name);
+/** Sets a user variable (copied). */
+GH_EXPORT int gh_http_user_set_variable(gh_http_user_t *user, const char *name,
+                                        const char *value);
+
+/* ---------------------------------------------------------------------- */
+/* Host API: for gatehoused and applications embedding the pipeline        */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * The host (the daemon) creates one pipeline, loads modules into it, gives
+ * it a configuration (sections and keys of gatehouse.conf), starts it, and
+ * for each request received from httpapi calls gh_pipeline_process() from a
+ * worker thread. See docs/internals/pipeline.md.
+ */
+typedef struct gh_pipeline gh_pipeline_t;
+typedef struct gh_pipeline_config gh_pipeline_config_t;
+struct gh_request; /* gatehouse/httpapi.h */
+
+/** Log sink of the host: msg is one line without newline. Any thread. */
+typedef void (*gh_pipeline_log_cb)(void *data, gh_log_level_t level, const char *msg);
+/** Executor of the host: run fn(arg) soon on a worker thread at base. */
+typedef void (*gh_pipeline_executor_cb)(void *data, void (*fn)(void *arg), void *arg);
+
+/** New empty pipeline (no module, empty config). */
+GH_EXPORT int gh_pipeline_new(gh_pipeline_t **ret_pipeline);
+/** Raises GH_GLOBAL_STOP if started, terminates and unloads every module,
+ *  frees. No request may be running. Accepts NULL. */
+GH_EXPORT void gh_pipeline_free(gh_pipeline_t *pl);
+/** Installs the log sink (before start). */
+GH_EXPORT void gh_pipeline_set_log(gh_pipeline_t *pl, gh_pipeline_log_cb cb, void *data);
+/** Installs the executor used to resume PENDING requests (before start).
+ *  Without one, gh_http_context_complete() resumes on its calling thread. */
+GH_EXPORT void gh_pipeline_set_executor(gh_pipeline_t *pl, gh_pipeline_executor_cb cb,
+                                        void *data);
+/** Loads the module at path (dlopen RTLD_NOW|RTLD_LOCAL), checks its ABI
+ *  record and name, calls its gh_register_module. Errors: GH_EMODULE_ABI,
+ *  GH_EMODULE_DUPLICATE, GH_ENOT_FOUND (no such file or symbol), or what the
+ *  module returned; errbuf (may be NULL) receives a one-line message naming
+ *  the path. Before gh_pipeline_start only; loading thread. */
+GH_EXPORT int gh_pipeline_load_module(gh_pipeline_t *pl, const char *path, char *errbuf,
+                                      size_t errlen);
+/** Registers a module compiled into the host (no .so): same checks. */
+GH_EXPORT int gh_pipeline_add_module(gh_pipeline_t *pl, const gh_module_abi_t *abi,
+                                     gh_register_module_fn fn, char *errbuf, size_t errlen);
+/** Number of loaded modules, and the name of the i-th (load order). */
+GH_EXPORT size_t gh_pipeline_get_module_count(gh_pipeline_t *pl);
+GH_EXPORT const char *gh_pipeline_get_module_name(gh_pipeline_t *pl, size_t i);
+
+/** A configuration: an ordered list of (section, key, value). Sections are
+ *  "server", "site /path" and "module NAME". Immutable once applied. */
+GH_EXPORT int gh_pipeline_config_new(gh_pipeline_config_t **ret_config);
+GH_EXPORT void gh_pipeline_config_free(gh_pipeline_config_t *cfg);
+/** Appends key = value to section (all copied). Declares the section even
+ *  when key is NULL. */
+GH_EXPORT int gh_pipeline_config_add(gh_pipeline_config_t *cfg, const char *section,
+                                     const char *key, const char *value);
+/** Checks the pipeline-level keys (impersonate, handler names known) and
+ *  returns GH_ECONFIG with a message naming section and key. */
+GH_EXPORT int gh_pipeline_config_check(gh_pipeline_t *pl, const gh_pipeline_config_t *cfg,
+                                       char *errbuf, size_t errlen);
+/** Installs cfg (takes ownership). Requests already running keep the config
+ *  they started with; new requests use cfg. After gh_pipeline_start this
+ *  raises GH_GLOBAL_CONFIG_RELOAD. */
+GH_EXPORT int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg);
+
+/** Raises GH_GLOBAL_START; after it requests may be processed. */
+GH_EXPORT int gh_pipeline_start(gh_pipeline_t *pl);
+/** Raises GH_GLOBAL_STOP (once). */
+GH_EXPORT void gh_pipeline_stop(gh_pipeline_t *pl);
+
+/** Site section name ("site /files") whose path is the longest prefix of
+ *  path on a segment boundary, or NULL. Borrowed until the next config. */
+GH_EXPORT const char *gh_pipeline_find_site(gh_pipeline_t *pl, const char *path);
+
+/** Runs the whole pipeline for req (a request received from httpapi), on a
+ *  worker thread at base identity (checked: GH_ESTATE and a 500 otherwise).
+ *  site is the site's URL prefix ("/files") or NULL to pick it by longest
+ *  prefix. The pipeline takes over the request: it closes its auth-info
+ *  token, sends the response and completes it. Returns 0 when the request
+ *  finished, GH_REQUEST_PENDING (positive) when a module suspended it (the
+ *  pipeline completes it later), or an error (the request was answered with
+ *  a 500 or dropped). */
+GH_EXPORT int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req);
+
+#endif
