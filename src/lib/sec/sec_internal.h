@@ -48,6 +48,8 @@ typedef struct gh__token {
   const gid_t *groups; /* sorted, deduplicated, primary gid included */
   uint32_t ngroups;
   gh__cred_t *cred;    /* NULL unless level DELEGATE */
+  const char *const *sids; /* user SID first; NULL when nsids == 0 */
+  uint32_t nsids;
   gh__ids_t imp;       /* what gh_impersonate applies (anonymous ids below IMPERSONATE) */
   gh__ids_t own;       /* the client's own ids, for access checks */
 } gh__token_t;
