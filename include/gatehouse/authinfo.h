@@ -266,6 +266,15 @@ typedef enum gh_auth_channel_binding {
   GH_AUTH_CB_STRICT = 2, /* require bindings on TLS: a token without them is FAILURE */
 } gh_auth_channel_binding_t;
 
+/* Where an Active Directory user's supplementary groups come from. */
+typedef enum gh_auth_group_source {
+  GH_AUTH_GROUPS_NSS = 0, /* getgrouplist through NSS (winbind, sssd, files) */
+  GH_AUTH_GROUPS_PAC = 1, /* the group SIDs of the verified PAC (Kerberos) or of the DC
+                             (NTLM), mapped to gids by winbind (wbcSidsToUnixIds): no
+                             group enumeration. Users without SIDs (an MIT realm, Basic,
+                             peers) keep NSS groups. Needs a build with libwbclient. */
+} gh_auth_group_source_t;
+
 #define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
 #define GH_AUTH_ORDER_MAX 5
 
@@ -290,6 +299,7 @@ typedef struct gh_auth_settings {
                                  MsvAvTargetName for another name is FAILURE. Unknown name
                                  (NTLM without a target name): FAILURE on strict only.
                                  NULL = no check; not applied on legacy. Copied. */
+  gh_auth_group_source_t group_source; /* default NSS */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
