@@ -275,6 +275,15 @@ typedef enum gh_auth_group_source {
                              peers) keep NSS groups. Needs a build with libwbclient. */
 } gh_auth_group_source_t;
 
+/* The one name of an Active Directory user (a user with a SID: Kerberos with
+ * a PAC, NTLM checked by the DC), whatever the client typed: the account
+ * the SID maps to through winbind, spelt as AD spells it. */
+typedef enum gh_auth_name_format {
+  GH_AUTH_NAME_DOMAIN_USER = 0, /* "ADTEST\carla" (NetBIOS domain, sAMAccountName) */
+  GH_AUTH_NAME_USER_REALM = 1,  /* "carla@AD.TEST" */
+  GH_AUTH_NAME_USER = 2,        /* "carla" */
+} gh_auth_name_format_t;
+
 #define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
 #define GH_AUTH_ORDER_MAX 5
 
@@ -300,6 +309,7 @@ typedef struct gh_auth_settings {
                                  (NTLM without a target name): FAILURE on strict only.
                                  NULL = no check; not applied on legacy. Copied. */
   gh_auth_group_source_t group_source; /* default NSS */
+  gh_auth_name_format_t name_format;   /* remote_user of an AD user; default DOMAIN\user */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,

@@ -243,6 +243,19 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
   }
   if (strcmp(k, "probe_dir") == 0)
     return gh_daemon_set_str(&sa->probe_dir, v, msg, msglen);
+  if (strcmp(k, "name_format") == 0) { /* Active Directory: the one name of a SID */
+    if (strcasecmp(v, "domain\\user") == 0)
+      sa->s.name_format = GH_AUTH_NAME_DOMAIN_USER;
+    else if (strcasecmp(v, "user@realm") == 0)
+      sa->s.name_format = GH_AUTH_NAME_USER_REALM;
+    else if (strcasecmp(v, "user") == 0)
+      sa->s.name_format = GH_AUTH_NAME_USER;
+    else {
+      snprintf(msg, msglen, "'%s' is not domain\\user | user@realm | user", v);
+      return 0;
+    }
+    return 1;
+  }
   if (strcmp(k, "group_source") == 0) { /* Active Directory: NSS or PAC groups */
     if (strcasecmp(v, "nss") == 0) {
       sa->s.group_source = GH_AUTH_GROUPS_NSS;

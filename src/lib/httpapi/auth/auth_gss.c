@@ -515,7 +515,26 @@ static void complete(gh__gss_leg_t *g)
   }
   if (g->time_rec != GSS_C_INDEFINITE)
     expiry = time(NULL) + (time_t)g->time_rec;
-  local = gh__auth_map_name(e, g->mech, display, g->site);
+  if (sids != NULL) {
+    /* an AD user: one name whatever the client typed (DOMAIN\\user, a UPN,
+     * another case), the account of its SID through winbind */
+    char *canon = NULL;
+    ret = gh__sid_identity(sids->v[0], (int)g->site->name_format, &canon, &local);
+    if (ret == 0) {
+      free(display);
+      display = canon;
+    } else if (ret == -EAGAIN || ret == -ENOMEM) {
+      gh__auth_conn_reset_ctx(g->c);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    } else if (ret != -ENOSYS) {
+      local = NULL; /* a SID winbind maps to no account: unmapped */
+    } else {
+      local = gh__auth_map_name(e, g->mech, display, g->site); /* no libwbclient */
+    }
+  } else {
+    local = gh__auth_map_name(e, g->mech, display, g->site);
+  }
   gh__auth_store_delegation(e, r, &g->deleg, g->ret_flags);
   if (!client_token(g, display, local, expiry, sids, &unmapped))
     goto out;

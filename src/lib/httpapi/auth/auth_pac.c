@@ -2,7 +2,9 @@
  * GSS name attributes and winbind SID → id mapping. */
 #include "httpapi/auth/auth_pac.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,7 @@
 
 #include <gatehouse/error.h>
 
+#include "sec/nss.h"
 #include "util/alloc.h"
 
 #if GH_HAVE_WBCLIENT
@@ -519,7 +522,99 @@ out:
   free(gids);
   return rc;
 }
+
+/* winbind's error as ours: not running is "try again" (503), the rest "no such user" */
+static int wbc_rc(wbcErr w)
+{
+  switch (w) {
+  case WBC_ERR_SUCCESS:
+    return 0;
+  case WBC_ERR_NO_MEMORY:
+    return -ENOMEM;
+  case WBC_ERR_WINBIND_NOT_AVAILABLE:
+  case WBC_ERR_NSS_ERROR:
+  case WBC_ERR_UNKNOWN_FAILURE:
+    return -EAGAIN;
+  default:
+    return GH_ENO_SUCH_USER;
+  }
+}
+
+int gh__sid_identity(const char *sid, int fmt, char **ret_canonical, char **ret_local)
+{
+  struct wbcDomainSid bin;
+  struct wbcDomainInfo *dinfo = NULL;
+  enum wbcSidType type;
+  char *dom = NULL, *name = NULL, *pwbuf = NULL, *canon = NULL, *local = NULL;
+  char realm[256];
+  struct passwd pw;
+  uid_t uid;
+  int rc;
+
+  if (!WBC_ERROR_IS_OK(wbcStringToSid(sid, &bin))) {
+    rc = -EBADMSG;
+    goto out;
+  }
+  rc = wbc_rc(wbcSidToUid(&bin, &uid));
+  if (rc != 0)
+    goto out;
+  rc = gh__nss_lookup(GH__NSS_PWUID, NULL, (uint32_t)uid, &pw, &pwbuf);
+  if (rc != 0)
+    goto out;
+  rc = wbc_rc(wbcLookupSid(&bin, &dom, &name, &type));
+  if (rc != 0)
+    goto out;
+  if (type != WBC_SID_NAME_USER && type != WBC_SID_NAME_COMPUTER) {
+    rc = GH_ENO_SUCH_USER;
+    goto out;
+  }
+  if (fmt == 1) { /* user@REALM: the domain's DNS name, upper case */
+    rc = wbc_rc(wbcDomainInfo(dom, &dinfo));
+    if (rc != 0)
+      goto out;
+    snprintf(realm, sizeof(realm), "%s",
+             dinfo->dns_name && dinfo->dns_name[0] ? dinfo->dns_name : dom);
+    for (char *p = realm; *p; p++)
+      *p = (char)toupper((unsigned char)*p);
+    rc = asprintf(&canon, "%s@%s", name, realm);
+  } else if (fmt == 2) {
+    rc = asprintf(&canon, "%s", name);
+  } else {
+    rc = asprintf(&canon, "%s\\%s", dom, name);
+  }
+  if (rc < 0) {
+    canon = NULL;
+    rc = -ENOMEM;
+    goto out;
+  }
+  local = gh__strdup(pw.pw_name);
+  if (local == NULL) {
+    rc = -ENOMEM;
+    goto out;
+  }
+  *ret_canonical = canon;
+  *ret_local = local;
+  canon = local = NULL;
+  rc = 0;
+out:
+  wbcFreeMemory(dom);
+  wbcFreeMemory(name);
+  wbcFreeMemory(dinfo);
+  free(pwbuf);
+  free(canon);
+  free(local);
+  return rc;
+}
 #else
+int gh__sid_identity(const char *sid, int fmt, char **ret_canonical, char **ret_local)
+{
+  (void)sid;
+  (void)fmt;
+  (void)ret_canonical;
+  (void)ret_local;
+  return -ENOSYS;
+}
+
 int gh__sids_to_gids(const gh__sids_t *sids, gid_t **ret_gids, size_t *ret_n)
 {
   (void)sids;

@@ -54,6 +54,15 @@ int gh__auth_name_sids(gss_name_t name, bool ntlm, gh__sids_t **ret_sids);
  * -EAGAIN when winbind does not answer. */
 int gh__sids_to_gids(const gh__sids_t *sids, gid_t **ret_gids, size_t *ret_n);
 
+/* The identity of an AD user's SID through winbind: *ret_local the local
+ * account (the NSS name of the uid wbcSidToUid gives), *ret_canonical the
+ * name in format fmt (gh_auth_name_format_t) from wbcLookupSid (and the
+ * domain's DNS name for user@realm). Both malloc'd. Returns 0; -ENOSYS
+ * without libwbclient; -EAGAIN when winbind does not answer;
+ * GH_ENO_SUCH_USER when the SID is no user or maps to no uid or account;
+ * -EBADMSG, -ENOMEM. Base identity; any thread. */
+int gh__sid_identity(const char *sid, int fmt, char **ret_canonical, char **ret_local);
+
 /* Whether the build has libwbclient (group_source = pac needs it). */
 bool gh__have_wbclient(void);
 
