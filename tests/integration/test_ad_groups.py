@@ -108,3 +108,25 @@ def test_pac_groups_are_exactly_the_mapped_sids(gh, ad_cc, ad_realm):
     assert sorted(pac['groups']) == sorted(domain | {asserted}), pac
     assert set(nss['groups']) == domain, nss
     assert 'S-1-18-1' in pac['sids'] and 'S-1-18-1' in nss['sids']
+
+
+def test_winbind_down_is_503_and_recovers(gh, ad_cc, ad_realm):
+    # a Kerberos ticket is checked with the keytab alone, but the SID's account and the
+    # PAC's gids need winbind: without it the request is 503 (the server's failure, not
+    # the client's), never a token with fewer groups; back with winbind, no restart
+    env = ad_cc['carla']
+    assert negotiate(gh.url('/pac/whoami'), env).status == 200
+    ad_realm.stop()
+    try:
+        for src in ('pac', 'nss'):
+            r = negotiate(gh.url(f'/{src}/whoami'), env)
+            assert r.status == 503, (src, r, gh.log())
+    finally:
+        ad_realm.start()
+    deadline = time.monotonic() + 30
+    while True:
+        r = negotiate(gh.url('/pac/whoami'), env)
+        if r.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status == 200 and 'groups="100,31001,31002' in r.text, (r, gh.log())
