@@ -266,6 +266,24 @@ typedef enum gh_auth_channel_binding {
   GH_AUTH_CB_STRICT = 2, /* require bindings on TLS: a token without them is FAILURE */
 } gh_auth_channel_binding_t;
 
+/* Where an Active Directory user's supplementary groups come from. */
+typedef enum gh_auth_group_source {
+  GH_AUTH_GROUPS_NSS = 0, /* getgrouplist through NSS (winbind, sssd, files) */
+  GH_AUTH_GROUPS_PAC = 1, /* the group SIDs of the verified PAC (Kerberos) or of the DC
+                             (NTLM), mapped to gids by winbind (wbcSidsToUnixIds): no
+                             group enumeration. Users without SIDs (an MIT realm, Basic,
+                             peers) keep NSS groups. Needs a build with libwbclient. */
+} gh_auth_group_source_t;
+
+/* The one name of an Active Directory user (a user with a SID: Kerberos with
+ * a PAC, NTLM checked by the DC), whatever the client typed: the account
+ * the SID maps to through winbind, spelt as AD spells it. */
+typedef enum gh_auth_name_format {
+  GH_AUTH_NAME_DOMAIN_USER = 0, /* "ADTEST\carla" (NetBIOS domain, sAMAccountName) */
+  GH_AUTH_NAME_USER_REALM = 1,  /* "carla@AD.TEST" */
+  GH_AUTH_NAME_USER = 2,        /* "carla" */
+} gh_auth_name_format_t;
+
 #define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
 #define GH_AUTH_ORDER_MAX 5
 
@@ -290,6 +308,8 @@ typedef struct gh_auth_settings {
                                  MsvAvTargetName for another name is FAILURE. Unknown name
                                  (NTLM without a target name): FAILURE on strict only.
                                  NULL = no check; not applied on legacy. Copied. */
+  gh_auth_group_source_t group_source; /* default NSS */
+  gh_auth_name_format_t name_format;   /* remote_user of an AD user; default DOMAIN\user */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,

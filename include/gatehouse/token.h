@@ -85,6 +85,10 @@ typedef enum {
   GH_SOURCE_LOCAL
 } gh_token_source_t;
 
+/** Limits on a token's SIDs: count, and bytes of one SID string with its NUL. */
+#define GH_TOKEN_MAX_SIDS 4096
+#define GH_TOKEN_SID_MAX 192
+
 /** Options for gh_token_from_user. All pointers are borrowed for the call,
  *  except delegated_cred, which the token takes on success only (on failure
  *  the caller still owns it). A delegated credential is kept only at level
@@ -95,6 +99,17 @@ typedef struct gh_token_opts {
   const char *auth_name;        /* "alice@REALM", "DOM\\alice"; NULL = user name */
   time_t expiry;                /* absolute, CLOCK_REALTIME seconds; 0 = none */
   gss_cred_id_t delegated_cred; /* taken on success; may be GSS_C_NO_CREDENTIAL */
+  /* Windows identity (Active Directory): SID strings "S-1-5-21-…", the
+   * user's first, then its groups', as a verified PAC or the DC gave them;
+   * copied into the token. NULL/0 = none (MIT realm, Basic, peers). At most
+   * 4096, each a valid SID string, else -EINVAL. */
+  const char *const *sids;
+  size_t nsids;
+  /* Supplementary gids to use instead of NSS's (group_source = pac: the
+   * SIDs mapped through winbind); NULL = the account's NSS groups. The
+   * primary gid is always the account's. Ignored at level ANONYMOUS. */
+  const gid_t *groups;
+  size_t ngroups;
 } gh_token_opts_t;
 
 /** GetTokenInformation(TokenStatistics)-like snapshot. */
@@ -108,6 +123,7 @@ typedef struct gh_token_statistics {
   uint32_t group_count;    /* supplementary groups, primary gid included */
   uint32_t ref_count;      /* references at the time of the call (handles + users) */
   bool has_delegated_cred;
+  uint32_t sid_count;      /* SIDs (gh_token_get_sids); 0 without a Windows identity */
 } gh_token_statistics_t;
 
 /** Build a token for the local account `user` (getpwnam_r + getgrouplist,
@@ -219,6 +235,20 @@ GH_EXPORT int gh_token_is_member(gh_token_t token, gid_t gid, bool *ret_member);
  *  call and back). May block on a directory on a cache miss. */
 GH_EXPORT int gh_token_is_member_name(gh_token_t token, const char *group,
                                       gh_membership_t *ret_membership);
+
+/** The token's SIDs (Active Directory identities only): the user's SID
+ *  first, then its groups' (from the verified PAC or the DC), written to buf
+ *  joined by ',' and NUL-terminated ("" when the token has none). Returns
+ *  the number of SIDs (0: no Windows identity), -ERANGE when len is too
+ *  small (GH_TOKEN_SID_MAX bytes per SID always suffice; gh_token_get_statistics gives
+ *  sid_count). The token owns the SIDs; buf is the caller's. Any thread. */
+GH_EXPORT int gh_token_get_sids(gh_token_t token, char *buf, size_t len);
+
+/** Whether sid ("S-1-5-21-…-1104", compared exactly)
+ *  is the token's user SID or one of its group SIDs. A token without SIDs
+ *  answers false: the caller decides whether that means "cannot
+ *  decide". Any level. Any thread. */
+GH_EXPORT int gh_token_has_sid(gh_token_t token, const char *sid, bool *ret_member);
 
 /** The kernel's own answer to "may this token access path with mode
  *  (R_OK|W_OK|X_OK|F_OK)": the calling thread switches to the token's ids

@@ -1,4 +1,5 @@
-/* authz.c: URL authorization module — `require` rules per site and sub-path, 401 anonymous / 403 denied. */
+/* authz.c: URL authorization module — `require` rules per site and sub-path, 401 anonymous / 403
+ * denied. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,26 @@ static authz_member_t in_role(void *data, const char *group)
   return m == GH_MEMBER_YES ? AUTHZ_YES : m == GH_MEMBER_NO ? AUTHZ_NO : AUTHZ_UNKNOWN;
 }
 
+/* A sid: rule: the token's own SIDs answer (user SID or a group SID from
+ * the verified PAC or the DC). A token without SIDs (MIT realm, Basic,
+ * peers) is not a member; no token to ask (a custom user, the request
+ * ended) cannot be decided. */
+static authz_member_t has_sid(void *data, const char *sid)
+{
+  authz_who_t *w = data;
+  gh_token_t t = gh_http_user_get_impersonation_token(w->user);
+  bool member = false;
+  int rc = t ? gh_token_has_sid(t, sid, &member) : GH_EINVALID_HANDLE;
+  if (rc != 0) {
+    gh_module_server_log(gh_http_context_get_server(w->ctx), GH_LOG_ERROR,
+                         "authz: cannot decide whether %s has SID %s: %s "
+                         "(fails closed: 503 unless another rule settles the request)",
+                         gh_http_user_get_name(w->user), sid, gh_strerror(rc));
+    return AUTHZ_UNKNOWN;
+  }
+  return member ? AUTHZ_YES : AUTHZ_NO;
+}
+
 /* The values of key (each checked at load), appended to lists; false when
  * one cannot be read (the request must then fail: never fewer rules). */
 static bool append(gh_http_context_t *ctx, const char *key, const char **lists, size_t *n)
@@ -63,7 +84,7 @@ static ssize_t collect(gh_http_context_t *ctx, const char *rel, const char **lis
   size_t n = 0;
   if (!append(ctx, "require", lists, &n))
     return -1;
-  for (size_t depth = 1; depth < 4096 && n < AUTHZ_MAX_LISTS; ) {
+  for (size_t depth = 1; depth < 4096 && n < AUTHZ_MAX_LISTS;) {
     /* find the next longer prefix of rel: walk segment boundaries */
     size_t next = depth;
     while (rel[next] != '\0' && rel[next] != '/')
@@ -120,6 +141,7 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
   who.anonymous = who.name == NULL || who.name[0] == '\0';
   who.method = gh_http_request_get_method(req);
   who.in_role = in_role;
+  who.has_sid = has_sid;
   who.data = &w;
   v = authz_evaluate(lists, (size_t)n, &who);
   if (v == AUTHZ_ALLOW)
@@ -149,7 +171,7 @@ static int check_rules(const char *key, const char *value, char *why, size_t why
     return 0;
   snprintf(why, whylen,
            "malformed rule '%.*s' (expected [allow:|deny:]WHO[:VERBS], WHO one of * ? "
-           "valid-user user:NAME group:NAME)",
+           "valid-user user:NAME group:NAME sid:S-1-...)",
            (int)strcspn(value + bad, " \t,"), value + bad);
   return -EINVAL;
 }

@@ -1,4 +1,5 @@
-/* authz_rules.c: parses and evaluates URL authorization rules, deny before allow, parent before child. */
+/* authz_rules.c: parses and evaluates URL authorization rules, deny before allow, parent before
+ * child. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,24 @@ typedef struct rule {
 } rule_t;
 
 /* Parses one rule token into r. Returns false when malformed. */
+/* S-1-<authority>-<sub>… : 1 to 15 sub-authorities, digits only */
+static bool sid_syntax(const char *s)
+{
+  unsigned dashes = 0;
+  if (strncmp(s, "S-1-", 4) != 0 || s[4] == '\0')
+    return false;
+  for (const char *p = s + 4; *p; p++) {
+    if (*p == '-') {
+      if (p[-1] == '-' || p[1] == '\0')
+        return false;
+      dashes++;
+    } else if (*p < '0' || *p > '9') {
+      return false;
+    }
+  }
+  return dashes >= 1 && dashes <= 15;
+}
+
 static bool parse_rule(const char *tok, size_t len, rule_t *r)
 {
   char *w;
@@ -30,7 +49,7 @@ static bool parse_rule(const char *tok, size_t len, rule_t *r)
   } else if (strncmp(w, "allow:", 6) == 0) {
     memmove(w, w + 6, strlen(w + 6) + 1);
   }
-  if (strncmp(w, "user:", 5) == 0 || strncmp(w, "group:", 6) == 0) {
+  if (strncmp(w, "user:", 5) == 0 || strncmp(w, "group:", 6) == 0 || strncmp(w, "sid:", 4) == 0) {
     char *name = strchr(w, ':') + 1;
     char *v = strchr(name, ':');
     if (*name == '\0' || name == v)
@@ -39,6 +58,8 @@ static bool parse_rule(const char *tok, size_t len, rule_t *r)
       *v = '\0';
       r->verbs = v + 1;
     }
+    if (w[0] == 's' && !sid_syntax(name))
+      return false;
   } else {
     char *v = strchr(w, ':');
     if (v != NULL) {
@@ -93,6 +114,10 @@ static authz_member_t who_matches(const rule_t *r, const authz_subject_t *s)
                   (s->local && s->local[0] && strcmp(w + 5, s->local) == 0));
   if (strncmp(w, "group:", 6) == 0) {
     authz_member_t m = s->in_role != NULL ? s->in_role(s->data, w + 6) : AUTHZ_UNKNOWN;
+    return m == AUTHZ_YES || m == AUTHZ_NO ? m : AUTHZ_UNKNOWN;
+  }
+  if (strncmp(w, "sid:", 4) == 0) {
+    authz_member_t m = s->has_sid != NULL ? s->has_sid(s->data, w + 4) : AUTHZ_UNKNOWN;
     return m == AUTHZ_YES || m == AUTHZ_NO ? m : AUTHZ_UNKNOWN;
   }
   return AUTHZ_NO;

@@ -9,7 +9,9 @@
  * A `require` value is a space-separated list of rules:
  *   [allow:|deny:]WHO[:VERBS]
  * WHO is `*` (everyone), `?` (anonymous), `valid-user` (any authenticated
- * user), `user:NAME`, or `group:NAME` (through is_in_role). VERBS is a
+ * user), `user:NAME`, `group:NAME` (through is_in_role) or `sid:S-1-…`
+ * (the token's user or group SIDs, Active Directory users; a user without
+ * SIDs is not a member; no token to ask: undecided). VERBS is a
  * comma-separated method list (GET,HEAD); absent = all methods. Examples:
  *   require = valid-user
  *   require = user:alice group:staff deny:user:bob deny:?:POST
@@ -43,6 +45,8 @@ typedef struct authz_subject {
   const char *method;
   /* group membership (never called for an anonymous subject) */
   authz_member_t (*in_role)(void *data, const char *group);
+  /* SID membership (never called for an anonymous subject) */
+  authz_member_t (*has_sid)(void *data, const char *sid);
   void *data;
 } authz_subject_t;
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -27,16 +28,61 @@ static authz_member_t roles(void *data, const char *g)
 
 static authz_verdict_t E1(const char *list, const char *user, const char *method)
 {
-  authz_subject_t s = {.anonymous = user == NULL, .name = user, .local = user,
-                       .method = method, .in_role = roles};
+  authz_subject_t s = {
+      .anonymous = user == NULL, .name = user, .local = user, .method = method, .in_role = roles};
   return authz_evaluate(&list, 1, &s);
+}
+
+/* S-1-5-21-1-2-3-1106: member; S-1-5-21-1-2-3-9: cannot decide; others: no */
+static authz_member_t sids(void *data, const char *sid)
+{
+  (void)data;
+  if (strcmp(sid, "S-1-5-21-1-2-3-9") == 0)
+    return AUTHZ_UNKNOWN;
+  return strcmp(sid, "S-1-5-21-1-2-3-1106") == 0 ? AUTHZ_YES : AUTHZ_NO;
+}
+
+static authz_verdict_t ES(const char *list, const char *user, bool with_sids)
+{
+  authz_subject_t s = {.anonymous = user == NULL,
+                       .name = user,
+                       .local = user,
+                       .method = "GET",
+                       .in_role = roles,
+                       .has_sid = with_sids ? sids : NULL};
+  return authz_evaluate(&list, 1, &s);
+}
+
+static void test_sid_rules(void **state)
+{
+  size_t bad = 0;
+  (void)state;
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-1106", "carla", true), AUTHZ_ALLOW);
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-1107", "carla", true), AUTHZ_DENY);
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-1106:POST", "carla", true), AUTHZ_DENY);
+  assert_int_equal(ES("valid-user deny:sid:S-1-5-21-1-2-3-1106", "carla", true), AUTHZ_DENY);
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-9", "carla", true), AUTHZ_UNDECIDED);
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-9 sid:S-1-5-21-1-2-3-1106", "carla", true), AUTHZ_ALLOW);
+  /* nobody to ask: undecided, never a yes */
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-1106", "carla", false), AUTHZ_UNDECIDED);
+  assert_int_equal(ES("sid:S-1-5-21-1-2-3-1106", NULL, true), AUTHZ_DENY);
+  assert_int_equal(authz_check("sid:S-1-5-21-1-2-3-1106 deny:sid:S-1-5-32-544:POST", &bad), 0);
+  static const char *const malformed[] = {
+      "sid:",          "sid:alice",
+      "sid:S-1-",      "sid:S-1-5-",
+      "sid:S-1--5",    "sid:s-1-5-21",
+      "sid:S-1-5-21x", "sid:S-1-5-1-2-3-4-5-6-7-8-9-10-11-12-13-14-15-16"};
+  for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+    assert_int_equal(authz_check(malformed[i], &bad), -EINVAL);
+    assert_int_equal(ES(malformed[i], "carla", true), AUTHZ_DENY);
+  }
 }
 
 static authz_verdict_t E2(const char *parent, const char *child, const char *user)
 {
   const char *l[2] = {parent, child};
-  authz_subject_t s = {.anonymous = user == NULL, .name = user, .local = user,
-                       .method = "GET", .in_role = roles};
+  authz_subject_t s = {
+      .anonymous = user == NULL, .name = user, .local = user, .method = "GET", .in_role = roles};
   return authz_evaluate(l, 2, &s);
 }
 
@@ -152,6 +198,7 @@ int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_basic_rules),
+      cmocka_unit_test(test_sid_rules),
       cmocka_unit_test(test_deny_before_allow),
       cmocka_unit_test(test_verbs),
       cmocka_unit_test(test_parent_before_child),

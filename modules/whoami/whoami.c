@@ -1,7 +1,9 @@
-/* whoami.c: handler module that writes the request's user as XML, or JSON on Accept: application/json. */
+/* whoami.c: handler module that writes the request's user as XML, or JSON on Accept:
+ * application/json. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gatehouse/module.h>
@@ -17,8 +19,12 @@ static void esc(const char *s, bool json, char *out, size_t len)
     const char *rep = NULL;
     char tmp[8];
     if (!json) {
-      rep = c == '&' ? "&amp;" : c == '<' ? "&lt;" : c == '>' ? "&gt;" : c == '"' ? "&quot;"
-          : c == '\'' ? "&apos;" : NULL;
+      rep = c == '&'    ? "&amp;"
+            : c == '<'  ? "&lt;"
+            : c == '>'  ? "&gt;"
+            : c == '"'  ? "&quot;"
+            : c == '\'' ? "&apos;"
+                        : NULL;
       if (rep == NULL && c < 0x20) {
         snprintf(tmp, sizeof(tmp), "&#%u;", c);
         rep = tmp;
@@ -60,6 +66,8 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   const char *uid = gh_http_user_get_variable(user, "uid");
   const char *groups = gh_http_user_get_variable(user, "groups");
   char name[768], type[128], logon[384];
+  char *sids = NULL;
+  gh_token_statistics_t st;
   (void)module;
   (void)prov;
   if (tok != 0 && (level == NULL || uid == NULL || groups == NULL)) {
@@ -67,6 +75,38 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
      * memory, and a page with blank ids would be a wrong answer */
     gh_http_response_send_error(resp, 500, NULL);
     return GH_REQUEST_FINISH;
+  }
+  /* Active Directory users: the user's SID, then the groups' (verified PAC
+   * or the DC); "" for others. JSON gets them quoted. */
+  if (tok != 0 && gh_token_get_statistics(tok, &st) == 0) {
+    size_t len = (size_t)st.sid_count * (GH_TOKEN_SID_MAX + 3) + 1;
+    sids = malloc(len);
+    if (sids == NULL || gh_token_get_sids(tok, sids, len) < 0) {
+      free(sids);
+      gh_http_response_send_error(resp, 500, NULL);
+      return GH_REQUEST_FINISH;
+    }
+    if (json && sids[0] != '\0') { /* a,b -> "a","b" (SIDs hold no quote) */
+      char *q = malloc(len), *o = q;
+      if (q == NULL) {
+        free(sids);
+        gh_http_response_send_error(resp, 500, NULL);
+        return GH_REQUEST_FINISH;
+      }
+      *o++ = '"';
+      for (const char *p = sids; *p; p++) {
+        if (*p == ',') {
+          memcpy(o, "\",\"", 3);
+          o += 3;
+        } else {
+          *o++ = *p;
+        }
+      }
+      *o++ = '"';
+      *o = '\0';
+      free(sids);
+      sids = q;
+    }
   }
   esc(gh_http_user_get_name(user), json, name, sizeof(name));
   esc(gh_http_user_get_auth_type(user), json, type, sizeof(type));
@@ -78,19 +118,19 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     gh_http_response_printf(resp,
                             "{\"name\":\"%s\",\"authType\":\"%s\",\"logonUser\":\"%s\","
                             "\"impersonationToken\":\"%s\",\"level\":\"%s\",\"uid\":%s,"
-                            "\"groups\":[%s]}\n",
+                            "\"groups\":[%s],\"sids\":[%s]}\n",
                             name, type, logon, tok ? "valid" : "NULL", level ? level : "",
-                            uid ? uid : "null", groups ? groups : "");
+                            uid ? uid : "null", groups ? groups : "", sids ? sids : "");
   } else {
-    gh_http_response_set_header(resp, "Content-Type", "text/xml; charset=utf-8",
-                                GH_HEADER_REPLACE);
+    gh_http_response_set_header(resp, "Content-Type", "text/xml; charset=utf-8", GH_HEADER_REPLACE);
     gh_http_response_printf(resp,
                             "<?xml version=\"1.0\"?>\n<user name=\"%s\" authType=\"%s\" "
                             "logonUser=\"%s\" impersonationToken=\"%s\" level=\"%s\" uid=\"%s\" "
-                            "groups=\"%s\"/>\n",
+                            "groups=\"%s\" sids=\"%s\"/>\n",
                             name, type, logon, tok ? "valid" : "NULL", level ? level : "",
-                            uid ? uid : "", groups ? groups : "");
+                            uid ? uid : "", groups ? groups : "", sids ? sids : "");
   }
+  free(sids);
   return GH_REQUEST_FINISH;
 }
 

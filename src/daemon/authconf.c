@@ -343,6 +343,36 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
   }
   if (strcmp(k, "probe_dir") == 0)
     return gh_daemon_set_str(&sa->probe_dir, v, msg, msglen);
+  if (strcmp(k, "name_format") == 0) { /* Active Directory: the one name of a SID */
+    if (strcasecmp(v, "domain\\user") == 0)
+      sa->s.name_format = GH_AUTH_NAME_DOMAIN_USER;
+    else if (strcasecmp(v, "user@realm") == 0)
+      sa->s.name_format = GH_AUTH_NAME_USER_REALM;
+    else if (strcasecmp(v, "user") == 0)
+      sa->s.name_format = GH_AUTH_NAME_USER;
+    else {
+      snprintf(msg, msglen, "'%s' is not domain\\user | user@realm | user", v);
+      return 0;
+    }
+    return 1;
+  }
+  if (strcmp(k, "group_source") == 0) { /* Active Directory: NSS or PAC groups */
+    if (strcasecmp(v, "nss") == 0) {
+      sa->s.group_source = GH_AUTH_GROUPS_NSS;
+    } else if (strcasecmp(v, "pac") == 0) {
+      if (!GH_HAVE_WBCLIENT) {
+        snprintf(msg, msglen, "group_source = pac needs winbind's libwbclient, and this "
+                              "gatehouse was built without it (install libwbclient-dev and "
+                              "rebuild with -Dwbclient=enabled), or use group_source = nss");
+        return 0;
+      }
+      sa->s.group_source = GH_AUTH_GROUPS_PAC;
+    } else {
+      snprintf(msg, msglen, "'%s' is not nss | pac", v);
+      return 0;
+    }
+    return 1;
+  }
   if (strcmp(k, "channel_binding") == 0) { /* Extended Protection (TLS) */
     if (strcasecmp(v, "legacy") == 0)
       sa->s.channel_binding = GH_AUTH_CB_LEGACY;

@@ -45,7 +45,7 @@ KLIST_CGI = """#!/bin/sh
 # the delegated credential as the client's CGI script sees it
 printf 'Content-Type: text/plain\\r\\n\\r\\n'
 echo "UID=$(id -u)"
-echo "REMOTE_USER=$REMOTE_USER"
+printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
 echo "KRB5CCNAME=$KRB5CCNAME"
 [ -n "$KRB5CCNAME" ] && klist -f "$KRB5CCNAME" 2>&1
 """

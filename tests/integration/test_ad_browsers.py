@@ -69,7 +69,7 @@ def sign_in_and_browse(cls, binary, agent, ad_realm, ad_web, tmp_path):
         b.close()
     w = pages['whoami']
     # the user the daemon authenticated, as the page shows it
-    assert 'name="carla@AD.TEST"' in w.source and 'authType="Negotiate"' in w.source, w
+    assert 'name="ADTEST\\carla"' in w.source and 'authType="Negotiate"' in w.source, w
     assert re.search(r'logonUser="ADTEST\\carla"', w.source) and 'uid="21001"' in w.source, w
     assert 'secret of carla' in pages['own-file'].text, pages['own-file']
     assert '403 Forbidden' in pages['other-file'].text, pages['other-file']
@@ -80,9 +80,9 @@ def sign_in_and_browse(cls, binary, agent, ad_realm, ad_web, tmp_path):
     # connection: persist = ntlm) that the browser answered with carla's ticket, no prompt
     lines = access_lines(ad_web, offset)
     assert [x[:3] for x in lines] == [
-        ('-', '/whoami', 401), ('carla@AD.TEST', '/whoami', 200),
-        ('-', '/files/carla.txt', 401), ('carla@AD.TEST', '/files/carla.txt', 200),
-        ('-', '/files/dmitri.txt', 401), ('carla@AD.TEST', '/files/dmitri.txt', 403)], lines
+        ('-', '/whoami', 401), ('ADTEST\\carla', '/whoami', 200),
+        ('-', '/files/carla.txt', 401), ('ADTEST\\carla', '/files/carla.txt', 200),
+        ('-', '/files/dmitri.txt', 401), ('ADTEST\\carla', '/files/dmitri.txt', 403)], lines
     assert all(agent in x[3] for x in lines if x[2] != 401), lines
     return pages
 

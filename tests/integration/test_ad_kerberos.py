@@ -51,7 +51,8 @@ def test_ticket_from_samba_kdc_carries_a_pac_and_gatehouse_accepts_it(ad_realm, 
     b = body(r)
     assert r.status == 200, (r, ad_gh.log())
     assert b['status'] == 'SUCCESS' and b['package'] == 'Kerberos', b
-    assert b['remote_user'] == 'carla@AD.TEST'
+    # the canonical name of the PAC's SID (issue 14 item 3), not the principal
+    assert b['remote_user'] == 'ADTEST\\carla', b
     assert b['token_uid'] == 21001 and b['kernel_uid'] == 21001, b
 
 
@@ -60,7 +61,7 @@ def test_curl_negotiate_maps_to_the_winbind_account(ad_gh, ad_cc):
     b = body(r)
     assert r.status == 200, (r, ad_gh.log())
     assert b['type'] == 'Negotiate' and b['package'] == 'Kerberos'
-    assert b['remote_user'] == 'dmitri@AD.TEST'
+    assert b['remote_user'] == 'ADTEST\\dmitri', b
     assert b['local_user'] == 'ADTEST\\dmitri', b
     assert b['token_uid'] == 21002 and b['kernel_uid'] == 21002 and b['thread_euid'] == 21002
     assert b['token_level'] == LEVEL_IMPERSONATE
@@ -72,7 +73,7 @@ def test_whoami_shows_the_ad_user(ad_gh, ad_cc):
     r = negotiate(ad_gh.url('/whoami'), ad_cc['carla'], extra=['-H', 'Accept: application/json'])
     assert r.status == 200, (r, ad_gh.log())
     w = body(r)
-    assert w['name'] == 'carla@AD.TEST' and w['authType'] == 'Negotiate', w
+    assert w['name'] == 'ADTEST\\carla' and w['authType'] == 'Negotiate', w
     assert w['logonUser'] == 'ADTEST\\carla' and w['uid'] == 21001
     assert w['impersonationToken'] == 'valid'
     assert set(w['groups']) >= {100, 31001, 31002}, w      # nested gh-outer included
@@ -199,7 +200,7 @@ def test_delegated_credential_reaches_the_cgi_script(ad_gh, ad_realm, tmp_path):
     r = negotiate(ad_gh.url('/cgi-bin/klist'), env, extra=['--delegation', 'policy'])
     assert r.status == 200, (r, ad_gh.log())
     out = r.text
-    assert 'UID=21001' in out and 'REMOTE_USER=carla@AD.TEST' in out, out
+    assert 'UID=21001' in out and 'REMOTE_USER=ADTEST\\carla' in out, out
     assert 'Default principal: carla@AD.TEST' in out, out
     tgt = [ln for ln in out.splitlines() if 'krbtgt/AD.TEST@AD.TEST' in ln]
     assert tgt, out

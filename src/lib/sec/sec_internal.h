@@ -48,6 +48,8 @@ typedef struct gh__token {
   const gid_t *groups; /* sorted, deduplicated, primary gid included */
   uint32_t ngroups;
   gh__cred_t *cred;    /* NULL unless level DELEGATE */
+  const char *const *sids; /* user SID first; NULL when nsids == 0 */
+  uint32_t nsids;
   gh__ids_t imp;       /* what gh_impersonate applies (anonymous ids below IMPERSONATE) */
   gh__ids_t own;       /* the client's own ids, for access checks */
 } gh__token_t;
@@ -92,18 +94,7 @@ int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h);
 /* Number of open handles (tests). */
 size_t gh__token_handles_open(void);
 
-/* nss.c: every NSS call of the sec layer (and so of the library).
- * gh__nss_lookup is getpwnam_r / getpwuid_r / getgrnam_r with a buffer that
- * grows on ERANGE up to a cap: ret_ent is a struct passwd (PWNAM, PWUID) or
- * a struct group (GRNAM); its strings live in *ret_buf, gh__malloc'ed, the
- * caller's to free (both written only on success). name is used for PWNAM
- * and GRNAM, id for PWUID. Returns 0; GH_ENO_SUCH_USER (passwd) or
- * GH_ENOT_FOUND (group) when NSS says there is no such entry; GH_ELIMIT
- * when the entry does not fit the cap; -ENOMEM; or the NSS error (-EACCES,
- * -EIO ...): callers must not read an error as "no such entry". Base
- * identity (DESIGN.md §3); any thread. */
-typedef enum gh__nss_db { GH__NSS_PWNAM, GH__NSS_PWUID, GH__NSS_GRNAM } gh__nss_db_t;
-int gh__nss_lookup(gh__nss_db_t db, const char *name, uint32_t id, void *ret_ent, char **ret_buf);
+#include "sec/nss.h"
 /* Tests only: cap group entries at max bytes instead of 32 MiB (0 = back
  * to the default). */
 void gh__nss_set_buf_max(size_t max);

@@ -1,4 +1,5 @@
-/* token.c: immutable refcounted tokens, the slot+generation handle table, constructors and queries. */
+/* token.c: immutable refcounted tokens, the slot+generation handle table, constructors and queries.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -244,12 +245,15 @@ typedef struct token_spec {
   time_t created;
   time_t expiry;
   gh__cred_t *cred; /* a reference the token takes on success */
+  const char *const *sids;
+  size_t nsids;
 } token_spec_t;
 
-/* One allocation: struct, groups, setgroups list, own list, user, auth name. */
+/* One allocation: struct, groups, setgroups list, own list, SID pointers,
+ * user, auth name, SID strings. */
 static int token_build(const token_spec_t *sp, gh__token_t **ret_tok)
 {
-  size_t n = sp->ngroups, ulen, alen, size;
+  size_t n = sp->ngroups, ulen, alen, size, slen = 0;
   bool has_primary = false;
   const char *auth = sp->auth_name ? sp->auth_name : sp->user;
   gh__token_t *t = NULL;
@@ -269,16 +273,30 @@ static int token_build(const token_spec_t *sp, gh__token_t **ret_tok)
   }
   ulen = strlen(sp->user) + 1;
   alen = strlen(auth) + 1;
-  size = sizeof(*t) + 3 * (n + 1) * sizeof(gid_t) + ulen + alen;
+  for (size_t i = 0; i < sp->nsids; i++)
+    slen += strlen(sp->sids[i]) + 1;
+  size = sizeof(*t) + sp->nsids * sizeof(char *) + 3 * (n + 1) * sizeof(gid_t) + ulen + alen + slen;
   t = gh__calloc(1, size);
   if (t == NULL) {
     rc = -ENOMEM;
     goto out;
   }
-  g = (gid_t *)(t + 1);
-  imp = g + n + 1;
-  own = imp + n + 1;
-  p = (char *)(own + n + 1);
+  {
+    const char **sv = (const char **)(t + 1);
+    g = (gid_t *)(sv + sp->nsids);
+    imp = g + n + 1;
+    own = imp + n + 1;
+    p = (char *)(own + n + 1);
+    char *sp_str = p + ulen + alen;
+    for (size_t i = 0; i < sp->nsids; i++) {
+      size_t l = strlen(sp->sids[i]) + 1;
+      memcpy(sp_str, sp->sids[i], l);
+      sv[i] = sp_str;
+      sp_str += l;
+    }
+    t->sids = sp->nsids ? sv : NULL;
+    t->nsids = (uint32_t)sp->nsids;
+  }
   /* merge the primary gid into the sorted list */
   {
     size_t j = 0;
@@ -360,6 +378,35 @@ static bool source_valid(gh_token_source_t s)
   return s >= GH_SOURCE_ANONYMOUS && s <= GH_SOURCE_LOCAL;
 }
 
+/* S-1-<authority>-<sub>… with 1 to 15 sub-authorities: digits and dashes */
+static bool sid_valid(const char *s)
+{
+  size_t n = s ? strnlen(s, GH_TOKEN_SID_MAX) : GH_TOKEN_SID_MAX;
+  unsigned dashes = 0;
+  if (n < 6 || n >= GH_TOKEN_SID_MAX || strncmp(s, "S-1-", 4) != 0)
+    return false;
+  for (size_t i = 4; i < n; i++) {
+    if (s[i] == '-') {
+      if (s[i - 1] == '-' || i + 1 == n)
+        return false;
+      dashes++;
+    } else if (s[i] < '0' || s[i] > '9') {
+      return false;
+    }
+  }
+  return dashes >= 1 && dashes <= 15;
+}
+
+static bool sids_valid(const char *const *sids, size_t n)
+{
+  if (n > GH_TOKEN_MAX_SIDS || (n > 0 && sids == NULL))
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (!sid_valid(sids[i]))
+      return false;
+  return true;
+}
+
 static void anonymous_spec(token_spec_t *sp, gid_t *one_group)
 {
   one_group[0] = gh__sec.anon_gid;
@@ -370,6 +417,8 @@ static void anonymous_spec(token_spec_t *sp, gid_t *one_group)
   sp->groups = one_group;
   sp->ngroups = 1;
   sp->cred = NULL;
+  sp->sids = NULL;
+  sp->nsids = 0;
 }
 
 int gh_token_anonymous(gh_token_t *ret_token)
@@ -419,7 +468,8 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
   if (opts == NULL)
     opts = &def;
   if (user == NULL || *user == '\0' || ret_token == NULL || !level_valid(opts->level) ||
-      !source_valid(opts->source)) {
+      !source_valid(opts->source) || !sids_valid(opts->sids, opts->nsids) ||
+      (opts->groups == NULL && opts->ngroups != 0)) {
     rc = -EINVAL;
     goto out;
   }
@@ -434,15 +484,32 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
     anonymous_spec(&sp, &one);
     sp.auth_name = opts->auth_name;
   } else {
-    rc = gh__groupcache_get(pw.pw_name, pw.pw_gid, &groups, &n);
-    if (rc != 0)
-      goto out;
+    if (opts->groups != NULL) {
+      /* given (PAC SIDs mapped by winbind): no NSS group enumeration */
+      if (opts->ngroups > gh__sec.max_groups) {
+        rc = GH_ELIMIT;
+        goto out;
+      }
+      groups = gh__malloc((opts->ngroups ? opts->ngroups : 1) * sizeof(gid_t));
+      if (groups == NULL) {
+        rc = -ENOMEM;
+        goto out;
+      }
+      memcpy(groups, opts->groups, opts->ngroups * sizeof(gid_t));
+      n = gh__sec_sort_groups(groups, opts->ngroups);
+    } else {
+      rc = gh__groupcache_get(pw.pw_name, pw.pw_gid, &groups, &n);
+      if (rc != 0)
+        goto out;
+    }
     sp.user = pw.pw_name;
     sp.auth_name = opts->auth_name;
     sp.uid = pw.pw_uid;
     sp.gid = pw.pw_gid;
     sp.groups = groups;
     sp.ngroups = n;
+    sp.sids = opts->sids;
+    sp.nsids = opts->nsids;
   }
   if (opts->level == GH_LEVEL_DELEGATE && opts->delegated_cred != GSS_C_NO_CREDENTIAL) {
     cred = gh__malloc(sizeof(*cred));
@@ -610,6 +677,8 @@ int gh_token_duplicate(gh_token_t h, gh_token_level_t level, gh_token_type_t typ
     sp.gid = t->gid;
     sp.groups = t->groups;
     sp.ngroups = t->ngroups;
+    sp.sids = t->sids;
+    sp.nsids = t->nsids;
     if (level == GH_LEVEL_DELEGATE && t->cred != NULL) {
       atomic_fetch_add_explicit(&t->cred->refs, 1, memory_order_relaxed);
       sp.cred = t->cred;
@@ -665,17 +734,17 @@ int gh_token_get_auth_name(gh_token_t h, char *buf, size_t len)
 }
 
 /* Shared body of the scalar getters. */
-#define GH__SCALAR_GETTER(fname, type, field)  \
-  int fname(gh_token_t h, type *ret)           \
-  {                                            \
-    gh__token_t *t = NULL;                     \
-    int rc = -EINVAL;                          \
-    if (ret != NULL)                           \
-      rc = gh__token_get(h, &t);               \
-    if (rc == 0)                               \
-      *ret = t->field;                         \
-    gh__token_unref(t);                        \
-    return rc;                                 \
+#define GH__SCALAR_GETTER(fname, type, field)                                                      \
+  int fname(gh_token_t h, type *ret)                                                               \
+  {                                                                                                \
+    gh__token_t *t = NULL;                                                                         \
+    int rc = -EINVAL;                                                                              \
+    if (ret != NULL)                                                                               \
+      rc = gh__token_get(h, &t);                                                                   \
+    if (rc == 0)                                                                                   \
+      *ret = t->field;                                                                             \
+    gh__token_unref(t);                                                                            \
+    return rc;                                                                                     \
   }
 
 GH__SCALAR_GETTER(gh_token_get_uid, uid_t, uid)
@@ -700,6 +769,56 @@ int gh_token_get_groups(gh_token_t h, gid_t *buf, size_t len)
     memcpy(buf, t->groups, t->ngroups * sizeof(gid_t));
   }
   rc = (int)t->ngroups;
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_get_sids(gh_token_t h, char *buf, size_t len)
+{
+  gh__token_t *t = NULL;
+  size_t need = 1, off = 0;
+  int rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  if (buf == NULL) {
+    rc = -EINVAL;
+    goto out;
+  }
+  for (uint32_t i = 0; i < t->nsids; i++)
+    need += strlen(t->sids[i]) + (i ? 1 : 0);
+  if (len < need) {
+    rc = -ERANGE;
+    goto out;
+  }
+  for (uint32_t i = 0; i < t->nsids; i++) {
+    size_t l = strlen(t->sids[i]);
+    if (i)
+      buf[off++] = ',';
+    memcpy(buf + off, t->sids[i], l);
+    off += l;
+  }
+  buf[off] = '\0';
+  rc = (int)t->nsids;
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
+int gh_token_has_sid(gh_token_t h, const char *sid, bool *ret_member)
+{
+  gh__token_t *t = NULL;
+  bool found = false;
+  int rc;
+
+  if (sid == NULL || ret_member == NULL)
+    return -EINVAL;
+  rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  for (uint32_t i = 0; i < t->nsids && !found; i++)
+    found = strcmp(t->sids[i], sid) == 0;
+  *ret_member = found;
 out:
   gh__token_unref(t);
   return rc;
@@ -735,6 +854,7 @@ int gh_token_get_statistics(gh_token_t h, gh_token_statistics_t *ret_stats)
     /* minus the reference this call holds */
     ret_stats->ref_count = atomic_load_explicit(&t->refs, memory_order_relaxed) - 1;
     ret_stats->has_delegated_cred = t->cred != NULL && t->cred->cred != GSS_C_NO_CREDENTIAL;
+    ret_stats->sid_count = t->nsids;
   }
   gh__token_unref(t);
   return rc;

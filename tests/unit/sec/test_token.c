@@ -1,4 +1,5 @@
-/* test_token.c: unit tests for tokens: constructors, handles, borrowing, duplication, queries, NSS cache. */
+/* test_token.c: unit tests for tokens: constructors, handles, borrowing, duplication, queries, NSS
+ * cache. */
 #include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -93,6 +94,66 @@ static void test_from_user_fields(void **state)
   assert_true(id > 0);
   assert_int_equal(gh_token_get_user(t, name, 5), -ERANGE);
   assert_int_equal(gh_token_close(t), 0);
+}
+
+/* Windows SIDs: copied into the token, kept by duplicates, dropped at
+ * ANONYMOUS; given groups replace NSS's; malformed SIDs are refused. */
+static void test_sids_and_given_groups(void **state)
+{
+  (void)state;
+  static const char *const sids[] = {"S-1-5-21-1-2-3-1102", "S-1-5-21-1-2-3-513",
+                                     "S-1-5-21-1-2-3-1106"};
+  static const gid_t given[] = {31002, 31001, 31001};
+  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE,
+                       .source = GH_SOURCE_KERBEROS,
+                       .sids = sids,
+                       .nsids = 3,
+                       .groups = given,
+                       .ngroups = 3};
+  gh_token_t t, d, a;
+  gh_token_statistics_t st;
+  char buf[256];
+  gid_t groups[8];
+  bool member;
+
+  assert_int_equal(gh_token_from_user("alice", &o, &t), 0);
+  assert_int_equal(gh_token_get_sids(t, buf, sizeof(buf)), 3);
+  assert_string_equal(buf, "S-1-5-21-1-2-3-1102,S-1-5-21-1-2-3-513,S-1-5-21-1-2-3-1106");
+  assert_int_equal(gh_token_get_sids(t, buf, 20), -ERANGE);
+  assert_int_equal(gh_token_has_sid(t, "S-1-5-21-1-2-3-1106", &member), 0);
+  assert_true(member);
+  assert_int_equal(gh_token_has_sid(t, "S-1-5-21-1-2-3-110", &member), 0);
+  assert_false(member);
+  assert_int_equal(gh_token_get_statistics(t, &st), 0);
+  assert_int_equal(st.sid_count, 3);
+  /* NSS would give G_ALICE and G_SHARED: the given list wins, primary kept */
+  assert_int_equal(gh_token_get_groups(t, groups, 8), 3);
+  assert_int_equal(groups[0], G_ALICE);
+  assert_int_equal(groups[1], 31001);
+  assert_int_equal(groups[2], 31002);
+  assert_int_equal(gh_token_duplicate(t, GH_LEVEL_IDENTIFY, GH_TOKEN_IMPERSONATION, &d), 0);
+  assert_int_equal(gh_token_get_sids(d, buf, sizeof(buf)), 3);
+  assert_int_equal(gh_token_duplicate(t, GH_LEVEL_ANONYMOUS, GH_TOKEN_IMPERSONATION, &a), 0);
+  assert_int_equal(gh_token_get_sids(a, buf, sizeof(buf)), 0);
+  assert_string_equal(buf, "");
+  assert_int_equal(gh_token_has_sid(a, "S-1-5-21-1-2-3-1102", &member), 0);
+  assert_false(member);
+  assert_int_equal(gh_token_close(a), 0);
+  assert_int_equal(gh_token_close(d), 0);
+  assert_int_equal(gh_token_close(t), 0);
+  /* without SIDs: none, and NSS groups */
+  assert_int_equal(gh_token_from_user("alice", NULL, &t), 0);
+  assert_int_equal(gh_token_get_sids(t, buf, sizeof(buf)), 0);
+  assert_int_equal(gh_token_close(t), 0);
+  static const char *const bad[] = {"S-1-5-21-1-2-3-1102", "S-1-5-21--1"};
+  o.sids = bad;
+  o.nsids = 2;
+  assert_int_equal(gh_token_from_user("alice", &o, &t), -EINVAL);
+  static const char *const bad2[] = {"S-1-5-21-1-2-3-1102", "s-1-5-21"};
+  o.sids = bad2;
+  assert_int_equal(gh_token_from_user("alice", &o, &t), -EINVAL);
+  o.sids = NULL;
+  assert_int_equal(gh_token_from_user("alice", &o, &t), -EINVAL);
 }
 
 static void test_default_opts_and_auth_name(void **state)
@@ -710,6 +771,7 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup(test_peer_groups_kernel_or_nss, reset),
       cmocka_unit_test_setup(test_handles_concurrent, reset),
       cmocka_unit_test_setup(test_alloc_failures, reset),
+      cmocka_unit_test_setup(test_sids_and_given_groups, reset),
   };
   return cmocka_run_group_tests_name("sec_token", tests, NULL, NULL);
 }

@@ -563,7 +563,7 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_aut
   int ret;
 
   if (!r->info.token) {
-    ret = gh__auth_make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, &unmapped);
+    ret = gh__auth_make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, NULL, &unmapped);
     if (ret) {
       gh__auth_set_local_failure(r, ret, GH_AUTH_TYPE_BASIC, "Basic", user);
       goto out;

@@ -12,6 +12,7 @@
 
 #include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_pac.h"
 #include "util/alloc.h"
 
 static const gh__auth_token_ops_t sec_ops = {
@@ -168,7 +169,8 @@ static bool persist_applies(const gh_auth_settings_t *site, const char *package)
 
 int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
                         const char *local, const char *remote, gh_token_source_t source,
-                        time_t expiry, gss_cred_id_t *deleg, bool *ret_unmapped)
+                        time_t expiry, gss_cred_id_t *deleg, const gh__sids_t *sids,
+                        bool *ret_unmapped)
 {
   gh_token_opts_t opts = {
       .level = GH_LEVEL_IMPERSONATE,
@@ -178,9 +180,20 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
       .delegated_cred = GSS_C_NO_CREDENTIAL,
   };
   gh_token_t tok = 0;
+  gid_t *gids = NULL;
   int ret;
 
   *ret_unmapped = false;
+  if (sids != NULL && sids->n > 0) {
+    opts.sids = (const char *const *)sids->v;
+    opts.nsids = sids->n;
+    if (site->group_source == GH_AUTH_GROUPS_PAC) {
+      ret = gh__sids_to_gids(sids, &gids, &opts.ngroups);
+      if (ret != 0)
+        goto out;
+      opts.groups = gids;
+    }
+  }
   if (deleg && *deleg != GSS_C_NO_CREDENTIAL) {
     opts.level = GH_LEVEL_DELEGATE;
     opts.delegated_cred = *deleg;
@@ -191,11 +204,18 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
   if (ret == GH_ENO_SUCH_USER && site->allow_unmapped) {
     opts.level = GH_LEVEL_IDENTIFY;
     opts.delegated_cred = GSS_C_NO_CREDENTIAL;
+    /* the unmapped account is not the client: neither its SIDs nor groups */
+    opts.sids = NULL;
+    opts.nsids = 0;
+    opts.groups = NULL;
+    opts.ngroups = 0;
     ret = e->ops.from_user(e->unmapped_user, &opts, &tok);
     *ret_unmapped = true;
   }
   if (ret == 0)
     r->info.token = tok;
+out:
+  free(gids);
   return ret;
 }
 

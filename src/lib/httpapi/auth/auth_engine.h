@@ -138,11 +138,15 @@ void gh__auth_conn_reset_ctx(gh__auth_conn_t *conn);
  *  (NULL: none) at IMPERSONATE, DELEGATE with *deleg (taken on success:
  *  set to GSS_C_NO_CREDENTIAL); with site->allow_unmapped and no local
  *  account, an IDENTIFY token of the engine's unmapped_user
- *  (*ret_unmapped). Stored in r->info.token. 0 or the sec layer's error. */
+ *  (*ret_unmapped). sids (may be NULL): the user's SIDs, copied into the
+ *  token; with site->group_source PAC they give the groups (winbind; -EAGAIN
+ *  when winbind does not answer). Stored in r->info.token. 0 or the sec
+ *  layer's error. */
+struct gh__sids;
 int gh__auth_make_token(gh__auth_engine_t *engine, gh__auth_result_t *r,
                         const gh_auth_settings_t *site, const char *local, const char *remote,
                         gh_token_source_t source, time_t expiry, gss_cred_id_t *deleg,
-                        bool *ret_unmapped);
+                        const struct gh__sids *sids, bool *ret_unmapped);
 /** SUCCESS after the token exists (r->info.token); the identity stays on
  *  the connection when site->persist covers package. On ENOMEM the token
  *  is closed and the verdict is UNAVAILABLE. */

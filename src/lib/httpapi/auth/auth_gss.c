@@ -11,6 +11,7 @@
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_pac.h"
 #include "util/alloc.h"
 
 gss_OID_desc gh__auth_krb5_oid = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"};
@@ -411,18 +412,18 @@ out:
 /* The client's token (the delegated credentials taken into it); FAILURE
  * naming the local account (or its absence) when there is none. */
 static bool client_token(gh__gss_leg_t *g, const char *display, const char *local, time_t expiry,
-                         bool *ret_unmapped)
+                         const gh__sids_t *sids, bool *ret_unmapped)
 {
   char text[GH_AUTH_SEC_TEXT_MAX], detail[GH__AUTH_NAME_MAX + 64];
   int ret;
 
   ret = gh__auth_make_token(g->e, g->r, g->site, local, display,
                             strcmp(g->package, "NTLM") == 0 ? GH_SOURCE_NTLM : GH_SOURCE_KERBEROS,
-                            expiry, &g->deleg, ret_unmapped);
+                            expiry, &g->deleg, sids, ret_unmapped);
   if (ret == 0)
     return true;
   gh__auth_conn_reset_ctx(g->c);
-  if (ret == -ENOMEM) {
+  if (ret == -ENOMEM || ret == -EAGAIN) { /* -EAGAIN: winbind (group_source = pac) */
     gh__auth_set_verdict(g->r, GH__AUTH_UNAVAILABLE, ret);
     return false;
   }
@@ -480,8 +481,10 @@ static void complete(gh__gss_leg_t *g)
   gh__auth_engine_t *e = g->e;
   gh__auth_result_t *r = g->r;
   char *display = NULL, *local = NULL;
+  gh__sids_t *sids = NULL;
   time_t expiry = 0;
   bool unmapped = false;
+  int ret;
 
   if (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_krb5_oid))
     g->package = "Kerberos";
@@ -494,11 +497,46 @@ static void complete(gh__gss_leg_t *g)
   }
   if (!client_name(g, &display))
     goto out;
+  /* the SIDs of an AD user: the PAC's (only when authenticated) or the DC's */
+  ret = gh__auth_name_sids(g->src, strcmp(g->package, "NTLM") == 0, &sids);
+  if (ret != 0) {
+    gh__auth_conn_reset_ctx(g->c);
+    if (ret == -ENOMEM) {
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
+    gh__auth_set_failure(r, GH_AUTH_FAILURE_OTHER, g->type, g->package, GH_AUTH_SEC_ERRNO,
+                         (uint32_t)-ret, 0,
+                         ret == GH_ELIMIT ? "more SIDs in the PAC than gatehouse accepts (4096)"
+                                          : "the PAC logon info or NTLM SID list is malformed or "
+                                            "not authenticated");
+    gh__auth_set_failure_facts(r, display, NULL, NULL);
+    goto out;
+  }
   if (g->time_rec != GSS_C_INDEFINITE)
     expiry = time(NULL) + (time_t)g->time_rec;
-  local = gh__auth_map_name(e, g->mech, display, g->site);
+  if (sids != NULL) {
+    /* an AD user: one name whatever the client typed (DOMAIN\\user, a UPN,
+     * another case), the account of its SID through winbind */
+    char *canon = NULL;
+    ret = gh__sid_identity(sids->v[0], (int)g->site->name_format, &canon, &local);
+    if (ret == 0) {
+      free(display);
+      display = canon;
+    } else if (ret == -EAGAIN || ret == -ENOMEM) {
+      gh__auth_conn_reset_ctx(g->c);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    } else if (ret != -ENOSYS) {
+      local = NULL; /* a SID winbind maps to no account: unmapped */
+    } else {
+      local = gh__auth_map_name(e, g->mech, display, g->site); /* no libwbclient */
+    }
+  } else {
+    local = gh__auth_map_name(e, g->mech, display, g->site);
+  }
   gh__auth_store_delegation(e, r, &g->deleg, g->ret_flags);
-  if (!client_token(g, display, local, expiry, &unmapped))
+  if (!client_token(g, display, local, expiry, sids, &unmapped))
     goto out;
   fill_outputs(g);
   gh__auth_conn_reset_ctx(g->c);
@@ -507,6 +545,7 @@ static void complete(gh__gss_leg_t *g)
 out:
   free(display);
   free(local);
+  free(sids);
 }
 
 /* The step in stages:
