@@ -135,7 +135,15 @@ typedef struct gh_auth_sec_status {
      "directly, or relax channel_binding for this site")                                           \
   XX(ANONYMOUS, "anonymous (NULL session) logon refused",                                          \
      "the client must log on with an account")                                                     \
-  XX(OTHER, "authentication failed", "")
+  XX(OTHER, "authentication failed", "")                                                          \
+  XX(WINBIND_UNAVAILABLE,                                                                          \
+     "winbindd does not answer: NTLM logons cannot be checked by the domain controller",           \
+     "start winbind (systemctl start winbind; on a Samba DC: samba) and check the DC is "          \
+     "reachable (wbinfo -p, wbinfo -P); gatehoused answers 503 until then and recovers by itself") \
+  XX(WINBIND_PIPE,                                                                                 \
+     "winbind's privileged pipe refuses the service user: NTLM via winbind cannot be checked",     \
+     "NTLM via winbind needs the service user in group winbindd_priv (or the privileged pipe "     \
+     "dir's group): usermod -aG winbindd_priv gatehouse, then restart gatehoused")
 
 typedef enum gh_auth_failure {
 #define GH_AUTH_FAILURE_ENUM_(name, text, fix) GH_AUTH_FAILURE_##name,

@@ -81,6 +81,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   ret = gh__auth_cred_acquire(e, cfg, errbuf, errlen);
   if (ret)
     goto out;
+  gh__winbind_check_at_start(e);
   *ret_engine = e;
   e = NULL;
 out:

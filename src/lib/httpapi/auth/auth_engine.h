@@ -326,8 +326,27 @@ unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *
 /** A failed NTLM accept (raw or in SPNEGO; maj/minor from it, tok the
  *  client's token): the cause from gss-ntlmssp's minor, the user and
  *  target name from the AUTHENTICATE message (*nf filled). */
-void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
-                   size_t tok_len, gh__ntlm_auth_facts_t *nf);
+void gh__ntlm_fail(const gh__auth_engine_t *engine, gh__auth_result_t *r, OM_uint32 maj,
+                   OM_uint32 minor, const unsigned char *tok, size_t tok_len,
+                   gh__ntlm_auth_facts_t *nf);
+
+/* ---- winbind (auth_winbind.c) ---- */
+
+typedef enum gh__winbind_state {
+  GH__WINBIND_OK,           /* answers, and its privileged pipe lets this process in */
+  GH__WINBIND_DOWN,         /* winbindd does not answer */
+  GH__WINBIND_PIPE_REFUSED, /* answers, but the privileged pipe refuses this process */
+  GH__WINBIND_UNKNOWN,      /* built without libwbclient */
+} gh__winbind_state_t;
+/** Pings winbindd and tries its privileged pipe (as gss-ntlmssp does). */
+gh__winbind_state_t gh__winbind_probe(void);
+/** "DOMAIN\\user" or "user" as winbind knows it: 1 a user account, 0 not
+ *  known to the domain, -1 cannot tell. */
+int gh__winbind_account_known(const char *domain_user);
+/** Engine start (after the privilege drop): NTLM via winbind, is winbindd
+ *  there and its privileged pipe open to this process? One log line if
+ *  not, with what to do. */
+void gh__winbind_check_at_start(gh__auth_engine_t *engine);
 
 /* ---- Basic (auth_basic.c) ---- */
 

@@ -341,7 +341,7 @@ static void record_failure(gh__gss_leg_t *g)
   if (uses_ntlm_cred(g) ||
       (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_ntlmssp_oid)) ||
       memmem(g->tok, g->tok_len, GH__NTLM_SIGNATURE, 8) != NULL)
-    gh__ntlm_fail(r, g->maj, g->min, g->tok, g->tok_len, &g->nf);
+    gh__ntlm_fail(g->e, r, g->maj, g->min, g->tok, g->tok_len, &g->nf);
 }
 
 /* GSS_S_CONTINUE_NEEDED: a 401 with the server's token; the half-open

@@ -1,15 +1,18 @@
 /* auth_ntlm.c: NTLM in the GSS step — short-form messages, AUTHENTICATE facts, failure causes. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include <gssapi/gssapi.h>
 
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_internal.h"
 #include "util/alloc.h"
 
 /*
@@ -197,10 +200,62 @@ static void mech_text(OM_uint32 minor, char *buf, size_t len)
   gss_release_buffer(&min, &t);
 }
 
+/* gss-ntlmssp's answer to every refusal by winbind (see auth_winbind.c) */
+static bool is_winbind_refusal(const gh__auth_engine_t *e, const char *mt,
+                               const gh__ntlm_auth_facts_t *nf)
+{
+  char buf[128];
+
+  return !e->ntlm_user_file && nf->is_authenticate &&
+         strcmp(mt, strerror_r(EACCES, buf, sizeof(buf))) == 0;
+}
+
+/* winbind refused: why, as far as can be told without the password. A
+ * winbind that does not answer or whose privileged pipe this process may
+ * not use is the server's problem, not the client's: 503 and a log line
+ * (the application never sees the request). */
+static void winbind_cause(const gh__auth_engine_t *e, gh__auth_result_t *r,
+                          const gh__ntlm_auth_facts_t *nf)
+{
+  char detail[320], msg[640];
+  gh__winbind_state_t st = gh__winbind_probe();
+
+  if (st == GH__WINBIND_DOWN || st == GH__WINBIND_PIPE_REFUSED) {
+    r->info.failure =
+        st == GH__WINBIND_DOWN ? GH_AUTH_FAILURE_WINBIND_UNAVAILABLE : GH_AUTH_FAILURE_WINBIND_PIPE;
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_UNAVAILABLE);
+    snprintf(msg, sizeof(msg), "NTLM logon%s%s not checked (503): %s; fix: %s",
+             nf->user[0] ? " of " : "", nf->user, gh_auth_failure_text(r->info.failure),
+             gh_auth_failure_fix(r->info.failure));
+    gh__auth_log(e->log_cb, e->log_arg, LOG_ERR, msg);
+    return;
+  }
+  if (st != GH__WINBIND_OK || !nf->user[0])
+    return;
+  switch (gh__winbind_account_known(nf->user)) {
+  case 0:
+    r->info.failure = GH_AUTH_FAILURE_UNKNOWN_ACCOUNT;
+    snprintf(detail, sizeof(detail), "the domain does not know %s", nf->user);
+    gh__auth_set_failure_facts(r, NULL, NULL, detail);
+    break;
+  case 1:
+    r->info.failure = GH_AUTH_FAILURE_BAD_PASSWORD;
+    gh__auth_set_failure_facts(
+        r, NULL, NULL,
+        "the domain controller refused the logon: a wrong password, or the account is disabled, "
+        "locked out or its password expired (gss-ntlmssp does not pass on which; the DC's log "
+        "or wbinfo -a tells)");
+    break;
+  default:
+    break;
+  }
+}
+
 /* A failed NTLM accept (raw or in SPNEGO): the cause from gss-ntlmssp's
- * minor, the user and target name from the AUTHENTICATE message. */
-void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
-                   size_t tok_len, gh__ntlm_auth_facts_t *nf)
+ * minor, the user and target name from the AUTHENTICATE message; through
+ * winbind, what winbind itself can tell. */
+void gh__ntlm_fail(const gh__auth_engine_t *e, gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
+                   const unsigned char *tok, size_t tok_len, gh__ntlm_auth_facts_t *nf)
 {
   char mt[160];
   gh_auth_failure_t cause;
@@ -212,4 +267,6 @@ void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const u
   if (cause != GH_AUTH_FAILURE_OTHER)
     r->info.failure = cause;
   gh__auth_set_failure_facts(r, nf->user, nf->spn, NULL);
+  if (is_winbind_refusal(e, mt, nf))
+    winbind_cause(e, r, nf);
 }
