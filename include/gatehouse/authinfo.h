@@ -277,6 +277,12 @@ typedef enum gh_auth_channel_binding {
 #define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
 #define GH_AUTH_ORDER_MAX 5
 
+typedef enum gh_auth_s4u {
+  GH_AUTH_S4U_NO = 0,
+  GH_AUTH_S4U_SELF,
+  GH_AUTH_S4U_PROXY,
+} gh_auth_s4u_t;
+
 typedef struct gh_auth_settings {
   uint32_t schemes;                 /* GH_AUTH_SCHEME_* offered */
   /* Challenge order override: GH_AUTH_SCHEME_* values, 0-terminated; all
@@ -298,6 +304,14 @@ typedef struct gh_auth_settings {
                                  MsvAvTargetName for another name is FAILURE. Unknown name
                                  (NTLM without a target name): FAILURE on strict only.
                                  NULL = no check; not applied on legacy. Copied. */
+  /* S4U (protocol transition): for a client signed in with Basic, NTLM or as a Unix
+   * peer, a Kerberos credential obtained from the KDC with the service's keytab
+   * (gh_auth_config_t.s4u_principal), in the request's delegated ccache. SELF: the
+   * S4U2Self ticket for the user to this service; PROXY: also a ticket to each of
+   * s4u_targets (S4U2Proxy, constrained delegation allowed on the KDC). A target
+   * the KDC refuses is left out (the request is served, the engine logs why). */
+  gh_auth_s4u_t s4u;
+  const char *s4u_targets; /* PROXY: space-separated SPNs "service/host"; copied */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
@@ -347,6 +361,9 @@ typedef struct gh_auth_config {
   const char *ntlm_service_name; /* NTLM acceptor name; NULL = service_principal (host =
                                     gethostname()) */
   const char *ntlm_user_file;    /* gss-ntlmssp user file (DOMAIN:user:password lines) */
+  const char *s4u_principal;     /* S4U: the service account's own principal in the keytab
+                                    (a user or machine name, "svc@REALM", "HOST$@REALM": AD
+                                    issues TGTs to those, not to SPNs); NULL = no S4U */
   bool ntlm;                     /* offer NTLM (raw and inside SPNEGO); without a user file
                                     gss-ntlmssp asks winbind */
   const char *pam_service;       /* Basic; NULL = "gatehouse" */

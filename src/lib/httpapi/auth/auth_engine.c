@@ -58,6 +58,10 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   e->unmapped_user = gh__strdup(cfg->unmapped_user ? cfg->unmapped_user : "nobody");
   e->basic_cache =
       gh__auth_basic_cache_new(cfg->basic_cache_entries, cfg->basic_cache_ttl_s, &e->ops);
+  if (cfg->s4u_principal && !(e->s4u_principal = gh__strdup(cfg->s4u_principal))) {
+    ret = -ENOMEM;
+    goto out;
+  }
   if (!e->pam_service || !e->ccache_dir || !e->unmapped_user || !e->basic_cache) {
     ret = -ENOMEM;
     goto out;
@@ -219,6 +223,10 @@ void gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
   }
   r->info.remote_user = r->remote_user_buf;
   r->info.local_user = r->local_user_buf;
+  if (site->s4u != GH_AUTH_S4U_NO && local && !r->mem_ccache &&
+      (type == GH_AUTH_TYPE_BASIC || type == GH_AUTH_TYPE_PEER ||
+       (package && strcmp(package, "NTLM") == 0)))
+    gh__auth_s4u(c->engine, r, site, local);
   if (persist_applies(site, package)) {
     gh_token_t t2 = 0;
     conn_drop_identity(c);

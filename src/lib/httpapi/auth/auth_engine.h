@@ -61,6 +61,7 @@ struct gh__auth_engine {
   /* what acquiring a set needs */
   gss_name_t krb_name, ntlm_name;
   char *keytab, *ntlm_user_file;
+  char *s4u_principal; /* S4U (auth_s4u.c); NULL = none */
   /* the keytab's keys in a MEMORY keytab, re-read when the file changes
    * (auth_keytab.c) */
   gh__auth_keytab_t *kt;
@@ -329,6 +330,16 @@ unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *
 void gh__ntlm_fail(const gh__auth_engine_t *engine, gh__auth_result_t *r, OM_uint32 maj,
                    OM_uint32 minor, const unsigned char *tok, size_t tok_len,
                    gh__ntlm_auth_facts_t *nf);
+
+/* ---- S4U (auth_s4u.c) ---- */
+
+/** Protocol transition for a client authenticated without Kerberos (local:
+ *  its local account name, "DOMAIN\\user" or "user"): S4U2Self with the
+ *  service's keytab, S4U2Proxy to the site's s4u_targets, the user's tickets
+ *  (never the service's own) into r->mem_ccache. Failures are logged and
+ *  leave the request without a credential. */
+void gh__auth_s4u(gh__auth_engine_t *engine, gh__auth_result_t *r, const gh_auth_settings_t *site,
+                  const char *local);
 
 /* ---- winbind (auth_winbind.c) ---- */
 

@@ -1,0 +1,100 @@
+"""test_ad_s4u.py: S4U against the Samba AD DC (gh_ad_realm.py) — a user signed in with NTLM gets a Kerberos credential obtained by gatehoused with the service's keytab (S4U2Self, then S4U2Proxy to a target the DC allows), in the request's delegated ccache, so a CGI script running as the user holds a ticket for the target; a target the DC does not allow is left out with a log line and the request is still served (issue 14 item 5)."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ad_helpers import AdDaemon, ntlm  # noqa: E402
+from gh_ad_realm import SERVICE  # noqa: E402
+from pipeline_helpers import GATEHOUSED, shared_dir  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(GATEHOUSED), reason=f'{GATEHOUSED} not built'),
+    pytest.mark.skipif(os.geteuid() != 0, reason='needs root: impersonation of AD uids'),
+]
+
+ALLOWED = 'host/dc1.ad.test'        # in ghsvc's msDS-AllowedToDelegateTo (the fixture)
+REFUSED = 'HOST/DC1'                # an SPN of the DC too, but not allowed
+
+CGI = """#!/bin/sh
+printf 'Content-Type: text/plain\\r\\n\\r\\n'
+echo "UID=$(id -u)"
+echo "KRB5CCNAME=$KRB5CCNAME"
+[ -n "$KRB5CCNAME" ] || exit 0
+klist "$KRB5CCNAME" 2>&1
+echo "KVNO: $(kvno -c "$KRB5CCNAME" %s@AD.TEST 2>&1)"
+""" % ALLOWED
+
+
+def samba_tool(ad, *args):
+    return ad.run(['samba-tool'] + list(args) + ['-s', ad.smb_conf], env=ad.base_env())
+
+
+@pytest.fixture(scope='module')
+def s4u_gh(ad_realm):
+    ad = ad_realm
+    # on the DC: protocol transition, and constrained delegation to ALLOWED only
+    samba_tool(ad, 'delegation', 'for-any-protocol', SERVICE, 'on')
+    samba_tool(ad, 'delegation', 'add-service', SERVICE, ALLOWED)
+    # the keytab with the account's own name: AD issues TGTs to it, not to its SPNs
+    kt = ad.path('s4u.keytab')
+    with open(ad.keytab, 'rb') as f, open(kt, 'wb') as g:
+        g.write(f.read())
+    os.chmod(kt, 0o600)
+    samba_tool(ad, 'domain', 'exportkeytab', kt, f'--principal={SERVICE}')
+    cgi = shared_dir('gh-s4ucgi-')
+    with open(os.path.join(cgi, 'creds'), 'w') as f:
+        f.write(CGI)
+    os.chmod(os.path.join(cgi, 'creds'), 0o755)
+    site = {'handler': 'cgi', 'root': cgi, 'auth': 'ntlm'}
+    sites = [('/proxy', dict(site, s4u='proxy', s4u_targets=ALLOWED)),
+             ('/self', dict(site, s4u='self')),
+             ('/refused', dict(site, s4u='proxy', s4u_targets=REFUSED)),
+             ('/none', dict(site))]
+    d = AdDaemon(ad, server={'keytab': kt, 's4u_principal': f'{SERVICE}@{ad.realm}'},
+                 sites=sites).start()
+    yield d
+    d.stop()
+    samba_tool(ad, 'delegation', 'del-service', SERVICE, ALLOWED)
+    samba_tool(ad, 'delegation', 'for-any-protocol', SERVICE, 'off')
+
+
+@pytest.fixture(scope='module')
+def no_ticket(ad_realm):
+    return ad_realm.client_env(ad_realm.path('ccache-that-does-not-exist'))
+
+
+def test_ntlm_user_gets_a_ticket_to_the_allowed_target(s4u_gh, no_ticket):
+    r = ntlm(s4u_gh.url('/proxy/creds'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket)
+    assert r.status == 200, (r, s4u_gh.log())
+    out = r.text
+    assert 'UID=21001' in out and 'KRB5CCNAME=FILE:' in out, (out, s4u_gh.log())
+    assert 'Default principal: carla@AD.TEST' in out, out
+    assert f'{ALLOWED}@AD.TEST' in out, out
+    assert f'KVNO: {ALLOWED}@AD.TEST: kvno = ' in out, out
+    # never the service's own TGT: the user must not be able to act as the service
+    assert 'krbtgt/' not in out, out
+
+
+def test_self_gives_the_evidence_ticket_only(s4u_gh, no_ticket):
+    r = ntlm(s4u_gh.url('/self/creds'), 'ADTEST\\dmitri', 'Dmitri-Pass-1', no_ticket)
+    assert r.status == 200, (r, s4u_gh.log())
+    out = r.text
+    assert 'UID=21002' in out and 'Default principal: dmitri@AD.TEST' in out, out
+    assert f'{SERVICE}@AD.TEST' in out and ALLOWED not in out.split('KVNO')[0], out
+    assert 'krbtgt/' not in out, out
+
+
+def test_target_not_allowed_is_left_out_and_logged(s4u_gh, no_ticket):
+    before = len(s4u_gh.log())
+    r = ntlm(s4u_gh.url('/refused/creds'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket)
+    assert r.status == 200, (r, s4u_gh.log())
+    assert 'UID=21001' in r.text and REFUSED not in r.text.split('KVNO')[0], r.text
+    log = s4u_gh.log()[before:]
+    assert f's4u: S4U2Proxy to {REFUSED} for carla refused' in log, log
+
+
+def test_no_s4u_no_credential(s4u_gh, no_ticket):
+    r = ntlm(s4u_gh.url('/none/creds'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket)
+    assert r.status == 200 and 'UID=21001' in r.text and 'KRB5CCNAME=\n' in r.text, r.text
