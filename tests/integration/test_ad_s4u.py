@@ -1,4 +1,4 @@
-"""test_ad_s4u.py: S4U against the Samba AD DC (gh_ad_realm.py) — a user signed in with NTLM gets a Kerberos credential obtained by gatehoused with the service's keytab (S4U2Self, then S4U2Proxy to a target the DC allows), in the request's delegated ccache, so a CGI script running as the user holds a ticket for the target; a target the DC does not allow is left out with a log line and the request is still served (issue 14 item 5)."""
+"""test_ad_s4u.py: S4U against the Samba AD DC (gh_ad_realm.py) — a user signed in with NTLM gets a Kerberos credential obtained by gatehoused with the service's keytab or Basic (S4U2Self, then S4U2Proxy to a target the DC allows), in the request's delegated ccache, so a CGI script running as the user holds a ticket for the target; a target the DC does not allow is left out with a log line and the request is still served (issue 14 item 5)."""
 import os
 import sys
 
@@ -6,6 +6,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ad_helpers import AdDaemon, ntlm  # noqa: E402
+from gh_realm import PAM_MATRIX, PAM_WRAPPER  # noqa: E402
 from gh_ad_realm import SERVICE  # noqa: E402
 from pipeline_helpers import GATEHOUSED, shared_dir  # noqa: E402
 
@@ -51,9 +52,26 @@ def s4u_gh(ad_realm):
     sites = [('/proxy', dict(site, s4u='proxy', s4u_targets=ALLOWED)),
              ('/self', dict(site, s4u='self')),
              ('/refused', dict(site, s4u='proxy', s4u_targets=REFUSED)),
-             ('/none', dict(site))]
-    d = AdDaemon(ad, server={'keytab': kt, 's4u_principal': f'{SERVICE}@{ad.realm}'},
-                 sites=sites).start()
+             ('/none', dict(site)),
+             # Basic: the password checked by PAM (pam_matrix through pam_wrapper here; on a
+             # real host pam_winbind or pam_sss), the account an AD user through winbind
+             ('/basic', dict(site, auth='basic', basic_over_plain_http='yes', s4u='proxy',
+                             s4u_targets=ALLOWED))]
+    pam_dir = ad.path('s4u-pam.d')
+    os.makedirs(pam_dir, exist_ok=True)
+    passdb = ad.path('s4u-pam_matrix.passdb')
+    with open(passdb, 'w') as f:
+        f.write('carla:Carla-Pass-1:gatehouse\n')
+    with open(os.path.join(pam_dir, 'gatehouse'), 'w') as f:
+        f.write(f'auth required {PAM_MATRIX} passdb={passdb}\n'
+                f'account required {PAM_MATRIX} passdb={passdb}\n')
+    d = AdDaemon(ad, server={'keytab': kt, 's4u_principal': f'{SERVICE}@{ad.realm}',
+                             'pam_service': 'gatehouse'}, sites=sites)
+    d.gh.env.update({'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': pam_dir,
+                     'PAM_MATRIX_PASSWD': passdb, 'PAM_WRAPPER_DISABLE_DEEPBIND': '1',
+                     'UID_WRAPPER_DISABLE_DEEPBIND': '1'})
+    d.gh.env['LD_PRELOAD'] = PAM_WRAPPER + ':' + d.gh.env['LD_PRELOAD']
+    d.start()
     yield d
     d.stop()
     samba_tool(ad, 'delegation', 'del-service', SERVICE, ALLOWED)
@@ -98,3 +116,14 @@ def test_target_not_allowed_is_left_out_and_logged(s4u_gh, no_ticket):
 def test_no_s4u_no_credential(s4u_gh, no_ticket):
     r = ntlm(s4u_gh.url('/none/creds'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket)
     assert r.status == 200 and 'UID=21001' in r.text and 'KRB5CCNAME=\n' in r.text, r.text
+
+
+def test_basic_user_gets_a_ticket_to_the_allowed_target(s4u_gh, ad_realm):
+    from pipeline_helpers import curl
+    r = curl(s4u_gh.url('/basic/creds'), env=ad_realm.client_env(),
+             extra=['-u', 'carla:Carla-Pass-1'])
+    assert r.status == 200, (r, s4u_gh.log())
+    out = r.text
+    assert 'UID=21001' in out and 'Default principal: carla@AD.TEST' in out, (out, s4u_gh.log())
+    assert f'KVNO: {ALLOWED}@AD.TEST: kvno = ' in out, out
+    assert 'krbtgt/' not in out, out
