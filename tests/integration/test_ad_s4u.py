@@ -1,5 +1,6 @@
-"""test_ad_s4u.py: S4U against the Samba AD DC (gh_ad_realm.py) — a user signed in with NTLM gets a Kerberos credential obtained by gatehoused with the service's keytab or Basic (S4U2Self, then S4U2Proxy to a target the DC allows), in the request's delegated ccache, so a CGI script running as the user holds a ticket for the target; a target the DC does not allow is left out with a log line and the request is still served (issue 14 item 5)."""
+"""test_ad_s4u.py: S4U against the Samba AD DC (gh_ad_realm.py) — a user signed in with NTLM gets a Kerberos credential obtained by gatehoused with the service's keytab Basic or as a Unix peer (S4U2Self, then S4U2Proxy to a target the DC allows), in the request's delegated ccache, so a CGI script running as the user holds a ticket for the target; a target the DC does not allow is left out with a log line and the request is still served (issue 14 item 5)."""
 import os
+import subprocess
 import sys
 
 import pytest
@@ -8,7 +9,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ad_helpers import AdDaemon, ntlm  # noqa: E402
 from gh_realm import PAM_MATRIX, PAM_WRAPPER  # noqa: E402
 from gh_ad_realm import SERVICE  # noqa: E402
-from pipeline_helpers import GATEHOUSED, shared_dir  # noqa: E402
+from pipeline_helpers import GATEHOUSED, curl, shared_dir  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(GATEHOUSED), reason=f'{GATEHOUSED} not built'),
@@ -56,7 +57,8 @@ def s4u_gh(ad_realm):
              # Basic: the password checked by PAM (pam_matrix through pam_wrapper here; on a
              # real host pam_winbind or pam_sss), the account an AD user through winbind
              ('/basic', dict(site, auth='basic', basic_over_plain_http='yes', s4u='proxy',
-                             s4u_targets=ALLOWED))]
+                             s4u_targets=ALLOWED)),
+             ('/peer', dict(site, auth='peer', s4u='proxy', s4u_targets=ALLOWED))]
     pam_dir = ad.path('s4u-pam.d')
     os.makedirs(pam_dir, exist_ok=True)
     passdb = ad.path('s4u-pam_matrix.passdb')
@@ -66,7 +68,7 @@ def s4u_gh(ad_realm):
         f.write(f'auth required {PAM_MATRIX} passdb={passdb}\n'
                 f'account required {PAM_MATRIX} passdb={passdb}\n')
     d = AdDaemon(ad, server={'keytab': kt, 's4u_principal': f'{SERVICE}@{ad.realm}',
-                             'pam_service': 'gatehouse'}, sites=sites)
+                             'pam_service': 'gatehouse'}, sites=sites, unix=True)
     d.gh.env.update({'PAM_WRAPPER': '1', 'PAM_WRAPPER_SERVICE_DIR': pam_dir,
                      'PAM_MATRIX_PASSWD': passdb, 'PAM_WRAPPER_DISABLE_DEEPBIND': '1',
                      'UID_WRAPPER_DISABLE_DEEPBIND': '1'})
@@ -119,11 +121,26 @@ def test_no_s4u_no_credential(s4u_gh, no_ticket):
 
 
 def test_basic_user_gets_a_ticket_to_the_allowed_target(s4u_gh, ad_realm):
-    from pipeline_helpers import curl
     r = curl(s4u_gh.url('/basic/creds'), env=ad_realm.client_env(),
              extra=['-u', 'carla:Carla-Pass-1'])
     assert r.status == 200, (r, s4u_gh.log())
     out = r.text
     assert 'UID=21001' in out and 'Default principal: carla@AD.TEST' in out, (out, s4u_gh.log())
+    assert f'KVNO: {ALLOWED}@AD.TEST: kvno = ' in out, out
+    assert 'krbtgt/' not in out, out
+
+
+def test_unix_peer_gets_a_ticket_to_the_allowed_target(s4u_gh, ad_realm):
+    # a local process running as the AD user carla (uid 21001), over the unix socket
+    os.chmod(os.path.dirname(s4u_gh.gh.unix), 0o755)
+    env = ad_realm.client_env()
+    env.pop('LD_PRELOAD', None)
+    args = ['curl', '-sS', '--max-time', '20', '--unix-socket', s4u_gh.gh.unix,
+            'http://localhost/peer/creds']
+    p = subprocess.run(args, capture_output=True, text=True, timeout=30, env=env,
+                       user=21001, group=100, extra_groups=[])
+    out = p.stdout
+    assert p.returncode == 0 and 'UID=21001' in out, (p, s4u_gh.log())
+    assert 'Default principal: carla@AD.TEST' in out, (out, s4u_gh.log())
     assert f'KVNO: {ALLOWED}@AD.TEST: kvno = ' in out, out
     assert 'krbtgt/' not in out, out
