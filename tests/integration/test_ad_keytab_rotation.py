@@ -8,7 +8,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ad_helpers import AdDaemon, body, gssclient  # noqa: E402
+from ad_helpers import AdDaemon, gssclient  # noqa: E402
 from pipeline_helpers import GATEHOUSED  # noqa: E402
 from test_auth_http import Raw  # noqa: E402
 
