@@ -283,6 +283,7 @@ typedef struct gh__gss_leg {
   long kcode; /* the krb5 mechanism's code for the failed accept; 0: not known */
   /* what the accept gave */
   OM_uint32 maj, min, ret_flags, time_rec;
+  unsigned accept_ms; /* how long the accept(s) took (NTLM: a hung winbindd) */
   gss_buffer_desc out;
   gss_name_t src;
   gss_OID mech;
@@ -328,7 +329,7 @@ unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *
  *  client's token): the cause from gss-ntlmssp's minor, the user and
  *  target name from the AUTHENTICATE message (*nf filled). */
 void gh__ntlm_fail(const gh__auth_engine_t *engine, gh__auth_result_t *r, OM_uint32 maj,
-                   OM_uint32 minor, const unsigned char *tok, size_t tok_len,
+                   OM_uint32 minor, const unsigned char *tok, size_t tok_len, unsigned accept_ms,
                    gh__ntlm_auth_facts_t *nf);
 
 /* ---- S4U (auth_s4u.c) ---- */
@@ -349,6 +350,9 @@ typedef enum gh__winbind_state {
   GH__WINBIND_PIPE_REFUSED, /* answers, but the privileged pipe refuses this process */
   GH__WINBIND_UNKNOWN,      /* built without libwbclient */
 } gh__winbind_state_t;
+/** A failed NTLM accept through winbind that took this long met a hung
+ *  winbindd (libwbclient waits up to 300 s per call): no further probe. */
+#define GH__WINBIND_HUNG_MS 20000u
 /** Pings winbindd and tries its privileged pipe (as gss-ntlmssp does). */
 gh__winbind_state_t gh__winbind_probe(void);
 /** "DOMAIN\\user" or "user" as winbind knows it: 1 a user account, 0 not

@@ -294,8 +294,13 @@ static void prepare_input(gh__gss_leg_t *g)
 
 static void accept_once(gh__gss_leg_t *g)
 {
+  struct timespec t0, t1;
+
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   g->maj = gss_accept_sec_context(&g->min, &g->c->ctx, g->cred, &g->in, g->cbp, &g->src, &g->mech,
                                   &g->out, &g->ret_flags, &g->time_rec, &g->deleg);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  g->accept_ms += (unsigned)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
 /* The accept; once more when it failed for want of a key that a re-read
@@ -341,7 +346,7 @@ static void record_failure(gh__gss_leg_t *g)
   if (uses_ntlm_cred(g) ||
       (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_ntlmssp_oid)) ||
       memmem(g->tok, g->tok_len, GH__NTLM_SIGNATURE, 8) != NULL)
-    gh__ntlm_fail(g->e, r, g->maj, g->min, g->tok, g->tok_len, &g->nf);
+    gh__ntlm_fail(g->e, r, g->maj, g->min, g->tok, g->tok_len, g->accept_ms, &g->nf);
 }
 
 /* GSS_S_CONTINUE_NEEDED: a 401 with the server's token; the half-open

@@ -215,17 +215,24 @@ static bool is_winbind_refusal(const gh__auth_engine_t *e, const char *mt,
  * not use is the server's problem, not the client's: 503 and a log line
  * (the application never sees the request). */
 static void winbind_cause(const gh__auth_engine_t *e, gh__auth_result_t *r,
-                          const gh__ntlm_auth_facts_t *nf)
+                          const gh__ntlm_auth_facts_t *nf, unsigned accept_ms)
 {
   char detail[320], msg[640];
-  gh__winbind_state_t st = gh__winbind_probe();
+  /* libwbclient gives up on a winbindd that does not answer after 300 s
+   * (compiled in): an accept that took that long met a hung winbindd, and
+   * asking it again would hold this worker as long once more */
+  bool hung = accept_ms >= GH__WINBIND_HUNG_MS;
+  gh__winbind_state_t st = hung ? GH__WINBIND_DOWN : gh__winbind_probe();
 
   if (st == GH__WINBIND_DOWN || st == GH__WINBIND_PIPE_REFUSED) {
     r->info.failure =
         st == GH__WINBIND_DOWN ? GH_AUTH_FAILURE_WINBIND_UNAVAILABLE : GH_AUTH_FAILURE_WINBIND_PIPE;
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_UNAVAILABLE);
-    snprintf(msg, sizeof(msg), "NTLM logon%s%s not checked (503): %s; fix: %s",
-             nf->user[0] ? " of " : "", nf->user, gh_auth_failure_text(r->info.failure),
+    char waited[48] = "";
+    if (hung)
+      snprintf(waited, sizeof(waited), ", winbindd did not answer for %u s", accept_ms / 1000);
+    snprintf(msg, sizeof(msg), "NTLM logon%s%s not checked (503%s): %s; fix: %s",
+             nf->user[0] ? " of " : "", nf->user, waited, gh_auth_failure_text(r->info.failure),
              gh_auth_failure_fix(r->info.failure));
     gh__auth_log(e->log_cb, e->log_arg, LOG_ERR, msg);
     return;
@@ -255,7 +262,8 @@ static void winbind_cause(const gh__auth_engine_t *e, gh__auth_result_t *r,
  * minor, the user and target name from the AUTHENTICATE message; through
  * winbind, what winbind itself can tell. */
 void gh__ntlm_fail(const gh__auth_engine_t *e, gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
-                   const unsigned char *tok, size_t tok_len, gh__ntlm_auth_facts_t *nf)
+                   const unsigned char *tok, size_t tok_len, unsigned accept_ms,
+                   gh__ntlm_auth_facts_t *nf)
 {
   char mt[160];
   gh_auth_failure_t cause;
@@ -268,5 +276,5 @@ void gh__ntlm_fail(const gh__auth_engine_t *e, gh__auth_result_t *r, OM_uint32 m
     r->info.failure = cause;
   gh__auth_set_failure_facts(r, nf->user, nf->spn, NULL);
   if (is_winbind_refusal(e, mt, nf))
-    winbind_cause(e, r, nf);
+    winbind_cause(e, r, nf, accept_ms);
 }
