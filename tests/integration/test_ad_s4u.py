@@ -144,3 +144,14 @@ def test_unix_peer_gets_a_ticket_to_the_allowed_target(s4u_gh, ad_realm):
     assert 'Default principal: carla@AD.TEST' in out, (out, s4u_gh.log())
     assert f'KVNO: {ALLOWED}@AD.TEST: kvno = ' in out, out
     assert 'krbtgt/' not in out, out
+
+
+def test_ntlm_connection_persisted_identity_gets_its_own_ticket(s4u_gh, no_ticket):
+    # curl authenticates the first request; the second on the same connection carries no
+    # Authorization and is served as the identity persisted on the connection (persist = ntlm)
+    r = ntlm(s4u_gh.url('/proxy/creds'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket,
+             extra=['-o', '/dev/stdout', s4u_gh.url('/proxy/creds?second')])
+    out = r.text
+    assert out.count(f'KVNO: {ALLOWED}@AD.TEST: kvno = ') == 2, (out, s4u_gh.log())
+    ccs = [ln for ln in out.splitlines() if ln.startswith('KRB5CCNAME=FILE:')]
+    assert len(ccs) == 2 and ccs[0] != ccs[1], ccs
