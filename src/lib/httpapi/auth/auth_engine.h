@@ -353,6 +353,20 @@ typedef enum gh__winbind_state {
 /** A failed NTLM accept through winbind that took this long met a hung
  *  winbindd (libwbclient waits up to 300 s per call): no further probe. */
 #define GH__WINBIND_HUNG_MS 20000u
+/** How long an NTLM logon through winbind waits for winbindd's ping. */
+#define GH__WINBIND_PING_MS 5000u
+typedef enum gh__winbind_ping {
+  GH__WINBIND_PING_OK,
+  GH__WINBIND_PING_FAILED,  /* answered at once: not running (no socket) */
+  GH__WINBIND_PING_TIMEOUT, /* no answer within the time: hung */
+} gh__winbind_ping_t;
+/** Pings winbindd from a helper thread, waiting at most timeout_ms: a hung
+ *  winbindd costs the caller timeout_ms, not forever. */
+gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms);
+/** Before an NTLM AUTHENTICATE goes to gss-ntlmssp and winbind: false,
+ *  with r set to 503 and a log line, when winbindd does not answer. */
+bool gh__ntlm_winbind_ready(const gh__auth_engine_t *engine, gh__auth_result_t *r,
+                            const unsigned char *tok, size_t tok_len);
 /** Pings winbindd and tries its privileged pipe (as gss-ntlmssp does). */
 gh__winbind_state_t gh__winbind_probe(void);
 /** "DOMAIN\\user" or "user" as winbind knows it: 1 a user account, 0 not

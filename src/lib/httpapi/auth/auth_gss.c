@@ -560,6 +560,11 @@ void gh__auth_step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
   prepare_input(&g);
   if (e->rcache && !uses_ntlm_cred(&g) && !gh__krb5_replay_check(&g))
     goto out;
+  /* an NTLM AUTHENTICATE for winbind: not while winbindd does not answer */
+  if (g.scheme != GH__AUTH_SCHEME_KERBEROS && !gh__ntlm_winbind_ready(e, g.r, g.tok, g.tok_len)) {
+    gh__auth_conn_reset_ctx(g.c);
+    goto out;
+  }
   accept_token(&g);
   if (GSS_ERROR(g.maj)) {
     record_failure(&g);

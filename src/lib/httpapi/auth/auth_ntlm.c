@@ -26,6 +26,9 @@
  *    named in the credential's cred store (ntlmssp_keyfile, auth_cred.c)
  *    or winbind; raw "NTLM" uses the NTLMSSP credential, "Negotiate" the
  *    SPNEGO one (or the NTLMSSP one for a raw NTLMSSP message);
+ *  - without a user file, each NTLM message waits for winbindd's ping at
+ *    most 5 s (gh__ntlm_winbind_ready, auth_winbind.c): gss-ntlmssp would
+ *    wait for a hung winbindd with no limit;
  *  - this file: the short forms older clients send, fixed before the
  *    accept (gh__ntlm_add_version); the AUTHENTICATE message's facts for
  *    channel binding, allowed_spns and the log (gh__ntlm_auth_facts); the
@@ -256,6 +259,33 @@ static void winbind_cause(const gh__auth_engine_t *e, gh__auth_result_t *r,
   default:
     break;
   }
+}
+
+bool gh__ntlm_winbind_ready(const gh__auth_engine_t *e, gh__auth_result_t *r,
+                            const unsigned char *tok, size_t tok_len)
+{
+  gh__ntlm_auth_facts_t nf;
+  char msg[640];
+
+  if (!e->ntlm || e->ntlm_user_file)
+    return true;
+  /* every NTLM message: gss-ntlmssp asks winbindd for the NetBIOS names
+   * when it answers a NEGOTIATE, and to check an AUTHENTICATE. A winbindd
+   * that is not running fails the accept at once (winbind_cause says so);
+   * only a hung one is kept from gss-ntlmssp. */
+  if (!memmem(tok, tok_len, GH__NTLM_SIGNATURE, 8) ||
+      gh__winbind_ping_within(GH__WINBIND_PING_MS) != GH__WINBIND_PING_TIMEOUT)
+    return true;
+  gh__ntlm_auth_facts(tok, tok_len, &nf);
+  r->info.failure = GH_AUTH_FAILURE_WINBIND_UNAVAILABLE;
+  gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_UNAVAILABLE);
+  snprintf(msg, sizeof(msg),
+           "NTLM logon%s%s not checked (503, winbindd did not answer a ping within %u s: hung?): "
+           "%s; fix: %s",
+           nf.user[0] ? " of " : "", nf.user, GH__WINBIND_PING_MS / 1000,
+           gh_auth_failure_text(r->info.failure), gh_auth_failure_fix(r->info.failure));
+  gh__auth_log(e->log_cb, e->log_arg, LOG_ERR, msg);
+  return false;
 }
 
 /* A failed NTLM accept (raw or in SPNEGO): the cause from gss-ntlmssp's

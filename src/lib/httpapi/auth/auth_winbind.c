@@ -1,7 +1,11 @@
 /* auth_winbind.c: NTLM checked through winbind — is winbindd there, does its privileged pipe let
  * this process in, is an account known: the start-up check and the diagnosis of a failed logon. */
 #include <errno.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -32,10 +36,104 @@
  * expired) is not available: asking winbindd again with the client's
  * response would count a second bad password against the account.
  *
- * A hung winbindd: libwbclient waits for an answer up to 300 s per call
- * (WINBIND_REQUEST_TIMEOUT in Samba's nsswitch/wb_common.c, compiled in,
- * no knob), and the request thread with it; see docs/active-directory.md.
+ * A hung winbindd (alive, not answering): libwbclient and gss-ntlmssp wait
+ * for it with no limit we can set (measured: an NTLM logon still waiting
+ * after 900 s), holding the worker. gh__winbind_ping_within asks winbindd
+ * for a ping from a helper thread with its own libwbclient context before
+ * an AUTHENTICATE goes to gss-ntlmssp, and gives up after a few seconds:
+ * the logon is then 503 without calling gss-ntlmssp. A helper that never
+ * comes back stays blocked (it holds nothing of the request); while one is
+ * blocked no other is started and every NTLM logon is 503 at once.
  */
+
+typedef struct ping_job {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  bool done, abandoned, ok;
+} ping_job_t;
+/* the answer of gh__winbind_ping_within */
+
+static atomic_uint pings_blocked;
+
+static void *ping_helper(void *arg)
+{
+  ping_job_t *j = arg;
+  bool ok = false, abandoned;
+#if GH_HAVE_WBCLIENT
+  struct wbcContext *ctx = wbcCtxCreate();
+  if (ctx) {
+    ok = WBC_ERROR_IS_OK(wbcCtxPing(ctx));
+    wbcCtxFree(ctx);
+  }
+#endif
+  pthread_mutex_lock(&j->lock);
+  j->done = true;
+  j->ok = ok;
+  abandoned = j->abandoned;
+  pthread_cond_signal(&j->cond);
+  pthread_mutex_unlock(&j->lock);
+  if (abandoned) {
+    pthread_mutex_destroy(&j->lock);
+    pthread_cond_destroy(&j->cond);
+    free(j);
+    atomic_fetch_sub(&pings_blocked, 1);
+  }
+  return NULL;
+}
+
+gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms)
+{
+  ping_job_t *j;
+  pthread_t th;
+  pthread_attr_t ta;
+  pthread_condattr_t ca;
+  struct timespec dl;
+  bool ok;
+  int rc = 0;
+
+  if (atomic_load(&pings_blocked) > 0)
+    return GH__WINBIND_PING_TIMEOUT; /* the last one has not come back */
+  j = calloc(1, sizeof(*j));
+  if (!j)
+    return GH__WINBIND_PING_OK; /* cannot tell: let gss-ntlmssp try */
+  pthread_mutex_init(&j->lock, NULL);
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&j->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  pthread_attr_init(&ta);
+  pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&th, &ta, ping_helper, j) != 0) {
+    pthread_attr_destroy(&ta);
+    pthread_mutex_destroy(&j->lock);
+    pthread_cond_destroy(&j->cond);
+    free(j);
+    return GH__WINBIND_PING_OK;
+  }
+  pthread_attr_destroy(&ta);
+  clock_gettime(CLOCK_MONOTONIC, &dl);
+  dl.tv_sec += timeout_ms / 1000;
+  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+  if (dl.tv_nsec >= 1000000000L) {
+    dl.tv_sec++;
+    dl.tv_nsec -= 1000000000L;
+  }
+  pthread_mutex_lock(&j->lock);
+  while (!j->done && rc != ETIMEDOUT)
+    rc = pthread_cond_timedwait(&j->cond, &j->lock, &dl);
+  if (!j->done) {
+    j->abandoned = true; /* the helper frees the job */
+    atomic_fetch_add(&pings_blocked, 1);
+    pthread_mutex_unlock(&j->lock);
+    return GH__WINBIND_PING_TIMEOUT;
+  }
+  ok = j->ok;
+  pthread_mutex_unlock(&j->lock);
+  pthread_mutex_destroy(&j->lock);
+  pthread_cond_destroy(&j->cond);
+  free(j);
+  return ok ? GH__WINBIND_PING_OK : GH__WINBIND_PING_FAILED;
+}
 
 gh__winbind_state_t gh__winbind_probe(void)
 {
