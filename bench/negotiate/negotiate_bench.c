@@ -29,8 +29,13 @@
  *                                          N raw-NTLM handshakes (NEGOTIATE -> 401 CHALLENGE ->
  *                                          AUTHENTICATE -> 2xx), each on a fresh connection,
  *                                          gss-ntlmssp initiator aimed at TARGET (HTTP@host)
- * Every mode prints one "key=value ..." line.
+ * gh-negotiate-bench rcache unix:/PATH N THREADS
+ *                                          replay-cache inserts/s: the in-memory table, the
+ *                                          Redis backend, and alternatives (rcache_bench.c)
+ * Every mode prints one "key=value ..." line (rcache: one per strategy).
  */
+
+int gh_bench_rcache(const char *url, long n, int threads);
 
 static gss_OID_desc spnego_oid = { 6, (void *)"\x2b\x06\x01\x05\x05\x02" };
 static gss_OID_desc ntlmssp_oid = { 10, (void *)"\x2b\x06\x01\x04\x01\x82\x37\x02\x02\x0a" };
@@ -106,6 +111,7 @@ static int gen(long n, const char *spn, const char *file)
   fclose(f);
   printf("mode=gen tokens=%ld seconds=%.2f\n", n, now_s() - t0);
   free(line);
+  gss_release_name(&min, &t); /* (tests run it under LSan too) */
   return 0;
 }
 
@@ -440,8 +446,11 @@ int main(int argc, char **argv)
   if (argc >= 10 && !strcmp(argv[1], "ntlm"))
     return ntlm(argv[2], atoi(argv[3]), argv[4], argv[5], argv[6], argv[7], atol(argv[8]),
                 atoi(argv[9]));
+  if (argc >= 5 && !strcmp(argv[1], "rcache"))
+    return gh_bench_rcache(argv[2], atol(argv[3]), atoi(argv[4]));
   fprintf(stderr, "usage: gh-negotiate-bench gen N SPN FILE | inproc FILE KEYTAB | "
                   "http HOST PORT PATH FILE CONNS | "
-                  "ntlm HOST PORT PATH DOM\\USER PASSWORD TARGET N CONNS\n");
+                  "ntlm HOST PORT PATH DOM\\USER PASSWORD TARGET N CONNS | "
+                  "rcache unix:/PATH N THREADS\n");
   return 2;
 }

@@ -386,6 +386,16 @@ typedef struct gh_auth_config {
                                     gh_server_enable_auth (see gh_server_atfork_child):
                                     an AP-REQ accepted by one is a replay in all; default
                                     false */
+  const char *replay_cache_url;  /* a replay store shared by a farm: redis://[USER@]HOST[:PORT]
+                                    [/DB] or unix:/PATH[?db=DB]. Every accepted Kerberos
+                                    authenticator is also recorded there (SET NX PX, a hash
+                                    tag only), so a token accepted by one node is a replay on
+                                    every other; Redis unusable: 503 (GH_EREPLAY_CACHE) unless
+                                    replay_cache_fallback_local. NULL = this server only */
+  const char *replay_cache_password; /* Redis AUTH password (copied, wiped); NULL = none */
+  bool replay_cache_fallback_local;  /* Redis unusable: this server's own cache decides
+                                        (logged) instead of 503; default false */
+  unsigned replay_cache_timeout_ms;  /* Redis connect and command timeout; 0 = 500 */
   unsigned name_map_cache_ttl_s; /* seconds a Kerberos principal -> local account mapping
                                     (krb5 auth_to_local) is reused; dropped at once when a
                                     krb5 profile file changes; failures are never cached;
@@ -397,6 +407,11 @@ typedef struct gh_auth_config {
                                     NULL: stderr, "gatehouse: auth: <msg>" */
   void *log_arg;                 /* passed to log_cb */
 } gh_auth_config_t;
+
+/** Whether url is a replay_cache_url gh_server_enable_auth would take
+ *  (syntax only; nothing is connected): 0, or GH_ECONFIG with a one-line
+ *  reason in msg. Any thread. */
+GH_EXPORT int gh_auth_replay_cache_check(const char *url, char *msg, size_t msglen);
 
 /** Defaults: everything NULL/off, basic_cache_ttl_s = 60,
  *  name_map_cache_ttl_s = 5. Any thread. */

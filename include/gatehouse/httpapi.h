@@ -28,10 +28,17 @@ extern "C" {
  *     gh_request_complete(req);                       -- req is gone afterwards
  *   gh_server_shutdown(srv, grace_ms); gh_server_free(srv);
  *
- * Threads. I/O threads (epoll, edge-triggered) accept, read, parse, apply
- * limits and timeouts and answer protocol errors themselves; application
- * code never runs on them. Complete requests (body buffered) are queued;
- * worker threads take them with gh_server_receive(). A request object is
+ * Threads: two ways to serve, chosen by the application.
+ *  - Inline workers (gh_server_run_workers, what gatehoused uses): n library
+ *    threads wait as leader/followers on the connection epoll; the one that
+ *    gets a connection's event reads, parses, authenticates and runs the
+ *    handler on its own thread, with no queue and no hand-off. The I/O
+ *    threads then only accept and run the timer scan.
+ *  - The request queue (gh_server_receive, as HttpReceiveHttpRequest): the
+ *    I/O threads (epoll, edge-triggered) accept, read, parse, apply limits
+ *    and timeouts and answer protocol errors themselves; complete requests
+ *    (body buffered) are queued and the application's own threads take them.
+ * Application code never runs on an I/O thread. A request object is
  * owned by exactly one thread at a time: the one that received it, or any
  * thread it is passed to (the caller synchronises the hand-over). Per
  * connection at most one request is in flight; a pipelined next request is
@@ -138,9 +145,10 @@ GH_EXPORT int gh_server_reload_tls(gh_server_t *server, char *errbuf, size_t err
 
 /** Log sink of a server: the library never prints, events of the I/O
  *  threads (failed or timed-out TLS handshakes, ...) go here. priority is a
- *  syslog level (LOG_WARNING, LOG_INFO...). Called on I/O threads: must not
- *  block for long. At most 20 lines per second per I/O thread; beyond, a
- *  count of suppressed lines follows. */
+ *  syslog level (LOG_WARNING, LOG_INFO...). Called on I/O and worker threads:
+ *  must not block for long. At most 20 lines per second per I/O thread's
+ *  connections (whichever thread serves them); beyond, a count of
+ *  suppressed lines follows. */
 typedef void (*gh_log_cb)(int priority, const char *message, void *arg);
 
 /** Installs the log sink (NULL = none) before gh_server_start(). arg is borrowed. */
@@ -215,10 +223,21 @@ GH_EXPORT int gh_server_receive(gh_server_t *server, int timeout_ms, gh_request_
  *  thread. */
 typedef void (*gh_request_handler_cb)(gh_request_t *req, void *arg);
 
-/** Starts n (≥1) worker threads that loop gh_server_receive() → handler(req, arg)
- *  until shutdown. Workers have all asynchronous signals blocked. Returns 0
- *  immediately; the threads are joined by gh_server_shutdown(). Callable once
- *  per server, after or before gh_server_start(). Returns -EINVAL, GH_ESTATE or -errno. */
+/** Serves requests on n (≥1) library threads that call handler(req, arg).
+ *  They are inline workers (leader/followers on the server's connection
+ *  epoll): each waits for one connection event, reads and parses on its own
+ *  thread and runs a complete request there (404 when no URL group matches,
+ *  the auth gate, then handler), with no queue and no hand-off; the I/O
+ *  threads then only accept and run the timer scan. Requests queued before
+ *  the call are drained by the workers; gh_server_receive() has nothing left
+ *  to return. Only when the workers' stop eventfd cannot be set up do the n
+ *  threads loop gh_server_receive() → handler instead. A handler may block:
+ *  it holds its own connection only, the other workers take the other
+ *  events. Workers have all asynchronous signals blocked. Returns 0 at once;
+ *  the threads run until gh_server_shutdown() joins them. Callable once per
+ *  server, before or after gh_server_start(). Returns -EINVAL (n is 0 or
+ *  over 1024, handler NULL), GH_ESTATE (second call, or after shutdown) or
+ *  -errno (threads that did start keep running until shutdown). */
 GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
                                     gh_request_handler_cb handler, void *arg);
 

@@ -4,10 +4,13 @@
 #include "daemonlog.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gatehouse/error.h>
 
@@ -30,6 +33,12 @@ void gh_daemon_auth_done(gh_daemon_auth_t *a)
   free(a->ccache_dir);
   free(a->unmapped_user);
   free(a->s4u_principal);
+  free(a->replay_cache_url);
+  free(a->replay_cache_password_file);
+  if (a->replay_cache_password) {
+    explicit_bzero(a->replay_cache_password, strlen(a->replay_cache_password));
+    free(a->replay_cache_password);
+  }
   memset(a, 0, sizeof(*a));
 }
 
@@ -56,6 +65,70 @@ static int parse_num(const char *v, unsigned long long max, unsigned long long *
     return 0;
   }
   return 1;
+}
+
+/* replay_cache_password_file: one line (a final newline is dropped), read
+ * now so that a missing or unreadable file is an error naming the line. */
+static int read_password_file(gh_daemon_auth_t *a, const char *path, char *msg, size_t msglen)
+{
+  char buf[1025];
+  ssize_t n = 0, got;
+  struct stat st;
+  int fd = -1, ok = 0;
+
+  if (path[0] != '/') {
+    snprintf(msg, msglen, "'%s' is not an absolute path", path);
+    goto out;
+  }
+  /* O_NONBLOCK: a FIFO must not hang the parser (nor the config fuzzer) */
+  fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    snprintf(msg, msglen, "cannot read '%s': %s", path, strerror(errno));
+    goto out;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    snprintf(msg, msglen, "'%s' is not a regular file", path);
+    goto out;
+  }
+  while (n < (ssize_t)sizeof(buf) && (got = read(fd, buf + n, sizeof(buf) - (size_t)n)) != 0) {
+    if (got < 0) {
+      if (errno == EINTR)
+        continue;
+      snprintf(msg, msglen, "cannot read '%s': %s", path, strerror(errno));
+      goto out;
+    }
+    n += got;
+  }
+  if (n == (ssize_t)sizeof(buf)) {
+    snprintf(msg, msglen, "'%s': longer than %zu bytes", path, sizeof(buf) - 1);
+    goto out;
+  }
+  if (n > 0 && buf[n - 1] == '\n')
+    n--;
+  if (n > 0 && buf[n - 1] == '\r')
+    n--;
+  buf[n] = '\0';
+  if (n == 0 || memchr(buf, '\n', (size_t)n) || strlen(buf) != (size_t)n) {
+    snprintf(msg, msglen, "'%s' must hold the password on one line", path);
+    goto out;
+  }
+  if (!gh_daemon_set_str(&a->replay_cache_password_file, path, msg, msglen))
+    goto out;
+  if (a->replay_cache_password) {
+    explicit_bzero(a->replay_cache_password, strlen(a->replay_cache_password));
+    free(a->replay_cache_password);
+  }
+  a->replay_cache_password = strdup(buf);
+  if (!a->replay_cache_password) {
+    snprintf(msg, msglen, "out of memory");
+    goto out;
+  }
+  ok = 1;
+out:
+  explicit_bzero(buf, sizeof(buf));
+  if (fd >= 0)
+    close(fd);
+  return ok;
 }
 
 int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v, char *msg,
@@ -121,14 +194,41 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
     return 1;
   }
   if (strcmp(k, "replay_cache") == 0) {
-    if (strcmp(v, "memory") == 0) {
-      a->replay_cache_file = false;
-    } else if (strcmp(v, "file") == 0) {
+    free(a->replay_cache_url);
+    a->replay_cache_url = NULL;
+    a->replay_cache_file = false;
+    if (strcmp(v, "memory") == 0)
+      return 1;
+    if (strcmp(v, "file") == 0) {
       a->replay_cache_file = true;
+      return 1;
+    }
+    /* the farm's Redis: the syntax now (file:line), the connection later */
+    if (gh_auth_replay_cache_check(v, msg, msglen) != 0)
+      return 0;
+    return gh_daemon_set_str(&a->replay_cache_url, v, msg, msglen);
+  }
+  if (strcmp(k, "replay_cache_password_file") == 0)
+    return read_password_file(a, v, msg, msglen);
+  if (strcmp(k, "replay_cache_unavailable") == 0) {
+    if (strcmp(v, "fail") == 0) {
+      a->replay_cache_fallback_local = false;
+    } else if (strcmp(v, "local") == 0) {
+      a->replay_cache_fallback_local = true;
     } else {
-      snprintf(msg, msglen, "'%s' is not memory or file", v);
+      snprintf(msg, msglen, "'%s' is not fail or local", v);
       return 0;
     }
+    return 1;
+  }
+  if (strcmp(k, "replay_cache_timeout_ms") == 0) {
+    if (!parse_num(v, 60000, &n, msg, msglen))
+      return 0;
+    if (n < 10) {
+      snprintf(msg, msglen, "must be at least 10 (milliseconds)");
+      return 0;
+    }
+    a->replay_cache_timeout_ms = (unsigned)n;
     return 1;
   }
   if (strcmp(k, "group_cache_ttl") == 0) {
@@ -362,4 +462,8 @@ void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_
   ret->pam_timeout_ms = a->pam_timeout_ms;
   ret->pam_max_concurrent = a->pam_max_concurrent;
   ret->replay_cache_file = a->replay_cache_file;
+  ret->replay_cache_url = a->replay_cache_url;
+  ret->replay_cache_password = a->replay_cache_password;
+  ret->replay_cache_fallback_local = a->replay_cache_fallback_local;
+  ret->replay_cache_timeout_ms = a->replay_cache_timeout_ms;
 }

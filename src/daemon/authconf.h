@@ -24,6 +24,11 @@ typedef struct gh_daemon_auth {
   unsigned pam_timeout_ms;    /* pam_timeout (seconds in the file); 0 = library default */
   unsigned pam_max_concurrent;
   bool replay_cache_file; /* [server] replay_cache = file: MIT's shared file cache */
+  char *replay_cache_url;      /* replay_cache = redis://... | unix:...: the farm's Redis */
+  char *replay_cache_password; /* read from replay_cache_password_file at parse time; wiped */
+  char *replay_cache_password_file;
+  bool replay_cache_fallback_local; /* replay_cache_unavailable = local (default fail) */
+  unsigned replay_cache_timeout_ms; /* 0 = library default (500) */
   unsigned group_cache_ttl_s; /* default 60 */
   bool peer_groups_nss;       /* peer_groups = nss (default kernel) */
 } gh_daemon_auth_t;

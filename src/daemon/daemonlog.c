@@ -138,6 +138,17 @@ void gh_dlog(int priority, const char *fmt, ...)
   }
 }
 
+/* The write end of the detach pipe (main.c): the parent that started the
+ * daemon waits on it and exits 0 once READY=1 is sent, 1 if it closes first. */
+static int ready_fd = -1;
+
+void gh_notify_set_ready_fd(int fd)
+{
+  if (ready_fd >= 0 && ready_fd != fd)
+    close(ready_fd);
+  ready_fd = fd;
+}
+
 int gh_notify(const char *state)
 {
   const char *path = getenv("NOTIFY_SOCKET");
@@ -145,6 +156,13 @@ int gh_notify(const char *state)
   socklen_t len;
   int fd = -1, ret = 0;
   size_t plen;
+  if (ready_fd >= 0 && strncmp(state, "READY=1", 7) == 0) {
+    ssize_t w;
+    do
+      w = write(ready_fd, "R", 1);
+    while (w < 0 && errno == EINTR);
+    gh_notify_set_ready_fd(-1);
+  }
   if (path == NULL || (path[0] != '/' && path[0] != '@'))
     goto out;
   plen = strlen(path);

@@ -39,5 +39,8 @@ void gh_dlog(int priority, const char *fmt, ...) __attribute__((format(printf, 2
  *  service manager when NOTIFY_SOCKET is set (same wire format as
  *  sd_notify(3)). Returns 1 sent, 0 no NOTIFY_SOCKET, or -errno. */
 int gh_notify(const char *state);
+/** The detach pipe's write end (or -1 to close it): the first READY=1 sent
+ *  through gh_notify also writes one byte there and closes it. */
+void gh_notify_set_ready_fd(int fd);
 
 #endif

@@ -40,16 +40,37 @@ static void usage(FILE *f)
              "           winbind, PAM, ccache_dir, min_uid), one line each, and exit\n");
 }
 
+/* Forks; the parent stays until the daemon is ready (the first READY=1,
+ * gh_notify) and exits 0, or exits 1 with a line on stderr when the daemon
+ * ends before that (its reason is in its log: syslog or the journal), so a
+ * start script sees a failure after the detach too. */
 static int detach(void)
 {
-  int ret = 0;
+  int ret = 0, p[2];
+  if (pipe2(p, O_CLOEXEC) != 0)
+    return -errno;
   pid_t pid = fork();
   if (pid < 0) {
     ret = -errno;
+    close(p[0]);
+    close(p[1]);
     goto out;
   }
-  if (pid > 0)
-    _exit(0);
+  if (pid > 0) {
+    char c;
+    ssize_t n;
+    close(p[1]);
+    do
+      n = read(p[0], &c, 1);
+    while (n < 0 && errno == EINTR);
+    if (n == 1)
+      _exit(0);
+    fprintf(stderr, "gatehoused: the daemon (pid %d) stopped before it was ready; its log "
+                    "(syslog or the journal) says why\n", (int)pid);
+    _exit(1);
+  }
+  close(p[0]);
+  gh_notify_set_ready_fd(p[1]);
   if (setsid() < 0) {
     ret = -errno;
     goto out;
@@ -451,6 +472,7 @@ int main(int argc, char **argv)
     if (!child)
       goto out; /* the master's life is over: its children are gone */
     ret = 1;
+    gh_notify_set_ready_fd(-1); /* the master tells the starter, not a worker */
     e = gh_server_atfork_child(srv, index);
     if (e != 0) {
       gh_dlog(LOG_ERR, "worker process: %s", gh_strerror(e));

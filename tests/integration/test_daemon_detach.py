@@ -316,3 +316,30 @@ def test_pid_file_must_be_absolute(tdir):
     conf = write_conf(tdir, free_port(), 'pid_file = gh.pid')
     p = subprocess.run([GATEHOUSED, '-t', '-c', conf], capture_output=True, text=True, timeout=30)
     assert p.returncode == 1 and f'{conf}:4: [server] pid_file' in p.stderr, p.stderr
+
+
+def test_detached_start_that_fails_after_the_detach_exits_1(tdir):
+    # the pid file's directory does not exist: found when the file is written, once the daemon
+    # serves, i.e. after the detach; the starter used to exit 0 before the daemon was ready
+    conf = write_conf(tdir, free_port(), 'pid_file = /nonexistent-gh-dir/gh.pid')
+    p = subprocess.run([GATEHOUSED, '-c', conf], env=env_without_journal(), capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    assert 'stopped before it was ready' in p.stderr, p.stderr
+
+
+def test_detached_start_returns_once_serving(tdir):
+    # the starter exits 0 only after READY: the first request right after it is served
+    port = free_port()
+    pidf = os.path.join(tdir, 'gh.pid')
+    for extra in ('', '\nprocesses = 2'):
+        conf = write_conf(tdir, port, f'pid_file = {pidf}{extra}')
+        p = subprocess.run([GATEHOUSED, '-c', conf], env=env_without_journal(),
+                           capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
+        pid = read_pid(pidf)
+        try:
+            assert get_a(port) == 200
+        finally:
+            os.kill(pid, signal.SIGTERM)
+            wait_gone(pid)

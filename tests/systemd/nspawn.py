@@ -12,7 +12,8 @@ SUITE = 'bookworm'
 # MIT KDC and its admin tools, the runtime libraries of the .debs that minbase lacks (dpkg -i runs
 # offline: the container has no network), adduser for the postinst, logrotate for its config.
 INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'procps', 'curl', 'adduser', 'logrotate',
-           'krb5-kdc', 'krb5-admin-server', 'krb5-user', 'libhttp-parser2.9', 'libinih1']
+           'krb5-kdc', 'krb5-admin-server', 'krb5-user', 'libhttp-parser2.9', 'libinih1',
+           'libwbclient0', 'libhiredis0.14']
 # Units of the included packages that would only slow the boot or fail it (no realm yet).
 MASK = ['krb5-admin-server.service', 'apt-daily.timer', 'apt-daily-upgrade.timer',
         'e2scrub_all.timer', 'e2scrub_reap.service', 'fstrim.timer', 'dpkg-db-backup.timer',

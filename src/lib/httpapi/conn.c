@@ -1,4 +1,4 @@
-/* conn.c: connections — I/O thread loop (accept, read, parse, limits, timeouts, server errors) and the worker-side write/hand-back. */
+/* conn.c: connections: accept and timers (I/O thread); read, parse, dispatch, writes (any event thread). */
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -20,6 +20,7 @@
 #include "httpapi/internal.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 
 #define EV_BASE (EPOLLET | EPOLLONESHOT)
 #define TLS_CHUNK 16384 /* one TLS record of plaintext */
@@ -205,7 +206,7 @@ void gh__io_close_all(gh__io_t *io)
     conn_close(io->conns);
 }
 
-/* ---- output (shared by the I/O thread and workers) ---------------------- */
+/* ---- output (shared by event threads and workers) ----------------------- */
 
 /* Advances an iovec array past k bytes. */
 static void iov_skip(struct iovec **iov, int *n, size_t k)
@@ -324,7 +325,8 @@ static int pread_full(int fd, char *dst, size_t len, off_t off)
  * 16 KiB plaintext chunk per TLS record; a file is read with pread (no
  * sendfile through userspace TLS; kTLS is not used). A retried SSL_write
  * always gets the same chunk again. A final write that would block hands
- * the unsent rest of the chunk plus what follows to the I/O thread. */
+ * the unsent rest of the chunk plus what follows to the connection (an event
+ * thread finishes it). */
 static int tls_conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff,
                          size_t flen, struct iovec *post, int npost, bool final, uint64_t deadline)
 {
@@ -462,11 +464,11 @@ out:
   return ret;
 }
 
-/* I/O thread: continues a handed-off write. Returns 1 when done, 0 when
+/* Event thread: continues a handed-off write. Returns 1 when done, 0 when
  * blocked, <0 on error. */
 /* One TLS write step of the handed-off output: bytes written (> 0), 0 when
  * blocked, < 0 on error. The file part goes in TLS_CHUNK pieces read into
- * the I/O thread's buffer; a blocked piece is read again, identically. */
+ * the event thread's buffer; a blocked piece is read again, identically. */
 static ssize_t io_tls_step(gh__loop_t *lp, gh__conn_t *c)
 {
   ssize_t w;
@@ -568,7 +570,7 @@ void gh__conn_release_done(gh__conn_t *c, bool keep_alive)
   } else if (c->pending != NULL || (c->ssl != NULL && SSL_has_pending(c->ssl))) {
     c->state = GH__CS_READING;
     c->deadline = now + c->srv->cfg.header_timeout_ms;
-    events |= EPOLLOUT; /* fires at once: the I/O thread parses what is buffered */
+    events |= EPOLLOUT; /* fires at once: an event thread parses what is buffered */
   } else {
     c->state = GH__CS_IDLE;
     c->deadline = now + c->srv->cfg.keepalive_timeout_ms;
@@ -702,7 +704,7 @@ static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
     status = e == -ENOMEM ? 503 : 400;
     goto out;
   }
-  r->group = gh__server_match_group(lp->srv, r->path);
+  r->group = gh__url_group_match(lp->srv, r->path);
   size_t max_body = r->group ? r->group->props.max_body : lp->srv->cfg.max_body;
   unsigned bto = r->group ? r->group->props.body_timeout_ms : lp->srv->cfg.body_timeout_ms;
   if (gh__http_parser_set_max_body(&c->parser, max_body) != 0) {

@@ -10,10 +10,13 @@
  * The auth engine (src/lib/httpapi/auth/) plugs in here; the HTTP core knows
  * nothing about authentication. See docs/internals/httpapi.md, "Auth hook".
  *
- * Where it runs: gh_server_receive(), on the worker thread that dequeued the
- * request, before the request is returned to the application (never on an
- * I/O thread, so it may block on GSSAPI/PAM). Per connection only one request
- * is in flight, so per-connection state needs no lock.
+ * Where it runs: before the application sees the request, on the thread
+ * that will hand it over: the inline worker that read it
+ * (gh_server_run_workers, server.c:gh__server_run_inline), or the
+ * application thread in gh_server_receive() that dequeued it (queue mode).
+ * Never on an I/O thread, so it may block on GSSAPI/PAM. Per connection only
+ * one request is in flight, so per-connection state needs no lock. See
+ * docs/internals/request-walk.md.
  */
 
 /** Verdicts of a request gate. */

@@ -1,4 +1,4 @@
-/* internal.h: structures shared by the HTTP core's files (server, I/O threads, connections, requests). */
+/* internal.h: structures shared by the HTTP core's files (server, event threads, connections, requests). */
 #ifndef GH_HTTPAPI_INTERNAL_H
 #define GH_HTTPAPI_INTERNAL_H
 
@@ -29,12 +29,15 @@ enum { GH__KIND_CONN = 1, GH__KIND_LISTENER = 2, GH__KIND_WAKE = 3, GH__KIND_CEP
  * object whose CAS simply fails). */
 enum { GH__OWN_IO = 0, GH__OWN_WORKER = 1, GH__OWN_BUSY = 2, GH__OWN_FREE = 3 };
 
-/* Connection states (meaningful while the I/O thread owns it). */
+/* Connection states (meaningful while an event thread owns it). An event
+ * thread is one that processes connection events: an inline worker of
+ * gh_server_run_workers(), or the I/O thread in queue mode (the walk of one
+ * request: docs/internals/request-walk.md). */
 enum {
   GH__CS_IDLE,    /* between requests, keep-alive deadline */
   GH__CS_READING, /* reading a request; header or body deadline */
   GH__CS_WORKER,  /* a request is in a worker's hands */
-  GH__CS_WRITING, /* the I/O thread finishes a response write */
+  GH__CS_WRITING, /* an event thread finishes a response write */
   GH__CS_LINGER,  /* write side shut; discarding input until EOF or deadline */
   GH__CS_CLOSE,   /* to be closed at the next event or scan */
   GH__CS_HANDSHAKE, /* TLS handshake in progress; handshake deadline */
@@ -111,7 +114,7 @@ struct gh__conn {
   gh_request_t *req;  /* request being read (I/O side) */
   char *pending;      /* bytes after a dispatched request (pipelining) */
   size_t pending_len;
-  /* output the I/O thread finishes: out, then file, then out2 */
+  /* output an event thread finishes: out, then file, then out2 */
   char *out;
   size_t out_len, out_off;
   int out_fd;
@@ -159,7 +162,7 @@ struct gh_request {
   bool headers_sent;
   bool finished;
   bool failed;
-  bool released;     /* connection handed back to the I/O thread */
+  bool released;     /* connection handed back (re-armed, at rest) */
   bool keep_alive;
   bool app_length;
   gh__frame_t frame;
@@ -227,11 +230,16 @@ struct gh_server {
   void *log_arg;
 };
 
-/* server.c */
-uint64_t gh__now_ms(void);
+/* request.c (request objects; the accessors are public or in hooks.h) */
+/** A request object for srv from its free list, or a new one; NULL: no memory. */
 gh_request_t *gh__request_alloc(gh_server_t *srv);
+/** Releases the per-request slot, resets the pool and keeps the object on the
+ *  free list (at most 256; larger buffers dropped). NULL is a no-op. */
 void gh__request_recycle(gh_request_t *req);
-gh_url_group_t *gh__server_match_group(gh_server_t *srv, const char *path);
+/** Frees the request free list (gh_server_free). */
+void gh__request_pool_free(gh_server_t *srv);
+
+/* server.c */
 /** Inline worker: 404/auth gate, then the handler, on the calling thread. */
 void gh__server_run_inline(gh_server_t *srv, gh_request_t *req);
 /** Appends a batch of requests to the queue and wakes workers. */
@@ -269,13 +277,13 @@ int gh__conn_send(gh__conn_t *conn, struct iovec *pre, int npre, int fd, off_t f
 void gh__conn_release_done(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after GH__SEND_HANDOFF. */
 void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
-/** Worker side, after a failure: the I/O thread closes it. */
+/** Worker side, after a failure: the next event thread to claim it closes it. */
 void gh__conn_release_close(gh__conn_t *conn);
 void gh__io_close_all(gh__io_t *io);
 /** After every event thread stopped: closes connections at rest, shuts down
  *  those in application hands. */
 void gh__io_stop_conns(gh__io_t *io);
-/** I/O thread: a rate-limited line to the server's log callback. */
+/** Any event thread: a rate-limited line (per I/O thread) to the server's log callback. */
 void gh__io_log(gh__io_t *io, int priority, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

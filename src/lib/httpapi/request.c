@@ -1,4 +1,4 @@
-/* request.c: gh_request_* accessors and gh_response_* (head, framing, body sends, completion). */
+/* request.c: request objects and free list, gh_request_* accessors, gh_response_*, completion. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,85 @@
 #include "httpapi/internal.h"
 #include "util/alloc.h"
 #include "util/str.h"
+
+#define GH__FREE_REQS_MAX 256
+#define GH__REQ_KEEP_BYTES 16384
+
+/* ---- request objects ---------------------------------------------------- */
+
+gh_request_t *gh__request_alloc(gh_server_t *s)
+{
+  gh_request_t *r = NULL;
+  pthread_mutex_lock(&s->flock);
+  if (s->free_reqs != NULL) {
+    r = s->free_reqs;
+    s->free_reqs = r->next;
+    s->n_free--;
+  }
+  pthread_mutex_unlock(&s->flock);
+  if (r == NULL) {
+    r = gh__calloc(1, sizeof(*r));
+    if (r == NULL)
+      goto out;
+    r->pool = gh__pool_new(2048);
+    if (r->pool == NULL) {
+      free(r);
+      r = NULL;
+      goto out;
+    }
+  }
+  r->srv = s;
+  r->next = NULL;
+out:
+  return r;
+}
+
+static void request_destroy(gh_request_t *r)
+{
+  gh__http_msg_done(&r->msg);
+  gh__pool_free(r->pool);
+  free(r);
+}
+
+void gh__request_recycle(gh_request_t *r)
+{
+  if (r == NULL)
+    return;
+  gh_server_t *s = r->srv;
+  if (r->auth_slot_free != NULL)
+    r->auth_slot_free(r->auth_slot);
+  gh__pool_reset(r->pool);
+  gh__http_msg_shrink(&r->msg, GH__REQ_KEEP_BYTES);
+  gh__pool_t *pool = r->pool;
+  gh__http_msg_t msg = r->msg;
+  memset(r, 0, sizeof(*r));
+  r->pool = pool;
+  r->msg = msg;
+  r->srv = s;
+  bool keep = false;
+  pthread_mutex_lock(&s->flock);
+  if (s->n_free < GH__FREE_REQS_MAX) {
+    r->next = s->free_reqs;
+    s->free_reqs = r;
+    s->n_free++;
+    keep = true;
+  }
+  pthread_mutex_unlock(&s->flock);
+  if (!keep)
+    request_destroy(r);
+}
+
+/* gh_server_free: the recycled request objects. */
+void gh__request_pool_free(gh_server_t *s)
+{
+  while (s->free_reqs != NULL) {
+    gh_request_t *r = s->free_reqs;
+    s->free_reqs = r->next;
+    request_destroy(r);
+  }
+}
+
+/* ---- accessors ---------------------------------------------------------- */
 
 GH_EXPORT const char *gh_request_get_method(const gh_request_t *r)
 {

@@ -14,16 +14,7 @@
 #include "httpapi/internal.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
-
-#define GH__FREE_REQS_MAX 256
-#define GH__REQ_KEEP_BYTES 16384
-
-uint64_t gh__now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+#include "util/clock.h"
 
 GH_EXPORT void gh_server_config_init(gh_server_config_t *cfg)
 {
@@ -329,12 +320,6 @@ GH_EXPORT const gh_url_group_props_t *gh_url_group_get_props(const gh_url_group_
   return &g->props;
 }
 
-gh_url_group_t *gh__server_match_group(gh_server_t *s, const char *path)
-{
-  int i = gh__url_best_match(s->gprefixes, s->glens, s->n_groups, path);
-  return i < 0 ? NULL : s->groups[i];
-}
-
 void gh__url_group_set_auth_slot(gh_url_group_t *g, void *data, void (*destroy)(void *))
 {
   if (g->auth_slot_free != NULL && g->auth_slot != data)
@@ -376,70 +361,6 @@ void gh__server_set_response_hook(gh_server_t *s, gh__response_hook_cb hook, voi
 {
   s->resp_hook = hook;
   s->resp_hook_arg = arg;
-}
-
-/* ---- request objects ---------------------------------------------------- */
-
-gh_request_t *gh__request_alloc(gh_server_t *s)
-{
-  gh_request_t *r = NULL;
-  pthread_mutex_lock(&s->flock);
-  if (s->free_reqs != NULL) {
-    r = s->free_reqs;
-    s->free_reqs = r->next;
-    s->n_free--;
-  }
-  pthread_mutex_unlock(&s->flock);
-  if (r == NULL) {
-    r = gh__calloc(1, sizeof(*r));
-    if (r == NULL)
-      goto out;
-    r->pool = gh__pool_new(2048);
-    if (r->pool == NULL) {
-      free(r);
-      r = NULL;
-      goto out;
-    }
-  }
-  r->srv = s;
-  r->next = NULL;
-out:
-  return r;
-}
-
-static void request_destroy(gh_request_t *r)
-{
-  gh__http_msg_done(&r->msg);
-  gh__pool_free(r->pool);
-  free(r);
-}
-
-void gh__request_recycle(gh_request_t *r)
-{
-  if (r == NULL)
-    return;
-  gh_server_t *s = r->srv;
-  if (r->auth_slot_free != NULL)
-    r->auth_slot_free(r->auth_slot);
-  gh__pool_reset(r->pool);
-  gh__http_msg_shrink(&r->msg, GH__REQ_KEEP_BYTES);
-  gh__pool_t *pool = r->pool;
-  gh__http_msg_t msg = r->msg;
-  memset(r, 0, sizeof(*r));
-  r->pool = pool;
-  r->msg = msg;
-  r->srv = s;
-  bool keep = false;
-  pthread_mutex_lock(&s->flock);
-  if (s->n_free < GH__FREE_REQS_MAX) {
-    r->next = s->free_reqs;
-    s->free_reqs = r;
-    s->n_free++;
-    keep = true;
-  }
-  pthread_mutex_unlock(&s->flock);
-  if (!keep)
-    request_destroy(r);
 }
 
 /* ---- queue ------------------------------------------------------------- */
@@ -898,11 +819,7 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
   free(s->groups);
   free(s->gprefixes);
   free(s->glens);
-  while (s->free_reqs != NULL) {
-    gh_request_t *r = s->free_reqs;
-    s->free_reqs = r->next;
-    request_destroy(r);
-  }
+  gh__request_pool_free(s);
   free_wloops(s, s->n_wloops);
   free(s->wthreads);
   pthread_mutex_destroy(&s->qlock);

@@ -22,7 +22,7 @@
  *                       reload never frees a store under a handshake.
  *
  * An SSL object is used by one thread at a time: the connection's owner
- * (internal.h: I/O thread or the worker holding its request). No locks.
+ * (internal.h: the event thread or the worker holding its request). No locks.
  * Sockets are driven through a BIO that uses send(MSG_NOSIGNAL) and recv, so
  * a broken connection never raises SIGPIPE in an application thread.
  */

@@ -6,6 +6,8 @@
 
 #include <gatehouse/error.h>
 
+#include "httpapi/internal.h"
+
 static int hexval(char c)
 {
   if (c >= '0' && c <= '9')
@@ -157,4 +159,10 @@ int gh__url_best_match(const char *const *prefixes, const size_t *lens, size_t n
       best = (int)i;
   }
   return best;
+}
+
+gh_url_group_t *gh__url_group_match(gh_server_t *s, const char *path)
+{
+  int i = gh__url_best_match(s->gprefixes, s->glens, s->n_groups, path);
+  return i < 0 ? NULL : s->groups[i];
 }

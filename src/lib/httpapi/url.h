@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <gatehouse/httpapi.h>
+
 #include "util/pool.h"
 
 /** Splits a request-target (origin-form "/p?q", absolute-form
@@ -26,5 +28,10 @@ bool gh__url_prefix_match(const char *prefix, size_t prefix_len, const char *pat
 /** Index of the longest matching prefix among n (not necessarily sorted), or -1. */
 int gh__url_best_match(const char *const *prefixes, const size_t *lens, size_t n,
                        const char *path);
+
+/** The URL group of a decoded path: the one whose prefix is the longest
+ *  match (gh__url_best_match over the server's groups), or NULL. Groups are
+ *  fixed once the server started, so any event thread may call it. */
+gh_url_group_t *gh__url_group_match(gh_server_t *srv, const char *path);
 
 #endif

@@ -61,6 +61,10 @@ typedef struct gh__auth_engine_config {
   unsigned pam_max_concurrent;   /* 0 = 16 */
   bool replay_cache_file;        /* MIT's file replay cache instead of the in-memory one */
   bool replay_cache_shared;      /* the in-memory one in shared memory (worker processes) */
+  const char *replay_cache_url;  /* the farm's Redis (gh_auth_config_t); NULL = none */
+  const char *replay_cache_password;
+  bool replay_cache_fallback_local;
+  unsigned replay_cache_timeout_ms;
   unsigned name_map_cache_ttl_s; /* Kerberos principal -> local name cache; 0 = off (max 3600) */
   const gh__auth_token_ops_t *token_ops; /* NULL = the sec layer (gh_token_*) */
   gh_auth_log_cb *log_cb;                /* the engine's own lines; NULL = stderr */

@@ -209,6 +209,15 @@ int gh__auth_cred_keytab(gh__auth_engine_t *e, const gh__auth_engine_config_t *c
                                    : gh__auth_rcache_new(window, &e->rcache);
     if (ret)
       goto out;
+    if (cfg->replay_cache_url) { /* the farm's store (auth_rcache_redis.c) */
+      gh__rcache_redis_config_t rcfg = {
+        cfg->replay_cache_url, cfg->replay_cache_password, cfg->replay_cache_fallback_local,
+        cfg->replay_cache_timeout_ms, e->log_cb, e->log_arg,
+      };
+      ret = gh__auth_rcache_attach_redis(e->rcache, &rcfg, errbuf, errlen);
+      if (ret)
+        goto out;
+    }
   }
 out:
   return ret;

@@ -284,6 +284,12 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
     ret = -ENOMEM;
     goto out;
   }
+  if (cfg->replay_cache_file && cfg->replay_cache_url) {
+    if (errbuf && errlen)
+      snprintf(errbuf, errlen, "replay cache: MIT's file cache or Redis, not both");
+    ret = GH_ECONFIG;
+    goto out;
+  }
   ec.keytab = cfg->keytab;
   ec.service_principal = cfg->service_principal;
   ec.ntlm_service_name = cfg->ntlm_service_name;
@@ -299,6 +305,10 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.pam_max_concurrent = cfg->pam_max_concurrent;
   ec.replay_cache_file = cfg->replay_cache_file;
   ec.replay_cache_shared = cfg->replay_cache_shared;
+  ec.replay_cache_url = cfg->replay_cache_url;
+  ec.replay_cache_password = cfg->replay_cache_password;
+  ec.replay_cache_fallback_local = cfg->replay_cache_fallback_local;
+  ec.replay_cache_timeout_ms = cfg->replay_cache_timeout_ms;
   ec.name_map_cache_ttl_s = cfg->name_map_cache_ttl_s;
   ec.log_cb = cfg->log_cb;
   ec.log_arg = cfg->log_arg;

@@ -64,6 +64,46 @@ int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_T
 /** Forgets a tag this caller recorded (its accept failed before MIT
  *  verified anything worth remembering). Any thread. */
 void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN]);
+
+/* ---- the farm's replay store in Redis (auth_rcache_redis.c; see auth.md "Replay across nodes") ---- */
+#include <gatehouse/authinfo.h>
+
+#define GH__RCACHE_LOCAL_ONLY 2 /* Redis unusable, fallback_local: the local cache decides */
+
+typedef struct gh__rcache_redis gh__rcache_redis_t;
+typedef struct gh__rcache_redis_config {
+  const char *url;      /* redis://[USER@]HOST[:PORT][/DB] or unix:/PATH[?db=DB] */
+  const char *password; /* AUTH; NULL = none (copied, wiped at free) */
+  bool fallback_local;  /* Redis unusable: GH__RCACHE_LOCAL_ONLY instead of GH_EREPLAY_CACHE */
+  unsigned timeout_ms;  /* connect, and each command; 0 = 500 */
+  gh_auth_log_cb *log_cb;
+  void *log_arg;
+} gh__rcache_redis_config_t;
+
+/** Whether url is a Redis replay-cache URL: 0, or GH_ECONFIG with msg. Pure. */
+int gh__rcache_redis_check_url(const char *url, char *msg, size_t msglen);
+/** The backend (no connection kept: one probe connection is made, logged
+ *  and closed, so nothing is shared with processes forked later). 0,
+ *  GH_ECONFIG with errbuf, -ENOMEM. Start-up. */
+int gh__rcache_redis_new(const gh__rcache_redis_config_t *cfg, char *errbuf, size_t errlen,
+                         gh__rcache_redis_t **ret_r);
+void gh__rcache_redis_free(gh__rcache_redis_t *r);
+/** SET gh:rc:<hex tag> 1 NX PX window: 0 recorded, GH__RCACHE_REPLAY
+ *  already there, GH__RCACHE_LOCAL_ONLY or GH_EREPLAY_CACHE when Redis
+ *  cannot be used (logged once per outage). Any thread, any process. */
+int gh__rcache_redis_insert(gh__rcache_redis_t *r, const uint8_t tag[GH__RCACHE_TAG_LEN],
+                            unsigned window_s);
+/** DEL of a tag this caller recorded; best effort. Any thread. */
+void gh__rcache_redis_remove(gh__rcache_redis_t *r, const uint8_t tag[GH__RCACHE_TAG_LEN]);
+/** Open connections of this process (tests). */
+unsigned gh__rcache_redis_conns(gh__rcache_redis_t *r);
+/** Makes rc farm-wide: tags become unsalted (the same on every node), and
+ *  every insert/remove also goes to Redis (the local table still records
+ *  them: a same-node replay is refused even if Redis lost its data). Call
+ *  once, before the first tag and before forking. 0, GH_ECONFIG, -ENOMEM. */
+int gh__auth_rcache_attach_redis(gh__auth_rcache_t *rc, const gh__rcache_redis_config_t *cfg,
+                                 char *errbuf, size_t errlen);
+
 /* Tests: insert as if the wall clock read `now`; table slots and entries in all shards. */
 int gh__auth_rcache_insert_at(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN],
                               uint32_t now);

@@ -329,6 +329,9 @@ struct gh__auth_rcache {
   atomic_uint window_s;
   rc_ent_t *pool; /* shared mode: RC_SHARDS x 2 halves x RC_MAX_CAP slots */
   pid_t creator;  /* shared mode: the process that may destroy it */
+  /* the farm's store (replay_cache = redis://...): set before any fork,
+   * then read-only; each process has its own copy of what it points to */
+  gh__rcache_redis_t *redis;
 };
 
 #define RC_HALF_BYTES ((size_t)RC_MAX_CAP * sizeof(rc_ent_t))
@@ -406,6 +409,7 @@ void gh__auth_rcache_free(gh__auth_rcache_t *rc)
 {
   if (!rc)
     return;
+  gh__rcache_redis_free(rc->redis);
   EVP_MD_free(rc->md);
   if (rc->pool != NULL) {
     /* Other processes may still use it: only the creator destroys the
@@ -479,8 +483,14 @@ int gh__auth_rcache_tag(gh__auth_rcache_t *rc, const uint8_t *cipher, size_t len
   EVP_MD_CTX *ctx = EVP_MD_CTX_new();
   int ret = GH_EAUTH_INTERNAL;
 
+  /* with Redis the tag must be the same on every node: no per-process
+   * salt, a fixed prefix instead (see auth.md "Replay across nodes") */
+  static const char farm[] = "gatehouse replay cache v1";
+  const void *salt = rc->redis ? (const void *)farm : (const void *)rc->salt;
+  size_t salt_len = rc->redis ? sizeof(farm) : sizeof(rc->salt);
+
   if (ctx && EVP_DigestInit_ex(ctx, rc->md, NULL) == 1 &&
-      EVP_DigestUpdate(ctx, rc->salt, sizeof(rc->salt)) == 1 &&
+      EVP_DigestUpdate(ctx, salt, salt_len) == 1 &&
       EVP_DigestUpdate(ctx, cipher, len) == 1 && EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 &&
       mdlen >= GH__RCACHE_TAG_LEN) {
     memcpy(ret_tag, md, GH__RCACHE_TAG_LEN);
@@ -604,10 +614,32 @@ out:
   return ret;
 }
 
+static void remove_local(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN]);
+
 int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN])
 {
   time_t wall = time(NULL);
-  return gh__auth_rcache_insert_at(rc, tag, wall > 0 ? (uint32_t)wall : 1);
+  int ret = gh__auth_rcache_insert_at(rc, tag, wall > 0 ? (uint32_t)wall : 1);
+
+  if (ret == 0 && rc->redis) {
+    /* new here: ask the farm. A replay there keeps the local entry too. */
+    int r = gh__rcache_redis_insert(rc->redis, tag, atomic_load(&rc->window_s));
+    if (r == GH__RCACHE_REPLAY) {
+      ret = r;
+    } else if (r < 0) {
+      remove_local(rc, tag); /* fail closed: nothing was accepted */
+      ret = r;
+    } /* 0, or GH__RCACHE_LOCAL_ONLY: the local entry decides */
+  }
+  return ret;
+}
+
+int gh__auth_rcache_attach_redis(gh__auth_rcache_t *rc, const gh__rcache_redis_config_t *cfg,
+                                 char *errbuf, size_t errlen)
+{
+  if (rc->redis)
+    return GH_ESTATE;
+  return gh__rcache_redis_new(cfg, errbuf, errlen, &rc->redis);
 }
 
 size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries)
@@ -625,6 +657,13 @@ size_t gh__auth_rcache_slots(gh__auth_rcache_t *rc, size_t *ret_entries)
 }
 
 void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN])
+{
+  remove_local(rc, tag);
+  if (rc->redis)
+    gh__rcache_redis_remove(rc->redis, tag);
+}
+
+static void remove_local(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN])
 {
   rc_shard_t *s = &rc->sh[tag[0] % RC_SHARDS];
   size_t i;
