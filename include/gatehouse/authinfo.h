@@ -135,7 +135,15 @@ typedef struct gh_auth_sec_status {
      "directly, or relax channel_binding for this site")                                           \
   XX(ANONYMOUS, "anonymous (NULL session) logon refused",                                          \
      "the client must log on with an account")                                                     \
-  XX(OTHER, "authentication failed", "")
+  XX(OTHER, "authentication failed", "")                                                          \
+  XX(WINBIND_UNAVAILABLE,                                                                          \
+     "winbindd does not answer: NTLM logons cannot be checked by the domain controller",           \
+     "start winbind (systemctl start winbind; on a Samba DC: samba) and check the DC is "          \
+     "reachable (wbinfo -p, wbinfo -P); gatehoused answers 503 until then and recovers by itself") \
+  XX(WINBIND_PIPE,                                                                                 \
+     "winbind's privileged pipe refuses the service user: NTLM via winbind cannot be checked",     \
+     "NTLM via winbind needs the service user in group winbindd_priv (or the privileged pipe "     \
+     "dir's group): usermod -aG winbindd_priv gatehouse, then restart gatehoused")
 
 typedef enum gh_auth_failure {
 #define GH_AUTH_FAILURE_ENUM_(name, text, fix) GH_AUTH_FAILURE_##name,
@@ -287,6 +295,12 @@ typedef enum gh_auth_name_format {
 #define GH_AUTH_MAX_TOKEN_DEFAULT (64u * 1024u)
 #define GH_AUTH_ORDER_MAX 5
 
+typedef enum gh_auth_s4u {
+  GH_AUTH_S4U_NO = 0,
+  GH_AUTH_S4U_SELF,
+  GH_AUTH_S4U_PROXY,
+} gh_auth_s4u_t;
+
 typedef struct gh_auth_settings {
   uint32_t schemes;                 /* GH_AUTH_SCHEME_* offered */
   /* Challenge order override: GH_AUTH_SCHEME_* values, 0-terminated; all
@@ -310,6 +324,14 @@ typedef struct gh_auth_settings {
                                  NULL = no check; not applied on legacy. Copied. */
   gh_auth_group_source_t group_source; /* default NSS */
   gh_auth_name_format_t name_format;   /* remote_user of an AD user; default DOMAIN\user */
+  /* S4U (protocol transition): for a client signed in with Basic, NTLM or as a Unix
+   * peer, a Kerberos credential obtained from the KDC with the service's keytab
+   * (gh_auth_config_t.s4u_principal), in the request's delegated ccache. SELF: the
+   * S4U2Self ticket for the user to this service; PROXY: also a ticket to each of
+   * s4u_targets (S4U2Proxy, constrained delegation allowed on the KDC). A target
+   * the KDC refuses is left out (the request is served, the engine logs why). */
+  gh_auth_s4u_t s4u;
+  const char *s4u_targets; /* PROXY: space-separated SPNs "service/host"; copied */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
@@ -359,6 +381,9 @@ typedef struct gh_auth_config {
   const char *ntlm_service_name; /* NTLM acceptor name; NULL = service_principal (host =
                                     gethostname()) */
   const char *ntlm_user_file;    /* gss-ntlmssp user file (DOMAIN:user:password lines) */
+  const char *s4u_principal;     /* S4U: the service account's own principal in the keytab
+                                    (a user or machine name, "svc@REALM", "HOST$@REALM": AD
+                                    issues TGTs to those, not to SPNs); NULL = no S4U */
   bool ntlm;                     /* offer NTLM (raw and inside SPNEGO); without a user file
                                     gss-ntlmssp asks winbind */
   const char *pam_service;       /* Basic; NULL = "gatehouse" */

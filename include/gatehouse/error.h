@@ -45,7 +45,8 @@ extern "C" {
   XX(EBORROWED, "borrowed handle: only its owner may close it")                \
   XX(ETOKEN_EXPIRED, "token has expired")                                      \
   XX(EPRIV_VERIFY, "process privileges differ from the required set")         \
-  XX(EREPLAY_CACHE, "replay cache unreachable")
+  XX(EREPLAY_CACHE, "replay cache unreachable")                                 \
+  XX(EAUTH_UNAVAILABLE, "the authentication backend (winbind, domain controller) does not answer")
 
 #define GH_E_BASE (-20000)
 #define GH_E_ERRNO_MIN (-4095)

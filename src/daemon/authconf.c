@@ -32,6 +32,7 @@ void gh_daemon_auth_done(gh_daemon_auth_t *a)
   free(a->pam_service);
   free(a->ccache_dir);
   free(a->unmapped_user);
+  free(a->s4u_principal);
   free(a->replay_cache_url);
   free(a->replay_cache_password_file);
   if (a->replay_cache_password) {
@@ -52,6 +53,7 @@ void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
   free(sa->realm);
   free(sa->probe_dir);
   free(sa->allowed_spns);
+  free(sa->s4u_targets);
   memset(sa, 0, sizeof(*sa));
 }
 
@@ -141,6 +143,7 @@ int gh_daemon_auth_server_key(gh_daemon_auth_t *a, const char *k, const char *v,
     { "pam_service", &a->pam_service },
     { "ccache_dir", &a->ccache_dir },
     { "unmapped_user", &a->unmapped_user },
+    { "s4u_principal", &a->s4u_principal },
   };
 
   for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
@@ -392,6 +395,25 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
     sa->s.allowed_spns = sa->allowed_spns[0] ? sa->allowed_spns : NULL;
     return 1;
   }
+  if (strcmp(k, "s4u") == 0) { /* protocol transition (auth_s4u.c) */
+    if (strcasecmp(v, "no") == 0)
+      sa->s.s4u = GH_AUTH_S4U_NO;
+    else if (strcasecmp(v, "self") == 0)
+      sa->s.s4u = GH_AUTH_S4U_SELF;
+    else if (strcasecmp(v, "proxy") == 0)
+      sa->s.s4u = GH_AUTH_S4U_PROXY;
+    else {
+      snprintf(msg, msglen, "'%s' is not no | self | proxy", v);
+      return 0;
+    }
+    return 1;
+  }
+  if (strcmp(k, "s4u_targets") == 0) {
+    if (!gh_daemon_set_str(&sa->s4u_targets, v, msg, msglen))
+      return 0;
+    sa->s.s4u_targets = sa->s4u_targets[0] ? sa->s4u_targets : NULL;
+    return 1;
+  }
   if (strcmp(k, "max_token_size") == 0) {
     if (!parse_num(v, 1024 * 1024, &n, msg, msglen))
       return 0;
@@ -426,6 +448,15 @@ int gh_daemon_auth_check(const gh_daemon_auth_t *a, const gh_daemon_site_auth_t 
     snprintf(msg, msglen, "auth = negotiate needs [server] keytab (Kerberos) or ntlm_user_file");
     return GH_ECONFIG;
   }
+  if (sa->s.s4u != GH_AUTH_S4U_NO && (a->keytab == NULL || a->s4u_principal == NULL)) {
+    snprintf(msg, msglen, "s4u needs [server] keytab and s4u_principal (the service account's "
+                          "own name in the keytab, e.g. svc@REALM)");
+    return GH_ECONFIG;
+  }
+  if (sa->s.s4u == GH_AUTH_S4U_PROXY && sa->s.s4u_targets == NULL) {
+    snprintf(msg, msglen, "s4u = proxy needs s4u_targets (the SPNs to get tickets for)");
+    return GH_ECONFIG;
+  }
   if (sa->s.order[0] != 0) {
     for (size_t i = 0; i < GH_AUTH_ORDER_MAX && sa->s.order[i]; i++)
       if (!(s & sa->s.order[i])) {
@@ -451,6 +482,7 @@ void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_
   ret->service_principal = a->service_principal;
   ret->ntlm_service_name = a->ntlm_service_name;
   ret->ntlm_user_file = a->ntlm_user_file;
+  ret->s4u_principal = a->s4u_principal;
   ret->ntlm = ntlm;
   ret->pam_service = a->pam_service;
   ret->ccache_dir = a->ccache_dir;

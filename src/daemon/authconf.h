@@ -17,6 +17,7 @@ typedef struct gh_daemon_auth {
   char *pam_service;
   char *ccache_dir;
   char *unmapped_user;
+  char *s4u_principal;
   unsigned min_uid;           /* default 1000 */
   unsigned basic_cache_ttl_s; /* default 60 */
   unsigned name_map_cache_ttl_s; /* default 5 */
@@ -40,6 +41,7 @@ typedef struct gh_daemon_site_auth {
   char *realm;
   char *probe_dir;           /* handler = authinfo: where the kernel-uid probe file is made */
   char *allowed_spns;        /* s.allowed_spns points at it (tlsconf.c / authconf.c) */
+  char *s4u_targets;         /* s.s4u_targets points at it */
 } gh_daemon_site_auth_t;
 
 void gh_daemon_auth_init(gh_daemon_auth_t *a);

@@ -79,7 +79,7 @@ def ad_sites(files, probe, cgi_bin):
 class AdDaemon:
     """gatehoused with the AD sites; .gh is the GhDaemon (url, log, stop)."""
 
-    def __init__(self, ad, server=None, sites=None):
+    def __init__(self, ad, server=None, sites=None, unix=False):
         self.ad = ad
         self.files = ad_files(ad)
         self.cgi_bin = ad_cgi_bin()
@@ -89,7 +89,7 @@ class AdDaemon:
                'max_header_bytes': '64k', 'workers': 4}
         srv.update(server or {})
         self.gh = GhDaemon(ad, sites if sites is not None else ad_sites(self.files, self.probe, self.cgi_bin),
-                           server=srv, unix=False, realm_keys=False)
+                           server=srv, unix=unix, realm_keys=False)
         self.port = self.gh.port
 
     def start(self):

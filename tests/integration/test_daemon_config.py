@@ -41,6 +41,11 @@ BAD = [
     ('impersonate-on-authinfo', GOOD.replace('handler = fixed\nbody = A\n', 'handler = authinfo\n') +
      'impersonate = yes\n', 7, ['[site /a] impersonate', 'no effect with handler = authinfo']),
     ('empty-site', GOOD + '\n[site /b]\n', 9, ['[site /b]', 'handler: missing']),
+    # S4U (issue 14 item 5): a bad value; a site that asks for it without the service's name
+    ('s4u-bad-value', GOOD + 'auth = basic\ns4u = maybe\n', 9,
+     ['[site /a] s4u', "'maybe' is not no | self | proxy"]),
+    ('s4u-without-principal', GOOD + 'auth = basic\ns4u = self\n', 5,
+     ['[site /a] s4u needs [server] keytab and s4u_principal']),
     ('long-section-name', GOOD + '\n[site /' + 'x' * 60 + ']\nhandler = fixed\n', 9,
      ['section name longer than 49 characters']),
 ]

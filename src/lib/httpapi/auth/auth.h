@@ -49,6 +49,7 @@ typedef struct gh__auth_engine_config {
   const char *service_principal; /* "HTTP" (any HTTP/<host> in the keytab), "HTTP@host"; NULL = "HTTP" */
   const char *ntlm_service_name; /* NTLM acceptor name; NULL = service_principal (host = gethostname) */
   const char *ntlm_user_file;    /* gss-ntlmssp user file; NULL = winbind */
+  const char *s4u_principal;     /* S4U: the service account's principal; NULL = no S4U */
   bool ntlm;                     /* enable NTLM (raw and inside SPNEGO) */
   const char *pam_service;       /* NULL = "gatehouse" */
   const char *ccache_dir;        /* parent of private FILE ccache dirs; NULL = "/run/gatehouse";

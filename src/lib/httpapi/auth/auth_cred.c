@@ -299,6 +299,7 @@ void gh__auth_cred_done(gh__auth_engine_t *e)
   free(e->keytab);
   free(e->acceptor);
   free(e->ntlm_user_file);
+  free(e->s4u_principal);
   pthread_mutex_destroy(&e->cred_lock);
 }
 

@@ -59,6 +59,10 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   e->unmapped_user = gh__strdup(cfg->unmapped_user ? cfg->unmapped_user : "nobody");
   e->basic_cache =
       gh__auth_basic_cache_new(cfg->basic_cache_entries, cfg->basic_cache_ttl_s, &e->ops);
+  if (cfg->s4u_principal && !(e->s4u_principal = gh__strdup(cfg->s4u_principal))) {
+    ret = -ENOMEM;
+    goto out;
+  }
   if (!e->pam_service || !e->ccache_dir || !e->unmapped_user || !e->basic_cache) {
     ret = -ENOMEM;
     goto out;
@@ -82,6 +86,7 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
   ret = gh__auth_cred_acquire(e, cfg, errbuf, errlen);
   if (ret)
     goto out;
+  gh__winbind_check_at_start(e);
   *ret_engine = e;
   e = NULL;
 out:
@@ -219,6 +224,20 @@ out:
   return ret;
 }
 
+/* S4U for a client without a Kerberos credential of its own (auth_s4u.c):
+ * Basic, Peer, NTLM (raw or inside Negotiate); also for an identity
+ * persisted on the connection, whose requests each get their own ccache. */
+static void maybe_s4u(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_auth_settings_t *site,
+                      const char *local)
+{
+  const char *pkg = r->info.package_name;
+
+  if (site->s4u != GH_AUTH_S4U_NO && local && !r->mem_ccache &&
+      (r->info.type == GH_AUTH_TYPE_BASIC || r->info.type == GH_AUTH_TYPE_PEER ||
+       (pkg && strcmp(pkg, "NTLM") == 0)))
+    gh__auth_s4u(e, r, site, local);
+}
+
 void gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
                               const gh_auth_settings_t *site, gh_auth_type_t type,
                               const char *package, uint32_t ret_flags, time_t expiry,
@@ -238,6 +257,7 @@ void gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
   }
   r->info.remote_user = r->remote_user_buf;
   r->info.local_user = r->local_user_buf;
+  maybe_s4u(c->engine, r, site, local);
   if (persist_applies(site, package)) {
     gh_token_t t2 = 0;
     conn_drop_identity(c);
@@ -278,7 +298,8 @@ static bool scheme_offered(gh__auth_scheme_id_t s, const gh_auth_settings_t *sit
 
 /* The identity persisted on the connection (item 8): SUCCESS with a new
  * handle of its token, flagged TOKEN_FOR_CACHED_CRED. */
-static void deliver_persisted(gh__auth_engine_t *e, gh__auth_conn_t *c, gh__auth_result_t *r)
+static void deliver_persisted(gh__auth_engine_t *e, gh__auth_conn_t *c,
+                              const gh_auth_settings_t *site, gh__auth_result_t *r)
 {
   gh_token_t t = 0;
 
@@ -302,6 +323,7 @@ static void deliver_persisted(gh__auth_engine_t *e, gh__auth_conn_t *c, gh__auth
   }
   r->info.remote_user = r->remote_user_buf;
   r->info.local_user = r->local_user_buf;
+  maybe_s4u(e, r, site, r->info.local_user);
 out:
   return;
 }
@@ -317,7 +339,7 @@ static void step_no_header(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_au
     gh__auth_step_peer(e, c, site, tp->unix_fd, r);
   else if (c->token && persist_applies(site, c->package) &&
            (c->expiry == 0 || time(NULL) < c->expiry))
-    deliver_persisted(e, c, r);
+    deliver_persisted(e, c, site, r);
   else if (c->token)
     conn_drop_identity(c);
 }

@@ -61,6 +61,7 @@ struct gh__auth_engine {
   /* what acquiring a set needs */
   gss_name_t krb_name, ntlm_name;
   char *keytab, *ntlm_user_file;
+  char *s4u_principal; /* S4U (auth_s4u.c); NULL = none */
   /* the keytab's keys in a MEMORY keytab, re-read when the file changes
    * (auth_keytab.c) */
   gh__auth_keytab_t *kt;
@@ -286,6 +287,7 @@ typedef struct gh__gss_leg {
   long kcode; /* the krb5 mechanism's code for the failed accept; 0: not known */
   /* what the accept gave */
   OM_uint32 maj, min, ret_flags, time_rec;
+  unsigned accept_ms; /* how long the accept(s) took (NTLM: a hung winbindd) */
   gss_buffer_desc out;
   gss_name_t src;
   gss_OID mech;
@@ -330,8 +332,54 @@ unsigned char *gh__ntlm_add_version(const unsigned char *t, size_t len, size_t *
 /** A failed NTLM accept (raw or in SPNEGO; maj/minor from it, tok the
  *  client's token): the cause from gss-ntlmssp's minor, the user and
  *  target name from the AUTHENTICATE message (*nf filled). */
-void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
-                   size_t tok_len, gh__ntlm_auth_facts_t *nf);
+void gh__ntlm_fail(const gh__auth_engine_t *engine, gh__auth_result_t *r, OM_uint32 maj,
+                   OM_uint32 minor, const unsigned char *tok, size_t tok_len, unsigned accept_ms,
+                   gh__ntlm_auth_facts_t *nf);
+
+/* ---- S4U (auth_s4u.c) ---- */
+
+/** Protocol transition for a client authenticated without Kerberos (local:
+ *  its local account name, "DOMAIN\\user" or "user"): S4U2Self with the
+ *  service's keytab, S4U2Proxy to the site's s4u_targets, the user's tickets
+ *  (never the service's own) into r->mem_ccache. Failures are logged and
+ *  leave the request without a credential. */
+void gh__auth_s4u(gh__auth_engine_t *engine, gh__auth_result_t *r, const gh_auth_settings_t *site,
+                  const char *local);
+
+/* ---- winbind (auth_winbind.c) ---- */
+
+typedef enum gh__winbind_state {
+  GH__WINBIND_OK,           /* answers, and its privileged pipe lets this process in */
+  GH__WINBIND_DOWN,         /* winbindd does not answer */
+  GH__WINBIND_PIPE_REFUSED, /* answers, but the privileged pipe refuses this process */
+  GH__WINBIND_UNKNOWN,      /* built without libwbclient */
+} gh__winbind_state_t;
+/** A failed NTLM accept through winbind that took this long met a hung
+ *  winbindd (libwbclient waits up to 300 s per call): no further probe. */
+#define GH__WINBIND_HUNG_MS 20000u
+/** How long an NTLM logon through winbind waits for winbindd's ping. */
+#define GH__WINBIND_PING_MS 5000u
+typedef enum gh__winbind_ping {
+  GH__WINBIND_PING_OK,
+  GH__WINBIND_PING_FAILED,  /* answered at once: not running (no socket) */
+  GH__WINBIND_PING_TIMEOUT, /* no answer within the time: hung */
+} gh__winbind_ping_t;
+/** Pings winbindd from a helper thread, waiting at most timeout_ms: a hung
+ *  winbindd costs the caller timeout_ms, not forever. */
+gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms);
+/** Before an NTLM AUTHENTICATE goes to gss-ntlmssp and winbind: false,
+ *  with r set to 503 and a log line, when winbindd does not answer. */
+bool gh__ntlm_winbind_ready(const gh__auth_engine_t *engine, gh__auth_result_t *r,
+                            const unsigned char *tok, size_t tok_len);
+/** Pings winbindd and tries its privileged pipe (as gss-ntlmssp does). */
+gh__winbind_state_t gh__winbind_probe(void);
+/** "DOMAIN\\user" or "user" as winbind knows it: 1 a user account, 0 not
+ *  known to the domain, -1 cannot tell. */
+int gh__winbind_account_known(const char *domain_user);
+/** Engine start (after the privilege drop): NTLM via winbind, is winbindd
+ *  there and its privileged pipe open to this process? One log line if
+ *  not, with what to do. */
+void gh__winbind_check_at_start(gh__auth_engine_t *engine);
 
 /* ---- Basic (auth_basic.c) ---- */
 

@@ -295,8 +295,13 @@ static void prepare_input(gh__gss_leg_t *g)
 
 static void accept_once(gh__gss_leg_t *g)
 {
+  struct timespec t0, t1;
+
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   g->maj = gss_accept_sec_context(&g->min, &g->c->ctx, g->cred, &g->in, g->cbp, &g->src, &g->mech,
                                   &g->out, &g->ret_flags, &g->time_rec, &g->deleg);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  g->accept_ms += (unsigned)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 }
 
 /* The accept; once more when it failed for want of a key that a re-read
@@ -342,7 +347,7 @@ static void record_failure(gh__gss_leg_t *g)
   if (uses_ntlm_cred(g) ||
       (g->mech != GSS_C_NO_OID && gss_oid_equal(g->mech, &gh__auth_ntlmssp_oid)) ||
       memmem(g->tok, g->tok_len, GH__NTLM_SIGNATURE, 8) != NULL)
-    gh__ntlm_fail(r, g->maj, g->min, g->tok, g->tok_len, &g->nf);
+    gh__ntlm_fail(g->e, r, g->maj, g->min, g->tok, g->tok_len, g->accept_ms, &g->nf);
 }
 
 /* GSS_S_CONTINUE_NEEDED: a 401 with the server's token; the half-open
@@ -594,6 +599,11 @@ void gh__auth_step_gss(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_s
   prepare_input(&g);
   if (e->rcache && !uses_ntlm_cred(&g) && !gh__krb5_replay_check(&g))
     goto out;
+  /* an NTLM AUTHENTICATE for winbind: not while winbindd does not answer */
+  if (g.scheme != GH__AUTH_SCHEME_KERBEROS && !gh__ntlm_winbind_ready(e, g.r, g.tok, g.tok_len)) {
+    gh__auth_conn_reset_ctx(g.c);
+    goto out;
+  }
   accept_token(&g);
   if (GSS_ERROR(g.maj)) {
     record_failure(&g);

@@ -1,4 +1,5 @@
-/* auth_http.c: the auth engine wired into the HTTP core through hooks.h — request gate, response hook, public per-server/per-group/per-request API. */
+/* auth_http.c: the auth engine wired into the HTTP core through hooks.h — request gate, response
+ * hook, public per-server/per-group/per-request API. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@ typedef struct gh__auth_site {
   gh_auth_settings_t s;
   char *realm;
   char *allowed_spns;
+  char *s4u_targets;
 } gh__auth_site_t;
 
 typedef struct gh__auth_req {
@@ -91,6 +93,7 @@ static void site_free(void *p)
     return;
   free(site->realm);
   free(site->allowed_spns);
+  free(site->s4u_targets);
   free(site);
 }
 
@@ -248,7 +251,7 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
                           size_t errlen)
 {
   gh__auth_server_t *as = NULL;
-  gh__auth_engine_config_t ec = { 0 };
+  gh__auth_engine_config_t ec = {0};
   gh_auth_config_t defaults;
   int ret = 0;
 
@@ -290,6 +293,7 @@ int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t *cfg, char
   ec.keytab = cfg->keytab;
   ec.service_principal = cfg->service_principal;
   ec.ntlm_service_name = cfg->ntlm_service_name;
+  ec.s4u_principal = cfg->s4u_principal;
   ec.ntlm_user_file = cfg->ntlm_user_file;
   ec.ntlm = cfg->ntlm;
   ec.pam_service = cfg->pam_service;
@@ -367,6 +371,18 @@ int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *setti
     }
   }
   site->s.allowed_spns = site->allowed_spns;
+  if (settings->s4u_targets) {
+    site->s4u_targets = gh__strdup(settings->s4u_targets);
+    if (!site->s4u_targets) {
+      ret = -ENOMEM;
+      goto out;
+    }
+  }
+  site->s.s4u_targets = site->s4u_targets;
+  if ((unsigned)site->s.s4u > GH_AUTH_S4U_PROXY) {
+    ret = -EINVAL;
+    goto out;
+  }
   if ((unsigned)site->s.channel_binding > GH_AUTH_CB_STRICT) {
     ret = -EINVAL;
     goto out;
@@ -424,7 +440,7 @@ int gh_server_auth_selftest(gh_server_t *server, const gh_auth_settings_t *setti
                             const char *authorization, gh_auth_selftest_t *ret_result)
 {
   gh__auth_server_t *as = server ? gh__server_get_auth_state(server) : NULL;
-  gh__auth_transport_t tp = { .kind = GH__AUTH_TRANSPORT_TCP, .keep_alive = true, .unix_fd = -1 };
+  gh__auth_transport_t tp = {.kind = GH__AUTH_TRANSPORT_TCP, .keep_alive = true, .unix_fd = -1};
   gh__auth_conn_t *conn = NULL;
   gh__auth_result_t r;
   gh_auth_settings_t s;

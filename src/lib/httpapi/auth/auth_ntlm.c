@@ -1,15 +1,18 @@
 /* auth_ntlm.c: NTLM in the GSS step — short-form messages, AUTHENTICATE facts, failure causes. */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 
 #include <gssapi/gssapi.h>
 
 #include <gatehouse/error.h>
 
 #include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_internal.h"
 #include "util/alloc.h"
 
 /*
@@ -23,6 +26,9 @@
  *    named in the credential's cred store (ntlmssp_keyfile, auth_cred.c)
  *    or winbind; raw "NTLM" uses the NTLMSSP credential, "Negotiate" the
  *    SPNEGO one (or the NTLMSSP one for a raw NTLMSSP message);
+ *  - without a user file, each NTLM message waits for winbindd's ping at
+ *    most 5 s (gh__ntlm_winbind_ready, auth_winbind.c): gss-ntlmssp would
+ *    wait for a hung winbindd with no limit;
  *  - this file: the short forms older clients send, fixed before the
  *    accept (gh__ntlm_add_version); the AUTHENTICATE message's facts for
  *    channel binding, allowed_spns and the log (gh__ntlm_auth_facts); the
@@ -197,10 +203,97 @@ static void mech_text(OM_uint32 minor, char *buf, size_t len)
   gss_release_buffer(&min, &t);
 }
 
+/* gss-ntlmssp's answer to every refusal by winbind (see auth_winbind.c) */
+static bool is_winbind_refusal(const gh__auth_engine_t *e, const char *mt,
+                               const gh__ntlm_auth_facts_t *nf)
+{
+  char buf[128];
+
+  return !e->ntlm_user_file && nf->is_authenticate &&
+         strcmp(mt, strerror_r(EACCES, buf, sizeof(buf))) == 0;
+}
+
+/* winbind refused: why, as far as can be told without the password. A
+ * winbind that does not answer or whose privileged pipe this process may
+ * not use is the server's problem, not the client's: 503 and a log line
+ * (the application never sees the request). */
+static void winbind_cause(const gh__auth_engine_t *e, gh__auth_result_t *r,
+                          const gh__ntlm_auth_facts_t *nf, unsigned accept_ms)
+{
+  char detail[320], msg[640];
+  /* libwbclient gives up on a winbindd that does not answer after 300 s
+   * (compiled in): an accept that took that long met a hung winbindd, and
+   * asking it again would hold this worker as long once more */
+  bool hung = accept_ms >= GH__WINBIND_HUNG_MS;
+  gh__winbind_state_t st = hung ? GH__WINBIND_DOWN : gh__winbind_probe();
+
+  if (st == GH__WINBIND_DOWN || st == GH__WINBIND_PIPE_REFUSED) {
+    r->info.failure =
+        st == GH__WINBIND_DOWN ? GH_AUTH_FAILURE_WINBIND_UNAVAILABLE : GH_AUTH_FAILURE_WINBIND_PIPE;
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_UNAVAILABLE);
+    char waited[48] = "";
+    if (hung)
+      snprintf(waited, sizeof(waited), ", winbindd did not answer for %u s", accept_ms / 1000);
+    snprintf(msg, sizeof(msg), "NTLM logon%s%s not checked (503%s): %s; fix: %s",
+             nf->user[0] ? " of " : "", nf->user, waited, gh_auth_failure_text(r->info.failure),
+             gh_auth_failure_fix(r->info.failure));
+    gh__auth_log(e->log_cb, e->log_arg, LOG_ERR, msg);
+    return;
+  }
+  if (st != GH__WINBIND_OK || !nf->user[0])
+    return;
+  switch (gh__winbind_account_known(nf->user)) {
+  case 0:
+    r->info.failure = GH_AUTH_FAILURE_UNKNOWN_ACCOUNT;
+    snprintf(detail, sizeof(detail), "the domain does not know %s", nf->user);
+    gh__auth_set_failure_facts(r, NULL, NULL, detail);
+    break;
+  case 1:
+    r->info.failure = GH_AUTH_FAILURE_BAD_PASSWORD;
+    gh__auth_set_failure_facts(
+        r, NULL, NULL,
+        "the domain controller refused the logon: a wrong password, or the account is disabled, "
+        "locked out or its password expired (gss-ntlmssp does not pass on which; the DC's log "
+        "or wbinfo -a tells)");
+    break;
+  default:
+    break;
+  }
+}
+
+bool gh__ntlm_winbind_ready(const gh__auth_engine_t *e, gh__auth_result_t *r,
+                            const unsigned char *tok, size_t tok_len)
+{
+  gh__ntlm_auth_facts_t nf;
+  char msg[640];
+
+  if (!e->ntlm || e->ntlm_user_file)
+    return true;
+  /* every NTLM message: gss-ntlmssp asks winbindd for the NetBIOS names
+   * when it answers a NEGOTIATE, and to check an AUTHENTICATE. A winbindd
+   * that is not running fails the accept at once (winbind_cause says so);
+   * only a hung one is kept from gss-ntlmssp. */
+  if (!memmem(tok, tok_len, GH__NTLM_SIGNATURE, 8) ||
+      gh__winbind_ping_within(GH__WINBIND_PING_MS) != GH__WINBIND_PING_TIMEOUT)
+    return true;
+  gh__ntlm_auth_facts(tok, tok_len, &nf);
+  r->info.failure = GH_AUTH_FAILURE_WINBIND_UNAVAILABLE;
+  gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_UNAVAILABLE);
+  snprintf(msg, sizeof(msg),
+           "NTLM logon%s%s not checked (503, winbindd did not answer a ping within %u s: hung?): "
+           "%s; fix: %s",
+           nf.user[0] ? " of " : "", nf.user, GH__WINBIND_PING_MS / 1000,
+           gh_auth_failure_text(r->info.failure), gh_auth_failure_fix(r->info.failure));
+  gh__auth_log(e->log_cb, e->log_arg, LOG_ERR, msg);
+  return false;
+}
+
 /* A failed NTLM accept (raw or in SPNEGO): the cause from gss-ntlmssp's
- * minor, the user and target name from the AUTHENTICATE message. */
-void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const unsigned char *tok,
-                   size_t tok_len, gh__ntlm_auth_facts_t *nf)
+ * minor, the user and target name from the AUTHENTICATE message; through
+ * winbind, what winbind itself can tell. */
+void gh__ntlm_fail(const gh__auth_engine_t *e, gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor,
+                   const unsigned char *tok, size_t tok_len, unsigned accept_ms,
+                   gh__ntlm_auth_facts_t *nf)
 {
   char mt[160];
   gh_auth_failure_t cause;
@@ -212,4 +305,6 @@ void gh__ntlm_fail(gh__auth_result_t *r, OM_uint32 maj, OM_uint32 minor, const u
   if (cause != GH_AUTH_FAILURE_OTHER)
     r->info.failure = cause;
   gh__auth_set_failure_facts(r, nf->user, nf->spn, NULL);
+  if (is_winbind_refusal(e, mt, nf))
+    winbind_cause(e, r, nf, accept_ms);
 }

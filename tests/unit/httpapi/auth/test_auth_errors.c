@@ -21,7 +21,7 @@
 static void test_every_cause_has_name_text_and_fix(void **state)
 {
   (void)state;
-  for (int f = GH_AUTH_FAILURE_NONE; f <= GH_AUTH_FAILURE_OTHER; f++) {
+  for (int f = GH_AUTH_FAILURE_NONE; f <= GH_AUTH_FAILURE_WINBIND_PIPE; f++) {
     const char *name = gh_auth_failure_name((gh_auth_failure_t)f);
     assert_string_not_equal(name, "UNKNOWN");
     assert_true(strlen(gh_auth_failure_text((gh_auth_failure_t)f)) > 5);
