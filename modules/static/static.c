@@ -197,7 +197,8 @@ static int send_listing(gh_http_context_t *ctx, int dfd, const char *url_path)
     n++;
   }
   closedir(d);
-  qsort(names, n, sizeof(*names), cmp_names);
+  if (n > 1) /* names is NULL for an empty directory: qsort needs a real array */
+    qsort(names, n, sizeof(*names), cmp_names);
   gh_http_response_set_header(resp, "Content-Type", "text/html; charset=utf-8",
                               GH_HEADER_REPLACE);
   gh_http_response_write(resp, "<!DOCTYPE html>\n<html><head><title>Index of ", 44);
