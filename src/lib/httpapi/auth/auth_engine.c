@@ -209,6 +209,14 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
   ret = local ? e->ops.from_user(local, &opts, &tok) : GH_ENO_SUCH_USER;
   if (ret == 0 && deleg)
     *deleg = GSS_C_NO_CREDENTIAL; /* taken */
+  if (ret == GH_ENO_SUCH_USER && local && sids != NULL && sids->n > 0 &&
+      gh__sidcache_winbind_down(sids->v[0])) {
+    /* an AD account whose identity came from the SID cache but that NSS
+     * (winbind) no longer finds: with winbind down that is "try again"
+     * (503), not "no such user" */
+    ret = -EAGAIN;
+    goto out;
+  }
   if (ret == GH_ENO_SUCH_USER && site->allow_unmapped) {
     opts.level = GH_LEVEL_IDENTIFY;
     opts.delegated_cred = GSS_C_NO_CREDENTIAL;

@@ -259,3 +259,13 @@ int gh__sidcache_gids(gh__sidcache_t *c, const gh__sids_t *sids, gid_t **ret_gid
   free(key);
   return ret;
 }
+
+bool gh__sidcache_winbind_down(const char *sid)
+{
+  char *canon = NULL, *local = NULL;
+  int ret = gh__sid_identity(sid, 0, &canon, &local);
+
+  free(canon);
+  free(local);
+  return ret == -EAGAIN;
+}

@@ -2,6 +2,7 @@
 #ifndef GH_HTTPAPI_AUTH_SIDCACHE_H
 #define GH_HTTPAPI_AUTH_SIDCACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -37,5 +38,10 @@ void gh__sidcache_stats(gh__sidcache_t *c, uint64_t *ret_hits, uint64_t *ret_mis
 int gh__sidcache_identity(gh__sidcache_t *c, const char *sid, int fmt, char **ret_canonical,
                           char **ret_local);
 int gh__sidcache_gids(gh__sidcache_t *c, const gh__sids_t *sids, gid_t **ret_gids, size_t *ret_n);
+
+/* Whether winbind does not answer now for sid (an uncached gh__sid_identity
+ * gives -EAGAIN). For the failure path: an AD account that NSS does not find
+ * after a cached identity is a winbind outage, not an unknown user. */
+bool gh__sidcache_winbind_down(const char *sid);
 
 #endif
