@@ -13,6 +13,7 @@
 #include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_pac.h"
+#include "httpapi/auth/auth_sidcache.h"
 #include "util/alloc.h"
 
 static const gh__auth_token_ops_t sec_ops = {
@@ -63,7 +64,8 @@ int gh__auth_engine_new(const gh__auth_engine_config_t *cfg, char *errbuf, size_
     ret = -ENOMEM;
     goto out;
   }
-  if (!e->pam_service || !e->ccache_dir || !e->unmapped_user || !e->basic_cache) {
+  e->sidcache = gh__sidcache_new(cfg->name_map_cache_ttl_s);
+  if (!e->pam_service || !e->ccache_dir || !e->unmapped_user || !e->basic_cache || !e->sidcache) {
     ret = -ENOMEM;
     goto out;
   }
@@ -100,6 +102,7 @@ void gh__auth_engine_free(gh__auth_engine_t *e)
     return;
   gh__auth_cred_done(e);
   gh__auth_basic_cache_free(e->basic_cache);
+  gh__sidcache_free(e->sidcache);
   gh__auth_kpool_done(e);
   gh__auth_nmap_done(e);
   free(e->pam_service);
@@ -193,7 +196,7 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
     opts.sids = (const char *const *)sids->v;
     opts.nsids = sids->n;
     if (site->group_source == GH_AUTH_GROUPS_PAC) {
-      ret = gh__sids_to_gids(sids, &gids, &opts.ngroups);
+      ret = gh__sidcache_gids(e->sidcache, sids, &gids, &opts.ngroups);
       if (ret != 0)
         goto out;
       opts.groups = gids;
@@ -206,6 +209,14 @@ int gh__auth_make_token(gh__auth_engine_t *e, gh__auth_result_t *r, const gh_aut
   ret = local ? e->ops.from_user(local, &opts, &tok) : GH_ENO_SUCH_USER;
   if (ret == 0 && deleg)
     *deleg = GSS_C_NO_CREDENTIAL; /* taken */
+  if (ret == GH_ENO_SUCH_USER && local && sids != NULL && sids->n > 0 &&
+      gh__sidcache_winbind_down(sids->v[0])) {
+    /* an AD account whose identity came from the SID cache but that NSS
+     * (winbind) no longer finds: with winbind down that is "try again"
+     * (503), not "no such user" */
+    ret = -EAGAIN;
+    goto out;
+  }
   if (ret == GH_ENO_SUCH_USER && site->allow_unmapped) {
     opts.level = GH_LEVEL_IDENTIFY;
     opts.delegated_cred = GSS_C_NO_CREDENTIAL;

@@ -79,6 +79,8 @@ struct gh__auth_engine {
   char *ccache_dir; /* delegated FILE ccaches (auth_result.c) */
   char *unmapped_user;
   gh__auth_basic_cache_t *basic_cache;
+  /* winbind's answers for AD SIDs, name_map_cache_ttl (auth_sidcache.c) */
+  struct gh__sidcache *sidcache;
   gh__auth_token_ops_t ops;
   atomic_uint_fast64_t seq; /* delegated MEMORY ccache names */
   /* krb5 contexts for name mapping and ccache work, reused across steps:

@@ -12,6 +12,7 @@
 
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_pac.h"
+#include "httpapi/auth/auth_sidcache.h"
 #include "util/alloc.h"
 
 gss_OID_desc gh__auth_krb5_oid = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"};
@@ -524,7 +525,7 @@ static void complete(gh__gss_leg_t *g)
     /* an AD user: one name whatever the client typed (DOMAIN\\user, a UPN,
      * another case), the account of its SID through winbind */
     char *canon = NULL;
-    ret = gh__sid_identity(sids->v[0], (int)g->site->name_format, &canon, &local);
+    ret = gh__sidcache_identity(e->sidcache, sids->v[0], (int)g->site->name_format, &canon, &local);
     if (ret == 0) {
       free(display);
       display = canon;
