@@ -16,6 +16,7 @@
 
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_pac.h"
+#include "sec/nss.h"
 
 #if GH_HAVE_WBCLIENT
 #include <stdint.h>
@@ -250,6 +251,56 @@ int gh__winbind_user_sids(const char *name, struct gh__sids **ret_sids)
   default:
     return -EAGAIN;
   }
+  if (at) {
+    /* the realm (the domain's DNS name) to its NetBIOS name: looked up
+     * under the DNS name, winbindd would remember the SID's domain as
+     * spelled here ("AD.TEST\\carla") for every later lookup */
+    struct wbcDomainInfo *dinfo = NULL;
+    we = wbcDomainInfo(dom, &dinfo);
+    if (we == WBC_ERR_WINBIND_NOT_AVAILABLE)
+      return -ENOENT;
+    if (we == WBC_ERR_NO_MEMORY)
+      return -ENOMEM;
+    if (!WBC_ERROR_IS_OK(we) || !dinfo->short_name || !dinfo->short_name[0] ||
+        strlen(dinfo->short_name) >= sizeof(dom)) {
+      wbcFreeMemory(dinfo);
+      return 0; /* not a domain winbind knows: not an AD user */
+    }
+    snprintf(dom, sizeof(dom), "%s", dinfo->short_name);
+    wbcFreeMemory(dinfo);
+  } else if (!bs) {
+    /* a bare name: an account NSS knows is that account — a local one
+     * (its uid has no SID) keeps today's behaviour, a winbind one ("winbind
+     * use default domain") is looked up by its uid's SID; a name NSS does
+     * not know is looked up in winbind's own domain, as pam_winbind does */
+    struct passwd pw;
+    char *pwbuf = NULL;
+    rc = gh__nss_lookup(GH__NSS_PWNAM, user, 0, &pw, &pwbuf);
+    if (rc == 0) {
+      we = wbcUidToSid(pw.pw_uid, &sid);
+      free(pwbuf);
+      if (we == WBC_ERR_NO_MEMORY)
+        return -ENOMEM;
+      if (!WBC_ERROR_IS_OK(we))
+        return 0;
+      goto have_sid;
+    }
+    if (rc == -ENOMEM)
+      return -ENOMEM;
+    struct wbcInterfaceDetails *det = NULL;
+    we = wbcInterfaceDetails(&det);
+    if (we == WBC_ERR_WINBIND_NOT_AVAILABLE)
+      return -ENOENT;
+    if (we == WBC_ERR_NO_MEMORY)
+      return -ENOMEM;
+    if (!WBC_ERROR_IS_OK(we) || !det->netbios_domain ||
+        strlen(det->netbios_domain) >= sizeof(dom)) {
+      wbcFreeMemory(det);
+      return 0;
+    }
+    snprintf(dom, sizeof(dom), "%s", det->netbios_domain);
+    wbcFreeMemory(det);
+  }
   we = wbcLookupName(dom, user, &sid, &type);
   if (we == WBC_ERR_WINBIND_NOT_AVAILABLE)
     return -ENOENT;
@@ -257,6 +308,7 @@ int gh__winbind_user_sids(const char *name, struct gh__sids **ret_sids)
     return -ENOMEM;
   if (!WBC_ERROR_IS_OK(we) || type != WBC_SID_NAME_USER)
     return 0; /* not a domain user (a local account, a group, unknown) */
+have_sid:
   we = wbcLookupUserSids(&sid, false, &n, &groups);
   if (we == WBC_ERR_NO_MEMORY)
     return -ENOMEM;
