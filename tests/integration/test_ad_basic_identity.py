@@ -1,6 +1,7 @@
 """test_ad_basic_identity.py: Basic for Active Directory users (issue 14 item 3) — the name PAM accepted (pam_matrix through pam_wrapper here; pam_winbind or pam_sss on a real host) resolves through winbind to its SID and groups' SIDs, and every spelling (ADTEST\\carla, adtest\\carla, carla@ad.test, carla) gives one name in the site's name_format, `require sid:` sees the SIDs; the success cache and the connection memo keep that identity."""
 import os
 import sys
+import time
 
 import pytest
 
@@ -18,6 +19,9 @@ SPELLINGS = ['ADTEST\\carla', 'adtest\\carla', 'carla@ad.test', 'carla']
 FORMATS = {'domain': ('domain\\user', 'ADTEST\\carla'), 'upn': ('user@realm', 'carla@AD.TEST'),
            'short': ('user', 'carla')}
 PW = 'Carla-Pass-1'
+# pam_matrix checks its own passdb: dmitri here has carla's password, and no request
+# before the winbind-down test uses these names (no success-cache entry)
+DOWN_SPELLINGS = ['ADTEST\\dmitri', 'dmitri@ad.test']
 
 
 def sid_of(ad, name):
@@ -42,7 +46,7 @@ def gh(ad_realm, sids):
     os.makedirs(pam_dir, exist_ok=True)
     passdb = ad.path('basicid-pam_matrix.passdb')
     with open(passdb, 'w') as f:
-        for s in SPELLINGS:
+        for s in SPELLINGS + DOWN_SPELLINGS:
             f.write(f'{s}:{PW}:gatehouse\n')
     with open(os.path.join(pam_dir, 'gatehouse'), 'w') as f:
         f.write(f'auth required {PAM_MATRIX} passdb={passdb}\n'
@@ -87,3 +91,22 @@ def test_basic_memo_keeps_the_identity(gh):
                                           'Accept: application/json', gh.url('/upn/whoami')])
     assert r.status == 200, r
     assert r.text.count('"carla@AD.TEST"') == 2, r.text
+
+
+def test_winbind_down_domain_names_are_503_and_recover(gh, ad_realm):
+    # PAM accepted the password, but which account a domain name is cannot be told
+    # without winbind: 503, never the typed name as a wrong identity; back, no restart
+    ad_realm.stop()
+    try:
+        for spelling in DOWN_SPELLINGS:
+            r = basic(gh, '/domain/whoami', spelling)
+            assert r.status == 503, (spelling, r, gh.log())
+    finally:
+        ad_realm.start()
+    deadline = time.monotonic() + 30
+    while True:
+        r = basic(gh, '/domain/whoami', 'dmitri@ad.test')
+        if r.status == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert r.status == 200 and body(r)['name'] == 'ADTEST\\dmitri', (r, gh.log())
