@@ -1,5 +1,4 @@
-/* auth.h: the server-layer authentication engine (Negotiate, NTLM, Kerberos, Basic, peers) —
- * internal interface. */
+/* auth.h: the server-layer authentication engine (Negotiate, NTLM, Kerberos, Basic, peers) — internal interface. */
 #ifndef GH_HTTPAPI_AUTH_H
 #define GH_HTTPAPI_AUTH_H
 
@@ -46,25 +45,23 @@ typedef struct gh__auth_token_ops {
 } gh__auth_token_ops_t;
 
 typedef struct gh__auth_engine_config {
-  const char *keytab; /* acceptor keytab; NULL = no Kerberos/Negotiate-Kerberos */
-  const char
-      *service_principal; /* "HTTP" (any HTTP/<host> in the keytab), "HTTP@host"; NULL = "HTTP" */
-  const char
-      *ntlm_service_name; /* NTLM acceptor name; NULL = service_principal (host = gethostname) */
-  const char *ntlm_user_file;   /* gss-ntlmssp user file; NULL = winbind */
-  const char *s4u_principal;    /* S4U: the service account's principal; NULL = no S4U */
-  bool ntlm;                    /* enable NTLM (raw and inside SPNEGO) */
-  const char *pam_service;      /* NULL = "gatehouse" */
-  const char *ccache_dir;       /* parent of private FILE ccache dirs; NULL = "/run/gatehouse";
-                                   with a keytab: created/checked (1733) by gh__auth_engine_new */
-  const char *unmapped_user;    /* account for IDENTIFY tokens of unmapped names; NULL = "nobody" */
-  unsigned basic_cache_ttl_s;   /* Basic success cache lifetime; 0 = off */
-  unsigned basic_cache_entries; /* 0 = 1024 */
-  unsigned pam_timeout_ms;      /* 0 = 10000 */
-  unsigned pam_max_concurrent;  /* 0 = 16 */
-  bool replay_cache_file;       /* MIT's file replay cache instead of the in-memory one */
-  bool replay_cache_shared;     /* the in-memory one in shared memory (worker processes) */
-  const char *replay_cache_url; /* the farm's Redis (gh_auth_config_t); NULL = none */
+  const char *keytab;            /* acceptor keytab; NULL = no Kerberos/Negotiate-Kerberos */
+  const char *service_principal; /* "HTTP" (any HTTP/<host> in the keytab), "HTTP@host"; NULL = "HTTP" */
+  const char *ntlm_service_name; /* NTLM acceptor name; NULL = service_principal (host = gethostname) */
+  const char *ntlm_user_file;    /* gss-ntlmssp user file; NULL = winbind */
+  const char *s4u_principal;     /* S4U: the service account's principal; NULL = no S4U */
+  bool ntlm;                     /* enable NTLM (raw and inside SPNEGO) */
+  const char *pam_service;       /* NULL = "gatehouse" */
+  const char *ccache_dir;        /* parent of private FILE ccache dirs; NULL = "/run/gatehouse";
+                                    with a keytab: created/checked (1733) by gh__auth_engine_new */
+  const char *unmapped_user;     /* account for IDENTIFY tokens of unmapped names; NULL = "nobody" */
+  unsigned basic_cache_ttl_s;    /* Basic success cache lifetime; 0 = off */
+  unsigned basic_cache_entries;  /* 0 = 1024 */
+  unsigned pam_timeout_ms;       /* 0 = 10000 */
+  unsigned pam_max_concurrent;   /* 0 = 16 */
+  bool replay_cache_file;        /* MIT's file replay cache instead of the in-memory one */
+  bool replay_cache_shared;      /* the in-memory one in shared memory (worker processes) */
+  const char *replay_cache_url;  /* the farm's Redis (gh_auth_config_t); NULL = none */
   const char *replay_cache_password;
   bool replay_cache_fallback_local;
   unsigned replay_cache_timeout_ms;
@@ -110,8 +107,8 @@ typedef enum gh__auth_transport_kind {
 
 typedef struct gh__auth_transport {
   gh__auth_transport_kind_t kind;
-  bool keep_alive; /* the connection can carry further requests (HTTP/1.1 keep-alive) */
-  int unix_fd;     /* AF_UNIX socket for peer credentials; -1 otherwise */
+  bool keep_alive;  /* the connection can carry further requests (HTTP/1.1 keep-alive) */
+  int unix_fd;      /* AF_UNIX socket for peer credentials; -1 otherwise */
 } gh__auth_transport_t;
 
 /** NTLM AUTHENTICATE facts for channel binding and service binding,
@@ -142,22 +139,22 @@ typedef enum gh__auth_verdict {
 
 typedef struct gh__auth_result {
   gh__auth_verdict_t verdict;
-  gh_auth_info_t info; /* DELIVER: the record (token owned by the receiver) */
-  size_t n_challenges; /* CHALLENGE: WWW-Authenticate values, in order */
+  gh_auth_info_t info;              /* DELIVER: the record (token owned by the receiver) */
+  size_t n_challenges;              /* CHALLENGE: WWW-Authenticate values, in order */
   char *challenges[GH__AUTH_MAX_CHALLENGES];
-  const char *mutual_auth_header; /* DELIVER+SUCCESS: WWW-Authenticate value to add to the
-                                     final 2xx, NULL when none or receive_mutual_auth */
-  int error;                      /* BAD_REQUEST/UNAVAILABLE: the reason (GH_E*, -errno) */
+  const char *mutual_auth_header;   /* DELIVER+SUCCESS: WWW-Authenticate value to add to the
+                                       final 2xx, NULL when none or receive_mutual_auth */
+  int error;                        /* BAD_REQUEST/UNAVAILABLE: the reason (GH_E*, -errno) */
   /* private */
   char *mutual_buf;
   void *packed_buf;
   char *remote_user_buf;
   char *local_user_buf;
-  char *mem_ccache;             /* "MEMORY:gh-deleg-..." holding delegated creds */
-  char *file_ccache_dir;        /* private dir of a materialised FILE ccache */
-  char *file_ccache;            /* its name ("FILE:<dir>/ccache") */
-  gh_token_t file_ccache_token; /* own handle to the client that made them (removal) */
-  char *fail_client_buf;        /* FAILURE: info.failure_client / _service / _detail */
+  char *mem_ccache;                 /* "MEMORY:gh-deleg-..." holding delegated creds */
+  char *file_ccache_dir;            /* private dir of a materialised FILE ccache */
+  char *file_ccache;                /* its name ("FILE:<dir>/ccache") */
+  gh_token_t file_ccache_token;     /* own handle to the client that made them (removal) */
+  char *fail_client_buf;            /* FAILURE: info.failure_client / _service / _detail */
   char *fail_service_buf;
   char *fail_detail_buf;
   gh_auth_log_cb *log_cb; /* the engine's sink, for result_done's complaints */
@@ -169,9 +166,9 @@ typedef struct gh__auth_result {
  *  Fills *ret_result (always; 0 is returned with a verdict, including
  *  BAD_REQUEST and UNAVAILABLE); a negative return is a programming error
  *  (NULL arguments). Thread-safe for different conns. */
-int gh__auth_step(gh__auth_engine_t *engine, gh__auth_conn_t *conn, const gh_auth_settings_t *site,
-                  const gh__auth_transport_t *transport, const char *authz, size_t authz_len,
-                  gh__auth_result_t *ret_result);
+int gh__auth_step(gh__auth_engine_t *engine, gh__auth_conn_t *conn,
+                  const gh_auth_settings_t *site, const gh__auth_transport_t *transport,
+                  const char *authz, size_t authz_len, gh__auth_result_t *ret_result);
 
 /** gh__auth_step on a TLS connection: cbt/cbt_len is its channel-binding
  *  application data ("tls-server-end-point:" + hash, RFC 5929; NULL when
@@ -288,11 +285,11 @@ void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *cache, const char *user
  *  calls below are lookup/insert with a key made once (by this cache: the
  *  salt is its own). */
 #define GH__AUTH_BASIC_KEY_SIZE 32
-bool gh__auth_basic_cache_key(gh__auth_basic_cache_t *cache, const char *user, const char *password,
-                              unsigned char ret_key[GH__AUTH_BASIC_KEY_SIZE]);
-/* ret_sid (may be NULL; GH__SID_STR_MAX bytes) / sid (may be NULL): the
- * SID of an AD user the entry is for ("" / NULL: a local account), so a hit
- * names the user in the requesting site's name_format. */
+bool gh__auth_basic_cache_key(gh__auth_basic_cache_t *cache, const char *user,
+                              const char *password, unsigned char ret_key[GH__AUTH_BASIC_KEY_SIZE]);
+/* ret_sid (may be NULL; GH__SID_STR_MAX = 192 bytes) / sid (may be NULL):
+ * the SID of the AD user the entry is for ("" / NULL: a local account), so
+ * a hit names the user in the requesting site's name_format. */
 bool gh__auth_basic_cache_lookup_key(gh__auth_basic_cache_t *cache,
                                      const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
                                      gh_token_t *ret_token, char ret_sid[192]);

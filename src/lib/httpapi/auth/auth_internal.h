@@ -68,8 +68,7 @@ int gh__auth_rcache_insert(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_T
  *  verified anything worth remembering). Any thread. */
 void gh__auth_rcache_remove(gh__auth_rcache_t *rc, const uint8_t tag[GH__RCACHE_TAG_LEN]);
 
-/* ---- the farm's replay store in Redis (auth_rcache_redis.c; see auth.md "Replay across nodes")
- * ---- */
+/* ---- the farm's replay store in Redis (auth_rcache_redis.c; see auth.md "Replay across nodes") ---- */
 #include <gatehouse/authinfo.h>
 
 #define GH__RCACHE_LOCAL_ONLY 2 /* Redis unusable, fallback_local: the local cache decides */
