@@ -623,19 +623,7 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_aut
   const char *remote = user, *account = user;
   int ret;
 
-  if (!r->info.token) {
-    /* a miss, or a hit without a token (unmapped, no handle): resolve */
-    ret = basic_ad_identity(site, user, &sids, &canon, &local);
-    if (ret) {
-      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
-      goto out;
-    }
-    if (sids) {
-      remote = canon ? canon : user;
-      account = local;
-      sid = sids->v[0];
-    }
-  } else if (sid[0] != '\0') {
+  if (r->info.token && sid[0] != '\0') {
     /* a hit with the AD user's token: only the name, in this site's format */
     ret = gh__sid_identity(sid, (int)site->name_format, &canon, &local);
     if (ret == -EAGAIN || ret == -ENOMEM || ret == -ENOSYS) {
@@ -647,6 +635,24 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_aut
     if (ret == 0) {
       remote = canon;
       account = local;
+    } else {
+      /* the SID maps to no account any more: never the cached token under
+       * the typed name — resolved again below, as on a miss */
+      e->ops.close(r->info.token);
+      r->info.token = 0;
+    }
+  }
+  if (!r->info.token) {
+    /* a miss, or a hit without a token (unmapped, no handle): resolve */
+    ret = basic_ad_identity(site, user, &sids, &canon, &local);
+    if (ret) {
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
+    if (sids) {
+      remote = canon ? canon : user;
+      account = local;
+      sid = sids->v[0];
     }
   }
   if (!r->info.token) {
