@@ -1,4 +1,5 @@
-/* test_auth_basic_cache.c: unit tests for the Basic success cache (salted hash, TTL, collisions). */
+/* test_auth_basic_cache.c: unit tests for the Basic success cache (salted hash, TTL, collisions).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,7 +33,8 @@ static void test_keys(void **state)
   (void)state;
   gh__auth_basic_cache_insert(c, "alice", "pw", 10, 0);
   assert_false(gh__auth_basic_cache_lookup(c, "alice", "pW", 10, NULL));
-  assert_false(gh__auth_basic_cache_lookup(c, "alicep", "w", 10, NULL)); /* no user/password smearing */
+  assert_false(
+      gh__auth_basic_cache_lookup(c, "alicep", "w", 10, NULL)); /* no user/password smearing */
   assert_false(gh__auth_basic_cache_lookup(c, "bob", "pw", 10, NULL));
   assert_true(gh__auth_basic_cache_lookup(c, "alice", "pw", 10, NULL));
   gh__auth_basic_cache_free(c);
@@ -64,9 +66,9 @@ static void test_disabled_and_collisions(void **state)
  * drops to 0. TOK(h) is the token behind a handle. */
 #define FT_MAX 64
 #define FT_HANDLES (1 << 16)
-static int ft_refs[FT_MAX];        /* references per token */
-static int ft_tok[FT_HANDLES];     /* per handle: its token */
-static char ft_open[FT_HANDLES];   /* per handle: 1 while open */
+static int ft_refs[FT_MAX];      /* references per token */
+static int ft_tok[FT_HANDLES];   /* per handle: its token */
+static char ft_open[FT_HANDLES]; /* per handle: 1 while open */
 static unsigned ft_serial;
 #define TOK(h) (ft_tok[(h)])
 
@@ -97,7 +99,7 @@ static int ft_close(gh_token_t t)
   return 0;
 }
 
-static const gh__auth_token_ops_t ft_ops = { .open_handle = ft_open_handle, .close = ft_close };
+static const gh__auth_token_ops_t ft_ops = {.open_handle = ft_open_handle, .close = ft_close};
 
 static void ft_reset(void)
 {
@@ -121,7 +123,7 @@ static void test_token_hit(void **state)
   assert_int_equal(h1, 0);
   gh__auth_basic_cache_insert(c, "alice", "pw", 100, t);
   assert_int_equal(ft_refs[1], 2); /* caller + cache */
-  ft_close(t);                      /* the request ends */
+  ft_close(t);                     /* the request ends */
   assert_int_equal(ft_refs[1], 1);
   assert_true(gh__auth_basic_cache_lookup(c, "alice", "pw", 110, &h1));
   assert_int_not_equal(h1, 0);
@@ -272,7 +274,7 @@ static int mt_close(gh_token_t t)
   return r;
 }
 
-static const gh__auth_token_ops_t mt_ops = { .open_handle = mt_open_handle, .close = mt_close };
+static const gh__auth_token_ops_t mt_ops = {.open_handle = mt_open_handle, .close = mt_close};
 
 static void *mt_main(void *arg)
 {
@@ -312,18 +314,46 @@ static void test_token_threads(void **state)
     assert_int_equal(ft_refs[i], 0);
 }
 
+/* An AD user's entry keeps its SID (a hit names the user per site); a
+ * local account's entry, a replaced entry and an expired one give "". */
+static void test_sid_kept(void **state)
+{
+  gh__auth_basic_cache_t *c = gh__auth_basic_cache_new(1, 30, NULL);
+  unsigned char k1[GH__AUTH_BASIC_KEY_SIZE], k2[GH__AUTH_BASIC_KEY_SIZE];
+  char sid[192];
+  (void)state;
+  assert_non_null(c);
+  assert_true(gh__auth_basic_cache_key(c, "ADTEST\\carla", "pw", k1));
+  assert_true(gh__auth_basic_cache_key(c, "alice", "pw", k2));
+  gh__auth_basic_cache_insert_key(c, k1, 10, 0, "S-1-5-21-1-2-3-1102");
+  memset(sid, 'x', sizeof(sid));
+  assert_true(gh__auth_basic_cache_lookup_key(c, k1, 11, NULL, sid));
+  assert_string_equal(sid, "S-1-5-21-1-2-3-1102");
+  gh__auth_basic_cache_insert_key(c, k2, 12, 0, NULL); /* one slot: replaces */
+  assert_false(gh__auth_basic_cache_lookup_key(c, k1, 12, NULL, sid));
+  assert_string_equal(sid, "");
+  memset(sid, 'x', sizeof(sid));
+  assert_true(gh__auth_basic_cache_lookup_key(c, k2, 12, NULL, sid));
+  assert_string_equal(sid, "");
+  gh__auth_basic_cache_insert_key(c, k1, 20, 0, "S-1-5-21-1-2-3-1102");
+  assert_false(gh__auth_basic_cache_lookup_key(c, k1, 50, NULL, sid)); /* expired */
+  assert_string_equal(sid, "");
+  gh__auth_basic_cache_free(c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_ttl),
-    cmocka_unit_test(test_keys),
-    cmocka_unit_test(test_disabled_and_collisions),
-    cmocka_unit_test(test_token_hit),
-    cmocka_unit_test(test_token_wrong_password),
-    cmocka_unit_test(test_token_ttl),
-    cmocka_unit_test(test_token_bounded),
-    cmocka_unit_test(test_token_none),
-    cmocka_unit_test(test_token_threads),
+      cmocka_unit_test(test_ttl),
+      cmocka_unit_test(test_keys),
+      cmocka_unit_test(test_disabled_and_collisions),
+      cmocka_unit_test(test_token_hit),
+      cmocka_unit_test(test_token_wrong_password),
+      cmocka_unit_test(test_token_ttl),
+      cmocka_unit_test(test_token_bounded),
+      cmocka_unit_test(test_token_none),
+      cmocka_unit_test(test_token_threads),
+      cmocka_unit_test(test_sid_kept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
