@@ -1,5 +1,4 @@
-/* test_auth_basic_cache.c: unit tests for the Basic success cache (salted hash, TTL, collisions).
- */
+/* test_auth_basic_cache.c: unit tests for the Basic success cache (salted hash, TTL, collisions). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,8 +32,7 @@ static void test_keys(void **state)
   (void)state;
   gh__auth_basic_cache_insert(c, "alice", "pw", 10, 0);
   assert_false(gh__auth_basic_cache_lookup(c, "alice", "pW", 10, NULL));
-  assert_false(
-      gh__auth_basic_cache_lookup(c, "alicep", "w", 10, NULL)); /* no user/password smearing */
+  assert_false(gh__auth_basic_cache_lookup(c, "alicep", "w", 10, NULL)); /* no user/password smearing */
   assert_false(gh__auth_basic_cache_lookup(c, "bob", "pw", 10, NULL));
   assert_true(gh__auth_basic_cache_lookup(c, "alice", "pw", 10, NULL));
   gh__auth_basic_cache_free(c);
@@ -66,9 +64,9 @@ static void test_disabled_and_collisions(void **state)
  * drops to 0. TOK(h) is the token behind a handle. */
 #define FT_MAX 64
 #define FT_HANDLES (1 << 16)
-static int ft_refs[FT_MAX];      /* references per token */
-static int ft_tok[FT_HANDLES];   /* per handle: its token */
-static char ft_open[FT_HANDLES]; /* per handle: 1 while open */
+static int ft_refs[FT_MAX];        /* references per token */
+static int ft_tok[FT_HANDLES];     /* per handle: its token */
+static char ft_open[FT_HANDLES];   /* per handle: 1 while open */
 static unsigned ft_serial;
 #define TOK(h) (ft_tok[(h)])
 
@@ -99,7 +97,7 @@ static int ft_close(gh_token_t t)
   return 0;
 }
 
-static const gh__auth_token_ops_t ft_ops = {.open_handle = ft_open_handle, .close = ft_close};
+static const gh__auth_token_ops_t ft_ops = { .open_handle = ft_open_handle, .close = ft_close };
 
 static void ft_reset(void)
 {
@@ -123,7 +121,7 @@ static void test_token_hit(void **state)
   assert_int_equal(h1, 0);
   gh__auth_basic_cache_insert(c, "alice", "pw", 100, t);
   assert_int_equal(ft_refs[1], 2); /* caller + cache */
-  ft_close(t);                     /* the request ends */
+  ft_close(t);                      /* the request ends */
   assert_int_equal(ft_refs[1], 1);
   assert_true(gh__auth_basic_cache_lookup(c, "alice", "pw", 110, &h1));
   assert_int_not_equal(h1, 0);
@@ -274,7 +272,7 @@ static int mt_close(gh_token_t t)
   return r;
 }
 
-static const gh__auth_token_ops_t mt_ops = {.open_handle = mt_open_handle, .close = mt_close};
+static const gh__auth_token_ops_t mt_ops = { .open_handle = mt_open_handle, .close = mt_close };
 
 static void *mt_main(void *arg)
 {
@@ -344,16 +342,16 @@ static void test_sid_kept(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_ttl),
-      cmocka_unit_test(test_keys),
-      cmocka_unit_test(test_disabled_and_collisions),
-      cmocka_unit_test(test_token_hit),
-      cmocka_unit_test(test_token_wrong_password),
-      cmocka_unit_test(test_token_ttl),
-      cmocka_unit_test(test_token_bounded),
-      cmocka_unit_test(test_token_none),
-      cmocka_unit_test(test_token_threads),
-      cmocka_unit_test(test_sid_kept),
+    cmocka_unit_test(test_ttl),
+    cmocka_unit_test(test_keys),
+    cmocka_unit_test(test_disabled_and_collisions),
+    cmocka_unit_test(test_token_hit),
+    cmocka_unit_test(test_token_wrong_password),
+    cmocka_unit_test(test_token_ttl),
+    cmocka_unit_test(test_token_bounded),
+    cmocka_unit_test(test_token_none),
+    cmocka_unit_test(test_token_threads),
+    cmocka_unit_test(test_sid_kept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
