@@ -287,11 +287,14 @@ void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *cache, const char *user
 #define GH__AUTH_BASIC_KEY_SIZE 32
 bool gh__auth_basic_cache_key(gh__auth_basic_cache_t *cache, const char *user,
                               const char *password, unsigned char ret_key[GH__AUTH_BASIC_KEY_SIZE]);
+/* ret_sid (may be NULL; GH__SID_STR_MAX = 192 bytes) / sid (may be NULL):
+ * the SID of the AD user the entry is for ("" / NULL: a local account), so
+ * a hit names the user in the requesting site's name_format. */
 bool gh__auth_basic_cache_lookup_key(gh__auth_basic_cache_t *cache,
                                      const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
-                                     gh_token_t *ret_token);
+                                     gh_token_t *ret_token, char ret_sid[192]);
 void gh__auth_basic_cache_insert_key(gh__auth_basic_cache_t *cache,
                                      const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
-                                     gh_token_t token);
+                                     gh_token_t token, const char *sid);
 
 #endif

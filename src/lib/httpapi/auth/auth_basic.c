@@ -17,12 +17,15 @@
 #include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_internal.h"
+#include "httpapi/auth/auth_pac.h"
+#include "httpapi/auth/auth_sidcache.h"
 #include "util/alloc.h"
 
 typedef struct cache_entry {
   unsigned char key[32];
-  time_t expiry;    /* 0 = empty */
-  gh_token_t token; /* owned by the cache; 0 = none */
+  time_t expiry;             /* 0 = empty */
+  gh_token_t token;          /* owned by the cache; 0 = none */
+  char sid[GH__SID_STR_MAX]; /* an AD user's SID (winbind), "" otherwise */
 } cache_entry_t;
 
 /* Hashing contexts kept for reuse: EVP_MD_CTX_new + EVP_DigestInit with
@@ -176,7 +179,7 @@ bool gh__auth_basic_cache_lookup(gh__auth_basic_cache_t *c, const char *user, co
     *ret_token = 0;
   if (!gh__auth_basic_cache_key(c, user, password, key))
     goto out;
-  hit = gh__auth_basic_cache_lookup_key(c, key, now, ret_token);
+  hit = gh__auth_basic_cache_lookup_key(c, key, now, ret_token, NULL);
 out:
   explicit_bzero(key, sizeof(key));
   return hit;
@@ -184,13 +187,15 @@ out:
 
 bool gh__auth_basic_cache_lookup_key(gh__auth_basic_cache_t *c,
                                      const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
-                                     gh_token_t *ret_token)
+                                     gh_token_t *ret_token, char ret_sid[GH__SID_STR_MAX])
 {
   gh_token_t stale = 0;
   bool hit = false;
 
   if (ret_token)
     *ret_token = 0;
+  if (ret_sid)
+    ret_sid[0] = '\0';
   if (!c || c->ttl_s == 0)
     goto out;
   pthread_mutex_lock(&c->lock);
@@ -198,6 +203,8 @@ bool gh__auth_basic_cache_lookup_key(gh__auth_basic_cache_t *c,
   if (e->expiry != 0 && CRYPTO_memcmp(e->key, key, GH__AUTH_BASIC_KEY_SIZE) == 0) {
     if (now < e->expiry) {
       hit = true;
+      if (ret_sid)
+        memcpy(ret_sid, e->sid, GH__SID_STR_MAX);
       /* under the lock: an insert cannot close the cached handle meanwhile */
       if (ret_token && e->token && c->ops.open_handle(e->token, ret_token) != 0)
         *ret_token = 0; /* the caller builds a token as on a miss */
@@ -220,13 +227,13 @@ void gh__auth_basic_cache_insert(gh__auth_basic_cache_t *c, const char *user, co
   unsigned char key[32];
 
   if (gh__auth_basic_cache_key(c, user, password, key))
-    gh__auth_basic_cache_insert_key(c, key, now, token);
+    gh__auth_basic_cache_insert_key(c, key, now, token, NULL);
   explicit_bzero(key, sizeof(key));
 }
 
 void gh__auth_basic_cache_insert_key(gh__auth_basic_cache_t *c,
                                      const unsigned char key[GH__AUTH_BASIC_KEY_SIZE], time_t now,
-                                     gh_token_t token)
+                                     gh_token_t token, const char *sid)
 {
   gh_token_t mine = 0, old = 0;
 
@@ -240,6 +247,9 @@ void gh__auth_basic_cache_insert_key(gh__auth_basic_cache_t *c,
   memcpy(e->key, key, GH__AUTH_BASIC_KEY_SIZE);
   e->expiry = now + (time_t)c->ttl_s;
   e->token = mine;
+  memset(e->sid, 0, sizeof(e->sid));
+  if (sid && strlen(sid) < sizeof(e->sid))
+    memcpy(e->sid, sid, strlen(sid));
   pthread_mutex_unlock(&c->lock);
   if (old)
     c->ops.close(old);
@@ -313,7 +323,8 @@ out:
 }
 
 int gh__auth_pam_check(const char *service, const char *user, const char *password,
-                       int *ret_pam_code, char *msg, size_t msglen)
+                       int *ret_pam_code, char *msg, size_t msglen, char *ret_user,
+                       size_t ret_user_len)
 {
   conv_data_t d = {.user = user, .password = password};
   struct pam_conv conv = {.conv = conv_cb, .appdata_ptr = &d};
@@ -330,8 +341,16 @@ int gh__auth_pam_check(const char *service, const char *user, const char *passwo
   rc = pam_authenticate(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
   if (rc == PAM_SUCCESS)
     rc = pam_acct_mgmt(pamh, PAM_SILENT | PAM_DISALLOW_NULL_AUTHTOK);
-  if (rc == PAM_SUCCESS)
+  if (rc == PAM_SUCCESS) {
+    /* the name the stack accepted (a module may have canonicalised it) */
+    const void *item = NULL;
+    if (ret_user && ret_user_len) {
+      ret_user[0] = '\0';
+      if (pam_get_item(pamh, PAM_USER, &item) == PAM_SUCCESS && item && strlen(item) < ret_user_len)
+        memcpy(ret_user, item, strlen(item) + 1);
+    }
     goto out;
+  }
   if (d.oom) {
     /* whatever the module made of our failed answer, the password was never
      * checked: 503, not a 401 that makes the browser re-prompt */
@@ -374,6 +393,7 @@ typedef struct pam_job {
   bool done;
   int ret, pam_code;
   char msg[256];
+  char pam_user[256]; /* PAM_USER after the success, "" unknown */
   char *service, *user, *password;
 } pam_job_t;
 
@@ -401,13 +421,15 @@ static void *pam_helper(void *arg)
 {
   pam_job_t *j = arg;
   int pam_code = 0;
-  char msg[256];
-  int ret = gh__auth_pam_check(j->service, j->user, j->password, &pam_code, msg, sizeof(msg));
+  char msg[256], pam_user[256] = "";
+  int ret = gh__auth_pam_check(j->service, j->user, j->password, &pam_code, msg, sizeof(msg),
+                               pam_user, sizeof(pam_user));
 
   pthread_mutex_lock(&j->lock);
   j->ret = ret;
   j->pam_code = pam_code;
   memcpy(j->msg, msg, sizeof(msg));
+  memcpy(j->pam_user, pam_user, sizeof(pam_user));
   j->done = true;
   pthread_cond_signal(&j->cond);
   pthread_mutex_unlock(&j->lock);
@@ -418,7 +440,7 @@ static void *pam_helper(void *arg)
 
 int gh__auth_pam_check_timed(const char *service, const char *user, const char *password,
                              unsigned timeout_ms, unsigned max_concurrent, int *ret_pam_code,
-                             char *msg, size_t msglen)
+                             char *msg, size_t msglen, char *ret_user, size_t ret_user_len)
 {
   pam_job_t *j = NULL;
   pthread_condattr_t ca;
@@ -429,6 +451,8 @@ int gh__auth_pam_check_timed(const char *service, const char *user, const char *
   bool counted = false;
 
   *ret_pam_code = 0;
+  if (ret_user && ret_user_len)
+    ret_user[0] = '\0';
   if (timeout_ms == 0)
     timeout_ms = GH__AUTH_PAM_TIMEOUT_MS_DEFAULT;
   if (max_concurrent == 0)
@@ -485,6 +509,8 @@ int gh__auth_pam_check_timed(const char *service, const char *user, const char *
     *ret_pam_code = j->pam_code;
     if (msg && msglen)
       snprintf(msg, msglen, "%s", j->msg);
+    if (ret_user && ret_user_len)
+      snprintf(ret_user, ret_user_len, "%s", j->pam_user);
   } else {
     ret = GH_ETIMEOUT;
     if (msg && msglen)
@@ -553,19 +579,90 @@ uint64_t gh__auth_engine_basic_memo_hits(gh__auth_engine_t *e)
   return atomic_load_explicit(&e->basic_memo_hits, memory_order_relaxed);
 }
 
+/* An AD user (issue 14 item 3): the name PAM accepted resolved through
+ * winbind to its SID and groups' SIDs, named by the SID in the site's
+ * name_format, its local account the SID's. Returns 0 with *ret_sids NULL
+ * for a name winbind does not know as a user (a local account: today's
+ * behaviour, the typed name). winbindd not running: a name with a domain
+ * (DOMAIN\\user, user@realm) cannot be decided (-EAGAIN, 503); a bare name
+ * is a local account (hosts without winbind). winbindd hung: -EAGAIN. */
+static int basic_ad_identity(gh__auth_engine_t *e, const gh_auth_settings_t *site,
+                             const char *name, gh__sids_t **ret_sids, char **ret_canon,
+                             char **ret_local)
+{
+  int ret = gh__winbind_user_sids(name, ret_sids);
+
+  if (ret == -ENOSYS)
+    return 0;
+  if (ret == -ENOENT)
+    return strchr(name, '\\') || strchr(name, '@') ? -EAGAIN : 0;
+  if (ret != 0 || *ret_sids == NULL)
+    return ret;
+  ret = gh__sidcache_identity(e->sidcache, (*ret_sids)->v[0], (int)site->name_format, ret_canon,
+                              ret_local);
+  if (ret == -EAGAIN || ret == -ENOMEM || ret == -ENOSYS) {
+    free(*ret_sids);
+    *ret_sids = NULL;
+    return ret == -ENOSYS ? -EAGAIN : ret;
+  }
+  if (ret != 0) {
+    *ret_canon = NULL;
+    *ret_local = NULL; /* a SID winbind maps to no account: unmapped */
+    ret = 0;
+  }
+  return ret;
+}
+
 /* After the password check (a cache hit or PAM): the token, the cache
- * entry, SUCCESS. key: the entry key, or NULL with the cache off. */
+ * entry, SUCCESS. key: the entry key, or NULL with the cache off. name:
+ * the name PAM accepted; sid: the AD user's SID a cache hit gave ("" none). */
 static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth_settings_t *site,
-                          const char *user, bool cached, const unsigned char *key, time_t now,
-                          gh__auth_result_t *r)
+                          const char *user, const char *sid, bool cached, const unsigned char *key,
+                          time_t now, gh__auth_result_t *r)
 {
   bool unmapped = false;
+  gh__sids_t *sids = NULL;
+  char *canon = NULL, *local = NULL;
+  const char *remote = user, *account = user;
   int ret;
 
+  if (r->info.token && sid[0] != '\0') {
+    /* a hit with the AD user's token: only the name, in this site's format */
+    ret = gh__sidcache_identity(e->sidcache, sid, (int)site->name_format, &canon, &local);
+    if (ret == -EAGAIN || ret == -ENOMEM || ret == -ENOSYS) {
+      e->ops.close(r->info.token);
+      r->info.token = 0;
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret == -ENOSYS ? -EAGAIN : ret);
+      goto out;
+    }
+    if (ret == 0) {
+      remote = canon;
+      account = local;
+    } else {
+      /* the SID maps to no account any more: never the cached token under
+       * the typed name — resolved again below, as on a miss */
+      e->ops.close(r->info.token);
+      r->info.token = 0;
+    }
+  }
   if (!r->info.token) {
-    ret = gh__auth_make_token(e, r, site, user, user, GH_SOURCE_BASIC, 0, NULL, NULL, &unmapped);
+    /* a miss, or a hit without a token (unmapped, no handle): resolve */
+    ret = basic_ad_identity(e, site, user, &sids, &canon, &local);
     if (ret) {
-      gh__auth_set_local_failure(r, ret, GH_AUTH_TYPE_BASIC, "Basic", user);
+      gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
+      goto out;
+    }
+    if (sids) {
+      remote = canon ? canon : user;
+      account = local;
+      sid = sids->v[0];
+    }
+  }
+  if (!r->info.token) {
+    ret =
+        gh__auth_make_token(e, r, site, account, remote, GH_SOURCE_BASIC, 0, NULL, sids, &unmapped);
+    if (ret) {
+      gh__auth_set_local_failure(r, ret, GH_AUTH_TYPE_BASIC, "Basic", remote);
       goto out;
     }
   }
@@ -573,16 +670,19 @@ static void basic_success(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_aut
    * depends on the site (allow_unmapped), so it is rebuilt per request. A
    * hit never refreshes the entry (its TTL runs from the PAM success). */
   if (!cached && key)
-    gh__auth_basic_cache_insert_key(e->basic_cache, key, now, unmapped ? 0 : r->info.token);
+    gh__auth_basic_cache_insert_key(e->basic_cache, key, now, unmapped ? 0 : r->info.token,
+                                    sids ? sid : NULL);
   /* Basic is per request by nature: never persisted on the connection */
   {
     gh_auth_settings_t s = *site;
     s.persist = GH_AUTH_PERSIST_NONE;
-    gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, user,
-                             unmapped ? e->unmapped_user : user);
+    gh__auth_deliver_success(c, r, &s, GH_AUTH_TYPE_BASIC, "Basic", 0, 0, remote,
+                             unmapped ? e->unmapped_user : account);
   }
 out:
-  return;
+  free(canon);
+  free(local);
+  free(sids);
 }
 
 static bool basic_succeeded(const gh__auth_result_t *r)
@@ -598,6 +698,7 @@ bool gh__auth_step_basic_memo(gh__auth_engine_t *e, gh__auth_conn_t *c,
                               const gh_auth_settings_t *site, const char *cred, size_t cred_len,
                               size_t max_tok, gh__auth_result_t *r)
 {
+  char sid[GH__SID_STR_MAX];
   time_t now;
 
   if (!c->memo_cred || c->memo_cred_len != cred_len ||
@@ -606,12 +707,12 @@ bool gh__auth_step_basic_memo(gh__auth_engine_t *e, gh__auth_conn_t *c,
   if (c->memo_dec_len > max_tok) /* this site's limit: the full path answers */
     return false;
   now = time(NULL);
-  if (!gh__auth_basic_cache_lookup_key(e->basic_cache, c->memo_key, now, &r->info.token)) {
+  if (!gh__auth_basic_cache_lookup_key(e->basic_cache, c->memo_key, now, &r->info.token, sid)) {
     gh__auth_basic_memo_clear(c);
     return false;
   }
   atomic_fetch_add_explicit(&e->basic_memo_hits, 1, memory_order_relaxed);
-  basic_success(e, c, site, c->memo_user, true, NULL, now, r);
+  basic_success(e, c, site, c->memo_user, sid, true, NULL, now, r);
   if (!basic_succeeded(r))
     gh__auth_basic_memo_clear(c);
   return true;
@@ -623,7 +724,7 @@ void gh__auth_step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth
 {
   char *buf = NULL;
   const char *user = NULL, *password = NULL;
-  char msg[GH_AUTH_SEC_TEXT_MAX];
+  char msg[GH_AUTH_SEC_TEXT_MAX], pam_user[256] = "", sid[GH__SID_STR_MAX] = "";
   unsigned char key[GH__AUTH_BASIC_KEY_SIZE];
   bool cached = false, have_key;
   int pam_code = 0, ret;
@@ -645,10 +746,11 @@ void gh__auth_step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth
    * (same user, same password hash, within the TTL): no PAM, no NSS */
   have_key = gh__auth_basic_cache_key(e->basic_cache, user, password, key);
   if (have_key)
-    cached = gh__auth_basic_cache_lookup_key(e->basic_cache, key, now, &r->info.token);
+    cached = gh__auth_basic_cache_lookup_key(e->basic_cache, key, now, &r->info.token, sid);
   if (!cached) {
     ret = gh__auth_pam_check_timed(e->pam_service, user, password, e->pam_timeout_ms,
-                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg));
+                                   e->pam_max_concurrent, &pam_code, msg, sizeof(msg), pam_user,
+                                   sizeof(pam_user));
     if (ret == GH_ETIMEOUT || ret == GH_ELIMIT || ret == -ENOMEM || ret == -EAGAIN) {
       /* PAM hung or too many conversations: not the client's fault, no re-prompt */
       gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, ret);
@@ -661,7 +763,10 @@ void gh__auth_step_basic(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh_auth
       goto out;
     }
   }
-  basic_success(e, c, site, user, cached, have_key ? key : NULL, now, r);
+  /* the name the PAM stack accepted (PAM_USER, which a module may have
+   * canonicalised); a hit's entry was made for that name */
+  basic_success(e, c, site, pam_user[0] ? pam_user : user, sid, cached, have_key ? key : NULL, now,
+                r);
   /* the next request with this header on this connection: see gh__auth_step_basic_memo */
   if (have_key && basic_succeeded(r))
     memo_set(c, cred, cred_len, dec_len, key, user);

@@ -378,6 +378,14 @@ gh__winbind_state_t gh__winbind_probe(void);
 /** "DOMAIN\\user" or "user" as winbind knows it: 1 a user account, 0 not
  *  known to the domain, -1 cannot tell. */
 int gh__winbind_account_known(const char *domain_user);
+/** The SIDs of a user account winbind knows by name ("DOMAIN\\user",
+ *  "user@realm" or "user"): *ret_sids = the user's SID then its groups'
+ *  (wbcLookupUserSids). 0 with *ret_sids NULL: winbind does not know the
+ *  name as a user; -ENOSYS built without libwbclient; -ENOENT winbindd is
+ *  not running (no answer at once); -EAGAIN winbindd hung (no answer
+ *  within GH__WINBIND_PING_MS) or failed; -ENOMEM. */
+struct gh__sids;
+int gh__winbind_user_sids(const char *name, struct gh__sids **ret_sids);
 /** Engine start (after the privilege drop): NTLM via winbind, is winbindd
  *  there and its privileged pipe open to this process? One log line if
  *  not, with what to do. */

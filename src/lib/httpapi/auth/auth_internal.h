@@ -8,9 +8,12 @@
 /** PAM authenticate + acct_mgmt for user/password with a conversation
  *  function; at base identity. 0 on success, GH_EAUTH_FAILED when PAM
  *  refused, GH_EPAM when pam_start failed. *ret_pam_code is the last PAM
- *  return code; msg (may be NULL) gets "PAM <code>: <pam_strerror>". */
+ *  return code; msg (may be NULL) gets "PAM <code>: <pam_strerror>";
+ *  ret_user (may be NULL) gets PAM_USER after a success (a module may have
+ *  canonicalised the name; "" when unknown or longer than ret_user_len). */
 int gh__auth_pam_check(const char *service, const char *user, const char *password,
-                       int *ret_pam_code, char *msg, size_t msglen);
+                       int *ret_pam_code, char *msg, size_t msglen, char *ret_user,
+                       size_t ret_user_len);
 
 #define GH__AUTH_PAM_TIMEOUT_MS_DEFAULT 10000u
 #define GH__AUTH_PAM_MAX_CONCURRENT_DEFAULT 16u
@@ -23,7 +26,7 @@ int gh__auth_pam_check(const char *service, const char *user, const char *passwo
  *  Any worker thread, at base identity. */
 int gh__auth_pam_check_timed(const char *service, const char *user, const char *password,
                              unsigned timeout_ms, unsigned max_concurrent, int *ret_pam_code,
-                             char *msg, size_t msglen);
+                             char *msg, size_t msglen, char *ret_user, size_t ret_user_len);
 
 /* ---- in-memory Kerberos replay cache (auth_rcache.c; see auth.md "Replay") ---- */
 #include <stdint.h>

@@ -15,6 +15,8 @@
 #include <gatehouse/authinfo.h>
 
 #include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_pac.h"
+#include "sec/nss.h"
 
 #if GH_HAVE_WBCLIENT
 #include <stdint.h>
@@ -201,6 +203,137 @@ int gh__winbind_account_known(const char *domain_user)
 #else
   (void)domain_user;
   return -1;
+#endif
+}
+
+int gh__winbind_user_sids(const char *name, struct gh__sids **ret_sids)
+{
+  *ret_sids = NULL;
+#if GH_HAVE_WBCLIENT
+  char dom[256] = "", user[256];
+  const char *bs = strchr(name, '\\'), *at = strrchr(name, '@');
+  struct wbcDomainSid sid, *groups = NULL;
+  enum wbcSidType type;
+  uint32_t n = 0;
+  char *list = NULL;
+  size_t len, off;
+  wbcErr we;
+  int rc;
+
+  /* split as winbind expects: DOMAIN\user, user@realm (the realm is the
+   * domain's DNS name), or a bare name in winbind's default domain */
+  if (bs) {
+    if ((size_t)(bs - name) >= sizeof(dom) || strlen(bs + 1) >= sizeof(user))
+      return 0;
+    memcpy(dom, name, (size_t)(bs - name));
+    dom[bs - name] = '\0';
+    snprintf(user, sizeof(user), "%s", bs + 1);
+  } else if (at) {
+    if ((size_t)(at - name) >= sizeof(user) || strlen(at + 1) >= sizeof(dom))
+      return 0;
+    memcpy(user, name, (size_t)(at - name));
+    user[at - name] = '\0';
+    snprintf(dom, sizeof(dom), "%s", at + 1);
+  } else {
+    if (strlen(name) >= sizeof(user))
+      return 0;
+    snprintf(user, sizeof(user), "%s", name);
+  }
+  if (!user[0])
+    return 0;
+  /* a hung winbindd would hold the worker for ever (libwbclient has no
+   * limit): ask for a ping with one first */
+  switch (gh__winbind_ping_within(GH__WINBIND_PING_MS)) {
+  case GH__WINBIND_PING_OK:
+    break;
+  case GH__WINBIND_PING_FAILED:
+    return -ENOENT;
+  default:
+    return -EAGAIN;
+  }
+  if (at) {
+    /* the realm (the domain's DNS name) to its NetBIOS name: looked up
+     * under the DNS name, winbindd would remember the SID's domain as
+     * spelled here ("AD.TEST\\carla") for every later lookup */
+    struct wbcDomainInfo *dinfo = NULL;
+    we = wbcDomainInfo(dom, &dinfo);
+    if (we == WBC_ERR_WINBIND_NOT_AVAILABLE)
+      return -ENOENT;
+    if (we == WBC_ERR_NO_MEMORY)
+      return -ENOMEM;
+    if (!WBC_ERROR_IS_OK(we) || !dinfo->short_name || !dinfo->short_name[0] ||
+        strlen(dinfo->short_name) >= sizeof(dom)) {
+      wbcFreeMemory(dinfo);
+      return 0; /* not a domain winbind knows: not an AD user */
+    }
+    snprintf(dom, sizeof(dom), "%s", dinfo->short_name);
+    wbcFreeMemory(dinfo);
+  } else if (!bs) {
+    /* a bare name: an account NSS knows is that account — a local one
+     * (its uid has no SID) keeps today's behaviour, a winbind one ("winbind
+     * use default domain") is looked up by its uid's SID; a name NSS does
+     * not know is looked up in winbind's own domain, as pam_winbind does */
+    struct passwd pw;
+    char *pwbuf = NULL;
+    rc = gh__nss_lookup(GH__NSS_PWNAM, user, 0, &pw, &pwbuf);
+    if (rc == 0) {
+      we = wbcUidToSid(pw.pw_uid, &sid);
+      free(pwbuf);
+      if (we == WBC_ERR_NO_MEMORY)
+        return -ENOMEM;
+      if (!WBC_ERROR_IS_OK(we))
+        return 0;
+      goto have_sid;
+    }
+    if (rc == -ENOMEM)
+      return -ENOMEM;
+    struct wbcInterfaceDetails *det = NULL;
+    we = wbcInterfaceDetails(&det);
+    if (we == WBC_ERR_WINBIND_NOT_AVAILABLE)
+      return -ENOENT;
+    if (we == WBC_ERR_NO_MEMORY)
+      return -ENOMEM;
+    if (!WBC_ERROR_IS_OK(we) || !det->netbios_domain ||
+        strlen(det->netbios_domain) >= sizeof(dom)) {
+      wbcFreeMemory(det);
+      return 0;
+    }
+    snprintf(dom, sizeof(dom), "%s", det->netbios_domain);
+    wbcFreeMemory(det);
+  }
+  we = wbcLookupName(dom, user, &sid, &type);
+  if (we == WBC_ERR_WINBIND_NOT_AVAILABLE)
+    return -ENOENT;
+  if (we == WBC_ERR_NO_MEMORY)
+    return -ENOMEM;
+  if (!WBC_ERROR_IS_OK(we) || type != WBC_SID_NAME_USER)
+    return 0; /* not a domain user (a local account, a group, unknown) */
+have_sid:
+  we = wbcLookupUserSids(&sid, false, &n, &groups);
+  if (we == WBC_ERR_NO_MEMORY)
+    return -ENOMEM;
+  if (!WBC_ERROR_IS_OK(we))
+    return -EAGAIN; /* a known user whose groups cannot be read: undecided */
+  len = ((size_t)n + 1) * (WBC_SID_STRING_BUFLEN + 1);
+  list = malloc(len);
+  if (!list) {
+    wbcFreeMemory(groups);
+    return -ENOMEM;
+  }
+  off = (size_t)wbcSidToStringBuf(&sid, list, WBC_SID_STRING_BUFLEN);
+  for (uint32_t i = 0; i < n; i++) {
+    if (memcmp(&groups[i], &sid, sizeof(sid)) == 0)
+      continue;
+    list[off++] = ',';
+    off += (size_t)wbcSidToStringBuf(&groups[i], list + off, WBC_SID_STRING_BUFLEN);
+  }
+  wbcFreeMemory(groups);
+  rc = gh__ntlm_sids_parse(list, off, ret_sids);
+  free(list);
+  return rc;
+#else
+  (void)name;
+  return -ENOSYS;
 #endif
 }
 

@@ -312,6 +312,33 @@ static void test_token_threads(void **state)
     assert_int_equal(ft_refs[i], 0);
 }
 
+/* An AD user's entry keeps its SID (a hit names the user per site); a
+ * local account's entry, a replaced entry and an expired one give "". */
+static void test_sid_kept(void **state)
+{
+  gh__auth_basic_cache_t *c = gh__auth_basic_cache_new(1, 30, NULL);
+  unsigned char k1[GH__AUTH_BASIC_KEY_SIZE], k2[GH__AUTH_BASIC_KEY_SIZE];
+  char sid[192];
+  (void)state;
+  assert_non_null(c);
+  assert_true(gh__auth_basic_cache_key(c, "ADTEST\\carla", "pw", k1));
+  assert_true(gh__auth_basic_cache_key(c, "alice", "pw", k2));
+  gh__auth_basic_cache_insert_key(c, k1, 10, 0, "S-1-5-21-1-2-3-1102");
+  memset(sid, 'x', sizeof(sid));
+  assert_true(gh__auth_basic_cache_lookup_key(c, k1, 11, NULL, sid));
+  assert_string_equal(sid, "S-1-5-21-1-2-3-1102");
+  gh__auth_basic_cache_insert_key(c, k2, 12, 0, NULL); /* one slot: replaces */
+  assert_false(gh__auth_basic_cache_lookup_key(c, k1, 12, NULL, sid));
+  assert_string_equal(sid, "");
+  memset(sid, 'x', sizeof(sid));
+  assert_true(gh__auth_basic_cache_lookup_key(c, k2, 12, NULL, sid));
+  assert_string_equal(sid, "");
+  gh__auth_basic_cache_insert_key(c, k1, 20, 0, "S-1-5-21-1-2-3-1102");
+  assert_false(gh__auth_basic_cache_lookup_key(c, k1, 50, NULL, sid)); /* expired */
+  assert_string_equal(sid, "");
+  gh__auth_basic_cache_free(c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -324,6 +351,7 @@ int main(void)
     cmocka_unit_test(test_token_bounded),
     cmocka_unit_test(test_token_none),
     cmocka_unit_test(test_token_threads),
+    cmocka_unit_test(test_sid_kept),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
