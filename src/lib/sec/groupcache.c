@@ -1,6 +1,7 @@
-/* groupcache.c: NSS group lists by user and gids by group name, behind small TTL caches. */
+/* groupcache.c: NSS group lists by user, gids by group name and accounts by name, behind small TTL caches. */
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,6 +194,82 @@ out:
   return rc;
 }
 
+/* ---- accounts by name ----------------------------------------------------
+ * Token creation asks NSS for the account on every request; for a domain
+ * user that is a winbind round trip (~180 µs of winbindd CPU and the wait).
+ * A found account is kept for the same TTL as its group list (which is
+ * cached already): the token never outlives what NSS said TTL seconds ago. */
+typedef struct acct_entry {
+  char key[NAME_MAX_LEN]; /* the name asked for; "" = empty slot */
+  gh__account_t acct;
+  time_t fetched;
+} acct_entry_t;
+
+static acct_entry_t acct_cache[CACHE_BUCKETS];
+static uint64_t acct_hits, acct_misses;
+
+int gh__groupcache_account(const char *name, gh__account_t *ret_account)
+{
+  unsigned ttl = gh__sec.ttl_s;
+  bool cacheable = ttl > 0 && strlen(name) < NAME_MAX_LEN;
+  time_t now = gh__sec_now();
+  acct_entry_t *e;
+  gh__account_t a;
+  struct passwd pw;
+  char *buf = NULL;
+  int rc;
+
+  if (cacheable) {
+    bool hit = false;
+    pthread_mutex_lock(&cache_lock);
+    e = &acct_cache[bucket_of(name, 1)];
+    if (e->key[0] != '\0' && strcmp(e->key, name) == 0 && now >= e->fetched &&
+        now - e->fetched < (time_t)ttl) {
+      a = e->acct;
+      hit = true;
+      acct_hits++;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    if (hit) {
+      rc = 0;
+      goto out;
+    }
+  }
+  rc = gh__nss_lookup(GH__NSS_PWNAM, name, 0, &pw, &buf);
+  if (rc != 0)
+    goto out;
+  if (strlen(pw.pw_name) >= sizeof(a.name)) {
+    rc = GH_ELIMIT;
+    goto out;
+  }
+  memset(&a, 0, sizeof(a));
+  strcpy(a.name, pw.pw_name);
+  a.uid = pw.pw_uid;
+  a.gid = pw.pw_gid;
+  pthread_mutex_lock(&cache_lock);
+  acct_misses++;
+  if (cacheable) {
+    e = &acct_cache[bucket_of(name, 1)];
+    strcpy(e->key, name);
+    e->acct = a;
+    e->fetched = now;
+  }
+  pthread_mutex_unlock(&cache_lock);
+out:
+  free(buf);
+  if (rc == 0)
+    *ret_account = a;
+  return rc;
+}
+
+void gh__groupcache_account_stats(uint64_t *ret_hits, uint64_t *ret_misses)
+{
+  pthread_mutex_lock(&cache_lock);
+  *ret_hits = acct_hits;
+  *ret_misses = acct_misses;
+  pthread_mutex_unlock(&cache_lock);
+}
+
 void gh__groupcache_gid_stats(uint64_t *ret_hits, uint64_t *ret_misses)
 {
   pthread_mutex_lock(&cache_lock);
@@ -207,6 +284,7 @@ void gh__groupcache_flush(void)
   for (unsigned i = 0; i < CACHE_BUCKETS; i++)
     entry_clear(&cache[i]);
   memset(gid_cache, 0, sizeof(gid_cache));
+  memset(acct_cache, 0, sizeof(acct_cache));
   pthread_mutex_unlock(&cache_lock);
 }
 

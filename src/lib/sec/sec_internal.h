@@ -111,6 +111,17 @@ int gh__groupcache_get(const char *user, gid_t gid, gid_t **ret_groups, size_t *
  * NSS at base identity (a thread that impersonates switches to base for
  * the call and back). Any thread. */
 int gh__groupcache_gid(const char *name, gid_t *ret_gid);
+/* An account by name (getpwnam_r): its NSS name, uid and primary gid. Only
+ * found accounts are cached, for group_cache_ttl_s (0: never); "no such
+ * user" and NSS errors are asked again each time. Base identity (token
+ * creation). Any thread. 0, GH_ENOT_FOUND-style errors of gh__nss_lookup. */
+typedef struct gh__account {
+  char name[256];
+  uid_t uid;
+  gid_t gid;
+} gh__account_t;
+int gh__groupcache_account(const char *name, gh__account_t *ret_account);
+void gh__groupcache_account_stats(uint64_t *ret_hits, uint64_t *ret_misses);
 void gh__groupcache_flush(void);
 /* Cache statistics for tests: lookups served from cache / from NSS (group
  * lists, and gids by name). */

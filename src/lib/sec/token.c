@@ -453,8 +453,7 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
                          .expiry = 0,
                          .delegated_cred = GSS_C_NO_CREDENTIAL};
   token_spec_t sp = {0};
-  struct passwd pw;
-  char *pwbuf = NULL;
+  gh__account_t pw;
   gid_t *groups = NULL;
   size_t n = 0;
   gh__cred_t *cred = NULL;
@@ -473,10 +472,10 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
     rc = -EINVAL;
     goto out;
   }
-  rc = gh__nss_lookup(GH__NSS_PWNAM, user, 0, &pw, &pwbuf);
+  rc = gh__groupcache_account(user, &pw); /* NSS, cached for group_cache_ttl */
   if (rc != 0)
     goto out;
-  if (!gh__sec_uid_allowed(pw.pw_uid)) {
+  if (!gh__sec_uid_allowed(pw.uid)) {
     rc = GH_EUID_REFUSED;
     goto out;
   }
@@ -498,14 +497,14 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
       memcpy(groups, opts->groups, opts->ngroups * sizeof(gid_t));
       n = gh__sec_sort_groups(groups, opts->ngroups);
     } else {
-      rc = gh__groupcache_get(pw.pw_name, pw.pw_gid, &groups, &n);
+      rc = gh__groupcache_get(pw.name, pw.gid, &groups, &n);
       if (rc != 0)
         goto out;
     }
-    sp.user = pw.pw_name;
+    sp.user = pw.name;
     sp.auth_name = opts->auth_name;
-    sp.uid = pw.pw_uid;
-    sp.gid = pw.pw_gid;
+    sp.uid = pw.uid;
+    sp.gid = pw.gid;
     sp.groups = groups;
     sp.ngroups = n;
     sp.sids = opts->sids;
@@ -538,7 +537,6 @@ int gh_token_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t
 out:
   free(cred); /* wrapper only: the credential stays the caller's on failure */
   free(groups);
-  free(pwbuf);
   return rc;
 }
 

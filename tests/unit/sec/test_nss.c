@@ -296,6 +296,54 @@ static void test_gid_cache(void **state)
   assert_int_equal(gh_token_close(dave), 0);
 }
 
+/* Token creation's account lookup: a found account is served from the cache
+ * for group_cache_ttl; "no such user" is never cached (an account added
+ * later is found at once); TTL 0 asks NSS each time. */
+static void test_account_cache(void **state)
+{
+  gh_sec_config_t cfg = base_cfg;
+  gh__account_t a;
+  uint64_t h0, m0, h1, m1;
+  gh_token_t t = GH_TOKEN_NULL;
+  (void)state;
+  cfg.group_cache_ttl_s = 30;
+  assert_int_equal(gh__sec_reconfigure(&cfg), 0);
+  gh__sec_set_clock(fake_clock);
+  gh__groupcache_account_stats(&h0, &m0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(gh__groupcache_account("alice", &a), 0);
+    assert_int_equal(a.uid, U_ALICE);
+    assert_string_equal(a.name, "alice");
+    assert_int_equal(gh__groupcache_account("nosuchuser", &a), GH_ENO_SUCH_USER);
+  }
+  gh__groupcache_account_stats(&h1, &m1);
+  assert_int_equal(h1 - h0, 2); /* alice twice from the cache */
+  assert_int_equal(m1 - m0, 1); /* alice once from NSS; nosuchuser never cached */
+  /* tokens use it: bob's first token asks NSS, later ones within the TTL do not */
+  gh__groupcache_account_stats(&h0, &m0);
+  for (int i = 0; i < 3; i++) {
+    assert_int_equal(gh_token_from_user("bob", NULL, &t), 0);
+    assert_int_equal(gh_token_close(t), 0);
+  }
+  gh__groupcache_account_stats(&h1, &m1);
+  assert_int_equal(m1 - m0, 1);
+  assert_int_equal(h1 - h0, 2);
+  /* after the TTL NSS is asked again */
+  fake_now += 30;
+  assert_int_equal(gh__groupcache_account("alice", &a), 0);
+  gh__groupcache_account_stats(&h0, &m0);
+  assert_int_equal(m0 - m1, 1);
+  /* TTL 0: every lookup goes to NSS */
+  cfg.group_cache_ttl_s = 0;
+  assert_int_equal(gh__sec_reconfigure(&cfg), 0);
+  gh__groupcache_account_stats(&h0, &m0);
+  for (int i = 0; i < 3; i++)
+    assert_int_equal(gh__groupcache_account("alice", &a), 0);
+  gh__groupcache_account_stats(&h1, &m1);
+  assert_int_equal(h1 - h0, 0);
+  assert_int_equal(m1 - m0, 3);
+}
+
 static void test_member_name_while_impersonating(void **state)
 {
   gh_token_t alice = user_token("alice");
@@ -386,6 +434,7 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup_teardown(test_member_name_large_groups, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_nss_down, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gid_cache, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_account_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_while_impersonating, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_concurrent, setup, teardown),
   };
