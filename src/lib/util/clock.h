@@ -9,4 +9,10 @@
  *  thread. */
 uint64_t gh__now_ms(void);
 
+struct timespec;
+/** *ret = CLOCK_MONOTONIC now + ms: the absolute deadline for a
+ *  pthread_cond_timedwait on a condition variable set to CLOCK_MONOTONIC.
+ *  Any thread. */
+void gh__deadline_after_ms(struct timespec *ret, unsigned ms);
+
 #endif

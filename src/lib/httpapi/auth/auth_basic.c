@@ -20,6 +20,7 @@
 #include "httpapi/auth/auth_pac.h"
 #include "httpapi/auth/auth_sidcache.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 
 typedef struct cache_entry {
   unsigned char key[32];
@@ -494,13 +495,7 @@ int gh__auth_pam_check_timed(const char *service, const char *user, const char *
     goto out;
   }
   counted = false; /* the helper gives the slot back when PAM returns */
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
+  gh__deadline_after_ms(&dl, timeout_ms);
   pthread_mutex_lock(&j->lock);
   while (!j->done && rc != ETIMEDOUT)
     rc = pthread_cond_timedwait(&j->cond, &j->lock, &dl);

@@ -17,6 +17,7 @@
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_pac.h"
 #include "sec/nss.h"
+#include "util/clock.h"
 
 #if GH_HAVE_WBCLIENT
 #include <stdint.h>
@@ -113,13 +114,7 @@ gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms)
     return GH__WINBIND_PING_OK;
   }
   pthread_attr_destroy(&ta);
-  clock_gettime(CLOCK_MONOTONIC, &dl);
-  dl.tv_sec += timeout_ms / 1000;
-  dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-  if (dl.tv_nsec >= 1000000000L) {
-    dl.tv_sec++;
-    dl.tv_nsec -= 1000000000L;
-  }
+  gh__deadline_after_ms(&dl, timeout_ms);
   pthread_mutex_lock(&j->lock);
   while (!j->done && rc != ETIMEDOUT)
     rc = pthread_cond_timedwait(&j->cond, &j->lock, &dl);
