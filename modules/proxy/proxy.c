@@ -123,7 +123,7 @@ static int set_field(relay_t *rl, const char *name, const char *value)
   proxy_req_t *q = rl->q;
   char *nv = NULL;
   if (strcasecmp(name, "Location") == 0 || strcasecmp(name, "Content-Location") == 0)
-    nv = proxy_rewrite_location(q->ctx, q->up, q->site, value);
+    nv = proxy_rewrite_location(q->ctx, q->up, q->site, value, q->sent_host);
   else if (strcasecmp(name, "Set-Cookie") == 0)
     nv = proxy_rewrite_cookie(q->ctx, q->up, q->site, value);
   return gh_http_response_set_header(q->resp, name, nv ? nv : value, GH_HEADER_ADD);
@@ -156,6 +156,10 @@ static int on_head(void *arg, proxy_resp_t *r)
     ret = gh_http_response_set_header(q->resp, "Via", line, GH_HEADER_REPLACE);
   }
   rl->head_set = ret == 0;
+  /* no body will come (HEAD, 204, 304): the head goes now, with the
+   * upstream's Content-Length (a final send would compute 0) */
+  if (ret == 0 && (q->is_head || r->status == 204 || r->status == 304))
+    ret = gh_http_response_flush(q->resp);
   return ret == 0 ? 0 : -1;
 }
 
@@ -372,6 +376,15 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   return GH_REQUEST_FINISH;
 }
 
+/* At stop the upstreams see their idle connections close. */
+static gh_global_status_t on_stop(void *global_data, gh_module_server_t *server)
+{
+  (void)global_data;
+  (void)server;
+  proxy_pool_close_idle();
+  return GH_GLOBAL_CONTINUE;
+}
+
 static void on_terminate(void *global_data)
 {
   (void)global_data;
@@ -381,7 +394,7 @@ static void on_terminate(void *global_data)
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_global_module_t g = {.struct_size = sizeof(g), .terminate = on_terminate};
+  gh_global_module_t g = {.struct_size = sizeof(g), .terminate = on_terminate, .on_stop = on_stop};
   int ret;
   (void)server_version;
   (void)server;

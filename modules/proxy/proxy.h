@@ -29,6 +29,7 @@ typedef struct proxy_upstream {
   char *port;                    /* TCP: port text */
   char *path;                    /* unix: socket path */
   char *prefix;                  /* "" or "/prefix" (no trailing '/') */
+  bool has_prefix;               /* a path was given (even "/"): it replaces the site path */
   char *authority;               /* Host value for upstream_host-less unix/HTTP/1.0 requests */
   _Atomic int64_t down_until_ms; /* passive health: not chosen before this */
   _Atomic uint64_t rr;           /* round-robin counter (used on a site's first upstream) */
@@ -64,6 +65,9 @@ int proxy_pool_take(proxy_upstream_t *up, const char *identity);
 /** Gives a connection whose last response was complete and framed back to
  *  the pool (or closes it: pool full, max_idle 0, readable data). */
 void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t max_idle);
+
+/** Closes every idle pooled connection (server stop). */
+void proxy_pool_close_idle(void);
 
 /* ---- the upstream response parser (proxy_resp.c) ---- */
 
@@ -121,10 +125,12 @@ const char *proxy_resp_field(const proxy_resp_t *r, const char *name);
 bool proxy_is_hop_by_hop(const char *name, const char *conn);
 /** Name comparison for identity fields: any case, '_' equals '-'. */
 bool proxy_name_eq_loose(const char *a, const char *b);
-/** Rewrites a Location value pointing into the upstream's prefix to the
- *  site's path; NULL when unchanged. Request memory. */
+/** Rewrites a Location value pointing into the upstream's prefix (as a
+ *  path, an URL of the upstream, or an URL of sent_host, the Host the
+ *  upstream was given) to the site's path; NULL when unchanged. Request
+ *  memory. */
 char *proxy_rewrite_location(gh_http_context_t *ctx, const proxy_upstream_t *up, const char *site,
-                             const char *value);
+                             const char *value, const char *sent_host);
 /** Rewrites the Path attribute of a Set-Cookie value; NULL when unchanged. */
 char *proxy_rewrite_cookie(gh_http_context_t *ctx, const proxy_upstream_t *up, const char *site,
                            const char *value);
@@ -148,6 +154,7 @@ typedef struct proxy_req {
   gh_module_server_t *server;
   const char *site;
   proxy_upstream_t *up;     /* the one in use */
+  const char *sent_host;    /* the Host field sent upstream */
   const char *identity_key; /* pool key of connections opened for this request, or NULL */
   int fd;                   /* upstream connection, or -1 */
   bool reused;              /* fd came from the pool */

@@ -88,13 +88,12 @@ bool proxy_name_eq_loose(const char *a, const char *b)
   return *a == *b;
 }
 
-/* Length of the scheme://authority part of an absolute URL pointing at the
- * upstream (its authority as configured), or 0. */
-static size_t upstream_origin_len(const proxy_upstream_t *up, const char *v)
+/* Length of "http://AUTHORITY" when v starts with it (any case), or 0. */
+static size_t origin_len(const char *v, const char *authority)
 {
-  size_t al = strlen(up->authority);
-  if (up->is_unix || strncasecmp(v, "http://", 7) != 0 ||
-      strncasecmp(v + 7, up->authority, al) != 0)
+  size_t al = authority != NULL ? strlen(authority) : 0;
+  if (al == 0 || strncasecmp(v, "http://", 7) != 0 || strncasecmp(v + 7, authority, al) != 0 ||
+      (v[7 + al] != '/' && v[7 + al] != '\0'))
     return 0;
   return 7 + al;
 }
@@ -106,7 +105,7 @@ static char *swap_prefix(gh_http_context_t *ctx, const proxy_upstream_t *up, con
 {
   size_t pl = strlen(up->prefix), sl = strlen(site);
   char *out;
-  if (pl == 0 || strncmp(path, up->prefix, pl) != 0 ||
+  if (!up->has_prefix || path[0] != '/' || strncmp(path, up->prefix, pl) != 0 ||
       (path[pl] != '\0' && path[pl] != '/' && path[pl] != '?' && path[pl] != ';'))
     return NULL;
   if (sl == 1)
@@ -118,16 +117,21 @@ static char *swap_prefix(gh_http_context_t *ctx, const proxy_upstream_t *up, con
 }
 
 char *proxy_rewrite_location(gh_http_context_t *ctx, const proxy_upstream_t *up, const char *site,
-                             const char *value)
+                             const char *value, const char *sent_host)
 {
-  size_t o = upstream_origin_len(up, value);
-  if (o == 0 && value[0] != '/')
-    return NULL;
-  if (o > 0 && value[o] != '/')
-    return NULL;
-  if (value[0] == '/' && value[1] == '/')
-    return NULL; /* network-path reference: another host */
-  return swap_prefix(ctx, up, site, value + o);
+  /* the upstream's own address goes (the client cannot reach it); the
+   * Host it was given stays, as the client's view of this server */
+  size_t o = up->is_unix ? 0 : origin_len(value, up->authority), keep = 0;
+  char *path, *out;
+  if (o == 0 && (keep = origin_len(value, sent_host)) == 0 && (value[0] != '/' || value[1] == '/'))
+    return NULL; /* another origin, or a network-path reference */
+  path = swap_prefix(ctx, up, site, value + o + keep);
+  if (path == NULL || keep == 0)
+    return path;
+  out = gh_http_context_alloc(ctx, keep + strlen(path) + 1);
+  if (out != NULL)
+    sprintf(out, "%.*s%s", (int)keep, value, path);
+  return out;
 }
 
 char *proxy_rewrite_cookie(gh_http_context_t *ctx, const proxy_upstream_t *up, const char *site,
@@ -163,7 +167,7 @@ static void add_target(proxy_req_t *q, proxy_buf_t *b)
 {
   const char *url = gh_http_request_get_url(q->req);
   size_t sl = strlen(q->site);
-  if (q->up->prefix[0] == '\0') {
+  if (!q->up->has_prefix) {
     proxy_buf_str(b, url);
     return;
   }
@@ -247,7 +251,8 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   proxy_buf_str(b, " HTTP/1.1\r\n");
   if (gh_http_context_get_config_string(q->ctx, "upstream_host", 0, &fixed) != 0)
     fixed = NULL;
-  proxy_buf_field(b, "Host", fixed ? fixed : host ? host : q->up->authority);
+  q->sent_host = fixed ? fixed : host ? host : q->up->authority;
+  proxy_buf_field(b, "Host", q->sent_host);
   for (size_t i = 0; i < gh_http_request_get_header_count(q->req); i++) {
     const char *n, *v;
     if (gh_http_request_get_header_at(q->req, i, &n, &v) < 0 || dropped_field(q, n, conn))

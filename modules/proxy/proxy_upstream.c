@@ -107,6 +107,7 @@ check:
       (up->is_unix ? up->path == NULL : up->host == NULL || up->port == NULL))
     return -ENOMEM;
   plen = strlen(up->prefix);
+  up->has_prefix = plen > 0;
   if (plen > 0 && up->prefix[plen - 1] == '/')
     up->prefix[plen - 1] = '\0'; /* "/app/" is "/app"; "/" is "" */
   if (!prefix_ok(up->prefix)) {
@@ -270,4 +271,19 @@ void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t m
   up->idle[up->n_idle++] =
       (proxy_pool_slot_t){.fd = fd, .identity = id, .since_ms = proxy_now_ms()};
   pthread_mutex_unlock(up->lock);
+}
+
+void proxy_pool_close_idle(void)
+{
+  pthread_mutex_lock(&g_lock);
+  for (proxy_upstream_t *up = g_upstreams; up != NULL; up = up->next) {
+    pthread_mutex_lock(up->lock);
+    for (size_t i = 0; i < up->n_idle; i++) {
+      close(up->idle[i].fd);
+      free(up->idle[i].identity);
+    }
+    up->n_idle = 0;
+    pthread_mutex_unlock(up->lock);
+  }
+  pthread_mutex_unlock(&g_lock);
 }

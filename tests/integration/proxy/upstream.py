@@ -69,7 +69,9 @@ def respond(sock, status, body=b'', headers=(), length=True):
 def handle(sock, cid, method, target, fields, hdrs, body_info):
     path = target.split('?')[0]
     info = {'conn': cid, 'method': method, 'target': target, 'headers': fields, **body_info}
-    print(json.dumps(info), flush=True)
+    with LOCK:
+        sys.stdout.write(json.dumps(info) + '\n')
+        sys.stdout.flush()
     me = f'http://{hdrs.get("host", "")}'
     if path.endswith('/invalid'):
         sock.sendall(b'HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n')
