@@ -85,11 +85,9 @@ static int send_all(proxy_req_t *q, const char *buf, size_t len)
  * upstream's side leave a response possibly readable. */
 static int send_body(proxy_req_t *q, bool chunked)
 {
-  char *buf = malloc(PROXY_IO_BUF);
+  char *buf = q->io;
   int ret = 0;
   ssize_t n;
-  if (buf == NULL)
-    return -ENOMEM;
   while ((n = gh_http_request_read_body(q->req, buf, PROXY_IO_BUF)) > 0 && ret == 0) {
     char sz[24];
     if (chunked) {
@@ -105,7 +103,6 @@ static int send_body(proxy_req_t *q, bool chunked)
     ret = (int)n == GH_ECLOSED ? -ECANCELED : -EIO;
   if (ret == 0 && chunked)
     ret = send_all(q, "0\r\n\r\n", 5);
-  free(buf);
   return ret;
 }
 
@@ -185,11 +182,9 @@ static int relay_response(proxy_req_t *q, bool retryable)
 {
   relay_t rl = {.q = q};
   proxy_resp_t *r = q->pr;
-  char *buf = malloc(PROXY_IO_BUF);
+  char *buf = q->io;
   size_t total = 0;
   int ret = 0;
-  if (buf == NULL)
-    return 500;
   proxy_resp_init(r, q->is_head, on_head, on_body, &rl);
   while (!r->done) {
     ssize_t n, used;
@@ -233,7 +228,6 @@ static int relay_response(proxy_req_t *q, bool retryable)
   }
   if (ret != 0 && rl.head_set && gh_http_response_headers_sent(q->resp))
     ret = -1;
-  free(buf);
   return ret;
 }
 
@@ -351,14 +345,17 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
                    .site = gh_http_context_get_site_path(ctx),
                    .fd = -1};
   proxy_upstream_t *order[MAX_UPSTREAMS];
+  proxy_scratch_t *scratch = proxy_scratch_get();
   size_t n = 0;
   int status = 500;
   (void)module;
   (void)prov;
   q.is_head = strcmp(gh_http_request_get_method(q.req), "HEAD") == 0;
-  q.pr = malloc(sizeof(*q.pr));
+  q.pr = scratch != NULL ? &scratch->resp : NULL;
+  q.io = scratch != NULL ? scratch->io : NULL;
   if (q.pr != NULL && read_config(&q) == 0)
     n = order_upstreams(&q, order);
+  proxy_identity_load(&q);
   if (n == 0)
     plog(&q, GH_LOG_ERROR, "configuration", q.pr ? "no usable upstream" : "out of memory");
   q.identity_key = proxy_identity_key(&q);
@@ -372,7 +369,6 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     gh_http_response_set_disconnect(q.resp); /* cut after the head went out */
   else if (status != 0)
     gh_http_response_send_error(q.resp, status, NULL);
-  free(q.pr);
   return GH_REQUEST_FINISH;
 }
 
@@ -389,6 +385,7 @@ static void on_terminate(void *global_data)
 {
   (void)global_data;
   proxy_upstream_free_all();
+  proxy_scratch_done();
 }
 
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
@@ -398,7 +395,9 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   int ret;
   (void)server_version;
   (void)server;
-  ret = gh_module_registration_set_execute_handler(reg, on_execute);
+  ret = proxy_scratch_init();
+  if (ret == 0)
+    ret = gh_module_registration_set_execute_handler(reg, on_execute);
   if (ret == 0)
     ret = gh_module_registration_set_global(reg, &g);
   if (ret == 0)

@@ -164,7 +164,24 @@ typedef struct proxy_req {
   bool connect_failed; /* the last attempt could not connect */
   bool client_failed;  /* a write to the client failed: the client is gone */
   proxy_resp_t *pr;
+  char *io; /* PROXY_IO_BUF bytes, the worker thread's */
+  /* identity_headers, read once per request */
+  const char *ident_name[8];
+  int ident_kind[8];
+  size_t n_ident;
 } proxy_req_t;
+
+/** The calling thread's parser and I/O buffer (allocated at its first
+ *  request, freed when the thread ends); NULL when out of memory. */
+typedef struct proxy_scratch {
+  proxy_resp_t resp;
+  char io[PROXY_IO_BUF];
+} proxy_scratch_t;
+proxy_scratch_t *proxy_scratch_get(void);
+int proxy_scratch_init(void);
+void proxy_scratch_done(void);
+/** Reads identity_headers into q->ident_*. */
+void proxy_identity_load(proxy_req_t *q);
 
 /* Hook points for the identity modes (JWT, connect-as-client, Negotiate):
  * each is one function, called once per upstream request. */

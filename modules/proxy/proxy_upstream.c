@@ -248,7 +248,7 @@ void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t m
 {
   size_t same = 0;
   char *id = NULL;
-  if (max_idle == 0 || !still_idle(fd) || (identity != NULL && (id = strdup(identity)) == NULL)) {
+  if (max_idle == 0 || (identity != NULL && (id = strdup(identity)) == NULL)) {
     close(fd);
     return;
   }
@@ -286,4 +286,31 @@ void proxy_pool_close_idle(void)
     pthread_mutex_unlock(up->lock);
   }
   pthread_mutex_unlock(&g_lock);
+}
+
+static pthread_key_t g_scratch_key;
+static bool g_scratch_ok;
+
+int proxy_scratch_init(void)
+{
+  int r = pthread_key_create(&g_scratch_key, free);
+  g_scratch_ok = r == 0;
+  return -r;
+}
+
+void proxy_scratch_done(void)
+{
+  if (g_scratch_ok)
+    pthread_key_delete(g_scratch_key);
+  g_scratch_ok = false;
+}
+
+proxy_scratch_t *proxy_scratch_get(void)
+{
+  proxy_scratch_t *s = pthread_getspecific(g_scratch_key);
+  if (s == NULL && (s = malloc(sizeof(*s))) != NULL && pthread_setspecific(g_scratch_key, s) != 0) {
+    free(s);
+    s = NULL;
+  }
+  return s;
 }
