@@ -83,7 +83,15 @@ def blackhole():
 
 
 @pytest.fixture(scope='module')
-def gh(realm, up):  # noqa: F811
+def up_unix():
+    d = shared_dir('gh-proxy-unix-')
+    u = Upstream(f'unix:{d}/app.sock')
+    yield u
+    u.stop()
+
+
+@pytest.fixture(scope='module')
+def gh(realm, up, up_unix):  # noqa: F811
     dead = free_port()  # nothing listens there
     hole = blackhole()
     base = dict(BASIC, handler='proxy', identity_headers=IDENT)
@@ -97,6 +105,7 @@ def gh(realm, up):  # noqa: F811
                      upstream_fail_timeout='30s')),
         ('/host', dict(base, upstream=f'http://127.0.0.1:{up.port}', upstream_host='app.internal',
                        proxy_forwarded='yes', proxy_via='no', proxy_x_forwarded='no')),
+        ('/unix', dict(base, upstream=f'unix:{up_unix.where[5:]}:/u')),
         ('/neg', {'handler': 'proxy', 'auth': 'negotiate', 'persist': 'all',
                   'identity_headers': IDENT, 'upstream': f'http://127.0.0.1:{up.port}/n'}),
     ]
@@ -374,3 +383,69 @@ def test_alice_bob_interleaved_64_connections(gh, up, realm):  # noqa: F811
     for _, c, _ in conns:
         c.close()
     assert total == 256 and mismatches == []
+
+
+def test_unix_upstream(gh, up_unix):
+    r = get(gh, '/unix/echo?x=1', user='bob')
+    assert r.status == 200, r.body
+    seen = json.loads(r.body)
+    assert seen['target'] == '/u/echo?x=1' and hdr(seen, 'X-Remote-User') == ['bob']
+
+
+@pytest.mark.parametrize('key,value,why', [
+    ('upstream', 'ftp://x:1', 'not http://HOST:PORT'),
+    ('upstream', 'http://host', 'the port is required'),
+    ('upstream', 'unix:relative.sock', 'unix:/ABSOLUTE'),
+    ('identity_headers', 'user:X-User nobody:X-Nobody', 'KIND:Field-Name'),
+    ('identity_headers', 'user:X-User user:X-Other', 'given twice'),
+    ('identity_headers', 'user:X(User)', 'not allowed in a field name'),
+])
+def test_bad_configuration_refused(realm, key, value, why):  # noqa: F811
+    site = dict(BASIC, handler='proxy', upstream='http://127.0.0.1:1')
+    site[key] = value
+    d = GhDaemon(realm, [('/p', site)])
+    try:
+        rc, err = d.check()
+        assert rc != 0 and why in err and key in err, err
+    finally:
+        d.stop()
+
+
+def rss_kb(pid):
+    """VmRSS of the daemon and its worker processes."""
+    total = 0
+    pids = [pid] + [int(p) for p in subprocess.run(['pgrep', '-P', str(pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+    for p in pids:
+        try:
+            with open(f'/proc/{p}/status') as f:
+                total += next(int(x.split()[1]) for x in f if x.startswith('VmRSS:'))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def test_download_1gib_streams(gh, up):
+    """1 GiB relayed from the upstream to the client: the daemon's RSS grows by less than
+    16 MiB (the body is never buffered whole)."""
+    size = 1 << 30
+    get(gh, '/app/big?1048576', user='alice')  # warm the worker's buffers
+    base = rss_kb(gh.proc.pid)
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kb(gh.proc.pid))
+            time.sleep(0.05)
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        p = subprocess.run(['curl', '-sS', '-u', 'alice:alicepw', '-o', '/dev/null', '-w',
+                            '%{http_code} %{size_download}', gh.url(f'/app/big?{size}')],
+                           capture_output=True, text=True, timeout=300)
+    finally:
+        done.set()
+        t.join()
+    assert p.stdout == f'200 {size}', p.stderr
+    assert peak[0] - base < 16 * 1024, (base, peak[0])
