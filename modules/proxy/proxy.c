@@ -32,80 +32,6 @@ static void plog(proxy_req_t *q, gh_log_level_t lvl, const char *what, const cha
                        q->up != NULL ? q->up->spec : "-", what, detail);
 }
 
-/* Client gone? (the stream API's call replaces this once httpapi has it) */
-static bool client_gone(proxy_req_t *q)
-{
-  return q->client_failed;
-}
-
-/* Waits until fd is ready for events, at most timeout_ms; 1 ready, 0 timeout,
- * -ECANCELED when the client went away, -errno. */
-static int wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms)
-{
-  int64_t deadline = proxy_now_ms() + (int64_t)timeout_ms;
-  for (;;) {
-    struct pollfd pf = {.fd = fd, .events = events};
-    int64_t left = deadline - proxy_now_ms();
-    int r;
-    if (client_gone(q))
-      return -ECANCELED;
-    if (left <= 0)
-      return 0;
-    r = poll(&pf, 1, left > 1000 ? 1000 : (int)left);
-    if (r > 0)
-      return 1;
-    if (r < 0 && errno != EINTR)
-      return -errno;
-  }
-}
-
-/* Writes all of buf to the upstream; 0, -ETIMEDOUT, -ECANCELED or -errno. */
-static int send_all(proxy_req_t *q, const char *buf, size_t len)
-{
-  while (len > 0) {
-    ssize_t w = send(q->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w > 0) {
-      buf += w;
-      len -= (size_t)w;
-      continue;
-    }
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0 && errno != EAGAIN)
-      return -errno;
-    int r = wait_fd(q, q->fd, POLLOUT, q->read_ms);
-    if (r <= 0)
-      return r == 0 ? -ETIMEDOUT : r;
-  }
-  return 0;
-}
-
-/* The request body, read from the client, sent as it comes (chunked when
- * the client's length is unknown). 0 or -errno; -EPIPE etc. from the
- * upstream's side leave a response possibly readable. */
-static int send_body(proxy_req_t *q, bool chunked)
-{
-  char *buf = q->io;
-  int ret = 0;
-  ssize_t n;
-  while ((n = gh_http_request_read_body(q->req, buf, PROXY_IO_BUF)) > 0 && ret == 0) {
-    char sz[24];
-    if (chunked) {
-      snprintf(sz, sizeof(sz), "%zx\r\n", (size_t)n);
-      ret = send_all(q, sz, strlen(sz));
-    }
-    if (ret == 0)
-      ret = send_all(q, buf, (size_t)n);
-    if (ret == 0 && chunked)
-      ret = send_all(q, "\r\n", 2);
-  }
-  if (n < 0 && ret == 0)
-    ret = (int)n == GH_ECLOSED ? -ECANCELED : -EIO;
-  if (ret == 0 && chunked)
-    ret = send_all(q, "0\r\n\r\n", 5);
-  return ret;
-}
-
 static bool skip_response_field(const char *name, const char *conn)
 {
   static const char *const own[] = {"Date", "Server", "Content-Length"};
@@ -134,12 +60,17 @@ static int on_head(void *arg, proxy_resp_t *r)
   const char *conn = proxy_resp_field(r, "Connection"), *via;
   char num[32];
   int ret = 0;
-  if (r->status < 200)
-    return r->status == 101 ? -1 : 0; /* interim: dropped (100: Expect is ours) */
+  if (r->status == 101 && !q->want_upgrade) {
+    r->error = "101 to a request that asked for no upgrade";
+    return -1;
+  }
+  if (r->status < 200 && r->status != 101)
+    return proxy_relay_interim(q, r);
   gh_http_response_clear(q->resp);
   ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
   for (size_t i = 0; i < r->n && ret == 0; i++)
-    if (!skip_response_field(r->f[i].name, conn))
+    if (!skip_response_field(r->f[i].name, conn) ||
+        (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0))
       ret = set_field(rl, r->f[i].name, r->f[i].value);
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
     snprintf(num, sizeof(num), "%lld", (long long)r->content_length);
@@ -188,7 +119,12 @@ static int relay_response(proxy_req_t *q, bool retryable)
   proxy_resp_init(r, q->is_head, on_head, on_body, &rl);
   while (!r->done) {
     ssize_t n, used;
-    int w = wait_fd(q, q->fd, POLLIN, q->read_ms);
+    int w = proxy_wait_fd(q, q->fd, POLLIN, q->read_ms);
+    if (w == -ECANCELED) {
+      plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
+      ret = -1;
+      break;
+    }
     if (w <= 0) {
       plog(q, GH_LOG_ERROR, "read", w == 0 ? "timed out" : gh_strerror(w));
       ret = w == 0 ? 504 : 502;
@@ -214,6 +150,12 @@ static int relay_response(proxy_req_t *q, bool retryable)
       ret = 502;
       break;
     }
+    if (r->done && r->upgrade) {
+      /* the rest is the new protocol's, for the client */
+      q->left_off = (size_t)used;
+      q->left_len = (size_t)(n - used);
+      break;
+    }
     if (used < n || (r->done && !r->keep_alive)) {
       /* bytes after the answer, or no keep-alive: this connection's framing
        * is over; it is closed, never reused */
@@ -222,7 +164,8 @@ static int relay_response(proxy_req_t *q, bool retryable)
     }
     if (!r->done && rl.head_set && gh_http_response_flush(q->resp) != 0) {
       q->client_failed = rl.client_error = true;
-      ret = 502;
+      plog(q, GH_LOG_INFO, "relay", "client gone, upstream request cancelled");
+      ret = -1;
       break;
     }
   }
@@ -252,8 +195,33 @@ static int get_connection(proxy_req_t *q, bool fresh)
   return r == -ETIMEDOUT ? 504 : 502;
 }
 
-/* One request to q->up: connection, head, body, response. 0 done, or the
- * status to answer, ATTEMPT_RETRY-like values handled inside. */
+/* Sends the request (head, then the body as the client sends it). 0 when
+ * the response is to be read (also after the upstream stopped taking the
+ * body: it may have answered), else the status (or -1: client gone). */
+static int send_request(proxy_req_t *q, const proxy_buf_t *head, bool has_body, bool chunked)
+{
+  int ret = proxy_send_all(q, head->p, head->len, false);
+  if (ret == 0 && has_body)
+    ret = proxy_send_body(q, chunked);
+  if (ret != 0)
+    q->broken = true; /* the upstream did not get the whole request */
+  if (ret == -ECANCELED) {
+    plog(q, GH_LOG_INFO, "send", "client gone, upstream request cancelled");
+    return -1;
+  }
+  if (ret == -ETIMEDOUT) {
+    plog(q, GH_LOG_ERROR, "send", "timed out");
+    return 504;
+  }
+  if (ret > 0)
+    plog(q, GH_LOG_WARNING, "request body", "the client's body failed");
+  return ret > 0 ? ret : 0;
+}
+
+/* One request to q->up: connection, head, body, response (a pooled
+ * connection that turns out closed is retried once on a new one when the
+ * request has no body). 0 done, or the status to answer, -1: close the
+ * client connection. */
 static int exchange(proxy_req_t *q)
 {
   proxy_buf_t head = {.max = PROXY_MAX_REQ_HEAD};
@@ -265,25 +233,20 @@ static int exchange(proxy_req_t *q)
     goto out;
   }
   for (int attempt = 0; attempt < 2; attempt++) {
+    q->broken = false;
     ret = get_connection(q, attempt > 0);
-    if (ret != 0)
-      goto out;
-    ret = send_all(q, head.p, head.len);
-    if (ret == 0 && has_body)
-      ret = send_body(q, chunked);
-    if (ret == -ECANCELED || ret == -ETIMEDOUT) {
-      plog(q, GH_LOG_ERROR, "send", ret == -ETIMEDOUT ? "timed out" : "client gone");
-      ret = ret == -ETIMEDOUT ? 504 : 502;
-      goto out;
-    }
-    /* a send error may come with an early answer: read it either way */
-    ret = relay_response(q, q->reused && !has_body);
+    if (ret == 0)
+      ret = send_request(q, &head, has_body, chunked);
+    if (ret == 0)
+      ret = relay_response(q, q->reused && !has_body);
     if (ret != ATTEMPT_RETRY)
       break;
     close(q->fd);
     q->fd = -1;
   }
-  if (ret == 0 && q->fd >= 0) {
+  if (ret == 0 && q->fd >= 0 && q->pr->upgrade)
+    ret = proxy_upgrade(q, q->io + q->left_off, q->left_len);
+  else if (ret == 0 && q->fd >= 0 && !q->broken) {
     proxy_pool_put(q->up, q->identity_key, q->fd, q->keepalive);
     q->fd = -1;
   }
@@ -398,6 +361,8 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   ret = proxy_scratch_init();
   if (ret == 0)
     ret = gh_module_registration_set_execute_handler(reg, on_execute);
+  if (ret == 0)
+    ret = proxy_request_streamed_bodies(reg);
   if (ret == 0)
     ret = gh_module_registration_set_global(reg, &g);
   if (ret == 0)

@@ -162,9 +162,12 @@ typedef struct proxy_req {
   bool is_head;
   bool via;            /* proxy_via */
   bool connect_failed; /* the last attempt could not connect */
+  bool want_upgrade;   /* the client asked to switch protocols (relayed) */
+  bool broken;         /* the upstream did not get the whole request: never reused */
   bool client_failed;  /* a write to the client failed: the client is gone */
   proxy_resp_t *pr;
-  char *io; /* PROXY_IO_BUF bytes, the worker thread's */
+  char *io;                  /* PROXY_IO_BUF bytes, the worker thread's */
+  size_t left_off, left_len; /* in io: what the upstream sent after its 101 head */
   /* identity_headers, read once per request */
   const char *ident_name[8];
   int ident_kind[8];
@@ -199,6 +202,34 @@ int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head);
 /** True for an incoming field that must never reach the upstream because
  *  the proxy itself sets a field of that name (identity fields). */
 bool proxy_is_identity_name(proxy_req_t *q, const char *name);
+
+/* ---- moving bytes (proxy_stream.c) ---- */
+
+/** True once the client is known to have gone (its connection closed). */
+bool proxy_client_gone(proxy_req_t *q);
+/** Waits for events on fd, at most timeout_ms, checking the client each
+ *  second: the revents (>0), 0 on timeout, -ECANCELED (client gone), -errno. */
+int proxy_wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms);
+/** Writes all of buf upstream (q->read_ms per wait). 0, -ETIMEDOUT,
+ *  -ECANCELED, -errno; with watch_answer, -EALREADY when the upstream
+ *  starts answering before taking everything. */
+int proxy_send_all(proxy_req_t *q, const char *buf, size_t len, bool watch_answer);
+/** Streams the client's body upstream (chunked when chunked). 0; -errno
+ *  of the upstream side (-EALREADY: it answers early); -ETIMEDOUT;
+ *  -ECANCELED (client gone); or a status for the client's body (400, 408,
+ *  413). */
+int proxy_send_body(proxy_req_t *q, bool chunked);
+/** Relays a 1xx interim response (not 100, not 101) to the client. 0 or -1
+ *  when the client is gone. */
+int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r);
+/** After the upstream's 101: the client connection switched and spliced
+ *  with the upstream connection until both end or upgrade_idle_timeout.
+ *  0, or -1 when the switch failed. */
+int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len);
+/** Whether this build relays Upgrade (the server has the stream API). */
+bool proxy_can_upgrade(void);
+/** Asks for streamed request bodies on the module's sites (if supported). */
+int proxy_request_streamed_bodies(gh_module_registration_t *reg);
 
 /** Builds the upstream request head. 0 or -errno. */
 int proxy_build_head(proxy_req_t *q, proxy_buf_t *head, bool *ret_has_body, bool *ret_chunked);

@@ -179,6 +179,19 @@ static void add_target(proxy_req_t *q, proxy_buf_t *b)
   proxy_buf_str(b, *url ? url : "/");
 }
 
+/* Upgrade (WebSocket …) is relayed when the server can hand the client's
+ * connection over: Upgrade and "Connection: upgrade" go upstream. */
+static void add_upgrade(proxy_req_t *q, proxy_buf_t *b, const char *conn)
+{
+  const char *up = gh_http_request_get_header(q->req, "Upgrade");
+  q->want_upgrade = proxy_can_upgrade() && up != NULL && conn != NULL &&
+                    list_has(conn, "upgrade") && gh_http_request_get_version(q->req) >= 11;
+  if (!q->want_upgrade)
+    return;
+  proxy_buf_field(b, "Connection", "upgrade");
+  proxy_buf_field(b, "Upgrade", up);
+}
+
 static bool config_bool(gh_http_context_t *ctx, const char *key)
 {
   bool v = false;
@@ -259,6 +272,7 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
       continue;
     proxy_buf_field(b, n, v);
   }
+  add_upgrade(q, b, conn);
   add_forwarding(q, b, host);
   ret = proxy_add_identity(q, b);
   *ret_chunked = false;
@@ -274,7 +288,7 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
                          strcmp(gh_http_request_get_method(q->req), "PUT") == 0)) {
     proxy_buf_field(b, "Content-Length", "0");
   }
-  if (q->keepalive == 0)
+  if (q->keepalive == 0 && !q->want_upgrade)
     proxy_buf_field(b, "Connection", "close");
   proxy_buf_str(b, "\r\n");
   if (ret == 0 && b->failed)

@@ -178,8 +178,11 @@ ssize_t proxy_resp_feed(proxy_resp_t *r, const char *data, size_t len)
     return len == 0 ? 0 : -1;
   used = http_parser_execute(&r->hp, &r->st, data, len);
   e = HTTP_PARSER_ERRNO(&r->hp);
-  if (e == HPE_PAUSED) {
-    http_parser_pause(&r->hp, 0);
+  if (e == HPE_PAUSED || (e == HPE_OK && r->done)) {
+    /* the answer is complete; what follows is not this request's (or, after
+     * a 101, the new protocol's) */
+    if (e == HPE_PAUSED)
+      http_parser_pause(&r->hp, 0);
     return (ssize_t)used;
   }
   if (e != HPE_OK || (len > 0 && used != len)) {
