@@ -18,6 +18,11 @@ from pipeline_helpers import (BASIC, GhDaemon, curl, free_port, needs_daemon,  #
 
 pytestmark = [needs_daemon, needs_root]
 HERE = os.path.dirname(os.path.abspath(__file__))
+# the server has the ABI 2.2 stream API (streamed request bodies, 1xx, client_gone, Upgrade)
+STREAMING = 'gh_http_context_upgrade' in open(os.path.join(
+    os.environ.get('GH_SOURCE_DIR', os.path.dirname(os.path.dirname(HERE))),
+    'include', 'gatehouse', 'module.h')).read()
+needs_streaming = pytest.mark.skipif(not STREAMING, reason='httpapi has no stream API yet')
 IDENT = 'user:X-Remote-User groups:X-Remote-Groups principal:X-Remote-Principal auth-type:X-Auth-Type'
 
 
@@ -91,7 +96,19 @@ def up_unix():
 
 
 @pytest.fixture(scope='module')
-def gh(realm, up, up_unix):  # noqa: F811
+def ws_up():
+    port = free_port()
+    p = subprocess.Popen(['/usr/bin/python3', os.path.join(HERE, 'proxy', 'ws_echo.py'), str(port)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == 'ready'
+    p.port = port
+    yield p
+    p.kill()
+    p.wait()
+
+
+@pytest.fixture(scope='module')
+def gh(realm, up, up_unix, ws_up):  # noqa: F811
     dead = free_port()  # nothing listens there
     hole = blackhole()
     base = dict(BASIC, handler='proxy', identity_headers=IDENT)
@@ -106,6 +123,7 @@ def gh(realm, up, up_unix):  # noqa: F811
         ('/host', dict(base, upstream=f'http://127.0.0.1:{up.port}', upstream_host='app.internal',
                        proxy_forwarded='yes', proxy_via='no', proxy_x_forwarded='no')),
         ('/unix', dict(base, upstream=f'unix:{up_unix.where[5:]}:/u')),
+        ('/ws', dict(base, upstream=f'http://127.0.0.1:{ws_up.port}/', upgrade_idle_timeout='2s')),
         ('/neg', {'handler': 'proxy', 'auth': 'negotiate', 'persist': 'all',
                   'identity_headers': IDENT, 'upstream': f'http://127.0.0.1:{up.port}/n'}),
     ]
@@ -449,3 +467,107 @@ def test_download_1gib_streams(gh, up):
         t.join()
     assert p.stdout == f'200 {size}', p.stderr
     assert peak[0] - base < 16 * 1024, (base, peak[0])
+
+
+def stream_upload(port, path, size, chunked, auth):
+    """Sends size bytes (a repeated random MiB) as the body, Content-Length or chunked;
+    returns (status, upstream's echo or body, sha256 sent)."""
+    import hashlib
+    block = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    c = Conn(port, timeout=120)
+    framing = 'Transfer-Encoding: chunked' if chunked else f'Content-Length: {size}'
+    c.send(f'POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{framing}\r\n\r\n'.encode())
+    left = size
+    while left > 0:
+        piece = block[:min(left, len(block))]
+        h.update(piece)
+        c.send(b'%x\r\n' % len(piece) + piece + b'\r\n' if chunked else piece)
+        left -= len(piece)
+    if chunked:
+        c.send(b'0\r\n\r\n')
+    r = c.read_response()
+    c.close()
+    return r.status, r.body, h.hexdigest()
+
+
+@needs_streaming
+def test_upload_1gib_streams(gh, up):
+    """1 GiB uploaded through the proxy (Content-Length), the upstream gets every byte; the
+    daemon's RSS grows by less than 16 MiB (the body is streamed, not buffered)."""
+    size = 1 << 30
+    stream_upload(gh.port, '/app/echo', 1 << 20, False, basic('alice'))  # warm buffers
+    base = rss_kb(gh.proc.pid)
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kb(gh.proc.pid))
+            time.sleep(0.05)
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        status, body, sha = stream_upload(gh.port, '/app/echo', size, False, basic('alice'))
+    finally:
+        done.set()
+        t.join()
+    assert status == 200, body
+    seen = json.loads(body)
+    assert seen['body_len'] == size and seen['body_sha256'] == sha
+    assert peak[0] - base < 16 * 1024, (base, peak[0])
+
+
+@needs_streaming
+def test_chunked_upload_streams_chunked_upstream(gh, up):
+    status, body, sha = stream_upload(gh.port, '/app/echo', 5 << 20, True, basic('alice'))
+    assert status == 200
+    seen = json.loads(body)
+    assert seen['body_len'] == 5 << 20 and seen['body_sha256'] == sha
+    assert hdr(seen, 'Transfer-Encoding') == ['chunked'] and hdr(seen, 'Content-Length') == []
+
+
+@needs_streaming
+def test_early_hints_relayed(gh, up):
+    c = Conn(gh.port)
+    c.send(f'GET /app/interim HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    first = c.read_response(head=True)
+    assert first.status == 103 and first.header('Link') == '</s.css>; rel=preload'
+    final = c.read_response()
+    assert final.status == 200 and final.body == b'after interim\n'
+    c.close()
+
+
+@needs_streaming
+def test_client_gone_cancels_upstream(gh, up):
+    before = gh.log().count('client gone, upstream request cancelled')
+    c = Conn(gh.port)
+    c.send(f'GET /plain/slow?4 HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    time.sleep(0.5)
+    c.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and gh.log().count('client gone, upstream request cancelled') == before:
+        time.sleep(0.1)
+    assert gh.log().count('client gone, upstream request cancelled') > before, gh.log()[-2000:]
+    assert get(gh, '/plain/echo', user='alice').status == 200
+
+
+@needs_streaming
+def test_websocket_relayed(gh, ws_up):
+    import asyncio
+    import websockets
+
+    async def run():
+        hdrs = {'Authorization': basic('bob'), 'X-Remote-User': 'root'}
+        async with websockets.connect(f'ws://127.0.0.1:{gh.port}/ws/', extra_headers=hdrs) as ws:
+            assert await ws.recv() == 'user=bob'
+            for m in ('one', 'two' * 1000, 'x' * 200000):
+                await ws.send(m)
+                assert await ws.recv() == m
+            # upgrade_idle_timeout = 2s: an idle upgraded connection is closed
+            await asyncio.sleep(3)
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.send('late')
+                await asyncio.wait_for(ws.recv(), 5)
+    asyncio.run(run())
+    assert get(gh, '/app/echo', user='alice').status == 200
