@@ -228,8 +228,9 @@ static int exchange(proxy_req_t *q)
   bool has_body, chunked;
   int ret = proxy_build_head(q, &head, &has_body, &chunked);
   if (ret != 0) {
-    plog(q, GH_LOG_ERROR, "request head", gh_strerror(ret));
-    ret = head.failed ? 431 : 500;
+    plog(q, ret == -EBADMSG ? GH_LOG_WARNING : GH_LOG_ERROR, "request",
+         ret == -EBADMSG ? "dot segment in the path" : gh_strerror(ret));
+    ret = ret == -EBADMSG ? 400 : head.failed ? 431 : 500;
     goto out;
   }
   for (int attempt = 0; attempt < 2; attempt++) {

@@ -161,6 +161,36 @@ char *proxy_rewrite_cookie(gh_http_context_t *ctx, const proxy_upstream_t *up, c
   return NULL;
 }
 
+/* Does the path of url hold a dot segment ("." or "..", also as %2e)? The
+ * server matched sites and rules on the normalized path; the upstream
+ * would resolve the segments itself, past a require /sub rule. */
+static bool has_dot_segment(const char *url)
+{
+  const char *p = url;
+  size_t end = strcspn(url, "?#");
+  while (p < url + end) {
+    const char *seg = p + 1; /* after a '/' */
+    size_t dots = 0, i = 0;
+    if (*p != '/')
+      return false;
+    while (seg + i < url + end && seg[i] != '/') {
+      if (seg[i] == '.')
+        i++;
+      else if (seg[i] == '%' && seg[i + 1] == '2' && (seg[i + 2] == 'e' || seg[i + 2] == 'E'))
+        i += 3;
+      else
+        break;
+      dots++;
+    }
+    if ((dots == 1 || dots == 2) && (seg + i >= url + end || seg[i] == '/'))
+      return true;
+    p = seg + strcspn(seg, "/");
+    if (p > url + end)
+      break;
+  }
+  return false;
+}
+
 /* The request target for the upstream: the site's path swapped for the
  * upstream's prefix when it has one, else the URL as the client sent it. */
 static void add_target(proxy_req_t *q, proxy_buf_t *b)
@@ -258,6 +288,8 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   char num[32];
   int ret;
 
+  if (has_dot_segment(gh_http_request_get_url(q->req)))
+    return -EBADMSG; /* 400 */
   proxy_buf_str(b, gh_http_request_get_method(q->req));
   proxy_buf_add(b, " ", 1);
   add_target(q, b);

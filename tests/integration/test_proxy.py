@@ -571,3 +571,15 @@ def test_websocket_relayed(gh, ws_up):
                 await asyncio.wait_for(ws.recv(), 5)
     asyncio.run(run())
     assert get(gh, '/app/echo', user='alice').status == 200
+
+
+@pytest.mark.parametrize('path', ['/app/a/../b', '/app/./x', '/app/x/%2e%2E/y', '/app/x/..',
+                                  '/app/x/.%2e?q=1'])
+def test_dot_segments_refused(gh, up, path):
+    """The server matched the site and its rules on the normalized path: a raw path the
+    upstream would resolve differently (past a require /sub rule) never goes upstream."""
+    n = len(up.requests(0))
+    r = get(gh, path, user='alice')
+    assert r.status == 400
+    assert len(up.requests()) == n
+    assert get(gh, '/app/x.y/..z/.../echo', user='alice').status == 200
