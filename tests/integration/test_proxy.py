@@ -443,11 +443,8 @@ def rss_kb(pid):
     return total
 
 
-def test_download_1gib_streams(gh, up):
-    """1 GiB relayed from the upstream to the client: the daemon's RSS grows by less than
-    16 MiB (the body is never buffered whole)."""
-    size = 1 << 30
-    get(gh, '/app/big?1048576', user='alice')  # warm the worker's buffers
+def rss_growth(gh, fn):
+    """(fn(), how many kB the daemon's RSS grew at most while fn ran)."""
     base = rss_kb(gh.proc.pid)
     peak = [base]
     done = threading.Event()
@@ -459,14 +456,23 @@ def test_download_1gib_streams(gh, up):
     t = threading.Thread(target=sample)
     t.start()
     try:
-        p = subprocess.run(['curl', '-sS', '-u', 'alice:alicepw', '-o', '/dev/null', '-w',
-                            '%{http_code} %{size_download}', gh.url(f'/app/big?{size}')],
-                           capture_output=True, text=True, timeout=300)
+        return fn(), peak[0] - base
     finally:
         done.set()
         t.join()
+
+
+def test_download_1gib_streams(gh, up):
+    """1 GiB relayed from the upstream to the client: the daemon's RSS grows by less than
+    16 MiB (the body is never buffered whole)."""
+    size = 1 << 30
+    get(gh, '/app/big?1048576', user='alice')  # warm the worker's buffers
+    p, grew = rss_growth(gh, lambda: subprocess.run(
+        ['curl', '-sS', '-u', 'alice:alicepw', '-o', '/dev/null', '-w',
+         '%{http_code} %{size_download}', gh.url(f'/app/big?{size}')],
+        capture_output=True, text=True, timeout=300))
     assert p.stdout == f'200 {size}', p.stderr
-    assert peak[0] - base < 16 * 1024, (base, peak[0])
+    assert grew < 16 * 1024, grew
 
 
 def stream_upload(port, path, size, chunked, auth):
@@ -497,25 +503,12 @@ def test_upload_1gib_streams(gh, up):
     daemon's RSS grows by less than 16 MiB (the body is streamed, not buffered)."""
     size = 1 << 30
     stream_upload(gh.port, '/app/echo', 1 << 20, False, basic('alice'))  # warm buffers
-    base = rss_kb(gh.proc.pid)
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_kb(gh.proc.pid))
-            time.sleep(0.05)
-    t = threading.Thread(target=sample)
-    t.start()
-    try:
-        status, body, sha = stream_upload(gh.port, '/app/echo', size, False, basic('alice'))
-    finally:
-        done.set()
-        t.join()
+    (status, body, sha), grew = rss_growth(
+        gh, lambda: stream_upload(gh.port, '/app/echo', size, False, basic('alice')))
     assert status == 200, body
     seen = json.loads(body)
     assert seen['body_len'] == size and seen['body_sha256'] == sha
-    assert peak[0] - base < 16 * 1024, (base, peak[0])
+    assert grew < 16 * 1024, grew
 
 
 @needs_streaming
