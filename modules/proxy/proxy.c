@@ -117,22 +117,26 @@ static int relay_response(proxy_req_t *q, bool retryable)
   size_t total = 0;
   int ret = 0;
   proxy_resp_init(r, q->is_head, on_head, on_body, &rl);
+  int64_t deadline = proxy_now_ms() + (int64_t)q->read_ms;
   while (!r->done) {
     ssize_t n, used;
-    int w = proxy_wait_fd(q, q->fd, POLLIN, q->read_ms);
-    if (w == -ECANCELED) {
-      plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
-      ret = -1;
-      break;
-    }
-    if (w <= 0) {
-      plog(q, GH_LOG_ERROR, "read", w == 0 ? "timed out" : gh_strerror(w));
-      ret = w == 0 ? 504 : 502;
-      break;
-    }
-    n = recv(q->fd, buf, PROXY_IO_BUF, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    /* a blocking read that wakes each second (SO_RCVTIMEO, set at connect):
+     * one syscall per piece, the client and the deadline checked on ticks */
+    n = recv(q->fd, buf, PROXY_IO_BUF, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (proxy_client_gone(q)) {
+        plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
+        ret = -1;
+        break;
+      }
+      if (proxy_now_ms() >= deadline) {
+        plog(q, GH_LOG_ERROR, "read", "timed out");
+        ret = 504;
+        break;
+      }
       continue;
+    }
+    deadline = proxy_now_ms() + (int64_t)q->read_ms;
     if (n <= 0 && total == 0 && retryable) {
       ret = ATTEMPT_RETRY;
       break;
@@ -185,8 +189,10 @@ static int get_connection(proxy_req_t *q, bool fresh)
   if (q->fd >= 0)
     return 0;
   r = proxy_open_upstream(q, &q->fd);
-  if (r == 0)
+  if (r == 0) {
+    proxy_set_read_tick(q->fd, q->read_ms);
     return 0;
+  }
   q->connect_failed = true;
   plog(q, GH_LOG_ERROR, "connect", r == -ETIMEDOUT ? "timed out" : gh_strerror(r));
   if (q->fail_ms > 0)

@@ -210,6 +210,10 @@ bool proxy_client_gone(proxy_req_t *q);
 /** Waits for events on fd, at most timeout_ms, checking the client each
  *  second: the revents (>0), 0 on timeout, -ECANCELED (client gone), -errno. */
 int proxy_wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms);
+/** A new upstream connection: blocking reads that wake each second, or
+ *  after read_ms if shorter (SO_RCVTIMEO); sends stay non-blocking per call
+ *  (MSG_DONTWAIT). */
+void proxy_set_read_tick(int fd, uint64_t read_ms);
 /** Writes all of buf upstream (q->read_ms per wait). 0, -ETIMEDOUT,
  *  -ECANCELED, -errno; with watch_answer, -EALREADY when the upstream
  *  starts answering before taking everything. */

@@ -1,11 +1,13 @@
 /* proxy_stream.c: the proxy's byte moving: waits bounded by timeouts and the client's presence, the
  * request body streamed upstream, 1xx relayed, Upgrade spliced both ways. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <gatehouse/error.h>
 
@@ -27,8 +29,6 @@ int proxy_wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms)
     struct pollfd pf = {.fd = fd, .events = events};
     int64_t left = deadline - proxy_now_ms();
     int r;
-    if (proxy_client_gone(q))
-      return -ECANCELED;
     if (left <= 0)
       return 0;
     r = poll(&pf, 1, left > 1000 ? 1000 : (int)left);
@@ -36,7 +36,20 @@ int proxy_wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms)
       return pf.revents;
     if (r < 0 && errno != EINTR)
       return -errno;
+    if (r == 0 && proxy_client_gone(q)) /* checked on ticks: no syscall per wait */
+      return -ECANCELED;
   }
+}
+
+void proxy_set_read_tick(int fd, uint64_t read_ms)
+{
+  uint64_t tick = read_ms < 1000 ? read_ms : 1000;
+  struct timeval tv = {.tv_sec = (time_t)(tick / 1000),
+                       .tv_usec = (suseconds_t)(tick % 1000) * 1000};
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0 && (fl & O_NONBLOCK))
+    (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
 int proxy_send_all(proxy_req_t *q, const char *buf, size_t len, bool watch_answer)
