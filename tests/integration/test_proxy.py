@@ -576,3 +576,31 @@ def test_dot_segments_refused(gh, up, path):
     assert r.status == 400
     assert len(up.requests()) == n
     assert get(gh, '/app/x.y/..z/.../echo', user='alice').status == 200
+
+
+def test_unasked_101_is_502_then_good(gh, up):
+    r = get(gh, '/app/switch', user='alice')
+    assert r.status == 502
+    assert '101 to a request that asked for no upgrade' in gh.log()
+    assert get(gh, '/app/echo', user='alice').status == 200
+
+
+def test_timeout_after_head_closes_client(gh, up):
+    """The upstream stalls in the middle of its body (read timeout 1 s): the head already went
+    out, so the client connection is closed short of the announced length, never completed."""
+    c = Conn(gh.port, timeout=10)
+    c.send(f'GET /app/stall HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    head = c.read_response(head=True)
+    assert head.status == 200 and head.header('Content-Length') == '100000'
+    got = b''
+    while True:
+        try:
+            d = c.s.recv(65536)
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+    c.close()
+    assert len(c.buf) + len(got) < 100000
+    assert get(gh, '/app/echo', user='alice').status == 200

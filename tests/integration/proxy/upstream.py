@@ -80,6 +80,13 @@ def handle(sock, cid, method, target, fields, hdrs, body_info):
         time.sleep(float(target.split('?')[1]) if '?' in target else 3)
         respond(sock, '200 OK', b'late\n')
         return True
+    if path.endswith('/switch'):
+        sock.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: upgrade\r\n\r\nraw')
+        return False
+    if path.endswith('/stall'):
+        sock.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n' + b'y' * 70000)
+        time.sleep(3)
+        return False
     if path.endswith('/extra'):
         # an answer, then a second one nobody asked for (a smuggled response)
         sock.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nfirst\n'
