@@ -342,7 +342,8 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   return GH_REQUEST_FINISH;
 }
 
-/* At stop the upstreams see their idle connections close. */
+/* At stop (and at a reload, which may drop or change upstream lines) the
+ * upstreams see their idle connections close. */
 static gh_global_status_t on_stop(void *global_data, gh_module_server_t *server)
 {
   (void)global_data;
@@ -361,7 +362,10 @@ static void on_terminate(void *global_data)
 GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
                                         gh_module_server_t *server)
 {
-  gh_global_module_t g = {.struct_size = sizeof(g), .terminate = on_terminate, .on_stop = on_stop};
+  gh_global_module_t g = {.struct_size = sizeof(g),
+                          .terminate = on_terminate,
+                          .on_stop = on_stop,
+                          .on_config_reload = on_stop};
   int ret;
   (void)server_version;
   (void)server;

@@ -41,8 +41,10 @@ class Upstream:
         self.t.start()
 
     def _read(self):
+        self.closed = []
         for line in self.proc.stdout:
-            self.log.append(json.loads(line))
+            d = json.loads(line)
+            (self.closed.append(d['closed']) if 'closed' in d else self.log.append(d))
 
     def requests(self, settle=0.2):
         time.sleep(settle)
@@ -606,3 +608,17 @@ def test_timeout_after_head_closes_client(gh, up):
     c.close()
     assert len(c.buf) + len(got) < 100000
     assert get(gh, '/app/echo', user='alice').status == 200
+
+
+def test_reload_closes_idle_upstream_connections(gh, up):
+    """A reload may drop or change upstream lines: the pooled idle connections are closed (the
+    upstream sees them end), and requests go on."""
+    assert get(gh, '/plain/echo', user='alice').status == 200
+    cid = up.requests()[-1]['conn']
+    assert cid not in up.closed
+    gh.reload()
+    deadline = time.monotonic() + 5
+    while cid not in up.closed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cid in up.closed
+    assert get(gh, '/plain/echo', user='alice').status == 200

@@ -162,6 +162,9 @@ def serve(sock):
         pass
     finally:
         sock.close()
+        with LOCK:
+            sys.stdout.write(json.dumps({'closed': cid}) + '\n')
+            sys.stdout.flush()
 
 
 def main():
