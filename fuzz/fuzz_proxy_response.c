@@ -1,5 +1,4 @@
-/* fuzz_proxy_response.c: libFuzzer target for the proxy module's upstream response parser (interim
- * heads, the final head, chunked/length/EOF bodies, limits). */
+/* fuzz_proxy_response.c: libFuzzer target for the proxy's upstream response parser. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,4 @@
-/* proxy.c: the proxy module (handler = proxy): registration, upstream choice, the request sent and
- * the response relayed. */
+/* proxy.c: the proxy handler: registration, upstream choice, request out, response back. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>

@@ -1,5 +1,4 @@
-/* proxy.h: what the proxy module's files share: upstreams, the pool, the response parser, one
- * relayed request. */
+/* proxy.h: what the proxy module's files share (upstreams, pool, parser, one request). */
 #ifndef GH_PROXY_H
 #define GH_PROXY_H
 

@@ -1,5 +1,4 @@
-/* proxy_ident.c: the identity hook points: the pool key, the upstream connection, and the identity
- * fields (headers mode) of the upstream request. */
+/* proxy_ident.c: identity hooks: pool key, upstream connect, identity fields upstream. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>

@@ -1,5 +1,4 @@
-/* proxy_relay.c: the upstream request head (hop-by-hop removed, Host, Via, X-Forwarded-*,
- * Forwarded, identity fields) and Location/Set-Cookie rewriting. */
+/* proxy_relay.c: the upstream request head and Location/Set-Cookie rewriting. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>

@@ -1,5 +1,4 @@
-/* proxy_resp.c: the bounded incremental parser of upstream responses (libhttp-parser, limits on
- * head size and field count). */
+/* proxy_resp.c: bounded incremental parser of upstream responses (libhttp-parser). */
 #include <limits.h>
 #include <string.h>
 #include <strings.h>

@@ -1,5 +1,4 @@
-/* proxy_stream.c: the proxy's byte moving: waits bounded by timeouts and the client's presence, the
- * request body streamed upstream, 1xx relayed, Upgrade spliced both ways. */
+/* proxy_stream.c: bodies streamed upstream, bounded waits, 1xx relayed, Upgrade spliced. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -1,5 +1,4 @@
-/* proxy_upstream.c: `upstream =` lines parsed and interned, passive health, and the keep-alive pool
- * keyed by (upstream, identity). */
+/* proxy_upstream.c: upstream lines, passive health, keep-alive pool keyed by identity. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>

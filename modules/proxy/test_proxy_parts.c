@@ -1,5 +1,4 @@
-/* test_proxy_parts.c: unit tests of the proxy module's parts: upstream lines, hop-by-hop and
- * identity names, the upstream response parser, the pool keyed by identity. */
+/* test_proxy_parts.c: unit tests of the proxy module's parts (lines, names, parser, pool). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
