@@ -55,6 +55,7 @@ static const char *const level_name[] = {"OK", "INFO", "WARN", "FAIL"};
 #define MAX_HOSTS 32
 #define MAX_KEYS 512
 #define MIN_UID_SAMPLE 200
+#define GH_DOCTOR_WINBIND_MS 5000u
 #define LOCAL_UID_MAX 60000 /* login.defs UID_MAX: local accounts above are not "people" */
 
 typedef struct kt_key {
@@ -1264,14 +1265,17 @@ static void check_winbind(doctor_t *d)
   char fix[1024];
   wbcErr we;
 
-  we = wbcPing();
-  if (!WBC_ERROR_IS_OK(we)) {
+  /* bounded: libwbclient itself waits for a hung winbindd forever */
+  int pe = gh_auth_winbind_ping(GH_DOCTOR_WINBIND_MS);
+  if (pe != 0) {
     report(d, LV_FAIL, "winbind",
-           "start winbind (systemctl start winbind; on a Samba DC: samba); then check "
-           "wbinfo -p and wbinfo -P",
-           "winbindd does not answer: %s: NTLM logons without ntlm_user_file fail until it is "
-           "back",
-           wbcErrorString(we));
+           pe == GH_ETIMEOUT ? "restart winbind (systemctl restart winbind; on a Samba DC: "
+                               "samba); then check wbinfo -p and wbinfo -P"
+                             : "start winbind (systemctl start winbind; on a Samba DC: samba); "
+                               "then check wbinfo -p and wbinfo -P",
+           "winbindd %s: NTLM logons without ntlm_user_file are answered 503 until it is back",
+           pe == GH_ETIMEOUT ? "is running but does not answer within 5 s (hung)"
+                             : "does not answer (not running)");
     report(d, LV_INFO, "winbind-pipe", NULL, "not checked: winbindd does not answer");
     return;
   }
@@ -1324,6 +1328,33 @@ static void check_winbind(doctor_t *d)
   wbcFreeMemory(det);
 }
 #endif
+
+/* ---- the farm's replay store ---- */
+
+static void check_replay_cache(doctor_t *d)
+{
+  const gh_daemon_auth_t *a = &d->cfg->auth;
+  char msg[512];
+  int e;
+
+  if (!a->replay_cache_url)
+    return;
+  e = gh_auth_replay_cache_probe(a->replay_cache_url, a->replay_cache_password,
+                                 a->replay_cache_timeout_ms, msg, sizeof(msg));
+  if (e == 0)
+    report(d, LV_OK, "replay-cache", NULL, "%s", msg);
+  else if (e == 1)
+    report(d, LV_WARN, "replay-cache", "redis-cli CONFIG SET maxmemory-policy noeviction (and in "
+                                       "redis.conf)", "%s", msg);
+  else
+    report(d, LV_FAIL, "replay-cache",
+           a->replay_cache_fallback_local
+               ? "start Redis or fix replay_cache / replay_cache_password_file (until then each "
+                 "node checks replays only locally: a token replayed to another node passes)"
+               : "start Redis or fix replay_cache / replay_cache_password_file (until then "
+                 "every Kerberos request is answered 503)",
+           "%s", msg);
+}
 
 static void check_winbind_needed(doctor_t *d)
 {
@@ -1579,6 +1610,7 @@ int gh_daemon_doctor(const gh_daemon_config_t *cfg, FILE *out)
     check_clock(d);
     check_selftest(d);
   }
+  check_replay_cache(d);
   check_winbind_needed(d);
   check_pam(d);
   check_min_uid(d);

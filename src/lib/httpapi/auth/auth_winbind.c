@@ -132,6 +132,23 @@ gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms)
   return ok ? GH__WINBIND_PING_OK : GH__WINBIND_PING_FAILED;
 }
 
+GH_EXPORT int gh_auth_winbind_ping(unsigned timeout_ms)
+{
+#if GH_HAVE_WBCLIENT
+  switch (gh__winbind_ping_within(timeout_ms)) {
+  case GH__WINBIND_PING_OK:
+    return 0;
+  case GH__WINBIND_PING_TIMEOUT:
+    return GH_ETIMEOUT;
+  default:
+    return GH_EAUTH_UNAVAILABLE;
+  }
+#else
+  (void)timeout_ms;
+  return GH_EUNSUPPORTED;
+#endif
+}
+
 gh__winbind_state_t gh__winbind_probe(void)
 {
 #if GH_HAVE_WBCLIENT
