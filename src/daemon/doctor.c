@@ -1485,8 +1485,11 @@ static void check_min_uid(doctor_t *d)
              "; system accounts (uids %u-999: daemons, databases) can sign in and be "
              "impersonated",
              min ? min : 1);
+  bool wb_hung = false;
 #if GH_HAVE_WBCLIENT
-  if (g_winbind_up || WBC_ERROR_IS_OK(wbcPing())) {
+  int wp = g_winbind_up ? 0 : gh_auth_winbind_ping(GH_DOCTOR_WINBIND_MS);
+  wb_hung = wp == GH_ETIMEOUT;
+  if (wp == 0) {
     struct wbcInterfaceDetails *det = NULL;
     const char **users = NULL;
     uint32_t n = 0;
@@ -1533,11 +1536,13 @@ static void check_min_uid(doctor_t *d)
     wbcFreeMemory(det);
   }
 #endif
-  /* local accounts of people (uid 1000 .. LOCAL_UID_MAX) */
+  /* local accounts of people (uid 1000 .. LOCAL_UID_MAX); NSS's winbind
+   * module would wait for a hung winbindd in setpwent() forever */
   struct passwd *pw;
   unsigned scanned = 0;
-  setpwent();
-  while ((pw = getpwent()) != NULL && scanned++ < 10000) {
+  if (!wb_hung)
+    setpwent();
+  while (!wb_hung && (pw = getpwent()) != NULL && scanned++ < 10000) {
     if (pw->pw_uid < 1000 || pw->pw_uid > LOCAL_UID_MAX || strchr(pw->pw_name, '\\'))
       continue;
     n_local++;
@@ -1549,9 +1554,14 @@ static void check_min_uid(doctor_t *d)
       lowest_ok = pw->pw_uid;
     }
   }
-  endpwent();
+  if (!wb_hung)
+    endpwent();
   char local_part[768];
-  if (n_local == 0)
+  if (wb_hung)
+    snprintf(local_part, sizeof(local_part),
+             "accounts not listed: winbindd hangs, and listing them through NSS would wait "
+             "for it");
+  else if (n_local == 0)
     snprintf(local_part, sizeof(local_part), "no local account with uid 1000-%u", LOCAL_UID_MAX);
   else
     snprintf(local_part, sizeof(local_part), "%u local accounts with uid 1000-%u, %u refused%s%s%s",
@@ -1570,7 +1580,8 @@ static void check_min_uid(doctor_t *d)
            n_refused || domain_refused ? ": refused accounts get 401 whatever their password" : "",
            sys_part);
   else
-    report(d, LV_OK, "min_uid", NULL, "min_uid = %u: %s%s", min, local_part, domain_part);
+    report(d, wb_hung ? LV_INFO : LV_OK, "min_uid", NULL, "min_uid = %u: %s%s", min, local_part,
+           domain_part);
 }
 
 /* ---- driver ---- */
