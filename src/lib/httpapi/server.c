@@ -272,7 +272,8 @@ GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
   g->user_ctx = user_ctx;
   if (props != NULL)
     g->props = *props;
-  if (g->props.max_body == 0)
+  g->props.stream_body = g->props.stream_body ? 1 : 0;
+  if (g->props.max_body == 0 && !g->props.stream_body) /* streamed: 0 = unlimited */
     g->props.max_body = s->cfg.max_body;
   if (g->props.body_timeout_ms == 0)
     g->props.body_timeout_ms = s->cfg.body_timeout_ms;
