@@ -306,6 +306,12 @@ static bool frame_bare_lf(gh__http_parser_t *p, const char *s, const char *e)
   for (; s < e; s++) {
     if (*s == '\n' && !p->frame_prev_cr)
       return true;
+    /* chunk data ends with exactly CRLF: libhttp-parser (not strict)
+     * takes any two bytes there, a smuggling disagreement */
+    if (p->frame_crlf > 0 && *s != (p->frame_crlf == 2 ? '\r' : '\n'))
+      return true;
+    if (p->frame_crlf > 0)
+      p->frame_crlf--;
     p->frame_prev_cr = *s == '\r';
     /* a size line with endless extensions, or an endless trailer line */
     p->frame_line = *s == '\n' ? 0 : p->frame_line + 1;
@@ -325,6 +331,8 @@ static int on_body(http_parser *hp, const char *at, size_t len)
     p->frame_from = at + len;
     p->frame_prev_cr = false;
     p->frame_line = 0;
+    if (hp->content_length == 0) /* the end of this chunk's data */
+      p->frame_crlf = 2;
   }
   if (len > p->max_body || p->body_seen > p->max_body - len)
     return fail(p, 413);

@@ -107,6 +107,7 @@ typedef struct gh__http_parser {
   uint32_t authz_bytes;     /* Authorization value bytes of this message */
   uint32_t section_bytes;   /* header-section bytes of this message so far */
   uint32_t frame_line;      /* chunked framing: bytes of the current line so far */
+  uint8_t frame_crlf;       /* chunked framing: CR, LF still due after chunk data (2, 1) */
   bool stream;              /* the owner consumes msg->body as it comes */
   uint64_t body_seen;       /* decoded body bytes of this message */
 } gh__http_parser_t;

@@ -277,6 +277,12 @@ GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
     g->props.max_body = s->cfg.max_body;
   if (g->props.body_timeout_ms == 0)
     g->props.body_timeout_ms = s->cfg.body_timeout_ms;
+  /* the parser's limit until the group is known (on_headers narrows it):
+   * the largest of any group, so a group above the server's own limit
+   * (or a streamed one) is not refused at the header block */
+  size_t gmax = g->props.max_body == 0 ? SIZE_MAX : g->props.max_body;
+  if (gmax > s->limits.max_body)
+    s->limits.max_body = gmax;
   size_t n = s->n_groups + 1;
   gh_url_group_t **ng = gh__realloc(s->groups, n * sizeof(*ng));
   if (ng != NULL)

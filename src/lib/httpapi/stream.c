@@ -159,9 +159,21 @@ static int send_continue(gh_request_t *r)
   gh__conn_t *c = r->conn;
   int ret = 0;
   r->continue_sent = true;
-  if (r->msg.expect_continue && !r->headers_sent && c->pending_len == 0)
-    ret = gh__conn_write(c, cont, sizeof(cont) - 1, gh__now_ms() + r->srv->cfg.send_timeout_ms);
-  return ret == 0 ? 0 : GH_ECLOSED;
+  if (c->pending_len > 0) {
+    /* what came with the head (its last LF, body bytes sent anyway) */
+    char *p = c->pending;
+    size_t n = c->pending_len;
+    c->pending = NULL;
+    c->pending_len = 0;
+    ret = body_feed(r, p, n);
+    free(p);
+    if (ret != 0)
+      return ret;
+  }
+  if (r->msg.expect_continue && !r->headers_sent && !r->body_done && c->parser.body_seen == 0 &&
+      gh__conn_write(c, cont, sizeof(cont) - 1, gh__now_ms() + r->srv->cfg.send_timeout_ms) != 0)
+    ret = GH_ECLOSED;
+  return ret;
 }
 
 static ssize_t body_copy_out(gh_request_t *r, void *buf, size_t len)
@@ -197,9 +209,10 @@ ssize_t gh__request_read_streamed(gh_request_t *r, void *buf, size_t len)
     goto fail;
   unsigned bto = r->group->props.body_timeout_ms;
   bool big = len >= SCRATCH;
-  ret = body_pump(r, big ? buf : tmp,
-                  big ? (len < STREAM_READ_MAX ? len : STREAM_READ_MAX) : sizeof(tmp),
-                  gh__now_ms() + bto);
+  if (r->body_pos == r->msg.body_len && !r->body_done)
+    ret = body_pump(r, big ? buf : tmp,
+                    big ? (len < STREAM_READ_MAX ? len : STREAM_READ_MAX) : sizeof(tmp),
+                    gh__now_ms() + bto);
   if (ret != 0)
     goto fail;
   ret = body_copy_out(r, buf, len);
