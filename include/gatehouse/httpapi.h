@@ -251,7 +251,9 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
 
 /** Graceful shutdown: closes listeners (no new connections), closes idle
  *  connections, lets requests already received or being read finish, and
- *  waits up to grace_ms for in-flight requests to complete; then closes all
+ *  waits up to grace_ms for in-flight requests to complete; then shuts down
+ *  the sockets of requests still in application hands (a handler blocked
+ *  on a streamed body or an upgraded stream returns), closes all
  *  remaining connections, stops the I/O threads and joins the worker threads
  *  of gh_server_run_workers(). gh_server_receive() returns GH_ESHUTDOWN once
  *  the queue is drained. Returns 0, or GH_ETIMEOUT when requests were still

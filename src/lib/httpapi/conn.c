@@ -1242,6 +1242,18 @@ void *gh__io_main(void *arg)
   return NULL;
 }
 
+/* Shutdown past its grace: connections in application hands are shut down
+ * (not closed: their requests hold them) so that a handler blocked on one
+ * (a streamed body, an upgraded stream waiting without timeout) returns. */
+void gh__io_cut_worker_conns(gh__io_t *io)
+{
+  pthread_mutex_lock(&io->lock);
+  for (gh__conn_t *c = io->conns; c != NULL; c = c->next)
+    if (atomic_load_explicit(&c->owner, memory_order_acquire) == GH__OWN_WORKER)
+      (void)shutdown(c->fd, SHUT_RDWR);
+  pthread_mutex_unlock(&io->lock);
+}
+
 /* Every event thread has stopped (gh_server_shutdown): closes what is at
  * rest; connections in application hands (a PENDING request) are shut down
  * so their writes fail, and closed by gh_server_free(). */

@@ -305,6 +305,9 @@ void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after a failure: the next event thread to claim it closes it. */
 void gh__conn_release_close(gh__conn_t *conn);
 void gh__io_close_all(gh__io_t *io);
+/** Shutdown past its grace: shuts down (SHUT_RDWR) the sockets of
+ *  connections in application hands, so blocked handlers return. */
+void gh__io_cut_worker_conns(gh__io_t *io);
 /** After every event thread stopped: closes connections at rest, shuts down
  *  those in application hands. */
 void gh__io_stop_conns(gh__io_t *io);

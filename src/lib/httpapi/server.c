@@ -763,6 +763,10 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   s->qclosed = true;
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
+  if (ret == GH_ETIMEOUT) /* a handler blocked on its connection must not stall the joins */
+    for (unsigned j = 0; j < s->n_ios; j++)
+      if (s->ios[j].lock_init)
+        gh__io_cut_worker_conns(&s->ios[j]);
   atomic_store_explicit(&s->wstop, true, memory_order_release);
   if (s->wstopfd >= 0) {
     uint64_t one = 1;

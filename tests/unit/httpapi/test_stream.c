@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -796,6 +797,39 @@ static void test_inline_workers(void **state)
   gh_server_free(srv);
 }
 
+static void stuck_handler(gh_request_t *r, void *arg)
+{
+  gh_stream_t *st = NULL;
+  char b[16];
+  (void)arg;
+  gh_response_set_status(r, 101, NULL);
+  if (gh_request_upgrade(r, &st) == 0)
+    (void)gh_stream_read(st, b, sizeof(b), -1); /* waits forever */
+  gh_request_complete(r);
+}
+
+/* A handler blocked on an upgraded stream without a timeout: shutdown
+ * cuts its connection after the grace and joins it. */
+static void test_shutdown_cuts_stream(void **state)
+{
+  (void)state;
+  gh_server_t *srv;
+  assert_int_equal(gh_server_new(NULL, &srv), 0);
+  assert_int_equal(gh_server_add_listener(srv, "127.0.0.1:0"), 0);
+  assert_int_equal(gh_server_start(srv), 0);
+  assert_int_equal(gh_server_run_workers(srv, 1, stuck_handler, NULL), 0);
+  client_t c = {.fd = connect_tcp(port_of(srv, 0))};
+  csends(&c, "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n");
+  char *resp = cread_until(&c, "\r\n\r\n", 3000);
+  assert_non_null(strstr(resp, "101 Switching"));
+  free(resp);
+  uint64_t t0 = (uint64_t)time(NULL);
+  assert_int_equal(gh_server_shutdown(srv, 300), GH_ETIMEOUT);
+  assert_true((uint64_t)time(NULL) - t0 < 5);
+  gh_server_free(srv);
+  client_close(&c);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -815,6 +849,7 @@ int main(void)
       cmocka_unit_test(test_upgrade_refused),
       cmocka_unit_test(test_stream_tls),
       cmocka_unit_test(test_inline_workers),
+      cmocka_unit_test(test_shutdown_cuts_stream),
   };
   signal(SIGPIPE, SIG_IGN);
   if (getenv("GH_TEST_FILTER") != NULL)
