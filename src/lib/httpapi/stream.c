@@ -347,23 +347,13 @@ GH_EXPORT int gh_request_client_gone(gh_request_t *r)
 
 /* ---- Upgrade -------------------------------------------------------------- */
 
-/* Whether a request field (any of its lines) lists token (case-insensitive). */
+/* Whether any line of a request field lists token. */
 static bool field_has_token(const gh_request_t *r, const char *name, const char *token)
 {
-  size_t tl = strlen(token);
-  for (unsigned i = 0; i < r->msg.n_headers; i++) {
-    if (strcasecmp(r->msg.headers[i].name, name) != 0)
-      continue;
-    const char *v = r->msg.headers[i].value;
-    while (*v != '\0') {
-      while (*v == ' ' || *v == '\t' || *v == ',')
-        v++;
-      size_t k = strcspn(v, ", \t");
-      if (k == tl && strncasecmp(v, token, tl) == 0)
-        return true;
-      v += k;
-    }
-  }
+  for (unsigned i = 0; i < r->msg.n_headers; i++)
+    if (strcasecmp(r->msg.headers[i].name, name) == 0 &&
+        gh__list_has_token(r->msg.headers[i].value, token))
+      return true;
   return false;
 }
 

@@ -36,21 +36,6 @@ int gh_http_context_client_gone(gh_http_context_t *ctx)
   return ctx->src_ops->client_gone(ctx->src);
 }
 
-/* Whether a request field lists token (comma-separated, any case). */
-static bool has_token(const char *v, const char *token)
-{
-  size_t tl = strlen(token);
-  while (v != NULL && *v != '\0') {
-    while (*v == ' ' || *v == '\t' || *v == ',')
-      v++;
-    size_t k = strcspn(v, ", \t");
-    if (k == tl && strncasecmp(v, token, tl) == 0)
-      return true;
-    v += k;
-  }
-  return false;
-}
-
 /* The response's status and fields go to the source (Connection is the
  * source's to write). */
 static int give_head(gh_http_context_t *ctx)
@@ -76,7 +61,7 @@ int gh_http_context_upgrade(gh_http_context_t *ctx, gh_http_stream_t **ret)
   if (ops->upgrade == NULL)
     return GH_EUNSUPPORTED;
   if (resp->headers_sent || resp->final_sent || resp->status != 101 || ctx->info.version != 11 ||
-      !has_token(gh_http_request_get_header(&ctx->request, "Connection"), "upgrade") ||
+      !gh__list_has_token(gh_http_request_get_header(&ctx->request, "Connection"), "upgrade") ||
       gh_http_request_get_header(&ctx->request, "Upgrade") == NULL)
     return GH_ESTATE; /* nothing sent */
   st = gh_http_context_alloc(ctx, sizeof(*st));
