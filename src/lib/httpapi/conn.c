@@ -15,6 +15,7 @@
 #include <syslog.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <limits.h>
 
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
@@ -277,7 +278,10 @@ static int wait_writable(gh__conn_t *c, uint64_t deadline, short events)
       break;
     }
     struct pollfd p = {.fd = c->fd, .events = events};
-    int r = poll(&p, 1, (int)(deadline - now));
+    /* UINT64_MAX: no deadline (gh_stream_write with timeout -1) */
+    int ms =
+        deadline == UINT64_MAX ? -1 : (int)(deadline - now < INT_MAX ? deadline - now : INT_MAX);
+    int r = poll(&p, 1, ms);
     if (r > 0) {
       if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
         ret = GH_ECLOSED;

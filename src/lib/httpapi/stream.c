@@ -1,6 +1,7 @@
 /* stream.c: the worker side of a connection: streamed request bodies, 1xx interim responses, client
  * state, Upgrade. */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +66,8 @@ static int wait_io(gh__conn_t *c, short events, uint64_t deadline)
     uint64_t now = gh__now_ms();
     if (now >= deadline)
       return GH_ETIMEOUT;
-    int ms = deadline == UINT64_MAX
-                 ? -1
-                 : (int)(deadline - now < INT32_MAX ? deadline - now : INT32_MAX);
+    int ms =
+        deadline == UINT64_MAX ? -1 : (int)(deadline - now < INT_MAX ? deadline - now : INT_MAX);
     struct pollfd p = {.fd = c->fd, .events = events};
     int r = poll(&p, 1, ms);
     if (r > 0)
