@@ -404,7 +404,10 @@ GH_EXPORT int gh_response_send_fd(gh_request_t *req, int fd, off_t offset, size_
  *  one, e.g. 103 Early Hints: hdrs holds n name,value pairs (hdrs[2i],
  *  hdrs[2i+1]; names are tokens, values without CR/LF/NUL; NULL with n 0).
  *  Blocks the calling thread up to send_timeout_ms. Dropped for an HTTP/1.0
- *  client (returns 0). Returns 0, -EINVAL, GH_ESTATE (the final head was
+ *  client (returns 0). A 100 goes out only on a streamed request whose
+ *  client sent "Expect: 100-continue" and before the first body read (it
+ *  then replaces the one that read would send), at most once; otherwise it
+ *  is dropped (returns 0). Returns 0, -EINVAL, GH_ESTATE (the final head was
  *  sent), GH_ECLOSED or -ENOMEM. The thread owning the request. */
 GH_EXPORT int gh_request_send_interim(gh_request_t *req, int status, const char *const *hdrs,
                                       size_t n);

@@ -483,6 +483,35 @@ static void test_expect_continue(void **state)
   assert_true(peer_closed(c.fd));
   client_close(&c);
 
+  /* a 100 on a request that did not ask for one is dropped */
+  c.fd = connect_tcp(f->port);
+  csends(&c, "POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab");
+  r = receive(f);
+  assert_int_equal(gh_request_send_interim(r, 100, NULL, 0), 0);
+  reply(r, "plain");
+  resp = cread_until(&c, "plain", 2000);
+  assert_null(strstr(resp, "100 Continue"));
+  free(resp);
+  client_close(&c);
+
+  /* a relayed 100 stands for the server's own: exactly one */
+  c.fd = connect_tcp(f->port);
+  csends(&c, "POST /s HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  r = receive(f);
+  assert_int_equal(gh_request_send_interim(r, 100, NULL, 0), 0);
+  assert_int_equal(gh_request_send_interim(r, 100, NULL, 0), 0);
+  resp = cread_until(&c, "\r\n\r\n", 2000);
+  assert_string_equal(resp, "HTTP/1.1 100 Continue\r\n\r\n");
+  free(resp);
+  csends(&c, "ab");
+  char two[8];
+  assert_int_equal(read_all(r, two, sizeof(two), 4), 2);
+  reply(r, "relayed");
+  resp = cread_until(&c, "relayed", 2000);
+  assert_null(strstr(resp, "100 Continue"));
+  free(resp);
+  client_close(&c);
+
   /* read: 100 Continue first, then the body is read */
   c.fd = connect_tcp(f->port);
   csends(&c, "POST /s HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
