@@ -204,10 +204,10 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_pipeline_t *pl, gh_ser
   if (ret != 0)
     goto out;
   for (size_t i = 0; i < cfg->n_sites; i++) {
+    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, NULL, &cfg->sites[i], &groups[i]);
     /* a handler module that relays (proxy) reads bodies as they arrive */
-    gh_url_group_props_t props = {
-        .stream_body = (unsigned)gh_pipeline_site_streams_body(pl, cfg->sites[i].prefix)};
-    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, &props, &cfg->sites[i], &groups[i]);
+    if (ret == 0 && gh_pipeline_site_streams_body(pl, cfg->sites[i].prefix))
+      ret = gh_url_group_set_stream_body(groups[i], 1);
     if (ret != 0) {
       gh_dlog(LOG_ERR, "[site %s]: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;

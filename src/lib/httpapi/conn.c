@@ -728,7 +728,7 @@ static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
   /* a stream_body group gets a request with a body at once: the
    * application reads the body from the connection (stream.c) */
   r->streamed =
-      r->group != NULL && r->group->props.stream_body && (m->chunked || m->content_length > 0);
+      r->group != NULL && r->group->stream_body && (m->chunked || m->content_length > 0);
   if (r->streamed) {
     gh__http_parser_set_stream(&c->parser);
     if (max_body == 0)

@@ -139,6 +139,8 @@ struct gh_url_group {
   char *prefix;
   size_t prefix_len;
   gh_url_group_props_t props;
+  bool max_body_unset; /* props.max_body was 0: the server's, or none when streamed */
+  bool stream_body;    /* gh_url_group_set_stream_body */
   void *user_ctx;
   void *auth_slot;
   void (*auth_slot_free)(void *);

@@ -92,10 +92,12 @@ static int setup(void **state)
   assert_int_equal(gh_server_add_tls_listener(f->srv, "127.0.0.1:0", &tls, NULL, 0), 0);
   f->port = port_of(f->srv, 0);
   f->tls_port = port_of(f->srv, 2);
-  gh_url_group_props_t sp = {.stream_body = 1, .body_timeout_ms = 1500};
-  gh_url_group_props_t small = {.stream_body = 1, .max_body = 100};
+  gh_url_group_props_t sp = {.body_timeout_ms = 1500};
+  gh_url_group_props_t small = {.max_body = 100};
   assert_int_equal(gh_server_add_url_group(f->srv, "/s", &sp, NULL, &f->stream), 0);
   assert_int_equal(gh_server_add_url_group(f->srv, "/small", &small, NULL, &f->small), 0);
+  assert_int_equal(gh_url_group_set_stream_body(f->stream, 1), 0);
+  assert_int_equal(gh_url_group_set_stream_body(f->small, 1), 0);
   assert_int_equal(gh_server_add_url_group(f->srv, "/", NULL, NULL, &f->buffered), 0);
   assert_int_equal(gh_url_group_get_props(f->stream)->max_body, 0); /* unlimited */
   assert_int_equal(gh_url_group_get_props(f->buffered)->max_body, 1000);
@@ -801,10 +803,11 @@ static void test_inline_workers(void **state)
 {
   (void)state;
   gh_server_t *srv;
-  gh_url_group_props_t sp = {.stream_body = 1};
+  gh_url_group_t *g;
   assert_int_equal(gh_server_new(NULL, &srv), 0);
   assert_int_equal(gh_server_add_listener(srv, "127.0.0.1:0"), 0);
-  assert_int_equal(gh_server_add_url_group(srv, "/", &sp, NULL, NULL), 0);
+  assert_int_equal(gh_server_add_url_group(srv, "/", NULL, NULL, &g), 0);
+  assert_int_equal(gh_url_group_set_stream_body(g, 1), 0);
   assert_int_equal(gh_server_start(srv), 0);
   assert_int_equal(gh_server_run_workers(srv, 2, echo_handler, NULL), 0);
   client_t c = {.fd = connect_tcp(port_of(srv, 0))};
