@@ -142,6 +142,7 @@ struct gh_url_group {
   void *user_ctx;
   void *auth_slot;
   void (*auth_slot_free)(void *);
+  unsigned metrics_site; /* its entry in the metrics site table */
 };
 
 struct gh_request {
@@ -154,6 +155,7 @@ struct gh_request {
   char *path;
   char *query;
   size_t body_pos;
+  uint64_t t0_ns; /* dispatched (the request read whole): latency starts */
   /* response */
   int status;
   const char *reason;

@@ -7,7 +7,9 @@
 
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/str.h"
 
 #define GH__FREE_REQS_MAX 256
@@ -508,6 +510,9 @@ fail:
   r->failed = true;
   if (final)
     r->finished = true;
+  gh__metrics_request(r->group ? r->group->metrics_site : GH__METRICS_SITE_NONE,
+                      gh__metrics_code(r->status),
+                      r->t0_ns != 0 ? gh__clock_ns() - r->t0_ns : UINT64_MAX);
   if (!r->released) {
     r->released = true;
     gh__conn_release_close(r->conn);
