@@ -510,9 +510,6 @@ fail:
   r->failed = true;
   if (final)
     r->finished = true;
-  gh__metrics_request(r->group ? r->group->metrics_site : GH__METRICS_SITE_NONE,
-                      gh__metrics_code(r->status),
-                      r->t0_ns != 0 ? gh__clock_ns() - r->t0_ns : UINT64_MAX);
   if (!r->released) {
     r->released = true;
     gh__conn_release_close(r->conn);
@@ -549,6 +546,10 @@ GH_EXPORT int gh_request_complete(gh_request_t *r)
   } else if (r->failed) {
     ret = GH_ECLOSED;
   }
+  /* every request the application or the auth gate answered, once */
+  gh__metrics_request(r->group ? r->group->metrics_site : GH__METRICS_SITE_NONE,
+                      gh__metrics_code(r->status),
+                      r->t0_ns != 0 ? gh__clock_ns() - r->t0_ns : UINT64_MAX);
   if (!r->released) {
     r->released = true;
     gh__conn_release_close(r->conn);
