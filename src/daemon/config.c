@@ -205,9 +205,9 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
     else if (v[0] != '\0' && strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(v))
       site->handler = GH_SITE_MODULE; /* a module name: checked when modules are loaded */
     else
-      return set_err(c, section, k,
-                     "'%s' is not a handler (static | fixed | echo | authinfo | metrics | module name)",
-                     v);
+      return set_err(
+          c, section, k,
+          "'%s' is not a handler (static | fixed | echo | authinfo | metrics | module name)", v);
     free(site->module);
     site->module = gh_site_is_pipeline(site) ? strdup(v) : NULL;
     return 1;

@@ -13,12 +13,12 @@
 
 typedef enum gh_site_handler {
   GH_SITE_NONE = 0,
-  GH_SITE_STATIC, /* plain files below root */
-  GH_SITE_FIXED,  /* body = text */
-  GH_SITE_ECHO,   /* test aid: answers with the request line, headers and body */
+  GH_SITE_STATIC,   /* plain files below root */
+  GH_SITE_FIXED,    /* body = text */
+  GH_SITE_ECHO,     /* test aid: answers with the request line, headers and body */
   GH_SITE_AUTHINFO, /* test aid: the auth record, token and kernel-seen uid as JSON */
   GH_SITE_METRICS,  /* the library's counters as Prometheus text (metricsite.c) */
-  GH_SITE_MODULE, /* any other name: a pipeline module (pipeline_host.c) */
+  GH_SITE_MODULE,   /* any other name: a pipeline module (pipeline_host.c) */
 } gh_site_handler_t;
 
 /* One key = value of the file, in file order, for the module pipeline. */

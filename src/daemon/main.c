@@ -232,8 +232,8 @@ static int setup_metrics(const gh_daemon_config_t *cfg)
   if (cfg->processes <= 1)
     goto out; /* the library's own block: this process only */
   size_t len = gh_metrics_size(cfg->processes);
-  void *mem = len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0)
-                  : MAP_FAILED;
+  void *mem =
+      len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
   if (mem == MAP_FAILED) {
     ret = len ? -errno : -EINVAL;
     gh_dlog(LOG_ERR, "metrics: shared memory for %u processes: %s", cfg->processes,

@@ -136,8 +136,10 @@ static gh_auth_type_t scheme_of(const char *authz)
     const char *name;
     size_t len;
     gh_auth_type_t type;
-  } names[] = { { "Negotiate", 9, GH_AUTH_TYPE_NEGOTIATE }, { "NTLM", 4, GH_AUTH_TYPE_NTLM },
-                { "Basic", 5, GH_AUTH_TYPE_BASIC }, { "Kerberos", 8, GH_AUTH_TYPE_KERBEROS } };
+  } names[] = {{"Negotiate", 9, GH_AUTH_TYPE_NEGOTIATE},
+               {"NTLM", 4, GH_AUTH_TYPE_NTLM},
+               {"Basic", 5, GH_AUTH_TYPE_BASIC},
+               {"Kerberos", 8, GH_AUTH_TYPE_KERBEROS}};
   for (size_t i = 0; authz != NULL && i < sizeof(names) / sizeof(names[0]); i++)
     if (strncasecmp(authz, names[i].name, names[i].len) == 0 &&
         (authz[names[i].len] == ' ' || authz[names[i].len] == '\0'))
@@ -157,9 +159,9 @@ static void count_step(const gh__auth_req_t *rq, const char *authz)
   case GH__AUTH_DELIVER:
     if (ai->status == GH_AUTH_STATUS_NOT_AUTHENTICATED)
       return;
-    o = ai->status == GH_AUTH_STATUS_FAILURE                   ? GH__MO_FAILURE
+    o = ai->status == GH_AUTH_STATUS_FAILURE                    ? GH__MO_FAILURE
         : (ai->flags & GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED) != 0 ? GH__MO_CACHED
-                                                                 : GH__MO_SUCCESS;
+                                                                : GH__MO_SUCCESS;
     break;
   case GH__AUTH_CHALLENGE:
     if (!had_authz)
