@@ -52,7 +52,7 @@ _Static_assert(GH__MSR_COUNT <= GH__METRICS_SESSION_REASONS, "a session reason w
 
 void gh__metrics_auth(gh_auth_type_t type, gh__metrics_outcome_t outcome, gh_auth_failure_t failure)
 {
-  gh__metrics_slot_t *s = gh__metrics_self;
+  gh__metrics_shard_t *s = gh__metrics_mine();
   unsigned t = (unsigned)type < N_SCHEMES ? (unsigned)type : 0;
   atomic_fetch_add_explicit(&s->auth[t][outcome], 1, memory_order_relaxed);
   if (outcome != GH__MO_FAILURE)
@@ -71,7 +71,7 @@ void gh__metrics_session(gh__metrics_session_t outcome, gh__metrics_session_reas
     gh__metrics_add(GH__M_SESSIONS_ACCEPTED);
   else
     atomic_fetch_add_explicit(
-        &gh__metrics_self
+        &gh__metrics_mine()
              ->sessions_refused[(unsigned)reason < GH__MSR_COUNT ? reason : GH__MSR_ERROR],
         1, memory_order_relaxed);
 }
@@ -176,7 +176,7 @@ static void tb_site(tbuf_t *b, const char *name, const char *site)
   tb_printf(b, "\"");
 }
 
-#define SUM(field) gh__metrics_sum(&gh__metrics_slot_at(0)->field)
+#define SUM(field) gh__metrics_sum(&gh__metrics_slot_at(0)->shard[0].field)
 
 /* Entries of one name are added up (two processes may have numbered the
  * same new site at once): the first entry of a name speaks for all. */

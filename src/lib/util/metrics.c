@@ -30,6 +30,15 @@ static builtin_t builtin = {
 
 gh__metrics_block_t *gh__metrics_blk = &builtin.b;
 gh__metrics_slot_t *gh__metrics_self = &builtin.s;
+__thread unsigned gh__metrics_tix;
+
+unsigned gh__metrics_pick_shard(void)
+{
+  static atomic_uint next;
+  gh__metrics_tix = atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) %
+                        GH__METRICS_SHARDS + 1;
+  return gh__metrics_tix;
+}
 
 static gh__metrics_slot_t *slot_at(gh__metrics_block_t *b, unsigned i)
 {
@@ -38,7 +47,7 @@ static gh__metrics_slot_t *slot_at(gh__metrics_block_t *b, unsigned i)
 
 size_t gh__metrics_size(unsigned n_slots)
 {
-  if (n_slots == 0 || n_slots > 4096)
+  if (n_slots == 0 || n_slots > GH__METRICS_MAX_SLOTS)
     return 0;
   return sizeof(gh__metrics_block_t) + (size_t)n_slots * sizeof(gh__metrics_slot_t);
 }
@@ -131,14 +140,23 @@ unsigned gh__metrics_site(const char *name)
   return i;
 }
 
-uint64_t gh__metrics_sum(const _Atomic uint64_t *in_slot0)
+uint64_t gh__metrics_sum_slot(unsigned index, const _Atomic uint64_t *in_shard0)
 {
   gh__metrics_block_t *b = gh__metrics_blk;
-  size_t off = (size_t)((const char *)in_slot0 - (const char *)slot_at(b, 0));
+  size_t off = (size_t)((const char *)in_shard0 - (const char *)&slot_at(b, 0)->shard[0]);
   uint64_t sum = 0;
-  for (unsigned i = 0; i < b->n_slots; i++)
-    sum += atomic_load_explicit((const _Atomic uint64_t *)((const char *)slot_at(b, i) + off),
-                                memory_order_relaxed);
+  for (unsigned j = 0; index < b->n_slots && j < GH__METRICS_SHARDS; j++)
+    sum += atomic_load_explicit(
+        (const _Atomic uint64_t *)((const char *)&slot_at(b, index)->shard[j] + off),
+        memory_order_relaxed);
+  return sum;
+}
+
+uint64_t gh__metrics_sum(const _Atomic uint64_t *in_shard0)
+{
+  uint64_t sum = 0;
+  for (unsigned i = 0; i < gh__metrics_blk->n_slots; i++)
+    sum += gh__metrics_sum_slot(i, in_shard0);
   return sum;
 }
 
