@@ -185,6 +185,8 @@ def test_worker_killed_counts_a_restart_and_no_counter_goes_down(gh):
     c = Raw(gh)
     st, _, text = c.get('/metrics')
     c.close()
+    assert st == 200
+    promtool_ok(text)
     before = counters(*parse(text))
     kill_until_replaced(gh.proc.pid, kids)
     # the master counts the restart when it forks; the new worker answers once started

@@ -167,6 +167,7 @@ struct gh_request {
   bool released;     /* connection handed back (re-armed, at rest) */
   bool keep_alive;
   bool app_length;
+  bool counted;      /* in the metrics (request.c count_request) */
   gh__frame_t frame;
   gh__resp_hdr_t *rh;
   size_t n_rh, cap_rh;

@@ -256,7 +256,7 @@ static void render_latency(tbuf_t *b)
 {
   const char *site;
   tb_head(b, "gatehouse_http_request_duration_seconds", "histogram",
-          "Time from a request's last byte received to its response's end, by site.");
+          "Time from a request read whole to its response's last bytes handed to the connection, by site.");
   for (unsigned i = 0; i < GH__METRICS_SITES; i++)
     if (first_of_name(i, &site))
       render_latency_site(b, i, site);
