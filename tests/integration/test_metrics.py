@@ -1,4 +1,4 @@
-"""test_metrics.py: handler = metrics on gatehoused with two worker processes — every scrape valid for promtool, counters (requests by site and code, latency histogram, auth attempts and failure causes, replays, impersonations, connections, worker processes) moving by the right amounts summed over both processes, a worker killed (SIGKILL) counted as a restart with no counter going down, metrics_allow (403), GET only, config errors."""
+"""test_metrics.py: handler = metrics on gatehoused with two worker processes — every scrape valid for promtool, counters (requests by site and code, latency histogram, auth attempts and failure causes, replays, impersonations, connections, worker processes) moving by the right amounts summed over both processes, a worker killed (SIGKILL) counted as a restart with no counter going down, Redis replay store errors, metrics_allow (403), GET only, config errors.
 import os
 import re
 import shutil
@@ -236,3 +236,29 @@ def test_config_errors(realm, tmp_path, site, want):
     assert r.returncode != 0 and want in r.stderr.decode(), r.stderr.decode()
     shutil.rmtree(d.probe, ignore_errors=True)
     shutil.rmtree(d.sockdir, ignore_errors=True)
+
+
+def test_replay_store_errors_and_503_counted(realm, cc, tmp_path):
+    """Redis gone: the failed call is a replay-cache error, the request an auth
+    step with outcome error and a 503 of its site."""
+    from test_farm_replay import SITES as FARM_SITES, Redis, ask, node, token
+    rd = Redis(str(tmp_path)).start()
+    a = node(realm, tmp_path, 'a', {'replay_cache': rd.url},
+             sites=FARM_SITES + [('/metrics', {'handler': 'metrics'})]).start()
+    try:
+        st, body = ask(a, token(realm, cc['alice']))
+        assert st == 200 and body['status'] == 'SUCCESS', (st, body)
+        before = scrape(a)
+        assert v(before, 'gatehouse_replay_cache_errors_total') == 0
+        rd.stop()
+        st, body = ask(a, token(realm, cc['carol']))
+        assert st == 503 and 'replay cache unreachable' in body, (st, body)
+        after = scrape(a)
+        assert delta(before, after, 'gatehouse_replay_cache_errors_total') >= 1
+        assert delta(before, after, 'gatehouse_auth_attempts_total', scheme='negotiate',
+                     outcome='error') == 1
+        assert delta(before, after, 'gatehouse_http_requests_total', site='/', code='503') == 1
+        assert v(after, 'gatehouse_worker_processes') == 1
+    finally:
+        a.stop()
+        rd.stop()
