@@ -1,4 +1,4 @@
-"""test_metrics.py: handler = metrics on gatehoused with two worker processes — every scrape valid for promtool, counters (requests by site and code, latency histogram, auth attempts and failure causes, replays, impersonations, connections, worker processes) moving by the right amounts summed over both processes, a worker killed (SIGKILL) counted as a restart with no counter going down, Redis replay store errors, metrics_allow (403), GET only, config errors.
+"""test_metrics.py: handler = metrics on gatehoused with two worker processes — every scrape valid for promtool, counters (requests by site and code, latency histogram, auth attempts and failure causes, replays, impersonations, connections, worker processes) moving by the right amounts summed over both processes, a worker killed (SIGKILL) counted as a restart with no counter going down, Redis replay store errors, metrics_allow (403), GET only, config errors."""
 import os
 import re
 import shutil
