@@ -12,6 +12,7 @@
 
 #include "gh_config.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -285,6 +286,7 @@ GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
   }
   g->srv = s;
   g->user_ctx = user_ctx;
+  g->metrics_site = gh__metrics_site(g->prefix);
   if (props != NULL)
     g->props = *props;
   g->max_body_unset = g->props.max_body == 0;
@@ -573,6 +575,7 @@ GH_EXPORT int gh_server_atfork_child(gh_server_t *s, unsigned index)
   s->cepfd = fd;
   for (unsigned i = 0; i < s->n_listeners; i++)
     gh__listener_keep_copy(s->listeners[i], index);
+  (void)gh__metrics_use_slot(index); /* no shared block: this copy's own counters */
   return 0;
 }
 
