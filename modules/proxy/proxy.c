@@ -372,7 +372,7 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   if (ret == 0)
     ret = gh_module_registration_set_execute_handler(reg, on_execute);
   if (ret == 0)
-    ret = proxy_request_streamed_bodies(reg);
+    ret = gh_module_registration_set_streamed_body(reg);
   if (ret == 0)
     ret = gh_module_registration_set_global(reg, &g);
   if (ret == 0)

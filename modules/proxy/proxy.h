@@ -229,10 +229,6 @@ int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r);
  *  with the upstream connection until both end or upgrade_idle_timeout.
  *  0, or -1 when the switch failed. */
 int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len);
-/** Whether this build relays Upgrade (the server has the stream API). */
-bool proxy_can_upgrade(void);
-/** Asks for streamed request bodies on the module's sites (if supported). */
-int proxy_request_streamed_bodies(gh_module_registration_t *reg);
 
 /** Builds the upstream request head. 0 or -errno. */
 int proxy_build_head(proxy_req_t *q, proxy_buf_t *head, bool *ret_has_body, bool *ret_chunked);

@@ -213,8 +213,8 @@ static void add_target(proxy_req_t *q, proxy_buf_t *b)
 static void add_upgrade(proxy_req_t *q, proxy_buf_t *b, const char *conn)
 {
   const char *up = gh_http_request_get_header(q->req, "Upgrade");
-  q->want_upgrade = proxy_can_upgrade() && up != NULL && conn != NULL &&
-                    list_has(conn, "upgrade") && gh_http_request_get_version(q->req) >= 11;
+  q->want_upgrade = up != NULL && conn != NULL && list_has(conn, "upgrade") &&
+                    gh_http_request_get_version(q->req) >= 11;
   if (!q->want_upgrade)
     return;
   proxy_buf_field(b, "Connection", "upgrade");

@@ -14,10 +14,8 @@
 
 bool proxy_client_gone(proxy_req_t *q)
 {
-#if GH_MODULE_ABI_MINOR >= 2
   if (!q->client_failed && gh_http_context_client_gone(q->ctx) == 1)
     q->client_failed = true;
-#endif
   return q->client_failed;
 }
 
@@ -117,7 +115,6 @@ int proxy_send_body(proxy_req_t *q, bool chunked)
 
 int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r)
 {
-#if GH_MODULE_ABI_MINOR >= 2
   const char *conn = proxy_resp_field(r, "Connection");
   const char *hdrs[2 * 32];
   size_t n = 0;
@@ -130,14 +127,8 @@ int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r)
       n++;
     }
   return gh_http_response_send_interim(q->resp, r->status, hdrs, n) == GH_ECLOSED ? -1 : 0;
-#else
-  (void)q;
-  (void)r;
-  return 0;
-#endif
 }
 
-#if GH_MODULE_ABI_MINOR >= 2
 /* One direction of the splice: what is readable on one side written to the
  * other. 0 on progress, 1 at EOF (the write side is shut down), -1 on error. */
 static int client_to_upstream(proxy_req_t *q, gh_http_stream_t *s)
@@ -195,11 +186,9 @@ static void splice_loop(proxy_req_t *q, gh_http_stream_t *s, uint64_t idle_ms)
     }
   }
 }
-#endif
 
 int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len)
 {
-#if GH_MODULE_ABI_MINOR >= 2
   gh_http_stream_t *s = NULL;
   uint64_t idle_ms = 300000;
   int r = gh_http_context_upgrade(q->ctx, &s);
@@ -213,25 +202,4 @@ int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len)
   if (left_len == 0 || gh_http_stream_write(s, left, left_len, (int)q->read_ms) == 0)
     splice_loop(q, s, idle_ms);
   return 0;
-#else
-  (void)q;
-  (void)left;
-  (void)left_len;
-  return -1;
-#endif
-}
-
-bool proxy_can_upgrade(void)
-{
-  return GH_MODULE_ABI_MINOR >= 2;
-}
-
-int proxy_request_streamed_bodies(gh_module_registration_t *reg)
-{
-#if GH_MODULE_ABI_MINOR >= 2
-  return gh_module_registration_set_streamed_body(reg);
-#else
-  (void)reg;
-  return 0;
-#endif
 }

@@ -18,14 +18,9 @@ from pipeline_helpers import (BASIC, GhDaemon, curl, free_port, needs_daemon,  #
 
 pytestmark = [needs_daemon, needs_root]
 HERE = os.path.dirname(os.path.abspath(__file__))
-# the server has the ABI 2.2 stream API (streamed request bodies, 1xx, client_gone, Upgrade)
-STREAMING = 'gh_http_context_upgrade' in open(os.path.join(
-    os.environ.get('GH_SOURCE_DIR', os.path.dirname(os.path.dirname(HERE))),
-    'include', 'gatehouse', 'module.h')).read()
 # ASan's quarantine keeps freed memory: RSS bounds mean nothing under a sanitizer
 SANITIZER = any(os.environ.get(k) for k in ('ASAN_OPTIONS', 'TSAN_OPTIONS'))
 no_sanitizer = pytest.mark.skipif(SANITIZER, reason='RSS under a sanitizer is its own')
-needs_streaming = pytest.mark.skipif(not STREAMING, reason='httpapi has no stream API yet')
 IDENT = 'user:X-Remote-User groups:X-Remote-Groups principal:X-Remote-Principal auth-type:X-Auth-Type'
 
 
@@ -503,7 +498,6 @@ def stream_upload(port, path, size, chunked, auth):
     return r.status, r.body, h.hexdigest()
 
 
-@needs_streaming
 @no_sanitizer
 def test_upload_1gib_streams(gh, up):
     """1 GiB uploaded through the proxy (Content-Length), the upstream gets every byte; the
@@ -518,7 +512,6 @@ def test_upload_1gib_streams(gh, up):
     assert grew < 16 * 1024, grew
 
 
-@needs_streaming
 def test_chunked_upload_streams_chunked_upstream(gh, up):
     status, body, sha = stream_upload(gh.port, '/app/echo', 5 << 20, True, basic('alice'))
     assert status == 200
@@ -527,7 +520,6 @@ def test_chunked_upload_streams_chunked_upstream(gh, up):
     assert hdr(seen, 'Transfer-Encoding') == ['chunked'] and hdr(seen, 'Content-Length') == []
 
 
-@needs_streaming
 def test_early_hints_relayed(gh, up):
     c = Conn(gh.port)
     c.send(f'GET /app/interim HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
@@ -538,7 +530,6 @@ def test_early_hints_relayed(gh, up):
     c.close()
 
 
-@needs_streaming
 def test_client_gone_cancels_upstream(gh, up):
     before = gh.log().count('client gone, upstream request cancelled')
     c = Conn(gh.port)
@@ -552,7 +543,6 @@ def test_client_gone_cancels_upstream(gh, up):
     assert get(gh, '/plain/echo', user='alice').status == 200
 
 
-@needs_streaming
 def test_websocket_relayed(gh, ws_up):
     import asyncio
     import websockets
