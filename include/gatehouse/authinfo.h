@@ -73,6 +73,12 @@ typedef struct gh_auth_sec_status {
 /* The token comes from the connection's cached (persisted) authentication,
  * not from an Authorization header on this request. */
 #define GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED 0x00000001u
+/* The identity comes from the site's session cookie (gh_auth_settings_t.
+ * session), not from an Authorization header on this request: type and
+ * package_name are those of the authentication that minted the cookie, the
+ * token was made again for the account (no delegated credential, no SIDs),
+ * expiry is the session's end. */
+#define GH_AUTH_FLAG_SESSION 0x00000002u
 /* Channel binding (Extended Protection) status, on TLS connections of sites
  * with channel_binding medium or strict:
  *   CBT_PRESENT   the client's token carried channel bindings;
@@ -332,6 +338,31 @@ typedef struct gh_auth_settings {
    * the KDC refuses is left out (the request is served, the engine logs why). */
   gh_auth_s4u_t s4u;
   const char *s4u_targets; /* PROXY: space-separated SPNs "service/host"; copied */
+  /* Session cookies (appended; see docs/security.md "Session cookies"): after a successful
+   * Negotiate, Kerberos, NTLM or Basic authentication the response carries an AES-256-GCM
+   * sealed cookie with the account, scheme and times; a later request without
+   * Authorization but with a valid cookie is delivered SUCCESS with GH_AUTH_FLAG_SESSION
+   * and a token made again for the account (it must still exist and pass min_uid). A
+   * tampered, expired, idle, wrong-key or malformed cookie is no cookie (the engine logs
+   * why). Never for Peer. */
+  bool session;                  /* default false */
+  const char *session_key_file;  /* required with session: one or two lines of 64 hex digits,
+                                    the current key (seals and opens) then the previous one
+                                    (opens only); owned by the process's euid or root, no
+                                    access for others, no group write. Read by
+                                    gh_url_group_set_auth and gh_server_reload_session_keys.
+                                    Copied. */
+  unsigned session_max_age_s;    /* a session's life from its authentication, never past
+                                    the Kerberos ticket's end; 0 = 8 h */
+  unsigned session_idle_s;       /* unused this long, a session ends; each use after a
+                                    quarter of it sends a fresh cookie; 0 = 30 min */
+  const char *session_cookie;    /* cookie name (RFC 6265 token); NULL = "gh_session" */
+  const char *session_path;      /* cookie Path, and the site sealed into the cookie (a cookie
+                                    of another site never opens here); NULL = the URL group's
+                                    prefix. Copied. */
+  bool session_secure_always;    /* Secure on every listener, not only TLS ones */
+  const char *session_logout;    /* a URL path (exact match, under the group) answered 200 by
+                                    the server with the cookie cleared; NULL = none. Copied. */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
@@ -463,6 +494,20 @@ GH_EXPORT int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t 
  *  process forked after gh_server_enable_auth, it re-reads that process's
  *  copy. */
 GH_EXPORT int gh_server_reload_keytab(gh_server_t *server, char *msg, size_t msglen);
+
+/** Whether path is a session_key_file gh_url_group_set_auth would take (the
+ *  same reads and checks, keys wiped at once): 0, or GH_ECONFIG with a
+ *  one-line reason in msg (may be NULL). Any thread. */
+GH_EXPORT int gh_auth_session_key_file_check(const char *path, char *msg, size_t msglen);
+
+/** Re-reads every site's session_key_file (SIGHUP): the new keys apply to
+ *  the next request; a cookie sealed with a key still in the file (current
+ *  or previous) keeps opening, so rotating "new current, old current as
+ *  previous" logs nobody out. A file that cannot be read or is invalid
+ *  keeps that site's keys. msg gets one line for the log. Returns 0 (also
+ *  when no site has sessions: msg empty), GH_ECONFIG (some file kept its
+ *  keys) or GH_ENOT_FOUND (no auth on the server). Any thread. */
+GH_EXPORT int gh_server_reload_session_keys(gh_server_t *server, char *msg, size_t msglen);
 
 /** Sets a URL group's auth settings (copied, the realm string too). A group
  *  without settings, or with schemes == 0, has no authentication:

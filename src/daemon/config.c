@@ -562,7 +562,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
     else if (s->handler == GH_SITE_STATIC && access(s->root, X_OK) != 0)
       what = "root: directory is not accessible";
     else if (s->auth.configured &&
-             gh_daemon_auth_check(&cfg->auth, &s->auth, amsg, sizeof(amsg)) != 0)
+             gh_daemon_auth_check(&cfg->auth, &s->auth, s->prefix, amsg, sizeof(amsg)) != 0)
       what = amsg;
     if (what != NULL) {
       ret = GH_ECONFIG;

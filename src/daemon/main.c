@@ -328,6 +328,10 @@ static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_
   e = gh_server_reload_keytab(srv, err, sizeof(err)); /* a bad file keeps the keys */
   if (e != GH_ENOT_FOUND)
     gh_dlog(e == 0 ? LOG_INFO : LOG_ERR, "auth: %s", err);
+  /* session keys: the file is read again (rotation); a bad one keeps them */
+  e = gh_server_reload_session_keys(srv, err, sizeof(err));
+  if (e != GH_ENOT_FOUND && err[0])
+    gh_dlog(e == 0 ? LOG_INFO : LOG_ERR, "auth: %s", err);
   e = gh_accesslog_reopen();
   if (e != 0)
     gh_dlog(LOG_ERR, "reopening access log: %s", gh_strerror(e));

@@ -1,0 +1,215 @@
+/* auth_session_step.c: the engine's session step — a cookie opened into a delivered identity, a
+ * session minted after a successful authentication, the Set-Cookie values; session_outcome decides
+ * and logs every outcome. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+#include <gatehouse/error.h>
+
+#include "httpapi/auth/auth.h"
+#include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_internal.h"
+#include "httpapi/auth/auth_session.h"
+#include "util/alloc.h"
+
+typedef enum session_event {
+  SESSION_MINTED,   /* a new session after an authentication */
+  SESSION_ACCEPTED, /* a cookie opened and the account got a token */
+  SESSION_REFUSED,  /* a cookie that counts as no cookie (cause) */
+} session_event_t;
+
+/* The one place a session outcome is decided and reported: every minted,
+ * accepted and refused session passes here (a counter per event and cause
+ * belongs here). A refusal is logged once, with its cause. */
+static void session_outcome(gh__auth_engine_t *e, const gh__session_site_t *ss, session_event_t ev,
+                            gh__session_cause_t cause, const char *who)
+{
+  char line[512];
+
+  if (ev != SESSION_REFUSED)
+    return;
+  snprintf(line, sizeof(line),
+           "session cookie %s on site %s refused%s%s: %s; the request goes on as if it had "
+           "none",
+           ss->name, ss->site, who ? " for " : "", who ? who : "", gh__session_cause_text(cause));
+  gh__auth_log(e->log_cb, e->log_arg, LOG_NOTICE, line);
+}
+
+/* "name=value; Path=/p; Max-Age=N; HttpOnly; SameSite=Lax[; Secure]" */
+static char *set_cookie_value(const gh__session_site_t *ss, const char *value, long long max_age,
+                              bool tls)
+{
+  size_t len = strlen(ss->name) + strlen(value) + strlen(ss->site) + 96;
+  char *s = gh__malloc(len);
+
+  if (s)
+    snprintf(s, len, "%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s", ss->name, value,
+             ss->site, max_age, (tls || ss->secure_always) ? "; Secure" : "");
+  return s;
+}
+
+char *gh__auth_session_clear_cookie(const gh__session_site_t *ss, bool tls)
+{
+  return set_cookie_value(ss, "", 0, tls);
+}
+
+/* Seals claims; the Set-Cookie value (malloc'd) or NULL. */
+static char *seal_cookie(gh__auth_engine_t *e, const gh__session_site_t *ss,
+                         const gh__session_claims_t *c, time_t now, bool tls)
+{
+  char val[GH__SESSION_VALUE_MAX + 1], line[160];
+  int n = gh__session_seal(ss->keys, ss->name, ss->site, c, val, sizeof(val));
+
+  if (n < 0) {
+    snprintf(line, sizeof(line), "session cookie %s on site %s not sealed: %s", ss->name, ss->site,
+             gh_strerror(n));
+    gh__auth_log(e->log_cb, e->log_arg, LOG_ERR, line);
+    return NULL;
+  }
+  return set_cookie_value(ss, val, (long long)(c->expiry - now), tls);
+}
+
+static gh_token_source_t source_of(const char *package)
+{
+  if (strcmp(package, "Kerberos") == 0)
+    return GH_SOURCE_KERBEROS;
+  if (strcmp(package, "NTLM") == 0)
+    return GH_SOURCE_NTLM;
+  return GH_SOURCE_BASIC;
+}
+
+/* The record of a session request: SUCCESS, flagged SESSION. 0, or the
+ * token error (GH_ENO_SUCH_USER, GH_EUID_REFUSED, ... -ENOMEM). */
+static int fill_record(gh__auth_engine_t *e, const gh__session_claims_t *c, gh__auth_result_t *r)
+{
+  gh_token_opts_t opts = {
+      .level = GH_LEVEL_IMPERSONATE,
+      .source = source_of(c->package),
+      .auth_name = c->remote,
+      .expiry = (time_t)c->expiry,
+      .delegated_cred = GSS_C_NO_CREDENTIAL,
+  };
+  gh_token_t tok = 0;
+  int ret = e->ops.from_user(c->local, &opts, &tok);
+
+  if (ret)
+    return ret;
+  r->remote_user_buf = gh__strdup(c->remote);
+  r->local_user_buf = gh__strdup(c->local);
+  if (!r->remote_user_buf || !r->local_user_buf) {
+    e->ops.close(tok);
+    free(r->remote_user_buf);
+    free(r->local_user_buf);
+    r->remote_user_buf = r->local_user_buf = NULL;
+    return -ENOMEM;
+  }
+  r->verdict = GH__AUTH_DELIVER;
+  r->info.status = GH_AUTH_STATUS_SUCCESS;
+  r->info.flags = GH_AUTH_FLAG_SESSION;
+  r->info.type = c->type;
+  r->info.package_name = c->package;
+  r->info.expiry = (time_t)c->expiry;
+  r->info.token = tok;
+  r->info.remote_user = r->remote_user_buf;
+  r->info.local_user = r->local_user_buf;
+  return 0;
+}
+
+/* The first candidate that opens; its cause, or the first failure's. */
+static gh__session_cause_t open_best(const gh__session_site_t *ss, const char *const *vals,
+                                     const size_t *lens, size_t n, time_t now,
+                                     gh__session_claims_t *ret)
+{
+  gh__session_cause_t first = GH__SESSION_MALFORMED, c;
+
+  for (size_t i = 0; i < n; i++) {
+    c = gh__session_open(ss->keys, ss->name, ss->site, vals[i], lens[i], now, ss->max_age_s,
+                         ss->idle_s, ret);
+    if (c == GH__SESSION_OK)
+      return c;
+    if (i == 0)
+      first = c;
+  }
+  return first;
+}
+
+int gh__auth_session_use(gh__auth_engine_t *e, const gh__session_site_t *ss,
+                         const char *const *vals, const size_t *lens, size_t n, bool tls,
+                         gh__auth_result_t *r, char **ret_set_cookie)
+{
+  gh__session_claims_t c;
+  time_t now = time(NULL);
+  gh__session_cause_t cause;
+  int ret = 0, t;
+
+  if (n == 0)
+    goto out;
+  cause = open_best(ss, vals, lens, n, now, &c);
+  if (cause != GH__SESSION_OK) {
+    session_outcome(e, ss, SESSION_REFUSED, cause, NULL);
+    goto out;
+  }
+  t = fill_record(e, &c, r);
+  if (t == GH_ENO_SUCH_USER || t == GH_EUID_REFUSED || t == GH_ELIMIT || t == -EINVAL) {
+    session_outcome(e, ss, SESSION_REFUSED, GH__SESSION_ACCOUNT, c.local);
+    goto out;
+  }
+  if (t != 0) {
+    /* NSS could not answer: 503, as for any authentication */
+    gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, t);
+    ret = 2;
+    goto out;
+  }
+  session_outcome(e, ss, SESSION_ACCEPTED, GH__SESSION_OK, c.local);
+  ret = 1;
+  /* sliding idle window: a fresh last-use once a quarter of it has gone */
+  if ((int64_t)now - c.last_use >= (int64_t)(ss->idle_s / 4)) {
+    c.last_use = now;
+    *ret_set_cookie = seal_cookie(e, ss, &c, now, tls);
+  }
+out:
+  explicit_bzero(&c, sizeof(c));
+  return ret;
+}
+
+void gh__auth_session_mint(gh__auth_engine_t *e, const gh__session_site_t *ss,
+                           const gh_auth_settings_t *site, bool tls, const gh__auth_result_t *r,
+                           char **ret_set_cookie)
+{
+  const gh_auth_info_t *ai = &r->info;
+  gh__session_claims_t c;
+  time_t now = time(NULL);
+
+  memset(&c, 0, sizeof(c));
+  if (r->verdict != GH__AUTH_DELIVER || ai->status != GH_AUTH_STATUS_SUCCESS ||
+      (ai->flags & (GH_AUTH_FLAG_SESSION | GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED)) ||
+      ai->type == GH_AUTH_TYPE_PEER || ai->type == GH_AUTH_TYPE_NONE || !ai->local_user ||
+      !ai->remote_user || !ai->package_name)
+    goto out;
+  /* an unmapped principal's IDENTIFY token is not an account's session */
+  if (site->allow_unmapped && strcmp(ai->local_user, e->unmapped_user) == 0)
+    goto out;
+  if (strlen(ai->local_user) > GH__SESSION_NAME_MAX ||
+      strlen(ai->remote_user) > GH__SESSION_NAME_MAX)
+    goto out;
+  c.type = ai->type;
+  c.package = ai->package_name;
+  c.issued = c.last_use = now;
+  c.expiry = (int64_t)now + ss->max_age_s;
+  /* never past the end of the Kerberos ticket (the GSS context's lifetime) */
+  if (ai->expiry != 0 && (int64_t)ai->expiry < c.expiry)
+    c.expiry = ai->expiry;
+  if (c.expiry <= now)
+    goto out;
+  snprintf(c.local, sizeof(c.local), "%s", ai->local_user);
+  snprintf(c.remote, sizeof(c.remote), "%s", ai->remote_user);
+  *ret_set_cookie = seal_cookie(e, ss, &c, now, tls);
+  if (*ret_set_cookie)
+    session_outcome(e, ss, SESSION_MINTED, GH__SESSION_OK, c.local);
+out:
+  explicit_bzero(&c, sizeof(c));
+}
