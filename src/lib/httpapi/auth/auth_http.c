@@ -170,9 +170,11 @@ static size_t session_cookies(gh_request_t *req, const char *cookie, const char 
   return found;
 }
 
+enum { SESSION_RUN_STEP, SESSION_REPLIED, SESSION_RECORD };
+
 /* Session cookies (auth_session_step.c), before the step: the logout URL
- * is answered here (GH__GATE_HANDLED); a request without Authorization
- * whose cookie opens gets its record from it (1: skip the step); else 0. */
+ * is answered here (SESSION_REPLIED); a request without Authorization
+ * whose cookie opens gets its record from it (SESSION_RECORD: no step). */
 static int session_gate(gh_request_t *req, gh__auth_server_t *as, const gh__auth_site_t *site,
                         gh__auth_req_t *rq, const char *authz)
 {
@@ -186,13 +188,15 @@ static int session_gate(gh_request_t *req, gh__auth_server_t *as, const gh__auth
     const char *hdrs[2] = {"Set-Cookie", clear};
     gh__request_reply(req, 200, NULL, hdrs, clear ? 1 : 0, "logged out\n");
     free(clear);
-    return GH__GATE_HANDLED;
+    return SESSION_REPLIED;
   }
   /* an Authorization header is always verified; a Unix peer is who it is */
   if (authz || (rq->tp.kind == GH__AUTH_TRANSPORT_UNIX && (site->s.schemes & GH_AUTH_SCHEME_PEER)))
-    return 0;
+    return SESSION_RUN_STEP;
   n = session_cookies(req, ss->name, vals, lens);
-  return gh__auth_session_use(as->engine, ss, vals, lens, n, tls, &rq->r, &rq->set_cookie) ? 1 : 0;
+  if (gh__auth_session_use(as->engine, ss, vals, lens, n, tls, &rq->r, &rq->set_cookie) != 0)
+    return SESSION_RECORD;
+  return SESSION_RUN_STEP;
 }
 
 /* The request gate (hooks.h): runs on the worker that dequeued the request,
@@ -208,7 +212,7 @@ static int auth_gate(gh_request_t *req, void *arg)
   const void *cbt = NULL;
   size_t cbt_len = 0;
   unsigned n_authz = 0;
-  int ret = GH__GATE_DELIVER;
+  int ret = GH__GATE_DELIVER, sess;
 
   if (!site || site->s.schemes == 0)
     goto out;
@@ -237,10 +241,12 @@ static int auth_gate(gh_request_t *req, void *arg)
     ret = GH__GATE_HANDLED;
     goto out;
   }
-  ret = site->session.keys ? session_gate(req, as, site, rq, authz) : 0;
-  if (ret == GH__GATE_HANDLED)
+  sess = site->session.keys ? session_gate(req, as, site, rq, authz) : SESSION_RUN_STEP;
+  if (sess == SESSION_REPLIED) {
+    ret = GH__GATE_HANDLED;
     goto out;
-  if (ret == 0) {
+  }
+  if (sess == SESSION_RUN_STEP) {
     if (rq->tp.kind == GH__AUTH_TRANSPORT_TLS)
       cbt = gh__request_get_channel_binding(req, &cbt_len);
     ret = gh__auth_step_tls(as->engine, conn, &site->s, &rq->tp, cbt, cbt_len, authz,
