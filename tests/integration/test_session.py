@@ -417,3 +417,44 @@ def test_key_file_errors_at_start(realm, tmp_path, keys_text, mode, err):
     assert gh.start(expect_fail=True) != 0
     assert err in gh.log() and 'session_key_file' in gh.log(), gh.log()
     gh.stop()
+
+
+CONF_ERRORS = [
+    ('no-key-file', {'session': 'cookie'}, 'session = cookie needs session_key_file'),
+    ('bad-value', {'session': 'yes'}, "'yes' is not cookie | off"),
+    ('idle-over-max', {'session': 'cookie', 'session_max_age': '10m', 'session_idle': '1h'},
+     'session_idle (3600 s) is longer than session_max_age (600 s)'),
+    ('logout-outside', {'session': 'cookie', 'session_logout': '/elsewhere/logout'},
+     'session_logout /elsewhere/logout is not under the site /app'),
+    ('duration', {'session_idle': '5 min'}, 'is not a duration'),
+    ('zero', {'session_max_age': '0'}, 'is not a duration'),
+    ('cookie-name', {'session_cookie': 'a;b'}, 'is not a cookie name'),
+    ('secure', {'session_secure': 'maybe'}, "'maybe' is not tls | always"),
+    ('peer-only', {'auth': 'peer', 'session': 'cookie'}, 'needs a scheme that mints sessions'),
+]
+
+
+@pytest.mark.parametrize('name,keys,err', CONF_ERRORS, ids=[c[0] for c in CONF_ERRORS])
+def test_check_refuses_session_keys(realm, tmp_path, keys, name, err):
+    kf = key_file(str(tmp_path / 'k'), new_key())
+    site = {'auth': 'basic', 'handler': 'authinfo', 'session_key_file': kf}
+    if name == 'no-key-file':
+        del site['session_key_file']
+    site.update(keys)
+    conf = str(tmp_path / 'gatehouse.conf')
+    with open(conf, 'w') as f:
+        f.write(f'[server]\nlisten = 127.0.0.1:1\n\n[site /app]\n' +
+                ''.join(f'{k} = {v}\n' for k, v in site.items()))
+    p = subprocess.run([GATEHOUSED, '-t', '-c', conf], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1 and err in p.stderr and f'{conf}:' in p.stderr, p.stderr
+    # the same file with the key's mode opened up: named with the key file's line
+    if name == 'bad-value':
+        os.chmod(kf, 0o604)
+        site['session'] = 'cookie'
+        with open(conf, 'w') as f:
+            f.write(f'[server]\nlisten = 127.0.0.1:1\n\n[site /app]\n' +
+                    ''.join(f'{k} = {v}\n' for k, v in site.items()))
+        p = subprocess.run([GATEHOUSED, '-t', '-c', conf], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 1 and f'{conf}:7:' in p.stderr and 'mode 0604' in p.stderr, \
+            p.stderr
