@@ -9,11 +9,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include <gatehouse/error.h>
 
+#include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_session.h"
 #include "util/alloc.h"
 
@@ -79,17 +82,6 @@ static int key_id(const uint8_t *key, uint8_t kid[GH__SESSION_KID_LEN])
   return 0;
 }
 
-static int hexval(int c)
-{
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
 /* "64 hex\n[64 hex\n]" into keys[0..1]; *ret_n keys. 0 or a message. */
 static int parse_key_text(const char *buf, size_t len, const char *path,
                           uint8_t keys[2][GH__SESSION_KEY_LEN], unsigned *ret_n, char *msg,
@@ -97,8 +89,9 @@ static int parse_key_text(const char *buf, size_t len, const char *path,
 {
   const char *hint = "a 32-byte key as 64 hex digits per line, current first, previous "
                      "second (openssl rand -hex 32)";
+  char hex[2 * GH__SESSION_KEY_LEN + 1];
   unsigned n = 0;
-  size_t i = 0;
+  size_t i = 0, got = 0;
 
   while (i < len) {
     size_t start = i, ll;
@@ -113,21 +106,20 @@ static int parse_key_text(const char *buf, size_t len, const char *path,
       snprintf(msg, msglen, "session_key_file %s: more than two lines (%s)", path, hint);
       return GH_ECONFIG;
     }
-    if (ll != 2 * GH__SESSION_KEY_LEN) {
+    if (ll == 2 * GH__SESSION_KEY_LEN) {
+      memcpy(hex, buf + start, ll);
+      hex[ll] = '\0';
+    }
+    if (ll != 2 * GH__SESSION_KEY_LEN ||
+        OPENSSL_hexstr2buf_ex(keys[n], GH__SESSION_KEY_LEN, &got, hex, '\0') != 1 ||
+        got != GH__SESSION_KEY_LEN) {
+      explicit_bzero(hex, sizeof(hex));
+      ERR_clear_error(); /* no stale error for this thread's next OpenSSL call */
       snprintf(msg, msglen, "session_key_file %s: line %u is not 64 hex digits (%s)", path, n + 1,
                hint);
       return GH_ECONFIG;
     }
-    for (size_t k = 0; k < GH__SESSION_KEY_LEN; k++) {
-      int hi = hexval((unsigned char)buf[start + 2 * k]);
-      int lo = hexval((unsigned char)buf[start + 2 * k + 1]);
-      if (hi < 0 || lo < 0) {
-        snprintf(msg, msglen, "session_key_file %s: line %u is not 64 hex digits (%s)", path, n + 1,
-                 hint);
-        return GH_ECONFIG;
-      }
-      keys[n][k] = (uint8_t)(hi << 4 | lo);
-    }
+    explicit_bzero(hex, sizeof(hex));
     n++;
   }
   if (n == 0) {
@@ -337,73 +329,36 @@ static bool key_get(gh__session_keys_t *k, const uint8_t *kid, uint8_t key[GH__S
   return found;
 }
 
-/* ---- base64url without padding ---- */
+/* ---- base64url without padding (RFC 4648 §5), through the strict base64 of auth_parse.c ---- */
 
-static const char b64u[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
+/* out holds gh__b64_encoded_len(len) + 1 bytes. */
 static size_t b64u_encode(const uint8_t *in, size_t len, char *out)
 {
-  size_t o = 0, i = 0;
+  size_t n;
 
-  for (; i + 3 <= len; i += 3) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-    out[o++] = b64u[v >> 18];
-    out[o++] = b64u[(v >> 12) & 63];
-    out[o++] = b64u[(v >> 6) & 63];
-    out[o++] = b64u[v & 63];
-  }
-  if (len - i == 1) {
-    uint32_t v = (uint32_t)in[i] << 16;
-    out[o++] = b64u[v >> 18];
-    out[o++] = b64u[(v >> 12) & 63];
-  } else if (len - i == 2) {
-    uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-    out[o++] = b64u[v >> 18];
-    out[o++] = b64u[(v >> 12) & 63];
-    out[o++] = b64u[(v >> 6) & 63];
-  }
-  out[o] = '\0';
-  return o;
+  gh__b64_encode(in, len, out);
+  n = strlen(out);
+  while (n > 0 && out[n - 1] == '=')
+    out[--n] = '\0';
+  for (size_t i = 0; i < n; i++)
+    out[i] = out[i] == '+' ? '-' : out[i] == '/' ? '_' : out[i];
+  return n;
 }
 
-static int b64u_val(unsigned char c)
-{
-  if (c >= 'A' && c <= 'Z')
-    return c - 'A';
-  if (c >= 'a' && c <= 'z')
-    return c - 'a' + 26;
-  if (c >= '0' && c <= '9')
-    return c - '0' + 52;
-  if (c == '-')
-    return 62;
-  if (c == '_')
-    return 63;
-  return -1;
-}
-
-/* Strict: only the alphabet, no padding, no non-zero trailing bits. out has
- * room for len * 3 / 4 bytes. Returns the decoded length or -1. */
+/* Strict: the url alphabet only ('+', '/', '=' refused), canonical (the
+ * decoder's own checks). len <= GH__SESSION_VALUE_MAX; out holds
+ * gh__b64_decoded_max(len) bytes. Returns the decoded length or -1. */
 static ssize_t b64u_decode(const char *in, size_t len, uint8_t *out)
 {
-  uint32_t acc = 0;
-  size_t o = 0;
-  unsigned bits = 0;
+  char std[GH__SESSION_VALUE_MAX];
+  size_t n = 0;
 
-  if (len % 4 == 1)
-    return -1;
   for (size_t i = 0; i < len; i++) {
-    int v = b64u_val((unsigned char)in[i]);
-    if (v < 0)
+    if (in[i] == '+' || in[i] == '/' || in[i] == '=')
       return -1;
-    acc = (acc << 6) | (uint32_t)v;
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[o++] = (uint8_t)(acc >> bits);
-      acc &= (1u << bits) - 1;
-    }
+    std[i] = in[i] == '-' ? '+' : in[i] == '_' ? '/' : in[i];
   }
-  return acc != 0 ? -1 : (ssize_t)o;
+  return gh__b64_decode(std, len, out, &n) == 0 ? (ssize_t)n : -1;
 }
 
 /* ---- sealing ---- */
@@ -614,7 +569,7 @@ gh__session_cause_t gh__session_open(gh__session_keys_t *k, const char *name, co
                                      const char *val, size_t len, time_t now, unsigned max_age_s,
                                      unsigned idle_s, gh__session_claims_t *ret)
 {
-  uint8_t raw[GH__SESSION_VALUE_MAX / 4 * 3 + 3], aad[GH__SESSION_AAD_MAX];
+  uint8_t raw[(GH__SESSION_VALUE_MAX / 4 + 1) * 3], aad[GH__SESSION_AAD_MAX]; /* decoded_max */
   uint8_t key[GH__SESSION_KEY_LEN], pt[sizeof(raw)];
   gh__session_claims_t c;
   gh__session_cause_t cause;
