@@ -333,21 +333,24 @@ static int parse_duration(const char *v, unsigned long long max_s, unsigned *ret
   return 1;
 }
 
+/* One of two words: *ret = (v is yes_word). 1, or 0 with a message. */
+static int parse_two(const char *v, const char *no_word, const char *yes_word, bool *ret,
+                     char *msg, size_t msglen)
+{
+  if (strcasecmp(v, yes_word) != 0 && strcasecmp(v, no_word) != 0) {
+    snprintf(msg, msglen, "'%s' is not %s | %s", v, yes_word, no_word);
+    return 0;
+  }
+  *ret = strcasecmp(v, yes_word) == 0;
+  return 1;
+}
+
 /* The session keys of a site (docs/gatehouse.conf.5 "Sessions"): 1, 0 or -1. */
 static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char *v, char *msg,
                             size_t msglen)
 {
-  if (strcmp(k, "session") == 0) {
-    if (strcasecmp(v, "cookie") == 0) {
-      sa->s.session = true;
-    } else if (strcasecmp(v, "off") == 0) {
-      sa->s.session = false;
-    } else {
-      snprintf(msg, msglen, "'%s' is not cookie | off", v);
-      return 0;
-    }
-    return 1;
-  }
+  if (strcmp(k, "session") == 0)
+    return parse_two(v, "off", "cookie", &sa->s.session, msg, msglen);
   if (strcmp(k, "session_key_file") == 0) {
     /* read and checked now: -t and a reload name a bad file by its line */
     if (gh_auth_session_key_file_check(v, msg, msglen) != 0)
@@ -372,17 +375,8 @@ static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
     sa->s.session_cookie = sa->session_cookie;
     return 1;
   }
-  if (strcmp(k, "session_secure") == 0) {
-    if (strcasecmp(v, "tls") == 0) {
-      sa->s.session_secure_always = false;
-    } else if (strcasecmp(v, "always") == 0) {
-      sa->s.session_secure_always = true;
-    } else {
-      snprintf(msg, msglen, "'%s' is not tls | always", v);
-      return 0;
-    }
-    return 1;
-  }
+  if (strcmp(k, "session_secure") == 0)
+    return parse_two(v, "tls", "always", &sa->s.session_secure_always, msg, msglen);
   if (strcmp(k, "session_logout") == 0) {
     if (v[0] != '/' || strpbrk(v, " \t;,?#") != NULL || strlen(v) > 255) {
       snprintf(msg, msglen, "'%s' is not a URL path (/..., without a query)", v);

@@ -417,7 +417,7 @@ CONF_ERRORS = [
     ('duration', {'session_idle': '5 min'}, 'is not a duration'),
     ('zero', {'session_max_age': '0'}, 'is not a duration'),
     ('cookie-name', {'session_cookie': 'a;b'}, 'is not a cookie name'),
-    ('secure', {'session_secure': 'maybe'}, "'maybe' is not tls | always"),
+    ('secure', {'session_secure': 'maybe'}, "'maybe' is not always | tls"),
     ('peer-only', {'auth': 'peer', 'session': 'cookie'}, 'needs a scheme that mints sessions'),
 ]
 
