@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pipeline_helpers import shared_dir, write_owned  # noqa: E402
 from test_auth_http import (GATEHOUSED, UIDS, Gatehoused, Raw, basic,  # noqa: E402,F401
-                            cc, client_env, gssclient, realm, still_serves)
+                            cc, client_env, free_port, gssclient, realm, still_serves)
 
 pytestmark = [
     pytest.mark.skipif(not os.path.exists(GATEHOUSED), reason=f'{GATEHOUSED} not built'),
@@ -446,3 +446,36 @@ def test_check_refuses_session_keys(realm, tmp_path, keys, name, err):
                            timeout=30)
         assert p.returncode == 1 and f'{conf}:7:' in p.stderr and 'mode 0604' in p.stderr, \
             p.stderr
+
+
+def test_secure_on_tls_listeners_and_when_forced(realm, tmp_path):
+    import json
+    import tempfile
+    from tls_pki import ScratchCA, http_get, tls_connect
+    d = tempfile.mkdtemp(prefix='gh-pki-')
+    os.chmod(d, 0o755)
+    ca = ScratchCA(d)
+    cert, key = ca.issue('a', ['localhost'])
+    kf = key_file(str(tmp_path / 'k'), new_key())
+    tport = free_port()
+    common = {'auth': 'basic', 'basic_over_plain_http': 'yes', 'session': 'cookie',
+              'session_key_file': kf}
+    gh = Gatehoused(realm, str(tmp_path / 'gh'),
+                    [('/', common), ('/forced', dict(common, session_secure='always'))],
+                    server={'listen': f'127.0.0.1:{tport} tls', 'tls_cert': cert,
+                            'tls_key': key}, unix=False).start()
+    try:
+        s = tls_connect(tport, ca.cert)
+        st, hdrs, _ = http_get(s, '/', [('Authorization', basic('bob', 'bobpw'))])
+        value, attrs = cookie_of(hdrs)
+        assert st == 200 and attrs.endswith('HttpOnly; SameSite=Lax; Secure'), attrs
+        st, hdrs, body = http_get(s, '/', [('Cookie', f'{COOKIE}={value}')])
+        body = json.loads(body)
+        assert st == 200 and body['flags'] == FLAG_SESSION and body['kernel_uid'] == UIDS['bob']
+        s.close()
+        # plain HTTP: Secure only where forced
+        assert 'Secure' not in cookie_of(Raw(gh).get('/', basic('bob', 'bobpw'))[1])[1]
+        assert cookie_of(Raw(gh).get('/forced', basic('bob', 'bobpw'))[1])[1].endswith('; Secure')
+    finally:
+        gh.stop()
+        shutil.rmtree(d, ignore_errors=True)
