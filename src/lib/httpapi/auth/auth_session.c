@@ -420,18 +420,77 @@ static ssize_t make_aad(const uint8_t *head, const char *name, const char *site,
   return (ssize_t)(o + sl);
 }
 
-/* AES-256-GCM one shot; enc: encrypt (tag written) or decrypt (tag checked).
- * Returns 0, 1 (decrypt: the tag does not verify) or GH_EAUTH_INTERNAL. */
+/* AES-256-GCM fetched once (an implicit fetch per init was half the cost
+ * of opening a cookie), and one context per thread that keeps the last
+ * key's schedule: a cookie costs a new nonce, not a key expansion. Both
+ * live as long as the process, the context as long as its thread. */
+static EVP_CIPHER *gcm_cipher;
+static pthread_key_t gcm_tls_key;
+static bool gcm_tls_ok;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+
+typedef struct gcm_tls {
+  EVP_CIPHER_CTX *ctx;
+  int enc; /* -1: no key set */
+  uint8_t key[GH__SESSION_KEY_LEN];
+} gcm_tls_t;
+
+static void gcm_tls_free(void *p)
+{
+  gcm_tls_t *t = p;
+
+  EVP_CIPHER_CTX_free(t->ctx);
+  explicit_bzero(t, sizeof(*t));
+  free(t);
+}
+
+static void gcm_fetch(void)
+{
+  gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+  gcm_tls_ok = pthread_key_create(&gcm_tls_key, gcm_tls_free) == 0;
+}
+
+/* This thread's context, ready for key/nonce/direction; NULL on failure. */
+static EVP_CIPHER_CTX *gcm_ctx(bool enc, const uint8_t *key, const uint8_t *nonce)
+{
+  gcm_tls_t *t;
+
+  pthread_once(&gcm_once, gcm_fetch);
+  if (!gcm_cipher || !gcm_tls_ok)
+    return NULL;
+  t = pthread_getspecific(gcm_tls_key);
+  if (!t) {
+    t = gh__calloc(1, sizeof(*t));
+    if (!t || !(t->ctx = EVP_CIPHER_CTX_new()) || pthread_setspecific(gcm_tls_key, t) != 0) {
+      if (t)
+        EVP_CIPHER_CTX_free(t->ctx);
+      free(t);
+      return NULL;
+    }
+    t->enc = -1;
+  }
+  if (t->enc == (int)enc && memcmp(t->key, key, GH__SESSION_KEY_LEN) == 0) {
+    if (EVP_CipherInit_ex2(t->ctx, NULL, NULL, nonce, enc, NULL) == 1)
+      return t->ctx;
+  } else if (EVP_CipherInit_ex2(t->ctx, gcm_cipher, key, nonce, enc, NULL) == 1) {
+    t->enc = enc;
+    memcpy(t->key, key, GH__SESSION_KEY_LEN);
+    return t->ctx;
+  }
+  t->enc = -1;
+  return NULL;
+}
+
+/* AES-256-GCM one shot (the 96-bit nonce is GCM's default IV length); enc:
+ * encrypt (tag written) or decrypt (tag checked). Returns 0, 1 (decrypt:
+ * the tag does not verify) or GH_EAUTH_INTERNAL. */
 static int gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *aad,
                size_t aadlen, const uint8_t *in, size_t len, uint8_t *out, uint8_t *tag)
 {
-  EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+  EVP_CIPHER_CTX *c = gcm_ctx(enc, key, nonce);
   int n = 0, ret = GH_EAUTH_INTERNAL;
 
-  if (!c || EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, GH__SESSION_NONCE_LEN, NULL) != 1 ||
-      EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
-      EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) != 1 ||
+  if (!c || EVP_CipherUpdate(c, NULL, &n, aad, (int)aadlen) != 1 ||
       EVP_CipherUpdate(c, out, &n, in, (int)len) != 1)
     goto out;
   if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, GH__SESSION_TAG_LEN, tag) != 1)
@@ -444,7 +503,8 @@ static int gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t
     goto out;
   ret = 0;
 out:
-  EVP_CIPHER_CTX_free(c);
+  if (ret)
+    ERR_clear_error(); /* a refused cookie leaves nothing on the thread's error queue */
   return ret;
 }
 
@@ -508,7 +568,6 @@ int gh__session_seal(gh__session_keys_t *k, const char *name, const char *site,
   ret = (int)b64u_encode(raw, rawlen, buf);
 out:
   explicit_bzero(key, sizeof(key));
-  explicit_bzero(pt, sizeof(pt));
   return ret;
 }
 
@@ -536,7 +595,6 @@ static gh__session_cause_t claims_decode(const uint8_t *pt, size_t ptlen, gh__se
 {
   size_t off = GH__SESSION_FIXED_PT;
 
-  memset(c, 0, sizeof(*c));
   c->type = (gh_auth_type_t)pt[0];
   c->package = package_name(pt[1]);
   c->issued = get64(pt + 2);
@@ -613,8 +671,8 @@ gh__session_cause_t gh__session_open(gh__session_keys_t *k, const char *name, co
   if (cause == GH__SESSION_OK)
     *ret = c;
 out:
+  /* the key is wiped; the plaintext holds names and times, no secret */
   explicit_bzero(key, sizeof(key));
-  explicit_bzero(pt, sizeof(pt));
   return cause;
 }
 
