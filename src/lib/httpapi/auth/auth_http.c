@@ -175,8 +175,8 @@ enum { SESSION_RUN_STEP, SESSION_REPLIED, SESSION_RECORD };
 /* Session cookies (auth_session_step.c), before the step: the logout URL
  * is answered here (SESSION_REPLIED); a request without Authorization
  * whose cookie opens gets its record from it (SESSION_RECORD: no step). */
-static int session_gate(gh_request_t *req, gh__auth_server_t *as, const gh__auth_site_t *site,
-                        gh__auth_req_t *rq, const char *authz)
+static int session_gate(gh_request_t *req, gh__auth_server_t *as, gh__auth_conn_t *conn,
+                        const gh__auth_site_t *site, gh__auth_req_t *rq, const char *authz)
 {
   const gh__session_site_t *ss = &site->session;
   const char *path = gh_request_get_path(req), *vals[GH__SESSION_MAX_CANDIDATES];
@@ -194,7 +194,7 @@ static int session_gate(gh_request_t *req, gh__auth_server_t *as, const gh__auth
   if (authz || (rq->tp.kind == GH__AUTH_TRANSPORT_UNIX && (site->s.schemes & GH_AUTH_SCHEME_PEER)))
     return SESSION_RUN_STEP;
   n = session_cookies(req, ss->name, vals, lens);
-  if (gh__auth_session_use(as->engine, ss, vals, lens, n, tls, &rq->r, &rq->set_cookie) != 0)
+  if (gh__auth_session_use(as->engine, conn, ss, vals, lens, n, tls, &rq->r, &rq->set_cookie) != 0)
     return SESSION_RECORD;
   return SESSION_RUN_STEP;
 }
@@ -241,7 +241,7 @@ static int auth_gate(gh_request_t *req, void *arg)
     ret = GH__GATE_HANDLED;
     goto out;
   }
-  sess = site->session.keys ? session_gate(req, as, site, rq, authz) : SESSION_RUN_STEP;
+  sess = site->session.keys ? session_gate(req, as, conn, site, rq, authz) : SESSION_RUN_STEP;
   if (sess == SESSION_REPLIED) {
     ret = GH__GATE_HANDLED;
     goto out;

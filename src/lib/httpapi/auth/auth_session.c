@@ -610,8 +610,8 @@ static gh__session_cause_t claims_decode(const uint8_t *pt, size_t ptlen, gh__se
 }
 
 /* The times of verified claims against now and the site's limits. */
-static gh__session_cause_t claims_check_time(const gh__session_claims_t *c, time_t now,
-                                             unsigned max_age_s, unsigned idle_s)
+gh__session_cause_t gh__session_check_time(const gh__session_claims_t *c, time_t now,
+                                           unsigned max_age_s, unsigned idle_s)
 {
   if (c->issued > (int64_t)now + GH__SESSION_CLOCK_SKEW ||
       c->last_use > (int64_t)now + GH__SESSION_CLOCK_SKEW)
@@ -667,7 +667,7 @@ gh__session_cause_t gh__session_open(gh__session_keys_t *k, const char *name, co
   }
   cause = claims_decode(pt, ptlen, &c);
   if (cause == GH__SESSION_OK)
-    cause = claims_check_time(&c, now, max_age_s, idle_s);
+    cause = gh__session_check_time(&c, now, max_age_s, idle_s);
   if (cause == GH__SESSION_OK)
     *ret = c;
 out:

@@ -36,6 +36,7 @@
 #define GH__SESSION_VALUE_MAX 1024u
 #define GH__SESSION_CLOCK_SKEW 300 /* an issue time this far ahead of our clock is refused */
 #define GH__SESSION_MAX_CANDIDATES 4u
+#define GH__SESSION_MEMO_S 60 /* a connection reuses a cookie it opened this long */
 
 /* Why a cookie was not taken (or that it was). One list: texts in auth_session.c. */
 typedef enum gh__session_cause {
@@ -89,6 +90,10 @@ typedef struct gh__session_claims {
 int gh__session_seal(gh__session_keys_t *keys, const char *name, const char *site,
                      const gh__session_claims_t *claims, char *buf, size_t buflen);
 
+/** The time checks of verified claims (also applied to a memo). */
+gh__session_cause_t gh__session_check_time(const gh__session_claims_t *claims, time_t now,
+                                           unsigned max_age_s, unsigned idle_s);
+
 /** Opens a cookie value: GH__SESSION_OK with *ret_claims filled, else the
  *  cause. now: the current time; max_age_s, idle_s: the site's limits.
  *  Any thread; val is untrusted (bounded by GH__SESSION_VALUE_MAX). */
@@ -121,10 +126,14 @@ typedef struct gh__session_site {
  *  GH_AUTH_FLAG_SESSION and returns 1; *ret_set_cookie gets a fresh cookie
  *  (Set-Cookie value, malloc'd) when the sliding idle window calls for it.
  *  Returns 0 (no usable cookie: *r untouched, a refusal logged) or 2 with
- *  *r set UNAVAILABLE (NSS failed: 503). */
-int gh__auth_session_use(gh__auth_engine_t *e, const gh__session_site_t *ss,
+ *  *r set UNAVAILABLE (NSS failed: 503). The value opened is memoised on
+ *  the connection c (see gh__auth_conn_t.session_memo). */
+int gh__auth_session_use(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh__session_site_t *ss,
                          const char *const *vals, const size_t *lens, size_t n, bool tls,
                          gh__auth_result_t *r, char **ret_set_cookie);
+
+/** Drops the connection's session memo (its token handle closed). */
+void gh__auth_session_memo_clear(gh__auth_conn_t *c);
 
 /** After a step that delivered SUCCESS by Negotiate, Kerberos, NTLM or
  *  Basic (not Peer, not a persisted or session identity, not an unmapped

@@ -82,22 +82,11 @@ static gh_token_source_t source_of(const char *package)
   return GH_SOURCE_BASIC;
 }
 
-/* The record of a session request: SUCCESS, flagged SESSION. 0, or the
- * token error (GH_ENO_SUCH_USER, GH_EUID_REFUSED, ... -ENOMEM). */
-static int fill_record(gh__auth_engine_t *e, const gh__session_claims_t *c, gh__auth_result_t *r)
+/* The record of a session request: SUCCESS, flagged SESSION, with tok
+ * (taken: closed on failure). 0 or -ENOMEM. */
+static int fill_record(gh__auth_engine_t *e, const gh__session_claims_t *c, gh_token_t tok,
+                       gh__auth_result_t *r)
 {
-  gh_token_opts_t opts = {
-      .level = GH_LEVEL_IMPERSONATE,
-      .source = source_of(c->package),
-      .auth_name = c->remote,
-      .expiry = (time_t)c->expiry,
-      .delegated_cred = GSS_C_NO_CREDENTIAL,
-  };
-  gh_token_t tok = 0;
-  int ret = e->ops.from_user(c->local, &opts, &tok);
-
-  if (ret)
-    return ret;
   r->remote_user_buf = gh__strdup(c->remote);
   r->local_user_buf = gh__strdup(c->local);
   if (!r->remote_user_buf || !r->local_user_buf) {
@@ -119,57 +108,155 @@ static int fill_record(gh__auth_engine_t *e, const gh__session_claims_t *c, gh__
   return 0;
 }
 
-/* The first candidate that opens; its cause, or the first failure's. */
+/* A token made again for the session's account: 0 or the sec layer's
+ * error (GH_ENO_SUCH_USER, GH_EUID_REFUSED, ... -ENOMEM). */
+static int make_token(gh__auth_engine_t *e, const gh__session_claims_t *c, gh_token_t *ret_tok)
+{
+  gh_token_opts_t opts = {
+      .level = GH_LEVEL_IMPERSONATE,
+      .source = source_of(c->package),
+      .auth_name = c->remote,
+      .expiry = (time_t)c->expiry,
+      .delegated_cred = GSS_C_NO_CREDENTIAL,
+  };
+
+  return e->ops.from_user(c->local, &opts, ret_tok);
+}
+
+/* The first candidate that opens (*ret_i); its cause, or the first failure's. */
 static gh__session_cause_t open_best(const gh__session_site_t *ss, const char *const *vals,
                                      const size_t *lens, size_t n, time_t now,
-                                     gh__session_claims_t *ret)
+                                     gh__session_claims_t *ret, size_t *ret_i)
 {
   gh__session_cause_t first = GH__SESSION_MALFORMED, c;
 
   for (size_t i = 0; i < n; i++) {
     c = gh__session_open(ss->keys, ss->name, ss->site, vals[i], lens[i], now, ss->max_age_s,
                          ss->idle_s, ret);
-    if (c == GH__SESSION_OK)
+    if (c == GH__SESSION_OK) {
+      *ret_i = i;
       return c;
+    }
     if (i == 0)
       first = c;
   }
   return first;
 }
 
-int gh__auth_session_use(gh__auth_engine_t *e, const gh__session_site_t *ss,
+/* ---- the connection's memo ---- */
+
+struct gh__session_memo {
+  const gh__session_site_t *ss;
+  time_t opened;
+  gh_token_t token; /* own handle */
+  gh__session_claims_t claims;
+  size_t len;
+  char value[GH__SESSION_VALUE_MAX];
+};
+
+void gh__auth_session_memo_clear(gh__auth_conn_t *c)
+{
+  if (!c->session_memo)
+    return;
+  if (c->session_memo->token)
+    c->engine->ops.close(c->session_memo->token);
+  free(c->session_memo);
+  c->session_memo = NULL;
+}
+
+static bool refresh_due(const gh__session_site_t *ss, const gh__session_claims_t *c, time_t now)
+{
+  return (int64_t)now - c->last_use >= (int64_t)(ss->idle_s / 4);
+}
+
+/* The memo's identity when one of vals is its value, it is younger than
+ * GH__SESSION_MEMO_S, the session's times still hold and no refresh is due:
+ * 1 with *r filled; else 0 (the full path decides, logs and refreshes). */
+static int memo_use(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh__session_site_t *ss,
+                    const char *const *vals, const size_t *lens, size_t n, time_t now,
+                    gh__auth_result_t *r)
+{
+  struct gh__session_memo *m = c->session_memo;
+  gh_token_t t = 0;
+  bool same = false;
+
+  if (!m || m->ss != ss || now < m->opened || now - m->opened >= GH__SESSION_MEMO_S)
+    return 0;
+  for (size_t i = 0; i < n && !same; i++)
+    same = lens[i] == m->len && memcmp(vals[i], m->value, m->len) == 0;
+  if (!same || refresh_due(ss, &m->claims, now) ||
+      gh__session_check_time(&m->claims, now, ss->max_age_s, ss->idle_s) != GH__SESSION_OK ||
+      e->ops.open_handle(m->token, &t) != 0)
+    return 0;
+  return fill_record(e, &m->claims, t, r) == 0;
+}
+
+/* Remembers the value that opened, with an own handle of r's token. */
+static void memo_store(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh__session_site_t *ss,
+                       const char *val, size_t len, const gh__session_claims_t *claims, time_t now,
+                       const gh__auth_result_t *r)
+{
+  struct gh__session_memo *m;
+
+  gh__auth_session_memo_clear(c);
+  if (len > sizeof(m->value) || !(m = gh__malloc(sizeof(*m))))
+    return;
+  if (e->ops.open_handle(r->info.token, &m->token) != 0) {
+    free(m);
+    return;
+  }
+  m->ss = ss;
+  m->opened = now;
+  m->claims = *claims;
+  m->len = len;
+  memcpy(m->value, val, len);
+  c->session_memo = m;
+}
+
+int gh__auth_session_use(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh__session_site_t *ss,
                          const char *const *vals, const size_t *lens, size_t n, bool tls,
                          gh__auth_result_t *r, char **ret_set_cookie)
 {
-  gh__session_claims_t c;
+  gh__session_claims_t cl;
   time_t now = time(NULL);
   gh__session_cause_t cause;
+  gh_token_t tok = 0;
+  size_t which = 0;
   int ret = 0, t;
 
   if (n == 0)
     goto out;
-  cause = open_best(ss, vals, lens, n, now, &c);
+  if (memo_use(e, c, ss, vals, lens, n, now, r)) {
+    session_outcome(e, ss, SESSION_ACCEPTED, GH__SESSION_OK, r->info.local_user);
+    ret = 1;
+    goto out;
+  }
+  cause = open_best(ss, vals, lens, n, now, &cl, &which);
   if (cause != GH__SESSION_OK) {
     session_outcome(e, ss, SESSION_REFUSED, cause, NULL);
     goto out;
   }
-  t = fill_record(e, &c, r);
+  t = make_token(e, &cl, &tok);
   if (t == GH_ENO_SUCH_USER || t == GH_EUID_REFUSED || t == GH_ELIMIT || t == -EINVAL) {
-    session_outcome(e, ss, SESSION_REFUSED, GH__SESSION_ACCOUNT, c.local);
+    session_outcome(e, ss, SESSION_REFUSED, GH__SESSION_ACCOUNT, cl.local);
     goto out;
   }
+  if (t == 0)
+    t = fill_record(e, &cl, tok, r);
   if (t != 0) {
     /* NSS could not answer: 503, as for any authentication */
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, t);
     ret = 2;
     goto out;
   }
-  session_outcome(e, ss, SESSION_ACCEPTED, GH__SESSION_OK, c.local);
+  session_outcome(e, ss, SESSION_ACCEPTED, GH__SESSION_OK, cl.local);
   ret = 1;
   /* sliding idle window: a fresh last-use once a quarter of it has gone */
-  if ((int64_t)now - c.last_use >= (int64_t)(ss->idle_s / 4)) {
-    c.last_use = now;
-    *ret_set_cookie = seal_cookie(e, ss, &c, now, tls);
+  if (refresh_due(ss, &cl, now)) {
+    cl.last_use = now;
+    *ret_set_cookie = seal_cookie(e, ss, &cl, now, tls);
+  } else {
+    memo_store(e, c, ss, vals[which], lens[which], &cl, now, r);
   }
 out:
   return ret;

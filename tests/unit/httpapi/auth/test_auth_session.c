@@ -285,12 +285,13 @@ static void test_cookie_find(void **state)
 
 /* ---- the engine's mint and use, with a fake sec layer ---- */
 
-static int from_user_ret;
+static int from_user_ret, from_user_calls, open_calls;
 static char from_user_name[64];
 
 static int fake_from_user(const char *user, const gh_token_opts_t *opts, gh_token_t *ret)
 {
   (void)opts;
+  from_user_calls++;
   snprintf(from_user_name, sizeof(from_user_name), "%s", user);
   if (from_user_ret)
     return from_user_ret;
@@ -304,11 +305,19 @@ static int fake_close(gh_token_t t)
   return 0;
 }
 
+static int fake_open_handle(gh_token_t t, gh_token_t *ret)
+{
+  open_calls++;
+  *ret = t + 1000;
+  return 0;
+}
+
 static void engine_init(gh__auth_engine_t *e)
 {
   memset(e, 0, sizeof(*e));
   e->ops.from_user = fake_from_user;
   e->ops.close = fake_close;
+  e->ops.open_handle = fake_open_handle;
   e->unmapped_user = (char *)"nobody";
 }
 
@@ -337,6 +346,7 @@ static void success_record(gh__auth_result_t *r, time_t expiry)
 static void test_mint_and_use(void **state)
 {
   gh__auth_engine_t e;
+  gh__auth_conn_t conn;
   gh__session_keys_t *k = keys(KA, NULL);
   gh__session_site_t ss = {k, "gh_session", "/app", 8 * 3600, 1800, false, NULL};
   gh_auth_settings_t site;
@@ -349,6 +359,8 @@ static void test_mint_and_use(void **state)
 
   (void)state;
   engine_init(&e);
+  memset(&conn, 0, sizeof(conn));
+  conn.engine = &e;
   gh_auth_settings_init(&site);
   /* a ticket ending in 100 s caps the session at 100 s */
   success_record(&r, now + 100);
@@ -399,7 +411,7 @@ static void test_mint_and_use(void **state)
   lens[0] = strlen(val);
   memset(&r, 0, sizeof(r));
   from_user_ret = 0;
-  assert_int_equal(gh__auth_session_use(&e, &ss, vals, lens, 1, false, &r, &sc), 1);
+  assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 1);
   assert_string_equal(from_user_name, "alice");
   assert_int_equal(r.info.status, GH_AUTH_STATUS_SUCCESS);
   assert_int_equal(r.info.flags, GH_AUTH_FLAG_SESSION);
@@ -413,32 +425,55 @@ static void test_mint_and_use(void **state)
   free(sc);
   sc = NULL;
   gh__auth_result_done(&r);
-  /* a fresh one is not re-sealed */
+  /* a fresh one is not re-sealed, and is remembered by the connection */
   c = claims(now);
   seal(k, &c, val, sizeof(val));
   lens[0] = strlen(val);
   memset(&r, 0, sizeof(r));
-  assert_int_equal(gh__auth_session_use(&e, &ss, vals, lens, 1, false, &r, &sc), 1);
+  from_user_calls = open_calls = 0;
+  assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 1);
   assert_null(sc);
+  assert_int_equal(from_user_calls, 1);
+  assert_non_null(conn.session_memo);
   gh__auth_result_done(&r);
-  /* the account is gone or refused: no cookie */
+  /* the same value again on this connection: from the memo (a new handle of
+   * its token), the same record, no token made */
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 1);
+  assert_int_equal(from_user_calls, 1);
+  assert_int_equal(open_calls, 2);
+  assert_int_equal(r.info.flags, GH_AUTH_FLAG_SESSION);
+  assert_string_equal(r.info.local_user, "alice");
+  assert_int_equal(r.info.token, 42 + 1000 + 1000);
+  gh__auth_result_done(&r);
+  /* another site: not the memo's */
+  gh__session_site_t other = ss;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_session_use(&e, &conn, &other, vals, lens, 1, false, &r, &sc), 1);
+  assert_int_equal(from_user_calls, 2);
+  gh__auth_result_done(&r);
+  gh__auth_session_memo_clear(&conn);
+  assert_null(conn.session_memo);
+  /* the account is gone or refused: no cookie (a new connection) */
   for (int i = 0; i < 2; i++) {
+    gh__auth_session_memo_clear(&conn);
     from_user_ret = i ? GH_EUID_REFUSED : GH_ENO_SUCH_USER;
     memset(&r, 0, sizeof(r));
-    assert_int_equal(gh__auth_session_use(&e, &ss, vals, lens, 1, false, &r, &sc), 0);
+    assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 0);
     assert_int_equal(r.info.status, 0);
     assert_int_equal(r.info.token, 0);
   }
   /* NSS cannot answer: 503 */
   from_user_ret = -EAGAIN;
   memset(&r, 0, sizeof(r));
-  assert_int_equal(gh__auth_session_use(&e, &ss, vals, lens, 1, false, &r, &sc), 2);
+  assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 2);
   assert_int_equal(r.verdict, GH__AUTH_UNAVAILABLE);
   /* a tampered cookie is no cookie */
   from_user_ret = 0;
   val[10] = val[10] == 'A' ? 'B' : 'A';
   memset(&r, 0, sizeof(r));
-  assert_int_equal(gh__auth_session_use(&e, &ss, vals, lens, 1, false, &r, &sc), 0);
+  assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 0);
+  gh__auth_session_memo_clear(&conn);
   gh__session_keys_free(k);
 }
 
