@@ -1,4 +1,6 @@
-/* fuzz_session_cookie.c: libFuzzer target for session cookies — the Cookie header parser, then opening each value found (base64url, sizes, GCM, the sealed claims); a second mode seals claims made from the input and checks they open unchanged. */
+/* fuzz_session_cookie.c: libFuzzer target for session cookies — the Cookie header parser, then
+ * opening each value found (base64url, sizes, GCM, the sealed claims); a second mode seals claims
+ * made from the input and checks they open unchanged. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,8 +46,8 @@ static void round_trip(const uint8_t *data, size_t size)
   n = gh__session_seal(fuzz_keys(), "gh_session", "/", &c, v, sizeof(v));
   if (n < 0)
     return; /* an empty or NUL-shortened local name */
-  if (gh__session_open(fuzz_keys(), "gh_session", "/", v, (size_t)n, (time_t)c.issued, 3600,
-                       3600, &o) != GH__SESSION_OK) {
+  if (gh__session_open(fuzz_keys(), "gh_session", "/", v, (size_t)n, (time_t)c.issued, 3600, 3600,
+                       &o) != GH__SESSION_OK) {
     /* only control characters may be refused */
     for (const char *p = c.local; *p; p++)
       if ((unsigned char)*p < 0x20 || *p == 0x7f)

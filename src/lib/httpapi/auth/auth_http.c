@@ -186,6 +186,7 @@ static int session_gate(gh_request_t *req, gh__auth_server_t *as, gh__auth_conn_
   if (ss->logout && path && strcmp(path, ss->logout) == 0) {
     char *clear = gh__auth_session_clear_cookie(ss, tls);
     const char *hdrs[2] = {"Set-Cookie", clear};
+    gh__auth_session_memo_clear(conn); /* this connection forgets it too */
     gh__request_reply(req, 200, NULL, hdrs, clear ? 1 : 0, "logged out\n");
     free(clear);
     return SESSION_REPLIED;
