@@ -345,6 +345,15 @@ static int parse_two(const char *v, const char *no_word, const char *yes_word, b
   return 1;
 }
 
+/* *own = a copy of v and the settings' *field points at it: 1, or 0 with msg. */
+static int set_site_str(char **own, const char **field, const char *v, char *msg, size_t msglen)
+{
+  if (!gh_daemon_set_str(own, v, msg, msglen))
+    return 0;
+  *field = *own;
+  return 1;
+}
+
 /* The session keys of a site (docs/gatehouse.conf.5 "Sessions"): 1, 0 or -1. */
 static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char *v, char *msg,
                             size_t msglen)
@@ -355,10 +364,7 @@ static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
     /* read and checked now: -t and a reload name a bad file by its line */
     if (gh_auth_session_key_file_check(v, msg, msglen) != 0)
       return 0;
-    if (!gh_daemon_set_str(&sa->session_key_file, v, msg, msglen))
-      return 0;
-    sa->s.session_key_file = sa->session_key_file;
-    return 1;
+    return set_site_str(&sa->session_key_file, &sa->s.session_key_file, v, msg, msglen);
   }
   if (strcmp(k, "session_max_age") == 0)
     return parse_duration(v, 30 * 86400ull, &sa->s.session_max_age_s, msg, msglen);
@@ -370,10 +376,7 @@ static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
       snprintf(msg, msglen, "'%s' is not a cookie name (letters, digits, _ - .; up to 64)", v);
       return 0;
     }
-    if (!gh_daemon_set_str(&sa->session_cookie, v, msg, msglen))
-      return 0;
-    sa->s.session_cookie = sa->session_cookie;
-    return 1;
+    return set_site_str(&sa->session_cookie, &sa->s.session_cookie, v, msg, msglen);
   }
   if (strcmp(k, "session_secure") == 0)
     return parse_two(v, "tls", "always", &sa->s.session_secure_always, msg, msglen);
@@ -382,10 +385,7 @@ static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
       snprintf(msg, msglen, "'%s' is not a URL path (/..., without a query)", v);
       return 0;
     }
-    if (!gh_daemon_set_str(&sa->session_logout, v, msg, msglen))
-      return 0;
-    sa->s.session_logout = sa->session_logout;
-    return 1;
+    return set_site_str(&sa->session_logout, &sa->s.session_logout, v, msg, msglen);
   }
   return -1;
 }
