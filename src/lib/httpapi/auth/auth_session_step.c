@@ -2,6 +2,8 @@
  * session minted after a successful authentication, the Set-Cookie values; session_outcome decides
  * and logs every outcome. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,20 +24,55 @@ typedef enum session_event {
   SESSION_REFUSED,  /* a cookie that counts as no cookie (cause) */
 } session_event_t;
 
+/* Refusal lines: at most GH__SESSION_LOG_PER_S a second (a client can send
+ * a bad cookie with every request); the next line says how many were left
+ * out. */
+#define GH__SESSION_LOG_PER_S 20u
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static time_t log_second;
+static unsigned log_count, log_dropped;
+
+/* Whether this refusal is logged; *ret_dropped: lines left out before it. */
+static bool log_allowed(unsigned *ret_dropped)
+{
+  time_t now = time(NULL);
+  bool ok;
+
+  pthread_mutex_lock(&log_mu);
+  if (now != log_second) {
+    log_second = now;
+    log_count = 0;
+  }
+  ok = log_count < GH__SESSION_LOG_PER_S;
+  if (ok) {
+    log_count++;
+    *ret_dropped = log_dropped;
+    log_dropped = 0;
+  } else {
+    log_dropped++;
+  }
+  pthread_mutex_unlock(&log_mu);
+  return ok;
+}
+
 /* The one place a session outcome is decided and reported: every minted,
  * accepted and refused session passes here (a counter per event and cause
  * belongs here). A refusal is logged once, with its cause. */
 static void session_outcome(gh__auth_engine_t *e, const gh__session_site_t *ss, session_event_t ev,
                             gh__session_cause_t cause, const char *who)
 {
-  char line[512];
+  char line[512], more[64] = "";
+  unsigned dropped = 0;
 
-  if (ev != SESSION_REFUSED)
+  if (ev != SESSION_REFUSED || !log_allowed(&dropped))
     return;
+  if (dropped)
+    snprintf(more, sizeof(more), " (%u earlier refusals not logged)", dropped);
   snprintf(line, sizeof(line),
            "session cookie %s on site %s refused%s%s: %s; the request goes on as if it had "
-           "none",
-           ss->name, ss->site, who ? " for " : "", who ? who : "", gh__session_cause_text(cause));
+           "none%s",
+           ss->name, ss->site, who ? " for " : "", who ? who : "", gh__session_cause_text(cause),
+           more);
   gh__auth_log(e->log_cb, e->log_arg, LOG_NOTICE, line);
 }
 

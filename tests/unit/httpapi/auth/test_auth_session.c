@@ -477,13 +477,64 @@ static void test_mint_and_use(void **state)
   gh__session_keys_free(k);
 }
 
+static int log_lines;
+static char last_line[512];
+
+static void count_log(void *arg, int priority, const char *msg)
+{
+  (void)arg;
+  (void)priority;
+  log_lines++;
+  snprintf(last_line, sizeof(last_line), "%s", msg);
+}
+
+/* A client sending a bad cookie with every request cannot flood the log. */
+static void test_refusal_lines_are_limited(void **state)
+{
+  gh__auth_engine_t e;
+  gh__auth_conn_t conn;
+  gh__session_keys_t *k = keys(KA, NULL);
+  gh__session_site_t ss = {k, "gh_session", "/app", 8 * 3600, 1800, false, NULL};
+  const char *vals[1] = {"AAAA"};
+  size_t lens[1] = {4};
+  gh__auth_result_t r;
+  char *sc = NULL;
+  time_t t0;
+
+  (void)state;
+  engine_init(&e);
+  e.log_cb = count_log;
+  memset(&conn, 0, sizeof(conn));
+  conn.engine = &e;
+  t0 = time(NULL);
+  for (int i = 0; i < 200; i++) {
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 0);
+  }
+  assert_true(log_lines >= 1);
+  assert_true(log_lines <= 20 * (int)(time(NULL) - t0 + 1));
+  assert_non_null(strstr(last_line, "truncated"));
+  /* make sure the last call was left out, then the next second's first
+   * line says how many were */
+  for (int i = 0, before = -1; i < 1000 && before != log_lines; i++) {
+    before = log_lines;
+    memset(&r, 0, sizeof(r));
+    (void)gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc);
+  }
+  sleep(1);
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_session_use(&e, &conn, &ss, vals, lens, 1, false, &r, &sc), 0);
+  assert_non_null(strstr(last_line, "earlier refusals not logged"));
+  gh__session_keys_free(k);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_refusals),
       cmocka_unit_test(test_rotation),        cmocka_unit_test(test_key_file),
       cmocka_unit_test(test_key_file_reload), cmocka_unit_test(test_cookie_find),
-      cmocka_unit_test(test_mint_and_use),
+      cmocka_unit_test(test_mint_and_use),    cmocka_unit_test(test_refusal_lines_are_limited),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
