@@ -159,6 +159,7 @@ def test_negotiate_then_cookie_only(gh, realm, cc):
     assert body['remote_user'] == 'alice@GH.TEST' and body['local_user'] == 'alice'
     assert body['kernel_uid'] == UIDS['alice'] and body['token_uid'] == UIDS['alice']
     assert body['mutual'] is None and body['expiry'] > time.time()
+    assert body['token_level'] == 2                      # IMPERSONATE: no delegated credential
     assert set_cookies(hdrs) == []                       # fresh: no refresh yet
 
 
@@ -392,13 +393,18 @@ def test_two_nodes_share_sessions_and_check_accounts(realm, tmp_path, cc):
     ('short\n', 0o600, 'line 1 is not 64 hex digits'),
     (None, 0o644, 'mode 0644'),
     ('missing', 0o600, 'No such file'),
+    ('owner', 0o600, 'owned by uid 20001'),
+    ('big', 0o600, 'two keys take 130'),
 ])
 def test_key_file_errors_at_start(realm, tmp_path, keys_text, mode, err):
     kf = str(tmp_path / 'k')
     if keys_text != 'missing':
         with open(kf, 'w') as f:
-            f.write(keys_text or new_key() + '\n')
+            f.write({None: new_key() + '\n', 'owner': new_key() + '\n',
+                     'big': '#' * 600}.get(keys_text, keys_text))
         os.chmod(kf, mode)
+        if keys_text == 'owner':
+            os.chown(kf, UIDS['alice'], -1)
     s = [('/', {'auth': 'basic', 'basic_over_plain_http': 'yes', 'session': 'cookie',
                 'session_key_file': kf})]
     gh = Gatehoused(realm, str(tmp_path / 'gh'), s, unix=False)
