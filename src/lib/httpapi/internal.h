@@ -139,9 +139,12 @@ struct gh_url_group {
   char *prefix;
   size_t prefix_len;
   gh_url_group_props_t props;
+  bool max_body_unset; /* props.max_body was 0: the server's, or none when streamed */
+  bool stream_body;    /* gh_url_group_set_stream_body */
   void *user_ctx;
   void *auth_slot;
   void (*auth_slot_free)(void *);
+  unsigned metrics_site; /* its entry in the metrics site table */
 };
 
 struct gh_request {
@@ -154,6 +157,7 @@ struct gh_request {
   char *path;
   char *query;
   size_t body_pos;
+  uint64_t t0_ns; /* dispatched (the request read whole): latency starts */
   /* response */
   int status;
   const char *reason;
@@ -165,11 +169,23 @@ struct gh_request {
   bool released;     /* connection handed back (re-armed, at rest) */
   bool keep_alive;
   bool app_length;
+  bool counted;      /* in the metrics (request.c count_request) */
   gh__frame_t frame;
   gh__resp_hdr_t *rh;
   size_t n_rh, cap_rh;
   void *auth_slot;
   void (*auth_slot_free)(void *);
+  /* streamed body (stream_body group): read from the connection (stream.c) */
+  bool streamed;       /* delivered after the header block */
+  bool body_done;      /* the parser reached the end of the message */
+  bool body_touched;   /* the application read from it */
+  bool continue_sent;  /* "100 Continue" written (or not needed) */
+  int body_err;        /* sticky error of a streamed read */
+  gh_stream_t *stream; /* gh_request_upgrade() */
+};
+
+struct gh_stream {
+  gh__conn_t *conn;
 };
 
 struct gh_server {
@@ -255,6 +271,17 @@ void gh__listener_close(gh__listener_t *l);
  *  process). */
 void gh__listener_keep_copy(gh__listener_t *l, unsigned index);
 
+/* stream.c (worker side: streamed bodies, interim responses, Upgrade) */
+/** Before the head of the final response: an unread streamed body is
+ *  drained (up to 64 KiB already arrived) when final; if its end is still
+ *  not reached the connection is not kept. */
+void gh__request_body_settle(gh_request_t *req, bool final);
+/** gh_request_read_body() of a streamed request. */
+ssize_t gh__request_read_streamed(gh_request_t *req, void *buf, size_t len);
+/** The status a failed streamed read answers when the application sent
+ *  nothing (413, 400, 408), or 0. */
+int gh__request_body_status(const gh_request_t *req);
+
 /* conn.c (I/O side and the worker-side hand-back) */
 void *gh__io_main(void *arg);
 /** Claims and processes one event of the connection epoll (any event thread). */
@@ -273,6 +300,9 @@ void gh__conn_unref(gh__conn_t *conn);
  *  -errno (file). */
 int gh__conn_send(gh__conn_t *conn, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
                   struct iovec *post, int npost, bool final);
+/** Worker side: writes len bytes, waiting for the socket until deadline
+ *  (monotonic ms). Returns 0, GH_ETIMEOUT or GH_ECLOSED. */
+int gh__conn_write(gh__conn_t *conn, const void *buf, size_t len, uint64_t deadline);
 /** Worker side, response fully written: keep-alive or close, hand back. */
 void gh__conn_release_done(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after GH__SEND_HANDOFF. */
@@ -280,6 +310,9 @@ void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after a failure: the next event thread to claim it closes it. */
 void gh__conn_release_close(gh__conn_t *conn);
 void gh__io_close_all(gh__io_t *io);
+/** Shutdown past its grace: shuts down (SHUT_RDWR) the sockets of
+ *  connections in application hands, so blocked handlers return. */
+void gh__io_cut_worker_conns(gh__io_t *io);
 /** After every event thread stopped: closes connections at rest, shuts down
  *  those in application hands. */
 void gh__io_stop_conns(gh__io_t *io);

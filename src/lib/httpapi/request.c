@@ -7,7 +7,9 @@
 
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/str.h"
 
 #define GH__FREE_REQS_MAX 256
@@ -138,11 +140,15 @@ GH_EXPORT int gh_request_get_header_at(const gh_request_t *r, size_t i, const ch
 
 GH_EXPORT size_t gh_request_get_body_length(const gh_request_t *r)
 {
+  if (r->streamed)
+    return r->msg.chunked ? SIZE_MAX : (size_t)r->msg.content_length;
   return r->msg.body_len;
 }
 
 GH_EXPORT ssize_t gh_request_read_body(gh_request_t *r, void *buf, size_t len)
 {
+  if (r->streamed)
+    return gh__request_read_streamed(r, buf, len);
   size_t left = r->msg.body_len - r->body_pos;
   if (len > left)
     len = left;
@@ -154,8 +160,8 @@ GH_EXPORT ssize_t gh_request_read_body(gh_request_t *r, void *buf, size_t len)
 
 GH_EXPORT const void *gh_request_get_body(const gh_request_t *r, size_t *ret_len)
 {
-  *ret_len = r->msg.body_len;
-  return r->msg.body_len ? r->msg.body : NULL;
+  *ret_len = r->streamed ? 0 : r->msg.body_len;
+  return *ret_len ? r->msg.body : NULL;
 }
 
 GH_EXPORT gh_url_group_t *gh_request_get_url_group(const gh_request_t *r)
@@ -403,11 +409,17 @@ static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret
     r->status = 200;
     r->status_set = true;
   }
+  if (r->status == 101) { /* only gh_request_upgrade() switches protocols */
+    r->status = 500;
+    r->reason = NULL;
+    r->keep_alive = false;
+  }
   if (s->hsts != NULL && r->conn->ssl != NULL &&
       !gh__response_has_header(r, "Strict-Transport-Security"))
     (void)gh_response_set_header(r, "Strict-Transport-Security", s->hsts);
   if (s->resp_hook != NULL)
     s->resp_hook(r, r->status, s->resp_hook_arg);
+  gh__request_body_settle(r, final); /* an unread streamed body: drained or closed */
   bool ka = r->keep_alive && !atomic_load_explicit(&s->stopping, memory_order_relaxed);
   int version = gh_request_get_version(r);
   r->frame = gh__framing_choose(r->status, version, final, r->app_length, &ka);
@@ -430,6 +442,20 @@ static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret
   r->headers_sent = true;
 out:
   return ret;
+}
+
+/* Every request the application or the auth gate answered, once: when its
+ * last bytes go out (before the connection can carry the client's next
+ * request, so a scrape after a response always counts it), or at
+ * completion for a response that never got there. */
+static void count_request(gh_request_t *r)
+{
+  if (r->counted)
+    return;
+  r->counted = true;
+  gh__metrics_request(r->group ? r->group->metrics_site : GH__METRICS_SITE_NONE,
+                      gh__metrics_code(r->status),
+                      r->t0_ns != 0 ? gh__clock_ns() - r->t0_ns : UINT64_MAX);
 }
 
 static int send_common(gh_request_t *r, const void *data, int fd, off_t foff, size_t len,
@@ -487,6 +513,8 @@ static int send_common(gh_request_t *r, const void *data, int fd, off_t foff, si
     pre[npre].iov_len = len;
     npre++;
   }
+  if (final)
+    count_request(r);
   ret = gh__conn_send(r->conn, pre, npre, fd, foff, fd >= 0 ? len : 0, post, npost, final);
   if (ret == GH__SEND_HANDOFF) {
     r->finished = true;
@@ -537,13 +565,15 @@ GH_EXPORT int gh_request_complete(gh_request_t *r)
   gh_server_t *s = r->srv;
   if (!r->finished && !r->failed) {
     if (!r->any_send && !r->status_set) {
-      r->status = 500;
+      int bs = gh__request_body_status(r); /* a streamed body that failed */
+      r->status = bs != 0 ? bs : 500;
       r->status_set = true;
     }
     ret = send_common(r, NULL, -1, 0, 0, 0);
   } else if (r->failed) {
     ret = GH_ECLOSED;
   }
+  count_request(r); /* a response cut short, or never finished */
   if (!r->released) {
     r->released = true;
     gh__conn_release_close(r->conn);

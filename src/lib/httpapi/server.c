@@ -12,6 +12,7 @@
 
 #include "gh_config.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -243,6 +244,21 @@ GH_EXPORT int gh_server_listener_address(gh_server_t *s, unsigned i,
   return ret;
 }
 
+GH_EXPORT int gh_url_group_set_stream_body(gh_url_group_t *g, int on)
+{
+  if (g == NULL)
+    return -EINVAL;
+  if (g->srv->started)
+    return GH_ESTATE;
+  g->stream_body = on != 0;
+  if (g->max_body_unset) { /* streamed: an unset limit is none */
+    g->props.max_body = g->stream_body ? 0 : g->srv->cfg.max_body;
+    if (g->stream_body)
+      g->srv->limits.max_body = SIZE_MAX; /* the parser's limit until the group is known */
+  }
+  return 0;
+}
+
 GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
                                       const gh_url_group_props_t *props, void *user_ctx,
                                       gh_url_group_t **ret_group)
@@ -270,12 +286,20 @@ GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
   }
   g->srv = s;
   g->user_ctx = user_ctx;
+  g->metrics_site = gh__metrics_site(g->prefix);
   if (props != NULL)
     g->props = *props;
-  if (g->props.max_body == 0)
+  g->max_body_unset = g->props.max_body == 0;
+  if (g->max_body_unset)
     g->props.max_body = s->cfg.max_body;
   if (g->props.body_timeout_ms == 0)
     g->props.body_timeout_ms = s->cfg.body_timeout_ms;
+  /* the parser's limit until the group is known (on_headers narrows it):
+   * the largest of any group, so a group above the server's own limit
+   * (or a streamed one) is not refused at the header block */
+  size_t gmax = g->props.max_body == 0 ? SIZE_MAX : g->props.max_body;
+  if (gmax > s->limits.max_body)
+    s->limits.max_body = gmax;
   size_t n = s->n_groups + 1;
   gh_url_group_t **ng = gh__realloc(s->groups, n * sizeof(*ng));
   if (ng != NULL)
@@ -551,6 +575,7 @@ GH_EXPORT int gh_server_atfork_child(gh_server_t *s, unsigned index)
   s->cepfd = fd;
   for (unsigned i = 0; i < s->n_listeners; i++)
     gh__listener_keep_copy(s->listeners[i], index);
+  (void)gh__metrics_use_slot(index); /* no shared block: this copy's own counters */
   return 0;
 }
 
@@ -756,6 +781,10 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   s->qclosed = true;
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
+  if (ret == GH_ETIMEOUT) /* a handler blocked on its connection must not stall the joins */
+    for (unsigned j = 0; j < s->n_ios; j++)
+      if (s->ios[j].lock_init)
+        gh__io_cut_worker_conns(&s->ios[j]);
   atomic_store_explicit(&s->wstop, true, memory_order_release);
   if (s->wstopfd >= 0) {
     uint64_t one = 1;

@@ -49,6 +49,8 @@ const char *gh__session_cause_text(gh__session_cause_t cause)
     return "issued in the future: the nodes' clocks differ by more than 300 s";
   case GH__SESSION_ACCOUNT:
     return "the account no longer exists or is refused (uid 0, the service, below min_uid)";
+  case GH__SESSION_ERROR:
+    return "the account could not be looked up now (NSS or memory): answered 503";
   case GH__SESSION_CAUSE_COUNT:
     break;
   }

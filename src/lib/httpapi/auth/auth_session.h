@@ -52,6 +52,7 @@ typedef enum gh__session_cause {
   GH__SESSION_IDLE,        /* not used for session_idle */
   GH__SESSION_FUTURE,      /* issued ahead of this node's clock beyond the skew */
   GH__SESSION_ACCOUNT,     /* the account no longer exists or is refused (min_uid, uid 0) */
+  GH__SESSION_ERROR,       /* the account could not be looked up (NSS, memory): 503 */
   GH__SESSION_CAUSE_COUNT
 } gh__session_cause_t;
 

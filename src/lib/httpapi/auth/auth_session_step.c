@@ -57,7 +57,10 @@ static bool log_allowed(unsigned *ret_dropped)
 
 /* The one place a session outcome is decided and reported: every minted,
  * accepted and refused session passes here (a counter per event and cause
- * belongs here). A refusal is logged once, with its cause. */
+ * belongs here: metrics.h gh__metrics_session, causes MALFORMED ← OVERSIZE,
+ * BAD_BASE64, TRUNCATED, BAD_VERSION, MALFORMED, FUTURE; INVALID ←
+ * UNKNOWN_KEY, TAMPERED; EXPIRED; IDLE; ACCOUNT; ERROR). A refusal is
+ * logged once, with its cause. */
 static void session_outcome(gh__auth_engine_t *e, const gh__session_site_t *ss, session_event_t ev,
                             gh__session_cause_t cause, const char *who)
 {
@@ -282,6 +285,7 @@ int gh__auth_session_use(gh__auth_engine_t *e, gh__auth_conn_t *c, const gh__ses
     t = fill_record(e, &cl, tok, r);
   if (t != 0) {
     /* NSS could not answer: 503, as for any authentication */
+    session_outcome(e, ss, SESSION_REFUSED, GH__SESSION_ERROR, cl.local);
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, t);
     ret = 2;
     goto out;
