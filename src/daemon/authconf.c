@@ -46,6 +46,7 @@ void gh_daemon_site_auth_init(gh_daemon_site_auth_t *sa)
 {
   memset(sa, 0, sizeof(*sa));
   gh_auth_settings_init(&sa->s);
+  gh_auth_session_settings_init(&sa->sess);
 }
 
 void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
@@ -359,33 +360,33 @@ static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
                             size_t msglen)
 {
   if (strcmp(k, "session") == 0)
-    return parse_two(v, "off", "cookie", &sa->s.session, msg, msglen);
+    return parse_two(v, "off", "cookie", &sa->session, msg, msglen);
   if (strcmp(k, "session_key_file") == 0) {
     /* read and checked now: -t and a reload name a bad file by its line */
     if (gh_auth_session_key_file_check(v, msg, msglen) != 0)
       return 0;
-    return set_site_str(&sa->session_key_file, &sa->s.session_key_file, v, msg, msglen);
+    return set_site_str(&sa->session_key_file, &sa->sess.key_file, v, msg, msglen);
   }
   if (strcmp(k, "session_max_age") == 0)
-    return parse_duration(v, 30 * 86400ull, &sa->s.session_max_age_s, msg, msglen);
+    return parse_duration(v, 30 * 86400ull, &sa->sess.max_age_s, msg, msglen);
   if (strcmp(k, "session_idle") == 0)
-    return parse_duration(v, 30 * 86400ull, &sa->s.session_idle_s, msg, msglen);
+    return parse_duration(v, 30 * 86400ull, &sa->sess.idle_s, msg, msglen);
   if (strcmp(k, "session_cookie") == 0) {
     if (v[0] == '\0' || strlen(v) > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
                                                   "OPQRSTUVWXYZ0123456789_-.") != strlen(v)) {
       snprintf(msg, msglen, "'%s' is not a cookie name (letters, digits, _ - .; up to 64)", v);
       return 0;
     }
-    return set_site_str(&sa->session_cookie, &sa->s.session_cookie, v, msg, msglen);
+    return set_site_str(&sa->session_cookie, &sa->sess.cookie, v, msg, msglen);
   }
   if (strcmp(k, "session_secure") == 0)
-    return parse_two(v, "tls", "always", &sa->s.session_secure_always, msg, msglen);
+    return parse_two(v, "tls", "always", &sa->sess.secure_always, msg, msglen);
   if (strcmp(k, "session_logout") == 0) {
     if (v[0] != '/' || strpbrk(v, " \t;,?#") != NULL || strlen(v) > 255) {
       snprintf(msg, msglen, "'%s' is not a URL path (/..., without a query)", v);
       return 0;
     }
-    return set_site_str(&sa->session_logout, &sa->s.session_logout, v, msg, msglen);
+    return set_site_str(&sa->session_logout, &sa->sess.logout, v, msg, msglen);
   }
   return -1;
 }
@@ -529,12 +530,12 @@ static int session_check(const gh_daemon_site_auth_t *sa, const char *prefix, ch
                          size_t msglen)
 {
   size_t pl = strlen(prefix);
-  unsigned max_age = sa->s.session_max_age_s ? sa->s.session_max_age_s : 8 * 3600;
-  unsigned idle = sa->s.session_idle_s ? sa->s.session_idle_s : 30 * 60;
+  unsigned max_age = sa->sess.max_age_s ? sa->sess.max_age_s : 8 * 3600;
+  unsigned idle = sa->sess.idle_s ? sa->sess.idle_s : 30 * 60;
 
-  if (!sa->s.session)
+  if (!sa->session)
     return 0;
-  if (sa->s.session_key_file == NULL) {
+  if (sa->sess.key_file == NULL) {
     snprintf(msg, msglen, "session = cookie needs session_key_file (two lines of 64 hex "
                           "digits: openssl rand -hex 32)");
     return GH_ECONFIG;
@@ -556,10 +557,10 @@ static int session_check(const gh_daemon_site_auth_t *sa, const char *prefix, ch
              max_age);
     return GH_ECONFIG;
   }
-  if (sa->s.session_logout != NULL &&
-      (strncmp(sa->s.session_logout, prefix, pl) != 0 ||
-       (pl > 1 && sa->s.session_logout[pl] != '/' && sa->s.session_logout[pl] != '\0'))) {
-    snprintf(msg, msglen, "session_logout %s is not under the site %s", sa->s.session_logout,
+  if (sa->sess.logout != NULL &&
+      (strncmp(sa->sess.logout, prefix, pl) != 0 ||
+       (pl > 1 && sa->sess.logout[pl] != '/' && sa->sess.logout[pl] != '\0'))) {
+    snprintf(msg, msglen, "session_logout %s is not under the site %s", sa->sess.logout,
              prefix);
     return GH_ECONFIG;
   }

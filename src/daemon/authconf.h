@@ -42,9 +42,11 @@ typedef struct gh_daemon_site_auth {
   char *probe_dir;           /* handler = authinfo: where the kernel-uid probe file is made */
   char *allowed_spns;        /* s.allowed_spns points at it (tlsconf.c / authconf.c) */
   char *s4u_targets;         /* s.s4u_targets points at it */
-  char *session_key_file;    /* s.session_key_file points at it (checked when parsed) */
-  char *session_cookie;      /* s.session_cookie */
-  char *session_logout;      /* s.session_logout */
+  bool session;              /* session = cookie: gh_url_group_set_auth_session(sess) */
+  gh_auth_session_settings_t sess; /* its strings point at the three below */
+  char *session_key_file;    /* sess.key_file (checked when parsed) */
+  char *session_cookie;      /* sess.cookie */
+  char *session_logout;      /* sess.logout */
 } gh_daemon_site_auth_t;
 
 void gh_daemon_auth_init(gh_daemon_auth_t *a);

@@ -119,6 +119,12 @@ static int setup_auth(const gh_daemon_config_t *cfg, gh_server_t *srv, gh_url_gr
       gh_dlog(LOG_ERR, "[site %s] auth: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
     }
+    if (cfg->sites[i].auth.session)
+      ret = gh_url_group_set_auth_session(groups[i], &cfg->sites[i].auth.sess);
+    if (ret != 0) {
+      gh_dlog(LOG_ERR, "[site %s] session: %s", cfg->sites[i].prefix, gh_strerror(ret));
+      goto out;
+    }
   }
 out:
   return ret;

@@ -51,7 +51,6 @@ typedef struct gh__auth_site {
   char *realm;
   char *allowed_spns;
   char *s4u_targets;
-  char *session_key_file;
   char *session_cookie;
   char *session_path;
   char *session_logout;
@@ -120,7 +119,6 @@ static void site_free(void *p)
   free(site->realm);
   free(site->allowed_spns);
   free(site->s4u_targets);
-  free(site->session_key_file);
   free(site->session_cookie);
   free(site->session_path);
   free(site->session_logout);
@@ -526,41 +524,67 @@ static int keyfile_get(gh__auth_server_t *as, const char *path, gh__session_keys
   return 0;
 }
 
-/* The site's session settings: copies, defaults, the key file. */
-static int site_session(gh__auth_server_t *as, gh_url_group_t *group, gh__auth_site_t *site,
-                        const gh_auth_settings_t *settings)
+void gh_auth_session_settings_init(gh_auth_session_settings_t *settings)
 {
-  gh__session_site_t *ss = &site->session;
-  const char *path =
-      settings->session_path ? settings->session_path : gh_url_group_get_prefix(group);
-  int ret;
+  memset(settings, 0, sizeof(*settings));
+}
 
-  if (dup_opt(&site->session_key_file, settings->session_key_file) ||
-      dup_opt(&site->session_cookie,
-              settings->session_cookie ? settings->session_cookie : "gh_session") ||
-      dup_opt(&site->session_path, path ? path : "/") ||
-      dup_opt(&site->session_logout, settings->session_logout))
-    return -ENOMEM;
-  site->s.session_key_file = site->session_key_file;
-  site->s.session_cookie = site->session_cookie;
-  site->s.session_path = site->session_path;
-  site->s.session_logout = site->session_logout;
-  if (!settings->session)
-    return 0;
-  if (!site->session_key_file || !session_word_ok(site->session_cookie, false) ||
-      !session_word_ok(site->session_path, true) ||
-      (site->session_logout && !session_word_ok(site->session_logout, true)))
-    return -EINVAL;
-  ret = keyfile_get(as, site->session_key_file, &ss->keys);
+/* The group's session settings: checked copies, defaults, the key file. */
+static int site_session(gh__auth_server_t *as, gh_url_group_t *group, gh__auth_site_t *site,
+                        const gh_auth_session_settings_t *set)
+{
+  gh__session_site_t ss = {0};
+  const char *prefix = gh_url_group_get_prefix(group);
+  char *cookie = NULL, *path = NULL, *logout = NULL;
+  int ret = 0;
+
+  if (dup_opt(&cookie, set->cookie ? set->cookie : "gh_session") ||
+      dup_opt(&path, set->path ? set->path
+                     : prefix  ? prefix
+                               : "/") ||
+      dup_opt(&logout, set->logout)) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  if (!set->key_file || !session_word_ok(cookie, false) || !session_word_ok(path, true) ||
+      (logout && !session_word_ok(logout, true))) {
+    ret = -EINVAL;
+    goto out;
+  }
+  ret = keyfile_get(as, set->key_file, &ss.keys);
   if (ret)
-    return ret;
-  ss->name = site->session_cookie;
-  ss->site = site->session_path;
-  ss->max_age_s = settings->session_max_age_s ? settings->session_max_age_s : 8 * 3600;
-  ss->idle_s = settings->session_idle_s ? settings->session_idle_s : 30 * 60;
-  ss->secure_always = settings->session_secure_always;
-  ss->logout = site->session_logout;
-  return 0;
+    goto out;
+  ss.name = cookie;
+  ss.site = path;
+  ss.max_age_s = set->max_age_s ? set->max_age_s : 8 * 3600;
+  ss.idle_s = set->idle_s ? set->idle_s : 30 * 60;
+  ss.secure_always = set->secure_always;
+  ss.logout = logout;
+  free(site->session_cookie);
+  free(site->session_path);
+  free(site->session_logout);
+  site->session_cookie = cookie;
+  site->session_path = path;
+  site->session_logout = logout;
+  cookie = path = logout = NULL;
+  site->session = ss;
+out:
+  free(cookie);
+  free(path);
+  free(logout);
+  return ret;
+}
+
+int gh_url_group_set_auth_session(gh_url_group_t *group, const gh_auth_session_settings_t *settings)
+{
+  gh__auth_site_t *site = group ? gh__url_group_get_auth_slot(group) : NULL;
+
+  if (!group || !settings)
+    return -EINVAL;
+  if (!site)
+    return GH_ESTATE; /* gh_url_group_set_auth first */
+  return site_session(gh__server_get_auth_state(gh__url_group_get_server(group)), group, site,
+                      settings);
 }
 
 int gh_auth_session_key_file_check(const char *path, char *msg, size_t msglen)
@@ -657,10 +681,6 @@ int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *setti
   }
   if (site->s.max_token_size == 0)
     site->s.max_token_size = GH_AUTH_MAX_TOKEN_DEFAULT;
-  ret = site_session(gh__server_get_auth_state(gh__url_group_get_server(group)), group, site,
-                     settings);
-  if (ret)
-    goto out;
   gh__url_group_set_auth_slot(group, site, site_free);
   site = NULL;
 out:
