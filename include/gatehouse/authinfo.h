@@ -357,8 +357,10 @@ GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
  * GH_AUTH_FLAG_SESSION and a token made again for the account (it must
  * still exist and pass min_uid). A tampered, expired, idle, wrong-key or
  * malformed cookie is no cookie (the engine logs why, through
- * gh_auth_config_t.log_cb). Never for Peer. See docs/security.md
- * "Session cookies". */
+ * gh_auth_config_t.log_cb). Never for Peer. The token has no delegated
+ * credential and no SIDs, and its groups come from NSS even where the site
+ * uses group_source = pac (gatehoused refuses that combination). See
+ * docs/security.md "Session cookies". */
 typedef struct gh_auth_session_settings {
   const char *key_file;  /* required: one or two lines of 64 hex digits, the current key
                             (seals and opens) then the previous one (opens only); owned
