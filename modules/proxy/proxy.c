@@ -238,6 +238,8 @@ static int exchange(proxy_req_t *q)
     ret = ret == -EBADMSG ? 400 : head.failed ? 431 : 500;
     goto out;
   }
+  if (q->want_upgrade && q->slot == NULL && (ret = proxy_upgrade_reserve(q)) != 0)
+    goto out;
   for (int attempt = 0; attempt < 2; attempt++) {
     q->broken = false;
     ret = get_connection(q, attempt > 0);
@@ -334,6 +336,9 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     if (!q.connect_failed)
       break;
   }
+  proxy_upgrade_release(&q);
+  if (status == PROXY_UPGRADED)
+    return GH_REQUEST_PENDING; /* the splice thread owns the request now */
   if (status == -1)
     gh_http_response_set_disconnect(q.resp); /* cut after the head went out */
   else if (status != 0)
@@ -351,9 +356,19 @@ static gh_global_status_t on_stop(void *global_data, gh_module_server_t *server)
   return GH_GLOBAL_CONTINUE;
 }
 
+static gh_global_status_t on_start(void *global_data, gh_module_server_t *server)
+{
+  int r = proxy_splice_start();
+  (void)global_data;
+  if (r != 0)
+    gh_module_server_log(server, GH_LOG_ERROR, "proxy: no splice thread: %s", gh_strerror(r));
+  return GH_GLOBAL_CONTINUE;
+}
+
 static void on_terminate(void *global_data)
 {
   (void)global_data;
+  proxy_splice_stop();
   proxy_upstream_free_all();
   proxy_scratch_done();
 }
@@ -363,6 +378,7 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
 {
   gh_global_module_t g = {.struct_size = sizeof(g),
                           .terminate = on_terminate,
+                          .on_start = on_start,
                           .on_stop = on_stop,
                           .on_config_reload = on_stop};
   int ret;

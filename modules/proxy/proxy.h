@@ -146,6 +146,8 @@ void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);
 
 /* ---- one relayed request (proxy.c, proxy_relay.c) ---- */
 
+typedef struct proxy_site_count proxy_site_count_t;
+
 typedef struct proxy_req {
   gh_http_context_t *ctx;
   gh_http_request_t *req;
@@ -167,6 +169,7 @@ typedef struct proxy_req {
   proxy_resp_t *pr;
   char *io;                  /* PROXY_IO_BUF bytes, the worker thread's */
   size_t left_off, left_len; /* in io: what the upstream sent after its 101 head */
+  proxy_site_count_t *slot;  /* an upgrade_max slot held for this request, or NULL */
   /* identity_headers, read once per request */
   const char *ident_name[8];
   int ident_kind[8];
@@ -225,10 +228,27 @@ int proxy_send_body(proxy_req_t *q, bool chunked);
 /** Relays a 1xx interim response (not 100, not 101) to the client. 0 or -1
  *  when the client is gone. */
 int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r);
-/** After the upstream's 101: the client connection switched and spliced
- *  with the upstream connection until both end or upgrade_idle_timeout.
- *  0, or -1 when the switch failed. */
+/* ---- upgraded connections (proxy_splice.c) ---- */
+
+/** Returned by proxy_upgrade (and on by exchange): the request is PENDING,
+ *  a splice thread completes it. */
+#define PROXY_UPGRADED 2
+/** Takes one of the site's upgrade_max slots for a request that asks to
+ *  upgrade (q->slot): 0, or 503 (logged) when all are taken. */
+int proxy_upgrade_reserve(proxy_req_t *q);
+/** Gives q->slot back (the request did not upgrade). NULL slot: nothing. */
+void proxy_upgrade_release(proxy_req_t *q);
+/** After the upstream's 101: the client connection switched and handed,
+ *  with q->fd and q->slot, to a splice thread of its own that relays both
+ *  ways until both end or upgrade_idle_timeout, then completes the
+ *  request. PROXY_UPGRADED (the caller returns PENDING and touches the
+ *  request no more), or -1 when the switch failed. */
 int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len);
+/** Starts the spawner of splice threads (GH_GLOBAL_START, at base
+ *  identity: the threads inherit it). 0 or -errno. */
+int proxy_splice_start(void);
+/** Stops it, ends and joins every splice (module unload). */
+void proxy_splice_stop(void);
 
 /** Builds the upstream request head. 0 or -errno. */
 int proxy_build_head(proxy_req_t *q, proxy_buf_t *head, bool *ret_has_body, bool *ret_chunked);

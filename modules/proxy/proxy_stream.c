@@ -1,4 +1,4 @@
-/* proxy_stream.c: bodies streamed upstream, bounded waits, 1xx relayed, Upgrade spliced. */
+/* proxy_stream.c: bodies streamed upstream, bounded waits, 1xx relayed. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -127,79 +127,4 @@ int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r)
       n++;
     }
   return gh_http_response_send_interim(q->resp, r->status, hdrs, n) == GH_ECLOSED ? -1 : 0;
-}
-
-/* One direction of the splice: what is readable on one side written to the
- * other. 0 on progress, 1 at EOF (the write side is shut down), -1 on error. */
-static int client_to_upstream(proxy_req_t *q, gh_http_stream_t *s)
-{
-  ssize_t n = gh_http_stream_read(s, q->io, PROXY_IO_BUF, 0);
-  if (n == 0) {
-    (void)shutdown(q->fd, SHUT_WR);
-    return 1;
-  }
-  if (n < 0)
-    return n == GH_ETIMEOUT ? 0 : -1;
-  return proxy_send_all(q, q->io, (size_t)n, false) == 0 ? 0 : -1;
-}
-
-static int upstream_to_client(proxy_req_t *q, gh_http_stream_t *s)
-{
-  ssize_t n = recv(q->fd, q->io, PROXY_IO_BUF, MSG_DONTWAIT);
-  if (n == 0) {
-    (void)gh_http_stream_shutdown_write(s);
-    return 1;
-  }
-  if (n < 0)
-    return errno == EAGAIN || errno == EINTR ? 0 : -1;
-  return gh_http_stream_write(s, q->io, (size_t)n, (int)q->read_ms) == 0 ? 0 : -1;
-}
-
-/* Both directions until both ended, an error, or idle_ms without a byte. */
-static void splice_loop(proxy_req_t *q, gh_http_stream_t *s, uint64_t idle_ms)
-{
-  bool cdone = false, udone = false;
-  while (!cdone || !udone) {
-    struct pollfd pf[2] = {{.fd = gh_http_stream_get_fd(s), .events = cdone ? 0 : POLLIN},
-                           {.fd = q->fd, .events = udone ? 0 : POLLIN}};
-    int r = 0;
-    if (!cdone && gh_http_stream_pending(s) > 0)
-      pf[0].revents = POLLIN;
-    else if ((r = poll(pf, 2, idle_ms > INT32_MAX ? INT32_MAX : (int)idle_ms)) == 0) {
-      gh_module_server_log(q->server, GH_LOG_INFO, "proxy: %s: upgraded connection idle, closed",
-                           q->up->spec);
-      return;
-    }
-    if (r < 0 && errno != EINTR)
-      return;
-    if (!cdone && (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) &&
-        (r = client_to_upstream(q, s)) != 0) {
-      if (r < 0)
-        return;
-      cdone = true;
-    }
-    if (!udone && (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) &&
-        (r = upstream_to_client(q, s)) != 0) {
-      if (r < 0)
-        return;
-      udone = true;
-    }
-  }
-}
-
-int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len)
-{
-  gh_http_stream_t *s = NULL;
-  uint64_t idle_ms = 300000;
-  int r = gh_http_context_upgrade(q->ctx, &s);
-  if (r != 0) {
-    gh_module_server_log(q->server, GH_LOG_ERROR, "proxy: %s: upgrade: %s", q->up->spec,
-                         gh_strerror(r));
-    return -1;
-  }
-  (void)gh_http_context_get_config_uint(q->ctx, "upgrade_idle_timeout", &idle_ms);
-  /* what the upstream sent after its 101 head comes first */
-  if (left_len == 0 || gh_http_stream_write(s, left, left_len, (int)q->read_ms) == 0)
-    splice_loop(q, s, idle_ms);
-  return 0;
 }

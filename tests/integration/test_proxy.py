@@ -605,3 +605,117 @@ def test_reload_closes_idle_upstream_connections(gh, up):
         time.sleep(0.1)
     assert cid in up.closed
     assert get(gh, '/plain/echo', user='alice').status == 200
+
+
+# ---- upgraded connections on splice threads, not workers ----
+
+@pytest.fixture(scope='module')
+def gh2(realm, up, ws_up):  # noqa: F811
+    """workers = 2: every upgraded connection on a worker would stop the server at the second."""
+    base = dict(BASIC, handler='proxy', identity_headers=IDENT)
+    ws = f'http://127.0.0.1:{ws_up.port}/'
+    sites = [('/plain', dict(base, upstream=f'http://127.0.0.1:{up.port}')),
+             ('/ws', dict(base, upstream=ws)),
+             ('/wsmax', dict(base, upstream=ws, upgrade_max='2'))]
+    d = GhDaemon(realm, sites, server={'workers': 2, 'shutdown_timeout_ms': 1500})
+    d.start()
+    yield d
+    d.stop()
+
+
+def ws_open(gh, path, user='bob'):
+    import websockets
+    return websockets.connect(f'ws://127.0.0.1:{gh.port}{path}', open_timeout=5,
+                              extra_headers={'Authorization': basic(user)})
+
+
+async def ws_echo(ws, msg):
+    import asyncio
+    await ws.send(msg)
+    assert await asyncio.wait_for(ws.recv(), 5) == msg
+
+
+async def ws_opened(gh, path, n):
+    """n open WebSockets, each greeted by the upstream."""
+    import asyncio
+    socks = []
+    for _ in range(n):
+        ws = await ws_open(gh, path)
+        assert await asyncio.wait_for(ws.recv(), 5) == 'user=bob'
+        socks.append(ws)
+    return socks
+
+
+def wait_log(gh, text, count, timeout=5):
+    deadline = time.monotonic() + timeout
+    while gh.log().count(text) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return gh.log().count(text)
+
+
+def test_websockets_hold_no_worker(gh2):
+    import asyncio
+
+    async def run():
+        socks = await ws_opened(gh2, '/ws/', 6)
+        # plain requests to another site, on the event loop's behalf in a thread
+        r = await asyncio.to_thread(get, gh2, '/plain/echo', user='alice')
+        assert r.status == 200
+        late = await ws_opened(gh2, '/ws/', 1)
+        for ws in socks + late:
+            await ws_echo(ws, 'still here')
+        for ws in socks + late:
+            await ws.close()
+    asyncio.run(run())
+    assert wait_log(gh2, 'upgraded connection to', 7) >= 7
+
+
+def test_upgrade_max_503_then_freed(gh2):
+    import asyncio
+    import websockets
+    ended = 'upgraded connection to'
+
+    async def run():
+        socks = await ws_opened(gh2, '/wsmax/', 2)
+        with pytest.raises(websockets.InvalidStatusCode) as e:
+            await ws_opened(gh2, '/wsmax/', 1)
+        assert e.value.status_code == 503
+        assert 'upgrade refused (503): upgrade_max 2' in gh2.log()
+        # closed by the client: the slot is free again
+        before = gh2.log().count(ended)
+        await socks[0].close()
+        assert wait_log(gh2, ended, before + 1) == before + 1
+        (third,) = await ws_opened(gh2, '/wsmax/', 1)
+        await ws_echo(third, 'in')
+        # closed by the upstream: that slot too
+        await third.send('bye')
+        with pytest.raises(websockets.ConnectionClosed):
+            await asyncio.wait_for(third.recv(), 5)
+        assert wait_log(gh2, ended, before + 2) == before + 2
+        (fourth,) = await ws_opened(gh2, '/wsmax/', 1)
+        await ws_echo(fourth, 'again')
+        for ws in (socks[1], fourth):
+            await ws.close()
+    asyncio.run(run())
+    assert get(gh2, '/plain/echo', user='alice').status == 200
+
+
+def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
+    import asyncio
+    import signal
+    base = dict(BASIC, handler='proxy', identity_headers=IDENT,
+                upstream=f'http://127.0.0.1:{ws_up.port}/')
+    d = GhDaemon(realm, [('/ws', base)], server={'workers': 2, 'shutdown_timeout_ms': 1000})
+    d.start()
+
+    async def run():
+        socks = await ws_opened(d, '/ws/', 4)
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.to_thread(d.proc.wait, 10)
+        return socks, rc, time.monotonic() - t0
+    try:
+        socks, rc, took = asyncio.run(run())
+    finally:
+        d.stop()
+    assert rc == 0 and took < 6, (rc, took, d.log()[-2000:])

@@ -781,10 +781,19 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   s->qclosed = true;
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
-  if (ret == GH_ETIMEOUT) /* a handler blocked on its connection must not stall the joins */
+  if (ret == GH_ETIMEOUT) { /* a handler blocked on its connection must not stall the joins */
     for (unsigned j = 0; j < s->n_ios; j++)
       if (s->ios[j].lock_init)
         gh__io_cut_worker_conns(&s->ios[j]);
+    /* a PENDING request on a thread of the application's (an upgraded
+     * connection's splice) sees its connection cut and completes: give it a
+     * moment, so that it does not complete while the server is torn down */
+    uint64_t cut_deadline = gh__now_ms() + 2000;
+    while (atomic_load(&s->inflight) > 0 && gh__now_ms() < cut_deadline) {
+      struct timespec ts = {0, 5 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+  }
   atomic_store_explicit(&s->wstop, true, memory_order_release);
   if (s->wstopfd >= 0) {
     uint64_t one = 1;

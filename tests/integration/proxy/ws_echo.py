@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""ws_echo.py: a WebSocket echo upstream for test_proxy.py (python3-websockets): first sends 'user=<X-Remote-User>', then echoes every message. Usage: ws_echo.py PORT (prints 'ready')."""
+"""ws_echo.py: a WebSocket echo upstream for test_proxy.py (python3-websockets): first sends 'user=<X-Remote-User>', then echoes every message; 'bye' makes it close the connection. Usage: ws_echo.py PORT (prints 'ready')."""
 import asyncio
 import sys
 
@@ -9,6 +9,9 @@ import websockets
 async def echo(ws, path=None):
     await ws.send('user=' + ws.request_headers.get('X-Remote-User', ''))
     async for msg in ws:
+        if msg == 'bye':
+            await ws.close()
+            return
         await ws.send(msg)
 
 
