@@ -62,6 +62,7 @@ typedef struct gh_daemon_config {
   char **listen;
   size_t n_listen;
   unsigned workers;    /* threads per process */
+  bool workers_set;    /* [server] workers was given (not the default) */
   unsigned processes;  /* [server] processes: 1 = no worker processes (default) */
   char *access_log;    /* NULL: none; "-": stdout */
   unsigned shutdown_timeout_ms;
@@ -78,6 +79,13 @@ typedef struct gh_daemon_config {
   char *pid_file;             /* [server] pid_file, or NULL */
   char *path;                 /* the file, for error messages */
 } gh_daemon_config_t;
+
+/** Default workers with a proxy site (it holds a worker per request while the
+ *  upstream answers), and the fewest that draw a warning at start. */
+#define GH_PROXY_DEFAULT_WORKERS 64u
+#define GH_PROXY_WARN_WORKERS 16u
+/** True when a site has handler = proxy. */
+bool gh_daemon_config_has_proxy(const gh_daemon_config_t *cfg);
 
 /** True when the site's requests run through the module pipeline. */
 static inline int gh_site_is_pipeline(const gh_site_t *s)

@@ -546,6 +546,12 @@ int main(int argc, char **argv)
   }
   for (size_t i = 0; i < cfg.n_listen && serve; i++)
     gh_dlog(LOG_INFO, "listening on %s", cfg.listen[i]);
+  if (serve && cfg.workers < GH_PROXY_WARN_WORKERS && gh_daemon_config_has_proxy(&cfg))
+    gh_dlog(LOG_WARNING,
+            "workers = %u with a proxy site: each proxied request holds a worker until the "
+            "upstream answers, so %u slow answers (long polls, server-sent events) stop the "
+            "server; set workers >= %u (docs/proxy.md)",
+            cfg.workers, cfg.workers, GH_PROXY_WARN_WORKERS);
   if (serve) {
     gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
             cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
