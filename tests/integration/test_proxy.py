@@ -741,3 +741,20 @@ def test_workers_default_and_warning(realm, up, gh2):  # noqa: F811
     # workers set below 16 with a proxy site: kept, with a warning
     assert 'workers = 2 with a proxy site' in gh2.log()
     assert ', 2 workers,' in gh2.log()
+
+
+def test_reload_with_open_websockets(gh2):
+    import asyncio
+
+    async def run():
+        socks = await ws_opened(gh2, '/ws/', 3)
+        lines = await asyncio.to_thread(gh2.reload)
+        assert 'configuration reloaded' in lines, lines
+        for ws in socks:
+            await ws_echo(ws, 'after reload')
+        (more,) = await ws_opened(gh2, '/ws/', 1)
+        await ws_echo(more, 'new')
+        for ws in socks + [more]:
+            await ws.close()
+    asyncio.run(run())
+    assert get(gh2, '/plain/echo', user='alice').status == 200
