@@ -597,6 +597,26 @@ GH_EXPORT int gh_http_context_complete(gh_http_context_t *ctx, gh_request_status
  *  valid until the request ends). Its token belongs to the pipeline. */
 GH_EXPORT const gh_auth_info_t *gh_http_context_get_auth_info(gh_http_context_t *ctx);
 
+/* Identity to an upstream (issue 15, the proxy's connect-as-client mode). */
+
+/** Connects a new AF_UNIX stream socket to `path` AS THE CLIENT, through
+ *  gh_token_connect_unix with the request's token: the peer's SO_PEERCRED
+ *  and SO_PEERGROUPS report the client's uid, gid and groups (the anonymous
+ *  account for an IDENTIFY token), and the socket file's permissions are
+ *  checked as the client. Always the client, whether or not the site
+ *  impersonates and whatever the calling thread's identity. *ret_fd is
+ *  O_CLOEXEC|O_NONBLOCK and connected; the module owns it and must use it
+ *  for this identity only (key pools with gh_http_context_get_identity_key).
+ *  Returns 0, GH_ENOT_FOUND for a request without a token (anonymous), or
+ *  gh_token_connect_unix's errors. From the thread running a notification
+ *  of the request. */
+GH_EXPORT int gh_http_context_connect_unix(gh_http_context_t *ctx, const char *path, int *ret_fd);
+/** The request token's identity key (gh_token_get_identity_key:
+ *  "UID:GID:G1,G2,..."), request memory: connections made by
+ *  gh_http_context_connect_unix for requests with equal keys are
+ *  interchangeable, and never otherwise. GH_ENOT_FOUND without a token. */
+GH_EXPORT int gh_http_context_get_identity_key(gh_http_context_t *ctx, const char **ret_key);
+
 /* ---------------------------------------------------------------------- */
 /* Request (IHttpRequest)                                                  */
 /* ---------------------------------------------------------------------- */

@@ -97,6 +97,10 @@ typedef struct gh__pl_sec_ops {
   int (*token_is_member_name)(gh_token_t tok, const char *group, gh_membership_t *ret);
   /* openat2 as the token without switching the thread (fd or -errno/GH_E*) */
   int (*token_openat2)(gh_token_t tok, int dirfd, const char *path, const struct open_how *how);
+  /* connect(2) to a Unix socket as the token (gh_token_connect_unix) */
+  int (*token_connect_unix)(gh_token_t tok, const char *path, int *ret_fd);
+  /* gh_token_get_identity_key (snprintf's contract: the whole length) */
+  int (*token_identity_key)(gh_token_t tok, char *buf, size_t len);
 } gh__pl_sec_ops_t;
 
 extern const gh__pl_sec_ops_t gh__pl_real_sec_ops;
