@@ -616,6 +616,16 @@ GH_EXPORT int gh_http_context_connect_unix(gh_http_context_t *ctx, const char *p
  *  gh_http_context_connect_unix for requests with equal keys are
  *  interchangeable, and never otherwise. GH_ENOT_FOUND without a token. */
 GH_EXPORT int gh_http_context_get_identity_key(gh_http_context_t *ctx, const char **ret_key);
+/** The name of the request's in-process MEMORY ccache ("MEMORY:gh-deleg-...")
+ *  holding the client's Kerberos credentials: the TGT the client delegated
+ *  (Negotiate with delegation), or the tickets S4U got for it (site s4u =
+ *  self | proxy: the S4U2Self evidence ticket and an S4U2Proxy ticket to
+ *  each allowed s4u_targets SPN); NULL when there are none or the request
+ *  is anonymous. For GSS initiator calls in this process at base identity
+ *  (gss_acquire_cred_from with a "ccache" store element), e.g. Kerberos to
+ *  an upstream as the client; unlike gh_http_request_get_delegated_ccache
+ *  nothing is written to disk. Borrowed; destroyed when the request ends. */
+GH_EXPORT const char *gh_http_request_get_delegated_mem_ccache(gh_http_request_t *req);
 
 /* ---------------------------------------------------------------------- */
 /* Request (IHttpRequest)                                                  */

@@ -164,6 +164,11 @@ static const char *g_ccache(void *src, uid_t uid, gid_t gid)
   return name;
 }
 
+static const char *g_mem_ccache(void *src)
+{
+  return gh_request_get_delegated_mem_ccache(((glue_t *)src)->req);
+}
+
 static const gh__pl_source_ops_t glue_ops = {
     .describe = g_describe,
     .header_count = g_header_count,
@@ -175,6 +180,7 @@ static const gh__pl_source_ops_t glue_ops = {
     .send_fd = g_send_fd,
     .complete = g_complete,
     .delegated_ccache = g_ccache,
+    .delegated_mem_ccache = g_mem_ccache,
 };
 
 int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req)

@@ -55,6 +55,8 @@ typedef struct gh__pl_source_ops {
   int (*complete)(void *src);
   /* optional: a FILE ccache with the delegated credentials owned by uid/gid */
   const char *(*delegated_ccache)(void *src, uid_t uid, gid_t gid);
+  /* optional: the request's in-process MEMORY ccache (delegated or S4U credentials) */
+  const char *(*delegated_mem_ccache)(void *src);
 } gh__pl_source_ops_t;
 
 #define GH__PL_SEND_MORE 0x1u
