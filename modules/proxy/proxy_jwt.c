@@ -270,7 +270,7 @@ static int add_claims(jwt_t *t, const proxy_jwt_t *j, const proxy_jwt_claims_t *
   char jti[40], *groups = NULL;
   int ret = random_id(jti, sizeof(jti));
   if (ret == 0)
-    ret = jwt_add_grant(t, "iss", j->issuer);
+    ret = jwt_add_grant(t, "iss", c->issuer != NULL ? c->issuer : j->issuer);
   if (ret == 0)
     ret = jwt_add_grant(t, "aud", c->aud);
   if (ret == 0)
@@ -284,7 +284,7 @@ static int add_claims(jwt_t *t, const proxy_jwt_t *j, const proxy_jwt_claims_t *
   if (ret == 0)
     ret = jwt_add_grant_int(t, "nbf", (long)now);
   if (ret == 0)
-    ret = jwt_add_grant_int(t, "exp", (long)now + (long)j->ttl_s);
+    ret = jwt_add_grant_int(t, "exp", (long)now + (long)(c->ttl_s != 0 ? c->ttl_s : j->ttl_s));
   if (ret == 0)
     ret = jwt_add_grant(t, "jti", jti);
   if (ret == 0) {

@@ -43,8 +43,10 @@ typedef struct proxy_jwt_claims {
   const char *auth_type; /* "Negotiate", "Basic" ..., NULL = none */
   const char *const *groups;
   size_t n_groups;
-  const char *aud; /* the upstream, or identity_jwt_audience */
-  time_t now;      /* 0 = time(NULL) */
+  const char *aud;    /* the upstream, or identity_jwt_audience */
+  time_t now;         /* 0 = time(NULL) */
+  const char *issuer; /* NULL = the configured one */
+  uint64_t ttl_s;     /* 0 = the configured one */
 } proxy_jwt_claims_t;
 
 /** Reads and checks the key (above). On failure returns -errno or -EINVAL

@@ -225,6 +225,19 @@ static void test_sign_arguments(void **state)
   }
   free(tok);
   tok = NULL;
+  /* per-site issuer and lifetime override the loaded key's */
+  c.issuer = "site-issuer";
+  c.ttl_s = 7;
+  assert_int_equal(proxy_jwt_sign(j, &c, &tok), 0);
+  {
+    jwt_t *t = NULL;
+    assert_int_equal(jwt_decode(&t, tok, (const unsigned char *)secret, (int)strlen(secret)), 0);
+    assert_string_equal(jwt_get_grant(t, "iss"), "site-issuer");
+    assert_int_equal(jwt_get_grant_int(t, "exp") - jwt_get_grant_int(t, "iat"), 7);
+    jwt_free(t);
+  }
+  free(tok);
+  tok = NULL;
   c.sub = NULL;
   assert_int_equal(proxy_jwt_sign(j, &c, &tok), -EINVAL);
   c.sub = "";
