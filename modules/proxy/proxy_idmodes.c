@@ -172,14 +172,18 @@ static bool has_user(proxy_req_t *q)
   return name != NULL && name[0] != '\0';
 }
 
+/* The pool key of a request without a token on a connect-as-client site:
+ * never NULL (that would take the service's pooled connections), never an
+ * identity key ("UID:GID:..."), and never used to connect. */
+static const char no_user_key[] = "-";
+
 const char *proxy_idm_pool_key(proxy_req_t *q)
 {
   const char *key = NULL;
   if (!site_is(q, "upstream_connect_as", "client"))
     return NULL;
-  /* anonymous: no key; proxy_idm_connect refuses to connect at all */
   if (gh_http_context_get_identity_key(q->ctx, &key) != 0)
-    return NULL;
+    return no_user_key; /* proxy_idm_connect refuses to connect at all */
   return key;
 }
 
@@ -193,7 +197,7 @@ int proxy_idm_connect(proxy_req_t *q, int *ret_fd)
     gh_module_server_log(q->server, GH_LOG_ERROR,
                          "proxy: upstream %s: upstream_connect_as = client needs a unix: upstream",
                          q->up->spec);
-  } else if (q->identity_key == NULL) {
+  } else if (q->identity_key == NULL || strcmp(q->identity_key, no_user_key) == 0) {
     /* never the service's identity in its place */
     ret = GH_ENOT_FOUND;
     gh_module_server_log(q->server, GH_LOG_ERROR,
@@ -329,7 +333,7 @@ int proxy_idm_add_fields(proxy_req_t *q, proxy_buf_t *head)
     ret = add_jwt(q, head, path);
   if (ret == 0 && site_is(q, "upstream_auth", "negotiate"))
     ret = add_negotiate(q, head);
-  return ret == 0 ? 0 : ret == -ENOKEY ? 502 : 500;
+  return ret;
 }
 
 bool proxy_idm_is_own_name(proxy_req_t *q, const char *name)

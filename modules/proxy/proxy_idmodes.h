@@ -58,7 +58,9 @@ int proxy_idm_check_spn(const char *key, const char *value, char *why, size_t wh
 
 /** proxy_identity_key: the request's identity key when its connections
  *  are opened as the client (upstream_connect_as = client), else NULL (the
- *  service's connections, shared). */
+ *  service's connections, shared). A request without a token on such a
+ *  site gets a key no connection is ever pooled under ("-"): it can take
+ *  neither the service's connections nor anyone's. */
 const char *proxy_idm_pool_key(proxy_req_t *q);
 
 /** proxy_open_upstream for upstream_connect_as = client: 1 when the mode
@@ -68,10 +70,10 @@ const char *proxy_idm_pool_key(proxy_req_t *q);
 int proxy_idm_connect(proxy_req_t *q, int *ret_fd);
 
 /** proxy_add_identity: the JWT field and the Authorization: Negotiate
- *  field (each when configured, for a request with a user). 0, or the
- *  status to answer (500 for a signing failure, 502 for no Kerberos
- *  credential), logged here. Any earlier Negotiate context of q is
- *  dropped. */
+ *  field (each when configured, for a request with a user). 0, or -errno
+ *  logged here: -ENOKEY when the client has no Kerberos credential for the
+ *  upstream (answer 502), others (signing, configuration) 500. Any earlier
+ *  Negotiate context of q is dropped. */
 int proxy_idm_add_fields(proxy_req_t *q, proxy_buf_t *head);
 
 /** proxy_is_identity_name: the JWT field's name, and Authorization when
