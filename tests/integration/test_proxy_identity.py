@@ -14,12 +14,14 @@ from cryptography.hazmat.primitives.asymmetric import ec
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
 from helpers import Conn  # noqa: E402
-from pipeline_helpers import (GHUSERS, USERS, GhDaemon, curl, needs_daemon,  # noqa: E402
-                              needs_root, shared_dir)
+from pipeline_helpers import (GHUSERS, MODULES, USERS, GhDaemon, curl,  # noqa: E402
+                              needs_daemon, needs_root, shared_dir)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 GUNICORN = shutil.which('gunicorn') or '/usr/bin/gunicorn'
+PROXY_SO = os.path.join(MODULES, 'proxy', 'proxy.so')
 pytestmark = [needs_daemon, needs_root,
+              pytest.mark.skipif(not os.path.exists(PROXY_SO), reason=f'{PROXY_SO} not built'),
               pytest.mark.skipif(not os.path.exists(GUNICORN), reason='gunicorn not installed')]
 BASIC_ONLY = {'auth': 'basic', 'basic_over_plain_http': 'yes'}
 BASIC_ANON = {'auth': 'basic anonymous', 'basic_over_plain_http': 'yes'}
