@@ -246,3 +246,52 @@ def test_negotiate_without_credential_is_502(realm, krb):  # noqa: F811
     status, head, _ = negotiate(realm, f'http://localhost:{front.port}/krb', 'alice', delegate=False)
     assert status == 502, head
     assert 'no Kerberos credential for alice' in open(front.errpath).read(), open(front.errpath).read()[-2000:]
+
+
+# ---- Kerberos to the upstream in the AD realm: S4U2Proxy for an NTLM client ----
+
+AD_TARGET = 'HTTP/www.ad.test'  # ghsvc's own SPN, in the upstream's keytab
+
+
+@pytest.fixture(scope='module')
+def ad_proxy(ad_realm):
+    from ad_helpers import AdDaemon
+    from gh_ad_realm import SERVICE
+    ad = ad_realm
+
+    def samba_tool(*args):
+        return ad.run(['samba-tool'] + list(args) + ['-s', ad.smb_conf], env=ad.base_env())
+    # on the DC: protocol transition, and constrained delegation to AD_TARGET
+    samba_tool('delegation', 'for-any-protocol', SERVICE, 'on')
+    samba_tool('delegation', 'add-service', SERVICE, AD_TARGET)
+    kt = ad.path('proxy-s4u.keytab')  # with the account's own name (AD issues TGTs to it)
+    shutil.copyfile(ad.keytab, kt)
+    os.chmod(kt, 0o600)
+    samba_tool('domain', 'exportkeytab', kt, f'--principal={SERVICE}')
+    up = AdDaemon(ad, sites=[('/whoami', {'handler': 'whoami', 'auth': 'negotiate'})]).start()
+    site = {'handler': 'proxy', 'auth': 'ntlm', 'upstream': f'http://127.0.0.1:{up.port}/whoami',
+            'upstream_auth': 'negotiate', 'upstream_spn': AD_TARGET}
+    front = AdDaemon(ad, server={'keytab': kt, 's4u_principal': f'{SERVICE}@{ad.realm}'},
+                     sites=[('/s4u', dict(site, s4u='proxy', s4u_targets=AD_TARGET)),
+                            ('/nos4u', site)]).start()
+    yield front
+    front.stop()
+    up.stop()
+    samba_tool('delegation', 'del-service', SERVICE, AD_TARGET)
+    samba_tool('delegation', 'for-any-protocol', SERVICE, 'off')
+
+
+def test_ad_s4u_to_a_negotiate_upstream(ad_realm, ad_proxy):
+    from ad_helpers import ntlm
+    env = ad_realm.client_env(ad_realm.path('ccache-that-does-not-exist'))
+    r = ntlm(ad_proxy.url('/s4u'), 'ADTEST\\carla', 'Carla-Pass-1', env,
+             extra=['-H', 'Accept: application/json'])
+    assert r.status == 200, (r, ad_proxy.log())
+    j = json.loads(r.text)
+    # the upstream authenticated carla by Kerberos, from the S4U2Proxy ticket
+    assert j['authType'] == 'Negotiate' and j['name'].lower().startswith('carla@ad.test'), j
+    assert j['uid'] == 21001, j
+    # the same user on a site without S4U: no credential, 502 and a log line
+    r = ntlm(ad_proxy.url('/nos4u'), 'ADTEST\\carla', 'Carla-Pass-1', env)
+    assert r.status == 502, r
+    assert 'no Kerberos credential for' in ad_proxy.log(), ad_proxy.log()[-2000:]
