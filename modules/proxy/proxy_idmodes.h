@@ -1,4 +1,5 @@
-/* proxy_idmodes.h: the proxy's stronger identity modes (signed assertion, connect as the client, Kerberos to the upstream) as the hook points of proxy_ident.c call them. */
+/* proxy_idmodes.h: the proxy's stronger identity modes (signed assertion, connect as the client,
+ * Kerberos to the upstream) as the hook points of proxy_ident.c call them. */
 #ifndef GH_PROXY_IDMODES_H
 #define GH_PROXY_IDMODES_H
 

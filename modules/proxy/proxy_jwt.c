@@ -17,6 +17,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include "proxy_errf.h"
 #include "proxy_jwt.h"
 
 struct proxy_jwt {
@@ -26,18 +27,6 @@ struct proxy_jwt {
   char *issuer;
   uint64_t ttl_s;
 };
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-  if (err == NULL || errlen == 0)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 void proxy_jwt_free(proxy_jwt_t *j)
 {
@@ -63,23 +52,24 @@ static int read_key(const char *path, unsigned char **ret_buf, size_t *ret_len, 
   fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0 || fstat(fd, &st) != 0) {
     ret = -errno;
-    errf(err, errlen, "identity_jwt_key %s: %s", path, strerror(errno));
+    proxy_errf(err, errlen, "identity_jwt_key %s: %s", path, strerror(errno));
     goto out;
   }
   ret = -EINVAL;
   if (!S_ISREG(st.st_mode)) {
-    errf(err, errlen, "identity_jwt_key %s: not a regular file", path);
+    proxy_errf(err, errlen, "identity_jwt_key %s: not a regular file", path);
     goto out;
   }
   if (st.st_mode & (S_IRWXO | S_IWGRP)) {
-    errf(err, errlen,
-         "identity_jwt_key %s: mode %04o lets others read or change the key (chmod 0600 or 0640)",
-         path, (unsigned)(st.st_mode & 07777));
+    proxy_errf(
+        err, errlen,
+        "identity_jwt_key %s: mode %04o lets others read or change the key (chmod 0600 or 0640)",
+        path, (unsigned)(st.st_mode & 07777));
     goto out;
   }
   if (st.st_size <= 0 || st.st_size > PROXY_JWT_MAX_KEY) {
-    errf(err, errlen, "identity_jwt_key %s: size %lld (1 to %d bytes)", path, (long long)st.st_size,
-         PROXY_JWT_MAX_KEY);
+    proxy_errf(err, errlen, "identity_jwt_key %s: size %lld (1 to %d bytes)", path,
+               (long long)st.st_size, PROXY_JWT_MAX_KEY);
     goto out;
   }
   buf = malloc((size_t)st.st_size + 1);
@@ -93,7 +83,7 @@ static int read_key(const char *path, unsigned char **ret_buf, size_t *ret_len, 
       continue;
     if (n <= 0) {
       ret = n < 0 ? -errno : -EIO;
-      errf(err, errlen, "identity_jwt_key %s: read failed", path);
+      proxy_errf(err, errlen, "identity_jwt_key %s: read failed", path);
       goto out;
     }
     got += (size_t)n;
@@ -133,10 +123,10 @@ static int classify_key(proxy_jwt_t *j, const char *path, char *err, size_t errl
 {
   if (j->key_len >= 10 && memcmp(j->key, "-----BEGIN", 10) == 0) {
     if (!is_p256_key(j->key, j->key_len)) {
-      errf(err, errlen,
-           "identity_jwt_key %s: a PEM file but not an unencrypted EC P-256 private key "
-           "(ES256; make one with: openssl ecparam -name prime256v1 -genkey -noout)",
-           path);
+      proxy_errf(err, errlen,
+                 "identity_jwt_key %s: a PEM file but not an unencrypted EC P-256 private key "
+                 "(ES256; make one with: openssl ecparam -name prime256v1 -genkey -noout)",
+                 path);
       return -EINVAL;
     }
     j->alg = JWT_ALG_ES256;
@@ -147,8 +137,8 @@ static int classify_key(proxy_jwt_t *j, const char *path, char *err, size_t errl
   if (j->key_len > 0 && j->key[j->key_len - 1] == '\r')
     j->key[--j->key_len] = '\0';
   if (j->key_len < PROXY_JWT_MIN_SECRET) {
-    errf(err, errlen, "identity_jwt_key %s: an HS256 secret of %zu bytes (at least %d)", path,
-         j->key_len, PROXY_JWT_MIN_SECRET);
+    proxy_errf(err, errlen, "identity_jwt_key %s: an HS256 secret of %zu bytes (at least %d)", path,
+               j->key_len, PROXY_JWT_MIN_SECRET);
     return -EINVAL;
   }
   j->alg = JWT_ALG_HS256;
@@ -161,7 +151,7 @@ int proxy_jwt_new(const proxy_jwt_config_t *cfg, proxy_jwt_t **ret_jwt, char *er
   int ret;
 
   if (cfg == NULL || cfg->key_file == NULL || cfg->key_file[0] == '\0' || ret_jwt == NULL) {
-    errf(err, errlen, "identity_jwt_key: no file");
+    proxy_errf(err, errlen, "identity_jwt_key: no file");
     ret = -EINVAL;
     goto out;
   }
@@ -183,8 +173,8 @@ int proxy_jwt_new(const proxy_jwt_config_t *cfg, proxy_jwt_t **ret_jwt, char *er
   if (ret != 0)
     goto out;
   if (cfg->alg != NULL && cfg->alg[0] != '\0' && strcasecmp(cfg->alg, jwt_alg_str(j->alg)) != 0) {
-    errf(err, errlen, "identity_jwt_alg = %s but %s is an %s key", cfg->alg, cfg->key_file,
-         jwt_alg_str(j->alg));
+    proxy_errf(err, errlen, "identity_jwt_alg = %s but %s is an %s key", cfg->alg, cfg->key_file,
+               jwt_alg_str(j->alg));
     ret = -EINVAL;
     goto out;
   }

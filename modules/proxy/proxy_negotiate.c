@@ -13,6 +13,7 @@
 #include <gssapi/gssapi_krb5.h>
 #include <openssl/evp.h>
 
+#include "proxy_errf.h"
 #include "proxy_negotiate.h"
 
 #define MAX_TOKEN (64 * 1024) /* decoded bytes of an upstream's token */
@@ -24,18 +25,6 @@ struct proxy_negotiate {
 };
 
 static gss_OID_desc krb5_oid = {9, (void *)"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02"};
-
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-{
-  va_list ap;
-  if (err == NULL || errlen == 0)
-    return;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
 
 /* "what: major text: minor text" into err */
 static void gss_err(char *err, size_t errlen, const char *what, OM_uint32 maj, OM_uint32 min)
@@ -53,7 +42,7 @@ static void gss_err(char *err, size_t errlen, const char *what, OM_uint32 maj, O
     snprintf(ntxt, sizeof(ntxt), "%.*s", (int)b.length, (const char *)b.value);
     gss_release_buffer(&m2, &b);
   }
-  errf(err, errlen, "%s: %s%s%s", what, mtxt, ntxt[0] ? ": " : "", ntxt);
+  proxy_errf(err, errlen, "%s: %s%s%s", what, mtxt, ntxt[0] ? ": " : "", ntxt);
 }
 
 void proxy_negotiate_free(proxy_negotiate_t *n)
@@ -123,7 +112,7 @@ int proxy_negotiate_start(const char *ccache, const char *spn, proxy_negotiate_t
 
   if (ccache == NULL || ccache[0] == '\0' || spn == NULL || spn[0] == '\0' || ret_n == NULL ||
       ret_value == NULL) {
-    errf(err, errlen, "no credential cache or no upstream_spn");
+    proxy_errf(err, errlen, "no credential cache or no upstream_spn");
     ret = -EINVAL;
     goto out;
   }
@@ -211,15 +200,15 @@ int proxy_negotiate_finish(proxy_negotiate_t *n, const char *const *values, size
   for (size_t i = 0; i < n_values && tok == NULL; i++)
     tok = proxy_negotiate_token_of(values[i], &tlen);
   if (n == NULL || tok == NULL) {
-    errf(err, errlen,
-         "the upstream did not authenticate itself (no WWW-Authenticate: Negotiate "
-         "token on its response)");
+    proxy_errf(err, errlen,
+               "the upstream did not authenticate itself (no WWW-Authenticate: Negotiate "
+               "token on its response)");
     ret = -EBADMSG;
     goto out;
   }
   ret = decode_b64(tok, tlen, &raw, &rlen);
   if (ret != 0) {
-    errf(err, errlen, "the upstream's Negotiate token is not base64");
+    proxy_errf(err, errlen, "the upstream's Negotiate token is not base64");
     goto out;
   }
   in.value = raw;
@@ -230,7 +219,7 @@ int proxy_negotiate_finish(proxy_negotiate_t *n, const char *const *values, size
     if (GSS_ERROR(maj))
       gss_err(err, errlen, "the upstream's mutual authentication", maj, min);
     else
-      errf(err, errlen, "the upstream's mutual authentication did not complete");
+      proxy_errf(err, errlen, "the upstream's mutual authentication did not complete");
     ret = -EPERM;
     goto out;
   }

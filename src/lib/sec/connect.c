@@ -23,29 +23,6 @@
  * completes at once or fails (EAGAIN when the listener's backlog is full).
  */
 
-static int token_live(gh_token_t token, gh__token_t **ret_tok)
-{
-  gh__token_t *t = NULL;
-  int ret;
-
-  if (!gh__sec.initialised) {
-    ret = GH_ESTATE;
-    goto out;
-  }
-  ret = gh__token_get(token, &t);
-  if (ret != 0)
-    goto out;
-  if (t->expiry != 0 && gh__sec_now() >= t->expiry) {
-    ret = GH_ETOKEN_EXPIRED;
-    goto out;
-  }
-  *ret_tok = t;
-  t = NULL;
-out:
-  gh__token_unref(t);
-  return ret;
-}
-
 int gh_token_connect_unix(gh_token_t token, const char *path, int *ret_fd)
 {
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -64,7 +41,7 @@ int gh_token_connect_unix(gh_token_t token, const char *path, int *ret_fd)
     goto out;
   }
   memcpy(sa.sun_path, path, len + 1);
-  ret = token_live(token, &t);
+  ret = gh__token_get_live(token, &t);
   if (ret != 0)
     goto out;
   fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -99,7 +76,7 @@ int gh_token_get_identity_key(gh_token_t token, char *buf, size_t len)
     ret = -EINVAL;
     goto out;
   }
-  ret = token_live(token, &t);
+  ret = gh__token_get_live(token, &t);
   if (ret != 0)
     goto out;
   /* snprintf's contract: the whole length is counted, what fits is written */

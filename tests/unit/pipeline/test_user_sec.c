@@ -155,27 +155,36 @@ static void make_file(const char *name, uid_t uid, gid_t gid)
   close(fd);
 }
 
-static void run_scoped(const char *const *kv, bool explicit_imp)
+/* One GET /x through a pipeline with the module `reg_fn` over the real sec
+ * layer, as alice (IMPERSONATE) or anonymous; returns the status. */
+static int run_module(gh_register_module_fn reg_fn, const char *const *kv, bool with_token)
 {
   gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS};
   gh_pipeline_t *pl = fake_pipeline(kv);
-  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "scoped"};
+  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "under-test"};
   gh_token_t tok;
   fake_req_t r;
   gh__pipeline_set_sec_ops(pl, NULL);
-  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_scoped, NULL, 0), 0);
+  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_fn, NULL, 0), 0);
   assert_int_equal(gh_pipeline_start(pl), 0);
-  assert_int_equal(gh_token_from_user("alice", &o, &tok), 0);
   fake_req_init(&r, "GET", "/x");
-  fake_req_auth(&r);
-  r.auth.token = tok;
-  scoped_explicit = explicit_imp;
-  memset(scoped_err, 0xff, sizeof(scoped_err));
+  if (with_token) {
+    assert_int_equal(gh_token_from_user("alice", &o, &tok), 0);
+    fake_req_auth(&r);
+    r.auth.token = tok;
+  }
   assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
-  assert_int_equal(r.status, 200);
   assert_false(gh_is_impersonating());
   gh_assert_base();
   gh_pipeline_free(pl);
+  return r.status;
+}
+
+static void run_scoped(const char *const *kv, bool explicit_imp)
+{
+  scoped_explicit = explicit_imp;
+  memset(scoped_err, 0xff, sizeof(scoped_err));
+  assert_int_equal(run_module(reg_scoped, kv, true), 200);
 }
 
 static void test_scoped_impersonation(void **state)
@@ -238,26 +247,9 @@ static int reg_connect(uint32_t v, gh_module_registration_t *r, gh_module_server
 
 static void run_connect(const char *const *kv, bool with_token)
 {
-  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS};
-  gh_pipeline_t *pl = fake_pipeline(kv);
-  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "connect"};
-  gh_token_t tok;
-  fake_req_t r;
-  gh__pipeline_set_sec_ops(pl, NULL);
-  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_connect, NULL, 0), 0);
-  assert_int_equal(gh_pipeline_start(pl), 0);
-  fake_req_init(&r, "GET", "/x");
-  if (with_token) {
-    assert_int_equal(gh_token_from_user("alice", &o, &tok), 0);
-    fake_req_auth(&r);
-    r.auth.token = tok;
-  }
   conn_fd = -1;
   conn_key[0] = '\0';
-  assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
-  assert_false(gh_is_impersonating());
-  gh_assert_base();
-  gh_pipeline_free(pl);
+  (void)run_module(reg_connect, kv, with_token);
 }
 
 static void check_peer_alice(int lfd)
