@@ -11,8 +11,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /*
  * Input: byte 0 picks the split pattern and limits (bit 1 also a small
- * Authorization budget), byte 1 the body limit
- * after headers; the rest is the byte stream of one connection (pipelined
+ * Authorization budget), byte 1 the body limit after headers (body_ctl *
+ * 4) and, by its low bit, streaming (a stream_body group: the decoded body
+ * is taken out after every feed, and may never exceed that feed); the rest is the byte stream of one connection (pipelined
  * requests, chunked bodies, garbage). The stream is fed in pieces of varying
  * size, like reads from a socket, and every event is handled the way the I/O
  * thread handles it.
@@ -73,17 +74,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
               strlen(msg.headers[i].value) != msg.headers[i].value_len)
             abort();
         (void)gh__http_msg_header(&msg, "host");
+        if (body_ctl & 1)
+          gh__http_parser_set_stream(&p);
         if (gh__http_parser_set_max_body(&p, body_ctl * 4u) != 0) {
           dead = 1;
           break;
         }
       } else if (r == GH__HTTP_DONE) {
-        if (msg.body_len > body_ctl * 4u)
+        if (msg.body_len > body_ctl * 4u || p.body_seen > body_ctl * 4u)
           abort();
         gh__pool_reset(pool);
         gh__http_parser_begin(&p, &msg);
       } else if (used == 0) {
         break;
+      }
+      if (p.stream) {
+        /* what stream.c does between reads: the body buffer holds one feed */
+        if (msg.body_len > used)
+          abort();
+        msg.body_len = 0;
       }
     }
     pos += n;

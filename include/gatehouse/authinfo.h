@@ -433,6 +433,27 @@ typedef struct gh_auth_config {
  *  reason in msg. Any thread. */
 GH_EXPORT int gh_auth_replay_cache_check(const char *url, char *msg, size_t msglen);
 
+/** Tries a replay store the way a worker will use it (for gatehoused
+ *  --doctor): connects (timeout_ms, 0 = 500; AUTH with password when not
+ *  NULL, SELECT), records a key of its own with SET NX PX, checks that a
+ *  second SET NX of it is refused, deletes it and reads maxmemory-policy.
+ *  Returns 0 (usable; msg says what was checked), 1 (usable, but the
+ *  eviction policy may drop tags when Redis is full: msg says what to set),
+ *  GH_EREPLAY_CACHE (unreachable, refused, or not behaving as a replay
+ *  store: msg says why), GH_ECONFIG (bad URL) or -EINVAL. msg may be NULL.
+ *  Any thread; blocks up to a few timeouts. */
+GH_EXPORT int gh_auth_replay_cache_probe(const char *url, const char *password,
+                                         unsigned timeout_ms, char *msg, size_t msglen);
+
+/** Asks winbindd for a ping from a helper thread and waits at most
+ *  timeout_ms (a hung winbindd never answers, and libwbclient has no
+ *  timeout of its own). Returns 0 (it answered), GH_EAUTH_UNAVAILABLE (not
+ *  running: it refused at once), GH_ETIMEOUT (no answer in time: hung;
+ *  the helper thread stays blocked until it answers, and later calls
+ *  return GH_ETIMEOUT at once until then) or GH_EUNSUPPORTED (built
+ *  without libwbclient). Any thread. */
+GH_EXPORT int gh_auth_winbind_ping(unsigned timeout_ms);
+
 /** Defaults: everything NULL/off, basic_cache_ttl_s = 60,
  *  name_map_cache_ttl_s = 5. Any thread. */
 GH_EXPORT void gh_auth_config_init(gh_auth_config_t *cfg);

@@ -162,8 +162,16 @@ GH_EXPORT int gh_server_listener_address(gh_server_t *server, unsigned i,
 
 /** Per-group properties. Zero fields inherit the server configuration. */
 typedef struct gh_url_group_props {
-  size_t max_body;            /**< request body limit for this group (413) */
-  unsigned body_timeout_ms;   /**< body read timeout for this group (408) */
+  size_t max_body;          /**< request body limit for this group (413); on a
+                                 stream_body group 0 means unlimited */
+  unsigned body_timeout_ms; /**< body read timeout for this group (408); on a
+                                 stream_body group, the inactivity limit of one
+                                 gh_request_read_body() */
+  /* ABI 2.1 ends here (new fields below, never above). */
+  unsigned stream_body; /**< 1: requests with a body are delivered right after
+                             the header block (and the auth gate), before the
+                             body is read; gh_request_read_body() then reads
+                             it from the connection (ABI 2.2) */
 } gh_url_group_props_t;
 
 /** Adds a URL group before gh_server_start(). prefix is an absolute path
@@ -243,7 +251,9 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
 
 /** Graceful shutdown: closes listeners (no new connections), closes idle
  *  connections, lets requests already received or being read finish, and
- *  waits up to grace_ms for in-flight requests to complete; then closes all
+ *  waits up to grace_ms for in-flight requests to complete; then shuts down
+ *  the sockets of requests still in application hands (a handler blocked
+ *  on a streamed body or an upgraded stream returns), closes all
  *  remaining connections, stops the I/O threads and joins the worker threads
  *  of gh_server_run_workers(). gh_server_receive() returns GH_ESHUTDOWN once
  *  the queue is drained. Returns 0, or GH_ETIMEOUT when requests were still
@@ -301,12 +311,31 @@ GH_EXPORT size_t gh_request_get_header_count(const gh_request_t *req);
 GH_EXPORT int gh_request_get_header_at(const gh_request_t *req, size_t i,
                                        const char **ret_name, const char **ret_value);
 /** Total buffered body length in bytes. The whole body is buffered (up to
- *  max_body, else the client got 413) before the request is delivered. */
+ *  max_body, else the client got 413) before the request is delivered.
+ *  On a stream_body group (a request delivered before its body): the
+ *  Content-Length, or SIZE_MAX when the body is chunked. */
 GH_EXPORT size_t gh_request_get_body_length(const gh_request_t *req);
 /** Reads up to len body bytes from the current position. Returns the number
- *  read, 0 at the end. */
+ *  read, 0 at the end.
+ *
+ *  Streamed (stream_body group, a request with a body): reads from the
+ *  connection on the calling thread, blocking up to the group's
+ *  body_timeout_ms of inactivity per call, decoding chunked framing and
+ *  honouring Content-Length, at most 64 KiB of the connection per call.
+ *  "Expect: 100-continue" is answered with "100 Continue" at the first
+ *  call (never when the handler answers without reading). Returns >0, 0 at
+ *  the end of the body, GH_ETIMEOUT, GH_ECLOSED (client gone), GH_EPARSE
+ *  (bad chunk framing: a chunk-size or trailer line over 4 KiB, a bad size,
+ *  a bare LF), GH_ELIMIT (max_body exceeded) or GH_ESTATE (the response
+ *  ended); errors are sticky, and after one the connection closes after the
+ *  response (which is 413/400/408 if the application sends none). A
+ *  request completed with its body partly unread: the server discards up
+ *  to 64 KiB of it that already arrived, and if that does not reach the
+ *  end, the response says "Connection: close" and the connection closes:
+ *  it is never reused with its framing in doubt. */
 GH_EXPORT ssize_t gh_request_read_body(gh_request_t *req, void *buf, size_t len);
-/** The whole body (borrowed) and its length; NULL when empty. */
+/** The whole body (borrowed) and its length; NULL when empty (and on a
+ *  streamed request: use gh_request_read_body()). */
 GH_EXPORT const void *gh_request_get_body(const gh_request_t *req, size_t *ret_len);
 /** The matched URL group, or NULL when the server has none. */
 GH_EXPORT gh_url_group_t *gh_request_get_url_group(const gh_request_t *req);
@@ -368,6 +397,56 @@ GH_EXPORT int gh_response_send(gh_request_t *req, const void *data, size_t len, 
  *  send). Returns as gh_response_send(), or -errno from the file. */
 GH_EXPORT int gh_response_send_fd(gh_request_t *req, int fd, off_t offset, size_t len,
                                   unsigned flags);
+
+/* ---- ABI 2.2: interim responses, client state, Upgrade ---------------- */
+
+/** Sends a 1xx interim response (100..199 except 101) before the final
+ *  one, e.g. 103 Early Hints: hdrs holds n name,value pairs (hdrs[2i],
+ *  hdrs[2i+1]; names are tokens, values without CR/LF/NUL; NULL with n 0).
+ *  Blocks the calling thread up to send_timeout_ms. Dropped for an HTTP/1.0
+ *  client (returns 0). Returns 0, -EINVAL, GH_ESTATE (the final head was
+ *  sent), GH_ECLOSED or -ENOMEM. The thread owning the request. */
+GH_EXPORT int gh_request_send_interim(gh_request_t *req, int status, const char *const *hdrs,
+                                      size_t n);
+
+/** 1 when the client closed or reset the connection (a poll of the socket
+ *  for POLLRDHUP/POLLHUP/POLLERR without waiting), else 0. A client that
+ *  only shut its sending side down (after a complete request) also counts
+ *  as gone. The thread owning the request, before the response ended. */
+GH_EXPORT int gh_request_client_gone(gh_request_t *req);
+
+/** A connection handed over by gh_request_upgrade(): a byte stream. One
+ *  thread at a time (the one owning the request); lives until
+ *  gh_request_complete(), which closes the connection. */
+typedef struct gh_stream gh_stream_t;
+
+/** Switches protocols: only for an HTTP/1.1 request that carried
+ *  "Connection: upgrade" and an Upgrade field, whose status was set to 101
+ *  and whose head is unsent (a streamed body must have been read to its
+ *  end). Writes the 101 head with the headers set, plus "Connection:
+ *  upgrade" and, when the application set none, the request's Upgrade
+ *  value; then *ret is the connection as a byte stream, bytes the client
+ *  sent after the request head readable first. The connection never goes
+ *  back to HTTP: gh_request_complete() closes it. The server's timers no
+ *  longer apply; the gh_stream_* calls take their own timeouts. Plain TCP,
+ *  Unix and TLS. Returns 0, GH_ESTATE (conditions not met; nothing sent),
+ *  GH_ECLOSED or -ENOMEM. */
+GH_EXPORT int gh_request_upgrade(gh_request_t *req, gh_stream_t **ret);
+
+/** Reads up to len bytes, waiting up to timeout_ms (< 0: forever). Returns
+ *  the count (>0), 0 at EOF, GH_ETIMEOUT or GH_ECLOSED. */
+GH_EXPORT ssize_t gh_stream_read(gh_stream_t *s, void *buf, size_t len, int timeout_ms);
+/** Writes all len bytes, waiting up to timeout_ms (< 0: forever) in all.
+ *  Returns 0, GH_ETIMEOUT or GH_ECLOSED. */
+GH_EXPORT int gh_stream_write(gh_stream_t *s, const void *buf, size_t len, int timeout_ms);
+/** The socket, for poll(POLLIN) only (never read or write it directly). */
+GH_EXPORT int gh_stream_get_fd(const gh_stream_t *s);
+/** > 0 when bytes are readable without waiting (left over after the head,
+ *  or buffered TLS records): poll the fd only when it is 0. */
+GH_EXPORT size_t gh_stream_pending(const gh_stream_t *s);
+/** Shuts the sending side down (TLS close_notify, then FIN). Returns 0 or
+ *  GH_ECLOSED. */
+GH_EXPORT int gh_stream_shutdown_write(gh_stream_t *s);
 
 /** Ends the request: finishes the response if needed (an unsent response
  *  goes out with its status and an empty body; if neither status nor body

@@ -213,7 +213,7 @@ typedef gh_request_status_t (*gh_module_request_cb)(void *module, gh_http_contex
  */
 
 /** Minor version of the registration structs in this header (see above). */
-#define GH_MODULE_ABI_MINOR 1u
+#define GH_MODULE_ABI_MINOR 2u
 
 /** A request-level module (IHttpModuleFactory + CHttpModule). The module
  *  gets exactly the notifications whose callback is non-NULL (CHttpModule's
@@ -597,36 +597,6 @@ GH_EXPORT int gh_http_context_complete(gh_http_context_t *ctx, gh_request_status
  *  valid until the request ends). Its token belongs to the pipeline. */
 GH_EXPORT const gh_auth_info_t *gh_http_context_get_auth_info(gh_http_context_t *ctx);
 
-/* Identity to an upstream (issue 15, the proxy's connect-as-client mode). */
-
-/** Connects a new AF_UNIX stream socket to `path` AS THE CLIENT, through
- *  gh_token_connect_unix with the request's token: the peer's SO_PEERCRED
- *  and SO_PEERGROUPS report the client's uid, gid and groups (the anonymous
- *  account for an IDENTIFY token), and the socket file's permissions are
- *  checked as the client. Always the client, whether or not the site
- *  impersonates and whatever the calling thread's identity. *ret_fd is
- *  O_CLOEXEC|O_NONBLOCK and connected; the module owns it and must use it
- *  for this identity only (key pools with gh_http_context_get_identity_key).
- *  Returns 0, GH_ENOT_FOUND for a request without a token (anonymous), or
- *  gh_token_connect_unix's errors. From the thread running a notification
- *  of the request. */
-GH_EXPORT int gh_http_context_connect_unix(gh_http_context_t *ctx, const char *path, int *ret_fd);
-/** The request token's identity key (gh_token_get_identity_key:
- *  "UID:GID:G1,G2,..."), request memory: connections made by
- *  gh_http_context_connect_unix for requests with equal keys are
- *  interchangeable, and never otherwise. GH_ENOT_FOUND without a token. */
-GH_EXPORT int gh_http_context_get_identity_key(gh_http_context_t *ctx, const char **ret_key);
-/** The name of the request's in-process MEMORY ccache ("MEMORY:gh-deleg-...")
- *  holding the client's Kerberos credentials: the TGT the client delegated
- *  (Negotiate with delegation), or the tickets S4U got for it (site s4u =
- *  self | proxy: the S4U2Self evidence ticket and an S4U2Proxy ticket to
- *  each allowed s4u_targets SPN); NULL when there are none or the request
- *  is anonymous. For GSS initiator calls in this process at base identity
- *  (gss_acquire_cred_from with a "ccache" store element), e.g. Kerberos to
- *  an upstream as the client; unlike gh_http_request_get_delegated_ccache
- *  nothing is written to disk. Borrowed; destroyed when the request ends. */
-GH_EXPORT const char *gh_http_request_get_delegated_mem_ccache(gh_http_request_t *req);
-
 /* ---------------------------------------------------------------------- */
 /* Request (IHttpRequest)                                                  */
 /* ---------------------------------------------------------------------- */
@@ -813,6 +783,100 @@ GH_EXPORT int gh_http_user_set_variable(gh_http_user_t *user, const char *name,
                                         const char *value);
 
 /* ---------------------------------------------------------------------- */
+/* ABI 2.2: streamed bodies, interim responses, client state, Upgrade      */
+/* ---------------------------------------------------------------------- */
+
+/*
+ * For modules that relay (the reverse proxy). All from the thread running
+ * the request's notification (the handler), at base identity or not.
+ */
+
+/** The sites this handler module serves (the `handler` key names it) get
+ *  their request bodies streamed: gatehoused sets stream_body on those
+ *  sites' URL groups (gatehouse/httpapi.h), so a request with a body
+ *  reaches the pipeline right after its header block and
+ *  gh_http_request_read_body() reads the body from the connection (blocking
+ *  up to the site's body timeout of inactivity per call; READ_ENTITY is
+ *  still raised for every piece; errors GH_ETIMEOUT, GH_ECLOSED, GH_EPARSE,
+ *  GH_ELIMIT; "Expect: 100-continue" is answered at the first read) and
+ *  gh_http_request_get_content_length() is -1 when the body is chunked.
+ *  A streamed site's max_body is unlimited unless configured. An unread
+ *  rest is drained (64 KiB) or the connection closed after the response.
+ *  Meaningful for a handler module (gh_module_registration_set_handler,
+ *  in any order). The sites are chosen when the server starts (a reload
+ *  that changes a site's handler takes effect at the next start). Returns 0
+ *  or -EINVAL (reg NULL). */
+GH_EXPORT int gh_module_registration_set_streamed_body(gh_module_registration_t *reg);
+
+/** Sends a 1xx interim response (100..199 except 101: e.g. 103 with Link
+ *  fields) before the final one; hdrs holds n name,value pairs. Does not
+ *  raise SEND_RESPONSE. Dropped (0) for an HTTP/1.0 client. Returns 0,
+ *  -EINVAL, GH_ESTATE (headers already sent), GH_ECLOSED. */
+GH_EXPORT int gh_http_response_send_interim(gh_http_response_t *resp, int status,
+                                            const char *const *hdrs, size_t n);
+
+/** 1 when the client closed or reset its connection, else 0 (a poll
+ *  without waiting). A relaying handler checks it to cancel upstream work. */
+GH_EXPORT int gh_http_context_client_gone(gh_http_context_t *ctx);
+
+/** A connection after gh_http_context_upgrade(): a byte stream owned by the
+ *  request, closed when the request ends. One thread at a time. */
+typedef struct gh_http_stream gh_http_stream_t;
+
+/** Switches protocols (WebSocket and other Upgrade): set status 101 and
+ *  the response headers first (Upgrade; Connection: upgrade is added).
+ *  Raises SEND_RESPONSE, writes the 101 head, and hands the connection over
+ *  (*ret, bytes the client sent after its request head readable first).
+ *  Only for an HTTP/1.1 request with "Connection: upgrade" and an Upgrade
+ *  field whose body (if any) was read: GH_ESTATE otherwise, with nothing
+ *  sent. The server's timeouts no longer apply to it; the stream calls take
+ *  their own. Returns 0, GH_ESTATE, GH_ECLOSED, -ENOMEM, -EPERM (a
+ *  SEND_RESPONSE module refused). */
+GH_EXPORT int gh_http_context_upgrade(gh_http_context_t *ctx, gh_http_stream_t **ret);
+/** As gh_stream_read/_write/_get_fd/_pending/_shutdown_write (httpapi.h):
+ *  read >0, 0 at EOF, GH_ETIMEOUT, GH_ECLOSED; write all or GH_ETIMEOUT /
+ *  GH_ECLOSED; timeout_ms < 0 waits forever; the fd is for poll(POLLIN)
+ *  only; pending > 0 means readable without waiting (poll only at 0). */
+GH_EXPORT ssize_t gh_http_stream_read(gh_http_stream_t *s, void *buf, size_t len, int timeout_ms);
+GH_EXPORT int gh_http_stream_write(gh_http_stream_t *s, const void *buf, size_t len,
+                                   int timeout_ms);
+GH_EXPORT int gh_http_stream_get_fd(const gh_http_stream_t *s);
+GH_EXPORT size_t gh_http_stream_pending(const gh_http_stream_t *s);
+GH_EXPORT int gh_http_stream_shutdown_write(gh_http_stream_t *s);
+
+/* ---------------------------------------------------------------------- */
+/* ABI 2.2 (issue 15): identity to an upstream, as the client              */
+/* ---------------------------------------------------------------------- */
+
+/** Connects a new AF_UNIX stream socket to `path` AS THE CLIENT, through
+ *  gh_token_connect_unix with the request's token: the peer's SO_PEERCRED
+ *  and SO_PEERGROUPS report the client's uid, gid and groups (the anonymous
+ *  account for an IDENTIFY token), and the socket file's permissions are
+ *  checked as the client. Always the client, whether or not the site
+ *  impersonates and whatever the calling thread's identity. *ret_fd is
+ *  O_CLOEXEC|O_NONBLOCK and connected; the module owns it and must use it
+ *  for this identity only (key pools with gh_http_context_get_identity_key).
+ *  Returns 0, GH_ENOT_FOUND for a request without a token (anonymous), or
+ *  gh_token_connect_unix's errors. From the thread running a notification
+ *  of the request. */
+GH_EXPORT int gh_http_context_connect_unix(gh_http_context_t *ctx, const char *path, int *ret_fd);
+/** The request token's identity key (gh_token_get_identity_key:
+ *  "UID:GID:G1,G2,..."), request memory: connections made by
+ *  gh_http_context_connect_unix for requests with equal keys are
+ *  interchangeable, and never otherwise. GH_ENOT_FOUND without a token. */
+GH_EXPORT int gh_http_context_get_identity_key(gh_http_context_t *ctx, const char **ret_key);
+/** The name of the request's in-process MEMORY ccache ("MEMORY:gh-deleg-...")
+ *  holding the client's Kerberos credentials: the TGT the client delegated
+ *  (Negotiate with delegation), or the tickets S4U got for it (site s4u =
+ *  self | proxy: the S4U2Self evidence ticket and an S4U2Proxy ticket to
+ *  each allowed s4u_targets SPN); NULL when there are none or the request
+ *  is anonymous. For GSS initiator calls in this process at base identity
+ *  (gss_acquire_cred_from with a "ccache" store element), e.g. Kerberos to
+ *  an upstream as the client; unlike gh_http_request_get_delegated_ccache
+ *  nothing is written to disk. Borrowed; destroyed when the request ends. */
+GH_EXPORT const char *gh_http_request_get_delegated_mem_ccache(gh_http_request_t *req);
+
+/* ---------------------------------------------------------------------- */
 /* Host API: for gatehoused and applications embedding the pipeline        */
 /* ---------------------------------------------------------------------- */
 
@@ -908,6 +972,10 @@ GH_EXPORT void gh_pipeline_stop(gh_pipeline_t *pl);
 /** Site section name ("site /files") whose path is the longest prefix of
  *  path on a segment boundary, or NULL. Borrowed until the next config. */
 GH_EXPORT const char *gh_pipeline_find_site(gh_pipeline_t *pl, const char *path);
+/** 1 when the handler module of site ("/files" or "site /files") asked for
+ *  streamed bodies (gh_module_registration_set_streamed_body), else 0: the
+ *  host sets stream_body on that site's URL group. Any thread. */
+GH_EXPORT int gh_pipeline_site_streams_body(gh_pipeline_t *pl, const char *site);
 
 /** Runs the whole pipeline for req (a request received from httpapi), on a
  *  worker thread at base identity (checked: GH_ESTATE and a 500 otherwise).

@@ -55,6 +55,7 @@ static const char *const level_name[] = {"OK", "INFO", "WARN", "FAIL"};
 #define MAX_HOSTS 32
 #define MAX_KEYS 512
 #define MIN_UID_SAMPLE 200
+#define GH_DOCTOR_WINBIND_MS 5000u
 #define LOCAL_UID_MAX 60000 /* login.defs UID_MAX: local accounts above are not "people" */
 
 typedef struct kt_key {
@@ -1264,14 +1265,17 @@ static void check_winbind(doctor_t *d)
   char fix[1024];
   wbcErr we;
 
-  we = wbcPing();
-  if (!WBC_ERROR_IS_OK(we)) {
+  /* bounded: libwbclient itself waits for a hung winbindd forever */
+  int pe = gh_auth_winbind_ping(GH_DOCTOR_WINBIND_MS);
+  if (pe != 0) {
     report(d, LV_FAIL, "winbind",
-           "start winbind (systemctl start winbind; on a Samba DC: samba); then check "
-           "wbinfo -p and wbinfo -P",
-           "winbindd does not answer: %s: NTLM logons without ntlm_user_file fail until it is "
-           "back",
-           wbcErrorString(we));
+           pe == GH_ETIMEOUT ? "restart winbind (systemctl restart winbind; on a Samba DC: "
+                               "samba); then check wbinfo -p and wbinfo -P"
+                             : "start winbind (systemctl start winbind; on a Samba DC: samba); "
+                               "then check wbinfo -p and wbinfo -P",
+           "winbindd %s: NTLM logons without ntlm_user_file are answered 503 until it is back",
+           pe == GH_ETIMEOUT ? "is running but does not answer within 5 s (hung)"
+                             : "does not answer (not running)");
     report(d, LV_INFO, "winbind-pipe", NULL, "not checked: winbindd does not answer");
     return;
   }
@@ -1324,6 +1328,33 @@ static void check_winbind(doctor_t *d)
   wbcFreeMemory(det);
 }
 #endif
+
+/* ---- the farm's replay store ---- */
+
+static void check_replay_cache(doctor_t *d)
+{
+  const gh_daemon_auth_t *a = &d->cfg->auth;
+  char msg[512];
+  int e;
+
+  if (!a->replay_cache_url)
+    return;
+  e = gh_auth_replay_cache_probe(a->replay_cache_url, a->replay_cache_password,
+                                 a->replay_cache_timeout_ms, msg, sizeof(msg));
+  if (e == 0)
+    report(d, LV_OK, "replay-cache", NULL, "%s", msg);
+  else if (e == 1)
+    report(d, LV_WARN, "replay-cache", "redis-cli CONFIG SET maxmemory-policy noeviction (and in "
+                                       "redis.conf)", "%s", msg);
+  else
+    report(d, LV_FAIL, "replay-cache",
+           a->replay_cache_fallback_local
+               ? "start Redis or fix replay_cache / replay_cache_password_file (until then each "
+                 "node checks replays only locally: a token replayed to another node passes)"
+               : "start Redis or fix replay_cache / replay_cache_password_file (until then "
+                 "every Kerberos request is answered 503)",
+           "%s", msg);
+}
 
 static void check_winbind_needed(doctor_t *d)
 {
@@ -1454,8 +1485,11 @@ static void check_min_uid(doctor_t *d)
              "; system accounts (uids %u-999: daemons, databases) can sign in and be "
              "impersonated",
              min ? min : 1);
+  bool wb_hung = false;
 #if GH_HAVE_WBCLIENT
-  if (g_winbind_up || WBC_ERROR_IS_OK(wbcPing())) {
+  int wp = g_winbind_up ? 0 : gh_auth_winbind_ping(GH_DOCTOR_WINBIND_MS);
+  wb_hung = wp == GH_ETIMEOUT;
+  if (wp == 0) {
     struct wbcInterfaceDetails *det = NULL;
     const char **users = NULL;
     uint32_t n = 0;
@@ -1502,11 +1536,13 @@ static void check_min_uid(doctor_t *d)
     wbcFreeMemory(det);
   }
 #endif
-  /* local accounts of people (uid 1000 .. LOCAL_UID_MAX) */
+  /* local accounts of people (uid 1000 .. LOCAL_UID_MAX); NSS's winbind
+   * module would wait for a hung winbindd in setpwent() forever */
   struct passwd *pw;
   unsigned scanned = 0;
-  setpwent();
-  while ((pw = getpwent()) != NULL && scanned++ < 10000) {
+  if (!wb_hung)
+    setpwent();
+  while (!wb_hung && (pw = getpwent()) != NULL && scanned++ < 10000) {
     if (pw->pw_uid < 1000 || pw->pw_uid > LOCAL_UID_MAX || strchr(pw->pw_name, '\\'))
       continue;
     n_local++;
@@ -1518,9 +1554,14 @@ static void check_min_uid(doctor_t *d)
       lowest_ok = pw->pw_uid;
     }
   }
-  endpwent();
+  if (!wb_hung)
+    endpwent();
   char local_part[768];
-  if (n_local == 0)
+  if (wb_hung)
+    snprintf(local_part, sizeof(local_part),
+             "accounts not listed: winbindd hangs, and listing them through NSS would wait "
+             "for it");
+  else if (n_local == 0)
     snprintf(local_part, sizeof(local_part), "no local account with uid 1000-%u", LOCAL_UID_MAX);
   else
     snprintf(local_part, sizeof(local_part), "%u local accounts with uid 1000-%u, %u refused%s%s%s",
@@ -1539,7 +1580,8 @@ static void check_min_uid(doctor_t *d)
            n_refused || domain_refused ? ": refused accounts get 401 whatever their password" : "",
            sys_part);
   else
-    report(d, LV_OK, "min_uid", NULL, "min_uid = %u: %s%s", min, local_part, domain_part);
+    report(d, wb_hung ? LV_INFO : LV_OK, "min_uid", NULL, "min_uid = %u: %s%s", min, local_part,
+           domain_part);
 }
 
 /* ---- driver ---- */
@@ -1579,6 +1621,7 @@ int gh_daemon_doctor(const gh_daemon_config_t *cfg, FILE *out)
     check_clock(d);
     check_selftest(d);
   }
+  check_replay_cache(d);
   check_winbind_needed(d);
   check_pam(d);
   check_min_uid(d);

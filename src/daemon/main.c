@@ -174,7 +174,7 @@ out:
   return ret;
 }
 
-static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
+static int setup_server(const gh_daemon_config_t *cfg, gh_pipeline_t *pl, gh_server_t **ret_srv)
 {
   int ret;
   gh_server_t *srv = NULL;
@@ -204,7 +204,10 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_server_t **ret_srv)
   if (ret != 0)
     goto out;
   for (size_t i = 0; i < cfg->n_sites; i++) {
-    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, NULL, &cfg->sites[i], &groups[i]);
+    /* a handler module that relays (proxy) reads bodies as they arrive */
+    gh_url_group_props_t props = {
+        .stream_body = (unsigned)gh_pipeline_site_streams_body(pl, cfg->sites[i].prefix)};
+    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, &props, &cfg->sites[i], &groups[i]);
     if (ret != 0) {
       gh_dlog(LOG_ERR, "[site %s]: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
@@ -445,7 +448,7 @@ int main(int argc, char **argv)
   if (cfg.processes > 1) /* max_connections bounds the whole daemon */
     cfg.server.max_connections = (cfg.server.max_connections + cfg.processes - 1) / cfg.processes;
   /* listeners, privilege drop + sec layer, sites, auth engine */
-  if (setup_server(&cfg, &srv) != 0)
+  if (setup_server(&cfg, pl, &srv) != 0)
     goto out;
   e = gh_accesslog_open(cfg.access_log);
   if (e != 0) {

@@ -221,14 +221,44 @@ def test_privileged_pipe_group_lets_the_service_user_in(service_user_gh, ad_real
         os.chown(priv, -1, st.st_gid)
 
 
+def _winbindd_pids(ad_realm):
+    pids = [p for p in ad_realm.dc_pids()
+            if b'winbindd' in open(f'/proc/{p}/cmdline', 'rb').read().split(b'\0')[0]]
+    assert pids, ad_realm.dc_pids()
+    return pids
+
+
+def test_start_with_winbind_hung_is_bounded(ad_realm, no_ticket):
+    """gatehoused starting while winbindd hangs: the start-up probe of winbind's privileged
+    pipe used to wait for it forever (libwbclient has no timeout); now it is ready within
+    seconds, says so, answers NTLM 503 and recovers when winbindd does."""
+    pids = _winbindd_pids(ad_realm)
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    d = None
+    try:
+        t = time.monotonic()
+        d = AdDaemon(ad_realm).start()
+        assert time.monotonic() - t < 30
+        assert 'did not answer a ping within 5 s (hung?)' in d.log(), d.log()
+        r = ntlm(d.url('/anon'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket)
+        assert r.status == 503, r
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    try:
+        r = _ntlm_until(d.url('/anon'), 'ADTEST\\carla', 'Carla-Pass-1', no_ticket, 200)
+        assert r.status == 200, r
+    finally:
+        d.stop()
+
+
 def test_winbind_hung_503_within_seconds_then_recovers(ad_gh, ad_realm, no_ticket):
     # winbindd alive but not answering (SIGSTOP): libwbclient and gss-ntlmssp would wait with
     # no limit (measured: still waiting after 900 s); gatehoused pings winbindd from a helper
     # thread first and answers 503 after a few seconds instead
     url = ad_gh.url('/anon')
-    pids = [p for p in ad_realm.dc_pids()
-            if b'winbindd' in open(f'/proc/{p}/cmdline', 'rb').read().split(b'\0')[0]]
-    assert pids, ad_realm.dc_pids()
+    pids = _winbindd_pids(ad_realm)
     before = len(ad_gh.log())
     for p in pids:
         os.kill(p, signal.SIGSTOP)

@@ -1,8 +1,10 @@
 """test_daemon_doctor.py: gatehoused --doctor against a real MIT KDC and the Samba AD DC — each check broken on purpose (keytab missing, unreadable, without the SPN's key, stale; KDC stopped; clock skewed with libfaketime; DNS; PAM service; unsafe ccache_dir; min_uid; winbind down and its privileged pipe refused) and the healthy case, with the exit status."""
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -440,11 +442,39 @@ def test_ad_winbind_down(ad_realm, tmp):
         ad_realm.start()
     assert d.rc == 1, d
     assert d.level('winbind') == 'FAIL' and 'does not answer' in d.text('winbind'), d
-    assert 'fail until it is back' in d.text('winbind')
+    assert 'answered 503 until it is back' in d.text('winbind'), d
     assert d.level('winbind-pipe') == 'INFO', d
     assert d.level('kdc') == 'FAIL', d
     d = ad_doctor(ad_realm, tmp)
     assert d.level('winbind') == 'OK' and d.level('kdc') == 'OK', d
+
+
+def test_ad_winbind_hung_is_a_bounded_fail(ad_realm, tmp):
+    """winbindd alive but not answering (SIGSTOP): libwbclient would wait forever; the doctor
+    asks from a helper thread, gives up after 5 s and says to restart it."""
+    pids = [p for p in ad_realm.dc_pids()
+            if b'winbindd' in open(f'/proc/{p}/cmdline', 'rb').read().split(b'\0')[0]]
+    assert pids, ad_realm.dc_pids()
+    for p in pids:
+        os.kill(p, signal.SIGSTOP)
+    try:
+        t = time.monotonic()
+        d = ad_doctor(ad_realm, tmp)
+        took = time.monotonic() - t
+    finally:
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
+    assert d.rc == 1 and d.level('winbind') == 'FAIL', d
+    assert 'does not answer within 5 s (hung)' in d.text('winbind'), d
+    assert 'restart winbind' in d.text('winbind'), d
+    assert took < 40, took
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        d = ad_doctor(ad_realm, tmp)
+        if d.level('winbind') == 'OK':
+            break
+        time.sleep(1)
+    assert d.level('winbind') == 'OK', d
 
 
 def test_ad_ntlm_with_user_file_skips_winbind(ad_realm, tmp):

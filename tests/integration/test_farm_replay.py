@@ -535,3 +535,54 @@ def test_tls_replay_to_another_node(realm, cc, pki, tmp_path):
         for n in nodes:
             n.stop()
         rd.stop()
+
+
+# ---- gatehoused --doctor tries the store as a worker will ----
+
+def doctor_line(gh):
+    """Runs gatehoused --doctor on the node's configuration: (exit status, "LEVEL text") of its
+    replay-cache line."""
+    p = subprocess.run([GATEHOUSED, '--doctor', '-c', gh.conf], env=gh.env, capture_output=True,
+                       text=True, timeout=120)
+    lines = [ln for ln in p.stdout.splitlines() if ' replay-cache: ' in ln]
+    assert len(lines) == 1, p.stdout + p.stderr
+    level, _, text = lines[0].partition(' replay-cache: ')
+    return p.returncode, f'{level.strip()} {text}'
+
+
+def test_doctor_checks_the_replay_store(realm, tmp_path):
+    rd = Redis(str(tmp_path), password='doc-pw', tcp=True).start()
+    pw, bad = tmp_path / 'pw', tmp_path / 'bad'
+    pw.write_text('doc-pw\n')
+    bad.write_text('nope\n')
+    for f in (pw, bad):
+        f.chmod(0o600)
+    good = node(realm, tmp_path, 'good', {'replay_cache': rd.url,
+                                          'replay_cache_password_file': str(pw)})
+    tcp = node(realm, tmp_path, 'tcp', {'replay_cache': rd.tcp_url + '/3',
+                                        'replay_cache_password_file': str(pw)})
+    wrong = node(realm, tmp_path, 'wrong', {'replay_cache': rd.url,
+                                            'replay_cache_password_file': str(bad)})
+    try:
+        for gh in (good, tcp):
+            rc, line = doctor_line(gh)
+            assert line.startswith('OK redis ') and 'second SET NX is refused' in line, line
+        # the doctor's own key is gone afterwards
+        assert rd.cli('--scan', '--pattern', 'gh:doctor:*') == ''
+        rc, line = doctor_line(wrong)
+        assert rc == 1 and line.startswith('FAIL redis ') and 'WRONGPASS' in line, line
+        assert 'nope' not in line and 'doc-pw' not in line
+        # an evicting store can drop tags when full: a warning that says what to set
+        rd.cli('CONFIG', 'SET', 'maxmemory-policy', 'allkeys-lru')
+        rc, line = doctor_line(good)
+        assert line.startswith('WARN redis ') and 'noeviction' in line, line
+        rd.stop()
+        rc, line = doctor_line(good)
+        assert rc == 1 and line.startswith('FAIL redis ') and '503' in line, line
+        lo = node(realm, tmp_path, 'local', {'replay_cache': rd.url,
+                                             'replay_cache_password_file': str(pw),
+                                             'replay_cache_unavailable': 'local'})
+        rc, line = doctor_line(lo)
+        assert line.startswith('FAIL redis ') and 'only locally' in line, line
+    finally:
+        rd.stop()

@@ -15,6 +15,7 @@
 #include <syslog.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <limits.h>
 
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
@@ -273,11 +274,14 @@ static int wait_writable(gh__conn_t *c, uint64_t deadline, short events)
   for (;;) {
     uint64_t now = gh__now_ms();
     if (now >= deadline) {
-      ret = GH_ECLOSED;
+      ret = GH_ETIMEOUT;
       break;
     }
     struct pollfd p = {.fd = c->fd, .events = events};
-    int r = poll(&p, 1, (int)(deadline - now));
+    /* UINT64_MAX: no deadline (gh_stream_write with timeout -1) */
+    int ms =
+        deadline == UINT64_MAX ? -1 : (int)(deadline - now < INT_MAX ? deadline - now : INT_MAX);
+    int r = poll(&p, 1, ms);
     if (r > 0) {
       if (p.revents & (POLLERR | POLLHUP | POLLNVAL))
         ret = GH_ECLOSED;
@@ -389,11 +393,10 @@ out:
   return ret;
 }
 
-int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
-                  struct iovec *post, int npost, bool final)
+static int conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
+                     struct iovec *post, int npost, bool final, uint64_t deadline)
 {
   int ret = 0;
-  uint64_t deadline = gh__now_ms() + c->srv->cfg.send_timeout_ms;
   iov_skip(&pre, &npre, 0);
   iov_skip(&post, &npost, 0);
   if (c->ssl != NULL)
@@ -462,6 +465,21 @@ int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff
   }
 out:
   return ret;
+}
+
+int gh__conn_send(gh__conn_t *c, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
+                  struct iovec *post, int npost, bool final)
+{
+  uint64_t deadline = gh__now_ms() + c->srv->cfg.send_timeout_ms;
+  int ret = conn_send(c, pre, npre, fd, foff, flen, post, npost, final, deadline);
+  return ret == GH_ETIMEOUT ? GH_ECLOSED : ret;
+}
+
+int gh__conn_write(gh__conn_t *c, const void *buf, size_t len, uint64_t deadline)
+{
+  struct iovec v = {.iov_base = (void *)buf, .iov_len = len};
+  int ret = conn_send(c, &v, 1, -1, 0, 0, NULL, 0, false, deadline);
+  return ret == 0 || ret == GH_ETIMEOUT ? ret : GH_ECLOSED;
 }
 
 /* Event thread: continues a handed-off write. Returns 1 when done, 0 when
@@ -707,12 +725,22 @@ static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
   r->group = gh__url_group_match(lp->srv, r->path);
   size_t max_body = r->group ? r->group->props.max_body : lp->srv->cfg.max_body;
   unsigned bto = r->group ? r->group->props.body_timeout_ms : lp->srv->cfg.body_timeout_ms;
+  /* a stream_body group gets a request with a body at once: the
+   * application reads the body from the connection (stream.c) */
+  r->streamed =
+      r->group != NULL && r->group->props.stream_body && (m->chunked || m->content_length > 0);
+  if (r->streamed) {
+    gh__http_parser_set_stream(&c->parser);
+    if (max_body == 0)
+      max_body = SIZE_MAX;
+  }
   if (gh__http_parser_set_max_body(&c->parser, max_body) != 0) {
     status = c->parser.status;
     goto out;
   }
   c->deadline = lp->now + bto;
-  if (m->expect_continue && !more_buffered && (m->chunked || m->content_length > 0)) {
+  if (m->expect_continue && !more_buffered && !r->streamed &&
+      (m->chunked || m->content_length > 0)) {
     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
     if (c->ssl != NULL) {
       /* a blocked TLS record would have to be retried with these very
@@ -761,6 +789,10 @@ static int feed(gh__loop_t *lp, gh__conn_t *c, const char *data, size_t len, siz
       if (st != 0) {
         io_reply_error(lp, c, st);
         ret = -1;
+        goto out;
+      }
+      if (c->req->streamed) {
+        ret = 1; /* dispatched before its body; the rest is saved */
         goto out;
       }
     } else if (r == GH__HTTP_DONE) {
@@ -1212,6 +1244,18 @@ void *gh__io_main(void *arg)
     }
   }
   return NULL;
+}
+
+/* Shutdown past its grace: connections in application hands are shut down
+ * (not closed: their requests hold them) so that a handler blocked on one
+ * (a streamed body, an upgraded stream waiting without timeout) returns. */
+void gh__io_cut_worker_conns(gh__io_t *io)
+{
+  pthread_mutex_lock(&io->lock);
+  for (gh__conn_t *c = io->conns; c != NULL; c = c->next)
+    if (atomic_load_explicit(&c->owner, memory_order_acquire) == GH__OWN_WORKER)
+      (void)shutdown(c->fd, SHUT_RDWR);
+  pthread_mutex_unlock(&io->lock);
 }
 
 /* Every event thread has stopped (gh_server_shutdown): closes what is at

@@ -26,6 +26,8 @@ gh__frame_t gh__framing_choose(int status, int version, bool final_send, bool ap
 
 const char *gh__framing_reason(int status)
 {
+  if (status == 103)
+    return "Early Hints"; /* RFC 8297, unknown to libhttp-parser */
   const char *r = http_status_str((enum http_status)status);
   if (r == NULL || r[0] == '<')
     r = "Unknown";

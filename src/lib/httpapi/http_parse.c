@@ -306,7 +306,17 @@ static bool frame_bare_lf(gh__http_parser_t *p, const char *s, const char *e)
   for (; s < e; s++) {
     if (*s == '\n' && !p->frame_prev_cr)
       return true;
+    /* chunk data ends with exactly CRLF: libhttp-parser (not strict)
+     * takes any two bytes there, a smuggling disagreement */
+    if (p->frame_crlf > 0 && *s != (p->frame_crlf == 2 ? '\r' : '\n'))
+      return true;
+    if (p->frame_crlf > 0)
+      p->frame_crlf--;
     p->frame_prev_cr = *s == '\r';
+    /* a size line with endless extensions, or an endless trailer line */
+    p->frame_line = *s == '\n' ? 0 : p->frame_line + 1;
+    if (p->frame_line > GH__HTTP_CHUNK_LINE_MAX)
+      return true;
   }
   return false;
 }
@@ -320,12 +330,16 @@ static int on_body(http_parser *hp, const char *at, size_t len)
       return fail(p, 400);
     p->frame_from = at + len;
     p->frame_prev_cr = false;
+    p->frame_line = 0;
+    if (hp->content_length == 0) /* the end of this chunk's data */
+      p->frame_crlf = 2;
   }
-  if (len > p->max_body - m->body_len || m->body_len + len > p->max_body)
+  if (len > p->max_body || p->body_seen > p->max_body - len)
     return fail(p, 413);
+  p->body_seen += len;
   if (m->body_len + len > m->body_cap) {
     size_t cap = m->body_cap ? m->body_cap : 1024;
-    if (m->has_content_length && m->content_length > cap)
+    if (m->has_content_length && m->content_length > cap && !p->stream)
       cap = (size_t)m->content_length;
     while (cap < m->body_len + len)
       cap *= 2;
@@ -563,6 +577,11 @@ int gh__http_parser_set_max_body(gh__http_parser_t *p, size_t max_body)
     ret = GH__HTTP_ERROR;
   }
   return ret;
+}
+
+void gh__http_parser_set_stream(gh__http_parser_t *p)
+{
+  p->stream = true;
 }
 
 void gh__http_msg_done(gh__http_msg_t *msg)

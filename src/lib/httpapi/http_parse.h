@@ -106,7 +106,15 @@ typedef struct gh__http_parser {
   unsigned n_host, n_cl, n_te;
   uint32_t authz_bytes;     /* Authorization value bytes of this message */
   uint32_t section_bytes;   /* header-section bytes of this message so far */
+  uint32_t frame_line;      /* chunked framing: bytes of the current line so far */
+  uint8_t frame_crlf;       /* chunked framing: CR, LF still due after chunk data (2, 1) */
+  bool stream;              /* the owner consumes msg->body as it comes */
+  uint64_t body_seen;       /* decoded body bytes of this message */
 } gh__http_parser_t;
+
+/** A chunk-size line (with its extensions) or a trailer line longer than
+ *  this is 400: the chunked framing is bounded like the header section. */
+#define GH__HTTP_CHUNK_LINE_MAX 4096
 
 /** Prepares a parser; lim is borrowed for the parser's lifetime. */
 void gh__http_parser_init(gh__http_parser_t *p, const gh__http_limits_t *lim);
@@ -121,6 +129,11 @@ bool gh__http_parser_in_body(const gh__http_parser_t *p);
 /** After GH__HTTP_HEADERS: sets the body limit of this message. Returns 0, or
  *  GH__HTTP_ERROR with status 413 when Content-Length already exceeds it. */
 int gh__http_parser_set_max_body(gh__http_parser_t *p, size_t max_body);
+
+/** After GH__HTTP_HEADERS: streaming mode. The owner takes the decoded
+ *  bytes out of msg->body (and resets body_len) between feeds, so the body
+ *  buffer stays the size of one feed; max_body counts every byte seen. */
+void gh__http_parser_set_stream(gh__http_parser_t *p);
 
 /** Frees a message's storage. Accepts NULL. */
 void gh__http_msg_done(gh__http_msg_t *msg);

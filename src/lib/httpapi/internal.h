@@ -170,6 +170,17 @@ struct gh_request {
   size_t n_rh, cap_rh;
   void *auth_slot;
   void (*auth_slot_free)(void *);
+  /* streamed body (stream_body group): read from the connection (stream.c) */
+  bool streamed;       /* delivered after the header block */
+  bool body_done;      /* the parser reached the end of the message */
+  bool body_touched;   /* the application read from it */
+  bool continue_sent;  /* "100 Continue" written (or not needed) */
+  int body_err;        /* sticky error of a streamed read */
+  gh_stream_t *stream; /* gh_request_upgrade() */
+};
+
+struct gh_stream {
+  gh__conn_t *conn;
 };
 
 struct gh_server {
@@ -255,6 +266,17 @@ void gh__listener_close(gh__listener_t *l);
  *  process). */
 void gh__listener_keep_copy(gh__listener_t *l, unsigned index);
 
+/* stream.c (worker side: streamed bodies, interim responses, Upgrade) */
+/** Before the head of the final response: an unread streamed body is
+ *  drained (up to 64 KiB already arrived) when final; if its end is still
+ *  not reached the connection is not kept. */
+void gh__request_body_settle(gh_request_t *req, bool final);
+/** gh_request_read_body() of a streamed request. */
+ssize_t gh__request_read_streamed(gh_request_t *req, void *buf, size_t len);
+/** The status a failed streamed read answers when the application sent
+ *  nothing (413, 400, 408), or 0. */
+int gh__request_body_status(const gh_request_t *req);
+
 /* conn.c (I/O side and the worker-side hand-back) */
 void *gh__io_main(void *arg);
 /** Claims and processes one event of the connection epoll (any event thread). */
@@ -273,6 +295,9 @@ void gh__conn_unref(gh__conn_t *conn);
  *  -errno (file). */
 int gh__conn_send(gh__conn_t *conn, struct iovec *pre, int npre, int fd, off_t foff, size_t flen,
                   struct iovec *post, int npost, bool final);
+/** Worker side: writes len bytes, waiting for the socket until deadline
+ *  (monotonic ms). Returns 0, GH_ETIMEOUT or GH_ECLOSED. */
+int gh__conn_write(gh__conn_t *conn, const void *buf, size_t len, uint64_t deadline);
 /** Worker side, response fully written: keep-alive or close, hand back. */
 void gh__conn_release_done(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after GH__SEND_HANDOFF. */
@@ -280,6 +305,9 @@ void gh__conn_release_writing(gh__conn_t *conn, bool keep_alive);
 /** Worker side, after a failure: the next event thread to claim it closes it. */
 void gh__conn_release_close(gh__conn_t *conn);
 void gh__io_close_all(gh__io_t *io);
+/** Shutdown past its grace: shuts down (SHUT_RDWR) the sockets of
+ *  connections in application hands, so blocked handlers return. */
+void gh__io_cut_worker_conns(gh__io_t *io);
 /** After every event thread stopped: closes connections at rest, shuts down
  *  those in application hands. */
 void gh__io_stop_conns(gh__io_t *io);

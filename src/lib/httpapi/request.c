@@ -138,11 +138,15 @@ GH_EXPORT int gh_request_get_header_at(const gh_request_t *r, size_t i, const ch
 
 GH_EXPORT size_t gh_request_get_body_length(const gh_request_t *r)
 {
+  if (r->streamed)
+    return r->msg.chunked ? SIZE_MAX : (size_t)r->msg.content_length;
   return r->msg.body_len;
 }
 
 GH_EXPORT ssize_t gh_request_read_body(gh_request_t *r, void *buf, size_t len)
 {
+  if (r->streamed)
+    return gh__request_read_streamed(r, buf, len);
   size_t left = r->msg.body_len - r->body_pos;
   if (len > left)
     len = left;
@@ -154,8 +158,8 @@ GH_EXPORT ssize_t gh_request_read_body(gh_request_t *r, void *buf, size_t len)
 
 GH_EXPORT const void *gh_request_get_body(const gh_request_t *r, size_t *ret_len)
 {
-  *ret_len = r->msg.body_len;
-  return r->msg.body_len ? r->msg.body : NULL;
+  *ret_len = r->streamed ? 0 : r->msg.body_len;
+  return *ret_len ? r->msg.body : NULL;
 }
 
 GH_EXPORT gh_url_group_t *gh_request_get_url_group(const gh_request_t *r)
@@ -403,11 +407,17 @@ static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret
     r->status = 200;
     r->status_set = true;
   }
+  if (r->status == 101) { /* only gh_request_upgrade() switches protocols */
+    r->status = 500;
+    r->reason = NULL;
+    r->keep_alive = false;
+  }
   if (s->hsts != NULL && r->conn->ssl != NULL &&
       !gh__response_has_header(r, "Strict-Transport-Security"))
     (void)gh_response_set_header(r, "Strict-Transport-Security", s->hsts);
   if (s->resp_hook != NULL)
     s->resp_hook(r, r->status, s->resp_hook_arg);
+  gh__request_body_settle(r, final); /* an unread streamed body: drained or closed */
   bool ka = r->keep_alive && !atomic_load_explicit(&s->stopping, memory_order_relaxed);
   int version = gh_request_get_version(r);
   r->frame = gh__framing_choose(r->status, version, final, r->app_length, &ka);
@@ -537,7 +547,8 @@ GH_EXPORT int gh_request_complete(gh_request_t *r)
   gh_server_t *s = r->srv;
   if (!r->finished && !r->failed) {
     if (!r->any_send && !r->status_set) {
-      r->status = 500;
+      int bs = gh__request_body_status(r); /* a streamed body that failed */
+      r->status = bs != 0 ? bs : 500;
       r->status_set = true;
     }
     ret = send_common(r, NULL, -1, 0, 0, 0);

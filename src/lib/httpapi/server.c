@@ -272,10 +272,17 @@ GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
   g->user_ctx = user_ctx;
   if (props != NULL)
     g->props = *props;
-  if (g->props.max_body == 0)
+  g->props.stream_body = g->props.stream_body ? 1 : 0;
+  if (g->props.max_body == 0 && !g->props.stream_body) /* streamed: 0 = unlimited */
     g->props.max_body = s->cfg.max_body;
   if (g->props.body_timeout_ms == 0)
     g->props.body_timeout_ms = s->cfg.body_timeout_ms;
+  /* the parser's limit until the group is known (on_headers narrows it):
+   * the largest of any group, so a group above the server's own limit
+   * (or a streamed one) is not refused at the header block */
+  size_t gmax = g->props.max_body == 0 ? SIZE_MAX : g->props.max_body;
+  if (gmax > s->limits.max_body)
+    s->limits.max_body = gmax;
   size_t n = s->n_groups + 1;
   gh_url_group_t **ng = gh__realloc(s->groups, n * sizeof(*ng));
   if (ng != NULL)
@@ -756,6 +763,10 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   s->qclosed = true;
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
+  if (ret == GH_ETIMEOUT) /* a handler blocked on its connection must not stall the joins */
+    for (unsigned j = 0; j < s->n_ios; j++)
+      if (s->ios[j].lock_init)
+        gh__io_cut_worker_conns(&s->ios[j]);
   atomic_store_explicit(&s->wstop, true, memory_order_release);
   if (s->wstopfd >= 0) {
     uint64_t one = 1;

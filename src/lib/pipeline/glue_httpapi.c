@@ -77,9 +77,10 @@ static int g_describe(void *src, gh__pl_reqinfo_t *in)
   in->query = gh_request_get_query(g->req);
   in->version = gh_request_get_version(g->req);
   cl = gh_request_get_header(g->req, "Content-Length");
-  in->content_length = cl ? (int64_t)gh_request_get_body_length(g->req) : -1;
-  if (cl == NULL && gh_request_get_body_length(g->req) > 0)
-    in->content_length = (int64_t)gh_request_get_body_length(g->req);
+  size_t blen = gh_request_get_body_length(g->req); /* SIZE_MAX: streamed chunked */
+  in->content_length = cl ? (int64_t)blen : -1;
+  if (cl == NULL && blen > 0 && blen != SIZE_MAX)
+    in->content_length = (int64_t)blen;
   if (ci != NULL) {
     addr_text(&ci->peer, g->remote, sizeof(g->remote), &in->remote_port);
     addr_text(&ci->local, g->local, sizeof(g->local), &in->local_port);
@@ -164,6 +165,50 @@ static const char *g_ccache(void *src, uid_t uid, gid_t gid)
   return name;
 }
 
+static int g_send_interim(void *src, int status, const char *const *hdrs, size_t n)
+{
+  return gh_request_send_interim(((glue_t *)src)->req, status, hdrs, n);
+}
+
+static int g_client_gone(void *src)
+{
+  return gh_request_client_gone(((glue_t *)src)->req);
+}
+
+static int g_upgrade(void *src, void **ret_stream)
+{
+  gh_stream_t *st = NULL;
+  int ret = gh_request_upgrade(((glue_t *)src)->req, &st);
+  if (ret == 0)
+    *ret_stream = st;
+  return ret;
+}
+
+static ssize_t g_stream_read(void *st, void *buf, size_t len, int timeout_ms)
+{
+  return gh_stream_read(st, buf, len, timeout_ms);
+}
+
+static int g_stream_write(void *st, const void *buf, size_t len, int timeout_ms)
+{
+  return gh_stream_write(st, buf, len, timeout_ms);
+}
+
+static int g_stream_get_fd(const void *st)
+{
+  return gh_stream_get_fd(st);
+}
+
+static size_t g_stream_pending(const void *st)
+{
+  return gh_stream_pending(st);
+}
+
+static int g_stream_shutdown_write(void *st)
+{
+  return gh_stream_shutdown_write(st);
+}
+
 static const char *g_mem_ccache(void *src)
 {
   return gh_request_get_delegated_mem_ccache(((glue_t *)src)->req);
@@ -180,6 +225,14 @@ static const gh__pl_source_ops_t glue_ops = {
     .send_fd = g_send_fd,
     .complete = g_complete,
     .delegated_ccache = g_ccache,
+    .send_interim = g_send_interim,
+    .client_gone = g_client_gone,
+    .upgrade = g_upgrade,
+    .stream_read = g_stream_read,
+    .stream_write = g_stream_write,
+    .stream_get_fd = g_stream_get_fd,
+    .stream_pending = g_stream_pending,
+    .stream_shutdown_write = g_stream_shutdown_write,
     .delegated_mem_ccache = g_mem_ccache,
 };
 

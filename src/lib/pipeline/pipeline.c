@@ -320,6 +320,14 @@ int gh_module_registration_set_execute_handler(gh_module_registration_t *reg,
   return ret;
 }
 
+int gh_module_registration_set_streamed_body(gh_module_registration_t *reg)
+{
+  if (reg == NULL)
+    return -EINVAL;
+  reg->mod->streamed_body = true;
+  return 0;
+}
+
 int gh_module_registration_set_scoped_impersonation(gh_module_registration_t *reg)
 {
   if (reg == NULL)
@@ -716,4 +724,21 @@ const char *gh_pipeline_find_site(gh_pipeline_t *pl, const char *path)
   s = find_site_locked(pl->cfg, path);
   pthread_mutex_unlock(&pl->lock);
   return s;
+}
+
+int gh_pipeline_site_streams_body(gh_pipeline_t *pl, const char *site)
+{
+  int ret = 0;
+  if (pl == NULL || site == NULL)
+    return 0;
+  pthread_mutex_lock(&pl->lock);
+  const gh__pl_site_t *st = gh__pl_config_site(pl->cfg, site);
+  const char *h = st != NULL ? st->handler : NULL;
+  for (size_t i = 0; h != NULL && i < pl->n_modules; i++) {
+    const gh__pl_module_t *m = pl->modules[i];
+    if (m->handler && m->streamed_body && strcmp(m->name, h) == 0)
+      ret = 1;
+  }
+  pthread_mutex_unlock(&pl->lock);
+  return ret;
 }

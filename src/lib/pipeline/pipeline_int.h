@@ -55,6 +55,17 @@ typedef struct gh__pl_source_ops {
   int (*complete)(void *src);
   /* optional: a FILE ccache with the delegated credentials owned by uid/gid */
   const char *(*delegated_ccache)(void *src, uid_t uid, gid_t gid);
+  /* optional (ABI 2.2; NULL: GH_EUNSUPPORTED, client_gone 0): 1xx, client
+   * state, Upgrade (status and headers already given) and the byte stream
+   * it returns */
+  int (*send_interim)(void *src, int status, const char *const *hdrs, size_t n);
+  int (*client_gone)(void *src);
+  int (*upgrade)(void *src, void **ret_stream);
+  ssize_t (*stream_read)(void *stream, void *buf, size_t len, int timeout_ms);
+  int (*stream_write)(void *stream, const void *buf, size_t len, int timeout_ms);
+  int (*stream_get_fd)(const void *stream);
+  size_t (*stream_pending)(const void *stream);
+  int (*stream_shutdown_write)(void *stream);
   /* optional: the request's in-process MEMORY ccache (delegated or S4U credentials) */
   const char *(*delegated_mem_ccache)(void *src);
 } gh__pl_source_ops_t;
@@ -219,6 +230,7 @@ typedef struct gh__pl_module {
   gh_global_cb on_global[GH_GLOBAL_COUNT_];
   bool handler;
   bool scoped_impersonation; /* opens as the client via gh_http_context_openat2 */
+  bool streamed_body;        /* its sites stream request bodies (ABI 2.2) */
   /* its configuration keys (gh_module_registration_set_config_keys) */
   bool has_keys;
   gh__pl_key_t *keys;

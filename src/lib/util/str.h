@@ -66,4 +66,20 @@ static inline bool gh__has_crlf_nul(const char *s, size_t len)
   return false;
 }
 
+/** True if the comma-separated list v (a Connection or Upgrade value; NULL
+ *  is empty) holds token, in any case. */
+static inline bool gh__list_has_token(const char *v, const char *token)
+{
+  size_t tl = strlen(token);
+  while (v != NULL && *v != '\0') {
+    while (*v == ' ' || *v == '\t' || *v == ',')
+      v++;
+    size_t k = strcspn(v, ", \t");
+    if (k == tl && strncasecmp(v, token, tl) == 0)
+      return true;
+    v += k;
+  }
+  return false;
+}
+
 #endif

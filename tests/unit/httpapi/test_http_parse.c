@@ -223,6 +223,18 @@ static void test_smuggling_and_malformed(void **state)
   expect_status("POST / HTTP/1.0\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400);
   expect_status("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400);
   expect_status("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n", 501);
+  /* chunk data ends in exactly CRLF (libhttp-parser took any two bytes) */
+  static const char te[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+  char chunked[6000];
+  snprintf(chunked, sizeof(chunked), "%s5\r\nhelloXX0\r\n\r\n", te);
+  expect_status(chunked, 400);
+  snprintf(chunked, sizeof(chunked), "%s5\r\nhello\rX0\r\n\r\n", te);
+  expect_status(chunked, 400);
+  /* a chunk-size line (extensions) or a trailer line over 4 KiB */
+  snprintf(chunked, sizeof(chunked), "%s5;x=%04500d\r\nhello\r\n0\r\n\r\n", te, 0);
+  expect_status(chunked, 400);
+  snprintf(chunked, sizeof(chunked), "%s5;x=%03900d\r\nhello\r\n0\r\n\r\n", te, 0);
+  expect_status(chunked, 0); /* under the limit */
   static const char nul[] = "GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n";
   result_t r;
   run(nul, sizeof(nul) - 1, 0, &r);

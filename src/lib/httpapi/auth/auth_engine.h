@@ -352,7 +352,8 @@ void gh__auth_s4u(gh__auth_engine_t *engine, gh__auth_result_t *r, const gh_auth
 
 typedef enum gh__winbind_state {
   GH__WINBIND_OK,           /* answers, and its privileged pipe lets this process in */
-  GH__WINBIND_DOWN,         /* winbindd does not answer */
+  GH__WINBIND_DOWN,         /* winbindd does not answer (not running) */
+  GH__WINBIND_HUNG,         /* running, but no answer to a ping within GH__WINBIND_PING_MS */
   GH__WINBIND_PIPE_REFUSED, /* answers, but the privileged pipe refuses this process */
   GH__WINBIND_UNKNOWN,      /* built without libwbclient */
 } gh__winbind_state_t;
@@ -373,7 +374,8 @@ gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms);
  *  with r set to 503 and a log line, when winbindd does not answer. */
 bool gh__ntlm_winbind_ready(const gh__auth_engine_t *engine, gh__auth_result_t *r,
                             const unsigned char *tok, size_t tok_len);
-/** Pings winbindd and tries its privileged pipe (as gss-ntlmssp does). */
+/** Pings winbindd (bounded: gh__winbind_ping_within, GH__WINBIND_PING_MS)
+ *  and tries its privileged pipe (as gss-ntlmssp does). */
 gh__winbind_state_t gh__winbind_probe(void);
 /** "DOMAIN\\user" or "user" as winbind knows it: 1 a user account, 0 not
  *  known to the domain, -1 cannot tell. */

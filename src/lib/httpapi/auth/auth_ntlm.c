@@ -227,9 +227,9 @@ static void winbind_cause(const gh__auth_engine_t *e, gh__auth_result_t *r,
   bool hung = accept_ms >= GH__WINBIND_HUNG_MS;
   gh__winbind_state_t st = hung ? GH__WINBIND_DOWN : gh__winbind_probe();
 
-  if (st == GH__WINBIND_DOWN || st == GH__WINBIND_PIPE_REFUSED) {
-    r->info.failure =
-        st == GH__WINBIND_DOWN ? GH_AUTH_FAILURE_WINBIND_UNAVAILABLE : GH_AUTH_FAILURE_WINBIND_PIPE;
+  if (st == GH__WINBIND_DOWN || st == GH__WINBIND_HUNG || st == GH__WINBIND_PIPE_REFUSED) {
+    r->info.failure = st == GH__WINBIND_PIPE_REFUSED ? GH_AUTH_FAILURE_WINBIND_PIPE
+                                                     : GH_AUTH_FAILURE_WINBIND_UNAVAILABLE;
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, GH_EAUTH_UNAVAILABLE);
     char waited[48] = "";
     if (hung)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/rand.h>
 
 #include "gatehouse/error.h"
 #include "httpapi/auth/auth_internal.h"
@@ -767,6 +768,87 @@ static void probe(gh__rcache_redis_t *r)
   if (rep)
     freeReplyObject(rep);
   redisFree(c);
+}
+
+/* The doctor's question (gh_auth_replay_cache_probe): can this process use
+ * the store as a worker will? A fresh connection (AUTH, SELECT), one
+ * SET NX PX of a key of its own, the same SET again (must be refused: the
+ * store would otherwise let every replay through), DEL, and the eviction
+ * policy. */
+static int probe_commands(redisContext *c, char *why, size_t whylen, bool *ret_evicts)
+{
+  char key[64];
+  unsigned char rnd[8];
+  redisReply *rep;
+  int got[2] = {-1, -1};
+
+  if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+    snprintf(why, whylen, "no random bytes for the test key");
+    return GH_EREPLAY_CACHE;
+  }
+  snprintf(key, sizeof(key), "gh:doctor:%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+           rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+  for (int i = 0; i < 2; i++) {
+    rep = command(c, 6, (const char *[]){"SET", key, "1", "NX", "PX", "5000"}, NULL, why, whylen);
+    if (!rep)
+      return GH_EREPLAY_CACHE;
+    got[i] = rep->type;
+    if (rep->type != REDIS_REPLY_STATUS && rep->type != REDIS_REPLY_NIL)
+      reply_problem("SET", rep, why, whylen);
+    freeReplyObject(rep);
+  }
+  rep = command(c, 2, (const char *[]){"DEL", key}, NULL, why, whylen);
+  if (rep)
+    freeReplyObject(rep);
+  if (got[0] != REDIS_REPLY_STATUS || got[1] != REDIS_REPLY_NIL) {
+    if (got[0] == REDIS_REPLY_STATUS)
+      snprintf(why, whylen, "SET NX of an existing key did not answer nil: replays would pass");
+    return GH_EREPLAY_CACHE;
+  }
+  rep = command(c, 3, (const char *[]){"CONFIG", "GET", "maxmemory-policy"}, NULL, why, whylen);
+  *ret_evicts = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                rep->element[1]->type == REDIS_REPLY_STRING &&
+                strcmp(rep->element[1]->str, "noeviction") != 0;
+  if (rep)
+    freeReplyObject(rep);
+  return 0;
+}
+
+GH_EXPORT int gh_auth_replay_cache_probe(const char *url, const char *password,
+                                         unsigned timeout_ms, char *msg, size_t msglen)
+{
+  gh__rcache_redis_t r = {.url = (char *)url, .password = (char *)password};
+  char buf[256], why[192] = "";
+  redisContext *c;
+  bool evicts = false;
+  int ret;
+
+  if (!msg) {
+    msg = buf;
+    msglen = sizeof(buf);
+  }
+  if (!url)
+    return -EINVAL;
+  ret = parse_url(url, &r.addr, msg, msglen);
+  if (ret)
+    return ret;
+  r.timeout_ms = timeout_ms ? timeout_ms : 500;
+  c = rr_connect(&r, why, sizeof(why));
+  ret = c ? probe_commands(c, why, sizeof(why), &evicts) : GH_EREPLAY_CACHE;
+  if (c)
+    redisFree(c);
+  if (ret)
+    snprintf(msg, msglen, "redis %s: %s", url, why);
+  else if (evicts)
+    snprintf(msg, msglen,
+             "redis %s: SET NX PX works, but its maxmemory-policy may evict authenticator "
+             "tags when full and let a replay through: set maxmemory-policy noeviction",
+             url);
+  else
+    snprintf(msg, msglen, "redis %s: SET NX PX works, a second SET NX is refused, noeviction",
+             url);
+  explicit_bzero(&r, sizeof(r));
+  return ret ? ret : evicts ? 1 : 0;
 }
 
 int gh__rcache_redis_new(const gh__rcache_redis_config_t *cfg, char *errbuf, size_t errlen,

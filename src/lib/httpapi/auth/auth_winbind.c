@@ -132,6 +132,23 @@ gh__winbind_ping_t gh__winbind_ping_within(unsigned timeout_ms)
   return ok ? GH__WINBIND_PING_OK : GH__WINBIND_PING_FAILED;
 }
 
+GH_EXPORT int gh_auth_winbind_ping(unsigned timeout_ms)
+{
+#if GH_HAVE_WBCLIENT
+  switch (gh__winbind_ping_within(timeout_ms)) {
+  case GH__WINBIND_PING_OK:
+    return 0;
+  case GH__WINBIND_PING_TIMEOUT:
+    return GH_ETIMEOUT;
+  default:
+    return GH_EAUTH_UNAVAILABLE;
+  }
+#else
+  (void)timeout_ms;
+  return GH_EUNSUPPORTED;
+#endif
+}
+
 gh__winbind_state_t gh__winbind_probe(void)
 {
 #if GH_HAVE_WBCLIENT
@@ -143,8 +160,16 @@ gh__winbind_state_t gh__winbind_probe(void)
   wbcErr we;
   gh__winbind_state_t st = GH__WINBIND_OK;
 
-  if (!WBC_ERROR_IS_OK(wbcPing()))
+  /* libwbclient's own calls wait for a hung winbindd forever: the engine's
+   * start-up (gh__winbind_check_at_start) hung with it */
+  switch (gh__winbind_ping_within(GH__WINBIND_PING_MS)) {
+  case GH__WINBIND_PING_OK:
+    break;
+  case GH__WINBIND_PING_TIMEOUT:
+    return GH__WINBIND_HUNG;
+  default:
     return GH__WINBIND_DOWN;
+  }
   if (!WBC_ERROR_IS_OK(wbcInterfaceDetails(&det)))
     det = NULL;
   /* the privileged pipe, as gss-ntlmssp uses it: a logon with an NTLM
@@ -351,6 +376,12 @@ void gh__winbind_check_at_start(gh__auth_engine_t *e)
     gh__auth_log(e->log_cb, e->log_arg, LOG_WARNING,
                  "NTLM is checked through winbind (no ntlm_user_file), and winbindd does not "
                  "answer: NTLM logons get 503 until it does (no restart needed)");
+    break;
+  case GH__WINBIND_HUNG:
+    gh__auth_log(e->log_cb, e->log_arg, LOG_WARNING,
+                 "NTLM is checked through winbind (no ntlm_user_file), and winbindd is running "
+                 "but did not answer a ping within 5 s (hung?): NTLM logons get 503 until it "
+                 "does (no restart of gatehoused needed; restart winbind)");
     break;
   case GH__WINBIND_PIPE_REFUSED:
     snprintf(msg, sizeof(msg),
