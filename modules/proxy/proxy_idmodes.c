@@ -154,6 +154,21 @@ int proxy_idm_check_spn(const char *key, const char *value, char *why, size_t wh
 
 /* ---- per request ---- */
 
+/* The modes' keys for one request (read once, request memory) and its
+ * Negotiate context: q->idm. */
+typedef struct idm {
+  bool as_client, negotiate;
+  const char *jwt_key, *jwt_alg, *jwt_field, *jwt_aud, *jwt_iss, *spn;
+  uint64_t jwt_ttl_ms;
+  proxy_negotiate_t *neg;
+} idm_t;
+
+/* The pool key of a request without a token on a connect-as-client site
+ * (or whose mode is unknown): never NULL (that would take the service's
+ * pooled connections), never an identity key ("UID:GID:..."), and never
+ * used to connect. */
+static const char no_user_key[] = "-";
+
 static const char *site_string(proxy_req_t *q, const char *key)
 {
   const char *v = NULL;
@@ -166,21 +181,40 @@ static bool site_is(proxy_req_t *q, const char *key, const char *want)
   return v != NULL && strcmp(v, want) == 0;
 }
 
+int proxy_idm_load(proxy_req_t *q)
+{
+  idm_t *m = gh_http_context_alloc(q->ctx, sizeof(*m));
+  q->idm = m;
+  if (m == NULL)
+    return -ENOMEM; /* every hook then fails closed */
+  memset(m, 0, sizeof(*m));
+  m->as_client = site_is(q, "upstream_connect_as", "client");
+  m->negotiate = site_is(q, "upstream_auth", "negotiate");
+  m->jwt_key = site_string(q, "identity_jwt_key");
+  m->jwt_alg = site_string(q, "identity_jwt_alg");
+  m->jwt_field = site_string(q, "identity_jwt_header");
+  if (m->jwt_field == NULL)
+    m->jwt_field = PROXY_JWT_DEFAULT_HEADER;
+  m->jwt_aud = site_string(q, "identity_jwt_audience");
+  m->jwt_iss = site_string(q, "identity_jwt_issuer");
+  m->spn = site_string(q, "upstream_spn");
+  (void)gh_http_context_get_config_uint(q->ctx, "identity_jwt_ttl", &m->jwt_ttl_ms);
+  return 0;
+}
+
 static bool has_user(proxy_req_t *q)
 {
   const char *name = gh_http_user_get_name(gh_http_context_get_user(q->ctx));
   return name != NULL && name[0] != '\0';
 }
 
-/* The pool key of a request without a token on a connect-as-client site:
- * never NULL (that would take the service's pooled connections), never an
- * identity key ("UID:GID:..."), and never used to connect. */
-static const char no_user_key[] = "-";
-
 const char *proxy_idm_pool_key(proxy_req_t *q)
 {
+  const idm_t *m = q->idm;
   const char *key = NULL;
-  if (!site_is(q, "upstream_connect_as", "client"))
+  if (m == NULL)
+    return no_user_key; /* unknown mode: no pooled connection at all */
+  if (!m->as_client)
     return NULL;
   if (gh_http_context_get_identity_key(q->ctx, &key) != 0)
     return no_user_key; /* proxy_idm_connect refuses to connect at all */
@@ -189,8 +223,11 @@ const char *proxy_idm_pool_key(proxy_req_t *q)
 
 int proxy_idm_connect(proxy_req_t *q, int *ret_fd)
 {
+  const idm_t *m = q->idm;
   int ret;
-  if (!site_is(q, "upstream_connect_as", "client"))
+  if (m == NULL)
+    return -ENOMEM;
+  if (!m->as_client)
     return 1;
   if (!q->up->is_unix) {
     ret = -EPROTONOSUPPORT;
@@ -230,34 +267,29 @@ static size_t split_groups(proxy_req_t *q, const char *list, const char ***ret)
   return n;
 }
 
-static int add_jwt(proxy_req_t *q, proxy_buf_t *head, const char *path)
+static int add_jwt(proxy_req_t *q, const idm_t *m, proxy_buf_t *head)
 {
   gh_http_user_t *user = gh_http_context_get_user(q->ctx);
-  const char *alg = site_string(q, "identity_jwt_alg"),
-             *field = site_string(q, "identity_jwt_header");
-  const char *aud = site_string(q, "identity_jwt_audience");
   proxy_jwt_claims_t c = {.sub = gh_http_user_get_local_name(user),
                           .principal = gh_http_user_get_name(user),
                           .auth_type = gh_http_user_get_auth_type(user),
-                          .aud = aud != NULL ? aud : q->up->spec,
-                          .issuer = site_string(q, "identity_jwt_issuer")};
+                          .aud = m->jwt_aud != NULL ? m->jwt_aud : q->up->spec,
+                          .issuer = m->jwt_iss,
+                          .ttl_s = (m->jwt_ttl_ms + 999) / 1000};
+  const char **groups = NULL;
   char why[300] = "", *tok = NULL;
-  uint64_t ttl_ms = 0;
-  proxy_jwt_t *j = jwt_find(path);
+  proxy_jwt_t *j = jwt_find(m->jwt_key);
   int ret = 0;
   if (j == NULL)
-    ret = jwt_load(path, &j, why, sizeof(why));
-  if (ret == 0 && alg != NULL && strcasecmp(alg, proxy_jwt_alg(j)) != 0) {
-    snprintf(why, sizeof(why), "identity_jwt_alg = %s but %s is an %s key", alg, path,
+    ret = jwt_load(m->jwt_key, &j, why, sizeof(why));
+  if (ret == 0 && m->jwt_alg != NULL && strcasecmp(m->jwt_alg, proxy_jwt_alg(j)) != 0) {
+    snprintf(why, sizeof(why), "identity_jwt_alg = %s but %s is an %s key", m->jwt_alg, m->jwt_key,
              proxy_jwt_alg(j));
     ret = -EINVAL;
   }
   if (ret == 0) {
-    (void)gh_http_context_get_config_uint(q->ctx, "identity_jwt_ttl", &ttl_ms);
-    c.ttl_s = (ttl_ms + 999) / 1000;
     if (c.sub == NULL || c.sub[0] == '\0')
       c.sub = c.principal; /* a user without a local account (IDENTIFY) */
-    const char **groups = NULL;
     c.n_groups = split_groups(q, gh_http_user_get_variable(user, "groups"), &groups);
     c.groups = groups;
     ret = proxy_jwt_sign(j, &c, &tok);
@@ -265,9 +297,8 @@ static int add_jwt(proxy_req_t *q, proxy_buf_t *head, const char *path)
       snprintf(why, sizeof(why), "signing: %s", strerror(-ret));
   }
   if (ret == 0) {
-    bool bearer = strcasecmp(field != NULL ? field : "", "Authorization") == 0;
-    proxy_buf_str(head, field != NULL ? field : PROXY_JWT_DEFAULT_HEADER);
-    proxy_buf_str(head, bearer ? ": Bearer " : ": ");
+    proxy_buf_str(head, m->jwt_field);
+    proxy_buf_str(head, strcasecmp(m->jwt_field, "Authorization") == 0 ? ": Bearer " : ": ");
     proxy_buf_str(head, tok);
     proxy_buf_add(head, "\r\n", 2);
   } else {
@@ -279,13 +310,12 @@ static int add_jwt(proxy_req_t *q, proxy_buf_t *head, const char *path)
 }
 
 /* upstream_spn, or HTTP/<host> of a TCP upstream */
-static const char *upstream_spn(proxy_req_t *q)
+static const char *upstream_spn(proxy_req_t *q, const idm_t *m)
 {
-  const char *spn = site_string(q, "upstream_spn");
   char *buf;
   size_t len;
-  if (spn != NULL || q->up->is_unix)
-    return spn;
+  if (m->spn != NULL || q->up->is_unix)
+    return m->spn;
   len = strlen(q->up->host) + 6;
   buf = gh_http_context_alloc(q->ctx, len);
   if (buf != NULL)
@@ -293,9 +323,9 @@ static const char *upstream_spn(proxy_req_t *q)
   return buf;
 }
 
-static int add_negotiate(proxy_req_t *q, proxy_buf_t *head)
+static int add_negotiate(proxy_req_t *q, idm_t *m, proxy_buf_t *head)
 {
-  const char *cc = gh_http_request_get_delegated_mem_ccache(q->req), *spn = upstream_spn(q);
+  const char *cc = gh_http_request_get_delegated_mem_ccache(q->req), *spn = upstream_spn(q, m);
   char why[600] = "", *value = NULL;
   proxy_negotiate_t *n = NULL;
   int ret;
@@ -313,7 +343,7 @@ static int add_negotiate(proxy_req_t *q, proxy_buf_t *head)
   }
   if (ret == 0) {
     proxy_buf_field(head, "Authorization", value);
-    q->idm = n;
+    m->neg = n;
   } else {
     gh_module_server_log(q->server, GH_LOG_ERROR, "proxy: upstream %s: upstream_auth: %s",
                          q->up->spec, why);
@@ -324,25 +354,28 @@ static int add_negotiate(proxy_req_t *q, proxy_buf_t *head)
 
 int proxy_idm_add_fields(proxy_req_t *q, proxy_buf_t *head)
 {
-  const char *path = site_string(q, "identity_jwt_key");
+  idm_t *m = q->idm;
   int ret = 0;
+  if (m == NULL)
+    return -ENOMEM;
   proxy_idm_done(q);
   if (!has_user(q))
     return 0; /* anonymous: no assertion, no Authorization */
-  if (path != NULL)
-    ret = add_jwt(q, head, path);
-  if (ret == 0 && site_is(q, "upstream_auth", "negotiate"))
-    ret = add_negotiate(q, head);
+  if (m->jwt_key != NULL)
+    ret = add_jwt(q, m, head);
+  if (ret == 0 && m->negotiate)
+    ret = add_negotiate(q, m, head);
   return ret;
 }
 
 bool proxy_idm_is_own_name(proxy_req_t *q, const char *name)
 {
-  const char *field = site_string(q, "identity_jwt_header");
-  if (site_string(q, "identity_jwt_key") != NULL &&
-      proxy_name_eq_loose(name, field != NULL ? field : PROXY_JWT_DEFAULT_HEADER))
+  const idm_t *m = q->idm;
+  if (m == NULL)
+    return true; /* fail closed (the request fails anyway) */
+  if (m->jwt_key != NULL && proxy_name_eq_loose(name, m->jwt_field))
     return true;
-  return site_is(q, "upstream_auth", "negotiate") && strcasecmp(name, "Authorization") == 0;
+  return m->negotiate && strcasecmp(name, "Authorization") == 0;
 }
 
 static bool has_negotiate_token(const char *const *values, size_t n)
@@ -356,10 +389,11 @@ static bool has_negotiate_token(const char *const *values, size_t n)
 
 int proxy_idm_on_head(proxy_req_t *q, proxy_resp_t *r)
 {
+  const idm_t *m = q->idm;
   const char *values[16];
   char why[600] = "";
   size_t n = 0;
-  if (q->idm == NULL)
+  if (m == NULL || m->neg == NULL)
     return 0;
   for (size_t i = 0; i < r->n && n < 16; i++)
     if (strcasecmp(r->f[i].name, "WWW-Authenticate") == 0)
@@ -371,7 +405,7 @@ int proxy_idm_on_head(proxy_req_t *q, proxy_resp_t *r)
   if (r->status == 401)
     snprintf(why, sizeof(why), "the upstream refused the client's Kerberos ticket (401)");
   else if ((r->status >= 300 && !has_negotiate_token(values, n)) ||
-           proxy_negotiate_finish(q->idm, values, n, why, sizeof(why)) == 0)
+           proxy_negotiate_finish(m->neg, values, n, why, sizeof(why)) == 0)
     return 0;
   r->error = gh_http_context_strdup(q->ctx, why);
   if (r->error == NULL)
@@ -381,11 +415,21 @@ int proxy_idm_on_head(proxy_req_t *q, proxy_resp_t *r)
 
 bool proxy_idm_skip_response_field(proxy_req_t *q, const char *name)
 {
-  return q->idm != NULL && strcasecmp(name, "WWW-Authenticate") == 0;
+  const idm_t *m = q->idm;
+  return m != NULL && m->neg != NULL && strcasecmp(name, "WWW-Authenticate") == 0;
+}
+
+bool proxy_idm_fresh_head(proxy_req_t *q)
+{
+  const idm_t *m = q->idm;
+  return m != NULL && m->neg != NULL;
 }
 
 void proxy_idm_done(proxy_req_t *q)
 {
-  proxy_negotiate_free(q->idm);
-  q->idm = NULL;
+  idm_t *m = q->idm;
+  if (m != NULL) {
+    proxy_negotiate_free(m->neg);
+    m->neg = NULL;
+  }
 }

@@ -57,6 +57,11 @@ int proxy_idm_check_spn(const char *key, const char *value, char *why, size_t wh
     .check = proxy_idm_check_spn                                                                   \
   }
 
+/** Reads the modes' site keys once for the request into q->idm (request
+ *  memory): call first (from proxy_identity_load). -ENOMEM leaves q->idm
+ *  NULL, and every hook below then fails closed. */
+int proxy_idm_load(proxy_req_t *q);
+
 /** proxy_identity_key: the request's identity key when its connections
  *  are opened as the client (upstream_connect_as = client), else NULL (the
  *  service's connections, shared). A request without a token on such a
@@ -90,6 +95,10 @@ int proxy_idm_on_head(proxy_req_t *q, proxy_resp_t *r);
 /** Whether an upstream response field is the proxy's alone (the
  *  upstream's WWW-Authenticate answering our Negotiate). */
 bool proxy_idm_skip_response_field(proxy_req_t *q, const char *name);
+
+/** Whether a resent request needs its head built again (a Kerberos
+ *  authenticator is good once: a retry on a new connection gets a new one). */
+bool proxy_idm_fresh_head(proxy_req_t *q);
 
 /** Frees q's Negotiate context (end of the request). */
 void proxy_idm_done(proxy_req_t *q);
