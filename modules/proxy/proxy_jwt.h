@@ -27,6 +27,8 @@
 #define PROXY_JWT_DEFAULT_TTL 60
 #define PROXY_JWT_DEFAULT_HEADER "X-JWT-Assertion"
 #define PROXY_JWT_DEFAULT_ISSUER "gatehouse"
+#define PROXY_JWT_REUSE_SLOTS 16 /* tokens kept per thread for reuse */
+#define PROXY_JWT_REUSE_MAX_S 30 /* a token is handed out again at most this long */
 
 typedef struct proxy_jwt proxy_jwt_t;
 
@@ -56,8 +58,12 @@ int proxy_jwt_new(const proxy_jwt_config_t *cfg, proxy_jwt_t **ret_jwt, char *er
 void proxy_jwt_free(proxy_jwt_t *j);
 /** "HS256" or "ES256". */
 const char *proxy_jwt_alg(const proxy_jwt_t *j);
-/** A signed token for claims; *ret_token is malloc'd (free()). Returns 0,
- *  -EINVAL (no sub or aud), -ENOMEM or -EIO (libjwt failed). Any thread. */
+/** A signed token for claims; *ret_token is malloc'd (free()). With
+ *  c->now 0 the calling thread's recent token for identical claims (and
+ *  key) is handed out again while half its lifetime is left, at most
+ *  PROXY_JWT_REUSE_MAX_S s after issue; with c->now set, always a new one.
+ *  Returns 0, -EINVAL (no sub or aud), -ENOMEM or -EIO (libjwt failed).
+ *  Any thread. */
 int proxy_jwt_sign(const proxy_jwt_t *j, const proxy_jwt_claims_t *c, char **ret_token);
 
 #endif

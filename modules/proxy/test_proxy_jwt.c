@@ -250,6 +250,60 @@ static void test_sign_arguments(void **state)
   proxy_jwt_free(NULL);
 }
 
+/* Identical claims get the same token back (within half its lifetime);
+ * anything that differs, or another key, never does. */
+static void test_reuse(void **state)
+{
+  (void)state;
+  proxy_jwt_t *j = NULL, *j2 = NULL;
+  char err[512], *a = NULL, *b = NULL;
+  const char *g1[] = {"30001"}, *g2[] = {"30002"};
+  proxy_jwt_claims_t c = {.sub = "alice", .aud = "http://app", .groups = g1, .n_groups = 1};
+  proxy_jwt_claims_t d;
+  write_file("hs3", secret, strlen(secret), 0600);
+  assert_int_equal(load("hs3", NULL, &j, err, sizeof(err)), 0);
+  assert_int_equal(load("hs3", NULL, &j2, err, sizeof(err)), 0);
+  assert_int_equal(proxy_jwt_sign(j, &c, &a), 0);
+  assert_int_equal(proxy_jwt_sign(j, &c, &b), 0);
+  assert_string_equal(a, b);
+  free(b);
+  /* another sub, audience, group list, issuer, lifetime, or key: a new token */
+  for (int i = 0; i < 6; i++) {
+    proxy_jwt_t *k = i == 5 ? j2 : j;
+    d = c;
+    if (i == 0)
+      d.sub = "bob";
+    else if (i == 1)
+      d.aud = "http://other";
+    else if (i == 2)
+      d.groups = g2;
+    else if (i == 3)
+      d.issuer = "x";
+    else if (i == 4)
+      d.ttl_s = 10;
+    assert_int_equal(proxy_jwt_sign(k, &d, &b), 0);
+    assert_string_not_equal(a, b);
+    free(b);
+  }
+  /* an explicit time: always a new token (new jti) */
+  d = c;
+  d.now = time(NULL);
+  assert_int_equal(proxy_jwt_sign(j, &d, &b), 0);
+  assert_string_not_equal(a, b);
+  free(b);
+  /* a 1 s lifetime leaves nothing to reuse */
+  d = c;
+  d.ttl_s = 1;
+  assert_int_equal(proxy_jwt_sign(j, &d, &b), 0);
+  free(a);
+  assert_int_equal(proxy_jwt_sign(j, &d, &a), 0);
+  assert_string_not_equal(a, b);
+  free(a);
+  free(b);
+  proxy_jwt_free(j);
+  proxy_jwt_free(j2);
+}
+
 static int cleanup(void **state)
 {
   char cmd[600];
@@ -261,10 +315,9 @@ static int cleanup(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_hs256),
-      cmocka_unit_test(test_es256),
-      cmocka_unit_test(test_key_file_checks),
-      cmocka_unit_test(test_sign_arguments),
+      cmocka_unit_test(test_hs256),           cmocka_unit_test(test_es256),
+      cmocka_unit_test(test_key_file_checks), cmocka_unit_test(test_sign_arguments),
+      cmocka_unit_test(test_reuse),
   };
   if (mkdtemp(dir) == NULL)
     return 1;
