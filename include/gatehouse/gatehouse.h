@@ -28,6 +28,7 @@
 #include <gatehouse/impersonate.h>
 #include <gatehouse/httpapi.h>
 #include <gatehouse/authinfo.h>
+#include <gatehouse/metrics.h>
 #include <gatehouse/module.h>
 
 #endif

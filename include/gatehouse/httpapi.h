@@ -163,16 +163,22 @@ GH_EXPORT int gh_server_listener_address(gh_server_t *server, unsigned i,
 /** Per-group properties. Zero fields inherit the server configuration. */
 typedef struct gh_url_group_props {
   size_t max_body;          /**< request body limit for this group (413); on a
-                                 stream_body group 0 means unlimited */
+                                 streamed group (gh_url_group_set_stream_body)
+                                 0 means unlimited */
   unsigned body_timeout_ms; /**< body read timeout for this group (408); on a
-                                 stream_body group, the inactivity limit of one
+                                 streamed group, the inactivity limit of one
                                  gh_request_read_body() */
-  /* ABI 2.1 ends here (new fields below, never above). */
-  unsigned stream_body; /**< 1: requests with a body are delivered right after
-                             the header block (and the auth gate), before the
-                             body is read; gh_request_read_body() then reads
-                             it from the connection (ABI 2.2) */
+  /* The caller allocates this struct: it never grows (a field added here
+   * would be read past the end of an older application's copy). New
+   * per-group properties get a setter, like gh_url_group_set_stream_body. */
 } gh_url_group_props_t;
+
+/** Streams the group's request bodies (on = 1) before gh_server_start():
+ *  requests with a body are delivered right after the header block (and
+ *  the auth gate), before the body is read; gh_request_read_body() then
+ *  reads it from the connection. A max_body of 0 in the group's props then
+ *  means unlimited. Returns 0, GH_ESTATE (started) or -EINVAL. ABI 2.2. */
+GH_EXPORT int gh_url_group_set_stream_body(gh_url_group_t *group, int on);
 
 /** Adds a URL group before gh_server_start(). prefix is an absolute path
  *  ("/", "/files"); a trailing slash is ignored. A request goes to the group
@@ -404,7 +410,10 @@ GH_EXPORT int gh_response_send_fd(gh_request_t *req, int fd, off_t offset, size_
  *  one, e.g. 103 Early Hints: hdrs holds n name,value pairs (hdrs[2i],
  *  hdrs[2i+1]; names are tokens, values without CR/LF/NUL; NULL with n 0).
  *  Blocks the calling thread up to send_timeout_ms. Dropped for an HTTP/1.0
- *  client (returns 0). Returns 0, -EINVAL, GH_ESTATE (the final head was
+ *  client (returns 0). A 100 goes out only on a streamed request whose
+ *  client sent "Expect: 100-continue" and before the first body read (it
+ *  then replaces the one that read would send), at most once; otherwise it
+ *  is dropped (returns 0). Returns 0, -EINVAL, GH_ESTATE (the final head was
  *  sent), GH_ECLOSED or -ENOMEM. The thread owning the request. */
 GH_EXPORT int gh_request_send_interim(gh_request_t *req, int status, const char *const *hdrs,
                                       size_t n);

@@ -810,7 +810,9 @@ GH_EXPORT int gh_module_registration_set_streamed_body(gh_module_registration_t 
 
 /** Sends a 1xx interim response (100..199 except 101: e.g. 103 with Link
  *  fields) before the final one; hdrs holds n name,value pairs. Does not
- *  raise SEND_RESPONSE. Dropped (0) for an HTTP/1.0 client. Returns 0,
+ *  raise SEND_RESPONSE. Dropped (0) for an HTTP/1.0 client. A relayed 100
+ *  goes out only if the client waits for it and no body was read yet (it
+ *  replaces the server's own), once; else it is dropped (0). Returns 0,
  *  -EINVAL, GH_ESTATE (headers already sent), GH_ECLOSED. */
 GH_EXPORT int gh_http_response_send_interim(gh_http_response_t *resp, int status,
                                             const char *const *hdrs, size_t n);

@@ -200,12 +200,14 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
       site->handler = GH_SITE_ECHO;
     else if (strcmp(v, "authinfo") == 0)
       site->handler = GH_SITE_AUTHINFO;
+    else if (strcmp(v, "metrics") == 0)
+      site->handler = GH_SITE_METRICS;
     else if (v[0] != '\0' && strspn(v, "abcdefghijklmnopqrstuvwxyz0123456789_-") == strlen(v))
       site->handler = GH_SITE_MODULE; /* a module name: checked when modules are loaded */
     else
-      return set_err(c, section, k,
-                     "'%s' is not a handler (static | fixed | echo | authinfo | module name)",
-                     v);
+      return set_err(
+          c, section, k,
+          "'%s' is not a handler (static | fixed | echo | authinfo | metrics | module name)", v);
     free(site->module);
     site->module = gh_site_is_pipeline(site) ? strdup(v) : NULL;
     return 1;
@@ -226,6 +228,12 @@ static int site_key(parse_ctx_t *c, gh_site_t *site, const char *section, const 
     if (!gh_daemon_parse_uint(v, 999, GH_CONF_SUFFIX_K | GH_CONF_SUFFIX_M, &n) || n < 100)
       return set_err(c, section, k, "'%s' is not a status code", v);
     site->status = (int)n;
+    return 1;
+  }
+  if (strcmp(k, "metrics_allow") == 0) {
+    char msg[160];
+    if (gh_daemon_metrics_allow_parse(v, &site->metrics_allow, msg, sizeof(msg)) != 0)
+      return set_err(c, section, k, "%s", msg);
     return 1;
   }
   if (strcmp(k, "delay_ms") == 0) {
@@ -556,11 +564,16 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
     unsigned eline = s->line;
     char amsg[256];
     if (s->handler == GH_SITE_NONE)
-      what = "handler: missing (static | fixed | echo | authinfo)";
+      what = "handler: missing (static | fixed | echo | authinfo | metrics)";
     else if (s->handler == GH_SITE_STATIC && s->root == NULL)
       what = "root: required for handler = static";
     else if (s->handler == GH_SITE_STATIC && access(s->root, X_OK) != 0)
       what = "root: directory is not accessible";
+    else if (s->metrics_allow.set && s->handler != GH_SITE_METRICS)
+      what = "metrics_allow: only for handler = metrics";
+    else if (s->handler == GH_SITE_METRICS && !s->metrics_allow.set &&
+             gh_daemon_metrics_allow_parse("loopback", &s->metrics_allow, amsg, sizeof(amsg)) != 0)
+      what = amsg;
     else if (s->auth.configured &&
              gh_daemon_auth_check(&cfg->auth, &s->auth, amsg, sizeof(amsg)) != 0)
       what = amsg;

@@ -8,15 +8,17 @@
 #include <gatehouse/httpapi.h>
 
 #include "authconf.h"
+#include "metricsite.h"
 #include "tlsconf.h"
 
 typedef enum gh_site_handler {
   GH_SITE_NONE = 0,
-  GH_SITE_STATIC, /* plain files below root */
-  GH_SITE_FIXED,  /* body = text */
-  GH_SITE_ECHO,   /* test aid: answers with the request line, headers and body */
+  GH_SITE_STATIC,   /* plain files below root */
+  GH_SITE_FIXED,    /* body = text */
+  GH_SITE_ECHO,     /* test aid: answers with the request line, headers and body */
   GH_SITE_AUTHINFO, /* test aid: the auth record, token and kernel-seen uid as JSON */
-  GH_SITE_MODULE, /* any other name: a pipeline module (pipeline_host.c) */
+  GH_SITE_METRICS,  /* the library's counters as Prometheus text (metricsite.c) */
+  GH_SITE_MODULE,   /* any other name: a pipeline module (pipeline_host.c) */
 } gh_site_handler_t;
 
 /* One key = value of the file, in file order, for the module pipeline. */
@@ -52,6 +54,7 @@ typedef struct gh_site {
   char *content_type;  /* fixed; default text/plain */
   int status;          /* fixed; default 200 */
   unsigned delay_ms;   /* fixed; test aid: sleep before answering */
+  gh_metrics_allow_t metrics_allow; /* metrics: who may scrape */
   gh_daemon_site_auth_t auth; /* auth keys (authconf.h) */
 } gh_site_t;
 

@@ -1,4 +1,4 @@
-/* handlers.c: gatehoused request entry — auth gate, built-in test/bench handlers (fixed, echo, authinfo), pipeline sites. */
+/* handlers.c: gatehoused request entry — auth gate, built-in handlers (fixed, echo, authinfo, metrics), pipeline sites. */
 #include "handlers.h"
 
 #include <arpa/inet.h>
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <gatehouse/authinfo.h>
+#include <gatehouse/metrics.h>
 
 #include "accesslog.h"
 #include "authprobe.h"
@@ -74,6 +75,30 @@ static void handle_echo(gh_request_t *req)
   gh_request_complete(req);
 }
 
+/* handler = metrics: the library's counters, summed over the worker
+ * processes, as Prometheus text; 403 to a peer metrics_allow does not name,
+ * 405 to anything but GET. */
+static void handle_metrics(gh_request_t *req, const gh_site_t *site)
+{
+  char *text = NULL;
+  size_t len = 0;
+  if (!gh_daemon_metrics_allowed(&site->metrics_allow, gh_request_get_conn_info(req))) {
+    reply(req, 403, "Forbidden: metrics_allow does not name this address", NULL, NULL);
+  } else if (strcmp(gh_request_get_method(req), "GET") != 0) {
+    reply(req, 405, "Method Not Allowed", "Allow", "GET");
+  } else if (gh_metrics_render(&text, &len) != 0) {
+    reply(req, 503, "Service Unavailable: out of memory", NULL, NULL);
+  } else {
+    gh_response_set_status(req, 200, NULL);
+    gh_response_set_header(req, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
+    gh_response_set_header(req, "Cache-Control", "no-store");
+    gh_response_send(req, text, len, 0);
+    gh_accesslog_write(req, 200, len);
+    gh_request_complete(req);
+    free(text);
+  }
+}
+
 /* A failed authentication, once, with who tried and why (the cause, the
  * facts, the fix and the GSS/PAM text, from the library). */
 static void log_auth_failure(gh_request_t *req, const gh_auth_info_t *ai)
@@ -119,6 +144,8 @@ void gh_daemon_handle(gh_request_t *req, void *arg)
     handle_fixed(req, site);
   else if (site->handler == GH_SITE_ECHO)
     handle_echo(req);
+  else if (site->handler == GH_SITE_METRICS)
+    handle_metrics(req, site);
   else
     gh_daemon_pipeline_run(req, site, arg);
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,7 @@
 #include <gatehouse/error.h>
 #include <gatehouse/httpapi.h>
 #include <gatehouse/impersonate.h>
+#include <gatehouse/metrics.h>
 #include <gatehouse/module.h>
 
 #include "accesslog.h"
@@ -204,10 +206,10 @@ static int setup_server(const gh_daemon_config_t *cfg, gh_pipeline_t *pl, gh_ser
   if (ret != 0)
     goto out;
   for (size_t i = 0; i < cfg->n_sites; i++) {
+    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, NULL, &cfg->sites[i], &groups[i]);
     /* a handler module that relays (proxy) reads bodies as they arrive */
-    gh_url_group_props_t props = {
-        .stream_body = (unsigned)gh_pipeline_site_streams_body(pl, cfg->sites[i].prefix)};
-    ret = gh_server_add_url_group(srv, cfg->sites[i].prefix, &props, &cfg->sites[i], &groups[i]);
+    if (ret == 0 && gh_pipeline_site_streams_body(pl, cfg->sites[i].prefix))
+      ret = gh_url_group_set_stream_body(groups[i], 1);
     if (ret != 0) {
       gh_dlog(LOG_ERR, "[site %s]: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
@@ -220,6 +222,33 @@ out:
     *ret_srv = srv;
   else
     gh_server_free(srv);
+  return ret;
+}
+
+/* Worker processes: the counters live in memory the master maps shared
+ * before it forks, one slot per worker index (docs/internals/httpapi.md,
+ * "Metrics"); before any URL group is added, so the sites are numbered in
+ * it. Never unmapped: the processes count into it until they exit. */
+static int setup_metrics(const gh_daemon_config_t *cfg)
+{
+  int ret = 0;
+  if (cfg->processes <= 1)
+    goto out; /* the library's own block: this process only */
+  size_t len = gh_metrics_size(cfg->processes);
+  void *mem =
+      len ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0) : MAP_FAILED;
+  if (mem == MAP_FAILED) {
+    ret = len ? -errno : -EINVAL;
+    gh_dlog(LOG_ERR, "metrics: shared memory for %u processes: %s", cfg->processes,
+            gh_strerror(ret));
+    goto out;
+  }
+  ret = gh_metrics_attach(mem, len, cfg->processes);
+  if (ret != 0)
+    gh_dlog(LOG_ERR, "metrics: %s", gh_strerror(ret));
+  else
+    gh_metrics_worker_alive(0);
+out:
   return ret;
 }
 
@@ -448,7 +477,7 @@ int main(int argc, char **argv)
   if (cfg.processes > 1) /* max_connections bounds the whole daemon */
     cfg.server.max_connections = (cfg.server.max_connections + cfg.processes - 1) / cfg.processes;
   /* listeners, privilege drop + sec layer, sites, auth engine */
-  if (setup_server(&cfg, pl, &srv) != 0)
+  if (setup_metrics(&cfg) != 0 || setup_server(&cfg, pl, &srv) != 0)
     goto out;
   e = gh_accesslog_open(cfg.access_log);
   if (e != 0) {

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gatehouse/metrics.h>
+
 #include "daemonlog.h"
 #include "procs.h"
 
@@ -110,6 +112,8 @@ static bool reap(slot_t *slots, unsigned n, bool stopping)
       char what[96];
       describe(st, what, sizeof(what));
       slots[i].pid = 0;
+      gh_metrics_worker_gone(i);
+      gh_metrics_worker_alive(running(slots, n));
       if (stopping) {
         if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
           gh_dlog(LOG_WARNING, "worker process %d %s while stopping", (int)pid, what);
@@ -196,7 +200,13 @@ int gh_daemon_run_master(const gh_daemon_config_t *cfg, const sigset_t *sigs, bo
           timeout = timeout < 0 || ms < timeout ? ms : timeout;
           continue;
         }
+        bool again = slots[i].last.tv_sec != 0 || slots[i].last.tv_nsec != 0;
         int r = spawn(&slots[i], master, sfd);
+        if (r > 0) {
+          gh_metrics_worker_alive(running(slots, n));
+          if (again)
+            gh_metrics_worker_restarted();
+        }
         if (r == 0) {
           *ret_child = true;
           *ret_index = i; /* a replacement takes the dead one's listening sockets */

@@ -61,7 +61,7 @@ def test_installed_files(staged):
         under(pre, o['mandir'], 'man5', 'gatehouse.conf.5'),
         dest + sysconf + '/pam.d/gatehouse',
     ] + [under(arch_lib, 'gatehouse', 'modules', m + '.so')
-         for m in ('whoami', 'static', 'authz', 'cgi', 'log')]
+         for m in ('whoami', 'static', 'authz', 'cgi', 'log', 'proxy')]
     if unitdir:
         expect.append(dest + unitdir + '/gatehoused.service')
     for f in expect:

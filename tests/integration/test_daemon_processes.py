@@ -125,17 +125,22 @@ def test_replay_refused_across_processes(gh3, realm, cc):
         c.close()
 
 
+def kill_until_replaced(master, kids, timeout=15):
+    """SIGKILLs worker process kids[0] and waits until the master runs as
+    many children again, none of them the dead one."""
+    os.kill(kids[0], signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = children(master)
+        if len(now) == len(kids) and kids[0] not in now:
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f'children now {children(master)}, were {kids}')
+
+
 def test_dead_worker_process_is_replaced(gh3):
     kids = wait_children(gh3.proc.pid, 3)
-    os.kill(kids[0], signal.SIGKILL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        now = children(gh3.proc.pid)
-        if len(now) == 3 and kids[0] not in now:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError(f'children now {children(gh3.proc.pid)}, were {kids}')
+    kill_until_replaced(gh3.proc.pid, kids)
     assert f'worker process {kids[0]} was killed by signal 9' in gh3.log(), gh3.log()
     assert 'starting a new one' in gh3.log()
     # every process serves, the new one included

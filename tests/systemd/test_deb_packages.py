@@ -33,7 +33,7 @@ def test_files_are_in_their_packages():
               '/etc/logrotate.d/gatehouse', '/usr/lib/tmpfiles.d/gatehouse.conf',
               '/usr/share/man/man8/gatehoused.8.gz', '/usr/share/man/man5/gatehouse.conf.5.gz'):
         assert f in g, f
-    for m in ('whoami', 'static', 'cgi', 'authz', 'log'):
+    for m in ('whoami', 'static', 'cgi', 'authz', 'log', 'proxy'):
         assert f'/{ARCH_LIB}/gatehouse/modules/{m}.so' in g, m
     assert not any('libgatehouse.so' in f or f.startswith('/usr/include') for f in g)
     lib = contents('libgatehouse0')

@@ -19,6 +19,7 @@
 
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -197,6 +198,7 @@ static void conn_close(gh__conn_t *c)
     c->req = NULL;
   }
   atomic_fetch_sub(&c->srv->n_conns, 1);
+  gh__metrics_conn(-1);
   gh__conn_unref(c);
 }
 
@@ -641,6 +643,8 @@ static void io_reply_error(gh__loop_t *lp, gh__conn_t *c, int status)
     .version = 11, .date = gh__http_date_now(), .server = lp->srv->server_header,
   };
   size_t hl = gh__framing_head_len(&h);
+  gh__metrics_request(c->req && c->req->group ? c->req->group->metrics_site : GH__METRICS_SITE_NONE,
+                      gh__metrics_code(status), UINT64_MAX);
   if (c->req != NULL) {
     gh__request_recycle(c->req);
     c->req = NULL;
@@ -689,6 +693,7 @@ static void dispatch(gh__loop_t *lp, gh__conn_t *c)
     return;
   }
   r->conn = c;
+  r->t0_ns = gh__clock_ns();
   r->keep_alive = r->msg.keep_alive && !atomic_load_explicit(&s->stopping, memory_order_relaxed);
   c->info.flags = (c->info.flags & ~GH_CONN_KEEPALIVE) | (r->keep_alive ? GH_CONN_KEEPALIVE : 0);
   c->state = GH__CS_WORKER;
@@ -728,7 +733,7 @@ static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
   /* a stream_body group gets a request with a body at once: the
    * application reads the body from the connection (stream.c) */
   r->streamed =
-      r->group != NULL && r->group->props.stream_body && (m->chunked || m->content_length > 0);
+      r->group != NULL && r->group->stream_body && (m->chunked || m->content_length > 0);
   if (r->streamed) {
     gh__http_parser_set_stream(&c->parser);
     if (max_body == 0)
@@ -1106,6 +1111,8 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
       continue;
     }
     atomic_fetch_add(&s->n_conns, 1);
+    gh__metrics_conn(1);
+    gh__metrics_add(GH__M_CONNECTIONS);
     pthread_mutex_lock(&io->lock);
     c->next = io->conns;
     if (io->conns != NULL)

@@ -139,9 +139,12 @@ struct gh_url_group {
   char *prefix;
   size_t prefix_len;
   gh_url_group_props_t props;
+  bool max_body_unset; /* props.max_body was 0: the server's, or none when streamed */
+  bool stream_body;    /* gh_url_group_set_stream_body */
   void *user_ctx;
   void *auth_slot;
   void (*auth_slot_free)(void *);
+  unsigned metrics_site; /* its entry in the metrics site table */
 };
 
 struct gh_request {
@@ -154,6 +157,7 @@ struct gh_request {
   char *path;
   char *query;
   size_t body_pos;
+  uint64_t t0_ns; /* dispatched (the request read whole): latency starts */
   /* response */
   int status;
   const char *reason;
@@ -165,6 +169,7 @@ struct gh_request {
   bool released;     /* connection handed back (re-armed, at rest) */
   bool keep_alive;
   bool app_length;
+  bool counted;      /* in the metrics (request.c count_request) */
   gh__frame_t frame;
   gh__resp_hdr_t *rh;
   size_t n_rh, cap_rh;

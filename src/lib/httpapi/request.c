@@ -7,7 +7,9 @@
 
 #include "httpapi/date.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/str.h"
 
 #define GH__FREE_REQS_MAX 256
@@ -442,6 +444,20 @@ out:
   return ret;
 }
 
+/* Every request the application or the auth gate answered, once: when its
+ * last bytes go out (before the connection can carry the client's next
+ * request, so a scrape after a response always counts it), or at
+ * completion for a response that never got there. */
+static void count_request(gh_request_t *r)
+{
+  if (r->counted)
+    return;
+  r->counted = true;
+  gh__metrics_request(r->group ? r->group->metrics_site : GH__METRICS_SITE_NONE,
+                      gh__metrics_code(r->status),
+                      r->t0_ns != 0 ? gh__clock_ns() - r->t0_ns : UINT64_MAX);
+}
+
 static int send_common(gh_request_t *r, const void *data, int fd, off_t foff, size_t len,
                        unsigned flags)
 {
@@ -497,6 +513,8 @@ static int send_common(gh_request_t *r, const void *data, int fd, off_t foff, si
     pre[npre].iov_len = len;
     npre++;
   }
+  if (final)
+    count_request(r);
   ret = gh__conn_send(r->conn, pre, npre, fd, foff, fd >= 0 ? len : 0, post, npost, final);
   if (ret == GH__SEND_HANDOFF) {
     r->finished = true;
@@ -555,6 +573,7 @@ GH_EXPORT int gh_request_complete(gh_request_t *r)
   } else if (r->failed) {
     ret = GH_ECLOSED;
   }
+  count_request(r); /* a response cut short, or never finished */
   if (!r->released) {
     r->released = true;
     gh__conn_release_close(r->conn);

@@ -12,6 +12,7 @@
 
 #include "gh_config.h"
 #include "httpapi/internal.h"
+#include "httpapi/metrics.h"
 #include "httpapi/url.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -243,6 +244,21 @@ GH_EXPORT int gh_server_listener_address(gh_server_t *s, unsigned i,
   return ret;
 }
 
+GH_EXPORT int gh_url_group_set_stream_body(gh_url_group_t *g, int on)
+{
+  if (g == NULL)
+    return -EINVAL;
+  if (g->srv->started)
+    return GH_ESTATE;
+  g->stream_body = on != 0;
+  if (g->max_body_unset) { /* streamed: an unset limit is none */
+    g->props.max_body = g->stream_body ? 0 : g->srv->cfg.max_body;
+    if (g->stream_body)
+      g->srv->limits.max_body = SIZE_MAX; /* the parser's limit until the group is known */
+  }
+  return 0;
+}
+
 GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
                                       const gh_url_group_props_t *props, void *user_ctx,
                                       gh_url_group_t **ret_group)
@@ -270,10 +286,11 @@ GH_EXPORT int gh_server_add_url_group(gh_server_t *s, const char *prefix,
   }
   g->srv = s;
   g->user_ctx = user_ctx;
+  g->metrics_site = gh__metrics_site(g->prefix);
   if (props != NULL)
     g->props = *props;
-  g->props.stream_body = g->props.stream_body ? 1 : 0;
-  if (g->props.max_body == 0 && !g->props.stream_body) /* streamed: 0 = unlimited */
+  g->max_body_unset = g->props.max_body == 0;
+  if (g->max_body_unset)
     g->props.max_body = s->cfg.max_body;
   if (g->props.body_timeout_ms == 0)
     g->props.body_timeout_ms = s->cfg.body_timeout_ms;
@@ -558,6 +575,7 @@ GH_EXPORT int gh_server_atfork_child(gh_server_t *s, unsigned index)
   s->cepfd = fd;
   for (unsigned i = 0; i < s->n_listeners; i++)
     gh__listener_keep_copy(s->listeners[i], index);
+  (void)gh__metrics_use_slot(index); /* no shared block: this copy's own counters */
   return 0;
 }
 

@@ -317,6 +317,13 @@ GH_EXPORT int gh_request_send_interim(gh_request_t *r, int status, const char *c
   }
   if (gh_request_get_version(r) < 11)
     goto out; /* HTTP/1.0 has no 1xx (RFC 9110 15.2) */
+  if (status == 100) {
+    /* one 100 Continue at most, and only to a client waiting for it: a
+     * relayed one stands for the server's own at the first read */
+    if (!r->streamed || !r->msg.expect_continue || r->continue_sent || r->body_done)
+      goto out;
+    r->continue_sent = true;
+  }
   h = gh__calloc(n ? n : 1, sizeof(*h));
   if (h == NULL) {
     ret = -ENOMEM;

@@ -43,15 +43,23 @@ const char *gh__pl_status_reason(int status)
   }
 }
 
-static void drop_chunks(gh_http_response_t *resp)
+/* Chunks are malloc'd, not from the request pool, and freed once sent: a
+ * response streamed for hours (a proxy relaying a large body) holds only
+ * what is not yet sent. */
+static void free_chunks(gh__pl_chunk_t *c)
 {
-  gh__pl_chunk_t *c = resp->chunks;
   while (c != NULL) {
+    gh__pl_chunk_t *next = c->next;
     if (c->fd >= 0)
       close(c->fd);
-    c->fd = -1;
-    c = c->next;
+    free(c);
+    c = next;
   }
+}
+
+static void drop_chunks(gh_http_response_t *resp)
+{
+  free_chunks(resp->chunks);
   resp->chunks = NULL;
   resp->chunks_tail = &resp->chunks;
   resp->body_total -= resp->buffered;
@@ -273,11 +281,13 @@ int gh_http_response_write(gh_http_response_t *resp, const void *data, size_t le
   }
   if (len == 0)
     goto out;
-  c = gh__pool_calloc(resp->ctx->pool, 1, sizeof(*c));
-  if (c == NULL || (c->data = gh__pool_alloc(resp->ctx->pool, len)) == NULL) {
+  c = malloc(sizeof(*c) + len);
+  if (c == NULL) {
     ret = -ENOMEM;
     goto out;
   }
+  memset(c, 0, sizeof(*c));
+  c->data = (char *)(c + 1);
   memcpy(c->data, data, len);
   c->fd = -1;
   c->len = len;
@@ -327,7 +337,7 @@ int gh_http_response_write_fd_take(gh_http_response_t *resp, int fd, off_t offse
     ret = GH_ESTATE;
     goto out;
   }
-  c = gh__pool_calloc(resp->ctx->pool, 1, sizeof(*c));
+  c = calloc(1, sizeof(*c));
   if (c == NULL) {
     ret = -ENOMEM;
     goto out;
@@ -403,11 +413,7 @@ int gh__pl_response_send_out(gh_http_response_t *resp, bool final)
       break;
   }
   /* what was handed over is gone from the buffer either way */
-  for (c = resp->chunks; c != NULL; c = c->next)
-    if (c->fd >= 0) {
-      close(c->fd);
-      c->fd = -1;
-    }
+  free_chunks(resp->chunks);
   resp->chunks = NULL;
   resp->chunks_tail = &resp->chunks;
   resp->buffered = 0;

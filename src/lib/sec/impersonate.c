@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "sec/sec_internal.h"
+#include "util/metrics.h"
 
 #define SCOPE_MAGIC 0x67687363u /* "ghsc" */
 #define VERIFY_MAX_GROUPS 1024
@@ -203,6 +204,8 @@ static int apply(const gh__ids_t *to, bool must_succeed)
   }
   goto out;
 fail:
+  if (must_succeed || to->uid == base_uid)
+    gh__metrics_add(GH__M_REVERT_FAILURES); /* counted before the abort: the slot outlives us */
   if (must_succeed)
     abort();
   if (apply(&prev, true) != 0)
@@ -233,6 +236,8 @@ int gh__sec_enter(gh__token_t *t, const gh__ids_t *ids, gh__sec_saved_t *saved)
     gh__token_unref(t);
     saved->hold = NULL;
     rc = gh__sec_map_errno(err);
+  } else if (t != NULL) {
+    gh__metrics_add(GH__M_IMPERSONATIONS);
   }
 out:
   return rc;
@@ -268,6 +273,7 @@ int gh_impersonate(gh_token_t token)
     rc = gh__sec_map_errno(err);
     goto out;
   }
+  gh__metrics_add(GH__M_IMPERSONATIONS);
   if (ts.mode == GH_IMPERSONATE_TRADITIONAL && ts.depth == 1) {
     old = ts.stack[0]; /* last impersonate wins */
     ts.stack[0] = t;

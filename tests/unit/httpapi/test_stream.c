@@ -92,10 +92,12 @@ static int setup(void **state)
   assert_int_equal(gh_server_add_tls_listener(f->srv, "127.0.0.1:0", &tls, NULL, 0), 0);
   f->port = port_of(f->srv, 0);
   f->tls_port = port_of(f->srv, 2);
-  gh_url_group_props_t sp = {.stream_body = 1, .body_timeout_ms = 1500};
-  gh_url_group_props_t small = {.stream_body = 1, .max_body = 100};
+  gh_url_group_props_t sp = {.body_timeout_ms = 1500};
+  gh_url_group_props_t small = {.max_body = 100};
   assert_int_equal(gh_server_add_url_group(f->srv, "/s", &sp, NULL, &f->stream), 0);
   assert_int_equal(gh_server_add_url_group(f->srv, "/small", &small, NULL, &f->small), 0);
+  assert_int_equal(gh_url_group_set_stream_body(f->stream, 1), 0);
+  assert_int_equal(gh_url_group_set_stream_body(f->small, 1), 0);
   assert_int_equal(gh_server_add_url_group(f->srv, "/", NULL, NULL, &f->buffered), 0);
   assert_int_equal(gh_url_group_get_props(f->stream)->max_body, 0); /* unlimited */
   assert_int_equal(gh_url_group_get_props(f->buffered)->max_body, 1000);
@@ -483,6 +485,35 @@ static void test_expect_continue(void **state)
   assert_true(peer_closed(c.fd));
   client_close(&c);
 
+  /* a 100 on a request that did not ask for one is dropped */
+  c.fd = connect_tcp(f->port);
+  csends(&c, "POST /s HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nab");
+  r = receive(f);
+  assert_int_equal(gh_request_send_interim(r, 100, NULL, 0), 0);
+  reply(r, "plain");
+  resp = cread_until(&c, "plain", 2000);
+  assert_null(strstr(resp, "100 Continue"));
+  free(resp);
+  client_close(&c);
+
+  /* a relayed 100 stands for the server's own: exactly one */
+  c.fd = connect_tcp(f->port);
+  csends(&c, "POST /s HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+  r = receive(f);
+  assert_int_equal(gh_request_send_interim(r, 100, NULL, 0), 0);
+  assert_int_equal(gh_request_send_interim(r, 100, NULL, 0), 0);
+  resp = cread_until(&c, "\r\n\r\n", 2000);
+  assert_string_equal(resp, "HTTP/1.1 100 Continue\r\n\r\n");
+  free(resp);
+  csends(&c, "ab");
+  char two[8];
+  assert_int_equal(read_all(r, two, sizeof(two), 4), 2);
+  reply(r, "relayed");
+  resp = cread_until(&c, "relayed", 2000);
+  assert_null(strstr(resp, "100 Continue"));
+  free(resp);
+  client_close(&c);
+
   /* read: 100 Continue first, then the body is read */
   c.fd = connect_tcp(f->port);
   csends(&c, "POST /s HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n");
@@ -772,10 +803,11 @@ static void test_inline_workers(void **state)
 {
   (void)state;
   gh_server_t *srv;
-  gh_url_group_props_t sp = {.stream_body = 1};
+  gh_url_group_t *g;
   assert_int_equal(gh_server_new(NULL, &srv), 0);
   assert_int_equal(gh_server_add_listener(srv, "127.0.0.1:0"), 0);
-  assert_int_equal(gh_server_add_url_group(srv, "/", &sp, NULL, NULL), 0);
+  assert_int_equal(gh_server_add_url_group(srv, "/", NULL, NULL, &g), 0);
+  assert_int_equal(gh_url_group_set_stream_body(g, 1), 0);
   assert_int_equal(gh_server_start(srv), 0);
   assert_int_equal(gh_server_run_workers(srv, 2, echo_handler, NULL), 0);
   client_t c = {.fd = connect_tcp(port_of(srv, 0))};

@@ -121,15 +121,16 @@ static int setup(void **state)
   assert_int_equal(gh_pipeline_add_module(f->pl, &a1, streamer_register, err, sizeof(err)), 0);
   assert_int_equal(gh_pipeline_start(f->pl), 0);
   /* what gatehoused does: the site's handler asked, its group streams */
-  gh_url_group_props_t props = {.stream_body = (unsigned)gh_pipeline_site_streams_body(f->pl, "/")};
-  assert_int_equal(props.stream_body, 1);
+  assert_true(gh_pipeline_site_streams_body(f->pl, "/"));
   assert_int_equal(gh_pipeline_site_streams_body(f->pl, "/nosuch"), 0);
   gh_server_config_t cfg;
   gh_server_config_init(&cfg);
   cfg.max_body = 16; /* a buffered body this size would be refused */
   assert_int_equal(gh_server_new(&cfg, &f->srv), 0);
   assert_int_equal(gh_server_add_listener(f->srv, "127.0.0.1:0"), 0);
-  assert_int_equal(gh_server_add_url_group(f->srv, "/", &props, NULL, NULL), 0);
+  gh_url_group_t *g;
+  assert_int_equal(gh_server_add_url_group(f->srv, "/", NULL, NULL, &g), 0);
+  assert_int_equal(gh_url_group_set_stream_body(g, 1), 0);
   assert_int_equal(gh_server_start(f->srv), 0);
   assert_int_equal(gh_server_run_workers(f->srv, 2, handle, f->pl), 0);
   struct sockaddr_storage ss;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -26,6 +27,7 @@
 
 #include "sec/sec_internal.h"
 #include "sec_fixture.h"
+#include "util/metrics.h"
 
 enum { ALICE, BOB, CAROL, DAVE, NUSERS };
 static const char *const user_names[NUSERS] = {"alice", "bob", "carol", "dave"};
@@ -523,14 +525,26 @@ static void child_revert_fails(void *arg)
   _exit(inject ? 5 : 0);
 }
 
+/* The failed revert is counted before the abort, in memory the process
+ * shares (as a worker process's metrics slot): the count outlives it. */
 static void test_revert_failure_aborts(void **state)
 {
   (void)state;
   NEED_ROOT();
+  size_t len = gh__metrics_size(1);
+  void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  assert_true(mem != MAP_FAILED);
+  assert_int_equal(gh__metrics_attach(mem, len, 1), 0); /* kept mapped: the block from now on */
+  const _Atomic uint64_t *imp = &gh__metrics_slot_at(0)->shard[0].scalar[GH__M_IMPERSONATIONS];
+  const _Atomic uint64_t *rf = &gh__metrics_slot_at(0)->shard[0].scalar[GH__M_REVERT_FAILURES];
   bool inject = false;
   assert_true(fx_exited_ok(fx_fork(child_revert_fails, &inject))); /* control */
+  assert_int_equal(gh__metrics_sum(imp), 1);
+  assert_int_equal(gh__metrics_sum(rf), 0);
   inject = true;
   assert_true(fx_aborted(fx_fork(child_revert_fails, &inject)));
+  assert_int_equal(gh__metrics_sum(imp), 2);
+  assert_int_equal(gh__metrics_sum(rf), 1);
 }
 
 static void child_setgroups_skipped(void *arg)

@@ -32,7 +32,7 @@ EXTRA_INTERNAL = {'sec': ['"sec/runas.h"'], 'httpapi': ['"httpapi/auth/auth.h"',
 PUBLIC = {
     'util': ['<gatehouse/common.h>', '<gatehouse/error.h>'],
     'sec': ['<gatehouse/token.h>', '<gatehouse/impersonate.h>'],
-    'httpapi': ['<gatehouse/httpapi.h>', '<gatehouse/authinfo.h>'],
+    'httpapi': ['<gatehouse/httpapi.h>', '<gatehouse/authinfo.h>', '<gatehouse/metrics.h>'],
     'pipeline': ['<gatehouse/module.h>'],
 }
 ALL_PUBLIC = [h for l in LAYERS for h in PUBLIC[l]]

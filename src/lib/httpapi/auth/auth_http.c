@@ -13,6 +13,7 @@
 
 #include "httpapi/auth/auth.h"
 #include "httpapi/hooks.h"
+#include "httpapi/metrics.h"
 #include "sec/runas.h"
 #include "util/alloc.h"
 
@@ -127,6 +128,56 @@ static const char *authorization(gh_request_t *req, unsigned *ret_count)
   return first;
 }
 
+/* The scheme an Authorization names, for the counters of a step the engine
+ * answered before it set one (a 401 leg, a 400, a 503). */
+static gh_auth_type_t scheme_of(const char *authz)
+{
+  static const struct {
+    const char *name;
+    size_t len;
+    gh_auth_type_t type;
+  } names[] = {{"Negotiate", 9, GH_AUTH_TYPE_NEGOTIATE},
+               {"NTLM", 4, GH_AUTH_TYPE_NTLM},
+               {"Basic", 5, GH_AUTH_TYPE_BASIC},
+               {"Kerberos", 8, GH_AUTH_TYPE_KERBEROS}};
+  for (size_t i = 0; authz != NULL && i < sizeof(names) / sizeof(names[0]); i++)
+    if (strncasecmp(authz, names[i].name, names[i].len) == 0 &&
+        (authz[names[i].len] == ' ' || authz[names[i].len] == '\0'))
+      return names[i].type;
+  return GH_AUTH_TYPE_NONE;
+}
+
+/* One count per request that carried a credential or ran on a connection
+ * authenticated before (a request without either is not an attempt). */
+static void count_step(const gh__auth_req_t *rq, const char *authz)
+{
+  const gh_auth_info_t *ai = &rq->r.info;
+  gh_auth_type_t type = ai->type != GH_AUTH_TYPE_NONE ? ai->type : scheme_of(authz);
+  bool had_authz = authz != NULL;
+  gh__metrics_outcome_t o;
+  switch (rq->r.verdict) {
+  case GH__AUTH_DELIVER:
+    if (ai->status == GH_AUTH_STATUS_NOT_AUTHENTICATED)
+      return;
+    o = ai->status == GH_AUTH_STATUS_FAILURE                    ? GH__MO_FAILURE
+        : (ai->flags & GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED) != 0 ? GH__MO_CACHED
+                                                                : GH__MO_SUCCESS;
+    break;
+  case GH__AUTH_CHALLENGE:
+    if (!had_authz)
+      return; /* the first 401 of a handshake */
+    o = GH__MO_CONTINUE;
+    break;
+  case GH__AUTH_BAD_REQUEST:
+    o = GH__MO_MALFORMED;
+    break;
+  default:
+    o = GH__MO_ERROR;
+    break;
+  }
+  gh__metrics_auth(type, o, ai->failure);
+}
+
 /* The request gate (hooks.h): runs on the worker that dequeued the request,
  * at base identity, before the application sees it. */
 static int auth_gate(gh_request_t *req, void *arg)
@@ -165,6 +216,7 @@ static int auth_gate(gh_request_t *req, void *arg)
   gh__request_set_auth_slot(req, rq, req_slot_free);
   if (n_authz > 1) {
     /* two credentials for one request: ambiguous, never guess (item 4) */
+    gh__metrics_auth(GH_AUTH_TYPE_NONE, GH__MO_MALFORMED, GH_AUTH_FAILURE_NONE);
     gh__request_reply(req, 400, NULL, NULL, 0, "400 Bad Request: more than one Authorization\n");
     ret = GH__GATE_HANDLED;
     goto out;
@@ -175,6 +227,7 @@ static int auth_gate(gh_request_t *req, void *arg)
                           authz ? strlen(authz) : 0, &rq->r);
   if (ret < 0)
     goto out;
+  count_step(rq, authz);
   switch (rq->r.verdict) {
   case GH__AUTH_DELIVER:
     ret = GH__GATE_DELIVER;

@@ -25,6 +25,7 @@
 #include "gatehouse/error.h"
 #include "httpapi/auth/auth_internal.h"
 #include "util/alloc.h"
+#include "util/metrics.h"
 
 /*
  * Model. Every node of a farm records each authenticator it is about to
@@ -619,6 +620,8 @@ static void mark_down(gh__rcache_redis_t *r, const char *why, bool tried)
   uint64_t n = 0;
   int64_t secs = 0;
 
+  if (tried)
+    gh__metrics_add(GH__M_RCACHE_ERRORS); /* a call Redis failed (not one skipped while down) */
   pthread_mutex_lock(&r->lock);
   if (!r->down) {
     r->down = first = true;
@@ -735,6 +738,8 @@ void gh__rcache_redis_remove(gh__rcache_redis_t *r, const uint8_t tag[GH__RCACHE
   tag_key(tag, key);
   rep = command(c->c, 2, (const char *[]){"DEL", key}, (size_t[]){3, RR_KEY_LEN}, why, sizeof(why));
   give_back(r, c, rep && rep->type == REDIS_REPLY_INTEGER);
+  if (!rep || rep->type != REDIS_REPLY_INTEGER)
+    gh__metrics_add(GH__M_RCACHE_ERRORS);
   if (rep)
     freeReplyObject(rep);
 }

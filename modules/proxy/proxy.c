@@ -1,0 +1,382 @@
+/* proxy.c: the proxy handler: registration, upstream choice, request out, response back. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gatehouse/error.h>
+
+#include "proxy.h"
+#include "proxy_conf.h"
+
+GH_MODULE_DEFINE("proxy");
+
+#define MAX_UPSTREAMS 64
+
+/* What the relay of one response needs besides the request. */
+typedef struct relay {
+  proxy_req_t *q;
+  bool head_set;     /* the final status and fields are on the response */
+  bool client_error; /* sending to the client failed */
+} relay_t;
+
+static void plog(proxy_req_t *q, gh_log_level_t lvl, const char *what, const char *detail)
+{
+  gh_module_server_log(q->server, lvl, "proxy: %s %s: upstream %s: %s: %s",
+                       gh_http_request_get_method(q->req), gh_http_request_get_url(q->req),
+                       q->up != NULL ? q->up->spec : "-", what, detail);
+}
+
+static bool skip_response_field(const char *name, const char *conn)
+{
+  static const char *const own[] = {"Date", "Server", "Content-Length"};
+  for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+    if (strcasecmp(name, own[i]) == 0)
+      return true;
+  return proxy_is_hop_by_hop(name, conn);
+}
+
+static int set_field(relay_t *rl, const char *name, const char *value)
+{
+  proxy_req_t *q = rl->q;
+  char *nv = NULL;
+  if (strcasecmp(name, "Location") == 0 || strcasecmp(name, "Content-Location") == 0)
+    nv = proxy_rewrite_location(q->ctx, q->up, q->site, value, q->sent_host);
+  else if (strcasecmp(name, "Set-Cookie") == 0)
+    nv = proxy_rewrite_cookie(q->ctx, q->up, q->site, value);
+  return gh_http_response_set_header(q->resp, name, nv ? nv : value, GH_HEADER_ADD);
+}
+
+/* The final head: status, the upstream's end-to-end fields, the length. */
+static int on_head(void *arg, proxy_resp_t *r)
+{
+  relay_t *rl = arg;
+  proxy_req_t *q = rl->q;
+  const char *conn = proxy_resp_field(r, "Connection"), *via;
+  char num[32];
+  int ret = 0;
+  if (r->status == 101 && !q->want_upgrade) {
+    r->error = "101 to a request that asked for no upgrade";
+    return -1;
+  }
+  if (r->status < 200 && r->status != 101)
+    return proxy_relay_interim(q, r);
+  gh_http_response_clear(q->resp);
+  ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
+  for (size_t i = 0; i < r->n && ret == 0; i++)
+    if (!skip_response_field(r->f[i].name, conn) ||
+        (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0))
+      ret = set_field(rl, r->f[i].name, r->f[i].value);
+  if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
+    snprintf(num, sizeof(num), "%lld", (long long)r->content_length);
+    ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_REPLACE);
+  }
+  via = proxy_resp_field(r, "Via");
+  if (ret == 0 && q->via) {
+    char line[512];
+    snprintf(line, sizeof(line), "%.400s%s%d.%d gatehouse", via ? via : "", via ? ", " : "",
+             r->hp.http_major, r->hp.http_minor);
+    ret = gh_http_response_set_header(q->resp, "Via", line, GH_HEADER_REPLACE);
+  }
+  rl->head_set = ret == 0;
+  /* no body will come (HEAD, 204, 304): the head goes now, with the
+   * upstream's Content-Length (a final send would compute 0) */
+  if (ret == 0 && (q->is_head || r->status == 204 || r->status == 304))
+    ret = gh_http_response_flush(q->resp);
+  return ret == 0 ? 0 : -1;
+}
+
+static int on_body(void *arg, const char *data, size_t len)
+{
+  relay_t *rl = arg;
+  if (gh_http_response_write(rl->q->resp, data, len) != 0) {
+    rl->client_error = rl->q->client_failed = true;
+    return -1;
+  }
+  return 0;
+}
+
+/* Outcome of one attempt on one connection. */
+enum { ATTEMPT_OK = 0, ATTEMPT_RETRY = 1 };
+
+/* Reads and relays the response. 0 when complete (the connection then goes
+ * back to the pool or is closed), else the status to answer (502/504), or
+ * ATTEMPT_RETRY (a pooled connection closed before any byte of a response
+ * to a request without body), or -1 when the response was cut after its head
+ * went out (the client connection is closed). */
+static int relay_response(proxy_req_t *q, bool retryable)
+{
+  relay_t rl = {.q = q};
+  proxy_resp_t *r = q->pr;
+  char *buf = q->io;
+  size_t total = 0;
+  int ret = 0;
+  proxy_resp_init(r, q->is_head, on_head, on_body, &rl);
+  int64_t deadline = proxy_now_ms() + (int64_t)q->read_ms;
+  while (!r->done) {
+    ssize_t n, used;
+    /* a blocking read that wakes each second (SO_RCVTIMEO, set at connect):
+     * one syscall per piece, the client and the deadline checked on ticks */
+    n = recv(q->fd, buf, PROXY_IO_BUF, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+      if (proxy_client_gone(q)) {
+        plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
+        ret = -1;
+        break;
+      }
+      if (proxy_now_ms() >= deadline) {
+        plog(q, GH_LOG_ERROR, "read", "timed out");
+        ret = 504;
+        break;
+      }
+      continue;
+    }
+    deadline = proxy_now_ms() + (int64_t)q->read_ms;
+    if (n <= 0 && total == 0 && retryable) {
+      ret = ATTEMPT_RETRY;
+      break;
+    }
+    if (n < 0) {
+      plog(q, GH_LOG_ERROR, "read", strerror(errno));
+      ret = 502;
+      break;
+    }
+    total += (size_t)n;
+    used = proxy_resp_feed(r, buf, (size_t)n);
+    if (used < 0) {
+      if (!rl.client_error)
+        plog(q, GH_LOG_ERROR, "invalid response", r->error);
+      ret = 502;
+      break;
+    }
+    if (r->done && r->upgrade) {
+      /* the rest is the new protocol's, for the client */
+      q->left_off = (size_t)used;
+      q->left_len = (size_t)(n - used);
+      break;
+    }
+    if (used < n || (r->done && !r->keep_alive)) {
+      /* bytes after the answer, or no keep-alive: this connection's framing
+       * is over; it is closed, never reused */
+      close(q->fd);
+      q->fd = -1;
+    }
+    if (!r->done && rl.head_set && gh_http_response_flush(q->resp) != 0) {
+      q->client_failed = rl.client_error = true;
+      plog(q, GH_LOG_INFO, "relay", "client gone, upstream request cancelled");
+      ret = -1;
+      break;
+    }
+  }
+  if (ret != 0 && rl.head_set && gh_http_response_headers_sent(q->resp))
+    ret = -1;
+  return ret;
+}
+
+/* Opens (or takes from the pool) a connection to q->up. 0, or the status
+ * that answers the request when this was the last upstream to try. */
+static int get_connection(proxy_req_t *q, bool fresh)
+{
+  int r;
+  q->connect_failed = false;
+  q->fd = fresh ? -1 : proxy_pool_take(q->up, q->identity_key);
+  q->reused = q->fd >= 0;
+  if (q->fd >= 0)
+    return 0;
+  r = proxy_open_upstream(q, &q->fd);
+  if (r == 0) {
+    proxy_set_read_tick(q->fd, q->read_ms);
+    return 0;
+  }
+  q->connect_failed = true;
+  plog(q, GH_LOG_ERROR, "connect", r == -ETIMEDOUT ? "timed out" : gh_strerror(r));
+  if (q->fail_ms > 0)
+    proxy_upstream_mark_down(q->up, q->fail_ms);
+  q->fd = -1;
+  return r == -ETIMEDOUT ? 504 : 502;
+}
+
+/* Sends the request (head, then the body as the client sends it). 0 when
+ * the response is to be read (also after the upstream stopped taking the
+ * body: it may have answered), else the status (or -1: client gone). */
+static int send_request(proxy_req_t *q, const proxy_buf_t *head, bool has_body, bool chunked)
+{
+  int ret = proxy_send_all(q, head->p, head->len, false);
+  if (ret == 0 && has_body)
+    ret = proxy_send_body(q, chunked);
+  if (ret != 0)
+    q->broken = true; /* the upstream did not get the whole request */
+  if (ret == -ECANCELED) {
+    plog(q, GH_LOG_INFO, "send", "client gone, upstream request cancelled");
+    return -1;
+  }
+  if (ret == -ETIMEDOUT) {
+    plog(q, GH_LOG_ERROR, "send", "timed out");
+    return 504;
+  }
+  if (ret > 0)
+    plog(q, GH_LOG_WARNING, "request body", "the client's body failed");
+  return ret > 0 ? ret : 0;
+}
+
+/* One request to q->up: connection, head, body, response (a pooled
+ * connection that turns out closed is retried once on a new one when the
+ * request has no body). 0 done, or the status to answer, -1: close the
+ * client connection. */
+static int exchange(proxy_req_t *q)
+{
+  proxy_buf_t head = {.max = PROXY_MAX_REQ_HEAD};
+  bool has_body, chunked;
+  int ret = proxy_build_head(q, &head, &has_body, &chunked);
+  if (ret != 0) {
+    plog(q, ret == -EBADMSG ? GH_LOG_WARNING : GH_LOG_ERROR, "request",
+         ret == -EBADMSG ? "dot segment in the path" : gh_strerror(ret));
+    ret = ret == -EBADMSG ? 400 : head.failed ? 431 : 500;
+    goto out;
+  }
+  for (int attempt = 0; attempt < 2; attempt++) {
+    q->broken = false;
+    ret = get_connection(q, attempt > 0);
+    if (ret == 0)
+      ret = send_request(q, &head, has_body, chunked);
+    if (ret == 0)
+      ret = relay_response(q, q->reused && !has_body);
+    if (ret != ATTEMPT_RETRY)
+      break;
+    close(q->fd);
+    q->fd = -1;
+  }
+  if (ret == 0 && q->fd >= 0 && q->pr->upgrade)
+    ret = proxy_upgrade(q, q->io + q->left_off, q->left_len);
+  else if (ret == 0 && q->fd >= 0 && !q->broken) {
+    proxy_pool_put(q->up, q->identity_key, q->fd, q->keepalive);
+    q->fd = -1;
+  }
+out:
+  if (q->fd >= 0) {
+    close(q->fd);
+    q->fd = -1;
+  }
+  free(head.p);
+  return ret;
+}
+
+static int read_config(proxy_req_t *q)
+{
+  int ret = gh_http_context_get_config_uint(q->ctx, "upstream_connect_timeout", &q->connect_ms);
+  if (ret == 0)
+    ret = gh_http_context_get_config_uint(q->ctx, "upstream_read_timeout", &q->read_ms);
+  if (ret == 0)
+    ret = gh_http_context_get_config_uint(q->ctx, "upstream_fail_timeout", &q->fail_ms);
+  if (ret == 0)
+    ret = gh_http_context_get_config_uint(q->ctx, "upstream_keepalive", &q->keepalive);
+  if (ret == 0)
+    ret = gh_http_context_get_config_bool(q->ctx, "proxy_via", &q->via);
+  return ret;
+}
+
+/* The site's upstreams in the order to try them: round-robin from the
+ * site's counter, the ones marked down last. Returns how many. */
+static size_t order_upstreams(proxy_req_t *q, proxy_upstream_t **order)
+{
+  proxy_upstream_t *all[MAX_UPSTREAMS];
+  const char *v;
+  size_t n = 0, k = 0, start;
+  while (n < MAX_UPSTREAMS && gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
+    all[n] = proxy_upstream_get(v);
+    if (all[n] == NULL)
+      return 0;
+    n++;
+  }
+  if (n == 0)
+    return 0;
+  start = (size_t)(atomic_fetch_add(&all[0]->rr, 1) % n);
+  for (size_t i = 0; i < n; i++)
+    if (proxy_upstream_is_up(all[(start + i) % n]))
+      order[k++] = all[(start + i) % n];
+  for (size_t i = 0; i < n; i++)
+    if (!proxy_upstream_is_up(all[(start + i) % n]))
+      order[k++] = all[(start + i) % n];
+  return k;
+}
+
+static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
+                                      gh_event_provider_t *prov)
+{
+  proxy_req_t q = {.ctx = ctx,
+                   .req = gh_http_context_get_request(ctx),
+                   .resp = gh_http_context_get_response(ctx),
+                   .server = gh_http_context_get_server(ctx),
+                   .site = gh_http_context_get_site_path(ctx),
+                   .fd = -1};
+  proxy_upstream_t *order[MAX_UPSTREAMS];
+  proxy_scratch_t *scratch = proxy_scratch_get();
+  size_t n = 0;
+  int status = 500;
+  (void)module;
+  (void)prov;
+  q.is_head = strcmp(gh_http_request_get_method(q.req), "HEAD") == 0;
+  q.pr = scratch != NULL ? &scratch->resp : NULL;
+  q.io = scratch != NULL ? scratch->io : NULL;
+  if (q.pr != NULL && read_config(&q) == 0)
+    n = order_upstreams(&q, order);
+  proxy_identity_load(&q);
+  if (n == 0)
+    plog(&q, GH_LOG_ERROR, "configuration", q.pr ? "no usable upstream" : "out of memory");
+  q.identity_key = proxy_identity_key(&q);
+  for (size_t i = 0; i < n; i++) {
+    q.up = order[i];
+    status = exchange(&q);
+    if (!q.connect_failed)
+      break;
+  }
+  if (status == -1)
+    gh_http_response_set_disconnect(q.resp); /* cut after the head went out */
+  else if (status != 0)
+    gh_http_response_send_error(q.resp, status, NULL);
+  return GH_REQUEST_FINISH;
+}
+
+/* At stop (and at a reload, which may drop or change upstream lines) the
+ * upstreams see their idle connections close. */
+static gh_global_status_t on_stop(void *global_data, gh_module_server_t *server)
+{
+  (void)global_data;
+  (void)server;
+  proxy_pool_close_idle();
+  return GH_GLOBAL_CONTINUE;
+}
+
+static void on_terminate(void *global_data)
+{
+  (void)global_data;
+  proxy_upstream_free_all();
+  proxy_scratch_done();
+}
+
+GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_registration_t *reg,
+                                        gh_module_server_t *server)
+{
+  gh_global_module_t g = {.struct_size = sizeof(g),
+                          .terminate = on_terminate,
+                          .on_stop = on_stop,
+                          .on_config_reload = on_stop};
+  int ret;
+  (void)server_version;
+  (void)server;
+  ret = proxy_scratch_init();
+  if (ret == 0)
+    ret = gh_module_registration_set_execute_handler(reg, on_execute);
+  if (ret == 0)
+    ret = gh_module_registration_set_streamed_body(reg);
+  if (ret == 0)
+    ret = gh_module_registration_set_global(reg, &g);
+  if (ret == 0)
+    ret = gh_module_registration_set_config_keys(reg, proxy_keys, proxy_n_keys,
+                                                 sizeof(proxy_keys[0]));
+  return ret;
+}

@@ -1,0 +1,236 @@
+/* proxy.h: what the proxy module's files share (upstreams, pool, parser, one request). */
+#ifndef GH_PROXY_H
+#define GH_PROXY_H
+
+#include <http_parser.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <gatehouse/module.h>
+
+#define PROXY_MAX_HEAD (64 * 1024) /* an upstream response head, all fields */
+#define PROXY_MAX_HEADERS 128      /* fields in an upstream response head */
+#define PROXY_MAX_REQ_HEAD (96 * 1024)
+#define PROXY_POOL_SLOTS 256 /* idle connections kept per upstream, all identities */
+#define PROXY_IO_BUF (64 * 1024)
+
+/* ---- upstreams (proxy_upstream.c) ---- */
+
+/** One `upstream =` line, parsed once and kept for the life of the module
+ *  (interned by its text: a reload that keeps the line keeps its pool). */
+typedef struct proxy_upstream {
+  char *spec;                    /* the line as written */
+  bool is_unix;                  /* unix:/path.sock[:/prefix] */
+  char *host;                    /* TCP: host name or address (brackets removed) */
+  char *port;                    /* TCP: port text */
+  char *path;                    /* unix: socket path */
+  char *prefix;                  /* "" or "/prefix" (no trailing '/') */
+  bool has_prefix;               /* a path was given (even "/"): it replaces the site path */
+  char *authority;               /* Host value for upstream_host-less unix/HTTP/1.0 requests */
+  _Atomic int64_t down_until_ms; /* passive health: not chosen before this */
+  _Atomic uint64_t rr;           /* round-robin counter (used on a site's first upstream) */
+  struct proxy_pool_slot *idle;  /* PROXY_POOL_SLOTS, under lock */
+  size_t n_idle;
+  void *lock; /* pthread_mutex_t * */
+  struct proxy_upstream *next;
+} proxy_upstream_t;
+
+/** Parses an `upstream =` value. 0, or -EINVAL with a reason in why. */
+int proxy_upstream_check(const char *value, char *why, size_t whylen);
+/** The interned upstream for a value (created on first use); NULL on error. */
+proxy_upstream_t *proxy_upstream_get(const char *value);
+/** Frees every upstream and closes every pooled connection (module unload). */
+void proxy_upstream_free_all(void);
+int64_t proxy_now_ms(void);
+/** Marks a connect failure: the upstream is skipped for fail_ms. */
+void proxy_upstream_mark_down(proxy_upstream_t *up, uint64_t fail_ms);
+bool proxy_upstream_is_up(proxy_upstream_t *up);
+
+/** An idle keep-alive connection of the pool, keyed by (upstream, identity).
+ *  identity NULL: a connection opened at the service identity, shareable by
+ *  every request; otherwise only requests with the same identity key may
+ *  take it (connections opened as the client, DESIGN §2 item 30). */
+typedef struct proxy_pool_slot {
+  int fd;
+  char *identity; /* malloc'd, or NULL */
+  int64_t since_ms;
+} proxy_pool_slot_t;
+
+/** An idle connection for (up, identity), or -1. The caller owns the fd. */
+int proxy_pool_take(proxy_upstream_t *up, const char *identity);
+/** Gives a connection whose last response was complete and framed back to
+ *  the pool (or closes it: pool full, max_idle 0, readable data). */
+void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t max_idle);
+
+/** Closes every idle pooled connection (server stop). */
+void proxy_pool_close_idle(void);
+
+/* ---- the upstream response parser (proxy_resp.c) ---- */
+
+typedef struct proxy_field {
+  const char *name, *value; /* into head[], NUL-terminated */
+} proxy_field_t;
+
+typedef struct proxy_resp proxy_resp_t;
+/** Called for each complete response head (1xx interim ones too); nonzero
+ *  stops parsing with an error. */
+typedef int (*proxy_head_cb)(void *arg, proxy_resp_t *r);
+/** Body bytes of the final response (chunked framing removed). */
+typedef int (*proxy_body_cb)(void *arg, const char *data, size_t len);
+
+/** A bounded incremental parser of one upstream response (any number of
+ *  1xx heads, then the final one and its body). */
+struct proxy_resp {
+  http_parser hp;
+  http_parser_settings st;
+  bool head_request; /* the request was HEAD: no body whatever the fields say */
+  proxy_head_cb on_head;
+  proxy_body_cb on_body;
+  void *arg;
+  /* the head being parsed */
+  int status;
+  char reason[128];
+  size_t reason_len;
+  char head[PROXY_MAX_HEAD];
+  size_t head_len;
+  proxy_field_t f[PROXY_MAX_HEADERS];
+  size_t n;
+  bool in_value;
+  bool chunked;           /* final response was chunked */
+  int64_t content_length; /* final response's, -1 if none */
+  bool final_head;        /* the final head was delivered */
+  bool done;              /* the final response is complete */
+  bool keep_alive;        /* the upstream connection may be reused after it */
+  bool upgrade;           /* 101 */
+  const char *error;      /* set on failure */
+};
+
+void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,
+                     proxy_body_cb on_body, void *arg);
+/** Feeds bytes read from the upstream. Returns the bytes used (parsing stops
+ *  at the end of the final response: fewer than len means the upstream sent
+ *  more than its answer), or -1 with r->error set. len 0 signals EOF. */
+ssize_t proxy_resp_feed(proxy_resp_t *r, const char *data, size_t len);
+/** The value of the first field of that name in the current head, or NULL. */
+const char *proxy_resp_field(const proxy_resp_t *r, const char *name);
+
+/* ---- hop-by-hop and identity field names (proxy_relay.c) ---- */
+
+/** True for a hop-by-hop field (RFC 9110 §7.6.1), or one the Connection
+ *  value conn (may be NULL) names. */
+bool proxy_is_hop_by_hop(const char *name, const char *conn);
+/** Name comparison for identity fields: any case, '_' equals '-'. */
+bool proxy_name_eq_loose(const char *a, const char *b);
+/** Rewrites a Location value pointing into the upstream's prefix (as a
+ *  path, an URL of the upstream, or an URL of sent_host, the Host the
+ *  upstream was given) to the site's path; NULL when unchanged. Request
+ *  memory. */
+char *proxy_rewrite_location(gh_http_context_t *ctx, const proxy_upstream_t *up, const char *site,
+                             const char *value, const char *sent_host);
+/** Rewrites the Path attribute of a Set-Cookie value; NULL when unchanged. */
+char *proxy_rewrite_cookie(gh_http_context_t *ctx, const proxy_upstream_t *up, const char *site,
+                           const char *value);
+
+/* ---- a growing byte buffer ---- */
+typedef struct proxy_buf {
+  char *p;
+  size_t len, cap, max;
+  bool failed;
+} proxy_buf_t;
+void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n);
+void proxy_buf_str(proxy_buf_t *b, const char *s);
+void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);
+
+/* ---- one relayed request (proxy.c, proxy_relay.c) ---- */
+
+typedef struct proxy_req {
+  gh_http_context_t *ctx;
+  gh_http_request_t *req;
+  gh_http_response_t *resp;
+  gh_module_server_t *server;
+  const char *site;
+  proxy_upstream_t *up;     /* the one in use */
+  const char *sent_host;    /* the Host field sent upstream */
+  const char *identity_key; /* pool key of connections opened for this request, or NULL */
+  int fd;                   /* upstream connection, or -1 */
+  bool reused;              /* fd came from the pool */
+  uint64_t connect_ms, read_ms, fail_ms, keepalive;
+  bool is_head;
+  bool via;            /* proxy_via */
+  bool connect_failed; /* the last attempt could not connect */
+  bool want_upgrade;   /* the client asked to switch protocols (relayed) */
+  bool broken;         /* the upstream did not get the whole request: never reused */
+  bool client_failed;  /* a write to the client failed: the client is gone */
+  proxy_resp_t *pr;
+  char *io;                  /* PROXY_IO_BUF bytes, the worker thread's */
+  size_t left_off, left_len; /* in io: what the upstream sent after its 101 head */
+  /* identity_headers, read once per request */
+  const char *ident_name[8];
+  int ident_kind[8];
+  size_t n_ident;
+} proxy_req_t;
+
+/** The calling thread's parser and I/O buffer (allocated at its first
+ *  request, freed when the thread ends); NULL when out of memory. */
+typedef struct proxy_scratch {
+  proxy_resp_t resp;
+  char io[PROXY_IO_BUF];
+} proxy_scratch_t;
+proxy_scratch_t *proxy_scratch_get(void);
+int proxy_scratch_init(void);
+void proxy_scratch_done(void);
+/** Reads identity_headers into q->ident_*. */
+void proxy_identity_load(proxy_req_t *q);
+
+/* Hook points for the identity modes (JWT, connect-as-client, Negotiate):
+ * each is one function, called once per upstream request. */
+
+/** The pool key for this request's connections: NULL (service identity,
+ *  shared) unless the connection is opened as the client. */
+const char *proxy_identity_key(proxy_req_t *q);
+/** Opens a connection to q->up (at the service identity; connect-as-client
+ *  plugs in here), bounded by q->connect_ms. 0 with *ret_fd, or -errno
+ *  (-ETIMEDOUT for the timeout). */
+int proxy_open_upstream(proxy_req_t *q, int *ret_fd);
+/** Adds the identity fields (headers mode; JWT and Negotiate plug in here)
+ *  to the upstream request head. 0 or -errno (the request then gets 500). */
+int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head);
+/** True for an incoming field that must never reach the upstream because
+ *  the proxy itself sets a field of that name (identity fields). */
+bool proxy_is_identity_name(proxy_req_t *q, const char *name);
+
+/* ---- moving bytes (proxy_stream.c) ---- */
+
+/** True once the client is known to have gone (its connection closed). */
+bool proxy_client_gone(proxy_req_t *q);
+/** Waits for events on fd, at most timeout_ms, checking the client each
+ *  second: the revents (>0), 0 on timeout, -ECANCELED (client gone), -errno. */
+int proxy_wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms);
+/** A new upstream connection: blocking reads that wake each second, or
+ *  after read_ms if shorter (SO_RCVTIMEO); sends stay non-blocking per call
+ *  (MSG_DONTWAIT). */
+void proxy_set_read_tick(int fd, uint64_t read_ms);
+/** Writes all of buf upstream (q->read_ms per wait). 0, -ETIMEDOUT,
+ *  -ECANCELED, -errno; with watch_answer, -EALREADY when the upstream
+ *  starts answering before taking everything. */
+int proxy_send_all(proxy_req_t *q, const char *buf, size_t len, bool watch_answer);
+/** Streams the client's body upstream (chunked when chunked). 0; -errno
+ *  of the upstream side (-EALREADY: it answers early); -ETIMEDOUT;
+ *  -ECANCELED (client gone); or a status for the client's body (400, 408,
+ *  413). */
+int proxy_send_body(proxy_req_t *q, bool chunked);
+/** Relays a 1xx interim response (not 100, not 101) to the client. 0 or -1
+ *  when the client is gone. */
+int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r);
+/** After the upstream's 101: the client connection switched and spliced
+ *  with the upstream connection until both end or upgrade_idle_timeout.
+ *  0, or -1 when the switch failed. */
+int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len);
+
+/** Builds the upstream request head. 0 or -errno. */
+int proxy_build_head(proxy_req_t *q, proxy_buf_t *head, bool *ret_has_body, bool *ret_chunked);
+
+#endif

@@ -1,0 +1,133 @@
+/* proxy_ident.c: identity hooks: pool key, upstream connect, identity fields upstream. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "proxy.h"
+#include "proxy_conf.h"
+
+const char *proxy_identity_key(proxy_req_t *q)
+{
+  (void)q;
+  return NULL; /* every connection is opened at the service identity */
+}
+
+/* Waits for a non-blocking connect; 0, -ETIMEDOUT or the socket error. */
+static int connect_wait(int fd, uint64_t timeout_ms)
+{
+  struct pollfd pf = {.fd = fd, .events = POLLOUT};
+  int64_t deadline = proxy_now_ms() + (int64_t)timeout_ms;
+  int err = 0, r;
+  socklen_t len = sizeof(err);
+  do {
+    int64_t left = deadline - proxy_now_ms();
+    r = left > 0 ? poll(&pf, 1, (int)left) : 0;
+  } while (r < 0 && errno == EINTR);
+  if (r == 0)
+    return -ETIMEDOUT;
+  if (r < 0)
+    return -errno;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    return -errno;
+  return -err;
+}
+
+static int connect_addr(const struct sockaddr *sa, socklen_t len, int family, uint64_t timeout_ms,
+                        int *ret_fd)
+{
+  int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), ret = 0, one = 1;
+  if (fd < 0)
+    return -errno;
+  if (connect(fd, sa, len) != 0)
+    ret = errno == EINPROGRESS || errno == EAGAIN ? connect_wait(fd, timeout_ms) : -errno;
+  if (ret == 0) {
+    if (family != AF_UNIX)
+      (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    *ret_fd = fd;
+  } else {
+    close(fd);
+  }
+  return ret;
+}
+
+int proxy_open_upstream(proxy_req_t *q, int *ret_fd)
+{
+  const proxy_upstream_t *up = q->up;
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
+  int ret;
+  if (up->is_unix) {
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", up->path);
+    return connect_addr((struct sockaddr *)&sun, sizeof(sun), AF_UNIX, q->connect_ms, ret_fd);
+  }
+  ret = getaddrinfo(up->host, up->port, &hints, &ai);
+  if (ret != 0)
+    return ret == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+  ret = -EHOSTUNREACH;
+  for (struct addrinfo *a = ai; a != NULL && ret != 0 && ret != -ETIMEDOUT; a = a->ai_next)
+    ret = connect_addr(a->ai_addr, a->ai_addrlen, a->ai_family, q->connect_ms, ret_fd);
+  freeaddrinfo(ai);
+  return ret;
+}
+
+void proxy_identity_load(proxy_req_t *q)
+{
+  const char *w;
+  q->n_ident = 0;
+  for (size_t i = 0; q->n_ident < sizeof(q->ident_name) / sizeof(q->ident_name[0]) &&
+                     gh_http_context_get_config_string(q->ctx, "identity_headers", i, &w) == 0;
+       i++) {
+    const char *colon = strchr(w, ':');
+    if (colon == NULL)
+      continue;
+    q->ident_name[q->n_ident] = colon + 1;
+    q->ident_kind[q->n_ident++] = proxy_identity_kind(w, (size_t)(colon - w));
+  }
+}
+
+bool proxy_is_identity_name(proxy_req_t *q, const char *name)
+{
+  for (size_t i = 0; i < q->n_ident; i++)
+    if (proxy_name_eq_loose(name, q->ident_name[i]))
+      return true;
+  return false;
+}
+
+/* The value of one identity kind for the request's user, or NULL. */
+static const char *identity_value(gh_http_user_t *user, int kind)
+{
+  switch (kind) {
+  case 0:
+    return gh_http_user_get_local_name(user);
+  case 1:
+    return gh_http_user_get_variable(user, "groups");
+  case 2:
+    return gh_http_user_get_name(user);
+  case 3:
+    return gh_http_user_get_auth_type(user);
+  default:
+    return NULL;
+  }
+}
+
+int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head)
+{
+  gh_http_user_t *user = gh_http_context_get_user(q->ctx);
+  const char *name = gh_http_user_get_name(user);
+  if (name == NULL || name[0] == '\0')
+    return 0; /* anonymous: no identity field at all */
+  for (size_t i = 0; i < q->n_ident; i++) {
+    const char *v = identity_value(user, q->ident_kind[i]);
+    if (v != NULL && strpbrk(v, "\r\n") == NULL)
+      proxy_buf_field(head, q->ident_name[i], v);
+  }
+  return 0;
+}

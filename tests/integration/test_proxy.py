@@ -1,0 +1,607 @@
+"""test_proxy.py: the proxy module in the real daemon against real upstreams (a Python HTTP/1.1 server with odd behaviours, nginx): RFC 9110 relaying, failures (502/504, each followed by a good request), responses tied to their request, identity headers and their spoofing, alice and bob interleaved on 64 connections."""
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from gh_realm import realm  # noqa: E402,F401
+from helpers import Conn  # noqa: E402
+from pipeline_helpers import (BASIC, GhDaemon, curl, free_port, needs_daemon,  # noqa: E402
+                              needs_root, shared_dir)
+
+pytestmark = [needs_daemon, needs_root]
+HERE = os.path.dirname(os.path.abspath(__file__))
+# ASan's quarantine keeps freed memory: RSS bounds mean nothing under a sanitizer
+SANITIZER = any(os.environ.get(k) for k in ('ASAN_OPTIONS', 'TSAN_OPTIONS'))
+no_sanitizer = pytest.mark.skipif(SANITIZER, reason='RSS under a sanitizer is its own')
+IDENT = 'user:X-Remote-User groups:X-Remote-Groups principal:X-Remote-Principal auth-type:X-Auth-Type'
+
+
+class Upstream:
+    """tests/integration/proxy/upstream.py on a TCP port or a unix socket; .requests() is
+    what it received (one dict per request)."""
+
+    def __init__(self, where=None):
+        self.port = free_port() if where is None else None
+        self.where = str(self.port) if where is None else where
+        self.log = []
+        self.proc = subprocess.Popen(['/usr/bin/python3', os.path.join(HERE, 'proxy', 'upstream.py'),
+                                      self.where], stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == 'ready'
+        self.t = threading.Thread(target=self._read, daemon=True)
+        self.t.start()
+
+    def _read(self):
+        self.closed = []
+        for line in self.proc.stdout:
+            d = json.loads(line)
+            (self.closed.append(d['closed']) if 'closed' in d else self.log.append(d))
+
+    def requests(self, settle=0.2):
+        time.sleep(settle)
+        return list(self.log)
+
+    def last(self):
+        return self.requests()[-1]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def hdr(req, name):
+    """Values of a field the upstream received, any case."""
+    return [v for k, v in req['headers'] if k.lower() == name.lower()]
+
+
+@pytest.fixture(scope='module')
+def up():
+    u = Upstream()
+    yield u
+    u.stop()
+
+
+HOLD = []
+
+
+def blackhole():
+    """A listener that never accepts, its queue full: connects to it hang (SYNs dropped)."""
+    s = socket.socket()
+    s.bind(('127.0.0.1', 0))
+    s.listen(0)
+    fill = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        c.connect_ex(s.getsockname())
+        fill.append(c)
+    time.sleep(0.2)
+    HOLD.append((s, fill))
+    return s
+
+
+@pytest.fixture(scope='module')
+def up_unix():
+    d = shared_dir('gh-proxy-unix-')
+    u = Upstream(f'unix:{d}/app.sock')
+    yield u
+    u.stop()
+
+
+@pytest.fixture(scope='module')
+def ws_up():
+    port = free_port()
+    p = subprocess.Popen(['/usr/bin/python3', os.path.join(HERE, 'proxy', 'ws_echo.py'), str(port)],
+                         stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == 'ready'
+    p.port = port
+    yield p
+    p.kill()
+    p.wait()
+
+
+@pytest.fixture(scope='module')
+def gh(realm, up, up_unix, ws_up):  # noqa: F811
+    dead = free_port()  # nothing listens there
+    hole = blackhole()
+    base = dict(BASIC, handler='proxy', identity_headers=IDENT)
+    sites = [
+        ('/app', dict(base, upstream=f'http://127.0.0.1:{up.port}/backend',
+                      upstream_read_timeout='1s')),
+        ('/plain', dict(base, upstream=f'http://127.0.0.1:{up.port}')),
+        ('/dead', dict(base, upstream=f'http://127.0.0.1:{dead}')),
+        ('/blackhole', dict(base, upstream=f'http://127.0.0.1:{hole.getsockname()[1]}', upstream_connect_timeout='300ms')),
+        ('/rr', dict(base, upstream=[f'http://127.0.0.1:{dead}', f'http://127.0.0.1:{up.port}'],
+                     upstream_fail_timeout='30s')),
+        ('/host', dict(base, upstream=f'http://127.0.0.1:{up.port}', upstream_host='app.internal',
+                       proxy_forwarded='yes', proxy_via='no', proxy_x_forwarded='no')),
+        ('/unix', dict(base, upstream=f'unix:{up_unix.where[5:]}:/u')),
+        ('/ws', dict(base, upstream=f'http://127.0.0.1:{ws_up.port}/', upgrade_idle_timeout='2s')),
+        ('/neg', {'handler': 'proxy', 'auth': 'negotiate', 'persist': 'all',
+                  'identity_headers': IDENT, 'upstream': f'http://127.0.0.1:{up.port}/n'}),
+    ]
+    d = GhDaemon(realm, sites)
+    d.start()
+    yield d
+    d.stop()
+
+
+def get(gh, path, **kw):
+    return curl(gh.url(path), **kw)
+
+
+def test_relays_request_and_strips_hop_by_hop(gh, up):
+    r = get(gh, '/app/echo?q=1', user='alice',
+            headers={'Connection': 'keep-alive, X-Secret', 'X-Secret': 'hop', 'Keep-Alive': '5',
+                     'TE': 'trailers', 'Proxy-Authorization': 'Basic eA==', 'X-Custom': 'kept',
+                     'Upgrade': 'h2c', 'Trailer': 'X-T'})
+    assert r.status == 200, r.body
+    seen = json.loads(r.body)
+    assert seen['target'] == '/backend/echo?q=1'
+    names = {k.lower() for k, _ in seen['headers']}
+    for gone in ('connection', 'x-secret', 'keep-alive', 'te', 'proxy-authorization', 'upgrade',
+                 'trailer', 'authorization'):
+        assert gone not in names, seen['headers']
+    assert hdr(seen, 'X-Custom') == ['kept']
+    assert hdr(seen, 'Host') == [f'127.0.0.1:{gh.port}']
+    assert hdr(seen, 'X-Forwarded-For') == ['127.0.0.1']
+    assert hdr(seen, 'X-Forwarded-Proto') == ['http']
+    assert hdr(seen, 'Via') == ['1.1 gatehouse']
+    # the upstream's hop-by-hop fields stay on its side too; Server and Date are ours
+    assert r.header('X-Up-Hop') is None and r.header('Connection') != 'keep-alive, X-Up-Hop'
+    assert r.header('Server') != 'py-upstream'
+    assert r.header('Via') == '1.1 gatehouse'
+
+
+def test_host_rewrite_and_forwarded(gh, up):
+    r = get(gh, '/host/echo', user='alice', headers={'Forwarded': 'for=1.2.3.4'})
+    seen = json.loads(r.body)
+    assert seen['target'] == '/host/echo'  # no prefix: the URL as sent
+    assert hdr(seen, 'Host') == ['app.internal']
+    assert hdr(seen, 'Forwarded') == [f'for=1.2.3.4, for=127.0.0.1;proto=http;host="127.0.0.1:{gh.port}"']
+    assert hdr(seen, 'Via') == [] and hdr(seen, 'X-Forwarded-For') == []
+
+
+def test_identity_headers(gh, up):
+    r = get(gh, '/app/echo', user='alice')
+    seen = json.loads(r.body)
+    assert hdr(seen, 'X-Remote-User') == ['alice']
+    assert hdr(seen, 'X-Remote-Principal') == ['alice']
+    assert hdr(seen, 'X-Auth-Type') == ['Basic']
+    assert hdr(seen, 'X-Remote-Groups')[0].split(',')[0] == '30001'
+
+
+SPOOF = {'X-Remote-User': 'root', 'x-remote-user': 'root2', 'X_Remote_User': 'root3',
+         'X-REMOTE_PRINCIPAL': 'admin@GH.TEST', 'x_auth_type': 'Kerberos',
+         'X-Remote-Groups': '0'}
+
+
+def spoof_args():
+    # duplicates: two lines of the same name as well
+    return [a for k, v in list(SPOOF.items()) + [('X-Remote-User', 'dup')] for a in ('-H', f'{k}: {v}')]
+
+
+@pytest.mark.parametrize('who', ['alice', 'anonymous', 'badpassword'])
+def test_identity_spoofing(gh, up, who):
+    kw = {'user': 'alice'} if who == 'alice' else {}
+    if who == 'badpassword':
+        kw = {'user': 'alice', 'password': 'wrong'}
+    r = get(gh, '/app/echo', extra=spoof_args(), **kw)
+    if who == 'badpassword':
+        # failed auth on a site that allows anonymous: served anonymously, never as a spoofer
+        assert r.status in (200, 401)
+        if r.status == 401:
+            return
+    assert r.status == 200, r.body
+    seen = json.loads(r.body)
+    names = [k.lower().replace('_', '-') for k, _ in seen['headers']]
+    for n in ('x-remote-user', 'x-remote-principal', 'x-auth-type', 'x-remote-groups'):
+        want = 1 if who == 'alice' else 0
+        assert names.count(n) == want, seen['headers']
+    if who == 'alice':
+        assert hdr(seen, 'X-Remote-User') == ['alice']
+        assert hdr(seen, 'X-Remote-Groups') != ['0']
+
+
+def test_location_and_cookie_rewrite(gh, up):
+    r = get(gh, '/app/redirect', user='alice')
+    assert r.status == 302
+    assert r.header('Location') == f'http://127.0.0.1:{gh.port}/app/there'
+    cookies = [v for k, v in r.headers if k.lower() == 'set-cookie']
+    assert cookies == ['a=1; Path=/app/sub; HttpOnly', 'b=2; Path=/elsewhere']
+
+
+def test_chunked_response_and_upstream_hop_by_hop(gh, up):
+    r = get(gh, '/app/chunked', user='alice')
+    assert r.status == 200 and r.body == b'hello chunky'
+    assert r.header('X-Hop') is None and r.header('Keep-Alive') is None
+
+
+def test_close_delimited_response(gh, up):
+    r = get(gh, '/app/eof', user='alice')
+    assert r.status == 200 and r.body == b'until the end\n'
+
+
+def test_head(gh, up):
+    c = Conn(gh.port)
+    c.send(f'HEAD /app/head HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    r = c.read_response(head=True)
+    assert r.status == 200 and r.header('Content-Length') == '10'
+    c.send(f'GET /app/echo HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    r = c.read_response()  # the connection is still in step: no body came after the HEAD head
+    assert r.status == 200 and json.loads(r.body)['target'] == '/backend/echo'
+    c.close()
+    assert [r['method'] for r in up.requests()[-2:]] == ['HEAD', 'GET']
+    r = get(gh, '/app/head', user='alice')
+    assert r.body == b'0123456789'
+
+
+def test_interim_responses_dropped(gh, up):
+    r = get(gh, '/app/interim', user='alice')
+    assert r.status == 200 and r.body == b'after interim\n'
+
+
+def test_request_body_and_expect(gh, up):
+    body = os.urandom(300000)
+    r = get(gh, '/app/echo', user='alice', method='POST', data=body,
+            headers={'Expect': '100-continue'})
+    assert r.status == 200
+    seen = json.loads(r.body)
+    import hashlib
+    assert seen['body_len'] == len(body) and seen['body_sha256'] == hashlib.sha256(body).hexdigest()
+    assert hdr(seen, 'Expect') == []
+    r = get(gh, '/app/echo', user='alice', method='POST', data=b'abc',
+            headers={'Transfer-Encoding': 'chunked'})
+    assert json.loads(r.body)['body_len'] == 3
+
+
+@pytest.mark.parametrize('path,status,logged', [
+    ('/dead/x', 502, 'connect: Connection refused'),
+    ('/app/slow?3', 504, 'read: timed out'),
+    ('/app/invalid', 502, 'invalid response'),
+    ('/app/switch', 502, '101 to a request that asked for no upgrade'),
+])
+def test_failure_then_good(gh, up, path, status, logged):
+    """Refused 502, read timeout 504 (upstream_read_timeout = 1s), an invalid response 502, an
+    unasked-for 101 502: each logged with the upstream, and the next request is served."""
+    r = get(gh, path, user='alice')
+    assert r.status == status
+    line = [x for x in gh.log().splitlines() if logged in x][-1]
+    assert f'GET {path}: upstream http://127.0.0.1:' in line, line
+    assert get(gh, '/app/echo', user='alice').status == 200
+
+
+def test_connect_timeout_is_504_then_good(gh, up):
+    t = time.monotonic()
+    r = get(gh, '/blackhole/x', user='alice')
+    assert r.status == 504
+    assert 'connect: timed out' in gh.log()
+    assert time.monotonic() - t < 5
+    assert get(gh, '/app/echo', user='alice').status == 200
+
+
+def basic(user):
+    return 'Basic ' + base64.b64encode(f'{user}:{user}pw'.encode()).decode()
+
+
+@pytest.mark.parametrize('path', ['/app/extra', '/app/extra-later'])
+def test_extra_bytes_never_answer_another_request(gh, up, path):
+    """An upstream that sends a second, unasked-for response: the connection is closed, and
+    no later request (on this or another client connection) gets it."""
+    for _ in range(5):
+        r = get(gh, path, user='alice')
+        assert r.status == 200 and r.body == b'first\n'
+        time.sleep(0.4)
+        for _ in range(3):
+            r = get(gh, '/app/echo', user='bob')
+            assert r.status == 200 and b'EVIL' not in r.body, r.body
+            assert json.loads(r.body)['target'] == '/backend/echo'
+
+
+def test_round_robin_passive_health(gh, up):
+    n0 = len(up.requests(0))
+    for _ in range(6):
+        assert get(gh, '/rr/echo', user='alice').status == 200
+    assert len(up.requests()) - n0 == 6
+    assert gh.log().count(f'/rr/echo: upstream http://127.0.0.1') <= 2  # marked down once
+
+
+def test_keepalive_pool_reuses(gh, up):
+    before = {r['conn'] for r in up.requests()}
+    for _ in range(5):
+        assert get(gh, '/plain/echo', user='alice').status == 200
+    conns = [r['conn'] for r in up.requests()[-5:]]
+    assert len(set(conns)) == 1 or set(conns) & before, conns
+
+
+def test_nginx_upstream(realm):  # noqa: F811
+    d = shared_dir('gh-proxy-nginx-')
+    port = free_port()
+    with open(os.path.join(d, 'index.html'), 'w') as f:
+        f.write('from nginx\n')
+    conf = os.path.join(d, 'nginx.conf')
+    with open(conf, 'w') as f:
+        f.write(f'''worker_processes 1; daemon off; pid {d}/nginx.pid; error_log {d}/error.log;
+events {{ worker_connections 256; }}
+http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
+  fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
+  server {{ listen 127.0.0.1:{port}; root {d};
+    location /who {{ return 200 "user=$http_x_remote_user\\n"; }} }} }}
+''')
+    ng = subprocess.Popen(['nginx', '-c', conf], stderr=subprocess.DEVNULL)
+    gh = GhDaemon(realm, [('/ng', dict(BASIC, handler='proxy', identity_headers=IDENT,
+                                        upstream=f'http://127.0.0.1:{port}/'))])
+    try:
+        for _ in range(50):
+            try:
+                socket.create_connection(('127.0.0.1', port), 0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        gh.start()
+        r = curl(gh.url('/ng/index.html'), user='bob')
+        assert r.status == 200 and r.body == b'from nginx\n'
+        r = curl(gh.url('/ng/who'), user='bob', headers={'X-Remote-User': 'root'})
+        assert r.body == b'user=bob\n'
+        r = curl(gh.url('/ng/nope'), user='bob')
+        assert r.status == 404
+    finally:
+        gh.stop()
+        ng.terminate()
+        ng.wait()
+
+
+def tokens(realm, user, n):  # noqa: F811
+    env = realm.kinit(user)
+    env.pop('LD_PRELOAD', None)
+    out = subprocess.run(['/usr/bin/python3', '-c', f'''
+import base64, gssapi
+n = gssapi.Name("HTTP@localhost", gssapi.NameType.hostbased_service)
+for _ in range({n}):
+    print(base64.b64encode(gssapi.SecurityContext(name=n, usage="initiate").step()).decode())
+'''], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_alice_bob_interleaved_64_connections(gh, up, realm):  # noqa: F811
+    """64 keep-alive connections, alice and bob alternating, Negotiate persisted on each: every
+    request the upstream sees carries exactly the identity of the connection's user."""
+    toks = {'alice': tokens(realm, 'alice', 32), 'bob': tokens(realm, 'bob', 32)}
+    conns = []
+    for i in range(64):
+        user = 'alice' if i % 2 == 0 else 'bob'
+        conns.append((user, Conn(gh.port), toks[user][i // 2]))
+    mismatches, total = [], 0
+    for rnd in range(4):
+        for i, (user, c, tok) in enumerate(conns):
+            auth = f'Authorization: Negotiate {tok}\r\n' if rnd == 0 else ''
+            spoof = 'X-Remote-User: mallory\r\n' if i % 3 == 0 else ''
+            c.send(f'GET /neg/echo?{user}-{rnd}-{i} HTTP/1.1\r\nHost: localhost\r\n{auth}{spoof}\r\n'.encode())
+        for i, (user, c, tok) in enumerate(conns):
+            resp = c.read_response()
+            assert resp.status == 200, (resp.status, resp.body)
+            seen = json.loads(resp.body)
+            total += 1
+            if (seen['target'] != f'/n/echo?{user}-{rnd}-{i}' or hdr(seen, 'X-Remote-User') != [user]
+                    or hdr(seen, 'X-Remote-Principal') != [f'{user}@{realm.realm}']):
+                mismatches.append((user, seen['target'], seen['headers']))
+    for _, c, _ in conns:
+        c.close()
+    assert total == 256 and mismatches == []
+
+
+def test_unix_upstream(gh, up_unix):
+    r = get(gh, '/unix/echo?x=1', user='bob')
+    assert r.status == 200, r.body
+    seen = json.loads(r.body)
+    assert seen['target'] == '/u/echo?x=1' and hdr(seen, 'X-Remote-User') == ['bob']
+
+
+@pytest.mark.parametrize('key,value,why', [
+    ('upstream', 'ftp://x:1', 'not http://HOST:PORT'),
+    ('upstream', 'http://host', 'the port is required'),
+    ('upstream', 'unix:relative.sock', 'unix:/ABSOLUTE'),
+    ('identity_headers', 'user:X-User nobody:X-Nobody', 'KIND:Field-Name'),
+    ('identity_headers', 'user:X-User user:X-Other', 'given twice'),
+    ('identity_headers', 'user:X(User)', 'not allowed in a field name'),
+])
+def test_bad_configuration_refused(realm, key, value, why):  # noqa: F811
+    site = dict(BASIC, handler='proxy', upstream='http://127.0.0.1:1')
+    site[key] = value
+    d = GhDaemon(realm, [('/p', site)])
+    try:
+        rc, err = d.check()
+        assert rc != 0 and why in err and key in err, err
+    finally:
+        d.stop()
+
+
+def rss_kb(pid):
+    """VmRSS of the daemon and its worker processes."""
+    total = 0
+    pids = [pid] + [int(p) for p in subprocess.run(['pgrep', '-P', str(pid)], capture_output=True,
+                                                   text=True).stdout.split()]
+    for p in pids:
+        try:
+            with open(f'/proc/{p}/status') as f:
+                total += next(int(x.split()[1]) for x in f if x.startswith('VmRSS:'))
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def rss_growth(gh, fn):
+    """(fn(), how many kB the daemon's RSS grew at most while fn ran)."""
+    base = rss_kb(gh.proc.pid)
+    peak = [base]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_kb(gh.proc.pid))
+            time.sleep(0.05)
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        return fn(), peak[0] - base
+    finally:
+        done.set()
+        t.join()
+
+
+@no_sanitizer
+def test_download_1gib_streams(gh, up):
+    """1 GiB relayed from the upstream to the client: the daemon's RSS grows by less than
+    16 MiB (the body is never buffered whole)."""
+    size = 1 << 30
+    get(gh, '/app/big?1048576', user='alice')  # warm the worker's buffers
+    p, grew = rss_growth(gh, lambda: subprocess.run(
+        ['curl', '-sS', '-u', 'alice:alicepw', '-o', '/dev/null', '-w',
+         '%{http_code} %{size_download}', gh.url(f'/app/big?{size}')],
+        capture_output=True, text=True, timeout=300))
+    assert p.stdout == f'200 {size}', p.stderr
+    assert grew < 16 * 1024, grew
+
+
+def stream_upload(port, path, size, chunked, auth):
+    """Sends size bytes (a repeated random MiB) as the body, Content-Length or chunked;
+    returns (status, upstream's echo or body, sha256 sent)."""
+    import hashlib
+    block = os.urandom(1 << 20)
+    h = hashlib.sha256()
+    c = Conn(port, timeout=120)
+    framing = 'Transfer-Encoding: chunked' if chunked else f'Content-Length: {size}'
+    c.send(f'POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n{framing}\r\n\r\n'.encode())
+    left = size
+    while left > 0:
+        piece = block[:min(left, len(block))]
+        h.update(piece)
+        c.send(b'%x\r\n' % len(piece) + piece + b'\r\n' if chunked else piece)
+        left -= len(piece)
+    if chunked:
+        c.send(b'0\r\n\r\n')
+    r = c.read_response()
+    c.close()
+    return r.status, r.body, h.hexdigest()
+
+
+@no_sanitizer
+def test_upload_1gib_streams(gh, up):
+    """1 GiB uploaded through the proxy (Content-Length), the upstream gets every byte; the
+    daemon's RSS grows by less than 16 MiB (the body is streamed, not buffered)."""
+    size = 1 << 30
+    stream_upload(gh.port, '/app/echo', 1 << 20, False, basic('alice'))  # warm buffers
+    (status, body, sha), grew = rss_growth(
+        gh, lambda: stream_upload(gh.port, '/app/echo', size, False, basic('alice')))
+    assert status == 200, body
+    seen = json.loads(body)
+    assert seen['body_len'] == size and seen['body_sha256'] == sha
+    assert grew < 16 * 1024, grew
+
+
+def test_chunked_upload_streams_chunked_upstream(gh, up):
+    status, body, sha = stream_upload(gh.port, '/app/echo', 5 << 20, True, basic('alice'))
+    assert status == 200
+    seen = json.loads(body)
+    assert seen['body_len'] == 5 << 20 and seen['body_sha256'] == sha
+    assert hdr(seen, 'Transfer-Encoding') == ['chunked'] and hdr(seen, 'Content-Length') == []
+
+
+def test_early_hints_relayed(gh, up):
+    c = Conn(gh.port)
+    c.send(f'GET /app/interim HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    first = c.read_response(head=True)
+    assert first.status == 103 and first.header('Link') == '</s.css>; rel=preload'
+    final = c.read_response()
+    assert final.status == 200 and final.body == b'after interim\n'
+    c.close()
+
+
+def test_client_gone_cancels_upstream(gh, up):
+    before = gh.log().count('client gone, upstream request cancelled')
+    c = Conn(gh.port)
+    c.send(f'GET /plain/slow?4 HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    time.sleep(0.5)
+    c.close()
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline and gh.log().count('client gone, upstream request cancelled') == before:
+        time.sleep(0.1)
+    assert gh.log().count('client gone, upstream request cancelled') > before, gh.log()[-2000:]
+    assert get(gh, '/plain/echo', user='alice').status == 200
+
+
+def test_websocket_relayed(gh, ws_up):
+    import asyncio
+    import websockets
+
+    async def run():
+        hdrs = {'Authorization': basic('bob'), 'X-Remote-User': 'root'}
+        async with websockets.connect(f'ws://127.0.0.1:{gh.port}/ws/', extra_headers=hdrs) as ws:
+            assert await ws.recv() == 'user=bob'
+            for m in ('one', 'two' * 1000, 'x' * 200000):
+                await ws.send(m)
+                assert await ws.recv() == m
+            # upgrade_idle_timeout = 2s: an idle upgraded connection is closed
+            await asyncio.sleep(3)
+            with pytest.raises(websockets.ConnectionClosed):
+                await ws.send('late')
+                await asyncio.wait_for(ws.recv(), 5)
+    asyncio.run(run())
+    assert get(gh, '/app/echo', user='alice').status == 200
+
+
+@pytest.mark.parametrize('path', ['/app/a/../b', '/app/./x', '/app/x/%2e%2E/y', '/app/x/..',
+                                  '/app/x/.%2e?q=1'])
+def test_dot_segments_refused(gh, up, path):
+    """The server matched the site and its rules on the normalized path: a raw path the
+    upstream would resolve differently (past a require /sub rule) never goes upstream."""
+    r = get(gh, path, user='alice')
+    assert r.status == 400
+
+    def dotted(t):
+        return any(seg in ('.', '..') for seg in t.split('?')[0].lower().replace('%2e', '.').split('/'))
+    assert not any(dotted(x['target']) for x in up.requests()), path
+    assert get(gh, '/app/x.y/..z/.../echo', user='alice').status == 200
+
+
+def test_timeout_after_head_closes_client(gh, up):
+    """The upstream stalls in the middle of its body (read timeout 1 s): the head already went
+    out, so the client connection is closed short of the announced length, never completed."""
+    c = Conn(gh.port, timeout=10)
+    c.send(f'GET /app/stall HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'.encode())
+    head = c.read_response(head=True)
+    assert head.status == 200 and head.header('Content-Length') == '100000'
+    got = b''
+    while True:
+        try:
+            d = c.s.recv(65536)
+        except OSError:
+            break
+        if not d:
+            break
+        got += d
+    c.close()
+    assert len(c.buf) + len(got) < 100000
+    assert get(gh, '/app/echo', user='alice').status == 200
+
+
+def test_reload_closes_idle_upstream_connections(gh, up):
+    """A reload may drop or change upstream lines: the pooled idle connections are closed (the
+    upstream sees them end), and requests go on."""
+    assert get(gh, '/plain/echo', user='alice').status == 200
+    cid = up.requests()[-1]['conn']
+    assert cid not in up.closed
+    gh.reload()
+    deadline = time.monotonic() + 5
+    while cid not in up.closed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert cid in up.closed
+    assert get(gh, '/plain/echo', user='alice').status == 200
