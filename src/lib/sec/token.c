@@ -947,13 +947,9 @@ int gh_token_access_check(gh_token_t h, const char *path, int mode)
     rc = -EINVAL;
     goto out;
   }
-  rc = gh__token_get(h, &t);
+  rc = gh__token_get_live(h, &t);
   if (rc != 0)
     goto out;
-  if (t->expiry != 0 && gh__sec_now() >= t->expiry) {
-    rc = GH_ETOKEN_EXPIRED;
-    goto out;
-  }
   rc = gh__sec_enter(t, t->level == GH_LEVEL_ANONYMOUS ? &t->imp : &t->own, &saved);
   if (rc != 0)
     goto out;
