@@ -199,10 +199,11 @@ static int get_connection(proxy_req_t *q, bool fresh)
   q->fd = -1;
   if (q->identity_key != NULL &&
       (r == -EACCES || r == -EPERM || r == GH_ENOT_FOUND || r == -EPROTONOSUPPORT)) {
-    /* connect as the client: the kernel refused this user (or there is
-     * none), which says nothing of the upstream's health */
+    /* connect as the client: the kernel refused this user (403), or there
+     * is none (401: the server adds the site's challenges, as authz does);
+     * neither says anything of the upstream's health */
     plog(q, GH_LOG_ERROR, "connect as the client", gh_strerror(r));
-    return r == -EPROTONOSUPPORT ? 500 : 403;
+    return r == -EPROTONOSUPPORT ? 500 : r == GH_ENOT_FOUND ? 401 : 403;
   }
   q->connect_failed = true;
   plog(q, GH_LOG_ERROR, "connect", r == -ETIMEDOUT ? "timed out" : gh_strerror(r));

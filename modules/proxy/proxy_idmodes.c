@@ -239,7 +239,7 @@ int proxy_idm_connect(proxy_req_t *q, int *ret_fd)
     ret = GH_ENOT_FOUND;
     gh_module_server_log(q->server, GH_LOG_ERROR,
                          "proxy: upstream %s: upstream_connect_as = client and the request has no "
-                         "user (add require = valid-user to the site)",
+                         "user: 401",
                          q->up->spec);
   } else {
     ret = gh_http_context_connect_unix(q->ctx, q->up->path, ret_fd);

@@ -160,9 +160,10 @@ def test_anonymous_carries_no_identity(gh):
 
 
 def test_connect_as_client_never_as_the_service(gh):
-    # anonymous on a connect-as-client site: refused, never connected as the service
+    # anonymous on a connect-as-client site: asked to sign in (the site's challenges), never
+    # connected as the service
     r = curl(gh.url('/peeranon/x'))
-    assert r.status == 403, r
+    assert r.status == 401 and r.header('WWW-Authenticate').startswith('Basic'), r
     r = curl(gh.url('/peeranon/x'), user='alice')
     assert r.status == 200 and json.loads(r.body)['peer']['uid'] == USERS['alice'][0], r
 
