@@ -169,19 +169,20 @@ const char *proxy_negotiate_token_of(const char *value, size_t *ret_len)
 static int decode_b64(const char *s, size_t len, unsigned char **ret, size_t *ret_len)
 {
   unsigned char *buf;
-  int n;
+  int n, pads;
   if (len == 0 || len % 4 != 0 || len / 4 * 3 > MAX_TOKEN)
     return -EBADMSG;
   buf = malloc(len / 4 * 3 + 1);
   if (buf == NULL)
     return -ENOMEM;
+  pads = (s[len - 1] == '=') + (s[len - 2] == '=');
   n = EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len);
-  if (n < 0) {
+  /* EVP_DecodeBlock counts the padding as zero bytes */
+  if (n < pads) {
     free(buf);
     return -EBADMSG;
   }
-  /* EVP_DecodeBlock counts the padding as zero bytes */
-  n -= (s[len - 1] == '=') + (s[len - 2] == '=');
+  n -= pads;
   *ret = buf;
   *ret_len = (size_t)n;
   return 0;
