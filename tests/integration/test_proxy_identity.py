@@ -206,13 +206,14 @@ def test_bad_key_refused_at_load(realm, app, keys):  # noqa: F811
 # ---- Kerberos to the upstream (MIT realm, the client's delegated credential) ----
 
 @pytest.fixture(scope='module')
-def krb(realm):  # noqa: F811
+def krb(realm, app):  # noqa: F811
     up = GhDaemon(realm, [('/whoami', {'handler': 'whoami', 'auth': 'negotiate'})])
     up.start()
-    front = GhDaemon(realm, [('/krb', {'handler': 'proxy', 'auth': 'negotiate',
-                                       'upstream': f'http://127.0.0.1:{up.port}/whoami',
-                                       'upstream_auth': 'negotiate',
-                                       'upstream_spn': 'HTTP/localhost'})])
+    krb_site = {'handler': 'proxy', 'auth': 'negotiate', 'upstream_auth': 'negotiate',
+                'upstream_spn': 'HTTP/localhost'}
+    front = GhDaemon(realm, [('/krb', dict(krb_site, upstream=f'http://127.0.0.1:{up.port}/whoami')),
+                             # an upstream that answers 200 without authenticating itself
+                             ('/noproof', dict(krb_site, upstream=f'unix:{app.sock}'))])
     front.start()
     yield front, up
     front.stop()
@@ -240,6 +241,14 @@ def test_negotiate_with_delegated_credential(realm, krb, user):  # noqa: F811
     assert j['name'] == f'{user}@{realm.realm}' and j['authType'] == 'Negotiate', j
     # the upstream's mutual token is the proxy's, never relayed as the front's own
     assert head.lower().count('www-authenticate: negotiate') <= 1, head
+
+
+def test_negotiate_upstream_without_mutual_auth_is_502(realm, krb):  # noqa: F811
+    front, _ = krb
+    status, head, body = negotiate(realm, f'http://localhost:{front.port}/noproof', 'alice',
+                                   delegate=True)
+    assert status == 502, (head, body)
+    assert 'did not authenticate itself' in open(front.errpath).read()
 
 
 def test_negotiate_without_credential_is_502(realm, krb):  # noqa: F811
