@@ -37,6 +37,8 @@
  * request only; later requests carry no extra header (persisted
  * authentication: "Authorization: Negotiate <token>" lines, each token
  * used once). Fewer lines than active connections is a usage error.
+ * --header "Name: value": one extra header line in every request (a
+ * session cookie: "Cookie: gh_session=...").
  * Output: one line of key=value pairs (parsed by the tests); rps is the
  * responses received while the run was timed (the first requests included)
  * per second of it.
@@ -72,6 +74,7 @@ static struct {
   unsigned duration_s, slow_interval_ms, ramp_per_tick;
   bool quiet;
   const char *first_headers;
+  const char *header; /* --header: in every request */
   long long expect_length; /* -1: any */
 } opt = {.path = "/", .conns = 1000, .active = 50, .duration_s = 10, .slow_interval_ms = 1000,
          .ramp_per_tick = 200, .expect_length = -1};
@@ -86,7 +89,7 @@ static struct {
 } st;
 
 static int epfd;
-static char request_buf[256];
+static char request_buf[4096];
 static size_t request_len;
 
 static uint64_t now_ms(void)
@@ -361,6 +364,10 @@ int main(int argc, char **argv)
     if (strcmp(a, "--first-headers") == 0 && v) {
       opt.first_headers = v;
       i++;
+    } else if (strcmp(a, "--header") == 0 && v && strchr(v, ':') && !strpbrk(v, "\r\n") &&
+               strlen(v) < 2048) {
+      opt.header = v;
+      i++;
     } else if (strcmp(a, "--expect-length") == 0 && v) {
       opt.expect_length = atoll(v);
       i++;
@@ -378,7 +385,7 @@ int main(int argc, char **argv)
     } else {
       fprintf(stderr, "usage: gh-load --port P [--host 127.0.0.1] [--conns N] [--active N] [--slow N]\n"
                       "       [--probes N] [--duration S] [--slow-interval-ms M] [--ramp N] [--path /]\n"
-                      "       [--first-headers FILE] [--expect-length N] [-q]\n");
+                      "       [--first-headers FILE] [--header 'Name: value'] [--expect-length N] [-q]\n");
       return 2;
     }
   }
@@ -396,7 +403,12 @@ int main(int argc, char **argv)
     return 2;
   }
   request_len = (size_t)snprintf(request_buf, sizeof(request_buf),
-                                 "GET %s HTTP/1.1\r\nHost: load\r\n\r\n", opt.path);
+                                 "GET %s HTTP/1.1\r\nHost: load\r\n%s%s\r\n", opt.path,
+                                 opt.header ? opt.header : "", opt.header ? "\r\n" : "");
+  if (request_len >= sizeof(request_buf)) {
+    fprintf(stderr, "gh-load: --path and --header too long\n");
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN);
   struct rlimit rl = {opt.conns + opt.slow + opt.probes + 64, opt.conns + opt.slow + opt.probes + 64};
   struct rlimit cur;

@@ -73,6 +73,12 @@ typedef struct gh_auth_sec_status {
 /* The token comes from the connection's cached (persisted) authentication,
  * not from an Authorization header on this request. */
 #define GH_AUTH_FLAG_TOKEN_FOR_CACHED_CRED 0x00000001u
+/* The identity comes from the group's session cookie
+ * (gh_url_group_set_auth_session), not from an Authorization header on this request: type and
+ * package_name are those of the authentication that minted the cookie, the
+ * token was made again for the account (no delegated credential, no SIDs),
+ * expiry is the session's end. */
+#define GH_AUTH_FLAG_SESSION 0x00000002u
 /* Channel binding (Extended Protection) status, on TLS connections of sites
  * with channel_binding medium or strict:
  *   CBT_PRESENT   the client's token carried channel bindings;
@@ -332,12 +338,54 @@ typedef struct gh_auth_settings {
    * the KDC refuses is left out (the request is served, the engine logs why). */
   gh_auth_s4u_t s4u;
   const char *s4u_targets; /* PROXY: space-separated SPNs "service/host"; copied */
+  /* The caller allocates this struct: it never grows (a field added here
+   * would be read past the end of an older application's copy). New per-site
+   * auth properties get a setter, like gh_url_group_set_auth_session. */
 } gh_auth_settings_t;
 
 /** Fills *settings with the defaults: no scheme offered, persist = ntlm,
  *  mutual-auth data sent by the server, 64 KiB token limit, channel
  *  binding medium, no SPN list. */
 GH_EXPORT void gh_auth_settings_init(gh_auth_settings_t *settings);
+
+/* ---- session cookies of a URL group (gh_url_group_set_auth_session) ----
+ *
+ * After a successful Negotiate, Kerberos, NTLM or Basic authentication the
+ * response carries an AES-256-GCM sealed cookie with the account, the name
+ * as authenticated, the scheme and its times; a later request without
+ * Authorization but with a valid cookie is delivered SUCCESS with
+ * GH_AUTH_FLAG_SESSION and a token made again for the account (it must
+ * still exist and pass min_uid). A tampered, expired, idle, wrong-key or
+ * malformed cookie is no cookie (the engine logs why, through
+ * gh_auth_config_t.log_cb). Never for Peer. The token has no delegated
+ * credential and no SIDs, and its groups come from NSS even where the site
+ * uses group_source = pac (gatehoused refuses that combination). See
+ * docs/security.md "Session cookies". */
+typedef struct gh_auth_session_settings {
+  const char *key_file;  /* required: one or two lines of 64 hex digits, the current key
+                            (seals and opens) then the previous one (opens only); owned
+                            by the process's euid or root, no access for others, no group
+                            write. Read by gh_url_group_set_auth_session and
+                            gh_server_reload_session_keys. Copied. */
+  unsigned max_age_s;    /* a session's life from its authentication, never past the
+                            Kerberos ticket's end; 0 = 8 h */
+  unsigned idle_s;       /* unused this long, a session ends; each use after a quarter of
+                            it sends a fresh cookie; 0 = 30 min */
+  const char *cookie;    /* cookie name (RFC 6265 token); NULL = "gh_session". Copied. */
+  const char *path;      /* cookie Path, and the site sealed into the cookie (a cookie of
+                            another site never opens here); NULL = the URL group's
+                            prefix. Copied. */
+  bool secure_always;    /* Secure on every listener, not only TLS ones */
+  const char *logout;    /* a URL path (exact match, under the group) the server answers
+                            200 itself, clearing the cookie; NULL = none. Copied. */
+  /* The caller allocates this struct: it never grows (a field added here
+   * would be read past the end of an older application's copy). New session
+   * properties get a setter. */
+} gh_auth_session_settings_t;
+
+/** Fills *settings with the defaults: everything NULL / 0 (8 h, 30 min,
+ *  "gh_session", the group's prefix, Secure on TLS only, no logout URL). */
+GH_EXPORT void gh_auth_session_settings_init(gh_auth_session_settings_t *settings);
 
 /* ---- the engine in a server (HTTP.sys-style server-side authentication) ----
  *
@@ -485,12 +533,39 @@ GH_EXPORT int gh_server_enable_auth(gh_server_t *server, const gh_auth_config_t 
  *  copy. */
 GH_EXPORT int gh_server_reload_keytab(gh_server_t *server, char *msg, size_t msglen);
 
+/** Whether path is a session_key_file gh_url_group_set_auth would take (the
+ *  same reads and checks, keys wiped at once): 0, or GH_ECONFIG with a
+ *  one-line reason in msg (may be NULL). Any thread. */
+GH_EXPORT int gh_auth_session_key_file_check(const char *path, char *msg, size_t msglen);
+
+/** Re-reads every site's session_key_file (SIGHUP): the new keys apply to
+ *  the next request; a cookie sealed with a key still in the file (current
+ *  or previous) keeps opening, so rotating "new current, old current as
+ *  previous" logs nobody out. A file that cannot be read or is invalid
+ *  keeps that site's keys. msg gets one line for the log. Returns 0 (also
+ *  when no site has sessions: msg empty), GH_ECONFIG (some file kept its
+ *  keys) or GH_ENOT_FOUND (no auth on the server). Any thread. */
+GH_EXPORT int gh_server_reload_session_keys(gh_server_t *server, char *msg, size_t msglen);
+
 /** Sets a URL group's auth settings (copied, the realm string too). A group
  *  without settings, or with schemes == 0, has no authentication:
  *  gh_request_get_auth_info returns NULL for its requests. Call after
  *  gh_server_enable_auth (GH_ESTATE otherwise) and before gh_server_start().
+ *  Replaces any earlier settings, session cookies included (off again).
  *  Returns 0, -EINVAL, GH_ESTATE or -ENOMEM. */
 GH_EXPORT int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *settings);
+
+/** Turns session cookies on for a group with auth settings
+ *  (gh_url_group_set_auth first; settings copied): reads and checks the
+ *  key file now (a server shares one read per path among its groups).
+ *  Before gh_server_start(). Returns 0; GH_ESTATE (no auth settings on the
+ *  group); GH_ECONFIG (the key file: the reason goes to
+ *  gh_auth_config_t.log_cb; gh_auth_session_key_file_check gives it too);
+ *  -EINVAL (no key_file, a cookie name that is not a token, a path or
+ *  logout URL not starting with '/' or holding a space, ';' ',' or a control
+ *  character); -ENOMEM. */
+GH_EXPORT int gh_url_group_set_auth_session(gh_url_group_t *group,
+                                            const gh_auth_session_settings_t *settings);
 
 /** The group's auth settings, or NULL. Lives as long as the group. Any thread. */
 GH_EXPORT const gh_auth_settings_t *gh_url_group_get_auth(const gh_url_group_t *group);

@@ -184,7 +184,8 @@ static void build_env(const cgi_run_t *run, envb_t *env)
   static const char *const vars[] = {
       "GATEWAY_INTERFACE", "SERVER_SOFTWARE", "SERVER_NAME",  "SERVER_PORT",    "SERVER_PROTOCOL",
       "REQUEST_METHOD",    "QUERY_STRING",    "REMOTE_ADDR",  "REMOTE_PORT",    "AUTH_TYPE",
-      "REMOTE_USER",       "LOGON_USER",      "CONTENT_TYPE", "CONTENT_LENGTH", "HTTPS"};
+      "REMOTE_USER",       "LOGON_USER",      "CONTENT_TYPE", "CONTENT_LENGTH", "HTTPS",
+      "AUTH_SESSION"};
   gh_http_request_t *req = gh_http_context_get_request(run->ctx);
 
   env_add(env, "PATH", "/usr/local/bin:/usr/bin:/bin");

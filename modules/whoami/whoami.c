@@ -65,6 +65,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
   const char *level = gh_http_user_get_variable(user, "level");
   const char *uid = gh_http_user_get_variable(user, "uid");
   const char *groups = gh_http_user_get_variable(user, "groups");
+  const char *session = NULL;
   char name[768], type[128], logon[384];
   char *sids = NULL;
   gh_token_statistics_t st;
@@ -108,6 +109,8 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
       sids = q;
     }
   }
+  if (gh_http_context_get_server_variable(ctx, "AUTH_SESSION", &session) != 0)
+    session = "";
   esc(gh_http_user_get_name(user), json, name, sizeof(name));
   esc(gh_http_user_get_auth_type(user), json, type, sizeof(type));
   esc(gh_http_user_get_local_name(user), json, logon, sizeof(logon));
@@ -118,17 +121,17 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     gh_http_response_printf(resp,
                             "{\"name\":\"%s\",\"authType\":\"%s\",\"logonUser\":\"%s\","
                             "\"impersonationToken\":\"%s\",\"level\":\"%s\",\"uid\":%s,"
-                            "\"groups\":[%s],\"sids\":[%s]}\n",
+                            "\"groups\":[%s],\"sids\":[%s],\"session\":\"%s\"}\n",
                             name, type, logon, tok ? "valid" : "NULL", level ? level : "",
-                            uid ? uid : "null", groups ? groups : "", sids ? sids : "");
+                            uid ? uid : "null", groups ? groups : "", sids ? sids : "", session);
   } else {
     gh_http_response_set_header(resp, "Content-Type", "text/xml; charset=utf-8", GH_HEADER_REPLACE);
     gh_http_response_printf(resp,
                             "<?xml version=\"1.0\"?>\n<user name=\"%s\" authType=\"%s\" "
                             "logonUser=\"%s\" impersonationToken=\"%s\" level=\"%s\" uid=\"%s\" "
-                            "groups=\"%s\" sids=\"%s\"/>\n",
+                            "groups=\"%s\" sids=\"%s\" session=\"%s\"/>\n",
                             name, type, logon, tok ? "valid" : "NULL", level ? level : "",
-                            uid ? uid : "", groups ? groups : "", sids ? sids : "");
+                            uid ? uid : "", groups ? groups : "", sids ? sids : "", session);
   }
   free(sids);
   return GH_REQUEST_FINISH;

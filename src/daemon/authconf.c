@@ -46,6 +46,7 @@ void gh_daemon_site_auth_init(gh_daemon_site_auth_t *sa)
 {
   memset(sa, 0, sizeof(*sa));
   gh_auth_settings_init(&sa->s);
+  gh_auth_session_settings_init(&sa->sess);
 }
 
 void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
@@ -54,6 +55,9 @@ void gh_daemon_site_auth_done(gh_daemon_site_auth_t *sa)
   free(sa->probe_dir);
   free(sa->allowed_spns);
   free(sa->s4u_targets);
+  free(sa->session_key_file);
+  free(sa->session_cookie);
+  free(sa->session_logout);
   memset(sa, 0, sizeof(*sa));
 }
 
@@ -303,6 +307,90 @@ static int parse_schemes(const char *v, bool allow_anonymous, uint32_t *ret_mask
   return 1;
 }
 
+/* A duration: seconds, or a number with s, m, h or d; from 1 s up to max_s. */
+static int parse_duration(const char *v, unsigned long long max_s, unsigned *ret, char *msg,
+                          size_t msglen)
+{
+  char num[32];
+  size_t len = strlen(v);
+  unsigned long long n = 0, mult = 1;
+
+  if (len > 0 && len < sizeof(num) && strchr("smhd", v[len - 1])) {
+    mult = v[len - 1] == 'm' ? 60 : v[len - 1] == 'h' ? 3600 : v[len - 1] == 'd' ? 86400 : 1;
+    len--;
+  }
+  if (len == 0 || len >= sizeof(num)) {
+    snprintf(msg, msglen, "'%s' is not a duration (seconds, or a number with s, m, h or d)", v);
+    return 0;
+  }
+  memcpy(num, v, len);
+  num[len] = '\0';
+  if (!gh_daemon_parse_uint(num, max_s, 0, &n) || n == 0 || n * mult > max_s) {
+    snprintf(msg, msglen, "'%s' is not a duration from 1 s to %llu s (s, m, h or d suffix)", v,
+             max_s);
+    return 0;
+  }
+  *ret = (unsigned)(n * mult);
+  return 1;
+}
+
+/* One of two words: *ret = (v is yes_word). 1, or 0 with a message. */
+static int parse_two(const char *v, const char *no_word, const char *yes_word, bool *ret,
+                     char *msg, size_t msglen)
+{
+  if (strcasecmp(v, yes_word) != 0 && strcasecmp(v, no_word) != 0) {
+    snprintf(msg, msglen, "'%s' is not %s | %s", v, yes_word, no_word);
+    return 0;
+  }
+  *ret = strcasecmp(v, yes_word) == 0;
+  return 1;
+}
+
+/* *own = a copy of v and the settings' *field points at it: 1, or 0 with msg. */
+static int set_site_str(char **own, const char **field, const char *v, char *msg, size_t msglen)
+{
+  if (!gh_daemon_set_str(own, v, msg, msglen))
+    return 0;
+  *field = *own;
+  return 1;
+}
+
+/* The session keys of a site (docs/gatehouse.conf.5 "Sessions"): 1, 0 or -1. */
+static int session_site_key(gh_daemon_site_auth_t *sa, const char *k, const char *v, char *msg,
+                            size_t msglen)
+{
+  if (strcmp(k, "session") == 0)
+    return parse_two(v, "off", "cookie", &sa->session, msg, msglen);
+  if (strcmp(k, "session_key_file") == 0) {
+    /* read and checked now: -t and a reload name a bad file by its line */
+    if (gh_auth_session_key_file_check(v, msg, msglen) != 0)
+      return 0;
+    return set_site_str(&sa->session_key_file, &sa->sess.key_file, v, msg, msglen);
+  }
+  if (strcmp(k, "session_max_age") == 0)
+    return parse_duration(v, 30 * 86400ull, &sa->sess.max_age_s, msg, msglen);
+  if (strcmp(k, "session_idle") == 0)
+    return parse_duration(v, 30 * 86400ull, &sa->sess.idle_s, msg, msglen);
+  if (strcmp(k, "session_cookie") == 0) {
+    if (v[0] == '\0' || strlen(v) > 64 || strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN"
+                                                  "OPQRSTUVWXYZ0123456789_-.") != strlen(v)) {
+      snprintf(msg, msglen, "'%s' is not a cookie name (letters, digits, _ - .; up to 64)", v);
+      return 0;
+    }
+    return set_site_str(&sa->session_cookie, &sa->sess.cookie, v, msg, msglen);
+  }
+  if (strcmp(k, "session_secure") == 0)
+    return parse_two(v, "tls", "always", &sa->sess.secure_always, msg, msglen);
+  if (strcmp(k, "session_logout") == 0) {
+    if (v[0] != '/' || strpbrk(v, " \t;,?#") != NULL || strlen(v) > 255) {
+      snprintf(msg, msglen, "'%s' is not a URL path (/..., without a query)", v);
+      return 0;
+    }
+    return set_site_str(&sa->session_logout, &sa->sess.logout, v, msg, msglen);
+  }
+  return -1;
+}
+
 int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char *v, char *msg,
                             size_t msglen)
 {
@@ -316,6 +404,8 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
     { "packed_context", &sa->s.packed_context },
   };
 
+  if (strncmp(k, "session", 7) == 0)
+    return session_site_key(sa, k, v, msg, msglen);
   if (strcmp(k, "auth") == 0) {
     sa->configured = true;
     return parse_schemes(v, true, &sa->s.schemes, &sa->anonymous, NULL, msg, msglen);
@@ -435,10 +525,55 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
   return -1;
 }
 
+/* session = cookie and its keys together. */
+static int session_check(const gh_daemon_site_auth_t *sa, const char *prefix, char *msg,
+                         size_t msglen)
+{
+  size_t pl = strlen(prefix);
+  unsigned max_age = sa->sess.max_age_s ? sa->sess.max_age_s : 8 * 3600;
+  unsigned idle = sa->sess.idle_s ? sa->sess.idle_s : 30 * 60;
+
+  if (!sa->session)
+    return 0;
+  if (sa->sess.key_file == NULL) {
+    snprintf(msg, msglen, "session = cookie needs session_key_file (two lines of 64 hex "
+                          "digits: openssl rand -hex 32)");
+    return GH_ECONFIG;
+  }
+  if (!(sa->s.schemes & (GH_AUTH_SCHEME_NEGOTIATE | GH_AUTH_SCHEME_KERBEROS |
+                         GH_AUTH_SCHEME_NTLM | GH_AUTH_SCHEME_BASIC))) {
+    snprintf(msg, msglen, "session = cookie needs a scheme that mints sessions (negotiate, "
+                          "kerberos, ntlm or basic; never peer)");
+    return GH_ECONFIG;
+  }
+  if (sa->s.group_source == GH_AUTH_GROUPS_PAC) {
+    snprintf(msg, msglen, "session = cookie with group_source = pac: a session's token is "
+                          "made again from the account, without the PAC; use group_source = "
+                          "nss on this site");
+    return GH_ECONFIG;
+  }
+  if (idle > max_age) {
+    snprintf(msg, msglen, "session_idle (%u s) is longer than session_max_age (%u s)", idle,
+             max_age);
+    return GH_ECONFIG;
+  }
+  if (sa->sess.logout != NULL &&
+      (strncmp(sa->sess.logout, prefix, pl) != 0 ||
+       (pl > 1 && sa->sess.logout[pl] != '/' && sa->sess.logout[pl] != '\0'))) {
+    snprintf(msg, msglen, "session_logout %s is not under the site %s", sa->sess.logout,
+             prefix);
+    return GH_ECONFIG;
+  }
+  return 0;
+}
+
 int gh_daemon_auth_check(const gh_daemon_auth_t *a, const gh_daemon_site_auth_t *sa,
-                         char *msg, size_t msglen)
+                         const char *prefix, char *msg, size_t msglen)
 {
   uint32_t s = sa->s.schemes;
+
+  if (session_check(sa, prefix, msg, msglen) != 0)
+    return GH_ECONFIG;
 
   if ((s & GH_AUTH_SCHEME_KERBEROS) && a->keytab == NULL) {
     snprintf(msg, msglen, "auth = kerberos needs [server] keytab");

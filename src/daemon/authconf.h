@@ -42,6 +42,11 @@ typedef struct gh_daemon_site_auth {
   char *probe_dir;           /* handler = authinfo: where the kernel-uid probe file is made */
   char *allowed_spns;        /* s.allowed_spns points at it (tlsconf.c / authconf.c) */
   char *s4u_targets;         /* s.s4u_targets points at it */
+  bool session;              /* session = cookie: gh_url_group_set_auth_session(sess) */
+  gh_auth_session_settings_t sess; /* its strings point at the three below */
+  char *session_key_file;    /* sess.key_file (checked when parsed) */
+  char *session_cookie;      /* sess.cookie */
+  char *session_logout;      /* sess.logout */
 } gh_daemon_site_auth_t;
 
 void gh_daemon_auth_init(gh_daemon_auth_t *a);
@@ -57,9 +62,10 @@ int gh_daemon_auth_site_key(gh_daemon_site_auth_t *sa, const char *k, const char
                             size_t msglen);
 
 /** Cross-key checks after parsing (e.g. negotiate without keytab or NTLM
- *  user file). 0 or GH_ECONFIG with msg. */
+ *  user file, session = cookie without a key file, a logout URL outside
+ *  the site prefix). 0 or GH_ECONFIG with msg. */
 int gh_daemon_auth_check(const gh_daemon_auth_t *a, const gh_daemon_site_auth_t *sa,
-                         char *msg, size_t msglen);
+                         const char *prefix, char *msg, size_t msglen);
 
 /** The engine's configuration from the [server] keys; ntlm as given. */
 void gh_daemon_auth_engine_config(const gh_daemon_auth_t *a, bool ntlm, gh_auth_config_t *ret);

@@ -575,7 +575,7 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
              gh_daemon_metrics_allow_parse("loopback", &s->metrics_allow, amsg, sizeof(amsg)) != 0)
       what = amsg;
     else if (s->auth.configured &&
-             gh_daemon_auth_check(&cfg->auth, &s->auth, amsg, sizeof(amsg)) != 0)
+             gh_daemon_auth_check(&cfg->auth, &s->auth, s->prefix, amsg, sizeof(amsg)) != 0)
       what = amsg;
     if (what != NULL) {
       ret = GH_ECONFIG;

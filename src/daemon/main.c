@@ -119,6 +119,12 @@ static int setup_auth(const gh_daemon_config_t *cfg, gh_server_t *srv, gh_url_gr
       gh_dlog(LOG_ERR, "[site %s] auth: %s", cfg->sites[i].prefix, gh_strerror(ret));
       goto out;
     }
+    if (cfg->sites[i].auth.session)
+      ret = gh_url_group_set_auth_session(groups[i], &cfg->sites[i].auth.sess);
+    if (ret != 0) {
+      gh_dlog(LOG_ERR, "[site %s] session: %s", cfg->sites[i].prefix, gh_strerror(ret));
+      goto out;
+    }
   }
 out:
   return ret;
@@ -359,6 +365,10 @@ static void reload(const char *file, const gh_daemon_config_t *cfg, gh_pipeline_
             err[0] ? err : gh_strerror(e));
   e = gh_server_reload_keytab(srv, err, sizeof(err)); /* a bad file keeps the keys */
   if (e != GH_ENOT_FOUND)
+    gh_dlog(e == 0 ? LOG_INFO : LOG_ERR, "auth: %s", err);
+  /* session keys: the file is read again (rotation); a bad one keeps them */
+  e = gh_server_reload_session_keys(srv, err, sizeof(err));
+  if (e != GH_ENOT_FOUND && err[0])
     gh_dlog(e == 0 ? LOG_INFO : LOG_ERR, "auth: %s", err);
   e = gh_accesslog_reopen();
   if (e != 0)

@@ -44,10 +44,12 @@ class Conn:
         self.buf = b''
         self.used = 0
 
-    def request(self, path, authz=None):
+    def request(self, path, authz=None, headers=()):
         h = f'GET {path} HTTP/1.1\r\nHost: www.gh.test\r\nAccept: application/json\r\n'
         if authz:
             h += f'Authorization: {authz}\r\n'
+        for k, v in headers:
+            h += f'{k}: {v}\r\n'
         self.s.sendall((h + '\r\n').encode())
         while b'\r\n\r\n' not in self.buf:
             d = self.s.recv(65536)
@@ -377,6 +379,10 @@ class Node:
                  # Kerberos persisted on the connection too (authPersistNonNTLM)
                  '', '[site /persist]', 'handler = whoami', 'auth = negotiate ntlm basic',
                  'persist = all',
+                 # sessions: one key file for the farm (docs/farm.md "The session key")
+                 '', '[site /sess]', 'handler = whoami', 'auth = negotiate ntlm basic',
+                 'basic_over_plain_http = yes', 'session = cookie',
+                 f'session_key_file = {farm.session_key}',
                  '', '[site /health]', 'handler = fixed', 'body = ok']
         self.conf = os.path.join(self.dir, 'gatehouse.conf')
         with open(self.conf, 'w') as f:
@@ -595,6 +601,10 @@ class Farm:
         os.chmod(self.redis_pw, 0o600)
         self.redis = Redis(self.dir, password='farm-replay-store', tcp=True,
                            bind=sorted({self.net.host_addr(i) for i in (1, 2, 3)})).start()
+        self.session_key = os.path.join(self.dir, 'session.key')
+        with open(self.session_key, 'w') as f:
+            f.write(os.urandom(32).hex() + '\n')
+        os.chmod(self.session_key, 0o600)
         self.nodes = [Node(self, i) for i in (1, 2, 3)]
         for n in self.nodes:
             n.start()
@@ -709,6 +719,45 @@ def whoami_at(farm, node, authz):
         return whoami(None, authz, c)
     finally:
         c.close()
+
+
+def sess_at(farm, node, authz=None, cookie=None):
+    """GET /sess straight to a node (as whoami_at): (status, Server, body, Set-Cookie values)."""
+    c = Conn(node.addr, node.port) if farm.net.namespaces else Conn('127.0.0.1', node.port)
+    try:
+        st, hdrs, body = c.request('/sess', authz, [('Cookie', cookie)] if cookie else ())
+    finally:
+        c.close()
+    sc = [v for k, v in hdrs if k.lower() == 'set-cookie']
+    return st, header(hdrs, 'Server'), json.loads(body) if st == 200 else body, sc
+
+
+def test_session_minted_on_one_node_is_accepted_by_the_others(farm):
+    """A session cookie minted by n1 (Negotiate for the farm's name) opens on n2 and n3
+    (one session_key_file on every node) and through haproxy's HTTP mode on whichever node;
+    a cookie for another site (/whoami has no sessions) is not one there."""
+    st, who, body, sc = sess_at(farm, farm.nodes[0], negotiate_token(farm, 'bob', SPN))
+    assert st == 200 and who == 'n1' and body['logonUser'] == 'bob' and body['session'] == ''
+    assert len(sc) == 1 and sc[0].startswith('gh_session=') and 'Path=/sess;' in sc[0], sc
+    cookie = sc[0].split(';', 1)[0]
+    for node in farm.nodes:
+        st, who, body, _ = sess_at(farm, node, cookie=cookie)
+        assert st == 200 and who == node.name, (st, who, body)
+        assert body['logonUser'] == 'bob' and body['uid'] == UIDS['bob']
+        assert body['authType'] == 'Negotiate' and body['session'] == 'cookie'
+    seen = set()
+    c = Conn('127.0.0.1', farm.haproxy.hport)
+    try:
+        for _ in range(9):
+            st, hdrs, body = c.request('/sess', None, [('Cookie', cookie)])
+            body = json.loads(body)
+            assert st == 200 and body['logonUser'] == 'bob' and body['session'] == 'cookie'
+            seen.add(header(hdrs, 'Server'))
+            c.close()
+            c = Conn('127.0.0.1', farm.haproxy.hport)
+    finally:
+        c.close()
+    assert seen == {'n1', 'n2', 'n3'}, seen
 
 
 # ---- NTLM through haproxy's HTTP mode ----

@@ -1,4 +1,4 @@
-"""test_metrics.py: handler = metrics on gatehoused with two worker processes — every scrape valid for promtool, counters (requests by site and code, latency histogram, auth attempts and failure causes, replays, impersonations, connections, worker processes) moving by the right amounts summed over both processes, a worker killed (SIGKILL) counted as a restart with no counter going down, Redis replay store errors, metrics_allow (403), GET only, config errors."""
+"""test_metrics.py: handler = metrics on gatehoused with two worker processes — every scrape valid for promtool, counters (requests by site and code, latency histogram, auth attempts and failure causes, replays, impersonations, connections, worker processes) moving by the right amounts summed over both processes, a worker killed (SIGKILL) counted as a restart with no counter going down, Redis replay store errors, session cookies minted / accepted / refused by reason, metrics_allow (403), GET only, config errors."""
 import os
 import re
 import shutil
@@ -36,8 +36,13 @@ LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 @pytest.fixture(scope='module')
 def gh(realm, tmp_path_factory):
-    d = Gatehoused(realm, tmp_path_factory.mktemp('ghm'), SITES,
-                   server={'processes': 2, 'workers': 2})
+    tmp = tmp_path_factory.mktemp('ghm')
+    kf = tmp / 'session.key'
+    kf.write_text(os.urandom(32).hex() + '\n')
+    kf.chmod(0o600)
+    sess = ('/sess', {'auth': 'basic', 'basic_over_plain_http': 'yes', 'session': 'cookie',
+                      'session_key_file': str(kf)})
+    d = Gatehoused(realm, tmp, SITES + [sess], server={'processes': 2, 'workers': 2})
     d.start()
     wait_children(d.proc.pid, 2)
     yield d
@@ -262,3 +267,31 @@ def test_replay_store_errors_and_503_counted(realm, cc, tmp_path):
     finally:
         a.stop()
         rd.stop()
+
+
+def test_session_cookies_minted_accepted_refused(gh):
+    """The session counters move through the session path's one decision point, summed
+    over both processes: a Basic logon mints, the cookie on three new connections is
+    accepted three times, a changed byte is refused as invalid, garbage as malformed."""
+    before = scrape(gh)
+    c = Raw(gh)
+    st, hdrs, b = c.get('/sess', basic('alice', 'alicepw'))
+    c.close()
+    assert st == 200 and b['status'] == 'SUCCESS', b
+    sc = [v for k, v in hdrs if k.lower() == 'set-cookie']
+    assert len(sc) == 1 and sc[0].startswith('gh_session='), hdrs
+    value = sc[0].split(';', 1)[0].split('=', 1)[1]
+    tampered = value[:20] + ('A' if value[20] != 'A' else 'B') + value[21:]
+    for cookie, want in ((value, 200), (value, 200), (value, 200), (tampered, 401),
+                         ('!!not-base64!!', 401)):
+        c = Raw(gh)
+        st, _, b = c.get('/sess', headers=[('Cookie', f'gh_session={cookie}')])
+        c.close()
+        assert st == want, (cookie, st, b)
+        if want == 200:
+            assert b['status'] == 'SUCCESS' and b['kernel_uid'] == UIDS['alice'], b
+    after = scrape(gh)
+    assert delta(before, after, 'gatehouse_sessions_minted_total') == 1
+    assert delta(before, after, 'gatehouse_sessions_accepted_total') == 3
+    assert delta(before, after, 'gatehouse_sessions_refused_total', reason='invalid') == 1
+    assert delta(before, after, 'gatehouse_sessions_refused_total', reason='malformed') == 1

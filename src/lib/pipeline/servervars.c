@@ -63,6 +63,12 @@ int gh_http_context_get_server_variable(gh_http_context_t *ctx, const char *name
     v = (in->auth && in->auth->status == GH_AUTH_STATUS_SUCCESS && in->auth->package_name)
             ? in->auth->package_name
             : "";
+  } else if (strcmp(name, "AUTH_SESSION") == 0) {
+    /* "cookie": the identity came from the site's session cookie */
+    v = (in->auth && in->auth->status == GH_AUTH_STATUS_SUCCESS &&
+         (in->auth->flags & GH_AUTH_FLAG_SESSION))
+            ? "cookie"
+            : "";
   } else if (strcmp(name, "REMOTE_ADDR") == 0 || strcmp(name, "REMOTE_HOST") == 0) {
     v = in->remote_addr ? in->remote_addr : "";
   } else if (strcmp(name, "REMOTE_PORT") == 0) {

@@ -76,7 +76,7 @@ static void test_whoami_xml_and_json(void **state)
   assert_int_equal(r.status, 200);
   assert_non_null(strstr(r.out, "<user name=\"alice@EXAMPLE.ORG\" authType=\"Negotiate\""));
   assert_non_null(strstr(r.out, "impersonationToken=\"valid\" level=\"impersonate\" "
-                                "uid=\"20001\" groups=\"30001,30010\" sids=\"\"/>"));
+                                "uid=\"20001\" groups=\"30001,30010\" sids=\"\" session=\"\"/>"));
   assert_non_null(strstr(r.headers, "Content-Type: text/xml"));
   run_whoami(false, NULL, &r);
   assert_non_null(strstr(r.out, "<user name=\"\" authType=\"\""));
@@ -84,7 +84,7 @@ static void test_whoami_xml_and_json(void **state)
   run_whoami(true, "application/json", &r);
   assert_non_null(strstr(r.out, "\"name\":\"alice@EXAMPLE.ORG\""));
   assert_non_null(strstr(r.out, "\"impersonationToken\":\"valid\""));
-  assert_non_null(strstr(r.out, "\"groups\":[30001,30010],\"sids\":[]}"));
+  assert_non_null(strstr(r.out, "\"groups\":[30001,30010],\"sids\":[],\"session\":\"\"}"));
 }
 
 /* A module built against the first ABI 2 header (arrays and masks) still

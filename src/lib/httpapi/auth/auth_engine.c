@@ -13,6 +13,7 @@
 #include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_pac.h"
+#include "httpapi/auth/auth_session.h"
 #include "httpapi/auth/auth_sidcache.h"
 #include "util/alloc.h"
 
@@ -155,6 +156,7 @@ void gh__auth_conn_free(gh__auth_conn_t *c)
   gh__auth_conn_reset_ctx(c);
   conn_drop_identity(c);
   gh__auth_basic_memo_clear(c);
+  gh__auth_session_memo_clear(c);
   free(c);
 }
 

@@ -130,6 +130,12 @@ struct gh__auth_conn {
   size_t memo_dec_len;
   unsigned char memo_key[GH__AUTH_BASIC_KEY_SIZE];
   char *memo_user;
+  /* Session memo (auth_session_step.c): the last session cookie value this
+   * connection opened, its site, claims and an own handle of its token. The
+   * same value again on this connection within GH__SESSION_MEMO_S is
+   * delivered from it after the time checks: no GCM, no token made.
+   * Freed with the connection. */
+  struct gh__session_memo *session_memo;
 };
 
 /* ---- the step's common parts (auth_engine.c) ---- */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <syslog.h>
 
 #include <gatehouse/authinfo.h>
 #include <gatehouse/error.h>
@@ -12,6 +13,9 @@
 #include <gatehouse/token.h>
 
 #include "httpapi/auth/auth.h"
+#include "httpapi/auth/auth_engine.h"
+#include "httpapi/auth/auth_internal.h"
+#include "httpapi/auth/auth_session.h"
 #include "httpapi/hooks.h"
 #include "httpapi/metrics.h"
 #include "sec/runas.h"
@@ -30,8 +34,16 @@
  *            left open (DESIGN.md item 11: unusable after the request).
  */
 
+typedef struct gh__auth_keyfile {
+  struct gh__auth_keyfile *next;
+  gh__session_keys_t *keys;
+} gh__auth_keyfile_t;
+
 typedef struct gh__auth_server {
   gh__auth_engine_t *engine;
+  /* session key files, one per path, shared by the sites naming it;
+   * written before start only, re-read in place (SIGHUP) */
+  gh__auth_keyfile_t *keyfiles;
 } gh__auth_server_t;
 
 typedef struct gh__auth_site {
@@ -39,6 +51,10 @@ typedef struct gh__auth_site {
   char *realm;
   char *allowed_spns;
   char *s4u_targets;
+  char *session_cookie;
+  char *session_path;
+  char *session_logout;
+  gh__session_site_t session; /* keys NULL: no sessions */
 } gh__auth_site_t;
 
 typedef struct gh__auth_req {
@@ -47,6 +63,7 @@ typedef struct gh__auth_req {
   const gh__auth_site_t *site;
   gh__auth_transport_t tp;
   bool mutual_added;
+  char *set_cookie; /* a Set-Cookie value for the response (session), or NULL */
 } gh__auth_req_t;
 
 void gh_auth_config_init(gh_auth_config_t *cfg)
@@ -63,6 +80,12 @@ static void server_state_free(void *p)
   if (!as)
     return;
   gh__auth_engine_free(as->engine);
+  while (as->keyfiles) {
+    gh__auth_keyfile_t *k = as->keyfiles;
+    as->keyfiles = k->next;
+    gh__session_keys_free(k->keys);
+    free(k);
+  }
   free(as);
 }
 
@@ -83,6 +106,7 @@ static void req_slot_free(void *p)
     (void)gh_token_close(rq->r.info.token);
   rq->r.info.token = 0;
   gh__auth_result_done(&rq->r);
+  free(rq->set_cookie);
   free(rq);
 }
 
@@ -95,6 +119,9 @@ static void site_free(void *p)
   free(site->realm);
   free(site->allowed_spns);
   free(site->s4u_targets);
+  free(site->session_cookie);
+  free(site->session_path);
+  free(site->session_logout);
   free(site);
 }
 
@@ -126,6 +153,50 @@ static const char *authorization(gh_request_t *req, unsigned *ret_count)
   }
   *ret_count = count;
   return first;
+}
+
+/* The values of the site's cookie in the request's Cookie headers. */
+static size_t session_cookies(gh_request_t *req, const char *cookie, const char **vals,
+                              size_t *lens)
+{
+  size_t n = gh_request_get_header_count(req), found = 0;
+  const char *name, *value;
+
+  for (size_t i = 0; i < n && found < GH__SESSION_MAX_CANDIDATES; i++)
+    if (gh_request_get_header_at(req, i, &name, &value) == 0 && strcasecmp(name, "Cookie") == 0)
+      found += gh__session_cookie_find(value, strlen(value), cookie, vals + found, lens + found,
+                                       GH__SESSION_MAX_CANDIDATES - found);
+  return found;
+}
+
+enum { SESSION_RUN_STEP, SESSION_REPLIED, SESSION_RECORD };
+
+/* Session cookies (auth_session_step.c), before the step: the logout URL
+ * is answered here (SESSION_REPLIED); a request without Authorization
+ * whose cookie opens gets its record from it (SESSION_RECORD: no step). */
+static int session_gate(gh_request_t *req, gh__auth_server_t *as, gh__auth_conn_t *conn,
+                        const gh__auth_site_t *site, gh__auth_req_t *rq, const char *authz)
+{
+  const gh__session_site_t *ss = &site->session;
+  const char *path = gh_request_get_path(req), *vals[GH__SESSION_MAX_CANDIDATES];
+  size_t lens[GH__SESSION_MAX_CANDIDATES], n;
+  bool tls = rq->tp.kind == GH__AUTH_TRANSPORT_TLS;
+
+  if (ss->logout && path && strcmp(path, ss->logout) == 0) {
+    char *clear = gh__auth_session_clear_cookie(ss, tls);
+    const char *hdrs[2] = {"Set-Cookie", clear};
+    gh__auth_session_memo_clear(conn); /* this connection forgets it too */
+    gh__request_reply(req, 200, NULL, hdrs, clear ? 1 : 0, "logged out\n");
+    free(clear);
+    return SESSION_REPLIED;
+  }
+  /* an Authorization header is always verified; a Unix peer is who it is */
+  if (authz || (rq->tp.kind == GH__AUTH_TRANSPORT_UNIX && (site->s.schemes & GH_AUTH_SCHEME_PEER)))
+    return SESSION_RUN_STEP;
+  n = session_cookies(req, ss->name, vals, lens);
+  if (gh__auth_session_use(as->engine, conn, ss, vals, lens, n, tls, &rq->r, &rq->set_cookie) != 0)
+    return SESSION_RECORD;
+  return SESSION_RUN_STEP;
 }
 
 /* The scheme an Authorization names, for the counters of a step the engine
@@ -191,7 +262,7 @@ static int auth_gate(gh_request_t *req, void *arg)
   const void *cbt = NULL;
   size_t cbt_len = 0;
   unsigned n_authz = 0;
-  int ret = GH__GATE_DELIVER;
+  int ret = GH__GATE_DELIVER, sess;
 
   if (!site || site->s.schemes == 0)
     goto out;
@@ -221,13 +292,23 @@ static int auth_gate(gh_request_t *req, void *arg)
     ret = GH__GATE_HANDLED;
     goto out;
   }
-  if (rq->tp.kind == GH__AUTH_TRANSPORT_TLS)
-    cbt = gh__request_get_channel_binding(req, &cbt_len);
-  ret = gh__auth_step_tls(as->engine, conn, &site->s, &rq->tp, cbt, cbt_len, authz,
-                          authz ? strlen(authz) : 0, &rq->r);
-  if (ret < 0)
+  sess = site->session.keys ? session_gate(req, as, conn, site, rq, authz) : SESSION_RUN_STEP;
+  if (sess == SESSION_REPLIED) {
+    ret = GH__GATE_HANDLED;
     goto out;
-  count_step(rq, authz);
+  }
+  if (sess == SESSION_RUN_STEP) {
+    if (rq->tp.kind == GH__AUTH_TRANSPORT_TLS)
+      cbt = gh__request_get_channel_binding(req, &cbt_len);
+    ret = gh__auth_step_tls(as->engine, conn, &site->s, &rq->tp, cbt, cbt_len, authz,
+                            authz ? strlen(authz) : 0, &rq->r);
+    if (ret < 0)
+      goto out;
+    count_step(rq, authz); /* a session's own outcomes: session_outcome */
+    if (site->session.keys)
+      gh__auth_session_mint(as->engine, &site->session, &site->s,
+                            rq->tp.kind == GH__AUTH_TRANSPORT_TLS, &rq->r, &rq->set_cookie);
+  }
   switch (rq->r.verdict) {
   case GH__AUTH_DELIVER:
     ret = GH__GATE_DELIVER;
@@ -285,6 +366,13 @@ static void auth_response_hook(gh_request_t *req, int status, void *arg)
   (void)arg;
   if (!rq)
     return;
+  /* a session minted or refreshed by this request; never on a 401 (the
+   * application refused the identity) */
+  if (rq->set_cookie && status != 401) {
+    (void)gh_response_add_header(req, "Set-Cookie", rq->set_cookie);
+    free(rq->set_cookie);
+    rq->set_cookie = NULL;
+  }
   if (status >= 200 && status < 300) {
     /* item 7: the mutual-auth token on the final 2xx, unless the site
      * hands it to the application (receive_mutual_auth) or the
@@ -387,6 +475,157 @@ int gh_server_reload_keytab(gh_server_t *server, char *msg, size_t msglen)
     return GH_ENOT_FOUND;
   }
   return gh__auth_engine_reload_keytab(as->engine, msg, msglen);
+}
+
+/* *dst = a copy of src (NULL stays NULL); -ENOMEM. */
+static int dup_opt(char **dst, const char *src)
+{
+  *dst = src ? gh__strdup(src) : NULL;
+  return (src && !*dst) ? -ENOMEM : 0;
+}
+
+/* A cookie name is an RFC 6265 token; a Path and logout URL start with '/'
+ * and hold no ';', space or control character. */
+static bool session_word_ok(const char *w, bool path)
+{
+  if (!w || !w[0] || strlen(w) > 255 || (path && w[0] != '/'))
+    return false;
+  for (const unsigned char *p = (const unsigned char *)w; *p; p++)
+    if (*p <= 0x20 || *p >= 0x7f || *p == ';' || *p == ',' ||
+        (!path && strchr("()<>@:\\\"/[]?={}", *p)))
+      return false;
+  return true;
+}
+
+/* The server's key file for path, read now the first time a site names it. */
+static int keyfile_get(gh__auth_server_t *as, const char *path, gh__session_keys_t **ret_keys)
+{
+  gh__auth_keyfile_t *k;
+  char msg[256];
+  int ret;
+
+  for (k = as->keyfiles; k; k = k->next)
+    if (strcmp(gh__session_keys_path(k->keys), path) == 0) {
+      *ret_keys = k->keys;
+      return 0;
+    }
+  k = gh__calloc(1, sizeof(*k));
+  if (!k)
+    return -ENOMEM;
+  ret = gh__session_keys_load(path, &k->keys, msg, sizeof(msg));
+  if (ret) {
+    gh__auth_log(as->engine->log_cb, as->engine->log_arg, LOG_ERR, msg);
+    free(k);
+    return ret;
+  }
+  k->next = as->keyfiles;
+  as->keyfiles = k;
+  *ret_keys = k->keys;
+  return 0;
+}
+
+void gh_auth_session_settings_init(gh_auth_session_settings_t *settings)
+{
+  memset(settings, 0, sizeof(*settings));
+}
+
+/* The group's session settings: checked copies, defaults, the key file. */
+static int site_session(gh__auth_server_t *as, gh_url_group_t *group, gh__auth_site_t *site,
+                        const gh_auth_session_settings_t *set)
+{
+  gh__session_site_t ss = {0};
+  const char *prefix = gh_url_group_get_prefix(group);
+  char *cookie = NULL, *path = NULL, *logout = NULL;
+  int ret = 0;
+
+  if (dup_opt(&cookie, set->cookie ? set->cookie : "gh_session") ||
+      dup_opt(&path, set->path ? set->path
+                     : prefix  ? prefix
+                               : "/") ||
+      dup_opt(&logout, set->logout)) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  if (!set->key_file || !session_word_ok(cookie, false) || !session_word_ok(path, true) ||
+      (logout && !session_word_ok(logout, true))) {
+    ret = -EINVAL;
+    goto out;
+  }
+  ret = keyfile_get(as, set->key_file, &ss.keys);
+  if (ret)
+    goto out;
+  ss.name = cookie;
+  ss.site = path;
+  ss.max_age_s = set->max_age_s ? set->max_age_s : 8 * 3600;
+  ss.idle_s = set->idle_s ? set->idle_s : 30 * 60;
+  ss.secure_always = set->secure_always;
+  ss.logout = logout;
+  free(site->session_cookie);
+  free(site->session_path);
+  free(site->session_logout);
+  site->session_cookie = cookie;
+  site->session_path = path;
+  site->session_logout = logout;
+  cookie = path = logout = NULL;
+  site->session = ss;
+out:
+  free(cookie);
+  free(path);
+  free(logout);
+  return ret;
+}
+
+int gh_url_group_set_auth_session(gh_url_group_t *group, const gh_auth_session_settings_t *settings)
+{
+  gh__auth_site_t *site = group ? gh__url_group_get_auth_slot(group) : NULL;
+
+  if (!group || !settings)
+    return -EINVAL;
+  if (!site)
+    return GH_ESTATE; /* gh_url_group_set_auth first */
+  return site_session(gh__server_get_auth_state(gh__url_group_get_server(group)), group, site,
+                      settings);
+}
+
+int gh_auth_session_key_file_check(const char *path, char *msg, size_t msglen)
+{
+  gh__session_keys_t *k = NULL;
+  char buf[256] = "";
+  int ret = gh__session_keys_load(path, &k, buf, sizeof(buf));
+
+  gh__session_keys_free(k);
+  if (ret == -ENOMEM)
+    snprintf(buf, sizeof(buf), "out of memory");
+  if (msg && msglen)
+    snprintf(msg, msglen, "%s", buf);
+  return ret == 0 ? 0 : GH_ECONFIG;
+}
+
+int gh_server_reload_session_keys(gh_server_t *server, char *msg, size_t msglen)
+{
+  gh__auth_server_t *as = server ? gh__server_get_auth_state(server) : NULL;
+  char one[256];
+  size_t used = 0, ok = 0;
+  int ret = 0;
+
+  if (msg && msglen)
+    msg[0] = '\0';
+  if (!as)
+    return GH_ENOT_FOUND;
+  for (gh__auth_keyfile_t *k = as->keyfiles; k; k = k->next) {
+    one[0] = '\0';
+    if (gh__session_keys_reload(k->keys, one, sizeof(one)) == 0) {
+      ok++;
+      continue;
+    }
+    ret = GH_ECONFIG;
+    if (msg && used < msglen)
+      used += (size_t)snprintf(msg + used, msglen - used, "%s%s; its keys are kept",
+                               used ? "; " : "", one);
+  }
+  if (msg && ret == 0 && ok > 0)
+    snprintf(msg, msglen, "session keys re-read from %zu file%s", ok, ok == 1 ? "" : "s");
+  return ret;
 }
 
 int gh_url_group_set_auth(gh_url_group_t *group, const gh_auth_settings_t *settings)

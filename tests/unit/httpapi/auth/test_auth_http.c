@@ -354,6 +354,60 @@ static void test_check_ccache_dir(void **state)
   rmdir(base);
 }
 
+/* gh_url_group_set_auth_session: order, checks, the key file, replacing
+ * the auth settings turns it off. */
+static void test_session_setter(void **state)
+{
+  gh_server_t *srv = NULL;
+  gh_url_group_t *g = NULL, *g2 = NULL;
+  gh_auth_config_t ac;
+  gh_auth_settings_t as;
+  gh_auth_session_settings_t ss;
+  char err[256], kf[] = "/tmp/gh-test-sesskey-XXXXXX";
+  int fd = mkstemp(kf);
+
+  (void)state;
+  assert_true(fd >= 0);
+  assert_int_equal(
+      write(fd, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n", 65), 65);
+  fchmod(fd, 0600);
+  close(fd);
+  assert_int_equal(gh_server_new(NULL, &srv), 0);
+  assert_int_equal(gh_server_add_url_group(srv, "/app", NULL, NULL, &g), 0);
+  assert_int_equal(gh_server_add_url_group(srv, "/b", NULL, NULL, &g2), 0);
+  gh_auth_config_init(&ac);
+  assert_int_equal(gh_server_enable_auth(srv, &ac, err, sizeof(err)), 0);
+  gh_auth_session_settings_init(&ss);
+  ss.key_file = kf;
+  assert_int_equal(gh_url_group_set_auth_session(g, &ss), GH_ESTATE); /* no auth settings */
+  gh_auth_settings_init(&as);
+  as.schemes = GH_AUTH_SCHEME_BASIC;
+  assert_int_equal(gh_url_group_set_auth(g, &as), 0);
+  assert_int_equal(gh_url_group_set_auth(g2, &as), 0);
+  assert_int_equal(gh_url_group_set_auth_session(NULL, &ss), -EINVAL);
+  ss.cookie = "a;b";
+  assert_int_equal(gh_url_group_set_auth_session(g, &ss), -EINVAL);
+  ss.cookie = NULL;
+  ss.logout = "logout";
+  assert_int_equal(gh_url_group_set_auth_session(g, &ss), -EINVAL);
+  ss.logout = "/app/logout";
+  ss.key_file = NULL;
+  assert_int_equal(gh_url_group_set_auth_session(g, &ss), -EINVAL);
+  ss.key_file = "/nonexistent/key";
+  assert_int_equal(gh_url_group_set_auth_session(g, &ss), GH_ECONFIG);
+  ss.key_file = kf;
+  assert_int_equal(gh_url_group_set_auth_session(g, &ss), 0);
+  assert_int_equal(gh_url_group_set_auth_session(g2, &ss), 0); /* the same file, read once */
+  assert_int_equal(gh_server_reload_session_keys(srv, err, sizeof(err)), 0);
+  assert_non_null(strstr(err, "re-read from 1 file"));
+  chmod(kf, 0644); /* a reload that cannot take the file keeps the keys */
+  assert_int_equal(gh_server_reload_session_keys(srv, err, sizeof(err)), GH_ECONFIG);
+  assert_non_null(strstr(err, "its keys are kept"));
+  assert_int_equal(gh_url_group_set_auth(g, &as), 0); /* replaced: sessions off */
+  gh_server_free(srv);
+  unlink(kf);
+}
+
 int main(void)
 {
   if (geteuid() != 0) {
@@ -373,6 +427,7 @@ int main(void)
     cmocka_unit_test(test_gate_answers_bad_requests),
     cmocka_unit_test(test_selftest_verdicts),
     cmocka_unit_test(test_check_ccache_dir),
+    cmocka_unit_test(test_session_setter),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
