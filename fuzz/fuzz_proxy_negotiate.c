@@ -1,4 +1,5 @@
-/* fuzz_proxy_negotiate.c: libFuzzer target for the proxy's reading of an upstream's WWW-Authenticate (the Negotiate token and its base64). */
+/* fuzz_proxy_negotiate.c: libFuzzer target for the proxy's reading of an upstream's
+ * WWW-Authenticate (the Negotiate token and its base64). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
-/* proxy_jwt.c: the proxy's signed identity assertion: key file checks at load, one short-lived JWT
- * per upstream request. */
+/* proxy_jwt.c: the proxy's signed identity assertion: key file checks at load, short-lived JWTs
+ * (reused per thread for identical claims). */
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
