@@ -121,6 +121,32 @@ struct open_how;
 GH_EXPORT int gh_token_openat2(gh_token_t token, int dirfd, const char *path,
                                const struct open_how *how, size_t size);
 
+/** connect(2) of a new AF_UNIX stream socket to `path` (a filesystem
+ *  socket) as the token: the connect runs with the token's effective uid,
+ *  gid and groups (the anonymous account for ANONYMOUS and IDENTIFY tokens,
+ *  as gh_impersonate), so the kernel checks the path and the socket file's
+ *  write permission as that user and the listener's SO_PEERCRED and
+ *  SO_PEERGROUPS report those ids. The socket is created at the caller's
+ *  identity with SOCK_CLOEXEC|SOCK_NONBLOCK; the thread switches around the
+ *  one connect (aborting if the switch back fails, like gh_revert). On
+ *  success *ret_fd is the connected socket (the caller closes it). Returns
+ *  0, -errno from socket/connect (-EAGAIN: the listener's backlog is full,
+ *  -ECONNREFUSED, -EACCES, -ENOENT ...), -ENAMETOOLONG, -EINVAL,
+ *  GH_EINVALID_HANDLE, GH_ETOKEN_EXPIRED, GH_ENO_PRIVILEGE, GH_ESTATE.
+ *  Calling thread only; works at base or impersonating. */
+GH_EXPORT int gh_token_connect_unix(gh_token_t token, const char *path, int *ret_fd);
+
+/** The identity a gh_token_connect_unix connection carries, as a string
+ *  "UID:GID:G1,G2,..." (effective ids and sorted supplementary groups the
+ *  connect runs with): two tokens have the same key exactly when their
+ *  connections are indistinguishable to the peer, so a pool of such
+ *  connections keyed by it never hands one user's connection to another.
+ *  snprintf's contract: returns the key's whole length (without the NUL)
+ *  and writes what fits in len bytes, NUL-terminated when len > 0 (buf may
+ *  be NULL with len 0); a return >= len means the key did not fit. Errors:
+ *  -EINVAL, GH_EINVALID_HANDLE, GH_ETOKEN_EXPIRED, GH_ESTATE. Any thread. */
+GH_EXPORT int gh_token_get_identity_key(gh_token_t token, char *buf, size_t len);
+
 /** Whether the calling thread is impersonating (any level). */
 GH_EXPORT bool gh_is_impersonating(void);
 

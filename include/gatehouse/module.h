@@ -847,6 +847,38 @@ GH_EXPORT size_t gh_http_stream_pending(const gh_http_stream_t *s);
 GH_EXPORT int gh_http_stream_shutdown_write(gh_http_stream_t *s);
 
 /* ---------------------------------------------------------------------- */
+/* ABI 2.2 (issue 15): identity to an upstream, as the client              */
+/* ---------------------------------------------------------------------- */
+
+/** Connects a new AF_UNIX stream socket to `path` AS THE CLIENT, through
+ *  gh_token_connect_unix with the request's token: the peer's SO_PEERCRED
+ *  and SO_PEERGROUPS report the client's uid, gid and groups (the anonymous
+ *  account for an IDENTIFY token), and the socket file's permissions are
+ *  checked as the client. Always the client, whether or not the site
+ *  impersonates and whatever the calling thread's identity. *ret_fd is
+ *  O_CLOEXEC|O_NONBLOCK and connected; the module owns it and must use it
+ *  for this identity only (key pools with gh_http_context_get_identity_key).
+ *  Returns 0, GH_ENOT_FOUND for a request without a token (anonymous), or
+ *  gh_token_connect_unix's errors. From the thread running a notification
+ *  of the request. */
+GH_EXPORT int gh_http_context_connect_unix(gh_http_context_t *ctx, const char *path, int *ret_fd);
+/** The request token's identity key (gh_token_get_identity_key:
+ *  "UID:GID:G1,G2,..."), request memory: connections made by
+ *  gh_http_context_connect_unix for requests with equal keys are
+ *  interchangeable, and never otherwise. GH_ENOT_FOUND without a token. */
+GH_EXPORT int gh_http_context_get_identity_key(gh_http_context_t *ctx, const char **ret_key);
+/** The name of the request's in-process MEMORY ccache ("MEMORY:gh-deleg-...")
+ *  holding the client's Kerberos credentials: the TGT the client delegated
+ *  (Negotiate with delegation), or the tickets S4U got for it (site s4u =
+ *  self | proxy: the S4U2Self evidence ticket and an S4U2Proxy ticket to
+ *  each allowed s4u_targets SPN); NULL when there are none or the request
+ *  is anonymous. For GSS initiator calls in this process at base identity
+ *  (gss_acquire_cred_from with a "ccache" store element), e.g. Kerberos to
+ *  an upstream as the client; unlike gh_http_request_get_delegated_ccache
+ *  nothing is written to disk. Borrowed; destroyed when the request ends. */
+GH_EXPORT const char *gh_http_request_get_delegated_mem_ccache(gh_http_request_t *req);
+
+/* ---------------------------------------------------------------------- */
 /* Host API: for gatehoused and applications embedding the pipeline        */
 /* ---------------------------------------------------------------------- */
 

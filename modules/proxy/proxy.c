@@ -12,6 +12,7 @@
 
 #include "proxy.h"
 #include "proxy_conf.h"
+#include "proxy_idmodes.h"
 
 GH_MODULE_DEFINE("proxy");
 
@@ -65,11 +66,14 @@ static int on_head(void *arg, proxy_resp_t *r)
   }
   if (r->status < 200 && r->status != 101)
     return proxy_relay_interim(q, r);
+  if (proxy_idm_on_head(q, r) != 0)
+    return -1; /* the upstream did not prove itself: r->error says why (502) */
   gh_http_response_clear(q->resp);
   ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
   for (size_t i = 0; i < r->n && ret == 0; i++)
-    if (!skip_response_field(r->f[i].name, conn) ||
-        (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0))
+    if ((!skip_response_field(r->f[i].name, conn) ||
+         (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0)) &&
+        !proxy_idm_skip_response_field(q, r->f[i].name))
       ret = set_field(rl, r->f[i].name, r->f[i].value);
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
     snprintf(num, sizeof(num), "%lld", (long long)r->content_length);
@@ -192,6 +196,15 @@ static int get_connection(proxy_req_t *q, bool fresh)
     proxy_set_read_tick(q->fd, q->read_ms);
     return 0;
   }
+  q->fd = -1;
+  if (q->identity_key != NULL &&
+      (r == -EACCES || r == -EPERM || r == GH_ENOT_FOUND || r == -EPROTONOSUPPORT)) {
+    /* connect as the client: the kernel refused this user (403), or there
+     * is none (401: the server adds the site's challenges, as authz does);
+     * neither says anything of the upstream's health */
+    plog(q, GH_LOG_ERROR, "connect as the client", gh_strerror(r));
+    return r == -EPROTONOSUPPORT ? 500 : r == GH_ENOT_FOUND ? 401 : 403;
+  }
   q->connect_failed = true;
   plog(q, GH_LOG_ERROR, "connect", r == -ETIMEDOUT ? "timed out" : gh_strerror(r));
   if (q->fail_ms > 0)
@@ -235,7 +248,8 @@ static int exchange(proxy_req_t *q)
   if (ret != 0) {
     plog(q, ret == -EBADMSG ? GH_LOG_WARNING : GH_LOG_ERROR, "request",
          ret == -EBADMSG ? "dot segment in the path" : gh_strerror(ret));
-    ret = ret == -EBADMSG ? 400 : head.failed ? 431 : 500;
+    /* -ENOKEY: no Kerberos credential for the upstream (logged by proxy_idmodes.c) */
+    ret = ret == -EBADMSG ? 400 : head.failed ? 431 : ret == -ENOKEY ? 502 : 500;
     goto out;
   }
   if (q->want_upgrade && q->slot == NULL && (ret = proxy_upgrade_reserve(q)) != 0)
@@ -243,6 +257,13 @@ static int exchange(proxy_req_t *q)
   for (int attempt = 0; attempt < 2; attempt++) {
     q->broken = false;
     ret = get_connection(q, attempt > 0);
+    if (ret == 0 && attempt > 0 && proxy_idm_fresh_head(q)) {
+      /* a Kerberos authenticator is good once: a new one for the retry */
+      free(head.p);
+      head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+      if (proxy_build_head(q, &head, &has_body, &chunked) != 0)
+        ret = 502;
+    }
     if (ret == 0)
       ret = send_request(q, &head, has_body, chunked);
     if (ret == 0)
@@ -252,9 +273,10 @@ static int exchange(proxy_req_t *q)
     close(q->fd);
     q->fd = -1;
   }
-  if (ret == 0 && q->fd >= 0 && q->pr->upgrade)
+  if (ret == 0 && q->fd >= 0 && q->pr->upgrade) {
+    proxy_idm_done(q); /* before the request is handed over */
     ret = proxy_upgrade(q, q->io + q->left_off, q->left_len);
-  else if (ret == 0 && q->fd >= 0 && !q->broken) {
+  } else if (ret == 0 && q->fd >= 0 && !q->broken) {
     proxy_pool_put(q->up, q->identity_key, q->fd, q->keepalive);
     q->fd = -1;
   }
@@ -343,6 +365,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
     gh_http_response_set_disconnect(q.resp); /* cut after the head went out */
   else if (status != 0)
     gh_http_response_send_error(q.resp, status, NULL);
+  proxy_idm_done(&q);
   return GH_REQUEST_FINISH;
 }
 
@@ -370,6 +393,7 @@ static void on_terminate(void *global_data)
   (void)global_data;
   proxy_splice_stop();
   proxy_upstream_free_all();
+  proxy_idm_free_all();
   proxy_scratch_done();
 }
 

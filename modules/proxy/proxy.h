@@ -174,6 +174,7 @@ typedef struct proxy_req {
   const char *ident_name[8];
   int ident_kind[8];
   size_t n_ident;
+  void *idm; /* proxy_idmodes.c: the modes' keys and Negotiate context */
 } proxy_req_t;
 
 /** The calling thread's parser and I/O buffer (allocated at its first

@@ -5,6 +5,7 @@
 
 #include "proxy.h"
 #include "proxy_conf.h"
+#include "proxy_idmodes.h"
 
 static int check_upstream(const char *key, const char *value, char *why, size_t whylen)
 {
@@ -136,6 +137,7 @@ const gh_module_key_t proxy_keys[] = {
      .type = GH_CONFIG_LIST,
      .flags = GH_CONFIG_SITE,
      .check = check_identity},
+    PROXY_IDMODE_KEYS,
 };
 
 const size_t proxy_n_keys = sizeof(proxy_keys) / sizeof(proxy_keys[0]);

@@ -13,11 +13,12 @@
 
 #include "proxy.h"
 #include "proxy_conf.h"
+#include "proxy_idmodes.h"
 
 const char *proxy_identity_key(proxy_req_t *q)
 {
-  (void)q;
-  return NULL; /* every connection is opened at the service identity */
+  /* NULL (service identity, shared) unless opened as the client */
+  return proxy_idm_pool_key(q);
 }
 
 /* Waits for a non-blocking connect; 0, -ETIMEDOUT or the socket error. */
@@ -63,6 +64,9 @@ int proxy_open_upstream(proxy_req_t *q, int *ret_fd)
   const proxy_upstream_t *up = q->up;
   struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *ai = NULL;
   int ret;
+  ret = proxy_idm_connect(q, ret_fd);
+  if (ret != 1)
+    return ret; /* upstream_connect_as = client */
   if (up->is_unix) {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", up->path);
@@ -80,6 +84,7 @@ int proxy_open_upstream(proxy_req_t *q, int *ret_fd)
 
 void proxy_identity_load(proxy_req_t *q)
 {
+  (void)proxy_idm_load(q); /* NULL q->idm on ENOMEM: the modes fail closed */
   const char *w;
   q->n_ident = 0;
   for (size_t i = 0; q->n_ident < sizeof(q->ident_name) / sizeof(q->ident_name[0]) &&
@@ -98,7 +103,7 @@ bool proxy_is_identity_name(proxy_req_t *q, const char *name)
   for (size_t i = 0; i < q->n_ident; i++)
     if (proxy_name_eq_loose(name, q->ident_name[i]))
       return true;
-  return false;
+  return proxy_idm_is_own_name(q, name); /* JWT field, Authorization */
 }
 
 /* The value of one identity kind for the request's user, or NULL. */
@@ -129,5 +134,5 @@ int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head)
     if (v != NULL && strpbrk(v, "\r\n") == NULL)
       proxy_buf_field(head, q->ident_name[i], v);
   }
-  return 0;
+  return proxy_idm_add_fields(q, head); /* JWT, Negotiate */
 }

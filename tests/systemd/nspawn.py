@@ -13,7 +13,7 @@ SUITE = 'bookworm'
 # offline: the container has no network), adduser for the postinst, logrotate for its config.
 INCLUDE = ['systemd', 'systemd-sysv', 'dbus', 'procps', 'curl', 'adduser', 'logrotate',
            'krb5-kdc', 'krb5-admin-server', 'krb5-user', 'libhttp-parser2.9', 'libinih1',
-           'libwbclient0', 'libhiredis0.14']
+           'libwbclient0', 'libhiredis0.14', 'libjwt0']
 # Units of the included packages that would only slow the boot or fail it (no realm yet).
 MASK = ['krb5-admin-server.service', 'apt-daily.timer', 'apt-daily-upgrade.timer',
         'e2scrub_all.timer', 'e2scrub_reap.service', 'fstrim.timer', 'dpkg-db-backup.timer',

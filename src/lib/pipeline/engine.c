@@ -593,6 +593,62 @@ out:
   return ret;
 }
 
+int gh_http_context_connect_unix(gh_http_context_t *ctx, const char *path, int *ret_fd)
+{
+  int ret;
+  if (ctx == NULL || path == NULL || ret_fd == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (ctx->pl->sec->token_connect_unix == NULL) {
+    ret = -ENOSYS;
+    goto out;
+  }
+  /* always the client: never the service's nor the thread's identity */
+  ret = ctx->auth_token != 0 ? ctx->pl->sec->token_connect_unix(ctx->auth_token, path, ret_fd)
+                             : GH_ENOT_FOUND;
+out:
+  return ret;
+}
+
+int gh_http_context_get_identity_key(gh_http_context_t *ctx, const char **ret_key)
+{
+  char small[256], *key = NULL;
+  int ret;
+  if (ctx == NULL || ret_key == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (ctx->pl->sec->token_identity_key == NULL) {
+    ret = -ENOSYS;
+    goto out;
+  }
+  if (ctx->auth_token == 0) {
+    ret = GH_ENOT_FOUND;
+    goto out;
+  }
+  ret = ctx->pl->sec->token_identity_key(ctx->auth_token, small, sizeof(small));
+  if (ret < 0)
+    goto out;
+  if ((size_t)ret < sizeof(small)) {
+    key = gh_http_context_strdup(ctx, small);
+  } else {
+    /* a long group list: ask again with room for it */
+    size_t len = (size_t)ret + 1;
+    key = gh_http_context_alloc(ctx, len);
+    if (key != NULL && ctx->pl->sec->token_identity_key(ctx->auth_token, key, len) != ret)
+      key = NULL; /* cannot happen: tokens are immutable */
+  }
+  if (key == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  *ret_key = key;
+  ret = 0;
+out:
+  return ret;
+}
+
 int gh_http_context_revert(gh_http_context_t *ctx)
 {
   int ret = 0;

@@ -209,6 +209,11 @@ static int g_stream_shutdown_write(void *st)
   return gh_stream_shutdown_write(st);
 }
 
+static const char *g_mem_ccache(void *src)
+{
+  return gh_request_get_delegated_mem_ccache(((glue_t *)src)->req);
+}
+
 static const gh__pl_source_ops_t glue_ops = {
     .describe = g_describe,
     .header_count = g_header_count,
@@ -228,6 +233,7 @@ static const gh__pl_source_ops_t glue_ops = {
     .stream_get_fd = g_stream_get_fd,
     .stream_pending = g_stream_pending,
     .stream_shutdown_write = g_stream_shutdown_write,
+    .delegated_mem_ccache = g_mem_ccache,
 };
 
 int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req)

@@ -66,6 +66,8 @@ typedef struct gh__pl_source_ops {
   int (*stream_get_fd)(const void *stream);
   size_t (*stream_pending)(const void *stream);
   int (*stream_shutdown_write)(void *stream);
+  /* optional: the request's in-process MEMORY ccache (delegated or S4U credentials) */
+  const char *(*delegated_mem_ccache)(void *src);
 } gh__pl_source_ops_t;
 
 #define GH__PL_SEND_MORE 0x1u
@@ -108,6 +110,10 @@ typedef struct gh__pl_sec_ops {
   int (*token_is_member_name)(gh_token_t tok, const char *group, gh_membership_t *ret);
   /* openat2 as the token without switching the thread (fd or -errno/GH_E*) */
   int (*token_openat2)(gh_token_t tok, int dirfd, const char *path, const struct open_how *how);
+  /* connect(2) to a Unix socket as the token (gh_token_connect_unix) */
+  int (*token_connect_unix)(gh_token_t tok, const char *path, int *ret_fd);
+  /* gh_token_get_identity_key (snprintf's contract: the whole length) */
+  int (*token_identity_key)(gh_token_t tok, char *buf, size_t len);
 } gh__pl_sec_ops_t;
 
 extern const gh__pl_sec_ops_t gh__pl_real_sec_ops;

@@ -176,6 +176,14 @@ bool gh_http_request_is_tls(gh_http_request_t *req)
   return req->ctx->info.is_tls;
 }
 
+const char *gh_http_request_get_delegated_mem_ccache(gh_http_request_t *req)
+{
+  gh_http_context_t *ctx = req != NULL ? req->ctx : NULL;
+  if (ctx == NULL || ctx->src_ops->delegated_mem_ccache == NULL || ctx->auth_token == 0)
+    return NULL;
+  return ctx->src_ops->delegated_mem_ccache(ctx->src);
+}
+
 const char *gh_http_request_get_delegated_ccache(gh_http_request_t *req)
 {
   gh_http_context_t *ctx = req->ctx;

@@ -97,6 +97,16 @@ static int sec_token_openat2(gh_token_t tok, int dirfd, const char *path,
   return gh_token_openat2(tok, dirfd, path, how, sizeof(*how));
 }
 
+static int sec_token_connect_unix(gh_token_t tok, const char *path, int *ret_fd)
+{
+  return gh_token_connect_unix(tok, path, ret_fd);
+}
+
+static int sec_token_identity_key(gh_token_t tok, char *buf, size_t len)
+{
+  return gh_token_get_identity_key(tok, buf, len);
+}
+
 const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .impersonate = sec_impersonate,
     .revert = sec_revert,
@@ -109,4 +119,6 @@ const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .token_is_member = sec_token_is_member,
     .token_is_member_name = sec_token_is_member_name,
     .token_openat2 = sec_token_openat2,
+    .token_connect_unix = sec_token_connect_unix,
+    .token_identity_key = sec_token_identity_key,
 };

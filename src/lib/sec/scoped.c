@@ -345,17 +345,9 @@ int gh_token_openat2(gh_token_t token, int dirfd, const char *path, const struct
     ret = -EINVAL;
     goto out;
   }
-  if (!gh__sec.initialised) {
-    ret = GH_ESTATE;
-    goto out;
-  }
-  ret = gh__token_get(token, &t);
+  ret = gh__token_get_live(token, &t);
   if (ret != 0)
     goto out;
-  if (t->expiry != 0 && gh__sec_now() >= t->expiry) {
-    ret = GH_ETOKEN_EXPIRED;
-    goto out;
-  }
   h = *how;
   h.flags |= O_CLOEXEC;
   if (uring_allowed()) {

@@ -87,6 +87,9 @@ int gh__caps_set(uint64_t eff, uint64_t prm, uint64_t inh);
 /* token.c */
 /* Resolve a handle and take a reference (GH_EINVALID_HANDLE if stale). */
 int gh__token_get(gh_token_t h, gh__token_t **ret_tok);
+/* gh__token_get for a use of the token's identity: GH_ESTATE before
+ * gh_sec_init, GH_ETOKEN_EXPIRED past its expiry. */
+int gh__token_get_live(gh_token_t h, gh__token_t **ret_tok);
 void gh__token_ref(gh__token_t *t);
 void gh__token_unref(gh__token_t *t);
 /* A new owned handle for t; takes a reference of its own. */

@@ -115,6 +115,29 @@ int gh__token_get(gh_token_t h, gh__token_t **ret_tok)
   return rc;
 }
 
+int gh__token_get_live(gh_token_t h, gh__token_t **ret_tok)
+{
+  gh__token_t *t = NULL;
+  int rc;
+
+  if (!gh__sec.initialised) {
+    rc = GH_ESTATE;
+    goto out;
+  }
+  rc = gh__token_get(h, &t);
+  if (rc != 0)
+    goto out;
+  if (t->expiry != 0 && gh__sec_now() >= t->expiry) {
+    rc = GH_ETOKEN_EXPIRED;
+    goto out;
+  }
+  *ret_tok = t;
+  t = NULL;
+out:
+  gh__token_unref(t);
+  return rc;
+}
+
 size_t gh__token_handles_open(void)
 {
   size_t n;
@@ -924,13 +947,9 @@ int gh_token_access_check(gh_token_t h, const char *path, int mode)
     rc = -EINVAL;
     goto out;
   }
-  rc = gh__token_get(h, &t);
+  rc = gh__token_get_live(h, &t);
   if (rc != 0)
     goto out;
-  if (t->expiry != 0 && gh__sec_now() >= t->expiry) {
-    rc = GH_ETOKEN_EXPIRED;
-    goto out;
-  }
   rc = gh__sec_enter(t, t->level == GH_LEVEL_ANONYMOUS ? &t->imp : &t->own, &saved);
   if (rc != 0)
     goto out;

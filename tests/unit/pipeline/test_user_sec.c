@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -153,27 +155,36 @@ static void make_file(const char *name, uid_t uid, gid_t gid)
   close(fd);
 }
 
-static void run_scoped(const char *const *kv, bool explicit_imp)
+/* One GET /x through a pipeline with the module `reg_fn` over the real sec
+ * layer, as alice (IMPERSONATE) or anonymous; returns the status. */
+static int run_module(gh_register_module_fn reg_fn, const char *const *kv, bool with_token)
 {
   gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS};
   gh_pipeline_t *pl = fake_pipeline(kv);
-  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "scoped"};
+  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "under-test"};
   gh_token_t tok;
   fake_req_t r;
   gh__pipeline_set_sec_ops(pl, NULL);
-  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_scoped, NULL, 0), 0);
+  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_fn, NULL, 0), 0);
   assert_int_equal(gh_pipeline_start(pl), 0);
-  assert_int_equal(gh_token_from_user("alice", &o, &tok), 0);
   fake_req_init(&r, "GET", "/x");
-  fake_req_auth(&r);
-  r.auth.token = tok;
-  scoped_explicit = explicit_imp;
-  memset(scoped_err, 0xff, sizeof(scoped_err));
+  if (with_token) {
+    assert_int_equal(gh_token_from_user("alice", &o, &tok), 0);
+    fake_req_auth(&r);
+    r.auth.token = tok;
+  }
   assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
-  assert_int_equal(r.status, 200);
   assert_false(gh_is_impersonating());
   gh_assert_base();
   gh_pipeline_free(pl);
+  return r.status;
+}
+
+static void run_scoped(const char *const *kv, bool explicit_imp)
+{
+  scoped_explicit = explicit_imp;
+  memset(scoped_err, 0xff, sizeof(scoped_err));
+  assert_int_equal(run_module(reg_scoped, kv, true), 200);
 }
 
 static void test_scoped_impersonation(void **state)
@@ -208,11 +219,103 @@ static void test_scoped_impersonation(void **state)
   assert_int_equal(scoped_err[2], 0);
 }
 
+/* ---- gh_http_context_connect_unix: always the client, on any site ---- */
+
+static char conn_path[300];
+static int conn_rc, conn_fd = -1, key_rc;
+static char conn_key[256];
+
+static gh_request_status_t on_exec_connect(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  const char *key = NULL;
+  (void)m;
+  (void)p;
+  conn_rc = gh_http_context_connect_unix(ctx, conn_path, &conn_fd);
+  key_rc = gh_http_context_get_identity_key(ctx, &key);
+  if (key_rc == 0)
+    snprintf(conn_key, sizeof(conn_key), "%s", key);
+  return GH_REQUEST_CONTINUE;
+}
+
+static int reg_connect(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec_connect};
+  (void)v;
+  (void)s;
+  return gh_module_registration_set_factory(r, &f);
+}
+
+static void run_connect(const char *const *kv, bool with_token)
+{
+  conn_fd = -1;
+  conn_key[0] = '\0';
+  (void)run_module(reg_connect, kv, with_token);
+}
+
+static void check_peer_alice(int lfd)
+{
+  struct ucred uc;
+  socklen_t sl = sizeof(uc);
+  gid_t groups[64];
+  socklen_t gl = sizeof(groups);
+  bool shared = false;
+  int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+  assert_true(afd >= 0);
+  assert_int_equal(getsockopt(afd, SOL_SOCKET, SO_PEERCRED, &uc, &sl), 0);
+  assert_int_equal(getsockopt(afd, SOL_SOCKET, SO_PEERGROUPS, groups, &gl), 0);
+  close(afd);
+  assert_int_equal(uc.uid, U_ALICE);
+  assert_int_equal(uc.gid, G_ALICE);
+  for (size_t i = 0; i < gl / sizeof(gid_t); i++)
+    shared |= groups[i] == G_SHARED;
+  assert_true(shared);
+}
+
+static void test_connect_unix_as_client(void **state)
+{
+  static const char *const imp[] = {"impersonate", "yes", NULL};
+  static const char *const noimp[] = {NULL};
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  int lfd;
+  char want[64];
+  (void)state;
+  if (!fx_root()) {
+    printf("# skip: needs root (kernel enforcement)\n");
+    skip();
+  }
+  snprintf(conn_path, sizeof(conn_path), "%s/up.sock", fx_dir());
+  assert_true(strlen(conn_path) < sizeof(sa.sun_path));
+  memcpy(sa.sun_path, conn_path, strlen(conn_path) + 1);
+  lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  assert_int_equal(chmod(conn_path, 0777), 0);
+  assert_int_equal(listen(lfd, 8), 0);
+  snprintf(want, sizeof(want), "%u:%u:", (unsigned)U_ALICE, (unsigned)G_ALICE);
+  /* with and without impersonate = yes: the connection is alice's */
+  for (int i = 0; i < 2; i++) {
+    run_connect(i == 0 ? imp : noimp, true);
+    assert_int_equal(conn_rc, 0);
+    assert_true(fcntl(conn_fd, F_GETFD) & FD_CLOEXEC);
+    assert_true(fcntl(conn_fd, F_GETFL) & O_NONBLOCK);
+    check_peer_alice(lfd);
+    close(conn_fd);
+    assert_int_equal(key_rc, 0);
+    assert_memory_equal(conn_key, want, strlen(want));
+  }
+  /* anonymous: no connection at all, never the service's */
+  run_connect(noimp, false);
+  assert_int_equal(conn_rc, GH_ENOT_FOUND);
+  assert_int_equal(conn_fd, -1);
+  assert_int_equal(key_rc, GH_ENOT_FOUND);
+  close(lfd);
+}
+
 int main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_borrowed_tokens_and_impersonation),
       cmocka_unit_test(test_scoped_impersonation),
+      cmocka_unit_test(test_connect_unix_as_client),
   };
   gh_sec_config_t cfg = {.min_uid = 1000, .group_cache_ttl_s = 0};
   fx_init(argc, argv);
