@@ -616,7 +616,8 @@ def gh2(realm, up, ws_up):  # noqa: F811
     ws = f'http://127.0.0.1:{ws_up.port}/'
     sites = [('/plain', dict(base, upstream=f'http://127.0.0.1:{up.port}')),
              ('/ws', dict(base, upstream=ws)),
-             ('/wsmax', dict(base, upstream=ws, upgrade_max='2'))]
+             ('/wsmax', dict(base, upstream=ws, upgrade_max='2')),
+             ('/wsimp', dict(base, upstream=ws, impersonate='yes'))]
     d = GhDaemon(realm, sites, server={'workers': 2, 'shutdown_timeout_ms': 1500})
     d.start()
     yield d
@@ -758,3 +759,37 @@ def test_reload_with_open_websockets(gh2):
             await ws.close()
     asyncio.run(run())
     assert get(gh2, '/plain/echo', user='alice').status == 200
+
+
+def thread_uids(pid):
+    """{tid: (real, effective, saved, fs uid)} of every thread of pid."""
+    out = {}
+    for tid in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{tid}/status') as f:
+                for line in f:
+                    if line.startswith('Uid:'):
+                        out[tid] = tuple(line.split()[1:])
+        except OSError:
+            pass
+    return out
+
+
+def test_splice_thread_never_impersonates(gh2):
+    """On an impersonate = yes site the handler runs as the client; the splice of its upgraded
+    connection runs on a thread at the service identity, and no thread stays the client's."""
+    import asyncio
+    base = thread_uids(gh2.proc.pid)
+    main = base[str(gh2.proc.pid)]
+
+    async def run():
+        socks = await ws_opened(gh2, '/wsimp/', 2)
+        for ws in socks:
+            await ws_echo(ws, 'x')
+        now = thread_uids(gh2.proc.pid)
+        for ws in socks:
+            await ws.close()
+        return now
+    now = asyncio.run(run())
+    assert len(now) >= len(base) + 2, (base, now)  # the two splice threads
+    assert all(u == main for u in now.values()), (main, now)
