@@ -223,7 +223,8 @@ static bool still_idle(int fd)
   return poll(&pf, 1, 0) == 0;
 }
 
-int proxy_pool_take(proxy_upstream_t *up, const char *identity)
+/* Takes the newest idle connection for identity out of the pool, or -1. */
+static int pool_pop(proxy_upstream_t *up, const char *identity)
 {
   int fd = -1;
   pthread_mutex_lock(up->lock);
@@ -234,12 +235,19 @@ int proxy_pool_take(proxy_upstream_t *up, const char *identity)
     fd = up->idle[i].fd;
     free(up->idle[i].identity);
     up->idle[i] = up->idle[--up->n_idle];
-    if (still_idle(fd))
-      break;
-    close(fd);
-    fd = -1;
+    break;
   }
   pthread_mutex_unlock(up->lock);
+  return fd;
+}
+
+int proxy_pool_take(proxy_upstream_t *up, const char *identity)
+{
+  int fd;
+  /* the readability check runs outside the lock: the other workers wait
+   * for a slot copy, not for a syscall */
+  while ((fd = pool_pop(up, identity)) >= 0 && !still_idle(fd))
+    close(fd);
   return fd;
 }
 
