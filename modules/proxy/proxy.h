@@ -217,6 +217,9 @@ int proxy_wait_fd(proxy_req_t *q, int fd, short events, uint64_t timeout_ms);
  *  after read_ms if shorter (SO_RCVTIMEO); sends stay non-blocking per call
  *  (MSG_DONTWAIT). */
 void proxy_set_read_tick(int fd, uint64_t read_ms);
+/** Sends what fd takes of *buf without waiting (advances *buf, *len): 0 when
+ *  all went, 1 when it would block, -errno. */
+int proxy_send_nowait(int fd, const char **buf, size_t *len);
 /** Writes all of buf upstream (q->read_ms per wait). 0, -ETIMEDOUT,
  *  -ECANCELED, -errno; with watch_answer, -EALREADY when the upstream
  *  starts answering before taking everything. */

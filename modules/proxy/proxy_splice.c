@@ -116,23 +116,14 @@ void proxy_upgrade_release(proxy_req_t *q)
 /* All of buf to the upstream, each wait bounded by write_ms. 0 or -1. */
 static int send_up(splice_t *j, const char *buf, size_t len)
 {
-  while (len > 0) {
-    ssize_t w = send(j->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  int r;
+  while ((r = proxy_send_nowait(j->fd, &buf, &len)) == 1) {
     struct pollfd pf = {.fd = j->fd, .events = POLLOUT};
-    if (w > 0) {
-      buf += w;
-      len -= (size_t)w;
-      continue;
-    }
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w == 0 || errno != EAGAIN)
-      return -1;
-    w = poll(&pf, 1, j->write_ms > INT_MAX ? INT_MAX : (int)j->write_ms);
+    int w = poll(&pf, 1, j->write_ms > INT_MAX ? INT_MAX : (int)j->write_ms);
     if (w == 0 || (w < 0 && errno != EINTR))
       return -1;
   }
-  return 0;
+  return r == 0 ? 0 : -1;
 }
 
 /* One direction of the splice: what is readable on one side written to the

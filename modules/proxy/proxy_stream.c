@@ -49,27 +49,33 @@ void proxy_set_read_tick(int fd, uint64_t read_ms)
   (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 }
 
+int proxy_send_nowait(int fd, const char **buf, size_t *len)
+{
+  while (*len > 0) {
+    ssize_t w = send(fd, *buf, *len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      *buf += w;
+      *len -= (size_t)w;
+    } else if (w < 0 && errno == EAGAIN) {
+      return 1;
+    } else if (w < 0 && errno != EINTR) {
+      return -errno;
+    }
+  }
+  return 0;
+}
+
 int proxy_send_all(proxy_req_t *q, const char *buf, size_t len, bool watch_answer)
 {
-  while (len > 0) {
-    ssize_t w = send(q->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    int r;
-    if (w > 0) {
-      buf += w;
-      len -= (size_t)w;
-      continue;
-    }
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0 && errno != EAGAIN)
-      return -errno;
+  int r;
+  while ((r = proxy_send_nowait(q->fd, &buf, &len)) == 1) {
     r = proxy_wait_fd(q, q->fd, (short)(POLLOUT | (watch_answer ? POLLIN : 0)), q->read_ms);
     if (r <= 0)
       return r == 0 ? -ETIMEDOUT : r;
     if ((r & POLLIN) && !(r & POLLOUT))
       return -EALREADY; /* the upstream answers before taking the whole body */
   }
-  return 0;
+  return r;
 }
 
 /* The status for a client body that could not be read. */
