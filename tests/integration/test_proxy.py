@@ -2,6 +2,7 @@
 import base64
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -621,7 +622,11 @@ def gh2(realm, up, ws_up):  # noqa: F811
     d = GhDaemon(realm, sites, server={'workers': 2, 'shutdown_timeout_ms': 1500})
     d.start()
     yield d
+    d.proc.send_signal(signal.SIGTERM)
+    d.proc.wait(30)
+    log = d.log()
     d.stop()
+    assert 'Sanitizer' not in log and 'runtime error' not in log, log[-4000:]
 
 
 def ws_open(gh, path, user='bob'):
@@ -703,7 +708,6 @@ def test_upgrade_max_503_then_freed(gh2):
 
 def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
     import asyncio
-    import signal
     base = dict(BASIC, handler='proxy', identity_headers=IDENT,
                 upstream=f'http://127.0.0.1:{ws_up.port}/')
     d = GhDaemon(realm, [('/ws', base)], server={'workers': 2, 'shutdown_timeout_ms': 1000})
@@ -717,9 +721,11 @@ def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
         return socks, rc, time.monotonic() - t0
     try:
         socks, rc, took = asyncio.run(run())
+        log = d.log()
     finally:
         d.stop()
-    assert rc == 0 and took < 6, (rc, took, d.log()[-2000:])
+    assert rc == 0 and took < 6, (rc, took, log[-2000:])
+    assert 'Sanitizer' not in log and 'runtime error' not in log, log[-4000:]
 
 
 def test_workers_default_and_warning(realm, up, gh2):  # noqa: F811
