@@ -113,14 +113,16 @@ void proxy_upgrade_release(proxy_req_t *q)
   q->slot = NULL;
 }
 
-/* All of buf to the upstream, each wait bounded by write_ms. 0 or -1. */
+/* All of buf to the upstream, each wait bounded by write_ms and ended by
+ * the client's connection going away (cut at shutdown). 0 or -1. */
 static int send_up(splice_t *j, const char *buf, size_t len)
 {
   int r;
   while ((r = proxy_send_nowait(j->fd, &buf, &len)) == 1) {
-    struct pollfd pf = {.fd = j->fd, .events = POLLOUT};
-    int w = poll(&pf, 1, j->write_ms > INT_MAX ? INT_MAX : (int)j->write_ms);
-    if (w == 0 || (w < 0 && errno != EINTR))
+    struct pollfd pf[2] = {{.fd = j->fd, .events = POLLOUT},
+                           {.fd = gh_http_stream_get_fd(j->s), .events = 0}};
+    int w = poll(pf, 2, j->write_ms > INT_MAX ? INT_MAX : (int)j->write_ms);
+    if (w == 0 || (w < 0 && errno != EINTR) || (pf[1].revents & (POLLHUP | POLLERR)))
       return -1;
   }
   return r == 0 ? 0 : -1;
