@@ -203,6 +203,7 @@ static void unlink_active(splice_t *j)
 static void splice_end(splice_t *j)
 {
   uint64_t open;
+  bool threaded = j->threaded; /* once on g.ended, j is the reaper's */
   close(j->fd);
   open = atomic_fetch_sub(&j->count->open, 1) - 1;
   gh_module_server_log(j->server, GH_LOG_INFO,
@@ -211,13 +212,13 @@ static void splice_end(splice_t *j)
   (void)gh_http_context_complete(j->ctx, GH_REQUEST_FINISH);
   pthread_mutex_lock(&g.lock);
   unlink_active(j);
-  if (j->threaded) {
+  if (threaded) {
     j->next = g.ended;
     g.ended = j;
   }
   pthread_cond_broadcast(&g.cond);
   pthread_mutex_unlock(&g.lock);
-  if (!j->threaded) {
+  if (!threaded) {
     free(j->left);
     free(j);
   }
