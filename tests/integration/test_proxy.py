@@ -679,7 +679,7 @@ def test_websockets_hold_no_worker(gh2):
 def test_upgrade_max_503_then_freed(gh2):
     import asyncio
     import websockets
-    ended = 'upgraded connection to'
+    ended = 'proxy: /wsmax: upgraded connection to'  # this site's ends only
 
     async def run():
         socks = await ws_opened(gh2, '/wsmax/', 2)
