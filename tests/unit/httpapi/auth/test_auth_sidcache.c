@@ -79,20 +79,23 @@ static void test_identity_hit_and_ttl(void **state)
 {
   gh__sidcache_t *c = make(5);
   (void)state;
+  /* the TTL before any other key goes in: the cache is direct-mapped with a
+   * random seed, so another key may share the slot and evict this one (the
+   * test failed about once in 50 runs when the TTL came last) */
   ident(c, "S-1-5-21-1-2-3-1105", 0, 0, "AD\\name-of-S-1-5-21-1-2-3-1105-0");
   ident(c, "S-1-5-21-1-2-3-1105", 0, 0, "AD\\name-of-S-1-5-21-1-2-3-1105-0");
   assert_int_equal(id_calls, 1);
-  /* the name format is part of the key */
-  ident(c, "S-1-5-21-1-2-3-1105", 1, 0, "AD\\name-of-S-1-5-21-1-2-3-1105-1");
-  assert_int_equal(id_calls, 2);
-  /* another SID (a prefix of the first) is its own entry */
-  ident(c, "S-1-5-21-1-2-3-110", 0, 0, "AD\\name-of-S-1-5-21-1-2-3-110-0");
-  assert_int_equal(id_calls, 3);
   gh__sidcache_set_now(c, 1004);
   ident(c, "S-1-5-21-1-2-3-1105", 0, 0, "AD\\name-of-S-1-5-21-1-2-3-1105-0");
-  assert_int_equal(id_calls, 3);
+  assert_int_equal(id_calls, 1);
   gh__sidcache_set_now(c, 1005); /* expired */
   ident(c, "S-1-5-21-1-2-3-1105", 0, 0, "AD\\name-of-S-1-5-21-1-2-3-1105-0");
+  assert_int_equal(id_calls, 2);
+  /* the name format is part of the key */
+  ident(c, "S-1-5-21-1-2-3-1105", 1, 0, "AD\\name-of-S-1-5-21-1-2-3-1105-1");
+  assert_int_equal(id_calls, 3);
+  /* another SID (a prefix of the first) is its own entry */
+  ident(c, "S-1-5-21-1-2-3-110", 0, 0, "AD\\name-of-S-1-5-21-1-2-3-110-0");
   assert_int_equal(id_calls, 4);
   uint64_t hits, misses;
   gh__sidcache_stats(c, &hits, &misses);
