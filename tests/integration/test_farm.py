@@ -900,6 +900,10 @@ def run_load(farm, mode, port, total, kill_node):
              '--password', f'{u}pw', '--host', '127.0.0.1', '--port', str(port),
              '--conns', str(c), '--first', str(first), '--requests', str(per[u]),
              '--gate', gate, '--gate-at', str(per[u] // 5),
+             # TCP mode pins a client connection to one node: connections must turn over
+             # after the node is back for it to get any (under a sanitizer a connection
+             # makes ~40 requests in all: the default 50 never turned one over)
+             '--reconnect', str(max(5, min(50, per[u] // c // 4))),
              '--out', os.path.join(out, f'{u}.json')],
             env=farm.client_env(u), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         first += c
