@@ -585,25 +585,10 @@ int gh_daemon_config_load(const char *path, gh_daemon_config_t *cfg, char *err, 
       goto out;
     }
   }
-  /* a proxy site holds its worker while the upstream answers (slow answers,
-   * long polls, server-sent events): a default of one worker per CPU would
-   * let a few such requests stop the server */
-  if (!cfg->workers_set && gh_daemon_config_has_proxy(cfg) &&
-      cfg->workers < GH_PROXY_DEFAULT_WORKERS)
-    cfg->workers = GH_PROXY_DEFAULT_WORKERS;
 out:
   if (ret != 0)
     gh_daemon_config_done(cfg);
   return ret;
-}
-
-bool gh_daemon_config_has_proxy(const gh_daemon_config_t *cfg)
-{
-  for (size_t i = 0; i < cfg->n_sites; i++)
-    if (cfg->sites[i].handler == GH_SITE_MODULE && cfg->sites[i].module != NULL &&
-        strcmp(cfg->sites[i].module, "proxy") == 0)
-      return true;
-  return false;
 }
 
 void gh_daemon_config_done(gh_daemon_config_t *cfg)

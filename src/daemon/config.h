@@ -80,12 +80,12 @@ typedef struct gh_daemon_config {
   char *path;                 /* the file, for error messages */
 } gh_daemon_config_t;
 
-/** Default workers with a proxy site (it holds a worker per request while the
- *  upstream answers), and the fewest that draw a warning at start. */
-#define GH_PROXY_DEFAULT_WORKERS 64u
-#define GH_PROXY_WARN_WORKERS 16u
-/** True when a site has handler = proxy. */
-bool gh_daemon_config_has_proxy(const gh_daemon_config_t *cfg);
+/** Default workers when a site's handler relays (a module that streams
+ *  bodies, gh_module_registration_set_streamed_body: the proxy holds a
+ *  worker per request while the upstream answers), and the fewest that draw
+ *  a warning at start. */
+#define GH_RELAY_DEFAULT_WORKERS 64u
+#define GH_RELAY_WARN_WORKERS 16u
 
 /** True when the site's requests run through the module pipeline. */
 static inline int gh_site_is_pipeline(const gh_site_t *s)

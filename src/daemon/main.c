@@ -329,6 +329,16 @@ static void malloc_policy(const gh_daemon_config_t *cfg)
   mallopt(M_ARENA_MAX, (int)(cfg->workers + io + 1));
 }
 
+/* Whether a site's handler module relays (asked for streamed bodies): the
+ * pipeline knows, the daemon names no module. */
+static bool site_relays(const gh_daemon_config_t *cfg, gh_pipeline_t *pl)
+{
+  for (size_t i = 0; i < cfg->n_sites; i++)
+    if (gh_pipeline_site_streams_body(pl, cfg->sites[i].prefix))
+      return true;
+  return false;
+}
+
 static void notify_reloading(void)
 {
   char msg[96];
@@ -483,6 +493,12 @@ int main(int argc, char **argv)
     gh_dlog(LOG_ERR, "%s", err);
     goto out;
   }
+  /* a relaying site (the proxy) holds its worker while the upstream answers
+   * (slow answers, long polls, server-sent events): a default of one worker
+   * per CPU would let a few such requests stop the server */
+  bool relays = site_relays(&cfg, pl);
+  if (relays && !cfg.workers_set && cfg.workers < GH_RELAY_DEFAULT_WORKERS)
+    cfg.workers = GH_RELAY_DEFAULT_WORKERS;
   malloc_policy(&cfg); /* before any thread exists */
   if (cfg.processes > 1) /* max_connections bounds the whole daemon */
     cfg.server.max_connections = (cfg.server.max_connections + cfg.processes - 1) / cfg.processes;
@@ -546,12 +562,12 @@ int main(int argc, char **argv)
   }
   for (size_t i = 0; i < cfg.n_listen && serve; i++)
     gh_dlog(LOG_INFO, "listening on %s", cfg.listen[i]);
-  if (serve && cfg.workers < GH_PROXY_WARN_WORKERS && gh_daemon_config_has_proxy(&cfg))
+  if (serve && relays && cfg.workers < GH_RELAY_WARN_WORKERS)
     gh_dlog(LOG_WARNING,
             "workers = %u with a proxy site: each proxied request holds a worker until the "
             "upstream answers, so %u slow answers (long polls, server-sent events) stop the "
             "server; set workers >= %u (docs/proxy.md)",
-            cfg.workers, cfg.workers, GH_PROXY_WARN_WORKERS);
+            cfg.workers, cfg.workers, GH_RELAY_WARN_WORKERS);
   if (serve) {
     gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
             cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
