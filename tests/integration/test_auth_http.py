@@ -23,6 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import GhRealm  # noqa: E402
+from http_wire import read_response  # noqa: E402
 from pipeline_helpers import build_module  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -224,22 +225,7 @@ class Raw:
         for k, v in headers:
             h += f'{k}: {v}\r\n'
         self.s.sendall((h + '\r\n').encode())
-        while b'\r\n\r\n' not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError
-            self.buf += d
-        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        status = int(lines[0].split()[1])
-        hdrs = [tuple(x.split(': ', 1)) for x in lines[1:]]
-        clen = int(next((v for k, v in hdrs if k.lower() == 'content-length'), '0'))
-        while len(self.buf) < clen:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError
-            self.buf += d
-        body, self.buf = self.buf[:clen], self.buf[clen:]
+        status, hdrs, body, self.buf = read_response(self.s, self.buf)
         try:
             body = json.loads(body)
         except ValueError:

@@ -23,6 +23,7 @@ import warnings
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from http_wire import read_response  # noqa: E402
 
 UIDS = {'alice': 20001, 'bob': 20002, 'carol': 20003}
 SPN = 'HTTP@www.gh.test'
@@ -51,22 +52,7 @@ class Conn:
         for k, v in headers:
             h += f'{k}: {v}\r\n'
         self.s.sendall((h + '\r\n').encode())
-        while b'\r\n\r\n' not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError('closed before a response')
-            self.buf += d
-        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        status = int(lines[0].split()[1])
-        hdrs = [tuple(x.split(': ', 1)) for x in lines[1:]]
-        clen = int(next((v for k, v in hdrs if k.lower() == 'content-length'), '0'))
-        while len(self.buf) < clen:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError('closed inside a body')
-            self.buf += d
-        body, self.buf = self.buf[:clen], self.buf[clen:]
+        status, hdrs, body, self.buf = read_response(self.s, self.buf)
         self.used += 1
         return status, hdrs, body.decode('utf-8', 'replace')
 

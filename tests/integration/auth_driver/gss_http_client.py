@@ -19,12 +19,16 @@ apply (the caller passes the client environment). Prints one JSON object.
 """
 import base64
 import json
+import os
 import socket
 import struct
 import sys
 
 import gssapi
 import gssapi.raw as graw
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from http_wire import read_response  # noqa: E402
 
 SPNEGO = gssapi.OID.from_int_seq('1.3.6.1.5.5.2')
 KRB5 = gssapi.OID.from_int_seq('1.2.840.113554.1.2.2')
@@ -41,22 +45,7 @@ class Conn:
         if authz:
             h += f'Authorization: {authz}\r\n'
         self.s.sendall((h + extra + '\r\n').encode())
-        while b'\r\n\r\n' not in self.buf:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError('closed')
-            self.buf += d
-        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
-        lines = head.decode('latin-1').split('\r\n')
-        status = int(lines[0].split()[1])
-        hdrs = [tuple(x.split(': ', 1)) for x in lines[1:]]
-        clen = int(next((v for k, v in hdrs if k.lower() == 'content-length'), '0'))
-        while len(self.buf) < clen:
-            d = self.s.recv(65536)
-            if not d:
-                raise EOFError('closed')
-            self.buf += d
-        body, self.buf = self.buf[:clen], self.buf[clen:]
+        status, hdrs, body, self.buf = read_response(self.s, self.buf)
         return status, hdrs, body.decode('utf-8', 'replace')
 
     def close(self):
