@@ -457,6 +457,38 @@ GH_EXPORT size_t gh_stream_pending(const gh_stream_t *s);
  *  GH_ECLOSED. */
 GH_EXPORT int gh_stream_shutdown_write(gh_stream_t *s);
 
+/* ---- ABI 2.3: waiting for a file descriptor without holding a thread --- */
+
+/** gh_request_wait_fd() events and results. */
+#define GH_WAIT_IN 0x1u  /* readable (or hung up / in error) */
+#define GH_WAIT_OUT 0x2u /* writable */
+#define GH_WAIT_READY 0   /* the fd reported an event: look (non-blocking); it */
+                          /* may be a spurious wake-up, then wait again */
+#define GH_WAIT_TIMEOUT 1 /* timeout_ms passed first, or the server stops */
+                          /* past its grace (the connection is then cut) */
+
+/** Called once per successful gh_request_wait_fd(), on an inline worker
+ *  thread at the server's base identity, which then owns req as the
+ *  handler did: it may send, complete, or wait again. */
+typedef void (*gh_request_wait_cb)(gh_request_t *req, int result, void *arg);
+
+/** Hands req back to the server until fd has one of `events` (GH_WAIT_IN,
+ *  GH_WAIT_OUT) or timeout_ms passes (< 0: no limit; the server's timer
+ *  scan gives it a granularity of 250 ms): the calling thread returns and
+ *  serves other connections meanwhile, and cb(req, result, arg) runs later
+ *  on whichever worker gets the event. After 0 the caller must not touch
+ *  req again (cb may already be running) and must keep fd open until cb.
+ *  The fd joins the server's connection epoll, one-shot, and stays
+ *  registered (disarmed) after cb until it is closed, so a connection kept
+ *  in a pool is re-armed with one system call. Only with
+ *  gh_server_run_workers() (inline workers): GH_EUNSUPPORTED otherwise,
+ *  and for an upgraded or completed request GH_ESTATE; -EINVAL; -errno
+ *  from epoll_ctl. The thread owning the request. */
+GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int timeout_ms,
+                                 gh_request_wait_cb cb, void *arg);
+/** 1 when gh_request_wait_fd() can be used for req's server, else 0. */
+GH_EXPORT int gh_request_can_wait(const gh_request_t *req);
+
 /** Ends the request: finishes the response if needed (an unsent response
  *  goes out with its status and an empty body; if neither status nor body
  *  was given the client gets 500), releases the request and lets the

@@ -879,6 +879,43 @@ GH_EXPORT int gh_http_context_get_identity_key(gh_http_context_t *ctx, const cha
 GH_EXPORT const char *gh_http_request_get_delegated_mem_ccache(gh_http_request_t *req);
 
 /* ---------------------------------------------------------------------- */
+/* ABI 2.3: waiting for a descriptor without holding a worker               */
+/* ---------------------------------------------------------------------- */
+
+#define GH_HTTP_WAIT_IN 0x1u  /* readable (or hung up / in error) */
+#define GH_HTTP_WAIT_OUT 0x2u /* writable */
+#define GH_HTTP_WAIT_READY 0   /* the descriptor reported an event: look without */
+                               /* blocking (a wake-up may be spurious: wait again) */
+#define GH_HTTP_WAIT_TIMEOUT 1 /* timeout_ms passed first, or the server stops past */
+                               /* its grace (the client connection is then cut) */
+
+/** A wait's callback: result is GH_HTTP_WAIT_READY, GH_HTTP_WAIT_TIMEOUT, or
+ *  a negative error when the wait could not be set up after the callback
+ *  that asked for it returned (then end the request). Runs on a worker
+ *  thread of the server, at base identity whatever the site's
+ *  impersonation (gh_http_context_impersonate works and is reverted after
+ *  it), as part of the notification that asked. Returns like that
+ *  notification's callback: FINISH or CONTINUE, or PENDING after calling
+ *  gh_http_context_wait_fd() again (or when another thread will call
+ *  gh_http_context_complete()). */
+typedef gh_request_status_t (*gh_http_wait_cb)(gh_http_context_t *ctx, int result, void *arg);
+
+/** Asks the server to wait for `events` on fd (a socket to an upstream, a
+ *  pipe...) instead of a worker thread: the module's callback then returns
+ *  GH_REQUEST_PENDING, its worker goes on serving other connections, and
+ *  cb(ctx, result, arg) runs when fd is ready or after timeout_ms (< 0: no
+ *  limit; 250 ms granularity), on whichever worker gets the event. fd is
+ *  the module's and must stay open until cb runs; it stays registered
+ *  with the server (disarmed) until closed, so waiting again on a pooled
+ *  connection costs one system call. At most one wait per request.
+ *  Returns 0 (return PENDING now), GH_EUNSUPPORTED (this server has no
+ *  inline workers: do the work blocking instead), GH_ESTATE (a wait is
+ *  already asked for), -EINVAL. From a request notification's callback or
+ *  a wait callback, on the thread running it. */
+GH_EXPORT int gh_http_context_wait_fd(gh_http_context_t *ctx, int fd, unsigned events,
+                                      int timeout_ms, gh_http_wait_cb cb, void *arg);
+
+/* ---------------------------------------------------------------------- */
 /* Host API: for gatehoused and applications embedding the pipeline        */
 /* ---------------------------------------------------------------------- */
 

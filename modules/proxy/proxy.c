@@ -16,7 +16,6 @@
 
 GH_MODULE_DEFINE("proxy");
 
-#define MAX_UPSTREAMS 64
 
 /* What the relay of one response needs besides the request. */
 typedef struct relay {
@@ -107,12 +106,18 @@ static int on_body(void *arg, const char *data, size_t len)
 /* Outcome of one attempt on one connection. */
 enum { ATTEMPT_OK = 0, ATTEMPT_RETRY = 1 };
 
+/* A request went upstream: its response is to be read (returned by the
+ * steps below; the handler then waits for the connection in the server). */
+#define PROXY_AWAIT 3
+
 /* Reads and relays the response. 0 when complete (the connection then goes
  * back to the pool or is closed), else the status to answer (502/504), or
  * ATTEMPT_RETRY (a pooled connection closed before any byte of a response
  * to a request without body), or -1 when the response was cut after its head
- * went out (the client connection is closed). */
-static int relay_response(proxy_req_t *q, bool retryable)
+ * went out (the client connection is closed). nowait: the first read does
+ * not block (the server said the connection is readable, which may be a
+ * spurious wake-up): PROXY_AWAIT when nothing is there yet. */
+static int relay_response(proxy_req_t *q, bool retryable, bool nowait)
 {
   relay_t rl = {.q = q};
   proxy_resp_t *r = q->pr;
@@ -125,7 +130,9 @@ static int relay_response(proxy_req_t *q, bool retryable)
     ssize_t n, used;
     /* a blocking read that wakes each second (SO_RCVTIMEO, set at connect):
      * one syscall per piece, the client and the deadline checked on ticks */
-    n = recv(q->fd, buf, PROXY_IO_BUF, 0);
+    n = recv(q->fd, buf, PROXY_IO_BUF, nowait && total == 0 ? MSG_DONTWAIT : 0);
+    if (n < 0 && errno == EAGAIN && nowait && total == 0)
+      return PROXY_AWAIT; /* nothing parsed yet: the next wake-up starts over */
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
       if (proxy_client_gone(q)) {
         plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
@@ -236,43 +243,82 @@ static int send_request(proxy_req_t *q, const proxy_buf_t *head, bool has_body, 
   return ret > 0 ? ret : 0;
 }
 
-/* One request to q->up: connection, head, body, response (a pooled
- * connection that turns out closed is retried once on a new one when the
- * request has no body). 0 done, or the status to answer, -1: close the
- * client connection. */
-static int exchange(proxy_req_t *q)
+static void close_upstream(proxy_req_t *q)
 {
-  proxy_buf_t head = {.max = PROXY_MAX_REQ_HEAD};
-  bool has_body, chunked;
-  int ret = proxy_build_head(q, &head, &has_body, &chunked);
+  if (q->fd >= 0)
+    close(q->fd);
+  q->fd = -1;
+}
+
+/* Builds the head (once per upstream, again for a retry when the identity
+ * mode needs a fresh one), takes or opens a connection and sends the
+ * request: PROXY_AWAIT, or the status to answer (q->connect_failed: the
+ * next upstream may be tried). */
+static int send_attempt(proxy_req_t *q)
+{
+  int ret = 0;
+  if (q->head.p == NULL || (q->attempt > 0 && proxy_idm_fresh_head(q))) {
+    /* a Kerberos authenticator is good once: a new one for the retry */
+    free(q->head.p);
+    q->head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+    ret = proxy_build_head(q, &q->head, &q->has_body, &q->chunked);
+  }
   if (ret != 0) {
     plog(q, ret == -EBADMSG ? GH_LOG_WARNING : GH_LOG_ERROR, "request",
          ret == -EBADMSG ? "dot segment in the path" : gh_strerror(ret));
     /* -ENOKEY: no Kerberos credential for the upstream (logged by proxy_idmodes.c) */
-    ret = ret == -EBADMSG ? 400 : head.failed ? 431 : ret == -ENOKEY ? 502 : 500;
-    goto out;
+    return ret == -EBADMSG ? 400 : q->head.failed ? 431 : ret == -ENOKEY ? 502 : 500;
   }
   if (q->want_upgrade && q->slot == NULL && (ret = proxy_upgrade_reserve(q)) != 0)
-    goto out;
-  for (int attempt = 0; attempt < 2; attempt++) {
-    q->broken = false;
-    ret = get_connection(q, attempt > 0);
-    if (ret == 0 && attempt > 0 && proxy_idm_fresh_head(q)) {
-      /* a Kerberos authenticator is good once: a new one for the retry */
-      free(head.p);
-      head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
-      if (proxy_build_head(q, &head, &has_body, &chunked) != 0)
-        ret = 502;
-    }
-    if (ret == 0)
-      ret = send_request(q, &head, has_body, chunked);
-    if (ret == 0)
-      ret = relay_response(q, q->reused && !has_body);
-    if (ret != ATTEMPT_RETRY)
+    return ret;
+  q->broken = false;
+  ret = get_connection(q, q->attempt > 0);
+  if (ret == 0)
+    ret = send_request(q, &q->head, q->has_body, q->chunked);
+  if (ret != 0)
+    return ret;
+  q->first_deadline = proxy_now_ms() + (int64_t)q->read_ms;
+  return PROXY_AWAIT;
+}
+
+/* Sends to the upstreams in order from q->i_up, moving on after a failed
+ * connect: PROXY_AWAIT, or the status to answer (that of the last one). */
+static int start_send(proxy_req_t *q)
+{
+  int ret = 502;
+  while (q->i_up < q->n_up) {
+    q->up = q->order[q->i_up];
+    ret = send_attempt(q);
+    if (ret == PROXY_AWAIT || !q->connect_failed)
       break;
-    close(q->fd);
-    q->fd = -1;
+    close_upstream(q);
+    free(q->head.p);
+    q->head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+    q->attempt = 0;
+    q->i_up++;
   }
+  return ret;
+}
+
+/* The response is (or may be) readable: relays it. PROXY_AWAIT when a
+ * response is still to come (a spurious wake-up, or the request went out
+ * again on a fresh connection after a pooled one turned out closed), else
+ * the result (0 or a status) for settle(). */
+static int on_readable(proxy_req_t *q, bool nowait)
+{
+  int ret = relay_response(q, q->reused && !q->has_body && q->attempt == 0, nowait);
+  if (ret != ATTEMPT_RETRY)
+    return ret;
+  close_upstream(q);
+  q->attempt = 1;
+  return start_send(q);
+}
+
+/* The exchange ended (0: the response was relayed whole): the connection
+ * goes to a splice thread (101), back to the pool, or is closed. Returns
+ * the final result: 0, a status, -1 (cut), PROXY_UPGRADED. */
+static int settle(proxy_req_t *q, int ret)
+{
   if (ret == 0 && q->fd >= 0 && q->pr->upgrade) {
     proxy_idm_done(q); /* before the request is handed over */
     ret = proxy_upgrade(q, q->io + q->left_off, q->left_len);
@@ -280,12 +326,9 @@ static int exchange(proxy_req_t *q)
     proxy_pool_put(q->up, q->identity_key, q->fd, q->keepalive);
     q->fd = -1;
   }
-out:
-  if (q->fd >= 0) {
-    close(q->fd);
-    q->fd = -1;
-  }
-  free(head.p);
+  close_upstream(q);
+  free(q->head.p);
+  q->head.p = NULL;
   return ret;
 }
 
@@ -307,10 +350,10 @@ static int read_config(proxy_req_t *q)
  * site's counter, the ones marked down last. Returns how many. */
 static size_t order_upstreams(proxy_req_t *q, proxy_upstream_t **order)
 {
-  proxy_upstream_t *all[MAX_UPSTREAMS];
+  proxy_upstream_t *all[PROXY_MAX_UPSTREAMS];
   const char *v;
   size_t n = 0, k = 0, start;
-  while (n < MAX_UPSTREAMS && gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
+  while (n < PROXY_MAX_UPSTREAMS && gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
     all[n] = proxy_upstream_get(v);
     if (all[n] == NULL)
       return 0;
@@ -328,45 +371,103 @@ static size_t order_upstreams(proxy_req_t *q, proxy_upstream_t **order)
   return k;
 }
 
-static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
-                                      gh_event_provider_t *prov)
+/* The request's end: the answer for a failed exchange, the identity
+ * modes' state released. PENDING when a splice thread owns it. */
+static gh_request_status_t finish(proxy_req_t *q, int status)
 {
-  proxy_req_t q = {.ctx = ctx,
-                   .req = gh_http_context_get_request(ctx),
-                   .resp = gh_http_context_get_response(ctx),
-                   .server = gh_http_context_get_server(ctx),
-                   .site = gh_http_context_get_site_path(ctx),
-                   .fd = -1};
-  proxy_upstream_t *order[MAX_UPSTREAMS];
-  proxy_scratch_t *scratch = proxy_scratch_get();
-  size_t n = 0;
-  int status = 500;
-  (void)module;
-  (void)prov;
-  q.is_head = strcmp(gh_http_request_get_method(q.req), "HEAD") == 0;
-  q.pr = scratch != NULL ? &scratch->resp : NULL;
-  q.io = scratch != NULL ? scratch->io : NULL;
-  if (q.pr != NULL && read_config(&q) == 0)
-    n = order_upstreams(&q, order);
-  proxy_identity_load(&q);
-  if (n == 0)
-    plog(&q, GH_LOG_ERROR, "configuration", q.pr ? "no usable upstream" : "out of memory");
-  q.identity_key = proxy_identity_key(&q);
-  for (size_t i = 0; i < n; i++) {
-    q.up = order[i];
-    status = exchange(&q);
-    if (!q.connect_failed)
-      break;
-  }
-  proxy_upgrade_release(&q);
+  proxy_upgrade_release(q);
   if (status == PROXY_UPGRADED)
     return GH_REQUEST_PENDING; /* the splice thread owns the request now */
   if (status == -1)
-    gh_http_response_set_disconnect(q.resp); /* cut after the head went out */
+    gh_http_response_set_disconnect(q->resp); /* cut after the head went out */
   else if (status != 0)
-    gh_http_response_send_error(q.resp, status, NULL);
-  proxy_idm_done(&q);
+    gh_http_response_send_error(q->resp, status, NULL);
+  proxy_idm_done(q);
   return GH_REQUEST_FINISH;
+}
+
+static gh_request_status_t on_upstream(gh_http_context_t *ctx, int result, void *arg);
+
+/* Runs the exchange from ret on: while a response is awaited, the request
+ * waits for the upstream connection in the server (no thread held; the
+ * client is checked each second) or, where the server cannot, here. */
+static gh_request_status_t drive(proxy_req_t *q, int ret)
+{
+  while (ret == PROXY_AWAIT) {
+    int64_t left = q->first_deadline - proxy_now_ms();
+    int r = gh_http_context_wait_fd(q->ctx, q->fd, GH_HTTP_WAIT_IN,
+                                    left <= 0 ? 0 : left > 1000 ? 1000 : (int)left, on_upstream, q);
+    if (r == 0)
+      return GH_REQUEST_PENDING;
+    if (r != GH_EUNSUPPORTED) {
+      plog(q, GH_LOG_ERROR, "wait", gh_strerror(r));
+      ret = 500;
+      break;
+    }
+    ret = on_readable(q, false); /* blocking reads with one-second ticks */
+  }
+  return finish(q, settle(q, ret));
+}
+
+/* The server's word on the upstream connection (a worker thread at base
+ * identity): the response is relayed, or the wait goes on. */
+static gh_request_status_t on_upstream(gh_http_context_t *ctx, int result, void *arg)
+{
+  proxy_req_t *q = arg;
+  proxy_scratch_t *scratch = proxy_scratch_get(); /* this thread's parser and buffer */
+  int ret;
+  (void)ctx;
+  q->pr = scratch != NULL ? &scratch->resp : NULL;
+  q->io = scratch != NULL ? scratch->io : NULL;
+  if (scratch == NULL) {
+    plog(q, GH_LOG_ERROR, "relay", "out of memory");
+    ret = 500;
+  } else if (result < 0) {
+    plog(q, GH_LOG_ERROR, "wait", gh_strerror(result));
+    ret = 500;
+  } else if (result == GH_HTTP_WAIT_TIMEOUT) {
+    if (proxy_client_gone(q)) {
+      plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
+      ret = -1;
+    } else if (proxy_now_ms() >= q->first_deadline) {
+      plog(q, GH_LOG_ERROR, "read", "timed out");
+      ret = 504;
+    } else {
+      ret = PROXY_AWAIT;
+    }
+  } else {
+    ret = on_readable(q, true);
+  }
+  return drive(q, ret);
+}
+
+static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
+                                      gh_event_provider_t *prov)
+{
+  proxy_req_t *q = gh_http_context_alloc(ctx, sizeof(*q));
+  proxy_scratch_t *scratch = proxy_scratch_get();
+  (void)module;
+  (void)prov;
+  if (q == NULL || scratch == NULL) {
+    gh_http_response_send_error(gh_http_context_get_response(ctx), 500, NULL);
+    return GH_REQUEST_FINISH;
+  }
+  *q = (proxy_req_t){.ctx = ctx,
+                     .req = gh_http_context_get_request(ctx),
+                     .resp = gh_http_context_get_response(ctx),
+                     .server = gh_http_context_get_server(ctx),
+                     .site = gh_http_context_get_site_path(ctx),
+                     .fd = -1,
+                     .pr = &scratch->resp,
+                     .io = scratch->io};
+  q->is_head = strcmp(gh_http_request_get_method(q->req), "HEAD") == 0;
+  if (read_config(q) == 0)
+    q->n_up = order_upstreams(q, q->order);
+  proxy_identity_load(q);
+  if (q->n_up == 0)
+    plog(q, GH_LOG_ERROR, "configuration", "no usable upstream");
+  q->identity_key = proxy_identity_key(q);
+  return drive(q, q->n_up == 0 ? 500 : start_send(q));
 }
 
 /* At stop (and at a reload, which may drop or change upstream lines) the

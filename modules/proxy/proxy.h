@@ -16,6 +16,7 @@
 #define PROXY_MAX_REQ_HEAD (96 * 1024)
 #define PROXY_POOL_SLOTS 256 /* idle connections kept per upstream, all identities */
 #define PROXY_IO_BUF (64 * 1024)
+#define PROXY_MAX_UPSTREAMS 64 /* `upstream =` lines of one site */
 
 /* ---- upstreams (proxy_upstream.c) ---- */
 
@@ -150,6 +151,13 @@ typedef struct proxy_site_count proxy_site_count_t;
 
 typedef struct proxy_req {
   gh_http_context_t *ctx;
+  /* the exchange, kept across waits (request memory) */
+  proxy_upstream_t *order[PROXY_MAX_UPSTREAMS]; /* upstreams in the order to try */
+  size_t n_up, i_up;                            /* how many, the one in use */
+  int attempt;                                  /* 1: retry on a fresh connection */
+  proxy_buf_t head;                             /* the request head for order[i_up] */
+  bool has_body, chunked;
+  int64_t first_deadline; /* the response's first byte is due by then (ms) */
   gh_http_request_t *req;
   gh_http_response_t *resp;
   gh_module_server_t *server;

@@ -1136,9 +1136,17 @@ static void io_scan(gh__io_t *io)
   gh__conn_t *claimed = NULL;
   gh__loop_t *lp = &io->loop;
   lp->now = io->now;
+  bool due = false;
   pthread_mutex_lock(&io->lock);
   for (gh__conn_t *c = io->conns; c != NULL; c = c->next) {
-    if (atomic_load_explicit(&c->owner, memory_order_relaxed) != GH__OWN_IO)
+    int own = atomic_load_explicit(&c->owner, memory_order_relaxed);
+    if (own == GH__OWN_WORKER && s->waits_ok) {
+      /* a request waiting on a descriptor (gh_request_wait_fd): at its
+       * deadline, or cut at shutdown, a worker calls it back */
+      due |= gh__conn_wait_due(c, io->now, atomic_load_explicit(&s->cut, memory_order_relaxed));
+      continue;
+    }
+    if (own != GH__OWN_IO)
       continue;
     if (!stopping && io->now < atomic_load_explicit(&c->deadline, memory_order_relaxed))
       continue;
@@ -1148,6 +1156,8 @@ static void io_scan(gh__io_t *io)
     claimed = c;
   }
   pthread_mutex_unlock(&io->lock);
+  if (due)
+    gh__conn_due_signal(s);
   gh__conn_t *next;
   for (gh__conn_t *c = claimed; c != NULL; c = next) {
     next = c->scan_next;

@@ -18,7 +18,17 @@
 
 /* First byte of every object whose pointer is an epoll cookie. */
 enum { GH__KIND_CONN = 1, GH__KIND_LISTENER = 2, GH__KIND_WAKE = 3, GH__KIND_CEP = 4,
-       GH__KIND_STOP = 5 };
+       GH__KIND_STOP = 5, GH__KIND_DUE = 6 };
+
+/* A request's wait on a file descriptor (gh_request_wait_fd), in
+ * gh__conn_t.wait: (generation << 2) | one of these. The connection's owner
+ * stays WORKER throughout; the word says who may run the callback. ARMING:
+ * the waiting thread is registering the fd (the fd's event may already take
+ * it, the scan may not: the fd is not known to be registered yet); WAITING:
+ * registered, the fd's event or the scan (deadline) takes it; a thread takes
+ * it with a CAS to (same generation, NONE) and then owns the request. The
+ * generation, bumped by every wait, makes a late CAS of an earlier wait fail. */
+enum { GH__WAIT_NONE = 0, GH__WAIT_ARMING = 1, GH__WAIT_WAITING = 2 };
 
 /* Who may touch a connection's mutable fields (hand-over with release/acquire).
  * IO: at rest, armed in the connection epoll; the thread that receives its
@@ -100,6 +110,7 @@ struct gh__io {
 struct gh__conn {
   uint8_t kind;      /* set once; never reset (late epoll events read it) */
   atomic_int owner;  /* set once per incarnation; the rest is reset on reuse */
+  _Atomic uint32_t wait; /* GH__WAIT_* with its generation; never reset */
   uint8_t state;
   bool dead;         /* closed */
   bool close_after;  /* WRITING: close once the output is flushed */
@@ -108,7 +119,10 @@ struct gh__conn {
   uint32_t armed;    /* events of the last arm (the scan re-arms with them) */
   gh__io_t *io;
   gh_server_t *srv;
-  gh__conn_t *prev, *next, *scan_next, *pool_next;
+  gh__conn_t *prev, *next, *scan_next, *pool_next, *due_next;
+  gh_request_wait_cb wait_cb; /* the wait's callback, request and argument */
+  gh_request_t *wait_req;
+  void *wait_arg;
   _Atomic uint64_t deadline; /* monotonic ms; read by the scan before claiming */
   gh__http_parser_t parser;
   gh_request_t *req;  /* request being read (I/O side) */
@@ -206,6 +220,12 @@ struct gh_server {
   int wstopfd;           /* eventfd in cepfd: inline workers stop */
   uint8_t wstop_kind;    /* GH__KIND_STOP */
   atomic_bool inline_workers; /* gh_server_run_workers(): requests run on the event thread */
+  int wduefd;            /* eventfd in cepfd (one-shot): waits whose deadline passed */
+  uint8_t wdue_kind;     /* GH__KIND_DUE */
+  bool waits_ok;         /* inline workers and wduefd: gh_request_wait_fd works */
+  atomic_bool cut;       /* shutdown past its grace: waits are called back now */
+  pthread_mutex_t wdlock;
+  gh__conn_t *wdue;      /* taken waits for a worker to call back (due_next) */
   atomic_bool wstop;
   pthread_mutex_t cplock; /* connection pool */
   gh__conn_t *conn_pool;
@@ -288,6 +308,20 @@ void *gh__io_main(void *arg);
 void gh__conn_event(gh__loop_t *lp, gh__conn_t *c, uint32_t events);
 /** Harvests the connection epoll without blocking (queue mode, I/O thread). */
 void gh__loop_harvest(gh__loop_t *lp, int timeout_ms, int max);
+/* wait.c (gh_request_wait_fd) */
+/** Inline worker: the event of a waited fd (its cookie: connection and
+ *  generation; top 16 bits nonzero, unlike every other cookie). */
+void gh__conn_wait_event(uint64_t cookie);
+/** True when c's address fits a wait cookie (48 bits). */
+bool gh__conn_wait_cookie_ok(const gh__conn_t *c);
+/** The scan, under the I/O list lock: takes c's wait when it is due (or
+ *  cut: the server stops past its grace) and queues it for a worker. */
+bool gh__conn_wait_due(gh__conn_t *c, uint64_t now, bool cut);
+/** After a scan queued waits: wakes one worker for them. */
+void gh__conn_due_signal(gh_server_t *srv);
+/** Inline worker: the due-list eventfd fired: calls back the waits the
+ *  scan took at their deadline. */
+void gh__conn_run_due(gh_server_t *srv);
 /** Frees the connection pool (gh_server_free). */
 void gh__conn_pool_free(gh_server_t *srv);
 void gh__io_wake(gh__io_t *io);

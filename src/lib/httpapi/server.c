@@ -110,12 +110,16 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   s->cep_kind = GH__KIND_CEP;
   s->wstop_kind = GH__KIND_STOP;
   s->wstopfd = -1;
+  s->wdue_kind = GH__KIND_DUE;
+  s->wduefd = -1;
+  pthread_mutex_init(&s->wdlock, NULL);
   s->cepfd = epoll_create1(EPOLL_CLOEXEC);
   if (s->cepfd < 0) {
     ret = -errno;
     pthread_mutex_destroy(&s->qlock);
     pthread_mutex_destroy(&s->flock);
     pthread_mutex_destroy(&s->cplock);
+    pthread_mutex_destroy(&s->wdlock);
     pthread_cond_destroy(&s->qcond);
     goto out;
   }
@@ -662,7 +666,13 @@ static void *worker_inline_main(void *arg)
     struct epoll_event ev;
     int n = epoll_wait(s->cepfd, &ev, 1, GH__SCAN_MS);
     /* the stop eventfd stays readable: every worker sees it */
-    if (n == 1 && ev.data.ptr != &s->wstop_kind) {
+    if (n != 1 || ev.data.ptr == &s->wstop_kind)
+      continue;
+    if (ev.data.u64 >> 48)
+      gh__conn_wait_event(ev.data.u64); /* a waited fd (gh_request_wait_fd) */
+    else if (ev.data.ptr == &s->wdue_kind)
+      gh__conn_run_due(s);
+    else {
       lp.now = gh__now_ms();
       gh__conn_event(&lp, ev.data.ptr, ev.events);
     }
@@ -717,6 +727,12 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &s->wstop_kind};
     if (epoll_ctl(s->cepfd, EPOLL_CTL_ADD, s->wstopfd, &ev) == 0)
       atomic_store(&s->inline_workers, true);
+  }
+  /* waits (gh_request_wait_fd) need inline workers and the due eventfd */
+  s->wduefd = atomic_load(&s->inline_workers) ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
+  if (s->wduefd >= 0) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->wdue_kind};
+    s->waits_ok = epoll_ctl(s->cepfd, EPOLL_CTL_ADD, s->wduefd, &ev) == 0;
   }
   /* the I/O threads drop the connection epoll from their sets */
   for (unsigned j = 0; j < s->n_ios; j++)
@@ -782,9 +798,13 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
   if (ret == GH_ETIMEOUT) { /* a handler blocked on its connection must not stall the joins */
-    for (unsigned j = 0; j < s->n_ios; j++)
+    atomic_store(&s->cut, true); /* and the next scans call every wait back */
+    for (unsigned j = 0; j < s->n_ios; j++) {
       if (s->ios[j].lock_init)
         gh__io_cut_worker_conns(&s->ios[j]);
+      if (s->ios[j].started)
+        gh__io_wake(&s->ios[j]);
+    }
     /* a PENDING request on a thread of the application's (an upgraded
      * connection's splice) sees its connection cut and completes: give it a
      * moment, so that it does not complete while the server is torn down */
@@ -845,6 +865,9 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
     close(s->cepfd);
   if (s->wstopfd >= 0)
     close(s->wstopfd);
+  if (s->wduefd >= 0)
+    close(s->wduefd);
+  pthread_mutex_destroy(&s->wdlock);
   for (unsigned i = 0; i < s->n_listeners; i++)
     gh__listener_close(s->listeners[i]);
   free(s->listeners);

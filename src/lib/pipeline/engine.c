@@ -344,13 +344,85 @@ static void resume_cb(void *arg)
   (void)run(ctx, true);
 }
 
+static bool suspend(gh_http_context_t *ctx);
+
+/* A wait asked for with gh_http_context_wait_fd ended: on a worker thread
+ * of the source, which owns the request from here. The module's callback
+ * runs as part of the notification that asked, at base identity. */
+static void on_wait(int result, void *arg)
+{
+  gh_http_context_t *ctx = arg;
+  gh_pipeline_t *pl = ctx->pl;
+  gh_http_wait_cb cb = ctx->wait.cb;
+  void *warg = ctx->wait.arg;
+  gh_notification_t saved = ctx->current;
+  gh_request_status_t st;
+  ctx->wait.cb = NULL;
+  atomic_store(&ctx->state, GH__PL_RUNNING);
+  if (pl->sec->is_impersonating()) {
+    /* a thread of the server left impersonating: DESIGN item 17 */
+    gh__pl_log(pl, GH_LOG_ERROR, "request resumed on a thread that is impersonating");
+    if (pl->sec->is_impersonating())
+      pl->sec->revert();
+    result = GH_ESTATE;
+  }
+  ctx->current = ctx->wait.n;
+  st = cb(ctx, result, warg);
+  ctx->current = saved;
+  if ((unsigned)st > GH_REQUEST_PENDING)
+    st = GH_REQUEST_FINISH;
+  if (pl->sec->is_impersonating())
+    pl->sec->revert();
+  ctx->imp_depth = 0;
+  if (st == GH_REQUEST_PENDING) {
+    if (suspend(ctx))
+      return;
+    st = (gh_request_status_t)atomic_load(&ctx->pending_status);
+  }
+  atomic_store(&ctx->pending_status, st);
+  ctx->waited = true;
+  (void)run(ctx, true);
+}
+
+/* The running thread lets go of a request whose module returned PENDING:
+ * true when it did (from here another thread may own ctx: the one running
+ * the wait's callback, or the one calling gh_http_context_complete), false
+ * when it was completed before it could (the caller goes on with
+ * pending_status). A wait the module asked for is armed here, as the last
+ * touch, so that its callback never runs while this thread still has ctx. */
+static bool suspend(gh_http_context_t *ctx)
+{
+  int expected = GH__PL_RUNNING;
+  bool waits = ctx->wait.cb != NULL;
+  int fd = ctx->wait.fd, tmo = ctx->wait.timeout_ms;
+  unsigned ev = ctx->wait.events;
+  const gh__pl_source_ops_t *ops = ctx->src_ops;
+  void *src = ctx->src;
+  int r;
+  if (!atomic_compare_exchange_strong(&ctx->state, &expected, GH__PL_SUSPENDED)) {
+    ctx->wait.cb = NULL; /* completed early: the wait is moot */
+    atomic_store(&ctx->state, GH__PL_RUNNING);
+    return false;
+  }
+  if (!waits)
+    return true;
+  r = ops->wait_fd(src, fd, ev, tmo, on_wait, ctx);
+  if (r != 0)
+    on_wait(r < 0 ? r : -EIO, ctx); /* nothing armed: the module hears it now */
+  return true;
+}
+
 static int run(gh_http_context_t *ctx, bool resumed)
 {
   gh_pipeline_t *pl = ctx->pl;
   int ret = 0;
 
+  bool waited = ctx->waited;
+  ctx->waited = false;
   if (resumed) {
-    if (pl->sec->assert_base() != 0) {
+    /* after a wait on_wait checked the identity (without system calls: the
+     * kernel's word is asked once per request, at its start) */
+    if (!waited && pl->sec->assert_base() != 0) {
       gh__pl_log(pl, GH_LOG_ERROR, "request resumed on a thread that is impersonating");
       if (pl->sec->is_impersonating())
         pl->sec->revert();
@@ -400,16 +472,15 @@ static int run(gh_http_context_t *ctx, bool resumed)
       st = gh__pl_call(ctx, mi, cb, &prov,
                        n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER && ctx->impersonate_site);
       if (st == GH_REQUEST_PENDING) {
-        int expected = GH__PL_RUNNING;
-        if (atomic_compare_exchange_strong(&ctx->state, &expected, GH__PL_SUSPENDED)) {
+        if (suspend(ctx)) {
           /* From here on another thread may own ctx. */
           ret = GH_REQUEST_PENDING;
           goto out;
         }
         /* completed before we could suspend */
-        atomic_store(&ctx->state, GH__PL_RUNNING);
         st = (gh_request_status_t)atomic_load(&ctx->pending_status);
       } else {
+        ctx->wait.cb = NULL; /* a wait without PENDING is moot */
         /* a stray completion without PENDING is ignored */
         int early = GH__PL_COMPLETED_EARLY;
         atomic_compare_exchange_strong(&ctx->state, &early, GH__PL_RUNNING);
@@ -688,6 +759,26 @@ int gh_http_context_complete(gh_http_context_t *ctx, gh_request_status_t status)
     ret = -EINVAL;
 out:
   return ret;
+}
+
+int gh_http_context_wait_fd(gh_http_context_t *ctx, int fd, unsigned events, int timeout_ms,
+                            gh_http_wait_cb cb, void *arg)
+{
+  if (ctx == NULL || fd < 0 || cb == NULL || events == 0 ||
+      (events & ~(GH_HTTP_WAIT_IN | GH_HTTP_WAIT_OUT)) != 0)
+    return -EINVAL;
+  if (ctx->src_ops->wait_fd == NULL || ctx->src_ops->can_wait == NULL ||
+      !ctx->src_ops->can_wait(ctx->src))
+    return GH_EUNSUPPORTED;
+  if (ctx->wait.cb != NULL)
+    return GH_ESTATE;
+  ctx->wait.cb = cb;
+  ctx->wait.arg = arg;
+  ctx->wait.fd = fd;
+  ctx->wait.events = events;
+  ctx->wait.timeout_ms = timeout_ms;
+  ctx->wait.n = ctx->current;
+  return 0;
 }
 
 const gh_auth_info_t *gh_http_context_get_auth_info(gh_http_context_t *ctx)

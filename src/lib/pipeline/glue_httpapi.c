@@ -21,6 +21,8 @@ typedef struct glue {
   char remote[INET6_ADDRSTRLEN + 8];
   char local[INET6_ADDRSTRLEN + 8];
   char host[256];
+  void (*wcb)(int result, void *arg); /* the pipeline's wait callback */
+  void *warg;
 } glue_t;
 
 /* Dotted quad without inet_ntop's printf machinery (every request formats
@@ -214,6 +216,29 @@ static const char *g_mem_ccache(void *src)
   return gh_request_get_delegated_mem_ccache(((glue_t *)src)->req);
 }
 
+static int g_can_wait(void *src)
+{
+  return gh_request_can_wait(((glue_t *)src)->req);
+}
+
+static void g_waited(gh_request_t *req, int result, void *arg)
+{
+  glue_t *g = arg;
+  (void)req;
+  g->wcb(result, g->warg);
+}
+
+static int g_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
+                     void (*cb)(int result, void *arg), void *arg)
+{
+  glue_t *g = src;
+  unsigned ev = ((events & GH_HTTP_WAIT_IN) ? GH_WAIT_IN : 0) |
+                ((events & GH_HTTP_WAIT_OUT) ? GH_WAIT_OUT : 0);
+  g->wcb = cb;
+  g->warg = arg;
+  return gh_request_wait_fd(g->req, fd, ev, timeout_ms, g_waited, g);
+}
+
 static const gh__pl_source_ops_t glue_ops = {
     .describe = g_describe,
     .header_count = g_header_count,
@@ -234,6 +259,8 @@ static const gh__pl_source_ops_t glue_ops = {
     .stream_pending = g_stream_pending,
     .stream_shutdown_write = g_stream_shutdown_write,
     .delegated_mem_ccache = g_mem_ccache,
+    .can_wait = g_can_wait,
+    .wait_fd = g_wait_fd,
 };
 
 int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req)

@@ -516,6 +516,44 @@ static int lookup(const gh__pl_key_t *d, const char *key, const gh__pl_entry_t *
   return take(d, &d->def, want, &i, out);
 }
 
+/* The declaration of a site key, remembered per thread: modules read a
+ * dozen keys per request by literal name, and the search walks every
+ * module's table comparing names. A slot holds the pipeline (its unique id
+ * and module count: a module loaded later may declare the key), the key's
+ * address and a copy of its text (the address alone could be a buffer
+ * reused for another name). */
+#define KEY_MEMO_SLOTS 128
+#define KEY_MEMO_NAME 48
+typedef struct key_memo {
+  uint64_t pl_id;
+  size_t n_modules;
+  const char *key;
+  const gh__pl_key_t *d;
+  char name[KEY_MEMO_NAME];
+} key_memo_t;
+static __thread key_memo_t t_key_memo[KEY_MEMO_SLOTS];
+
+static const gh__pl_key_t *site_key(const gh_pipeline_t *pl, const char *key)
+{
+  uint64_t h = (uint64_t)(uintptr_t)key * UINT64_C(0x9E3779B97F4A7C15); /* Fibonacci hashing */
+  key_memo_t *m = &t_key_memo[h >> 57];
+  const gh__pl_key_t *d;
+  size_t len;
+  if (m->key == key && m->pl_id == pl->id && m->n_modules == pl->n_modules &&
+      strcmp(m->name, key) == 0)
+    return m->d;
+  d = gh__pl_find_key(pl, "site /", key, NULL);
+  len = strlen(key);
+  if (d != NULL && len < KEY_MEMO_NAME) {
+    m->pl_id = pl->id;
+    m->n_modules = pl->n_modules;
+    m->key = key;
+    m->d = d;
+    memcpy(m->name, key, len + 1);
+  }
+  return d;
+}
+
 static int site_get(gh_http_context_t *ctx, const char *key, int want, size_t i, void *out)
 {
   const gh__pl_key_t *d;
@@ -524,7 +562,7 @@ static int site_get(gh_http_context_t *ctx, const char *key, int want, size_t i,
     ret = -EINVAL;
     goto out;
   }
-  d = gh__pl_find_key(ctx->pl, "site /", key, NULL);
+  d = site_key(ctx->pl, key);
   if (d == NULL || !type_fits(d->k.type, want) || (want != WANT_STRING && i != 0)) {
     ret = -EINVAL;
     goto out;

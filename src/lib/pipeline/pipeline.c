@@ -1,6 +1,7 @@
 /* pipeline.c: gh_pipeline_t — module loading and registration, global notifications, sites. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,7 +30,10 @@ void gh__pl_log(gh_pipeline_t *pl, gh_log_level_t level, const char *fmt, ...)
 int gh_pipeline_new(gh_pipeline_t **ret_pipeline)
 {
   int ret = 0;
+  static _Atomic uint64_t next_id = 1;
   gh_pipeline_t *pl = gh__calloc(1, sizeof(*pl));
+  if (pl != NULL)
+    pl->id = atomic_fetch_add(&next_id, 1);
   if (pl == NULL) {
     ret = -ENOMEM;
     goto out;

@@ -68,6 +68,12 @@ typedef struct gh__pl_source_ops {
   int (*stream_shutdown_write)(void *stream);
   /* optional: the request's in-process MEMORY ccache (delegated or S4U credentials) */
   const char *(*delegated_mem_ccache)(void *src);
+  /* optional (ABI 2.3; NULL: GH_EUNSUPPORTED): the request waits for fd in
+   * the server (cb(result, arg) later on a worker thread that then owns
+   * src); can_wait says whether wait_fd works for this source */
+  int (*can_wait)(void *src);
+  int (*wait_fd)(void *src, int fd, unsigned events, int timeout_ms,
+                 void (*cb)(int result, void *arg), void *arg);
 } gh__pl_source_ops_t;
 
 #define GH__PL_SEND_MORE 0x1u
@@ -275,6 +281,7 @@ struct gh_module_server {
 
 struct gh_pipeline {
   gh_module_server_t server;
+  uint64_t id; /* unique in the process: keys the per-thread key memo (keys.c) */
   gh__pl_module_t **modules;
   size_t n_modules;
   /* per notification: module indices in call order */
@@ -406,6 +413,14 @@ struct gh_http_context {
   bool scoped_call; /* a scoped module's handler on an impersonating site is running */
   _Atomic int state;
   _Atomic int pending_status;
+  struct {                 /* gh_http_context_wait_fd, armed when the request suspends */
+    gh_http_wait_cb cb;    /* NULL: none asked for */
+    void *arg;
+    int fd, timeout_ms;
+    unsigned events;
+    gh_notification_t n;   /* the notification that asked */
+  } wait;
+  bool waited; /* resumed by a wait's callback (identity checked there) */
   char *var_cache_groups;
 };
 

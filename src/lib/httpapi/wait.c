@@ -1,0 +1,159 @@
+/* wait.c: gh_request_wait_fd — a request waits for a file descriptor in the connection epoll
+ * instead of on a thread; the fd's event or the timer scan hands it to a worker (ABI 2.3). */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include <gatehouse/error.h>
+
+#include "httpapi/internal.h"
+#include "util/clock.h"
+
+#define WAIT_STATE(w) ((w) & 3u)
+#define WAIT_GEN(w) ((w) & ~3u)
+/* The epoll cookie of a wait: the connection's address in the low 48 bits,
+ * the wait's generation (16 bits, never 0) above, so that an event of an
+ * earlier arm of the same fd (a wait the scan took at its deadline) can
+ * never take a later wait. Other cookies are plain pointers (top bits 0). */
+#define COOKIE_SHIFT 48
+#define COOKIE_GEN(w) ((uint64_t)((WAIT_GEN(w) >> 2) & 0xffffu))
+
+bool gh__conn_wait_cookie_ok(const gh__conn_t *c)
+{
+  return ((uintptr_t)c >> COOKIE_SHIFT) == 0;
+}
+
+/* Takes the wait whose word was seen as w (ARMING or WAITING): true when
+ * this thread now owns the request. */
+static bool take(gh__conn_t *c, uint32_t w)
+{
+  return atomic_compare_exchange_strong_explicit(&c->wait, &w, WAIT_GEN(w) | GH__WAIT_NONE,
+                                                 memory_order_acq_rel, memory_order_relaxed);
+}
+
+static void call_back(gh__conn_t *c, int result)
+{
+  gh_request_wait_cb cb = c->wait_cb;
+  gh_request_t *req = c->wait_req;
+  void *arg = c->wait_arg;
+  c->wait_cb = NULL;
+  c->wait_req = NULL;
+  c->wait_arg = NULL;
+  cb(req, result, arg);
+}
+
+GH_EXPORT int gh_request_can_wait(const gh_request_t *req)
+{
+  return req != NULL && req->srv->waits_ok;
+}
+
+GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int timeout_ms,
+                                 gh_request_wait_cb cb, void *arg)
+{
+  gh__conn_t *c;
+  uint32_t w, armed;
+  struct epoll_event ev = {.events = EPOLLONESHOT};
+  if (req == NULL || fd < 0 || cb == NULL || events == 0 ||
+      (events & ~(GH_WAIT_IN | GH_WAIT_OUT)) != 0)
+    return -EINVAL;
+  if (!req->srv->waits_ok)
+    return GH_EUNSUPPORTED;
+  c = req->conn;
+  if (c != NULL && !gh__conn_wait_cookie_ok(c))
+    return GH_EUNSUPPORTED;
+  if (c == NULL || c->dead || req->finished || req->released || req->stream != NULL)
+    return GH_ESTATE;
+  w = atomic_load_explicit(&c->wait, memory_order_relaxed);
+  if (WAIT_STATE(w) != GH__WAIT_NONE)
+    return GH_ESTATE; /* a wait of this request is outstanding */
+  c->wait_cb = cb;
+  c->wait_req = req;
+  c->wait_arg = arg;
+  atomic_store_explicit(&c->deadline,
+                        timeout_ms < 0 ? UINT64_MAX : gh__now_ms() + (uint64_t)timeout_ms,
+                        memory_order_relaxed);
+  armed = WAIT_GEN(w) + 4u; /* the next generation */
+  if (COOKIE_GEN(armed) == 0)
+    armed += 4u;
+  atomic_store_explicit(&c->wait, armed | GH__WAIT_ARMING, memory_order_release);
+  if (events & GH_WAIT_IN)
+    ev.events |= EPOLLIN | EPOLLRDHUP;
+  if (events & GH_WAIT_OUT)
+    ev.events |= EPOLLOUT;
+  ev.data.u64 = (uint64_t)(uintptr_t)c | COOKIE_GEN(armed) << COOKIE_SHIFT;
+  if (epoll_ctl(req->srv->cepfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+      (errno != ENOENT || epoll_ctl(req->srv->cepfd, EPOLL_CTL_ADD, fd, &ev) != 0)) {
+    int e = -errno;
+    /* nothing is registered: no event can take it */
+    atomic_store_explicit(&c->wait, armed | GH__WAIT_NONE, memory_order_relaxed);
+    c->wait_cb = NULL;
+    c->wait_req = NULL;
+    c->wait_arg = NULL;
+    return e;
+  }
+  /* From here c may be another thread's. Only the CAS below touches it; it
+   * fails when the event already took the wait (or a later wait runs: the
+   * generation differs), and then that thread called back. */
+  w = armed | GH__WAIT_ARMING;
+  (void)atomic_compare_exchange_strong_explicit(&c->wait, &w, armed | GH__WAIT_WAITING,
+                                                memory_order_acq_rel, memory_order_relaxed);
+  return 0;
+}
+
+void gh__conn_wait_event(uint64_t cookie)
+{
+  gh__conn_t *c = (gh__conn_t *)(uintptr_t)(cookie & ((UINT64_C(1) << COOKIE_SHIFT) - 1));
+  uint32_t w = atomic_load_explicit(&c->wait, memory_order_acquire);
+  if (WAIT_STATE(w) == GH__WAIT_NONE || COOKIE_GEN(w) != cookie >> COOKIE_SHIFT || !take(c, w))
+    return; /* an event of an arm whose wait was already called back */
+  call_back(c, GH_WAIT_READY);
+}
+
+/* The I/O thread's scan: a due wait is taken and queued for a worker (the
+ * scan never runs application code). Called under the I/O list lock. */
+bool gh__conn_wait_due(gh__conn_t *c, uint64_t now, bool cut)
+{
+  gh_server_t *s = c->srv;
+  uint32_t w = atomic_load_explicit(&c->wait, memory_order_acquire);
+  if (WAIT_STATE(w) != GH__WAIT_WAITING)
+    return false;
+  if (!cut && now < atomic_load_explicit(&c->deadline, memory_order_relaxed))
+    return false;
+  if (!take(c, w))
+    return false;
+  pthread_mutex_lock(&s->wdlock);
+  c->due_next = s->wdue;
+  s->wdue = c;
+  pthread_mutex_unlock(&s->wdlock);
+  return true;
+}
+
+/* After a scan queued waits: one worker gets the eventfd's one-shot event. */
+void gh__conn_due_signal(gh_server_t *s)
+{
+  uint64_t one = 1;
+  ssize_t n = write(s->wduefd, &one, sizeof(one));
+  (void)n;
+}
+
+void gh__conn_run_due(gh_server_t *s)
+{
+  gh__conn_t *list, *next;
+  uint64_t v;
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->wdue_kind};
+  pthread_mutex_lock(&s->wdlock);
+  list = s->wdue;
+  s->wdue = NULL;
+  while (read(s->wduefd, &v, sizeof(v)) > 0)
+    ;
+  /* re-armed under the lock: a later push writes the eventfd after this */
+  (void)epoll_ctl(s->cepfd, EPOLL_CTL_MOD, s->wduefd, &ev);
+  pthread_mutex_unlock(&s->wdlock);
+  for (gh__conn_t *c = list; c != NULL; c = next) {
+    next = c->due_next;
+    c->due_next = NULL;
+    call_back(c, GH_WAIT_TIMEOUT);
+  }
+}
