@@ -16,14 +16,6 @@
 
 GH_MODULE_DEFINE("proxy");
 
-
-/* What the relay of one response needs besides the request. */
-typedef struct relay {
-  proxy_req_t *q;
-  bool head_set;     /* the final status and fields are on the response */
-  bool client_error; /* sending to the client failed */
-} relay_t;
-
 static void plog(proxy_req_t *q, gh_log_level_t lvl, const char *what, const char *detail)
 {
   gh_module_server_log(q->server, lvl, "proxy: %s %s: upstream %s: %s: %s",
@@ -40,9 +32,8 @@ static bool skip_response_field(const char *name, const char *conn)
   return proxy_is_hop_by_hop(name, conn);
 }
 
-static int set_field(relay_t *rl, const char *name, const char *value)
+static int set_field(proxy_req_t *q, const char *name, const char *value)
 {
-  proxy_req_t *q = rl->q;
   char *nv = NULL;
   if (strcasecmp(name, "Location") == 0 || strcasecmp(name, "Content-Location") == 0)
     nv = proxy_rewrite_location(q->ctx, q->up, q->site, value, q->sent_host);
@@ -54,8 +45,7 @@ static int set_field(relay_t *rl, const char *name, const char *value)
 /* The final head: status, the upstream's end-to-end fields, the length. */
 static int on_head(void *arg, proxy_resp_t *r)
 {
-  relay_t *rl = arg;
-  proxy_req_t *q = rl->q;
+  proxy_req_t *q = arg;
   const char *conn = proxy_resp_field(r, "Connection"), *via;
   char num[32];
   int ret = 0;
@@ -73,7 +63,7 @@ static int on_head(void *arg, proxy_resp_t *r)
     if ((!skip_response_field(r->f[i].name, conn) ||
          (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0)) &&
         !proxy_idm_skip_response_field(q, r->f[i].name))
-      ret = set_field(rl, r->f[i].name, r->f[i].value);
+      ret = set_field(q, r->f[i].name, r->f[i].value);
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
     snprintf(num, sizeof(num), "%lld", (long long)r->content_length);
     ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_REPLACE);
@@ -85,7 +75,7 @@ static int on_head(void *arg, proxy_resp_t *r)
              r->hp.http_major, r->hp.http_minor);
     ret = gh_http_response_set_header(q->resp, "Via", line, GH_HEADER_REPLACE);
   }
-  rl->head_set = ret == 0;
+  q->head_set = ret == 0;
   /* no body will come (HEAD, 204, 304): the head goes now, with the
    * upstream's Content-Length (a final send would compute 0) */
   if (ret == 0 && (q->is_head || r->status == 204 || r->status == 304))
@@ -95,9 +85,9 @@ static int on_head(void *arg, proxy_resp_t *r)
 
 static int on_body(void *arg, const char *data, size_t len)
 {
-  relay_t *rl = arg;
-  if (gh_http_response_write(rl->q->resp, data, len) != 0) {
-    rl->client_error = rl->q->client_failed = true;
+  proxy_req_t *q = arg;
+  if (gh_http_response_write(q->resp, data, len) != 0) {
+    q->client_error = q->client_failed = true;
     return -1;
   }
   return 0;
@@ -110,44 +100,73 @@ enum { ATTEMPT_OK = 0, ATTEMPT_RETRY = 1 };
  * steps below; the handler then waits for the connection in the server). */
 #define PROXY_AWAIT 3
 
+/* The response stops mid-way to wait for the upstream in the server: its
+ * parser (the thread's until now) moves to the request, since another
+ * thread may go on with it. false when out of memory. */
+static bool keep_parser(proxy_req_t *q)
+{
+  if (q->own_pr == NULL) {
+    q->own_pr = malloc(sizeof(*q->own_pr));
+    if (q->own_pr == NULL)
+      return false;
+    proxy_resp_move(q->own_pr, q->pr);
+    q->pr = q->own_pr;
+  }
+  return true;
+}
+
+/* A relay that cannot go on: once the head went out the only answer left
+ * is to cut the client's connection (-1). Ends the relay. */
+static int relay_fail(proxy_req_t *q, int status)
+{
+  q->relaying = false;
+  if (status != 0 && q->head_set && gh_http_response_headers_sent(q->resp))
+    return -1;
+  return status;
+}
+
 /* Reads and relays the response. 0 when complete (the connection then goes
  * back to the pool or is closed), else the status to answer (502/504), or
  * ATTEMPT_RETRY (a pooled connection closed before any byte of a response
  * to a request without body), or -1 when the response was cut after its head
- * went out (the client connection is closed). nowait: the first read does
- * not block (the server said the connection is readable, which may be a
- * spurious wake-up): PROXY_AWAIT when nothing is there yet. */
+ * went out (the client connection is closed). nowait: reads do not block
+ * (the server said the connection is readable, which may be a spurious
+ * wake-up): PROXY_AWAIT when nothing more is there yet, the parser kept in
+ * q for the next call (q->relaying). */
 static int relay_response(proxy_req_t *q, bool retryable, bool nowait)
 {
-  relay_t rl = {.q = q};
   proxy_resp_t *r = q->pr;
   char *buf = q->io;
-  size_t total = 0;
   int ret = 0;
-  proxy_resp_init(r, q->is_head, on_head, on_body, &rl);
-  int64_t deadline = proxy_now_ms() + (int64_t)q->read_ms;
+  if (!q->relaying) {
+    proxy_resp_init(r, q->is_head, on_head, on_body, q);
+    q->relaying = true;
+    q->head_set = q->client_error = false;
+    q->resp_bytes = 0;
+  }
   while (!r->done) {
     ssize_t n, used;
-    /* a blocking read that wakes each second (SO_RCVTIMEO, set at connect):
-     * one syscall per piece, the client and the deadline checked on ticks */
-    n = recv(q->fd, buf, PROXY_IO_BUF, nowait && total == 0 ? MSG_DONTWAIT : 0);
-    if (n < 0 && errno == EAGAIN && nowait && total == 0)
-      return PROXY_AWAIT; /* nothing parsed yet: the next wake-up starts over */
+    /* blocking: a read that wakes each second (SO_RCVTIMEO, set at
+     * connect): one syscall per piece, the client and the deadline checked
+     * on ticks */
+    n = recv(q->fd, buf, PROXY_IO_BUF, nowait ? MSG_DONTWAIT : 0);
+    if (n < 0 && errno == EAGAIN && nowait)
+      return keep_parser(q) ? PROXY_AWAIT : relay_fail(q, 500);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
       if (proxy_client_gone(q)) {
         plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
         ret = -1;
         break;
       }
-      if (proxy_now_ms() >= deadline) {
+      if (proxy_now_ms() >= q->read_deadline) {
         plog(q, GH_LOG_ERROR, "read", "timed out");
         ret = 504;
         break;
       }
       continue;
     }
-    deadline = proxy_now_ms() + (int64_t)q->read_ms;
-    if (n <= 0 && total == 0 && retryable) {
+    q->read_deadline = proxy_now_ms() + (int64_t)q->read_ms;
+    if (n <= 0 && q->resp_bytes == 0 && retryable) {
       ret = ATTEMPT_RETRY;
       break;
     }
@@ -156,10 +175,10 @@ static int relay_response(proxy_req_t *q, bool retryable, bool nowait)
       ret = 502;
       break;
     }
-    total += (size_t)n;
+    q->resp_bytes += (size_t)n;
     used = proxy_resp_feed(r, buf, (size_t)n);
     if (used < 0) {
-      if (!rl.client_error)
+      if (!q->client_error)
         plog(q, GH_LOG_ERROR, "invalid response", r->error);
       ret = 502;
       break;
@@ -176,16 +195,14 @@ static int relay_response(proxy_req_t *q, bool retryable, bool nowait)
       close(q->fd);
       q->fd = -1;
     }
-    if (!r->done && rl.head_set && gh_http_response_flush(q->resp) != 0) {
-      q->client_failed = rl.client_error = true;
+    if (!r->done && q->head_set && gh_http_response_flush(q->resp) != 0) {
+      q->client_failed = q->client_error = true;
       plog(q, GH_LOG_INFO, "relay", "client gone, upstream request cancelled");
       ret = -1;
       break;
     }
   }
-  if (ret != 0 && rl.head_set && gh_http_response_headers_sent(q->resp))
-    ret = -1;
-  return ret;
+  return relay_fail(q, ret);
 }
 
 /* Opens (or takes from the pool) a connection to q->up. 0, or the status
@@ -277,7 +294,7 @@ static int send_attempt(proxy_req_t *q)
     ret = send_request(q, &q->head, q->has_body, q->chunked);
   if (ret != 0)
     return ret;
-  q->first_deadline = proxy_now_ms() + (int64_t)q->read_ms;
+  q->read_deadline = proxy_now_ms() + (int64_t)q->read_ms;
   return PROXY_AWAIT;
 }
 
@@ -329,6 +346,8 @@ static int settle(proxy_req_t *q, int ret)
   close_upstream(q);
   free(q->head.p);
   q->head.p = NULL;
+  free(q->own_pr);
+  q->own_pr = NULL;
   return ret;
 }
 
@@ -353,7 +372,8 @@ static size_t order_upstreams(proxy_req_t *q, proxy_upstream_t **order)
   proxy_upstream_t *all[PROXY_MAX_UPSTREAMS];
   const char *v;
   size_t n = 0, k = 0, start;
-  while (n < PROXY_MAX_UPSTREAMS && gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
+  while (n < PROXY_MAX_UPSTREAMS &&
+         gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
     all[n] = proxy_upstream_get(v);
     if (all[n] == NULL)
       return 0;
@@ -394,9 +414,12 @@ static gh_request_status_t on_upstream(gh_http_context_t *ctx, int result, void 
 static gh_request_status_t drive(proxy_req_t *q, int ret)
 {
   while (ret == PROXY_AWAIT) {
-    int64_t left = q->first_deadline - proxy_now_ms();
+    int64_t left = q->read_deadline - proxy_now_ms();
     int r = gh_http_context_wait_fd(q->ctx, q->fd, GH_HTTP_WAIT_IN,
-                                    left <= 0 ? 0 : left > 1000 ? 1000 : (int)left, on_upstream, q);
+                                    left <= 0     ? 0
+                                    : left > 1000 ? 1000
+                                                  : (int)left,
+                                    on_upstream, q);
     if (r == 0)
       return GH_REQUEST_PENDING;
     if (r != GH_EUNSUPPORTED) {
@@ -417,21 +440,22 @@ static gh_request_status_t on_upstream(gh_http_context_t *ctx, int result, void 
   proxy_scratch_t *scratch = proxy_scratch_get(); /* this thread's parser and buffer */
   int ret;
   (void)ctx;
-  q->pr = scratch != NULL ? &scratch->resp : NULL;
+  /* a response that stopped mid-way has its own parser (keep_parser) */
+  q->pr = q->own_pr != NULL ? q->own_pr : scratch != NULL ? &scratch->resp : NULL;
   q->io = scratch != NULL ? scratch->io : NULL;
   if (scratch == NULL) {
     plog(q, GH_LOG_ERROR, "relay", "out of memory");
-    ret = 500;
+    ret = relay_fail(q, 500);
   } else if (result < 0) {
     plog(q, GH_LOG_ERROR, "wait", gh_strerror(result));
-    ret = 500;
+    ret = relay_fail(q, 500);
   } else if (result == GH_HTTP_WAIT_TIMEOUT) {
     if (proxy_client_gone(q)) {
       plog(q, GH_LOG_INFO, "read", "client gone, upstream request cancelled");
-      ret = -1;
-    } else if (proxy_now_ms() >= q->first_deadline) {
+      ret = relay_fail(q, -1);
+    } else if (proxy_now_ms() >= q->read_deadline) {
       plog(q, GH_LOG_ERROR, "read", "timed out");
-      ret = 504;
+      ret = relay_fail(q, 504);
     } else {
       ret = PROXY_AWAIT;
     }

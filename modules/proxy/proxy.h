@@ -115,6 +115,9 @@ void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,
  *  at the end of the final response: fewer than len means the upstream sent
  *  more than its answer), or -1 with r->error set. len 0 signals EOF. */
 ssize_t proxy_resp_feed(proxy_resp_t *r, const char *data, size_t len);
+/** Moves a parser's state to dst (another address): the pointers into its
+ *  own buffers follow. */
+void proxy_resp_move(proxy_resp_t *dst, const proxy_resp_t *src);
 /** The value of the first field of that name in the current head, or NULL. */
 const char *proxy_resp_field(const proxy_resp_t *r, const char *name);
 
@@ -157,7 +160,12 @@ typedef struct proxy_req {
   int attempt;                                  /* 1: retry on a fresh connection */
   proxy_buf_t head;                             /* the request head for order[i_up] */
   bool has_body, chunked;
-  int64_t first_deadline; /* the response's first byte is due by then (ms) */
+  int64_t read_deadline; /* the response's next byte is due by then (ms) */
+  bool relaying;          /* a response is being relayed (its parser is q->pr) */
+  bool head_set;          /* its final status and fields are on the response */
+  bool client_error;      /* sending it to the client failed */
+  size_t resp_bytes;      /* read of it so far */
+  struct proxy_resp *own_pr; /* its parser once it waited mid-way (malloc'd) */
   gh_http_request_t *req;
   gh_http_response_t *resp;
   gh_module_server_t *server;

@@ -204,3 +204,14 @@ const char *proxy_resp_field(const proxy_resp_t *r, const char *name)
       return r->f[i].value;
   return NULL;
 }
+
+void proxy_resp_move(proxy_resp_t *dst, const proxy_resp_t *src)
+{
+  memcpy(dst, src, sizeof(*dst));
+  dst->hp.data = dst;
+  for (size_t i = 0; i < dst->n; i++) {
+    dst->f[i].name = dst->head + (src->f[i].name - src->head);
+    if (src->f[i].value != NULL)
+      dst->f[i].value = dst->head + (src->f[i].value - src->head);
+  }
+}

@@ -147,6 +147,34 @@ static void test_parser(void **state)
   free(big);
 }
 
+/* A response parsed part on one thread's parser, the rest on a copy (the
+ * relay waiting mid-way): fields split across the pieces keep their text,
+ * the chunked body continues. */
+static void test_parser_move(void **state)
+{
+  static proxy_resp_t moved;
+  const char *a = "HTTP/1.1 200 OK\r\nX-One: fir", *b = "st\r\nX-Two: second\r\n";
+  const char *c = "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n", *d = "2\r\nde\r\n0\r\n\r\n";
+  got_t g;
+  (void)state;
+  memset(&g, 0, sizeof(g));
+  proxy_resp_init(&R, false, on_head, on_body, &g);
+  assert_int_equal(proxy_resp_feed(&R, a, strlen(a)), (ssize_t)strlen(a));
+  proxy_resp_move(&moved, &R);
+  memset(&R, 0x5a, sizeof(R)); /* the thread's parser goes on with other work */
+  assert_int_equal(proxy_resp_feed(&moved, b, strlen(b)), (ssize_t)strlen(b));
+  assert_int_equal(proxy_resp_feed(&moved, c, strlen(c)), (ssize_t)strlen(c));
+  assert_int_equal(g.n_heads, 1);
+  assert_string_equal(proxy_resp_field(&moved, "x-one"), "first");
+  assert_string_equal(proxy_resp_field(&moved, "X-Two"), "second");
+  proxy_resp_move(&R, &moved);
+  memset(&moved, 0x5a, sizeof(moved));
+  assert_int_equal(proxy_resp_feed(&R, d, strlen(d)), (ssize_t)strlen(d));
+  assert_true(R.done && R.chunked && R.keep_alive);
+  assert_int_equal(g.body_len, 5);
+  assert_memory_equal(g.body, "abcde", 5);
+}
+
 static void test_pool_identity(void **state)
 {
   proxy_upstream_t *u = proxy_upstream_get("http://127.0.0.1:9");
@@ -174,9 +202,8 @@ static void test_pool_identity(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_upstream_lines),
-      cmocka_unit_test(test_names),
-      cmocka_unit_test(test_parser),
+      cmocka_unit_test(test_upstream_lines), cmocka_unit_test(test_names),
+      cmocka_unit_test(test_parser),         cmocka_unit_test(test_parser_move),
       cmocka_unit_test(test_pool_identity),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

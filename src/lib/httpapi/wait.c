@@ -11,7 +11,7 @@
 #include "httpapi/internal.h"
 #include "util/clock.h"
 
-#define WAIT_STATE(w) ((w) & 3u)
+#define WAIT_STATE(w) ((w)&3u)
 #define WAIT_GEN(w) ((w) & ~3u)
 /* The epoll cookie of a wait: the connection's address in the low 48 bits,
  * the wait's generation (16 bits, never 0) above, so that an event of an

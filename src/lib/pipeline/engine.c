@@ -78,8 +78,8 @@ static void pool_put(gh__pool_t *p)
   }
 }
 
-static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops,
-                   void *src, gh_http_context_t **ret_ctx)
+static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops, void *src,
+                   gh_http_context_t **ret_ctx)
 {
   int ret = 0;
   gh__pool_t *pool = pool_get();
@@ -164,8 +164,7 @@ static void ctx_end(gh_http_context_t *ctx)
     if (ctx->created[i]) {
       ctx->created[i] = false;
       if (pl->modules[i]->factory.dispose != NULL)
-        pl->modules[i]->factory.dispose(pl->modules[i]->factory.factory_data,
-                                        ctx->instances[i]);
+        pl->modules[i]->factory.dispose(pl->modules[i]->factory.factory_data, ctx->instances[i]);
       ctx->instances[i] = NULL;
     }
   }
@@ -211,9 +210,8 @@ out:
   return ret;
 }
 
-gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
-                                gh_module_request_cb cb, gh_event_provider_t *prov,
-                                bool impersonate)
+gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_module_request_cb cb,
+                                gh_event_provider_t *prov, bool impersonate)
 {
   gh_request_status_t st = GH_REQUEST_CONTINUE;
   const gh__pl_sec_ops_t *sec = ctx->pl->sec;
@@ -283,8 +281,7 @@ int gh__pl_raise_nested(gh_http_context_t *ctx, gh_event_provider_t *prov)
   return ret;
 }
 
-static bool module_runs_here(gh_http_context_t *ctx, const gh__pl_module_t *m,
-                             gh_notification_t n)
+static bool module_runs_here(gh_http_context_t *ctx, const gh__pl_module_t *m, gh_notification_t n)
 {
   const char *h;
   if (n != GH_NOTIFY_EXECUTE_REQUEST_HANDLER || !m->handler)
@@ -440,8 +437,7 @@ static int run(gh_http_context_t *ctx, bool resumed)
     size_t *list = ctx->post ? pl->post_order[n] : pl->order[n];
     size_t count = ctx->post ? pl->n_post_order[n] : pl->n_order[n];
 
-    if (n == GH_NOTIFY_LOG_REQUEST && !ctx->post && ctx->index == 0 &&
-        !ctx->response.final_sent) {
+    if (n == GH_NOTIFY_LOG_REQUEST && !ctx->post && ctx->index == 0 && !ctx->response.final_sent) {
       /* The response goes out before logging, so LOG_REQUEST sees the final
        * status and size. A request no handler took is a 404. */
       if (!ctx->handled && !ctx->response.touched && !ctx->finished)
@@ -500,8 +496,8 @@ out:
   return ret;
 }
 
-int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site,
-                                const gh__pl_source_ops_t *ops, void *src)
+int gh__pipeline_process_source(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops,
+                                void *src)
 {
   int ret = 0;
   gh_http_context_t *ctx = NULL;
@@ -570,8 +566,7 @@ const char *gh_http_context_get_site_config(gh_http_context_t *ctx, const char *
 
 const char *gh_http_context_get_site_config_n(gh_http_context_t *ctx, const char *key, size_t i)
 {
-  if (ctx == NULL || ctx->site_section == NULL || ctx->site_section[0] == '\0' ||
-      i == GH__PL_LAST)
+  if (ctx == NULL || ctx->site_section == NULL || ctx->site_section[0] == '\0' || i == GH__PL_LAST)
     return NULL;
   if (ctx->site != NULL)
     return gh__pl_site_get(ctx->site, key, i);
