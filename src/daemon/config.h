@@ -81,11 +81,11 @@ typedef struct gh_daemon_config {
 } gh_daemon_config_t;
 
 /** Default workers when a site's handler relays (a module that streams
- *  bodies, gh_module_registration_set_streamed_body: the proxy holds a
- *  worker per request while the upstream answers), and the fewest that draw
- *  a warning at start. */
-#define GH_RELAY_DEFAULT_WORKERS 64u
-#define GH_RELAY_WARN_WORKERS 16u
+ *  bodies, gh_module_registration_set_streamed_body: the proxy waits for
+ *  its upstream in the server, but holds a worker while it streams a body
+ *  from or to a slow client), and the fewest that draw a warning at start. */
+#define GH_RELAY_DEFAULT_WORKERS 16u
+#define GH_RELAY_WARN_WORKERS 4u
 
 /** True when the site's requests run through the module pipeline. */
 static inline int gh_site_is_pipeline(const gh_site_t *s)

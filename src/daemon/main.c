@@ -564,8 +564,8 @@ int main(int argc, char **argv)
     gh_dlog(LOG_INFO, "listening on %s", cfg.listen[i]);
   if (serve && relays && cfg.workers < GH_RELAY_WARN_WORKERS)
     gh_dlog(LOG_WARNING,
-            "workers = %u with a proxy site: each proxied request holds a worker until the "
-            "upstream answers, so %u slow answers (long polls, server-sent events) stop the "
+            "workers = %u with a proxy site: a proxied request holds a worker while it "
+            "streams a body from or to a slow client, so %u slow uploads or downloads stop the "
             "server; set workers >= %u (docs/proxy.md)",
             cfg.workers, cfg.workers, GH_RELAY_WARN_WORKERS);
   if (serve) {

@@ -729,12 +729,12 @@ def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
 
 
 def test_workers_default_and_warning(realm, up, gh2):  # noqa: F811
-    # a proxy site and no workers key: 64 workers, no warning
+    # a proxy site and no workers key: 16 workers, no warning
     site = dict(BASIC, handler='proxy', upstream=f'http://127.0.0.1:{up.port}')
     d = GhDaemon(realm, [('/p', site)], server={'workers': None})
     d.start()
     try:
-        assert ', 64 workers,' in d.log() and 'with a proxy site' not in d.log(), d.log()
+        assert ', 16 workers,' in d.log() and 'with a proxy site' not in d.log(), d.log()
         assert get(d, '/p/echo', user='alice').status == 200
     finally:
         d.stop()
@@ -745,7 +745,7 @@ def test_workers_default_and_warning(realm, up, gh2):  # noqa: F811
         assert f', {os.cpu_count()} workers,' in d.log(), d.log()
     finally:
         d.stop()
-    # workers set below 16 with a proxy site: kept, with a warning
+    # workers set below 4 with a proxy site: kept, with a warning
     assert 'workers = 2 with a proxy site' in gh2.log()
     assert ', 2 workers,' in gh2.log()
 
