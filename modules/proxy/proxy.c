@@ -538,6 +538,14 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
     ret = gh_module_registration_set_execute_handler(reg, on_execute);
   if (ret == 0)
     ret = gh_module_registration_set_streamed_body(reg);
+  /* impersonate = yes: the handler never runs as the client. The only
+   * client-owned resource it touches is the upstream socket in
+   * connect-as-client mode, opened with the client's token; a connection
+   * opened by a thread running as the client would carry the client's
+   * SO_PEERCRED into the shared pool (the next user's request would reach
+   * the upstream as the first one) */
+  if (ret == 0)
+    ret = gh_module_registration_set_scoped_impersonation(reg);
   if (ret == 0)
     ret = gh_module_registration_set_global(reg, &g);
   if (ret == 0)

@@ -192,6 +192,27 @@ def test_socket_permission_is_the_clients(realm, keys):  # noqa: F811
     assert 'connect as the client' in errs, errs[-2000:]
 
 
+def test_impersonating_site_connects_as_the_service(realm, app):  # noqa: F811
+    # impersonate = yes on a headers-mode site: the handler does not run as the client
+    # (token-scoped), so the pooled connections are the service's: alice's request never
+    # opens one that bob's then reuses with alice's SO_PEERCRED
+    g = GhDaemon(realm, [('/imp', dict(BASIC_ONLY, handler='proxy', upstream=f'unix:{app.sock}',
+                                       identity_headers=IDENT, impersonate='yes'))])
+    g.start()
+    try:
+        seen = {}
+        for user in ('alice', 'bob', 'alice', 'bob'):
+            r = curl(g.url('/imp/x'), user=user)
+            assert r.status == 200, r
+            j = json.loads(r.body)
+            assert j['user'] == user, j
+            seen.setdefault(user, set()).add(j['peer']['uid'])
+    finally:
+        g.stop()
+    uids = seen['alice'] | seen['bob']
+    assert len(uids) == 1 and not uids & {USERS['alice'][0], USERS['bob'][0]}, seen
+
+
 def test_bad_key_refused_at_load(realm, app, keys):  # noqa: F811
     d = shared_dir('gh-badkey-')
     loose = write_key(os.path.join(d, 'loose.key'), b'x' * 40)
