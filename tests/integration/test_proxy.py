@@ -782,8 +782,9 @@ def thread_uids(pid):
 
 
 def test_splice_thread_never_impersonates(gh2):
-    """On an impersonate = yes site the handler runs as the client; the splice of its upgraded
-    connection runs on a thread at the service identity, and no thread stays the client's."""
+    """On an impersonate = yes site (token-scoped for the proxy: the handler's thread is not
+    switched, users who cannot be impersonated are refused) the splice of an upgraded
+    connection runs on a thread at the service identity, and no thread is the client's."""
     import asyncio
     base = thread_uids(gh2.proc.pid)
     main = base[str(gh2.proc.pid)]
