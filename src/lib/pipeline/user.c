@@ -16,12 +16,18 @@ static const char *auth_type_text(const gh_auth_info_t *auth)
   if (auth == NULL || auth->status != GH_AUTH_STATUS_SUCCESS)
     return "";
   switch (auth->type) {
-  case GH_AUTH_TYPE_BASIC: return "Basic";
-  case GH_AUTH_TYPE_NTLM: return "NTLM";
-  case GH_AUTH_TYPE_NEGOTIATE: return "Negotiate";
-  case GH_AUTH_TYPE_KERBEROS: return "Kerberos";
-  case GH_AUTH_TYPE_PEER: return "Peer";
-  default: return "";
+  case GH_AUTH_TYPE_BASIC:
+    return "Basic";
+  case GH_AUTH_TYPE_NTLM:
+    return "NTLM";
+  case GH_AUTH_TYPE_NEGOTIATE:
+    return "Negotiate";
+  case GH_AUTH_TYPE_KERBEROS:
+    return "Kerberos";
+  case GH_AUTH_TYPE_PEER:
+    return "Peer";
+  default:
+    return "";
   }
 }
 
@@ -96,45 +102,62 @@ static const char *level_text(int level)
 }
 
 /* Makes the token variables (uid, gid, level, groups) the first time any
- * variable is read or set, in the order the eager version set them. */
+ * variable is read or set, in the order the eager version set them: their
+ * nodes and text in one allocation (u->vars_block; a relaying module reads
+ * "groups" on every request, and four variables made one by one were a
+ * dozen allocations). A later set of one of them replaces its value with an
+ * allocation of its own, as for any variable. */
 static int vars_make_locked(gh_http_user_t *u)
 {
-  int ret = 0;
-  char num[16];
-  char *groups = NULL;
+  static const char *const names[4] = {"uid", "gid", "level", "groups"};
+  struct gh__pl_uvar *nodes;
+  char *text;
+  size_t len = 4 * sizeof(*nodes) + sizeof("uid") + sizeof("gid") + sizeof("level") +
+               sizeof("groups") + 2 * 12 + sizeof("impersonate") + u->n_tok_groups * 12 + 1;
   if (!u->vars_pending)
-    goto out;
-  snprintf(num, sizeof(num), "%u", (unsigned)u->tok_uid);
-  ret = set_var_locked(u, "uid", num);
-  snprintf(num, sizeof(num), "%u", (unsigned)u->tok_gid);
-  if (ret == 0)
-    ret = set_var_locked(u, "gid", num);
-  if (ret == 0)
-    ret = set_var_locked(u, "level", level_text(u->level));
-  if (ret == 0) {
-    size_t off = 0;
-    groups = gh__malloc(u->n_tok_groups * 12 + 1);
-    if (groups == NULL) {
-      ret = -ENOMEM;
-      goto out;
-    }
-    groups[0] = '\0';
-    for (size_t i = 0; i < u->n_tok_groups; i++)
-      off += (size_t)snprintf(groups + off, 13, "%s%u", i ? "," : "",
-                              (unsigned)u->tok_groups[i]);
-    ret = set_var_locked(u, "groups", groups);
-  }
+    return 0;
   /* only a complete set ends the pending state: after an allocation failure
    * the next call tries again instead of reporting the variables missing */
-  if (ret == 0)
-    u->vars_pending = false;
-out:
-  free(groups);
-  return ret;
+  u->vars_block = gh__malloc(len);
+  if (u->vars_block == NULL)
+    return -ENOMEM;
+  u->vars_block_len = len;
+  nodes = (struct gh__pl_uvar *)(void *)u->vars_block;
+  text = u->vars_block + 4 * sizeof(*nodes);
+  for (size_t i = 0; i < 4; i++) {
+    nodes[i].name = text;
+    text += sprintf(text, "%s", names[i]) + 1;
+    nodes[i].value = text;
+    if (i == 0)
+      text += sprintf(text, "%u", (unsigned)u->tok_uid) + 1;
+    else if (i == 1)
+      text += sprintf(text, "%u", (unsigned)u->tok_gid) + 1;
+    else if (i == 2)
+      text += sprintf(text, "%s", level_text(u->level)) + 1;
+    else {
+      *text = '\0';
+      for (size_t g = 0; g < u->n_tok_groups; g++)
+        text += sprintf(text, "%s%u", g ? "," : "", (unsigned)u->tok_groups[g]);
+      text++;
+    }
+  }
+  /* newest first, as set_var_locked links them */
+  for (size_t i = 0; i < 4; i++) {
+    nodes[i].next = i ? &nodes[i - 1] : u->vars;
+  }
+  u->vars = &nodes[3];
+  u->vars_pending = false;
+  return 0;
 }
 
-int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth,
-                           gh_http_user_t **ret_user)
+/* Whether p lies in the token variables' block (not freed on its own). */
+static bool in_vars_block(const gh_http_user_t *u, const void *p)
+{
+  const char *c = p;
+  return u->vars_block != NULL && c >= u->vars_block && c < u->vars_block + u->vars_block_len;
+}
+
+int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_http_user_t **ret_user)
 {
   int ret = 0;
   gh_http_user_t *u = NULL;
@@ -242,10 +265,14 @@ void gh_http_user_unref(gh_http_user_t *user)
     user->ops.free(user->data);
   for (v = user->vars; v != NULL; v = next) {
     next = v->next;
-    free(v->name);
-    free(v->value);
-    free(v);
+    if (!in_vars_block(user, v->name))
+      free(v->name);
+    if (!in_vars_block(user, v->value))
+      free(v->value);
+    if (!in_vars_block(user, v))
+      free(v);
   }
+  free(user->vars_block);
   pthread_mutex_destroy(&user->lock);
   free(user);
 }
