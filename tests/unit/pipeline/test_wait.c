@@ -301,6 +301,45 @@ static void test_wait_without_pending_ignored(void **state)
   gh_pipeline_free(pl);
 }
 
+/* Nor is one asked for by a wait's callback that returns CONTINUE: the
+ * next module may ask for its own... */
+static void test_callback_wait_without_pending_next_asks(void **state)
+{
+  (void)state;
+  sc.cb_ret = GH_REQUEST_CONTINUE;
+  sc.cb_waits_no_pending = true;
+  sc.l_waits = true;
+  gh_pipeline_t *pl = build(NULL);
+  fake_req_t r;
+  assert_int_equal(start(pl, &r, &fake_wait_source_ops), GH_REQUEST_PENDING);
+  fake_wait_fire(&r, GH_HTTP_WAIT_READY, 0);
+  assert_int_equal(sc.l_rc, 0);
+  assert_int_equal(r.wait_calls, 1);
+  assert_int_equal(r.completed, 1);
+  gh_pipeline_free(pl);
+}
+
+/* ...and a later PENDING without a wait (another thread completes) arms
+ * nothing. */
+static void test_callback_wait_without_pending_not_armed(void **state)
+{
+  (void)state;
+  sc.cb_ret = GH_REQUEST_CONTINUE;
+  sc.cb_waits_no_pending = true;
+  sc.l_async = true;
+  gh_pipeline_t *pl = build(NULL);
+  fake_req_t r;
+  assert_int_equal(start(pl, &r, &fake_wait_source_ops), GH_REQUEST_PENDING);
+  fake_wait_fire(&r, GH_HTTP_WAIT_READY, 0);
+  assert_true(l_started);
+  pthread_join(l_thread, NULL);
+  assert_int_equal(r.wait_calls, 1); /* the callback's moot wait was not armed */
+  assert_int_equal(r.completed, 1);
+  assert_string_equal(trace, "W:AUTHZ L:AUTHZ W:EXEC W:cb(0,EXEC) L:EXEC W:LOG L:LOG [imp=0] "
+                             "W:END L:END [imp=0] ");
+  gh_pipeline_free(pl);
+}
+
 /* A source without waits, or one that cannot wait now: GH_EUNSUPPORTED,
  * and the module goes on without (here: CONTINUE). */
 static void test_unsupported(void **state)
@@ -408,6 +447,8 @@ int main(void)
       cmocka_unit_test_setup(test_continue_and_notification, setup),
       cmocka_unit_test_setup(test_rewait, setup),
       cmocka_unit_test_setup(test_wait_without_pending_ignored, setup),
+      cmocka_unit_test_setup(test_callback_wait_without_pending_next_asks, setup),
+      cmocka_unit_test_setup(test_callback_wait_without_pending_not_armed, setup),
       cmocka_unit_test_setup(test_unsupported, setup),
       cmocka_unit_test_setup(test_arm_fails, setup),
       cmocka_unit_test_setup(test_event_before_arm_returns, setup),
