@@ -20,6 +20,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,7 +46,7 @@ typedef struct slot {
   bool bad_args;    /* try invalid arguments first (-EINVAL) */
   /* set by the handler */
   int rfd, wfd, rfd2, wfd2;
-  int wait_ret, can_wait, einval[4];
+  int wait_ret, can_wait, einval[4], eperm;
   uint64_t t_wait;
   /* set by the callbacks */
   atomic_int calls;
@@ -194,6 +195,11 @@ static void try_bad_args(gh_request_t *r, slot_t *s)
   s->einval[1] = gh_request_wait_fd(r, s->rfd, 0, -1, wait_cb, s);
   s->einval[2] = gh_request_wait_fd(r, s->rfd, 0x4u, -1, wait_cb, s);
   s->einval[3] = gh_request_wait_fd(r, s->rfd, GH_WAIT_IN, -1, NULL, s);
+  /* a file epoll cannot watch: epoll_ctl's error, nothing left armed */
+  int mfd = memfd_create("gh-test-wait", MFD_CLOEXEC);
+  s->eperm = mfd < 0 ? -errno : gh_request_wait_fd(r, mfd, GH_WAIT_IN, -1, wait_cb, s);
+  if (mfd >= 0)
+    close(mfd);
 }
 
 static void handle_wait(gh_request_t *r, slot_t *s)
@@ -505,7 +511,8 @@ static void test_queue_mode_unsupported(void **state)
   server_end(srv);
 }
 
-/* -EINVAL for bad arguments, GH_ESTATE once the final response is out or
+/* -EINVAL for bad arguments, -EPERM (epoll_ctl) for a file epoll cannot
+ * watch, GH_ESTATE once the final response is out or
  * the connection is upgraded; none of them calls back. */
 static void test_bad_args_and_state(void **state)
 {
@@ -520,6 +527,7 @@ static void test_bad_args_and_state(void **state)
   assert_true(wait_for(&n_armed, 1, 3000));
   for (int i = 0; i < 4; i++)
     assert_int_equal(slots[5].einval[i], -EINVAL);
+  assert_int_equal(slots[5].eperm, -EPERM);
   assert_int_equal(slots[5].wait_ret, 0); /* a valid wait after them works */
   put(slots[5].wfd, "ok\n");
   expect_response(a, "slot=5 result=0 calls=1 data=ok\n<end>");
