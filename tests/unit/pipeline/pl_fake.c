@@ -100,17 +100,12 @@ static int f_complete(void *src)
   return 0;
 }
 
-const gh__pl_source_ops_t fake_source_ops = {
-    .describe = f_describe,
-    .header_count = f_count,
-    .header_at = f_at,
-    .read_body = f_read,
-    .set_status = f_status,
-    .add_header = f_header,
-    .send = f_send,
-    .send_fd = f_send_fd,
-    .complete = f_complete,
-};
+#define FAKE_SOURCE_OPS                                                                            \
+  .describe = f_describe, .header_count = f_count, .header_at = f_at, .read_body = f_read,         \
+  .set_status = f_status, .add_header = f_header, .send = f_send, .send_fd = f_send_fd,            \
+  .complete = f_complete
+
+const gh__pl_source_ops_t fake_source_ops = {FAKE_SOURCE_OPS};
 
 static int f_can_wait(void *src)
 {
@@ -141,15 +136,7 @@ static int f_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
 }
 
 const gh__pl_source_ops_t fake_wait_source_ops = {
-    .describe = f_describe,
-    .header_count = f_count,
-    .header_at = f_at,
-    .read_body = f_read,
-    .set_status = f_status,
-    .add_header = f_header,
-    .send = f_send,
-    .send_fd = f_send_fd,
-    .complete = f_complete,
+    FAKE_SOURCE_OPS,
     .can_wait = f_can_wait,
     .wait_fd = f_wait_fd,
 };
