@@ -368,6 +368,8 @@ static void on_wait(int result, void *arg)
   ctx->current = saved;
   if ((unsigned)st > GH_REQUEST_PENDING)
     st = GH_REQUEST_FINISH;
+  if (st != GH_REQUEST_PENDING)
+    ctx->wait.cb = NULL; /* a wait without PENDING is moot, as in run() */
   if (pl->sec->is_impersonating())
     pl->sec->revert();
   ctx->imp_depth = 0;

@@ -1,5 +1,7 @@
 /* pl_fake.c: a fake request source and fake sec layer for pipeline unit tests. */
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,17 +100,74 @@ static int f_complete(void *src)
   return 0;
 }
 
-const gh__pl_source_ops_t fake_source_ops = {
-    .describe = f_describe,
-    .header_count = f_count,
-    .header_at = f_at,
-    .read_body = f_read,
-    .set_status = f_status,
-    .add_header = f_header,
-    .send = f_send,
-    .send_fd = f_send_fd,
-    .complete = f_complete,
+#define FAKE_SOURCE_OPS                                                                            \
+  .describe = f_describe, .header_count = f_count, .header_at = f_at, .read_body = f_read,         \
+  .set_status = f_status, .add_header = f_header, .send = f_send, .send_fd = f_send_fd,            \
+  .complete = f_complete
+
+const gh__pl_source_ops_t fake_source_ops = {FAKE_SOURCE_OPS};
+
+static int f_can_wait(void *src)
+{
+  return !((fake_req_t *)src)->cannot_wait;
+}
+
+static int f_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
+                     void (*cb)(int result, void *arg), void *arg)
+{
+  fake_req_t *r = src;
+  /* arg is the engine's context (on_wait's argument): the wait must be
+   * armed only once the request is suspended */
+  bool suspended = atomic_load(&((gh_http_context_t *)arg)->state) == GH__PL_SUSPENDED;
+  r->wait_suspended = (r->wait_calls == 0 || r->wait_suspended) && suspended;
+  r->wait_calls++;
+  r->wait_fd = fd;
+  r->wait_events = events;
+  r->wait_timeout_ms = timeout_ms;
+  if (r->wait_fail != 0)
+    return r->wait_fail;
+  if (r->wait_inline) { /* the event came at once, on "another worker" */
+    cb(GH_HTTP_WAIT_READY, arg);
+    return 0;
+  }
+  r->wait_cb = cb;
+  r->wait_arg = arg;
+  return 0;
+}
+
+const gh__pl_source_ops_t fake_wait_source_ops = {
+    FAKE_SOURCE_OPS,
+    .can_wait = f_can_wait,
+    .wait_fd = f_wait_fd,
 };
+
+typedef struct fire {
+  fake_req_t *r;
+  int result;
+  gh_token_t as;
+} fire_t;
+
+static void *fire_main(void *arg)
+{
+  fire_t *f = arg;
+  void (*cb)(int, void *) = f->r->wait_cb;
+  f->r->wait_cb = NULL;
+  fake_sec_current = f->as;
+  cb(f->result, f->r->wait_arg);
+  f->as = fake_sec_current; /* what the callback left */
+  return NULL;
+}
+
+void fake_wait_fire(fake_req_t *r, int result, gh_token_t as)
+{
+  pthread_t t;
+  fire_t f = {r, result, as};
+  if (r->wait_cb == NULL || pthread_create(&t, NULL, fire_main, &f) != 0)
+    abort();
+  pthread_join(t, NULL);
+  if (f.as != 0)
+    abort(); /* a wait's callback must leave its thread at base */
+}
 
 static int s_imp(gh_token_t t)
 {
