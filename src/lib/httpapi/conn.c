@@ -1,4 +1,5 @@
-/* conn.c: connections: accept and timers (I/O thread); read, parse, dispatch, writes (any event thread). */
+/* conn.c: connections: accept and timers (I/O thread); read, parse, dispatch, writes (any event
+ * thread). */
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -638,9 +639,16 @@ static void io_reply_error(gh__loop_t *lp, gh__conn_t *c, int status)
   static const char ct_name[] = "Content-Type", ct_value[] = "text/plain; charset=utf-8";
   gh__resp_hdr_t ct = {ct_name, ct_value, sizeof(ct_name) - 1, sizeof(ct_value) - 1};
   gh__resp_head_t h = {
-    .status = status, .reason = reason, .hdrs = &ct, .n_hdrs = 1,
-    .frame = GH__FRAME_LENGTH, .content_length = (uint64_t)blen, .keep_alive = false,
-    .version = 11, .date = gh__http_date_now(), .server = lp->srv->server_header,
+      .status = status,
+      .reason = reason,
+      .hdrs = &ct,
+      .n_hdrs = 1,
+      .frame = GH__FRAME_LENGTH,
+      .content_length = (uint64_t)blen,
+      .keep_alive = false,
+      .version = 11,
+      .date = gh__http_date_now(),
+      .server = lp->srv->server_header,
   };
   size_t hl = gh__framing_head_len(&h);
   gh__metrics_request(c->req && c->req->group ? c->req->group->metrics_site : GH__METRICS_SITE_NONE,
@@ -732,8 +740,7 @@ static int on_headers(gh__loop_t *lp, gh__conn_t *c, bool more_buffered)
   unsigned bto = r->group ? r->group->props.body_timeout_ms : lp->srv->cfg.body_timeout_ms;
   /* a stream_body group gets a request with a body at once: the
    * application reads the body from the connection (stream.c) */
-  r->streamed =
-      r->group != NULL && r->group->stream_body && (m->chunked || m->content_length > 0);
+  r->streamed = r->group != NULL && r->group->stream_body && (m->chunked || m->content_length > 0);
   if (r->streamed) {
     gh__http_parser_set_stream(&c->parser);
     if (max_body == 0)
@@ -1028,8 +1035,7 @@ static int conn_setup_info(gh__conn_t *c, gh__listener_t *l)
       if (getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, NULL, &gl) < 0 && errno == ERANGE &&
           gl > 0) {
         c->groups = gh__malloc(gl);
-        if (c->groups == NULL ||
-            getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &gl) != 0)
+        if (c->groups == NULL || getsockopt(c->fd, SOL_SOCKET, SO_PEERGROUPS, c->groups, &gl) != 0)
           return -1; /* fail closed */
         c->info.peer_groups = c->groups;
         c->info.n_peer_groups = gl / sizeof(gid_t);
@@ -1066,8 +1072,7 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
       }
       break;
     }
-    if (atomic_load(&s->n_conns) >= s->cfg.max_connections ||
-        atomic_load(&s->stopping)) {
+    if (atomic_load(&s->n_conns) >= s->cfg.max_connections || atomic_load(&s->stopping)) {
       refuse(fd, s, l->tls != NULL);
       continue;
     }
@@ -1161,8 +1166,8 @@ static void io_scan(gh__io_t *io)
   gh__conn_t *next;
   for (gh__conn_t *c = claimed; c != NULL; c = next) {
     next = c->scan_next;
-    bool started = c->state == GH__CS_READING && c->req != NULL &&
-                   gh__http_parser_started(&c->parser);
+    bool started =
+        c->state == GH__CS_READING && c->req != NULL && gh__http_parser_started(&c->parser);
     if (stopping && (c->state == GH__CS_IDLE || c->state == GH__CS_HANDSHAKE ||
                      (c->state == GH__CS_READING && !started && c->pending == NULL))) {
       conn_close(c);
@@ -1202,9 +1207,19 @@ void gh__loop_harvest(gh__loop_t *lp, int timeout_ms, int max)
     return;
   lp->now = gh__now_ms();
   for (int i = 0; i < n; i++) {
-    uint8_t kind = *(uint8_t *)evs[i].data.ptr;
+    uint8_t kind;
+    if (evs[i].data.u64 >> 48) {
+      /* a wait's event, taken while gh_server_run_workers switched to
+       * inline workers (this thread had not yet dropped the connection
+       * epoll): a worker calls it back */
+      gh__conn_wait_defer(lp->srv, evs[i].data.u64);
+      continue;
+    }
+    kind = *(uint8_t *)evs[i].data.ptr;
     if (kind == GH__KIND_CONN)
       gh__conn_event(lp, evs[i].data.ptr, evs[i].events);
+    else if (kind == GH__KIND_DUE)
+      gh__conn_due_signal_rearm(lp->srv); /* the same window: the workers' one-shot event */
   }
 }
 

@@ -120,6 +120,7 @@ struct gh__conn {
   gh__io_t *io;
   gh_server_t *srv;
   gh__conn_t *prev, *next, *scan_next, *pool_next, *due_next;
+  int due_result; /* GH_WAIT_TIMEOUT (the scan) or GH_WAIT_READY (deferred event) */
   gh_request_wait_cb wait_cb; /* the wait's callback, request and argument */
   gh_request_t *wait_req;
   void *wait_arg;
@@ -319,6 +320,11 @@ bool gh__conn_wait_cookie_ok(const gh__conn_t *c);
 bool gh__conn_wait_due(gh__conn_t *c, uint64_t now, bool cut);
 /** After a scan queued waits: wakes one worker for them. */
 void gh__conn_due_signal(gh_server_t *srv);
+/** Queue mode's harvest took a wait's event (the switch to inline workers
+ *  is under way): the wait is taken and queued for a worker as READY. */
+void gh__conn_wait_defer(gh_server_t *srv, uint64_t cookie);
+/** The same window took the due eventfd's one-shot event: re-armed. */
+void gh__conn_due_signal_rearm(gh_server_t *srv);
 /** Inline worker: the due-list eventfd fired: calls back the waits the
  *  scan took at their deadline. */
 void gh__conn_run_due(gh_server_t *srv);

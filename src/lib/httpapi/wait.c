@@ -102,13 +102,46 @@ GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int
   return 0;
 }
 
-void gh__conn_wait_event(uint64_t cookie)
+/* The wait a cookie names, taken (this thread owns the request), or NULL
+ * for an event of an arm whose wait was already called back. */
+static gh__conn_t *take_cookie(uint64_t cookie)
 {
   gh__conn_t *c = (gh__conn_t *)(uintptr_t)(cookie & ((UINT64_C(1) << COOKIE_SHIFT) - 1));
   uint32_t w = atomic_load_explicit(&c->wait, memory_order_acquire);
   if (WAIT_STATE(w) == GH__WAIT_NONE || COOKIE_GEN(w) != cookie >> COOKIE_SHIFT || !take(c, w))
-    return; /* an event of an arm whose wait was already called back */
-  call_back(c, GH_WAIT_READY);
+    return NULL;
+  return c;
+}
+
+void gh__conn_wait_event(uint64_t cookie)
+{
+  gh__conn_t *c = take_cookie(cookie);
+  if (c != NULL)
+    call_back(c, GH_WAIT_READY);
+}
+
+static void push_due(gh_server_t *s, gh__conn_t *c, int result)
+{
+  c->due_result = result;
+  pthread_mutex_lock(&s->wdlock);
+  c->due_next = s->wdue;
+  s->wdue = c;
+  pthread_mutex_unlock(&s->wdlock);
+}
+
+void gh__conn_wait_defer(gh_server_t *s, uint64_t cookie)
+{
+  gh__conn_t *c = take_cookie(cookie);
+  if (c == NULL)
+    return;
+  push_due(s, c, GH_WAIT_READY);
+  gh__conn_due_signal(s);
+}
+
+void gh__conn_due_signal_rearm(gh_server_t *s)
+{
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->wdue_kind};
+  (void)epoll_ctl(s->cepfd, EPOLL_CTL_MOD, s->wduefd, &ev);
 }
 
 /* The I/O thread's scan: a due wait is taken and queued for a worker (the
@@ -123,10 +156,7 @@ bool gh__conn_wait_due(gh__conn_t *c, uint64_t now, bool cut)
     return false;
   if (!take(c, w))
     return false;
-  pthread_mutex_lock(&s->wdlock);
-  c->due_next = s->wdue;
-  s->wdue = c;
-  pthread_mutex_unlock(&s->wdlock);
+  push_due(s, c, GH_WAIT_TIMEOUT);
   return true;
 }
 
@@ -142,18 +172,17 @@ void gh__conn_run_due(gh_server_t *s)
 {
   gh__conn_t *list, *next;
   uint64_t v;
-  struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->wdue_kind};
   pthread_mutex_lock(&s->wdlock);
   list = s->wdue;
   s->wdue = NULL;
   while (read(s->wduefd, &v, sizeof(v)) > 0)
     ;
   /* re-armed under the lock: a later push writes the eventfd after this */
-  (void)epoll_ctl(s->cepfd, EPOLL_CTL_MOD, s->wduefd, &ev);
+  gh__conn_due_signal_rearm(s);
   pthread_mutex_unlock(&s->wdlock);
   for (gh__conn_t *c = list; c != NULL; c = next) {
     next = c->due_next;
     c->due_next = NULL;
-    call_back(c, GH_WAIT_TIMEOUT);
+    call_back(c, c->due_result);
   }
 }
