@@ -1,13 +1,17 @@
 #!/usr/bin/python3
-"""upstream.py: a small HTTP/1.1 upstream for test_proxy.py with odd behaviours chosen by path: echo, chunked, invalid, slow, extra bytes, 1xx, redirects and cookies, close-delimited, big download, upload sink.
+"""upstream.py: a small HTTP/1.1 upstream for test_proxy.py and test_proxy_waits.py with odd behaviours chosen by path: echo, chunked, invalid, slow, extra bytes, 1xx, redirects and cookies, close-delimited, big download, upload sink, held answers, jitter, dropped connections.
 
 Usage: upstream.py PORT|unix:PATH  (prints 'ready' once listening). Keep-alive connections;
-every request is logged to stdout as one JSON line (connection id, method, target, headers).
+every request is logged to stdout as one JSON line (connection id, method, target, headers);
+on a unix socket the echo carries the peer's SO_PEERCRED.
 """
 import hashlib
 import json
 import os
+import random
+import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -66,12 +70,29 @@ def respond(sock, status, body=b'', headers=(), length=True):
     sock.sendall(('\r\n'.join(h) + '\r\n\r\n').encode() + body)
 
 
-def handle(sock, cid, method, target, fields, hdrs, body_info):
-    path = target.split('?')[0]
-    info = {'conn': cid, 'method': method, 'target': target, 'headers': fields, **body_info}
+def peer_closed_within(sock, secs):
+    """Waits up to secs for the peer to close (True), else False; bytes it sends are left."""
+    deadline = time.monotonic() + secs
+    while (left := deadline - time.monotonic()) > 0:
+        if select.select([sock], [], [], left)[0]:
+            if sock.recv(1, socket.MSG_PEEK) == b'':
+                return True
+            time.sleep(min(left, 0.05))
+    return False
+
+
+def log(info):
     with LOCK:
         sys.stdout.write(json.dumps(info) + '\n')
         sys.stdout.flush()
+
+
+def handle(sock, cid, method, target, fields, hdrs, body_info):
+    path = target.split('?')[0]
+    info = {'conn': cid, 'method': method, 'target': target, 'headers': fields, **body_info}
+    if sock.family == socket.AF_UNIX:
+        info['peer'] = struct.unpack('3i', sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    log(info)
     me = f'http://{hdrs.get("host", "")}'
     if path.endswith('/invalid'):
         sock.sendall(b'HTTP/1.1 2x0 Nope\r\nContent-Length: 0\r\n\r\n')
@@ -80,6 +101,19 @@ def handle(sock, cid, method, target, fields, hdrs, body_info):
         time.sleep(float(target.split('?')[1]) if '?' in target else 3)
         respond(sock, '200 OK', b'late\n')
         return True
+    if path.endswith('/hold'):
+        # the echo after SECS (hold?SECS&...), unless the peer closes first
+        if peer_closed_within(sock, float(target.split('?')[1].split('&')[0])):
+            return False
+    if path.endswith('/jitter'):
+        time.sleep(random.uniform(0, 0.05))
+    if path.endswith('/drop-next'):
+        echo(sock, info)
+        return 'drop-next'  # the next request on this connection is not answered
+    if path.endswith('/bye-idle'):
+        echo(sock, info)
+        time.sleep(0.2)
+        return False  # closed while idle in the proxy's pool
     if path.endswith('/switch'):
         sock.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: evil\r\nConnection: upgrade\r\n\r\nraw')
         return False
@@ -128,17 +162,21 @@ def handle(sock, cid, method, target, fields, hdrs, body_info):
             sock.sendall(block[:min(n, len(block))])
             n -= min(n, len(block))
         return True
-    body = json.dumps(info).encode()
-    respond(sock, '200 OK', body, [('Content-Type', 'application/json'),
-                                   ('Connection', 'keep-alive, X-Up-Hop'), ('X-Up-Hop', 'no'),
-                                   ('Server', 'py-upstream')])
+    echo(sock, info)
     return True
+
+
+def echo(sock, info):
+    respond(sock, '200 OK', json.dumps(info).encode(),
+            [('Content-Type', 'application/json'), ('Connection', 'keep-alive, X-Up-Hop'),
+             ('X-Up-Hop', 'no'), ('Server', 'py-upstream')])
 
 
 def serve(sock):
     with LOCK:
         cid = next(CONN_IDS)
     buf = b''
+    dropping = False
     try:
         while True:
             head, buf = read_head(sock, buf)
@@ -156,7 +194,12 @@ def serve(sock):
                 h.update(b)
             buf = read_body(sock, buf, hdrs, sink)
             info = {'body_len': count[0], 'body_sha256': h.hexdigest()}
-            if not handle(sock, cid, method, target, fields, hdrs, info):
+            if dropping:  # as an upstream whose keep-alive timer fired just then
+                log({'conn': cid, 'dropped': True, 'target': target})
+                return
+            done = handle(sock, cid, method, target, fields, hdrs, info)
+            dropping = done == 'drop-next'
+            if not done:
                 return
     except (OSError, EOFError, ValueError):
         pass
