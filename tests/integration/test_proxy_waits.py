@@ -115,16 +115,17 @@ def test_read_timeout_504_then_served(gh, ups):
 
 
 def test_client_gone_cancels_waiting_request(gh, ups):
-    """The client leaves while its request waits for a 10 s answer: within ~1 s (checked each
-    second) the proxy closes the upstream connection (the upstream would have held it), and
-    the next request gets its own answer on another connection."""
+    """The client leaves while its request waits for a 10 s answer: within ~1.25 s (checked
+    each second, on the server's 250 ms scan; 3 s allowed on a loaded machine) the proxy closes
+    the upstream connection (the upstream would have held it 10 s), and the next request gets
+    its own answer on another connection."""
     tcp, _ = ups
     tag = uuid.uuid4().hex[:8]
     c = send(gh, f'/p/hold?10&{tag}')
     cid = seen(tcp, f'/p/hold?10&{tag}')['conn']
     c.close()
-    gone, took = timed(lambda: closed_within(tcp, cid, 3))
-    assert gone and took < 2.2, took
+    gone, took = timed(lambda: closed_within(tcp, cid, 4))
+    assert gone and took < 3, took
     assert f'GET /p/hold?10&{tag}: upstream http://127.0.0.1:{tcp.port}: read: client gone' in gh.log()
     r = curl(gh.url(f'/p/echo?{tag}'))
     got = json.loads(r.body)
