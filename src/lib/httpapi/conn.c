@@ -274,6 +274,7 @@ static ssize_t write_iov(int fd, struct iovec *iov, int n, int more)
 static int wait_writable(gh__conn_t *c, uint64_t deadline, short events)
 {
   int ret = 0;
+  gh__server_may_block(c->srv);
   for (;;) {
     uint64_t now = gh__now_ms();
     if (now >= deadline) {
@@ -1163,6 +1164,7 @@ static void io_scan(gh__io_t *io)
   pthread_mutex_unlock(&io->lock);
   if (due)
     gh__conn_due_signal(s);
+  gh__server_spare_check(s);
   gh__conn_t *next;
   for (gh__conn_t *c = claimed; c != NULL; c = next) {
     next = c->scan_next;
@@ -1233,6 +1235,8 @@ void *gh__io_main(void *arg)
   io->next_scan = io->now + GH__SCAN_MS;
   while (!atomic_load(&io->exit)) {
     int timeout = io->next_scan > io->now ? (int)(io->next_scan - io->now) : 0;
+    if (atomic_load_explicit(&s->n_parked, memory_order_relaxed) > 0 && timeout > GH__SPARE_MS)
+      timeout = GH__SPARE_MS; /* spare workers: server.c */
     int n = epoll_wait(io->epfd, evs, 64, timeout);
     io->now = gh__now_ms();
     bool woken = false;
@@ -1273,6 +1277,8 @@ void *gh__io_main(void *arg)
     if (woken || io->now >= io->next_scan) {
       io_scan(io);
       io->next_scan = io->now + GH__SCAN_MS;
+    } else {
+      gh__server_spare_check(s);
     }
   }
   return NULL;

@@ -55,6 +55,7 @@ enum {
 
 #define GH__LINGER_MS 1000
 #define GH__SCAN_MS 250
+#define GH__SPARE_MS 20 /* spare workers: how soon one takes over from blocked ones */
 #define GH__SEND_HANDOFF 1
 
 typedef struct gh__io gh__io_t;
@@ -225,6 +226,15 @@ struct gh_server {
   uint8_t wdue_kind;     /* GH__KIND_DUE */
   bool waits_ok;         /* inline workers and wduefd: gh_request_wait_fd works */
   atomic_bool cut;       /* shutdown past its grace: waits are called back now */
+  /* inline workers beyond the CPUs park (server.c "spare workers"): at most
+   * listen_max of them wait on the connection epoll at once */
+  atomic_uint listening;  /* inline workers in (or entering) epoll_wait */
+  unsigned listen_max;    /* the CPUs (at least 2) */
+  pthread_mutex_t sparelock;
+  pthread_cond_t sparecv;
+  unsigned parked;        /* under sparelock */
+  atomic_uint n_parked;   /* the same, read without the lock */
+  unsigned release;       /* under sparelock: parked workers let go */
   pthread_mutex_t wdlock;
   gh__conn_t *wdue;      /* taken waits for a worker to call back (due_next) */
   atomic_bool wstop;
@@ -277,6 +287,13 @@ void gh__request_recycle(gh_request_t *req);
 void gh__request_pool_free(gh_server_t *srv);
 
 /* server.c */
+/** A worker is about to block on a socket (a slow client): when no inline
+ *  worker is left waiting on the connection epoll, a spare one is let go so
+ *  the other connections are not left unread. Cheap; any thread. */
+void gh__server_may_block(gh_server_t *srv);
+/** The timer scan: the same check (the fallback for handlers that block
+ *  without saying so, e.g. a CGI script or PAM). */
+void gh__server_spare_check(gh_server_t *srv);
 /** Inline worker: 404/auth gate, then the handler, on the calling thread. */
 void gh__server_run_inline(gh_server_t *srv, gh_request_t *req);
 /** Appends a batch of requests to the queue and wakes workers. */

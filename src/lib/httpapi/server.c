@@ -1,4 +1,5 @@
-/* server.c: gh_server_* — configuration, listeners, URL groups, request queue, worker pool, shutdown. */
+/* server.c: gh_server_* — configuration, listeners, URL groups, request queue, worker pool,
+ * shutdown. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -37,8 +38,8 @@ static void fill_defaults(gh_server_config_t *c)
 {
   gh_server_config_t d;
   gh_server_config_init(&d);
-#define DEF(f)     \
-  if (c->f == 0)   \
+#define DEF(f)                                                                                     \
+  if (c->f == 0)                                                                                   \
     c->f = d.f;
   DEF(io_threads)
   DEF(max_connections)
@@ -78,8 +79,8 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
     ret = -EINVAL;
     goto out;
   }
-  s->server_header = gh__strdup(cfg && cfg->server_header ? cfg->server_header
-                                                          : "gatehouse/" GH_VERSION);
+  s->server_header =
+      gh__strdup(cfg && cfg->server_header ? cfg->server_header : "gatehouse/" GH_VERSION);
   if (s->server_header == NULL) {
     ret = -ENOMEM;
     goto out;
@@ -104,6 +105,7 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
   pthread_cond_init(&s->qcond, &ca);
+  pthread_cond_init(&s->sparecv, &ca);
   pthread_condattr_destroy(&ca);
   atomic_init(&s->next_conn_id, 1);
   pthread_mutex_init(&s->cplock, NULL);
@@ -113,6 +115,11 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   s->wdue_kind = GH__KIND_DUE;
   s->wduefd = -1;
   pthread_mutex_init(&s->wdlock, NULL);
+  pthread_mutex_init(&s->sparelock, NULL);
+  {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    s->listen_max = ncpu > 2 ? (unsigned)ncpu : 2;
+  }
   s->cepfd = epoll_create1(EPOLL_CLOEXEC);
   if (s->cepfd < 0) {
     ret = -errno;
@@ -120,6 +127,8 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
     pthread_mutex_destroy(&s->flock);
     pthread_mutex_destroy(&s->cplock);
     pthread_mutex_destroy(&s->wdlock);
+    pthread_mutex_destroy(&s->sparelock);
+    pthread_cond_destroy(&s->sparecv);
     pthread_cond_destroy(&s->qcond);
     goto out;
   }
@@ -645,6 +654,67 @@ static void *worker_main(void *arg)
   return NULL;
 }
 
+/* ---- spare workers ------------------------------------------------------
+ * Every inline worker waiting on the connection epoll is a thread the
+ * kernel wakes for an event a busy worker would have taken a moment later:
+ * with more workers than CPUs (a relaying site's 16 on two cores) the
+ * wake-ups cost more than the work (bench/proxy: 25 us of CPU per request
+ * with 2 workers, 40 us with 16). So at most listen_max (the CPUs) wait on
+ * it; the others park here, and are let go one at a time when none is
+ * left waiting: at once when a worker is about to block on a slow client
+ * (gh__server_may_block), else within 20 ms (the I/O threads check that
+ * often while workers are parked: a handler that blocks without saying so,
+ * e.g. a CGI script, costs at most that before a spare takes over). A
+ * parked worker let go listens even above the limit; the next time round
+ * the extra ones park again. */
+
+static bool listen_enter(gh_server_t *s)
+{
+  unsigned l = atomic_fetch_add_explicit(&s->listening, 1, memory_order_acq_rel);
+  if (l < s->listen_max || s->n_workers <= s->listen_max)
+    return true;
+  atomic_fetch_sub_explicit(&s->listening, 1, memory_order_acq_rel);
+  return false;
+}
+
+/* Parks until let go (or stopping; a second at most, then the caller
+ * checks again). */
+static void park(gh_server_t *s)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  ts.tv_sec += 1;
+  pthread_mutex_lock(&s->sparelock);
+  s->parked++;
+  atomic_store_explicit(&s->n_parked, s->parked, memory_order_relaxed);
+  while (s->release == 0 && !atomic_load_explicit(&s->wstop, memory_order_acquire) &&
+         pthread_cond_timedwait(&s->sparecv, &s->sparelock, &ts) == 0)
+    ;
+  if (s->release > 0)
+    s->release--;
+  s->parked--;
+  atomic_store_explicit(&s->n_parked, s->parked, memory_order_relaxed);
+  pthread_mutex_unlock(&s->sparelock);
+}
+
+void gh__server_spare_check(gh_server_t *s)
+{
+  if (atomic_load_explicit(&s->n_parked, memory_order_relaxed) == 0 ||
+      atomic_load_explicit(&s->listening, memory_order_acquire) > 0)
+    return;
+  pthread_mutex_lock(&s->sparelock);
+  if (s->parked > s->release) {
+    s->release++;
+    pthread_cond_signal(&s->sparecv);
+  }
+  pthread_mutex_unlock(&s->sparelock);
+}
+
+void gh__server_may_block(gh_server_t *s)
+{
+  gh__server_spare_check(s);
+}
+
 /* Inline worker (leader/followers on the connection epoll): waits for one
  * connection event, claims the connection, reads and parses, and runs a
  * complete request (gate + handler) on this thread; the response re-arms
@@ -664,7 +734,12 @@ static void *worker_inline_main(void *arg)
       continue;
     }
     struct epoll_event ev;
+    if (!listen_enter(s)) {
+      park(s);
+      continue;
+    }
     int n = epoll_wait(s->cepfd, &ev, 1, GH__SCAN_MS);
+    atomic_fetch_sub_explicit(&s->listening, 1, memory_order_acq_rel);
     /* the stop eventfd stays readable: every worker sees it */
     if (n != 1 || ev.data.ptr == &s->wstop_kind)
       continue;
@@ -797,7 +872,7 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
   s->qclosed = true;
   pthread_cond_broadcast(&s->qcond);
   pthread_mutex_unlock(&s->qlock);
-  if (ret == GH_ETIMEOUT) { /* a handler blocked on its connection must not stall the joins */
+  if (ret == GH_ETIMEOUT) {      /* a handler blocked on its connection must not stall the joins */
     atomic_store(&s->cut, true); /* and the next scans call every wait back */
     for (unsigned j = 0; j < s->n_ios; j++) {
       if (s->ios[j].lock_init)
@@ -815,6 +890,9 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
     }
   }
   atomic_store_explicit(&s->wstop, true, memory_order_release);
+  pthread_mutex_lock(&s->sparelock);
+  pthread_cond_broadcast(&s->sparecv); /* parked workers see wstop */
+  pthread_mutex_unlock(&s->sparelock);
   if (s->wstopfd >= 0) {
     uint64_t one = 1;
     ssize_t w = write(s->wstopfd, &one, sizeof(one));
@@ -868,6 +946,8 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
   if (s->wduefd >= 0)
     close(s->wduefd);
   pthread_mutex_destroy(&s->wdlock);
+  pthread_mutex_destroy(&s->sparelock);
+  pthread_cond_destroy(&s->sparecv);
   for (unsigned i = 0; i < s->n_listeners; i++)
     gh__listener_close(s->listeners[i]);
   free(s->listeners);

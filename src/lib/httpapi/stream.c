@@ -62,6 +62,7 @@ static int pending_unread(gh__conn_t *c, const char *data, size_t len)
 /* Waits for events until deadline (UINT64_MAX: forever). 0 or GH_ETIMEOUT. */
 static int wait_io(gh__conn_t *c, short events, uint64_t deadline)
 {
+  gh__server_may_block(c->srv);
   for (;;) {
     uint64_t now = gh__now_ms();
     if (now >= deadline)
