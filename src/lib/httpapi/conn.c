@@ -1146,7 +1146,7 @@ static void io_scan(gh__io_t *io)
   pthread_mutex_lock(&io->lock);
   for (gh__conn_t *c = io->conns; c != NULL; c = c->next) {
     int own = atomic_load_explicit(&c->owner, memory_order_relaxed);
-    if (own == GH__OWN_WORKER && s->waits_ok) {
+    if (own == GH__OWN_WORKER && atomic_load_explicit(&s->waits_ok, memory_order_acquire)) {
       /* a request waiting on a descriptor (gh_request_wait_fd): at its
        * deadline, or cut at shutdown, a worker calls it back */
       due |= gh__conn_wait_due(c, io->now, atomic_load_explicit(&s->cut, memory_order_relaxed));

@@ -224,12 +224,13 @@ struct gh_server {
   atomic_bool inline_workers; /* gh_server_run_workers(): requests run on the event thread */
   int wduefd;            /* eventfd in cepfd (one-shot): waits whose deadline passed */
   uint8_t wdue_kind;     /* GH__KIND_DUE */
-  bool waits_ok;         /* inline workers and wduefd: gh_request_wait_fd works */
+  atomic_bool waits_ok;  /* inline workers and wduefd: gh_request_wait_fd works */
   atomic_bool cut;       /* shutdown past its grace: waits are called back now */
   /* inline workers beyond the CPUs park (server.c "spare workers"): at most
    * listen_max of them wait on the connection epoll at once */
   atomic_uint listening;  /* inline workers in (or entering) epoll_wait */
   unsigned listen_max;    /* the CPUs (at least 2) */
+  bool spares;            /* more inline workers than listen_max (set before they start) */
   pthread_mutex_t sparelock;
   pthread_cond_t sparecv;
   unsigned parked;        /* under sparelock */

@@ -671,7 +671,7 @@ static void *worker_main(void *arg)
 static bool listen_enter(gh_server_t *s)
 {
   unsigned l = atomic_fetch_add_explicit(&s->listening, 1, memory_order_acq_rel);
-  if (l < s->listen_max || s->n_workers <= s->listen_max)
+  if (l < s->listen_max || !s->spares)
     return true;
   atomic_fetch_sub_explicit(&s->listening, 1, memory_order_acq_rel);
   return false;
@@ -807,13 +807,15 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
   s->wduefd = atomic_load(&s->inline_workers) ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
   if (s->wduefd >= 0) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.ptr = &s->wdue_kind};
-    s->waits_ok = epoll_ctl(s->cepfd, EPOLL_CTL_ADD, s->wduefd, &ev) == 0;
+    atomic_store_explicit(&s->waits_ok, epoll_ctl(s->cepfd, EPOLL_CTL_ADD, s->wduefd, &ev) == 0,
+                          memory_order_release);
   }
   /* the I/O threads drop the connection epoll from their sets */
   for (unsigned j = 0; j < s->n_ios; j++)
     if (s->ios[j].started)
       gh__io_wake(&s->ios[j]);
   bool inl = atomic_load(&s->inline_workers);
+  s->spares = n > s->listen_max; /* before any worker reads it */
   for (unsigned i = 0; i < n; i++) {
     int e = pthread_create(&s->wthreads[i], NULL, inl ? worker_inline_main : worker_main,
                            inl ? (void *)&s->wloops[i] : (void *)s);

@@ -46,7 +46,7 @@ static void call_back(gh__conn_t *c, int result)
 
 GH_EXPORT int gh_request_can_wait(const gh_request_t *req)
 {
-  return req != NULL && req->srv->waits_ok;
+  return req != NULL && atomic_load_explicit(&req->srv->waits_ok, memory_order_acquire);
 }
 
 GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int timeout_ms,
@@ -58,7 +58,7 @@ GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int
   if (req == NULL || fd < 0 || cb == NULL || events == 0 ||
       (events & ~(GH_WAIT_IN | GH_WAIT_OUT)) != 0)
     return -EINVAL;
-  if (!req->srv->waits_ok)
+  if (!atomic_load_explicit(&req->srv->waits_ok, memory_order_acquire))
     return GH_EUNSUPPORTED;
   c = req->conn;
   if (c != NULL && !gh__conn_wait_cookie_ok(c))
