@@ -1,0 +1,359 @@
+/* test_spare.c: spare workers: inline workers beyond the CPUs park and are let go when handlers
+ * block (server.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gatehouse/httpapi.h>
+
+#define SLEEP_MS 400            /* a handler that blocks without telling the server */
+#define BIG (16u * 1024 * 1024) /* more than the socket buffers hold */
+#define EXTRA 6                 /* workers beyond listen_max */
+
+static atomic_int n_started; /* handlers that began to block */
+static char *big;
+
+static uint64_t now_ms(void)
+{
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(int ms)
+{
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* How many inline workers wait on the connection epoll at most: the CPUs,
+ * at least 2 (as server.c computes it). */
+static unsigned listen_max(void)
+{
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 2 ? (unsigned)n : 2;
+}
+
+/* ---- server side ---------------------------------------------------- */
+
+static void send_big(gh_request_t *r)
+{
+  char len[32];
+  snprintf(len, sizeof(len), "%u", BIG);
+  (void)gh_response_set_header(r, "Content-Length", len);
+  atomic_fetch_add(&n_started, 1);
+  /* not final: the worker itself waits for the slow client (wait_writable) */
+  (void)gh_response_send(r, big, BIG - 5, GH_SEND_MORE_DATA);
+  (void)gh_response_send(r, "<end>", 5, 0);
+}
+
+static void handler(gh_request_t *r, void *arg)
+{
+  const char *path = gh_request_get_path(r);
+  (void)arg;
+  if (strcmp(path, "/sleep") == 0) {
+    atomic_fetch_add(&n_started, 1);
+    sleep_ms(SLEEP_MS); /* no hook: the server cannot know */
+    (void)gh_response_send(r, "slept<end>", 10, 0);
+  } else if (strcmp(path, "/big") == 0) {
+    send_big(r);
+  } else {
+    (void)gh_response_send(r, "quick<end>", 10, 0);
+  }
+  (void)gh_request_complete(r);
+}
+
+static gh_server_t *server(unsigned workers, int *port)
+{
+  gh_server_t *srv;
+  struct sockaddr_storage ss;
+  socklen_t len;
+  atomic_store(&n_started, 0);
+  assert_int_equal(gh_server_new(NULL, &srv), 0);
+  assert_int_equal(gh_server_add_listener(srv, "127.0.0.1:0"), 0);
+  assert_int_equal(gh_server_add_url_group(srv, "/", NULL, NULL, NULL), 0);
+  assert_int_equal(gh_server_start(srv), 0);
+  assert_int_equal(gh_server_run_workers(srv, workers, handler, NULL), 0);
+  assert_int_equal(gh_server_listener_address(srv, 0, &ss, &len), 0);
+  *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+  return srv;
+}
+
+/* Shutdown and free; fails past max_ms (parked workers must see wstop). */
+static void server_end(gh_server_t *srv, uint64_t max_ms)
+{
+  uint64_t t0 = now_ms();
+  assert_int_equal(gh_server_shutdown(srv, 2000), 0);
+  gh_server_free(srv);
+  uint64_t took = now_ms() - t0;
+  print_message("# shutdown + free: %llu ms\n", (unsigned long long)took);
+  assert_true(took < max_ms);
+}
+
+/* Threads of this process blocked in a futex (parked workers: nothing else
+ * of the server's waits on one while idle) and in epoll_wait (workers
+ * listening, I/O threads), read from /proc/self/task/<tid>/syscall. */
+static void count_blocked(int *futex, int *epoll)
+{
+  *futex = *epoll = 0;
+  DIR *d = opendir("/proc/self/task");
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    char path[300], buf[64];
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/syscall", e->d_name);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+      continue;
+    long nr = fgets(buf, sizeof(buf), f) != NULL ? strtol(buf, NULL, 10) : -1;
+    fclose(f);
+    if (nr == SYS_futex)
+      ++*futex;
+#ifdef SYS_epoll_wait
+    if (nr == SYS_epoll_wait)
+      ++*epoll;
+#endif
+    if (nr == SYS_epoll_pwait)
+      ++*epoll;
+  }
+  closedir(d);
+}
+
+/* Waits until exactly want threads are parked (up to ms); the last count. */
+static int wait_parked(int want, int ms)
+{
+  uint64_t end = now_ms() + (uint64_t)ms;
+  int futex, epoll;
+  for (;;) {
+    count_blocked(&futex, &epoll);
+    if (futex == want || now_ms() >= end)
+      return futex;
+    sleep_ms(5);
+  }
+}
+
+static bool wait_started(int want, int ms)
+{
+  uint64_t end = now_ms() + (uint64_t)ms;
+  while (atomic_load(&n_started) < want) {
+    if (now_ms() >= end)
+      return false;
+    sleep_ms(1);
+  }
+  return true;
+}
+
+/* ---- client side ---------------------------------------------------- */
+
+static int connect_tcp(int port, int rcvbuf)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (rcvbuf > 0) /* before connect: the window stays small */
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
+  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  return fd;
+}
+
+static void send_get(int fd, const char *path)
+{
+  char req[256];
+  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", path);
+  assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+}
+
+/* Reads one response up to its "<end>" (EOF or timeout: less); the bytes
+ * read. */
+static size_t read_response(int fd, int timeout_ms)
+{
+  static char buf[65536];
+  char tail[5] = {0};
+  size_t total = 0;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, timeout_ms) <= 0)
+      break;
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0)
+      break;
+    total += (size_t)n;
+    /* the last 5 bytes seen, across reads */
+    size_t k = n >= 5 ? 5 : (size_t)n;
+    memmove(tail, tail + k, 5 - k);
+    memcpy(tail + 5 - k, buf + n - (ssize_t)k, k);
+    if (memcmp(tail, "<end>", 5) == 0)
+      break;
+  }
+  return memcmp(tail, "<end>", 5) == 0 ? total : 0;
+}
+
+/* A quick request on a fresh connection: the time to its answer. */
+static uint64_t quick_ms(int port)
+{
+  int fd = connect_tcp(port, 0);
+  uint64_t t0 = now_ms();
+  send_get(fd, "/quick");
+  assert_true(read_response(fd, 5000) > 0);
+  uint64_t took = now_ms() - t0;
+  close(fd);
+  return took;
+}
+
+/* ---- tests ---------------------------------------------------------- */
+
+/* listen_max + 2 handlers sleep without calling any hook: the I/O thread
+ * lets a spare go every 20 ms while none listens, so all of them run at
+ * once, and a further request is answered well before the sleeps end. */
+static void test_blocking_handlers(void **state)
+{
+  (void)state;
+  int port, n = (int)listen_max() + 2, fds[64];
+  gh_server_t *srv = server(listen_max() + EXTRA, &port);
+  assert_int_equal(wait_parked(EXTRA, 2000), EXTRA);
+  uint64_t t0 = now_ms();
+  for (int i = 0; i < n; i++) {
+    fds[i] = connect_tcp(port, 0);
+    send_get(fds[i], "/sleep");
+  }
+  assert_true(wait_started(n, 300));
+  uint64_t started = now_ms() - t0, quick = quick_ms(port);
+  for (int i = 0; i < n; i++) {
+    assert_true(read_response(fds[i], 3000) > 0);
+    close(fds[i]);
+  }
+  uint64_t all = now_ms() - t0;
+  print_message("# %d sleeping handlers running after %llu ms, quick %llu ms, all answered "
+                "%llu ms\n",
+                n, (unsigned long long)started, (unsigned long long)quick, (unsigned long long)all);
+  assert_true(quick < 300);
+  assert_true(all < 1500);
+  /* the spares let go park again once the handlers are done */
+  assert_int_equal(wait_parked(EXTRA, 3000), EXTRA);
+  server_end(srv, 2000);
+}
+
+/* listen_max handlers wait for clients that do not read for a second
+ * (wait_writable tells the server at once): another connection's request
+ * is answered meanwhile. */
+static void test_slow_clients(void **state)
+{
+  (void)state;
+  int port, n = (int)listen_max(), fds[64];
+  gh_server_t *srv = server(listen_max() + EXTRA, &port);
+  uint64_t t0 = now_ms();
+  for (int i = 0; i < n; i++) {
+    fds[i] = connect_tcp(port, 4096);
+    send_get(fds[i], "/big");
+  }
+  assert_true(wait_started(n, 1000));
+  uint64_t quick = quick_ms(port);
+  uint64_t elapsed = now_ms() - t0;
+  if (elapsed < 1000)
+    sleep_ms((int)(1000 - elapsed));
+  for (int i = 0; i < n; i++) {
+    assert_true(read_response(fds[i], 5000) > BIG);
+    close(fds[i]);
+  }
+  print_message("# %d slow clients: quick %llu ms, all drained %llu ms\n", n,
+                (unsigned long long)quick, (unsigned long long)(now_ms() - t0));
+  assert_true(quick < 300);
+  server_end(srv, 2000);
+}
+
+typedef struct {
+  int port, n, answered;
+} stream_t;
+
+static void *stream_main(void *arg)
+{
+  stream_t *st = arg;
+  int fd = connect_tcp(st->port, 0);
+  for (int i = 0; i < st->n; i++) {
+    send_get(fd, "/quick");
+    if (read_response(fd, 2000) == 0)
+      break;
+    st->answered++;
+  }
+  close(fd);
+  return NULL;
+}
+
+/* 16 workers under a steady stream of fast requests on 4 connections:
+ * every request is answered (no stall with most workers parked), and the
+ * shutdown wakes the parked workers at once. */
+static void test_stream_then_shutdown(void **state)
+{
+  (void)state;
+  int port;
+  enum { NCONN = 4, NREQ = 500 };
+  gh_server_t *srv = server(16, &port);
+  pthread_t th[NCONN];
+  stream_t st[NCONN];
+  uint64_t t0 = now_ms();
+  for (int i = 0; i < NCONN; i++) {
+    st[i] = (stream_t){.port = port, .n = NREQ};
+    assert_int_equal(pthread_create(&th[i], NULL, stream_main, &st[i]), 0);
+  }
+  for (int i = 0; i < NCONN; i++) {
+    pthread_join(th[i], NULL);
+    assert_int_equal(st[i].answered, NREQ);
+  }
+  print_message("# %d requests in %llu ms\n", NCONN * NREQ, (unsigned long long)(now_ms() - t0));
+  int parked = wait_parked(16 - (int)listen_max(), 2000);
+  assert_int_equal(parked, 16 - (int)listen_max());
+  /* parked workers would otherwise wait out their 1 s timed wait */
+  server_end(srv, 600);
+}
+
+/* As many workers as CPUs or fewer: none parks, all wait on the epoll. */
+static void test_no_spares(void **state)
+{
+  (void)state;
+  int port, futex, epoll;
+  gh_server_t *srv = server(listen_max(), &port);
+  assert_true(quick_ms(port) < 1000);
+  for (int i = 0; i < 20; i++) {
+    count_blocked(&futex, &epoll);
+    assert_int_equal(futex, 0);
+    sleep_ms(10);
+  }
+  server_end(srv, 2000);
+}
+
+int main(void)
+{
+  big = malloc(BIG);
+  assert_non_null(big);
+  memset(big, 'x', BIG);
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_blocking_handlers),
+      cmocka_unit_test(test_slow_clients),
+      cmocka_unit_test(test_stream_then_shutdown),
+      cmocka_unit_test(test_no_spares),
+  };
+  int ret = cmocka_run_group_tests(tests, NULL, NULL);
+  free(big);
+  return ret;
+}
