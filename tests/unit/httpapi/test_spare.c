@@ -31,6 +31,7 @@
 
 static atomic_int n_started; /* handlers that began to block */
 static char *big;
+static gh_server_t *srv; /* the test's; freed by teardown if the test failed */
 
 static uint64_t now_ms(void)
 {
@@ -82,9 +83,9 @@ static void handler(gh_request_t *r, void *arg)
   (void)gh_request_complete(r);
 }
 
-static gh_server_t *server(unsigned workers, int *port)
+/* Starts srv with that many inline workers; its port. */
+static int server(unsigned workers)
 {
-  gh_server_t *srv;
   struct sockaddr_storage ss;
   socklen_t len;
   atomic_store(&n_started, 0);
@@ -94,19 +95,27 @@ static gh_server_t *server(unsigned workers, int *port)
   assert_int_equal(gh_server_start(srv), 0);
   assert_int_equal(gh_server_run_workers(srv, workers, handler, NULL), 0);
   assert_int_equal(gh_server_listener_address(srv, 0, &ss, &len), 0);
-  *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-  return srv;
+  return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
 /* Shutdown and free; fails past max_ms (parked workers must see wstop). */
-static void server_end(gh_server_t *srv, uint64_t max_ms)
+static void server_end(uint64_t max_ms)
 {
   uint64_t t0 = now_ms();
   assert_int_equal(gh_server_shutdown(srv, 2000), 0);
   gh_server_free(srv);
+  srv = NULL;
   uint64_t took = now_ms() - t0;
   print_message("# shutdown + free: %llu ms\n", (unsigned long long)took);
   assert_true(took < max_ms);
+}
+
+static int teardown(void **state)
+{
+  (void)state;
+  gh_server_free(srv); /* a failed test's: its parked workers must not count in the next */
+  srv = NULL;
+  return 0;
 }
 
 /* Threads of this process blocked in a futex (parked workers: nothing else
@@ -229,8 +238,8 @@ static uint64_t quick_ms(int port)
 static void test_blocking_handlers(void **state)
 {
   (void)state;
-  int port, n = (int)listen_max() + 2, fds[64];
-  gh_server_t *srv = server(listen_max() + EXTRA, &port);
+  int n = (int)listen_max() + 2, fds[64];
+  int port = server(listen_max() + EXTRA);
   assert_int_equal(wait_parked(EXTRA, 2000), EXTRA);
   uint64_t t0 = now_ms();
   for (int i = 0; i < n; i++) {
@@ -251,7 +260,7 @@ static void test_blocking_handlers(void **state)
   assert_true(all < 1500);
   /* the spares let go park again once the handlers are done */
   assert_int_equal(wait_parked(EXTRA, 3000), EXTRA);
-  server_end(srv, 2000);
+  server_end(2000);
 }
 
 /* listen_max handlers wait for clients that do not read for a second
@@ -260,8 +269,8 @@ static void test_blocking_handlers(void **state)
 static void test_slow_clients(void **state)
 {
   (void)state;
-  int port, n = (int)listen_max(), fds[64];
-  gh_server_t *srv = server(listen_max() + EXTRA, &port);
+  int n = (int)listen_max(), fds[64];
+  int port = server(listen_max() + EXTRA);
   uint64_t t0 = now_ms();
   for (int i = 0; i < n; i++) {
     fds[i] = connect_tcp(port, 4096);
@@ -279,7 +288,7 @@ static void test_slow_clients(void **state)
   print_message("# %d slow clients: quick %llu ms, all drained %llu ms\n", n,
                 (unsigned long long)quick, (unsigned long long)(now_ms() - t0));
   assert_true(quick < 300);
-  server_end(srv, 2000);
+  server_end(2000);
 }
 
 typedef struct {
@@ -306,9 +315,8 @@ static void *stream_main(void *arg)
 static void test_stream_then_shutdown(void **state)
 {
   (void)state;
-  int port;
   enum { NCONN = 4, NREQ = 500 };
-  gh_server_t *srv = server(16, &port);
+  int port = server(16);
   pthread_t th[NCONN];
   stream_t st[NCONN];
   uint64_t t0 = now_ms();
@@ -324,22 +332,22 @@ static void test_stream_then_shutdown(void **state)
   int parked = wait_parked(16 - (int)listen_max(), 2000);
   assert_int_equal(parked, 16 - (int)listen_max());
   /* parked workers would otherwise wait out their 1 s timed wait */
-  server_end(srv, 600);
+  server_end(600);
 }
 
 /* As many workers as CPUs or fewer: none parks, all wait on the epoll. */
 static void test_no_spares(void **state)
 {
   (void)state;
-  int port, futex, epoll;
-  gh_server_t *srv = server(listen_max(), &port);
+  int futex, epoll;
+  int port = server(listen_max());
   assert_true(quick_ms(port) < 1000);
   for (int i = 0; i < 20; i++) {
     count_blocked(&futex, &epoll);
     assert_int_equal(futex, 0);
     sleep_ms(10);
   }
-  server_end(srv, 2000);
+  server_end(2000);
 }
 
 int main(void)
@@ -348,10 +356,10 @@ int main(void)
   assert_non_null(big);
   memset(big, 'x', BIG);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_blocking_handlers),
-      cmocka_unit_test(test_slow_clients),
-      cmocka_unit_test(test_stream_then_shutdown),
-      cmocka_unit_test(test_no_spares),
+      cmocka_unit_test_teardown(test_blocking_handlers, teardown),
+      cmocka_unit_test_teardown(test_slow_clients, teardown),
+      cmocka_unit_test_teardown(test_stream_then_shutdown, teardown),
+      cmocka_unit_test_teardown(test_no_spares, teardown),
   };
   int ret = cmocka_run_group_tests(tests, NULL, NULL);
   free(big);
