@@ -25,6 +25,8 @@
 
 #include <gatehouse/httpapi.h>
 
+#include "client.h"
+
 #define SLEEP_MS 400            /* a handler that blocks without telling the server */
 #define BIG (16u * 1024 * 1024) /* more than the socket buffers hold */
 #define EXTRA 6                 /* workers beyond listen_max */
@@ -32,19 +34,6 @@
 static atomic_int n_started; /* handlers that began to block */
 static char *big;
 static gh_server_t *srv; /* the test's; freed by teardown if the test failed */
-
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 /* How many inline workers wait on the connection epoll at most: the CPUs,
  * at least 2 (as server.c computes it). */
@@ -175,24 +164,6 @@ static bool wait_started(int want, int ms)
 
 /* ---- client side ---------------------------------------------------- */
 
-static int connect_tcp(int port, int rcvbuf)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (rcvbuf > 0) /* before connect: the window stays small */
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
-  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  return fd;
-}
-
-static void send_get(int fd, const char *path)
-{
-  char req[256];
-  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", path);
-  assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-}
-
 /* Reads one response up to its "<end>" (EOF or timeout: less); the bytes
  * read. */
 static size_t read_response(int fd, int timeout_ms)
@@ -222,7 +193,7 @@ static size_t read_response(int fd, int timeout_ms)
 static uint64_t quick_ms(int fd)
 {
   uint64_t t0 = now_ms();
-  send_get(fd, "/quick");
+  tc_send_get(fd, "/quick");
   assert_true(read_response(fd, 5000) > 0);
   return now_ms() - t0;
 }
@@ -236,7 +207,7 @@ static int *open_conns(int port, int n, int rcvbuf, int parked)
   int *fds = calloc((size_t)n, sizeof(int));
   assert_non_null(fds);
   for (int i = 0; i < n; i++) {
-    fds[i] = connect_tcp(port, rcvbuf);
+    fds[i] = tc_connect(port, rcvbuf);
     assert_true(quick_ms(fds[i]) < 5000);
   }
   assert_int_equal(wait_parked(parked, 3000), parked);
@@ -262,7 +233,7 @@ static void test_blocking_handlers(void **state)
   int port = server(listen_max() + EXTRA), *fds = open_conns(port, n + 1, 0, EXTRA);
   uint64_t t0 = now_ms();
   for (int i = 0; i < n; i++)
-    send_get(fds[i], "/sleep");
+    tc_send_get(fds[i], "/sleep");
   assert_true(wait_started(n, 200)); /* 2 spares at 20 ms each */
   uint64_t started = now_ms() - t0, quick = quick_ms(fds[n]);
   for (int i = 0; i < n; i++)
@@ -291,7 +262,7 @@ static void test_slow_clients(void **state)
   int port = server(listen_max() + EXTRA), *fds = open_conns(port, m + 1, 4096, EXTRA);
   uint64_t t0 = now_ms(), worst = 0;
   for (int i = 0; i < m; i++) {
-    send_get(fds[i], "/big");
+    tc_send_get(fds[i], "/big");
     if (i < n - 1)
       continue; /* the listen_max first ones at once */
     assert_true(wait_started(i + 1, 1000));
@@ -317,9 +288,9 @@ typedef struct {
 static void *stream_main(void *arg)
 {
   stream_t *st = arg;
-  int fd = connect_tcp(st->port, 0);
+  int fd = tc_connect(st->port, 0);
   for (int i = 0; i < st->n; i++) {
-    send_get(fd, "/quick");
+    tc_send_get(fd, "/quick");
     if (read_response(fd, 2000) == 0)
       break;
     st->answered++;
