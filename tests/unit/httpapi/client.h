@@ -1,5 +1,4 @@
-/* client.h: loopback HTTP client and clock helpers shared by the httpapi unit tests (cmocka
- * asserts). */
+/* client.h: loopback HTTP client and clock helpers for the httpapi unit tests. */
 #ifndef GH_TEST_HTTPAPI_CLIENT_H
 #define GH_TEST_HTTPAPI_CLIENT_H
 
