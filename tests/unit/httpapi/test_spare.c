@@ -1,5 +1,4 @@
-/* test_spare.c: spare workers: inline workers beyond the CPUs park and are let go when handlers
- * block (server.c). */
+/* test_spare.c: workers beyond the CPUs park, and are let go when handlers block. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
