@@ -28,6 +28,8 @@
 #include <gatehouse/error.h>
 #include <gatehouse/httpapi.h>
 
+#include "client.h"
+
 #define NSLOTS 256
 #define MAXCB 8
 
@@ -65,19 +67,6 @@ static atomic_int n_armed;
 static atomic_int cfg_epoch;
 static pthread_t main_thread;
 static atomic_int quick_served;
-
-static uint64_t now_ms(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(int ms)
-{
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 
 /* Waits until *v >= want (acquire); false after ms. */
 static bool wait_for(atomic_int *v, int want, int ms)
@@ -259,27 +248,11 @@ static int port_of(gh_server_t *srv)
   return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
-static int connect_tcp(int port)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-  return fd;
-}
-
-static void send_get(int fd, const char *path)
-{
-  char req[256];
-  int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", path);
-  assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
-}
-
 static void send_wait(int fd, int i)
 {
   char path[32];
   snprintf(path, sizeof(path), "/w/%d", i);
-  send_get(fd, path);
+  tc_send_get(fd, path);
 }
 
 /* Reads until "<end>" (one response), EOF or a timeout; malloc'ed. */
@@ -342,12 +315,12 @@ static void test_ready_frees_worker(void **state)
   (void)state;
   slots_reset();
   gh_server_t *srv = server(1);
-  int a = connect_tcp(port_of(srv)), b = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0), b = tc_connect(port_of(srv), 0);
   send_wait(a, 0);
   assert_true(wait_for(&n_armed, 1, 3000));
   assert_int_equal(slots[0].wait_ret, 0);
   assert_int_equal(slots[0].can_wait, 1);
-  send_get(b, "/quick");
+  tc_send_get(b, "/quick");
   expect_response(b, "quick<end>");
   assert_int_equal(atomic_load(&slots[0].calls), 0); /* still waiting */
   put(slots[0].wfd, "hello\n");
@@ -358,7 +331,7 @@ static void test_ready_frees_worker(void **state)
   assert_false(slots[0].on_main);
   assert_int_equal(slots[0].complete_ret, 0);
   /* the connection goes on after the waited request */
-  send_get(a, "/quick");
+  tc_send_get(a, "/quick");
   expect_response(a, "quick<end>");
   close(a);
   close(b);
@@ -373,7 +346,7 @@ static void test_timeout(void **state)
   slots_reset();
   slots[1].timeout_ms = 300;
   gh_server_t *srv = server(1);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   send_wait(a, 1);
   expect_response(a, "slot=1 result=1 calls=1 data=<end>");
   assert_true(wait_for(&slots[1].done, 1, 3000));
@@ -394,7 +367,7 @@ static void test_rewait_partial(void **state)
   slots_reset();
   slots[2].until_nl = true;
   gh_server_t *srv = server(2);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   send_wait(a, 2);
   assert_true(wait_for(&n_armed, 1, 3000));
   put(slots[2].wfd, "ab");
@@ -420,7 +393,7 @@ static void test_timeout_then_rewait_same_fd(void **state)
   slots[3].timeout_ms = 300;
   slots[3].timeout2_ms = 10000;
   gh_server_t *srv = server(2);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   send_wait(a, 3);
   assert_true(wait_for(&slots[3].calls, 1, 3000));
   assert_int_equal(slots[3].results[0], GH_WAIT_TIMEOUT);
@@ -444,7 +417,7 @@ static void test_stale_arm_ignored(void **state)
   slots[4].timeout_ms = 300;
   slots[4].switch_fd = true;
   gh_server_t *srv = server(2);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   send_wait(a, 4);
   assert_true(wait_for(&slots[4].calls, 1, 3000));
   assert_int_equal(slots[4].results[0], GH_WAIT_TIMEOUT);
@@ -469,7 +442,7 @@ static void test_ready_before_wait(void **state)
   for (int i = 0; i < 200; i++)
     slots[i].prewrite = true;
   gh_server_t *srv = server(2);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   for (int i = 0; i < 200; i++) {
     char want[64];
     send_wait(a, i);
@@ -490,9 +463,9 @@ static void test_queue_mode_unsupported(void **state)
   (void)state;
   slots_reset();
   gh_server_t *srv = server(0);
-  int a = connect_tcp(port_of(srv)), p[2];
+  int a = tc_connect(port_of(srv), 0), p[2];
   gh_request_t *r = NULL;
-  send_get(a, "/q");
+  tc_send_get(a, "/q");
   assert_int_equal(gh_server_receive(srv, 3000, &r), 0);
   assert_int_equal(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
   assert_int_equal(gh_request_can_wait(r), 0);
@@ -522,7 +495,7 @@ static void test_bad_args_and_state(void **state)
   slots[5].until_nl = true;
   slots[6].after_final = true;
   gh_server_t *srv = server(1);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   send_wait(a, 5);
   assert_true(wait_for(&n_armed, 1, 3000));
   for (int i = 0; i < 4; i++)
@@ -571,7 +544,7 @@ static void test_upgraded_estate(void **state)
   assert_int_equal(gh_server_add_listener(srv, "127.0.0.1:0"), 0);
   assert_int_equal(gh_server_start(srv), 0);
   assert_int_equal(gh_server_run_workers(srv, 1, upgrade_handler, NULL), 0);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   const char *req = "GET / HTTP/1.1\r\nHost: h\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n";
   assert_int_equal(send(a, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
   assert_true(wait_for(&upgrade_done, 1, 3000));
@@ -590,7 +563,7 @@ static void test_shutdown_calls_back(void **state)
   (void)state;
   slots_reset();
   gh_server_t *srv = server(1);
-  int a = connect_tcp(port_of(srv));
+  int a = tc_connect(port_of(srv), 0);
   send_wait(a, 8);
   assert_true(wait_for(&n_armed, 1, 3000));
   assert_int_equal(slots[8].wait_ret, 0);
@@ -670,7 +643,7 @@ static void test_many_concurrent(void **state)
   slots_reset();
   gh_server_t *srv = server(2);
   for (int i = 0; i < NCONN; i++)
-    fds[i] = connect_tcp(port_of(srv));
+    fds[i] = tc_connect(port_of(srv), 0);
   many_round(fds, 0, &seed, 0);
   many_round(fds, 1, &seed, 0);
   many_round(fds, 2, &seed, 240);
