@@ -664,9 +664,10 @@ static void *worker_main(void *arg)
  * left waiting: at once when a worker is about to block on a slow client
  * (gh__server_may_block), else within 20 ms (the I/O threads check that
  * often while workers are parked: a handler that blocks without saying so,
- * e.g. a CGI script, costs at most that before a spare takes over). A
- * parked worker let go listens even above the limit; the next time round
- * the extra ones park again. */
+ * e.g. a CGI script, costs at most that before a spare takes over; N
+ * handlers blocked at once need N such steps). A worker let go checks the
+ * limit again: it listens when none does, and parks again when the busy
+ * ones came back first. */
 
 static bool listen_enter(gh_server_t *s)
 {
