@@ -167,7 +167,7 @@ static bool wait_started(int want, int ms)
  * read. */
 static size_t read_response(int fd, int timeout_ms)
 {
-  static char buf[65536];
+  static __thread char buf[65536]; /* per client thread */
   char tail[5] = {0};
   size_t total = 0;
   for (;;) {
