@@ -1235,8 +1235,9 @@ void *gh__io_main(void *arg)
   io->next_scan = io->now + GH__SCAN_MS;
   while (!atomic_load(&io->exit)) {
     int timeout = io->next_scan > io->now ? (int)(io->next_scan - io->now) : 0;
-    if (atomic_load_explicit(&s->n_parked, memory_order_relaxed) > 0 && timeout > GH__SPARE_MS)
-      timeout = GH__SPARE_MS; /* spare workers: server.c */
+    if (timeout > GH__SPARE_MS && atomic_load_explicit(&s->n_parked, memory_order_relaxed) > 0 &&
+        atomic_load_explicit(&s->last_busy_ms, memory_order_relaxed) + GH__SPARE_IDLE_MS > io->now)
+      timeout = GH__SPARE_MS; /* spare workers, while busy: server.c */
     int n = epoll_wait(io->epfd, evs, 64, timeout);
     io->now = gh__now_ms();
     bool woken = false;

@@ -56,6 +56,7 @@ enum {
 #define GH__LINGER_MS 1000
 #define GH__SCAN_MS 250
 #define GH__SPARE_MS 20 /* spare workers: how soon one takes over from blocked ones */
+#define GH__SPARE_IDLE_MS 1000 /* ... while the server had an event this recently */
 #define GH__SEND_HANDOFF 1
 
 typedef struct gh__io gh__io_t;
@@ -235,6 +236,7 @@ struct gh_server {
   pthread_cond_t sparecv;
   unsigned parked;        /* under sparelock */
   atomic_uint n_parked;   /* the same, read without the lock */
+  _Atomic uint64_t last_busy_ms; /* a worker took an event (updated every 500 ms at most) */
   unsigned release;       /* under sparelock: parked workers let go */
   pthread_mutex_t wdlock;
   gh__conn_t *wdue;      /* taken waits for a worker to call back (due_next) */

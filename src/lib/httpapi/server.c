@@ -663,7 +663,9 @@ static void *worker_main(void *arg)
  * it; the others park here, and are let go one at a time when none is
  * left waiting: at once when a worker is about to block on a slow client
  * (gh__server_may_block), else within 20 ms (the I/O threads check that
- * often while workers are parked: a handler that blocks without saying so,
+ * often while workers are parked and the server was busy in the last
+ * second; after a quiet second they sleep to their 250 ms scan, and the
+ * next event wakes one: note_busy; a handler that blocks without saying so,
  * e.g. a CGI script, costs at most that before a spare takes over; N
  * handlers blocked at once need N such steps). A worker let go checks the
  * limit again: it listens when none does, and parks again when the busy
@@ -711,6 +713,20 @@ void gh__server_spare_check(gh_server_t *s)
   pthread_mutex_unlock(&s->sparelock);
 }
 
+/* An event after a quiet second: the I/O threads go back to checking the
+ * spares every 20 ms (an idle server lets them sleep to their 250 ms scan
+ * instead of waking 50 times a second); one is woken to start now. */
+static void note_busy(gh_server_t *s)
+{
+  uint64_t now = gh__now_ms();
+  uint64_t prev = atomic_load_explicit(&s->last_busy_ms, memory_order_relaxed);
+  if (now - prev < GH__SPARE_IDLE_MS / 2)
+    return; /* recent enough: no store, no shared cache line written per event */
+  atomic_store_explicit(&s->last_busy_ms, now, memory_order_relaxed);
+  if (now - prev >= GH__SPARE_IDLE_MS && s->n_ios > 0 && s->ios[0].started)
+    gh__io_wake(&s->ios[0]);
+}
+
 void gh__server_may_block(gh_server_t *s)
 {
   gh__server_spare_check(s);
@@ -744,6 +760,8 @@ static void *worker_inline_main(void *arg)
     /* the stop eventfd stays readable: every worker sees it */
     if (n != 1 || ev.data.ptr == &s->wstop_kind)
       continue;
+    if (s->spares)
+      note_busy(s);
     if (ev.data.u64 >> 48)
       gh__conn_wait_event(ev.data.u64); /* a waited fd (gh_request_wait_fd) */
     else if (ev.data.ptr == &s->wdue_kind)

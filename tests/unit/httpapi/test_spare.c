@@ -335,6 +335,61 @@ static void test_shutdown_wakes_parked(void **state)
   server_end(300);
 }
 
+/* Voluntary context switches of every thread of this process so far. */
+static long ctx_switches(void)
+{
+  long total = 0;
+  DIR *d = opendir("/proc/self/task");
+  struct dirent *e;
+  assert_non_null(d);
+  while ((e = readdir(d)) != NULL) {
+    char path[300], line[128];
+    FILE *f;
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/proc/self/task/%s/status", e->d_name);
+    f = fopen(path, "r");
+    if (f == NULL)
+      continue; /* a thread that ended */
+    while (fgets(line, sizeof(line), f) != NULL)
+      if (strncmp(line, "voluntary_ctxt_switches:", 24) == 0)
+        total += atol(line + 24);
+    fclose(f);
+  }
+  closedir(d);
+  return total;
+}
+
+/* With workers parked, an idle server does not check the spares every
+ * 20 ms (the I/O thread would wake 50 times a second for nothing): after a
+ * quiet second it sleeps to its 250 ms scan. The next burst still gets its
+ * spares at once: the first event wakes the I/O thread. */
+static void test_idle_is_quiet(void **state)
+{
+  (void)state;
+  int n = (int)listen_max() + 2;
+  int port = server(listen_max() + EXTRA), *fds = open_conns(port, n + 1, 0, EXTRA);
+  sleep_ms(1500); /* quiet */
+  long before = ctx_switches();
+  sleep_ms(1000);
+  long quiet = ctx_switches() - before;
+  /* per second: the I/O thread's 4 scans, each listener's 4 epoll timeouts,
+   * each parked worker's 1-s timed wait; 50 more with the 20 ms tick */
+  long bound = 4 + 4 * (long)listen_max() + EXTRA + 30; /* TSan adds its own thread */
+  print_message("# idle: %ld context switches in 1 s (bound %ld)\n", quiet, bound);
+  assert_true(quiet < bound);
+  for (int i = 0; i < n; i++)
+    tc_send_get(fds[i], "/sleep");
+  assert_true(wait_started(n, 300));
+  uint64_t quick = quick_ms(fds[n]);
+  for (int i = 0; i < n; i++)
+    assert_true(read_response(fds[i], 3000) > 0);
+  close_conns(fds, n + 1);
+  print_message("# after idle: quick %llu ms\n", (unsigned long long)quick);
+  assert_true(quick < 150);
+  server_end(2000);
+}
+
 /* As many workers as CPUs or fewer: none parks, all wait on the epoll. */
 static void test_no_spares(void **state)
 {
@@ -361,6 +416,7 @@ int main(void)
       cmocka_unit_test_teardown(test_stream_then_shutdown, teardown),
       cmocka_unit_test_teardown(test_shutdown_wakes_parked, teardown),
       cmocka_unit_test_teardown(test_no_spares, teardown),
+      cmocka_unit_test_teardown(test_idle_is_quiet, teardown),
   };
   int ret = cmocka_run_group_tests(tests, NULL, NULL);
   free(big);
