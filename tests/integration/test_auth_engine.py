@@ -544,10 +544,13 @@ def test_name_map_cache_never_mixes_principals(realm):
 
 def test_name_map_cache_ttl(realm, tmp_path):
     hook = tmp_path / 'between.sh'
-    hook.write_text('#!/bin/sh\nif [ "$1" = 1 ]; then sleep 2.2; fi\n')
+    # TTL 3 s: whole seconds, so an entry may expire up to 1 s early; the first two steps
+    # must fall inside it even under a sanitizer on a busy machine (TTL 1 failed once in a
+    # fresh-clone CI run under ASan: step 1 was a miss), the last one well after it
+    hook.write_text('#!/bin/sh\nif [ "$1" = 1 ]; then sleep 4.2; fi\n')
     hook.chmod(0o755)
     _, steps, _ = drive(realm, ['krb5seq', '3'], user='alice',
-                        env={'GH_NAME_MAP_TTL': '1', 'GH_DRIVER_BETWEEN': str(hook)})
+                        env={'GH_NAME_MAP_TTL': '3', 'GH_DRIVER_BETWEEN': str(hook)})
     assert [s['local_user'] for s in steps] == ['alice'] * 3
     # 0: miss, 1: hit, 2 (after the TTL): miss again
     assert [(s['nmap_misses'], s['nmap_hits']) for s in steps] == [(1, 0), (1, 1), (2, 1)]
