@@ -5,6 +5,8 @@ import socket
 import ssl
 import subprocess
 
+import http_wire
+
 
 def _run(args, cwd):
     subprocess.run(args, cwd=cwd, check=True, capture_output=True)
@@ -83,25 +85,11 @@ class _Buf:
 
 
 def read_response(s, state=None):
-    buf = getattr(s, '_gh_buf', b'')
-    while b'\r\n\r\n' not in buf:
-        d = s.recv(65536)
-        if not d:
-            raise EOFError('closed')
-        buf += d
-    head, buf = buf.split(b'\r\n\r\n', 1)
-    lines = head.decode('latin-1').split('\r\n')
-    status = int(lines[0].split()[1])
-    hdrs = [tuple(x.split(': ', 1)) for x in lines[1:]]
-    clen = int(next((v for k, v in hdrs if k.lower() == 'content-length'), '0'))
-    while len(buf) < clen:
-        d = s.recv(65536)
-        if not d:
-            raise EOFError('closed')
-        buf += d
-    body, buf = buf[:clen], buf[clen:]
+    """(status, headers, body) of the next response on s (http_wire's reader; what follows
+    is kept on the socket for the next call)."""
+    status, hdrs, body, rest = http_wire.read_response(s, getattr(s, '_gh_buf', b''))
     try:
-        s._gh_buf = buf
+        s._gh_buf = rest
     except AttributeError:
         pass
     return status, hdrs, body

@@ -11,24 +11,13 @@
 #include "pipeline/pipeline_int.h"
 #include "util/alloc.h"
 
+/* The scheme's name ("" when not signed in): gh_auth_type_name's. */
 static const char *auth_type_text(const gh_auth_info_t *auth)
 {
-  if (auth == NULL || auth->status != GH_AUTH_STATUS_SUCCESS)
+  if (auth == NULL || auth->status != GH_AUTH_STATUS_SUCCESS || auth->type == GH_AUTH_TYPE_NONE ||
+      auth->type > GH_AUTH_TYPE_PEER)
     return "";
-  switch (auth->type) {
-  case GH_AUTH_TYPE_BASIC:
-    return "Basic";
-  case GH_AUTH_TYPE_NTLM:
-    return "NTLM";
-  case GH_AUTH_TYPE_NEGOTIATE:
-    return "Negotiate";
-  case GH_AUTH_TYPE_KERBEROS:
-    return "Kerberos";
-  case GH_AUTH_TYPE_PEER:
-    return "Peer";
-  default:
-    return "";
-  }
+  return gh_auth_type_name(auth->type);
 }
 
 /* A user and `extra` bytes after it (strings, groups: freed with it). */
