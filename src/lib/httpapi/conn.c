@@ -1,5 +1,4 @@
-/* conn.c: connections: accept and timers (I/O thread); read, parse, dispatch, writes (any event
- * thread). */
+/* conn.c: connections: accept and timers (I/O thread); read, parse, dispatch, writes (any event thread). */
 #include <errno.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -25,7 +24,6 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 
-#define EV_BASE (EPOLLET | EPOLLONESHOT)
 #define TLS_CHUNK 16384 /* one TLS record of plaintext */
 #define LOG_PER_SEC 20
 
@@ -73,6 +71,7 @@ static gh__conn_t *conn_alloc(gh_server_t *s)
     /* everything after owner; kind and owner may be read by late events */
     size_t off = offsetof(gh__conn_t, state);
     memset((char *)c + off, 0, sizeof(*c) - off);
+    atomic_store_explicit(&c->missed, false, memory_order_relaxed);
     atomic_store_explicit(&c->owner, GH__OWN_BUSY, memory_order_relaxed);
   }
   return c;
@@ -153,19 +152,42 @@ void gh__io_wake(gh__io_t *io)
   (void)n;
 }
 
-/* The owner lets go: the connection is at rest (claimable) and re-armed.
- * Always the owner's last touch. The reference keeps the fd from being
- * closed (and reused) by a thread that claims it between the store and the
- * epoll_ctl. A re-arm with EPOLL_CTL_MOD reports readiness again, so an
- * event dropped by a thread whose claim failed is never lost. */
+/* ---- the connection's registration ---------------------------------------
+ * A connection stays in the connection epoll edge-triggered from accept to
+ * close: no epoll_ctl per request (it was one of a proxied request's twelve
+ * system calls). The mask is EPOLLIN|EPOLLRDHUP from the ADD, EPOLLIN|
+ * EPOLLOUT|EPOLLRDHUP after any MOD (every MOD uses the same mask, so the
+ * order two threads' MODs land in does not matter); what the state wants
+ * is c->armed, and the handler of a state tolerates the other events.
+ *
+ * Exactly one thread owns a connection (owner BUSY or WORKER); an event
+ * for an owned connection cannot be run, so its thread sets `missed`
+ * before trying to claim once more. The owner lets go by storing IO and
+ * then reading `missed` (both sequentially consistent: of the two threads
+ * one sees the other): set, the owner re-reports readiness with a MOD,
+ * which queues an event for whoever claims next. A state that waits for
+ * EPOLLOUT (output to flush, buffered input to parse at once, a close)
+ * always gets the MOD: it reports a writable socket at once. */
+
+#define EV_ADD (EPOLLIN | EPOLLRDHUP | EPOLLET)
+#define EV_MOD (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET)
+
+/* The owner lets go: the connection is at rest (claimable). Always the
+ * owner's last touch. The reference keeps the fd from being closed (and
+ * reused) by a thread that claims it between the store and the epoll_ctl. */
 static void arm(gh__conn_t *c, uint32_t events)
 {
   int fd = c->fd, epfd = c->srv->cepfd;
-  struct epoll_event ev = {.events = events | EV_BASE, .data.ptr = c};
+  struct epoll_event ev = {.events = EV_MOD, .data.ptr = c};
+  /* output to flush may not come as an edge (the worker's last write did
+   * not fill the socket; the ADD had no EPOLLOUT): the MOD reports it */
+  bool force = c->quiet || (events & EPOLLOUT) != 0;
   c->armed = events;
+  c->quiet = false;
   gh__conn_ref(c);
-  atomic_store_explicit(&c->owner, GH__OWN_IO, memory_order_release);
-  (void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
+  atomic_store_explicit(&c->owner, GH__OWN_IO, memory_order_seq_cst);
+  if (force || atomic_load_explicit(&c->missed, memory_order_seq_cst))
+    (void)epoll_ctl(epfd, EPOLL_CTL_MOD, fd, &ev);
   gh__conn_unref(c);
 }
 
@@ -173,7 +195,30 @@ static bool claim(gh__conn_t *c)
 {
   int exp = GH__OWN_IO;
   return atomic_compare_exchange_strong_explicit(&c->owner, &exp, GH__OWN_BUSY,
-                                                 memory_order_acquire, memory_order_relaxed);
+                                                 memory_order_seq_cst, memory_order_relaxed);
+}
+
+/* An event's claim: failed, the owner is told (see above) and one more try
+ * settles the race with its release. */
+static bool claim_event(gh__conn_t *c)
+{
+  if (!claim(c)) {
+    atomic_store_explicit(&c->missed, true, memory_order_seq_cst);
+    if (!claim(c))
+      return false;
+  }
+  if (atomic_load_explicit(&c->missed, memory_order_relaxed))
+    atomic_store_explicit(&c->missed, false, memory_order_relaxed);
+  return true;
+}
+
+void gh__conn_quiet(gh__conn_t *c)
+{
+  struct epoll_event ev = {.events = EPOLLET, .data.ptr = c};
+  if (c->quiet)
+    return;
+  c->quiet = true; /* the release re-arms (and re-reports) */
+  (void)epoll_ctl(c->srv->cepfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
 /* Owner: closes now; the memory goes when the last reference drops. */
@@ -967,10 +1012,9 @@ static void io_handshake(gh__loop_t *lp, gh__conn_t *c)
 
 void gh__conn_event(gh__loop_t *lp, gh__conn_t *c, uint32_t events)
 {
-  /* EPOLLONESHOT delivers one event per arm; the CAS settles it against the
-   * timer scan (and a late event for an earlier incarnation of the object):
-   * the loser drops the event, the winner's final arm() reports it again */
-  if (!claim(c))
+  /* the CAS settles the event against the owner, the timer scan and a late
+   * event for an earlier incarnation of the object (claim_event) */
+  if (!claim_event(c))
     return;
   switch (c->state) {
   case GH__CS_IDLE:
@@ -1111,7 +1155,7 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
       c->deadline = io->now + (hto ? hto : s->cfg.header_timeout_ms);
     }
     /* registered disarmed, listed, then armed (released) like any owner */
-    struct epoll_event ev = {.events = EV_BASE, .data.ptr = c};
+    struct epoll_event ev = {.events = EV_ADD, .data.ptr = c};
     if (epoll_ctl(s->cepfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       conn_free(c);
       continue;
@@ -1235,9 +1279,11 @@ void *gh__io_main(void *arg)
   io->next_scan = io->now + GH__SCAN_MS;
   while (!atomic_load(&io->exit)) {
     int timeout = io->next_scan > io->now ? (int)(io->next_scan - io->now) : 0;
-    if (timeout > GH__SPARE_MS && atomic_load_explicit(&s->n_parked, memory_order_relaxed) > 0 &&
+    if (timeout > GH__SPARE_MS &&
+        (atomic_load_explicit(&s->n_parked, memory_order_relaxed) > 0 ||
+         atomic_load_explicit(&s->batching, memory_order_relaxed)) &&
         atomic_load_explicit(&s->last_busy_ms, memory_order_relaxed) + GH__SPARE_IDLE_MS > io->now)
-      timeout = GH__SPARE_MS; /* spare workers, while busy: server.c */
+      timeout = GH__SPARE_MS; /* spare workers and event batches, while busy: server.c, batch.c */
     int n = epoll_wait(io->epfd, evs, 64, timeout);
     io->now = gh__now_ms();
     bool woken = false;
@@ -1281,6 +1327,7 @@ void *gh__io_main(void *arg)
     } else {
       gh__server_spare_check(s);
     }
+    gh__batch_check(s, io->now);
   }
   return NULL;
 }

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/uio.h>
 
 #include <gatehouse/httpapi.h>
@@ -17,8 +18,15 @@
 #include "util/pool.h"
 
 /* First byte of every object whose pointer is an epoll cookie. */
-enum { GH__KIND_CONN = 1, GH__KIND_LISTENER = 2, GH__KIND_WAKE = 3, GH__KIND_CEP = 4,
-       GH__KIND_STOP = 5, GH__KIND_DUE = 6 };
+enum {
+  GH__KIND_CONN = 1,
+  GH__KIND_LISTENER = 2,
+  GH__KIND_WAKE = 3,
+  GH__KIND_CEP = 4,
+  GH__KIND_STOP = 5,
+  GH__KIND_DUE = 6,
+  GH__KIND_KICK = 7
+};
 
 /* A request's wait on a file descriptor (gh_request_wait_fd), in
  * gh__conn_t.wait: (generation << 2) | one of these. The connection's owner
@@ -44,19 +52,22 @@ enum { GH__OWN_IO = 0, GH__OWN_WORKER = 1, GH__OWN_BUSY = 2, GH__OWN_FREE = 3 };
  * gh_server_run_workers(), or the I/O thread in queue mode (the walk of one
  * request: docs/internals/request-walk.md). */
 enum {
-  GH__CS_IDLE,    /* between requests, keep-alive deadline */
-  GH__CS_READING, /* reading a request; header or body deadline */
-  GH__CS_WORKER,  /* a request is in a worker's hands */
-  GH__CS_WRITING, /* an event thread finishes a response write */
-  GH__CS_LINGER,  /* write side shut; discarding input until EOF or deadline */
-  GH__CS_CLOSE,   /* to be closed at the next event or scan */
+  GH__CS_IDLE,      /* between requests, keep-alive deadline */
+  GH__CS_READING,   /* reading a request; header or body deadline */
+  GH__CS_WORKER,    /* a request is in a worker's hands */
+  GH__CS_WRITING,   /* an event thread finishes a response write */
+  GH__CS_LINGER,    /* write side shut; discarding input until EOF or deadline */
+  GH__CS_CLOSE,     /* to be closed at the next event or scan */
   GH__CS_HANDSHAKE, /* TLS handshake in progress; handshake deadline */
 };
 
 #define GH__LINGER_MS 1000
 #define GH__SCAN_MS 250
-#define GH__SPARE_MS 20 /* spare workers: how soon one takes over from blocked ones */
+#define GH__SPARE_MS 20        /* spare workers: how soon one takes over from blocked ones */
 #define GH__SPARE_IDLE_MS 1000 /* ... while the server had an event this recently */
+#define GH__BATCH 16           /* inline workers: events per epoll_wait (batch.c) */
+#define GH__RING 1024          /* ... the shared ring of events taken but not yet run */
+#define GH__KICK_MIN 4         /* ... a batch leaving this many wakes a sleeping worker */
 #define GH__SEND_HANDOFF 1
 
 typedef struct gh__io gh__io_t;
@@ -110,26 +121,28 @@ struct gh__io {
 };
 
 struct gh__conn {
-  uint8_t kind;      /* set once; never reset (late epoll events read it) */
-  atomic_int owner;  /* set once per incarnation; the rest is reset on reuse */
+  uint8_t kind;          /* set once; never reset (late epoll events read it) */
+  atomic_int owner;      /* set once per incarnation; the rest is reset on reuse */
   _Atomic uint32_t wait; /* GH__WAIT_* with its generation; never reset */
+  atomic_bool missed;    /* an event came while the connection was owned (conn.c) */
   uint8_t state;
-  bool dead;         /* closed */
-  bool close_after;  /* WRITING: close once the output is flushed */
-  atomic_int refs;   /* epoll registration + request in flight + releasing thread */
+  bool quiet;       /* the owner took the connection out of the epoll (gh__conn_quiet) */
+  bool dead;        /* closed */
+  bool close_after; /* WRITING: close once the output is flushed */
+  atomic_int refs;  /* epoll registration + request in flight + releasing thread */
   int fd;
-  uint32_t armed;    /* events of the last arm (the scan re-arms with them) */
+  uint32_t armed; /* events the state waits for (the scan re-arms with them) */
   gh__io_t *io;
   gh_server_t *srv;
   gh__conn_t *prev, *next, *scan_next, *pool_next, *due_next;
-  int due_result; /* GH_WAIT_TIMEOUT (the scan) or GH_WAIT_READY (deferred event) */
+  int due_result;             /* GH_WAIT_TIMEOUT (the scan) or GH_WAIT_READY (deferred event) */
   gh_request_wait_cb wait_cb; /* the wait's callback, request and argument */
   gh_request_t *wait_req;
   void *wait_arg;
   _Atomic uint64_t deadline; /* monotonic ms; read by the scan before claiming */
   gh__http_parser_t parser;
-  gh_request_t *req;  /* request being read (I/O side) */
-  char *pending;      /* bytes after a dispatched request (pipelining) */
+  gh_request_t *req; /* request being read (I/O side) */
+  char *pending;     /* bytes after a dispatched request (pipelining) */
   size_t pending_len;
   /* output an event thread finishes: out, then file, then out2 */
   char *out;
@@ -183,10 +196,10 @@ struct gh_request {
   bool headers_sent;
   bool finished;
   bool failed;
-  bool released;     /* connection handed back (re-armed, at rest) */
+  bool released; /* connection handed back (re-armed, at rest) */
   bool keep_alive;
   bool app_length;
-  bool counted;      /* in the metrics (request.c count_request) */
+  bool counted; /* in the metrics (request.c count_request) */
   gh__frame_t frame;
   gh__resp_hdr_t *rh;
   size_t n_rh, cap_rh;
@@ -218,28 +231,41 @@ struct gh_server {
   size_t n_groups;
   gh__io_t *ios;
   unsigned n_ios;
-  int cepfd;             /* connection epoll, shared by all event threads */
-  uint8_t cep_kind;      /* GH__KIND_CEP: cepfd's cookie in the I/O threads' sets */
-  int wstopfd;           /* eventfd in cepfd: inline workers stop */
-  uint8_t wstop_kind;    /* GH__KIND_STOP */
+  int cepfd;                  /* connection epoll, shared by all event threads */
+  uint8_t cep_kind;           /* GH__KIND_CEP: cepfd's cookie in the I/O threads' sets */
+  int wstopfd;                /* eventfd in cepfd: inline workers stop */
+  uint8_t wstop_kind;         /* GH__KIND_STOP */
   atomic_bool inline_workers; /* gh_server_run_workers(): requests run on the event thread */
-  int wduefd;            /* eventfd in cepfd (one-shot): waits whose deadline passed */
-  uint8_t wdue_kind;     /* GH__KIND_DUE */
-  atomic_bool waits_ok;  /* inline workers and wduefd: gh_request_wait_fd works */
-  atomic_bool cut;       /* shutdown past its grace: waits are called back now */
+  int wduefd;                 /* eventfd in cepfd (one-shot): waits whose deadline passed */
+  uint8_t wdue_kind;          /* GH__KIND_DUE */
+  atomic_bool waits_ok;       /* inline workers and wduefd: gh_request_wait_fd works */
+  atomic_bool cut;            /* shutdown past its grace: waits are called back now */
   /* inline workers beyond the CPUs park (server.c "spare workers"): at most
    * listen_max of them wait on the connection epoll at once */
-  atomic_uint listening;  /* inline workers in (or entering) epoll_wait */
-  unsigned listen_max;    /* the CPUs (at least 2) */
-  bool spares;            /* more inline workers than listen_max (set before they start) */
+  atomic_uint listening; /* inline workers in (or entering) epoll_wait */
+  unsigned listen_max;   /* the CPUs (at least 2) */
+  bool spares;           /* more inline workers than listen_max (set before they start) */
   pthread_mutex_t sparelock;
   pthread_cond_t sparecv;
-  unsigned parked;        /* under sparelock */
-  atomic_uint n_parked;   /* the same, read without the lock */
+  unsigned parked;               /* under sparelock */
+  atomic_uint n_parked;          /* the same, read without the lock */
   _Atomic uint64_t last_busy_ms; /* a worker took an event (updated every 500 ms at most) */
-  unsigned release;       /* under sparelock: parked workers let go */
+  unsigned release;              /* under sparelock: parked workers let go */
+  /* event batches (batch.c) */
+  struct epoll_event *ring; /* GH__RING slots; NULL: one event per epoll_wait */
+  atomic_bool batching;     /* ring and kick eventfd ready (read by the I/O threads) */
+  pthread_mutex_t rlock;
+  unsigned rhead, rcount; /* under rlock */
+  uint64_t rpops;         /* under rlock: events taken from the ring */
+  uint64_t tick_pops;     /* under rlock: rpops at the I/O threads' last tick */
+  bool tick_waiting;      /* under rlock: events were waiting at that tick */
+  uint64_t tick_ms;       /* under rlock: that tick's time */
+  atomic_uint rn;         /* rcount, read without the lock */
+  atomic_uint rused;      /* events in the ring plus room reserved by epoll_waits */
+  int kickfd;             /* eventfd in cepfd (edge-triggered): a worker, look at the ring */
+  uint8_t kick_kind;      /* GH__KIND_KICK */
   pthread_mutex_t wdlock;
-  gh__conn_t *wdue;      /* taken waits for a worker to call back (due_next) */
+  gh__conn_t *wdue; /* taken waits for a worker to call back (due_next) */
   atomic_bool wstop;
   pthread_mutex_t cplock; /* connection pool */
   gh__conn_t *conn_pool;
@@ -294,9 +320,27 @@ void gh__request_pool_free(gh_server_t *srv);
  *  worker is left waiting on the connection epoll, a spare one is let go so
  *  the other connections are not left unread. Cheap; any thread. */
 void gh__server_may_block(gh_server_t *srv);
+/* batch.c */
+/** The ring and the kick eventfd (gh_server_run_workers, inline mode). */
+int gh__batch_init(gh_server_t *srv);
+void gh__batch_free(gh_server_t *srv);
+/** Ring room for one epoll_wait's events beyond the first (0: none). */
+unsigned gh__batch_reserve(gh_server_t *srv);
+/** n events into the ring (n <= reserved); the unused room is given back. */
+void gh__batch_push(gh_server_t *srv, const struct epoll_event *evs, unsigned n, unsigned reserved);
+/** The oldest event in the ring, if any. */
+bool gh__batch_pop(gh_server_t *srv, struct epoll_event *ev);
+/** Wakes one worker waiting on the connection epoll. */
+void gh__batch_kick(gh_server_t *srv);
+/** The I/O threads' tick: events left in the ring since the last tick get a worker woken. */
+void gh__batch_check(gh_server_t *srv, uint64_t now);
 /** The timer scan: the same check (the fallback for handlers that block
  *  without saying so, e.g. a CGI script or PAM). */
 void gh__server_spare_check(gh_server_t *srv);
+/* conn.c */
+/** The owner of a connection handed to the application for long (an
+ *  upgraded stream, a streamed body) stops its events until the release. */
+void gh__conn_quiet(gh__conn_t *conn);
 /** Inline worker: 404/auth gate, then the handler, on the calling thread. */
 void gh__server_run_inline(gh_server_t *srv, gh_request_t *req);
 /** Appends a batch of requests to the queue and wakes workers. */

@@ -1,5 +1,4 @@
-/* server.c: gh_server_* — configuration, listeners, URL groups, request queue, worker pool,
- * shutdown. */
+/* server.c: gh_server_* — configuration, listeners, URL groups, request queue, worker pool, shutdown. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -114,6 +113,9 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   s->wstopfd = -1;
   s->wdue_kind = GH__KIND_DUE;
   s->wduefd = -1;
+  s->kick_kind = GH__KIND_KICK;
+  s->kickfd = -1;
+  pthread_mutex_init(&s->rlock, NULL);
   pthread_mutex_init(&s->wdlock, NULL);
   pthread_mutex_init(&s->sparelock, NULL);
   {
@@ -127,6 +129,7 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
     pthread_mutex_destroy(&s->flock);
     pthread_mutex_destroy(&s->cplock);
     pthread_mutex_destroy(&s->wdlock);
+    pthread_mutex_destroy(&s->rlock);
     pthread_mutex_destroy(&s->sparelock);
     pthread_cond_destroy(&s->sparecv);
     pthread_cond_destroy(&s->qcond);
@@ -730,6 +733,44 @@ static void note_busy(gh_server_t *s)
 void gh__server_may_block(gh_server_t *s)
 {
   gh__server_spare_check(s);
+  if (atomic_load_explicit(&s->rn, memory_order_acquire) > 0)
+    gh__batch_kick(s); /* this worker's batch must not wait for it */
+}
+
+/* One event of the connection epoll, taken by an inline worker. */
+static void dispatch(gh_server_t *s, gh__loop_t *lp, const struct epoll_event *ev)
+{
+  if (ev->data.u64 >> 48) {
+    gh__conn_wait_event(ev->data.u64); /* a waited fd (gh_request_wait_fd) */
+  } else if (ev->data.ptr == &s->wdue_kind) {
+    gh__conn_run_due(s);
+  } else if (ev->data.ptr == &s->kick_kind) {
+    uint64_t v;
+    ssize_t r = read(s->kickfd, &v, sizeof(v)); /* the caller looks at the ring next */
+    (void)r;
+  } else {
+    lp->now = gh__now_ms();
+    gh__conn_event(lp, ev->data.ptr, ev->events);
+  }
+}
+
+/* Waits on the connection epoll for up to GH__BATCH events: the first is
+ * run here (dispatch), the others go to the ring (batch.c). */
+static void listen_once(gh_server_t *s, gh__loop_t *lp)
+{
+  struct epoll_event evs[GH__BATCH];
+  unsigned room = gh__batch_reserve(s), k = 0;
+  int n = epoll_wait(s->cepfd, evs, (int)room + 1, GH__SCAN_MS);
+  atomic_fetch_sub_explicit(&s->listening, 1, memory_order_acq_rel);
+  /* the stop eventfd stays readable: every worker sees it, none keeps it */
+  for (int i = 0; i < n; i++)
+    if (evs[i].data.ptr != &s->wstop_kind)
+      evs[k++] = evs[i];
+  gh__batch_push(s, evs + 1, k > 1 ? k - 1 : 0, room);
+  if (k == 0)
+    return;
+  note_busy(s);
+  dispatch(s, lp, &evs[0]);
 }
 
 /* Inline worker (leader/followers on the connection epoll): waits for one
@@ -744,32 +785,19 @@ static void *worker_inline_main(void *arg)
   block_signals();
   while (!atomic_load_explicit(&s->wstop, memory_order_acquire)) {
     gh_request_t *r;
+    struct epoll_event ev;
     /* requests the I/O thread queued before inline mode began */
     if (atomic_load_explicit(&s->qlen, memory_order_relaxed) > 0) {
       if (gh_server_receive(s, 0, &r) == 0)
         s->handler(r, s->handler_arg);
       continue;
     }
-    struct epoll_event ev;
-    if (!listen_enter(s)) {
+    if (gh__batch_pop(s, &ev))
+      dispatch(s, &lp, &ev); /* another worker's batch */
+    else if (!listen_enter(s))
       park(s);
-      continue;
-    }
-    int n = epoll_wait(s->cepfd, &ev, 1, GH__SCAN_MS);
-    atomic_fetch_sub_explicit(&s->listening, 1, memory_order_acq_rel);
-    /* the stop eventfd stays readable: every worker sees it */
-    if (n != 1 || ev.data.ptr == &s->wstop_kind)
-      continue;
-    if (s->spares)
-      note_busy(s);
-    if (ev.data.u64 >> 48)
-      gh__conn_wait_event(ev.data.u64); /* a waited fd (gh_request_wait_fd) */
-    else if (ev.data.ptr == &s->wdue_kind)
-      gh__conn_run_due(s);
-    else {
-      lp.now = gh__now_ms();
-      gh__conn_event(&lp, ev.data.ptr, ev.events);
-    }
+    else
+      listen_once(s, &lp);
   }
   return NULL;
 }
@@ -822,6 +850,8 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *s, unsigned n, gh_request_handl
     if (epoll_ctl(s->cepfd, EPOLL_CTL_ADD, s->wstopfd, &ev) == 0)
       atomic_store(&s->inline_workers, true);
   }
+  if (atomic_load(&s->inline_workers))
+    (void)gh__batch_init(s); /* failed: no ring, one event per epoll_wait */
   /* waits (gh_request_wait_fd) need inline workers and the due eventfd */
   s->wduefd = atomic_load(&s->inline_workers) ? eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK) : -1;
   if (s->wduefd >= 0) {
@@ -966,6 +996,8 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
     close(s->wstopfd);
   if (s->wduefd >= 0)
     close(s->wduefd);
+  gh__batch_free(s);
+  pthread_mutex_destroy(&s->rlock);
   pthread_mutex_destroy(&s->wdlock);
   pthread_mutex_destroy(&s->sparelock);
   pthread_cond_destroy(&s->sparecv);

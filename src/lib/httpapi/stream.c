@@ -89,6 +89,7 @@ static ssize_t conn_recv(gh__conn_t *c, void *buf, size_t len, uint64_t deadline
 {
   if (c->pending_len > 0)
     return (ssize_t)pending_take(c, buf, len);
+  gh__conn_quiet(c); /* its bytes are read here now: no worker woken for them */
   for (;;) {
     ssize_t n;
     short ev = POLLIN;
@@ -408,6 +409,7 @@ GH_EXPORT int gh_request_upgrade(gh_request_t *r, gh_stream_t **ret)
     goto out;
   }
   st->conn = r->conn;
+  gh__conn_quiet(r->conn); /* the stream's bytes are the application's */
   e = write_switching(r);
   /* sent or not, the connection is no longer HTTP: complete closes it */
   r->headers_sent = r->any_send = r->finished = true;
