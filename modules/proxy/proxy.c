@@ -27,7 +27,7 @@ static bool skip_response_field(const char *name, const char *conn)
 {
   static const char *const own[] = {"Date", "Server", "Content-Length"};
   for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-    if (strcasecmp(name, own[i]) == 0)
+    if (proxy_name_is(name, own[i]))
       return true;
   return proxy_is_hop_by_hop(name, conn);
 }
@@ -47,7 +47,7 @@ static int on_head(void *arg, proxy_resp_t *r)
 {
   proxy_req_t *q = arg;
   const char *conn = proxy_resp_field(r, "Connection"), *via;
-  char num[32];
+  char num[PROXY_U64_LEN];
   int ret = 0;
   if (r->status == 101 && !q->want_upgrade) {
     r->error = "101 to a request that asked for no upgrade";
@@ -65,15 +65,22 @@ static int on_head(void *arg, proxy_resp_t *r)
         !proxy_idm_skip_response_field(q, r->f[i].name))
       ret = set_field(q, r->f[i].name, r->f[i].value);
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
-    snprintf(num, sizeof(num), "%lld", (long long)r->content_length);
+    (void)proxy_fmt_u64(num, (uint64_t)r->content_length);
     ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_REPLACE);
   }
   via = proxy_resp_field(r, "Via");
   if (ret == 0 && q->via) {
-    char line[512];
-    snprintf(line, sizeof(line), "%.400s%s%d.%d gatehouse", via ? via : "", via ? ", " : "",
-             r->hp.http_major, r->hp.http_minor);
-    ret = gh_http_response_set_header(q->resp, "Via", line, GH_HEADER_REPLACE);
+    proxy_line_t line;
+    line.len = 0;
+    if (via != NULL) {
+      proxy_line_add(&line, via, strnlen(via, 400)); /* the chain so far, cut at 400 */
+      proxy_line_add(&line, ", ", 2);
+    }
+    proxy_line_u64(&line, r->hp.http_major);
+    proxy_line_add(&line, ".", 1);
+    proxy_line_u64(&line, r->hp.http_minor);
+    proxy_line_add(&line, " gatehouse", 10);
+    ret = gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_REPLACE);
   }
   q->head_set = ret == 0;
   /* no body will come (HEAD, 204, 304): the head goes now, with the

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #include <gatehouse/module.h>
@@ -126,6 +128,13 @@ const char *proxy_resp_field(const proxy_resp_t *r, const char *name);
 /** True for a hop-by-hop field (RFC 9110 §7.6.1), or one the Connection
  *  value conn (may be NULL) names. */
 bool proxy_is_hop_by_hop(const char *name, const char *conn);
+/** strcasecmp(a, b) == 0 for field names, the first byte compared inline
+ *  (most names differ there; '| 0x20' folds letters and only widens the
+ *  pre-check for the other token bytes). */
+static inline bool proxy_name_is(const char *a, const char *b)
+{
+  return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) && strcasecmp(a, b) == 0;
+}
 /** Name comparison for identity fields: any case, '_' equals '-'. */
 bool proxy_name_eq_loose(const char *a, const char *b);
 /** Rewrites a Location value pointing into the upstream's prefix (as a
@@ -147,6 +156,38 @@ typedef struct proxy_buf {
 void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n);
 void proxy_buf_str(proxy_buf_t *b, const char *s);
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);
+/** Appends "name: value\r\n" with the value's length given. */
+void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len);
+
+/* ---- formatting without printf (a request's head is built from pieces) ---- */
+
+/** Room proxy_fmt_u64 needs: 20 digits and the NUL. */
+#define PROXY_U64_LEN 21
+/** Writes v in decimal at out (PROXY_U64_LEN bytes), NUL-terminated; returns
+ *  the number of digits. */
+size_t proxy_fmt_u64(char *out, uint64_t v);
+
+/** A field value assembled from pieces in a fixed buffer: what does not fit
+ *  is cut (as snprintf into a char[PROXY_LINE_MAX] would), len stays below
+ *  PROXY_LINE_MAX and s is NUL-terminated. */
+#define PROXY_LINE_MAX 768
+typedef struct proxy_line {
+  char s[PROXY_LINE_MAX];
+  size_t len;
+} proxy_line_t;
+/** Appends up to n bytes of s (cut at the line's end). */
+void proxy_line_add(proxy_line_t *l, const char *s, size_t n);
+/** Appends the string s (NULL: nothing). */
+void proxy_line_str(proxy_line_t *l, const char *s);
+/** Appends v in decimal. */
+void proxy_line_u64(proxy_line_t *l, uint64_t v);
+/** l = "PRIOR, SELF" (prior NULL: "SELF"): a Via or X-Forwarded-For value
+ *  with this hop added, cut at PROXY_LINE_MAX - 1 bytes. */
+void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self);
+/** l = the Forwarded value: prior's elements (NULL: none), then
+ *  for=ADDR (IPv6 as "[ADDR]", quoted);proto=PROTO[;host="HOST"]. */
+void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, const char *proto,
+                         const char *host);
 
 /* ---- one relayed request (proxy.c, proxy_relay.c) ---- */
 
@@ -160,11 +201,11 @@ typedef struct proxy_req {
   int attempt;                                  /* 1: retry on a fresh connection */
   proxy_buf_t head;                             /* the request head for order[i_up] */
   bool has_body, chunked;
-  int64_t read_deadline; /* the response's next byte is due by then (ms) */
-  bool relaying;          /* a response is being relayed (its parser is q->pr) */
-  bool head_set;          /* its final status and fields are on the response */
-  bool client_error;      /* sending it to the client failed */
-  size_t resp_bytes;      /* read of it so far */
+  int64_t read_deadline;     /* the response's next byte is due by then (ms) */
+  bool relaying;             /* a response is being relayed (its parser is q->pr) */
+  bool head_set;             /* its final status and fields are on the response */
+  bool client_error;         /* sending it to the client failed */
+  size_t resp_bytes;         /* read of it so far */
   struct proxy_resp *own_pr; /* its parser once it waited mid-way (malloc'd) */
   gh_http_request_t *req;
   gh_http_response_t *resp;

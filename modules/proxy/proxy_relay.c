@@ -37,12 +37,53 @@ void proxy_buf_str(proxy_buf_t *b, const char *s)
   proxy_buf_add(b, s, strlen(s));
 }
 
-void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value)
+void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len)
 {
   proxy_buf_str(b, name);
   proxy_buf_add(b, ": ", 2);
-  proxy_buf_str(b, value);
+  proxy_buf_add(b, value, value_len);
   proxy_buf_add(b, "\r\n", 2);
+}
+
+void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value)
+{
+  proxy_buf_field_n(b, name, value, strlen(value));
+}
+
+size_t proxy_fmt_u64(char *out, uint64_t v)
+{
+  char d[PROXY_U64_LEN];
+  size_t i = sizeof(d), n;
+  do {
+    d[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  n = sizeof(d) - i;
+  memcpy(out, d + i, n);
+  out[n] = '\0';
+  return n;
+}
+
+void proxy_line_add(proxy_line_t *l, const char *s, size_t n)
+{
+  size_t room = sizeof(l->s) - 1 - l->len;
+  if (n > room)
+    n = room;
+  memcpy(l->s + l->len, s, n);
+  l->len += n;
+  l->s[l->len] = '\0';
+}
+
+void proxy_line_str(proxy_line_t *l, const char *s)
+{
+  if (s != NULL)
+    proxy_line_add(l, s, strlen(s));
+}
+
+void proxy_line_u64(proxy_line_t *l, uint64_t v)
+{
+  char d[PROXY_U64_LEN];
+  proxy_line_add(l, d, proxy_fmt_u64(d, v));
 }
 
 /* Does the comma-separated token list `list` hold `name` (any case)? */
@@ -67,7 +108,7 @@ bool proxy_is_hop_by_hop(const char *name, const char *conn)
                                     "Trailer",         "Upgrade",    "Transfer-Encoding",
                                     "Proxy-Connection"};
   for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-    if (strcasecmp(name, hop[i]) == 0)
+    if (proxy_name_is(name, hop[i]))
       return true;
   /* Proxy-Authenticate / Proxy-Authorization and the rest of Proxy-* are
    * between the client and this server */
@@ -227,35 +268,55 @@ static bool config_bool(gh_http_context_t *ctx, const char *key)
   return gh_http_context_get_config_bool(ctx, key, &v) == 0 && v;
 }
 
+void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self)
+{
+  l->len = 0;
+  l->s[0] = '\0';
+  if (prior != NULL) {
+    proxy_line_str(l, prior);
+    proxy_line_add(l, ", ", 2);
+  }
+  proxy_line_str(l, self);
+}
+
+void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, const char *proto,
+                         const char *host)
+{
+  bool v6 = strchr(addr, ':') != NULL;
+  proxy_fwd_chain(l, prior, v6 ? "for=\"[" : "for=");
+  proxy_line_str(l, addr);
+  proxy_line_str(l, v6 ? "]\";proto=" : ";proto=");
+  proxy_line_str(l, proto);
+  if (host != NULL) {
+    proxy_line_add(l, ";host=\"", 7);
+    proxy_line_str(l, host);
+    proxy_line_add(l, "\"", 1);
+  }
+}
+
 /* Via, X-Forwarded-*, Forwarded: the client's address and what it asked. */
 static void add_forwarding(proxy_req_t *q, proxy_buf_t *b, const char *host)
 {
   const char *addr = gh_http_request_get_remote_addr(q->req);
   const char *proto = gh_http_request_is_tls(q->req) ? "https" : "http";
-  const char *xff = gh_http_request_get_header(q->req, "X-Forwarded-For");
-  const char *fwd = gh_http_request_get_header(q->req, "Forwarded");
-  const char *via = gh_http_request_get_header(q->req, "Via");
-  char line[768];
+  proxy_line_t line;
   if (addr == NULL || addr[0] == '\0')
     addr = "unknown";
   if (config_bool(q->ctx, "proxy_via")) {
-    snprintf(line, sizeof(line), "%s%s%s gatehouse", via ? via : "", via ? ", " : "",
-             gh_http_request_get_version(q->req) >= 11 ? "1.1" : "1.0");
-    proxy_buf_field(b, "Via", line);
+    proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "Via"),
+                    gh_http_request_get_version(q->req) >= 11 ? "1.1 gatehouse" : "1.0 gatehouse");
+    proxy_buf_field_n(b, "Via", line.s, line.len);
   }
   if (config_bool(q->ctx, "proxy_x_forwarded")) {
-    snprintf(line, sizeof(line), "%s%s%s", xff ? xff : "", xff ? ", " : "", addr);
-    proxy_buf_field(b, "X-Forwarded-For", line);
+    proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "X-Forwarded-For"), addr);
+    proxy_buf_field_n(b, "X-Forwarded-For", line.s, line.len);
     proxy_buf_field(b, "X-Forwarded-Proto", proto);
     if (host != NULL)
       proxy_buf_field(b, "X-Forwarded-Host", host);
   }
   if (config_bool(q->ctx, "proxy_forwarded")) {
-    bool v6 = strchr(addr, ':') != NULL;
-    snprintf(line, sizeof(line), "%s%sfor=%s%s%s;proto=%s%s%s%s", fwd ? fwd : "", fwd ? ", " : "",
-             v6 ? "\"[" : "", addr, v6 ? "]\"" : "", proto, host ? ";host=\"" : "",
-             host ? host : "", host ? "\"" : "");
-    proxy_buf_field(b, "Forwarded", line);
+    proxy_fwd_forwarded(&line, gh_http_request_get_header(q->req, "Forwarded"), addr, proto, host);
+    proxy_buf_field_n(b, "Forwarded", line.s, line.len);
   }
 }
 
@@ -272,7 +333,7 @@ static bool dropped_field(proxy_req_t *q, const char *name, const char *conn)
                                     "X-Forwarded-Proto",
                                     "X-Forwarded-Host"};
   for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-    if (strcasecmp(name, own[i]) == 0)
+    if (proxy_name_is(name, own[i]))
       return true;
   return proxy_is_hop_by_hop(name, conn) || proxy_is_identity_name(q, name);
 }
@@ -284,7 +345,7 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   const char *fixed = NULL;
   int64_t cl = gh_http_request_get_content_length(q->req);
   const char *te = gh_http_request_get_header(q->req, "Transfer-Encoding");
-  char num[32];
+  char num[PROXY_U64_LEN];
   int ret;
 
   if (has_dot_segment(gh_http_request_get_url(q->req)))
@@ -309,8 +370,7 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   *ret_chunked = false;
   *ret_has_body = false;
   if (cl > 0) {
-    snprintf(num, sizeof(num), "%lld", (long long)cl);
-    proxy_buf_field(b, "Content-Length", num);
+    proxy_buf_field_n(b, "Content-Length", num, proxy_fmt_u64(num, (uint64_t)cl));
     *ret_has_body = true;
   } else if (cl < 0 && te != NULL) {
     proxy_buf_field(b, "Transfer-Encoding", "chunked");

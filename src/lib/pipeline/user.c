@@ -1,7 +1,6 @@
 /* user.c: gh_http_user_t — the request's user, borrowed tokens, is_in_role, user variables. */
 #include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +9,7 @@
 
 #include "pipeline/pipeline_int.h"
 #include "util/alloc.h"
+#include "util/str.h"
 
 /* The scheme's name ("" when not signed in): gh_auth_type_name's. */
 static const char *auth_type_text(const gh_auth_info_t *auth)
@@ -114,19 +114,21 @@ static int vars_make_locked(gh_http_user_t *u)
   nodes = (struct gh__pl_uvar *)(void *)u->vars_block;
   text = u->vars_block + 4 * sizeof(*nodes);
   for (size_t i = 0; i < 4; i++) {
-    nodes[i].name = text;
-    text += sprintf(text, "%s", names[i]) + 1;
+    nodes[i].name = put_str(&text, names[i], strlen(names[i]));
     nodes[i].value = text;
     if (i == 0)
-      text += sprintf(text, "%u", (unsigned)u->tok_uid) + 1;
+      text += gh__u64_text(text, u->tok_uid) + 1;
     else if (i == 1)
-      text += sprintf(text, "%u", (unsigned)u->tok_gid) + 1;
+      text += gh__u64_text(text, u->tok_gid) + 1;
     else if (i == 2)
-      text += sprintf(text, "%s", level_text(u->level)) + 1;
+      (void)put_str(&text, level_text(u->level), strlen(level_text(u->level)));
     else {
       *text = '\0';
-      for (size_t g = 0; g < u->n_tok_groups; g++)
-        text += sprintf(text, "%s%u", g ? "," : "", (unsigned)u->tok_groups[g]);
+      for (size_t g = 0; g < u->n_tok_groups; g++) {
+        if (g > 0)
+          *text++ = ',';
+        text += gh__u64_text(text, u->tok_groups[g]);
+      }
       text++;
     }
   }
