@@ -358,34 +358,12 @@ static int settle(proxy_req_t *q, int ret)
   return ret;
 }
 
-static int read_config(proxy_req_t *q)
-{
-  int ret = gh_http_context_get_config_uint(q->ctx, "upstream_connect_timeout", &q->connect_ms);
-  if (ret == 0)
-    ret = gh_http_context_get_config_uint(q->ctx, "upstream_read_timeout", &q->read_ms);
-  if (ret == 0)
-    ret = gh_http_context_get_config_uint(q->ctx, "upstream_fail_timeout", &q->fail_ms);
-  if (ret == 0)
-    ret = gh_http_context_get_config_uint(q->ctx, "upstream_keepalive", &q->keepalive);
-  if (ret == 0)
-    ret = gh_http_context_get_config_bool(q->ctx, "proxy_via", &q->via);
-  return ret;
-}
-
 /* The site's upstreams in the order to try them: round-robin from the
  * site's counter, the ones marked down last. Returns how many. */
-static size_t order_upstreams(proxy_req_t *q, proxy_upstream_t **order)
+static size_t order_upstreams(const proxy_site_t *s, proxy_upstream_t **order)
 {
-  proxy_upstream_t *all[PROXY_MAX_UPSTREAMS];
-  const char *v;
-  size_t n = 0, k = 0, start;
-  while (n < PROXY_MAX_UPSTREAMS &&
-         gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
-    all[n] = proxy_upstream_get(v);
-    if (all[n] == NULL)
-      return 0;
-    n++;
-  }
+  proxy_upstream_t *const *all = s->ups;
+  size_t n = s->ok ? s->n_ups : 0, k = 0, start;
   if (n == 0)
     return 0;
   start = (size_t)(atomic_fetch_add(&all[0]->rr, 1) % n);
@@ -492,8 +470,18 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
                      .pr = &scratch->resp,
                      .io = scratch->io};
   q->is_head = strcmp(gh_http_request_get_method(q->req), "HEAD") == 0;
-  if (read_config(q) == 0)
-    q->n_up = order_upstreams(q, q->order);
+  q->conf = proxy_site_get(ctx);
+  if (q->conf == NULL) {
+    plog(q, GH_LOG_ERROR, "configuration", "out of memory");
+    gh_http_response_send_error(q->resp, 500, NULL);
+    return GH_REQUEST_FINISH;
+  }
+  q->connect_ms = q->conf->connect_ms;
+  q->read_ms = q->conf->read_ms;
+  q->fail_ms = q->conf->fail_ms;
+  q->keepalive = q->conf->keepalive;
+  q->via = q->conf->via;
+  q->n_up = order_upstreams(q->conf, q->order);
   proxy_identity_load(q);
   if (q->n_up == 0)
     plog(q, GH_LOG_ERROR, "configuration", "no usable upstream");
@@ -540,6 +528,7 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   int ret;
   (void)server_version;
   (void)server;
+  proxy_module_id = gh_module_registration_get_id(reg);
   ret = proxy_scratch_init();
   if (ret == 0)
     ret = gh_module_registration_set_execute_handler(reg, on_execute);

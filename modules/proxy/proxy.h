@@ -189,6 +189,40 @@ void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self);
 void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, const char *proto,
                          const char *host);
 
+/* ---- a site's configuration, read once per configuration (proxy_conf.c) ---- */
+
+/** The identity modes' keys (proxy_idmodes.c reads them). */
+typedef struct proxy_idm_conf {
+  bool as_client, negotiate;
+  const char *jwt_key, *jwt_alg, *jwt_field, *jwt_aud, *jwt_iss, *spn;
+  uint64_t jwt_ttl_ms;
+} proxy_idm_conf_t;
+
+#define PROXY_MAX_IDENT 8 /* identity_headers words (user, groups, principal, auth-type) */
+
+/** Everything the proxy reads of a site's keys, built by the site's first
+ *  request under a configuration (gh_http_context_get_site_data) and shared
+ *  read-only by every later one until a reload installs another; strings
+ *  are the configuration's. */
+typedef struct proxy_site {
+  bool ok; /* the timeouts, keep-alive and proxy_via were read */
+  uint64_t connect_ms, read_ms, fail_ms, keepalive;
+  bool via, x_forwarded, forwarded;
+  const char *upstream_host;                  /* or NULL */
+  proxy_upstream_t *ups[PROXY_MAX_UPSTREAMS]; /* `upstream =` lines, interned */
+  size_t n_ups;
+  const char *ident_name[PROXY_MAX_IDENT]; /* identity_headers: field names */
+  int ident_kind[PROXY_MAX_IDENT];         /* and their kinds (proxy_identity_kind) */
+  size_t n_ident;
+  proxy_idm_conf_t idm;
+} proxy_site_t;
+
+/** The module's id (gh_module_registration_get_id), set at registration. */
+extern int proxy_module_id;
+/** The request's site configuration, or NULL when it could not be built
+ *  (out of memory: the request gets 500). Borrowed for the request. */
+const proxy_site_t *proxy_site_get(gh_http_context_t *ctx);
+
 /* ---- one relayed request (proxy.c, proxy_relay.c) ---- */
 
 typedef struct proxy_site_count proxy_site_count_t;
@@ -227,11 +261,8 @@ typedef struct proxy_req {
   char *io;                  /* PROXY_IO_BUF bytes, the worker thread's */
   size_t left_off, left_len; /* in io: what the upstream sent after its 101 head */
   proxy_site_count_t *slot;  /* an upgrade_max slot held for this request, or NULL */
-  /* identity_headers, read once per request */
-  const char *ident_name[8];
-  int ident_kind[8];
-  size_t n_ident;
-  void *idm; /* proxy_idmodes.c: the modes' keys and Negotiate context */
+  const proxy_site_t *conf;  /* the site's keys */
+  void *idm;                 /* proxy_idmodes.c: the modes' keys and Negotiate context */
 } proxy_req_t;
 
 /** The calling thread's parser and I/O buffer (allocated at its first
@@ -243,7 +274,7 @@ typedef struct proxy_scratch {
 proxy_scratch_t *proxy_scratch_get(void);
 int proxy_scratch_init(void);
 void proxy_scratch_done(void);
-/** Reads identity_headers into q->ident_*. */
+/** Sets up the identity modes' per-request state (q->conf first). */
 void proxy_identity_load(proxy_req_t *q);
 
 /* Hook points for the identity modes (JWT, connect-as-client, Negotiate):

@@ -262,12 +262,6 @@ static void add_upgrade(proxy_req_t *q, proxy_buf_t *b, const char *conn)
   proxy_buf_field(b, "Upgrade", up);
 }
 
-static bool config_bool(gh_http_context_t *ctx, const char *key)
-{
-  bool v = false;
-  return gh_http_context_get_config_bool(ctx, key, &v) == 0 && v;
-}
-
 void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self)
 {
   l->len = 0;
@@ -302,19 +296,19 @@ static void add_forwarding(proxy_req_t *q, proxy_buf_t *b, const char *host)
   proxy_line_t line;
   if (addr == NULL || addr[0] == '\0')
     addr = "unknown";
-  if (config_bool(q->ctx, "proxy_via")) {
+  if (q->conf->via) {
     proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "Via"),
                     gh_http_request_get_version(q->req) >= 11 ? "1.1 gatehouse" : "1.0 gatehouse");
     proxy_buf_field_n(b, "Via", line.s, line.len);
   }
-  if (config_bool(q->ctx, "proxy_x_forwarded")) {
+  if (q->conf->x_forwarded) {
     proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "X-Forwarded-For"), addr);
     proxy_buf_field_n(b, "X-Forwarded-For", line.s, line.len);
     proxy_buf_field(b, "X-Forwarded-Proto", proto);
     if (host != NULL)
       proxy_buf_field(b, "X-Forwarded-Host", host);
   }
-  if (config_bool(q->ctx, "proxy_forwarded")) {
+  if (q->conf->forwarded) {
     proxy_fwd_forwarded(&line, gh_http_request_get_header(q->req, "Forwarded"), addr, proto, host);
     proxy_buf_field_n(b, "Forwarded", line.s, line.len);
   }
@@ -342,7 +336,7 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
 {
   const char *conn = gh_http_request_get_header(q->req, "Connection");
   const char *host = gh_http_request_get_header(q->req, "Host");
-  const char *fixed = NULL;
+  const char *fixed = q->conf->upstream_host;
   int64_t cl = gh_http_request_get_content_length(q->req);
   const char *te = gh_http_request_get_header(q->req, "Transfer-Encoding");
   char num[PROXY_U64_LEN];
@@ -354,8 +348,6 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   proxy_buf_add(b, " ", 1);
   add_target(q, b);
   proxy_buf_str(b, " HTTP/1.1\r\n");
-  if (gh_http_context_get_config_string(q->ctx, "upstream_host", 0, &fixed) != 0)
-    fixed = NULL;
   q->sent_host = fixed ? fixed : host ? host : q->up->authority;
   proxy_buf_field(b, "Host", q->sent_host);
   for (size_t i = 0; i < gh_http_request_get_header_count(q->req); i++) {

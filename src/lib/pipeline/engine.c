@@ -173,6 +173,8 @@ static void ctx_end(gh_http_context_t *ctx)
       ctx->modctx[i].cleanup(ctx->modctx[i].data);
     ctx->modctx[i].cleanup = NULL;
   }
+  gh__pl_site_data_free(ctx->site_data);
+  ctx->site_data = NULL;
   if (pl->sec->is_impersonating())
     pl->sec->revert();
   gh__pl_user_end_request(ctx->user);
