@@ -35,9 +35,9 @@ static bool skip_response_field(const char *name, const char *conn)
 static int set_field(proxy_req_t *q, const char *name, const char *value)
 {
   char *nv = NULL;
-  if (strcasecmp(name, "Location") == 0 || strcasecmp(name, "Content-Location") == 0)
+  if (proxy_name_is(name, "Location") || proxy_name_is(name, "Content-Location"))
     nv = proxy_rewrite_location(q->ctx, q->up, q->site, value, q->sent_host);
-  else if (strcasecmp(name, "Set-Cookie") == 0)
+  else if (proxy_name_is(name, "Set-Cookie"))
     nv = proxy_rewrite_cookie(q->ctx, q->up, q->site, value);
   return gh_http_response_set_header(q->resp, name, nv ? nv : value, GH_HEADER_ADD);
 }
@@ -61,7 +61,7 @@ static int on_head(void *arg, proxy_resp_t *r)
   ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
   for (size_t i = 0; i < r->n && ret == 0; i++)
     if ((!skip_response_field(r->f[i].name, conn) ||
-         (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0)) &&
+         (r->status == 101 && proxy_name_is(r->f[i].name, "Upgrade"))) &&
         !proxy_idm_skip_response_field(q, r->f[i].name))
       ret = set_field(q, r->f[i].name, r->f[i].value);
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {

@@ -8,13 +8,15 @@
 
 #include "proxy.h"
 
-void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)
+/* Makes room for n more bytes: false (b->failed) when over the limit or
+ * out of memory. */
+static bool buf_room(proxy_buf_t *b, size_t n)
 {
   if (b->failed)
-    return;
+    return false;
   if (n > b->max - b->len) {
     b->failed = true;
-    return;
+    return false;
   }
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 1024;
@@ -23,13 +25,20 @@ void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)
     char *p = realloc(b->p, cap);
     if (p == NULL) {
       b->failed = true;
-      return;
+      return false;
     }
     b->p = p;
     b->cap = cap;
   }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
+  return true;
+}
+
+void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)
+{
+  if (buf_room(b, n)) {
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+  }
 }
 
 void proxy_buf_str(proxy_buf_t *b, const char *s)
@@ -39,10 +48,16 @@ void proxy_buf_str(proxy_buf_t *b, const char *s)
 
 void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len)
 {
-  proxy_buf_str(b, name);
-  proxy_buf_add(b, ": ", 2);
-  proxy_buf_add(b, value, value_len);
-  proxy_buf_add(b, "\r\n", 2);
+  size_t nl = strlen(name);
+  char *p;
+  if (!buf_room(b, nl + value_len + 4))
+    return;
+  p = b->p + b->len;
+  memcpy(p, name, nl);
+  memcpy(p + nl, ": ", 2);
+  memcpy(p + nl + 2, value, value_len);
+  memcpy(p + nl + 2 + value_len, "\r\n", 2);
+  b->len += nl + value_len + 4;
 }
 
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value)

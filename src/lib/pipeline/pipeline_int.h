@@ -376,7 +376,7 @@ struct gh_http_user {
   gid_t tok_gid;
   size_t n_tok_groups;
   gid_t *tok_groups; /* n_tok_groups, in the user's allocation */
-  char *vars_block;  /* the token variables' nodes and text, one allocation */
+  char *vars_block;  /* the token variables' nodes and text, in the user's allocation */
   size_t vars_block_len;
   struct gh__pl_uvar {
     char *name;
