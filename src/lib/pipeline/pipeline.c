@@ -88,6 +88,7 @@ void gh_pipeline_free(gh_pipeline_t *pl)
     free(pl->post_order[n]);
   }
   gh_pipeline_config_free(pl->cfg);
+  gh__pl_spare_pools_free();
   pthread_mutex_destroy(&pl->lock);
   free(pl);
 }

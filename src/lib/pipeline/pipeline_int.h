@@ -206,6 +206,8 @@ int gh__pl_config_index(gh_pipeline_config_t *cfg);
  * either form), or NULL. */
 const gh__pl_site_t *gh__pl_config_site(const gh_pipeline_config_t *cfg,
                                         const char *site_or_section);
+/* engine.c: frees the request pools kept for any thread (gh_pipeline_free) */
+void gh__pl_spare_pools_free(void);
 /* Frees the modules' site data of cfg and of its older configurations
  * (their free callbacks run: before the modules unload). */
 void gh__pl_config_free_site_data(gh_pipeline_config_t *cfg);
