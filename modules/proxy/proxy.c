@@ -283,8 +283,7 @@ static int send_attempt(proxy_req_t *q)
   int ret = 0;
   if (q->head.p == NULL || (q->attempt > 0 && proxy_idm_fresh_head(q))) {
     /* a Kerberos authenticator is good once: a new one for the retry */
-    free(q->head.p);
-    q->head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+    proxy_buf_free(&q->head);
     ret = proxy_build_head(q, &q->head, &q->has_body, &q->chunked);
   }
   if (ret != 0) {
@@ -316,8 +315,7 @@ static int start_send(proxy_req_t *q)
     if (ret == PROXY_AWAIT || !q->connect_failed)
       break;
     close_upstream(q);
-    free(q->head.p);
-    q->head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+    proxy_buf_free(&q->head);
     q->attempt = 0;
     q->i_up++;
   }
@@ -351,8 +349,7 @@ static int settle(proxy_req_t *q, int ret)
     q->fd = -1;
   }
   close_upstream(q);
-  free(q->head.p);
-  q->head.p = NULL;
+  proxy_buf_free(&q->head);
   free(q->own_pr);
   q->own_pr = NULL;
   return ret;
@@ -467,6 +464,7 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
                      .server = gh_http_context_get_server(ctx),
                      .site = gh_http_context_get_site_path(ctx),
                      .fd = -1,
+                     .head = {.max = PROXY_MAX_REQ_HEAD, .ctx = ctx},
                      .pr = &scratch->resp,
                      .io = scratch->io};
   q->is_head = strcmp(gh_http_request_get_method(q->req), "HEAD") == 0;

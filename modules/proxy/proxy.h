@@ -152,7 +152,11 @@ typedef struct proxy_buf {
   char *p;
   size_t len, cap, max;
   bool failed;
+  gh_http_context_t *ctx; /* set: the first room is the request's memory */
+  bool heap;              /* p is malloc'd (grown past that room, or no ctx) */
 } proxy_buf_t;
+/** Frees what the buffer holds and empties it (max and ctx stay). */
+void proxy_buf_free(proxy_buf_t *b);
 void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n);
 void proxy_buf_str(proxy_buf_t *b, const char *s);
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);

@@ -20,17 +20,36 @@ static bool buf_room(proxy_buf_t *b, size_t n)
   }
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 1024;
+    char *p;
     while (cap < b->len + n)
       cap *= 2;
-    char *p = realloc(b->p, cap);
+    if (b->heap) {
+      p = realloc(b->p, cap);
+    } else if (b->cap == 0 && b->ctx != NULL) {
+      p = gh_http_context_alloc(b->ctx, cap); /* freed with the request */
+    } else {
+      p = malloc(cap);
+      if (p != NULL && b->len > 0)
+        memcpy(p, b->p, b->len);
+    }
     if (p == NULL) {
       b->failed = true;
       return false;
     }
+    b->heap = b->heap || b->cap > 0 || b->ctx == NULL;
     b->p = p;
     b->cap = cap;
   }
   return true;
+}
+
+void proxy_buf_free(proxy_buf_t *b)
+{
+  if (b->heap)
+    free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+  b->failed = b->heap = false;
 }
 
 void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)

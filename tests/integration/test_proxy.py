@@ -161,6 +161,18 @@ def test_relays_request_and_strips_hop_by_hop(gh, up):
     assert r.header('Via') == '1.1 gatehouse'
 
 
+def test_long_request_head(gh, up):
+    """A head longer than the first room the proxy gives it (request memory, then a growing
+    heap copy): every field reaches the upstream whole and in order."""
+    fields = {f'X-Long-{i}': chr(ord('a') + i) * (700 + 300 * i) for i in range(8)}
+    r = get(gh, '/app/echo', user='alice', headers=fields)
+    assert r.status == 200, r.body
+    seen = json.loads(r.body)
+    got = [(k, v) for k, v in seen['headers'] if k.startswith('X-Long-')]
+    assert got == list(fields.items())
+    assert hdr(seen, 'X-Remote-User') == ['alice'] and hdr(seen, 'Via') == ['1.1 gatehouse']
+
+
 def test_host_rewrite_and_forwarded(gh, up):
     r = get(gh, '/host/echo', user='alice', headers={'Forwarded': 'for=1.2.3.4'})
     seen = json.loads(r.body)
