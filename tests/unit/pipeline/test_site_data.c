@@ -143,29 +143,38 @@ static void request(gh_pipeline_t *pl, const char *path)
   assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
 }
 
+/* A request to path whose data holds value. */
+static void expect(gh_pipeline_t *pl, const char *path, uint64_t value)
+{
+  request(pl, path);
+  assert_int_equal(m.rc, 0);
+  assert_int_equal(m.value, value);
+}
+
+/* Frees the pipeline: n data freed, all before the module terminated. */
+static void free_expecting(gh_pipeline_t *pl, int n)
+{
+  gh_pipeline_free(pl);
+  assert_int_equal(m.frees, n);
+  assert_int_equal(m.frees_at_terminate, n);
+}
+
 static void test_built_once_per_site(void **state)
 {
   gh_pipeline_t *pl = pipeline("1", "2");
   const void *first_a;
   (void)state;
-  request(pl, "/a/x");
-  assert_int_equal(m.rc, 0);
-  assert_int_equal(m.value, 1);
+  expect(pl, "/a/x", 1);
   first_a = m.data;
-  request(pl, "/b/x");
-  assert_int_equal(m.value, 2);
+  expect(pl, "/b/x", 2);
   assert_ptr_not_equal(m.data, first_a);
   for (int i = 0; i < 3; i++) {
-    request(pl, "/a/y");
-    assert_int_equal(m.value, 1);
+    expect(pl, "/a/y", 1);
     assert_ptr_equal(m.data, first_a);
   }
   assert_int_equal(m.builds, 2);
   assert_int_equal(m.frees, 0);
-  gh_pipeline_free(pl);
-  /* freed with the configuration, before the module terminated */
-  assert_int_equal(m.frees, 2);
-  assert_int_equal(m.frees_at_terminate, 2);
+  free_expecting(pl, 2); /* with the configuration, before the module terminated */
 }
 
 /* A reload that changes the value: the next request sees the new one; the
@@ -175,26 +184,18 @@ static void test_reload_builds_anew(void **state)
 {
   gh_pipeline_t *pl = pipeline("1", NULL);
   (void)state;
-  request(pl, "/a/x");
-  assert_int_equal(m.value, 1);
-  request(pl, "/b/x");
-  assert_int_equal(m.value, 7); /* the default */
+  expect(pl, "/a/x", 1);
+  expect(pl, "/b/x", 7); /* the default */
   assert_int_equal(gh_pipeline_set_config_take(pl, config("5", "9")), 0);
-  request(pl, "/a/x");
-  assert_int_equal(m.rc, 0);
-  assert_int_equal(m.value, 5);
-  request(pl, "/b/x");
-  assert_int_equal(m.value, 9);
+  expect(pl, "/a/x", 5);
+  expect(pl, "/b/x", 9);
   assert_int_equal(m.builds, 4);
   assert_int_equal(m.frees, 0);
   /* and back: a third configuration, built again */
   assert_int_equal(gh_pipeline_set_config_take(pl, config("1", NULL)), 0);
-  request(pl, "/a/x");
-  assert_int_equal(m.value, 1);
+  expect(pl, "/a/x", 1);
   assert_int_equal(m.builds, 5);
-  gh_pipeline_free(pl);
-  assert_int_equal(m.frees, 5);
-  assert_int_equal(m.frees_at_terminate, 5);
+  free_expecting(pl, 5);
 }
 
 /* A failed build is not kept: the next request builds again. */
@@ -205,13 +206,10 @@ static void test_failed_build_not_kept(void **state)
   m.fail_builds = 1;
   request(pl, "/a/x");
   assert_int_equal(m.rc, -EIO);
-  request(pl, "/a/x");
-  assert_int_equal(m.rc, 0);
-  assert_int_equal(m.value, 3);
-  request(pl, "/a/x");
+  expect(pl, "/a/x", 3);
+  expect(pl, "/a/x", 3);
   assert_int_equal(m.builds, 1);
-  gh_pipeline_free(pl);
-  assert_int_equal(m.frees, 1);
+  free_expecting(pl, 1);
 }
 
 /* A request outside every configured site: its own data, freed when it
@@ -220,15 +218,12 @@ static void test_no_site_per_request(void **state)
 {
   gh_pipeline_t *pl = pipeline("3", NULL);
   (void)state;
-  request(pl, "/elsewhere");
-  assert_int_equal(m.rc, 0);
-  assert_int_equal(m.value, 7);
+  expect(pl, "/elsewhere", 7);
   assert_int_equal(m.frees, 1);
-  request(pl, "/elsewhere");
+  expect(pl, "/elsewhere", 7);
   assert_int_equal(m.builds, 2);
   assert_int_equal(m.frees, 2);
-  gh_pipeline_free(pl);
-  assert_int_equal(m.frees, 2);
+  free_expecting(pl, 2);
 }
 
 static void *race_request(void *arg)
@@ -262,12 +257,10 @@ static void test_concurrent_builds(void **state)
   assert_int_equal(m.frees, 1);
   assert_non_null(got[0]);
   assert_ptr_equal(got[0], got[1]);
-  request(pl, "/a/x");
+  expect(pl, "/a/x", 4);
   assert_ptr_equal(m.data, got[0]);
-  assert_int_equal(m.value, 4);
   assert_int_equal(m.builds, 2);
-  gh_pipeline_free(pl);
-  assert_int_equal(m.frees, 2);
+  free_expecting(pl, 2);
 }
 
 int main(void)
