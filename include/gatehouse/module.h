@@ -916,6 +916,39 @@ GH_EXPORT int gh_http_context_wait_fd(gh_http_context_t *ctx, int fd, unsigned e
                                       int timeout_ms, gh_http_wait_cb cb, void *arg);
 
 /* ---------------------------------------------------------------------- */
+/* ABI 2.4: a module's data per site, built once per configuration         */
+/* ---------------------------------------------------------------------- */
+
+/** Builds a module's data for the request's site from the site's keys
+ *  (gh_http_context_get_config_*): 0 and *ret_data (may be NULL), or an
+ *  error (nothing is kept; the next request builds again). The data is
+ *  shared by every request of the site, on any thread: it must hold
+ *  nothing of this request beyond the site's configuration (no user, no
+ *  URL) and stay read-only once returned. Runs on the request's thread
+ *  (which may be impersonating: read no file here). */
+typedef int (*gh_site_data_build_cb)(gh_http_context_t *ctx, void **ret_data);
+/** Frees what a build returned. */
+typedef void (*gh_site_data_free_cb)(void *data);
+
+/** The calling module's data (id: gh_module_registration_get_id()) for the
+ *  request's site under the configuration the request runs with: made by
+ *  build(ctx, &data) for the first request of that site and configuration
+ *  that asks, then returned to every later one. A reload installs a new
+ *  configuration: its requests build anew from the new values, while
+ *  requests still running under the old one keep the old data. Data is
+ *  freed with free_cb (may be NULL) together with its configuration (old
+ *  configurations are kept until the pipeline is freed, and the data goes
+ *  before the modules unload), never while a request can still use it; for
+ *  a request outside any configured site it is built for that request only
+ *  and freed when it ends. Two requests may build at once: one result is
+ *  kept, the other freed with free_cb. Returns 0 and *ret_data (borrowed
+ *  at least until the request ends), build's error, -ENOMEM, -EINVAL. From
+ *  the thread running a notification (or a wait callback) of the request. */
+GH_EXPORT int gh_http_context_get_site_data(gh_http_context_t *ctx, int id,
+                                            gh_site_data_build_cb build,
+                                            gh_site_data_free_cb free_cb, void **ret_data);
+
+/* ---------------------------------------------------------------------- */
 /* Host API: for gatehoused and applications embedding the pipeline        */
 /* ---------------------------------------------------------------------- */
 

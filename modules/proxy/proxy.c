@@ -27,7 +27,7 @@ static bool skip_response_field(const char *name, const char *conn)
 {
   static const char *const own[] = {"Date", "Server", "Content-Length"};
   for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-    if (strcasecmp(name, own[i]) == 0)
+    if (proxy_name_is(name, own[i]))
       return true;
   return proxy_is_hop_by_hop(name, conn);
 }
@@ -35,9 +35,9 @@ static bool skip_response_field(const char *name, const char *conn)
 static int set_field(proxy_req_t *q, const char *name, const char *value)
 {
   char *nv = NULL;
-  if (strcasecmp(name, "Location") == 0 || strcasecmp(name, "Content-Location") == 0)
+  if (proxy_name_is(name, "Location") || proxy_name_is(name, "Content-Location"))
     nv = proxy_rewrite_location(q->ctx, q->up, q->site, value, q->sent_host);
-  else if (strcasecmp(name, "Set-Cookie") == 0)
+  else if (proxy_name_is(name, "Set-Cookie"))
     nv = proxy_rewrite_cookie(q->ctx, q->up, q->site, value);
   return gh_http_response_set_header(q->resp, name, nv ? nv : value, GH_HEADER_ADD);
 }
@@ -47,7 +47,7 @@ static int on_head(void *arg, proxy_resp_t *r)
 {
   proxy_req_t *q = arg;
   const char *conn = proxy_resp_field(r, "Connection"), *via;
-  char num[32];
+  char num[PROXY_U64_LEN];
   int ret = 0;
   if (r->status == 101 && !q->want_upgrade) {
     r->error = "101 to a request that asked for no upgrade";
@@ -61,19 +61,26 @@ static int on_head(void *arg, proxy_resp_t *r)
   ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
   for (size_t i = 0; i < r->n && ret == 0; i++)
     if ((!skip_response_field(r->f[i].name, conn) ||
-         (r->status == 101 && strcasecmp(r->f[i].name, "Upgrade") == 0)) &&
+         (r->status == 101 && proxy_name_is(r->f[i].name, "Upgrade"))) &&
         !proxy_idm_skip_response_field(q, r->f[i].name))
       ret = set_field(q, r->f[i].name, r->f[i].value);
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
-    snprintf(num, sizeof(num), "%lld", (long long)r->content_length);
+    (void)proxy_fmt_u64(num, (uint64_t)r->content_length);
     ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_REPLACE);
   }
   via = proxy_resp_field(r, "Via");
   if (ret == 0 && q->via) {
-    char line[512];
-    snprintf(line, sizeof(line), "%.400s%s%d.%d gatehouse", via ? via : "", via ? ", " : "",
-             r->hp.http_major, r->hp.http_minor);
-    ret = gh_http_response_set_header(q->resp, "Via", line, GH_HEADER_REPLACE);
+    proxy_line_t line;
+    line.len = 0;
+    if (via != NULL) {
+      proxy_line_add(&line, via, strnlen(via, 400)); /* the chain so far, cut at 400 */
+      proxy_line_add(&line, ", ", 2);
+    }
+    proxy_line_u64(&line, r->hp.http_major);
+    proxy_line_add(&line, ".", 1);
+    proxy_line_u64(&line, r->hp.http_minor);
+    proxy_line_add(&line, " gatehouse", 10);
+    ret = gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_REPLACE);
   }
   q->head_set = ret == 0;
   /* no body will come (HEAD, 204, 304): the head goes now, with the
@@ -276,8 +283,7 @@ static int send_attempt(proxy_req_t *q)
   int ret = 0;
   if (q->head.p == NULL || (q->attempt > 0 && proxy_idm_fresh_head(q))) {
     /* a Kerberos authenticator is good once: a new one for the retry */
-    free(q->head.p);
-    q->head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+    proxy_buf_free(&q->head);
     ret = proxy_build_head(q, &q->head, &q->has_body, &q->chunked);
   }
   if (ret != 0) {
@@ -309,8 +315,7 @@ static int start_send(proxy_req_t *q)
     if (ret == PROXY_AWAIT || !q->connect_failed)
       break;
     close_upstream(q);
-    free(q->head.p);
-    q->head = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+    proxy_buf_free(&q->head);
     q->attempt = 0;
     q->i_up++;
   }
@@ -344,41 +349,18 @@ static int settle(proxy_req_t *q, int ret)
     q->fd = -1;
   }
   close_upstream(q);
-  free(q->head.p);
-  q->head.p = NULL;
+  proxy_buf_free(&q->head);
   free(q->own_pr);
   q->own_pr = NULL;
   return ret;
 }
 
-static int read_config(proxy_req_t *q)
-{
-  int ret = gh_http_context_get_config_uint(q->ctx, "upstream_connect_timeout", &q->connect_ms);
-  if (ret == 0)
-    ret = gh_http_context_get_config_uint(q->ctx, "upstream_read_timeout", &q->read_ms);
-  if (ret == 0)
-    ret = gh_http_context_get_config_uint(q->ctx, "upstream_fail_timeout", &q->fail_ms);
-  if (ret == 0)
-    ret = gh_http_context_get_config_uint(q->ctx, "upstream_keepalive", &q->keepalive);
-  if (ret == 0)
-    ret = gh_http_context_get_config_bool(q->ctx, "proxy_via", &q->via);
-  return ret;
-}
-
 /* The site's upstreams in the order to try them: round-robin from the
  * site's counter, the ones marked down last. Returns how many. */
-static size_t order_upstreams(proxy_req_t *q, proxy_upstream_t **order)
+static size_t order_upstreams(const proxy_site_t *s, proxy_upstream_t **order)
 {
-  proxy_upstream_t *all[PROXY_MAX_UPSTREAMS];
-  const char *v;
-  size_t n = 0, k = 0, start;
-  while (n < PROXY_MAX_UPSTREAMS &&
-         gh_http_context_get_config_string(q->ctx, "upstream", n, &v) == 0) {
-    all[n] = proxy_upstream_get(v);
-    if (all[n] == NULL)
-      return 0;
-    n++;
-  }
+  proxy_upstream_t *const *all = s->ups;
+  size_t n = s->ok ? s->n_ups : 0, k = 0, start;
   if (n == 0)
     return 0;
   start = (size_t)(atomic_fetch_add(&all[0]->rr, 1) % n);
@@ -482,11 +464,22 @@ static gh_request_status_t on_execute(void *module, gh_http_context_t *ctx,
                      .server = gh_http_context_get_server(ctx),
                      .site = gh_http_context_get_site_path(ctx),
                      .fd = -1,
+                     .head = {.max = PROXY_MAX_REQ_HEAD, .ctx = ctx},
                      .pr = &scratch->resp,
                      .io = scratch->io};
   q->is_head = strcmp(gh_http_request_get_method(q->req), "HEAD") == 0;
-  if (read_config(q) == 0)
-    q->n_up = order_upstreams(q, q->order);
+  q->conf = proxy_site_get(ctx);
+  if (q->conf == NULL) {
+    plog(q, GH_LOG_ERROR, "configuration", "out of memory");
+    gh_http_response_send_error(q->resp, 500, NULL);
+    return GH_REQUEST_FINISH;
+  }
+  q->connect_ms = q->conf->connect_ms;
+  q->read_ms = q->conf->read_ms;
+  q->fail_ms = q->conf->fail_ms;
+  q->keepalive = q->conf->keepalive;
+  q->via = q->conf->via;
+  q->n_up = order_upstreams(q->conf, q->order);
   proxy_identity_load(q);
   if (q->n_up == 0)
     plog(q, GH_LOG_ERROR, "configuration", "no usable upstream");
@@ -533,6 +526,7 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   int ret;
   (void)server_version;
   (void)server;
+  proxy_module_id = gh_module_registration_get_id(reg);
   ret = proxy_scratch_init();
   if (ret == 0)
     ret = gh_module_registration_set_execute_handler(reg, on_execute);

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <sys/types.h>
 
 #include <gatehouse/module.h>
@@ -126,6 +128,13 @@ const char *proxy_resp_field(const proxy_resp_t *r, const char *name);
 /** True for a hop-by-hop field (RFC 9110 §7.6.1), or one the Connection
  *  value conn (may be NULL) names. */
 bool proxy_is_hop_by_hop(const char *name, const char *conn);
+/** strcasecmp(a, b) == 0 for field names, the first byte compared inline
+ *  (most names differ there; '| 0x20' folds letters and only widens the
+ *  pre-check for the other token bytes). */
+static inline bool proxy_name_is(const char *a, const char *b)
+{
+  return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) && strcasecmp(a, b) == 0;
+}
 /** Name comparison for identity fields: any case, '_' equals '-'. */
 bool proxy_name_eq_loose(const char *a, const char *b);
 /** Rewrites a Location value pointing into the upstream's prefix (as a
@@ -143,10 +152,80 @@ typedef struct proxy_buf {
   char *p;
   size_t len, cap, max;
   bool failed;
+  gh_http_context_t *ctx; /* set: the first room is the request's memory */
+  bool heap;              /* p is malloc'd (grown past that room, or no ctx) */
 } proxy_buf_t;
+/** Frees what the buffer holds and empties it (max and ctx stay). */
+void proxy_buf_free(proxy_buf_t *b);
 void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n);
 void proxy_buf_str(proxy_buf_t *b, const char *s);
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);
+/** Appends "name: value\r\n" with the value's length given. */
+void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len);
+
+/* ---- formatting without printf (a request's head is built from pieces) ---- */
+
+/** Room proxy_fmt_u64 needs: 20 digits and the NUL. */
+#define PROXY_U64_LEN 21
+/** Writes v in decimal at out (PROXY_U64_LEN bytes), NUL-terminated; returns
+ *  the number of digits. */
+size_t proxy_fmt_u64(char *out, uint64_t v);
+
+/** A field value assembled from pieces in a fixed buffer: what does not fit
+ *  is cut (as snprintf into a char[PROXY_LINE_MAX] would), len stays below
+ *  PROXY_LINE_MAX and s is NUL-terminated. */
+#define PROXY_LINE_MAX 768
+typedef struct proxy_line {
+  char s[PROXY_LINE_MAX];
+  size_t len;
+} proxy_line_t;
+/** Appends up to n bytes of s (cut at the line's end). */
+void proxy_line_add(proxy_line_t *l, const char *s, size_t n);
+/** Appends the string s (NULL: nothing). */
+void proxy_line_str(proxy_line_t *l, const char *s);
+/** Appends v in decimal. */
+void proxy_line_u64(proxy_line_t *l, uint64_t v);
+/** l = "PRIOR, SELF" (prior NULL: "SELF"): a Via or X-Forwarded-For value
+ *  with this hop added, cut at PROXY_LINE_MAX - 1 bytes. */
+void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self);
+/** l = the Forwarded value: prior's elements (NULL: none), then
+ *  for=ADDR (IPv6 as "[ADDR]", quoted);proto=PROTO[;host="HOST"]. */
+void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, const char *proto,
+                         const char *host);
+
+/* ---- a site's configuration, read once per configuration (proxy_conf.c) ---- */
+
+/** The identity modes' keys (proxy_idmodes.c reads them). */
+typedef struct proxy_idm_conf {
+  bool as_client, negotiate;
+  const char *jwt_key, *jwt_alg, *jwt_field, *jwt_aud, *jwt_iss, *spn;
+  uint64_t jwt_ttl_ms;
+} proxy_idm_conf_t;
+
+#define PROXY_MAX_IDENT 8 /* identity_headers words (user, groups, principal, auth-type) */
+
+/** Everything the proxy reads of a site's keys, built by the site's first
+ *  request under a configuration (gh_http_context_get_site_data) and shared
+ *  read-only by every later one until a reload installs another; strings
+ *  are the configuration's. */
+typedef struct proxy_site {
+  bool ok; /* the timeouts, keep-alive and proxy_via were read */
+  uint64_t connect_ms, read_ms, fail_ms, keepalive;
+  bool via, x_forwarded, forwarded;
+  const char *upstream_host;                  /* or NULL */
+  proxy_upstream_t *ups[PROXY_MAX_UPSTREAMS]; /* `upstream =` lines, interned */
+  size_t n_ups;
+  const char *ident_name[PROXY_MAX_IDENT]; /* identity_headers: field names */
+  int ident_kind[PROXY_MAX_IDENT];         /* and their kinds (proxy_identity_kind) */
+  size_t n_ident;
+  proxy_idm_conf_t idm;
+} proxy_site_t;
+
+/** The module's id (gh_module_registration_get_id), set at registration. */
+extern int proxy_module_id;
+/** The request's site configuration, or NULL when it could not be built
+ *  (out of memory: the request gets 500). Borrowed for the request. */
+const proxy_site_t *proxy_site_get(gh_http_context_t *ctx);
 
 /* ---- one relayed request (proxy.c, proxy_relay.c) ---- */
 
@@ -160,11 +239,11 @@ typedef struct proxy_req {
   int attempt;                                  /* 1: retry on a fresh connection */
   proxy_buf_t head;                             /* the request head for order[i_up] */
   bool has_body, chunked;
-  int64_t read_deadline; /* the response's next byte is due by then (ms) */
-  bool relaying;          /* a response is being relayed (its parser is q->pr) */
-  bool head_set;          /* its final status and fields are on the response */
-  bool client_error;      /* sending it to the client failed */
-  size_t resp_bytes;      /* read of it so far */
+  int64_t read_deadline;     /* the response's next byte is due by then (ms) */
+  bool relaying;             /* a response is being relayed (its parser is q->pr) */
+  bool head_set;             /* its final status and fields are on the response */
+  bool client_error;         /* sending it to the client failed */
+  size_t resp_bytes;         /* read of it so far */
   struct proxy_resp *own_pr; /* its parser once it waited mid-way (malloc'd) */
   gh_http_request_t *req;
   gh_http_response_t *resp;
@@ -186,11 +265,8 @@ typedef struct proxy_req {
   char *io;                  /* PROXY_IO_BUF bytes, the worker thread's */
   size_t left_off, left_len; /* in io: what the upstream sent after its 101 head */
   proxy_site_count_t *slot;  /* an upgrade_max slot held for this request, or NULL */
-  /* identity_headers, read once per request */
-  const char *ident_name[8];
-  int ident_kind[8];
-  size_t n_ident;
-  void *idm; /* proxy_idmodes.c: the modes' keys and Negotiate context */
+  const proxy_site_t *conf;  /* the site's keys */
+  void *idm;                 /* proxy_idmodes.c: the modes' keys and Negotiate context */
 } proxy_req_t;
 
 /** The calling thread's parser and I/O buffer (allocated at its first
@@ -202,7 +278,7 @@ typedef struct proxy_scratch {
 proxy_scratch_t *proxy_scratch_get(void);
 int proxy_scratch_init(void);
 void proxy_scratch_done(void);
-/** Reads identity_headers into q->ident_*. */
+/** Sets up the identity modes' per-request state (q->conf first). */
 void proxy_identity_load(proxy_req_t *q);
 
 /* Hook points for the identity modes (JWT, connect-as-client, Negotiate):

@@ -1,6 +1,7 @@
 /* proxy_conf.c: the proxy module's configuration keys (typed, checked at load) and their checks. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "proxy.h"
@@ -141,3 +142,70 @@ const gh_module_key_t proxy_keys[] = {
 };
 
 const size_t proxy_n_keys = sizeof(proxy_keys) / sizeof(proxy_keys[0]);
+
+/* ---- a site's keys, read once per configuration ---- */
+
+int proxy_module_id = -1;
+
+static bool site_bool(gh_http_context_t *ctx, const char *key)
+{
+  bool v = false;
+  return gh_http_context_get_config_bool(ctx, key, &v) == 0 && v;
+}
+
+/* upstream_* timeouts, keep-alive, proxy_via: false when one cannot be
+ * read (the site's requests then get 500) */
+static bool read_numbers(gh_http_context_t *ctx, proxy_site_t *s)
+{
+  return gh_http_context_get_config_uint(ctx, "upstream_connect_timeout", &s->connect_ms) == 0 &&
+         gh_http_context_get_config_uint(ctx, "upstream_read_timeout", &s->read_ms) == 0 &&
+         gh_http_context_get_config_uint(ctx, "upstream_fail_timeout", &s->fail_ms) == 0 &&
+         gh_http_context_get_config_uint(ctx, "upstream_keepalive", &s->keepalive) == 0 &&
+         gh_http_context_get_config_bool(ctx, "proxy_via", &s->via) == 0;
+}
+
+/* identity_headers: KIND:Field-Name words (checked at load) */
+static void read_identity(gh_http_context_t *ctx, proxy_site_t *s)
+{
+  const char *w;
+  for (size_t i = 0; s->n_ident < PROXY_MAX_IDENT &&
+                     gh_http_context_get_config_string(ctx, "identity_headers", i, &w) == 0;
+       i++) {
+    const char *colon = strchr(w, ':');
+    if (colon == NULL)
+      continue;
+    s->ident_name[s->n_ident] = colon + 1;
+    s->ident_kind[s->n_ident++] = proxy_identity_kind(w, (size_t)(colon - w));
+  }
+}
+
+static int site_build(gh_http_context_t *ctx, void **ret_data)
+{
+  proxy_site_t *s = calloc(1, sizeof(*s));
+  const char *v;
+  if (s == NULL)
+    return -ENOMEM;
+  s->ok = read_numbers(ctx, s);
+  s->x_forwarded = site_bool(ctx, "proxy_x_forwarded");
+  s->forwarded = site_bool(ctx, "proxy_forwarded");
+  if (gh_http_context_get_config_string(ctx, "upstream_host", 0, &s->upstream_host) != 0)
+    s->upstream_host = NULL;
+  while (s->ok && s->n_ups < PROXY_MAX_UPSTREAMS &&
+         gh_http_context_get_config_string(ctx, "upstream", s->n_ups, &v) == 0) {
+    s->ups[s->n_ups] = proxy_upstream_get(v);
+    if (s->ups[s->n_ups++] == NULL) {
+      free(s); /* out of memory: not kept, the next request tries again */
+      return -ENOMEM;
+    }
+  }
+  read_identity(ctx, s);
+  proxy_idm_conf_read(ctx, &s->idm);
+  *ret_data = s;
+  return 0;
+}
+
+const proxy_site_t *proxy_site_get(gh_http_context_t *ctx)
+{
+  void *s = NULL;
+  return gh_http_context_get_site_data(ctx, proxy_module_id, site_build, free, &s) == 0 ? s : NULL;
+}

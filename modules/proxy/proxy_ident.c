@@ -85,23 +85,12 @@ int proxy_open_upstream(proxy_req_t *q, int *ret_fd)
 void proxy_identity_load(proxy_req_t *q)
 {
   (void)proxy_idm_load(q); /* NULL q->idm on ENOMEM: the modes fail closed */
-  const char *w;
-  q->n_ident = 0;
-  for (size_t i = 0; q->n_ident < sizeof(q->ident_name) / sizeof(q->ident_name[0]) &&
-                     gh_http_context_get_config_string(q->ctx, "identity_headers", i, &w) == 0;
-       i++) {
-    const char *colon = strchr(w, ':');
-    if (colon == NULL)
-      continue;
-    q->ident_name[q->n_ident] = colon + 1;
-    q->ident_kind[q->n_ident++] = proxy_identity_kind(w, (size_t)(colon - w));
-  }
 }
 
 bool proxy_is_identity_name(proxy_req_t *q, const char *name)
 {
-  for (size_t i = 0; i < q->n_ident; i++)
-    if (proxy_name_eq_loose(name, q->ident_name[i]))
+  for (size_t i = 0; i < q->conf->n_ident; i++)
+    if (proxy_name_eq_loose(name, q->conf->ident_name[i]))
       return true;
   return proxy_idm_is_own_name(q, name); /* JWT field, Authorization */
 }
@@ -129,10 +118,10 @@ int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head)
   const char *name = gh_http_user_get_name(user);
   if (name == NULL || name[0] == '\0')
     return 0; /* anonymous: no identity field at all */
-  for (size_t i = 0; i < q->n_ident; i++) {
-    const char *v = identity_value(user, q->ident_kind[i]);
+  for (size_t i = 0; i < q->conf->n_ident; i++) {
+    const char *v = identity_value(user, q->conf->ident_kind[i]);
     if (v != NULL && strpbrk(v, "\r\n") == NULL)
-      proxy_buf_field(head, q->ident_name[i], v);
+      proxy_buf_field(head, q->conf->ident_name[i], v);
   }
   return proxy_idm_add_fields(q, head); /* JWT, Negotiate */
 }

@@ -154,12 +154,10 @@ int proxy_idm_check_spn(const char *key, const char *value, char *why, size_t wh
 
 /* ---- per request ---- */
 
-/* The modes' keys for one request (read once, request memory) and its
- * Negotiate context: q->idm. */
+/* The modes' state for one request (request memory): the site's keys and
+ * its Negotiate context: q->idm. */
 typedef struct idm {
-  bool as_client, negotiate;
-  const char *jwt_key, *jwt_alg, *jwt_field, *jwt_aud, *jwt_iss, *spn;
-  uint64_t jwt_ttl_ms;
+  const proxy_idm_conf_t *c;
   proxy_negotiate_t *neg;
 } idm_t;
 
@@ -169,16 +167,32 @@ typedef struct idm {
  * used to connect. */
 static const char no_user_key[] = "-";
 
-static const char *site_string(proxy_req_t *q, const char *key)
+static const char *site_string(gh_http_context_t *ctx, const char *key)
 {
   const char *v = NULL;
-  return gh_http_context_get_config_string(q->ctx, key, 0, &v) == 0 ? v : NULL;
+  return gh_http_context_get_config_string(ctx, key, 0, &v) == 0 ? v : NULL;
 }
 
-static bool site_is(proxy_req_t *q, const char *key, const char *want)
+static bool site_is(gh_http_context_t *ctx, const char *key, const char *want)
 {
-  const char *v = site_string(q, key);
+  const char *v = site_string(ctx, key);
   return v != NULL && strcmp(v, want) == 0;
+}
+
+void proxy_idm_conf_read(gh_http_context_t *ctx, proxy_idm_conf_t *c)
+{
+  memset(c, 0, sizeof(*c));
+  c->as_client = site_is(ctx, "upstream_connect_as", "client");
+  c->negotiate = site_is(ctx, "upstream_auth", "negotiate");
+  c->jwt_key = site_string(ctx, "identity_jwt_key");
+  c->jwt_alg = site_string(ctx, "identity_jwt_alg");
+  c->jwt_field = site_string(ctx, "identity_jwt_header");
+  if (c->jwt_field == NULL)
+    c->jwt_field = PROXY_JWT_DEFAULT_HEADER;
+  c->jwt_aud = site_string(ctx, "identity_jwt_audience");
+  c->jwt_iss = site_string(ctx, "identity_jwt_issuer");
+  c->spn = site_string(ctx, "upstream_spn");
+  (void)gh_http_context_get_config_uint(ctx, "identity_jwt_ttl", &c->jwt_ttl_ms);
 }
 
 int proxy_idm_load(proxy_req_t *q)
@@ -187,18 +201,8 @@ int proxy_idm_load(proxy_req_t *q)
   q->idm = m;
   if (m == NULL)
     return -ENOMEM; /* every hook then fails closed */
-  memset(m, 0, sizeof(*m));
-  m->as_client = site_is(q, "upstream_connect_as", "client");
-  m->negotiate = site_is(q, "upstream_auth", "negotiate");
-  m->jwt_key = site_string(q, "identity_jwt_key");
-  m->jwt_alg = site_string(q, "identity_jwt_alg");
-  m->jwt_field = site_string(q, "identity_jwt_header");
-  if (m->jwt_field == NULL)
-    m->jwt_field = PROXY_JWT_DEFAULT_HEADER;
-  m->jwt_aud = site_string(q, "identity_jwt_audience");
-  m->jwt_iss = site_string(q, "identity_jwt_issuer");
-  m->spn = site_string(q, "upstream_spn");
-  (void)gh_http_context_get_config_uint(q->ctx, "identity_jwt_ttl", &m->jwt_ttl_ms);
+  m->c = &q->conf->idm;
+  m->neg = NULL;
   return 0;
 }
 
@@ -214,7 +218,7 @@ const char *proxy_idm_pool_key(proxy_req_t *q)
   const char *key = NULL;
   if (m == NULL)
     return no_user_key; /* unknown mode: no pooled connection at all */
-  if (!m->as_client)
+  if (!m->c->as_client)
     return NULL;
   if (gh_http_context_get_identity_key(q->ctx, &key) != 0)
     return no_user_key; /* proxy_idm_connect refuses to connect at all */
@@ -227,7 +231,7 @@ int proxy_idm_connect(proxy_req_t *q, int *ret_fd)
   int ret;
   if (m == NULL)
     return -ENOMEM;
-  if (!m->as_client)
+  if (!m->c->as_client)
     return 1;
   if (!q->up->is_unix) {
     ret = -EPROTONOSUPPORT;
@@ -273,18 +277,18 @@ static int add_jwt(proxy_req_t *q, const idm_t *m, proxy_buf_t *head)
   proxy_jwt_claims_t c = {.sub = gh_http_user_get_local_name(user),
                           .principal = gh_http_user_get_name(user),
                           .auth_type = gh_http_user_get_auth_type(user),
-                          .aud = m->jwt_aud != NULL ? m->jwt_aud : q->up->spec,
-                          .issuer = m->jwt_iss,
-                          .ttl_s = (m->jwt_ttl_ms + 999) / 1000};
+                          .aud = m->c->jwt_aud != NULL ? m->c->jwt_aud : q->up->spec,
+                          .issuer = m->c->jwt_iss,
+                          .ttl_s = (m->c->jwt_ttl_ms + 999) / 1000};
   const char **groups = NULL;
   char why[300] = "", *tok = NULL;
-  proxy_jwt_t *j = jwt_find(m->jwt_key);
+  proxy_jwt_t *j = jwt_find(m->c->jwt_key);
   int ret = 0;
   if (j == NULL)
-    ret = jwt_load(m->jwt_key, &j, why, sizeof(why));
-  if (ret == 0 && m->jwt_alg != NULL && strcasecmp(m->jwt_alg, proxy_jwt_alg(j)) != 0) {
-    snprintf(why, sizeof(why), "identity_jwt_alg = %s but %s is an %s key", m->jwt_alg, m->jwt_key,
-             proxy_jwt_alg(j));
+    ret = jwt_load(m->c->jwt_key, &j, why, sizeof(why));
+  if (ret == 0 && m->c->jwt_alg != NULL && strcasecmp(m->c->jwt_alg, proxy_jwt_alg(j)) != 0) {
+    snprintf(why, sizeof(why), "identity_jwt_alg = %s but %s is an %s key", m->c->jwt_alg,
+             m->c->jwt_key, proxy_jwt_alg(j));
     ret = -EINVAL;
   }
   if (ret == 0) {
@@ -297,8 +301,8 @@ static int add_jwt(proxy_req_t *q, const idm_t *m, proxy_buf_t *head)
       snprintf(why, sizeof(why), "signing: %s", strerror(-ret));
   }
   if (ret == 0) {
-    proxy_buf_str(head, m->jwt_field);
-    proxy_buf_str(head, strcasecmp(m->jwt_field, "Authorization") == 0 ? ": Bearer " : ": ");
+    proxy_buf_str(head, m->c->jwt_field);
+    proxy_buf_str(head, strcasecmp(m->c->jwt_field, "Authorization") == 0 ? ": Bearer " : ": ");
     proxy_buf_str(head, tok);
     proxy_buf_add(head, "\r\n", 2);
   } else {
@@ -314,8 +318,8 @@ static const char *upstream_spn(proxy_req_t *q, const idm_t *m)
 {
   char *buf;
   size_t len;
-  if (m->spn != NULL || q->up->is_unix)
-    return m->spn;
+  if (m->c->spn != NULL || q->up->is_unix)
+    return m->c->spn;
   len = strlen(q->up->host) + 6;
   buf = gh_http_context_alloc(q->ctx, len);
   if (buf != NULL)
@@ -361,9 +365,9 @@ int proxy_idm_add_fields(proxy_req_t *q, proxy_buf_t *head)
   proxy_idm_done(q);
   if (!has_user(q))
     return 0; /* anonymous: no assertion, no Authorization */
-  if (m->jwt_key != NULL)
+  if (m->c->jwt_key != NULL)
     ret = add_jwt(q, m, head);
-  if (ret == 0 && m->negotiate)
+  if (ret == 0 && m->c->negotiate)
     ret = add_negotiate(q, m, head);
   return ret;
 }
@@ -373,9 +377,9 @@ bool proxy_idm_is_own_name(proxy_req_t *q, const char *name)
   const idm_t *m = q->idm;
   if (m == NULL)
     return true; /* fail closed (the request fails anyway) */
-  if (m->jwt_key != NULL && proxy_name_eq_loose(name, m->jwt_field))
+  if (m->c->jwt_key != NULL && proxy_name_eq_loose(name, m->c->jwt_field))
     return true;
-  return m->negotiate && strcasecmp(name, "Authorization") == 0;
+  return m->c->negotiate && strcasecmp(name, "Authorization") == 0;
 }
 
 static bool has_negotiate_token(const char *const *values, size_t n)

@@ -57,9 +57,12 @@ int proxy_idm_check_spn(const char *key, const char *value, char *why, size_t wh
     .check = proxy_idm_check_spn                                                                   \
   }
 
-/** Reads the modes' site keys once for the request into q->idm (request
- *  memory): call first (from proxy_identity_load). -ENOMEM leaves q->idm
- *  NULL, and every hook below then fails closed. */
+/** Reads the modes' site keys (building the site's configuration). */
+void proxy_idm_conf_read(gh_http_context_t *ctx, proxy_idm_conf_t *c);
+
+/** The modes' state for the request in q->idm (request memory), on the
+ *  site's keys (q->conf): call first (from proxy_identity_load). -ENOMEM
+ *  leaves q->idm NULL, and every hook below then fails closed. */
 int proxy_idm_load(proxy_req_t *q);
 
 /** proxy_identity_key: the request's identity key when its connections

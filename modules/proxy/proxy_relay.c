@@ -8,28 +8,56 @@
 
 #include "proxy.h"
 
-void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)
+/* Makes room for n more bytes: false (b->failed) when over the limit or
+ * out of memory. */
+static bool buf_room(proxy_buf_t *b, size_t n)
 {
   if (b->failed)
-    return;
+    return false;
   if (n > b->max - b->len) {
     b->failed = true;
-    return;
+    return false;
   }
   if (b->len + n > b->cap) {
     size_t cap = b->cap ? b->cap : 1024;
+    char *p;
     while (cap < b->len + n)
       cap *= 2;
-    char *p = realloc(b->p, cap);
+    if (b->heap) {
+      p = realloc(b->p, cap);
+    } else if (b->cap == 0 && b->ctx != NULL) {
+      p = gh_http_context_alloc(b->ctx, cap); /* freed with the request */
+    } else {
+      p = malloc(cap);
+      if (p != NULL && b->len > 0)
+        memcpy(p, b->p, b->len);
+    }
     if (p == NULL) {
       b->failed = true;
-      return;
+      return false;
     }
+    b->heap = b->heap || b->cap > 0 || b->ctx == NULL;
     b->p = p;
     b->cap = cap;
   }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
+  return true;
+}
+
+void proxy_buf_free(proxy_buf_t *b)
+{
+  if (b->heap)
+    free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+  b->failed = b->heap = false;
+}
+
+void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)
+{
+  if (buf_room(b, n)) {
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+  }
 }
 
 void proxy_buf_str(proxy_buf_t *b, const char *s)
@@ -37,12 +65,59 @@ void proxy_buf_str(proxy_buf_t *b, const char *s)
   proxy_buf_add(b, s, strlen(s));
 }
 
+void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len)
+{
+  size_t nl = strlen(name);
+  char *p;
+  if (!buf_room(b, nl + value_len + 4))
+    return;
+  p = b->p + b->len;
+  memcpy(p, name, nl);
+  memcpy(p + nl, ": ", 2);
+  memcpy(p + nl + 2, value, value_len);
+  memcpy(p + nl + 2 + value_len, "\r\n", 2);
+  b->len += nl + value_len + 4;
+}
+
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value)
 {
-  proxy_buf_str(b, name);
-  proxy_buf_add(b, ": ", 2);
-  proxy_buf_str(b, value);
-  proxy_buf_add(b, "\r\n", 2);
+  proxy_buf_field_n(b, name, value, strlen(value));
+}
+
+size_t proxy_fmt_u64(char *out, uint64_t v)
+{
+  char d[PROXY_U64_LEN];
+  size_t i = sizeof(d), n;
+  do {
+    d[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  n = sizeof(d) - i;
+  memcpy(out, d + i, n);
+  out[n] = '\0';
+  return n;
+}
+
+void proxy_line_add(proxy_line_t *l, const char *s, size_t n)
+{
+  size_t room = sizeof(l->s) - 1 - l->len;
+  if (n > room)
+    n = room;
+  memcpy(l->s + l->len, s, n);
+  l->len += n;
+  l->s[l->len] = '\0';
+}
+
+void proxy_line_str(proxy_line_t *l, const char *s)
+{
+  if (s != NULL)
+    proxy_line_add(l, s, strlen(s));
+}
+
+void proxy_line_u64(proxy_line_t *l, uint64_t v)
+{
+  char d[PROXY_U64_LEN];
+  proxy_line_add(l, d, proxy_fmt_u64(d, v));
 }
 
 /* Does the comma-separated token list `list` hold `name` (any case)? */
@@ -67,7 +142,7 @@ bool proxy_is_hop_by_hop(const char *name, const char *conn)
                                     "Trailer",         "Upgrade",    "Transfer-Encoding",
                                     "Proxy-Connection"};
   for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-    if (strcasecmp(name, hop[i]) == 0)
+    if (proxy_name_is(name, hop[i]))
       return true;
   /* Proxy-Authenticate / Proxy-Authorization and the rest of Proxy-* are
    * between the client and this server */
@@ -221,10 +296,30 @@ static void add_upgrade(proxy_req_t *q, proxy_buf_t *b, const char *conn)
   proxy_buf_field(b, "Upgrade", up);
 }
 
-static bool config_bool(gh_http_context_t *ctx, const char *key)
+void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self)
 {
-  bool v = false;
-  return gh_http_context_get_config_bool(ctx, key, &v) == 0 && v;
+  l->len = 0;
+  l->s[0] = '\0';
+  if (prior != NULL) {
+    proxy_line_str(l, prior);
+    proxy_line_add(l, ", ", 2);
+  }
+  proxy_line_str(l, self);
+}
+
+void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, const char *proto,
+                         const char *host)
+{
+  bool v6 = strchr(addr, ':') != NULL;
+  proxy_fwd_chain(l, prior, v6 ? "for=\"[" : "for=");
+  proxy_line_str(l, addr);
+  proxy_line_str(l, v6 ? "]\";proto=" : ";proto=");
+  proxy_line_str(l, proto);
+  if (host != NULL) {
+    proxy_line_add(l, ";host=\"", 7);
+    proxy_line_str(l, host);
+    proxy_line_add(l, "\"", 1);
+  }
 }
 
 /* Via, X-Forwarded-*, Forwarded: the client's address and what it asked. */
@@ -232,30 +327,24 @@ static void add_forwarding(proxy_req_t *q, proxy_buf_t *b, const char *host)
 {
   const char *addr = gh_http_request_get_remote_addr(q->req);
   const char *proto = gh_http_request_is_tls(q->req) ? "https" : "http";
-  const char *xff = gh_http_request_get_header(q->req, "X-Forwarded-For");
-  const char *fwd = gh_http_request_get_header(q->req, "Forwarded");
-  const char *via = gh_http_request_get_header(q->req, "Via");
-  char line[768];
+  proxy_line_t line;
   if (addr == NULL || addr[0] == '\0')
     addr = "unknown";
-  if (config_bool(q->ctx, "proxy_via")) {
-    snprintf(line, sizeof(line), "%s%s%s gatehouse", via ? via : "", via ? ", " : "",
-             gh_http_request_get_version(q->req) >= 11 ? "1.1" : "1.0");
-    proxy_buf_field(b, "Via", line);
+  if (q->conf->via) {
+    proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "Via"),
+                    gh_http_request_get_version(q->req) >= 11 ? "1.1 gatehouse" : "1.0 gatehouse");
+    proxy_buf_field_n(b, "Via", line.s, line.len);
   }
-  if (config_bool(q->ctx, "proxy_x_forwarded")) {
-    snprintf(line, sizeof(line), "%s%s%s", xff ? xff : "", xff ? ", " : "", addr);
-    proxy_buf_field(b, "X-Forwarded-For", line);
+  if (q->conf->x_forwarded) {
+    proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "X-Forwarded-For"), addr);
+    proxy_buf_field_n(b, "X-Forwarded-For", line.s, line.len);
     proxy_buf_field(b, "X-Forwarded-Proto", proto);
     if (host != NULL)
       proxy_buf_field(b, "X-Forwarded-Host", host);
   }
-  if (config_bool(q->ctx, "proxy_forwarded")) {
-    bool v6 = strchr(addr, ':') != NULL;
-    snprintf(line, sizeof(line), "%s%sfor=%s%s%s;proto=%s%s%s%s", fwd ? fwd : "", fwd ? ", " : "",
-             v6 ? "\"[" : "", addr, v6 ? "]\"" : "", proto, host ? ";host=\"" : "",
-             host ? host : "", host ? "\"" : "");
-    proxy_buf_field(b, "Forwarded", line);
+  if (q->conf->forwarded) {
+    proxy_fwd_forwarded(&line, gh_http_request_get_header(q->req, "Forwarded"), addr, proto, host);
+    proxy_buf_field_n(b, "Forwarded", line.s, line.len);
   }
 }
 
@@ -272,7 +361,7 @@ static bool dropped_field(proxy_req_t *q, const char *name, const char *conn)
                                     "X-Forwarded-Proto",
                                     "X-Forwarded-Host"};
   for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-    if (strcasecmp(name, own[i]) == 0)
+    if (proxy_name_is(name, own[i]))
       return true;
   return proxy_is_hop_by_hop(name, conn) || proxy_is_identity_name(q, name);
 }
@@ -281,10 +370,10 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
 {
   const char *conn = gh_http_request_get_header(q->req, "Connection");
   const char *host = gh_http_request_get_header(q->req, "Host");
-  const char *fixed = NULL;
+  const char *fixed = q->conf->upstream_host;
   int64_t cl = gh_http_request_get_content_length(q->req);
   const char *te = gh_http_request_get_header(q->req, "Transfer-Encoding");
-  char num[32];
+  char num[PROXY_U64_LEN];
   int ret;
 
   if (has_dot_segment(gh_http_request_get_url(q->req)))
@@ -293,8 +382,6 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   proxy_buf_add(b, " ", 1);
   add_target(q, b);
   proxy_buf_str(b, " HTTP/1.1\r\n");
-  if (gh_http_context_get_config_string(q->ctx, "upstream_host", 0, &fixed) != 0)
-    fixed = NULL;
   q->sent_host = fixed ? fixed : host ? host : q->up->authority;
   proxy_buf_field(b, "Host", q->sent_host);
   for (size_t i = 0; i < gh_http_request_get_header_count(q->req); i++) {
@@ -309,8 +396,7 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   *ret_chunked = false;
   *ret_has_body = false;
   if (cl > 0) {
-    snprintf(num, sizeof(num), "%lld", (long long)cl);
-    proxy_buf_field(b, "Content-Length", num);
+    proxy_buf_field_n(b, "Content-Length", num, proxy_fmt_u64(num, (uint64_t)cl));
     *ret_has_body = true;
   } else if (cl < 0 && te != NULL) {
     proxy_buf_field(b, "Transfer-Encoding", "chunked");

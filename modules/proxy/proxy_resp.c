@@ -200,7 +200,7 @@ ssize_t proxy_resp_feed(proxy_resp_t *r, const char *data, size_t len)
 const char *proxy_resp_field(const proxy_resp_t *r, const char *name)
 {
   for (size_t i = 0; i < r->n; i++)
-    if (strcasecmp(r->f[i].name, name) == 0)
+    if (proxy_name_is(r->f[i].name, name))
       return r->f[i].value;
   return NULL;
 }

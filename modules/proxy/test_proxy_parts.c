@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -199,12 +200,72 @@ static void test_pool_identity(void **state)
   proxy_upstream_free_all();
 }
 
+/* The printf-free formatters give what the former snprintf calls gave. */
+static void test_formatters(void **state)
+{
+  static const uint64_t nums[] = {0, 9, 10, 99, 100, 4294967295u, 4294967296u, UINT64_MAX};
+  char d[PROXY_U64_LEN], want[64];
+  (void)state;
+  for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+    snprintf(want, sizeof(want), "%llu", (unsigned long long)nums[i]);
+    assert_int_equal(proxy_fmt_u64(d, nums[i]), strlen(want));
+    assert_string_equal(d, want);
+  }
+  assert_string_equal(d, "18446744073709551615");
+}
+
+/* Via / X-Forwarded-For / Forwarded values, against the former
+ * snprintf(line[768], ...) formats: IPv4, IPv6, no prior chain, and chains
+ * long enough to be cut at 767 bytes anywhere in the composed value. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-truncation" /* the cut is what is compared */
+static void test_forwarding_values(void **state)
+{
+  static const char *const addrs[] = {"127.0.0.1", "::1", "2001:db8:85a3::8a2e:370:7334",
+                                      "fe80::1%eth0", "unknown"};
+  static const size_t prior_lens[] = {0, 1, 700, 740, 755, 760, 765, 766, 767, 800};
+  static char prior[1024];
+  proxy_line_t l;
+  char want[PROXY_LINE_MAX];
+  (void)state;
+  memset(prior, 'a', sizeof(prior));
+  for (size_t a = 0; a < sizeof(addrs) / sizeof(addrs[0]); a++) {
+    for (size_t p = 0; p < sizeof(prior_lens) / sizeof(prior_lens[0]); p++) {
+      const char *pr = prior_lens[p] ? prior : NULL, *addr = addrs[a];
+      const char *host = p % 2 ? "example.org:8080" : NULL;
+      bool v6 = strchr(addr, ':') != NULL;
+      prior[prior_lens[p]] = '\0';
+      proxy_fwd_chain(&l, pr, addr);
+      snprintf(want, sizeof(want), "%s%s%s", pr ? pr : "", pr ? ", " : "", addr);
+      assert_string_equal(l.s, want);
+      assert_int_equal(l.len, strlen(want));
+      proxy_fwd_chain(&l, pr, "1.1 gatehouse");
+      snprintf(want, sizeof(want), "%s%s%s gatehouse", pr ? pr : "", pr ? ", " : "", "1.1");
+      assert_string_equal(l.s, want);
+      proxy_fwd_forwarded(&l, pr, addr, "https", host);
+      snprintf(want, sizeof(want), "%s%sfor=%s%s%s;proto=%s%s%s%s", pr ? pr : "", pr ? ", " : "",
+               v6 ? "\"[" : "", addr, v6 ? "]\"" : "", "https", host ? ";host=\"" : "",
+               host ? host : "", host ? "\"" : "");
+      assert_string_equal(l.s, want);
+      assert_int_equal(l.len, strlen(want));
+      prior[prior_lens[p]] = 'a';
+    }
+  }
+  proxy_fwd_forwarded(&l, NULL, "::1", "http", NULL);
+  assert_string_equal(l.s, "for=\"[::1]\";proto=http");
+}
+#pragma GCC diagnostic pop
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_upstream_lines), cmocka_unit_test(test_names),
-      cmocka_unit_test(test_parser),         cmocka_unit_test(test_parser_move),
+      cmocka_unit_test(test_upstream_lines),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_parser),
+      cmocka_unit_test(test_parser_move),
       cmocka_unit_test(test_pool_identity),
+      cmocka_unit_test(test_formatters),
+      cmocka_unit_test(test_forwarding_values),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,6 +161,18 @@ def test_relays_request_and_strips_hop_by_hop(gh, up):
     assert r.header('Via') == '1.1 gatehouse'
 
 
+def test_long_request_head(gh, up):
+    """A head longer than the first room the proxy gives it (request memory, then a growing
+    heap copy): every field reaches the upstream whole and in order."""
+    fields = {f'X-Long-{i}': chr(ord('a') + i) * (700 + 300 * i) for i in range(8)}
+    r = get(gh, '/app/echo', user='alice', headers=fields)
+    assert r.status == 200, r.body
+    seen = json.loads(r.body)
+    got = [(k, v) for k, v in seen['headers'] if k.startswith('X-Long-')]
+    assert got == list(fields.items())
+    assert hdr(seen, 'X-Remote-User') == ['alice'] and hdr(seen, 'Via') == ['1.1 gatehouse']
+
+
 def test_host_rewrite_and_forwarded(gh, up):
     r = get(gh, '/host/echo', user='alice', headers={'Forwarded': 'for=1.2.3.4'})
     seen = json.loads(r.body)
@@ -606,6 +618,44 @@ def test_reload_closes_idle_upstream_connections(gh, up):
         time.sleep(0.1)
     assert cid in up.closed
     assert get(gh, '/plain/echo', user='alice').status == 200
+
+
+def test_reload_changes_site_keys(realm, up, up_unix):  # noqa: F811
+    """The proxy reads a site's keys once per configuration and keeps them: a reload that changes
+    them (identity field names, upstream, Host, Via, forwarding fields) is seen by the next
+    request, and a field that became an identity field is stripped from what the client sent."""
+    base = dict(BASIC, handler='proxy')
+    before = dict(base, identity_headers='user:X-Who', upstream=f'http://127.0.0.1:{up.port}/one')
+    after = dict(base, identity_headers='user:X-Other principal:X-Who-Principal',
+                 upstream=f'unix:{up_unix.where[5:]}:/two', upstream_host='changed.example',
+                 proxy_via='no', proxy_x_forwarded='no', proxy_forwarded='yes')
+    d = GhDaemon(realm, [('/r', before)])
+    d.start()
+    try:
+        spoof = {'X-Other': 'mallory', 'X-Who': 'from-client'}
+        r = get(d, '/r/echo', user='alice', headers=spoof)
+        seen = json.loads(r.body)
+        assert seen['target'] == '/one/echo'
+        assert hdr(seen, 'X-Who') == ['alice'] and hdr(seen, 'X-Other') == ['mallory']
+        assert hdr(seen, 'Via') == ['1.1 gatehouse'] and hdr(seen, 'X-Forwarded-For') == ['127.0.0.1']
+        assert 'configuration reloaded' in d.reload(sites=[('/r', after)])
+        for user in ('alice', 'bob', 'alice'):
+            r = get(d, '/r/echo', user=user, headers=spoof)
+            assert r.status == 200, r.body
+            seen = json.loads(r.body)
+            assert seen['target'] == '/two/echo'
+            assert hdr(seen, 'X-Other') == [user], seen['headers']
+            assert hdr(seen, 'X-Who-Principal') == [user]
+            assert hdr(seen, 'X-Who') == ['from-client']
+            assert hdr(seen, 'Host') == ['changed.example']
+            assert hdr(seen, 'Via') == [] and hdr(seen, 'X-Forwarded-For') == []
+            assert hdr(seen, 'Forwarded') == [f'for=127.0.0.1;proto=http;host="127.0.0.1:{d.port}"']
+        assert 'configuration reloaded' in d.reload(sites=[('/r', before)])
+        seen = json.loads(get(d, '/r/echo', user='bob', headers=spoof).body)
+        assert seen['target'] == '/one/echo' and hdr(seen, 'X-Who') == ['bob']
+        assert hdr(seen, 'X-Other') == ['mallory'] and hdr(seen, 'X-Who-Principal') == []
+    finally:
+        d.stop()
 
 
 # ---- upgraded connections on splice threads, not workers ----

@@ -23,8 +23,27 @@ out:
   return ret;
 }
 
+void gh__pl_site_data_free(gh__pl_site_data_t *d)
+{
+  while (d != NULL) {
+    gh__pl_site_data_t *next = d->next;
+    if (d->free_cb != NULL)
+      d->free_cb(d->data);
+    free(d);
+    d = next;
+  }
+}
+
+void gh__pl_config_free_site_data(gh_pipeline_config_t *cfg)
+{
+  for (; cfg != NULL; cfg = cfg->older)
+    for (size_t i = 0; i < cfg->n_sites; i++)
+      gh__pl_site_data_free(atomic_exchange(&cfg->sites[i].data, NULL));
+}
+
 void gh_pipeline_config_free(gh_pipeline_config_t *cfg)
 {
+  gh__pl_config_free_site_data(cfg);
   while (cfg != NULL) {
     gh_pipeline_config_t *older = cfg->older;
     for (size_t i = 0; i < cfg->n; i++) {
@@ -216,4 +235,72 @@ const char *gh__pl_site_get(const gh__pl_site_t *site, const char *key, size_t n
   }
 out:
   return found;
+}
+
+static gh__pl_site_data_t *site_data_find(gh__pl_site_data_t *d, int id)
+{
+  while (d != NULL && d->id != id)
+    d = d->next;
+  return d;
+}
+
+/* Links node (built data) into the site's list, unless another thread got
+ * there first: then node is freed and the data already there returned. */
+static void *site_data_publish(gh__pl_site_t *site, gh__pl_site_data_t *node)
+{
+  gh__pl_site_data_t *head = atomic_load_explicit(&site->data, memory_order_acquire), *found;
+  do {
+    found = site_data_find(head, node->id);
+    if (found != NULL) {
+      node->next = NULL;
+      gh__pl_site_data_free(node);
+      return found->data;
+    }
+    node->next = head;
+  } while (!atomic_compare_exchange_weak_explicit(&site->data, &head, node, memory_order_acq_rel,
+                                                  memory_order_acquire));
+  return node->data;
+}
+
+int gh_http_context_get_site_data(gh_http_context_t *ctx, int id, gh_site_data_build_cb build,
+                                  gh_site_data_free_cb free_cb, void **ret_data)
+{
+  /* the index is read-only once installed, but for this list */
+  gh__pl_site_t *site = ctx != NULL ? (gh__pl_site_t *)ctx->site : NULL;
+  gh__pl_site_data_t *node = NULL, *found;
+  void *data = NULL;
+  int ret = 0;
+  if (ctx == NULL || build == NULL || ret_data == NULL || id < 0 ||
+      (size_t)id >= ctx->pl->n_modules) {
+    ret = -EINVAL;
+    goto out;
+  }
+  found = site_data_find(
+      site != NULL ? atomic_load_explicit(&site->data, memory_order_acquire) : ctx->site_data, id);
+  if (found != NULL) {
+    *ret_data = found->data;
+    goto out;
+  }
+  node = gh__calloc(1, sizeof(*node));
+  if (node == NULL) {
+    ret = -ENOMEM;
+    goto out;
+  }
+  ret = build(ctx, &data);
+  if (ret < 0)
+    goto out; /* nothing kept: the next request builds again */
+  node->id = id;
+  node->data = data;
+  node->free_cb = free_cb;
+  if (site != NULL) {
+    data = site_data_publish(site, node);
+  } else {
+    node->next = ctx->site_data; /* no indexed site: this request's own */
+    ctx->site_data = node;
+  }
+  node = NULL;
+  *ret_data = data;
+out:
+  free(node);
+  return ret;
 }

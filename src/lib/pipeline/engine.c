@@ -19,27 +19,41 @@ static int run(gh_http_context_t *ctx, bool resumed);
 
 /* ---- context lifetime ------------------------------------------------- */
 
-/* One spare request pool per thread: the next request on the thread reuses
- * its first block (and the context carved from it) instead of a malloc and
- * free of 8 KiB each time. Freed when the thread exits. Off in ASan builds
- * (a freed context must stay poisoned, so use-after-end is caught) and in
- * fault-injection builds (every request allocates its pool). */
+/* Spare request pools: the next request reuses a pool's first block (and
+ * the context carved from it) instead of a malloc and free of 8 KiB. A few
+ * per thread, then a shared stack under a lock: a request that waited
+ * (gh_http_context_wait_fd) ends on whichever worker got its event, and the
+ * threads that start requests are often not those that end them, so with
+ * one spare per thread the ending thread freed the pool while the starting
+ * one allocated (a quarter of proxied requests). Thread spares are freed
+ * when the thread exits, shared ones when a pipeline is freed. Off in ASan
+ * builds (a freed context must stay poisoned, so use-after-end is caught)
+ * and in fault-injection builds (every request allocates its pool). */
 #if defined(__SANITIZE_ADDRESS__) || defined(GH_FAULT_INJECTION)
 #define GH__PL_SPARE_POOL 0
 #else
 #define GH__PL_SPARE_POOL 1
 #endif
-static __thread gh__pool_t *spare_pool;
+#define GH__PL_SPARE_POOLS 4         /* per thread */
+#define GH__PL_SHARED_SPARE_POOLS 64 /* for all threads */
+typedef struct spare_pools {
+  gh__pool_t *p[GH__PL_SPARE_POOLS];
+  size_t n;
+} spare_pools_t;
+static __thread spare_pools_t spare;
 static __thread bool spare_registered;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static pthread_key_t spare_key;
 static bool spare_key_ok;
+static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static gh__pool_t *shared_spare[GH__PL_SHARED_SPARE_POOLS];
+static size_t n_shared_spare;
 
 static void spare_exit(void *arg)
 {
-  gh__pool_t **slot = arg;
-  gh__pool_free(*slot);
-  *slot = NULL;
+  spare_pools_t *sp = arg;
+  while (sp->n > 0)
+    gh__pool_free(sp->p[--sp->n]);
 }
 
 static void spare_init(void)
@@ -49,15 +63,17 @@ static void spare_init(void)
 
 static gh__pool_t *pool_get(void)
 {
-  gh__pool_t *p = spare_pool;
-  if (p != NULL) {
-    spare_pool = NULL;
-    return p;
-  }
-  return gh__pool_new(8192);
+  gh__pool_t *p = NULL;
+  if (spare.n > 0)
+    return spare.p[--spare.n];
+  pthread_mutex_lock(&shared_lock);
+  if (n_shared_spare > 0)
+    p = shared_spare[--n_shared_spare];
+  pthread_mutex_unlock(&shared_lock);
+  return p != NULL ? p : gh__pool_new(8192);
 }
 
-/* Runs the pool's cleanups and keeps it as the thread's spare, or frees it. */
+/* Runs the pool's cleanups and keeps it as a spare, or frees it. */
 static void pool_put(gh__pool_t *p)
 {
   if (p == NULL)
@@ -66,16 +82,30 @@ static void pool_put(gh__pool_t *p)
     gh__pool_free(p);
     return;
   }
-  if (spare_pool == NULL && !spare_registered) {
+  if (!spare_registered) {
     pthread_once(&spare_once, spare_init);
-    spare_registered = spare_key_ok && pthread_setspecific(spare_key, &spare_pool) == 0;
+    spare_registered = spare_key_ok && pthread_setspecific(spare_key, &spare) == 0;
   }
-  if (spare_pool == NULL && spare_registered) {
-    gh__pool_reset(p);
-    spare_pool = p;
-  } else {
-    gh__pool_free(p);
+  gh__pool_reset(p);
+  if (spare_registered && spare.n < GH__PL_SPARE_POOLS) {
+    spare.p[spare.n++] = p;
+    return;
   }
+  pthread_mutex_lock(&shared_lock);
+  if (n_shared_spare < GH__PL_SHARED_SPARE_POOLS) {
+    shared_spare[n_shared_spare++] = p;
+    p = NULL;
+  }
+  pthread_mutex_unlock(&shared_lock);
+  gh__pool_free(p);
+}
+
+void gh__pl_spare_pools_free(void)
+{
+  pthread_mutex_lock(&shared_lock);
+  while (n_shared_spare > 0)
+    gh__pool_free(shared_spare[--n_shared_spare]);
+  pthread_mutex_unlock(&shared_lock);
 }
 
 static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops, void *src,
@@ -173,6 +203,8 @@ static void ctx_end(gh_http_context_t *ctx)
       ctx->modctx[i].cleanup(ctx->modctx[i].data);
     ctx->modctx[i].cleanup = NULL;
   }
+  gh__pl_site_data_free(ctx->site_data);
+  ctx->site_data = NULL;
   if (pl->sec->is_impersonating())
     pl->sec->revert();
   gh__pl_user_end_request(ctx->user);

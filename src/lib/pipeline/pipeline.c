@@ -78,6 +78,8 @@ void gh_pipeline_free(gh_pipeline_t *pl)
   if (pl == NULL)
     return;
   gh_pipeline_stop(pl);
+  /* the modules' site data goes while their code is loaded */
+  gh__pl_config_free_site_data(pl->cfg);
   for (size_t i = pl->n_modules; i > 0; i--)
     module_free(pl->modules[i - 1]);
   free(pl->modules);
@@ -86,6 +88,7 @@ void gh_pipeline_free(gh_pipeline_t *pl)
     free(pl->post_order[n]);
   }
   gh_pipeline_config_free(pl->cfg);
+  gh__pl_spare_pools_free();
   pthread_mutex_destroy(&pl->lock);
   free(pl);
 }

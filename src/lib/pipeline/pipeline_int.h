@@ -167,12 +167,25 @@ typedef struct gh__pl_entry {
  * block with that exact section name), and the two keys the engine reads on
  * every request. Built once by gh__pl_config_index(); pointers into the
  * config's own entries. */
+/* A module's data for one site of one configuration
+ * (gh_http_context_get_site_data): built by the first request that asks,
+ * freed with the configuration (never while a request can use it). */
+typedef struct gh__pl_site_data {
+  int id; /* the module's */
+  void *data;
+  void (*free_cb)(void *data);
+  struct gh__pl_site_data *next;
+} gh__pl_site_data_t;
+
 typedef struct gh__pl_site {
   const char *section; /* "site /files" */
   const gh__pl_entry_t **items;
   size_t n_items;
   const char *handler; /* last handler = value, or NULL */
   bool impersonate;    /* last impersonate = value is a yes word */
+  /* the modules' site data: a list that only grows (compare-and-swap at
+   * its head), the one mutable part of an indexed configuration */
+  _Atomic(gh__pl_site_data_t *) data;
 } gh__pl_site_t;
 
 struct gh_pipeline_config {
@@ -193,6 +206,13 @@ int gh__pl_config_index(gh_pipeline_config_t *cfg);
  * either form), or NULL. */
 const gh__pl_site_t *gh__pl_config_site(const gh_pipeline_config_t *cfg,
                                         const char *site_or_section);
+/* engine.c: frees the request pools kept for any thread (gh_pipeline_free) */
+void gh__pl_spare_pools_free(void);
+/* Frees the modules' site data of cfg and of its older configurations
+ * (their free callbacks run: before the modules unload). */
+void gh__pl_config_free_site_data(gh_pipeline_config_t *cfg);
+/* Frees a list of site data (the callbacks run). */
+void gh__pl_site_data_free(gh__pl_site_data_t *d);
 /* A site's value of key: the nth (0-based) or the last (GH__PL_LAST). */
 const char *gh__pl_site_get(const gh__pl_site_t *site, const char *key, size_t nth_or_last);
 /* yes/true/on/1 (case-insensitive) */
@@ -358,7 +378,7 @@ struct gh_http_user {
   gid_t tok_gid;
   size_t n_tok_groups;
   gid_t *tok_groups; /* n_tok_groups, in the user's allocation */
-  char *vars_block;  /* the token variables' nodes and text, one allocation */
+  char *vars_block;  /* the token variables' nodes and text, in the user's allocation */
   size_t vars_block_len;
   struct gh__pl_uvar {
     char *name;
@@ -392,6 +412,7 @@ struct gh_http_context {
   const gh_pipeline_config_t *cfg;
   const char *site_section; /* "site /files" or NULL */
   const gh__pl_site_t *site; /* its index entry, NULL if unindexed or unknown */
+  gh__pl_site_data_t *site_data; /* no indexed site: site data built for this request only */
   const char *site_path;    /* "/files" or "" */
   const gh__pl_source_ops_t *src_ops;
   void *src;

@@ -8,6 +8,7 @@
 #include <gatehouse/token.h>
 
 #include "pipeline/pipeline_int.h"
+#include "sec/sec_internal.h"
 
 static int sec_impersonate(gh_token_t tok)
 {
@@ -52,32 +53,29 @@ static bool sec_token_valid(gh_token_t tok)
   return gh_token_get_id(tok, &id) == 0;
 }
 
+/* What the user object keeps of a token, read under one reference (the
+ * public getters take the handle table's lock once each: five times per
+ * request). Groups beyond GH__PL_MAX_GROUPS: none kept; a name that does
+ * not fit: "" (as the getters' -ERANGE). */
 static int sec_token_info(gh_token_t tok, gh__pl_token_info_t *ti)
 {
-  int ret;
-  gh_token_level_t level;
-  memset(ti, 0, sizeof(*ti));
-  ret = gh_token_get_uid(tok, &ti->uid);
-  if (ret == 0)
-    ret = gh_token_get_gid(tok, &ti->gid);
-  if (ret == 0)
-    ret = gh_token_get_level(tok, &level);
-  if (ret < 0)
+  gh__token_t *t = NULL;
+  size_t n;
+  int ret = gh__token_get(tok, &t);
+  if (ret != 0)
     goto out;
-  ti->level = (int)level;
-  ret = gh_token_get_groups(tok, ti->groups, GH__PL_MAX_GROUPS);
-  if (ret == -ERANGE) {
-    ti->n_groups = 0;
-  } else if (ret >= 0) {
-    ti->n_groups = (size_t)ret;
-  } else {
-    goto out;
-  }
-  ret = gh_token_get_user(tok, ti->name, sizeof(ti->name));
-  if (ret < 0)
+  ti->uid = t->uid;
+  ti->gid = t->gid;
+  ti->level = (int)t->level;
+  ti->n_groups = t->ngroups <= GH__PL_MAX_GROUPS ? t->ngroups : 0;
+  memcpy(ti->groups, t->groups, ti->n_groups * sizeof(gid_t));
+  n = strlen(t->user);
+  if (n < sizeof(ti->name))
+    memcpy(ti->name, t->user, n + 1);
+  else
     ti->name[0] = '\0';
-  ret = 0;
 out:
+  gh__token_unref(t);
   return ret;
 }
 

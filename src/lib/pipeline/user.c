@@ -1,7 +1,6 @@
 /* user.c: gh_http_user_t — the request's user, borrowed tokens, is_in_role, user variables. */
 #include <errno.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,6 +9,7 @@
 
 #include "pipeline/pipeline_int.h"
 #include "util/alloc.h"
+#include "util/str.h"
 
 /* The scheme's name ("" when not signed in): gh_auth_type_name's. */
 static const char *auth_type_text(const gh_auth_info_t *auth)
@@ -90,43 +90,47 @@ static const char *level_text(int level)
                                              : "anonymous";
 }
 
-/* Makes the token variables (uid, gid, level, groups) the first time any
- * variable is read or set, in the order the eager version set them: their
- * nodes and text in one allocation (u->vars_block; a relaying module reads
- * "groups" on every request, and four variables made one by one were a
- * dozen allocations). A later set of one of them replaces its value with an
- * allocation of its own, as for any variable. */
+/* Bytes the token variables (uid, gid, level, groups) take: four nodes,
+ * then their names and values (ids of at most 10 digits, the longest
+ * level, the groups comma-separated), rounded up for the gid_t after. */
+static size_t vars_len(size_t n_groups)
+{
+  size_t len = 4 * sizeof(struct gh__pl_uvar) + sizeof("uid") + sizeof("gid") + sizeof("level") +
+               sizeof("groups") + 2 * 12 + sizeof("impersonate") + n_groups * 12 + 1;
+  return (len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
+}
+
+/* Makes the token variables the first time any variable is read or set, in
+ * the order the eager version set them: their nodes and text in the room
+ * kept for them in the user's own allocation (u->vars_block; a relaying
+ * module reads "groups" on every request, and four variables made one by
+ * one were a dozen allocations). A later set of one of them replaces its
+ * value with an allocation of its own, as for any variable. */
 static int vars_make_locked(gh_http_user_t *u)
 {
   static const char *const names[4] = {"uid", "gid", "level", "groups"};
   struct gh__pl_uvar *nodes;
   char *text;
-  size_t len = 4 * sizeof(*nodes) + sizeof("uid") + sizeof("gid") + sizeof("level") +
-               sizeof("groups") + 2 * 12 + sizeof("impersonate") + u->n_tok_groups * 12 + 1;
   if (!u->vars_pending)
     return 0;
-  /* only a complete set ends the pending state: after an allocation failure
-   * the next call tries again instead of reporting the variables missing */
-  u->vars_block = gh__malloc(len);
-  if (u->vars_block == NULL)
-    return -ENOMEM;
-  u->vars_block_len = len;
   nodes = (struct gh__pl_uvar *)(void *)u->vars_block;
   text = u->vars_block + 4 * sizeof(*nodes);
   for (size_t i = 0; i < 4; i++) {
-    nodes[i].name = text;
-    text += sprintf(text, "%s", names[i]) + 1;
+    nodes[i].name = put_str(&text, names[i], strlen(names[i]));
     nodes[i].value = text;
     if (i == 0)
-      text += sprintf(text, "%u", (unsigned)u->tok_uid) + 1;
+      text += gh__u64_text(text, u->tok_uid) + 1;
     else if (i == 1)
-      text += sprintf(text, "%u", (unsigned)u->tok_gid) + 1;
+      text += gh__u64_text(text, u->tok_gid) + 1;
     else if (i == 2)
-      text += sprintf(text, "%s", level_text(u->level)) + 1;
+      (void)put_str(&text, level_text(u->level), strlen(level_text(u->level)));
     else {
       *text = '\0';
-      for (size_t g = 0; g < u->n_tok_groups; g++)
-        text += sprintf(text, "%s%u", g ? "," : "", (unsigned)u->tok_groups[g]);
+      for (size_t g = 0; g < u->n_tok_groups; g++) {
+        if (g > 0)
+          *text++ = ',';
+        text += gh__u64_text(text, u->tok_groups[g]);
+      }
       text++;
     }
   }
@@ -167,8 +171,10 @@ int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_htt
   nlen = strlen(name);
   llen = strlen(local);
   tlen = strlen(type);
-  /* groups first (aligned), then the three strings */
-  extra = (have_ti ? ti.n_groups * sizeof(gid_t) : 0) + nlen + llen + tlen + 3;
+  /* the token variables' room and the groups first (aligned), then the
+   * three strings */
+  extra =
+      (have_ti ? vars_len(ti.n_groups) + ti.n_groups * sizeof(gid_t) : 0) + nlen + llen + tlen + 3;
   u = user_alloc(extra);
   if (u == NULL) {
     ret = -ENOMEM;
@@ -177,6 +183,9 @@ int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_htt
   u->pl = pl;
   p = (char *)(u + 1);
   if (have_ti) {
+    u->vars_block = p;
+    u->vars_block_len = vars_len(ti.n_groups);
+    p += u->vars_block_len;
     u->tok_groups = (gid_t *)(void *)p;
     u->n_tok_groups = ti.n_groups;
     memcpy(u->tok_groups, ti.groups, ti.n_groups * sizeof(gid_t));
@@ -261,7 +270,6 @@ void gh_http_user_unref(gh_http_user_t *user)
     if (!in_vars_block(user, v))
       free(v);
   }
-  free(user->vars_block);
   pthread_mutex_destroy(&user->lock);
   free(user);
 }

@@ -18,6 +18,25 @@ static inline bool gh__name_eq(const char *a, const char *b)
   return ((unsigned char)a[0] | 0x20) == ((unsigned char)b[0] | 0x20) && strcasecmp(a, b) == 0;
 }
 
+/** Room gh__u64_text needs: 20 digits and the NUL. */
+#define GH__U64_TEXT 21
+
+/** Writes v in decimal at out (GH__U64_TEXT bytes), NUL-terminated; returns
+ *  the number of digits (sprintf "%llu" without the format machinery). */
+static inline size_t gh__u64_text(char *out, uint64_t v)
+{
+  char d[GH__U64_TEXT];
+  size_t i = sizeof(d), n;
+  do {
+    d[--i] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  n = sizeof(d) - i;
+  memcpy(out, d + i, n);
+  out[n] = '\0';
+  return n;
+}
+
 /** RFC 9110 tchar (the bytes of a token, e.g. a field name): 1, else 0. */
 extern const unsigned char gh__tchar[256];
 
