@@ -486,6 +486,17 @@ typedef void (*gh_request_wait_cb)(gh_request_t *req, int result, void *arg);
  *  from epoll_ctl. The thread owning the request. */
 GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int timeout_ms,
                                  gh_request_wait_cb cb, void *arg);
+/** ABI 2.4: gh_request_wait_fd() for a descriptor that is waited on again
+ *  and again (a pooled upstream connection): fd stays in the connection
+ *  epoll, edge-triggered, across waits, so a wait costs no system call.
+ *  key is the caller's name for the connection behind fd (nonzero, never
+ *  given to another descriptor: a counter of connections): a wait on the
+ *  same fd number with another key registers it anew (the kernel forgot
+ *  the old one when it was closed). Wake-ups may be spurious (an event
+ *  that came while fd sat unused is reported to its next wait). key 0:
+ *  gh_request_wait_fd(). Same rules and returns otherwise. */
+GH_EXPORT int gh_request_wait_kept(gh_request_t *req, int fd, uint64_t key, unsigned events,
+                                   int timeout_ms, gh_request_wait_cb cb, void *arg);
 /** 1 when gh_request_wait_fd() can be used for req's server, else 0. */
 GH_EXPORT int gh_request_can_wait(const gh_request_t *req);
 

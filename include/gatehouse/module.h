@@ -914,6 +914,18 @@ typedef gh_request_status_t (*gh_http_wait_cb)(gh_http_context_t *ctx, int resul
  *  a wait callback, on the thread running it. */
 GH_EXPORT int gh_http_context_wait_fd(gh_http_context_t *ctx, int fd, unsigned events,
                                       int timeout_ms, gh_http_wait_cb cb, void *arg);
+/** ABI 2.4: gh_http_context_wait_fd() for a descriptor waited on again and
+ *  again (a pooled upstream connection): fd stays registered with the
+ *  server, edge-triggered, so a wait costs no system call. key names the
+ *  connection behind fd: nonzero and never given to another descriptor (a
+ *  counter of the module's connections); a wait on the same fd number
+ *  with another key registers it anew (the kernel forgot the old one at
+ *  its close). A wake-up may be spurious (an event that came while the
+ *  descriptor sat unused is reported to its next wait). key 0:
+ *  gh_http_context_wait_fd(). */
+GH_EXPORT int gh_http_context_wait_kept(gh_http_context_t *ctx, int fd, uint64_t key,
+                                        unsigned events, int timeout_ms, gh_http_wait_cb cb,
+                                        void *arg);
 
 /* ---------------------------------------------------------------------- */
 /* ABI 2.4: a module's data per site, built once per configuration         */

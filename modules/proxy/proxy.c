@@ -218,12 +218,13 @@ static int get_connection(proxy_req_t *q, bool fresh)
 {
   int r;
   q->connect_failed = false;
-  q->fd = fresh ? -1 : proxy_pool_take(q->up, q->identity_key);
+  q->fd = fresh ? -1 : proxy_pool_take(q->up, q->identity_key, &q->fd_key);
   q->reused = q->fd >= 0;
   if (q->fd >= 0)
     return 0;
   r = proxy_open_upstream(q, &q->fd);
   if (r == 0) {
+    q->fd_key = proxy_conn_key();
     proxy_set_read_tick(q->fd, q->read_ms);
     return 0;
   }
@@ -345,7 +346,7 @@ static int settle(proxy_req_t *q, int ret)
     proxy_idm_done(q); /* before the request is handed over */
     ret = proxy_upgrade(q, q->io + q->left_off, q->left_len);
   } else if (ret == 0 && q->fd >= 0 && !q->broken) {
-    proxy_pool_put(q->up, q->identity_key, q->fd, q->keepalive);
+    proxy_pool_put(q->up, q->identity_key, q->fd, q->fd_key, q->keepalive);
     q->fd = -1;
   }
   close_upstream(q);
@@ -397,11 +398,11 @@ static gh_request_status_t drive(proxy_req_t *q, int ret)
 {
   while (ret == PROXY_AWAIT) {
     int64_t left = q->read_deadline - proxy_now_ms();
-    int r = gh_http_context_wait_fd(q->ctx, q->fd, GH_HTTP_WAIT_IN,
-                                    left <= 0     ? 0
-                                    : left > 1000 ? 1000
-                                                  : (int)left,
-                                    on_upstream, q);
+    int r = gh_http_context_wait_kept(q->ctx, q->fd, q->fd_key, GH_HTTP_WAIT_IN,
+                                      left <= 0     ? 0
+                                      : left > 1000 ? 1000
+                                                    : (int)left,
+                                      on_upstream, q);
     if (r == 0)
       return GH_REQUEST_PENDING;
     if (r != GH_EUNSUPPORTED) {

@@ -58,15 +58,22 @@ bool proxy_upstream_is_up(proxy_upstream_t *up);
  *  take it (connections opened as the client, DESIGN §2 item 30). */
 typedef struct proxy_pool_slot {
   int fd;
+  uint64_t key; /* the connection's name for the server's kept waits (proxy_conn_key) */
   char *identity; /* malloc'd, or NULL */
   int64_t since_ms;
 } proxy_pool_slot_t;
 
-/** An idle connection for (up, identity), or -1. The caller owns the fd. */
-int proxy_pool_take(proxy_upstream_t *up, const char *identity);
+/** An idle connection for (up, identity) and its key, or -1. The caller
+ *  owns the fd. */
+int proxy_pool_take(proxy_upstream_t *up, const char *identity, uint64_t *ret_key);
 /** Gives a connection whose last response was complete and framed back to
  *  the pool (or closes it: pool full, max_idle 0, readable data). */
-void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t max_idle);
+void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, uint64_t key,
+                    size_t max_idle);
+/** A new upstream connection's key: unique in the process, never 0 (the
+ *  server keeps the connection registered across waits by it:
+ *  gh_http_context_wait_kept). */
+uint64_t proxy_conn_key(void);
 
 /** Closes every idle pooled connection (server stop). */
 void proxy_pool_close_idle(void);
@@ -253,6 +260,7 @@ typedef struct proxy_req {
   const char *sent_host;    /* the Host field sent upstream */
   const char *identity_key; /* pool key of connections opened for this request, or NULL */
   int fd;                   /* upstream connection, or -1 */
+  uint64_t fd_key;          /* its key (proxy_conn_key) */
   bool reused;              /* fd came from the pool */
   uint64_t connect_ms, read_ms, fail_ms, keepalive;
   bool is_head;

@@ -223,8 +223,14 @@ static bool still_idle(int fd)
   return poll(&pf, 1, 0) == 0;
 }
 
+uint64_t proxy_conn_key(void)
+{
+  static _Atomic uint64_t next;
+  return atomic_fetch_add_explicit(&next, 1, memory_order_relaxed) + 1;
+}
+
 /* The newest idle connection of this identity, out of the pool; -1 when none. */
-static int pool_pop(proxy_upstream_t *up, const char *identity)
+static int pool_pop(proxy_upstream_t *up, const char *identity, uint64_t *ret_key)
 {
   int fd = -1;
   char *id = NULL;
@@ -234,6 +240,7 @@ static int pool_pop(proxy_upstream_t *up, const char *identity)
     if (!same_identity(up->idle[i].identity, identity))
       continue;
     fd = up->idle[i].fd;
+    *ret_key = up->idle[i].key;
     id = up->idle[i].identity;
     up->idle[i] = up->idle[--up->n_idle];
     break;
@@ -246,17 +253,18 @@ static int pool_pop(proxy_upstream_t *up, const char *identity)
 /* No system call is made under the pool's lock (every worker thread takes
  * and gives back through it: a poll or close held there made the threads
  * queue on the lock, measured 4 futex calls per proxied request). */
-int proxy_pool_take(proxy_upstream_t *up, const char *identity)
+int proxy_pool_take(proxy_upstream_t *up, const char *identity, uint64_t *ret_key)
 {
   for (;;) {
-    int fd = pool_pop(up, identity);
+    int fd = pool_pop(up, identity, ret_key);
     if (fd < 0 || still_idle(fd))
       return fd;
     close(fd); /* the upstream closed it, or sent something unasked: never reused */
   }
 }
 
-void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t max_idle)
+void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, uint64_t key,
+                    size_t max_idle)
 {
   size_t same = 0;
   char *id = NULL, *gone_id = NULL;
@@ -282,7 +290,8 @@ void proxy_pool_put(proxy_upstream_t *up, const char *identity, int fd, size_t m
     gone_id = up->idle[old].identity;
     up->idle[old] = up->idle[--up->n_idle];
   }
-  up->idle[up->n_idle++] = (proxy_pool_slot_t){.fd = fd, .identity = id, .since_ms = now};
+  up->idle[up->n_idle++] =
+      (proxy_pool_slot_t){.fd = fd, .key = key, .identity = id, .since_ms = now};
   pthread_mutex_unlock(up->lock);
   if (gone_fd >= 0)
     close(gone_fd);

@@ -183,17 +183,20 @@ static void test_pool_identity(void **state)
   (void)state;
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sw), 0);
-  proxy_pool_put(u, "uid:20001", sv[0], 8);
-  proxy_pool_put(u, NULL, sw[0], 8);
+  uint64_t key = 0;
+  proxy_pool_put(u, "uid:20001", sv[0], 11, 8);
+  proxy_pool_put(u, NULL, sw[0], 12, 8);
   /* a connection opened as alice never goes to bob nor to the shared pool */
-  assert_int_equal(proxy_pool_take(u, "uid:20002"), -1);
-  assert_int_equal(proxy_pool_take(u, NULL), sw[0]);
-  assert_int_equal(proxy_pool_take(u, NULL), -1);
-  assert_int_equal(proxy_pool_take(u, "uid:20001"), sv[0]);
+  assert_int_equal(proxy_pool_take(u, "uid:20002", &key), -1);
+  assert_int_equal(proxy_pool_take(u, NULL, &key), sw[0]);
+  assert_int_equal(key, 12); /* the connection's key comes back with it */
+  assert_int_equal(proxy_pool_take(u, NULL, &key), -1);
+  assert_int_equal(proxy_pool_take(u, "uid:20001", &key), sv[0]);
+  assert_int_equal(key, 11);
   /* an idle connection that became readable (stray bytes, or closed) is not reused */
-  proxy_pool_put(u, NULL, sw[0], 8);
+  proxy_pool_put(u, NULL, sw[0], 12, 8);
   assert_int_equal(write(sw[1], "x", 1), 1);
-  assert_int_equal(proxy_pool_take(u, NULL), -1);
+  assert_int_equal(proxy_pool_take(u, NULL, &key), -1);
   close(sv[0]);
   close(sv[1]);
   close(sw[1]);

@@ -65,6 +65,10 @@ static gh__conn_t *conn_alloc(gh_server_t *s)
     c = gh__calloc(1, sizeof(*c));
     if (c == NULL)
       return NULL;
+    if ((uintptr_t)c & GH__SLOT_BIT) {
+      free(c); /* its address would read as a kept descriptor's cookie */
+      return NULL;
+    }
     c->kind = GH__KIND_CONN;
     atomic_init(&c->owner, GH__OWN_BUSY);
   } else {
@@ -1259,6 +1263,10 @@ void gh__loop_harvest(gh__loop_t *lp, int timeout_ms, int max)
        * inline workers (this thread had not yet dropped the connection
        * epoll): a worker calls it back */
       gh__conn_wait_defer(lp->srv, evs[i].data.u64);
+      continue;
+    }
+    if (evs[i].data.u64 & GH__SLOT_BIT) {
+      gh__wait_slot_event(lp->srv, evs[i].data.u64, true); /* the same window, a kept fd */
       continue;
     }
     kind = *(uint8_t *)evs[i].data.ptr;

@@ -218,6 +218,17 @@ struct gh_stream {
   gh__conn_t *conn;
 };
 
+/* A kept descriptor's slot (wait.c, gh_request_wait_kept), by fd number. */
+#define GH__SLOT_BIT (UINT64_C(1) << 47) /* its epoll cookie: this bit and the fd */
+#define GH__SLOT_CHUNK 1024
+#define GH__SLOT_CHUNKS 1024 /* descriptors below 2^20 can be kept */
+typedef struct {
+  _Atomic uint64_t waiter; /* the waiting request's cookie, 0: none */
+  atomic_bool missed;      /* an event came with no waiter */
+  uint64_t key;            /* the registered descriptor's key (0: none); its owner's */
+  uint32_t mask;           /* its epoll events */
+} gh__slot_t;
+
 struct gh_server {
   gh_server_config_t cfg;
   char *server_header;
@@ -264,6 +275,7 @@ struct gh_server {
   atomic_uint rused;      /* events in the ring plus room reserved by epoll_waits */
   int kickfd;             /* eventfd in cepfd (edge-triggered): a worker, look at the ring */
   uint8_t kick_kind;      /* GH__KIND_KICK */
+  _Atomic(gh__slot_t *) slots[GH__SLOT_CHUNKS]; /* kept descriptors (wait.c), made on use */
   pthread_mutex_t wdlock;
   gh__conn_t *wdue; /* taken waits for a worker to call back (due_next) */
   atomic_bool wstop;
@@ -377,7 +389,12 @@ void gh__loop_harvest(gh__loop_t *lp, int timeout_ms, int max);
 /** Inline worker: the event of a waited fd (its cookie: connection and
  *  generation; top 16 bits nonzero, unlike every other cookie). */
 void gh__conn_wait_event(uint64_t cookie);
-/** True when c's address fits a wait cookie (48 bits). */
+/** A kept descriptor's event (cookie GH__SLOT_BIT | fd): its waiter is
+ *  called back (defer: queued for a worker, the harvest's window). */
+void gh__wait_slot_event(gh_server_t *srv, uint64_t cookie, bool defer);
+/** Frees the slots (gh_server_free). */
+void gh__slots_free(gh_server_t *srv);
+/** True when c's address fits a wait cookie (48 bits, GH__SLOT_BIT clear). */
 bool gh__conn_wait_cookie_ok(const gh__conn_t *c);
 /** The scan, under the I/O list lock: takes c's wait when it is due (or
  *  cut: the server stops past its grace) and queues it for a worker. */

@@ -742,6 +742,8 @@ static void dispatch(gh_server_t *s, gh__loop_t *lp, const struct epoll_event *e
 {
   if (ev->data.u64 >> 48) {
     gh__conn_wait_event(ev->data.u64); /* a waited fd (gh_request_wait_fd) */
+  } else if (ev->data.u64 & GH__SLOT_BIT) {
+    gh__wait_slot_event(s, ev->data.u64, false); /* a kept fd (gh_request_wait_kept) */
   } else if (ev->data.ptr == &s->wdue_kind) {
     gh__conn_run_due(s);
   } else if (ev->data.ptr == &s->kick_kind) {
@@ -997,6 +999,7 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
   if (s->wduefd >= 0)
     close(s->wduefd);
   gh__batch_free(s);
+  gh__slots_free(s);
   pthread_mutex_destroy(&s->rlock);
   pthread_mutex_destroy(&s->wdlock);
   pthread_mutex_destroy(&s->sparelock);

@@ -427,6 +427,7 @@ static bool suspend(gh_http_context_t *ctx)
   bool waits = ctx->wait.cb != NULL;
   int fd = ctx->wait.fd, tmo = ctx->wait.timeout_ms;
   unsigned ev = ctx->wait.events;
+  uint64_t key = ctx->wait.key;
   const gh__pl_source_ops_t *ops = ctx->src_ops;
   void *src = ctx->src;
   int r;
@@ -437,7 +438,7 @@ static bool suspend(gh_http_context_t *ctx)
   }
   if (!waits)
     return true;
-  r = ops->wait_fd(src, fd, ev, tmo, on_wait, ctx);
+  r = ops->wait_fd(src, fd, key, ev, tmo, on_wait, ctx);
   if (r != 0)
     on_wait(r < 0 ? r : -EIO, ctx); /* nothing armed: the module hears it now */
   return true;
@@ -793,6 +794,12 @@ out:
 int gh_http_context_wait_fd(gh_http_context_t *ctx, int fd, unsigned events, int timeout_ms,
                             gh_http_wait_cb cb, void *arg)
 {
+  return gh_http_context_wait_kept(ctx, fd, 0, events, timeout_ms, cb, arg);
+}
+
+int gh_http_context_wait_kept(gh_http_context_t *ctx, int fd, uint64_t key, unsigned events,
+                              int timeout_ms, gh_http_wait_cb cb, void *arg)
+{
   if (ctx == NULL || fd < 0 || cb == NULL || events == 0 ||
       (events & ~(GH_HTTP_WAIT_IN | GH_HTTP_WAIT_OUT)) != 0)
     return -EINVAL;
@@ -805,6 +812,7 @@ int gh_http_context_wait_fd(gh_http_context_t *ctx, int fd, unsigned events, int
   ctx->wait.arg = arg;
   ctx->wait.fd = fd;
   ctx->wait.events = events;
+  ctx->wait.key = key;
   ctx->wait.timeout_ms = timeout_ms;
   ctx->wait.n = ctx->current;
   return 0;

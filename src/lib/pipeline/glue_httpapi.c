@@ -228,7 +228,7 @@ static void g_waited(gh_request_t *req, int result, void *arg)
   g->wcb(result, g->warg);
 }
 
-static int g_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
+static int g_wait_fd(void *src, int fd, uint64_t key, unsigned events, int timeout_ms,
                      void (*cb)(int result, void *arg), void *arg)
 {
   glue_t *g = src;
@@ -236,7 +236,7 @@ static int g_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
                 ((events & GH_HTTP_WAIT_OUT) ? GH_WAIT_OUT : 0);
   g->wcb = cb;
   g->warg = arg;
-  return gh_request_wait_fd(g->req, fd, ev, timeout_ms, g_waited, g);
+  return gh_request_wait_kept(g->req, fd, key, ev, timeout_ms, g_waited, g);
 }
 
 static const gh__pl_source_ops_t glue_ops = {

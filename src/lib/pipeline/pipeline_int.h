@@ -72,8 +72,8 @@ typedef struct gh__pl_source_ops {
    * the server (cb(result, arg) later on a worker thread that then owns
    * src); can_wait says whether wait_fd works for this source */
   int (*can_wait)(void *src);
-  int (*wait_fd)(void *src, int fd, unsigned events, int timeout_ms,
-                 void (*cb)(int result, void *arg), void *arg);
+  int (*wait_fd)(void *src, int fd, uint64_t key, unsigned events, int timeout_ms,
+                 void (*cb)(int result, void *arg), void *arg); /* key: 0, or kept (ABI 2.4) */
 } gh__pl_source_ops_t;
 
 #define GH__PL_SEND_MORE 0x1u
@@ -441,6 +441,7 @@ struct gh_http_context {
     void *arg;
     int fd, timeout_ms;
     unsigned events;
+    uint64_t key;          /* gh_http_context_wait_kept's (0: wait_fd) */
     gh_notification_t n;   /* the notification that asked */
   } wait;
   bool waited; /* resumed by a wait's callback (identity checked there) */

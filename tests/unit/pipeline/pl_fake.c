@@ -112,7 +112,7 @@ static int f_can_wait(void *src)
   return !((fake_req_t *)src)->cannot_wait;
 }
 
-static int f_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
+static int f_wait_fd(void *src, int fd, uint64_t key, unsigned events, int timeout_ms,
                      void (*cb)(int result, void *arg), void *arg)
 {
   fake_req_t *r = src;
@@ -122,6 +122,7 @@ static int f_wait_fd(void *src, int fd, unsigned events, int timeout_ms,
   r->wait_suspended = (r->wait_calls == 0 || r->wait_suspended) && suspended;
   r->wait_calls++;
   r->wait_fd = fd;
+  r->wait_key = key;
   r->wait_events = events;
   r->wait_timeout_ms = timeout_ms;
   if (r->wait_fail != 0)

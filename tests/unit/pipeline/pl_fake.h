@@ -34,6 +34,7 @@ typedef struct fake_req {
   int wait_calls;      /* wait_fd calls */
   bool wait_suspended; /* the request was suspended at every wait_fd call */
   int wait_fd;         /* of the last wait_fd call */
+  uint64_t wait_key;   /* its key (gh_http_context_wait_kept; 0: wait_fd) */
   unsigned wait_events;
   int wait_timeout_ms;
   void (*wait_cb)(int result, void *arg); /* the recorded wait, NULL once fired */
