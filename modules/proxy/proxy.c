@@ -344,7 +344,12 @@ static int settle(proxy_req_t *q, int ret)
 {
   if (ret == 0 && q->fd >= 0 && q->pr->upgrade) {
     proxy_idm_done(q); /* before the request is handed over */
+    proxy_buf_free(&q->head);
+    free(q->own_pr);
+    q->own_pr = NULL;
     ret = proxy_upgrade(q, q->io + q->left_off, q->left_len);
+    if (ret == PROXY_UPGRADED)
+      return ret; /* q is the splice thread's now (and gone when it completes) */
   } else if (ret == 0 && q->fd >= 0 && !q->broken) {
     proxy_pool_put(q->up, q->identity_key, q->fd, q->fd_key, q->keepalive);
     q->fd = -1;
@@ -378,9 +383,9 @@ static size_t order_upstreams(const proxy_site_t *s, proxy_upstream_t **order)
  * modes' state released. PENDING when a splice thread owns it. */
 static gh_request_status_t finish(proxy_req_t *q, int status)
 {
-  proxy_upgrade_release(q);
   if (status == PROXY_UPGRADED)
-    return GH_REQUEST_PENDING; /* the splice thread owns the request now */
+    return GH_REQUEST_PENDING; /* the splice thread owns the request (and q) now */
+  proxy_upgrade_release(q);
   if (status == -1)
     gh_http_response_set_disconnect(q->resp); /* cut after the head went out */
   else if (status != 0)
