@@ -4,7 +4,10 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -40,6 +43,32 @@ static inline void sleep_ms(int ms)
 {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
   nanosleep(&ts, NULL);
+}
+
+/* Reads from fd into buf (NUL-terminated) until it holds n responses
+ * ending in "<end>" (the test handlers' marker); false on EOF, a full
+ * buffer or ms passing first. */
+static inline bool tc_read_ends(int fd, int n_want, int ms, char *buf, size_t cap)
+{
+  size_t have = 0;
+  uint64_t end = now_ms() + (uint64_t)ms;
+  buf[0] = '\0';
+  for (;;) {
+    int seen = 0;
+    for (const char *p = buf; (p = strstr(p, "<end>")) != NULL; p += 5)
+      seen++;
+    if (seen >= n_want)
+      return true;
+    uint64_t now = now_ms();
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (now >= end || have >= cap - 1 || poll(&p, 1, (int)(end - now)) <= 0)
+      return false;
+    ssize_t n = recv(fd, buf + have, cap - 1 - have, 0);
+    if (n <= 0)
+      return false;
+    have += (size_t)n;
+    buf[have] = '\0';
+  }
 }
 
 #endif

@@ -1,4 +1,5 @@
-/* test_batch.c: inline workers take event batches through a shared ring; connections stay registered edge-triggered and no event is lost while a connection is owned. */
+/* test_batch.c: inline workers take event batches through a shared ring; connections stay
+ * registered edge-triggered and no event is lost while a connection is owned. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -137,24 +138,7 @@ static bool wait_count(atomic_int *v, int want, int ms)
 static bool read_responses(int fd, int n_want, int ms)
 {
   char buf[4096];
-  size_t have = 0;
-  uint64_t end = now_ms() + (uint64_t)ms;
-  for (;;) {
-    int seen = 0;
-    for (const char *p = buf; have > 0 && (p = strstr(p, "<end>")) != NULL; p += 5)
-      seen++;
-    if (seen >= n_want)
-      return true;
-    uint64_t now = now_ms();
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (now >= end || have >= sizeof(buf) - 1 || poll(&p, 1, (int)(end - now)) <= 0)
-      return false;
-    ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-    if (n <= 0)
-      return false;
-    have += (size_t)n;
-    buf[have] = '\0';
-  }
+  return tc_read_ends(fd, n_want, ms, buf, sizeof(buf));
 }
 
 static bool read_response(int fd, int ms)
