@@ -1,5 +1,4 @@
-/* test_batch.c: inline workers take event batches through a shared ring; connections stay
- * registered edge-triggered and no event is lost while a connection is owned. */
+/* test_batch.c: inline workers take event batches through a shared ring; connections stay registered edge-triggered and no event is lost while a connection is owned. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
