@@ -101,27 +101,14 @@ static int teardown(void **state)
  * none came within ms. */
 static bool response(int fd, int ms, char *out, size_t outlen)
 {
-  char buf[2048];
-  size_t have = 0;
-  uint64_t end = now_ms() + (uint64_t)ms;
-  for (;;) {
-    char *e;
-    buf[have] = '\0';
-    if ((e = strstr(buf, "<end>")) != NULL) {
-      char *b = strstr(buf, "\r\n\r\n");
-      *e = '\0';
-      snprintf(out, outlen, "%s", b != NULL ? b + 4 : "");
-      return true;
-    }
-    uint64_t now = now_ms();
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    if (now >= end || have >= sizeof(buf) - 1 || poll(&p, 1, (int)(end - now)) <= 0)
-      return false;
-    ssize_t n = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
-    if (n <= 0)
-      return false;
-    have += (size_t)n;
-  }
+  char buf[2048], *e, *body;
+  if (!tc_read_ends(fd, 1, ms, buf, sizeof(buf)))
+    return false;
+  e = strstr(buf, "<end>");
+  body = strstr(buf, "\r\n\r\n");
+  *e = '\0';
+  snprintf(out, outlen, "%s", body != NULL && body < e ? body + 4 : "");
+  return true;
 }
 
 /* One request: the handler waits; after delay_ms the test writes data (if
