@@ -166,7 +166,11 @@ static proxy_upstream_t *upstream_new(const char *value)
     upstream_free(up);
     return NULL;
   }
-  pthread_mutex_init(up->lock, NULL);
+  pthread_mutexattr_t fast; /* adaptive: every proxied request takes it twice, briefly */
+  pthread_mutexattr_init(&fast);
+  pthread_mutexattr_settype(&fast, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(up->lock, &fast);
+  pthread_mutexattr_destroy(&fast);
   if (parse(value, up, NULL, 0) != 0) {
     upstream_free(up);
     return NULL;

@@ -99,7 +99,10 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   s->limits.max_body = s->cfg.max_body;
   s->limits.max_authz_bytes = authz_budget(GH_AUTH_MAX_TOKEN_DEFAULT);
   pthread_mutex_init(&s->qlock, NULL);
-  pthread_mutex_init(&s->flock, NULL);
+  pthread_mutexattr_t fast; /* adaptive: short sections every worker takes per request */
+  pthread_mutexattr_init(&fast);
+  pthread_mutexattr_settype(&fast, PTHREAD_MUTEX_ADAPTIVE_NP);
+  pthread_mutex_init(&s->flock, &fast);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -107,7 +110,7 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   pthread_cond_init(&s->sparecv, &ca);
   pthread_condattr_destroy(&ca);
   atomic_init(&s->next_conn_id, 1);
-  pthread_mutex_init(&s->cplock, NULL);
+  pthread_mutex_init(&s->cplock, &fast);
   s->cep_kind = GH__KIND_CEP;
   s->wstop_kind = GH__KIND_STOP;
   s->wstopfd = -1;
@@ -115,7 +118,8 @@ GH_EXPORT int gh_server_new(const gh_server_config_t *cfg, gh_server_t **ret_ser
   s->wduefd = -1;
   s->kick_kind = GH__KIND_KICK;
   s->kickfd = -1;
-  pthread_mutex_init(&s->rlock, NULL);
+  pthread_mutex_init(&s->rlock, &fast);
+  pthread_mutexattr_destroy(&fast);
   pthread_mutex_init(&s->wdlock, NULL);
   pthread_mutex_init(&s->sparelock, NULL);
   {

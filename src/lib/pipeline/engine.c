@@ -45,7 +45,7 @@ static __thread bool spare_registered;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static pthread_key_t spare_key;
 static bool spare_key_ok;
-static pthread_mutex_t shared_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t shared_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP; /* short, hot */
 static gh__pool_t *shared_spare[GH__PL_SHARED_SPARE_POOLS];
 static size_t n_shared_spare;
 

@@ -32,7 +32,9 @@ typedef struct slot {
   gh__token_t *tok;   /* NULL when free */
 } slot_t;
 
-static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
+/* adaptive: held for a few instructions by every worker several times a
+ * request; a sleeping waiter (futex) cost more than the wait */
+static pthread_mutex_t table_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 static slot_t *chunks[MAX_CHUNKS];
 static uint32_t nslots;
 static uint32_t free_head, free_tail; /* index + 1, 0 = empty */
