@@ -500,6 +500,12 @@ GH_EXPORT int gh_request_wait_kept(gh_request_t *req, int fd, uint64_t key, unsi
 /** 1 when gh_request_wait_fd() can be used for req's server, else 0. */
 GH_EXPORT int gh_request_can_wait(const gh_request_t *req);
 
+/** ABI 2.4: size bytes of zeroed memory that live as long as req: freed
+ *  (recycled) when req is released, on whichever thread that happens, so
+ *  an object that begins on one worker and ends on another costs no
+ *  cross-thread free. NULL when out of memory. The thread owning req. */
+GH_EXPORT void *gh_request_alloc(gh_request_t *req, size_t size);
+
 /** Ends the request: finishes the response if needed (an unsent response
  *  goes out with its status and an empty body; if neither status nor body
  *  was given the client gets 500), releases the request and lets the

@@ -559,6 +559,11 @@ GH_EXPORT int gh_response_send_fd(gh_request_t *r, int fd, off_t offset, size_t 
   return send_common(r, NULL, len > 0 ? fd : -1, offset, len, flags);
 }
 
+GH_EXPORT void *gh_request_alloc(gh_request_t *r, size_t size)
+{
+  return r != NULL && size > 0 ? gh__pool_calloc(r->pool, 1, size) : NULL;
+}
+
 GH_EXPORT int gh_request_complete(gh_request_t *r)
 {
   int ret = 0;

@@ -153,10 +153,8 @@ static int g_send_fd(void *src, int fd, off_t off, size_t len, unsigned flags)
 
 static int g_complete(void *src)
 {
-  glue_t *g = src;
-  int ret = gh_request_complete(g->req);
-  free(g);
-  return ret;
+  /* g is the request's memory: it goes with it */
+  return gh_request_complete(((glue_t *)src)->req);
 }
 
 static const char *g_ccache(void *src, uid_t uid, gid_t gid)
@@ -271,7 +269,10 @@ int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *
     ret = -EINVAL;
     goto out;
   }
-  g = gh__malloc(sizeof(*g)); /* describe fills the buffers it hands out */
+  /* describe fills the buffers it hands out; in the request's memory, so
+   * that the worker that ends a request which waited frees nothing the one
+   * that started it allocated */
+  g = gh_request_alloc(req, sizeof(*g));
   if (g == NULL) {
     (void)gh_response_set_status(req, 503, NULL);
     (void)gh_request_complete(req);

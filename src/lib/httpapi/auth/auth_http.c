@@ -106,8 +106,7 @@ static void req_slot_free(void *p)
     (void)gh_token_close(rq->r.info.token);
   rq->r.info.token = 0;
   gh__auth_result_done(&rq->r);
-  free(rq->set_cookie);
-  free(rq);
+  free(rq->set_cookie); /* rq itself is the request's memory */
 }
 
 static void site_free(void *p)
@@ -275,7 +274,7 @@ static int auth_gate(gh_request_t *req, void *arg)
     }
     gh__request_set_conn_state(req, conn, conn_state_free);
   }
-  rq = gh__calloc(1, sizeof(*rq));
+  rq = gh_request_alloc(req, sizeof(*rq)); /* no malloc freed by another worker */
   if (!rq) {
     ret = -ENOMEM;
     goto out;
