@@ -779,10 +779,11 @@ static void listen_once(gh_server_t *s, gh__loop_t *lp)
   dispatch(s, lp, &evs[0]);
 }
 
-/* Inline worker (leader/followers on the connection epoll): waits for one
- * connection event, claims the connection, reads and parses, and runs a
- * complete request (gate + handler) on this thread; the response re-arms
- * the connection. No queue, no hand-off. */
+/* Inline worker (leader/followers on the connection epoll): takes an event
+ * another worker's batch left in the ring, or waits for a batch of its own
+ * (listen_once); for a connection event it claims the connection, reads and
+ * parses, and runs a complete request (gate + handler) on this thread; the
+ * response releases the connection. No request queue, no hand-off. */
 static void *worker_inline_main(void *arg)
 {
   gh__loop_t *w = arg; /* s->wloops[i]: its read buffer was allocated up front */
