@@ -121,7 +121,10 @@ bool gh__batch_pop(gh_server_t *s, struct epoll_event *ev)
 void gh__batch_check(gh_server_t *s, uint64_t now)
 {
   bool stuck = false;
-  if (!atomic_load_explicit(&s->batching, memory_order_acquire))
+  /* an empty ring is stuck at no tick (only pops empty it, and a pop
+   * changes rpops): no lock on the I/O thread's every turn */
+  if (!atomic_load_explicit(&s->batching, memory_order_acquire) ||
+      atomic_load_explicit(&s->rn, memory_order_acquire) == 0)
     return;
   pthread_mutex_lock(&s->rlock);
   if (now - s->tick_ms < GH__SPARE_MS)

@@ -1158,7 +1158,8 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
       c->state = GH__CS_HANDSHAKE;
       c->deadline = io->now + (hto ? hto : s->cfg.header_timeout_ms);
     }
-    /* registered disarmed, listed, then armed (released) like any owner */
+    /* registered (an event before the release finds it owned: missed),
+     * listed, then released like any owner */
     struct epoll_event ev = {.events = EV_ADD, .data.ptr = c};
     if (epoll_ctl(s->cepfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
       conn_free(c);
