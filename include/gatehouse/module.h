@@ -543,6 +543,18 @@ GH_EXPORT int gh_http_context_get_config_uint(gh_http_context_t *ctx, const char
 GH_EXPORT int gh_http_context_get_config_string(gh_http_context_t *ctx, const char *key, size_t i,
                                                 const char **ret_value);
 
+/** ABI 2.4: the i-th (0-based) distinct sub path ("/sub/path") for which
+ *  the request's site has lines `key /sub/path = ...` of a declared
+ *  GH_CONFIG_SUBPATH site key, in the order they first appear: a module
+ *  building its site data (gh_http_context_get_site_data) learns which
+ *  sub-path keys exist without probing every prefix of every request's
+ *  path. Returns 0 and *ret_path (borrowed as the configuration's
+ *  strings: until the request ends, and as long as site data built from
+ *  it), GH_ENOT_FOUND past the last, -EINVAL for an undeclared or
+ *  non-SUBPATH key. The thread running the request. */
+GH_EXPORT int gh_http_context_get_config_subpath(gh_http_context_t *ctx, const char *key,
+                                                 size_t i, const char **ret_path);
+
 /** The site's URL prefix ("/files"), borrowed until the request ends. */
 GH_EXPORT const char *gh_http_context_get_site_path(gh_http_context_t *ctx);
 

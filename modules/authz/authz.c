@@ -64,44 +64,127 @@ static authz_member_t has_sid(void *data, const char *sid)
   return member ? AUTHZ_YES : AUTHZ_NO;
 }
 
-/* The values of key (each checked at load), appended to lists; false when
- * one cannot be read (the request must then fail: never fewer rules). */
-static bool append(gh_http_context_t *ctx, const char *key, const char **lists, size_t *n)
+/* The site's require rules, read once per site and configuration
+ * (gh_http_context_get_site_data; a reload builds anew): the site's own
+ * values, then each `require /sub` path with its values, shortest first. */
+typedef struct authz_sub {
+  const char *path; /* "/sub/path" */
+  size_t len;
+  size_t first, n; /* its values: values[first..first+n) */
+  bool bad;        /* a value could not be read: its requests are refused */
+} authz_sub_t;
+
+typedef struct authz_site {
+  bool bad; /* a site value could not be read: every request is refused */
+  size_t n_site, n_subs, n_values;
+  authz_sub_t *subs;
+  const char **values; /* the site's first, then each sub's */
+} authz_site_t;
+
+static int authz_module_id = -1;
+
+static void site_free(void *data)
 {
-  const char *v;
-  int rc = 0;
-  for (size_t i = 0;
-       *n < AUTHZ_MAX_LISTS && (rc = gh_http_context_get_config_string(ctx, key, i, &v)) == 0; i++)
-    lists[(*n)++] = v;
-  return rc == 0 || rc == GH_ENOT_FOUND;
+  authz_site_t *a = data;
+  if (a != NULL) {
+    free(a->subs);
+    free(a->values);
+    free(a);
+  }
 }
 
-/* Collects `require` values: the site's, then `require /sub` keys whose
- * path is a prefix of the request path, shortest (parent) first. Returns
- * the count, or -1 when a value cannot be read. */
-static ssize_t collect(gh_http_context_t *ctx, const char *rel, const char **lists)
+/* Appends the values of key to a->values; false when one cannot be read
+ * (the requests it governs must then fail: never fewer rules), -ENOMEM in
+ * *ret. */
+static bool read_values(gh_http_context_t *ctx, const char *key, authz_site_t *a, int *ret)
+{
+  const char *v;
+  int rc;
+  for (size_t i = 0; (rc = gh_http_context_get_config_string(ctx, key, i, &v)) == 0; i++) {
+    const char **nv = realloc(a->values, (a->n_values + 1) * sizeof(*nv));
+    if (nv == NULL) {
+      *ret = -ENOMEM;
+      return true;
+    }
+    a->values = nv;
+    a->values[a->n_values++] = v;
+  }
+  return rc == GH_ENOT_FOUND;
+}
+
+/* The `require /sub` paths of the site with their values, sorted by
+ * length (the matches of one path are its prefixes: parent first). */
+static int read_subs(gh_http_context_t *ctx, authz_site_t *a)
+{
+  const char *path;
+  int ret = 0;
+  for (size_t i = 0; ret == 0 && gh_http_context_get_config_subpath(ctx, "require", i, &path) == 0;
+       i++) {
+    authz_sub_t *ns = realloc(a->subs, (a->n_subs + 1) * sizeof(*ns)), sub;
+    char key[4200];
+    size_t j;
+    if (ns == NULL)
+      return -ENOMEM;
+    a->subs = ns;
+    sub = (authz_sub_t){.path = path, .len = strlen(path), .first = a->n_values};
+    if (sub.len >= 4096)
+      continue; /* longer than any path a request may have */
+    snprintf(key, sizeof(key), "require %s", path);
+    sub.bad = !read_values(ctx, key, a, &ret);
+    sub.n = a->n_values - sub.first;
+    for (j = a->n_subs++; j > 0 && a->subs[j - 1].len > sub.len; j--)
+      a->subs[j] = a->subs[j - 1];
+    a->subs[j] = sub;
+  }
+  return ret;
+}
+
+static int site_build(gh_http_context_t *ctx, void **ret_data)
+{
+  authz_site_t *a = calloc(1, sizeof(*a));
+  int ret = 0;
+  if (a == NULL)
+    return -ENOMEM;
+  a->bad = !read_values(ctx, "require", a, &ret);
+  a->n_site = a->n_values;
+  if (ret == 0)
+    ret = read_subs(ctx, a);
+  if (ret < 0)
+    site_free(a); /* not kept: the next request builds again */
+  else
+    *ret_data = a;
+  return ret;
+}
+
+/* Whether the rules of sub apply to rel: sub is rel, or a parent of it (a
+ * prefix ending at a segment boundary; "/a/" governs "/a//b", not "/a/"). */
+static bool sub_applies(const authz_sub_t *sub, const char *rel)
+{
+  char next;
+  if (strncmp(rel, sub->path, sub->len) != 0)
+    return false;
+  next = rel[sub->len];
+  return next == '/' || (next == '\0' && sub->path[sub->len - 1] != '/');
+}
+
+/* Collects the lists that govern rel: the site's, then those of each
+ * `require /sub` whose path is a prefix of it, shortest (parent) first.
+ * Returns the count, or -1 when a value could not be read. */
+static ssize_t collect(const authz_site_t *a, const char *rel, const char **lists)
 {
   size_t n = 0;
-  if (!append(ctx, "require", lists, &n))
+  if (a->bad)
     return -1;
-  for (size_t depth = 1; depth < 4096 && n < AUTHZ_MAX_LISTS;) {
-    /* find the next longer prefix of rel: walk segment boundaries */
-    size_t next = depth;
-    while (rel[next] != '\0' && rel[next] != '/')
-      next++;
-    if (next == depth && rel[next] == '\0')
-      break;
-    {
-      char key[4200];
-      memcpy(key, "require ", 8);
-      memcpy(key + 8, rel, next);
-      key[8 + next] = '\0';
-      if (!append(ctx, key, lists, &n))
-        return -1;
-    }
-    if (rel[next] == '\0')
-      break;
-    depth = next + 1;
+  for (size_t i = 0; i < a->n_site && n < AUTHZ_MAX_LISTS; i++)
+    lists[n++] = a->values[i];
+  for (size_t s = 0; s < a->n_subs && n < AUTHZ_MAX_LISTS; s++) {
+    const authz_sub_t *sub = &a->subs[s];
+    if (!sub_applies(sub, rel))
+      continue;
+    if (sub->bad)
+      return -1;
+    for (size_t i = 0; i < sub->n && n < AUTHZ_MAX_LISTS; i++)
+      lists[n++] = a->values[sub->first + i];
   }
   return (ssize_t)n;
 }
@@ -120,7 +203,8 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
   authz_subject_t who;
   authz_who_t w = {.user = user, .ctx = ctx};
   authz_verdict_t v;
-  int status;
+  void *data = NULL;
+  int status, rc;
   (void)module;
   (void)prov;
   if (slen > 1 && strncmp(path, site, slen) == 0)
@@ -129,11 +213,16 @@ static gh_request_status_t on_authorize(void *module, gh_http_context_t *ctx,
     rel = "/";
   if (strlen(rel) >= 4096)
     goto deny;
-  n = collect(ctx, rel, lists);
+  rc = gh_http_context_get_site_data(ctx, authz_module_id, site_build, site_free, &data);
+  n = rc == 0 ? collect(data, rel, lists) : -1;
   if (n == 0)
     return GH_REQUEST_CONTINUE; /* no rules: the module stays out of the way */
   if (n < 0) {
-    status = 500; /* a rule that did not pass its check at load: refuse */
+    /* a rule that did not pass its check at load, or no memory: refuse */
+    gh_module_server_log(gh_http_context_get_server(ctx), GH_LOG_ERROR,
+                         "authz: cannot read the require rules of site %s for %s: %s (500)", site,
+                         path, rc < 0 ? gh_strerror(rc) : "a value failed its check");
+    status = 500;
     goto send;
   }
   who.name = gh_http_user_get_name(user);
@@ -194,5 +283,7 @@ GH_MODULE_EXPORT int gh_register_module(uint32_t server_version, gh_module_regis
   ret = gh_module_registration_set_factory(reg, &f);
   if (ret == 0)
     ret = GH_MODULE_CONFIG_KEYS(reg, keys);
+  if (ret == 0)
+    authz_module_id = gh_module_registration_get_id(reg);
   return ret;
 }

@@ -248,3 +248,28 @@ def test_peer_groups_bad_value_is_refused(realm):  # noqa: F811
     finally:
         d.stop()
     assert rc != 0 and 'peer_groups' in err and "'both' is not kernel or nss" in err, err
+
+
+def test_reload_changes_require_rules(realm):  # noqa: F811
+    """The rules are read once per site and configuration: a reload that changes them (site and
+    sub-path lines, a sub path added) takes effect on the next request, on every worker."""
+    d = GhDaemon(realm, [
+        ('/r', dict(BASIC, handler='whoami', require='user:alice', **{'require /a': 'deny:user:alice'})),
+    ])
+    d.start()
+    try:
+        for _ in range(4):  # every worker builds its view of the old rules
+            assert d.get('/r/x', user='alice').status == 200
+            assert d.get('/r/x', user='bob').status == 403
+            assert d.get('/r/a/y', user='alice').status == 403
+            assert d.get('/r/ab', user='alice').status == 200
+        d.reload([('/r', dict(BASIC, handler='whoami', require='user:bob',
+                               **{'require /b': 'deny:user:bob'}))])
+        for _ in range(4):
+            assert d.get('/r/x', user='alice').status == 403
+            assert d.get('/r/x', user='bob').status == 200
+            assert d.get('/r/a/y', user='bob').status == 200
+            assert d.get('/r/b', user='bob').status == 403
+            assert d.get('/r/b/', user='bob').status == 403
+    finally:
+        d.stop()

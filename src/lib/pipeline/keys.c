@@ -593,6 +593,61 @@ int gh_http_context_get_config_string(gh_http_context_t *ctx, const char *key, s
   return site_get(ctx, key, WANT_STRING, i, ret_value);
 }
 
+/* Whether e is a line "key /sub" of the site; *ret_sub its path. */
+static bool sub_line(const gh__pl_entry_t *e, const char *section, const char *key, size_t klen,
+                     const char **ret_sub)
+{
+  if (e->key == NULL || (section != NULL && strcmp(e->section, section) != 0) ||
+      strncmp(e->key, key, klen) != 0 || e->key[klen] != ' ' || e->key[klen + 1] != '/')
+    return false;
+  *ret_sub = e->key + klen + 1;
+  return true;
+}
+
+int gh_http_context_get_config_subpath(gh_http_context_t *ctx, const char *key, size_t i,
+                                       const char **ret_path)
+{
+  const gh__pl_key_t *d;
+  const char *section = NULL;
+  size_t n = 0, klen;
+  int ret = GH_ENOT_FOUND;
+  if (ctx == NULL || key == NULL || ret_path == NULL) {
+    ret = -EINVAL;
+    goto out;
+  }
+  d = site_key(ctx->pl, key);
+  if (d == NULL || !(d->k.flags & GH_CONFIG_SUBPATH)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  if (ctx->site != NULL)
+    n = ctx->site->n_items;
+  else if (ctx->site_section != NULL && ctx->site_section[0] != '\0') {
+    n = ctx->cfg->n;
+    section = ctx->site_section;
+  }
+  klen = strlen(key);
+  for (size_t k = 0; k < n; k++) {
+    const gh__pl_entry_t *e = ctx->site != NULL ? ctx->site->items[k] : &ctx->cfg->entries[k];
+    const char *sub, *prev;
+    bool seen = false;
+    if (!sub_line(e, section, key, klen, &sub))
+      continue;
+    /* each path once, where it first appears */
+    for (size_t j = 0; j < k && !seen; j++)
+      seen = sub_line(ctx->site != NULL ? ctx->site->items[j] : &ctx->cfg->entries[j], section, key,
+                      klen, &prev) &&
+             strcmp(prev, sub) == 0;
+    if (!seen && i-- == 0) {
+      *ret_path = sub;
+      ret = 0;
+      break;
+    }
+  }
+out:
+  return ret;
+}
+
 static int server_get(gh_module_server_t *server, const char *module, const char *key, int want,
                       size_t i, void *out)
 {

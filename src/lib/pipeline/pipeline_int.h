@@ -81,14 +81,21 @@ typedef struct gh__pl_source_ops {
 
 #define GH__PL_MAX_GROUPS 256
 
-typedef struct gh__pl_token_info {
+/* What the user object reads of a token (token_view): immutable, made
+ * once per token and owned by it (freed with it), kept alive by the pin
+ * token_view takes until token_view_release. The texts are the user
+ * variables' values, so a request reading "groups" formats nothing. Groups
+ * beyond GH__PL_MAX_GROUPS: none kept; a name of 256 bytes or more: "". */
+typedef struct gh__pl_token_view {
   uid_t uid;
   gid_t gid;
-  size_t n_groups;
-  gid_t groups[GH__PL_MAX_GROUPS];
   int level; /* GH__PL_LEVEL_* */
-  char name[256];
-} gh__pl_token_info_t;
+  const char *name;
+  const char *uid_text;
+  const char *gid_text;
+  const char *groups_text; /* comma-separated gids */
+  void *pin;               /* the sec layer's: what token_view_release lets go */
+} gh__pl_token_view_t;
 
 enum {
   GH__PL_LEVEL_ANONYMOUS = 0,
@@ -109,7 +116,10 @@ typedef struct gh__pl_sec_ops {
   int (*token_close)(gh_token_t tok);
   int (*token_borrow)(gh_token_t tok, gh_token_t *ret_borrowed);
   bool (*token_valid)(gh_token_t tok);
-  int (*token_info)(gh_token_t tok, gh__pl_token_info_t *ret_info);
+  /* the token's view, pinned (the handle may close before the user is
+   * freed); every successful call is paired with token_view_release */
+  int (*token_view)(gh_token_t tok, const gh__pl_token_view_t **ret_view);
+  void (*token_view_release)(const gh__pl_token_view_t *view);
   int (*token_is_member)(gh_token_t tok, gid_t gid, bool *ret_member);
   /* gh_token_is_member_name: the only way the pipeline learns about a
    * group name (no NSS call in this layer) */
@@ -371,15 +381,11 @@ struct gh_http_user {
   gh_token_t borrowed_imp;
   gh_token_t borrowed_primary;
   int level;
-  /* The token's ids as variables "uid", "gid", "level", "groups" are made on
-   * the first variable call (most requests never read them). */
-  bool vars_pending;
-  uid_t tok_uid;
-  gid_t tok_gid;
-  size_t n_tok_groups;
-  gid_t *tok_groups; /* n_tok_groups, in the user's allocation */
-  char *vars_block;  /* the token variables' nodes and text, in the user's allocation */
-  size_t vars_block_len;
+  /* The token's view (its ids as the variables "uid", "gid", "level",
+   * "groups"), pinned until the user is freed; NULL without a token */
+  const gh__pl_token_view_t *view;
+  void (*view_release)(const gh__pl_token_view_t *view);
+  atomic_bool has_vars; /* a variable was set: vars must be read under lock */
   struct gh__pl_uvar {
     char *name;
     char *value;

@@ -1,6 +1,7 @@
 /* secglue.c: the sec layer (tokens, impersonation) as the pipeline calls it. */
 #include <errno.h>
 #include <linux/openat2.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <gatehouse/error.h>
@@ -9,6 +10,8 @@
 
 #include "pipeline/pipeline_int.h"
 #include "sec/sec_internal.h"
+#include "util/alloc.h"
+#include "util/str.h"
 
 static int sec_impersonate(gh_token_t tok)
 {
@@ -53,30 +56,83 @@ static bool sec_token_valid(gh_token_t tok)
   return gh_token_get_id(tok, &id) == 0;
 }
 
-/* What the user object keeps of a token, read under one reference (the
- * public getters take the handle table's lock once each: five times per
- * request). Groups beyond GH__PL_MAX_GROUPS: none kept; a name that does
- * not fit: "" (as the getters' -ERANGE). */
-static int sec_token_info(gh_token_t tok, gh__pl_token_info_t *ti)
+/* Writes v in decimal at p, NUL-terminated; returns the text. */
+static const char *put_id(char **p, uint64_t v)
+{
+  char *d = *p;
+  *p += gh__u64_text(d, v) + 1;
+  return d;
+}
+
+/* The view of t, in one allocation: the struct, then the texts (ids of at
+ * most 10 digits, each group followed by a comma or the NUL). */
+static gh__pl_token_view_t *view_build(gh__token_t *t)
+{
+  size_t ng = t->ngroups <= GH__PL_MAX_GROUPS ? t->ngroups : 0;
+  size_t nlen = strlen(t->user);
+  gh__pl_token_view_t *v;
+  char *p;
+  if (nlen >= 256)
+    nlen = 0;
+  v = gh__malloc(sizeof(*v) + 2 * 11 + ng * 11 + 1 + nlen + 1);
+  if (v == NULL)
+    return NULL;
+  p = (char *)(v + 1);
+  v->uid = t->uid;
+  v->gid = t->gid;
+  v->level = (int)t->level;
+  v->uid_text = put_id(&p, t->uid);
+  v->gid_text = put_id(&p, t->gid);
+  v->groups_text = p;
+  *p = '\0';
+  for (size_t g = 0; g < ng; g++) {
+    if (g > 0)
+      *p++ = ',';
+    p += gh__u64_text(p, t->groups[g]);
+  }
+  p++;
+  memcpy(p, t->user, nlen);
+  p[nlen] = '\0';
+  v->name = p;
+  v->pin = t;
+  return v;
+}
+
+/* The view of tok: made by the first request that carries the token and
+ * published once (a second thread that made one too frees its own); the
+ * reference taken here pins the token, the view with it, until
+ * sec_token_view_release. */
+static int sec_token_view(gh_token_t tok, const gh__pl_token_view_t **ret_view)
 {
   gh__token_t *t = NULL;
-  size_t n;
+  void *v;
   int ret = gh__token_get(tok, &t);
   if (ret != 0)
     goto out;
-  ti->uid = t->uid;
-  ti->gid = t->gid;
-  ti->level = (int)t->level;
-  ti->n_groups = t->ngroups <= GH__PL_MAX_GROUPS ? t->ngroups : 0;
-  memcpy(ti->groups, t->groups, ti->n_groups * sizeof(gid_t));
-  n = strlen(t->user);
-  if (n < sizeof(ti->name))
-    memcpy(ti->name, t->user, n + 1);
-  else
-    ti->name[0] = '\0';
+  v = atomic_load_explicit(&t->ext, memory_order_acquire);
+  if (v == NULL) {
+    gh__pl_token_view_t *nv = view_build(t);
+    if (nv == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    if (atomic_compare_exchange_strong_explicit(&t->ext, &v, nv, memory_order_acq_rel,
+                                                memory_order_acquire))
+      v = nv;
+    else
+      free(nv); /* v: the one another thread published */
+  }
+  *ret_view = v;
+  t = NULL;
 out:
   gh__token_unref(t);
   return ret;
+}
+
+static void sec_token_view_release(const gh__pl_token_view_t *view)
+{
+  if (view != NULL)
+    gh__token_unref(view->pin);
 }
 
 static int sec_token_is_member(gh_token_t tok, gid_t gid, bool *ret_member)
@@ -113,7 +169,8 @@ const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .token_close = sec_token_close,
     .token_borrow = sec_token_borrow,
     .token_valid = sec_token_valid,
-    .token_info = sec_token_info,
+    .token_view = sec_token_view,
+    .token_view_release = sec_token_view_release,
     .token_is_member = sec_token_is_member,
     .token_is_member_name = sec_token_is_member_name,
     .token_openat2 = sec_token_openat2,

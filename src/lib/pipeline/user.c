@@ -79,6 +79,8 @@ static int set_var_locked(gh_http_user_t *u, const char *name, const char *value
   v->next = u->vars;
   u->vars = v;
 out:
+  if (ret == 0)
+    atomic_store_explicit(&u->has_vars, true, memory_order_release);
   return ret;
 }
 
@@ -90,64 +92,22 @@ static const char *level_text(int level)
                                              : "anonymous";
 }
 
-/* Bytes the token variables (uid, gid, level, groups) take: four nodes,
- * then their names and values (ids of at most 10 digits, the longest
- * level, the groups comma-separated), rounded up for the gid_t after. */
-static size_t vars_len(size_t n_groups)
+/* A token variable's value from the token's view (owned by the token,
+ * pinned by the user: nothing to format per request), or NULL. */
+static const char *token_var(const gh_http_user_t *u, const char *name)
 {
-  size_t len = 4 * sizeof(struct gh__pl_uvar) + sizeof("uid") + sizeof("gid") + sizeof("level") +
-               sizeof("groups") + 2 * 12 + sizeof("impersonate") + n_groups * 12 + 1;
-  return (len + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
-}
-
-/* Makes the token variables the first time any variable is read or set, in
- * the order the eager version set them: their nodes and text in the room
- * kept for them in the user's own allocation (u->vars_block; a relaying
- * module reads "groups" on every request, and four variables made one by
- * one were a dozen allocations). A later set of one of them replaces its
- * value with an allocation of its own, as for any variable. */
-static int vars_make_locked(gh_http_user_t *u)
-{
-  static const char *const names[4] = {"uid", "gid", "level", "groups"};
-  struct gh__pl_uvar *nodes;
-  char *text;
-  if (!u->vars_pending)
-    return 0;
-  nodes = (struct gh__pl_uvar *)(void *)u->vars_block;
-  text = u->vars_block + 4 * sizeof(*nodes);
-  for (size_t i = 0; i < 4; i++) {
-    nodes[i].name = put_str(&text, names[i], strlen(names[i]));
-    nodes[i].value = text;
-    if (i == 0)
-      text += gh__u64_text(text, u->tok_uid) + 1;
-    else if (i == 1)
-      text += gh__u64_text(text, u->tok_gid) + 1;
-    else if (i == 2)
-      (void)put_str(&text, level_text(u->level), strlen(level_text(u->level)));
-    else {
-      *text = '\0';
-      for (size_t g = 0; g < u->n_tok_groups; g++) {
-        if (g > 0)
-          *text++ = ',';
-        text += gh__u64_text(text, u->tok_groups[g]);
-      }
-      text++;
-    }
-  }
-  /* newest first, as set_var_locked links them */
-  for (size_t i = 0; i < 4; i++) {
-    nodes[i].next = i ? &nodes[i - 1] : u->vars;
-  }
-  u->vars = &nodes[3];
-  u->vars_pending = false;
-  return 0;
-}
-
-/* Whether p lies in the token variables' block (not freed on its own). */
-static bool in_vars_block(const gh_http_user_t *u, const void *p)
-{
-  const char *c = p;
-  return u->vars_block != NULL && c >= u->vars_block && c < u->vars_block + u->vars_block_len;
+  const gh__pl_token_view_t *v = u->view;
+  if (v == NULL)
+    return NULL;
+  if (strcmp(name, "groups") == 0)
+    return v->groups_text;
+  if (strcmp(name, "uid") == 0)
+    return v->uid_text;
+  if (strcmp(name, "gid") == 0)
+    return v->gid_text;
+  if (strcmp(name, "level") == 0)
+    return level_text(u->level);
+  return NULL;
 }
 
 int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_http_user_t **ret_user)
@@ -158,50 +118,38 @@ int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_htt
   const char *name = ok && auth->remote_user ? auth->remote_user : "";
   const char *local = ok && auth->local_user ? auth->local_user : "";
   const char *type = auth_type_text(auth);
-  gh__pl_token_info_t ti;
-  bool have_ti = false;
-  size_t nlen, llen, tlen, extra;
+  const gh__pl_token_view_t *view = NULL;
+  size_t nlen, llen, tlen;
   char *p;
 
-  if (ok && auth->token != 0 && pl->sec->token_info(auth->token, &ti) == 0) {
-    have_ti = true;
-    if (local[0] == '\0' && ti.name[0] != '\0')
-      local = ti.name;
+  if (ok && auth->token != 0 && pl->sec->token_view(auth->token, &view) == 0) {
+    if (local[0] == '\0' && view->name[0] != '\0')
+      local = view->name;
+  } else {
+    view = NULL;
   }
   nlen = strlen(name);
   llen = strlen(local);
   tlen = strlen(type);
-  /* the token variables' room and the groups first (aligned), then the
-   * three strings */
-  extra =
-      (have_ti ? vars_len(ti.n_groups) + ti.n_groups * sizeof(gid_t) : 0) + nlen + llen + tlen + 3;
-  u = user_alloc(extra);
+  u = user_alloc(nlen + llen + tlen + 3);
   if (u == NULL) {
+    if (view != NULL)
+      pl->sec->token_view_release(view);
     ret = -ENOMEM;
     goto out;
   }
   u->pl = pl;
   p = (char *)(u + 1);
-  if (have_ti) {
-    u->vars_block = p;
-    u->vars_block_len = vars_len(ti.n_groups);
-    p += u->vars_block_len;
-    u->tok_groups = (gid_t *)(void *)p;
-    u->n_tok_groups = ti.n_groups;
-    memcpy(u->tok_groups, ti.groups, ti.n_groups * sizeof(gid_t));
-    p += ti.n_groups * sizeof(gid_t);
-  }
   u->name = put_str(&p, name, nlen);
   u->local_name = put_str(&p, local, llen);
   u->auth_type = put_str(&p, type, tlen);
   u->level = GH__PL_LEVEL_ANONYMOUS;
   if (ok && auth->token != 0) {
     u->token = auth->token;
-    if (have_ti) {
-      u->level = ti.level;
-      u->tok_uid = ti.uid;
-      u->tok_gid = ti.gid;
-      u->vars_pending = true;
+    if (view != NULL) {
+      u->level = view->level;
+      u->view = view;
+      u->view_release = pl->sec->token_view_release;
     }
   }
   *ret_user = u;
@@ -263,13 +211,12 @@ void gh_http_user_unref(gh_http_user_t *user)
     user->ops.free(user->data);
   for (v = user->vars; v != NULL; v = next) {
     next = v->next;
-    if (!in_vars_block(user, v->name))
-      free(v->name);
-    if (!in_vars_block(user, v->value))
-      free(v->value);
-    if (!in_vars_block(user, v))
-      free(v);
+    free(v->name);
+    free(v->value);
+    free(v);
   }
+  if (user->view != NULL)
+    user->view_release(user->view);
   pthread_mutex_destroy(&user->lock);
   free(user);
 }
@@ -398,15 +345,17 @@ const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name)
   const char *val = NULL;
   if (user == NULL || name == NULL)
     return NULL;
+  /* nothing set: the token's view answers, immutable (no lock) */
+  if (!atomic_load_explicit(&user->has_vars, memory_order_acquire))
+    return token_var(user, name);
   pthread_mutex_lock(&user->lock);
-  (void)vars_make_locked(user);
   for (struct gh__pl_uvar *v = user->vars; v != NULL; v = v->next)
     if (v->name != NULL && strcmp(v->name, name) == 0) {
       val = v->value;
       break;
     }
   pthread_mutex_unlock(&user->lock);
-  return val;
+  return val != NULL ? val : token_var(user, name);
 }
 
 int gh_http_user_set_variable(gh_http_user_t *user, const char *name, const char *value)
@@ -415,9 +364,7 @@ int gh_http_user_set_variable(gh_http_user_t *user, const char *name, const char
   if (user == NULL || name == NULL || value == NULL)
     return -EINVAL;
   pthread_mutex_lock(&user->lock);
-  ret = vars_make_locked(user);
-  if (ret == 0)
-    ret = set_var_locked(user, name, value);
+  ret = set_var_locked(user, name, value);
   pthread_mutex_unlock(&user->lock);
   return ret;
 }

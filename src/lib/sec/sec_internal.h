@@ -52,6 +52,11 @@ typedef struct gh__token {
   uint32_t nsids;
   gh__ids_t imp;       /* what gh_impersonate applies (anonymous ids below IMPERSONATE) */
   gh__ids_t own;       /* the client's own ids, for access checks */
+  /* One allocation the layer above attaches (the pipeline's view of the
+   * token: its ids as text, made once for every request that carries the
+   * token): published once with a compare-and-swap, read-only after,
+   * freed with the token. */
+  _Atomic(void *) ext;
 } gh__token_t;
 
 /* Process-wide state, written by gh_sec_init before other threads exist. */

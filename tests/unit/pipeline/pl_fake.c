@@ -214,17 +214,37 @@ static bool s_valid(gh_token_t t)
   return t != 0;
 }
 
-static int s_info(gh_token_t t, gh__pl_token_info_t *ti)
+/* one view per level (the tests' tokens 42 and 43), as the sec layer's:
+ * owned by the "token", pinned per user */
+static gh__pl_token_view_t s_views[2] = {
+    {.uid = 20001,
+     .gid = 30001,
+     .level = GH__PL_LEVEL_IMPERSONATE,
+     .name = "alice",
+     .uid_text = "20001",
+     .gid_text = "30001",
+     .groups_text = "30001,30010"},
+    {.uid = 20001,
+     .gid = 30001,
+     .level = GH__PL_LEVEL_IDENTIFY,
+     .name = "alice",
+     .uid_text = "20001",
+     .gid_text = "30001",
+     .groups_text = "30001,30010"},
+};
+int fake_sec_views_pinned;
+
+static int s_view(gh_token_t t, const gh__pl_token_view_t **ret)
 {
-  memset(ti, 0, sizeof(*ti));
-  ti->uid = 20001;
-  ti->gid = 30001;
-  ti->n_groups = 2;
-  ti->groups[0] = 30001;
-  ti->groups[1] = 30010;
-  ti->level = t == 43 ? GH__PL_LEVEL_IDENTIFY : GH__PL_LEVEL_IMPERSONATE;
-  snprintf(ti->name, sizeof(ti->name), "alice");
+  *ret = &s_views[t == 43 ? 1 : 0];
+  fake_sec_views_pinned++;
   return 0;
+}
+
+static void s_view_release(const gh__pl_token_view_t *v)
+{
+  (void)v;
+  fake_sec_views_pinned--;
 }
 
 static int s_member(gh_token_t t, gid_t gid, bool *ret)
@@ -273,7 +293,8 @@ const gh__pl_sec_ops_t fake_sec_ops = {
     .token_close = s_close,
     .token_borrow = s_borrow,
     .token_valid = s_valid,
-    .token_info = s_info,
+    .token_view = s_view,
+    .token_view_release = s_view_release,
     .token_is_member = s_member,
     .token_is_member_name = s_member_name,
     .token_openat2 = s_openat2,

@@ -49,6 +49,7 @@ extern const gh__pl_source_ops_t fake_wait_source_ops;
 extern const gh__pl_sec_ops_t fake_sec_ops;
 extern __thread gh_token_t fake_sec_current;
 extern int fake_sec_closed; /* token_close calls */
+extern int fake_sec_views_pinned; /* token views pinned by users, not yet released */
 extern int fake_sec_impersonations;
 extern int fake_sec_reverts;
 extern gh_token_t fake_sec_scoped_token; /* last token_openat2 */

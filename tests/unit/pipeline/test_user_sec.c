@@ -1,4 +1,5 @@
-/* test_user_sec.c: the user object over the real sec layer: borrowed tokens (item 12), is_in_role, impersonation. */
+/* test_user_sec.c: the user object over the real sec layer: borrowed tokens (item 12), is_in_role,
+ * impersonation. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -68,7 +69,8 @@ static int reg(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
 static void test_borrowed_tokens_and_impersonation(void **state)
 {
   static const char *const kv[] = {"impersonate", "yes", NULL};
-  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS,
+  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE,
+                       .source = GH_SOURCE_KERBEROS,
                        .auth_name = "alice@EXAMPLE.ORG"};
   gh_pipeline_t *pl = fake_pipeline(kv);
   gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "t"};
@@ -91,6 +93,107 @@ static void test_borrowed_tokens_and_impersonation(void **state)
   /* the pipeline closed the server's token at request end: exactly once */
   assert_int_equal(gh_token_close(server_token), GH_EINVALID_HANDLE);
   assert_int_equal(gh_token_get_id(seen_borrowed, &id), GH_EINVALID_HANDLE);
+  gh_pipeline_free(pl);
+}
+
+/* ---- token variables: the token's own text, never another's ---- */
+
+static char vars_seen[4][64]; /* uid, gid, level, groups of the last request */
+static gh_http_user_t *vars_kept;
+static bool vars_keep; /* the module keeps the next request's user */
+
+static gh_request_status_t on_exec_vars(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  static const char *const names[4] = {"uid", "gid", "level", "groups"};
+  gh_http_user_t *u = gh_http_context_get_user(ctx);
+  (void)m;
+  (void)p;
+  for (size_t i = 0; i < 4; i++) {
+    const char *v = gh_http_user_get_variable(u, names[i]);
+    snprintf(vars_seen[i], sizeof(vars_seen[i]), "%s", v ? v : "(null)");
+  }
+  if (vars_keep)
+    vars_kept = gh_http_user_ref(u); /* a module keeping the user past the request */
+  return GH_REQUEST_CONTINUE;
+}
+
+static int reg_vars(uint32_t v, gh_module_registration_t *r, gh_module_server_t *s)
+{
+  gh_module_factory_t f = {.struct_size = sizeof(f), .on_execute_request_handler = on_exec_vars};
+  (void)v;
+  (void)s;
+  return gh_module_registration_set_factory(r, &f);
+}
+
+/* One request as tok (closed by the pipeline at its end). */
+static void vars_request(gh_pipeline_t *pl, gh_token_t tok)
+{
+  fake_req_t r;
+  fake_req_init(&r, "GET", "/x");
+  fake_req_auth(&r);
+  r.auth.token = tok;
+  assert_int_equal(gh__pipeline_process_source(pl, NULL, &fake_source_ops, &r), 0);
+  assert_int_equal(r.status, 200);
+}
+
+static void expect_vars(const char *uid, const char *gid, const char *groups)
+{
+  assert_string_equal(vars_seen[0], uid);
+  assert_string_equal(vars_seen[1], gid);
+  assert_string_equal(vars_seen[2], "impersonate");
+  assert_string_equal(vars_seen[3], groups);
+}
+
+/* Carol's and dave's long-lived tokens (a new handle per request, as a
+ * persisted session gets) with alice's and bob's made and freed per request
+ * in between (same size: the allocator hands alice's memory to bob's):
+ * each request reads its own token's ids, every time. */
+static void test_token_variables_interleaved(void **state)
+{
+  static const char *const kv[] = {NULL};
+  gh_token_opts_t o = {.level = GH_LEVEL_IMPERSONATE, .source = GH_SOURCE_KERBEROS};
+  gh_pipeline_t *pl = fake_pipeline(kv);
+  gh_module_abi_t abi = {GH_MODULE_ABI_VERSION, GH_MODULE_SIGNATURE, "vars"};
+  gh_token_t carol, dave, h;
+  (void)state;
+  gh__pipeline_set_sec_ops(pl, NULL);
+  assert_int_equal(gh_pipeline_add_module(pl, &abi, reg_vars, NULL, 0), 0);
+  assert_int_equal(gh_pipeline_start(pl), 0);
+  assert_int_equal(gh_token_from_user("carol", &o, &carol), 0);
+  assert_int_equal(gh_token_from_user("dave", &o, &dave), 0);
+  for (int i = 0; i < 300; i++) {
+    assert_int_equal(gh_token_from_user("alice", &o, &h), 0);
+    vars_request(pl, h);
+    expect_vars("20001", "30001", "30001,30010");
+    assert_int_equal(gh_token_from_user("bob", &o, &h), 0);
+    vars_request(pl, h);
+    expect_vars("20002", "30002", "30002,30011");
+    assert_int_equal(gh_token_open_handle(i % 2 ? dave : carol, &h), 0);
+    vars_request(pl, h);
+    if (i % 2)
+      expect_vars("20004", "30004", "30004");
+    else
+      expect_vars("20003", "30003", "30003,30010,30011");
+  }
+  /* a kept user (bob's, whose token is gone with its handle) still reads
+   * bob's ids; a set value replaces the token's */
+  vars_keep = true;
+  assert_int_equal(gh_token_from_user("bob", &o, &h), 0);
+  vars_request(pl, h);
+  vars_keep = false;
+  assert_int_equal(gh_token_from_user("alice", &o, &h), 0);
+  vars_request(pl, h);
+  expect_vars("20001", "30001", "30001,30010");
+  assert_string_equal(gh_http_user_get_variable(vars_kept, "groups"), "30002,30011");
+  assert_string_equal(gh_http_user_get_variable(vars_kept, "uid"), "20002");
+  assert_int_equal(gh_http_user_set_variable(vars_kept, "groups", "x"), 0);
+  assert_string_equal(gh_http_user_get_variable(vars_kept, "groups"), "x");
+  assert_string_equal(gh_http_user_get_variable(vars_kept, "gid"), "30002");
+  assert_null(gh_http_user_get_variable(vars_kept, "nosuch"));
+  gh_http_user_unref(vars_kept);
+  vars_kept = NULL;
+  assert_int_equal(gh_token_close(carol), 0);
+  assert_int_equal(gh_token_close(dave), 0);
   gh_pipeline_free(pl);
 }
 
@@ -314,6 +417,7 @@ int main(int argc, char **argv)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_borrowed_tokens_and_impersonation),
+      cmocka_unit_test(test_token_variables_interleaved),
       cmocka_unit_test(test_scoped_impersonation),
       cmocka_unit_test(test_connect_unix_as_client),
   };
