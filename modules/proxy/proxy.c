@@ -54,7 +54,8 @@ static int set_via(proxy_req_t *q, const proxy_resp_t *r, const char *via)
     proxy_line_add(&line, ", ", 2);
   }
   proxy_line_add(&line, r->version_minor == 0 ? "1.0 gatehouse" : "1.1 gatehouse", 13);
-  return gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_REPLACE);
+  /* ADD: the upstream's Via fields were not relayed (on_head) */
+  return gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_ADD);
 }
 
 /* The final head: status, the upstream's end-to-end fields, the length. */
@@ -76,15 +77,20 @@ static int on_head(void *arg, proxy_resp_t *r)
   ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
   for (size_t i = 0; i < r->n && ret == 0; i++) {
     const proxy_field_t *f = &r->f[i];
-    if (via == NULL && (f->kind & PROXY_F_VIA))
-      via = f->value;
+    if (f->kind & PROXY_F_VIA) {
+      if (via == NULL)
+        via = f->value;
+      if (q->via)
+        continue; /* the chain goes as one field with this hop added */
+    }
     if (!skip_response_field(r, f) &&
         !((f->kind & PROXY_F_WWW_AUTH) && proxy_idm_skip_response_field(q, f->name)))
       ret = set_field(q, f);
   }
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
     (void)proxy_fmt_u64(num, (uint64_t)r->content_length);
-    ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_REPLACE);
+    /* ADD: the response was cleared and the upstream's own was skipped */
+    ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_ADD);
   }
   if (ret == 0 && q->via)
     ret = set_via(q, r, via);
