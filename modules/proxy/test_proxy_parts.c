@@ -314,6 +314,10 @@ static void test_parser_refuses(void **state)
   refused("HTTP/1.1 200 OK\r\n: a\r\n\r\n", "empty response field name");
   refused("HTTP/1.1 200 OK\r\nX: a\001b\r\n\r\n", "bad response field value");
   refused("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", "bad response field value");
+  /* long values are checked a word at a time: a control byte anywhere */
+  refused("HTTP/1.1 200 OK\r\nX: 0123456789abc\001defghij\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: 0123456789abcdefghij\177k\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: 01234567\037\r\n\r\n", "bad response field value");
   refused("HTTP/1.1 200 OK\nX: a\r\n\r\n", "bare LF in the response head");
   refused("HTTP/1.1 200 OK\r\nX: a\n\r\n", "bare LF in the response head");
   refused("HTTP/1.1 200 OK\r\nX: a\r\n\n", "bare LF in the response head");
@@ -457,6 +461,11 @@ static void test_parser_framing(void **state)
   assert_int_equal(proxy_resp_feed(&R, "", 0), 0);
   assert_true(R.done && !R.keep_alive);
   assert_int_equal(g.body_len, 3);
+  /* HT and obs-text are value bytes, surrounding whitespace is not */
+  assert_true(feed("HTTP/1.1 200 OK\r\nX:\t 0123456789\tabc\xe9\xff defgh \t\r\n"
+                   "Content-Length: 0\r\n\r\n",
+                   false, &g) > 0);
+  assert_string_equal(R.f[0].value, "0123456789\tabc\xe9\xff defgh");
   /* a length up to INT64_MAX is taken */
   assert_true(feed("HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\nab", false, &g) >
               0);
