@@ -23,30 +23,46 @@ static void plog(proxy_req_t *q, gh_log_level_t lvl, const char *what, const cha
                        q->up != NULL ? q->up->spec : "-", what, detail);
 }
 
-static bool skip_response_field(const char *name, const char *conn)
+/* Not relayed: hop-by-hop fields (by name or named by Connection) and the
+ * ones the server sets itself (Date, Server, Content-Length); a 101 keeps
+ * its Upgrade. */
+static bool skip_response_field(const proxy_resp_t *r, const proxy_field_t *f)
 {
-  static const char *const own[] = {"Date", "Server", "Content-Length"};
-  for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-    if (proxy_name_is(name, own[i]))
-      return true;
-  return proxy_is_hop_by_hop(name, conn);
+  if ((f->kind & (PROXY_F_HOP | PROXY_F_CONN_NAMED | PROXY_F_OWN)) &&
+      !(r->status == 101 && (f->kind & PROXY_F_UPGRADE)))
+    return true;
+  return false;
 }
 
-static int set_field(proxy_req_t *q, const char *name, const char *value)
+static int set_field(proxy_req_t *q, const proxy_field_t *f)
 {
   char *nv = NULL;
-  if (proxy_name_is(name, "Location") || proxy_name_is(name, "Content-Location"))
-    nv = proxy_rewrite_location(q->ctx, q->up, q->site, value, q->sent_host);
-  else if (proxy_name_is(name, "Set-Cookie"))
-    nv = proxy_rewrite_cookie(q->ctx, q->up, q->site, value);
-  return gh_http_response_set_header(q->resp, name, nv ? nv : value, GH_HEADER_ADD);
+  if (f->kind & PROXY_F_LOCATION)
+    nv = proxy_rewrite_location(q->ctx, q->up, q->site, f->value, q->sent_host);
+  else if (f->kind & PROXY_F_COOKIE)
+    nv = proxy_rewrite_cookie(q->ctx, q->up, q->site, f->value);
+  return gh_http_response_set_header(q->resp, f->name, nv ? nv : f->value, GH_HEADER_ADD);
+}
+
+/* Via: the upstream's chain (its first Via, cut at 400) and this hop. */
+static int set_via(proxy_req_t *q, const proxy_resp_t *r, const char *via)
+{
+  proxy_line_t line;
+  line.len = 0;
+  if (via != NULL) {
+    proxy_line_add(&line, via, strnlen(via, 400));
+    proxy_line_add(&line, ", ", 2);
+  }
+  proxy_line_add(&line, r->version_minor == 0 ? "1.0 gatehouse" : "1.1 gatehouse", 13);
+  /* ADD: the upstream's Via fields were not relayed (on_head) */
+  return gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_ADD);
 }
 
 /* The final head: status, the upstream's end-to-end fields, the length. */
 static int on_head(void *arg, proxy_resp_t *r)
 {
   proxy_req_t *q = arg;
-  const char *conn = proxy_resp_field(r, "Connection"), *via;
+  const char *via = NULL;
   char num[PROXY_U64_LEN];
   int ret = 0;
   if (r->status == 101 && !q->want_upgrade) {
@@ -59,29 +75,25 @@ static int on_head(void *arg, proxy_resp_t *r)
     return -1; /* the upstream did not prove itself: r->error says why (502) */
   gh_http_response_clear(q->resp);
   ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
-  for (size_t i = 0; i < r->n && ret == 0; i++)
-    if ((!skip_response_field(r->f[i].name, conn) ||
-         (r->status == 101 && proxy_name_is(r->f[i].name, "Upgrade"))) &&
-        !proxy_idm_skip_response_field(q, r->f[i].name))
-      ret = set_field(q, r->f[i].name, r->f[i].value);
+  for (size_t i = 0; i < r->n && ret == 0; i++) {
+    const proxy_field_t *f = &r->f[i];
+    if (f->kind & PROXY_F_VIA) {
+      if (via == NULL)
+        via = f->value;
+      if (q->via)
+        continue; /* the chain goes as one field with this hop added */
+    }
+    if (!skip_response_field(r, f) &&
+        !((f->kind & PROXY_F_WWW_AUTH) && proxy_idm_skip_response_field(q, f->name)))
+      ret = set_field(q, f);
+  }
   if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
     (void)proxy_fmt_u64(num, (uint64_t)r->content_length);
-    ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_REPLACE);
+    /* ADD: the response was cleared and the upstream's own was skipped */
+    ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_ADD);
   }
-  via = proxy_resp_field(r, "Via");
-  if (ret == 0 && q->via) {
-    proxy_line_t line;
-    line.len = 0;
-    if (via != NULL) {
-      proxy_line_add(&line, via, strnlen(via, 400)); /* the chain so far, cut at 400 */
-      proxy_line_add(&line, ", ", 2);
-    }
-    proxy_line_u64(&line, r->hp.http_major);
-    proxy_line_add(&line, ".", 1);
-    proxy_line_u64(&line, r->hp.http_minor);
-    proxy_line_add(&line, " gatehouse", 10);
-    ret = gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_REPLACE);
-  }
+  if (ret == 0 && q->via)
+    ret = set_via(q, r, via);
   q->head_set = ret == 0;
   /* no body will come (HEAD, 204, 304): the head goes now, with the
    * upstream's Content-Length (a final send would compute 0) */

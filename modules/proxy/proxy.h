@@ -2,7 +2,6 @@
 #ifndef GH_PROXY_H
 #define GH_PROXY_H
 
-#include <http_parser.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -58,7 +57,7 @@ bool proxy_upstream_is_up(proxy_upstream_t *up);
  *  take it (connections opened as the client, DESIGN §2 item 30). */
 typedef struct proxy_pool_slot {
   int fd;
-  uint64_t key; /* the connection's name for the server's kept waits (proxy_conn_key) */
+  uint64_t key;   /* the connection's name for the server's kept waits (proxy_conn_key) */
   char *identity; /* malloc'd, or NULL */
   int64_t since_ms;
 } proxy_pool_slot_t;
@@ -80,8 +79,26 @@ void proxy_pool_close_idle(void);
 
 /* ---- the upstream response parser (proxy_resp.c) ---- */
 
+/** What a response field is to the relay, found once while parsing (a
+ *  length switch and one case-insensitive compare per name). */
+enum {
+  PROXY_F_HOP = 1u << 0,        /* hop-by-hop by name (RFC 9110 §7.6.1, Proxy-*) */
+  PROXY_F_CONN_NAMED = 1u << 1, /* named by the head's Connection field(s) */
+  PROXY_F_OWN = 1u << 2,        /* Date, Server, Content-Length: the server sets its own */
+  PROXY_F_CONNECTION = 1u << 3,
+  PROXY_F_UPGRADE = 1u << 4,
+  PROXY_F_TE = 1u << 5,       /* Transfer-Encoding */
+  PROXY_F_CL = 1u << 6,       /* Content-Length */
+  PROXY_F_LOCATION = 1u << 7, /* Location, Content-Location */
+  PROXY_F_COOKIE = 1u << 8,   /* Set-Cookie */
+  PROXY_F_VIA = 1u << 9,
+  PROXY_F_WWW_AUTH = 1u << 10, /* WWW-Authenticate */
+};
+
 typedef struct proxy_field {
   const char *name, *value; /* into head[], NUL-terminated */
+  uint32_t name_len;
+  uint32_t kind; /* PROXY_F_* */
 } proxy_field_t;
 
 typedef struct proxy_resp proxy_resp_t;
@@ -92,23 +109,20 @@ typedef int (*proxy_head_cb)(void *arg, proxy_resp_t *r);
 typedef int (*proxy_body_cb)(void *arg, const char *data, size_t len);
 
 /** A bounded incremental parser of one upstream response (any number of
- *  1xx heads, then the final one and its body). */
+ *  1xx heads, then the final one and its body); our own, strict (RFC 9112):
+ *  CRLF line ends only, no obs-fold, one Content-Length, Transfer-Encoding
+ *  exactly "chunked" and never with Content-Length (docs/proxy.md). */
 struct proxy_resp {
-  http_parser hp;
-  http_parser_settings st;
   bool head_request; /* the request was HEAD: no body whatever the fields say */
   proxy_head_cb on_head;
   proxy_body_cb on_body;
   void *arg;
   /* the head being parsed */
   int status;
+  int version_minor; /* HTTP/1.x */
   char reason[128];
   size_t reason_len;
-  char head[PROXY_MAX_HEAD];
-  size_t head_len;
-  proxy_field_t f[PROXY_MAX_HEADERS];
   size_t n;
-  bool in_value;
   bool chunked;           /* final response was chunked */
   int64_t content_length; /* final response's, -1 if none */
   bool final_head;        /* the final head was delivered */
@@ -116,13 +130,25 @@ struct proxy_resp {
   bool keep_alive;        /* the upstream connection may be reused after it */
   bool upgrade;           /* 101 */
   const char *error;      /* set on failure */
+  /* parser state (proxy_resp.c) */
+  int state;
+  bool got_status;    /* the current head's status line was read */
+  bool reusable;      /* the final head allows keep-alive (set on done) */
+  size_t line_off;    /* head[]: where the line being read starts */
+  uint64_t left;      /* body: bytes left of the length or of the chunk */
+  size_t line_len;    /* chunk framing: bytes of the current line */
+  size_t trailer_len; /* chunk trailers: bytes so far */
+  proxy_field_t f[PROXY_MAX_HEADERS];
+  size_t head_len;
+  char head[PROXY_MAX_HEAD]; /* last: a move copies only what is used */
 };
 
 void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,
                      proxy_body_cb on_body, void *arg);
 /** Feeds bytes read from the upstream. Returns the bytes used (parsing stops
  *  at the end of the final response: fewer than len means the upstream sent
- *  more than its answer), or -1 with r->error set. len 0 signals EOF. */
+ *  more than its answer), or -1 with r->error set (and -1 again on every
+ *  later call). len 0 signals EOF. */
 ssize_t proxy_resp_feed(proxy_resp_t *r, const char *data, size_t len);
 /** Moves a parser's state to dst (another address): the pointers into its
  *  own buffers follow. */

@@ -395,10 +395,11 @@ int proxy_idm_on_head(proxy_req_t *q, proxy_resp_t *r)
 {
   const idm_t *m = q->idm;
   const char *values[16];
-  char why[600] = "";
+  char why[600];
   size_t n = 0;
   if (m == NULL || m->neg == NULL)
-    return 0;
+    return 0; /* before why[] is cleared: every proxied request passes here */
+  why[0] = '\0';
   for (size_t i = 0; i < r->n && n < 16; i++)
     if (strcasecmp(r->f[i].name, "WWW-Authenticate") == 0)
       values[n++] = r->f[i].value;

@@ -1,200 +1,580 @@
-/* proxy_resp.c: bounded incremental parser of upstream responses (libhttp-parser). */
+/* proxy_resp.c: bounded incremental parser of upstream responses (strict RFC 9112 framing). */
 #include <limits.h>
 #include <string.h>
 #include <strings.h>
 
 #include "proxy.h"
 
-static proxy_resp_t *self(http_parser *hp)
+/* What the parser is reading. */
+enum {
+  RS_HEAD,       /* a status line and fields, up to the empty line */
+  RS_LENGTH,     /* a Content-Length body */
+  RS_EOF,        /* a close-delimited body: until the upstream closes */
+  RS_CH_SIZE,    /* chunked: the size's hex digits */
+  RS_CH_BWS,     /* chunked: whitespace after the size, before ';' */
+  RS_CH_EXT,     /* chunked: extensions after the size, skipped */
+  RS_CH_SIZE_LF, /* chunked: the LF ending the size line */
+  RS_CH_DATA,    /* chunked: the chunk's bytes */
+  RS_CH_DATA_CR, /* chunked: the CRLF after them */
+  RS_CH_DATA_LF,
+  RS_CH_TRAILER,    /* chunked: a trailer line (skipped) or the final empty one */
+  RS_CH_TRAILER_LF, /* chunked: its LF */
+  RS_DONE,
+};
+
+/* Bytes of one chunk-size line (size, extensions) at most. */
+#define CHUNK_LINE_MAX 4096
+/* Head bytes copied per step: a read that carries a head and a large body
+ * copies at most this much body it then discards. */
+#define HEAD_STEP 4096
+
+/* tchar (RFC 9110 §5.6.2): the bytes of a field name (none above 0x7f). */
+static const unsigned char tchar[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 1, 0, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
+};
+
+static unsigned char lc(unsigned char c)
 {
-  return (proxy_resp_t *)hp->data;
+  return (unsigned char)(c - 'A') < 26u ? (unsigned char)(c | 0x20) : c;
 }
 
-/* Appends to head[]; the last byte stays free for the NUL ending the piece. */
-static int head_add(proxy_resp_t *r, const char *at, size_t len)
+static uint64_t load8(const char *p)
 {
-  if (len >= PROXY_MAX_HEAD - r->head_len) {
-    r->error = "response head too large";
-    return 1;
+  uint64_t w;
+  memcpy(&w, p, 8);
+  return w;
+}
+
+static uint32_t load4(const char *p)
+{
+  uint32_t w;
+  memcpy(&w, p, 4);
+  return w;
+}
+
+/* s (n bytes of a field name or of a checked field value, any case) equals
+ * lit (n bytes: lower-case letters and '-'), a word at a time: '| 0x20'
+ * folds the letters and turns no other byte such a name or value may hold
+ * (no control byte) into a letter or '-'. */
+static bool eq_lit(const char *s, const char *lit, size_t n)
+{
+  const uint64_t f8 = 0x2020202020202020ull;
+  const uint32_t f4 = 0x20202020u;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8)
+      if ((load8(s + i) | f8) != load8(lit + i))
+        return false;
+    return (load8(s + n - 8) | f8) == load8(lit + n - 8);
   }
-  memcpy(r->head + r->head_len, at, len);
-  r->head_len += len;
-  return 0;
+  if (n >= 4)
+    return (load4(s) | f4) == load4(lit) && (load4(s + n - 4) | f4) == load4(lit + n - 4);
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
+      return false;
+  return true;
 }
 
-static int end_piece(proxy_resp_t *r)
+static bool eq_ci(const char *a, const char *b, size_t n)
 {
-  if (r->head_len + 1 >= PROXY_MAX_HEAD) {
-    r->error = "response head too large";
-    return 1;
+  for (size_t i = 0; i < n; i++)
+    if (lc((unsigned char)a[i]) != lc((unsigned char)b[i]))
+      return false;
+  return true;
+}
+
+/* No control byte but HT (obs-text allowed). */
+static bool bytes_ok(const char *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)v[i];
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return false;
   }
-  r->head[r->head_len++] = '\0';
+  return true;
+}
+
+/* A byte below 0x20 or 0x7f in w (exact: no false alarm). */
+static bool word_has_ctl(uint64_t w)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t d = w ^ (ones * 0x7f);
+  return ((((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs) != 0;
+}
+
+/* A field value's bytes, eight at a time (the last word overlaps); a word
+ * with a control byte is looked at per byte (HT is allowed). */
+static bool value_ok(const char *v, size_t n)
+{
+  if (n < 8)
+    return bytes_ok(v, n);
+  for (size_t i = 0; i + 8 < n; i += 8)
+    if (word_has_ctl(load8(v + i)) && !bytes_ok(v + i, 8))
+      return false;
+  return !word_has_ctl(load8(v + n - 8)) || bytes_ok(v + n - 8, 8);
+}
+
+/* The field's kind from its name (PROXY_F_*). */
+static uint32_t classify(const char *s, size_t n)
+{
+  uint32_t k = 0;
+  switch (n) {
+  case 2:
+    k = eq_lit(s, "te", 2) ? PROXY_F_HOP : 0;
+    break;
+  case 3:
+    k = eq_lit(s, "via", 3) ? PROXY_F_VIA : 0;
+    break;
+  case 4:
+    k = eq_lit(s, "date", 4) ? PROXY_F_OWN : 0;
+    break;
+  case 6:
+    k = eq_lit(s, "server", 6) ? PROXY_F_OWN : 0;
+    break;
+  case 7:
+    k = eq_lit(s, "trailer", 7)   ? PROXY_F_HOP
+        : eq_lit(s, "upgrade", 7) ? PROXY_F_HOP | PROXY_F_UPGRADE
+                                  : 0;
+    break;
+  case 8:
+    k = eq_lit(s, "location", 8) ? PROXY_F_LOCATION : 0;
+    break;
+  case 10:
+    k = eq_lit(s, "connection", 10)   ? PROXY_F_HOP | PROXY_F_CONNECTION
+        : eq_lit(s, "keep-alive", 10) ? PROXY_F_HOP
+        : eq_lit(s, "set-cookie", 10) ? PROXY_F_COOKIE
+                                      : 0;
+    break;
+  case 14:
+    k = eq_lit(s, "content-length", 14) ? PROXY_F_OWN | PROXY_F_CL : 0;
+    break;
+  case 16:
+    k = eq_lit(s, "content-location", 16)   ? PROXY_F_LOCATION
+        : eq_lit(s, "www-authenticate", 16) ? PROXY_F_WWW_AUTH
+                                            : 0;
+    break;
+  case 17:
+    k = eq_lit(s, "transfer-encoding", 17) ? PROXY_F_HOP | PROXY_F_TE : 0;
+    break;
+  default:
+    break;
+  }
+  /* Proxy-Authenticate, Proxy-Connection and the rest of Proxy-* are
+   * between the client and this server */
+  if (n >= 6 && eq_lit(s, "proxy-", 6))
+    k |= PROXY_F_HOP;
+  return k;
+}
+
+static int fail(proxy_resp_t *r, const char *why)
+{
+  if (r->error == NULL)
+    r->error = why;
+  r->state = RS_DONE;
+  return -1;
+}
+
+/* "HTTP/1.x SSS[ reason]" (s: len bytes, the CRLF not included). */
+static int status_line(proxy_resp_t *r, const char *s, size_t len)
+{
+  size_t rl;
+  if (len < 12 || memcmp(s, "HTTP/1.", 7) != 0 || (s[7] != '0' && s[7] != '1') || s[8] != ' ' ||
+      (unsigned char)(s[9] - '0') > 9 || (unsigned char)(s[10] - '0') > 9 ||
+      (unsigned char)(s[11] - '0') > 9 || (len > 12 && s[12] != ' '))
+    return fail(r, "bad status line");
+  r->version_minor = s[7] - '0';
+  r->status = (s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0');
+  if (r->status < 100 || r->status > 599)
+    return fail(r, "bad status code");
+  rl = len > 13 ? len - 13 : 0;
+  if (!value_ok(s + 13, rl))
+    return fail(r, "bad reason phrase");
+  if (rl > sizeof(r->reason) - 1)
+    rl = sizeof(r->reason) - 1;
+  memcpy(r->reason, s + 13, rl);
+  r->reason[rl] = '\0';
+  r->reason_len = rl;
+  r->got_status = true;
   return 0;
 }
 
-static int on_message_begin(http_parser *hp)
+/* "name: value" (s: len bytes in head[], the CRLF not included; the CR's
+ * place ends the value). */
+static int field_line(proxy_resp_t *r, char *s, size_t len)
 {
-  proxy_resp_t *r = self(hp);
-  r->head_len = 0;
-  r->n = 0;
-  r->in_value = false;
-  r->reason_len = 0;
-  r->reason[0] = '\0';
+  char *colon, *v, *e = s + len;
+  size_t nl;
+  /* the name's bytes up to the colon (the line's CR stops the scan) */
+  for (nl = 0; tchar[(unsigned char)s[nl]]; nl++)
+    ;
+  if (nl == 0 || s[nl] != ':') {
+    if (s[0] == ' ' || s[0] == '\t')
+      return fail(r, "obs-fold in the response head");
+    if (memchr(s + nl, ':', len - nl) == NULL)
+      return fail(r, "response field without a colon");
+    return fail(r,
+                nl == 0 && s[0] == ':' ? "empty response field name" : "bad response field name");
+  }
+  colon = s + nl;
+  for (v = colon + 1; v < e && (*v == ' ' || *v == '\t'); v++)
+    ;
+  while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+    e--;
+  if (!value_ok(v, (size_t)(e - v)))
+    return fail(r, "bad response field value");
+  if (r->n == PROXY_MAX_HEADERS)
+    return fail(r, "too many response header fields");
+  *colon = '\0';
+  *e = '\0';
+  r->f[r->n] = (proxy_field_t){s, v, (uint32_t)nl, classify(s, nl)};
+  r->n++;
   return 0;
 }
 
-static int on_status(http_parser *hp, const char *at, size_t len)
+/* Marks the fields the Connection field(s) name and reads close /
+ * keep-alive. Returns true when the connection may be kept. */
+static bool connection_tokens(proxy_resp_t *r, bool has_conn)
 {
-  proxy_resp_t *r = self(hp);
-  size_t take =
-      len < sizeof(r->reason) - 1 - r->reason_len ? len : sizeof(r->reason) - 1 - r->reason_len;
-  memcpy(r->reason + r->reason_len, at, take);
-  r->reason_len += take;
-  r->reason[r->reason_len] = '\0';
-  return 0;
-}
-
-static int on_header_field(http_parser *hp, const char *at, size_t len)
-{
-  proxy_resp_t *r = self(hp);
-  if (r->in_value || r->n == 0) {
-    if (r->in_value && end_piece(r) != 0)
-      return 1;
-    if (r->n == PROXY_MAX_HEADERS) {
-      r->error = "too many response header fields";
-      return 1;
+  bool close = false, keep = false;
+  for (size_t i = 0; has_conn && i < r->n; i++) {
+    const char *p = r->f[i].value;
+    if (!(r->f[i].kind & PROXY_F_CONNECTION))
+      continue;
+    while (*p != '\0') {
+      size_t k;
+      while (*p == ' ' || *p == '\t' || *p == ',')
+        p++;
+      k = strcspn(p, ", \t");
+      close |= k == 5 && eq_lit(p, "close", 5);
+      keep |= k == 10 && eq_lit(p, "keep-alive", 10);
+      for (size_t j = 0; k > 0 && j < r->n; j++)
+        if (r->f[j].name_len == k && eq_ci(r->f[j].name, p, k))
+          r->f[j].kind |= PROXY_F_CONN_NAMED;
+      p += k;
     }
-    r->f[r->n].name = r->head + r->head_len; /* offsets fixed up at headers_complete */
-    r->f[r->n].value = NULL;
-    r->n++;
-    r->in_value = false;
   }
-  return head_add(r, at, len);
+  return r->version_minor == 0 ? keep && !close : !close;
 }
 
-static int on_header_value(http_parser *hp, const char *at, size_t len)
+/* Strict digits, no sign, no list; -1 when invalid or over INT64_MAX. */
+static int64_t parse_length(const char *v)
 {
-  proxy_resp_t *r = self(hp);
-  if (r->n == 0) {
-    r->error = "field value without a name";
-    return 1;
-  }
-  if (!r->in_value) {
-    if (end_piece(r) != 0)
-      return 1;
-    r->f[r->n - 1].value = r->head + r->head_len;
-    r->in_value = true;
-  }
-  return head_add(r, at, len);
-}
-
-static int on_headers_complete(http_parser *hp)
-{
-  proxy_resp_t *r = self(hp);
-  int status = (int)hp->status_code;
-  bool interim = status >= 100 && status < 200 && status != 101;
-  if ((r->n > 0 && (!r->in_value || end_piece(r) != 0)) || status < 100 || status > 599) {
-    if (r->error == NULL)
-      r->error = "bad response head";
+  int64_t n = 0;
+  if (*v == '\0')
     return -1;
+  for (; *v != '\0'; v++) {
+    unsigned d = (unsigned char)*v - '0';
+    if (d > 9 || n > (INT64_MAX - (int64_t)d) / 10)
+      return -1;
+    n = n * 10 + (int64_t)d;
   }
+  return n;
+}
+
+/* Content-Length and Transfer-Encoding of a final head: one length, or
+ * exactly "chunked" (other codings would reach the client without their
+ * Transfer-Encoding), never both, no Transfer-Encoding in HTTP/1.0. */
+static int framing(proxy_resp_t *r)
+{
+  bool te = false;
+  r->content_length = -1;
+  r->chunked = false;
+  for (size_t i = 0; i < r->n; i++) {
+    if (r->f[i].kind & PROXY_F_CL) {
+      if (r->content_length >= 0)
+        return fail(r, "more than one Content-Length");
+      if ((r->content_length = parse_length(r->f[i].value)) < 0)
+        return fail(r, "bad Content-Length");
+    } else if (r->f[i].kind & PROXY_F_TE) {
+      if (te || strcasecmp(r->f[i].value, "chunked") != 0)
+        return fail(r, "Transfer-Encoding other than chunked");
+      te = true;
+    }
+  }
+  if (te && r->content_length >= 0)
+    return fail(r, "both Content-Length and Transfer-Encoding");
+  if (te && r->version_minor == 0)
+    return fail(r, "Transfer-Encoding in an HTTP/1.0 response");
+  r->chunked = te;
+  if (te)
+    r->content_length = -1;
+  return 0;
+}
+
+static void finish(proxy_resp_t *r)
+{
+  r->done = true;
+  r->keep_alive = r->reusable;
+  r->state = RS_DONE;
+}
+
+/* A head is complete (head_len ends at its empty line): its framing, the
+ * callback, then what follows. */
+static int head_done(proxy_resp_t *r)
+{
+  bool interim = r->status < 200 && r->status != 101, has_conn = false;
   for (size_t i = 0; i < r->n; i++)
-    if (r->f[i].value == NULL) {
-      r->error = "bad response head";
+    has_conn |= (r->f[i].kind & PROXY_F_CONNECTION) != 0;
+  r->reusable = connection_tokens(r, has_conn);
+  if (!interim && framing(r) != 0)
+    return -1;
+  r->upgrade = r->status == 101;
+  r->final_head = !interim;
+  if (r->on_head != NULL && r->on_head(r->arg, r) != 0)
+    return fail(r, "response refused");
+  if (interim) { /* the final head follows */
+    r->head_len = r->line_off = r->n = 0;
+    r->got_status = false;
+    return 0;
+  }
+  /* no body: 204, 304 and the answer to HEAD; after a 101 the rest is
+   * another protocol; a close-delimited body ends the connection */
+  if (r->upgrade || r->status == 204 || r->status == 304 || r->head_request ||
+      r->content_length == 0) {
+    r->reusable &= !r->upgrade;
+    finish(r);
+  } else if (r->chunked) {
+    r->state = RS_CH_SIZE;
+    r->left = r->line_len = r->trailer_len = 0;
+  } else if (r->content_length > 0) {
+    r->state = RS_LENGTH;
+    r->left = (uint64_t)r->content_length;
+  } else {
+    r->state = RS_EOF;
+    r->reusable = false;
+  }
+  return 0;
+}
+
+/* Reads the complete lines in head[] from line_off: 1 at the head's empty
+ * line (line_off after it), 0 when a line is incomplete, -1. The search
+ * for a line's end starts at `from` (the bytes before it were searched). */
+static int head_lines(proxy_resp_t *r, size_t from)
+{
+  for (;;) {
+    size_t at = from > r->line_off ? from : r->line_off, len;
+    char *s = r->head + r->line_off, *nl = memchr(r->head + at, '\n', r->head_len - at);
+    if (nl == NULL)
+      return 0;
+    if (nl == s || nl[-1] != '\r')
+      return fail(r, "bare LF in the response head");
+    len = (size_t)(nl - 1 - s);
+    r->line_off = (size_t)(nl + 1 - r->head);
+    if (!r->got_status) {
+      if (status_line(r, s, len) != 0)
+        return -1;
+    } else if (len == 0) {
+      return 1;
+    } else if (field_line(r, s, len) != 0) {
       return -1;
     }
-  r->status = status;
-  r->upgrade = status == 101;
-  if (!interim) {
-    r->final_head = true;
-    r->chunked = (hp->flags & F_CHUNKED) != 0;
-    r->content_length =
-        !r->chunked && hp->content_length != ULLONG_MAX ? (int64_t)hp->content_length : -1;
   }
-  if (r->on_head != NULL && r->on_head(r->arg, r) != 0) {
-    if (r->error == NULL)
-      r->error = "response refused";
-    return -1;
-  }
-  /* no body: 1xx, 204, 304 and the answer to HEAD (2 for 101: the rest is
-   * another protocol) */
-  if (r->upgrade)
-    return 2;
-  return interim || status == 204 || status == 304 || r->head_request ? 1 : 0;
 }
 
-static int on_body(http_parser *hp, const char *at, size_t len)
+/* Head bytes: copied into head[] a step at a time (bounded), read line by
+ * line. Returns the bytes of p used (up to the end of the head), or -1. */
+static ssize_t feed_head(proxy_resp_t *r, const char *p, size_t n)
 {
-  proxy_resp_t *r = self(hp);
-  if (!r->final_head) {
-    r->error = "body on an interim response";
-    return 1;
+  size_t used = 0;
+  while (used < n) {
+    size_t start = r->head_len, take = n - used, room = PROXY_MAX_HEAD - r->head_len;
+    int rc;
+    if (take > HEAD_STEP)
+      take = HEAD_STEP;
+    if (take > room)
+      take = room;
+    if (take == 0)
+      return fail(r, "response head too large");
+    memcpy(r->head + start, p + used, take);
+    r->head_len += take;
+    rc = head_lines(r, start);
+    if (rc < 0)
+      return -1;
+    if (rc == 0) {
+      used += take;
+      continue;
+    }
+    used += r->line_off - start; /* the rest is not the head's */
+    r->head_len = r->line_off;
+    return head_done(r) != 0 ? -1 : (ssize_t)used;
   }
-  return r->on_body != NULL && r->on_body(r->arg, at, len) != 0 ? 1 : 0;
+  return (ssize_t)used;
 }
 
-static int on_message_complete(http_parser *hp)
+static int body(proxy_resp_t *r, const char *p, size_t n)
 {
-  proxy_resp_t *r = self(hp);
-  if (!r->final_head)
-    return 0; /* an interim response: the final one follows */
-  r->done = true;
-  r->keep_alive = http_should_keep_alive(hp) != 0 && !r->upgrade;
-  http_parser_pause(hp, 1); /* nothing after the answer belongs to this request */
+  if (r->on_body != NULL && r->on_body(r->arg, p, n) != 0)
+    return fail(r, "the response's body could not be relayed");
   return 0;
+}
+
+/* A Content-Length or close-delimited body's bytes. */
+static ssize_t feed_body(proxy_resp_t *r, const char *p, size_t n)
+{
+  if (r->state == RS_LENGTH && n > r->left)
+    n = (size_t)r->left;
+  if (body(r, p, n) != 0)
+    return -1;
+  if (r->state == RS_LENGTH && (r->left -= n) == 0)
+    finish(r);
+  return (ssize_t)n;
+}
+
+static unsigned hex_value(unsigned char c)
+{
+  if (c >= '0' && c <= '9')
+    return c - '0';
+  c = lc(c);
+  return c >= 'a' && c <= 'f' ? c - 'a' + 10u : 16u;
+}
+
+/* One byte of a chunk-size line: 1*HEXDIG [BWS ";" extensions] CR. */
+static int chunk_size_byte(proxy_resp_t *r, unsigned char c)
+{
+  unsigned d = hex_value(c);
+  if (++r->line_len > CHUNK_LINE_MAX)
+    return fail(r, "chunk size line too long");
+  if (c == '\r' && r->line_len > 1) { /* after one digit at least */
+    r->state = RS_CH_SIZE_LF;
+    return 0;
+  }
+  switch (r->state) {
+  case RS_CH_SIZE:
+    if (d < 16) {
+      if (r->left > (uint64_t)INT64_MAX >> 4)
+        return fail(r, "chunk size too large");
+      r->left = r->left * 16 + d;
+      return 0;
+    }
+    if (r->line_len == 1 || (c != ';' && c != ' ' && c != '\t'))
+      return fail(r, "bad chunk size");
+    r->state = c == ';' ? RS_CH_EXT : RS_CH_BWS;
+    return 0;
+  case RS_CH_BWS:
+    if (c == ';')
+      r->state = RS_CH_EXT;
+    else if (c != ' ' && c != '\t')
+      return fail(r, "bad chunk size");
+    return 0;
+  default: /* RS_CH_EXT: skipped, no control byte but HT */
+    if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return fail(r, "bad chunk extension");
+    return 0;
+  }
+}
+
+/* One byte of the chunked framing outside the chunks' data. */
+static int chunk_byte(proxy_resp_t *r, unsigned char c)
+{
+  switch (r->state) {
+  case RS_CH_SIZE:
+  case RS_CH_BWS:
+  case RS_CH_EXT:
+    return chunk_size_byte(r, c);
+  case RS_CH_SIZE_LF:
+    if (c != '\n')
+      return fail(r, "bad chunk framing");
+    r->state = r->left > 0 ? RS_CH_DATA : RS_CH_TRAILER;
+    r->line_len = 0;
+    return 0;
+  case RS_CH_DATA_CR:
+  case RS_CH_DATA_LF:
+    if (c != (r->state == RS_CH_DATA_CR ? '\r' : '\n'))
+      return fail(r, "no CRLF after the chunk data");
+    r->state = r->state == RS_CH_DATA_CR ? RS_CH_DATA_LF : RS_CH_SIZE;
+    r->left = r->line_len = 0;
+    return 0;
+  case RS_CH_TRAILER:
+    if (++r->trailer_len > PROXY_MAX_HEAD)
+      return fail(r, "response trailers too large");
+    if (c == '\r')
+      r->state = RS_CH_TRAILER_LF;
+    else if ((c < 0x20 && c != '\t') || c == 0x7f)
+      return fail(r, "bad response trailer");
+    else
+      r->line_len++;
+    return 0;
+  default: /* RS_CH_TRAILER_LF */
+    if (c != '\n')
+      return fail(r, "bad response trailer");
+    if (r->line_len == 0)
+      finish(r);
+    else
+      r->state = RS_CH_TRAILER;
+    r->line_len = 0;
+    return 0;
+  }
+}
+
+/* A chunked body's bytes: framing a byte at a time, data in spans. */
+static ssize_t feed_chunked(proxy_resp_t *r, const char *p, size_t n)
+{
+  size_t i = 0;
+  while (i < n && !r->done) {
+    if (r->state == RS_CH_DATA) {
+      size_t k = n - i < r->left ? n - i : (size_t)r->left;
+      if (body(r, p + i, k) != 0)
+        return -1;
+      i += k;
+      if ((r->left -= k) == 0)
+        r->state = RS_CH_DATA_CR;
+    } else if (chunk_byte(r, (unsigned char)p[i++]) != 0) {
+      return -1;
+    }
+  }
+  return (ssize_t)i;
 }
 
 void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,
                      proxy_body_cb on_body_cb, void *arg)
 {
-  memset(&r->st, 0, sizeof(r->st));
-  http_parser_init(&r->hp, HTTP_RESPONSE);
-  r->hp.data = r;
-  r->st.on_message_begin = on_message_begin;
-  r->st.on_status = on_status;
-  r->st.on_header_field = on_header_field;
-  r->st.on_header_value = on_header_value;
-  r->st.on_headers_complete = on_headers_complete;
-  r->st.on_body = on_body;
-  r->st.on_message_complete = on_message_complete;
   r->head_request = head_request;
   r->on_head = on_head;
   r->on_body = on_body_cb;
   r->arg = arg;
-  r->status = 0;
+  r->status = r->version_minor = 0;
   r->reason[0] = '\0';
-  r->reason_len = r->head_len = r->n = 0;
-  r->in_value = r->chunked = r->final_head = r->done = r->keep_alive = r->upgrade = false;
+  r->reason_len = r->head_len = r->n = r->line_off = r->line_len = r->trailer_len = 0;
+  r->left = 0;
+  r->chunked = r->final_head = r->done = r->keep_alive = r->upgrade = false;
+  r->got_status = r->reusable = false;
   r->content_length = -1;
   r->error = NULL;
+  r->state = RS_HEAD;
+}
+
+/* len 0: the upstream closed. */
+static ssize_t feed_eof(proxy_resp_t *r)
+{
+  if (r->state == RS_EOF) {
+    finish(r);
+    return 0;
+  }
+  return fail(r, r->final_head ? "upstream closed in the middle of the body"
+                               : "upstream closed before a response");
 }
 
 ssize_t proxy_resp_feed(proxy_resp_t *r, const char *data, size_t len)
 {
-  size_t used;
-  enum http_errno e;
+  size_t pos = 0;
+  if (r->error != NULL)
+    return -1;
   if (r->done)
-    return len == 0 ? 0 : -1;
-  used = http_parser_execute(&r->hp, &r->st, data, len);
-  e = HTTP_PARSER_ERRNO(&r->hp);
-  if (e == HPE_PAUSED || (e == HPE_OK && r->done)) {
-    /* the answer is complete; what follows is not this request's (or, after
-     * a 101, the new protocol's) */
-    if (e == HPE_PAUSED)
-      http_parser_pause(&r->hp, 0);
-    return (ssize_t)used;
+    return len == 0 ? 0 : fail(r, "bytes after the response");
+  if (len == 0)
+    return feed_eof(r);
+  while (pos < len && !r->done) {
+    ssize_t k = r->state == RS_HEAD ? feed_head(r, data + pos, len - pos)
+                : r->state == RS_LENGTH || r->state == RS_EOF
+                    ? feed_body(r, data + pos, len - pos)
+                    : feed_chunked(r, data + pos, len - pos);
+    if (k < 0)
+      return -1;
+    pos += (size_t)k;
   }
-  if (e != HPE_OK || (len > 0 && used != len)) {
-    if (r->error == NULL)
-      r->error = e == HPE_OK ? "bad response" : http_errno_description(e);
-    return -1;
-  }
-  if (len == 0 && !r->done) {
-    r->error = r->final_head ? "upstream closed in the middle of the body"
-                             : "upstream closed before a response";
-    return -1;
-  }
-  return (ssize_t)used;
+  return (ssize_t)pos;
 }
 
 const char *proxy_resp_field(const proxy_resp_t *r, const char *name)
@@ -207,11 +587,9 @@ const char *proxy_resp_field(const proxy_resp_t *r, const char *name)
 
 void proxy_resp_move(proxy_resp_t *dst, const proxy_resp_t *src)
 {
-  memcpy(dst, src, sizeof(*dst));
-  dst->hp.data = dst;
+  memcpy(dst, src, offsetof(proxy_resp_t, head) + src->head_len);
   for (size_t i = 0; i < dst->n; i++) {
     dst->f[i].name = dst->head + (src->f[i].name - src->head);
-    if (src->f[i].value != NULL)
-      dst->f[i].value = dst->head + (src->f[i].value - src->head);
+    dst->f[i].value = dst->head + (src->f[i].value - src->head);
   }
 }

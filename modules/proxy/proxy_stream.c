@@ -121,13 +121,12 @@ int proxy_send_body(proxy_req_t *q, bool chunked)
 
 int proxy_relay_interim(proxy_req_t *q, proxy_resp_t *r)
 {
-  const char *conn = proxy_resp_field(r, "Connection");
   const char *hdrs[2 * 32];
   size_t n = 0;
   if (r->status == 100)
     return 0; /* Expect is answered by the server itself */
   for (size_t i = 0; i < r->n && n < 32; i++)
-    if (!proxy_is_hop_by_hop(r->f[i].name, conn)) {
+    if (!(r->f[i].kind & (PROXY_F_HOP | PROXY_F_CONN_NAMED))) {
       hdrs[2 * n] = r->f[i].name;
       hdrs[2 * n + 1] = r->f[i].value;
       n++;

@@ -62,7 +62,7 @@ static void test_names(void **state)
 typedef struct got {
   int heads[4];
   size_t n_heads;
-  char body[256];
+  char body[4096];
   size_t body_len;
 } got_t;
 
@@ -176,6 +176,336 @@ static void test_parser_move(void **state)
   assert_memory_equal(g.body, "abcde", 5);
 }
 
+/* Feeds s (n bytes) in pieces whose ends are given by cuts (sorted, < n),
+ * then EOF when not done; the total used, or -1. */
+static ssize_t feed_split(const char *s, size_t n, const size_t *cuts, size_t n_cuts, got_t *g)
+{
+  size_t at = 0;
+  memset(g, 0, sizeof(*g));
+  proxy_resp_init(&R, false, on_head, on_body, g);
+  for (size_t i = 0; i <= n_cuts && !R.done; i++) {
+    size_t end = i < n_cuts ? cuts[i] : n;
+    ssize_t u;
+    if (end <= at)
+      continue;
+    u = proxy_resp_feed(&R, s + at, end - at);
+    if (u < 0)
+      return -1;
+    at += (size_t)u;
+  }
+  if (!R.done && proxy_resp_feed(&R, "", 0) < 0)
+    return -1;
+  return (ssize_t)at;
+}
+
+/* The result of one parse, to compare the ways of feeding the same bytes. */
+typedef struct outcome {
+  ssize_t used;
+  got_t g;
+  int status;
+  size_t n;
+  char names[512];
+  bool keep_alive, chunked;
+  int64_t length;
+} outcome_t;
+
+static void outcome_of(outcome_t *o, ssize_t used, const got_t *g)
+{
+  memset(o, 0, sizeof(*o));
+  o->used = used;
+  o->g = *g;
+  o->status = R.status;
+  o->n = R.n;
+  for (size_t i = 0; i < R.n; i++) {
+    strcat(o->names, R.f[i].name);
+    strcat(o->names, "=");
+    strcat(o->names, R.f[i].value);
+    strcat(o->names, ";");
+  }
+  o->keep_alive = R.keep_alive;
+  o->chunked = R.chunked;
+  o->length = R.content_length;
+}
+
+static void assert_same(const outcome_t *a, const outcome_t *b)
+{
+  assert_int_equal(a->used, b->used);
+  assert_int_equal(a->status, b->status);
+  assert_string_equal(a->names, b->names);
+  assert_int_equal(a->g.n_heads, b->g.n_heads);
+  assert_int_equal(a->g.body_len, b->g.body_len);
+  assert_memory_equal(a->g.body, b->g.body, a->g.body_len);
+  assert_int_equal(a->keep_alive, b->keep_alive);
+  assert_int_equal(a->chunked, b->chunked);
+  assert_int_equal(a->length, b->length);
+}
+
+/* Every framing gives the same result whole, one byte at a time, cut at
+ * every single boundary and in random pieces. */
+static void test_parser_splits(void **state)
+{
+  static const char *const resps[] = {
+      "HTTP/1.1 103 Early\r\nLink: <a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 11\r\n"
+      "X-A:  spaced value \t\r\nConnection: X-A, keep-alive\r\n\r\nhello world"
+      "HTTP/1.1 200 OK\r\n",
+      "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\n\r\n5;ext=1;b\r\nhello\r\n"
+      "A \t;x\r\n0123456789\r\n000\r\nTrailer-A: 1\r\nT2: x\r\n\r\nleftover",
+      "HTTP/1.0 200 Fine\r\nServer: s\r\n\r\nclose-delimited body bytes",
+      "HTTP/1.1 204 No Content\r\nX: 1\r\n\r\nHTTP/1.1 200 OK\r\n"};
+  unsigned seed = 12345;
+  (void)state;
+  for (size_t k = 0; k < sizeof(resps) / sizeof(resps[0]); k++) {
+    const char *s = resps[k];
+    size_t n = strlen(s), cuts[600];
+    outcome_t whole, other;
+    got_t g;
+    ssize_t u = feed_split(s, n, NULL, 0, &g);
+    assert_true(u > 0);
+    assert_true(R.done);
+    outcome_of(&whole, u, &g);
+    for (size_t i = 0; i < n; i++)
+      cuts[i] = i + 1;
+    u = feed_split(s, n, cuts, n, &g); /* one byte at a time */
+    outcome_of(&other, u, &g);
+    assert_same(&whole, &other);
+    for (size_t c = 1; c < n; c++) { /* one cut at each boundary */
+      u = feed_split(s, n, &c, 1, &g);
+      outcome_of(&other, u, &g);
+      assert_same(&whole, &other);
+    }
+    for (int round = 0; round < 200; round++) { /* random pieces */
+      size_t m = 0;
+      for (size_t at = 0; at < n && m < 600;) {
+        seed = seed * 1103515245u + 12345u;
+        at += 1 + (seed >> 16) % 24;
+        if (at < n)
+          cuts[m++] = at;
+      }
+      u = feed_split(s, n, cuts, m, &g);
+      outcome_of(&other, u, &g);
+      assert_same(&whole, &other);
+    }
+  }
+}
+
+/* s must be refused with the error why (fed whole, then byte by byte). */
+static void refused(const char *s, const char *why)
+{
+  got_t g;
+  size_t n = strlen(s), cuts[512];
+  for (size_t i = 0; i < n && i < 512; i++)
+    cuts[i] = i + 1;
+  assert_int_equal(feed_split(s, n, NULL, 0, &g), -1);
+  assert_non_null(R.error);
+  if (strcmp(R.error, why) != 0)
+    fail_msg("%s: got \"%s\", want \"%s\"", s, R.error, why);
+  assert_int_equal(proxy_resp_feed(&R, "x", 1), -1); /* errors are sticky */
+  assert_int_equal(proxy_resp_feed(&R, "", 0), -1);
+  assert_int_equal(feed_split(s, n, cuts, n < 512 ? n : 512, &g), -1);
+  assert_string_equal(R.error, why);
+}
+
+static void test_parser_refuses(void **state)
+{
+  (void)state;
+  refused("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "obs-fold in the response head");
+  refused("HTTP/1.1 200 OK\r\nX a\r\n\r\n", "response field without a colon");
+  refused("HTTP/1.1 200 OK\r\nX : a\r\n\r\n", "bad response field name");
+  refused("HTTP/1.1 200 OK\r\n: a\r\n\r\n", "empty response field name");
+  refused("HTTP/1.1 200 OK\r\nX: a\001b\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", "bad response field value");
+  /* long values are checked a word at a time: a control byte anywhere */
+  refused("HTTP/1.1 200 OK\r\nX: 0123456789abc\001defghij\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: 0123456789abcdefghij\177k\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: 01234567\037\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\nX: a\r\n\r\n", "bare LF in the response head");
+  refused("HTTP/1.1 200 OK\r\nX: a\n\r\n", "bare LF in the response head");
+  refused("HTTP/1.1 200 OK\r\nX: a\r\n\n", "bare LF in the response head");
+  refused("HTTP/1.1 20 OK\r\n\r\n", "bad status line");
+  refused("HTTP/1.1 2000 OK\r\n\r\n", "bad status line");
+  refused("HTTP/1.1 2x0 OK\r\n\r\n", "bad status line");
+  refused("HTTP/1.2 200 OK\r\n\r\n", "bad status line");
+  refused("HTTP/2.0 200 OK\r\n\r\n", "bad status line");
+  refused("HTTP/1.1  200 OK\r\n\r\n", "bad status line");
+  refused("\r\nHTTP/1.1 200 OK\r\n\r\n", "bad status line");
+  refused("HTTP/1.1 099 Low\r\n\r\n", "bad status code");
+  refused("HTTP/1.1 600 High\r\n\r\n", "bad status code");
+  refused("HTTP/1.1 200 O\001K\r\n\r\n", "bad reason phrase");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+          "more than one Content-Length");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
+          "more than one Content-Length");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\nhello", "bad Content-Length");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: +5\r\n\r\nhello", "bad Content-Length");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", "bad Content-Length");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\n", "bad Content-Length");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+          "both Content-Length and Transfer-Encoding");
+  refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nxx",
+          "Transfer-Encoding other than chunked");
+  refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+          "Transfer-Encoding other than chunked");
+  refused("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
+          "0\r\n\r\n",
+          "Transfer-Encoding other than chunked");
+  refused("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+          "Transfer-Encoding in an HTTP/1.0 response");
+#define CHUNKED "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+  refused(CHUNKED "x\r\n", "bad chunk size");
+  refused(CHUNKED "\r\n", "bad chunk size");
+  refused(CHUNKED "3x\r\nabc\r\n0\r\n\r\n", "bad chunk size");
+  refused(CHUNKED "3 x\r\nabc\r\n0\r\n\r\n", "bad chunk size");
+  refused(CHUNKED "3\n", "bad chunk size");
+  refused(CHUNKED "3;a\nabc", "bad chunk extension");
+  refused(CHUNKED "3\rabc", "bad chunk framing");
+  refused(CHUNKED "10000000000000000\r\n", "chunk size too large");
+  refused(CHUNKED "8000000000000000\r\n", "chunk size too large");
+  refused(CHUNKED "3\r\nabcd\r\n0\r\n\r\n", "no CRLF after the chunk data");
+  refused(CHUNKED "3\r\nabc\n0\r\n\r\n", "no CRLF after the chunk data");
+  refused(CHUNKED "0\r\nT: 1\n\r\n", "bad response trailer");
+  refused(CHUNKED "0\r\nT: 1\rx\r\n\r\n", "bad response trailer");
+  refused(CHUNKED "3\r\nab", "upstream closed in the middle of the body");
+  refused("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc",
+          "upstream closed in the middle of the body");
+  refused("HTTP/1.1 200 OK\r\nContent-Len", "upstream closed before a response");
+  refused("HTTP/1.1 100 Continue\r\n\r\n", "upstream closed before a response");
+  refused("", "upstream closed before a response");
+}
+
+/* Limits of what an upstream can make the parser hold or scan. */
+static void test_parser_limits(void **state)
+{
+  char *big = malloc(3 * PROXY_MAX_HEAD);
+  got_t g;
+  size_t n;
+  (void)state;
+  /* a chunk-size line of leading zeros or extensions is cut at 4 KiB */
+  strcpy(big, CHUNKED);
+  n = strlen(big);
+  memset(big + n, '0', 5000);
+  strcpy(big + n + 5000, "1\r\nx\r\n0\r\n\r\n");
+  assert_int_equal(feed_split(big, strlen(big), NULL, 0, &g), -1);
+  assert_string_equal(R.error, "chunk size line too long");
+  strcpy(big + n, "1;");
+  memset(big + n + 2, 'e', 5000);
+  strcpy(big + n + 5002, "\r\nx\r\n0\r\n\r\n");
+  assert_int_equal(feed_split(big, strlen(big), NULL, 0, &g), -1);
+  assert_string_equal(R.error, "chunk size line too long");
+  /* trailers count against the head's limit */
+  strcpy(big + n, "0\r\n");
+  n = strlen(big);
+  while (n < 2 * PROXY_MAX_HEAD) {
+    memcpy(big + n, "T: 12345\r\n", 10);
+    n += 10;
+  }
+  strcpy(big + n, "\r\n");
+  assert_int_equal(feed_split(big, strlen(big), NULL, 0, &g), -1);
+  assert_string_equal(R.error, "response trailers too large");
+  /* an extension within the limit is skipped */
+  assert_true(feed(CHUNKED "3;name=\"v a l\"\r\nabc\r\n0;last\r\n\r\n", false, &g) > 0);
+  assert_true(R.done && R.keep_alive);
+  assert_int_equal(g.body_len, 3);
+  free(big);
+}
+
+/* Framing and what follows the answer. */
+static void test_parser_framing(void **state)
+{
+  got_t g;
+  const char *s;
+  (void)state;
+  /* 204 and 304 end at their head whatever follows or says: the bytes
+   * after are not this response's */
+  s = "HTTP/1.1 204 No\r\nContent-Length: 5\r\n\r\nhello";
+  assert_int_equal(feed(s, false, &g), (ssize_t)strlen(s) - 5);
+  assert_true(R.done && R.keep_alive);
+  assert_int_equal(g.body_len, 0);
+  s = "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  assert_int_equal(feed(s, false, &g), (ssize_t)strlen(s) - 5);
+  assert_true(R.done);
+  /* HEAD: the same */
+  s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+  assert_int_equal(feed(s, true, &g), (ssize_t)strlen(s) - 5);
+  assert_true(R.done && R.chunked);
+  /* pipelined leftovers after a length and after chunks are not used */
+  s = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\n\r\n";
+  assert_int_equal(feed(s, false, &g), (ssize_t)strlen(s) - 19);
+  s = CHUNKED "2\r\nok\r\n0\r\n\r\nHTTP/1.1 200 OK\r\n\r\n";
+  assert_int_equal(feed(s, false, &g), (ssize_t)strlen(s) - 19);
+  assert_int_equal(proxy_resp_feed(&R, "x", 1), -1); /* nothing after done */
+  /* trailers are skipped */
+  assert_true(feed(CHUNKED "2\r\nok\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n", false, &g) > 0);
+  assert_true(R.done && R.keep_alive);
+  assert_int_equal(g.body_len, 2);
+  /* 1xx heads, then the final one */
+  s = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Hints\r\nLink: <x>\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz";
+  assert_int_equal(feed(s, false, &g), (ssize_t)strlen(s));
+  assert_int_equal(g.n_heads, 3);
+  assert_true(R.done && R.final_head && R.status == 200 && R.n == 1);
+  /* 101: the rest is another protocol's, never kept */
+  s = "HTTP/1.1 101 Switching\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n\x81\x01x";
+  assert_int_equal(feed(s, false, &g), (ssize_t)strlen(s) - 3);
+  assert_true(R.done && R.upgrade && !R.keep_alive);
+  /* keep-alive: HTTP/1.0 only when asked, 1.1 unless closed, never for a
+   * close-delimited body */
+  assert_true(feed("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", false, &g) > 0);
+  assert_true(R.done && !R.keep_alive);
+  assert_true(feed("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 0\r\n\r\n", false,
+                   &g) > 0);
+  assert_true(R.done && R.keep_alive);
+  assert_true(
+      feed("HTTP/1.1 200 OK\r\nConnection: x, CLOSE\r\nContent-Length: 0\r\n\r\n", false, &g) > 0);
+  assert_true(R.done && !R.keep_alive);
+  assert_true(feed("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\nabc", false, &g) > 0);
+  assert_int_equal(proxy_resp_feed(&R, "", 0), 0);
+  assert_true(R.done && !R.keep_alive);
+  assert_int_equal(g.body_len, 3);
+  /* HT and obs-text are value bytes, surrounding whitespace is not */
+  assert_true(feed("HTTP/1.1 200 OK\r\nX:\t 0123456789\tabc\xe9\xff defgh \t\r\n"
+                   "Content-Length: 0\r\n\r\n",
+                   false, &g) > 0);
+  assert_string_equal(R.f[0].value, "0123456789\tabc\xe9\xff defgh");
+  /* a length up to INT64_MAX is taken */
+  assert_true(feed("HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775807\r\n\r\nab", false, &g) >
+              0);
+  assert_int_equal(R.content_length, INT64_MAX);
+  assert_false(R.done);
+}
+
+/* Each field's kind is found once, Connection's tokens mark what they name. */
+static void test_parser_kinds(void **state)
+{
+  got_t g;
+  (void)state;
+  assert_true(feed("HTTP/1.1 200 OK\r\nconnection: x-a,, Keep-Alive\r\nX-A: 1\r\nTE: t\r\n"
+                   "Proxy-Foo: 1\r\nVIA: 1.1 a\r\nSet-Cookie: a=1\r\nContent-Location: /x\r\n"
+                   "Location: /y\r\nUpgrade: u\r\nDate: d\r\nServer: s\r\nX-B: 2\r\n"
+                   "www-authenticate: Negotiate\r\nTransfer-encoding: chunked\r\nTrailer: t\r\n"
+                   "Keep-Alive: 5\r\nX-A-: 3\r\n\r\n",
+                   true, &g) > 0);
+  assert_int_equal(R.n, 17);
+  assert_int_equal(R.f[0].kind, PROXY_F_HOP | PROXY_F_CONNECTION);
+  assert_int_equal(R.f[1].kind, PROXY_F_CONN_NAMED);
+  assert_int_equal(R.f[2].kind, PROXY_F_HOP);
+  assert_int_equal(R.f[3].kind, PROXY_F_HOP);
+  assert_int_equal(R.f[4].kind, PROXY_F_VIA);
+  assert_int_equal(R.f[5].kind, PROXY_F_COOKIE);
+  assert_int_equal(R.f[6].kind, PROXY_F_LOCATION);
+  assert_int_equal(R.f[7].kind, PROXY_F_LOCATION);
+  assert_int_equal(R.f[8].kind, PROXY_F_HOP | PROXY_F_UPGRADE);
+  assert_int_equal(R.f[9].kind, PROXY_F_OWN);
+  assert_int_equal(R.f[10].kind, PROXY_F_OWN);
+  assert_int_equal(R.f[11].kind, 0);
+  assert_int_equal(R.f[12].kind, PROXY_F_WWW_AUTH);
+  assert_int_equal(R.f[13].kind, PROXY_F_HOP | PROXY_F_TE);
+  assert_int_equal(R.f[14].kind, PROXY_F_HOP);
+  assert_int_equal(R.f[15].kind, PROXY_F_HOP | PROXY_F_CONN_NAMED);
+  assert_int_equal(R.f[16].kind, 0);
+  assert_string_equal(R.f[1].value, "1");
+  assert_string_equal(R.f[4].value, "1.1 a");
+}
+
 static void test_pool_identity(void **state)
 {
   proxy_upstream_t *u = proxy_upstream_get("http://127.0.0.1:9");
@@ -262,13 +592,12 @@ static void test_forwarding_values(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_upstream_lines),
-      cmocka_unit_test(test_names),
-      cmocka_unit_test(test_parser),
-      cmocka_unit_test(test_parser_move),
-      cmocka_unit_test(test_pool_identity),
-      cmocka_unit_test(test_formatters),
-      cmocka_unit_test(test_forwarding_values),
+      cmocka_unit_test(test_upstream_lines), cmocka_unit_test(test_names),
+      cmocka_unit_test(test_parser),         cmocka_unit_test(test_parser_move),
+      cmocka_unit_test(test_parser_splits),  cmocka_unit_test(test_parser_refuses),
+      cmocka_unit_test(test_parser_limits),  cmocka_unit_test(test_parser_framing),
+      cmocka_unit_test(test_parser_kinds),   cmocka_unit_test(test_pool_identity),
+      cmocka_unit_test(test_formatters),     cmocka_unit_test(test_forwarding_values),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
