@@ -138,6 +138,7 @@ struct proxy_resp {
   uint64_t left;      /* body: bytes left of the length or of the chunk */
   size_t line_len;    /* chunk framing: bytes of the current line */
   size_t trailer_len; /* chunk trailers: bytes so far */
+  unsigned interim;   /* 1xx heads so far (PROXY_MAX_INTERIM) */
   proxy_field_t f[PROXY_MAX_HEADERS];
   size_t head_len;
   char head[PROXY_MAX_HEAD]; /* last: a move copies only what is used */

@@ -27,6 +27,9 @@ enum {
 /* Head bytes copied per step: a read that carries a head and a large body
  * copies at most this much body it then discards. */
 #define HEAD_STEP 4096
+/* 1xx heads before the final one at most: an upstream that keeps sending
+ * them would hold the request (and a worker's wait) for ever. */
+#define PROXY_MAX_INTERIM 32
 
 /* tchar (RFC 9110 §5.6.2): the bytes of a field name (none above 0x7f). */
 static const unsigned char tchar[256] = {
@@ -325,6 +328,8 @@ static int head_done(proxy_resp_t *r)
   if (r->on_head != NULL && r->on_head(r->arg, r) != 0)
     return fail(r, "response refused");
   if (interim) { /* the final head follows */
+    if (++r->interim > PROXY_MAX_INTERIM)
+      return fail(r, "too many interim (1xx) responses");
     r->head_len = r->line_off = r->n = 0;
     r->got_status = false;
     return 0;
@@ -537,6 +542,7 @@ void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,
   r->status = r->version_minor = 0;
   r->reason[0] = '\0';
   r->reason_len = r->head_len = r->n = r->line_off = r->line_len = r->trailer_len = 0;
+  r->interim = 0;
   r->left = 0;
   r->chunked = r->final_head = r->done = r->keep_alive = r->upgrade = false;
   r->got_status = r->reusable = false;

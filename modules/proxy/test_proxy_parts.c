@@ -305,9 +305,32 @@ static void refused(const char *s, const char *why)
   assert_string_equal(R.error, why);
 }
 
+/* n interim 100 heads, then a final 200 with an empty body. */
+static char *interims(unsigned n)
+{
+  static const char one[] = "HTTP/1.1 100 Continue\r\n\r\n";
+  static const char fin[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+  char *s = malloc(n * (sizeof(one) - 1) + sizeof(fin)), *p = s;
+  assert_non_null(s);
+  for (unsigned i = 0; i < n; i++, p += sizeof(one) - 1)
+    memcpy(p, one, sizeof(one) - 1);
+  memcpy(p, fin, sizeof(fin));
+  return s;
+}
+
 static void test_parser_refuses(void **state)
 {
+  got_t g;
+  char *s;
   (void)state;
+  /* 32 interim heads pass, the 33rd is refused */
+  s = interims(32);
+  assert_int_equal(feed_split(s, strlen(s), NULL, 0, &g), (ssize_t)strlen(s));
+  assert_true(R.done);
+  free(s);
+  s = interims(33);
+  refused(s, "too many interim (1xx) responses");
+  free(s);
   refused("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "obs-fold in the response head");
   refused("HTTP/1.1 200 OK\r\nX a\r\n\r\n", "response field without a colon");
   refused("HTTP/1.1 200 OK\r\nX : a\r\n\r\n", "bad response field name");
