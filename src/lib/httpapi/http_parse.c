@@ -595,38 +595,48 @@ typedef struct fast_facts {
   size_t header_bytes, authz_bytes;
 } fast_facts_t;
 
-/* One field: its semantics as on_headers_complete and libhttp-parser see
- * them. False for anything the fast path leaves to the slow one. */
-static bool fast_field(fast_facts_t *f, const char *n, size_t nlen, const char *v, size_t vlen)
+/* n (nlen bytes) starts with the lowercase lit. */
+static bool fast_prefix(const char *n, size_t nlen, const char *lit, size_t lit_len)
 {
-  switch (nlen) {
-  case 4:
+  return nlen >= lit_len && fast_eq(n, lit_len, lit, lit_len);
+}
+
+/* One field: its semantics as on_headers_complete and libhttp-parser see
+ * them; v (vlen bytes) is the value without OWS, raw its length with the
+ * trailing OWS. False for anything the fast path leaves to the slow one:
+ * libhttp-parser reads a name by its prefix in places (a field named
+ * "Transfer-Encodings" is a Transfer-Encoding to it) and a Connection or
+ * Content-Length value with a trailing HTAB is not what it seems, so any
+ * name starting with one of its special names but the exact ones, and those
+ * values with trailing OWS, are its own. */
+static bool fast_field(fast_facts_t *f, const char *n, size_t nlen, const char *v, size_t vlen,
+                       size_t raw)
+{
+  if (nlen == 4) {
     f->n_host += fast_eq(n, 4, "host", 4);
-    return true;
-  case 6:
-    if (!fast_eq(n, 6, "expect", 6))
-      return true;
+  } else if (nlen == 6 && fast_eq(n, 6, "expect", 6)) {
     f->expect = true;
     return fast_eq(v, vlen, "100-continue", 12);
-  case 7:
-    return !fast_eq(n, 7, "upgrade", 7);
-  case 10:
-    if (!fast_eq(n, 10, "connection", 10))
-      return true;
-    f->close = fast_eq(v, vlen, "close", 5);
-    f->keep = fast_eq(v, vlen, "keep-alive", 10);
-    return ++f->n_conn == 1 && (f->close || f->keep);
-  case 14:
-    if (!fast_eq(n, 14, "content-length", 14))
-      return true;
-    if (f->has_cl || vlen != 1 || v[0] != '0')
-      return false;
-    f->has_cl = true;
+  }
+  switch (n[0] | 0x20) {
+  case 'c':
+    if (fast_prefix(n, nlen, "connection", 10)) {
+      f->close = fast_eq(v, raw, "close", 5);
+      f->keep = fast_eq(v, raw, "keep-alive", 10);
+      return nlen == 10 && ++f->n_conn == 1 && (f->close || f->keep);
+    }
+    if (fast_prefix(n, nlen, "content-length", 14)) {
+      if (nlen != 14 || f->has_cl || raw != 1 || v[0] != '0')
+        return false;
+      f->has_cl = true;
+    }
     return true;
-  case 16:
-    return !fast_eq(n, 16, "proxy-connection", 16);
-  case 17:
-    return !fast_eq(n, 17, "transfer-encoding", 17);
+  case 'p':
+    return !fast_prefix(n, nlen, "proxy-connection", 16);
+  case 't':
+    return !fast_prefix(n, nlen, "transfer-encoding", 17);
+  case 'u':
+    return !fast_prefix(n, nlen, "upgrade", 7);
   default:
     return true;
   }
@@ -657,8 +667,10 @@ static bool fast_fields(gh__http_parser_t *p, const char *data, const char *s, c
     const char *cr = memchr(v, '\r', (size_t)(end - v));
     if (cr == NULL || end - cr < 2 || cr[1] != '\n' || has_ctl(v, (size_t)(cr - v)))
       return false;
-    /* the limits count the whole value, whitespace too: never less than
-     * the slow path counts */
+    while (v < cr && is_ows(v[0]))
+      v++;
+    /* the limits count the value as libhttp-parser hands it over: from its
+     * first byte after the OWS to the CR (trailing OWS included) */
     size_t raw = (size_t)(cr - v);
     f->header_bytes += nlen + 4;
     if (authz_own && fast_eq(name, nlen, "authorization", 13))
@@ -669,11 +681,9 @@ static bool fast_fields(gh__http_parser_t *p, const char *data, const char *s, c
         m->n_headers >= lim->max_header_count)
       return false;
     const char *ve = cr;
-    while (v < ve && is_ows(v[0]))
-      v++;
     while (ve > v && is_ows(ve[-1]))
       ve--;
-    if (!fast_field(f, name, nlen, v, (size_t)(ve - v)))
+    if (!fast_field(f, name, nlen, v, (size_t)(ve - v), raw))
       return false;
     if (m->n_headers == m->hcap_n && grow_headers(m) != 0)
       return false;
@@ -716,7 +726,8 @@ static bool fast_head(gh__http_parser_t *p, const char *data, size_t len, size_t
 {
   gh__http_msg_t *m = p->msg;
   size_t section = cap32(gh__http_section_max(p->lim));
-  const char *end = data + (len < section ? len : section); /* a longer head is not ours */
+  /* the slow path counts the head but its final LF against the bound */
+  const char *end = data + (len <= section ? len : section + 1);
   fast_facts_t f = {0};
   unsigned method = 0;
   size_t ml = fast_method(data, (size_t)(end - data), &method);
