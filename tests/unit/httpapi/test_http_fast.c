@@ -56,8 +56,8 @@ static void put_head(trace_t *t, const gh__http_parser_t *p, const gh__http_msg_
   put(t, " %u %s ", m->method, m->method_str);
   put_bytes(t, m->url, m->url_len);
   put(t, " %u.%u cl=%d/%llu ch=%d ex=%d ka=%d head=%d n=%u", m->http_major, m->http_minor,
-      m->has_content_length, (unsigned long long)m->content_length, m->chunked,
-      m->expect_continue, m->keep_alive, m->head, m->n_headers);
+      m->has_content_length, (unsigned long long)m->content_length, m->chunked, m->expect_continue,
+      m->keep_alive, m->head, m->n_headers);
   for (unsigned i = 0; i < m->n_headers; i++) {
     put_bytes(t, m->headers[i].name, m->headers[i].name_len);
     put_bytes(t, m->headers[i].value, m->headers[i].value_len);
@@ -112,7 +112,7 @@ static trace_t fast_tr, slow_tr;
  * whole-feed trace (for the caller's own checks). */
 static const trace_t *same(const gh__http_limits_t *lim, const char *data, size_t len)
 {
-  static const size_t steps[] = { 0, 1, 2, 7, 16, 33 };
+  static const size_t steps[] = {0, 1, 2, 7, 16, 33};
   for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
     trace_run(lim, data, len, steps[i], true, &slow_tr);
     trace_run(lim, data, len, steps[i], false, &fast_tr);
@@ -131,18 +131,30 @@ static const trace_t *same(const gh__http_limits_t *lim, const char *data, size_
 }
 
 static const gh__http_limits_t small = {
-  .max_uri = 64, .max_header_bytes = 256, .max_header_count = 8, .max_body = 100,
+    .max_uri = 64,
+    .max_header_bytes = 256,
+    .max_header_count = 8,
+    .max_body = 100,
 };
 static const gh__http_limits_t authz = {
-  .max_uri = 64, .max_header_bytes = 256, .max_header_count = 8, .max_body = 100,
-  .max_authz_bytes = 40,
+    .max_uri = 64,
+    .max_header_bytes = 256,
+    .max_header_count = 8,
+    .max_body = 100,
+    .max_authz_bytes = 40,
 };
 static const gh__http_limits_t big = {
-  .max_uri = 8192, .max_header_bytes = 16384, .max_header_count = 100, .max_body = 1 << 20,
-  .max_authz_bytes = 87448,
+    .max_uri = 8192,
+    .max_header_bytes = 16384,
+    .max_header_count = 100,
+    .max_body = 1 << 20,
+    .max_authz_bytes = 87448,
 };
 
-#define S(lit) { lit, sizeof(lit) - 1 }
+#define S(lit)                                                                                     \
+  {                                                                                                \
+    lit, sizeof(lit) - 1                                                                           \
+  }
 
 typedef struct input {
   const char *s;
@@ -151,129 +163,129 @@ typedef struct input {
 
 /* Heads the fast path reads (under every limit set above). */
 static const input_t plain[] = {
-  S("GET /p/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
-  S("GET /p/x HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"),
-  S("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
-  S("PUT /f HTTP/1.1\r\nHost: h\r\ncontent-length:0\r\n\r\n"),
-  S("DELETE /f HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("OPTIONS /f HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("PATCH /f HTTP/1.1\r\nHost: h\r\nContent-Length: \t0\r\n\r\n"),
-  S("GET / HTTP/1.0\r\n\r\n"),
-  S("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"),
-  S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
-  S("GET / HTTP/1.0\r\nConnection: close\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: CLOSE\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n"),
-  S("GET / HTTP/1.0\r\nExpect: 100-Continue\r\n\r\n"),
-  S("GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Sp:  v v  \r\nX-T:\tv\t\r\n\r\n"),
-  S("GET /a?b=c#d HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /a#b?c#d??## HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /!$&'()*+,;=:@-._~%20\"<>[]^`{|}\\ HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX-U: caf\xc3\xa9 \xff\x80\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\n!#$%&'*+-.^_`|~09azAZ: v\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Negotiate abc\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nhost: h\r\nX-Content-Length: 5\r\nX-Transfer-Encoding: x\r\n"
-    "X-Upgrade: y\r\nX-Connection: z\r\nExpected: 1\r\nConnect: 1\r\nContent: 1\r\n\r\n"),
-  /* pipelined: the rest is the next message's, or garbage */
-  S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n"
-    "abcGET /3 HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nxyz\r\n\r\n"),
-  S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /p/x HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"),
+    S("GET /p/x HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n"),
+    S("HEAD / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("POST /f HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n"),
+    S("PUT /f HTTP/1.1\r\nHost: h\r\ncontent-length:0\r\n\r\n"),
+    S("DELETE /f HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("OPTIONS /f HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("PATCH /f HTTP/1.1\r\nHost: h\r\nContent-Length: \t0\r\n\r\n"),
+    S("GET / HTTP/1.0\r\n\r\n"),
+    S("GET / HTTP/1.0\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"),
+    S("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"),
+    S("GET / HTTP/1.0\r\nConnection: close\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: CLOSE\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n"),
+    S("GET / HTTP/1.0\r\nExpect: 100-Continue\r\n\r\n"),
+    S("GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\nX-Empty:\r\nX-Sp:  v v  \r\nX-T:\tv\t\r\n\r\n"),
+    S("GET /a?b=c#d HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /a#b?c#d??## HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /!$&'()*+,;=:@-._~%20\"<>[]^`{|}\\ HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX-U: caf\xc3\xa9 \xff\x80\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\n!#$%&'*+-.^_`|~09azAZ: v\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Negotiate abc\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nhost: h\r\nX-Content-Length: 5\r\nX-Transfer-Encoding: x\r\n"
+      "X-Upgrade: y\r\nX-Connection: z\r\nExpected: 1\r\nConnect: 1\r\nContent: 1\r\n\r\n"),
+    /* pipelined: the rest is the next message's, or garbage */
+    S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nPOST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n"
+      "abcGET /3 HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nxyz\r\n\r\n"),
+    S("GET /1 HTTP/1.1\r\nHost: h\r\n\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n"),
 };
 
 /* Heads the fast path leaves to libhttp-parser: smuggling classics, bad
  * grammar, what it does not do. Most are errors, a few are served. */
 static const input_t nasty[] = {
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\nx"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0 0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 05\r\n\r\nhello"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  5\r\n\r\nhello"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\t\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0 \r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Lengths: 0\r\n\r\n"),
-  /* libhttp-parser takes a name by its prefix: a Transfer-Encoding to it */
-  S("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encodings: x\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nUpgrades: x\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnections: close\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close \r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost : h\r\n\r\n"),
-  S("GET / HTTP/1.1\r\n Host: h\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n"),
-  S("GET / HTTP/1.1\nHost: h\n\n"),
-  S("GET / HTTP/1.1\r\nHost: h\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\n\n"),
-  S("GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\n\rX\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX\x80: a\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\n: a\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nX\r\n\r\n"),
-  S("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET  / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /  HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/1.1 \r\nHost: h\r\n\r\n"),
-  S("GET http://h/x HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET h/x HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET /\r\n\r\n"),
-  S("GET / HTTP/2.0\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/1.2\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/0.9\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/1.10\r\nHost: h\r\n\r\n"),
-  S("GET / http/1.1\r\nHost: h\r\n\r\n"),
-  S("get / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GETS / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nProxy-Connection: close\r\n\r\n"),
-  S("GET / HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, keep-alive\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: closed\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nConnection: TE\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nExpect: x\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
-  S("GET / HTTP/1.1\r\n\r\n"),
-  S("GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n"),
-  S("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h\r\n\r"),
-  S("GET / HTTP/1.1\r\nHost: h\r\n"),
-  S("GET / HTTP/1.1\r\nHost: h"),
-  S("GET"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhel"),
-  S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nContent-Length: 1\r\n\r\nx"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: -0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 00\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0 0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0x0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 05\r\n\r\nhello"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:  5\r\n\r\nhello"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length:\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\t\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0 \r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Lengths: 0\r\n\r\n"),
+    /* libhttp-parser takes a name by its prefix: a Transfer-Encoding to it */
+    S("GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encodings: x\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nUpgrades: x\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnections: close\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\t\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close \r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost : h\r\n\r\n"),
+    S("GET / HTTP/1.1\r\n Host: h\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX: a\r\n b\r\n\r\n"),
+    S("GET / HTTP/1.1\nHost: h\n\n"),
+    S("GET / HTTP/1.1\r\nHost: h\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\n\n"),
+    S("GET / HTTP/1.1\r\nHost: h\rX: y\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\n\rX\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX: a\0b\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX: a\x7f\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX: a\x01\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX\x80: a\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\n: a\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nX\r\n\r\n"),
+    S("GET /caf\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /a\x7f HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET  / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /  HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/1.1 \r\nHost: h\r\n\r\n"),
+    S("GET http://h/x HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET h/x HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("CONNECT h:443 HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET /\r\n\r\n"),
+    S("GET / HTTP/2.0\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/1.2\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/0.9\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/1.10\r\nHost: h\r\n\r\n"),
+    S("GET / http/1.1\r\nHost: h\r\n\r\n"),
+    S("get / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GETS / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("PROPFIND / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nProxy-Connection: close\r\n\r\n"),
+    S("GET / HTTP/1.0\r\nProxy-Connection: keep-alive\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close, keep-alive\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\nConnection: close\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: closed\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nConnection: TE\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nExpect: x\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+    S("GET / HTTP/1.1\r\n\r\n"),
+    S("GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n"),
+    S("\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("\nGET / HTTP/1.1\r\nHost: h\r\n\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h\r\n\r"),
+    S("GET / HTTP/1.1\r\nHost: h\r\n"),
+    S("GET / HTTP/1.1\r\nHost: h"),
+    S("GET"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhel"),
+    S("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 101\r\n\r\n"),
 };
 
 static void test_plain_heads_take_the_fast_path(void **state)
 {
   (void)state;
-  const gh__http_limits_t *lims[] = { &small, &authz, &big };
+  const gh__http_limits_t *lims[] = {&small, &authz, &big};
   for (size_t l = 0; l < 3; l++)
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
       const trace_t *t = same(lims[l], plain[i].s, plain[i].len);
@@ -285,7 +297,7 @@ static void test_plain_heads_take_the_fast_path(void **state)
 static void test_nasty_heads_fall_back(void **state)
 {
   (void)state;
-  const gh__http_limits_t *lims[] = { &small, &authz, &big };
+  const gh__http_limits_t *lims[] = {&small, &authz, &big};
   for (size_t l = 0; l < 3; l++)
     for (size_t i = 0; i < sizeof(nasty) / sizeof(nasty[0]); i++) {
       const trace_t *t = same(lims[l], nasty[i].s, nasty[i].len);
@@ -404,11 +416,11 @@ static void test_mutations(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_plain_heads_take_the_fast_path),
-    cmocka_unit_test(test_nasty_heads_fall_back),
-    cmocka_unit_test(test_limits_at_and_past),
-    cmocka_unit_test(test_section_bound),
-    cmocka_unit_test(test_mutations),
+      cmocka_unit_test(test_plain_heads_take_the_fast_path),
+      cmocka_unit_test(test_nasty_heads_fall_back),
+      cmocka_unit_test(test_limits_at_and_past),
+      cmocka_unit_test(test_section_bound),
+      cmocka_unit_test(test_mutations),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
