@@ -21,7 +21,8 @@ static int fail(gh__http_parser_t *p, int status)
   return 1;
 }
 
-static int hbuf_append(gh__http_msg_t *m, const char *at, size_t len)
+/* Room for len more bytes and a NUL in hbuf. */
+static int hbuf_reserve(gh__http_msg_t *m, size_t len)
 {
   if (len > SIZE_MAX / 2 - m->hlen)
     return -ENOMEM;
@@ -35,6 +36,13 @@ static int hbuf_append(gh__http_msg_t *m, const char *at, size_t len)
     m->hbuf = n;
     m->hcap = cap;
   }
+  return 0;
+}
+
+static int hbuf_append(gh__http_msg_t *m, const char *at, size_t len)
+{
+  if (hbuf_reserve(m, len) != 0)
+    return -ENOMEM;
   memcpy(m->hbuf + m->hlen, at, len);
   m->hlen += len;
   return 0;
@@ -401,8 +409,10 @@ void gh__http_parser_init(gh__http_parser_t *p, const gh__http_limits_t *lim)
 void gh__http_parser_begin(gh__http_parser_t *p, gh__http_msg_t *msg)
 {
   const gh__http_limits_t *lim = p->lim;
+  bool fast_off = p->fast_off;
   memset(p, 0, sizeof(*p));
   p->lim = lim;
+  p->fast_off = fast_off;
   p->msg = msg;
   p->max_body = lim->max_body;
   p->scan_line_start = true;
@@ -504,6 +514,273 @@ static int map_errno(enum http_errno e)
   }
 }
 
+/* ---- the fast path ------------------------------------------------------
+ *
+ * A message whose whole head is in its first feed, and that uses nothing
+ * unusual, is read here in one pass into the same results; anything else
+ * (any limit reached, a byte or token outside the strict grammar below, a
+ * body, Transfer-Encoding, Upgrade, a Connection other than one "close" or
+ * "keep-alive", CONNECT, leading empty lines...) makes fast_head() return
+ * false having changed nothing the slow path reads, and libhttp-parser takes
+ * the message from its first byte and answers as it always did. Every rule
+ * is at least as strict as the slow path's, so a head taken here is one the
+ * slow path takes with the same results.
+ *
+ * Only heads without a body are taken (no Content-Length, or exactly
+ * "Content-Length: 0"): the body states (identity, chunked, streaming,
+ * max_body) stay libhttp-parser's alone, and after GH__HTTP_HEADERS the one
+ * byte left of the head (its final LF, where the slow path pauses too) ends
+ * the message. */
+
+typedef struct fast_method {
+  char s[9]; /* the method and its SP */
+  uint8_t len;
+  uint8_t method;
+} fast_method_t;
+
+static const fast_method_t fast_methods[] = {
+    {"GET ", 4, HTTP_GET},     {"HEAD ", 5, HTTP_HEAD},     {"POST ", 5, HTTP_POST},
+    {"PUT ", 4, HTTP_PUT},     {"DELETE ", 7, HTTP_DELETE}, {"OPTIONS ", 8, HTTP_OPTIONS},
+    {"PATCH ", 6, HTTP_PATCH},
+};
+
+/* The method and its SP at s (n bytes): their length, 0 if not one of ours. */
+static size_t fast_method(const char *s, size_t n, unsigned *method)
+{
+  for (size_t i = 0; i < sizeof(fast_methods) / sizeof(fast_methods[0]); i++) {
+    const fast_method_t *m = &fast_methods[i];
+    if (m->s[0] == s[0] && n > m->len && memcmp(s, m->s, m->len) == 0) {
+      *method = m->method;
+      return m->len;
+    }
+  }
+  return 0;
+}
+
+/* An origin-form request-target at s: '/' then visible ASCII up to the SP.
+ * Its length, 0 if it is not one. */
+static size_t fast_target(const char *s, const char *end)
+{
+  const char *t = s;
+  if (t == end || *t != '/')
+    return 0;
+  for (; end - t >= 8; t += 8) {
+    uint64_t w = gh__load64(t);
+    if (gh__bytes_below(w, 0x21) | (w & GH__BYTES_HIGH) |
+        gh__bytes_zero(w ^ (GH__BYTES_ONES * 0x7f)))
+      break;
+  }
+  while (t < end && (unsigned)(unsigned char)*t - 0x21u < 0x5eu)
+    t++;
+  return t < end && *t == ' ' ? (size_t)(t - s) : 0;
+}
+
+/* s (n bytes, no CTL but HTAB) equals the lowercase ASCII lit, ignoring the
+ * case of letters: `| 0x20` maps no other byte that can be here onto a
+ * letter, digit or '-' (only CTLs and CR would). */
+static bool fast_eq(const char *s, size_t n, const char *lit, size_t lit_len)
+{
+  if (n != lit_len)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
+      return false;
+  return true;
+}
+
+/* What the fast path learns of a head. */
+typedef struct fast_facts {
+  unsigned n_host, n_conn;
+  bool has_cl, expect, close, keep;
+  size_t header_bytes, authz_bytes;
+} fast_facts_t;
+
+/* n (nlen bytes) starts with the lowercase lit. */
+static bool fast_prefix(const char *n, size_t nlen, const char *lit, size_t lit_len)
+{
+  return nlen >= lit_len && fast_eq(n, lit_len, lit, lit_len);
+}
+
+/* One field: its semantics as on_headers_complete and libhttp-parser see
+ * them; v (vlen bytes) is the value without OWS, raw its length with the
+ * trailing OWS. False for anything the fast path leaves to the slow one:
+ * libhttp-parser reads a name by its prefix in places (a field named
+ * "Transfer-Encodings" is a Transfer-Encoding to it) and a Connection or
+ * Content-Length value with a trailing HTAB is not what it seems, so any
+ * name starting with one of its special names but the exact ones, and those
+ * values with trailing OWS, are its own. */
+static bool fast_field(fast_facts_t *f, const char *n, size_t nlen, const char *v, size_t vlen,
+                       size_t raw)
+{
+  if (nlen == 4) {
+    f->n_host += fast_eq(n, 4, "host", 4);
+  } else if (nlen == 6 && fast_eq(n, 6, "expect", 6)) {
+    f->expect = true;
+    return fast_eq(v, vlen, "100-continue", 12);
+  }
+  switch (n[0] | 0x20) {
+  case 'c':
+    if (fast_prefix(n, nlen, "connection", 10)) {
+      f->close = fast_eq(v, raw, "close", 5);
+      f->keep = fast_eq(v, raw, "keep-alive", 10);
+      return nlen == 10 && ++f->n_conn == 1 && (f->close || f->keep);
+    }
+    if (fast_prefix(n, nlen, "content-length", 14)) {
+      if (nlen != 14 || f->has_cl || raw != 1 || v[0] != '0')
+        return false;
+      f->has_cl = true;
+    }
+    return true;
+  case 'p':
+    return !fast_prefix(n, nlen, "proxy-connection", 16);
+  case 't':
+    return !fast_prefix(n, nlen, "transfer-encoding", 17);
+  case 'u':
+    return !fast_prefix(n, nlen, "upgrade", 7);
+  default:
+    return true;
+  }
+}
+
+/* The fields from s to the empty line: hoffs (offsets from data), the facts,
+ * and where the head ends (after the empty line's LF). False to fall back. */
+static bool fast_fields(gh__http_parser_t *p, const char *data, const char *s, const char *end,
+                        fast_facts_t *f, const char **ret_end)
+{
+  gh__http_msg_t *m = p->msg;
+  const gh__http_limits_t *lim = p->lim;
+  bool authz_own = lim->max_authz_bytes != 0;
+  for (;;) {
+    if (end - s < 2)
+      return false;
+    if (s[0] == '\r') {
+      *ret_end = s + 2;
+      return s[1] == '\n';
+    }
+    const char *name = s;
+    while (s < end && gh__is_tchar((unsigned char)*s))
+      s++;
+    if (s == name || s == end || *s != ':')
+      return false;
+    size_t nlen = (size_t)(s - name);
+    const char *v = s + 1;
+    const char *cr = memchr(v, '\r', (size_t)(end - v));
+    if (cr == NULL || end - cr < 2 || cr[1] != '\n' || has_ctl(v, (size_t)(cr - v)))
+      return false;
+    while (v < cr && is_ows(v[0]))
+      v++;
+    /* the limits count the value as libhttp-parser hands it over: from its
+     * first byte after the OWS to the CR (trailing OWS included) */
+    size_t raw = (size_t)(cr - v);
+    f->header_bytes += nlen + 4;
+    if (authz_own && fast_eq(name, nlen, "authorization", 13))
+      f->authz_bytes += raw;
+    else
+      f->header_bytes += raw;
+    if (f->header_bytes > lim->max_header_bytes || f->authz_bytes > cap32(lim->max_authz_bytes) ||
+        m->n_headers >= lim->max_header_count)
+      return false;
+    const char *ve = cr;
+    while (ve > v && is_ows(ve[-1]))
+      ve--;
+    if (!fast_field(f, name, nlen, v, (size_t)(ve - v), raw))
+      return false;
+    if (m->n_headers == m->hcap_n && grow_headers(m) != 0)
+      return false;
+    gh__http_hoff_t *o = &m->hoffs[m->n_headers++];
+    o->noff = (uint32_t)(name - data);
+    o->nlen = (uint32_t)nlen;
+    o->voff = (uint32_t)(v - data);
+    o->vlen = (uint32_t)(ve - v);
+    s = cr + 2;
+  }
+}
+
+/* The head in hbuf, NUL-terminated pieces, the header table. */
+static bool fast_store(gh__http_msg_t *m, const char *data, size_t head_len, size_t url_off)
+{
+  if (hbuf_reserve(m, head_len) != 0)
+    return false;
+  memcpy(m->hbuf, data, head_len);
+  m->hlen = head_len;
+  m->url = m->hbuf + url_off;
+  m->hbuf[url_off + m->url_len] = '\0'; /* the SP after the target */
+  for (unsigned i = 0; i < m->n_headers; i++) {
+    const gh__http_hoff_t *o = &m->hoffs[i];
+    gh__http_header_t *h = &m->headers[i];
+    h->name = m->hbuf + o->noff;
+    h->name_len = o->nlen;
+    m->hbuf[o->noff + o->nlen] = '\0'; /* the colon */
+    h->value = m->hbuf + o->voff;
+    h->value_len = o->vlen;
+    m->hbuf[o->voff + o->vlen] = '\0'; /* OWS or the CR */
+  }
+  return true;
+}
+
+/* The whole head of a new message in data (len bytes), read in one pass:
+ * true with the results in p->msg and *ret_used where the slow path pauses
+ * (before the final LF); false (nothing changed that the slow path reads)
+ * to leave the message to libhttp-parser. */
+static bool fast_head(gh__http_parser_t *p, const char *data, size_t len, size_t *ret_used)
+{
+  gh__http_msg_t *m = p->msg;
+  size_t section = cap32(gh__http_section_max(p->lim));
+  /* the slow path counts the head but its final LF against the bound */
+  const char *end = data + (len <= section ? len : section + 1);
+  fast_facts_t f = {0};
+  unsigned method = 0;
+  size_t ml = fast_method(data, (size_t)(end - data), &method);
+  size_t tl = ml ? fast_target(data + ml, end) : 0;
+  const char *v = data + ml + tl + 1; /* after the SP */
+  const char *head_end = NULL;
+  if (tl == 0 || tl > p->lim->max_uri || end - v < 10 || memcmp(v, "HTTP/1.", 7) != 0 ||
+      (v[7] != '0' && v[7] != '1') || v[8] != '\r' || v[9] != '\n' ||
+      !fast_fields(p, data, v + 10, end, &f, &head_end))
+    goto fall_back;
+  unsigned minor = (unsigned)(v[7] - '0');
+  if (f.n_host > 1 || (minor == 1 && f.n_host == 0))
+    goto fall_back;
+  m->url_len = tl;
+  if (!fast_store(m, data, (size_t)(head_end - data), ml))
+    goto fall_back;
+  m->method = method;
+  m->method_str = http_method_str((enum http_method)method);
+  m->head = method == HTTP_HEAD;
+  m->http_major = 1;
+  m->http_minor = (unsigned short)minor;
+  m->has_content_length = f.has_cl;
+  m->expect_continue = f.expect && minor >= 1;
+  m->keep_alive = minor == 1 ? !f.close : f.keep; /* http_should_keep_alive */
+  p->fast = true;
+  p->phase = PH_BODY;
+  p->scan_done = true;
+  p->header_bytes = f.header_bytes;
+  p->authz_bytes = (uint32_t)f.authz_bytes;
+  p->section_bytes = (uint32_t)(head_end - data - 1);
+  *ret_used = (size_t)(head_end - data - 1);
+  return true;
+fall_back:
+  m->n_headers = 0;
+  m->url_len = 0;
+  m->hlen = 0;
+  return false;
+}
+
+/* After a fast-path head: the head's final LF ends the message (no body),
+ * as libhttp-parser would end it. */
+static int fast_end(gh__http_parser_t *p, const char *data, size_t len, size_t *ret_used)
+{
+  *ret_used = 0;
+  if (len == 0 || data[0] != '\n') { /* not the rest of the head: the owner's bug */
+    p->status = 400;
+    return GH__HTTP_ERROR;
+  }
+  *ret_used = 1;
+  p->phase = PH_DONE;
+  return GH__HTTP_DONE;
+}
+
 int gh__http_parser_feed(gh__http_parser_t *p, const char *data, size_t len, size_t *ret_used)
 {
   int ret = GH__HTTP_MORE;
@@ -513,6 +790,12 @@ int gh__http_parser_feed(gh__http_parser_t *p, const char *data, size_t len, siz
     ret = p->status != 0 ? GH__HTTP_ERROR : GH__HTTP_DONE;
     goto out;
   }
+  if (p->fast)
+    return fast_end(p, data, len, ret_used);
+  /* the first bytes of a message: the whole head may be here */
+  if (p->phase == PH_IDLE && p->section_bytes == 0 && len > 0 && !p->fast_off &&
+      fast_head(p, data, len, ret_used))
+    return GH__HTTP_HEADERS;
   if (p->phase != PH_BODY)
     p->frame_prev_cr = p->scan_prev_cr; /* a CR at the end of the last feed */
   if (!p->scan_done && scan_obs_fold(p, data, len)) {

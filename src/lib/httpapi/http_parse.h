@@ -22,6 +22,14 @@
  *     GH__HTTP_ERROR   p.status holds the HTTP status to answer (400, 413, 414,
  *                      431, 417, 501, 505); the connection must be closed
  *
+ * Fast path: when the first feed of a message holds its whole head and the
+ * head is plain (a known method but CONNECT, an origin-form target of
+ * visible ASCII, HTTP/1.0 or 1.1, token field names, no body, no
+ * Transfer-Encoding, Upgrade or unusual Connection, every limit met), it is
+ * read in one pass without libhttp-parser; anything else is given to
+ * libhttp-parser from the message's first byte. Both give the same events,
+ * used counts and results (the unit test and the fuzz target check it).
+ *
  * Storage: the message copies the request-target, header names and values
  * and the (de-chunked) body into its own growable buffers, so the fed bytes
  * need not outlive the call. A message can be reused for the next request
@@ -110,6 +118,9 @@ typedef struct gh__http_parser {
   uint8_t frame_crlf;       /* chunked framing: CR, LF still due after chunk data (2, 1) */
   bool stream;              /* the owner consumes msg->body as it comes */
   uint64_t body_seen;       /* decoded body bytes of this message */
+  bool fast;                /* this message's head was read by the fast path */
+  bool fast_off;            /* tests: every message goes through libhttp-parser
+                               (kept by begin; set after init) */
 } gh__http_parser_t;
 
 /** A chunk-size line (with its extensions) or a trailer line longer than
