@@ -36,8 +36,14 @@ static int run(gh_http_context_t *ctx, bool resumed);
 #endif
 #define GH__PL_SPARE_POOLS 4         /* per thread */
 #define GH__PL_SHARED_SPARE_POOLS 64 /* for all threads */
+/* A spare pool and the user block of the request that ended with it (or
+ * NULL): the user of the next request takes it (gh__pl_user_new_server). */
+typedef struct spare {
+  gh__pool_t *pool;
+  void *user;
+} spare_t;
 typedef struct spare_pools {
-  gh__pool_t *p[GH__PL_SPARE_POOLS];
+  spare_t p[GH__PL_SPARE_POOLS];
   size_t n;
 } spare_pools_t;
 static __thread spare_pools_t spare;
@@ -46,14 +52,20 @@ static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static pthread_key_t spare_key;
 static bool spare_key_ok;
 static pthread_mutex_t shared_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP; /* short, hot */
-static gh__pool_t *shared_spare[GH__PL_SHARED_SPARE_POOLS];
+static spare_t shared_spare[GH__PL_SHARED_SPARE_POOLS];
 static size_t n_shared_spare;
+
+static void spare_free(spare_t *sp)
+{
+  gh__pool_free(sp->pool);
+  free(sp->user);
+}
 
 static void spare_exit(void *arg)
 {
   spare_pools_t *sp = arg;
   while (sp->n > 0)
-    gh__pool_free(sp->p[--sp->n]);
+    spare_free(&sp->p[--sp->n]);
 }
 
 static void spare_init(void)
@@ -61,25 +73,29 @@ static void spare_init(void)
   spare_key_ok = pthread_key_create(&spare_key, spare_exit) == 0;
 }
 
-static gh__pool_t *pool_get(void)
+/* A pool for a request, and a spare user block in *ret_user (or NULL). */
+static gh__pool_t *pool_get(void **ret_user)
 {
-  gh__pool_t *p = NULL;
-  if (spare.n > 0)
-    return spare.p[--spare.n];
-  pthread_mutex_lock(&shared_lock);
-  if (n_shared_spare > 0)
-    p = shared_spare[--n_shared_spare];
-  pthread_mutex_unlock(&shared_lock);
-  return p != NULL ? p : gh__pool_new(8192);
+  spare_t sp = {NULL, NULL};
+  if (spare.n > 0) {
+    sp = spare.p[--spare.n];
+  } else {
+    pthread_mutex_lock(&shared_lock);
+    if (n_shared_spare > 0)
+      sp = shared_spare[--n_shared_spare];
+    pthread_mutex_unlock(&shared_lock);
+  }
+  *ret_user = sp.user;
+  return sp.pool != NULL ? sp.pool : gh__pool_new(8192);
 }
 
-/* Runs the pool's cleanups and keeps it as a spare, or frees it. */
-static void pool_put(gh__pool_t *p)
+/* Runs the pool's cleanups and keeps it as a spare with the user block
+ * (NULL: none), or frees both. */
+static void pool_put(gh__pool_t *p, void *user)
 {
-  if (p == NULL)
-    return;
-  if (!GH__PL_SPARE_POOL) {
-    gh__pool_free(p);
+  spare_t sp = {p, user};
+  if (p == NULL || !GH__PL_SPARE_POOL) {
+    spare_free(&sp);
     return;
   }
   if (!spare_registered) {
@@ -88,23 +104,24 @@ static void pool_put(gh__pool_t *p)
   }
   gh__pool_reset(p);
   if (spare_registered && spare.n < GH__PL_SPARE_POOLS) {
-    spare.p[spare.n++] = p;
+    spare.p[spare.n++] = sp;
     return;
   }
   pthread_mutex_lock(&shared_lock);
   if (n_shared_spare < GH__PL_SHARED_SPARE_POOLS) {
-    shared_spare[n_shared_spare++] = p;
-    p = NULL;
+    shared_spare[n_shared_spare++] = sp;
+    sp.pool = NULL;
+    sp.user = NULL;
   }
   pthread_mutex_unlock(&shared_lock);
-  gh__pool_free(p);
+  spare_free(&sp);
 }
 
 void gh__pl_spare_pools_free(void)
 {
   pthread_mutex_lock(&shared_lock);
   while (n_shared_spare > 0)
-    gh__pool_free(shared_spare[--n_shared_spare]);
+    spare_free(&shared_spare[--n_shared_spare]);
   pthread_mutex_unlock(&shared_lock);
 }
 
@@ -112,10 +129,11 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
                    gh_http_context_t **ret_ctx)
 {
   int ret = 0;
-  gh__pool_t *pool = pool_get();
+  void *user_block;
+  gh__pool_t *pool = pool_get(&user_block);
   gh_http_context_t *ctx = pool ? gh__pool_calloc(pool, 1, sizeof(*ctx)) : NULL;
   if (ctx == NULL) {
-    pool_put(pool);
+    pool_put(pool, user_block);
     ret = -ENOMEM;
     goto out;
   }
@@ -125,6 +143,7 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
   atomic_init(&ctx->state, GH__PL_RUNNING);
   atomic_init(&ctx->pending_status, GH_REQUEST_CONTINUE);
   ctx->pool = pool; /* the context lives in its own pool */
+  ctx->user_block = user_block;
   ret = ops->describe(src, &ctx->info);
   if (ret < 0)
     goto out;
@@ -169,7 +188,7 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
     goto out;
   if (ctx->info.auth != NULL && ctx->info.auth->status == GH_AUTH_STATUS_SUCCESS)
     ctx->auth_token = ctx->info.auth->token;
-  ret = gh__pl_user_new_server(pl, ctx->info.auth, &ctx->user);
+  ret = gh__pl_user_new_server(pl, ctx->info.auth, &ctx->user_block, &ctx->user);
   if (ret < 0)
     goto out;
   *ret_ctx = ctx;
@@ -177,7 +196,7 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
 out:
   if (ctx != NULL) {
     gh__pl_response_done(&ctx->response);
-    pool_put(ctx->pool);
+    pool_put(ctx->pool, ctx->user_block);
   }
   return ret;
 }
@@ -188,6 +207,7 @@ out:
 static void ctx_end(gh_http_context_t *ctx)
 {
   gh_pipeline_t *pl = ctx->pl;
+  void *user_block;
   if (!ctx->response.final_sent)
     (void)gh__pl_response_send_out(&ctx->response, true);
   for (size_t i = 0; i < pl->n_modules; i++) {
@@ -208,14 +228,19 @@ static void ctx_end(gh_http_context_t *ctx)
   if (pl->sec->is_impersonating())
     pl->sec->revert();
   gh__pl_user_end_request(ctx->user);
-  gh_http_user_unref(ctx->user);
+  /* the user's block (when no module keeps the user) goes with the pool */
+  user_block = gh__pl_user_release(ctx->user);
   ctx->user = NULL;
+  if (user_block == NULL)
+    user_block = ctx->user_block;
+  else
+    free(ctx->user_block);
   if (ctx->auth_token != 0)
     (void)pl->sec->token_close(ctx->auth_token);
   ctx->auth_token = 0;
   gh__pl_response_done(&ctx->response);
   (void)ctx->src_ops->complete(ctx->src);
-  pool_put(ctx->pool); /* ctx is gone with it */
+  pool_put(ctx->pool, user_block); /* ctx is gone with it */
 }
 
 /* ---- calling modules -------------------------------------------------- */

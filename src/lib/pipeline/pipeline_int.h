@@ -370,6 +370,7 @@ struct gh_http_response {
 struct gh_http_user {
   _Atomic int refs;
   bool custom;
+  bool block; /* in a GH__PL_USER_BLOCK block (gh__pl_user_release) */
   gh_http_user_ops_t ops;
   void *data;
   gh_pipeline_t *pl;
@@ -426,6 +427,7 @@ struct gh_http_context {
   struct gh_http_request request;
   struct gh_http_response response;
   gh_http_user_t *user;
+  void *user_block;      /* a spare user block the user did not take, or NULL */
   gh_token_t auth_token; /* owned: closed at request end */
   void **instances;
   bool *created;
@@ -460,8 +462,15 @@ int gh__pl_response_send_out(gh_http_response_t *resp, bool final);
 void gh__pl_response_init(gh_http_response_t *resp, gh_http_context_t *ctx);
 void gh__pl_response_done(gh_http_response_t *resp);
 int gh__pl_request_init(gh_http_request_t *req, gh_http_context_t *ctx);
-int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth,
+/* The request's user; *block (may be NULL): a spare user block the user
+ * takes if it fits (then set to NULL) */
+int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, void **block,
                            gh_http_user_t **ret_user);
+/* gh_http_user_unref, but a last reference to a user in a block gives the
+ * block back (to keep as a spare or free) instead of freeing it */
+void *gh__pl_user_release(gh_http_user_t *user);
+/* Bytes of a user block: the user and its three strings, most of the time */
+#define GH__PL_USER_BLOCK 512
 void gh__pl_user_end_request(gh_http_user_t *user);
 void gh__pl_log(gh_pipeline_t *pl, gh_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -20,11 +20,26 @@ static const char *auth_type_text(const gh_auth_info_t *auth)
   return gh_auth_type_name(auth->type);
 }
 
-/* A user and `extra` bytes after it (strings, groups: freed with it). */
-static gh_http_user_t *user_alloc(size_t extra)
+/* A user and `extra` bytes after it (strings: freed with it). A server
+ * user that fits takes a block of GH__PL_USER_BLOCK bytes: *block when the
+ * caller has a spare one (the engine keeps them with its spare pools), else
+ * a new one; the block comes back from gh__pl_user_release for the next
+ * request. Users are made by the worker that starts a request and mostly
+ * freed by the one that ends it, so each malloc missed the allocator's
+ * per-thread cache and each free took the long path. */
+static gh_http_user_t *user_alloc(size_t extra, void **block)
 {
-  gh_http_user_t *u = gh__calloc(1, sizeof(*u) + extra);
+  bool fits = block != NULL && sizeof(gh_http_user_t) + extra <= GH__PL_USER_BLOCK;
+  gh_http_user_t *u;
+  if (fits && *block != NULL) {
+    u = *block;
+    *block = NULL;
+    memset(u, 0, sizeof(*u));
+  } else {
+    u = fits ? gh__calloc(1, GH__PL_USER_BLOCK) : gh__calloc(1, sizeof(*u) + extra);
+  }
   if (u != NULL) {
+    u->block = fits;
     atomic_init(&u->refs, 1);
     pthread_mutex_init(&u->lock, NULL);
   }
@@ -110,7 +125,8 @@ static const char *token_var(const gh_http_user_t *u, const char *name)
   return NULL;
 }
 
-int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_http_user_t **ret_user)
+int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, void **block,
+                           gh_http_user_t **ret_user)
 {
   int ret = 0;
   gh_http_user_t *u = NULL;
@@ -131,7 +147,7 @@ int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, gh_htt
   nlen = strlen(name);
   llen = strlen(local);
   tlen = strlen(type);
-  u = user_alloc(nlen + llen + tlen + 3);
+  u = user_alloc(nlen + llen + tlen + 3, block);
   if (u == NULL) {
     if (view != NULL)
       pl->sec->token_view_release(view);
@@ -182,7 +198,7 @@ int gh_http_user_new(const gh_http_user_ops_t *ops, void *data, gh_http_user_t *
   ret = gh__pl_struct_in(&o, sizeof(o), ops, GH__PL_USER_OPS_SIZE_2_1, why, sizeof(why));
   if (ret < 0)
     goto out;
-  u = user_alloc(0);
+  u = user_alloc(0, NULL);
   if (u == NULL) {
     ret = -ENOMEM;
     goto out;
@@ -204,9 +220,14 @@ gh_http_user_t *gh_http_user_ref(gh_http_user_t *user)
 
 void gh_http_user_unref(gh_http_user_t *user)
 {
+  free(gh__pl_user_release(user));
+}
+
+void *gh__pl_user_release(gh_http_user_t *user)
+{
   struct gh__pl_uvar *v, *next;
   if (user == NULL || atomic_fetch_sub(&user->refs, 1) != 1)
-    return;
+    return NULL;
   if (user->custom && user->ops.free != NULL)
     user->ops.free(user->data);
   for (v = user->vars; v != NULL; v = next) {
@@ -218,7 +239,10 @@ void gh_http_user_unref(gh_http_user_t *user)
   if (user->view != NULL)
     user->view_release(user->view);
   pthread_mutex_destroy(&user->lock);
+  if (user->block)
+    return user; /* the caller's to keep or free */
   free(user);
+  return NULL;
 }
 
 const char *gh_http_user_get_name(gh_http_user_t *user)

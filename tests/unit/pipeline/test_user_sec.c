@@ -98,7 +98,7 @@ static void test_borrowed_tokens_and_impersonation(void **state)
 
 /* ---- token variables: the token's own text, never another's ---- */
 
-static char vars_seen[4][64]; /* uid, gid, level, groups of the last request */
+static char vars_seen[5][64]; /* uid, gid, level, groups, "mark" of the last request */
 static gh_http_user_t *vars_kept;
 static bool vars_keep; /* the module keeps the next request's user */
 
@@ -112,6 +112,13 @@ static gh_request_status_t on_exec_vars(void *m, gh_http_context_t *ctx, gh_even
     const char *v = gh_http_user_get_variable(u, names[i]);
     snprintf(vars_seen[i], sizeof(vars_seen[i]), "%s", v ? v : "(null)");
   }
+  /* every request sets "mark": the next one (whose user may take this
+   * user's memory block) must not see it */
+  {
+    const char *v = gh_http_user_get_variable(u, "mark");
+    snprintf(vars_seen[4], sizeof(vars_seen[4]), "%s", v ? v : "(null)");
+  }
+  assert_int_equal(gh_http_user_set_variable(u, "mark", vars_seen[0]), 0);
   if (vars_keep)
     vars_kept = gh_http_user_ref(u); /* a module keeping the user past the request */
   return GH_REQUEST_CONTINUE;
@@ -142,6 +149,7 @@ static void expect_vars(const char *uid, const char *gid, const char *groups)
   assert_string_equal(vars_seen[1], gid);
   assert_string_equal(vars_seen[2], "impersonate");
   assert_string_equal(vars_seen[3], groups);
+  assert_string_equal(vars_seen[4], "(null)");
 }
 
 /* Carol's and dave's long-lived tokens (a new handle per request, as a
