@@ -148,8 +148,9 @@ typedef struct gh__auth_result {
   /* private */
   char *mutual_buf;
   void *packed_buf;
-  char *remote_user_buf;
+  char *remote_user_buf;             /* NULL when the names are in users[] */
   char *local_user_buf;
+  char users[192];                   /* remote and local user when they fit (set_users) */
   char *mem_ccache;                 /* "MEMORY:gh-deleg-..." holding delegated creds */
   char *file_ccache_dir;            /* private dir of a materialised FILE ccache */
   char *file_ccache;                /* its name ("FILE:<dir>/ccache") */
@@ -160,6 +161,12 @@ typedef struct gh__auth_result {
   gh_auth_log_cb *log_cb; /* the engine's sink, for result_done's complaints */
   void *log_arg;
 } gh__auth_result_t;
+
+/** info.remote_user and info.local_user: copies of remote and local (NULL
+ *  stays NULL) in the result's own room when both fit, else allocated
+ *  (freed by gh__auth_result_done). 0 or -ENOMEM (then both NULL). The
+ *  result must not be moved after. */
+int gh__auth_result_set_users(gh__auth_result_t *r, const char *remote, const char *local);
 
 /** The step function: run once per request, at base identity.
  *  authz/authz_len: the Authorization header value (NULL = absent).

@@ -262,14 +262,12 @@ void gh__auth_deliver_success(gh__auth_conn_t *c, gh__auth_result_t *r,
   r->info.package_name = package;
   r->info.context_attributes = ret_flags;
   r->info.expiry = expiry;
-  if (dup_into(&r->remote_user_buf, remote) || dup_into(&r->local_user_buf, local)) {
+  if (gh__auth_result_set_users(r, remote, local) != 0) {
     c->engine->ops.close(r->info.token);
     r->info.token = 0;
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
-  r->info.remote_user = r->remote_user_buf;
-  r->info.local_user = r->local_user_buf;
   maybe_s4u(c->engine, r, site, local);
   if (persist_applies(site, package)) {
     gh_token_t t2 = 0;
@@ -327,15 +325,12 @@ static void deliver_persisted(gh__auth_engine_t *e, gh__auth_conn_t *c,
   r->info.package_name = c->package;
   r->info.context_attributes = c->ret_flags;
   r->info.expiry = c->expiry;
-  if (dup_into(&r->remote_user_buf, c->remote_user) ||
-      dup_into(&r->local_user_buf, c->local_user)) {
+  if (gh__auth_result_set_users(r, c->remote_user, c->local_user) != 0) {
     e->ops.close(t);
     memset(&r->info, 0, sizeof(r->info));
     gh__auth_set_verdict(r, GH__AUTH_UNAVAILABLE, -ENOMEM);
     goto out;
   }
-  r->info.remote_user = r->remote_user_buf;
-  r->info.local_user = r->local_user_buf;
   maybe_s4u(e, r, site, r->info.local_user);
 out:
   return;

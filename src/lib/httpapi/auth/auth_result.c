@@ -229,6 +229,40 @@ typedef struct fcc_job {
   void *log_arg;
 } fcc_job_t;
 
+/* Copies s (n bytes and its NUL) to *p and advances it. */
+static const char *put_name(char **p, const char *s, size_t n)
+{
+  char *d = *p;
+  memcpy(d, s, n + 1);
+  *p += n + 1;
+  return d;
+}
+
+int gh__auth_result_set_users(gh__auth_result_t *r, const char *remote, const char *local)
+{
+  size_t rl = remote ? strlen(remote) : 0, ll = local ? strlen(local) : 0;
+  char *p = r->users;
+  r->remote_user_buf = r->local_user_buf = NULL;
+  if (rl + ll + 2 <= sizeof(r->users)) {
+    /* a request's names, nearly always: no allocation to make and free */
+    r->info.remote_user = remote ? put_name(&p, remote, rl) : NULL;
+    r->info.local_user = local ? put_name(&p, local, ll) : NULL;
+    return 0;
+  }
+  r->remote_user_buf = remote ? gh__strdup(remote) : NULL;
+  r->local_user_buf = local ? gh__strdup(local) : NULL;
+  if ((remote && !r->remote_user_buf) || (local && !r->local_user_buf)) {
+    free(r->remote_user_buf);
+    free(r->local_user_buf);
+    r->remote_user_buf = r->local_user_buf = NULL;
+    r->info.remote_user = r->info.local_user = NULL;
+    return -ENOMEM;
+  }
+  r->info.remote_user = r->remote_user_buf;
+  r->info.local_user = r->local_user_buf;
+  return 0;
+}
+
 void gh__auth_result_done(gh__auth_result_t *r)
 {
   if (!r)

@@ -152,13 +152,8 @@ static gh_token_source_t source_of(const char *package)
 static int fill_record(gh__auth_engine_t *e, const gh__session_claims_t *c, gh_token_t tok,
                        gh__auth_result_t *r)
 {
-  r->remote_user_buf = gh__strdup(c->remote);
-  r->local_user_buf = gh__strdup(c->local);
-  if (!r->remote_user_buf || !r->local_user_buf) {
+  if (gh__auth_result_set_users(r, c->remote, c->local) != 0) {
     e->ops.close(tok);
-    free(r->remote_user_buf);
-    free(r->local_user_buf);
-    r->remote_user_buf = r->local_user_buf = NULL;
     return -ENOMEM;
   }
   r->verdict = GH__AUTH_DELIVER;
@@ -168,8 +163,6 @@ static int fill_record(gh__auth_engine_t *e, const gh__session_claims_t *c, gh_t
   r->info.package_name = c->package;
   r->info.expiry = (time_t)c->expiry;
   r->info.token = tok;
-  r->info.remote_user = r->remote_user_buf;
-  r->info.local_user = r->local_user_buf;
   return 0;
 }
 

@@ -1,4 +1,6 @@
-/* test_auth_errors.c: failure causes — names, texts and fixes for every cause, krb5 / GSS / PAM / gss-ntlmssp / local codes to causes, the Kerberos facts turned into a cause and detail, and the one-line message for a FAILURE record. */
+/* test_auth_errors.c: failure causes — names, texts and fixes for every cause, krb5 / GSS / PAM /
+ * gss-ntlmssp / local codes to causes, the Kerberos facts turned into a cause and detail, and the
+ * one-line message for a FAILURE record. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +18,7 @@
 #include <gatehouse/authinfo.h>
 #include <gatehouse/error.h>
 
+#include "httpapi/auth/auth.h"
 #include "httpapi/auth/auth_internal.h"
 
 static void test_every_cause_has_name_text_and_fix(void **state)
@@ -48,8 +51,7 @@ static void test_krb5_codes(void **state)
   assert_int_equal(gh__auth_failure_of_krb5(KRB5KRB_AP_ERR_NOT_US), GH_AUTH_FAILURE_NO_KEY);
   assert_int_equal(gh__auth_failure_of_krb5(KRB5KRB_AP_ERR_NOKEY), GH_AUTH_FAILURE_NO_KEY);
   assert_int_equal(gh__auth_failure_of_krb5(KRB5KRB_AP_WRONG_PRINC), GH_AUTH_FAILURE_WRONG_SPN);
-  assert_int_equal(gh__auth_failure_of_krb5(KRB5KRB_AP_ERR_BAD_INTEGRITY),
-                   GH_AUTH_FAILURE_BAD_KEY);
+  assert_int_equal(gh__auth_failure_of_krb5(KRB5KRB_AP_ERR_BAD_INTEGRITY), GH_AUTH_FAILURE_BAD_KEY);
   assert_int_equal(gh__auth_failure_of_krb5(ASN1_BAD_ID), GH_AUTH_FAILURE_MALFORMED_TOKEN);
   assert_int_equal(gh__auth_failure_of_krb5(ENOMEM), GH_AUTH_FAILURE_OTHER);
   /* what a keytab re-read can cure, and what it cannot */
@@ -120,7 +122,7 @@ static void test_kerberos_facts(void **state)
 {
   char detail[400];
   gh__krb5_diag_t d;
-  const unsigned two[] = { 2 }, four_five[] = { 4, 5 };
+  const unsigned two[] = {2}, four_five[] = {4, 5};
   (void)state;
 
   d = diag(3, two, 1);
@@ -207,15 +209,63 @@ static void test_failure_message(void **state)
   assert_non_null(strstr(buf, "allow_unmapped"));
 }
 
+/* A result's user names: in its own room when they fit, allocated (and
+ * freed by result_done: the ASan run sees a leak) when not, NULL kept. */
+static void test_result_users(void **state)
+{
+  gh__auth_result_t r;
+  char big[300];
+  (void)state;
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_result_set_users(&r, "alice@EXAMPLE.TEST", "alice"), 0);
+  assert_string_equal(r.info.remote_user, "alice@EXAMPLE.TEST");
+  assert_string_equal(r.info.local_user, "alice");
+  assert_true(r.info.remote_user >= r.users && r.info.local_user < r.users + sizeof(r.users));
+  assert_null(r.remote_user_buf);
+  gh__auth_result_done(&r);
+
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_result_set_users(&r, "bob", NULL), 0);
+  assert_string_equal(r.info.remote_user, "bob");
+  assert_null(r.info.local_user);
+  gh__auth_result_done(&r);
+
+  memset(big, 'x', sizeof(big) - 1);
+  big[sizeof(big) - 1] = '\0';
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_result_set_users(&r, big, "carol"), 0);
+  assert_string_equal(r.info.remote_user, big);
+  assert_string_equal(r.info.local_user, "carol");
+  assert_ptr_equal(r.info.remote_user, r.remote_user_buf);
+  assert_ptr_equal(r.info.local_user, r.local_user_buf);
+  gh__auth_result_done(&r);
+
+  /* exactly the room (two NULs included) stays inline; one more byte does not */
+  memset(big, 'y', sizeof(r.users) - 2);
+  big[sizeof(r.users) - 2] = '\0';
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_result_set_users(&r, big, ""), 0);
+  assert_null(r.remote_user_buf);
+  gh__auth_result_done(&r);
+  big[sizeof(r.users) - 2] = 'y';
+  big[sizeof(r.users) - 1] = '\0';
+  memset(&r, 0, sizeof(r));
+  assert_int_equal(gh__auth_result_set_users(&r, big, ""), 0);
+  assert_non_null(r.remote_user_buf);
+  assert_string_equal(r.info.remote_user, big);
+  gh__auth_result_done(&r);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_every_cause_has_name_text_and_fix),
-    cmocka_unit_test(test_krb5_codes),
-    cmocka_unit_test(test_gss_pam_local_codes),
-    cmocka_unit_test(test_ntlm_minors_by_number_and_text),
-    cmocka_unit_test(test_kerberos_facts),
-    cmocka_unit_test(test_failure_message),
+      cmocka_unit_test(test_every_cause_has_name_text_and_fix),
+      cmocka_unit_test(test_krb5_codes),
+      cmocka_unit_test(test_gss_pam_local_codes),
+      cmocka_unit_test(test_ntlm_minors_by_number_and_text),
+      cmocka_unit_test(test_kerberos_facts),
+      cmocka_unit_test(test_failure_message),
+      cmocka_unit_test(test_result_users),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
