@@ -87,14 +87,6 @@ void proxy_identity_load(proxy_req_t *q)
   (void)proxy_idm_load(q); /* NULL q->idm on ENOMEM: the modes fail closed */
 }
 
-bool proxy_is_identity_name(proxy_req_t *q, const char *name)
-{
-  for (size_t i = 0; i < q->conf->n_ident; i++)
-    if (proxy_name_eq_loose(name, q->conf->ident_name[i]))
-      return true;
-  return proxy_idm_is_own_name(q, name); /* JWT field, Authorization */
-}
-
 /* The value of one identity kind for the request's user, or NULL. */
 static const char *identity_value(gh_http_user_t *user, int kind)
 {
@@ -112,16 +104,57 @@ static const char *identity_value(gh_http_user_t *user, int kind)
   }
 }
 
-int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head)
+bool proxy_identity_values(proxy_req_t *q, const char *vals[4])
 {
   gh_http_user_t *user = gh_http_context_get_user(q->ctx);
   const char *name = gh_http_user_get_name(user);
+  vals[0] = vals[1] = vals[2] = vals[3] = NULL;
   if (name == NULL || name[0] == '\0')
-    return 0; /* anonymous: no identity field at all */
+    return false; /* anonymous: no identity field at all */
   for (size_t i = 0; i < q->conf->n_ident; i++) {
-    const char *v = identity_value(user, q->conf->ident_kind[i]);
-    if (v != NULL && strpbrk(v, "\r\n") == NULL)
-      proxy_buf_field(head, q->conf->ident_name[i], v);
+    int k = q->conf->ident_kind[i];
+    if (k >= 0 && k < 4)
+      vals[k] = identity_value(user, k);
   }
-  return proxy_idm_add_fields(q, head); /* JWT, Negotiate */
+  return true;
+}
+
+/* A byte c in w (exact: the borrow only spreads above a real match). */
+static bool word_has(uint64_t w, unsigned char c)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t x = w ^ (ones * c);
+  return ((x - ones) & ~x & highs) != 0;
+}
+
+/* No CR and no LF in the n bytes of v, eight at a time (the last word
+ * overlaps); a value with one never goes upstream. */
+static bool no_crlf(const char *v, size_t n)
+{
+  uint64_t w;
+  if (n < 8) {
+    for (size_t i = 0; i < n; i++)
+      if (v[i] == '\r' || v[i] == '\n')
+        return false;
+    return true;
+  }
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    memcpy(&w, v + i, 8);
+    if (word_has(w, '\r') || word_has(w, '\n'))
+      return false;
+  }
+  memcpy(&w, v + n - 8, 8);
+  return !word_has(w, '\r') && !word_has(w, '\n');
+}
+
+void proxy_put_identity(const proxy_site_t *s, const char *const vals[4], proxy_buf_t *head)
+{
+  for (size_t i = 0; i < s->n_ident; i++) {
+    int k = s->ident_kind[i];
+    const char *v = k >= 0 && k < 4 ? vals[k] : NULL;
+    size_t n, pl = s->ident_pre_len[i];
+    if (v == NULL || pl == 0 || !no_crlf(v, n = strlen(v)))
+      continue;
+    proxy_buf_field_pre(head, s->ident_pre[i], pl, v, n);
+  }
 }
