@@ -196,8 +196,15 @@ void proxy_buf_str(proxy_buf_t *b, const char *s);
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);
 /** Appends "name: value\r\n" with the value's length given. */
 void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len);
-/** Appends pre (pl bytes: "Name: "), value (vl bytes) and CRLF. */
-void proxy_buf_field_pre(proxy_buf_t *b, const char *pre, size_t pl, const char *value, size_t vl);
+/** A piece of a head: n bytes at s. */
+typedef struct proxy_piece {
+  const char *s;
+  size_t n;
+} proxy_piece_t;
+#define PROXY_PIECE(lit) ((proxy_piece_t){(lit), sizeof(lit) - 1})
+/** Appends the pieces in order, under one room check (all or, over the
+ *  limit, none: b->failed). */
+void proxy_buf_pieces(proxy_buf_t *b, const proxy_piece_t *pc, size_t n_pc);
 
 /* ---- formatting without printf (a request's head is built from pieces) ---- */
 

@@ -119,42 +119,52 @@ bool proxy_identity_values(proxy_req_t *q, const char *vals[4])
   return true;
 }
 
-/* A byte c in w (exact: the borrow only spreads above a real match). */
-static bool word_has(uint64_t w, unsigned char c)
+/* A byte below 0x0e in w (exact: "hasless" of the bit hacks): CR and LF
+ * are, and few others a value holds (HT). */
+static bool word_has_low(uint64_t w)
 {
   const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  uint64_t x = w ^ (ones * c);
-  return ((x - ones) & ~x & highs) != 0;
+  return ((w - ones * 0x0e) & ~w & highs) != 0;
+}
+
+static bool bytes_no_crlf(const char *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (v[i] == '\r' || v[i] == '\n')
+      return false;
+  return true;
 }
 
 /* No CR and no LF in the n bytes of v, eight at a time (the last word
- * overlaps); a value with one never goes upstream. */
+ * overlaps; a word with a low byte is looked at per byte): a value with
+ * one never goes upstream. */
 static bool no_crlf(const char *v, size_t n)
 {
   uint64_t w;
-  if (n < 8) {
-    for (size_t i = 0; i < n; i++)
-      if (v[i] == '\r' || v[i] == '\n')
-        return false;
-    return true;
-  }
+  if (n < 8)
+    return bytes_no_crlf(v, n);
   for (size_t i = 0; i + 8 < n; i += 8) {
     memcpy(&w, v + i, 8);
-    if (word_has(w, '\r') || word_has(w, '\n'))
+    if (word_has_low(w) && !bytes_no_crlf(v + i, 8))
       return false;
   }
   memcpy(&w, v + n - 8, 8);
-  return !word_has(w, '\r') && !word_has(w, '\n');
+  return !word_has_low(w) || bytes_no_crlf(v + n - 8, 8);
 }
 
 void proxy_put_identity(const proxy_site_t *s, const char *const vals[4], proxy_buf_t *head)
 {
+  proxy_piece_t pc[3 * PROXY_MAX_IDENT];
+  size_t n_pc = 0;
   for (size_t i = 0; i < s->n_ident; i++) {
     int k = s->ident_kind[i];
     const char *v = k >= 0 && k < 4 ? vals[k] : NULL;
     size_t n, pl = s->ident_pre_len[i];
     if (v == NULL || pl == 0 || !no_crlf(v, n = strlen(v)))
       continue;
-    proxy_buf_field_pre(head, s->ident_pre[i], pl, v, n);
+    pc[n_pc++] = (proxy_piece_t){s->ident_pre[i], pl};
+    pc[n_pc++] = (proxy_piece_t){v, n};
+    pc[n_pc++] = PROXY_PIECE("\r\n");
   }
+  proxy_buf_pieces(head, pc, n_pc);
 }

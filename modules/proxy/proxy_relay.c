@@ -95,6 +95,26 @@ static void put_field(proxy_buf_t *b, const char *name, size_t nl, const char *v
   b->len += nl + vl + 4;
 }
 
+void proxy_buf_pieces(proxy_buf_t *b, const proxy_piece_t *pc, size_t n_pc)
+{
+  size_t total = 0;
+  char *p;
+  for (size_t i = 0; i < n_pc; i++)
+    total += pc[i].n;
+  if ((p = buf_at(b, total)) == NULL)
+    return;
+  for (size_t i = 0; i < n_pc; i++) {
+    if (pc[i].n == 2) { /* ": ", "\r\n", ", " */
+      p[0] = pc[i].s[0];
+      p[1] = pc[i].s[1];
+    } else {
+      memcpy(p, pc[i].s, pc[i].n);
+    }
+    p += pc[i].n;
+  }
+  b->len += total;
+}
+
 void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len)
 {
   put_field(b, name, strlen(name), value, value_len);
@@ -103,18 +123,6 @@ void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value)
 {
   put_field(b, name, strlen(name), value, strlen(value));
-}
-
-void proxy_buf_field_pre(proxy_buf_t *b, const char *pre, size_t pl, const char *value, size_t vl)
-{
-  char *p = buf_at(b, pl + vl + 2);
-  if (p == NULL)
-    return;
-  memcpy(p, pre, pl);
-  memcpy(p + pl, value, vl);
-  p[pl + vl] = '\r';
-  p[pl + vl + 1] = '\n';
-  b->len += pl + vl + 2;
 }
 
 size_t proxy_fmt_u64(char *out, uint64_t v)
@@ -335,8 +343,11 @@ char *proxy_rewrite_cookie(gh_http_context_t *ctx, const proxy_upstream_t *up, c
 static bool has_dot_segment(const char *url)
 {
   const char *p = url;
-  size_t end = strcspn(url, "?#");
-  while (p < url + end) {
+  size_t end = 0;
+  bool maybe = false; /* a '.' or '%' in the path: else no dot segment */
+  for (; url[end] != '\0' && url[end] != '?' && url[end] != '#'; end++)
+    maybe |= url[end] == '.' || url[end] == '%';
+  while (maybe && p < url + end) {
     const char *seg = p + 1; /* after a '/' */
     size_t dots = 0, i = 0;
     if (*p != '/')
@@ -352,7 +363,8 @@ static bool has_dot_segment(const char *url)
     }
     if ((dots == 1 || dots == 2) && (seg + i >= url + end || seg[i] == '/'))
       return true;
-    p = seg + strcspn(seg, "/");
+    for (p = seg; *p != '\0' && *p != '/'; p++)
+      ;
     if (p > url + end)
       break;
   }
@@ -385,22 +397,31 @@ void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, c
   }
 }
 
-/* The request target for the upstream: the site's path swapped for the
- * upstream's prefix when it has one, else the URL as the client sent it. */
-static void add_target(const proxy_head_in_t *in, proxy_buf_t *b)
+/* The request line and Host, under one room check. The target: the
+ * site's path swapped for the upstream's prefix when it has one, else the
+ * URL as the client sent it. */
+static void put_request_line(const proxy_head_in_t *in, const char *host, proxy_buf_t *b)
 {
+  proxy_piece_t pc[8];
+  size_t n = 0;
   const char *url = in->url;
-  size_t sl = strlen(in->site);
-  if (!in->up->has_prefix) {
-    proxy_buf_str(b, url);
-    return;
+  pc[n++] = (proxy_piece_t){in->method, strlen(in->method)};
+  pc[n++] = PROXY_PIECE(" ");
+  if (in->up->has_prefix) {
+    size_t sl = strlen(in->site);
+    if (sl > 1 && strncmp(url, in->site, sl) == 0)
+      url += sl;
+    pc[n++] = (proxy_piece_t){in->up->prefix, strlen(in->up->prefix)};
+    if (*url != '/' && *url != '\0')
+      pc[n++] = PROXY_PIECE("/");
+    if (*url == '\0')
+      url = "/";
   }
-  if (sl > 1 && strncmp(url, in->site, sl) == 0)
-    url += sl;
-  proxy_buf_str(b, in->up->prefix);
-  if (*url != '/' && *url != '\0')
-    proxy_buf_add(b, "/", 1);
-  proxy_buf_str(b, *url ? url : "/");
+  pc[n++] = (proxy_piece_t){url, strlen(url)};
+  pc[n++] = PROXY_PIECE(" HTTP/1.1\r\nHost: ");
+  pc[n++] = (proxy_piece_t){host, strlen(host)};
+  pc[n++] = PROXY_PIECE("\r\n");
+  proxy_buf_pieces(b, pc, n);
 }
 
 #define SCAN_FIELDS 64 /* fields whose kind the first pass keeps for the second */
@@ -512,26 +533,26 @@ static void put_client_fields(const proxy_head_in_t *in, const head_scan_t *sc, 
   }
 }
 
-/* "PRE" (a "Name: ") then "PRIOR, SELF" (prior NULL: "SELF") cut at
- * PROXY_LINE_MAX - 1 bytes as proxy_fwd_chain cuts it, then CRLF. */
-static void put_chain(proxy_buf_t *b, const char *pre, size_t pl, const char *prior,
-                      const char *self, size_t sl)
+/* The pieces of "PRE" (a "Name: ") then "PRIOR, SELF" (prior NULL:
+ * "SELF") cut at PROXY_LINE_MAX - 1 bytes as proxy_fwd_chain cuts it, then
+ * CRLF (at most 5). Returns how many. */
+static size_t chain_pieces(proxy_piece_t *pc, proxy_piece_t pre, const char *prior,
+                           const char *self, size_t sl)
 {
   const size_t cut = PROXY_LINE_MAX - 1;
-  size_t a = prior != NULL ? strlen(prior) : 0, c, d;
-  char *p;
+  size_t a = prior != NULL ? strlen(prior) : 0, c, d, n = 0;
   a = a < cut ? a : cut;
   c = prior == NULL ? 0 : cut - a < 2 ? cut - a : 2;
   d = cut - a - c < sl ? cut - a - c : sl;
-  if ((p = buf_at(b, pl + a + c + d + 2)) == NULL)
-    return;
-  memcpy(p, pre, pl);
+  pc[n++] = pre;
   if (a > 0)
-    memcpy(p + pl, prior, a);
-  memcpy(p + pl + a, ", ", c);
-  memcpy(p + pl + a + c, self, d);
-  memcpy(p + pl + a + c + d, "\r\n", 2);
-  b->len += pl + a + c + d + 2;
+    pc[n++] = (proxy_piece_t){prior, a};
+  if (c > 0)
+    pc[n++] = (proxy_piece_t){", ", c};
+  if (d > 0)
+    pc[n++] = (proxy_piece_t){self, d};
+  pc[n++] = PROXY_PIECE("\r\n");
+  return n;
 }
 
 /* Via, X-Forwarded-*, Forwarded: the client's address and what it asked. */
@@ -539,17 +560,22 @@ static void put_forwarding(const proxy_head_in_t *in, const head_scan_t *sc, pro
 {
   const char *addr = in->addr != NULL && in->addr[0] != '\0' ? in->addr : "unknown";
   const char *proto = in->tls ? "https" : "http";
+  proxy_piece_t pc[16];
+  size_t n = 0;
   if (in->conf->via)
-    put_chain(b, "Via: ", 5, sc->via, in->version >= 11 ? "1.1 gatehouse" : "1.0 gatehouse", 13);
+    n += chain_pieces(pc + n, PROXY_PIECE("Via: "), sc->via,
+                      in->version >= 11 ? "1.1 gatehouse" : "1.0 gatehouse", 13);
   if (in->conf->x_forwarded) {
-    put_chain(b, "X-Forwarded-For: ", 17, sc->xff, addr, strlen(addr));
-    if (in->tls)
-      PUT_LIT(b, "X-Forwarded-Proto: https\r\n");
-    else
-      PUT_LIT(b, "X-Forwarded-Proto: http\r\n");
-    if (sc->host != NULL)
-      put_field(b, "X-Forwarded-Host", 16, sc->host, strlen(sc->host));
+    n += chain_pieces(pc + n, PROXY_PIECE("X-Forwarded-For: "), sc->xff, addr, strlen(addr));
+    pc[n++] = in->tls ? PROXY_PIECE("X-Forwarded-Proto: https\r\n")
+                      : PROXY_PIECE("X-Forwarded-Proto: http\r\n");
+    if (sc->host != NULL) {
+      pc[n++] = PROXY_PIECE("X-Forwarded-Host: ");
+      pc[n++] = (proxy_piece_t){sc->host, strlen(sc->host)};
+      pc[n++] = PROXY_PIECE("\r\n");
+    }
   }
+  proxy_buf_pieces(b, pc, n);
   if (in->conf->forwarded) {
     proxy_line_t line;
     proxy_fwd_forwarded(&line, sc->fwd, addr, proto, sc->host);
@@ -564,12 +590,8 @@ int proxy_head_fields(const proxy_head_in_t *in, proxy_buf_t *b, proxy_head_out_
   if (has_dot_segment(in->url))
     return -EBADMSG; /* 400 */
   scan_fields(in, &sc);
-  proxy_buf_str(b, in->method);
-  proxy_buf_add(b, " ", 1);
-  add_target(in, b);
-  PUT_LIT(b, " HTTP/1.1\r\n");
   out->sent_host = fixed ? fixed : sc.host ? sc.host : in->up->authority;
-  put_field(b, "Host", 4, out->sent_host, strlen(out->sent_host));
+  put_request_line(in, out->sent_host, b);
   put_client_fields(in, &sc, b);
   /* Upgrade (WebSocket …) is relayed when the server can hand the client's
    * connection over: Upgrade and "Connection: upgrade" go upstream */
