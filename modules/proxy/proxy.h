@@ -196,6 +196,15 @@ void proxy_buf_str(proxy_buf_t *b, const char *s);
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value);
 /** Appends "name: value\r\n" with the value's length given. */
 void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len);
+/** A piece of a head: n bytes at s. */
+typedef struct proxy_piece {
+  const char *s;
+  size_t n;
+} proxy_piece_t;
+#define PROXY_PIECE(lit) ((proxy_piece_t){(lit), sizeof(lit) - 1})
+/** Appends the pieces in order, under one room check (all or, over the
+ *  limit, none: b->failed). */
+void proxy_buf_pieces(proxy_buf_t *b, const proxy_piece_t *pc, size_t n_pc);
 
 /* ---- formatting without printf (a request's head is built from pieces) ---- */
 
@@ -236,7 +245,14 @@ typedef struct proxy_idm_conf {
   uint64_t jwt_ttl_ms;
 } proxy_idm_conf_t;
 
-#define PROXY_MAX_IDENT 8 /* identity_headers words (user, groups, principal, auth-type) */
+#define PROXY_MAX_IDENT 8       /* identity_headers words (user, groups, principal, auth-type) */
+#define PROXY_IDENT_NAME_MAX 64 /* bytes of an identity_headers field name (checked at load) */
+
+/** A name and its length. */
+typedef struct proxy_name {
+  const char *s;
+  size_t len;
+} proxy_name_t;
 
 /** Everything the proxy reads of a site's keys, built by the site's first
  *  request under a configuration (gh_http_context_get_site_data) and shared
@@ -253,7 +269,17 @@ typedef struct proxy_site {
   int ident_kind[PROXY_MAX_IDENT];         /* and their kinds (proxy_identity_kind) */
   size_t n_ident;
   proxy_idm_conf_t idm;
+  /* derived from the above once (proxy_site_prepare) */
+  proxy_name_t strip[PROXY_MAX_IDENT + 1]; /* client fields never relayed, any case and '_'
+                                              for '-': the identity fields, the JWT field */
+  size_t n_strip;
+  uint64_t strip_lens;                                       /* bit min(len, 64) - 1 of each */
+  char ident_pre[PROXY_MAX_IDENT][PROXY_IDENT_NAME_MAX + 3]; /* "Name: " of ident_name[i] */
+  size_t ident_pre_len[PROXY_MAX_IDENT];                     /* 0: the field is never sent */
 } proxy_site_t;
+
+/** Fills the derived part of s from its keys (site_build; tests). */
+void proxy_site_prepare(proxy_site_t *s);
 
 /** The module's id (gh_module_registration_get_id), set at registration. */
 extern int proxy_module_id;
@@ -326,12 +352,13 @@ const char *proxy_identity_key(proxy_req_t *q);
  *  plugs in here), bounded by q->connect_ms. 0 with *ret_fd, or -errno
  *  (-ETIMEDOUT for the timeout). */
 int proxy_open_upstream(proxy_req_t *q, int *ret_fd);
-/** Adds the identity fields (headers mode; JWT and Negotiate plug in here)
- *  to the upstream request head. 0 or -errno (the request then gets 500). */
-int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head);
-/** True for an incoming field that must never reach the upstream because
- *  the proxy itself sets a field of that name (identity fields). */
-bool proxy_is_identity_name(proxy_req_t *q, const char *name);
+/** The values of the site's identity_headers kinds for the request's user
+ *  (vals by kind, proxy_identity_kind; the others NULL). False for an
+ *  anonymous request (no identity field at all, vals all NULL). */
+bool proxy_identity_values(proxy_req_t *q, const char *vals[4]);
+/** Appends the headers-mode identity fields: each configured kind with a
+ *  value, a value holding CR or LF never (the field is left out). */
+void proxy_put_identity(const proxy_site_t *s, const char *const vals[4], proxy_buf_t *head);
 
 /* ---- moving bytes (proxy_stream.c) ---- */
 
@@ -383,5 +410,36 @@ void proxy_splice_stop(void);
 
 /** Builds the upstream request head. 0 or -errno. */
 int proxy_build_head(proxy_req_t *q, proxy_buf_t *head, bool *ret_has_body, bool *ret_chunked);
+
+/** A client request as the head builder reads it (proxy_build_head gathers
+ *  it; the unit tests give it directly). */
+typedef struct proxy_head_in {
+  const proxy_site_t *conf;
+  const proxy_upstream_t *up;
+  const char *site; /* the site's path */
+  const char *method, *url;
+  int version; /* 10, 11 */
+  bool tls;
+  const char *addr;                         /* the client's address, or NULL */
+  int64_t content_length;                   /* -1: none */
+  const char *const *names, *const *values; /* the client's fields */
+  size_t n_fields;
+  bool has_user;        /* not anonymous */
+  const char *ident[4]; /* identity values by kind (proxy_identity_values) */
+  bool keepalive;       /* upstream_keepalive > 0 */
+} proxy_head_in_t;
+
+typedef struct proxy_head_out {
+  const char *sent_host; /* the Host field sent */
+  bool want_upgrade;     /* Upgrade and "Connection: upgrade" went upstream */
+  bool te;               /* the client sent Transfer-Encoding */
+  bool has_body, chunked;
+} proxy_head_out_t;
+
+/** The head from the request line to the identity fields (headers mode).
+ *  0, or -EBADMSG (a dot segment in the path: nothing written). */
+int proxy_head_fields(const proxy_head_in_t *in, proxy_buf_t *b, proxy_head_out_t *out);
+/** The rest: body framing, "Connection: close", the empty line. */
+void proxy_head_end(const proxy_head_in_t *in, proxy_buf_t *b, proxy_head_out_t *out);
 
 #endif

@@ -179,6 +179,33 @@ static void read_identity(gh_http_context_t *ctx, proxy_site_t *s)
   }
 }
 
+static void add_strip(proxy_site_t *s, const char *name)
+{
+  size_t n = strlen(name);
+  if (n == 0)
+    return;
+  s->strip[s->n_strip++] = (proxy_name_t){name, n};
+  s->strip_lens |= 1ull << ((n < 64 ? n : 64) - 1);
+}
+
+void proxy_site_prepare(proxy_site_t *s)
+{
+  s->n_strip = 0;
+  s->strip_lens = 0;
+  for (size_t i = 0; i < s->n_ident; i++) {
+    size_t n = strlen(s->ident_name[i]);
+    add_strip(s, s->ident_name[i]);
+    s->ident_pre_len[i] = 0;
+    if (n == 0 || n > PROXY_IDENT_NAME_MAX)
+      continue; /* not sent (refused at load anyway); still removed */
+    memcpy(s->ident_pre[i], s->ident_name[i], n);
+    memcpy(s->ident_pre[i] + n, ": ", 3);
+    s->ident_pre_len[i] = n + 2;
+  }
+  if (s->idm.jwt_key != NULL && s->idm.jwt_field != NULL)
+    add_strip(s, s->idm.jwt_field);
+}
+
 static int site_build(gh_http_context_t *ctx, void **ret_data)
 {
   proxy_site_t *s = calloc(1, sizeof(*s));
@@ -200,6 +227,7 @@ static int site_build(gh_http_context_t *ctx, void **ret_data)
   }
   read_identity(ctx, s);
   proxy_idm_conf_read(ctx, &s->idm);
+  proxy_site_prepare(s);
   *ret_data = s;
   return 0;
 }

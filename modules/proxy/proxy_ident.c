@@ -87,14 +87,6 @@ void proxy_identity_load(proxy_req_t *q)
   (void)proxy_idm_load(q); /* NULL q->idm on ENOMEM: the modes fail closed */
 }
 
-bool proxy_is_identity_name(proxy_req_t *q, const char *name)
-{
-  for (size_t i = 0; i < q->conf->n_ident; i++)
-    if (proxy_name_eq_loose(name, q->conf->ident_name[i]))
-      return true;
-  return proxy_idm_is_own_name(q, name); /* JWT field, Authorization */
-}
-
 /* The value of one identity kind for the request's user, or NULL. */
 static const char *identity_value(gh_http_user_t *user, int kind)
 {
@@ -112,16 +104,67 @@ static const char *identity_value(gh_http_user_t *user, int kind)
   }
 }
 
-int proxy_add_identity(proxy_req_t *q, proxy_buf_t *head)
+bool proxy_identity_values(proxy_req_t *q, const char *vals[4])
 {
   gh_http_user_t *user = gh_http_context_get_user(q->ctx);
   const char *name = gh_http_user_get_name(user);
+  vals[0] = vals[1] = vals[2] = vals[3] = NULL;
   if (name == NULL || name[0] == '\0')
-    return 0; /* anonymous: no identity field at all */
+    return false; /* anonymous: no identity field at all */
   for (size_t i = 0; i < q->conf->n_ident; i++) {
-    const char *v = identity_value(user, q->conf->ident_kind[i]);
-    if (v != NULL && strpbrk(v, "\r\n") == NULL)
-      proxy_buf_field(head, q->conf->ident_name[i], v);
+    int k = q->conf->ident_kind[i];
+    if (k >= 0 && k < 4)
+      vals[k] = identity_value(user, k);
   }
-  return proxy_idm_add_fields(q, head); /* JWT, Negotiate */
+  return true;
+}
+
+/* A byte below 0x0e in w (exact: "hasless" of the bit hacks): CR and LF
+ * are, and few others a value holds (HT). */
+static bool word_has_low(uint64_t w)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  return ((w - ones * 0x0e) & ~w & highs) != 0;
+}
+
+static bool bytes_no_crlf(const char *v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    if (v[i] == '\r' || v[i] == '\n')
+      return false;
+  return true;
+}
+
+/* No CR and no LF in the n bytes of v, eight at a time (the last word
+ * overlaps; a word with a low byte is looked at per byte): a value with
+ * one never goes upstream. */
+static bool no_crlf(const char *v, size_t n)
+{
+  uint64_t w;
+  if (n < 8)
+    return bytes_no_crlf(v, n);
+  for (size_t i = 0; i + 8 < n; i += 8) {
+    memcpy(&w, v + i, 8);
+    if (word_has_low(w) && !bytes_no_crlf(v + i, 8))
+      return false;
+  }
+  memcpy(&w, v + n - 8, 8);
+  return !word_has_low(w) || bytes_no_crlf(v + n - 8, 8);
+}
+
+void proxy_put_identity(const proxy_site_t *s, const char *const vals[4], proxy_buf_t *head)
+{
+  proxy_piece_t pc[3 * PROXY_MAX_IDENT];
+  size_t n_pc = 0;
+  for (size_t i = 0; i < s->n_ident; i++) {
+    int k = s->ident_kind[i];
+    const char *v = k >= 0 && k < 4 ? vals[k] : NULL;
+    size_t n, pl = s->ident_pre_len[i];
+    if (v == NULL || pl == 0 || !no_crlf(v, n = strlen(v)))
+      continue;
+    pc[n_pc++] = (proxy_piece_t){s->ident_pre[i], pl};
+    pc[n_pc++] = (proxy_piece_t){v, n};
+    pc[n_pc++] = PROXY_PIECE("\r\n");
+  }
+  proxy_buf_pieces(head, pc, n_pc);
 }

@@ -372,16 +372,6 @@ int proxy_idm_add_fields(proxy_req_t *q, proxy_buf_t *head)
   return ret;
 }
 
-bool proxy_idm_is_own_name(proxy_req_t *q, const char *name)
-{
-  const idm_t *m = q->idm;
-  if (m == NULL)
-    return true; /* fail closed (the request fails anyway) */
-  if (m->c->jwt_key != NULL && proxy_name_eq_loose(name, m->c->jwt_field))
-    return true;
-  return m->c->negotiate && strcasecmp(name, "Authorization") == 0;
-}
-
 static bool has_negotiate_token(const char *const *values, size_t n)
 {
   size_t len;

@@ -85,10 +85,6 @@ int proxy_idm_connect(proxy_req_t *q, int *ret_fd);
  *  Negotiate context of q is dropped. */
 int proxy_idm_add_fields(proxy_req_t *q, proxy_buf_t *head);
 
-/** proxy_is_identity_name: the JWT field's name, and Authorization when
- *  upstream_auth = negotiate. */
-bool proxy_idm_is_own_name(proxy_req_t *q, const char *name);
-
 /** The final response head (on_head, status >= 200): with upstream_auth =
  *  negotiate the upstream must prove itself (mutual authentication) on a
  *  2xx-3xx; a 401 means it refused the client's ticket. 0, or -1 with

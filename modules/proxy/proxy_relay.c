@@ -7,6 +7,8 @@
 #include <strings.h>
 
 #include "proxy.h"
+#include "proxy_idmodes.h"
+#include "proxy_names.h"
 
 /* Makes room for n more bytes: false (b->failed) when over the limit or
  * out of memory. */
@@ -52,36 +54,75 @@ void proxy_buf_free(proxy_buf_t *b)
   b->failed = b->heap = false;
 }
 
+/* Where n more bytes go (b->p + b->len), or NULL (b->failed): the room
+ * check inline, buf_room only to grow. */
+static inline char *buf_at(proxy_buf_t *b, size_t n)
+{
+  if (!b->failed && b->p != NULL && n <= b->cap - b->len && n <= b->max - b->len)
+    return b->p + b->len;
+  return buf_room(b, n) && b->p != NULL ? b->p + b->len : NULL;
+}
+
 void proxy_buf_add(proxy_buf_t *b, const char *s, size_t n)
 {
-  if (buf_room(b, n)) {
-    memcpy(b->p + b->len, s, n);
+  char *p = buf_at(b, n);
+  if (p != NULL) {
+    memcpy(p, s, n);
     b->len += n;
   }
 }
+
+/* Appends a string constant. */
+#define PUT_LIT(b, lit) proxy_buf_add((b), (lit), sizeof(lit) - 1)
 
 void proxy_buf_str(proxy_buf_t *b, const char *s)
 {
   proxy_buf_add(b, s, strlen(s));
 }
 
+/* "name: value\r\n" with both lengths known. */
+static void put_field(proxy_buf_t *b, const char *name, size_t nl, const char *value, size_t vl)
+{
+  char *p = buf_at(b, nl + vl + 4);
+  if (p == NULL)
+    return;
+  memcpy(p, name, nl);
+  p[nl] = ':';
+  p[nl + 1] = ' ';
+  memcpy(p + nl + 2, value, vl);
+  p[nl + 2 + vl] = '\r';
+  p[nl + 3 + vl] = '\n';
+  b->len += nl + vl + 4;
+}
+
+void proxy_buf_pieces(proxy_buf_t *b, const proxy_piece_t *pc, size_t n_pc)
+{
+  size_t total = 0;
+  char *p;
+  for (size_t i = 0; i < n_pc; i++)
+    total += pc[i].n;
+  if ((p = buf_at(b, total)) == NULL)
+    return;
+  for (size_t i = 0; i < n_pc; i++) {
+    if (pc[i].n == 2) { /* ": ", "\r\n", ", " */
+      p[0] = pc[i].s[0];
+      p[1] = pc[i].s[1];
+    } else {
+      memcpy(p, pc[i].s, pc[i].n);
+    }
+    p += pc[i].n;
+  }
+  b->len += total;
+}
+
 void proxy_buf_field_n(proxy_buf_t *b, const char *name, const char *value, size_t value_len)
 {
-  size_t nl = strlen(name);
-  char *p;
-  if (!buf_room(b, nl + value_len + 4))
-    return;
-  p = b->p + b->len;
-  memcpy(p, name, nl);
-  memcpy(p + nl, ": ", 2);
-  memcpy(p + nl + 2, value, value_len);
-  memcpy(p + nl + 2 + value_len, "\r\n", 2);
-  b->len += nl + value_len + 4;
+  put_field(b, name, strlen(name), value, value_len);
 }
 
 void proxy_buf_field(proxy_buf_t *b, const char *name, const char *value)
 {
-  proxy_buf_field_n(b, name, value, strlen(value));
+  put_field(b, name, strlen(name), value, strlen(value));
 }
 
 size_t proxy_fmt_u64(char *out, uint64_t v)
@@ -136,19 +177,80 @@ static bool list_has(const char *list, const char *name)
   return false;
 }
 
+/* What a client's request field is to the head builder, from its name. */
+enum {
+  RQ_HOP = 1u << 0, /* hop-by-hop (RFC 9110 §7.6.1, Proxy-*) */
+  RQ_OWN = 1u << 1, /* the proxy sets its own (Host, Via, X-Forwarded-*, framing…) */
+  RQ_CONNECTION = 1u << 2,
+  RQ_HOST = 1u << 3,
+  RQ_UPGRADE = 1u << 4,
+  RQ_TE = 1u << 5, /* Transfer-Encoding */
+  RQ_VIA = 1u << 6,
+  RQ_XFF = 1u << 7, /* X-Forwarded-For */
+  RQ_FWD = 1u << 8, /* Forwarded */
+};
+
+/* The kind of a client field from its name (n bytes): a length switch and
+ * one word-at-a-time compare per candidate. */
+static unsigned req_classify(const char *s, size_t n)
+{
+  unsigned k = 0;
+  switch (n) {
+  case 2:
+    k = proxy_eq_lit(s, "te", 2) ? RQ_HOP : 0;
+    break;
+  case 3:
+    k = proxy_eq_lit(s, "via", 3) ? RQ_OWN | RQ_VIA : 0;
+    break;
+  case 4:
+    k = proxy_eq_lit(s, "host", 4) ? RQ_OWN | RQ_HOST : 0;
+    break;
+  case 6:
+    k = proxy_eq_lit(s, "expect", 6) ? RQ_OWN : 0;
+    break;
+  case 7:
+    k = proxy_eq_lit(s, "trailer", 7)   ? RQ_HOP
+        : proxy_eq_lit(s, "upgrade", 7) ? RQ_HOP | RQ_UPGRADE
+                                        : 0;
+    break;
+  case 9:
+    k = proxy_eq_lit(s, "forwarded", 9) ? RQ_OWN | RQ_FWD : 0;
+    break;
+  case 10:
+    k = proxy_eq_lit(s, "connection", 10)   ? RQ_HOP | RQ_CONNECTION
+        : proxy_eq_lit(s, "keep-alive", 10) ? RQ_HOP
+                                            : 0;
+    break;
+  case 13:
+    k = proxy_eq_lit(s, "authorization", 13) ? RQ_OWN : 0;
+    break;
+  case 14:
+    k = proxy_eq_lit(s, "content-length", 14) ? RQ_OWN : 0;
+    break;
+  case 15:
+    k = proxy_eq_lit(s, "x-forwarded-for", 15) ? RQ_OWN | RQ_XFF : 0;
+    break;
+  case 16:
+    k = proxy_eq_lit(s, "x-forwarded-host", 16) ? RQ_OWN : 0;
+    break;
+  case 17:
+    k = proxy_eq_lit(s, "x-forwarded-proto", 17)   ? RQ_OWN
+        : proxy_eq_lit(s, "transfer-encoding", 17) ? RQ_HOP | RQ_TE
+                                                   : 0;
+    break;
+  default:
+    break;
+  }
+  /* Proxy-Authorization, Proxy-Connection and the rest of Proxy-* are
+   * between the client and this server */
+  if (n >= 6 && proxy_eq_lit(s, "proxy-", 6))
+    k |= RQ_HOP;
+  return k;
+}
+
 bool proxy_is_hop_by_hop(const char *name, const char *conn)
 {
-  static const char *const hop[] = {"Connection",      "Keep-Alive", "TE",
-                                    "Trailer",         "Upgrade",    "Transfer-Encoding",
-                                    "Proxy-Connection"};
-  for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-    if (proxy_name_is(name, hop[i]))
-      return true;
-  /* Proxy-Authenticate / Proxy-Authorization and the rest of Proxy-* are
-   * between the client and this server */
-  if (strncasecmp(name, "Proxy-", 6) == 0)
-    return true;
-  return conn != NULL && list_has(conn, name);
+  return (req_classify(name, strlen(name)) & RQ_HOP) || (conn != NULL && list_has(conn, name));
 }
 
 bool proxy_name_eq_loose(const char *a, const char *b)
@@ -241,8 +343,11 @@ char *proxy_rewrite_cookie(gh_http_context_t *ctx, const proxy_upstream_t *up, c
 static bool has_dot_segment(const char *url)
 {
   const char *p = url;
-  size_t end = strcspn(url, "?#");
-  while (p < url + end) {
+  size_t end = 0;
+  bool maybe = false; /* a '.' or '%' in the path: else no dot segment */
+  for (; url[end] != '\0' && url[end] != '?' && url[end] != '#'; end++)
+    maybe |= url[end] == '.' || url[end] == '%';
+  while (maybe && p < url + end) {
     const char *seg = p + 1; /* after a '/' */
     size_t dots = 0, i = 0;
     if (*p != '/')
@@ -258,42 +363,12 @@ static bool has_dot_segment(const char *url)
     }
     if ((dots == 1 || dots == 2) && (seg + i >= url + end || seg[i] == '/'))
       return true;
-    p = seg + strcspn(seg, "/");
+    for (p = seg; *p != '\0' && *p != '/'; p++)
+      ;
     if (p > url + end)
       break;
   }
   return false;
-}
-
-/* The request target for the upstream: the site's path swapped for the
- * upstream's prefix when it has one, else the URL as the client sent it. */
-static void add_target(proxy_req_t *q, proxy_buf_t *b)
-{
-  const char *url = gh_http_request_get_url(q->req);
-  size_t sl = strlen(q->site);
-  if (!q->up->has_prefix) {
-    proxy_buf_str(b, url);
-    return;
-  }
-  if (sl > 1 && strncmp(url, q->site, sl) == 0)
-    url += sl;
-  proxy_buf_str(b, q->up->prefix);
-  if (*url != '/' && *url != '\0')
-    proxy_buf_add(b, "/", 1);
-  proxy_buf_str(b, *url ? url : "/");
-}
-
-/* Upgrade (WebSocket …) is relayed when the server can hand the client's
- * connection over: Upgrade and "Connection: upgrade" go upstream. */
-static void add_upgrade(proxy_req_t *q, proxy_buf_t *b, const char *conn)
-{
-  const char *up = gh_http_request_get_header(q->req, "Upgrade");
-  q->want_upgrade = up != NULL && conn != NULL && list_has(conn, "upgrade") &&
-                    gh_http_request_get_version(q->req) >= 11;
-  if (!q->want_upgrade)
-    return;
-  proxy_buf_field(b, "Connection", "upgrade");
-  proxy_buf_field(b, "Upgrade", up);
 }
 
 void proxy_fwd_chain(proxy_line_t *l, const char *prior, const char *self)
@@ -322,92 +397,277 @@ void proxy_fwd_forwarded(proxy_line_t *l, const char *prior, const char *addr, c
   }
 }
 
-/* Via, X-Forwarded-*, Forwarded: the client's address and what it asked. */
-static void add_forwarding(proxy_req_t *q, proxy_buf_t *b, const char *host)
+/* The request line and Host, under one room check. The target: the
+ * site's path swapped for the upstream's prefix when it has one, else the
+ * URL as the client sent it. */
+static void put_request_line(const proxy_head_in_t *in, const char *host, proxy_buf_t *b)
 {
-  const char *addr = gh_http_request_get_remote_addr(q->req);
-  const char *proto = gh_http_request_is_tls(q->req) ? "https" : "http";
-  proxy_line_t line;
-  if (addr == NULL || addr[0] == '\0')
-    addr = "unknown";
-  if (q->conf->via) {
-    proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "Via"),
-                    gh_http_request_get_version(q->req) >= 11 ? "1.1 gatehouse" : "1.0 gatehouse");
-    proxy_buf_field_n(b, "Via", line.s, line.len);
+  proxy_piece_t pc[8];
+  size_t n = 0;
+  const char *url = in->url;
+  pc[n++] = (proxy_piece_t){in->method, strlen(in->method)};
+  pc[n++] = PROXY_PIECE(" ");
+  if (in->up->has_prefix) {
+    size_t sl = strlen(in->site);
+    if (sl > 1 && strncmp(url, in->site, sl) == 0)
+      url += sl;
+    pc[n++] = (proxy_piece_t){in->up->prefix, strlen(in->up->prefix)};
+    if (*url != '/' && *url != '\0')
+      pc[n++] = PROXY_PIECE("/");
+    if (*url == '\0')
+      url = "/";
   }
-  if (q->conf->x_forwarded) {
-    proxy_fwd_chain(&line, gh_http_request_get_header(q->req, "X-Forwarded-For"), addr);
-    proxy_buf_field_n(b, "X-Forwarded-For", line.s, line.len);
-    proxy_buf_field(b, "X-Forwarded-Proto", proto);
-    if (host != NULL)
-      proxy_buf_field(b, "X-Forwarded-Host", host);
-  }
-  if (q->conf->forwarded) {
-    proxy_fwd_forwarded(&line, gh_http_request_get_header(q->req, "Forwarded"), addr, proto, host);
-    proxy_buf_field_n(b, "Forwarded", line.s, line.len);
+  pc[n++] = (proxy_piece_t){url, strlen(url)};
+  pc[n++] = PROXY_PIECE(" HTTP/1.1\r\nHost: ");
+  pc[n++] = (proxy_piece_t){host, strlen(host)};
+  pc[n++] = PROXY_PIECE("\r\n");
+  proxy_buf_pieces(b, pc, n);
+}
+
+#define SCAN_FIELDS 64 /* fields whose kind the first pass keeps for the second */
+#define CONN_TOKENS 16 /* Connection tokens kept apart (more: the value is searched) */
+
+/* What the first pass over the client's fields found. */
+typedef struct head_scan {
+  const char *conn, *host, *upgrade, *via, *xff, *fwd; /* the first of each, or NULL */
+  bool te;                                             /* a Transfer-Encoding field */
+  proxy_name_t tok[CONN_TOKENS];                       /* the Connection value's tokens */
+  size_t n_tok;
+  bool many_tok; /* more than CONN_TOKENS */
+  unsigned kind[SCAN_FIELDS];
+  size_t name_len[SCAN_FIELDS];
+} head_scan_t;
+
+/* An identity field or the JWT field of the site, in any case and with '_'
+ * for '-' (length first: most names differ there). */
+static bool is_stripped(const proxy_site_t *s, const char *name, size_t n)
+{
+  if (n == 0 || !((s->strip_lens >> ((n < 64 ? n : 64) - 1)) & 1))
+    return false;
+  for (size_t i = 0; i < s->n_strip; i++)
+    if (s->strip[i].len == n && proxy_name_eq_loose(name, s->strip[i].s))
+      return true;
+  return false;
+}
+
+static unsigned field_kind(const proxy_site_t *s, const char *name, size_t n)
+{
+  unsigned k = req_classify(name, n);
+  return k == 0 && is_stripped(s, name, n) ? RQ_OWN : k;
+}
+
+static void note_first(head_scan_t *sc, unsigned k, const char *v)
+{
+  const char **slot = k & RQ_CONNECTION ? &sc->conn
+                      : k & RQ_HOST     ? &sc->host
+                      : k & RQ_UPGRADE  ? &sc->upgrade
+                      : k & RQ_VIA      ? &sc->via
+                      : k & RQ_XFF      ? &sc->xff
+                      : k & RQ_FWD      ? &sc->fwd
+                                        : NULL;
+  sc->te |= (k & RQ_TE) != 0;
+  if (slot != NULL && *slot == NULL)
+    *slot = v;
+}
+
+/* The Connection value's tokens (as list_has reads them). */
+static void conn_tokens(head_scan_t *sc)
+{
+  const char *p = sc->conn;
+  sc->n_tok = 0;
+  sc->many_tok = false;
+  while (p != NULL && *p) {
+    size_t k = 0;
+    while (*p == ' ' || *p == '\t' || *p == ',')
+      p++;
+    while (p[k] != '\0' && p[k] != ',' && p[k] != ' ' && p[k] != '\t')
+      k++;
+    if (k > 0 && sc->n_tok == CONN_TOKENS)
+      sc->many_tok = true;
+    else if (k > 0)
+      sc->tok[sc->n_tok++] = (proxy_name_t){p, k};
+    p += k;
   }
 }
 
-/* Fields of the client's request that never go upstream as they are. */
-static bool dropped_field(proxy_req_t *q, const char *name, const char *conn)
+static void scan_fields(const proxy_head_in_t *in, head_scan_t *sc)
 {
-  static const char *const own[] = {"Host",
-                                    "Content-Length",
-                                    "Expect",
-                                    "Authorization",
-                                    "Via",
-                                    "X-Forwarded-For",
-                                    "Forwarded",
-                                    "X-Forwarded-Proto",
-                                    "X-Forwarded-Host"};
-  for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
-    if (proxy_name_is(name, own[i]))
-      return true;
-  return proxy_is_hop_by_hop(name, conn) || proxy_is_identity_name(q, name);
+  sc->conn = sc->host = sc->upgrade = sc->via = sc->xff = sc->fwd = NULL;
+  sc->te = false;
+  for (size_t i = 0; i < in->n_fields; i++) {
+    size_t n = strlen(in->names[i]);
+    unsigned k = field_kind(in->conf, in->names[i], n);
+    if (i < SCAN_FIELDS) {
+      sc->kind[i] = k;
+      sc->name_len[i] = n;
+    }
+    if (k & ~(RQ_HOP | RQ_OWN))
+      note_first(sc, k, in->values[i]);
+  }
+  conn_tokens(sc);
 }
+
+/* Does the Connection value name this field (any case)? */
+static bool conn_named(const head_scan_t *sc, const char *name, size_t n)
+{
+  if (sc->conn == NULL)
+    return false;
+  if (sc->many_tok || n == 0)
+    return list_has(sc->conn, name);
+  for (size_t i = 0; i < sc->n_tok; i++)
+    if (sc->tok[i].len == n && proxy_eq_ci(sc->tok[i].s, name, n))
+      return true;
+  return false;
+}
+
+/* The client's fields that go upstream as they are, in their order. */
+static void put_client_fields(const proxy_head_in_t *in, const head_scan_t *sc, proxy_buf_t *b)
+{
+  for (size_t i = 0; i < in->n_fields; i++) {
+    const char *n = in->names[i], *v = in->values[i];
+    size_t nl = i < SCAN_FIELDS ? sc->name_len[i] : strlen(n);
+    unsigned k = i < SCAN_FIELDS ? sc->kind[i] : field_kind(in->conf, n, nl);
+    if ((k & (RQ_HOP | RQ_OWN)) || conn_named(sc, n, nl))
+      continue;
+    put_field(b, n, nl, v, strlen(v));
+  }
+}
+
+/* The pieces of "PRE" (a "Name: ") then "PRIOR, SELF" (prior NULL:
+ * "SELF") cut at PROXY_LINE_MAX - 1 bytes as proxy_fwd_chain cuts it, then
+ * CRLF (at most 5). Returns how many. */
+static size_t chain_pieces(proxy_piece_t *pc, proxy_piece_t pre, const char *prior,
+                           const char *self, size_t sl)
+{
+  const size_t cut = PROXY_LINE_MAX - 1;
+  size_t a = prior != NULL ? strlen(prior) : 0, c, d, n = 0;
+  a = a < cut ? a : cut;
+  c = prior == NULL ? 0 : cut - a < 2 ? cut - a : 2;
+  d = cut - a - c < sl ? cut - a - c : sl;
+  pc[n++] = pre;
+  if (a > 0)
+    pc[n++] = (proxy_piece_t){prior, a};
+  if (c > 0)
+    pc[n++] = (proxy_piece_t){", ", c};
+  if (d > 0)
+    pc[n++] = (proxy_piece_t){self, d};
+  pc[n++] = PROXY_PIECE("\r\n");
+  return n;
+}
+
+/* Via, X-Forwarded-*, Forwarded: the client's address and what it asked. */
+static void put_forwarding(const proxy_head_in_t *in, const head_scan_t *sc, proxy_buf_t *b)
+{
+  const char *addr = in->addr != NULL && in->addr[0] != '\0' ? in->addr : "unknown";
+  const char *proto = in->tls ? "https" : "http";
+  proxy_piece_t pc[16];
+  size_t n = 0;
+  if (in->conf->via)
+    n += chain_pieces(pc + n, PROXY_PIECE("Via: "), sc->via,
+                      in->version >= 11 ? "1.1 gatehouse" : "1.0 gatehouse", 13);
+  if (in->conf->x_forwarded) {
+    n += chain_pieces(pc + n, PROXY_PIECE("X-Forwarded-For: "), sc->xff, addr, strlen(addr));
+    pc[n++] = in->tls ? PROXY_PIECE("X-Forwarded-Proto: https\r\n")
+                      : PROXY_PIECE("X-Forwarded-Proto: http\r\n");
+    if (sc->host != NULL) {
+      pc[n++] = PROXY_PIECE("X-Forwarded-Host: ");
+      pc[n++] = (proxy_piece_t){sc->host, strlen(sc->host)};
+      pc[n++] = PROXY_PIECE("\r\n");
+    }
+  }
+  proxy_buf_pieces(b, pc, n);
+  if (in->conf->forwarded) {
+    proxy_line_t line;
+    proxy_fwd_forwarded(&line, sc->fwd, addr, proto, sc->host);
+    put_field(b, "Forwarded", 9, line.s, line.len);
+  }
+}
+
+int proxy_head_fields(const proxy_head_in_t *in, proxy_buf_t *b, proxy_head_out_t *out)
+{
+  const char *fixed = in->conf->upstream_host;
+  head_scan_t sc;
+  if (has_dot_segment(in->url))
+    return -EBADMSG; /* 400 */
+  scan_fields(in, &sc);
+  out->sent_host = fixed ? fixed : sc.host ? sc.host : in->up->authority;
+  put_request_line(in, out->sent_host, b);
+  put_client_fields(in, &sc, b);
+  /* Upgrade (WebSocket …) is relayed when the server can hand the client's
+   * connection over: Upgrade and "Connection: upgrade" go upstream */
+  out->want_upgrade = sc.upgrade != NULL && conn_named(&sc, "upgrade", 7) && in->version >= 11;
+  if (out->want_upgrade) {
+    PUT_LIT(b, "Connection: upgrade\r\n");
+    put_field(b, "Upgrade", 7, sc.upgrade, strlen(sc.upgrade));
+  }
+  put_forwarding(in, &sc, b);
+  out->te = sc.te;
+  if (in->has_user)
+    proxy_put_identity(in->conf, in->ident, b);
+  return 0;
+}
+
+void proxy_head_end(const proxy_head_in_t *in, proxy_buf_t *b, proxy_head_out_t *out)
+{
+  int64_t cl = in->content_length;
+  char num[PROXY_U64_LEN];
+  out->has_body = out->chunked = false;
+  if (cl > 0) {
+    put_field(b, "Content-Length", 14, num, proxy_fmt_u64(num, (uint64_t)cl));
+    out->has_body = true;
+  } else if (cl < 0 && out->te) {
+    PUT_LIT(b, "Transfer-Encoding: chunked\r\n");
+    out->has_body = out->chunked = true;
+  } else if (cl == 0 &&
+             (out->te || strcmp(in->method, "POST") == 0 || strcmp(in->method, "PUT") == 0)) {
+    PUT_LIT(b, "Content-Length: 0\r\n");
+  }
+  if (!in->keepalive && !out->want_upgrade)
+    PUT_LIT(b, "Connection: close\r\n");
+  PUT_LIT(b, "\r\n");
+}
+
+#define HEAD_FIELDS 64 /* client fields gathered on the stack (more: request memory) */
 
 int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *ret_chunked)
 {
-  const char *conn = gh_http_request_get_header(q->req, "Connection");
-  const char *host = gh_http_request_get_header(q->req, "Host");
-  const char *fixed = q->conf->upstream_host;
-  int64_t cl = gh_http_request_get_content_length(q->req);
-  const char *te = gh_http_request_get_header(q->req, "Transfer-Encoding");
-  char num[PROXY_U64_LEN];
+  const char *names_s[HEAD_FIELDS], *values_s[HEAD_FIELDS], **names = names_s, **values = values_s;
+  size_t n = gh_http_request_get_header_count(q->req), k = 0;
+  proxy_head_in_t in = {.conf = q->conf,
+                        .up = q->up,
+                        .site = q->site,
+                        .method = gh_http_request_get_method(q->req),
+                        .url = gh_http_request_get_url(q->req),
+                        .version = gh_http_request_get_version(q->req),
+                        .tls = gh_http_request_is_tls(q->req),
+                        .addr = gh_http_request_get_remote_addr(q->req),
+                        .content_length = gh_http_request_get_content_length(q->req),
+                        .keepalive = q->keepalive != 0};
+  proxy_head_out_t out;
   int ret;
-
-  if (has_dot_segment(gh_http_request_get_url(q->req)))
-    return -EBADMSG; /* 400 */
-  proxy_buf_str(b, gh_http_request_get_method(q->req));
-  proxy_buf_add(b, " ", 1);
-  add_target(q, b);
-  proxy_buf_str(b, " HTTP/1.1\r\n");
-  q->sent_host = fixed ? fixed : host ? host : q->up->authority;
-  proxy_buf_field(b, "Host", q->sent_host);
-  for (size_t i = 0; i < gh_http_request_get_header_count(q->req); i++) {
-    const char *n, *v;
-    if (gh_http_request_get_header_at(q->req, i, &n, &v) < 0 || dropped_field(q, n, conn))
-      continue;
-    proxy_buf_field(b, n, v);
+  if (q->idm == NULL)
+    return -ENOMEM; /* the identity modes' state: fail closed */
+  if (n > HEAD_FIELDS) {
+    if ((names = gh_http_context_alloc(q->ctx, 2 * n * sizeof(*names))) == NULL)
+      return -ENOMEM;
+    values = names + n;
   }
-  add_upgrade(q, b, conn);
-  add_forwarding(q, b, host);
-  ret = proxy_add_identity(q, b);
-  *ret_chunked = false;
-  *ret_has_body = false;
-  if (cl > 0) {
-    proxy_buf_field_n(b, "Content-Length", num, proxy_fmt_u64(num, (uint64_t)cl));
-    *ret_has_body = true;
-  } else if (cl < 0 && te != NULL) {
-    proxy_buf_field(b, "Transfer-Encoding", "chunked");
-    *ret_has_body = *ret_chunked = true;
-  } else if (cl == 0 && (te != NULL || strcmp(gh_http_request_get_method(q->req), "POST") == 0 ||
-                         strcmp(gh_http_request_get_method(q->req), "PUT") == 0)) {
-    proxy_buf_field(b, "Content-Length", "0");
-  }
-  if (q->keepalive == 0 && !q->want_upgrade)
-    proxy_buf_field(b, "Connection", "close");
-  proxy_buf_str(b, "\r\n");
+  for (size_t i = 0; i < n; i++)
+    if (gh_http_request_get_header_at(q->req, i, &names[k], &values[k]) == 0)
+      k++;
+  in.names = names;
+  in.values = values;
+  in.n_fields = k;
+  in.has_user = proxy_identity_values(q, in.ident);
+  if ((ret = proxy_head_fields(&in, b, &out)) != 0)
+    return ret;
+  q->sent_host = out.sent_host;
+  q->want_upgrade = out.want_upgrade;
+  if (in.has_user)
+    ret = proxy_idm_add_fields(q, b); /* JWT, Negotiate */
+  proxy_head_end(&in, b, &out);
+  *ret_has_body = out.has_body;
+  *ret_chunked = out.chunked;
   if (ret == 0 && b->failed)
     ret = -ENOMEM;
   return ret;

@@ -4,6 +4,7 @@
 #include <strings.h>
 
 #include "proxy.h"
+#include "proxy_names.h"
 
 /* What the parser is reading. */
 enum {
@@ -39,55 +40,6 @@ static const unsigned char tchar[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 0,
 };
 
-static unsigned char lc(unsigned char c)
-{
-  return (unsigned char)(c - 'A') < 26u ? (unsigned char)(c | 0x20) : c;
-}
-
-static uint64_t load8(const char *p)
-{
-  uint64_t w;
-  memcpy(&w, p, 8);
-  return w;
-}
-
-static uint32_t load4(const char *p)
-{
-  uint32_t w;
-  memcpy(&w, p, 4);
-  return w;
-}
-
-/* s (n bytes of a field name or of a checked field value, any case) equals
- * lit (n bytes: lower-case letters and '-'), a word at a time: '| 0x20'
- * folds the letters and turns no other byte such a name or value may hold
- * (no control byte) into a letter or '-'. */
-static bool eq_lit(const char *s, const char *lit, size_t n)
-{
-  const uint64_t f8 = 0x2020202020202020ull;
-  const uint32_t f4 = 0x20202020u;
-  if (n >= 8) {
-    for (size_t i = 0; i + 8 < n; i += 8)
-      if ((load8(s + i) | f8) != load8(lit + i))
-        return false;
-    return (load8(s + n - 8) | f8) == load8(lit + n - 8);
-  }
-  if (n >= 4)
-    return (load4(s) | f4) == load4(lit) && (load4(s + n - 4) | f4) == load4(lit + n - 4);
-  for (size_t i = 0; i < n; i++)
-    if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
-      return false;
-  return true;
-}
-
-static bool eq_ci(const char *a, const char *b, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    if (lc((unsigned char)a[i]) != lc((unsigned char)b[i]))
-      return false;
-  return true;
-}
-
 /* No control byte but HT (obs-text allowed). */
 static bool bytes_ok(const char *v, size_t n)
 {
@@ -114,9 +66,9 @@ static bool value_ok(const char *v, size_t n)
   if (n < 8)
     return bytes_ok(v, n);
   for (size_t i = 0; i + 8 < n; i += 8)
-    if (word_has_ctl(load8(v + i)) && !bytes_ok(v + i, 8))
+    if (word_has_ctl(proxy_load8(v + i)) && !bytes_ok(v + i, 8))
       return false;
-  return !word_has_ctl(load8(v + n - 8)) || bytes_ok(v + n - 8, 8);
+  return !word_has_ctl(proxy_load8(v + n - 8)) || bytes_ok(v + n - 8, 8);
 }
 
 /* The field's kind from its name (PROXY_F_*). */
@@ -125,48 +77,48 @@ static uint32_t classify(const char *s, size_t n)
   uint32_t k = 0;
   switch (n) {
   case 2:
-    k = eq_lit(s, "te", 2) ? PROXY_F_HOP : 0;
+    k = proxy_eq_lit(s, "te", 2) ? PROXY_F_HOP : 0;
     break;
   case 3:
-    k = eq_lit(s, "via", 3) ? PROXY_F_VIA : 0;
+    k = proxy_eq_lit(s, "via", 3) ? PROXY_F_VIA : 0;
     break;
   case 4:
-    k = eq_lit(s, "date", 4) ? PROXY_F_OWN : 0;
+    k = proxy_eq_lit(s, "date", 4) ? PROXY_F_OWN : 0;
     break;
   case 6:
-    k = eq_lit(s, "server", 6) ? PROXY_F_OWN : 0;
+    k = proxy_eq_lit(s, "server", 6) ? PROXY_F_OWN : 0;
     break;
   case 7:
-    k = eq_lit(s, "trailer", 7)   ? PROXY_F_HOP
-        : eq_lit(s, "upgrade", 7) ? PROXY_F_HOP | PROXY_F_UPGRADE
-                                  : 0;
+    k = proxy_eq_lit(s, "trailer", 7)   ? PROXY_F_HOP
+        : proxy_eq_lit(s, "upgrade", 7) ? PROXY_F_HOP | PROXY_F_UPGRADE
+                                        : 0;
     break;
   case 8:
-    k = eq_lit(s, "location", 8) ? PROXY_F_LOCATION : 0;
+    k = proxy_eq_lit(s, "location", 8) ? PROXY_F_LOCATION : 0;
     break;
   case 10:
-    k = eq_lit(s, "connection", 10)   ? PROXY_F_HOP | PROXY_F_CONNECTION
-        : eq_lit(s, "keep-alive", 10) ? PROXY_F_HOP
-        : eq_lit(s, "set-cookie", 10) ? PROXY_F_COOKIE
-                                      : 0;
-    break;
-  case 14:
-    k = eq_lit(s, "content-length", 14) ? PROXY_F_OWN | PROXY_F_CL : 0;
-    break;
-  case 16:
-    k = eq_lit(s, "content-location", 16)   ? PROXY_F_LOCATION
-        : eq_lit(s, "www-authenticate", 16) ? PROXY_F_WWW_AUTH
+    k = proxy_eq_lit(s, "connection", 10)   ? PROXY_F_HOP | PROXY_F_CONNECTION
+        : proxy_eq_lit(s, "keep-alive", 10) ? PROXY_F_HOP
+        : proxy_eq_lit(s, "set-cookie", 10) ? PROXY_F_COOKIE
                                             : 0;
     break;
+  case 14:
+    k = proxy_eq_lit(s, "content-length", 14) ? PROXY_F_OWN | PROXY_F_CL : 0;
+    break;
+  case 16:
+    k = proxy_eq_lit(s, "content-location", 16)   ? PROXY_F_LOCATION
+        : proxy_eq_lit(s, "www-authenticate", 16) ? PROXY_F_WWW_AUTH
+                                                  : 0;
+    break;
   case 17:
-    k = eq_lit(s, "transfer-encoding", 17) ? PROXY_F_HOP | PROXY_F_TE : 0;
+    k = proxy_eq_lit(s, "transfer-encoding", 17) ? PROXY_F_HOP | PROXY_F_TE : 0;
     break;
   default:
     break;
   }
   /* Proxy-Authenticate, Proxy-Connection and the rest of Proxy-* are
    * between the client and this server */
-  if (n >= 6 && eq_lit(s, "proxy-", 6))
+  if (n >= 6 && proxy_eq_lit(s, "proxy-", 6))
     k |= PROXY_F_HOP;
   return k;
 }
@@ -250,10 +202,10 @@ static bool connection_tokens(proxy_resp_t *r, bool has_conn)
       while (*p == ' ' || *p == '\t' || *p == ',')
         p++;
       k = strcspn(p, ", \t");
-      close |= k == 5 && eq_lit(p, "close", 5);
-      keep |= k == 10 && eq_lit(p, "keep-alive", 10);
+      close |= k == 5 && proxy_eq_lit(p, "close", 5);
+      keep |= k == 10 && proxy_eq_lit(p, "keep-alive", 10);
       for (size_t j = 0; k > 0 && j < r->n; j++)
-        if (r->f[j].name_len == k && eq_ci(r->f[j].name, p, k))
+        if (r->f[j].name_len == k && proxy_eq_ci(r->f[j].name, p, k))
           r->f[j].kind |= PROXY_F_CONN_NAMED;
       p += k;
     }
@@ -431,7 +383,7 @@ static unsigned hex_value(unsigned char c)
 {
   if (c >= '0' && c <= '9')
     return c - '0';
-  c = lc(c);
+  c = proxy_lc(c);
   return c >= 'a' && c <= 'f' ? c - 'a' + 10u : 16u;
 }
 

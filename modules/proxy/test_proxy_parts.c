@@ -612,15 +612,383 @@ static void test_forwarding_values(void **state)
 }
 #pragma GCC diagnostic pop
 
+/* ---- the upstream request head (proxy_head_fields, proxy_head_end) ---- */
+
+static proxy_site_t HS;
+
+/* identity_headers = user:X-Remote-User principal:X-Remote-Principal
+ * groups:X-Remote-Groups auth-type:X-Auth-Type, a JWT field, proxy_via and
+ * proxy_x_forwarded on */
+static const proxy_site_t *head_site(bool forwarded, const char *fixed_host, bool jwt)
+{
+  static const char *const names[] = {"X-Remote-User", "X-Remote-Principal", "X-Remote-Groups",
+                                      "X-Auth-Type"};
+  static const int kinds[] = {0, 2, 1, 3};
+  memset(&HS, 0, sizeof(HS));
+  HS.ok = HS.via = HS.x_forwarded = true;
+  HS.keepalive = 64;
+  HS.forwarded = forwarded;
+  HS.upstream_host = fixed_host;
+  for (size_t i = 0; i < 4; i++) {
+    HS.ident_name[i] = names[i];
+    HS.ident_kind[i] = kinds[i];
+  }
+  HS.n_ident = 4;
+  if (jwt) {
+    HS.idm.jwt_key = "/etc/gatehouse/jwt.pem";
+    HS.idm.jwt_field = "X-JWT-Assertion";
+  }
+  proxy_site_prepare(&HS);
+  return &HS;
+}
+
+typedef struct head_case {
+  const char *what;
+  const char *method, *url;
+  int version;
+  bool tls, user, forwarded, close;
+  const char *addr, *fixed_host, *groups;
+  int64_t cl;
+  const char *f[48]; /* name, value, …, NULL */
+  const char *want;
+} head_case_t;
+
+/* The head for c (fields from c->f, or names/values when given). */
+static int build_head(const head_case_t *c, const char *const *names, const char *const *values,
+                      size_t n, proxy_buf_t *b, proxy_head_out_t *out)
+{
+  static const char *fn[24], *fv[24];
+  proxy_head_in_t in = {.conf = head_site(c->forwarded, c->fixed_host, true),
+                        .up = proxy_upstream_get("http://127.0.0.1:8080"),
+                        .site = "/p",
+                        .method = c->method ? c->method : "GET",
+                        .url = c->url ? c->url : "/p/x",
+                        .version = c->version ? c->version : 11,
+                        .tls = c->tls,
+                        .addr = c->addr ? c->addr : "192.0.2.1",
+                        .content_length = c->cl,
+                        .has_user = c->user,
+                        .keepalive = !c->close};
+  int ret;
+  if (names == NULL) {
+    for (n = 0; c->f[2 * n] != NULL; n++) {
+      fn[n] = c->f[2 * n];
+      fv[n] = c->f[2 * n + 1];
+    }
+    names = fn;
+    values = fv;
+  }
+  in.names = names;
+  in.values = values;
+  in.n_fields = n;
+  if (c->user) {
+    in.ident[0] = "alice";
+    in.ident[1] = c->groups ? c->groups : "staff,wheel";
+    in.ident[2] = "alice@EXAMPLE.ORG";
+    in.ident[3] = "Negotiate";
+  }
+  ret = proxy_head_fields(&in, b, out);
+  if (ret == 0)
+    proxy_head_end(&in, b, out);
+  return ret;
+}
+
+#define FWD_LOCAL "Via: 1.1 gatehouse\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n"
+#define IDENT_ALICE                                                                                \
+  "X-Remote-User: alice\r\nX-Remote-Principal: alice@EXAMPLE.ORG\r\n"                              \
+  "X-Remote-Groups: staff,wheel\r\nX-Auth-Type: Negotiate\r\n"
+
+static const head_case_t head_cases[] = {
+    {.what = "plain GET",
+     .cl = -1,
+     .f = {"Host", "a.example", "User-Agent", "t/1", "Accept", "*/*", NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: a.example\r\nUser-Agent: t/1\r\nAccept: */*\r\n" FWD_LOCAL
+             "X-Forwarded-Host: a.example\r\n\r\n"},
+    {.what = "spoofed identity fields, any case, '_' for '-', the JWT field",
+     .user = true,
+     .cl = -1,
+     .f = {"x-remote-user",
+           "evil",
+           "X_REMOTE_USER",
+           "evil",
+           "X-Remote_Groups",
+           "evil",
+           "x_auth_type",
+           "evil",
+           "X-REMOTE-PRINCIPAL",
+           "evil",
+           "x-jwt-assertion",
+           "evil",
+           "X_Jwt_Assertion",
+           "evil",
+           "X-Remote-Users",
+           "kept",
+           "X-Remote-Use",
+           "kept",
+           "X-Remote-User2",
+           "kept",
+           "Authorization",
+           "Basic YTpi",
+           "Cookie",
+           "a=b",
+           "x-auth_TYPE",
+           "evil",
+           NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Remote-Users: kept\r\n"
+             "X-Remote-Use: kept\r\nX-Remote-User2: kept\r\nCookie: a=b\r\n" FWD_LOCAL IDENT_ALICE
+             "\r\n"},
+    {.what = "anonymous: spoofed fields removed, none added",
+     .cl = -1,
+     .f = {"X-Remote-User", "evil", "x_remote_groups", "evil", "Accept", "*/*", NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: */*\r\n" FWD_LOCAL "\r\n"},
+    {.what = "hop-by-hop and Connection-named fields",
+     .cl = -1,
+     .close = true,
+     .f = {"X-Secret",
+           "s1",
+           "Connection",
+           "keep-alive, x-secret,\tX-Other2 ,,",
+           "x-SECRET",
+           "s2",
+           "X-Other",
+           "o",
+           "Keep-Alive",
+           "5",
+           "TE",
+           "trailers",
+           "Trailer",
+           "X-T",
+           "Proxy-Authorization",
+           "Basic x",
+           "Proxy-Connection",
+           "keep-alive",
+           "proxy-x",
+           "y",
+           "x-other2",
+           "z",
+           "Connection",
+           "X-Kept",
+           "X-Kept",
+           "k",
+           "Expect",
+           "100-continue",
+           NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nX-Other: o\r\nX-Kept: k\r\n" FWD_LOCAL
+             "Connection: close\r\n\r\n"},
+    {.what = "upgrade relayed (HTTP/1.1, named by Connection)",
+     .cl = -1,
+     .close = true,
+     .f = {"Host", "h", "Connection", "Upgrade", "Upgrade", "websocket", "Sec-WebSocket-Key", "k",
+           NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: h\r\nSec-WebSocket-Key: k\r\nConnection: upgrade\r\n"
+             "Upgrade: websocket\r\n" FWD_LOCAL "X-Forwarded-Host: h\r\n\r\n"},
+    {.what = "upgrade not relayed on HTTP/1.0",
+     .version = 10,
+     .cl = -1,
+     .f = {"Connection", "upgrade", "Upgrade", "websocket", NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nVia: 1.0 gatehouse\r\n"
+             "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n"},
+    {.what = "several X-Forwarded-For, Via, Forwarded: the first is chained",
+     .tls = true,
+     .forwarded = true,
+     .addr = "2001:db8::1",
+     .cl = -1,
+     .f = {"X-Forwarded-For", "10.0.0.1", "x-forwarded-for", "10.0.0.2", "Via", "1.0 a", "VIA",
+           "1.1 b", "Forwarded", "for=10.0.0.1", "forwarded", "for=10.0.0.2", "Host", "h:8443",
+           "X-Forwarded-Proto", "http", "X-Forwarded-Host", "evil", NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: h:8443\r\nVia: 1.0 a, 1.1 gatehouse\r\n"
+             "X-Forwarded-For: 10.0.0.1, 2001:db8::1\r\nX-Forwarded-Proto: https\r\n"
+             "X-Forwarded-Host: h:8443\r\n"
+             "Forwarded: for=10.0.0.1, for=\"[2001:db8::1]\";proto=https;host=\"h:8443\"\r\n\r\n"},
+    {.what = "upstream_host rewrites Host",
+     .fixed_host = "app.internal",
+     .addr = "",
+     .cl = -1,
+     .f = {"host", "public.example", NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: app.internal\r\nVia: 1.1 gatehouse\r\n"
+             "X-Forwarded-For: unknown\r\nX-Forwarded-Proto: http\r\n"
+             "X-Forwarded-Host: public.example\r\n\r\n"},
+    {.what = "POST with a length: the client's Content-Length and Expect replaced",
+     .method = "POST",
+     .cl = 5,
+     .user = true,
+     .f = {"Content-Length", "5", "Expect", "100-continue", "Content-Type", "text/plain", NULL},
+     .want = "POST /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nContent-Type: text/plain\r\n" FWD_LOCAL
+         IDENT_ALICE "Content-Length: 5\r\n\r\n"},
+    {.what = "chunked body",
+     .method = "PUT",
+     .cl = -1,
+     .f = {"Transfer-Encoding", "chunked", NULL},
+     .want = "PUT /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" FWD_LOCAL
+             "Transfer-Encoding: chunked\r\n\r\n"},
+    {.what = "empty PUT",
+     .method = "PUT",
+     .cl = 0,
+     .close = true,
+     .f = {NULL},
+     .want = "PUT /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" FWD_LOCAL
+             "Content-Length: 0\r\nConnection: close\r\n\r\n"},
+    {.what = "an identity value with CR or LF is left out",
+     .user = true,
+     .cl = -1,
+     .groups = "staff,wheel,users\r\nX-Evil: 1",
+     .f = {NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" FWD_LOCAL
+             "X-Remote-User: alice\r\nX-Remote-Principal: alice@EXAMPLE.ORG\r\n"
+             "X-Auth-Type: Negotiate\r\n\r\n"},
+    {.what = "a short identity value with LF is left out",
+     .user = true,
+     .cl = -1,
+     .groups = "a\nb",
+     .f = {NULL},
+     .want = "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" FWD_LOCAL
+             "X-Remote-User: alice\r\nX-Remote-Principal: alice@EXAMPLE.ORG\r\n"
+             "X-Auth-Type: Negotiate\r\n\r\n"},
+};
+
+static void check_head(const head_case_t *c, const char *const *names, const char *const *values,
+                       size_t n, const char *want)
+{
+  proxy_buf_t b = {.max = PROXY_MAX_REQ_HEAD};
+  proxy_head_out_t out;
+  assert_int_equal(build_head(c, names, values, n, &b, &out), 0);
+  assert_false(b.failed);
+  if (b.len != strlen(want) || memcmp(b.p, want, b.len) != 0)
+    fail_msg("%s:\n got  [%.*s]\n want [%s]", c->what, (int)b.len, b.p, want);
+  proxy_buf_free(&b);
+}
+
+static void test_head_table(void **state)
+{
+  (void)state;
+  for (size_t i = 0; i < sizeof(head_cases) / sizeof(head_cases[0]); i++)
+    check_head(&head_cases[i], NULL, NULL, 0, head_cases[i].want);
+}
+
+/* Every CR or LF position in identity values of 1 to 40 bytes (the
+ * word-at-a-time check): the field is left out; without one it is sent. */
+static void test_head_ident_crlf(void **state)
+{
+  char v[41], want[512];
+  head_case_t c = {.what = "groups", .user = true, .cl = -1, .groups = v};
+  (void)state;
+  for (size_t n = 1; n <= 40; n++) {
+    memset(v, 'g', n);
+    v[n] = '\0';
+    snprintf(want, sizeof(want),
+             "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" FWD_LOCAL
+             "X-Remote-User: alice\r\nX-Remote-Principal: alice@EXAMPLE.ORG\r\n"
+             "X-Remote-Groups: %s\r\nX-Auth-Type: Negotiate\r\n\r\n",
+             v);
+    check_head(&c, NULL, NULL, 0, want);
+    for (size_t at = 0; at < n; at++) {
+      snprintf(want, sizeof(want),
+               "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" FWD_LOCAL
+               "X-Remote-User: alice\r\nX-Remote-Principal: alice@EXAMPLE.ORG\r\n"
+               "X-Auth-Type: Negotiate\r\n\r\n");
+      v[at] = '\r';
+      check_head(&c, NULL, NULL, 0, want);
+      v[at] = '\n';
+      check_head(&c, NULL, NULL, 0, want);
+      v[at] = 'g';
+    }
+  }
+}
+
+/* More fields than the first pass keeps kinds for, and more Connection
+ * tokens than it splits: the later ones are removed all the same. */
+static void test_head_many_fields(void **state)
+{
+  static const char *names[80], *values[80];
+  static char nbuf[80][16], conn[600], want[8192];
+  head_case_t c = {.what = "many fields", .cl = -1};
+  size_t n = 0, w;
+  (void)state;
+  w = (size_t)snprintf(conn, sizeof(conn), "keep-alive");
+  for (int i = 0; i < 24; i++)
+    w += (size_t)snprintf(conn + w, sizeof(conn) - w, ", x-named-%d", i);
+  w = (size_t)snprintf(want, sizeof(want), "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n");
+  for (int i = 0; i < 78; i++) {
+    if (i == 70)
+      snprintf(nbuf[i], sizeof(nbuf[i]), "x_REMOTE_user");
+    else if (i == 72)
+      snprintf(nbuf[i], sizeof(nbuf[i]), "X-Named-23");
+    else if (i == 74)
+      snprintf(nbuf[i], sizeof(nbuf[i]), "Proxy-Foo");
+    else
+      snprintf(nbuf[i], sizeof(nbuf[i]), "X-F%d", i);
+    names[n] = nbuf[i];
+    values[n++] = "v";
+    if (i != 70 && i != 72 && i != 74)
+      w += (size_t)snprintf(want + w, sizeof(want) - w, "X-F%d: v\r\n", i);
+  }
+  names[n] = "Connection";
+  values[n++] = conn;
+  snprintf(want + w, sizeof(want) - w, FWD_LOCAL "\r\n");
+  check_head(&c, names, values, n, want);
+}
+
+/* Long values: a chained X-Forwarded-For cut at PROXY_LINE_MAX - 1 bytes,
+ * a client field near the head's limit, the limit itself (the head that
+ * just fits, then one byte less room: failed). */
+static void test_head_limits(void **state)
+{
+  static char prior[1000], chain[1100], big[PROXY_MAX_REQ_HEAD], want[PROXY_MAX_REQ_HEAD + 1024];
+  head_case_t c = {.what = "long X-Forwarded-For", .cl = -1, .f = {"X-Forwarded-For", prior, NULL}};
+  proxy_buf_t b = {.max = PROXY_MAX_REQ_HEAD};
+  proxy_head_out_t out;
+  size_t len;
+  (void)state;
+  for (size_t pl = 755; pl <= 770; pl++) {
+    memset(prior, '1', pl);
+    prior[pl] = '\0';
+    snprintf(chain, sizeof(chain), "%s, 192.0.2.1", prior);
+    snprintf(want, sizeof(want),
+             "GET /p/x HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nVia: 1.1 gatehouse\r\n"
+             "X-Forwarded-For: %.767s\r\nX-Forwarded-Proto: http\r\n\r\n",
+             chain);
+    check_head(&c, NULL, NULL, 0, want);
+  }
+  /* a field value that takes the head to exactly the limit */
+  c = (head_case_t){.what = "at the limit", .cl = -1, .f = {"X-Big", big, NULL}};
+  memset(big, 'b', sizeof(big) - 1);
+  big[0] = '\0';
+  assert_int_equal(build_head(&c, NULL, NULL, 0, &b, &out), 0);
+  len = b.len; /* the head with an empty value */
+  proxy_buf_free(&b);
+  memset(big, 'b', sizeof(big) - 1);
+  big[PROXY_MAX_REQ_HEAD - len] = '\0';
+  b = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+  assert_int_equal(build_head(&c, NULL, NULL, 0, &b, &out), 0);
+  assert_false(b.failed);
+  assert_int_equal(b.len, PROXY_MAX_REQ_HEAD);
+  assert_memory_equal(b.p + b.len - 4, "\r\n\r\n", 4);
+  proxy_buf_free(&b);
+  big[PROXY_MAX_REQ_HEAD - len] = 'b';
+  big[PROXY_MAX_REQ_HEAD - len + 1] = '\0';
+  b = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+  assert_int_equal(build_head(&c, NULL, NULL, 0, &b, &out), 0);
+  assert_true(b.failed); /* "head too large": 431 */
+  proxy_buf_free(&b);
+  /* a dot segment: 400, nothing written */
+  c = (head_case_t){.what = "dot", .url = "/p/a/%2E%2e/b", .cl = -1, .f = {NULL}};
+  b = (proxy_buf_t){.max = PROXY_MAX_REQ_HEAD};
+  assert_int_equal(build_head(&c, NULL, NULL, 0, &b, &out), -EBADMSG);
+  assert_int_equal(b.len, 0);
+  proxy_buf_free(&b);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_upstream_lines), cmocka_unit_test(test_names),
-      cmocka_unit_test(test_parser),         cmocka_unit_test(test_parser_move),
-      cmocka_unit_test(test_parser_splits),  cmocka_unit_test(test_parser_refuses),
-      cmocka_unit_test(test_parser_limits),  cmocka_unit_test(test_parser_framing),
-      cmocka_unit_test(test_parser_kinds),   cmocka_unit_test(test_pool_identity),
-      cmocka_unit_test(test_formatters),     cmocka_unit_test(test_forwarding_values),
+      cmocka_unit_test(test_upstream_lines),   cmocka_unit_test(test_names),
+      cmocka_unit_test(test_parser),           cmocka_unit_test(test_parser_move),
+      cmocka_unit_test(test_parser_splits),    cmocka_unit_test(test_parser_refuses),
+      cmocka_unit_test(test_parser_limits),    cmocka_unit_test(test_parser_framing),
+      cmocka_unit_test(test_parser_kinds),     cmocka_unit_test(test_pool_identity),
+      cmocka_unit_test(test_formatters),       cmocka_unit_test(test_forwarding_values),
+      cmocka_unit_test(test_head_table),       cmocka_unit_test(test_head_ident_crlf),
+      cmocka_unit_test(test_head_many_fields), cmocka_unit_test(test_head_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
