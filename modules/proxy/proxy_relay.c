@@ -450,10 +450,11 @@ static bool is_stripped(const proxy_site_t *s, const char *name, size_t n)
   return false;
 }
 
+/* A field that is one of the site's identity or JWT fields is only that
+ * (stripped), whatever else its name is. */
 static unsigned field_kind(const proxy_site_t *s, const char *name, size_t n)
 {
-  unsigned k = req_classify(name, n);
-  return k == 0 && is_stripped(s, name, n) ? RQ_OWN : k;
+  return is_stripped(s, name, n) ? RQ_OWN : req_classify(name, n);
 }
 
 static void note_first(head_scan_t *sc, unsigned k, const char *v)

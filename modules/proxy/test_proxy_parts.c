@@ -1,4 +1,5 @@
 /* test_proxy_parts.c: unit tests of the proxy module's parts (lines, names, parser, pool). */
+#include <ctype.h>
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -615,6 +616,7 @@ static void test_forwarding_values(void **state)
 /* ---- the upstream request head (proxy_head_fields, proxy_head_end) ---- */
 
 static proxy_site_t HS;
+static const char *head_ident0; /* another name for the user field, or NULL */
 
 /* identity_headers = user:X-Remote-User principal:X-Remote-Principal
  * groups:X-Remote-Groups auth-type:X-Auth-Type, a JWT field, proxy_via and
@@ -630,7 +632,7 @@ static const proxy_site_t *head_site(bool forwarded, const char *fixed_host, boo
   HS.forwarded = forwarded;
   HS.upstream_host = fixed_host;
   for (size_t i = 0; i < 4; i++) {
-    HS.ident_name[i] = names[i];
+    HS.ident_name[i] = i == 0 && head_ident0 != NULL ? head_ident0 : names[i];
     HS.ident_kind[i] = kinds[i];
   }
   HS.n_ident = 4;
@@ -895,6 +897,36 @@ static void test_head_ident_crlf(void **state)
   }
 }
 
+/* An identity field named as a field the head builder knows (Via,
+ * X-Forwarded-For, Host...): a client's field of that name is still
+ * stripped, in any case and with '_', and never read as the chain so far. */
+static void test_head_ident_known_name(void **state)
+{
+  static const char *const known[] = {"Via", "X-Forwarded-For", "Forwarded", "X-Forwarded-Host",
+                                      "Upgrade"};
+  (void)state;
+  for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+    char lower[32], under[32];
+    head_case_t c = {.what = known[i], .user = true, .cl = -1};
+    proxy_buf_t b = {.max = PROXY_MAX_REQ_HEAD};
+    proxy_head_out_t out;
+    size_t n = strlen(known[i]);
+    for (size_t j = 0; j <= n; j++) {
+      lower[j] = (char)tolower((unsigned char)known[i][j]);
+      under[j] = known[i][j] == '-' ? '_' : known[i][j];
+    }
+    const char *names[] = {"Host", lower, under, known[i]};
+    const char *values[] = {"a.example", "evil-1", "evil-2", "evil-3"};
+    head_ident0 = known[i];
+    assert_int_equal(build_head(&c, names, values, 4, &b, &out), 0);
+    head_ident0 = NULL;
+    if (memmem(b.p, b.len, "evil", 4) != NULL)
+      fail_msg("%s: a client's field reached the upstream: [%.*s]", known[i], (int)b.len, b.p);
+    assert_non_null(memmem(b.p, b.len, "alice", 5));
+    proxy_buf_free(&b);
+  }
+}
+
 /* More fields than the first pass keeps kinds for, and more Connection
  * tokens than it splits: the later ones are removed all the same. */
 static void test_head_many_fields(void **state)
@@ -981,14 +1013,23 @@ static void test_head_limits(void **state)
 int main(void)
 {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_upstream_lines),   cmocka_unit_test(test_names),
-      cmocka_unit_test(test_parser),           cmocka_unit_test(test_parser_move),
-      cmocka_unit_test(test_parser_splits),    cmocka_unit_test(test_parser_refuses),
-      cmocka_unit_test(test_parser_limits),    cmocka_unit_test(test_parser_framing),
-      cmocka_unit_test(test_parser_kinds),     cmocka_unit_test(test_pool_identity),
-      cmocka_unit_test(test_formatters),       cmocka_unit_test(test_forwarding_values),
-      cmocka_unit_test(test_head_table),       cmocka_unit_test(test_head_ident_crlf),
-      cmocka_unit_test(test_head_many_fields), cmocka_unit_test(test_head_limits),
+      cmocka_unit_test(test_upstream_lines),
+      cmocka_unit_test(test_names),
+      cmocka_unit_test(test_parser),
+      cmocka_unit_test(test_parser_move),
+      cmocka_unit_test(test_parser_splits),
+      cmocka_unit_test(test_parser_refuses),
+      cmocka_unit_test(test_parser_limits),
+      cmocka_unit_test(test_parser_framing),
+      cmocka_unit_test(test_parser_kinds),
+      cmocka_unit_test(test_pool_identity),
+      cmocka_unit_test(test_formatters),
+      cmocka_unit_test(test_forwarding_values),
+      cmocka_unit_test(test_head_table),
+      cmocka_unit_test(test_head_ident_crlf),
+      cmocka_unit_test(test_head_ident_known_name),
+      cmocka_unit_test(test_head_many_fields),
+      cmocka_unit_test(test_head_limits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
