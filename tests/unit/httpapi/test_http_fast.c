@@ -321,7 +321,7 @@ static void expect_edge(const gh__http_limits_t *lim, const char *at, const char
 static void test_limits_at_and_past(void **state)
 {
   (void)state;
-  char at[2048], past[2048], pad[1024];
+  char at[2048], past[2048 + 16], pad[1024];
   /* the request-target: 64 bytes, 65 */
   memset(pad, 'u', 63);
   pad[63] = '\0';
