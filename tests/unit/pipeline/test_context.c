@@ -1,4 +1,5 @@
-/* test_context.c: response clear/set_header (item 23), server variables (item 25), user object, map_path. */
+/* test_context.c: response clear/set_header (item 23), server variables (item 25), user object,
+ * map_path. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -122,14 +123,43 @@ static void test_flush_then_headers_locked(void **state)
   assert_true(R.ended_ok);
 }
 
+/* 8 MiB streamed in 256-byte writes: small writes come from the context's
+ * pool only up to a budget, then the pool stops growing. */
+static size_t stream_pool_growth;
+
+static void body_stream(gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  gh_http_response_t *r = gh_http_context_get_response(ctx);
+  char piece[256];
+  size_t used = 0;
+  (void)p;
+  memset(piece, 'x', sizeof(piece));
+  assert_int_equal(gh_http_response_disable_buffering(r), 0);
+  for (int i = 0; i < 32768; i++) {
+    if (i == 64)
+      used = gh__pool_used(ctx->pool); /* past the budget */
+    assert_int_equal(gh_http_response_write(r, piece, sizeof(piece)), 0);
+  }
+  stream_pool_growth = gh__pool_used(ctx->pool) - used;
+}
+
+static void test_streamed_response_pool_bounded(void **state)
+{
+  (void)state;
+  run_with(NULL, NULL, body_stream, false);
+  assert_int_equal(R.sends, 32768 + 1); /* each piece as it came, then the end */
+  assert_true(R.ended_ok);
+  assert_int_equal(stream_pool_growth, 0);
+}
+
 static void body_vars(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
   const char *v = NULL;
   (void)p;
-#define VAR(n, e)                                                                  \
-  do {                                                                             \
-    assert_int_equal(gh_http_context_get_server_variable(ctx, n, &v), 0);          \
-    assert_string_equal(v, e);                                                     \
+#define VAR(n, e)                                                                                  \
+  do {                                                                                             \
+    assert_int_equal(gh_http_context_get_server_variable(ctx, n, &v), 0);                          \
+    assert_string_equal(v, e);                                                                     \
   } while (0)
   VAR("AUTH_TYPE", "Negotiate");
   VAR("AUTH_USER", "alice@EXAMPLE.ORG");
@@ -268,8 +298,8 @@ static void c_free(void *d)
 
 static void authn_custom(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
-  gh_http_user_ops_t ops = {.struct_size = sizeof(ops), .get_name = c_name,
-                            .get_auth_type = c_type, .free = c_free};
+  gh_http_user_ops_t ops = {
+      .struct_size = sizeof(ops), .get_name = c_name, .get_auth_type = c_type, .free = c_free};
   gh_http_user_t *u = NULL;
   (void)ctx;
   assert_int_equal(gh_http_user_new(&ops, NULL, &u), 0);
@@ -354,8 +384,8 @@ static void body_map(gh_http_context_t *ctx, gh_event_provider_t *p)
 static void test_map_path_and_site_config(void **state)
 {
   (void)state;
-  static const char *const kv[] = {"root", "/srv/www/", "require", "user:alice",
-                                   "require", "user:bob", NULL};
+  static const char *const kv[] = {"root",    "/srv/www/", "require", "user:alice",
+                                   "require", "user:bob",  NULL};
   run_with(kv, NULL, body_map, false);
 }
 
@@ -371,9 +401,10 @@ static void test_path_join(void **state)
   assert_int_equal(gh__pl_path_join("/r", "/a\\..\\b", out, sizeof(out)), -EACCES);
   assert_int_equal(gh__pl_path_join("/", "/x", out, sizeof(out)), 2);
   assert_string_equal(out, "/x");
-  assert_int_equal(gh__pl_path_join("/r", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-                                    out, sizeof(out)),
-                   -ENAMETOOLONG);
+  assert_int_equal(
+      gh__pl_path_join("/r", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                       out, sizeof(out)),
+      -ENAMETOOLONG);
 }
 
 static void test_site_lookup(void **state)
@@ -402,6 +433,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_set_header_and_clear),
       cmocka_unit_test(test_flush_then_headers_locked),
+      cmocka_unit_test(test_streamed_response_pool_bounded),
       cmocka_unit_test(test_server_variables_authenticated),
       cmocka_unit_test(test_server_variables_anonymous),
       cmocka_unit_test(test_user_object),
