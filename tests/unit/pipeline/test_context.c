@@ -1,5 +1,4 @@
-/* test_context.c: response clear/set_header (item 23), server variables (item 25), user object,
- * map_path. */
+/* test_context.c: response clear/set_header (item 23), server variables (item 25), user object, map_path. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -156,10 +155,10 @@ static void body_vars(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
   const char *v = NULL;
   (void)p;
-#define VAR(n, e)                                                                                  \
-  do {                                                                                             \
-    assert_int_equal(gh_http_context_get_server_variable(ctx, n, &v), 0);                          \
-    assert_string_equal(v, e);                                                                     \
+#define VAR(n, e)                                                                  \
+  do {                                                                             \
+    assert_int_equal(gh_http_context_get_server_variable(ctx, n, &v), 0);          \
+    assert_string_equal(v, e);                                                     \
   } while (0)
   VAR("AUTH_TYPE", "Negotiate");
   VAR("AUTH_USER", "alice@EXAMPLE.ORG");
@@ -298,8 +297,8 @@ static void c_free(void *d)
 
 static void authn_custom(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
-  gh_http_user_ops_t ops = {
-      .struct_size = sizeof(ops), .get_name = c_name, .get_auth_type = c_type, .free = c_free};
+  gh_http_user_ops_t ops = {.struct_size = sizeof(ops), .get_name = c_name,
+                            .get_auth_type = c_type, .free = c_free};
   gh_http_user_t *u = NULL;
   (void)ctx;
   assert_int_equal(gh_http_user_new(&ops, NULL, &u), 0);
@@ -384,8 +383,8 @@ static void body_map(gh_http_context_t *ctx, gh_event_provider_t *p)
 static void test_map_path_and_site_config(void **state)
 {
   (void)state;
-  static const char *const kv[] = {"root",    "/srv/www/", "require", "user:alice",
-                                   "require", "user:bob",  NULL};
+  static const char *const kv[] = {"root", "/srv/www/", "require", "user:alice",
+                                   "require", "user:bob", NULL};
   run_with(kv, NULL, body_map, false);
 }
 
@@ -401,10 +400,9 @@ static void test_path_join(void **state)
   assert_int_equal(gh__pl_path_join("/r", "/a\\..\\b", out, sizeof(out)), -EACCES);
   assert_int_equal(gh__pl_path_join("/", "/x", out, sizeof(out)), 2);
   assert_string_equal(out, "/x");
-  assert_int_equal(
-      gh__pl_path_join("/r", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-                       out, sizeof(out)),
-      -ENAMETOOLONG);
+  assert_int_equal(gh__pl_path_join("/r", "/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                                    out, sizeof(out)),
+                   -ENAMETOOLONG);
 }
 
 static void test_site_lookup(void **state)
