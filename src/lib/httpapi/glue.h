@@ -1,5 +1,4 @@
-/* glue.h: internal entry points of the HTTP core for the pipeline glue (already-checked fields,
- * cached address texts). */
+/* glue.h: internal HTTP core calls for the pipeline glue (checked fields, cached address texts). */
 #ifndef GH_HTTPAPI_GLUE_H
 #define GH_HTTPAPI_GLUE_H
 

@@ -299,14 +299,10 @@ static size_t name_len(const char *s)
 static bool reserved_name(const char *name, size_t len)
 {
   switch (len) {
-  case 4:
-    return strcasecmp(name, "date") == 0;
-  case 10:
-    return strcasecmp(name, "connection") == 0;
-  case 17:
-    return strcasecmp(name, "transfer-encoding") == 0;
-  default:
-    return false;
+  case 4: return strcasecmp(name, "date") == 0;
+  case 10: return strcasecmp(name, "connection") == 0;
+  case 17: return strcasecmp(name, "transfer-encoding") == 0;
+  default: return false;
   }
 }
 
