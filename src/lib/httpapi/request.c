@@ -468,18 +468,13 @@ static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret
   int version = gh_request_get_version(r);
   r->frame = gh__framing_choose(r->status, version, final, r->app_length, &ka);
   r->keep_alive = ka;
+  const char *reason = r->reason ? r->reason : gh__framing_reason(r->status);
   gh__resp_head_t h = {
-      .status = r->status,
-      .reason = r->reason,
-      .hdrs = r->rh,
-      .n_hdrs = r->n_rh,
-      .frame = r->frame,
-      .content_length = len,
-      .app_length = r->app_length,
-      .keep_alive = ka,
-      .version = version,
-      .date = gh__http_date_now(),
-      .server = s->server_header,
+    .status = r->status, .reason = reason, .hdrs = r->rh, .n_hdrs = r->n_rh,
+    .frame = r->frame, .content_length = len, .app_length = r->app_length,
+    .keep_alive = ka, .version = version, .date = gh__http_date_now(),
+    .server = s->server_header, .lens = true, .reason_len = strlen(reason),
+    .date_len = GH__HTTP_DATE_LEN, .server_len = strlen(s->server_header),
   };
   size_t hl = gh__framing_head_len(&h);
   char *buf = gh__pool_alloc(r->pool, hl);
@@ -602,7 +597,8 @@ GH_EXPORT int gh_response_send(gh_request_t *r, const void *data, size_t len, un
   return send_common(r, data, -1, 0, len, flags);
 }
 
-GH_EXPORT int gh_response_send_fd(gh_request_t *r, int fd, off_t offset, size_t len, unsigned flags)
+GH_EXPORT int gh_response_send_fd(gh_request_t *r, int fd, off_t offset, size_t len,
+                                  unsigned flags)
 {
   if (fd < 0 || offset < 0)
     return -EINVAL;
