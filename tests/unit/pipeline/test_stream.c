@@ -100,6 +100,13 @@ static gh_request_status_t stream_execute(void *module, gh_http_context_t *ctx,
   }
   if (fields_case(resp, path))
     return GH_REQUEST_FINISH;
+  if (strcmp(path, "/addr") == 0) {
+    const char *a = NULL, *p = NULL;
+    (void)gh_http_context_get_server_variable(ctx, "REMOTE_ADDR", &a);
+    (void)gh_http_context_get_server_variable(ctx, "REMOTE_PORT", &p);
+    gh_http_response_printf(resp, "addr=%s:%s.", a ? a : "?", p ? p : "?");
+    return GH_REQUEST_FINISH;
+  }
   if (strcmp(path, "/hints") == 0) {
     const char *h[] = {"Link", "</x.css>; rel=preload"};
     assert_int_equal(gh_http_response_send_interim(resp, 103, h, 1), 0);
@@ -349,6 +356,29 @@ static void test_content_length_through_glue(void **state)
   }
 }
 
+/* The address texts are formatted once per connection: each new connection
+ * (whose object the core may reuse) shows its own port. */
+static void test_remote_address_per_connection(void **state)
+{
+  fixture_t *f = *state;
+  for (int i = 0; i < 3; i++) {
+    int fd = connect_tcp(f->port);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof(me);
+    char want[64];
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+    snprintf(want, sizeof(want), "addr=127.0.0.1:%u.", ntohs(me.sin_port));
+    for (int j = 0; j < 2; j++) { /* twice on the connection: the cached text */
+      send_all(fd, "GET /addr HTTP/1.1\r\nHost: h\r\n\r\n");
+      char *resp = read_until(fd, want, 3000);
+      assert_non_null(strstr(resp, want));
+      free(resp);
+    }
+    close(fd);
+    usleep(20000); /* the server frees the connection object: the next may reuse it */
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -356,6 +386,7 @@ int main(void)
       cmocka_unit_test(test_fields_through_glue),
       cmocka_unit_test(test_reserved_fields_through_glue),
       cmocka_unit_test(test_content_length_through_glue),
+      cmocka_unit_test(test_remote_address_per_connection),
       cmocka_unit_test(test_length_and_hints),
       cmocka_unit_test(test_upgrade_through_pipeline),
   };
