@@ -18,6 +18,7 @@
 #include <limits.h>
 
 #include "httpapi/date.h"
+#include "httpapi/glue.h"
 #include "httpapi/internal.h"
 #include "httpapi/metrics.h"
 #include "httpapi/url.h"
@@ -147,6 +148,63 @@ static const char *peer_text(const gh__conn_t *c, char *buf, size_t len)
   }
   snprintf(buf, len, c->info.peer.ss_family == AF_INET6 ? "[%s]:%u" : "%s:%u", a, port);
   return buf;
+}
+
+/* Dotted quad without inet_ntop's printf machinery. buf holds at least 16
+ * bytes. */
+static void ipv4_text(const struct in_addr *in, char *buf)
+{
+  const unsigned char *b = (const unsigned char *)&in->s_addr;
+  char *p = buf;
+  for (int i = 0; i < 4; i++) {
+    unsigned v = b[i];
+    if (i > 0)
+      *p++ = '.';
+    if (v >= 100) {
+      *p++ = (char)('0' + v / 100);
+      v %= 100;
+      *p++ = (char)('0' + v / 10);
+    } else if (v >= 10) {
+      *p++ = (char)('0' + v / 10);
+    }
+    *p++ = (char)('0' + v % 10);
+  }
+  *p = '\0';
+}
+
+/* An address as text into buf[INET6_ADDRSTRLEN]; returns its port (0: none). */
+static int addr_text(const struct sockaddr_storage *ss, char buf[INET6_ADDRSTRLEN])
+{
+  int port = 0;
+  buf[0] = '\0';
+  if (ss->ss_family == AF_INET) {
+    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+    ipv4_text(&a->sin_addr, buf);
+    port = ntohs(a->sin_port);
+  } else if (ss->ss_family == AF_INET6) {
+    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+    inet_ntop(AF_INET6, &a->sin6_addr, buf, INET6_ADDRSTRLEN);
+    port = ntohs(a->sin6_port);
+  } else if (ss->ss_family == AF_UNIX) {
+    memcpy(buf, "unix", sizeof("unix"));
+  }
+  return port;
+}
+
+/* Formatted on a connection's first request (its owner's thread), kept
+ * until the connection object is reused. */
+void gh__request_get_addrs(gh_request_t *r, gh__request_addrs_t *ret_addrs)
+{
+  gh__conn_t *c = r->conn;
+  if (!c->addr_done) {
+    c->addr_rport = addr_text(&c->info.peer, c->addr_remote);
+    c->addr_lport = addr_text(&c->info.local, c->addr_local);
+    c->addr_done = true;
+  }
+  ret_addrs->remote = c->addr_remote;
+  ret_addrs->local = c->addr_local;
+  ret_addrs->remote_port = c->addr_rport;
+  ret_addrs->local_port = c->addr_lport;
 }
 
 void gh__io_wake(gh__io_t *io)

@@ -72,14 +72,35 @@ static const char *conn_value(const gh__resp_head_t *h)
   return NULL;
 }
 
+/* The texts of a head and their lengths (given, or measured). */
+typedef struct head_texts {
+  const char *reason;
+  size_t reason_len, date_len, server_len;
+} head_texts_t;
+
+static void head_texts(const gh__resp_head_t *h, head_texts_t *t)
+{
+  t->reason = h->reason ? h->reason : gh__framing_reason(h->status);
+  if (h->lens) {
+    t->reason_len = h->reason_len;
+    t->date_len = h->date_len;
+    t->server_len = h->server_len;
+  } else {
+    t->reason_len = strlen(t->reason);
+    t->date_len = h->date ? strlen(h->date) : 0;
+    t->server_len = h->server ? strlen(h->server) : 0;
+  }
+}
+
 size_t gh__framing_head_len(const gh__resp_head_t *h)
 {
-  const char *reason = h->reason ? h->reason : gh__framing_reason(h->status);
-  size_t n = sizeof("HTTP/1.1 000 \r\n") - 1 + strlen(reason);
-  if (h->server != NULL && h->server[0] != '\0')
-    n += sizeof("Server: \r\n") - 1 + strlen(h->server);
+  head_texts_t t;
+  head_texts(h, &t);
+  size_t n = sizeof("HTTP/1.1 000 \r\n") - 1 + t.reason_len;
+  if (t.server_len != 0)
+    n += sizeof("Server: \r\n") - 1 + t.server_len;
   if (h->date != NULL)
-    n += sizeof("Date: \r\n") - 1 + strlen(h->date);
+    n += sizeof("Date: \r\n") - 1 + t.date_len;
   for (size_t i = 0; i < h->n_hdrs; i++)
     if (h->hdrs[i].name != NULL)
       n += h->hdrs[i].name_len + 4 + h->hdrs[i].value_len;
@@ -95,23 +116,24 @@ size_t gh__framing_head_len(const gh__resp_head_t *h)
 
 size_t gh__framing_head_write(const gh__resp_head_t *h, char *buf)
 {
-  const char *reason = h->reason ? h->reason : gh__framing_reason(h->status);
+  head_texts_t t;
+  head_texts(h, &t);
   char *p = PUTS(buf, "HTTP/1.1 ");
   int st = h->status % 1000;
   *p++ = (char)('0' + st / 100);
   *p++ = (char)('0' + st / 10 % 10);
   *p++ = (char)('0' + st % 10);
   *p++ = ' ';
-  p = put(p, reason, strlen(reason));
+  p = put(p, t.reason, t.reason_len);
   p = PUTS(p, "\r\n");
-  if (h->server != NULL && h->server[0] != '\0') {
+  if (t.server_len != 0) {
     p = PUTS(p, "Server: ");
-    p = put(p, h->server, strlen(h->server));
+    p = put(p, h->server, t.server_len);
     p = PUTS(p, "\r\n");
   }
   if (h->date != NULL) {
     p = PUTS(p, "Date: ");
-    p = put(p, h->date, strlen(h->date));
+    p = put(p, h->date, t.date_len);
     p = PUTS(p, "\r\n");
   }
   for (size_t i = 0; i < h->n_hdrs; i++) {

@@ -32,6 +32,9 @@ typedef struct gh__resp_head {
   int version;                 /* request version, 10 or 11 */
   const char *date;            /* NULL: none */
   const char *server;          /* NULL or "": none */
+  bool lens;                   /* the three lengths below are given (else: strlen) */
+  size_t reason_len;           /* of reason, or of the standard phrase if NULL */
+  size_t date_len, server_len;
 } gh__resp_head_t;
 
 /** Chooses the framing of a response. final_send: the first send is also the

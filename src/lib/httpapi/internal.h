@@ -2,6 +2,7 @@
 #ifndef GH_HTTPAPI_INTERNAL_H
 #define GH_HTTPAPI_INTERNAL_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -162,6 +163,11 @@ struct gh__conn {
   unsigned char *cbt; /* channel binding, computed on first use */
   size_t cbt_len;
   char *alpn;
+  /* info's addresses as text, formatted on first use (gh__request_get_addrs) */
+  bool addr_done;
+  int addr_rport, addr_lport;
+  char addr_remote[INET6_ADDRSTRLEN];
+  char addr_local[INET6_ADDRSTRLEN];
 };
 
 struct gh_url_group {

@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include "httpapi/date.h"
+#include "httpapi/glue.h"
 #include "httpapi/internal.h"
 #include "httpapi/metrics.h"
 #include "util/alloc.h"
@@ -119,6 +120,11 @@ GH_EXPORT int gh_request_get_version(const gh_request_t *r)
 GH_EXPORT const char *gh_request_get_header(const gh_request_t *r, const char *name)
 {
   return gh__http_msg_header(&r->msg, name);
+}
+
+bool gh__request_has_content_length(const gh_request_t *r)
+{
+  return r->msg.has_content_length;
 }
 
 GH_EXPORT size_t gh_request_get_header_count(const gh_request_t *r)
@@ -300,7 +306,7 @@ static bool reserved_name(const char *name, size_t len)
   }
 }
 
-GH_EXPORT int gh_response_set_status(gh_request_t *r, int status, const char *reason)
+static int status_common(gh_request_t *r, int status, const char *reason, bool copy)
 {
   int ret = 0;
   if (r->headers_sent || r->finished) {
@@ -311,8 +317,8 @@ GH_EXPORT int gh_response_set_status(gh_request_t *r, int status, const char *re
     ret = -EINVAL;
     goto out;
   }
-  r->reason = NULL;
-  if (reason != NULL) {
+  r->reason = reason;
+  if (reason != NULL && copy) {
     r->reason = gh__pool_strdup(r->pool, reason);
     if (r->reason == NULL) {
       ret = -ENOMEM;
@@ -325,25 +331,31 @@ out:
   return ret;
 }
 
-static int header_common(gh_request_t *r, const char *name, const char *value, bool replace)
+GH_EXPORT int gh_response_set_status(gh_request_t *r, int status, const char *reason)
+{
+  return status_common(r, status, reason, true);
+}
+
+int gh__response_set_status_borrowed(gh_request_t *r, int status, const char *reason)
+{
+  return status_common(r, status, reason, false);
+}
+
+/* Stores a field whose name is nlen tchar and whose value (NULL: only the
+ * removal of REPLACE) is vlen bytes without CR, LF or NUL: copied into the
+ * request's pool, or borrowed. */
+static int header_put(gh_request_t *r, const char *name, size_t nlen, const char *value,
+                      size_t vlen, bool replace, bool copy)
 {
   int ret = 0;
-  size_t nlen = 0, vlen = 0;
-  if (r->headers_sent || r->finished) {
-    ret = GH_ESTATE;
-    goto out;
-  }
-  if (value != NULL)
-    vlen = strlen(value);
-  if (name == NULL || (nlen = name_len(name)) == 0 || reserved_name(name, nlen) ||
-      (value != NULL && gh__has_crlf_nul(value, vlen)) || (value == NULL && !replace)) {
+  if (reserved_name(name, nlen)) {
     ret = -EINVAL;
     goto out;
   }
   bool is_cl = nlen == 14 && strcasecmp(name, "content-length") == 0;
   if (replace || is_cl) {
     for (size_t i = 0; i < r->n_rh; i++)
-      if (r->rh[i].name != NULL && gh__name_eq(r->rh[i].name, name))
+      if (r->rh[i].name != NULL && r->rh[i].name_len == nlen && gh__name_eq(r->rh[i].name, name))
         r->rh[i].name = NULL;
     if (is_cl)
       r->app_length = false;
@@ -372,15 +384,19 @@ static int header_common(gh_request_t *r, const char *name, const char *value, b
     r->cap_rh = cap;
   }
   gh__resp_hdr_t *h = &r->rh[r->n_rh];
-  char *mem = gh__pool_alloc(r->pool, nlen + vlen + 2); /* name and value in one block */
-  if (mem == NULL) {
-    ret = -ENOMEM;
-    goto out;
+  if (copy) {
+    char *mem = gh__pool_alloc(r->pool, nlen + vlen + 2); /* name and value in one block */
+    if (mem == NULL) {
+      ret = -ENOMEM;
+      goto out;
+    }
+    memcpy(mem, name, nlen + 1);
+    memcpy(mem + nlen + 1, value, vlen + 1);
+    name = mem;
+    value = mem + nlen + 1;
   }
-  memcpy(mem, name, nlen + 1);
-  memcpy(mem + nlen + 1, value, vlen + 1);
-  h->name = mem;
-  h->value = mem + nlen + 1;
+  h->name = name;
+  h->value = value;
   h->name_len = nlen;
   h->value_len = vlen;
   r->n_rh++;
@@ -388,6 +404,34 @@ static int header_common(gh_request_t *r, const char *name, const char *value, b
     r->app_length = true;
 out:
   return ret;
+}
+
+static int header_common(gh_request_t *r, const char *name, const char *value, bool replace)
+{
+  int ret = 0;
+  size_t nlen = 0, vlen = 0;
+  if (r->headers_sent || r->finished) {
+    ret = GH_ESTATE;
+    goto out;
+  }
+  if (value != NULL)
+    vlen = strlen(value);
+  if (name == NULL || (nlen = name_len(name)) == 0 ||
+      (value != NULL && gh__has_crlf_nul(value, vlen)) || (value == NULL && !replace)) {
+    ret = -EINVAL;
+    goto out;
+  }
+  ret = header_put(r, name, nlen, value, vlen, replace, true);
+out:
+  return ret;
+}
+
+int gh__response_add_header_checked(gh_request_t *r, const char *name, size_t name_len,
+                                    const char *value, size_t value_len)
+{
+  if (r->headers_sent || r->finished)
+    return GH_ESTATE;
+  return header_put(r, name, name_len, value, value_len, false, false);
 }
 
 GH_EXPORT int gh_response_set_header(gh_request_t *r, const char *name, const char *value)
@@ -424,11 +468,13 @@ static int build_head(gh_request_t *r, bool final, size_t len, struct iovec *ret
   int version = gh_request_get_version(r);
   r->frame = gh__framing_choose(r->status, version, final, r->app_length, &ka);
   r->keep_alive = ka;
+  const char *reason = r->reason ? r->reason : gh__framing_reason(r->status);
   gh__resp_head_t h = {
-    .status = r->status, .reason = r->reason, .hdrs = r->rh, .n_hdrs = r->n_rh,
+    .status = r->status, .reason = reason, .hdrs = r->rh, .n_hdrs = r->n_rh,
     .frame = r->frame, .content_length = len, .app_length = r->app_length,
     .keep_alive = ka, .version = version, .date = gh__http_date_now(),
-    .server = s->server_header,
+    .server = s->server_header, .lens = true, .reason_len = strlen(reason),
+    .date_len = GH__HTTP_DATE_LEN, .server_len = strlen(s->server_header),
   };
   size_t hl = gh__framing_head_len(&h);
   char *buf = gh__pool_alloc(r->pool, hl);

@@ -1,91 +1,47 @@
 /* glue_httpapi.c: runs the pipeline over an httpapi gh_request_t (gh_pipeline_process). */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/un.h>
 
 #include <gatehouse/authinfo.h>
 #include <gatehouse/error.h>
 #include <gatehouse/httpapi.h>
 #include <gatehouse/module.h>
 
+#include "httpapi/glue.h"
 #include "pipeline/pipeline_int.h"
 #include "util/alloc.h"
 
 typedef struct glue {
   gh_request_t *req;
-  /* INET6_ADDRSTRLEN >= 16: room for ipv4_text */
-  char remote[INET6_ADDRSTRLEN + 8];
-  char local[INET6_ADDRSTRLEN + 8];
   char host[256];
   void (*wcb)(int result, void *arg); /* the pipeline's wait callback */
   void *warg;
 } glue_t;
-
-/* Dotted quad without inet_ntop's printf machinery (every request formats
- * two addresses). buf holds at least 16 bytes. */
-static void ipv4_text(const struct in_addr *in, char *buf)
-{
-  const unsigned char *b = (const unsigned char *)&in->s_addr;
-  char *p = buf;
-  for (int i = 0; i < 4; i++) {
-    unsigned v = b[i];
-    if (i > 0)
-      *p++ = '.';
-    if (v >= 100) {
-      *p++ = (char)('0' + v / 100);
-      v %= 100;
-      *p++ = (char)('0' + v / 10);
-    } else if (v >= 10) {
-      *p++ = (char)('0' + v / 10);
-    }
-    *p++ = (char)('0' + v % 10);
-  }
-  *p = '\0';
-}
-
-static int addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *ret_port)
-{
-  int port = 0;
-  buf[0] = '\0';
-  if (ss->ss_family == AF_INET) {
-    const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-    ipv4_text(&a->sin_addr, buf);
-    port = ntohs(a->sin_port);
-  } else if (ss->ss_family == AF_INET6) {
-    const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, (socklen_t)len);
-    port = ntohs(a->sin6_port);
-  } else if (ss->ss_family == AF_UNIX) {
-    snprintf(buf, len, "unix");
-  }
-  *ret_port = port;
-  return 0;
-}
 
 static int g_describe(void *src, gh__pl_reqinfo_t *in)
 {
   glue_t *g = src;
   const gh_conn_info_t *ci = gh_request_get_conn_info(g->req);
   const char *host = gh_request_get_header(g->req, "Host");
-  const char *cl;
+  bool cl = gh__request_has_content_length(g->req);
+  gh__request_addrs_t ad;
   memset(in, 0, sizeof(*in));
   in->method = gh_request_get_method(g->req);
   in->url = gh_request_get_url(g->req);
   in->path = gh_request_get_path(g->req);
   in->query = gh_request_get_query(g->req);
   in->version = gh_request_get_version(g->req);
-  cl = gh_request_get_header(g->req, "Content-Length");
   size_t blen = gh_request_get_body_length(g->req); /* SIZE_MAX: streamed chunked */
   in->content_length = cl ? (int64_t)blen : -1;
-  if (cl == NULL && blen > 0 && blen != SIZE_MAX)
+  if (!cl && blen > 0 && blen != SIZE_MAX)
     in->content_length = (int64_t)blen;
+  gh__request_get_addrs(g->req, &ad); /* formatted once per connection */
+  in->remote_addr = ad.remote;
+  in->local_addr = ad.local;
+  in->remote_port = ad.remote_port;
+  in->local_port = ad.local_port;
   if (ci != NULL) {
-    addr_text(&ci->peer, g->remote, sizeof(g->remote), &in->remote_port);
-    addr_text(&ci->local, g->local, sizeof(g->local), &in->local_port);
     in->is_unix = ci->transport == GH_TRANSPORT_UNIX;
     if (ci->flags & GH_CONN_HAS_CRED) {
       in->has_peer_creds = true;
@@ -94,8 +50,6 @@ static int g_describe(void *src, gh__pl_reqinfo_t *in)
       in->peer_gid = ci->peer_gid;
     }
   }
-  in->remote_addr = g->remote;
-  in->local_addr = g->local;
   if (host != NULL) {
     size_t n = strcspn(host, host[0] == '[' ? "]" : ":");
     if (host[0] == '[' && host[n] == ']')
@@ -127,12 +81,18 @@ static ssize_t g_read_body(void *src, void *buf, size_t len)
 
 static int g_set_status(void *src, int status, const char *reason)
 {
-  return gh_response_set_status(((glue_t *)src)->req, status, reason);
+  /* reason: the pipeline context's, which outlives the request */
+  return gh__response_set_status_borrowed(((glue_t *)src)->req, status, reason);
 }
 
 static int g_add_header(void *src, const char *name, const char *value)
 {
   return gh_response_add_header(((glue_t *)src)->req, name, value);
+}
+
+static int g_add_header_n(void *src, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+  return gh__response_add_header_checked(((glue_t *)src)->req, name, nlen, value, vlen);
 }
 
 static unsigned g_flags(unsigned flags)
@@ -244,6 +204,7 @@ static const gh__pl_source_ops_t glue_ops = {
     .read_body = g_read_body,
     .set_status = g_set_status,
     .add_header = g_add_header,
+    .add_header_n = g_add_header_n,
     .send = g_send,
     .send_fd = g_send_fd,
     .complete = g_complete,
@@ -280,7 +241,7 @@ int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *
     goto out;
   }
   g->req = req;
-  g->remote[0] = g->local[0] = g->host[0] = '\0';
+  g->host[0] = '\0';
   ret = gh__pipeline_process_source(pl, site, &glue_ops, g);
 out:
   return ret;

@@ -47,8 +47,14 @@ typedef struct gh__pl_source_ops {
   size_t (*header_count)(void *src);
   int (*header_at)(void *src, size_t i, const char **ret_name, const char **ret_value);
   ssize_t (*read_body)(void *src, void *buf, size_t len);
+  /* reason: NULL, or borrowed until complete (the context's pool) */
   int (*set_status)(void *src, int status, const char *reason);
   int (*add_header)(void *src, const char *name, const char *value);
+  /* optional: add_header for a field the response checked (name: name_len
+   * tchar, value: value_len bytes without CR, LF or NUL, each NUL-terminated
+   * at its length), borrowed from the context's pool until complete */
+  int (*add_header_n)(void *src, const char *name, size_t name_len, const char *value,
+                      size_t value_len);
   int (*send)(void *src, const void *data, size_t len, unsigned flags);
   int (*send_fd)(void *src, int fd, off_t offset, size_t len, unsigned flags);
   /* ends the request; src is gone afterwards */
@@ -335,11 +341,15 @@ typedef struct gh__pl_header {
   char *name;
   char *value;
   struct gh__pl_header *next;
+  /* response fields only: strlen(name), strlen(value), name all tchar */
+  size_t name_len, value_len;
+  bool token;
 } gh__pl_header_t;
 
 typedef struct gh__pl_chunk {
   struct gh__pl_chunk *next;
   int fd; /* -1 for memory */
+  bool pooled; /* in the context's pool (not freed) */
   off_t offset;
   size_t len;
   char *data;
@@ -355,7 +365,9 @@ struct gh_http_response {
   gh_http_context_t *ctx;
   int status;
   char *reason;
-  gh__pl_header_t *headers;
+  gh__pl_header_t *headers, **headers_tail;
+  uint64_t name_lens; /* bit (len & 63) of every name set since the last clear */
+  size_t pooled_bytes; /* chunk bytes taken from the context's pool */
   gh__pl_chunk_t *chunks, **chunks_tail;
   size_t buffered;     /* bytes in chunks */
   uint64_t body_total; /* buffered + sent */

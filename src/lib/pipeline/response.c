@@ -15,6 +15,9 @@
 #include "util/str.h"
 
 #define GH__PL_AUTOFLUSH (64u * 1024u)
+/* Chunk bytes (with their headers) a response may take from the context's
+ * pool: see free_chunks. */
+#define GH__PL_POOL_CHUNKS 4096u
 
 const char *gh__pl_status_reason(int status)
 {
@@ -45,14 +48,18 @@ const char *gh__pl_status_reason(int status)
 
 /* Chunks are malloc'd, not from the request pool, and freed once sent: a
  * response streamed for hours (a proxy relaying a large body) holds only
- * what is not yet sent. */
+ * what is not yet sent. The exception: the first GH__PL_POOL_CHUNKS bytes
+ * a response writes come from the context's pool (a small response costs
+ * no malloc); pool memory is never given back before the request ends, so
+ * that budget is counted over the whole response, sent or not. */
 static void free_chunks(gh__pl_chunk_t *c)
 {
   while (c != NULL) {
     gh__pl_chunk_t *next = c->next;
     if (c->fd >= 0)
       close(c->fd);
-    free(c);
+    if (!c->pooled)
+      free(c);
     c = next;
   }
 }
@@ -71,6 +78,7 @@ void gh__pl_response_init(gh_http_response_t *resp, gh_http_context_t *ctx)
   memset(resp, 0, sizeof(*resp));
   resp->ctx = ctx;
   resp->status = 200;
+  resp->headers_tail = &resp->headers;
   resp->chunks_tail = &resp->chunks;
 }
 
@@ -128,13 +136,17 @@ int gh_http_response_delete_header(gh_http_response_t *resp, const char *name)
     ret = GH_ESTATE;
     goto out;
   }
+  size_t n = strlen(name);
+  if ((resp->name_lens & (UINT64_C(1) << (n & 63))) == 0)
+    goto out; /* no field of that length */
   pp = &resp->headers;
   while (*pp != NULL) {
-    if (gh__name_eq((*pp)->name, name))
+    if ((*pp)->name_len == n && gh__name_eq((*pp)->name, name))
       *pp = (*pp)->next;
     else
       pp = &(*pp)->next;
   }
+  resp->headers_tail = pp;
 out:
   return ret;
 }
@@ -147,26 +159,69 @@ static size_t text_len(const char *s)
 }
 
 /* strlen of a header name, or 0 if it is not a token-ish name (visible
- * ASCII but ':'). */
-static size_t name_len(const char *s)
+ * ASCII but ':'); *ret_token: every byte a tchar (a name the HTTP core
+ * takes; the others it refuses when the head is sent). */
+static size_t name_len(const char *s, bool *ret_token)
 {
   size_t n = 0;
-  for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++)
+  bool token = true;
+  for (unsigned char c; (c = (unsigned char)s[n]) != '\0'; n++) {
+    if (gh__is_tchar(c))
+      continue;
     if ((unsigned char)(c - 0x21) > 0x7e - 0x21 || c == ':')
       return 0;
+    token = false;
+  }
+  *ret_token = token;
   return n;
+}
+
+/* APPEND: value joined to the first field named name (nlen bytes), if any;
+ * 1 if done, 0 if there is none, -ENOMEM. */
+static int append_value(gh_http_response_t *resp, const char *name, size_t nlen, const char *value,
+                        size_t vlen)
+{
+  for (gh__pl_header_t *h = resp->headers; h != NULL; h = h->next) {
+    if (h->name_len != nlen || !gh__name_eq(h->name, name))
+      continue;
+    size_t old = h->value_len, sep = old ? 2 : 0;
+    char *v = gh__pool_alloc(resp->ctx->pool, old + sep + vlen + 1);
+    if (v == NULL)
+      return -ENOMEM;
+    memcpy(v, h->value, old);
+    memcpy(v + old, ", ", sep);
+    memcpy(v + old + sep, value, vlen + 1);
+    h->value = v;
+    h->value_len = old + sep + vlen;
+    return 1;
+  }
+  return 0;
+}
+
+/* REPLACE: every field named name (nlen bytes) dropped. */
+static void drop_named(gh_http_response_t *resp, const char *name, size_t nlen)
+{
+  gh__pl_header_t **pp = &resp->headers;
+  while (*pp != NULL) {
+    if ((*pp)->name_len == nlen && gh__name_eq((*pp)->name, name))
+      *pp = (*pp)->next;
+    else
+      pp = &(*pp)->next;
+  }
+  resp->headers_tail = pp;
 }
 
 int gh_http_response_set_header(gh_http_response_t *resp, const char *name, const char *value,
                                 gh_header_mode_t mode)
 {
   int ret = 0;
-  gh__pl_header_t *h, **pp;
-  gh__pool_t *pool;
+  gh__pl_header_t *h;
   size_t nlen, vlen;
+  bool token = false;
+  uint64_t bit;
   char *mem;
   if (resp == NULL || name == NULL || value == NULL || (unsigned)mode > GH_HEADER_ADD ||
-      (nlen = name_len(name)) == 0 || (vlen = text_len(value)) == (size_t)-1) {
+      (nlen = name_len(name, &token)) == 0 || (vlen = text_len(value)) == (size_t)-1) {
     ret = -EINVAL;
     goto out;
   }
@@ -174,33 +229,22 @@ int gh_http_response_set_header(gh_http_response_t *resp, const char *name, cons
     ret = GH_ESTATE;
     goto out;
   }
-  pool = resp->ctx->pool;
-  if (mode == GH_HEADER_APPEND) {
-    for (h = resp->headers; h != NULL; h = h->next) {
-      if (gh__name_eq(h->name, name)) {
-        size_t n = strlen(h->value) + vlen + 3;
-        char *v = gh__pool_alloc(pool, n);
-        if (v == NULL) {
-          ret = -ENOMEM;
-          goto out;
-        }
-        snprintf(v, n, "%s%s%s", h->value, h->value[0] ? ", " : "", value);
-        h->value = v;
+  /* a name whose length no field has is in no field: no walk */
+  bit = UINT64_C(1) << (nlen & 63);
+  if (mode == GH_HEADER_APPEND && (resp->name_lens & bit) != 0) {
+    ret = append_value(resp, name, nlen, value, vlen);
+    if (ret != 0) {
+      if (ret > 0) {
         resp->touched = true;
-        goto out;
+        ret = 0;
       }
+      goto out;
     }
   }
-  /* one pass: drop same-named headers (REPLACE) and find the tail */
-  pp = &resp->headers;
-  while (*pp != NULL) {
-    if (mode == GH_HEADER_REPLACE && gh__name_eq((*pp)->name, name))
-      *pp = (*pp)->next;
-    else
-      pp = &(*pp)->next;
-  }
+  if (mode == GH_HEADER_REPLACE && (resp->name_lens & bit) != 0)
+    drop_named(resp, name, nlen);
   /* the header, its name and its value in one pool block */
-  mem = gh__pool_alloc(pool, sizeof(*h) + nlen + vlen + 2);
+  mem = gh__pool_alloc(resp->ctx->pool, sizeof(*h) + nlen + vlen + 2);
   if (mem == NULL) {
     ret = -ENOMEM;
     goto out;
@@ -210,8 +254,13 @@ int gh_http_response_set_header(gh_http_response_t *resp, const char *name, cons
   memcpy(h->name, name, nlen + 1);
   h->value = h->name + nlen + 1;
   memcpy(h->value, value, vlen + 1);
+  h->name_len = nlen;
+  h->value_len = vlen;
+  h->token = token;
   h->next = NULL;
-  *pp = h;
+  *resp->headers_tail = h;
+  resp->headers_tail = &h->next;
+  resp->name_lens |= bit;
   resp->touched = true;
 out:
   return ret;
@@ -241,6 +290,8 @@ int gh_http_response_clear(gh_http_response_t *resp)
   resp->status = 200;
   resp->reason = NULL;
   resp->headers = NULL;
+  resp->headers_tail = &resp->headers;
+  resp->name_lens = 0;
   drop_chunks(resp);
 out:
   return ret;
@@ -281,12 +332,18 @@ int gh_http_response_write(gh_http_response_t *resp, const void *data, size_t le
   }
   if (len == 0)
     goto out;
-  c = malloc(sizeof(*c) + len);
+  bool pooled = len <= GH__PL_POOL_CHUNKS - sizeof(*c) &&
+                resp->pooled_bytes + sizeof(*c) + len <= GH__PL_POOL_CHUNKS;
+  c = pooled ? gh__pool_alloc(resp->ctx->pool, sizeof(*c) + len) : malloc(sizeof(*c) + len);
   if (c == NULL) {
     ret = -ENOMEM;
     goto out;
   }
   memset(c, 0, sizeof(*c));
+  if (pooled) {
+    c->pooled = true;
+    resp->pooled_bytes += sizeof(*c) + len;
+  }
   c->data = (char *)(c + 1);
   memcpy(c->data, data, len);
   c->fd = -1;
@@ -364,6 +421,42 @@ int gh__pl_raise_send_response(gh_http_context_t *ctx, uint32_t flags)
   return ret;
 }
 
+/* A checked field to the source: without a second check or copy where the
+ * source takes it so. */
+static int give_header(gh_http_context_t *ctx, const gh__pl_header_t *h)
+{
+  const gh__pl_source_ops_t *ops = ctx->src_ops;
+  if (h->token && ops->add_header_n != NULL)
+    return ops->add_header_n(ctx->src, h->name, h->name_len, h->value, h->value_len);
+  return ops->add_header(ctx->src, h->name, h->value);
+}
+
+/* Status and fields to the source; Content-Length is the total of the
+ * buffered chunks on a final send (the module's own is dropped then). */
+static int send_head(gh_http_response_t *resp, bool final)
+{
+  gh_http_context_t *ctx = resp->ctx;
+  const gh__pl_source_ops_t *ops = ctx->src_ops;
+  int ret = ops->set_status(ctx->src, resp->status, resp->reason);
+  for (gh__pl_header_t *h = resp->headers; h != NULL && ret == 0; h = h->next) {
+    if (final && h->name_len == 14 && gh__name_eq(h->name, "Content-Length"))
+      continue; /* computed below */
+    ret = give_header(ctx, h);
+  }
+  if (ret == 0 && final && resp->buffered > 0 && resp->chunks != NULL &&
+      resp->chunks->next != NULL) {
+    /* several chunks in one final send: announce the total length */
+    static const char cl[] = "Content-Length";
+    gh__pl_header_t h = {.name = (char *)cl, .name_len = sizeof(cl) - 1, .token = true};
+    h.value = gh__pool_alloc(ctx->pool, GH__U64_TEXT);
+    if (h.value == NULL)
+      return -ENOMEM;
+    h.value_len = gh__u64_text(h.value, resp->buffered);
+    ret = give_header(ctx, &h);
+  }
+  return ret;
+}
+
 int gh__pl_response_send_out(gh_http_response_t *resp, bool final)
 {
   int ret = 0;
@@ -374,25 +467,13 @@ int gh__pl_response_send_out(gh_http_response_t *resp, bool final)
 
   if (resp->final_sent || resp->in_send_response)
     goto out;
-  (void)gh__pl_raise_send_response(
-      ctx, (final ? GH_SEND_RESPONSE_FLAG_FINAL : 0) |
-               (resp->headers_sent ? 0 : GH_SEND_RESPONSE_FLAG_HEADERS));
+  (void)gh__pl_raise_send_response(ctx,
+                                   (final ? GH_SEND_RESPONSE_FLAG_FINAL : 0) |
+                                       (resp->headers_sent ? 0 : GH_SEND_RESPONSE_FLAG_HEADERS));
   disc = resp->disconnect ? GH__PL_SEND_DISCONNECT : 0;
   if (!resp->headers_sent) {
     resp->headers_sent = true;
-    ret = ops->set_status(ctx->src, resp->status, resp->reason);
-    for (gh__pl_header_t *h = resp->headers; h != NULL && ret == 0; h = h->next) {
-      if (gh__name_eq(h->name, "Content-Length") && final)
-        continue; /* computed below */
-      ret = ops->add_header(ctx->src, h->name, h->value);
-    }
-    if (ret == 0 && final && resp->buffered > 0 && resp->chunks != NULL &&
-        resp->chunks->next != NULL) {
-      /* several chunks in one final send: announce the total length */
-      char len[32];
-      snprintf(len, sizeof(len), "%zu", resp->buffered);
-      ret = ops->add_header(ctx->src, "Content-Length", len);
-    }
+    ret = send_head(resp, final);
     if (ret < 0)
       goto out;
   }

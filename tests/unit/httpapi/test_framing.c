@@ -71,6 +71,25 @@ static void test_head(void **state)
   free(s);
 }
 
+/* Lengths given by the caller (lens) are the ones used: the texts may go on
+ * past them, as a borrowed reason or server string never does. */
+static void test_head_given_lengths(void **state)
+{
+  (void)state;
+  gh__resp_head_t h = {.status = 502, .reason = "Bad GatewayXX", .frame = GH__FRAME_LENGTH,
+                       .content_length = 0, .keep_alive = true, .version = 11,
+                       .date = "Sun, 06 Nov 1994 08:49:37 GMTXX", .server = "ghXX",
+                       .lens = true, .reason_len = 11, .date_len = 29, .server_len = 2};
+  char *s = render(&h);
+  assert_string_equal(s, "HTTP/1.1 502 Bad Gateway\r\nServer: gh\r\n"
+                         "Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 0\r\n\r\n");
+  free(s);
+  h.server_len = 0; /* as "": none */
+  s = render(&h);
+  assert_null(strstr(s, "Server"));
+  free(s);
+}
+
 static void test_reason_and_chunk(void **state)
 {
   (void)state;
@@ -90,6 +109,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_choose),
     cmocka_unit_test(test_head),
+    cmocka_unit_test(test_head_given_lengths),
     cmocka_unit_test(test_reason_and_chunk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

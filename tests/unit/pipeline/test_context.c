@@ -122,6 +122,35 @@ static void test_flush_then_headers_locked(void **state)
   assert_true(R.ended_ok);
 }
 
+/* 8 MiB streamed in 256-byte writes: small writes come from the context's
+ * pool only up to a budget, then the pool stops growing. */
+static size_t stream_pool_growth;
+
+static void body_stream(gh_http_context_t *ctx, gh_event_provider_t *p)
+{
+  gh_http_response_t *r = gh_http_context_get_response(ctx);
+  char piece[256];
+  size_t used = 0;
+  (void)p;
+  memset(piece, 'x', sizeof(piece));
+  assert_int_equal(gh_http_response_disable_buffering(r), 0);
+  for (int i = 0; i < 32768; i++) {
+    if (i == 64)
+      used = gh__pool_used(ctx->pool); /* past the budget */
+    assert_int_equal(gh_http_response_write(r, piece, sizeof(piece)), 0);
+  }
+  stream_pool_growth = gh__pool_used(ctx->pool) - used;
+}
+
+static void test_streamed_response_pool_bounded(void **state)
+{
+  (void)state;
+  run_with(NULL, NULL, body_stream, false);
+  assert_int_equal(R.sends, 32768 + 1); /* each piece as it came, then the end */
+  assert_true(R.ended_ok);
+  assert_int_equal(stream_pool_growth, 0);
+}
+
 static void body_vars(gh_http_context_t *ctx, gh_event_provider_t *p)
 {
   const char *v = NULL;
@@ -402,6 +431,7 @@ int main(void)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_set_header_and_clear),
       cmocka_unit_test(test_flush_then_headers_locked),
+      cmocka_unit_test(test_streamed_response_pool_bounded),
       cmocka_unit_test(test_server_variables_authenticated),
       cmocka_unit_test(test_server_variables_anonymous),
       cmocka_unit_test(test_user_object),

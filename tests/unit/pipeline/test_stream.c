@@ -1,5 +1,6 @@
 /* test_stream.c: a handler module that asked for streamed bodies, over the real HTTP core:
- * READ_ENTITY per piece, content length -1 for chunked, 103, client_gone, Upgrade. */
+ * READ_ENTITY per piece, content length -1 for chunked, 103, client_gone, Upgrade, and the
+ * response fields the glue hands the core checked (injection, reserved names, Content-Length). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -10,6 +11,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+
+#include <errno.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -26,6 +29,47 @@
 static int entities;        /* READ_ENTITY events seen by the watcher */
 static size_t entity_bytes; /* and their bytes */
 static int64_t seen_length;
+
+/* /fields, /reserved/NAME, /cl/VALUE, /paren: response fields set by a module
+ * (true if path is one of those). */
+static bool fields_case(gh_http_response_t *resp, const char *path)
+{
+  if (strcmp(path, "/fields") == 0) {
+    assert_int_equal(gh_http_response_set_header(resp, "X-A", "a\r\nInjected: 1", GH_HEADER_ADD),
+                     -EINVAL);
+    assert_int_equal(gh_http_response_set_header(resp, "X-B", "a\nInjected: 2", GH_HEADER_ADD),
+                     -EINVAL);
+    assert_int_equal(gh_http_response_set_header(resp, "X\r\nInjected", "3", GH_HEADER_ADD),
+                     -EINVAL);
+    assert_int_equal(gh_http_response_set_header(resp, "X-C:", "4", GH_HEADER_ADD), -EINVAL);
+    assert_int_equal(gh_http_response_set_header(resp, "X-L", "a", GH_HEADER_ADD), 0);
+    assert_int_equal(gh_http_response_set_header(resp, "x-l", "b", GH_HEADER_APPEND), 0);
+    assert_int_equal(gh_http_response_set_header(resp, "X-R", "1", GH_HEADER_ADD), 0);
+    assert_int_equal(gh_http_response_set_header(resp, "X-R", "2", GH_HEADER_ADD), 0);
+    assert_int_equal(gh_http_response_set_header(resp, "x-r", "3", GH_HEADER_REPLACE), 0);
+    /* the last field deleted, then one added: still at the end of the list */
+    assert_int_equal(gh_http_response_set_header(resp, "X-T", "t", GH_HEADER_ADD), 0);
+    assert_int_equal(gh_http_response_delete_header(resp, "x-t"), 0);
+    assert_int_equal(gh_http_response_set_header(resp, "X-U", "u", GH_HEADER_ADD), 0);
+  } else if (strncmp(path, "/reserved/", 10) == 0) {
+    /* the pipeline takes it; the core refuses it when the head goes out */
+    assert_int_equal(gh_http_response_set_header(resp, path + 10, "module", GH_HEADER_ADD), 0);
+  } else if (strncmp(path, "/cl/", 4) == 0) {
+    /* a module's own length reaches the core on a flush (not a final send) */
+    assert_int_equal(gh_http_response_set_header(resp, "Content-Length", path + 4, GH_HEADER_ADD),
+                     0);
+    gh_http_response_write(resp, "hello", 5);
+    (void)gh_http_response_flush(resp);
+    return true;
+  } else if (strcmp(path, "/paren") == 0) {
+    /* visible ASCII but no token: the pipeline takes it, the core does not */
+    assert_int_equal(gh_http_response_set_header(resp, "X(a)", "v", GH_HEADER_ADD), 0);
+  } else {
+    return false;
+  }
+  gh_http_response_write(resp, "fields", 6);
+  return true;
+}
 
 /* The relaying handler: reads the body 7 bytes at a time. */
 static gh_request_status_t stream_execute(void *module, gh_http_context_t *ctx,
@@ -52,6 +96,15 @@ static gh_request_status_t stream_execute(void *module, gh_http_context_t *ctx,
       assert_true(gh_http_stream_get_fd(st) >= 0);
       (void)gh_http_stream_shutdown_write(st);
     }
+    return GH_REQUEST_FINISH;
+  }
+  if (fields_case(resp, path))
+    return GH_REQUEST_FINISH;
+  if (strcmp(path, "/addr") == 0) {
+    const char *a = NULL, *p = NULL;
+    (void)gh_http_context_get_server_variable(ctx, "REMOTE_ADDR", &a);
+    (void)gh_http_context_get_server_variable(ctx, "REMOTE_PORT", &p);
+    gh_http_response_printf(resp, "addr=%s:%s.", a ? a : "?", p ? p : "?");
     return GH_REQUEST_FINISH;
   }
   if (strcmp(path, "/hints") == 0) {
@@ -239,10 +292,101 @@ static void test_upgrade_through_pipeline(void **state)
   close(fd);
 }
 
+/* The response to GET path on a new connection (closed by the client). */
+static char *get(fixture_t *f, const char *path, const char *until)
+{
+  char req[256];
+  int fd = connect_tcp(f->port);
+  snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", path);
+  send_all(fd, req);
+  char *resp = read_until(fd, until, 3000);
+  close(fd);
+  return resp;
+}
+
+static void test_fields_through_glue(void **state)
+{
+  fixture_t *f = *state;
+  char *resp = get(f, "/fields", "\r\n\r\nfields");
+  assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+  assert_null(strstr(resp, "Injected"));
+  assert_null(strstr(resp, "X-C"));
+  assert_non_null(strstr(resp, "\r\nX-L: a, b\r\n"));
+  assert_non_null(strstr(resp, "\r\nx-r: 3\r\n"));
+  assert_null(strstr(resp, "X-R:"));
+  assert_null(strstr(resp, "X-T:"));
+  assert_non_null(strstr(resp, "\r\nX-U: u\r\n"));
+  assert_non_null(strstr(resp, "\r\nContent-Length: 6\r\n"));
+  free(resp);
+}
+
+/* Names only the core writes, and a name with a byte that is no tchar, set by
+ * a module: never on the wire with the module's value. */
+static void test_reserved_fields_through_glue(void **state)
+{
+  fixture_t *f = *state;
+  const char *paths[] = {"/reserved/Date", "/reserved/connection", "/reserved/Transfer-Encoding",
+                         "/paren"};
+  for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+    char *resp = get(f, paths[i], "\r\n\r\nfields");
+    assert_non_null(strstr(resp, "fields"));
+    assert_null(strstr(resp, "module"));
+    assert_null(strstr(resp, "X(a)"));
+    assert_null(strstr(resp, "chunked"));
+    free(resp);
+  }
+}
+
+/* A module's Content-Length: digits go out as its framing, anything else
+ * never reaches the wire. */
+static void test_content_length_through_glue(void **state)
+{
+  fixture_t *f = *state;
+  char *resp = get(f, "/cl/5", "hello");
+  assert_non_null(strstr(resp, "\r\nContent-Length: 5\r\n"));
+  assert_null(strstr(resp, "chunked"));
+  assert_non_null(strstr(resp, "\r\n\r\nhello"));
+  free(resp);
+  const char *bad[] = {"/cl/12x", "/cl/-1", "/cl/99999999999999999999999"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    resp = get(f, bad[i], "hello");
+    assert_null(strstr(resp, bad[i] + 4));
+    assert_non_null(strstr(resp, "hello"));
+    free(resp);
+  }
+}
+
+/* The address texts are formatted once per connection: each new connection
+ * (whose object the core may reuse) shows its own port. */
+static void test_remote_address_per_connection(void **state)
+{
+  fixture_t *f = *state;
+  for (int i = 0; i < 3; i++) {
+    int fd = connect_tcp(f->port);
+    struct sockaddr_in me;
+    socklen_t ml = sizeof(me);
+    char want[64];
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&me, &ml), 0);
+    snprintf(want, sizeof(want), "addr=127.0.0.1:%u.", ntohs(me.sin_port));
+    for (int j = 0; j < 2; j++) { /* twice on the connection: the cached text */
+      send_all(fd, "GET /addr HTTP/1.1\r\nHost: h\r\n\r\n");
+      char *resp = read_until(fd, want, 3000);
+      assert_non_null(strstr(resp, want));
+      free(resp);
+    }
+    close(fd);
+    usleep(20000); /* the server frees the connection object: the next may reuse it */
+  }
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_chunked_through_pipeline),
+      cmocka_unit_test(test_fields_through_glue),
+      cmocka_unit_test(test_reserved_fields_through_glue),
+      cmocka_unit_test(test_content_length_through_glue),
+      cmocka_unit_test(test_remote_address_per_connection),
       cmocka_unit_test(test_length_and_hints),
       cmocka_unit_test(test_upgrade_through_pipeline),
   };
