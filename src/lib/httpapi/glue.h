@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include <gatehouse/httpapi.h>
+#include <gatehouse/token.h>
 
 /*
  * The pipeline (src/lib/pipeline/glue_httpapi.c) runs over a gh_request_t
@@ -38,6 +39,12 @@ typedef struct gh__request_addrs {
   int local_port;
 } gh__request_addrs_t;
 void gh__request_get_addrs(gh_request_t *req, gh__request_addrs_t *ret_addrs);
+
+/** The request's auth token (its auth info's token) was closed by its
+ *  receiver: the end of the request does not close it again (a second
+ *  close only failed, under the handle table's lock). Another value: no
+ *  effect. */
+void gh__request_auth_token_closed(gh_request_t *req, gh_token_t token);
 
 /** True if the request carried a Content-Length field
  *  (gh_request_get_header(req, "Content-Length") != NULL, without the walk). */

@@ -235,8 +235,11 @@ static void ctx_end(gh_http_context_t *ctx)
     user_block = ctx->user_block;
   else
     free(ctx->user_block);
-  if (ctx->auth_token != 0)
+  if (ctx->auth_token != 0) {
     (void)pl->sec->token_close(ctx->auth_token);
+    if (ctx->src_ops->auth_token_closed != NULL)
+      ctx->src_ops->auth_token_closed(ctx->src, ctx->auth_token);
+  }
   ctx->auth_token = 0;
   gh__pl_response_done(&ctx->response);
   (void)ctx->src_ops->complete(ctx->src);

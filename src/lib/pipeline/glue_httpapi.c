@@ -117,6 +117,11 @@ static int g_complete(void *src)
   return gh_request_complete(((glue_t *)src)->req);
 }
 
+static void g_auth_token_closed(void *src, gh_token_t token)
+{
+  gh__request_auth_token_closed(((glue_t *)src)->req, token);
+}
+
 static const char *g_ccache(void *src, uid_t uid, gid_t gid)
 {
   const char *name = NULL;
@@ -220,6 +225,7 @@ static const gh__pl_source_ops_t glue_ops = {
     .delegated_mem_ccache = g_mem_ccache,
     .can_wait = g_can_wait,
     .wait_fd = g_wait_fd,
+    .auth_token_closed = g_auth_token_closed,
 };
 
 int gh_pipeline_process(gh_pipeline_t *pl, const char *site, struct gh_request *req)

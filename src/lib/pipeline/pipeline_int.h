@@ -80,6 +80,9 @@ typedef struct gh__pl_source_ops {
   int (*can_wait)(void *src);
   int (*wait_fd)(void *src, int fd, uint64_t key, unsigned events, int timeout_ms,
                  void (*cb)(int result, void *arg), void *arg); /* key: 0, or kept (ABI 2.4) */
+  /* optional: the request's auth token (info.auth->token) was closed by the
+   * pipeline, so the source need not close it again */
+  void (*auth_token_closed)(void *src, gh_token_t token);
 } gh__pl_source_ops_t;
 
 #define GH__PL_SEND_MORE 0x1u

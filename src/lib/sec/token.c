@@ -61,13 +61,13 @@ static slot_t *slot_lookup(gh_token_t h)
   return s;
 }
 
-int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h)
+/* Table lock held: a new owned handle to t (one more reference). */
+static int new_handle_locked(gh__token_t *t, gh_token_t *ret_h)
 {
   uint32_t idx = 0;
   slot_t *s;
   int rc = 0;
 
-  pthread_mutex_lock(&table_lock);
   if (free_head != 0) {
     idx = free_head - 1;
     s = slot_at(idx);
@@ -80,7 +80,7 @@ int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h)
       chunks[idx / CHUNK_SLOTS] = gh__calloc(CHUNK_SLOTS, sizeof(slot_t));
       if (chunks[idx / CHUNK_SLOTS] == NULL) {
         rc = -ENOMEM;
-        goto unlock;
+        goto out;
       }
     }
     nslots++;
@@ -88,14 +88,23 @@ int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h)
     s->gen = 1;
   } else {
     rc = GH_ELIMIT;
-    goto unlock;
+    goto out;
   }
   s->next_free = 0;
   gh__token_ref(t);
   s->tok = t;
   nopen++;
   *ret_h = ((uint64_t)s->gen << 32) | idx;
-unlock:
+out:
+  return rc;
+}
+
+int gh__token_new_handle(gh__token_t *t, gh_token_t *ret_h)
+{
+  int rc;
+
+  pthread_mutex_lock(&table_lock);
+  rc = new_handle_locked(t, ret_h);
   pthread_mutex_unlock(&table_lock);
   return rc;
 }
@@ -181,19 +190,19 @@ int gh_token_close(gh_token_t h)
 
 int gh_token_open_handle(gh_token_t h, gh_token_t *ret_token)
 {
-  gh__token_t *t = NULL;
+  slot_t *s;
   int rc;
 
   if (ret_token == NULL) {
     rc = -EINVAL;
     goto out;
   }
-  rc = gh__token_get(h, &t);
-  if (rc != 0)
-    goto out;
-  rc = gh__token_new_handle(t, ret_token);
+  /* one pass under the lock (a persisted connection opens one per request) */
+  pthread_mutex_lock(&table_lock);
+  s = slot_lookup(h);
+  rc = s != NULL ? new_handle_locked(s->tok, ret_token) : GH_EINVALID_HANDLE;
+  pthread_mutex_unlock(&table_lock);
 out:
-  gh__token_unref(t);
   return rc;
 }
 

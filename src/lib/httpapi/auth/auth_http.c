@@ -16,6 +16,7 @@
 #include "httpapi/auth/auth_engine.h"
 #include "httpapi/auth/auth_internal.h"
 #include "httpapi/auth/auth_session.h"
+#include "httpapi/glue.h"
 #include "httpapi/hooks.h"
 #include "httpapi/metrics.h"
 #include "sec/runas.h"
@@ -107,6 +108,13 @@ static void req_slot_free(void *p)
   rq->r.info.token = 0;
   gh__auth_result_done(&rq->r);
   free(rq->set_cookie); /* rq itself is the request's memory */
+}
+
+void gh__request_auth_token_closed(gh_request_t *req, gh_token_t token)
+{
+  gh__auth_req_t *rq = req != NULL ? gh__request_get_auth_slot(req) : NULL;
+  if (rq != NULL && token != 0 && rq->r.info.token == token)
+    rq->r.info.token = 0;
 }
 
 static void site_free(void *p)
