@@ -138,12 +138,16 @@ int gh__pl_user_new_server(gh_pipeline_t *pl, const gh_auth_info_t *auth, void *
   size_t nlen, llen, tlen;
   char *p;
 
-  if (ok && auth->token != 0 && pl->sec->token_view(auth->token, &view) == 0) {
-    if (local[0] == '\0' && view->name[0] != '\0')
-      local = view->name;
-  } else {
-    view = NULL;
+  if (ok && auth->token != 0) {
+    ret = pl->sec->token_view(auth->token, &view);
+    if (ret == -ENOMEM)
+      goto out; /* a 500, not a user without the token's level (a 403) */
+    if (ret != 0)
+      view = NULL;
+    ret = 0;
   }
+  if (view != NULL && local[0] == '\0' && view->name[0] != '\0')
+    local = view->name;
   nlen = strlen(name);
   llen = strlen(local);
   tlen = strlen(type);
