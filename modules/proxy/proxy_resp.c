@@ -66,6 +66,38 @@ static bool word_has_ctl(uint64_t w)
   return ctl_marks(w) != 0;
 }
 
+/* The high bit of each byte of w that is no letter, digit or '-' (what
+ * most names are made of): per byte, no carry between bytes. */
+static uint64_t non_name_marks(uint64_t w)
+{
+  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  uint64_t x = w & ~highs, y = x | ones * 0x20;
+  uint64_t letter = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x7f - 'z'));
+  uint64_t digit = (x + ones * (0x80 - '0')) & ~(x + ones * (0x7f - '9'));
+  uint64_t dash = (x + ones * (0x80 - '-')) & ~(x + ones * (0x7f - '-'));
+  return (~(letter | digit | dash) | w) & highs;
+}
+
+/* The length of the field name at s (its tchar bytes), eight bytes at a
+ * time while they are letters, digits and '-': the NULs after head[]'s
+ * bytes end the scan there at the latest. */
+static size_t name_span(const char *s)
+{
+  size_t n = 0;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  for (;; n += 8) {
+    uint64_t m = non_name_marks(proxy_load8(s + n));
+    if (m != 0) {
+      n += (size_t)__builtin_ctzll(m) >> 3;
+      break;
+    }
+  }
+#endif
+  while (tchar[(unsigned char)s[n]]) /* the other tchar, or none */
+    n++;
+  return n;
+}
+
 /* The first control byte (HT too) from p, eight bytes at a time: the NULs
  * after head[]'s bytes end the scan there at the latest. */
 static char *first_ctl(char *p)
@@ -229,15 +261,14 @@ static int field_line(proxy_resp_t *r, char *s, size_t len)
 static int line_fast(proxy_resp_t *r)
 {
   char *s = r->head + r->line_off, *end = r->head + r->head_len, *v, *e;
-  size_t nl = 0;
+  size_t nl;
   if (s[0] == '\r') {
     if (end - s < 2 || s[1] != '\n')
       return 0;
     r->line_off += 2;
     return 2;
   }
-  while (tchar[(unsigned char)s[nl]]) /* the NULs after the bytes stop it */
-    nl++;
+  nl = name_span(s);
   if (nl == 0 || s[nl] != ':')
     return 0;
   for (v = s + nl + 1; *v == ' ' || *v == '\t'; v++)
