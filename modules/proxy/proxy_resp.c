@@ -66,34 +66,15 @@ static bool word_has_ctl(uint64_t w)
   return ctl_marks(w) != 0;
 }
 
-/* The high bit of each byte of w that is no letter, digit or '-' (what
- * most names are made of): per byte, no carry between bytes. */
-static uint64_t non_name_marks(uint64_t w)
-{
-  const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
-  uint64_t x = w & ~highs, y = x | ones * 0x20;
-  uint64_t letter = (y + ones * (0x80 - 'a')) & ~(y + ones * (0x7f - 'z'));
-  uint64_t digit = (x + ones * (0x80 - '0')) & ~(x + ones * (0x7f - '9'));
-  uint64_t dash = (x + ones * (0x80 - '-')) & ~(x + ones * (0x7f - '-'));
-  return (~(letter | digit | dash) | w) & highs;
-}
-
-/* The length of the field name at s (its tchar bytes), eight bytes at a
- * time while they are letters, digits and '-': the NULs after head[]'s
- * bytes end the scan there at the latest. */
+/* The length of the field name at s (its tchar bytes), four bytes a step:
+ * the NULs after head[]'s bytes end the scan (and its reads) there. */
 static size_t name_span(const char *s)
 {
+  const unsigned char *u = (const unsigned char *)s;
   size_t n = 0;
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  for (;; n += 8) {
-    uint64_t m = non_name_marks(proxy_load8(s + n));
-    if (m != 0) {
-      n += (size_t)__builtin_ctzll(m) >> 3;
-      break;
-    }
-  }
-#endif
-  while (tchar[(unsigned char)s[n]]) /* the other tchar, or none */
+  while (tchar[u[n]] & tchar[u[n + 1]] & tchar[u[n + 2]] & tchar[u[n + 3]])
+    n += 4;
+  while (tchar[u[n]])
     n++;
   return n;
 }
