@@ -10,8 +10,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 typedef struct seen {
   size_t body, heads;
   uint64_t hash;           /* of the body bytes, in order */
+  uint64_t fields;         /* of the heads' fields (name, value, kind), in order */
   const char *start, *end; /* the piece being fed: body bytes point into it */
 } seen_t;
+
+static uint64_t hash_str(uint64_t h, const char *p, size_t len)
+{
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+  return (h ^ 0x100) * 0x100000001b3ull; /* the end of the string */
+}
 
 static int check_head(void *arg, proxy_resp_t *r)
 {
@@ -26,7 +34,11 @@ static int check_head(void *arg, proxy_resp_t *r)
         f->value + strlen(f->value) >= r->head + r->head_len ||
         classify(f->name, f->name_len) != (f->kind & ~(uint32_t)PROXY_F_CONN_NAMED))
       abort();
+    s->fields = hash_str(s->fields, f->name, f->name_len);
+    s->fields = hash_str(s->fields, f->value, strlen(f->value));
+    s->fields = (s->fields ^ f->kind) * 0x100000001b3ull;
   }
+  s->fields = hash_str(s->fields, r->reason, strlen(r->reason));
   (void)proxy_resp_field(r, "Connection");
   return 0;
 }
@@ -47,6 +59,7 @@ typedef struct result {
   ssize_t used; /* total, or -1 */
   bool done, keep_alive;
   int status;
+  const char *error;
   seen_t seen;
 } result_t;
 
@@ -92,10 +105,13 @@ static void run(const uint8_t *data, size_t size, bool head, uint32_t seed, size
   out->done = r.done;
   out->keep_alive = r.keep_alive;
   out->status = r.status;
+  out->error = r.error;
 }
 
 /* First byte: bit 0 the request was HEAD, the rest seeds how the input is
- * cut; the bytes are fed whole and in pieces, with the same outcome. */
+ * cut; the bytes are fed whole and in pieces, with the same outcome (the
+ * same fields, the same error: fed whole, lines take proxy_resp.c's fast
+ * reading; in pieces, mostly the general one). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   result_t whole, cut;
@@ -107,7 +123,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   run(data + 1, size - 1, head, data[0], 1 + (data[0] >> 1) % 64, &cut);
   if (whole.used != cut.used || whole.done != cut.done || whole.keep_alive != cut.keep_alive ||
       whole.status != cut.status || whole.seen.heads != cut.seen.heads ||
-      whole.seen.body != cut.seen.body || whole.seen.hash != cut.seen.hash)
+      whole.seen.body != cut.seen.body || whole.seen.hash != cut.seen.hash ||
+      whole.seen.fields != cut.seen.fields || (whole.error == NULL) != (cut.error == NULL) ||
+      (whole.error != NULL && strcmp(whole.error, cut.error) != 0))
     abort();
   return 0;
 }

@@ -47,23 +47,47 @@ static int set_field(proxy_req_t *q, const proxy_field_t *f)
 /* Via: the upstream's chain (its first Via, cut at 400) and this hop. */
 static int set_via(proxy_req_t *q, const proxy_resp_t *r, const char *via)
 {
+  const char *hop = r->version_minor == 0 ? "1.0 gatehouse" : "1.1 gatehouse";
   proxy_line_t line;
   line.len = 0;
   if (via != NULL) {
     proxy_line_add(&line, via, strnlen(via, 400));
     proxy_line_add(&line, ", ", 2);
+    proxy_line_add(&line, hop, 13);
+    hop = line.s;
   }
-  proxy_line_add(&line, r->version_minor == 0 ? "1.0 gatehouse" : "1.1 gatehouse", 13);
   /* ADD: the upstream's Via fields were not relayed (on_head) */
-  return gh_http_response_set_header(q->resp, "Via", line.s, GH_HEADER_ADD);
+  return gh_http_response_set_header(q->resp, "Via", hop, GH_HEADER_ADD);
+}
+
+/* The status line: a 200's "OK" is the server's own reason (NULL: not
+ * copied nor checked again). */
+static int set_status(proxy_req_t *q, const proxy_resp_t *r)
+{
+  const char *reason = r->reason[0] != '\0' ? r->reason : NULL;
+  if (r->status == 200 && r->reason_len == 2 && memcmp(r->reason, "OK", 2) == 0)
+    reason = NULL;
+  return gh_http_response_set_status(q->resp, r->status, reason);
+}
+
+/* Content-Length: the upstream's digits when they are the length's own
+ * (no leading zero), else the length written again. */
+static int set_length(proxy_req_t *q, const proxy_resp_t *r, const char *cl)
+{
+  char num[PROXY_U64_LEN];
+  if (cl == NULL || (cl[0] == '0' && cl[1] != '\0')) {
+    (void)proxy_fmt_u64(num, (uint64_t)r->content_length);
+    cl = num;
+  }
+  /* ADD: the response was cleared and the upstream's own was skipped */
+  return gh_http_response_set_header(q->resp, "Content-Length", cl, GH_HEADER_ADD);
 }
 
 /* The final head: status, the upstream's end-to-end fields, the length. */
 static int on_head(void *arg, proxy_resp_t *r)
 {
   proxy_req_t *q = arg;
-  const char *via = NULL;
-  char num[PROXY_U64_LEN];
+  const char *via = NULL, *cl = NULL;
   int ret = 0;
   if (r->status == 101 && !q->want_upgrade) {
     r->error = "101 to a request that asked for no upgrade";
@@ -74,9 +98,11 @@ static int on_head(void *arg, proxy_resp_t *r)
   if (proxy_idm_on_head(q, r) != 0)
     return -1; /* the upstream did not prove itself: r->error says why (502) */
   gh_http_response_clear(q->resp);
-  ret = gh_http_response_set_status(q->resp, r->status, r->reason[0] ? r->reason : NULL);
+  ret = set_status(q, r);
   for (size_t i = 0; i < r->n && ret == 0; i++) {
     const proxy_field_t *f = &r->f[i];
+    if (f->kind & PROXY_F_CL)
+      cl = f->value; /* the only one (framing) */
     if (f->kind & PROXY_F_VIA) {
       if (via == NULL)
         via = f->value;
@@ -87,11 +113,8 @@ static int on_head(void *arg, proxy_resp_t *r)
         !((f->kind & PROXY_F_WWW_AUTH) && proxy_idm_skip_response_field(q, f->name)))
       ret = set_field(q, f);
   }
-  if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304) {
-    (void)proxy_fmt_u64(num, (uint64_t)r->content_length);
-    /* ADD: the response was cleared and the upstream's own was skipped */
-    ret = gh_http_response_set_header(q->resp, "Content-Length", num, GH_HEADER_ADD);
-  }
+  if (ret == 0 && r->content_length >= 0 && r->status != 204 && r->status != 304)
+    ret = set_length(q, r, cl);
   if (ret == 0 && q->via)
     ret = set_via(q, r, via);
   q->head_set = ret == 0;

@@ -139,9 +139,12 @@ struct proxy_resp {
   size_t line_len;    /* chunk framing: bytes of the current line */
   size_t trailer_len; /* chunk trailers: bytes so far */
   unsigned interim;   /* 1xx heads so far (PROXY_MAX_INTERIM) */
+  uint32_t kinds;     /* the current head's fields' kinds, OR'ed */
   proxy_field_t f[PROXY_MAX_HEADERS];
   size_t head_len;
-  char head[PROXY_MAX_HEAD]; /* last: a move copies only what is used */
+  /* last: a move copies only what is used; 8 NULs follow the bytes read
+   * (the fast line reader's end mark and room for its word loads) */
+  char head[PROXY_MAX_HEAD + 8];
 };
 
 void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,

@@ -51,12 +51,50 @@ static bool bytes_ok(const char *v, size_t n)
   return true;
 }
 
-/* A byte below 0x20 or 0x7f in w (exact: no false alarm). */
-static bool word_has_ctl(uint64_t w)
+/* The high bit of each byte of w below 0x20 or equal to 0x7f: a borrow may
+ * mark bytes above a marked one, never below, so the lowest mark is exact. */
+static uint64_t ctl_marks(uint64_t w)
 {
   const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
   uint64_t d = w ^ (ones * 0x7f);
-  return ((((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs) != 0;
+  return (((w - ones * 0x20) & ~w) | ((d - ones) & ~d)) & highs;
+}
+
+/* A byte below 0x20 or 0x7f in w (exact: no false alarm). */
+static bool word_has_ctl(uint64_t w)
+{
+  return ctl_marks(w) != 0;
+}
+
+/* The length of the field name at s (its tchar bytes), four bytes a step:
+ * the NULs after head[]'s bytes end the scan (and its reads) there. */
+static size_t name_span(const char *s)
+{
+  const unsigned char *u = (const unsigned char *)s;
+  size_t n = 0;
+  while (tchar[u[n]] & tchar[u[n + 1]] & tchar[u[n + 2]] & tchar[u[n + 3]])
+    n += 4;
+  while (tchar[u[n]])
+    n++;
+  return n;
+}
+
+/* The first control byte (HT too) from p, eight bytes at a time: the NULs
+ * after head[]'s bytes end the scan there at the latest. */
+static char *first_ctl(char *p)
+{
+  for (;; p += 8) {
+    uint64_t m = ctl_marks(proxy_load8(p));
+    if (m != 0) {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      return p + (__builtin_ctzll(m) >> 3);
+#else
+      while ((unsigned char)*p >= 0x20 && *p != 0x7f)
+        p++;
+      return p;
+#endif
+    }
+  }
 }
 
 /* A field value's bytes, eight at a time (the last word overlaps); a word
@@ -155,11 +193,26 @@ static int status_line(proxy_resp_t *r, const char *s, size_t len)
   return 0;
 }
 
+/* Records a field: name (nl bytes at s) and value (v up to e) end with a
+ * NUL in head[]. */
+static int add_field(proxy_resp_t *r, char *s, size_t nl, char *v, char *e)
+{
+  uint32_t k;
+  if (r->n == PROXY_MAX_HEADERS)
+    return fail(r, "too many response header fields");
+  s[nl] = '\0';
+  *e = '\0';
+  k = classify(s, nl);
+  r->f[r->n++] = (proxy_field_t){s, v, (uint32_t)nl, k};
+  r->kinds |= k;
+  return 0;
+}
+
 /* "name: value" (s: len bytes in head[], the CRLF not included; the CR's
  * place ends the value). */
 static int field_line(proxy_resp_t *r, char *s, size_t len)
 {
-  char *colon, *v, *e = s + len;
+  char *v, *e = s + len;
   size_t nl;
   /* the name's bytes up to the colon (the line's CR stops the scan) */
   for (nl = 0; tchar[(unsigned char)s[nl]]; nl++)
@@ -172,20 +225,42 @@ static int field_line(proxy_resp_t *r, char *s, size_t len)
     return fail(r,
                 nl == 0 && s[0] == ':' ? "empty response field name" : "bad response field name");
   }
-  colon = s + nl;
-  for (v = colon + 1; v < e && (*v == ' ' || *v == '\t'); v++)
+  for (v = s + nl + 1; v < e && (*v == ' ' || *v == '\t'); v++)
     ;
   while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
     e--;
   if (!value_ok(v, (size_t)(e - v)))
     return fail(r, "bad response field value");
-  if (r->n == PROXY_MAX_HEADERS)
-    return fail(r, "too many response header fields");
-  *colon = '\0';
-  *e = '\0';
-  r->f[r->n] = (proxy_field_t){s, v, (uint32_t)nl, classify(s, nl)};
-  r->n++;
-  return 0;
+  return add_field(r, s, nl, v, e);
+}
+
+/* A field line read in one pass when it is plain: a name, ':', a value
+ * without HT or another control byte, CRLF (one scan finds the value's end
+ * and checks its bytes). 1: read; 2: the head's empty line; -1; 0: left to
+ * head_lines' general reading (incomplete, HT, anything refused: the same
+ * error as before). */
+static int line_fast(proxy_resp_t *r)
+{
+  char *s = r->head + r->line_off, *end = r->head + r->head_len, *v, *e;
+  size_t nl;
+  if (s[0] == '\r') {
+    if (end - s < 2 || s[1] != '\n')
+      return 0;
+    r->line_off += 2;
+    return 2;
+  }
+  nl = name_span(s);
+  if (nl == 0 || s[nl] != ':')
+    return 0;
+  for (v = s + nl + 1; *v == ' ' || *v == '\t'; v++)
+    ;
+  e = first_ctl(v);
+  if (end - e < 2 || e[0] != '\r' || e[1] != '\n')
+    return 0;
+  r->line_off = (size_t)(e + 2 - r->head);
+  while (e > v && e[-1] == ' ') /* no HT: first_ctl stopped at the CR */
+    e--;
+  return add_field(r, s, nl, v, e) == 0 ? 1 : -1;
 }
 
 /* Marks the fields the Connection field(s) name and reads close /
@@ -221,7 +296,8 @@ static int64_t parse_length(const char *v)
     return -1;
   for (; *v != '\0'; v++) {
     unsigned d = (unsigned char)*v - '0';
-    if (d > 9 || n > (INT64_MAX - (int64_t)d) / 10)
+    /* n * 10 + d > INT64_MAX, without a division per digit */
+    if (d > 9 || (n >= INT64_MAX / 10 && (n > INT64_MAX / 10 || d > INT64_MAX % 10)))
       return -1;
     n = n * 10 + (int64_t)d;
   }
@@ -236,7 +312,7 @@ static int framing(proxy_resp_t *r)
   bool te = false;
   r->content_length = -1;
   r->chunked = false;
-  for (size_t i = 0; i < r->n; i++) {
+  for (size_t i = 0; (r->kinds & (PROXY_F_CL | PROXY_F_TE)) && i < r->n; i++) {
     if (r->f[i].kind & PROXY_F_CL) {
       if (r->content_length >= 0)
         return fail(r, "more than one Content-Length");
@@ -269,10 +345,8 @@ static void finish(proxy_resp_t *r)
  * callback, then what follows. */
 static int head_done(proxy_resp_t *r)
 {
-  bool interim = r->status < 200 && r->status != 101, has_conn = false;
-  for (size_t i = 0; i < r->n; i++)
-    has_conn |= (r->f[i].kind & PROXY_F_CONNECTION) != 0;
-  r->reusable = connection_tokens(r, has_conn);
+  bool interim = r->status < 200 && r->status != 101;
+  r->reusable = connection_tokens(r, (r->kinds & PROXY_F_CONNECTION) != 0);
   if (!interim && framing(r) != 0)
     return -1;
   r->upgrade = r->status == 101;
@@ -283,6 +357,7 @@ static int head_done(proxy_resp_t *r)
     if (++r->interim > PROXY_MAX_INTERIM)
       return fail(r, "too many interim (1xx) responses");
     r->head_len = r->line_off = r->n = 0;
+    r->kinds = 0;
     r->got_status = false;
     return 0;
   }
@@ -311,8 +386,18 @@ static int head_done(proxy_resp_t *r)
 static int head_lines(proxy_resp_t *r, size_t from)
 {
   for (;;) {
-    size_t at = from > r->line_off ? from : r->line_off, len;
-    char *s = r->head + r->line_off, *nl = memchr(r->head + at, '\n', r->head_len - at);
+    size_t at, len;
+    char *s, *nl;
+    if (r->got_status && r->line_off >= from) { /* a line not looked at yet */
+      int rc = line_fast(r);
+      if (rc == 1)
+        continue;
+      if (rc != 0)
+        return rc == 2 ? 1 : -1;
+    }
+    at = from > r->line_off ? from : r->line_off;
+    s = r->head + r->line_off;
+    nl = memchr(r->head + at, '\n', r->head_len - at);
     if (nl == NULL)
       return 0;
     if (nl == s || nl[-1] != '\r')
@@ -346,6 +431,7 @@ static ssize_t feed_head(proxy_resp_t *r, const char *p, size_t n)
       return fail(r, "response head too large");
     memcpy(r->head + start, p + used, take);
     r->head_len += take;
+    memset(r->head + r->head_len, 0, 8); /* line_fast's end mark */
     rc = head_lines(r, start);
     if (rc < 0)
       return -1;
@@ -495,6 +581,7 @@ void proxy_resp_init(proxy_resp_t *r, bool head_request, proxy_head_cb on_head,
   r->reason[0] = '\0';
   r->reason_len = r->head_len = r->n = r->line_off = r->line_len = r->trailer_len = 0;
   r->interim = 0;
+  r->kinds = 0;
   r->left = 0;
   r->chunked = r->final_head = r->done = r->keep_alive = r->upgrade = false;
   r->got_status = r->reusable = false;

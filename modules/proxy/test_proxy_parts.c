@@ -342,6 +342,20 @@ static void test_parser_refuses(void **state)
   refused("HTTP/1.1 200 OK\r\nX: 0123456789abc\001defghij\r\n\r\n", "bad response field value");
   refused("HTTP/1.1 200 OK\r\nX: 0123456789abcdefghij\177k\r\n\r\n", "bad response field value");
   refused("HTTP/1.1 200 OK\r\nX: 01234567\037\r\n\r\n", "bad response field value");
+  /* read whole, a plain line takes one scan: what it does not take goes
+   * the general way, with the same error */
+  refused("HTTP/1.1 200 OK\r\nX: a\001\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: abcdefg\r\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: abc\tdefgh\177\r\n\r\n", "bad response field value");
+  refused("HTTP/1.1 200 OK\r\nX: abcdefgh\n\r\n", "bare LF in the response head");
+  refused("HTTP/1.1 200 OK\r\nX: a\001b\nc\r\n\r\n", "bare LF in the response head");
+  refused("HTTP/1.1 200 OK\r\nX-Abcdefgh\177: a\r\n\r\n", "bad response field name");
+  refused("HTTP/1.1 200 OK\r\nX-Abcdefgh/ij: a\r\n\r\n", "bad response field name");
+  refused("HTTP/1.1 200 OK\r\nX-Abcdefghij\r\n\r\n", "response field without a colon");
+  refused("HTTP/1.1 200 OK\r\n\tX: a\r\n\r\n", "obs-fold in the response head");
+  refused("HTTP/1.1 200 OK\r\n\rX: a\r\n\r\n", "bad response field name");
+  refused("HTTP/1.1 200 OK\r\nX: abcdefgh\r", "upstream closed before a response");
+  refused("HTTP/1.1 200 OK\r\nX: abc\r\n\r", "upstream closed before a response");
   refused("HTTP/1.1 200 OK\nX: a\r\n\r\n", "bare LF in the response head");
   refused("HTTP/1.1 200 OK\r\nX: a\n\r\n", "bare LF in the response head");
   refused("HTTP/1.1 200 OK\r\nX: a\r\n\n", "bare LF in the response head");
@@ -528,6 +542,21 @@ static void test_parser_kinds(void **state)
   assert_int_equal(R.f[16].kind, 0);
   assert_string_equal(R.f[1].value, "1");
   assert_string_equal(R.f[4].value, "1.1 a");
+  /* names beyond letters, digits and '-'; values with HT, padding, obs-text */
+  assert_true(feed("HTTP/1.1 200 OK\r\nX_Y.z!: 1\r\nContent-length_: 2\r\nA:\t a\tb \t\r\n"
+                   "B:   \r\nC: \xe9t\xe9 \r\nD:abcdefghijklmnop  \r\nE: 0123456\r\n\r\n",
+                   true, &g) > 0);
+  assert_int_equal(R.n, 7);
+  assert_string_equal(R.f[0].name, "X_Y.z!");
+  assert_int_equal(R.f[0].name_len, 6);
+  assert_string_equal(R.f[1].name, "Content-length_");
+  assert_int_equal(R.f[1].kind, 0);
+  assert_string_equal(R.f[2].value, "a\tb");
+  assert_string_equal(R.f[3].value, "");
+  assert_string_equal(R.f[4].value, "\xe9t\xe9");
+  assert_string_equal(R.f[5].value, "abcdefghijklmnop");
+  assert_string_equal(R.f[6].value, "0123456");
+  assert_int_equal(R.kinds, 0);
 }
 
 static void test_pool_identity(void **state)

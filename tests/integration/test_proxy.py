@@ -237,6 +237,25 @@ def test_chunked_response_and_upstream_hop_by_hop(gh, up):
     assert r.header('X-Hop') is None and r.header('Keep-Alive') is None
 
 
+def test_response_head_relayed_exactly(gh, up):
+    """The relayed head: the upstream's reason phrase ("OK" too), Content-Length as a number
+    (leading zeros dropped, "0" kept), the Via chain with this hop, values with HT and
+    padding trimmed, names with other tchar than letters, digits and '-'."""
+    c = Conn(gh.port)
+    for path in ('odd-head', 'ok-head'):
+        c.send(f'GET /app/{path} HTTP/1.1\r\nHost: x\r\nAuthorization: {basic("alice")}\r\n\r\n'
+               .encode())
+    r = c.read_response()
+    assert (r.status, r.reason, r.body) == (200, 'Fine Indeed', b'abc')
+    assert r.header('Content-Length') == '3' and r.header('Via') == '1.0 far, 1.1 gatehouse'
+    assert r.header('X-Tab') == 'a\tb' and r.header('X-Pad') == 'padded value'
+    assert r.header('X_Under.score!') == 'u' and r.header('X-Empty') == ''
+    assert r.header('X-Long-Value-Name-Here') == 'v' * 37
+    r = c.read_response()
+    assert (r.status, r.reason, r.body, r.header('Content-Length')) == (200, 'OK', b'', '0')
+    c.close()
+
+
 def test_close_delimited_response(gh, up):
     r = get(gh, '/app/eof', user='alice')
     assert r.status == 200 and r.body == b'until the end\n'

@@ -147,6 +147,16 @@ def handle(sock, cid, method, target, fields, hdrs, body_info):
                      b'Connection: X-Hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\n\r\n'
                      b'5\r\nhello\r\n7\r\n chunky\r\n0\r\n\r\n')
         return True
+    if path.endswith('/odd-head'):
+        # a head the relay must copy exactly: its own reason, a length with leading
+        # zeros, a Via chain, a value with HT and padding, names beyond letters
+        sock.sendall(b'HTTP/1.1 200 Fine Indeed\r\nContent-Length: 003\r\nVia: 1.0 far\r\n'
+                     b'X-Tab: a\tb\r\nX-Pad:  \t padded value \t \r\nX_Under.score!: u\r\n'
+                     b'X-Empty:\r\nX-Long-Value-Name-Here: ' + b'v' * 37 + b'\r\n\r\nabc')
+        return True
+    if path.endswith('/ok-head'):
+        sock.sendall(b'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
+        return True
     if path.endswith('/eof'):
         sock.sendall(b'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nuntil the end\n')
         return False
