@@ -16,6 +16,7 @@
 #include "util/alloc.h"
 
 static int run(gh_http_context_t *ctx, bool resumed);
+static void go_to(gh_http_context_t *ctx, unsigned slot);
 
 /* ---- context lifetime ------------------------------------------------- */
 
@@ -182,6 +183,7 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
     ret = -ENOMEM;
     goto out;
   }
+  go_to(ctx, 0); /* the first event with work */
   gh__pl_response_init(&ctx->response, ctx);
   ret = gh__pl_request_init(&ctx->request, ctx);
   if (ret < 0)
@@ -380,19 +382,37 @@ static bool user_can_impersonate(gh_http_context_t *ctx, int *ret_status)
   return true;
 }
 
+void gh__pl_build_skip(gh_pipeline_t *pl)
+{
+  uint8_t next = GH__PL_SLOTS;
+  pl->next_slot[GH__PL_SLOTS] = GH__PL_SLOTS;
+  for (int s = GH__PL_SLOTS - 1; s >= 0; s--) {
+    gh_notification_t n = (gh_notification_t)(s / 2);
+    bool post = (s & 1) != 0;
+    size_t count = post ? pl->n_post_order[n] : pl->n_order[n];
+    if (count > 0 ||
+        (!post && (n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER || n == GH_NOTIFY_LOG_REQUEST)))
+      next = (uint8_t)s;
+    pl->next_slot[s] = next;
+  }
+}
+
+/* Goes to slot, or on to the first slot after it where there is work. */
+static void go_to(gh_http_context_t *ctx, unsigned slot)
+{
+  slot = ctx->pl->next_slot[slot];
+  ctx->index = 0;
+  ctx->stage = (gh_notification_t)(slot / 2);
+  ctx->post = (slot & 1) != 0;
+}
+
+/* The next event (a finished request goes no further back than LOG_REQUEST). */
 static void advance(gh_http_context_t *ctx)
 {
-  ctx->index = 0;
-  if (!ctx->post) {
-    ctx->post = true;
-  } else {
-    ctx->post = false;
-    ctx->stage = (gh_notification_t)(ctx->stage + 1);
-  }
-  if (ctx->finished && ctx->stage < GH_NOTIFY_LOG_REQUEST) {
-    ctx->stage = GH_NOTIFY_LOG_REQUEST;
-    ctx->post = false;
-  }
+  unsigned slot = 2u * (unsigned)ctx->stage + (ctx->post ? 1u : 0u) + 1u;
+  if (ctx->finished && slot < 2u * GH_NOTIFY_LOG_REQUEST)
+    slot = 2u * GH_NOTIFY_LOG_REQUEST;
+  go_to(ctx, slot);
 }
 
 static void resume_cb(void *arg)

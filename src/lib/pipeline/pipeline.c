@@ -643,6 +643,7 @@ int gh_pipeline_start(gh_pipeline_t *pl)
   ret = build_order(pl);
   if (ret < 0)
     goto out;
+  gh__pl_build_skip(pl);
   pl->started = true;
   raise_global(pl, GH_GLOBAL_START);
 out:

@@ -82,6 +82,8 @@ static void *async_complete(void *arg)
 
 static pthread_t async_thread;
 static bool async_started;
+/* when set, LOG_REQUEST records whether the response had gone out */
+static fake_req_t *log_req;
 
 static gh_request_status_t on_any(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
 {
@@ -95,6 +97,8 @@ static gh_request_status_t on_any(void *m, gh_http_context_t *ctx, gh_event_prov
   tr("%s:%s%s ", i->spec->name, post ? "post" : "", nname[n]);
   if (n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER && !post)
     tr("[imp=%d] ", (int)fake_sec_current);
+  if (n == GH_NOTIFY_LOG_REQUEST && log_req != NULL)
+    tr("[%d sent=%d] ", log_req->status, (int)log_req->ended_ok);
   if (post)
     return GH_REQUEST_CONTINUE;
   if (n == i->spec->imp_at)
@@ -177,6 +181,7 @@ static int setup(void **state)
   fake_sec_current = 0;
   fake_sec_closed = 0;
   async_started = false;
+  log_req = NULL;
   return 0;
 }
 
@@ -389,6 +394,106 @@ static void test_registration_errors(void **state)
   gh_pipeline_free(pl);
 }
 
+/* One request through a pipeline of the specs, on the site kv; the trace. */
+static const char *run_one(const char *const *kv, fake_req_t *r, bool auth)
+{
+  gh_pipeline_t *pl = build(kv);
+  fake_req_init(r, "GET", "/x");
+  if (auth)
+    fake_req_auth(r);
+  log_req = r;
+  (void)gh__pipeline_process_source(pl, NULL, &fake_source_ops, r);
+  log_req = NULL;
+  assert_int_equal(r->completed, 1);
+  gh_pipeline_free(pl);
+  return trace;
+}
+
+/* The engine skips the events no module registered for (the skip table);
+ * each of these would break if it skipped one that has work. */
+static void test_skip_post_only(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  add_spec("A", 0, GH_NOTIFY_BIT(GH_NOTIFY_AUTHORIZE_REQUEST), GH_PRIORITY_MEDIUM);
+  assert_string_equal(run_one(NULL, &r, false), "A:postAUTHZ ");
+  assert_int_equal(r.status, 404); /* no handler ran */
+}
+
+static void test_skip_log_only(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  add_spec("A", GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST), 0, GH_PRIORITY_MEDIUM);
+  /* the 404 went out before LOG_REQUEST */
+  assert_string_equal(run_one(NULL, &r, false), "A:LOG [404 sent=1] ");
+}
+
+static void test_skip_end_only(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  add_spec("A", 0, GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST), GH_PRIORITY_MEDIUM);
+  add_spec("B", GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST), 0, GH_PRIORITY_MEDIUM);
+  assert_string_equal(run_one(NULL, &r, false), "B:END A:postEND ");
+  assert_int_equal(r.status, 404);
+  assert_true(r.ended_ok);
+}
+
+static void test_skip_finish_from_begin(void **state)
+{
+  fake_req_t r;
+  spec_t *a;
+  (void)state;
+  a = add_spec("A",
+               GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST) |
+                   GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER),
+               GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST), GH_PRIORITY_MEDIUM);
+  add_spec("B", 0, GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST) | GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST),
+           GH_PRIORITY_MEDIUM);
+  a->finish_at = GH_NOTIFY_BEGIN_REQUEST;
+  assert_string_equal(run_one(NULL, &r, false), "A:BEGIN B:postLOG [403 sent=1] B:postEND ");
+  assert_int_equal(r.status, 403);
+}
+
+static void test_skip_handler_elsewhere_is_404(void **state)
+{
+  static const char *const kv[] = {"handler", "other", NULL};
+  fake_req_t r;
+  spec_t *h;
+  (void)state;
+  h = add_spec("H", GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER),
+               GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST), GH_PRIORITY_MEDIUM);
+  h->handler = true;
+  assert_string_equal(run_one(kv, &r, false), "H:postLOG [404 sent=1] ");
+  assert_int_equal(r.status, 404);
+}
+
+static void test_skip_keeps_impersonation_check(void **state)
+{
+  /* no module on EXECUTE: impersonate = yes still refuses an anonymous
+   * request there (401, not the no-handler 404) */
+  static const char *const kv[] = {"impersonate", "yes", NULL};
+  fake_req_t r;
+  (void)state;
+  add_spec("A", GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST), GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST),
+           GH_PRIORITY_MEDIUM);
+  assert_string_equal(run_one(kv, &r, false), "A:BEGIN A:postEND ");
+  assert_int_equal(r.status, 401);
+  trace[0] = '\0';
+  assert_string_equal(run_one(kv, &r, true), "A:BEGIN A:postEND ");
+  assert_int_equal(r.status, 404); /* allowed, and no handler */
+}
+
+static void test_skip_no_modules(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  assert_string_equal(run_one(NULL, &r, false), "");
+  assert_int_equal(r.status, 404);
+  assert_true(r.ended_ok);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -402,6 +507,13 @@ int main(void)
       cmocka_unit_test_setup(test_handler_only_on_its_site, setup),
       cmocka_unit_test_setup(test_request_at_non_base_refused, setup),
       cmocka_unit_test_setup(test_registration_errors, setup),
+      cmocka_unit_test_setup(test_skip_post_only, setup),
+      cmocka_unit_test_setup(test_skip_log_only, setup),
+      cmocka_unit_test_setup(test_skip_end_only, setup),
+      cmocka_unit_test_setup(test_skip_finish_from_begin, setup),
+      cmocka_unit_test_setup(test_skip_handler_elsewhere_is_404, setup),
+      cmocka_unit_test_setup(test_skip_keeps_impersonation_check, setup),
+      cmocka_unit_test_setup(test_skip_no_modules, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
