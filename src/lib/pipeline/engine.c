@@ -46,9 +46,10 @@ typedef struct spare {
 typedef struct spare_pools {
   spare_t p[GH__PL_SPARE_POOLS];
   size_t n;
+  bool registered; /* with spare_key, to be freed at thread exit */
 } spare_pools_t;
+/* one thread-local object: each access from the library costs a call */
 static __thread spare_pools_t spare;
-static __thread bool spare_registered;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static pthread_key_t spare_key;
 static bool spare_key_ok;
@@ -78,8 +79,9 @@ static void spare_init(void)
 static gh__pool_t *pool_get(void **ret_user)
 {
   spare_t sp = {NULL, NULL};
-  if (spare.n > 0) {
-    sp = spare.p[--spare.n];
+  spare_pools_t *mine = &spare;
+  if (mine->n > 0) {
+    sp = mine->p[--mine->n];
   } else {
     pthread_mutex_lock(&shared_lock);
     if (n_shared_spare > 0)
@@ -95,17 +97,19 @@ static gh__pool_t *pool_get(void **ret_user)
 static void pool_put(gh__pool_t *p, void *user)
 {
   spare_t sp = {p, user};
+  spare_pools_t *mine;
   if (p == NULL || !GH__PL_SPARE_POOL) {
     spare_free(&sp);
     return;
   }
-  if (!spare_registered) {
+  mine = &spare;
+  if (!mine->registered) {
     pthread_once(&spare_once, spare_init);
-    spare_registered = spare_key_ok && pthread_setspecific(spare_key, &spare) == 0;
+    mine->registered = spare_key_ok && pthread_setspecific(spare_key, mine) == 0;
   }
   gh__pool_reset(p);
-  if (spare_registered && spare.n < GH__PL_SPARE_POOLS) {
-    spare.p[spare.n++] = sp;
+  if (mine->registered && mine->n < GH__PL_SPARE_POOLS) {
+    mine->p[mine->n++] = sp;
     return;
   }
   pthread_mutex_lock(&shared_lock);
@@ -126,13 +130,30 @@ void gh__pl_spare_pools_free(void)
   pthread_mutex_unlock(&shared_lock);
 }
 
+/* The context and its per-module arrays, zeroed, in one block of pool. */
+static gh_http_context_t *ctx_alloc(gh__pool_t *pool, size_t n_modules)
+{
+  size_t n = n_modules + 1;
+  size_t at_modctx = (sizeof(gh_http_context_t) + 15u) & ~(size_t)15u;
+  size_t at_instances = at_modctx + n * sizeof(gh__pl_modctx_t);
+  size_t at_created = at_instances + n * sizeof(void *);
+  char *b = pool ? gh__pool_calloc(pool, 1, at_created + n * sizeof(bool)) : NULL;
+  gh_http_context_t *ctx = (gh_http_context_t *)b;
+  if (ctx != NULL) {
+    ctx->modctx = (gh__pl_modctx_t *)(b + at_modctx);
+    ctx->instances = (void **)(b + at_instances);
+    ctx->created = (bool *)(b + at_created);
+  }
+  return ctx;
+}
+
 static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops, void *src,
                    gh_http_context_t **ret_ctx)
 {
   int ret = 0;
   void *user_block;
   gh__pool_t *pool = pool_get(&user_block);
-  gh_http_context_t *ctx = pool ? gh__pool_calloc(pool, 1, sizeof(*ctx)) : NULL;
+  gh_http_context_t *ctx = ctx_alloc(pool, pl->n_modules);
   if (ctx == NULL) {
     pool_put(pool, user_block);
     ret = -ENOMEM;
@@ -148,9 +169,8 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
   ret = ops->describe(src, &ctx->info);
   if (ret < 0)
     goto out;
-  pthread_mutex_lock(&pl->lock);
-  ctx->cfg = pl->cfg;
-  pthread_mutex_unlock(&pl->lock);
+  /* installed configurations are read-only and live as long as pl */
+  ctx->cfg = __atomic_load_n(&pl->cfg, __ATOMIC_ACQUIRE);
   if (site == NULL)
     site = gh_pipeline_find_site(pl, ctx->info.path);
   ctx->site = gh__pl_config_site(ctx->cfg, site);
@@ -176,13 +196,6 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
   ctx->impersonate_site =
       ctx->site != NULL ? ctx->site->impersonate
                         : gh__pl_word_true(gh_http_context_get_site_config(ctx, "impersonate"));
-  ctx->instances = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(void *));
-  ctx->created = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(bool));
-  ctx->modctx = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(gh__pl_modctx_t));
-  if (ctx->instances == NULL || ctx->created == NULL || ctx->modctx == NULL) {
-    ret = -ENOMEM;
-    goto out;
-  }
   go_to(ctx, 0); /* the first event with work */
   gh__pl_response_init(&ctx->response, ctx);
   ret = gh__pl_request_init(&ctx->request, ctx);
