@@ -264,9 +264,11 @@ static void *site_data_publish(gh__pl_site_t *site, gh__pl_site_data_t *node)
 }
 
 /* gh_http_context_get_site_data's first request for a site: builds the data
- * and links it (or, without an indexed site, keeps it for this request). */
-static int site_data_build(gh_http_context_t *ctx, int id, gh_site_data_build_cb build,
-                           gh_site_data_free_cb free_cb, void **ret_data)
+ * and links it (or, without an indexed site, keeps it for this request).
+ * Out of line, so that the usual call (found) saves no registers. */
+static __attribute__((noinline)) int site_data_build(gh_http_context_t *ctx, int id,
+                                                     gh_site_data_build_cb build,
+                                                     gh_site_data_free_cb free_cb, void **ret_data)
 {
   /* the index is read-only once installed, but for this list */
   gh__pl_site_t *site = (gh__pl_site_t *)ctx->site;

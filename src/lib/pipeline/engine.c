@@ -75,11 +75,21 @@ static void spare_init(void)
   spare_key_ok = pthread_key_create(&spare_key, spare_exit) == 0;
 }
 
+/* This thread's spares. The empty asm hides where the address came from:
+ * left to itself the compiler asks __tls_get_addr again at each use after
+ * a call instead of keeping the address in a register. */
+static inline spare_pools_t *spare_mine(void)
+{
+  spare_pools_t *p = &spare;
+  __asm__("" : "+r"(p));
+  return p;
+}
+
 /* A pool for a request, and a spare user block in *ret_user (or NULL). */
 static gh__pool_t *pool_get(void **ret_user)
 {
   spare_t sp = {NULL, NULL};
-  spare_pools_t *mine = &spare;
+  spare_pools_t *mine = spare_mine();
   if (mine->n > 0) {
     sp = mine->p[--mine->n];
   } else {
@@ -102,7 +112,7 @@ static void pool_put(gh__pool_t *p, void *user)
     spare_free(&sp);
     return;
   }
-  mine = &spare;
+  mine = spare_mine();
   if (!mine->registered) {
     pthread_once(&spare_once, spare_init);
     mine->registered = spare_key_ok && pthread_setspecific(spare_key, mine) == 0;
@@ -263,6 +273,25 @@ static void ctx_end(gh_http_context_t *ctx)
 
 /* ---- calling modules -------------------------------------------------- */
 
+/* The error paths of a module call, out of line: the calls themselves
+ * save fewer registers. */
+static __attribute__((noinline, cold)) void create_failed(gh_http_context_t *ctx,
+                                                          const gh__pl_module_t *m, int err)
+{
+  gh__pl_log(ctx->pl, GH_LOG_ERROR, "module %s: create failed: %s", m->name, gh_strerror(err));
+}
+
+static __attribute__((noinline, cold)) gh_request_status_t call_failed(gh_http_context_t *ctx,
+                                                                       size_t mod_index, int err)
+{
+  if (err != 0)
+    gh__pl_log(ctx->pl, GH_LOG_ERROR, "impersonating %s for module %s failed: %s",
+               gh_http_user_get_name(ctx->user), ctx->pl->modules[mod_index]->name,
+               gh_strerror(err));
+  (void)gh_http_response_send_error(&ctx->response, 500, NULL);
+  return GH_REQUEST_FINISH;
+}
+
 int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance)
 {
   int ret = 0;
@@ -272,8 +301,7 @@ int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instanc
     if (m->factory.create != NULL) {
       ret = m->factory.create(m->factory.factory_data, ctx, &inst);
       if (ret < 0) {
-        gh__pl_log(ctx->pl, GH_LOG_ERROR, "module %s: create failed: %s", m->name,
-                   gh_strerror(ret));
+        create_failed(ctx, m, ret);
         goto out;
       }
     }
@@ -296,8 +324,7 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_mod
   void *inst = NULL;
   int r = gh__pl_instance(ctx, mod_index, &inst);
   if (r < 0) {
-    (void)gh_http_response_send_error(&ctx->response, 500, NULL);
-    st = GH_REQUEST_FINISH;
+    st = call_failed(ctx, mod_index, 0); /* create_failed logged it */
     goto out;
   }
   /* A module that opens through gh_http_context_openat2 gets the client's
@@ -308,11 +335,7 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_mod
   if (impersonate && saved_depth == 0) {
     r = gh_http_context_impersonate(ctx);
     if (r < 0) {
-      gh__pl_log(ctx->pl, GH_LOG_ERROR, "impersonating %s for module %s failed: %s",
-                 gh_http_user_get_name(ctx->user), ctx->pl->modules[mod_index]->name,
-                 gh_strerror(r));
-      (void)gh_http_response_send_error(&ctx->response, 500, NULL);
-      st = GH_REQUEST_FINISH;
+      st = call_failed(ctx, mod_index, r);
       goto out;
     }
   }

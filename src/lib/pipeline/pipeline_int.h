@@ -43,6 +43,7 @@ typedef struct gh__pl_reqinfo {
  * library; a fake in unit tests). All calls come from the thread running the
  * request. */
 typedef struct gh__pl_source_ops {
+  /* fills info, which the caller zeroed */
   int (*describe)(void *src, gh__pl_reqinfo_t *info);
   size_t (*header_count)(void *src);
   int (*header_at)(void *src, size_t i, const char **ret_name, const char **ret_value);
