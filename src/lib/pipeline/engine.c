@@ -235,7 +235,7 @@ static void ctx_end(gh_http_context_t *ctx)
   void *user_block;
   if (!ctx->response.final_sent)
     (void)gh__pl_response_send_out(&ctx->response, true);
-  for (size_t i = 0; i < pl->n_modules; i++) {
+  for (size_t i = 0; i < ctx->n_live; i++) {
     if (ctx->created[i]) {
       ctx->created[i] = false;
       if (pl->modules[i]->factory.dispose != NULL)
@@ -243,7 +243,7 @@ static void ctx_end(gh_http_context_t *ctx)
       ctx->instances[i] = NULL;
     }
   }
-  for (size_t i = 0; i < pl->n_modules; i++) {
+  for (size_t i = 0; i < ctx->n_cleanups; i++) {
     if (ctx->modctx[i].cleanup != NULL)
       ctx->modctx[i].cleanup(ctx->modctx[i].data);
     ctx->modctx[i].cleanup = NULL;
@@ -307,6 +307,8 @@ int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instanc
     }
     ctx->instances[mod_index] = inst;
     ctx->created[mod_index] = true;
+    if (mod_index >= ctx->n_live)
+      ctx->n_live = mod_index + 1;
   }
   *ret_instance = ctx->instances[mod_index];
 out:
@@ -709,6 +711,8 @@ int gh_http_context_set_module_context(gh_http_context_t *ctx, int id, void *dat
     ctx->modctx[id].cleanup(ctx->modctx[id].data);
   ctx->modctx[id].data = data;
   ctx->modctx[id].cleanup = cleanup;
+  if (cleanup != NULL && (size_t)id >= ctx->n_cleanups)
+    ctx->n_cleanups = (size_t)id + 1;
 out:
   return ret;
 }

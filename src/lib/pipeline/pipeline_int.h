@@ -456,6 +456,9 @@ struct gh_http_context {
   void **instances;
   bool *created;
   gh__pl_modctx_t *modctx;
+  /* bounds for the request's end: no module at or above n_live has an
+   * instance, none at or above n_cleanups a context cleanup */
+  size_t n_live, n_cleanups;
   /* engine position */
   gh_notification_t stage;
   bool post;

@@ -16,7 +16,7 @@
 #include "pl_fake.h"
 
 static char trace[8192];
-static int n_created, n_disposed;
+static int n_created, n_disposed, n_cleaned;
 
 static void tr(const char *fmt, ...)
 {
@@ -40,6 +40,7 @@ typedef struct spec {
   gh_notification_t pending_at;
   bool pending_sync;       /* complete before returning PENDING */
   gh_notification_t imp_at; /* impersonates itself and does not revert */
+  gh_notification_t ctx_at; /* sets a module context with a cleanup here */
   bool handler;
   int id;
 } spec_t;
@@ -80,6 +81,12 @@ static void *async_complete(void *arg)
   return NULL;
 }
 
+static void count_cleanup(void *data)
+{
+  (void)data;
+  n_cleaned++;
+}
+
 static pthread_t async_thread;
 static bool async_started;
 /* when set, LOG_REQUEST records whether the response had gone out */
@@ -103,6 +110,8 @@ static gh_request_status_t on_any(void *m, gh_http_context_t *ctx, gh_event_prov
     return GH_REQUEST_CONTINUE;
   if (n == i->spec->imp_at)
     assert_int_equal(gh_http_context_impersonate(ctx), 0);
+  if (n == i->spec->ctx_at)
+    assert_int_equal(gh_http_context_set_module_context(ctx, i->spec->id, i, count_cleanup), 0);
   if (n == i->spec->finish_at) {
     gh_http_response_send_error(gh_http_context_get_response(ctx), 403, NULL);
     return GH_REQUEST_FINISH;
@@ -155,7 +164,7 @@ static spec_t *add_spec(const char *name, uint32_t mask, uint32_t post, gh_modul
   s->mask = mask;
   s->post_mask = post;
   s->prio = p;
-  s->finish_at = s->pending_at = s->imp_at = GH_NOTIFY_COUNT_;
+  s->finish_at = s->pending_at = s->imp_at = s->ctx_at = GH_NOTIFY_COUNT_;
   return s;
 }
 
@@ -177,7 +186,7 @@ static int setup(void **state)
   (void)state;
   trace[0] = '\0';
   n_specs = 0;
-  n_created = n_disposed = 0;
+  n_created = n_disposed = n_cleaned = 0;
   fake_sec_current = 0;
   fake_sec_closed = 0;
   async_started = false;
@@ -494,6 +503,35 @@ static void test_skip_no_modules(void **state)
   assert_true(r.ended_ok);
 }
 
+/* The request's end disposes every instance and runs every module-context
+ * cleanup, whichever modules (first, last) made them. */
+static void test_end_disposes_and_cleans_each_module(void **state)
+{
+  uint32_t begin = GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST);
+  uint32_t end = GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST);
+  uint32_t never = GH_NOTIFY_BIT(GH_NOTIFY_READ_ENTITY); /* no body is read */
+  fake_req_t r;
+  spec_t *a, *c;
+  (void)state;
+  a = add_spec("A", begin, 0, GH_PRIORITY_MEDIUM);
+  add_spec("B", never, 0, GH_PRIORITY_MEDIUM);
+  c = add_spec("C", end, 0, GH_PRIORITY_MEDIUM);
+  c->ctx_at = GH_NOTIFY_END_REQUEST;
+  assert_string_equal(run_one(NULL, &r, false), "A:BEGIN C:END ");
+  assert_int_equal(n_created, 2);
+  assert_int_equal(n_disposed, 2);
+  assert_int_equal(n_cleaned, 1);
+  trace[0] = '\0';
+  n_created = n_disposed = 0;
+  a->ctx_at = GH_NOTIFY_BEGIN_REQUEST;
+  c->ctx_at = GH_NOTIFY_COUNT_;
+  c->mask = never;
+  n_cleaned = 0;
+  assert_string_equal(run_one(NULL, &r, false), "A:BEGIN ");
+  assert_int_equal(n_disposed, 1);
+  assert_int_equal(n_cleaned, 1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -514,6 +552,7 @@ int main(void)
       cmocka_unit_test_setup(test_skip_handler_elsewhere_is_404, setup),
       cmocka_unit_test_setup(test_skip_keeps_impersonation_check, setup),
       cmocka_unit_test_setup(test_skip_no_modules, setup),
+      cmocka_unit_test_setup(test_end_disposes_and_cleans_each_module, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
