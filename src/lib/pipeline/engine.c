@@ -292,7 +292,8 @@ static __attribute__((noinline, cold)) gh_request_status_t call_failed(gh_http_c
   return GH_REQUEST_FINISH;
 }
 
-int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance)
+/* The module's instance for this request, created at its first call. */
+static int instance_get(gh_http_context_t *ctx, size_t mod_index, void **ret_instance)
 {
   int ret = 0;
   gh__pl_module_t *m = ctx->pl->modules[mod_index];
@@ -324,7 +325,7 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_mod
   bool saved_scoped = ctx->scoped_call;
   gh_notification_t saved_cur = ctx->current;
   void *inst = NULL;
-  int r = gh__pl_instance(ctx, mod_index, &inst);
+  int r = instance_get(ctx, mod_index, &inst);
   if (r < 0) {
     st = call_failed(ctx, mod_index, 0); /* create_failed logged it */
     goto out;

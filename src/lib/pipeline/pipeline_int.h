@@ -503,10 +503,8 @@ void gh__pl_log(gh_pipeline_t *pl, gh_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *gh__pl_status_reason(int status);
 /* call one module callback with per-call identity handling */
-gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
-                                gh_module_request_cb cb, gh_event_provider_t *prov,
-                                bool impersonate);
-int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance);
+gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_module_request_cb cb,
+                                gh_event_provider_t *prov, bool impersonate);
 /* Fills pl->next_slot from the call orders (gh_pipeline_start). */
 void gh__pl_build_skip(gh_pipeline_t *pl);
 /* runs the modules of a nested (synchronous) event: SEND_RESPONSE, READ_ENTITY, MAP_PATH */
