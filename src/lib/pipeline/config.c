@@ -200,7 +200,8 @@ const gh__pl_site_t *gh__pl_config_site(const gh_pipeline_config_t *cfg,
   const char *path = site_or_section;
   if (cfg == NULL || cfg->sites == NULL || path == NULL)
     goto out;
-  if (strncmp(path, "site ", 5) == 0)
+  /* (strncmp's test without its call: most callers pass the path) */
+  if (path[0] == 's' && path[1] == 'i' && path[2] == 't' && path[3] == 'e' && path[4] == ' ')
     path += 5;
   for (size_t i = 0; i < cfg->n_sites; i++) {
     if (strcmp(cfg->sites[i].section + 5, path) == 0) {
@@ -262,26 +263,18 @@ static void *site_data_publish(gh__pl_site_t *site, gh__pl_site_data_t *node)
   return node->data;
 }
 
-int gh_http_context_get_site_data(gh_http_context_t *ctx, int id, gh_site_data_build_cb build,
-                                  gh_site_data_free_cb free_cb, void **ret_data)
+/* gh_http_context_get_site_data's first request for a site: builds the data
+ * and links it (or, without an indexed site, keeps it for this request).
+ * Out of line, so that the usual call (found) saves no registers. */
+static __attribute__((noinline)) int site_data_build(gh_http_context_t *ctx, int id,
+                                                     gh_site_data_build_cb build,
+                                                     gh_site_data_free_cb free_cb, void **ret_data)
 {
   /* the index is read-only once installed, but for this list */
-  gh__pl_site_t *site = ctx != NULL ? (gh__pl_site_t *)ctx->site : NULL;
-  gh__pl_site_data_t *node = NULL, *found;
+  gh__pl_site_t *site = (gh__pl_site_t *)ctx->site;
+  gh__pl_site_data_t *node = gh__calloc(1, sizeof(*node));
   void *data = NULL;
   int ret = 0;
-  if (ctx == NULL || build == NULL || ret_data == NULL || id < 0 ||
-      (size_t)id >= ctx->pl->n_modules) {
-    ret = -EINVAL;
-    goto out;
-  }
-  found = site_data_find(
-      site != NULL ? atomic_load_explicit(&site->data, memory_order_acquire) : ctx->site_data, id);
-  if (found != NULL) {
-    *ret_data = found->data;
-    goto out;
-  }
-  node = gh__calloc(1, sizeof(*node));
   if (node == NULL) {
     ret = -ENOMEM;
     goto out;
@@ -302,5 +295,28 @@ int gh_http_context_get_site_data(gh_http_context_t *ctx, int id, gh_site_data_b
   *ret_data = data;
 out:
   free(node);
+  return ret;
+}
+
+int gh_http_context_get_site_data(gh_http_context_t *ctx, int id, gh_site_data_build_cb build,
+                                  gh_site_data_free_cb free_cb, void **ret_data)
+{
+  gh__pl_site_data_t *found;
+  int ret = 0;
+  if (ctx == NULL || build == NULL || ret_data == NULL || id < 0 ||
+      (size_t)id >= ctx->pl->n_modules) {
+    ret = -EINVAL;
+    goto out;
+  }
+  found =
+      site_data_find(ctx->site != NULL ? atomic_load_explicit(&((gh__pl_site_t *)ctx->site)->data,
+                                                              memory_order_acquire)
+                                       : ctx->site_data,
+                     id);
+  if (found != NULL)
+    *ret_data = found->data; /* every request but the site's first */
+  else
+    ret = site_data_build(ctx, id, build, free_cb, ret_data);
+out:
   return ret;
 }

@@ -16,6 +16,7 @@
 #include "util/alloc.h"
 
 static int run(gh_http_context_t *ctx, bool resumed);
+static void go_to(gh_http_context_t *ctx, unsigned slot);
 
 /* ---- context lifetime ------------------------------------------------- */
 
@@ -45,9 +46,10 @@ typedef struct spare {
 typedef struct spare_pools {
   spare_t p[GH__PL_SPARE_POOLS];
   size_t n;
+  bool registered; /* with spare_key, to be freed at thread exit */
 } spare_pools_t;
+/* one thread-local object: each access from the library costs a call */
 static __thread spare_pools_t spare;
-static __thread bool spare_registered;
 static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
 static pthread_key_t spare_key;
 static bool spare_key_ok;
@@ -73,12 +75,23 @@ static void spare_init(void)
   spare_key_ok = pthread_key_create(&spare_key, spare_exit) == 0;
 }
 
+/* This thread's spares. The empty asm hides where the address came from:
+ * left to itself the compiler asks __tls_get_addr again at each use after
+ * a call instead of keeping the address in a register. */
+static inline spare_pools_t *spare_mine(void)
+{
+  spare_pools_t *p = &spare;
+  __asm__("" : "+r"(p));
+  return p;
+}
+
 /* A pool for a request, and a spare user block in *ret_user (or NULL). */
 static gh__pool_t *pool_get(void **ret_user)
 {
   spare_t sp = {NULL, NULL};
-  if (spare.n > 0) {
-    sp = spare.p[--spare.n];
+  spare_pools_t *mine = spare_mine();
+  if (mine->n > 0) {
+    sp = mine->p[--mine->n];
   } else {
     pthread_mutex_lock(&shared_lock);
     if (n_shared_spare > 0)
@@ -94,17 +107,19 @@ static gh__pool_t *pool_get(void **ret_user)
 static void pool_put(gh__pool_t *p, void *user)
 {
   spare_t sp = {p, user};
+  spare_pools_t *mine;
   if (p == NULL || !GH__PL_SPARE_POOL) {
     spare_free(&sp);
     return;
   }
-  if (!spare_registered) {
+  mine = spare_mine();
+  if (!mine->registered) {
     pthread_once(&spare_once, spare_init);
-    spare_registered = spare_key_ok && pthread_setspecific(spare_key, &spare) == 0;
+    mine->registered = spare_key_ok && pthread_setspecific(spare_key, mine) == 0;
   }
   gh__pool_reset(p);
-  if (spare_registered && spare.n < GH__PL_SPARE_POOLS) {
-    spare.p[spare.n++] = sp;
+  if (mine->registered && mine->n < GH__PL_SPARE_POOLS) {
+    mine->p[mine->n++] = sp;
     return;
   }
   pthread_mutex_lock(&shared_lock);
@@ -125,13 +140,30 @@ void gh__pl_spare_pools_free(void)
   pthread_mutex_unlock(&shared_lock);
 }
 
+/* The context and its per-module arrays, zeroed, in one block of pool. */
+static gh_http_context_t *ctx_alloc(gh__pool_t *pool, size_t n_modules)
+{
+  size_t n = n_modules + 1;
+  size_t at_modctx = (sizeof(gh_http_context_t) + 15u) & ~(size_t)15u;
+  size_t at_instances = at_modctx + n * sizeof(gh__pl_modctx_t);
+  size_t at_created = at_instances + n * sizeof(void *);
+  char *b = pool ? gh__pool_calloc(pool, 1, at_created + n * sizeof(bool)) : NULL;
+  gh_http_context_t *ctx = (gh_http_context_t *)b;
+  if (ctx != NULL) {
+    ctx->modctx = (gh__pl_modctx_t *)(b + at_modctx);
+    ctx->instances = (void **)(b + at_instances);
+    ctx->created = (bool *)(b + at_created);
+  }
+  return ctx;
+}
+
 static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_t *ops, void *src,
                    gh_http_context_t **ret_ctx)
 {
   int ret = 0;
   void *user_block;
   gh__pool_t *pool = pool_get(&user_block);
-  gh_http_context_t *ctx = pool ? gh__pool_calloc(pool, 1, sizeof(*ctx)) : NULL;
+  gh_http_context_t *ctx = ctx_alloc(pool, pl->n_modules);
   if (ctx == NULL) {
     pool_put(pool, user_block);
     ret = -ENOMEM;
@@ -147,9 +179,8 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
   ret = ops->describe(src, &ctx->info);
   if (ret < 0)
     goto out;
-  pthread_mutex_lock(&pl->lock);
-  ctx->cfg = pl->cfg;
-  pthread_mutex_unlock(&pl->lock);
+  /* installed configurations are read-only and live as long as pl */
+  ctx->cfg = __atomic_load_n(&pl->cfg, __ATOMIC_ACQUIRE);
   if (site == NULL)
     site = gh_pipeline_find_site(pl, ctx->info.path);
   ctx->site = gh__pl_config_site(ctx->cfg, site);
@@ -175,13 +206,7 @@ static int ctx_new(gh_pipeline_t *pl, const char *site, const gh__pl_source_ops_
   ctx->impersonate_site =
       ctx->site != NULL ? ctx->site->impersonate
                         : gh__pl_word_true(gh_http_context_get_site_config(ctx, "impersonate"));
-  ctx->instances = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(void *));
-  ctx->created = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(bool));
-  ctx->modctx = gh__pool_calloc(ctx->pool, pl->n_modules + 1, sizeof(gh__pl_modctx_t));
-  if (ctx->instances == NULL || ctx->created == NULL || ctx->modctx == NULL) {
-    ret = -ENOMEM;
-    goto out;
-  }
+  go_to(ctx, 0); /* the first event with work */
   gh__pl_response_init(&ctx->response, ctx);
   ret = gh__pl_request_init(&ctx->request, ctx);
   if (ret < 0)
@@ -210,7 +235,7 @@ static void ctx_end(gh_http_context_t *ctx)
   void *user_block;
   if (!ctx->response.final_sent)
     (void)gh__pl_response_send_out(&ctx->response, true);
-  for (size_t i = 0; i < pl->n_modules; i++) {
+  for (size_t i = 0; i < ctx->n_live; i++) {
     if (ctx->created[i]) {
       ctx->created[i] = false;
       if (pl->modules[i]->factory.dispose != NULL)
@@ -218,7 +243,7 @@ static void ctx_end(gh_http_context_t *ctx)
       ctx->instances[i] = NULL;
     }
   }
-  for (size_t i = 0; i < pl->n_modules; i++) {
+  for (size_t i = 0; i < ctx->n_cleanups; i++) {
     if (ctx->modctx[i].cleanup != NULL)
       ctx->modctx[i].cleanup(ctx->modctx[i].data);
     ctx->modctx[i].cleanup = NULL;
@@ -248,7 +273,27 @@ static void ctx_end(gh_http_context_t *ctx)
 
 /* ---- calling modules -------------------------------------------------- */
 
-int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance)
+/* The error paths of a module call, out of line: the calls themselves
+ * save fewer registers. */
+static __attribute__((noinline, cold)) void create_failed(gh_http_context_t *ctx,
+                                                          const gh__pl_module_t *m, int err)
+{
+  gh__pl_log(ctx->pl, GH_LOG_ERROR, "module %s: create failed: %s", m->name, gh_strerror(err));
+}
+
+static __attribute__((noinline, cold)) gh_request_status_t call_failed(gh_http_context_t *ctx,
+                                                                       size_t mod_index, int err)
+{
+  if (err != 0)
+    gh__pl_log(ctx->pl, GH_LOG_ERROR, "impersonating %s for module %s failed: %s",
+               gh_http_user_get_name(ctx->user), ctx->pl->modules[mod_index]->name,
+               gh_strerror(err));
+  (void)gh_http_response_send_error(&ctx->response, 500, NULL);
+  return GH_REQUEST_FINISH;
+}
+
+/* The module's instance for this request, created at its first call. */
+static int instance_get(gh_http_context_t *ctx, size_t mod_index, void **ret_instance)
 {
   int ret = 0;
   gh__pl_module_t *m = ctx->pl->modules[mod_index];
@@ -257,13 +302,14 @@ int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instanc
     if (m->factory.create != NULL) {
       ret = m->factory.create(m->factory.factory_data, ctx, &inst);
       if (ret < 0) {
-        gh__pl_log(ctx->pl, GH_LOG_ERROR, "module %s: create failed: %s", m->name,
-                   gh_strerror(ret));
+        create_failed(ctx, m, ret);
         goto out;
       }
     }
     ctx->instances[mod_index] = inst;
     ctx->created[mod_index] = true;
+    if (mod_index >= ctx->n_live)
+      ctx->n_live = mod_index + 1;
   }
   *ret_instance = ctx->instances[mod_index];
 out:
@@ -279,10 +325,9 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_mod
   bool saved_scoped = ctx->scoped_call;
   gh_notification_t saved_cur = ctx->current;
   void *inst = NULL;
-  int r = gh__pl_instance(ctx, mod_index, &inst);
+  int r = instance_get(ctx, mod_index, &inst);
   if (r < 0) {
-    (void)gh_http_response_send_error(&ctx->response, 500, NULL);
-    st = GH_REQUEST_FINISH;
+    st = call_failed(ctx, mod_index, 0); /* create_failed logged it */
     goto out;
   }
   /* A module that opens through gh_http_context_openat2 gets the client's
@@ -293,11 +338,7 @@ gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_mod
   if (impersonate && saved_depth == 0) {
     r = gh_http_context_impersonate(ctx);
     if (r < 0) {
-      gh__pl_log(ctx->pl, GH_LOG_ERROR, "impersonating %s for module %s failed: %s",
-                 gh_http_user_get_name(ctx->user), ctx->pl->modules[mod_index]->name,
-                 gh_strerror(r));
-      (void)gh_http_response_send_error(&ctx->response, 500, NULL);
-      st = GH_REQUEST_FINISH;
+      st = call_failed(ctx, mod_index, r);
       goto out;
     }
   }
@@ -380,19 +421,37 @@ static bool user_can_impersonate(gh_http_context_t *ctx, int *ret_status)
   return true;
 }
 
+void gh__pl_build_skip(gh_pipeline_t *pl)
+{
+  uint8_t next = GH__PL_SLOTS;
+  pl->next_slot[GH__PL_SLOTS] = GH__PL_SLOTS;
+  for (int s = GH__PL_SLOTS - 1; s >= 0; s--) {
+    gh_notification_t n = (gh_notification_t)(s / 2);
+    bool post = (s & 1) != 0;
+    size_t count = post ? pl->n_post_order[n] : pl->n_order[n];
+    if (count > 0 ||
+        (!post && (n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER || n == GH_NOTIFY_LOG_REQUEST)))
+      next = (uint8_t)s;
+    pl->next_slot[s] = next;
+  }
+}
+
+/* Goes to slot, or on to the first slot after it where there is work. */
+static void go_to(gh_http_context_t *ctx, unsigned slot)
+{
+  slot = ctx->pl->next_slot[slot];
+  ctx->index = 0;
+  ctx->stage = (gh_notification_t)(slot / 2);
+  ctx->post = (slot & 1) != 0;
+}
+
+/* The next event (a finished request goes no further back than LOG_REQUEST). */
 static void advance(gh_http_context_t *ctx)
 {
-  ctx->index = 0;
-  if (!ctx->post) {
-    ctx->post = true;
-  } else {
-    ctx->post = false;
-    ctx->stage = (gh_notification_t)(ctx->stage + 1);
-  }
-  if (ctx->finished && ctx->stage < GH_NOTIFY_LOG_REQUEST) {
-    ctx->stage = GH_NOTIFY_LOG_REQUEST;
-    ctx->post = false;
-  }
+  unsigned slot = 2u * (unsigned)ctx->stage + (ctx->post ? 1u : 0u) + 1u;
+  if (ctx->finished && slot < 2u * GH_NOTIFY_LOG_REQUEST)
+    slot = 2u * GH_NOTIFY_LOG_REQUEST;
+  go_to(ctx, slot);
 }
 
 static void resume_cb(void *arg)
@@ -653,6 +712,8 @@ int gh_http_context_set_module_context(gh_http_context_t *ctx, int id, void *dat
     ctx->modctx[id].cleanup(ctx->modctx[id].data);
   ctx->modctx[id].data = data;
   ctx->modctx[id].cleanup = cleanup;
+  if (cleanup != NULL && (size_t)id >= ctx->n_cleanups)
+    ctx->n_cleanups = (size_t)id + 1;
 out:
   return ret;
 }

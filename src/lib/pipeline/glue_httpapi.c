@@ -26,7 +26,7 @@ static int g_describe(void *src, gh__pl_reqinfo_t *in)
   const char *host = gh_request_get_header(g->req, "Host");
   bool cl = gh__request_has_content_length(g->req);
   gh__request_addrs_t ad;
-  memset(in, 0, sizeof(*in));
+  /* in: zeroed by the caller (the context's, fresh) */
   in->method = gh_request_get_method(g->req);
   in->url = gh_request_get_url(g->req);
   in->path = gh_request_get_path(g->req);

@@ -643,6 +643,7 @@ int gh_pipeline_start(gh_pipeline_t *pl)
   ret = build_order(pl);
   if (ret < 0)
     goto out;
+  gh__pl_build_skip(pl);
   pl->started = true;
   raise_global(pl, GH_GLOBAL_START);
 out:
@@ -682,7 +683,8 @@ int gh_pipeline_set_config_take(gh_pipeline_t *pl, gh_pipeline_config_t *cfg)
   /* Older configs stay allocated: running requests and modules may still
    * hold strings from them (freed with the pipeline). */
   cfg->older = pl->cfg;
-  pl->cfg = cfg;
+  /* released: a request starting reads it without the lock (ctx_new) */
+  __atomic_store_n(&pl->cfg, cfg, __ATOMIC_RELEASE);
   pthread_mutex_unlock(&pl->lock);
   if (pl->started && !pl->stopped)
     raise_global(pl, GH_GLOBAL_CONFIG_RELOAD);

@@ -43,6 +43,7 @@ typedef struct gh__pl_reqinfo {
  * library; a fake in unit tests). All calls come from the thread running the
  * request. */
 typedef struct gh__pl_source_ops {
+  /* fills info, which the caller zeroed */
   int (*describe)(void *src, gh__pl_reqinfo_t *info);
   size_t (*header_count)(void *src);
   int (*header_at)(void *src, size_t i, const char **ret_name, const char **ret_value);
@@ -318,6 +319,10 @@ struct gh_module_server {
   gh_pipeline_t *pl;
 };
 
+/* The engine's position as one number, 2 * notification + post, from
+ * BEGIN_REQUEST to END_REQUEST; GH__PL_SLOTS: past the end. */
+#define GH__PL_SLOTS (2 * (GH_NOTIFY_END_REQUEST + 1))
+
 struct gh_pipeline {
   gh_module_server_t server;
   uint64_t id; /* unique in the process: keys the per-thread key memo (keys.c) */
@@ -328,6 +333,10 @@ struct gh_pipeline {
   size_t n_order[GH_NOTIFY_COUNT_];
   size_t *post_order[GH_NOTIFY_COUNT_];
   size_t n_post_order[GH_NOTIFY_COUNT_];
+  /* per slot: the first slot from it on where the engine has work (a
+   * module, EXECUTE's impersonation check, LOG_REQUEST's send-out), or
+   * GH__PL_SLOTS (gh__pl_build_skip, at start) */
+  uint8_t next_slot[GH__PL_SLOTS + 1];
   pthread_mutex_t lock;
   gh_pipeline_config_t *cfg; /* current; older ones hang off cfg->older */
   gh_pipeline_log_cb log_cb;
@@ -447,6 +456,9 @@ struct gh_http_context {
   void **instances;
   bool *created;
   gh__pl_modctx_t *modctx;
+  /* bounds for the request's end: no module at or above n_live has an
+   * instance, none at or above n_cleanups a context cleanup */
+  size_t n_live, n_cleanups;
   /* engine position */
   gh_notification_t stage;
   bool post;
@@ -491,10 +503,10 @@ void gh__pl_log(gh_pipeline_t *pl, gh_log_level_t level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 const char *gh__pl_status_reason(int status);
 /* call one module callback with per-call identity handling */
-gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index,
-                                gh_module_request_cb cb, gh_event_provider_t *prov,
-                                bool impersonate);
-int gh__pl_instance(gh_http_context_t *ctx, size_t mod_index, void **ret_instance);
+gh_request_status_t gh__pl_call(gh_http_context_t *ctx, size_t mod_index, gh_module_request_cb cb,
+                                gh_event_provider_t *prov, bool impersonate);
+/* Fills pl->next_slot from the call orders (gh_pipeline_start). */
+void gh__pl_build_skip(gh_pipeline_t *pl);
 /* runs the modules of a nested (synchronous) event: SEND_RESPONSE, READ_ENTITY, MAP_PATH */
 int gh__pl_raise_nested(gh_http_context_t *ctx, gh_event_provider_t *prov);
 

@@ -1,5 +1,6 @@
 /* request.c: gh_http_request_t — request facts, modifiable headers, body reads with READ_ENTITY. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,20 +16,21 @@ int gh__pl_request_init(gh_http_request_t *req, gh_http_context_t *ctx)
   int ret = 0;
   size_t n = ctx->src_ops->header_count(ctx->src);
   gh__pl_header_t **tail = &req->headers;
+  gh__pl_header_t *hs = NULL;
   req->ctx = ctx;
+  /* one array for the lot (set_header unlinks and links single ones) */
+  if (n > 0 &&
+      (n > SIZE_MAX / sizeof(*hs) || (hs = gh__pool_alloc(ctx->pool, n * sizeof(*hs))) == NULL)) {
+    ret = -ENOMEM;
+    goto out;
+  }
   for (size_t i = 0; i < n; i++) {
     const char *name, *value;
-    gh__pl_header_t *h;
+    gh__pl_header_t *h = &hs[req->n_headers];
     if (ctx->src_ops->header_at(ctx->src, i, &name, &value) < 0)
       continue;
-    h = gh__pool_calloc(ctx->pool, 1, sizeof(*h));
-    if (h == NULL) {
-      ret = -ENOMEM;
-      goto out;
-    }
     /* borrowed from the source, which lives as long as the request */
-    h->name = (char *)name;
-    h->value = (char *)value;
+    *h = (gh__pl_header_t){.name = (char *)name, .value = (char *)value};
     *tail = h;
     tail = &h->next;
     req->n_headers++;

@@ -16,7 +16,7 @@
 #include "pl_fake.h"
 
 static char trace[8192];
-static int n_created, n_disposed;
+static int n_created, n_disposed, n_cleaned;
 
 static void tr(const char *fmt, ...)
 {
@@ -40,6 +40,7 @@ typedef struct spec {
   gh_notification_t pending_at;
   bool pending_sync;       /* complete before returning PENDING */
   gh_notification_t imp_at; /* impersonates itself and does not revert */
+  gh_notification_t ctx_at; /* sets a module context with a cleanup here */
   bool handler;
   int id;
 } spec_t;
@@ -80,8 +81,16 @@ static void *async_complete(void *arg)
   return NULL;
 }
 
+static void count_cleanup(void *data)
+{
+  (void)data;
+  n_cleaned++;
+}
+
 static pthread_t async_thread;
 static bool async_started;
+/* when set, LOG_REQUEST records whether the response had gone out */
+static fake_req_t *log_req;
 
 static gh_request_status_t on_any(void *m, gh_http_context_t *ctx, gh_event_provider_t *p)
 {
@@ -95,10 +104,14 @@ static gh_request_status_t on_any(void *m, gh_http_context_t *ctx, gh_event_prov
   tr("%s:%s%s ", i->spec->name, post ? "post" : "", nname[n]);
   if (n == GH_NOTIFY_EXECUTE_REQUEST_HANDLER && !post)
     tr("[imp=%d] ", (int)fake_sec_current);
+  if (n == GH_NOTIFY_LOG_REQUEST && log_req != NULL)
+    tr("[%d sent=%d] ", log_req->status, (int)log_req->ended_ok);
   if (post)
     return GH_REQUEST_CONTINUE;
   if (n == i->spec->imp_at)
     assert_int_equal(gh_http_context_impersonate(ctx), 0);
+  if (n == i->spec->ctx_at)
+    assert_int_equal(gh_http_context_set_module_context(ctx, i->spec->id, i, count_cleanup), 0);
   if (n == i->spec->finish_at) {
     gh_http_response_send_error(gh_http_context_get_response(ctx), 403, NULL);
     return GH_REQUEST_FINISH;
@@ -151,7 +164,7 @@ static spec_t *add_spec(const char *name, uint32_t mask, uint32_t post, gh_modul
   s->mask = mask;
   s->post_mask = post;
   s->prio = p;
-  s->finish_at = s->pending_at = s->imp_at = GH_NOTIFY_COUNT_;
+  s->finish_at = s->pending_at = s->imp_at = s->ctx_at = GH_NOTIFY_COUNT_;
   return s;
 }
 
@@ -173,10 +186,11 @@ static int setup(void **state)
   (void)state;
   trace[0] = '\0';
   n_specs = 0;
-  n_created = n_disposed = 0;
+  n_created = n_disposed = n_cleaned = 0;
   fake_sec_current = 0;
   fake_sec_closed = 0;
   async_started = false;
+  log_req = NULL;
   return 0;
 }
 
@@ -389,6 +403,135 @@ static void test_registration_errors(void **state)
   gh_pipeline_free(pl);
 }
 
+/* One request through a pipeline of the specs, on the site kv; the trace. */
+static const char *run_one(const char *const *kv, fake_req_t *r, bool auth)
+{
+  gh_pipeline_t *pl = build(kv);
+  fake_req_init(r, "GET", "/x");
+  if (auth)
+    fake_req_auth(r);
+  log_req = r;
+  (void)gh__pipeline_process_source(pl, NULL, &fake_source_ops, r);
+  log_req = NULL;
+  assert_int_equal(r->completed, 1);
+  gh_pipeline_free(pl);
+  return trace;
+}
+
+/* The engine skips the events no module registered for (the skip table);
+ * each of these would break if it skipped one that has work. */
+static void test_skip_post_only(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  add_spec("A", 0, GH_NOTIFY_BIT(GH_NOTIFY_AUTHORIZE_REQUEST), GH_PRIORITY_MEDIUM);
+  assert_string_equal(run_one(NULL, &r, false), "A:postAUTHZ ");
+  assert_int_equal(r.status, 404); /* no handler ran */
+}
+
+static void test_skip_log_only(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  add_spec("A", GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST), 0, GH_PRIORITY_MEDIUM);
+  /* the 404 went out before LOG_REQUEST */
+  assert_string_equal(run_one(NULL, &r, false), "A:LOG [404 sent=1] ");
+}
+
+static void test_skip_end_only(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  add_spec("A", 0, GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST), GH_PRIORITY_MEDIUM);
+  add_spec("B", GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST), 0, GH_PRIORITY_MEDIUM);
+  assert_string_equal(run_one(NULL, &r, false), "B:END A:postEND ");
+  assert_int_equal(r.status, 404);
+  assert_true(r.ended_ok);
+}
+
+static void test_skip_finish_from_begin(void **state)
+{
+  fake_req_t r;
+  spec_t *a;
+  (void)state;
+  a = add_spec("A",
+               GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST) |
+                   GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER),
+               GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST), GH_PRIORITY_MEDIUM);
+  add_spec("B", 0, GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST) | GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST),
+           GH_PRIORITY_MEDIUM);
+  a->finish_at = GH_NOTIFY_BEGIN_REQUEST;
+  assert_string_equal(run_one(NULL, &r, false), "A:BEGIN B:postLOG [403 sent=1] B:postEND ");
+  assert_int_equal(r.status, 403);
+}
+
+static void test_skip_handler_elsewhere_is_404(void **state)
+{
+  static const char *const kv[] = {"handler", "other", NULL};
+  fake_req_t r;
+  spec_t *h;
+  (void)state;
+  h = add_spec("H", GH_NOTIFY_BIT(GH_NOTIFY_EXECUTE_REQUEST_HANDLER),
+               GH_NOTIFY_BIT(GH_NOTIFY_LOG_REQUEST), GH_PRIORITY_MEDIUM);
+  h->handler = true;
+  assert_string_equal(run_one(kv, &r, false), "H:postLOG [404 sent=1] ");
+  assert_int_equal(r.status, 404);
+}
+
+static void test_skip_keeps_impersonation_check(void **state)
+{
+  /* no module on EXECUTE: impersonate = yes still refuses an anonymous
+   * request there (401, not the no-handler 404) */
+  static const char *const kv[] = {"impersonate", "yes", NULL};
+  fake_req_t r;
+  (void)state;
+  add_spec("A", GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST), GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST),
+           GH_PRIORITY_MEDIUM);
+  assert_string_equal(run_one(kv, &r, false), "A:BEGIN A:postEND ");
+  assert_int_equal(r.status, 401);
+  trace[0] = '\0';
+  assert_string_equal(run_one(kv, &r, true), "A:BEGIN A:postEND ");
+  assert_int_equal(r.status, 404); /* allowed, and no handler */
+}
+
+static void test_skip_no_modules(void **state)
+{
+  fake_req_t r;
+  (void)state;
+  assert_string_equal(run_one(NULL, &r, false), "");
+  assert_int_equal(r.status, 404);
+  assert_true(r.ended_ok);
+}
+
+/* The request's end disposes every instance and runs every module-context
+ * cleanup, whichever modules (first, last) made them. */
+static void test_end_disposes_and_cleans_each_module(void **state)
+{
+  uint32_t begin = GH_NOTIFY_BIT(GH_NOTIFY_BEGIN_REQUEST);
+  uint32_t end = GH_NOTIFY_BIT(GH_NOTIFY_END_REQUEST);
+  uint32_t never = GH_NOTIFY_BIT(GH_NOTIFY_READ_ENTITY); /* no body is read */
+  fake_req_t r;
+  spec_t *a, *c;
+  (void)state;
+  a = add_spec("A", begin, 0, GH_PRIORITY_MEDIUM);
+  add_spec("B", never, 0, GH_PRIORITY_MEDIUM);
+  c = add_spec("C", end, 0, GH_PRIORITY_MEDIUM);
+  c->ctx_at = GH_NOTIFY_END_REQUEST;
+  assert_string_equal(run_one(NULL, &r, false), "A:BEGIN C:END ");
+  assert_int_equal(n_created, 2);
+  assert_int_equal(n_disposed, 2);
+  assert_int_equal(n_cleaned, 1);
+  trace[0] = '\0';
+  n_created = n_disposed = 0;
+  a->ctx_at = GH_NOTIFY_BEGIN_REQUEST;
+  c->ctx_at = GH_NOTIFY_COUNT_;
+  c->mask = never;
+  n_cleaned = 0;
+  assert_string_equal(run_one(NULL, &r, false), "A:BEGIN ");
+  assert_int_equal(n_disposed, 1);
+  assert_int_equal(n_cleaned, 1);
+}
+
 int main(void)
 {
   const struct CMUnitTest tests[] = {
@@ -402,6 +545,14 @@ int main(void)
       cmocka_unit_test_setup(test_handler_only_on_its_site, setup),
       cmocka_unit_test_setup(test_request_at_non_base_refused, setup),
       cmocka_unit_test_setup(test_registration_errors, setup),
+      cmocka_unit_test_setup(test_skip_post_only, setup),
+      cmocka_unit_test_setup(test_skip_log_only, setup),
+      cmocka_unit_test_setup(test_skip_end_only, setup),
+      cmocka_unit_test_setup(test_skip_finish_from_begin, setup),
+      cmocka_unit_test_setup(test_skip_handler_elsewhere_is_404, setup),
+      cmocka_unit_test_setup(test_skip_keeps_impersonation_check, setup),
+      cmocka_unit_test_setup(test_skip_no_modules, setup),
+      cmocka_unit_test_setup(test_end_disposes_and_cleans_each_module, setup),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
