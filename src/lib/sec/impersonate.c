@@ -79,7 +79,8 @@ static bool kernel_matches(const gh__ids_t *want)
   n = getgroups(VERIFY_MAX_GROUPS, buf);
   if (n < 0 || (uint32_t)n != want->ngroups)
     goto out;
-  qsort(buf, (size_t)n, sizeof(gid_t), cmp_gid);
+  if (n > 1)
+    qsort(buf, (size_t)n, sizeof(gid_t), cmp_gid);
   ok = n == 0 || memcmp(buf, want->groups, (size_t)n * sizeof(gid_t)) == 0;
 out:
   return ok;
