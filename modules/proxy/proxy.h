@@ -12,6 +12,8 @@
 
 #include <gatehouse/module.h>
 
+#include "proxy_names.h"
+
 #define PROXY_MAX_HEAD (64 * 1024) /* an upstream response head, all fields */
 #define PROXY_MAX_HEADERS 128      /* fields in an upstream response head */
 #define PROXY_MAX_REQ_HEAD (96 * 1024)
@@ -82,12 +84,12 @@ void proxy_pool_close_idle(void);
 /** What a response field is to the relay, found once while parsing (a
  *  length switch and one case-insensitive compare per name). */
 enum {
-  PROXY_F_HOP = 1u << 0,        /* hop-by-hop by name (RFC 9110 §7.6.1, Proxy-*) */
+  PROXY_F_HOP = PROXY_HOP,      /* hop-by-hop by name (proxy_hop_kind) */
   PROXY_F_CONN_NAMED = 1u << 1, /* named by the head's Connection field(s) */
   PROXY_F_OWN = 1u << 2,        /* Date, Server, Content-Length: the server sets its own */
-  PROXY_F_CONNECTION = 1u << 3,
-  PROXY_F_UPGRADE = 1u << 4,
-  PROXY_F_TE = 1u << 5,       /* Transfer-Encoding */
+  PROXY_F_CONNECTION = PROXY_HOP_CONNECTION,
+  PROXY_F_UPGRADE = PROXY_HOP_UPGRADE,
+  PROXY_F_TE = PROXY_HOP_TE,  /* Transfer-Encoding */
   PROXY_F_CL = 1u << 6,       /* Content-Length */
   PROXY_F_LOCATION = 1u << 7, /* Location, Content-Location */
   PROXY_F_COOKIE = 1u << 8,   /* Set-Cookie */

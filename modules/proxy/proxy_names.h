@@ -49,6 +49,47 @@ static inline bool proxy_eq_lit(const char *s, const char *lit, size_t n)
   return true;
 }
 
+/* What a hop-by-hop field's name is (RFC 9110 §7.6.1), the same in both
+ * directions: the request's head builder and the response parser take these
+ * bits into their own kinds at the same values. */
+enum {
+  PROXY_HOP = 1u << 0,            /* hop-by-hop: never relayed as it is */
+  PROXY_HOP_CONNECTION = 1u << 3, /* Connection */
+  PROXY_HOP_UPGRADE = 1u << 4,    /* Upgrade */
+  PROXY_HOP_TE = 1u << 5,         /* Transfer-Encoding */
+};
+
+/* The hop-by-hop kind of a field name (n bytes): Connection, Keep-Alive, TE,
+ * Trailer, Transfer-Encoding, Upgrade, and every Proxy-* (between the
+ * client and this server); 0 for an end-to-end field. */
+static inline unsigned proxy_hop_kind(const char *s, size_t n)
+{
+  unsigned k = 0;
+  switch (n) {
+  case 2:
+    k = proxy_eq_lit(s, "te", 2) ? PROXY_HOP : 0;
+    break;
+  case 7:
+    k = proxy_eq_lit(s, "trailer", 7)   ? PROXY_HOP
+        : proxy_eq_lit(s, "upgrade", 7) ? PROXY_HOP | PROXY_HOP_UPGRADE
+                                        : 0;
+    break;
+  case 10:
+    k = proxy_eq_lit(s, "connection", 10)   ? PROXY_HOP | PROXY_HOP_CONNECTION
+        : proxy_eq_lit(s, "keep-alive", 10) ? PROXY_HOP
+                                            : 0;
+    break;
+  case 17:
+    k = proxy_eq_lit(s, "transfer-encoding", 17) ? PROXY_HOP | PROXY_HOP_TE : 0;
+    break;
+  default:
+    break;
+  }
+  if (k == 0 && n >= 6 && proxy_eq_lit(s, "proxy-", 6))
+    k = PROXY_HOP;
+  return k;
+}
+
 /* strncasecmp(a, b, n) == 0 (ASCII letters fold, every other byte exact). */
 static inline bool proxy_eq_ci(const char *a, const char *b, size_t n)
 {

@@ -179,12 +179,12 @@ static bool list_has(const char *list, const char *name)
 
 /* What a client's request field is to the head builder, from its name. */
 enum {
-  RQ_HOP = 1u << 0, /* hop-by-hop (RFC 9110 §7.6.1, Proxy-*) */
-  RQ_OWN = 1u << 1, /* the proxy sets its own (Host, Via, X-Forwarded-*, framing…) */
-  RQ_CONNECTION = 1u << 2,
-  RQ_HOST = 1u << 3,
-  RQ_UPGRADE = 1u << 4,
-  RQ_TE = 1u << 5, /* Transfer-Encoding */
+  RQ_HOP = PROXY_HOP, /* hop-by-hop (proxy_hop_kind) */
+  RQ_OWN = 1u << 1,   /* the proxy sets its own (Host, Via, X-Forwarded-*, framing…) */
+  RQ_CONNECTION = PROXY_HOP_CONNECTION,
+  RQ_HOST = 1u << 2,
+  RQ_UPGRADE = PROXY_HOP_UPGRADE,
+  RQ_TE = PROXY_HOP_TE, /* Transfer-Encoding */
   RQ_VIA = 1u << 6,
   RQ_XFF = 1u << 7, /* X-Forwarded-For */
   RQ_FWD = 1u << 8, /* Forwarded */
@@ -194,58 +194,31 @@ enum {
  * one word-at-a-time compare per candidate. */
 static unsigned req_classify(const char *s, size_t n)
 {
-  unsigned k = 0;
+  unsigned k = proxy_hop_kind(s, n);
+  if (k != 0)
+    return k;
   switch (n) {
-  case 2:
-    k = proxy_eq_lit(s, "te", 2) ? RQ_HOP : 0;
-    break;
   case 3:
-    k = proxy_eq_lit(s, "via", 3) ? RQ_OWN | RQ_VIA : 0;
-    break;
+    return proxy_eq_lit(s, "via", 3) ? RQ_OWN | RQ_VIA : 0;
   case 4:
-    k = proxy_eq_lit(s, "host", 4) ? RQ_OWN | RQ_HOST : 0;
-    break;
+    return proxy_eq_lit(s, "host", 4) ? RQ_OWN | RQ_HOST : 0;
   case 6:
-    k = proxy_eq_lit(s, "expect", 6) ? RQ_OWN : 0;
-    break;
-  case 7:
-    k = proxy_eq_lit(s, "trailer", 7)   ? RQ_HOP
-        : proxy_eq_lit(s, "upgrade", 7) ? RQ_HOP | RQ_UPGRADE
-                                        : 0;
-    break;
+    return proxy_eq_lit(s, "expect", 6) ? RQ_OWN : 0;
   case 9:
-    k = proxy_eq_lit(s, "forwarded", 9) ? RQ_OWN | RQ_FWD : 0;
-    break;
-  case 10:
-    k = proxy_eq_lit(s, "connection", 10)   ? RQ_HOP | RQ_CONNECTION
-        : proxy_eq_lit(s, "keep-alive", 10) ? RQ_HOP
-                                            : 0;
-    break;
+    return proxy_eq_lit(s, "forwarded", 9) ? RQ_OWN | RQ_FWD : 0;
   case 13:
-    k = proxy_eq_lit(s, "authorization", 13) ? RQ_OWN : 0;
-    break;
+    return proxy_eq_lit(s, "authorization", 13) ? RQ_OWN : 0;
   case 14:
-    k = proxy_eq_lit(s, "content-length", 14) ? RQ_OWN : 0;
-    break;
+    return proxy_eq_lit(s, "content-length", 14) ? RQ_OWN : 0;
   case 15:
-    k = proxy_eq_lit(s, "x-forwarded-for", 15) ? RQ_OWN | RQ_XFF : 0;
-    break;
+    return proxy_eq_lit(s, "x-forwarded-for", 15) ? RQ_OWN | RQ_XFF : 0;
   case 16:
-    k = proxy_eq_lit(s, "x-forwarded-host", 16) ? RQ_OWN : 0;
-    break;
+    return proxy_eq_lit(s, "x-forwarded-host", 16) ? RQ_OWN : 0;
   case 17:
-    k = proxy_eq_lit(s, "x-forwarded-proto", 17)   ? RQ_OWN
-        : proxy_eq_lit(s, "transfer-encoding", 17) ? RQ_HOP | RQ_TE
-                                                   : 0;
-    break;
+    return proxy_eq_lit(s, "x-forwarded-proto", 17) ? RQ_OWN : 0;
   default:
-    break;
+    return 0;
   }
-  /* Proxy-Authorization, Proxy-Connection and the rest of Proxy-* are
-   * between the client and this server */
-  if (n >= 6 && proxy_eq_lit(s, "proxy-", 6))
-    k |= RQ_HOP;
-  return k;
 }
 
 bool proxy_is_hop_by_hop(const char *name, const char *conn)

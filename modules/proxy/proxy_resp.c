@@ -109,56 +109,33 @@ static bool value_ok(const char *v, size_t n)
   return !word_has_ctl(proxy_load8(v + n - 8)) || bytes_ok(v + n - 8, 8);
 }
 
-/* The field's kind from its name (PROXY_F_*). */
+/* The field's kind from its name (PROXY_F_*): hop-by-hop ones as both
+ * directions read them, then the ones the relay treats apart. */
 static uint32_t classify(const char *s, size_t n)
 {
-  uint32_t k = 0;
+  uint32_t k = proxy_hop_kind(s, n);
+  if (k != 0)
+    return k;
   switch (n) {
-  case 2:
-    k = proxy_eq_lit(s, "te", 2) ? PROXY_F_HOP : 0;
-    break;
   case 3:
-    k = proxy_eq_lit(s, "via", 3) ? PROXY_F_VIA : 0;
-    break;
+    return proxy_eq_lit(s, "via", 3) ? PROXY_F_VIA : 0;
   case 4:
-    k = proxy_eq_lit(s, "date", 4) ? PROXY_F_OWN : 0;
-    break;
+    return proxy_eq_lit(s, "date", 4) ? PROXY_F_OWN : 0;
   case 6:
-    k = proxy_eq_lit(s, "server", 6) ? PROXY_F_OWN : 0;
-    break;
-  case 7:
-    k = proxy_eq_lit(s, "trailer", 7)   ? PROXY_F_HOP
-        : proxy_eq_lit(s, "upgrade", 7) ? PROXY_F_HOP | PROXY_F_UPGRADE
-                                        : 0;
-    break;
+    return proxy_eq_lit(s, "server", 6) ? PROXY_F_OWN : 0;
   case 8:
-    k = proxy_eq_lit(s, "location", 8) ? PROXY_F_LOCATION : 0;
-    break;
+    return proxy_eq_lit(s, "location", 8) ? PROXY_F_LOCATION : 0;
   case 10:
-    k = proxy_eq_lit(s, "connection", 10)   ? PROXY_F_HOP | PROXY_F_CONNECTION
-        : proxy_eq_lit(s, "keep-alive", 10) ? PROXY_F_HOP
-        : proxy_eq_lit(s, "set-cookie", 10) ? PROXY_F_COOKIE
-                                            : 0;
-    break;
+    return proxy_eq_lit(s, "set-cookie", 10) ? PROXY_F_COOKIE : 0;
   case 14:
-    k = proxy_eq_lit(s, "content-length", 14) ? PROXY_F_OWN | PROXY_F_CL : 0;
-    break;
+    return proxy_eq_lit(s, "content-length", 14) ? PROXY_F_OWN | PROXY_F_CL : 0;
   case 16:
-    k = proxy_eq_lit(s, "content-location", 16)   ? PROXY_F_LOCATION
-        : proxy_eq_lit(s, "www-authenticate", 16) ? PROXY_F_WWW_AUTH
-                                                  : 0;
-    break;
-  case 17:
-    k = proxy_eq_lit(s, "transfer-encoding", 17) ? PROXY_F_HOP | PROXY_F_TE : 0;
-    break;
+    return proxy_eq_lit(s, "content-location", 16)   ? PROXY_F_LOCATION
+           : proxy_eq_lit(s, "www-authenticate", 16) ? PROXY_F_WWW_AUTH
+                                                     : 0;
   default:
-    break;
+    return 0;
   }
-  /* Proxy-Authenticate, Proxy-Connection and the rest of Proxy-* are
-   * between the client and this server */
-  if (n >= 6 && proxy_eq_lit(s, "proxy-", 6))
-    k |= PROXY_F_HOP;
-  return k;
 }
 
 static int fail(proxy_resp_t *r, const char *why)
