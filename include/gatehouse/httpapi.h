@@ -255,6 +255,29 @@ typedef void (*gh_request_handler_cb)(gh_request_t *req, void *arg);
 GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
                                     gh_request_handler_cb handler, void *arg);
 
+/** Serves on the calling thread alone, in place of gh_server_start() and
+ *  gh_server_run_workers(): no I/O thread and no worker thread; this thread
+ *  accepts, runs the timer scan and every request (404, the auth gate,
+ *  then handler) inline, one at a time. For a process that serves its own
+ *  connections (worker processes, gh_server_set_processes): a single-
+ *  threaded process pays no shared-descriptor-table reference in each
+ *  system call and wakes no other thread. A handler that blocks stops the
+ *  server (accept included) for that time; a handler may still complete
+ *  its request later from another thread (gh_request_complete), and waits
+ *  (gh_request_wait_fd) work as with inline workers.
+ *
+ *  Serves until fd (≥ 0; -1 for none) is readable, returning 1 (the
+ *  caller reads it: a signalfd, a pipe), or until timeout_ms passed (< 0:
+ *  no limit), returning 0; call again to go on. The first call sets the
+ *  server up and fixes handler and arg (later calls' are ignored); after
+ *  it, gh_server_start() and gh_server_run_workers() return GH_ESTATE.
+ *  gh_server_shutdown() and gh_server_free() must be called on this same
+ *  thread: they serve while the requests in flight finish. Returns 1, 0,
+ *  -EINVAL (handler NULL, fd < -1), GH_ESTATE (started with threads),
+ *  GH_ESHUTDOWN (after shutdown) or -errno. ABI 2.5. */
+GH_EXPORT int gh_server_serve(gh_server_t *server, gh_request_handler_cb handler, void *arg,
+                              int fd, int timeout_ms);
+
 /** Graceful shutdown: closes listeners (no new connections), closes idle
  *  connections, lets requests already received or being read finish, and
  *  waits up to grace_ms for in-flight requests to complete; then shuts down
@@ -481,7 +504,8 @@ typedef void (*gh_request_wait_cb)(gh_request_t *req, int result, void *arg);
  *  The fd joins the server's connection epoll, one-shot, and stays
  *  registered (disarmed) after cb until it is closed, so a connection kept
  *  in a pool is re-armed with one system call. Only with
- *  gh_server_run_workers() (inline workers): GH_EUNSUPPORTED otherwise,
+ *  gh_server_run_workers() (inline workers) or gh_server_serve():
+ *  GH_EUNSUPPORTED otherwise,
  *  and for an upgraded or completed request GH_ESTATE; -EINVAL; -errno
  *  from epoll_ctl. The thread owning the request. */
 GH_EXPORT int gh_request_wait_fd(gh_request_t *req, int fd, unsigned events, int timeout_ms,

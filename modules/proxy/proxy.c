@@ -540,10 +540,9 @@ static gh_global_status_t on_stop(void *global_data, gh_module_server_t *server)
 
 static gh_global_status_t on_start(void *global_data, gh_module_server_t *server)
 {
-  int r = proxy_splice_start();
   (void)global_data;
-  if (r != 0)
-    gh_module_server_log(server, GH_LOG_ERROR, "proxy: no splice thread: %s", gh_strerror(r));
+  (void)server;
+  proxy_splice_start(); /* its thread comes with the first upgrade */
   return GH_GLOBAL_CONTINUE;
 }
 

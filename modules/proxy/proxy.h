@@ -407,9 +407,9 @@ void proxy_upgrade_release(proxy_req_t *q);
  *  request. PROXY_UPGRADED (the caller returns PENDING and touches the
  *  request no more), or -1 when the switch failed. */
 int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len);
-/** Starts the spawner of splice threads (GH_GLOBAL_START, at base
- *  identity: the threads inherit it). 0 or -errno. */
-int proxy_splice_start(void);
+/** Lets upgrades start the spawner of splice threads (GH_GLOBAL_START);
+ *  the first upgrade starts it, at base identity (the threads inherit it). */
+void proxy_splice_start(void);
 /** Stops it, ends and joins every splice (module unload). */
 void proxy_splice_stop(void);
 

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <gatehouse/error.h>
+#include <gatehouse/impersonate.h>
 
 #include "proxy.h"
 
@@ -43,9 +44,13 @@ typedef struct splice {
   char io[SPLICE_BUF];
 } splice_t;
 
-/* The spawner thread, started at GH_GLOBAL_START on the main thread, creates
- * the splice threads: they inherit its base identity, never a handler's
- * (a handler on an impersonate = yes site runs as the client). */
+/* The spawner thread creates the splice threads: they inherit its base
+ * identity, never a handler's (a handler on an impersonate = yes site runs
+ * as the client). It is started by the first upgrade, from the handler's
+ * thread, which the proxy's scoped impersonation keeps at base: checked
+ * there (refused when impersonating) and by the spawner itself, which
+ * asks the kernel (gh_assert_base aborts the process when its ids are not
+ * the base ones: it would hand a client's identity to every splice). */
 static struct {
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -53,6 +58,7 @@ static struct {
   splice_t *queue;  /* waiting for a thread */
   splice_t *active; /* running */
   splice_t *ended;  /* to join and free */
+  bool enabled; /* between the module's start and stop */
   bool started, stopping;
   pthread_t spawner;
 } g = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
@@ -78,20 +84,41 @@ static proxy_site_count_t *site_count(const char *site)
   return c;
 }
 
+static void *spawner_main(void *arg);
+
+/* The spawner thread, started at the first upgrade (not at start: a worker
+ * process serving alone stays single-threaded until a splice needs one). */
+static int spawner_ensure(void)
+{
+  int r = 0;
+  if (gh_is_impersonating())
+    return GH_ESTATE; /* a thread made here would run as the client */
+  pthread_mutex_lock(&g.lock);
+  if (!g.started && g.enabled) {
+    g.stopping = false;
+    r = -pthread_create(&g.spawner, NULL, spawner_main, NULL);
+    g.started = r == 0;
+  } else if (!g.started || g.stopping) {
+    r = GH_ESTATE; /* not started, or stopping */
+  }
+  pthread_mutex_unlock(&g.lock);
+  return r;
+}
+
 int proxy_upgrade_reserve(proxy_req_t *q)
 {
   uint64_t max = 1024;
   proxy_site_count_t *c = NULL;
-  bool started;
+  int r;
   (void)gh_http_context_get_config_uint(q->ctx, "upgrade_max", &max);
-  pthread_mutex_lock(&g.lock);
-  started = g.started && !g.stopping;
-  pthread_mutex_unlock(&g.lock);
-  if (started)
+  r = spawner_ensure();
+  if (r == 0)
     c = site_count(q->site);
   if (c == NULL) {
-    gh_module_server_log(q->server, GH_LOG_ERROR, "proxy: %s: upgrade refused (503): %s", q->site,
-                         started ? "out of memory" : "no splice thread (module not started)");
+    gh_module_server_log(q->server, GH_LOG_ERROR, "proxy: %s: upgrade refused (503): %s%s", q->site,
+                         r == 0 ? "out of memory" : "no splice thread: ",
+                         r == 0 ? "" : r == GH_ESTATE ? "module not started, or impersonating"
+                                                      : gh_strerror(r));
     return 503;
   }
   if (atomic_fetch_add(&c->open, 1) >= max) {
@@ -249,6 +276,7 @@ static void *spawner_main(void *arg)
 {
   pthread_attr_t ta;
   (void)arg;
+  (void)gh_assert_base(); /* aborts unless at base (GH_ESTATE: no sec layer in use) */
   pthread_attr_init(&ta);
   (void)pthread_attr_setstacksize(&ta, SPLICE_STACK);
   pthread_mutex_lock(&g.lock);
@@ -328,17 +356,11 @@ int proxy_upgrade(proxy_req_t *q, const char *left, size_t left_len)
   return PROXY_UPGRADED;
 }
 
-int proxy_splice_start(void)
+void proxy_splice_start(void)
 {
-  int r = 0;
   pthread_mutex_lock(&g.lock);
-  if (!g.started) {
-    g.stopping = false;
-    r = -pthread_create(&g.spawner, NULL, spawner_main, NULL);
-    g.started = r == 0;
-  }
+  g.enabled = true;
   pthread_mutex_unlock(&g.lock);
-  return r;
 }
 
 /* Waits up to ms for every splice to end; true when none runs. */
@@ -358,6 +380,7 @@ void proxy_splice_stop(void)
   bool started;
   pthread_mutex_lock(&g.lock);
   started = g.started;
+  g.enabled = false;
   g.stopping = true;
   pthread_cond_broadcast(&g.cond);
   pthread_mutex_unlock(&g.lock);

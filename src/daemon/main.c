@@ -547,10 +547,15 @@ int main(int argc, char **argv)
     gh_dlog(LOG_ERR, "module start: %s", gh_strerror(e));
     goto out;
   }
-  e = gh_server_start(srv);
-  if (e == 0)
+  /* a worker process with one worker serves on this thread alone (no I/O
+   * thread, no worker thread: nginx's model; gh_server_serve): a blocked
+   * handler delays its signals, but the master's SIGKILL bounds a stop */
+  bool alone = cfg.processes > 1 && cfg.workers == 1;
+  if (alone)
+    e = gh_server_serve(srv, gh_daemon_handle, pl, sfd, 0); /* sets up: errors now */
+  else if ((e = gh_server_start(srv)) == 0)
     e = gh_server_run_workers(srv, cfg.workers, gh_daemon_handle, pl);
-  if (e != 0) {
+  if (e < 0) {
     gh_dlog(LOG_ERR, "start: %s", gh_strerror(e));
     goto out;
   }
@@ -569,8 +574,12 @@ int main(int argc, char **argv)
             "server; set workers >= %u (docs/proxy.md)",
             cfg.workers, cfg.workers, GH_RELAY_WARN_WORKERS);
   if (serve) {
-    gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
-            cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
+    if (alone)
+      gh_dlog(LOG_INFO, "ready (pid %d, serving alone on its main thread, %zu modules, log to %s)",
+              (int)getpid(), gh_pipeline_get_module_count(pl), gh_dlog_target());
+    else
+      gh_dlog(LOG_INFO, "ready (pid %d, %u workers, %zu modules, log to %s)", (int)getpid(),
+              cfg.workers, gh_pipeline_get_module_count(pl), gh_dlog_target());
     gh_notify("READY=1\nSTATUS=serving");
     gh_dlog_serving();
   }
@@ -578,7 +587,13 @@ int main(int argc, char **argv)
   while (serve) {
     struct signalfd_siginfo si;
     struct pollfd pfd = { .fd = sfd, .events = POLLIN };
-    int pr = poll(&pfd, 1, trim_wait_ms(cfg.malloc_trim_interval_s));
+    int pr = alone ? gh_server_serve(srv, gh_daemon_handle, pl, sfd,
+                                     trim_wait_ms(cfg.malloc_trim_interval_s))
+                   : poll(&pfd, 1, trim_wait_ms(cfg.malloc_trim_interval_s));
+    if (alone && pr < 0) {
+      gh_dlog(LOG_ERR, "serve: %s; stopping", gh_strerror(pr));
+      break;
+    }
     if (pr == 0 || (pr < 0 && errno == EINTR))
       continue;
     ssize_t n = read(sfd, &si, sizeof(si));

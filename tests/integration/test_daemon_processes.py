@@ -81,12 +81,18 @@ def conns_on_two_processes(d, kids, check=basic_ok, tries=200):
     raise AssertionError(f'{tries} connections, all held by {list(seen)}')
 
 
-@pytest.fixture
-def gh3(realm, tmp_path):
-    d = Gatehoused(realm, tmp_path, SITES, server={'processes': 3, 'workers': 2})
+# workers = 1: each worker process serves on its main thread alone
+# (gh_server_serve: no I/O thread, no worker thread)
+@pytest.fixture(params=[2, 1], ids=['threads', 'alone'])
+def gh3(realm, tmp_path, request):
+    d = Gatehoused(realm, tmp_path, SITES, server={'processes': 3, 'workers': request.param})
     d.start()
     yield d
     d.stop()
+
+
+def threads(pid):
+    return len(os.listdir(f'/proc/{pid}/task'))
 
 
 def test_served_by_several_processes_as_the_right_users(gh3):
@@ -100,6 +106,38 @@ def test_served_by_several_processes_as_the_right_users(gh3):
             assert body['kernel_uid'] == UIDS[user], body
         c.close()
     assert 'master process' in gh3.log() and gh3.log().count('ready (') == 3
+
+
+def test_worker_process_alone_is_one_thread(realm, tmp_path, cc):
+    """processes = 2, workers = 1: each worker process is a single thread
+    (the main thread accepts, reads and runs every request), before and
+    after Negotiate, Basic (PAM runs on a helper thread that ends) and
+    peer requests, every one as the right user."""
+    d = Gatehoused(realm, tmp_path, SITES, server={'processes': 2, 'workers': 1})
+    d.start()
+    try:
+        kids = wait_children(d.proc.pid, 2)
+        assert [threads(k) for k in kids] == [1, 1]
+        assert d.log().count('serving alone on its main thread') == 2, d.log()
+        c1, p1, c2, p2 = conns_on_two_processes(d, kids)
+        for c in (c1, c2):
+            for user in ('alice', 'bob', 'carol'):
+                st, _, body = c.get('/', basic(user, user + 'pw'))
+                assert st == 200 and body['kernel_uid'] == UIDS[user], body
+            tok = gssclient(realm, cc['bob'], 'token', 'HTTP@localhost')['token']
+            st, _, body = c.get('/', 'Negotiate ' + tok)
+            assert st == 200 and body['kernel_uid'] == UIDS['bob'], body
+            c.close()
+        c = Raw(d, unix=True)
+        st, _, body = c.get('/')
+        c.close()
+        assert st == 200 and body['type'] == 'Peer', body
+        deadline = time.monotonic() + 10  # the PAM helper threads have ended
+        while [threads(k) for k in kids] != [1, 1]:
+            assert time.monotonic() < deadline, [threads(k) for k in kids]
+            time.sleep(0.05)
+    finally:
+        d.stop()
 
 
 def test_replay_refused_across_processes(gh3, realm, cc):
@@ -165,12 +203,13 @@ def test_dead_worker_process_is_replaced(gh3):
     assert st == 200 and body['type'] == 'Peer', body
 
 
-def test_sighup_reaches_every_process_and_sigterm_stops_them_all():
+@pytest.mark.parametrize('workers', [2, 1], ids=['threads', 'alone'])
+def test_sighup_reaches_every_process_and_sigterm_stops_them_all(workers):
     a, b = shared_dir('gh-pa-'), shared_dir('gh-pb-')
     write_owned(os.path.join(a, 'x.txt'), 'from A\n', None, 0o644)
     write_owned(os.path.join(b, 'x.txt'), 'from B\n', None, 0o644)
     d = GhDaemon(None, [('/', {'handler': 'static', 'root': a})], unix=False,
-                 server={'processes': 2, 'workers': 2})
+                 server={'processes': 2, 'workers': workers})
     log = ''
     try:
         d.start()

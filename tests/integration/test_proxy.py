@@ -797,6 +797,51 @@ def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
     assert 'Sanitizer' not in log and 'runtime error' not in log, log[-4000:]
 
 
+def test_websockets_in_worker_processes_alone(realm, up, ws_up):  # noqa: F811
+    """processes = 2, workers = 1: each process serves on its main thread
+    alone and starts its splice threads at its first upgrade (a thread made
+    then, at base: the upgraded user is bob, the thread's kernel ids are
+    the service's); open WebSockets hold no process, plain requests go on,
+    SIGTERM ends them all."""
+    import asyncio
+    base = dict(BASIC, handler='proxy', identity_headers=IDENT)
+    sites = [('/plain', dict(base, upstream=f'http://127.0.0.1:{up.port}')),
+             ('/ws', dict(base, upstream=f'http://127.0.0.1:{ws_up.port}/'))]
+    d = GhDaemon(realm, sites, server={'processes': 2, 'workers': 1,
+                                       'shutdown_timeout_ms': 1000})
+    d.start()
+
+    def kids():
+        with open(f'/proc/{d.proc.pid}/task/{d.proc.pid}/children') as f:
+            return [int(x) for x in f.read().split()]
+
+    def nthreads():
+        return sorted(len(os.listdir(f'/proc/{k}/task')) for k in kids())
+
+    async def run():
+        assert nthreads() == [1, 1]
+        socks = await ws_opened(d, '/ws/', 6)
+        for _ in range(4):
+            r = await asyncio.to_thread(get, d, '/plain/echo', user='alice')
+            assert r.status == 200 and hdr(json.loads(r.body), 'X-Remote-User') == ['alice']
+        for ws in socks:
+            await ws_echo(ws, 'still here')
+        grown = nthreads()
+        t0 = time.monotonic()
+        d.proc.send_signal(signal.SIGTERM)
+        rc = await asyncio.to_thread(d.proc.wait, 10)
+        return grown, rc, time.monotonic() - t0
+    try:
+        grown, rc, took = asyncio.run(run())
+        log = d.log()
+    finally:
+        d.stop()
+    assert min(grown) >= 1 and max(grown) >= 3, grown  # spawner + splices where upgraded
+    assert rc == 0 and took < 6, (rc, took, log[-2000:])
+    assert 'no splice thread' not in log, log[-2000:]
+    assert 'Sanitizer' not in log and 'runtime error' not in log, log[-4000:]
+
+
 def test_workers_default_and_warning(realm, up, gh2):  # noqa: F811
     # a proxy site and no workers key: 16 workers, no warning
     site = dict(BASIC, handler='proxy', upstream=f'http://127.0.0.1:{up.port}')

@@ -1162,7 +1162,7 @@ static int conn_setup_info(gh__conn_t *c, gh__listener_t *l)
   return 0;
 }
 
-static void io_accept(gh__io_t *io, gh__listener_t *l)
+void gh__io_accept(gh__io_t *io, gh__listener_t *l)
 {
   gh_server_t *s = io->srv;
   for (int i = 0; i < 64; i++) {
@@ -1174,7 +1174,7 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
         continue;
       if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
         /* retried at the next scan */
-        (void)epoll_ctl(io->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+        (void)epoll_ctl(gh__io_listen_epfd(io), EPOLL_CTL_DEL, l->fd, NULL);
         io->accept_paused = true;
       }
       break;
@@ -1242,7 +1242,7 @@ static void io_accept(gh__io_t *io, gh__listener_t *l)
  * deadlines, and while stopping every connection at rest. A connection in a
  * worker's or another event thread's hands is skipped (its owner re-arms it
  * and the next scan sees it). */
-static void io_scan(gh__io_t *io)
+void gh__io_scan(gh__io_t *io)
 {
   gh_server_t *s = io->srv;
   bool stopping = atomic_load(&s->stopping);
@@ -1300,7 +1300,7 @@ static void io_scan(gh__io_t *io)
     for (unsigned i = 0; i < s->n_listeners; i++) {
       struct epoll_event lev = {.events = EPOLLIN | (s->n_ios > 1 ? EPOLLEXCLUSIVE : 0),
                                 .data.ptr = s->listeners[i]};
-      (void)epoll_ctl(io->epfd, EPOLL_CTL_ADD, s->listeners[i]->fd, &lev);
+      (void)epoll_ctl(gh__io_listen_epfd(io), EPOLL_CTL_ADD, s->listeners[i]->fd, &lev);
     }
   }
 }
@@ -1362,7 +1362,7 @@ void *gh__io_main(void *arg)
           gh__loop_harvest(lp, 0, 64);
       } else if (kind == GH__KIND_LISTENER) {
         if (!atomic_load(&s->stopping))
-          io_accept(io, evs[i].data.ptr);
+          gh__io_accept(io, evs[i].data.ptr);
       } else {
         uint64_t v;
         while (read(io->wakefd, &v, sizeof(v)) > 0)
@@ -1389,7 +1389,7 @@ void *gh__io_main(void *arg)
       atomic_fetch_add(&s->ios_dropped_listeners, 1);
     }
     if (woken || io->now >= io->next_scan) {
-      io_scan(io);
+      gh__io_scan(io);
       io->next_scan = io->now + GH__SCAN_MS;
     } else {
       gh__server_spare_check(s);

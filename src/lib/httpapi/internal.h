@@ -26,7 +26,8 @@ enum {
   GH__KIND_CEP = 4,
   GH__KIND_STOP = 5,
   GH__KIND_DUE = 6,
-  GH__KIND_KICK = 7
+  GH__KIND_KICK = 7,
+  GH__KIND_CALLER = 8
 };
 
 /* A request's wait on a file descriptor (gh_request_wait_fd), in
@@ -281,6 +282,11 @@ struct gh_server {
   atomic_uint rused;      /* events in the ring plus room reserved by epoll_waits */
   int kickfd;             /* eventfd in cepfd (edge-triggered): a worker, look at the ring */
   uint8_t kick_kind;      /* GH__KIND_KICK */
+  /* gh_server_serve: the caller's thread is the only one (server.c "serving
+   * alone"): listeners, the wake eventfd and the caller's fd are in cepfd */
+  bool solo;
+  int caller_fd;      /* the caller's descriptor in cepfd (-1: none) */
+  uint8_t caller_kind; /* GH__KIND_CALLER */
   _Atomic(gh__slot_t *) slots[GH__SLOT_CHUNKS]; /* kept descriptors (wait.c), made on use */
   pthread_mutex_t wdlock;
   gh__conn_t *wdue; /* taken waits for a worker to call back (due_next) */
@@ -387,6 +393,16 @@ int gh__request_body_status(const gh_request_t *req);
 
 /* conn.c (I/O side and the worker-side hand-back) */
 void *gh__io_main(void *arg);
+/** The epoll set io's listeners are in: the connection epoll when the
+ *  server is served alone (gh_server_serve), else the I/O thread's own. */
+static inline int gh__io_listen_epfd(const gh__io_t *io)
+{
+  return io->srv->solo ? io->srv->cepfd : io->epfd;
+}
+/** Accepts what the listener has (up to 64 connections); io->now is the time. */
+void gh__io_accept(gh__io_t *io, gh__listener_t *l);
+/** The timer scan (deadlines, and while stopping every connection at rest). */
+void gh__io_scan(gh__io_t *io);
 /** Claims and processes one event of the connection epoll (any event thread). */
 void gh__conn_event(gh__loop_t *lp, gh__conn_t *c, uint32_t events);
 /** Harvests the connection epoll without blocking (queue mode, I/O thread). */
