@@ -271,9 +271,11 @@ GH_EXPORT int gh_server_run_workers(gh_server_t *server, unsigned n,
  *  no limit), returning 0; call again to go on. The first call sets the
  *  server up and fixes handler and arg (later calls' are ignored); after
  *  it, gh_server_start() and gh_server_run_workers() return GH_ESTATE.
- *  gh_server_shutdown() and gh_server_free() must be called on this same
- *  thread: they serve while the requests in flight finish. Returns 1, 0,
- *  -EINVAL (handler NULL, fd < -1), GH_ESTATE (started with threads),
+ *  Only the thread of the first call may serve it and shut it down
+ *  (gh_server_shutdown serves while the requests in flight finish; from
+ *  another thread it returns GH_ESTATE); gh_server_free, once nobody
+ *  serves it, from any thread. Returns 1, 0, -EINVAL (handler NULL,
+ *  fd < -1), GH_ESTATE (started with threads, or another thread),
  *  GH_ESHUTDOWN (after shutdown) or -errno. ABI 2.5. */
 GH_EXPORT int gh_server_serve(gh_server_t *server, gh_request_handler_cb handler, void *arg,
                               int fd, int timeout_ms);

@@ -285,6 +285,7 @@ struct gh_server {
   /* gh_server_serve: the caller's thread is the only one (server.c "serving
    * alone"): listeners, the wake eventfd and the caller's fd are in cepfd */
   bool solo;
+  pthread_t solo_thread; /* the one thread that serves it (and shuts it down) */
   int caller_fd;      /* the caller's descriptor in cepfd (-1: none) */
   uint8_t caller_kind; /* GH__KIND_CALLER */
   _Atomic(gh__slot_t *) slots[GH__SLOT_CHUNKS]; /* kept descriptors (wait.c), made on use */

@@ -936,6 +936,7 @@ static int solo_setup(gh_server_t *s, gh_request_handler_cb handler, void *arg)
     goto out;
   }
   s->solo = true; /* before io_init: the listeners go into cepfd */
+  s->solo_thread = pthread_self();
   s->handler = handler;
   s->handler_arg = arg;
   atomic_store(&s->inline_workers, true);
@@ -1023,6 +1024,10 @@ GH_EXPORT int gh_server_serve(gh_server_t *s, gh_request_handler_cb handler, voi
   }
   if (!s->solo && (ret = solo_setup(s, handler, arg)) != 0)
     goto out;
+  if (!pthread_equal(pthread_self(), s->solo_thread)) {
+    ret = GH_ESTATE; /* one thread serves it: another one would race it */
+    goto out;
+  }
   if (s->shut_down) {
     ret = GH_ESHUTDOWN;
     goto out;
@@ -1091,6 +1096,10 @@ static int solo_shutdown(gh_server_t *s, unsigned grace_ms)
 GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
 {
   int ret = 0;
+  if (s->solo && !pthread_equal(pthread_self(), s->solo_thread)) {
+    ret = GH_ESTATE; /* only the serving thread may (it serves while it waits) */
+    goto out;
+  }
   if (s->shut_down)
     goto out;
   s->shut_down = true;
@@ -1185,6 +1194,11 @@ GH_EXPORT void gh_server_free(gh_server_t *s)
 {
   if (s == NULL)
     return;
+  if (s->solo && !s->shut_down) {
+    /* any thread may free (nobody serves it any more): served alone, the
+     * shutdown runs here whatever thread this is */
+    s->solo_thread = pthread_self();
+  }
   gh_server_shutdown(s, 0);
   for (unsigned j = 0; j < s->n_ios; j++) {
     gh__io_close_all(&s->ios[j]);

@@ -215,16 +215,34 @@ static void test_waits(void **state)
   assert_int_equal(atomic_load(&off_thread), 0);
 }
 
+static void *other_thread(void *arg)
+{
+  int *rc = arg;
+  rc[0] = gh_server_serve(srv, handler, NULL, -1, 0);
+  rc[1] = gh_server_shutdown(srv, 0);
+  return NULL;
+}
+
 /* Served alone: the threaded start and workers are refused, bad arguments
- * too; after shutdown serve says so. */
+ * too, and another thread may neither serve nor shut down; after shutdown
+ * serve says so. */
 static void test_states(void **state)
 {
+  int rc[2] = {0, 0};
+  pthread_t th;
   (void)state;
   assert_int_equal(gh_server_serve(srv, NULL, NULL, -1, 0), -EINVAL);
   assert_int_equal(gh_server_serve(srv, handler, NULL, -2, 0), -EINVAL);
   assert_int_equal(gh_server_serve(srv, handler, NULL, -1, 0), 0);
   assert_int_equal(gh_server_start(srv), GH_ESTATE);
   assert_int_equal(gh_server_run_workers(srv, 1, handler, NULL), GH_ESTATE);
+  assert_int_equal(pthread_create(&th, NULL, other_thread, rc), 0);
+  pthread_join(th, NULL);
+  assert_int_equal(rc[0], GH_ESTATE);
+  assert_int_equal(rc[1], GH_ESTATE);
+  client_t a = {.paths = {"/still"}, .n = 1}; /* still served */
+  serve_client(&a);
+  assert_true(a.ok);
   assert_int_equal(gh_server_shutdown(srv, 100), 0);
   assert_int_equal(gh_server_serve(srv, handler, NULL, -1, 0), GH_ESHUTDOWN);
 }
