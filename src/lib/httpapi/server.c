@@ -923,6 +923,8 @@ static int solo_setup(gh_server_t *s, gh_request_handler_cb handler, void *arg)
     ret = GH_ESTATE;
     goto out;
   }
+  s->solo = true; /* before io_init: the listeners go into cepfd */
+  s->solo_thread = pthread_self();
   s->wloops = gh__calloc(1, sizeof(gh__loop_t));
   if (s->wloops == NULL) {
     ret = -ENOMEM;
@@ -935,8 +937,6 @@ static int solo_setup(gh_server_t *s, gh_request_handler_cb handler, void *arg)
     ret = -ENOMEM;
     goto out;
   }
-  s->solo = true; /* before io_init: the listeners go into cepfd */
-  s->solo_thread = pthread_self();
   s->handler = handler;
   s->handler_arg = arg;
   atomic_store(&s->inline_workers, true);
@@ -953,6 +953,8 @@ static int solo_setup(gh_server_t *s, gh_request_handler_cb handler, void *arg)
   s->ios[0].next_scan = s->ios[0].now + GH__SCAN_MS;
   s->started = true;
 out:
+  if (ret != 0 && s->solo)
+    s->shut_down = true; /* half set up: never served, gh_server_free cleans up */
   return ret;
 }
 

@@ -218,8 +218,47 @@ void fault_exchange(int fd, const char *raw, size_t len, int want, fault_judge_f
 
 /* ---- the walk ----------------------------------------------------------- */
 
+typedef struct {
+  const fault_walk_t *w;
+  int port, stop_fd;
+  walk_stats_t *st;
+  long n;
+} alone_clients_t;
+
+static void *alone_clients_main(void *arg)
+{
+  alone_clients_t *a = arg;
+  a->w->clients(a->port, a->st, a->n);
+  if (write(a->stop_fd, "x", 1) != 1)
+    abort();
+  return NULL;
+}
+
+/* One round of clients: on this thread, or (served alone) on another one
+ * while this thread serves until they are done. */
+static void run_clients(const fault_walk_t *w, gh_server_t *srv, void *arg, const int *pfd,
+                        int port, walk_stats_t *st, long n)
+{
+  alone_clients_t a = {.w = w, .port = port, .stop_fd = pfd[1], .st = st, .n = n};
+  pthread_t th;
+  char b;
+  int rc;
+  if (!w->alone) {
+    w->clients(port, st, n);
+    return;
+  }
+  assert_int_equal(pthread_create(&th, NULL, alone_clients_main, &a), 0);
+  while ((rc = gh_server_serve(srv, w->handler, arg, pfd[0], -1)) == 0)
+    ;
+  pthread_join(th, NULL);
+  if (rc != 1)
+    fail_msg("N=%ld: serving alone failed with %d (%s)", n, rc, gh_strerror(rc));
+  assert_int_equal(read(pfd[0], &b, 1), 1);
+}
+
 bool fault_run_once(const fault_walk_t *w, long n, bool once, walk_stats_t *st)
 {
+  int pfd[2] = {-1, -1};
   gh_server_t *srv = NULL;
   gh_server_config_t cfg;
   void *arg = NULL;
@@ -246,16 +285,22 @@ bool fault_run_once(const fault_walk_t *w, long n, bool once, walk_stats_t *st)
   }
   if (rc == 0)
     rc = w->add_groups(srv);
-  if (rc == 0 && (rc = gh_server_start(srv)) == 0)
-    started = true;
-  if (rc == 0)
-    rc = gh_server_run_workers(srv, 2, w->handler, arg);
+  if (w->alone) {
+    assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+    if (rc == 0 && (rc = gh_server_serve(srv, w->handler, arg, pfd[0], 0)) == 0)
+      started = true; /* set up (0: nothing for the caller yet) */
+  } else {
+    if (rc == 0 && (rc = gh_server_start(srv)) == 0)
+      started = true;
+    if (rc == 0)
+      rc = gh_server_run_workers(srv, 2, w->handler, arg);
+  }
   if (rc == 0) {
     struct sockaddr_storage ss;
     socklen_t len;
     assert_int_equal(gh_server_listener_address(srv, 0, &ss, &len), 0);
     port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    w->clients(port, st, n);
+    run_clients(w, srv, arg, pfd, port, st, n);
   } else {
     if (rc != -ENOMEM)
       fail_msg("N=%ld: set-up failed with %d (%s), not -ENOMEM", n, rc, gh_strerror(rc));
@@ -267,7 +312,7 @@ bool fault_run_once(const fault_walk_t *w, long n, bool once, walk_stats_t *st)
   if (port != 0) {
     /* the failures are over: fresh connections must be served exactly */
     walk_stats_t r = {0};
-    w->clients(port, &r, n);
+    run_clients(w, srv, arg, pfd, port, &r, n);
     if (r.served_ok != w->recover_want())
       fail_msg("N=%ld: server did not recover after the failures (%ld ok, %ld errors, %ld closed)",
                n, r.served_ok, r.error_status, r.closed);
@@ -278,6 +323,9 @@ bool fault_run_once(const fault_walk_t *w, long n, bool once, walk_stats_t *st)
       gh_server_shutdown(srv, 2000);
     gh_server_free(srv);
   }
+  for (int i = 0; i < 2; i++)
+    if (pfd[i] >= 0)
+      close(pfd[i]);
   if (arg != NULL && w->teardown != NULL)
     w->teardown(arg);
   if (fault_have_root)

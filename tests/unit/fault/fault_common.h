@@ -85,6 +85,9 @@ typedef struct fault_walk {
   void (*clients)(int port, walk_stats_t *st, long n);
   /* how many of those a recovered server serves exactly */
   long (*recover_want)(void);
+  /* served alone (gh_server_serve) on the walk's thread, the clients on
+   * another one; else started with 2 inline workers */
+  bool alone;
 } fault_walk_t;
 
 /* One iteration with every allocation after the first n failing (or only the

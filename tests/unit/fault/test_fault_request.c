@@ -279,13 +279,22 @@ static const fault_walk_t walk = {
   .recover_want = recover_want,
 };
 
-static void request_walk(bool once)
+static const fault_walk_t walk_alone = {
+  .add_groups = add_groups,
+  .handler = handler,
+  .clients = clients,
+  .recover_want = recover_want,
+  .alone = true,
+};
+
+static void request_walk(bool once, const fault_walk_t *w)
 {
   walk_stats_t st = {0};
-  long n = fault_walk(&walk, once, &st);
-  printf("# request walk (%s failure): N=0..%ld (%ld iterations): set-up refused %ld, served ok %ld, "
+  long n = fault_walk(w, once, &st);
+  printf("# request walk (%s failure%s): N=0..%ld (%ld iterations): set-up refused %ld, served ok %ld, "
          "error status %ld, closed %ld, recovered %ld%s\n",
-         once ? "one-shot" : "persistent", n, st.iterations, st.setup_failed, st.served_ok, st.error_status, st.closed,
+         once ? "one-shot" : "persistent", w->alone ? ", served alone" : "", n, st.iterations,
+         st.setup_failed, st.served_ok, st.error_status, st.closed,
          st.recovered,
 #if GH_FAULT_HAVE_AUTH
          fault_have_root ? " (auth: peer on unix)" : " (auth skipped: not root)"
@@ -300,7 +309,7 @@ static void request_walk(bool once)
 static void test_request_walk_persistent(void **state)
 {
   (void)state;
-  request_walk(false);
+  request_walk(false, &walk);
 }
 
 /* Only the Nth allocation fails: the rest of the request must go on or end
@@ -308,7 +317,21 @@ static void test_request_walk_persistent(void **state)
 static void test_request_walk_one_shot(void **state)
 {
   (void)state;
-  request_walk(true);
+  request_walk(true, &walk);
+}
+
+/* The same walks with the server served alone (gh_server_serve) on the
+ * walk's thread: its set-up, accept and scan on one thread. */
+static void test_request_walk_alone_persistent(void **state)
+{
+  (void)state;
+  request_walk(false, &walk_alone);
+}
+
+static void test_request_walk_alone_one_shot(void **state)
+{
+  (void)state;
+  request_walk(true, &walk_alone);
 }
 
 /* The sec layer alone: token construction, duplication, borrowing and
@@ -363,6 +386,8 @@ int main(int argc, char **argv)
     cmocka_unit_test(test_token_walk),
     cmocka_unit_test(test_request_walk_persistent),
     cmocka_unit_test(test_request_walk_one_shot),
+    cmocka_unit_test(test_request_walk_alone_persistent),
+    cmocka_unit_test(test_request_walk_alone_one_shot),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
