@@ -775,6 +775,15 @@ def test_upgrade_max_503_then_freed(gh2):
     assert get(gh2, '/plain/echo', user='alice').status == 200
 
 
+async def sigterm_timed(d):
+    """SIGTERM to the daemon: (its exit status, seconds it took)."""
+    import asyncio
+    t0 = time.monotonic()
+    d.proc.send_signal(signal.SIGTERM)
+    rc = await asyncio.to_thread(d.proc.wait, 10)
+    return rc, time.monotonic() - t0
+
+
 def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
     import asyncio
     base = dict(BASIC, handler='proxy', identity_headers=IDENT,
@@ -784,10 +793,7 @@ def test_sigterm_with_open_websockets(realm, ws_up):  # noqa: F811
 
     async def run():
         socks = await ws_opened(d, '/ws/', 4)
-        t0 = time.monotonic()
-        d.proc.send_signal(signal.SIGTERM)
-        rc = await asyncio.to_thread(d.proc.wait, 10)
-        return socks, rc, time.monotonic() - t0
+        return (socks,) + await sigterm_timed(d)
     try:
         socks, rc, took = asyncio.run(run())
         log = d.log()
@@ -826,11 +832,7 @@ def test_websockets_in_worker_processes_alone(realm, up, ws_up):  # noqa: F811
             assert r.status == 200 and hdr(json.loads(r.body), 'X-Remote-User') == ['alice']
         for ws in socks:
             await ws_echo(ws, 'still here')
-        grown = nthreads()
-        t0 = time.monotonic()
-        d.proc.send_signal(signal.SIGTERM)
-        rc = await asyncio.to_thread(d.proc.wait, 10)
-        return grown, rc, time.monotonic() - t0
+        return (nthreads(),) + await sigterm_timed(d)
     try:
         grown, rc, took = asyncio.run(run())
         log = d.log()
