@@ -788,8 +788,19 @@ GH_EXPORT bool gh_http_user_supports_is_in_role(gh_http_user_t *user);
 GH_EXPORT int gh_http_user_is_in_role(gh_http_user_t *user, const char *role,
                                       gh_membership_t *ret_membership);
 /** User variables (GetUserVariable): "uid", "gid", "level", "groups"
- *  (comma separated gids) for token users. Borrowed while the user lives. */
+ *  (comma separated gids) and "group_names" (gh_http_user_get_group_names;
+ *  NULL when they cannot be resolved) for token users; a variable a module
+ *  set wins. Borrowed while the user lives. */
 GH_EXPORT const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name);
+/** ABI 2.5: the names of the user's token's groups (gh_token_get_group_names:
+ *  ','-joined, in "groups" order, a number where a gid has no usable name),
+ *  from the token itself (never a variable a module set), resolved once per
+ *  token and borrowed while the user lives. 0 and *ret_names; GH_ENOT_FOUND
+ *  for a user without a token; the group database's failure (GH_ELIMIT,
+ *  -EIO, -EACCES...: it could not answer; a caller passing names on must
+ *  fail, not send fewer); -EINVAL. The first call for a token may block on
+ *  NSS. */
+GH_EXPORT int gh_http_user_get_group_names(gh_http_user_t *user, const char **ret_names);
 /** Sets a user variable (copied). */
 GH_EXPORT int gh_http_user_set_variable(gh_http_user_t *user, const char *name,
                                         const char *value);

@@ -244,6 +244,18 @@ GH_EXPORT int gh_token_is_member_name(gh_token_t token, const char *group,
  *  sid_count). The token owns the SIDs; buf is the caller's. Any thread. */
 GH_EXPORT int gh_token_get_sids(gh_token_t token, char *buf, size_t len);
 
+/** The names of the token's groups (the gids of gh_token_get_groups, in
+ *  that order), joined by ',' and NUL-terminated into buf, for an
+ *  application that wants names (a proxied app's role mapping): resolved
+ *  from the group database at the first call and kept by the token. A gid
+ *  with no group entry, or whose name is empty, over 255 bytes, holds a ','
+ *  or a byte outside printable ASCII, is written as its number. Returns the
+ *  length written (without the NUL), -ERANGE when len is too small, or the
+ *  lookup's failure (GH_ELIMIT, -EIO...: the database could not answer;
+ *  never a shorter list), -EINVAL, GH_EINVALID_HANDLE. Any thread; the
+ *  first call may block on NSS. ABI 2.5. */
+GH_EXPORT int gh_token_get_group_names(gh_token_t token, char *buf, size_t len);
+
 /** Whether sid ("S-1-5-21-…-1104", compared exactly)
  *  is the token's user SID or one of its group SIDs. A token without SIDs
  *  answers false: the caller decides whether that means "cannot

@@ -322,6 +322,8 @@ static int send_attempt(proxy_req_t *q)
     proxy_buf_free(&q->head);
     ret = proxy_build_head(q, &q->head, &q->has_body, &q->chunked);
   }
+  if (ret == PROXY_ENAMES)
+    return 503; /* logged by proxy_group_names */
   if (ret != 0) {
     plog(q, ret == -EBADMSG ? GH_LOG_WARNING : GH_LOG_ERROR, "request",
          ret == -EBADMSG ? "dot segment in the path" : gh_strerror(ret));

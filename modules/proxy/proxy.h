@@ -2,6 +2,7 @@
 #ifndef GH_PROXY_H
 #define GH_PROXY_H
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -248,9 +249,12 @@ typedef struct proxy_idm_conf {
   bool as_client, negotiate;
   const char *jwt_key, *jwt_alg, *jwt_field, *jwt_aud, *jwt_iss, *spn;
   uint64_t jwt_ttl_ms;
+  bool jwt_group_names; /* identity_jwt_group_names: a "group_names" claim */
 } proxy_idm_conf_t;
 
-#define PROXY_MAX_IDENT 8       /* identity_headers words (user, groups, principal, auth-type) */
+#define PROXY_MAX_IDENT 8 /* identity_headers words (user, groups, principal, auth-type, group-names) */
+#define PROXY_N_KINDS 5   /* identity_headers kinds (proxy_identity_kind) */
+#define PROXY_ENAMES (-EREMOTEIO) /* the group database could not name the groups: 503 */
 #define PROXY_IDENT_NAME_MAX 64 /* bytes of an identity_headers field name (checked at load) */
 
 /** A name and its length. */
@@ -358,12 +362,18 @@ const char *proxy_identity_key(proxy_req_t *q);
  *  (-ETIMEDOUT for the timeout). */
 int proxy_open_upstream(proxy_req_t *q, int *ret_fd);
 /** The values of the site's identity_headers kinds for the request's user
- *  (vals by kind, proxy_identity_kind; the others NULL). False for an
- *  anonymous request (no identity field at all, vals all NULL). */
-bool proxy_identity_values(proxy_req_t *q, const char *vals[4]);
+ *  (vals by kind, proxy_identity_kind; the others NULL): 1, or 0 for an
+ *  anonymous request (no identity field at all, vals all NULL), or
+ *  PROXY_ENAMES (logged) when the group names a kind asks for cannot be
+ *  resolved: the request fails (503) rather than go with fewer groups. */
+int proxy_identity_values(proxy_req_t *q, const char *vals[PROXY_N_KINDS]);
+/** The names of the request's user's groups (gh_http_user_get_group_names):
+ *  0 with *ret_names (NULL without a token), or PROXY_ENAMES, logged. */
+int proxy_group_names(proxy_req_t *q, const char **ret_names);
 /** Appends the headers-mode identity fields: each configured kind with a
  *  value, a value holding CR or LF never (the field is left out). */
-void proxy_put_identity(const proxy_site_t *s, const char *const vals[4], proxy_buf_t *head);
+void proxy_put_identity(const proxy_site_t *s, const char *const vals[PROXY_N_KINDS],
+                        proxy_buf_t *head);
 
 /* ---- moving bytes (proxy_stream.c) ---- */
 
@@ -430,7 +440,7 @@ typedef struct proxy_head_in {
   const char *const *names, *const *values; /* the client's fields */
   size_t n_fields;
   bool has_user;        /* not anonymous */
-  const char *ident[4]; /* identity values by kind (proxy_identity_values) */
+  const char *ident[PROXY_N_KINDS]; /* identity values by kind (proxy_identity_values) */
   bool keepalive;       /* upstream_keepalive > 0 */
 } proxy_head_in_t;
 

@@ -22,7 +22,7 @@ static bool is_tchar(char c)
 
 int proxy_identity_kind(const char *word, size_t len)
 {
-  static const char *const kinds[] = {"user", "groups", "principal", "auth-type"};
+  static const char *const kinds[] = {"user", "groups", "principal", "auth-type", "group-names"};
   for (int i = 0; i < (int)(sizeof(kinds) / sizeof(kinds[0])); i++)
     if (strlen(kinds[i]) == len && strncmp(word, kinds[i], len) == 0)
       return i;
@@ -36,7 +36,8 @@ static int check_identity_word(const char *key, const char *value, char *why, si
   const char *colon = strchr(value, ':');
   (void)key;
   if (colon == NULL || proxy_identity_kind(value, (size_t)(colon - value)) < 0) {
-    snprintf(why, whylen, "not KIND:Field-Name with KIND user, groups, principal or auth-type");
+    snprintf(why, whylen,
+             "not KIND:Field-Name with KIND user, groups, group-names, principal or auth-type");
     return -EINVAL;
   }
   if (colon[1] == '\0' || strlen(colon + 1) > 64) {

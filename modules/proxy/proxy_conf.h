@@ -8,7 +8,7 @@
 extern const gh_module_key_t proxy_keys[];
 extern const size_t proxy_n_keys;
 
-/** 0 user, 1 groups, 2 principal, 3 auth-type for an identity_headers kind
+/** 0 user, 1 groups, 2 principal, 3 auth-type, 4 group-names for an identity_headers kind
  *  (len bytes of word), or -1. */
 int proxy_identity_kind(const char *word, size_t len);
 

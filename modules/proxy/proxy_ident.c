@@ -11,6 +11,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <gatehouse/error.h>
+
 #include "proxy.h"
 #include "proxy_conf.h"
 #include "proxy_idmodes.h"
@@ -104,19 +106,41 @@ static const char *identity_value(gh_http_user_t *user, int kind)
   }
 }
 
-bool proxy_identity_values(proxy_req_t *q, const char *vals[4])
+int proxy_group_names(proxy_req_t *q, const char **ret_names)
+{
+  int r = gh_http_user_get_group_names(gh_http_context_get_user(q->ctx), ret_names);
+  if (r == GH_ENOT_FOUND) {
+    *ret_names = NULL; /* no token: no groups */
+    r = 0;
+  } else if (r != 0) {
+    gh_module_server_log(q->server, GH_LOG_ERROR,
+                         "proxy: %s: group names of %s: %s (503: the group database could not "
+                         "answer; never sent with fewer groups)",
+                         q->site, gh_http_user_get_name(gh_http_context_get_user(q->ctx)),
+                         gh_strerror(r));
+    r = PROXY_ENAMES;
+  }
+  return r;
+}
+
+int proxy_identity_values(proxy_req_t *q, const char *vals[PROXY_N_KINDS])
 {
   gh_http_user_t *user = gh_http_context_get_user(q->ctx);
   const char *name = gh_http_user_get_name(user);
-  vals[0] = vals[1] = vals[2] = vals[3] = NULL;
+  for (int k = 0; k < PROXY_N_KINDS; k++)
+    vals[k] = NULL;
   if (name == NULL || name[0] == '\0')
-    return false; /* anonymous: no identity field at all */
+    return 0; /* anonymous: no identity field at all */
   for (size_t i = 0; i < q->conf->n_ident; i++) {
     int k = q->conf->ident_kind[i];
-    if (k >= 0 && k < 4)
+    if (k == 4) {
+      if (vals[4] == NULL && proxy_group_names(q, &vals[4]) != 0)
+        return PROXY_ENAMES;
+    } else if (k >= 0 && k < PROXY_N_KINDS) {
       vals[k] = identity_value(user, k);
+    }
   }
-  return true;
+  return 1;
 }
 
 /* A byte below 0x0e in w (exact: "hasless" of the bit hacks): CR and LF
@@ -152,13 +176,14 @@ static bool no_crlf(const char *v, size_t n)
   return !word_has_low(w) || bytes_no_crlf(v + n - 8, 8);
 }
 
-void proxy_put_identity(const proxy_site_t *s, const char *const vals[4], proxy_buf_t *head)
+void proxy_put_identity(const proxy_site_t *s, const char *const vals[PROXY_N_KINDS],
+                        proxy_buf_t *head)
 {
   proxy_piece_t pc[3 * PROXY_MAX_IDENT];
   size_t n_pc = 0;
   for (size_t i = 0; i < s->n_ident; i++) {
     int k = s->ident_kind[i];
-    const char *v = k >= 0 && k < 4 ? vals[k] : NULL;
+    const char *v = k >= 0 && k < PROXY_N_KINDS ? vals[k] : NULL;
     size_t n, pl = s->ident_pre_len[i];
     if (v == NULL || pl == 0 || !no_crlf(v, n = strlen(v)))
       continue;

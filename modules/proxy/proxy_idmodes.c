@@ -193,6 +193,7 @@ void proxy_idm_conf_read(gh_http_context_t *ctx, proxy_idm_conf_t *c)
   c->jwt_iss = site_string(ctx, "identity_jwt_issuer");
   c->spn = site_string(ctx, "upstream_spn");
   (void)gh_http_context_get_config_uint(ctx, "identity_jwt_ttl", &c->jwt_ttl_ms);
+  (void)gh_http_context_get_config_bool(ctx, "identity_jwt_group_names", &c->jwt_group_names);
 }
 
 int proxy_idm_load(proxy_req_t *q)
@@ -251,8 +252,8 @@ int proxy_idm_connect(proxy_req_t *q, int *ret_fd)
   return ret;
 }
 
-/* The user's groups ("groups" user variable: gids, comma-separated) as an
- * array in request memory. */
+/* A ','-joined list (the "groups" user variable's gids, or the group
+ * names, which may hold spaces) as an array in request memory. */
 static size_t split_groups(proxy_req_t *q, const char *list, const char ***ret)
 {
   size_t n = 0, cap = 1;
@@ -265,7 +266,7 @@ static size_t split_groups(proxy_req_t *q, const char *list, const char ***ret)
   v = gh_http_context_alloc(q->ctx, cap * sizeof(*v));
   if (v == NULL)
     return 0;
-  for (char *t = strtok_r(copy, ", ", &save); t != NULL && n < cap; t = strtok_r(NULL, ", ", &save))
+  for (char *t = strtok_r(copy, ",", &save); t != NULL && n < cap; t = strtok_r(NULL, ",", &save))
     v[n++] = t;
   *ret = v;
   return n;
@@ -280,7 +281,7 @@ static int add_jwt(proxy_req_t *q, const idm_t *m, proxy_buf_t *head)
                           .aud = m->c->jwt_aud != NULL ? m->c->jwt_aud : q->up->spec,
                           .issuer = m->c->jwt_iss,
                           .ttl_s = (m->c->jwt_ttl_ms + 999) / 1000};
-  const char **groups = NULL;
+  const char **groups = NULL, **names = NULL, *name_list = NULL;
   char why[300] = "", *tok = NULL;
   proxy_jwt_t *j = jwt_find(m->c->jwt_key);
   int ret = 0;
@@ -296,6 +297,13 @@ static int add_jwt(proxy_req_t *q, const idm_t *m, proxy_buf_t *head)
       c.sub = c.principal; /* a user without a local account (IDENTIFY) */
     c.n_groups = split_groups(q, gh_http_user_get_variable(user, "groups"), &groups);
     c.groups = groups;
+    if (m->c->jwt_group_names) {
+      if (proxy_group_names(q, &name_list) != 0)
+        return PROXY_ENAMES; /* logged: never a claim with fewer groups */
+      c.with_group_names = true;
+      c.n_group_names = split_groups(q, name_list, &names);
+      c.group_names = names;
+    }
     ret = proxy_jwt_sign(j, &c, &tok);
     if (ret != 0)
       snprintf(why, sizeof(why), "signing: %s", strerror(-ret));

@@ -38,6 +38,10 @@ int proxy_idm_check_spn(const char *key, const char *value, char *why, size_t wh
        .min = 1000,                                                                                \
        .max = 3600 * 1000},                                                                        \
       {.name = "identity_jwt_audience", .type = GH_CONFIG_STRING, .flags = GH_CONFIG_SITE},        \
+      {.name = "identity_jwt_group_names",                                                         \
+       .type = GH_CONFIG_BOOL,                                                                     \
+       .flags = GH_CONFIG_SITE,                                                                    \
+       .default_value = "no"},                                                                     \
       {.name = "identity_jwt_issuer",                                                              \
        .type = GH_CONFIG_STRING,                                                                   \
        .flags = GH_CONFIG_SITE,                                                                    \

@@ -218,30 +218,57 @@ static bool json_str(char *out, size_t cap, size_t *pos, const char *s)
   return true;
 }
 
-/* {"groups":[...]} in a malloc'd buffer (names are escaped here). */
+/* `"NAME":[...]` of n strings at out + *pos (escaped); false when cap is short. */
+static bool json_array(char *out, size_t cap, size_t *pos, const char *name,
+                       const char *const *v, size_t n)
+{
+  size_t p = *pos, l = strlen(name);
+  if (p + l + 5 > cap)
+    return false;
+  out[p++] = '"';
+  memcpy(out + p, name, l);
+  p += l;
+  memcpy(out + p, "\":[", 3);
+  p += 3;
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0) {
+      if (p + 1 >= cap)
+        return false;
+      out[p++] = ',';
+    }
+    if (!json_str(out, cap, &p, v[i]))
+      return false;
+  }
+  if (p + 2 > cap)
+    return false;
+  out[p++] = ']';
+  out[p] = '\0';
+  *pos = p;
+  return true;
+}
+
+/* {"groups":[...]} (and "group_names") in a malloc'd buffer (names are
+ * escaped here). */
 static char *groups_json(const proxy_jwt_claims_t *c)
 {
-  size_t cap = 16, pos;
+  size_t cap = 48, pos = 1;
   char *out;
   for (size_t i = 0; i < c->n_groups; i++)
     cap += 6 * strlen(c->groups[i]) + 4;
+  for (size_t i = 0; c->with_group_names && i < c->n_group_names; i++)
+    cap += 6 * strlen(c->group_names[i]) + 4;
   out = malloc(cap);
   if (out == NULL)
     return NULL;
-  pos = (size_t)snprintf(out, cap, "{\"groups\":[");
-  for (size_t i = 0; i < c->n_groups; i++) {
-    if (i > 0 && pos + 1 < cap)
-      out[pos++] = ',';
-    if (!json_str(out, cap, &pos, c->groups[i])) {
-      free(out);
-      return NULL;
-    }
-  }
-  if (pos + 3 > cap) {
+  out[0] = '{';
+  if (!json_array(out, cap, &pos, "groups", c->groups, c->n_groups) ||
+      (c->with_group_names && (out[pos++] = ',', !json_array(out, cap, &pos, "group_names",
+                                                             c->group_names, c->n_group_names))) ||
+      pos + 2 > cap) {
     free(out);
     return NULL;
   }
-  memcpy(out + pos, "]}", 3);
+  memcpy(out + pos, "}", 2);
   return out;
 }
 
@@ -381,6 +408,8 @@ static char *claims_text(const proxy_jwt_claims_t *c, uint64_t ttl, size_t *ret_
     cap += (f[i] != NULL ? strlen(f[i]) : 0) + 24;
   for (size_t i = 0; i < c->n_groups; i++)
     cap += strlen(c->groups[i]) + 24;
+  for (size_t i = 0; c->with_group_names && i < c->n_group_names; i++)
+    cap += strlen(c->group_names[i]) + 24;
   buf = malloc(cap);
   if (buf == NULL)
     return NULL;
@@ -390,6 +419,12 @@ static char *claims_text(const proxy_jwt_claims_t *c, uint64_t ttl, size_t *ret_
                             f[i] != NULL ? strlen(f[i]) : 0, f[i] != NULL ? f[i] : "");
   for (size_t i = 0; i < c->n_groups; i++)
     len += (size_t)snprintf(buf + len, cap - len, "%zu:%s;", strlen(c->groups[i]), c->groups[i]);
+  if (c->with_group_names) {
+    len += (size_t)snprintf(buf + len, cap - len, "N%zu;", c->n_group_names);
+    for (size_t i = 0; i < c->n_group_names; i++)
+      len += (size_t)snprintf(buf + len, cap - len, "%zu:%s;", strlen(c->group_names[i]),
+                              c->group_names[i]);
+  }
   *ret_len = len;
   return buf;
 }
@@ -419,7 +454,8 @@ int proxy_jwt_sign(const proxy_jwt_t *j, const proxy_jwt_claims_t *c, char **ret
   int ret;
 
   if (j == NULL || c == NULL || ret_token == NULL || c->sub == NULL || c->sub[0] == '\0' ||
-      c->aud == NULL || (c->n_groups > 0 && c->groups == NULL))
+      c->aud == NULL || (c->n_groups > 0 && c->groups == NULL) ||
+      (c->n_group_names > 0 && c->group_names == NULL))
     return -EINVAL;
   if (c->now != 0 || (slots = reuse_slots()) == NULL)
     return sign_new(j, c, ret_token); /* a given time: always a new token */

@@ -3,6 +3,7 @@
 #ifndef GH_PROXY_JWT_H
 #define GH_PROXY_JWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -18,8 +19,9 @@
  *    final "\n" (or "\r\n"), at least 32 bytes (RFC 7518 3.2);
  *  - identity_jwt_alg, when set, must name the key's algorithm.
  * Claims: iss, aud, sub (the canonical local account), principal (the name
- * as authenticated), groups (array), auth_type, iat, nbf, exp = iat + ttl,
- * jti (128 random bits, hex).
+ * as authenticated), groups (array of gids as strings), group_names (array,
+ * with identity_jwt_group_names), auth_type, iat, nbf, exp = iat + ttl, jti
+ * (128 random bits, hex).
  */
 
 #define PROXY_JWT_MAX_KEY (64 * 1024)
@@ -45,6 +47,9 @@ typedef struct proxy_jwt_claims {
   const char *auth_type; /* "Negotiate", "Basic" ..., NULL = none */
   const char *const *groups;
   size_t n_groups;
+  bool with_group_names; /* a "group_names" claim (identity_jwt_group_names) */
+  const char *const *group_names;
+  size_t n_group_names;
   const char *aud;    /* the upstream, or identity_jwt_audience */
   time_t now;         /* 0 = time(NULL) */
   const char *issuer; /* NULL = the configured one */

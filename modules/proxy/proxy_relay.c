@@ -632,7 +632,9 @@ int proxy_build_head(proxy_req_t *q, proxy_buf_t *b, bool *ret_has_body, bool *r
   in.names = names;
   in.values = values;
   in.n_fields = k;
-  in.has_user = proxy_identity_values(q, in.ident);
+  if ((ret = proxy_identity_values(q, in.ident)) < 0)
+    return ret;
+  in.has_user = ret > 0;
   if ((ret = proxy_head_fields(&in, b, &out)) != 0)
     return ret;
   q->sent_host = out.sent_host;

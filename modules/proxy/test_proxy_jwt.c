@@ -238,6 +238,45 @@ static void test_sign_arguments(void **state)
   }
   free(tok);
   tok = NULL;
+  /* group names: a "group_names" array beside "groups", escaped (an AD
+   * name's backslash, a space); without with_group_names no such claim */
+  {
+    const char *gids[] = {"30001", "30010"}, *names[] = {"EXAMPLE\\ops team", "shared"};
+    proxy_jwt_claims_t n = {.sub = "alice", .aud = "http://app", .groups = gids, .n_groups = 2,
+                            .with_group_names = true, .group_names = names, .n_group_names = 2};
+    jwt_t *t = NULL;
+    char *g;
+    assert_int_equal(proxy_jwt_sign(j, &n, &tok), 0);
+    assert_int_equal(jwt_decode(&t, tok, (const unsigned char *)secret, (int)strlen(secret)), 0);
+    g = jwt_get_grants_json(t, "group_names");
+    assert_string_equal(g, "[\"EXAMPLE\\\\ops team\",\"shared\"]");
+    free(g);
+    g = jwt_get_grants_json(t, "groups");
+    assert_string_equal(g, "[\"30001\",\"30010\"]");
+    free(g);
+    jwt_free(t);
+    free(tok);
+    tok = NULL;
+    n.n_group_names = 0; /* none resolved: an empty array */
+    n.group_names = NULL;
+    assert_int_equal(proxy_jwt_sign(j, &n, &tok), 0);
+    assert_int_equal(jwt_decode(&t, tok, (const unsigned char *)secret, (int)strlen(secret)), 0);
+    g = jwt_get_grants_json(t, "group_names");
+    assert_string_equal(g, "[]");
+    free(g);
+    jwt_free(t);
+    free(tok);
+    tok = NULL;
+    n.n_group_names = 1; /* a count without names */
+    assert_int_equal(proxy_jwt_sign(j, &n, &tok), -EINVAL);
+    /* without the option: no claim */
+    assert_int_equal(proxy_jwt_sign(j, &c, &tok), 0);
+    assert_int_equal(jwt_decode(&t, tok, (const unsigned char *)secret, (int)strlen(secret)), 0);
+    assert_null(jwt_get_grants_json(t, "group_names"));
+    jwt_free(t);
+    free(tok);
+    tok = NULL;
+  }
   c.sub = NULL;
   assert_int_equal(proxy_jwt_sign(j, &c, &tok), -EINVAL);
   c.sub = "";
@@ -267,8 +306,10 @@ static void test_reuse(void **state)
   assert_int_equal(proxy_jwt_sign(j, &c, &b), 0);
   assert_string_equal(a, b);
   free(b);
-  /* another sub, audience, group list, issuer, lifetime, or key: a new token */
-  for (int i = 0; i < 6; i++) {
+  /* another sub, audience, group list, issuer, lifetime, key, or group
+   * names (none, or others): a new token */
+  const char *n1[] = {"alice"}, *n2[] = {"staff"};
+  for (int i = 0; i < 8; i++) {
     proxy_jwt_t *k = i == 5 ? j2 : j;
     d = c;
     if (i == 0)
@@ -281,10 +322,32 @@ static void test_reuse(void **state)
       d.issuer = "x";
     else if (i == 4)
       d.ttl_s = 10;
+    else if (i >= 6) {
+      d.with_group_names = true;
+      d.group_names = i == 6 ? NULL : n2;
+      d.n_group_names = i == 6 ? 0 : 1;
+    }
     assert_int_equal(proxy_jwt_sign(k, &d, &b), 0);
     assert_string_not_equal(a, b);
     free(b);
   }
+  /* the same names twice: reused; other names: not */
+  d = c;
+  d.with_group_names = true;
+  d.group_names = n1;
+  d.n_group_names = 1;
+  assert_int_equal(proxy_jwt_sign(j, &d, &b), 0);
+  {
+    char *b2 = NULL;
+    assert_int_equal(proxy_jwt_sign(j, &d, &b2), 0);
+    assert_string_equal(b, b2);
+    free(b2);
+    d.group_names = n2;
+    assert_int_equal(proxy_jwt_sign(j, &d, &b2), 0);
+    assert_string_not_equal(b, b2);
+    free(b2);
+  }
+  free(b);
   /* an explicit time: always a new token (new jti) */
   d = c;
   d.now = time(NULL);

@@ -98,6 +98,9 @@ def gh(realm, app, keys):  # noqa: F811
         ('/anon', dict(BASIC_ANON, handler='proxy', upstream=up, identity_headers=IDENT,
                        identity_jwt_key=keys['hs'], identity_jwt_audience='app')),
         ('/peeranon', dict(BASIC_ANON, handler='proxy', upstream=up, upstream_connect_as='client')),
+        ('/names', dict(base, identity_headers=IDENT + ' group-names:X-Remote-Group-Names',
+                        identity_jwt_key=keys['hs'], identity_jwt_audience='app',
+                        identity_jwt_group_names='yes')),
     ])
     d.start()
     yield d
@@ -150,6 +153,50 @@ def test_alice_bob_interleaved_64_connections(gh, mode):
     if mode == '/peer':
         # the pool reuses connections, each for one identity only
         assert len(by_conn) < total and all(len(u) == 1 for u in by_conn.values()), by_conn
+
+
+def test_group_names(gh):
+    """group-names in identity_headers and identity_jwt_group_names: the token's groups by
+    name, in the order of the gids, beside them; every spelling of the names' field a client
+    sends is dropped first."""
+    for user in ('alice', 'bob', 'alice'):
+        gid = USERS[user][1]
+        r = curl(gh.url('/names/x'), user=user,
+                 headers={'X-Remote-Group-Names': 'wheel', 'X_Remote_Group_Names': 'root'})
+        assert r.status == 200, r
+        seen = json.loads(r.body)
+        assert seen['group_names'] == f'{user},ghusers', seen
+        assert seen['groups'] == f'{gid},{GHUSERS}', seen
+        j = seen['jwt']
+        assert j['sub'] == user and j['group_names'] == [user, 'ghusers'], j
+        assert j['groups'] == [str(gid), str(GHUSERS)], j
+    # a site without the option: no such claim
+    j = json.loads(curl(gh.url('/jwt/x'), user='alice').body)['jwt']
+    assert j['sub'] == 'alice' and 'group_names' not in j, j
+
+
+def test_group_names_unresolvable_is_503(gh, realm):  # noqa: F811
+    """The group database cannot answer (here: its file is a directory): the request is
+    refused (503, with a log line), never sent with fewer groups; the next one, with the
+    database back, is served (a failure is not kept)."""
+    assert curl(gh.url('/hdr/x'), user='carol').status == 200  # carol's token, in the Basic cache
+    # nss_wrapper keeps its file open until that file is unlinked
+    saved = realm.group + '.saved'
+    shutil.copy2(realm.group, saved)
+    os.unlink(realm.group)
+    os.mkdir(realm.group)
+    try:
+        r = curl(gh.url('/names/x'), user='carol')
+        log = gh.log()
+    finally:
+        os.rmdir(realm.group)
+        shutil.copy2(saved, realm.group)
+        os.unlink(saved)
+    assert r.status == 503, r
+    assert 'group names of carol' in log and 'never sent with fewer groups' in log, log[-2000:]
+    r = curl(gh.url('/names/x'), user='carol')
+    assert r.status == 200 and json.loads(r.body)['group_names'] == 'carol', r
+    assert curl(gh.url('/names/x'), user='alice').status == 200
 
 
 def test_anonymous_carries_no_identity(gh):

@@ -130,6 +130,9 @@ typedef struct gh__pl_sec_ops {
    * freed); every successful call is paired with token_view_release */
   int (*token_view)(gh_token_t tok, const gh__pl_token_view_t **ret_view);
   void (*token_view_release)(const gh__pl_token_view_t *view);
+  /* the names of the view's token's groups, owned by the token (the sec
+   * layer resolves them once per token: no NSS call in this layer) */
+  int (*token_group_names)(const gh__pl_token_view_t *view, const char **ret_names);
   int (*token_is_member)(gh_token_t tok, gid_t gid, bool *ret_member);
   /* gh_token_is_member_name: the only way the pipeline learns about a
    * group name (no NSS call in this layer) */

@@ -135,6 +135,11 @@ static void sec_token_view_release(const gh__pl_token_view_t *view)
     gh__token_unref(view->pin);
 }
 
+static int sec_token_group_names(const gh__pl_token_view_t *view, const char **ret_names)
+{
+  return gh__token_group_names(view->pin, ret_names);
+}
+
 static int sec_token_is_member(gh_token_t tok, gid_t gid, bool *ret_member)
 {
   return gh_token_is_member(tok, gid, ret_member);
@@ -171,6 +176,7 @@ const gh__pl_sec_ops_t gh__pl_real_sec_ops = {
     .token_valid = sec_token_valid,
     .token_view = sec_token_view,
     .token_view_release = sec_token_view_release,
+    .token_group_names = sec_token_group_names,
     .token_is_member = sec_token_is_member,
     .token_is_member_name = sec_token_is_member_name,
     .token_openat2 = sec_token_openat2,

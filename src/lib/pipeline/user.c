@@ -122,6 +122,10 @@ static const char *token_var(const gh_http_user_t *u, const char *name)
     return v->gid_text;
   if (strcmp(name, "level") == 0)
     return level_text(u->level);
+  if (strcmp(name, "group_names") == 0) {
+    const char *names = NULL;
+    return gh_http_user_get_group_names((gh_http_user_t *)u, &names) == 0 ? names : NULL;
+  }
   return NULL;
 }
 
@@ -384,6 +388,15 @@ const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name)
     }
   pthread_mutex_unlock(&user->lock);
   return val != NULL ? val : token_var(user, name);
+}
+
+int gh_http_user_get_group_names(gh_http_user_t *user, const char **ret_names)
+{
+  if (user == NULL || ret_names == NULL)
+    return -EINVAL;
+  if (user->view == NULL || user->pl == NULL || user->pl->sec->token_group_names == NULL)
+    return GH_ENOT_FOUND; /* no token: no groups to name */
+  return user->pl->sec->token_group_names(user->view, ret_names);
 }
 
 int gh_http_user_set_variable(gh_http_user_t *user, const char *name, const char *value)

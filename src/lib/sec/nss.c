@@ -40,14 +40,16 @@ void gh__nss_set_buf_max(size_t max)
 int gh__nss_lookup(gh__nss_db_t db, const char *name, uint32_t id, void *ret_ent, char **ret_buf)
 {
   size_t buflen = NSS_BUF_FIRST;
-  size_t max = db != GH__NSS_GRNAM ? NSS_BUF_MAX_PW : test_buf_max ? test_buf_max : NSS_BUF_MAX_GR;
+  bool group = db == GH__NSS_GRNAM || db == GH__NSS_GRGID;
+  size_t max = !group ? NSS_BUF_MAX_PW : test_buf_max ? test_buf_max : NSS_BUF_MAX_GR;
   struct passwd *pw_res = NULL;
   struct group *gr_res = NULL;
   bool found = false;
   char *buf = NULL;
   int e = 0, rc = 0;
 
-  if (ret_ent == NULL || ret_buf == NULL || (db != GH__NSS_PWUID && name == NULL)) {
+  if (ret_ent == NULL || ret_buf == NULL ||
+      (db != GH__NSS_PWUID && db != GH__NSS_GRGID && name == NULL)) {
     rc = -EINVAL;
     goto out;
   }
@@ -72,6 +74,11 @@ int gh__nss_lookup(gh__nss_db_t db, const char *name, uint32_t id, void *ret_ent
       e = getgrnam_r(name, ret_ent, buf, buflen, &gr_res);
       pthread_mutex_unlock(&group_db_lock);
       break;
+    case GH__NSS_GRGID:
+      pthread_mutex_lock(&group_db_lock);
+      e = getgrgid_r((gid_t)id, ret_ent, buf, buflen, &gr_res);
+      pthread_mutex_unlock(&group_db_lock);
+      break;
     }
     /* some NSS shims (nss_wrapper 1.1) return -1 with errno instead of the
      * error number */
@@ -92,7 +99,7 @@ int gh__nss_lookup(gh__nss_db_t db, const char *name, uint32_t id, void *ret_ent
     /* 0, ENOENT and ESRCH are "no such entry" (getpwnam_r(3)); anything
      * else is a failure of the database, which must not read as "none" */
     if (e == 0 || e == ENOENT || e == ESRCH)
-      rc = db == GH__NSS_GRNAM ? GH_ENOT_FOUND : GH_ENO_SUCH_USER;
+      rc = group ? GH_ENOT_FOUND : GH_ENO_SUCH_USER;
     else
       rc = -e;
   }

@@ -14,7 +14,7 @@
  * when the entry does not fit the cap; -ENOMEM; or the NSS error (-EACCES,
  * -EIO ...): callers must not read an error as "no such entry". Base
  * identity (DESIGN.md §3); any thread. */
-typedef enum gh__nss_db { GH__NSS_PWNAM, GH__NSS_PWUID, GH__NSS_GRNAM } gh__nss_db_t;
+typedef enum gh__nss_db { GH__NSS_PWNAM, GH__NSS_PWUID, GH__NSS_GRNAM, GH__NSS_GRGID } gh__nss_db_t;
 int gh__nss_lookup(gh__nss_db_t db, const char *name, uint32_t id, void *ret_ent, char **ret_buf);
 
 #endif

@@ -57,6 +57,9 @@ typedef struct gh__token {
    * token): published once with a compare-and-swap, read-only after,
    * freed with the token. */
   _Atomic(void *) ext;
+  /* gh__token_group_names: made by the first caller, published the same
+   * way, freed with the token */
+  _Atomic(char *) group_names;
 } gh__token_t;
 
 /* Process-wide state, written by gh_sec_init before other threads exist. */
@@ -92,6 +95,13 @@ int gh__caps_set(uint64_t eff, uint64_t prm, uint64_t inh);
 /* token.c */
 /* Resolve a handle and take a reference (GH_EINVALID_HANDLE if stale). */
 int gh__token_get(gh_token_t h, gh__token_t **ret_tok);
+/** groupnames.c: the names of t's groups (t->groups order, ','-joined),
+ *  made once per token from the group database and kept by it: a gid with
+ *  no entry, or whose name is empty, over 255 bytes, holds a ',' or a
+ *  byte outside printable ASCII, is written as its number. 0 and
+ *  *ret_names (owned by t), or the lookup's error (GH_ELIMIT, -EIO...:
+ *  nothing kept, the next call asks again), -ENOMEM. Any thread. */
+int gh__token_group_names(gh__token_t *t, const char **ret_names);
 /* gh__token_get for a use of the token's identity: GH_ESTATE before
  * gh_sec_init, GH_ETOKEN_EXPIRED past its expiry. */
 int gh__token_get_live(gh_token_t h, gh__token_t **ret_tok);

@@ -251,6 +251,7 @@ void gh__token_unref(gh__token_t *t)
   if (t != NULL && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
     cred_unref(t->cred);
     free(atomic_load_explicit(&t->ext, memory_order_acquire));
+    free(atomic_load_explicit(&t->group_names, memory_order_acquire));
     free(t);
   }
 }

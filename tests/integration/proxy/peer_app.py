@@ -43,6 +43,7 @@ def app(environ, start_response):
         'conn': f'{os.getpid()}-{id(sock)}',
         'user': environ.get('HTTP_X_REMOTE_USER'),
         'groups': environ.get('HTTP_X_REMOTE_GROUPS'),
+        'group_names': environ.get('HTTP_X_REMOTE_GROUP_NAMES'),
         'jwt': verify(environ.get('HTTP_X_JWT_ASSERTION')),
         'authorization': environ.get('HTTP_AUTHORIZATION'),
         'path': environ.get('PATH_INFO'),

@@ -247,6 +247,99 @@ static void test_member_name_nss_down(void **state)
   assert_int_equal(gh_token_close(carol), 0);
 }
 
+/* gh_token_get_group_names: carol's groups by name, in gid order, kept by
+ * the token (the second answer is the same text); a short buffer. */
+static void test_group_names(void **state)
+{
+  gh_token_t carol = user_token("carol");
+  gh__token_t *t = NULL;
+  const char *a = NULL, *b = NULL;
+  char buf[256];
+  (void)state;
+  int n = gh_token_get_group_names(carol, buf, sizeof(buf));
+  assert_string_equal(buf, "carol,shared,proj,g10,g2k,g20k");
+  assert_int_equal(n, (int)strlen(buf));
+  assert_int_equal(gh__token_get(carol, &t), 0);
+  assert_int_equal(gh__token_group_names(t, &a), 0);
+  assert_int_equal(gh__token_group_names(t, &b), 0);
+  assert_ptr_equal(a, b);
+  gh__token_unref(t);
+  assert_int_equal(gh_token_get_group_names(carol, buf, (size_t)n), -ERANGE);
+  assert_int_equal(gh_token_get_group_names(carol, NULL, 8), -EINVAL);
+  assert_int_equal(gh_token_close(carol), 0);
+  assert_int_equal(gh_token_get_group_names(carol, buf, sizeof(buf)), GH_EINVALID_HANDLE);
+}
+
+/* Names a list cannot carry (a ',', a control byte, over 255 bytes) and a
+ * gid whose entry is gone are written as numbers; a space is kept. */
+static void test_group_names_odd(void **state)
+{
+  char *lines = big_lines(), longname[300], buf[512];
+  size_t cap = strlen(lines) + 1024;
+  char *extra = malloc(cap);
+  gh_token_t alice;
+  (void)state;
+  assert_non_null(extra);
+  memset(longname, 'L', 256);
+  longname[256] = '\0';
+  snprintf(extra, cap,
+           "%swe,ird:x:30015:alice\nops team:x:30016:alice\ntmp:x:30017:alice\n"
+           "%s:x:30018:alice\ntab\tname:x:30019:alice\n",
+           lines, longname);
+  fx_write_groups(extra);
+  assert_int_equal(gh__sec_reconfigure(&base_cfg), 0);
+  alice = user_token("alice");
+  /* tmp disappears before the names are asked for */
+  snprintf(extra, cap,
+           "%swe,ird:x:30015:alice\nops team:x:30016:alice\n%s:x:30018:alice\n"
+           "tab\tname:x:30019:alice\n",
+           lines, longname);
+  fx_write_groups(extra);
+  free(lines);
+  free(extra);
+  assert_true(gh_token_get_group_names(alice, buf, sizeof(buf)) > 0);
+  assert_string_equal(buf, "alice,shared,30015,ops team,30017,30018,30019");
+  assert_int_equal(gh_token_close(alice), 0);
+}
+
+/* A group entry past the lookup's cap is "could not decide": no list (not
+ * a shorter one), and the failure is not kept: the next call asks again. */
+static void test_group_names_cap(void **state)
+{
+  gh_token_t carol = user_token("carol");
+  char buf[256];
+  (void)state;
+  gh__nss_set_buf_max(16384);
+  assert_int_equal(gh_token_get_group_names(carol, buf, sizeof(buf)), GH_ELIMIT);
+  gh__nss_set_buf_max(0);
+  assert_true(gh_token_get_group_names(carol, buf, sizeof(buf)) > 0);
+  assert_string_equal(buf, "carol,shared,proj,g10,g2k,g20k");
+  assert_int_equal(gh_token_close(carol), 0);
+}
+
+static void child_group_names_nss_down(void *arg)
+{
+  gh_token_t bob = *(gh_token_t *)arg;
+  char buf[256];
+  drop_dac();
+  group_file_unreadable();
+  if (gh_token_get_group_names(bob, buf, sizeof(buf)) != -EACCES)
+    _exit(10);
+  fx_write_groups(NULL);
+  if (gh_token_get_group_names(bob, buf, sizeof(buf)) <= 0 || strcmp(buf, "bob,proj") != 0)
+    _exit(11);
+  _exit(0);
+}
+
+/* The group database unreadable: an error, never a list without names. */
+static void test_group_names_nss_down(void **state)
+{
+  gh_token_t bob = user_token("bob");
+  (void)state;
+  assert_true(fx_exited_ok(fx_fork(child_group_names_nss_down, &bob)));
+  assert_int_equal(gh_token_close(bob), 0);
+}
+
 static void test_gid_cache(void **state)
 {
   gh_sec_config_t cfg = base_cfg;
@@ -368,6 +461,28 @@ static void test_member_name_while_impersonating(void **state)
   assert_int_equal(gh_token_close(alice), 0);
 }
 
+/* Group names asked for by a thread impersonating alice are resolved at
+ * base (a group file alice may not read), and the thread is alice again. */
+static void test_group_names_while_impersonating(void **state)
+{
+  gh_token_t alice = user_token("alice");
+  char path[512], buf[128];
+  (void)state;
+  if (!fx_root())
+    skip(); /* impersonation needs CAP_SETUID/CAP_SETGID */
+  fx_write_groups(NULL);
+  snprintf(path, sizeof(path), "%s/group", fx_dir());
+  assert_int_equal(chmod(path, 0600), 0);
+  assert_int_equal(gh_impersonate(alice), 0);
+  assert_int_equal(geteuid(), U_ALICE);
+  assert_true(gh_token_get_group_names(alice, buf, sizeof(buf)) > 0);
+  assert_string_equal(buf, "alice,shared");
+  assert_int_equal(geteuid(), U_ALICE);
+  assert_true(gh_is_impersonating());
+  assert_int_equal(gh_revert(), 0);
+  assert_int_equal(gh_token_close(alice), 0);
+}
+
 /* Worker: carol's answers for four names, again and again. */
 static void *member_churn(void *arg)
 {
@@ -433,9 +548,14 @@ int main(int argc, char **argv)
       cmocka_unit_test_setup_teardown(test_lookup_nss_error_is_not_not_found, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_large_groups, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_nss_down, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_group_names, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_group_names_odd, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_group_names_cap, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_group_names_nss_down, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gid_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_account_cache, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_while_impersonating, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_group_names_while_impersonating, setup, teardown),
       cmocka_unit_test_setup_teardown(test_member_name_concurrent, setup, teardown),
   };
   return cmocka_run_group_tests_name("sec_nss", tests, NULL, NULL);
