@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
 from helpers import Conn  # noqa: E402
-from pipeline_helpers import (GHUSERS, MODULES, USERS, GhDaemon, curl,  # noqa: E402
+from pipeline_helpers import (GHUSERS, MODULES, USERS, GhDaemon, curl, free_port,  # noqa: E402
                               needs_daemon, needs_root, shared_dir)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -347,14 +347,25 @@ def ad_proxy(ad_realm):
     os.chmod(kt, 0o600)
     samba_tool('domain', 'exportkeytab', kt, f'--principal={SERVICE}')
     up = AdDaemon(ad, sites=[('/whoami', {'handler': 'whoami', 'auth': 'negotiate'})]).start()
+    echo_port = free_port()  # the tests' echo upstream: what the application receives
+    echo = subprocess.Popen(['/usr/bin/python3', os.path.join(HERE, 'proxy', 'upstream.py'),
+                             str(echo_port)], stdout=subprocess.PIPE, text=True)
+    assert echo.stdout.readline().strip() == 'ready'
     site = {'handler': 'proxy', 'auth': 'ntlm', 'upstream': f'http://127.0.0.1:{up.port}/whoami',
             'upstream_auth': 'negotiate', 'upstream_spn': AD_TARGET}
     front = AdDaemon(ad, server={'keytab': kt, 's4u_principal': f'{SERVICE}@{ad.realm}'},
                      sites=[('/s4u', dict(site, s4u='proxy', s4u_targets=AD_TARGET)),
-                            ('/nos4u', site)]).start()
+                            ('/nos4u', site),
+                            ('/names', {'handler': 'proxy', 'auth': 'ntlm',
+                                        'upstream': f'http://127.0.0.1:{echo_port}/',
+                                        'identity_headers': 'groups:X-Remote-Groups '
+                                                            'group-names:X-Remote-Group-Names'})]
+                     ).start()
     yield front
     front.stop()
     up.stop()
+    echo.kill()
+    echo.wait()
     samba_tool('delegation', 'del-service', SERVICE, AD_TARGET)
     samba_tool('delegation', 'for-any-protocol', SERVICE, 'off')
 
@@ -374,3 +385,22 @@ def test_ad_s4u_to_a_negotiate_upstream(ad_realm, ad_proxy):
     r = ntlm(ad_proxy.url('/nos4u'), 'ADTEST\\carla', 'Carla-Pass-1', env)
     assert r.status == 502, r
     assert 'no Kerberos credential for' in ad_proxy.log(), ad_proxy.log()[-2000:]
+
+
+def test_ad_group_names(ad_realm, ad_proxy):
+    """An AD user's groups by name through winbind (nested groups included), in the order
+    of the gids, one name per gid."""
+    from ad_helpers import ntlm
+    from gh_ad_realm import GROUPS
+    env = ad_realm.client_env(ad_realm.path('ccache-that-does-not-exist'))
+    r = ntlm(ad_proxy.url('/names/echo'), 'ADTEST\\carla', 'Carla-Pass-1', env)
+    assert r.status == 200, (r, ad_proxy.log())
+    fields = {k.lower(): v for k, v in json.loads(r.text)['headers']}
+    gids = fields['x-remote-groups'].split(',')
+    names = fields['x-remote-group-names'].split(',')
+    assert len(names) == len(gids), fields
+    by_gid = dict(zip(gids, names))
+    # winbind's names (measured: 'ADTEST\\domain users,ADTEST\\gh-inner,ADTEST\\gh-outer')
+    for gid, g in ((100, 'domain users'), (GROUPS['gh-inner'], 'gh-inner'),
+                   (GROUPS['gh-outer'], 'gh-outer')):
+        assert by_gid[str(gid)].lower() in (g, f'adtest\\{g}'), fields
