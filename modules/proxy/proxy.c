@@ -136,7 +136,23 @@ static int on_body(void *arg, const char *data, size_t len)
 }
 
 /* Outcome of one attempt on one connection. */
-enum { ATTEMPT_OK = 0, ATTEMPT_RETRY = 1 };
+enum { ATTEMPT_OK = 0, ATTEMPT_RETRY = 1, ATTEMPT_NEXT = 5 }; /* not PROXY_UPGRADED, PROXY_AWAIT */
+
+/* Whether the request may go to another upstream after one failed it
+ * before any byte of a response: an idempotent method (RFC 9110 9.2.2:
+ * sending it twice has the effect of once) without a body (a streamed body
+ * cannot be sent again), and an upstream left to try. */
+static bool may_try_next(const proxy_req_t *q)
+{
+  static const char *const idem[] = {"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"};
+  const char *m = gh_http_request_get_method(q->req);
+  if (q->has_body || q->i_up + 1 >= q->n_up || m == NULL)
+    return false;
+  for (size_t i = 0; i < sizeof(idem) / sizeof(idem[0]); i++)
+    if (strcmp(m, idem[i]) == 0)
+      return true;
+  return false;
+}
 
 /* A request went upstream: its response is to be read (returned by the
  * steps below; the handler then waits for the connection in the server). */
@@ -210,6 +226,17 @@ static int relay_response(proxy_req_t *q, bool retryable, bool nowait)
     q->read_deadline = proxy_now_ms() + (int64_t)q->read_ms;
     if (n <= 0 && q->resp_bytes == 0 && retryable) {
       ret = ATTEMPT_RETRY;
+      break;
+    }
+    if (n <= 0 && q->resp_bytes == 0 && may_try_next(q)) {
+      /* closed or reset before any byte of a response: as a failed connect,
+       * this upstream is out for upstream_fail_timeout, the next one asked */
+      plog(q, GH_LOG_ERROR, "read",
+           n == 0 ? "closed before a response; trying the next upstream"
+                  : "reset before a response; trying the next upstream");
+      if (q->fail_ms > 0)
+        proxy_upstream_mark_down(q->up, q->fail_ms);
+      ret = ATTEMPT_NEXT;
       break;
     }
     if (n < 0) {
@@ -367,10 +394,15 @@ static int start_send(proxy_req_t *q)
 static int on_readable(proxy_req_t *q, bool nowait)
 {
   int ret = relay_response(q, q->reused && !q->has_body && q->attempt == 0, nowait);
-  if (ret != ATTEMPT_RETRY)
+  if (ret != ATTEMPT_RETRY && ret != ATTEMPT_NEXT)
     return ret;
   close_upstream(q);
   q->attempt = 1;
+  if (ret == ATTEMPT_NEXT) {
+    proxy_buf_free(&q->head); /* the next upstream's Host, Kerberos, JWT audience */
+    q->attempt = 0;
+    q->i_up++;
+  }
   return start_send(q);
 }
 

@@ -345,6 +345,73 @@ def test_round_robin_passive_health(gh, up):
     assert gh.log().count(f'/rr/echo: upstream http://127.0.0.1') <= 2  # marked down once
 
 
+class Slammer:
+    """An upstream that accepts, reads the request head and closes: the connection ends
+    before any byte of a response (a crashed or restarting application behind a socket
+    that still accepts)."""
+
+    def __init__(self):
+        self.s = socket.socket()
+        self.s.bind(('127.0.0.1', 0))
+        self.s.listen(16)
+        self.port = self.s.getsockname()[1]
+        self.accepted = 0
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        while True:
+            try:
+                c, _ = self.s.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            c.settimeout(5)
+            data = b''
+            while b'\r\n\r\n' not in data:
+                d = c.recv(4096)
+                if not d:
+                    break
+                data += d
+            c.close()
+
+    def close(self):
+        self.s.close()
+
+
+def test_next_upstream_after_a_failure_before_the_response(realm, up):  # noqa: F811
+    """An upstream that closes the connection before any byte of a response: a bodiless
+    idempotent request goes to the next upstream line (that one is marked down as after a
+    failed connect, with a log line); a POST is never sent twice (502); the server serves
+    on."""
+    a, b = Slammer(), Slammer()
+    site = dict(BASIC, handler='proxy', upstream_fail_timeout='30s')
+    d = GhDaemon(realm, [
+        ('/next', dict(site, upstream=[f'http://127.0.0.1:{a.port}', f'http://127.0.0.1:{up.port}'])),
+        ('/nextpost', dict(site, upstream=[f'http://127.0.0.1:{b.port}',
+                                           f'http://127.0.0.1:{up.port}']))])
+    d.start()
+    try:
+        # round-robin starts at the first line: the slammer, then the next one answers
+        for _ in range(4):
+            r = get(d, '/next/echo', user='alice')
+            assert r.status == 200 and json.loads(r.body)['method'] == 'GET', r
+        assert a.accepted == 1  # marked down: the later requests went to the good one
+        assert 'closed before a response; trying the next upstream' in d.log(), d.log()[-2000:]
+        # a POST (with its body) is not sent again: 502, and nothing marked down for it
+        r = curl(d.url('/nextpost/echo'), user='alice', data='once')
+        assert r.status == 502 and b.accepted == 1, r
+        for _ in range(2):
+            r = get(d, '/nextpost/echo', user='alice')
+            assert r.status == 200, r
+        log = d.log()
+    finally:
+        d.stop()
+        a.close()
+        b.close()
+    assert log.count('trying the next upstream') == 1 + (b.accepted - 1), log[-2000:]
+
+
 def test_keepalive_pool_reuses(gh, up):
     before = {r['conn'] for r in up.requests()}
     for _ in range(5):
