@@ -239,12 +239,18 @@ static void child_member_nss_down(void *arg)
   _exit(0);
 }
 
+/* fn(&token of user) in a forked child, which must exit 0. */
+static void in_child_with_token(const char *user, void (*fn)(void *))
+{
+  gh_token_t t = user_token(user);
+  assert_true(fx_exited_ok(fx_fork(fn, &t)));
+  assert_int_equal(gh_token_close(t), 0);
+}
+
 static void test_member_name_nss_down(void **state)
 {
-  gh_token_t carol = user_token("carol");
   (void)state;
-  assert_true(fx_exited_ok(fx_fork(child_member_nss_down, &carol)));
-  assert_int_equal(gh_token_close(carol), 0);
+  in_child_with_token("carol", child_member_nss_down);
 }
 
 /* gh_token_get_group_names: carol's groups by name, in gid order, kept by
@@ -334,10 +340,8 @@ static void child_group_names_nss_down(void *arg)
 /* The group database unreadable: an error, never a list without names. */
 static void test_group_names_nss_down(void **state)
 {
-  gh_token_t bob = user_token("bob");
   (void)state;
-  assert_true(fx_exited_ok(fx_fork(child_group_names_nss_down, &bob)));
-  assert_int_equal(gh_token_close(bob), 0);
+  in_child_with_token("bob", child_group_names_nss_down);
 }
 
 static void test_gid_cache(void **state)
