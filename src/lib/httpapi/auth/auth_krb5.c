@@ -133,7 +133,15 @@ bool gh__krb5_keys_added(gh__gss_leg_t *g, unsigned kt_gen)
   if (!g->have_ap)
     return false;
   g->kcode = gh__krb5_code(g);
-  return gh__auth_krb5_key_error(g->kcode) && gh__auth_keytab_refresh(g->e->kt, kt_gen);
+  /* kcode 0: the ticket decrypts now (gh__krb5_code's own accept
+   * succeeded): another thread's re-read added the key between the failed
+   * accept and this look. Seen in CI: a SPNEGO accept failed for want of a
+   * new kvno while a re-read was adding it, this look found no key error,
+   * and the request got a 401 with the key in hand. The refresh waits for a
+   * re-read under way (its lock) and says whether keys came since the
+   * accept began: then once more. */
+  return (g->kcode == 0 || gh__auth_krb5_key_error(g->kcode)) &&
+         gh__auth_keytab_refresh(g->e->kt, kt_gen);
 }
 
 void gh__krb5_accept_failed(gh__gss_leg_t *g)
