@@ -793,7 +793,8 @@ GH_EXPORT int gh_http_user_is_in_role(gh_http_user_t *user, const char *role,
  *  set wins. Borrowed while the user lives. */
 GH_EXPORT const char *gh_http_user_get_variable(gh_http_user_t *user, const char *name);
 /** ABI 2.5: the names of the user's token's groups (gh_token_get_group_names:
- *  ','-joined, in "groups" order, a number where a gid has no usable name),
+ *  ','-joined, in "groups" order, percent-encoded bytes where a name has
+ *  ',', '%', control or non-ASCII ones, a number where a gid has no name),
  *  from the token itself (never a variable a module set), resolved once per
  *  token and borrowed while the user lives. 0 and *ret_names; GH_ENOT_FOUND
  *  for a user without a token; the group database's failure (GH_ELIMIT,

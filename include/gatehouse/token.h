@@ -247,9 +247,11 @@ GH_EXPORT int gh_token_get_sids(gh_token_t token, char *buf, size_t len);
 /** The names of the token's groups (the gids of gh_token_get_groups, in
  *  that order), joined by ',' and NUL-terminated into buf, for an
  *  application that wants names (a proxied app's role mapping): resolved
- *  from the group database at the first call and kept by the token. A gid
- *  with no group entry, or whose name is empty, over 255 bytes, holds a ','
- *  or a byte outside printable ASCII, is written as its number. Returns the
+ *  from the group database at the first call and kept by the token. A
+ *  name's control bytes, bytes from 0x7f on (UTF-8), ',' and '%' are
+ *  percent-encoded ("%C3%A9quipe", "a%2Cb"), so the list is printable
+ *  ASCII and splits on ','; a gid with no group entry, or an empty name
+ *  or one over 255 bytes, is written as its number. Returns the
  *  length written (without the NUL), -ERANGE when len is too small, or the
  *  lookup's failure (GH_ELIMIT, -EIO...: the database could not answer;
  *  never a shorter list), -EINVAL, GH_EINVALID_HANDLE. Any thread; the

@@ -12,40 +12,45 @@
 
 #define NAME_MAX_BYTES 255
 
-/* Whether name can stand in a ','-joined list read by an application: not
- * empty, at most NAME_MAX_BYTES, printable ASCII without ','. */
-static bool name_ok(const char *name)
+/* A byte a ','-joined list in a header field cannot carry as itself:
+ * controls, DEL, non-ASCII (UTF-8), and the list's ',' and the escape's '%'. */
+static bool needs_escape(unsigned char c)
 {
-  size_t n = 0;
-  for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++, n++)
-    if (*p < 0x20 || *p > 0x7e || *p == ',' || n >= NAME_MAX_BYTES)
-      return false;
-  return n > 0;
+  return c < 0x20 || c >= 0x7f || c == ',' || c == '%';
 }
 
-/* Appends "," (after the first) and the group's name or number to *buf. */
+/* Appends "," (after the first) and the group's name, its bytes above
+ * percent-encoded, or its number (name NULL, empty or over NAME_MAX_BYTES). */
 static int append(char **buf, size_t *len, size_t *cap, gid_t gid, const char *name)
 {
+  static const char hex[] = "0123456789ABCDEF";
   char num[24];
-  size_t n;
-  if (name == NULL) {
+  size_t n = 0, need;
+  if (name != NULL)
+    n = strlen(name);
+  if (name == NULL || n == 0 || n > NAME_MAX_BYTES) {
     n = gh__u64_text(num, gid);
     name = num;
-  } else {
-    n = strlen(name);
   }
-  if (*len + n + 2 > *cap) {
-    size_t ncap = (*len + n + 2) * 2;
-    char *nb = gh__realloc(*buf, ncap);
+  need = *len + 3 * n + 2;
+  if (need > *cap) {
+    char *nb = gh__realloc(*buf, need * 2);
     if (nb == NULL)
       return -ENOMEM;
     *buf = nb;
-    *cap = ncap;
+    *cap = need * 2;
   }
   if (*len > 0)
     (*buf)[(*len)++] = ',';
-  memcpy(*buf + *len, name, n);
-  *len += n;
+  for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++) {
+    if (name != num && needs_escape(*p)) {
+      (*buf)[(*len)++] = '%';
+      (*buf)[(*len)++] = hex[*p >> 4];
+      (*buf)[(*len)++] = hex[*p & 15];
+    } else {
+      (*buf)[(*len)++] = (char)*p;
+    }
+  }
   (*buf)[*len] = '\0';
   return 0;
 }
@@ -63,7 +68,7 @@ static int build(const gh__token_t *t, char **ret)
     char *gbuf = NULL;
     int e = gh__nss_lookup(GH__NSS_GRGID, NULL, t->groups[i], &gr, &gbuf);
     if (e == 0)
-      rc = append(&buf, &len, &cap, t->groups[i], name_ok(gr.gr_name) ? gr.gr_name : NULL);
+      rc = append(&buf, &len, &cap, t->groups[i], gr.gr_name);
     else if (e == GH_ENOT_FOUND)
       rc = append(&buf, &len, &cap, t->groups[i], NULL);
     else

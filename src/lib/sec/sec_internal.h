@@ -96,9 +96,9 @@ int gh__caps_set(uint64_t eff, uint64_t prm, uint64_t inh);
 /* Resolve a handle and take a reference (GH_EINVALID_HANDLE if stale). */
 int gh__token_get(gh_token_t h, gh__token_t **ret_tok);
 /** groupnames.c: the names of t's groups (t->groups order, ','-joined),
- *  made once per token from the group database and kept by it: a gid with
- *  no entry, or whose name is empty, over 255 bytes, holds a ',' or a
- *  byte outside printable ASCII, is written as its number. 0 and
+ *  made once per token from the group database and kept by it: bytes
+ *  below 0x20, from 0x7f on, ',' and '%' percent-encoded; a gid with no
+ *  entry, or an empty name or one over 255 bytes, as its number. 0 and
  *  *ret_names (owned by t), or the lookup's error (GH_ELIMIT, -EIO...:
  *  nothing kept, the next call asks again), -ENOMEM. Any thread. */
 int gh__token_group_names(gh__token_t *t, const char **ret_names);

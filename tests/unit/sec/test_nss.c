@@ -276,35 +276,36 @@ static void test_group_names(void **state)
   assert_int_equal(gh_token_get_group_names(carol, buf, sizeof(buf)), GH_EINVALID_HANDLE);
 }
 
-/* Names a list cannot carry (a ',', a control byte, over 255 bytes) and a
- * gid whose entry is gone are written as numbers; a space is kept. */
+/* Bytes a ','-joined header value cannot carry as themselves (a ',', a
+ * control byte, non-ASCII UTF-8, the '%' of the escape) are percent-encoded;
+ * a space is kept; a name over 255 bytes, and a gid whose entry is gone,
+ * are written as numbers. */
 static void test_group_names_odd(void **state)
 {
-  char *lines = big_lines(), longname[300], buf[512];
-  size_t cap = strlen(lines) + 1024;
+  char *lines = big_lines(), longname[300], buf[512], odd[1024];
+  size_t cap = strlen(lines) + 2048;
   char *extra = malloc(cap);
   gh_token_t alice;
   (void)state;
   assert_non_null(extra);
   memset(longname, 'L', 256);
   longname[256] = '\0';
-  snprintf(extra, cap,
-           "%swe,ird:x:30015:alice\nops team:x:30016:alice\ntmp:x:30017:alice\n"
-           "%s:x:30018:alice\ntab\tname:x:30019:alice\n",
-           lines, longname);
+  snprintf(odd, sizeof(odd),
+           "we,ird:x:30015:alice\nops team:x:30016:alice\n%s:x:30018:alice\n"
+           "tab\tname:x:30019:alice\n\xc3\xa9quipe:x:30020:alice\n100%%:x:30021:alice\n",
+           longname);
+  snprintf(extra, cap, "%s%stmp:x:30017:alice\n", lines, odd);
   fx_write_groups(extra);
   assert_int_equal(gh__sec_reconfigure(&base_cfg), 0);
   alice = user_token("alice");
   /* tmp disappears before the names are asked for */
-  snprintf(extra, cap,
-           "%swe,ird:x:30015:alice\nops team:x:30016:alice\n%s:x:30018:alice\n"
-           "tab\tname:x:30019:alice\n",
-           lines, longname);
+  snprintf(extra, cap, "%s%s", lines, odd);
   fx_write_groups(extra);
   free(lines);
   free(extra);
   assert_true(gh_token_get_group_names(alice, buf, sizeof(buf)) > 0);
-  assert_string_equal(buf, "alice,shared,30015,ops team,30017,30018,30019");
+  assert_string_equal(buf, "alice,shared,we%2Cird,ops team,30017,30018,tab%09name,%C3%A9quipe,"
+                           "100%25");
   assert_int_equal(gh_token_close(alice), 0);
 }
 
