@@ -442,21 +442,29 @@ static void test_account_cache(void **state)
   assert_int_equal(m1 - m0, 3);
 }
 
-static void test_member_name_while_impersonating(void **state)
+/* A group file only the service (root) may read (alice could not), then
+ * the thread impersonates alice (whose token is returned). */
+static gh_token_t alice_with_private_groups(void)
 {
   gh_token_t alice = user_token("alice");
   char path[512];
-  gh_membership_t m = GH_MEMBER_UNKNOWN;
-  (void)state;
-  if (!fx_root())
-    skip(); /* impersonation needs CAP_SETUID/CAP_SETGID */
-  /* a group file only the service (root) may read: alice could not */
   fx_write_groups(NULL);
   snprintf(path, sizeof(path), "%s/group", fx_dir());
   assert_int_equal(chmod(path, 0600), 0);
   gh__groupcache_flush();
   assert_int_equal(gh_impersonate(alice), 0);
   assert_int_equal(geteuid(), U_ALICE);
+  return alice;
+}
+
+static void test_member_name_while_impersonating(void **state)
+{
+  gh_token_t alice;
+  gh_membership_t m = GH_MEMBER_UNKNOWN;
+  (void)state;
+  if (!fx_root())
+    skip(); /* impersonation needs CAP_SETUID/CAP_SETGID */
+  alice = alice_with_private_groups();
   assert_int_equal(gh_token_is_member_name(alice, "shared", &m), 0);
   assert_int_equal(m, GH_MEMBER_YES);
   /* and the thread is alice again afterwards */
@@ -470,16 +478,12 @@ static void test_member_name_while_impersonating(void **state)
  * base (a group file alice may not read), and the thread is alice again. */
 static void test_group_names_while_impersonating(void **state)
 {
-  gh_token_t alice = user_token("alice");
-  char path[512], buf[128];
+  gh_token_t alice;
+  char buf[128];
   (void)state;
   if (!fx_root())
     skip(); /* impersonation needs CAP_SETUID/CAP_SETGID */
-  fx_write_groups(NULL);
-  snprintf(path, sizeof(path), "%s/group", fx_dir());
-  assert_int_equal(chmod(path, 0600), 0);
-  assert_int_equal(gh_impersonate(alice), 0);
-  assert_int_equal(geteuid(), U_ALICE);
+  alice = alice_with_private_groups();
   assert_true(gh_token_get_group_names(alice, buf, sizeof(buf)) > 0);
   assert_string_equal(buf, "alice,shared");
   assert_int_equal(geteuid(), U_ALICE);
