@@ -4,6 +4,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -226,3 +227,41 @@ def request(port, path='/', method='GET', headers=None, body=b'', version='1.1',
         return c.read_response(head=(method == 'HEAD'))
     finally:
         c.close()
+
+
+def process_tree(pid):
+    """pid and its child processes (a daemon's worker processes)."""
+    kids = subprocess.run(['pgrep', '-P', str(pid)], capture_output=True, text=True).stdout.split()
+    return [pid] + [int(k) for k in kids]
+
+
+def rss_kb(pid):
+    """VmRSS of one process in KiB (0 when it is gone)."""
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def rss_peaks(pids, fn):
+    """(fn(), {pid: (RSS before, highest RSS while fn ran)}) in KiB, sampled every 50 ms."""
+    base = {p: rss_kb(p) for p in pids}
+    peak = dict(base)
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            for p in pids:
+                peak[p] = max(peak[p], rss_kb(p))
+            time.sleep(0.05)
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        return fn(), {p: (base[p], peak[p]) for p in pids}
+    finally:
+        done.set()
+        t.join()

@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gh_realm import realm  # noqa: E402,F401
-from helpers import Conn  # noqa: E402
+from helpers import Conn, process_tree, rss_peaks  # noqa: E402
 from pipeline_helpers import (BASIC, GhDaemon, curl, free_port, needs_daemon,  # noqa: E402
                               needs_root, shared_dir)
 
@@ -523,37 +523,10 @@ def test_bad_configuration_refused(realm, key, value, why):  # noqa: F811
         d.stop()
 
 
-def rss_kb(pid):
-    """VmRSS of the daemon and its worker processes."""
-    total = 0
-    pids = [pid] + [int(p) for p in subprocess.run(['pgrep', '-P', str(pid)], capture_output=True,
-                                                   text=True).stdout.split()]
-    for p in pids:
-        try:
-            with open(f'/proc/{p}/status') as f:
-                total += next(int(x.split()[1]) for x in f if x.startswith('VmRSS:'))
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
 def rss_growth(gh, fn):
-    """(fn(), how many kB the daemon's RSS grew at most while fn ran)."""
-    base = rss_kb(gh.proc.pid)
-    peak = [base]
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], rss_kb(gh.proc.pid))
-            time.sleep(0.05)
-    t = threading.Thread(target=sample)
-    t.start()
-    try:
-        return fn(), peak[0] - base
-    finally:
-        done.set()
-        t.join()
+    """(fn(), how many KiB the daemon's processes grew at most while fn ran, summed)."""
+    r, peaks = rss_peaks(process_tree(gh.proc.pid), fn)
+    return r, sum(peak - base for base, peak in peaks.values())
 
 
 @no_sanitizer
