@@ -904,6 +904,16 @@ fail:
   return ret;
 }
 
+/* Shutdown: no new connections (the listeners closed and forgotten). */
+static void close_listeners(gh_server_t *s)
+{
+  for (unsigned i = 0; i < s->n_listeners; i++) {
+    gh__listener_close(s->listeners[i]);
+    s->listeners[i] = NULL;
+  }
+  s->n_listeners = 0;
+}
+
 /* ---- serving alone ------------------------------------------------------
  * gh_server_serve: the caller's thread accepts, runs the timer scan and
  * every request, on the one connection epoll that also holds the
@@ -1060,12 +1070,11 @@ static int solo_shutdown(gh_server_t *s, unsigned grace_ms)
   if (s->caller_fd >= 0)
     (void)epoll_ctl(s->cepfd, EPOLL_CTL_DEL, s->caller_fd, NULL);
   s->caller_fd = -1;
-  for (unsigned i = 0; i < s->n_listeners; i++) {
+  /* out of the epoll first: in a worker process the master holds the same
+   * sockets, so closing ours would not end their registration */
+  for (unsigned i = 0; i < s->n_listeners; i++)
     (void)epoll_ctl(s->cepfd, EPOLL_CTL_DEL, s->listeners[i]->fd, NULL);
-    gh__listener_close(s->listeners[i]);
-    s->listeners[i] = NULL;
-  }
-  s->n_listeners = 0;
+  close_listeners(s);
   io->listeners_dropped = true;
   /* idle connections close at the next scan; requests finish */
   uint64_t deadline = gh__now_ms() + grace_ms;
@@ -1124,11 +1133,7 @@ GH_EXPORT int gh_server_shutdown(gh_server_t *s, unsigned grace_ms)
     struct timespec ts = {0, 1000000L};
     nanosleep(&ts, NULL);
   }
-  for (unsigned i = 0; i < s->n_listeners; i++) {
-    gh__listener_close(s->listeners[i]);
-    s->listeners[i] = NULL;
-  }
-  s->n_listeners = 0;
+  close_listeners(s);
   /* let in-flight requests and partially read ones finish */
   uint64_t deadline = gh__now_ms() + grace_ms;
   while (s->started && (atomic_load(&s->n_conns) > 0 || atomic_load(&s->inflight) > 0)) {
