@@ -71,17 +71,6 @@ def mem_kb(pid):
     return rss, anon, rss - anon, threads
 
 
-def rss_kb(pid):
-    try:
-        with open(f'/proc/{pid}/status') as f:
-            for line in f:
-                if line.startswith('VmRSS:'):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 class Soak:
     """Everything a soak run needs; close() tears it down."""
 
